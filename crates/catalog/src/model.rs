@@ -1,0 +1,189 @@
+//! Transformer architectures and the parameter counts that follow from their shape.
+
+use serde::{Deserialize, Serialize};
+
+/// Feed-forward kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mlp {
+    /// Two matrices, up and down (GPT, BLOOM, OPT).
+    Gelu,
+    /// Three matrices, gate, up and down (Llama, Qwen, Mistral, DeepSeek).
+    Swiglu,
+}
+
+impl Mlp {
+    /// Weight matrices of size hidden x ffn in one feed-forward block.
+    pub fn matrices(self) -> u64 {
+        match self {
+            Mlp::Gelu => 2,
+            Mlp::Swiglu => 3,
+        }
+    }
+}
+
+/// Mixture-of-experts shape of the feed-forward blocks.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Moe {
+    /// Routed experts per MoE layer.
+    pub experts: u32,
+    /// Routed experts each token visits.
+    pub top_k: u32,
+    /// Intermediate size of one expert.
+    pub expert_ffn: u64,
+    /// Experts every token visits (DeepSeek), same size as a routed expert.
+    #[serde(default)]
+    pub shared_experts: u32,
+    /// The first layers that stay dense (use the model's `ffn`).
+    #[serde(default)]
+    pub dense_layers: u32,
+}
+
+/// Multi-head latent attention (DeepSeek-V2/V3): low-rank compressed KV.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Mla {
+    /// Rank of the query compression; `None` = full-rank queries.
+    pub q_lora_rank: Option<u64>,
+    /// Rank of the joint KV compression (what the KV cache stores).
+    pub kv_lora_rank: u64,
+    pub qk_nope_head_dim: u64,
+    /// Decoupled rotary key dimension (also cached).
+    pub qk_rope_head_dim: u64,
+    pub v_head_dim: u64,
+}
+
+/// A decoder-only transformer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Model {
+    /// Catalog id: `llama-3.1-70b`.
+    pub id: String,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// Display name.
+    pub name: String,
+    /// Total parameters as reported by the authors, billions (a cross-check).
+    pub params_b_reported: Option<f64>,
+    pub layers: u32,
+    pub hidden: u64,
+    pub heads: u32,
+    /// Key/value heads: equal to `heads` for MHA, fewer for GQA, 1 for MQA.
+    pub kv_heads: u32,
+    /// Per-head dimension; `None` = hidden / heads.
+    #[serde(default)]
+    pub head_dim: Option<u64>,
+    /// Dense feed-forward intermediate size.
+    pub ffn: u64,
+    pub vocab: u64,
+    pub mlp: Mlp,
+    /// Input embedding and output head share one matrix.
+    #[serde(default)]
+    pub tied_embeddings: bool,
+    /// Longest context the model was trained for.
+    #[serde(default)]
+    pub max_seq_len: Option<u64>,
+    #[serde(default)]
+    pub moe: Option<Moe>,
+    #[serde(default)]
+    pub mla: Option<Mla>,
+    /// Where the shape comes from (paper, model card, config.json).
+    #[serde(default)]
+    pub source: String,
+}
+
+impl Model {
+    /// Per-head dimension.
+    pub fn head_dim(&self) -> u64 {
+        self.head_dim.unwrap_or(self.hidden / self.heads as u64)
+    }
+
+    /// Attention kind as a word: "mha", "gqa", "mqa" or "mla".
+    pub fn attention_kind(&self) -> &'static str {
+        if self.mla.is_some() {
+            "mla"
+        } else if self.kv_heads == self.heads {
+            "mha"
+        } else if self.kv_heads == 1 {
+            "mqa"
+        } else {
+            "gqa"
+        }
+    }
+
+    /// Number of layers whose feed-forward is a mixture of experts.
+    pub fn moe_layers(&self) -> u32 {
+        match &self.moe {
+            Some(moe) => self.layers.saturating_sub(moe.dense_layers),
+            None => 0,
+        }
+    }
+
+    /// Parameters of one attention block (projections only, no norms).
+    pub fn attention_params(&self) -> u64 {
+        let h = self.hidden;
+        let heads = self.heads as u64;
+        match &self.mla {
+            Some(mla) => {
+                let qk_head = mla.qk_nope_head_dim + mla.qk_rope_head_dim;
+                let q = match mla.q_lora_rank {
+                    Some(rank) => h * rank + rank * heads * qk_head,
+                    None => h * heads * qk_head,
+                };
+                let kv_down = h * (mla.kv_lora_rank + mla.qk_rope_head_dim);
+                let kv_up = mla.kv_lora_rank * heads * (mla.qk_nope_head_dim + mla.v_head_dim);
+                let out = heads * mla.v_head_dim * h;
+                q + kv_down + kv_up + out
+            }
+            None => {
+                let d = self.head_dim();
+                let q_and_out = 2 * h * heads * d;
+                let k_and_v = 2 * h * self.kv_heads as u64 * d;
+                q_and_out + k_and_v
+            }
+        }
+    }
+
+    /// Parameters of one dense feed-forward block.
+    pub fn dense_mlp_params(&self) -> u64 {
+        self.mlp.matrices() * self.hidden * self.ffn
+    }
+
+    /// Parameters of one expert.
+    pub fn expert_params(&self) -> u64 {
+        match &self.moe {
+            Some(moe) => self.mlp.matrices() * self.hidden * moe.expert_ffn,
+            None => 0,
+        }
+    }
+
+    /// Embedding plus output head parameters.
+    pub fn embedding_params(&self) -> u64 {
+        let one = self.vocab * self.hidden;
+        if self.tied_embeddings { one } else { 2 * one }
+    }
+
+    /// Total parameters (all experts).
+    pub fn total_params(&self) -> u64 {
+        self.params_with_experts(|moe| (moe.experts + moe.shared_experts) as u64)
+    }
+
+    /// Parameters a single token touches (top-k routed plus shared experts).
+    pub fn active_params(&self) -> u64 {
+        self.params_with_experts(|moe| (moe.top_k + moe.shared_experts) as u64)
+    }
+
+    fn params_with_experts(&self, experts_counted: impl Fn(&Moe) -> u64) -> u64 {
+        let norms_per_layer = 2 * self.hidden;
+        let layers = self.layers as u64;
+        let moe_layers = self.moe_layers() as u64;
+        let dense_layers = layers - moe_layers;
+        let mut total = layers * (self.attention_params() + norms_per_layer)
+            + dense_layers * self.dense_mlp_params()
+            + self.embedding_params()
+            + self.hidden;
+        if let Some(moe) = &self.moe {
+            let router = self.hidden * moe.experts as u64;
+            total += moe_layers * (experts_counted(moe) * self.expert_params() + router);
+        }
+        total
+    }
+}

@@ -1,0 +1,2 @@
+//! The `suanli` command.
+fn main() {}
