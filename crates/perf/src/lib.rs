@@ -1,1 +1,3 @@
 //! The suanli performance model.
+
+pub mod goal;
