@@ -110,6 +110,9 @@ impl Accelerator {
 pub struct NodeShape {
     /// Catalog id: `dgx-h100`.
     pub id: String,
+    /// Other names that resolve to this node shape (`p4d.24xlarge`).
+    #[serde(default)]
+    pub aliases: Vec<String>,
     pub name: String,
     /// Accelerator catalog id.
     pub accelerator: String,
@@ -117,4 +120,7 @@ pub struct NodeShape {
     /// Scale-out NIC bandwidth per accelerator, one direction, GB/s (400 Gb/s NDR = 50).
     pub nic_gb_per_s_per_accelerator: f64,
     pub source: String,
+    /// What is inferred rather than published, and other caveats.
+    #[serde(default)]
+    pub notes: String,
 }

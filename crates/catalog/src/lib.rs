@@ -29,6 +29,15 @@ use std::path::Path;
 const BUILTIN_ACCELERATORS: &str = include_str!("../data/accelerators.toml");
 const BUILTIN_NODES: &str = include_str!("../data/nodes.toml");
 const BUILTIN_MODELS: &str = include_str!("../data/models.toml");
+const BUILTIN_VALIDATION_MODELS: &str = include_str!("../data/models-validation.toml");
+
+/// The embedded catalog files, by name, in the order they are merged.
+pub const BUILTIN_FILES: [(&str, &str); 4] = [
+    ("accelerators.toml", BUILTIN_ACCELERATORS),
+    ("nodes.toml", BUILTIN_NODES),
+    ("models.toml", BUILTIN_MODELS),
+    ("models-validation.toml", BUILTIN_VALIDATION_MODELS),
+];
 
 /// Errors a user can cause by naming something or handing over a file.
 #[derive(Debug, thiserror::Error)]
@@ -82,11 +91,7 @@ impl Catalog {
     /// The data embedded in the binary.
     pub fn builtin() -> Catalog {
         let mut catalog = Catalog::default();
-        for (name, text) in [
-            ("accelerators.toml", BUILTIN_ACCELERATORS),
-            ("nodes.toml", BUILTIN_NODES),
-            ("models.toml", BUILTIN_MODELS),
-        ] {
+        for (name, text) in BUILTIN_FILES {
             // The embedded files are checked by this crate's tests, so a failure is a build bug.
             catalog
                 .merge_toml(text, name)
@@ -147,6 +152,11 @@ impl Catalog {
         find(&self.models, name, "model", |m| (&m.id, &m.aliases))
     }
 
+    /// Looks a node shape up by id or alias, ignoring case.
+    pub fn node(&self, name: &str) -> Result<&NodeShape, CatalogError> {
+        find(&self.nodes, name, "node shape", |n| (&n.id, &n.aliases))
+    }
+
     /// Resolves a model named on the command line: a catalog id or alias, a Hugging Face
     /// `config.json`, or a TOML file holding one `[[model]]`.
     pub fn resolve_model(&self, name_or_path: &str) -> Result<Model, CatalogError> {
@@ -203,10 +213,17 @@ fn find<'a, T>(
     if let Some(item) = found {
         return Ok(item);
     }
+    // Score each entry by its closest name (id or alias) but suggest its id.
     let mut scored: Vec<(f64, &String)> = items
         .iter()
-        .map(|item| names(item).0)
-        .map(|id| (strsim::jaro_winkler(&wanted, &id.to_ascii_lowercase()), id))
+        .map(|item| {
+            let (id, aliases) = names(item);
+            let best = std::iter::once(id)
+                .chain(aliases)
+                .map(|n| strsim::jaro_winkler(&wanted, &n.to_ascii_lowercase()))
+                .fold(0.0, f64::max);
+            (best, id)
+        })
         .collect();
     scored.sort_by(|a, b| b.0.total_cmp(&a.0));
     let suggestions = scored

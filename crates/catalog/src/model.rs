@@ -81,6 +81,10 @@ pub struct Model {
     /// Longest context the model was trained for.
     #[serde(default)]
     pub max_seq_len: Option<u64>,
+    /// Learned absolute position embeddings (GPT-2/3, OPT, Megatron-LM GPT): a further
+    /// `max_seq_len x hidden` parameters. Rotary (Llama) and ALiBi (BLOOM) models have none.
+    #[serde(default)]
+    pub learned_positions: bool,
     #[serde(default)]
     pub moe: Option<Moe>,
     #[serde(default)]
@@ -155,10 +159,19 @@ impl Model {
         }
     }
 
-    /// Embedding plus output head parameters.
+    /// Embedding plus output head parameters, and learned position embeddings if any.
     pub fn embedding_params(&self) -> u64 {
         let one = self.vocab * self.hidden;
-        if self.tied_embeddings { one } else { 2 * one }
+        let token_and_head = if self.tied_embeddings { one } else { 2 * one };
+        token_and_head + self.position_embedding_params()
+    }
+
+    /// Learned absolute position embedding parameters (zero for rotary or ALiBi models).
+    pub fn position_embedding_params(&self) -> u64 {
+        match (self.learned_positions, self.max_seq_len) {
+            (true, Some(seq_len)) => seq_len * self.hidden,
+            _ => 0,
+        }
     }
 
     /// Total parameters (all experts).
