@@ -1,0 +1,224 @@
+//! The scheduler's public face: the calls a driver makes, on a virtual clock (the simulator) or
+//! the wall clock (the server). Every call takes `now_s`; nothing here reads a clock.
+
+use std::collections::BTreeMap;
+
+use crate::SchedError;
+use crate::cluster::{Cluster, NodeId, PoolConfig, PoolId};
+use crate::job::{Job, JobId, JobSpec, Status};
+use crate::policy::Policy;
+use crate::state::{Decision, Interruption, SchedConfig, State};
+use crate::tenant::{Tenant, TenantConfig};
+
+/// A cluster, its queue and a policy.
+pub struct Scheduler {
+    state: State,
+    policy: Box<dyn Policy>,
+    tenant_index: BTreeMap<String, usize>,
+}
+
+impl std::fmt::Debug for Scheduler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scheduler")
+            .field("policy", &self.policy.name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Scheduler {
+    /// A scheduler over `pools`, with `tenants` (others are created without a guarantee on first
+    /// submit).
+    pub fn new(
+        pools: &[PoolConfig],
+        tenants: &[TenantConfig],
+        policy: Box<dyn Policy>,
+        config: SchedConfig,
+    ) -> Result<Self, SchedError> {
+        let cluster = Cluster::new(pools)?;
+        let mut tenant_index = BTreeMap::new();
+        let mut tenant_list = Vec::new();
+        for config in tenants {
+            if tenant_index
+                .insert(config.name.clone(), tenant_list.len())
+                .is_some()
+            {
+                return Err(SchedError::InvalidTenant(format!(
+                    "tenant `{}` is configured twice",
+                    config.name
+                )));
+            }
+            tenant_list.push(Tenant::new(config));
+        }
+        Ok(Scheduler {
+            state: State::new(cluster, tenant_list, config),
+            policy,
+            tenant_index,
+        })
+    }
+
+    /// The policy's name as given on the command line.
+    pub fn policy_name(&self) -> &'static str {
+        self.policy.name()
+    }
+
+    /// Everything the scheduler knows, read-only.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// One job's record.
+    pub fn job(&self, id: JobId) -> Result<&Job, SchedError> {
+        self.state
+            .jobs
+            .get(id.0 as usize)
+            .ok_or(SchedError::UnknownJob(id.0))
+    }
+
+    /// Queues a job. Fails if no pool of an allowed type could ever hold its gang.
+    pub fn submit(&mut self, spec: JobSpec, now_s: u64) -> Result<JobId, SchedError> {
+        if spec.gang_size == 0 {
+            return Err(SchedError::InvalidJob(format!(
+                "job `{}`: gang size is 0; it must be at least 1",
+                spec.name
+            )));
+        }
+        if !(spec.work.total_units > 0.0 && spec.work.total_units.is_finite()) {
+            return Err(SchedError::InvalidJob(format!(
+                "job `{}`: total work is {}; it must be a positive number",
+                spec.name, spec.work.total_units
+            )));
+        }
+        let pools: Vec<(PoolId, f64)> = self
+            .state
+            .cluster
+            .pools
+            .iter()
+            .enumerate()
+            .filter_map(|(i, pool)| {
+                let rate = spec.work.units_per_s.get(&pool.accelerator).copied()?;
+                let fits = pool.accelerators_per_node * pool.node_count >= spec.gang_size;
+                (rate > 0.0 && rate.is_finite() && fits).then_some((PoolId(i as u32), rate))
+            })
+            .collect();
+        if pools.is_empty() {
+            let types: Vec<&str> = spec.work.units_per_s.keys().map(String::as_str).collect();
+            let offered: Vec<String> = self
+                .state
+                .cluster
+                .pools
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{} ({} accelerators)",
+                        p.accelerator,
+                        p.accelerators_per_node * p.node_count
+                    )
+                })
+                .collect();
+            return Err(SchedError::Unplaceable(format!(
+                "job `{}` needs {} accelerators of [{}]; the cluster has {}",
+                spec.name,
+                spec.gang_size,
+                types.join(", "),
+                offered.join(", ")
+            )));
+        }
+        let tenant = match self.tenant_index.get(&spec.tenant) {
+            Some(&t) => t,
+            None => {
+                let t = self.state.tenants.len();
+                self.state.tenants.push(Tenant::new(&TenantConfig {
+                    name: spec.tenant.clone(),
+                    guaranteed: BTreeMap::new(),
+                    weight: 1.0,
+                }));
+                self.state.pending_by_tenant.push(Default::default());
+                self.tenant_index.insert(spec.tenant.clone(), t);
+                t
+            }
+        };
+        let id = JobId(self.state.jobs.len() as u32);
+        let job = Job {
+            id,
+            spec,
+            tenant,
+            submitted_s: now_s,
+            status: Status::Pending,
+            done_units: 0.0,
+            attained_acc_s: 0,
+            useful_acc_s: 0,
+            lost_compute_s: 0,
+            lost_units: 0.0,
+            preemptions: 0,
+            failures: 0,
+            first_start_s: None,
+            pending_since_s: now_s,
+        };
+        let key = self.policy.queue_key(&job, &pools);
+        self.state.enqueue(job, pools, key);
+        Ok(id)
+    }
+
+    /// A running job completed.
+    pub fn on_finish(&mut self, id: JobId, now_s: u64) -> Result<(), SchedError> {
+        match self.job(id)?.status {
+            Status::Running(_) => {
+                self.state.finish(id, now_s);
+                Ok(())
+            }
+            _ => Err(SchedError::NotRunning(id.0)),
+        }
+    }
+
+    /// A node failed: every job on it loses work since its last checkpoint and is requeued.
+    /// Returns the jobs that were killed, in id order.
+    pub fn on_node_failure(&mut self, node: NodeId, now_s: u64) -> Result<Vec<JobId>, SchedError> {
+        if !self.state.cluster.node(node)?.up {
+            return Ok(Vec::new());
+        }
+        let pool = self.state.cluster.nodes[node.0 as usize].pool;
+        let killed: Vec<JobId> = self
+            .state
+            .running_by_estimated_end(pool)
+            .map(|(_, id)| id)
+            .filter(|&id| {
+                self.state
+                    .job(id)
+                    .run()
+                    .is_some_and(|r| r.allocation.iter().any(|(n, _)| *n == node))
+            })
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        for &id in &killed {
+            self.state.interrupt(id, now_s, Interruption::Failed);
+        }
+        self.state.cluster.set_down(node);
+        Ok(killed)
+    }
+
+    /// A failed node is back.
+    pub fn on_node_repair(&mut self, node: NodeId, _now_s: u64) -> Result<(), SchedError> {
+        if !self.state.cluster.node(node)?.up {
+            self.state.cluster.set_up(node);
+        }
+        Ok(())
+    }
+
+    /// Runs quota reclaim and the policy; returns what to start and stop, in order.
+    pub fn schedule(&mut self, now_s: u64) -> Vec<Decision> {
+        if self.state.has_quotas() {
+            self.state.reclaim_guarantees(now_s);
+        }
+        self.policy.schedule(&mut self.state, now_s);
+        std::mem::take(&mut self.state.decisions)
+    }
+
+    /// When the policy wants to be called again even if nothing happens (round ends, LAS
+    /// demotions), if ever.
+    pub fn next_wakeup_s(&self, now_s: u64) -> Option<u64> {
+        self.policy
+            .next_wakeup_s(&self.state, now_s)
+            .filter(|&t| t > now_s)
+    }
+}
