@@ -1,3 +1,30 @@
-//! The suanli performance model.
+//! The suanli performance model: training step time and memory per device from a model, an
+//! accelerator type and count, a network and a parallel layout; the layout search; and
+//! validation against published measurements.
+//!
+//! ```
+//! use suanli_catalog::Catalog;
+//! use suanli_perf::{train, Layout, LayoutSpec};
+//!
+//! let catalog = Catalog::builtin();
+//! let model = catalog.model("llama-3.1-70b").unwrap().clone();
+//! let h100 = catalog.accelerator("h100-sxm5-80gb").unwrap().clone();
+//! let setup = train::TrainSetup::new(model, h100, 64);
+//! let layout: LayoutSpec = "tp=8,pp=4,mb=1".parse().unwrap();
+//! let estimate = train::estimate(&setup, &layout.resolve(64).unwrap()).unwrap();
+//! assert!(estimate.mfu > 0.2 && estimate.mfu < 0.7);
+//! ```
 
+pub mod collective;
+pub mod efficiency;
+pub mod flops;
 pub mod goal;
+pub mod kernels;
+pub mod layout;
+pub mod memory;
+pub mod search;
+pub mod train;
+pub mod validate;
+
+pub use kernels::AttentionImpl;
+pub use layout::{Layout, LayoutSpec, Recompute};

@@ -1,0 +1,131 @@
+//! Latency-bandwidth (alpha-beta) cost of collectives over a two-level network: a scale-up
+//! domain (NVLink, Infinity Fabric, HCCS) inside a node and a scale-out fabric between nodes.
+//!
+//! Ring algorithms after Thakur, Rabenseifner and Gropp 2005 ("Optimization of Collective
+//! Communication Operations in MPICH"): all-reduce moves 2(n-1)/n of the buffer per rank,
+//! reduce-scatter and all-gather (n-1)/n, all-to-all (n-1)/n. A group spanning nodes runs the
+//! hierarchical form NCCL uses: the intra-node step over the scale-up links, then k parallel
+//! inter-node rings (one per local rank, each on its own NIC) over 1/k of the data.
+
+use crate::efficiency::Efficiency;
+use serde::Serialize;
+
+/// Where a communication group sits and how fast its links are.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Group {
+    /// Ranks in the group.
+    pub size: u32,
+    /// Ranks of the group inside one scale-up domain (1..=size).
+    pub ranks_per_domain: u32,
+    /// Scale-up bandwidth per device, one direction, bytes/s, after efficiency.
+    pub scaleup_bytes_per_s: f64,
+    /// Scale-out bandwidth per device, one direction, bytes/s, after efficiency.
+    pub scaleout_bytes_per_s: f64,
+    pub scaleup_latency_s: f64,
+    pub scaleout_latency_s: f64,
+}
+
+/// Which collective.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Collective {
+    AllReduce,
+    ReduceScatter,
+    AllGather,
+    AllToAll,
+}
+
+impl Group {
+    /// A group of `size` ranks laid out with `stride` between consecutive ranks, on devices
+    /// packed `per_domain` to a scale-up domain.
+    pub fn new(
+        size: u32,
+        stride: u32,
+        per_domain: u32,
+        scaleup_gb_per_s_unidir: f64,
+        scaleout_gb_per_s: f64,
+        efficiency: &Efficiency,
+    ) -> Group {
+        let ranks_per_domain = if stride >= per_domain {
+            1
+        } else {
+            (per_domain / stride.max(1)).clamp(1, size.max(1))
+        };
+        // A device without a scale-up link talks to its neighbours over PCIe/the NIC.
+        let scaleup = if scaleup_gb_per_s_unidir > 0.0 {
+            scaleup_gb_per_s_unidir * efficiency.scaleup
+        } else {
+            scaleout_gb_per_s * efficiency.scaleout
+        };
+        Group {
+            size,
+            ranks_per_domain,
+            scaleup_bytes_per_s: scaleup * 1e9,
+            scaleout_bytes_per_s: scaleout_gb_per_s * efficiency.scaleout * 1e9,
+            scaleup_latency_s: efficiency.scaleup_latency_s,
+            scaleout_latency_s: efficiency.scaleout_latency_s,
+        }
+    }
+
+    /// Seconds for `collective` over a buffer of `bytes` per rank (the full, unsharded size).
+    pub fn time_s(&self, collective: Collective, bytes: f64) -> f64 {
+        if self.size <= 1 || bytes <= 0.0 {
+            return 0.0;
+        }
+        let local = self.ranks_per_domain.min(self.size);
+        let domains = self.size.div_ceil(local);
+        // Fraction of the buffer each rank sends per phase of a ring over n ranks.
+        let share = |n: u32| (n as f64 - 1.0) / n as f64;
+        let passes = match collective {
+            Collective::AllReduce => 2.0,
+            _ => 1.0,
+        };
+        let intra = if local > 1 {
+            passes * share(local) * bytes / self.scaleup_bytes_per_s
+                + passes * (local - 1) as f64 * self.scaleup_latency_s
+        } else {
+            0.0
+        };
+        let inter = if domains > 1 {
+            // Each of the `local` ranks carries 1/local of the data over its own NIC. All-to-all
+            // sends every byte not bound for the own domain across the fabric.
+            let inter_bytes = match collective {
+                Collective::AllToAll => bytes * share(domains),
+                _ => bytes / local as f64 * share(domains),
+            };
+            passes * inter_bytes / self.scaleout_bytes_per_s
+                + passes * (domains - 1) as f64 * self.scaleout_latency_s
+        } else {
+            0.0
+        };
+        intra + inter
+    }
+
+    /// Seconds for a flat ring over all ranks whose slowest hop is one device's own NIC, used
+    /// for the per-layer ZeRO-3 collectives that every rank issues at once: the measured
+    /// ZeRO-3 throughput of Narayanan et al. 2021 (Table 2) follows this bound, not NCCL's
+    /// hierarchical optimum.
+    pub fn flat_time_s(&self, collective: Collective, bytes: f64) -> f64 {
+        if self.size <= 1 || bytes <= 0.0 {
+            return 0.0;
+        }
+        if self.ranks_per_domain >= self.size {
+            return self.time_s(collective, bytes);
+        }
+        let passes = match collective {
+            Collective::AllReduce => 2.0,
+            _ => 1.0,
+        };
+        let n = self.size as f64;
+        passes * ((n - 1.0) / n * bytes / self.scaleout_bytes_per_s
+            + (n - 1.0) * self.scaleout_latency_s.min(self.scaleup_latency_s))
+    }
+
+    /// Seconds to send `bytes` to one neighbour, across the fabric when `crosses_nodes`.
+    pub fn point_to_point_s(&self, bytes: f64, crosses_nodes: bool) -> f64 {
+        if crosses_nodes {
+            self.scaleout_latency_s + bytes / self.scaleout_bytes_per_s
+        } else {
+            self.scaleup_latency_s + bytes / self.scaleup_bytes_per_s
+        }
+    }
+}

@@ -1,0 +1,314 @@
+//! A parallel layout (tp, pp, dp, cp, ep, ZeRO stage, micro-batch, interleaving, recompute), how
+//! a user writes it, and whether it divides a model.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+use suanli_catalog::Model;
+
+/// Which activations the backward pass recomputes instead of storing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Recompute {
+    /// Store everything.
+    None,
+    /// Recompute the attention core only (Korthikanti et al. 2022, section 4.2).
+    Selective,
+    /// Store each layer's input only and recompute the whole forward pass.
+    Full,
+}
+
+impl Recompute {
+    /// Every mode.
+    pub const ALL: [Recompute; 3] = [Recompute::None, Recompute::Selective, Recompute::Full];
+
+    /// Name as written on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Recompute::None => "none",
+            Recompute::Selective => "selective",
+            Recompute::Full => "full",
+        }
+    }
+}
+
+impl FromStr for Recompute {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Recompute::ALL
+            .into_iter()
+            .find(|r| r.name() == text.trim().to_ascii_lowercase())
+            .ok_or_else(|| format!("unknown recompute `{text}`; expected none, selective or full"))
+    }
+}
+
+/// How a training job is split over its accelerators.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Layout {
+    /// Tensor parallel size (Megatron-LM, Shoeybi et al. 2019).
+    pub tp: u32,
+    /// Pipeline parallel stages.
+    pub pp: u32,
+    /// Data parallel replicas.
+    pub dp: u32,
+    /// Context (sequence-dimension) parallel size.
+    pub cp: u32,
+    /// Expert parallel size; experts are spread over ep ranks taken from dp x cp.
+    pub ep: u32,
+    /// ZeRO stage 0..=3 (Rajbhandari et al. 2020), over the data-parallel group.
+    pub zero: u8,
+    /// Sequences per micro-batch.
+    pub micro_batch: u32,
+    /// Interleaved pipeline chunks per device (1 = plain 1F1B).
+    pub vpp: u32,
+    pub recompute: Recompute,
+    /// Sequence parallelism in the tensor-parallel group (Korthikanti et al. 2022).
+    pub sequence_parallel: bool,
+}
+
+impl Default for Layout {
+    fn default() -> Self {
+        Layout {
+            tp: 1,
+            pp: 1,
+            dp: 1,
+            cp: 1,
+            ep: 1,
+            zero: 1,
+            micro_batch: 1,
+            vpp: 1,
+            recompute: Recompute::Selective,
+            sequence_parallel: false,
+        }
+    }
+}
+
+impl Layout {
+    /// Accelerators the layout occupies.
+    pub fn devices(&self) -> u64 {
+        self.tp as u64 * self.pp as u64 * self.dp as u64 * self.cp as u64
+    }
+
+    /// Checks that the layout divides the model, the cluster and the batch; the error says
+    /// what does not divide and what would.
+    pub fn check(
+        &self,
+        model: &Model,
+        devices: u64,
+        seq_len: u64,
+        global_batch: u64,
+    ) -> Result<(), String> {
+        if [self.tp, self.pp, self.dp, self.cp, self.ep, self.micro_batch, self.vpp].contains(&0) {
+            return Err("every layout size must be at least 1".into());
+        }
+        if self.zero > 3 {
+            return Err(format!("zero={} is not a ZeRO stage; use 0, 1, 2 or 3", self.zero));
+        }
+        if self.devices() != devices {
+            return Err(format!(
+                "tp*pp*dp*cp = {}*{}*{}*{} = {} but there are {devices} accelerators; \
+                 choose sizes whose product is {devices}",
+                self.tp,
+                self.pp,
+                self.dp,
+                self.cp,
+                self.devices()
+            ));
+        }
+        if model.heads % self.tp != 0 {
+            return Err(format!(
+                "tp={} does not divide the {} attention heads; use tp in {}",
+                self.tp,
+                model.heads,
+                divisors_text(model.heads)
+            ));
+        }
+        if self.tp > model.kv_heads && self.tp % model.kv_heads != 0 {
+            return Err(format!(
+                "tp={} cannot split {} kv heads evenly; use tp in {} or a multiple of {}",
+                self.tp,
+                model.kv_heads,
+                divisors_text(model.kv_heads),
+                model.kv_heads
+            ));
+        }
+        if self.tp <= model.kv_heads && model.kv_heads % self.tp != 0 {
+            return Err(format!(
+                "tp={} does not divide the {} kv heads; use tp in {}",
+                self.tp,
+                model.kv_heads,
+                divisors_text(model.kv_heads)
+            ));
+        }
+        let chunks = self.pp * self.vpp;
+        if model.layers % chunks != 0 {
+            return Err(format!(
+                "pp*vpp = {}*{} = {chunks} does not divide the {} layers; use pp*vpp in {}",
+                self.pp,
+                self.vpp,
+                model.layers,
+                divisors_text(model.layers)
+            ));
+        }
+        if self.vpp > 1 && self.pp == 1 {
+            return Err("vpp>1 needs pp>1: interleaving splits pipeline stages".into());
+        }
+        if seq_len % (2 * self.cp as u64) != 0 && self.cp > 1 {
+            return Err(format!(
+                "cp={} needs the sequence length {seq_len} divisible by 2*cp",
+                self.cp
+            ));
+        }
+        match &model.moe {
+            Some(moe) => {
+                if moe.experts % self.ep != 0 {
+                    return Err(format!(
+                        "ep={} does not divide the {} experts; use ep in {}",
+                        self.ep,
+                        moe.experts,
+                        divisors_text(moe.experts)
+                    ));
+                }
+                if (self.dp * self.cp) % self.ep != 0 {
+                    return Err(format!(
+                        "ep={} must divide dp*cp = {}: expert-parallel ranks come from the \
+                         data- and context-parallel group",
+                        self.ep,
+                        self.dp * self.cp
+                    ));
+                }
+            }
+            None if self.ep > 1 => {
+                return Err(format!("ep={} needs a mixture-of-experts model; use ep=1", self.ep));
+            }
+            None => {}
+        }
+        let per_step = self.dp as u64 * self.micro_batch as u64;
+        if global_batch % per_step != 0 {
+            return Err(format!(
+                "global batch {global_batch} is not a multiple of dp*mb = {}*{} = {per_step}",
+                self.dp, self.micro_batch
+            ));
+        }
+        if self.vpp > 1 && self.micro_batches(global_batch) % self.pp as u64 != 0 {
+            return Err(format!(
+                "interleaving (vpp={}) needs the {} micro-batches per step to be a multiple of pp={}",
+                self.vpp,
+                self.micro_batches(global_batch),
+                self.pp
+            ));
+        }
+        Ok(())
+    }
+
+    /// Micro-batches each pipeline runs per optimizer step.
+    pub fn micro_batches(&self, global_batch: u64) -> u64 {
+        global_batch / (self.dp as u64 * self.micro_batch as u64)
+    }
+}
+
+fn divisors_text(n: u32) -> String {
+    let divisors: Vec<String> = (1..=n).filter(|d| n % d == 0).map(|d| d.to_string()).collect();
+    if divisors.len() > 12 {
+        format!("{{{} ... {}}}", divisors[..8].join(","), divisors[divisors.len() - 1])
+    } else {
+        format!("{{{}}}", divisors.join(","))
+    }
+}
+
+impl fmt::Display for Layout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "tp={},pp={},dp={},cp={},ep={},zero={},mb={},vpp={},recompute={}{}",
+            self.tp,
+            self.pp,
+            self.dp,
+            self.cp,
+            self.ep,
+            self.zero,
+            self.micro_batch,
+            self.vpp,
+            self.recompute.name(),
+            if self.sequence_parallel { ",sp=true" } else { "" }
+        )
+    }
+}
+
+/// A layout as written on the command line, with `dp` and `sp` optional: `dp` follows from the
+/// accelerator count, and sequence parallelism defaults to on whenever tp > 1.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LayoutSpec {
+    pub layout: Layout,
+    pub dp_given: bool,
+    pub sp_given: bool,
+}
+
+impl LayoutSpec {
+    /// Completes the layout for `devices` accelerators.
+    pub fn resolve(&self, devices: u64) -> Result<Layout, String> {
+        let mut layout = self.layout;
+        let model_parallel = layout.tp as u64 * layout.pp as u64 * layout.cp as u64;
+        if !self.dp_given {
+            if model_parallel == 0 || devices % model_parallel != 0 {
+                return Err(format!(
+                    "tp*pp*cp = {model_parallel} does not divide the {devices} accelerators"
+                ));
+            }
+            layout.dp = (devices / model_parallel) as u32;
+        }
+        if !self.sp_given {
+            layout.sequence_parallel = layout.tp > 1;
+        }
+        Ok(layout)
+    }
+}
+
+impl FromStr for LayoutSpec {
+    type Err = String;
+
+    /// Parses `tp=8,pp=16,dp=128,cp=1,ep=1,zero=1,mb=1,vpp=1,recompute=selective,sp=true`.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let mut spec = LayoutSpec::default();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (key, value) = part.split_once('=').ok_or_else(|| {
+                format!("layout part `{part}` is not key=value (e.g. tp=8,pp=4,mb=1)")
+            })?;
+            let number = || -> Result<u32, String> {
+                value.trim().parse::<u32>().map_err(|_| {
+                    format!("layout `{key}={value}`: `{value}` is not a whole number")
+                })
+            };
+            let l = &mut spec.layout;
+            match key.trim() {
+                "tp" => l.tp = number()?,
+                "pp" => l.pp = number()?,
+                "dp" => {
+                    l.dp = number()?;
+                    spec.dp_given = true;
+                }
+                "cp" => l.cp = number()?,
+                "ep" => l.ep = number()?,
+                "zero" => l.zero = number()?.min(255) as u8,
+                "mb" | "micro_batch" => l.micro_batch = number()?,
+                "vpp" => l.vpp = number()?,
+                "recompute" => l.recompute = value.parse()?,
+                "sp" | "sequence_parallel" => {
+                    l.sequence_parallel = match value.trim() {
+                        "true" | "1" | "on" => true,
+                        "false" | "0" | "off" => false,
+                        _ => return Err(format!("layout `sp={value}`: use sp=true or sp=false")),
+                    };
+                    spec.sp_given = true;
+                }
+                other => {
+                    return Err(format!(
+                        "unknown layout key `{other}`; expected tp, pp, dp, cp, ep, zero, mb, vpp, \
+                         recompute or sp"
+                    ));
+                }
+            }
+        }
+        Ok(spec)
+    }
+}

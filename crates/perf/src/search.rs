@@ -1,0 +1,218 @@
+//! Layout search: enumerate every layout that divides the model, the cluster and the batch and
+//! fits in memory, time each, and rank by throughput.
+
+use crate::layout::{Layout, Recompute};
+use crate::train::{self, EstimateError, TrainEstimate, TrainSetup};
+use serde::Serialize;
+
+/// Parts of the layout the user fixed; `None` = search over it.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Constraints {
+    pub tp: Option<u32>,
+    pub pp: Option<u32>,
+    pub dp: Option<u32>,
+    pub cp: Option<u32>,
+    pub ep: Option<u32>,
+    pub zero: Option<u8>,
+    pub micro_batch: Option<u32>,
+    pub vpp: Option<u32>,
+    pub recompute: Option<Recompute>,
+    pub sequence_parallel: Option<bool>,
+}
+
+/// The ranked result of a search.
+#[derive(Clone, Debug, Serialize)]
+pub struct SearchResult {
+    /// The best layouts, fastest first.
+    pub top: Vec<TrainEstimate>,
+    /// Layouts that divide everything.
+    pub valid_layouts: usize,
+    /// Valid layouts that fit in memory.
+    pub fitting_layouts: usize,
+}
+
+/// Why nothing was found.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum SearchError {
+    #[error(transparent)]
+    Estimate(#[from] EstimateError),
+    #[error("no layout divides the model, the accelerator count and the batch: {0}")]
+    NoValidLayout(String),
+    #[error("no layout fits in memory: {0}")]
+    NothingFits(String),
+}
+
+fn powers_of_two_up_to(limit: u64) -> impl Iterator<Item = u32> {
+    (0..32).map(|k| 1u32 << k).take_while(move |&x| x as u64 <= limit)
+}
+
+fn divisors(n: u64) -> Vec<u32> {
+    (1..=n.min(u32::MAX as u64)).filter(|d| n % d == 0).map(|d| d as u32).collect()
+}
+
+fn choices<T: Copy>(fixed: Option<T>, all: &[T]) -> Vec<T> {
+    match fixed {
+        Some(value) => vec![value],
+        None => all.to_vec(),
+    }
+}
+
+/// Every layout that satisfies `constraints` and divides model, cluster and batch.
+pub fn candidates(setup: &TrainSetup, constraints: &Constraints) -> Vec<Layout> {
+    let model = &setup.model;
+    let count = setup.count;
+    let max_tp = (setup.per_node as u64).max(1).min(model.heads as u64);
+    let tps = choices(
+        constraints.tp,
+        &powers_of_two_up_to(max_tp).collect::<Vec<_>>(),
+    );
+    let pps = choices(constraints.pp, &divisors(model.layers as u64));
+    let cps = choices(
+        constraints.cp,
+        &powers_of_two_up_to((setup.seq_len / 2048).clamp(1, 32)).collect::<Vec<_>>(),
+    );
+    let eps: Vec<u32> = match &model.moe {
+        Some(moe) => choices(constraints.ep, &powers_of_two_up_to(moe.experts as u64).collect::<Vec<_>>()),
+        None => vec![constraints.ep.unwrap_or(1)],
+    };
+    let zeros = choices(constraints.zero, &[1, 2, 3]);
+    let micro = choices(constraints.micro_batch, &powers_of_two_up_to(16).collect::<Vec<_>>());
+    let recomputes = choices(constraints.recompute, &Recompute::ALL);
+    let mut layouts = Vec::new();
+    for &tp in &tps {
+        for &pp in &pps {
+            for &cp in &cps {
+                let model_parallel = tp as u64 * pp as u64 * cp as u64;
+                if count % model_parallel != 0 {
+                    continue;
+                }
+                let dp = (count / model_parallel) as u32;
+                if constraints.dp.is_some_and(|fixed| fixed != dp) {
+                    continue;
+                }
+                let vpps = match constraints.vpp {
+                    Some(v) => vec![v],
+                    None if pp == 1 => vec![1],
+                    None => divisors((model.layers / pp) as u64),
+                };
+                for &ep in &eps {
+                    for &zero in &zeros {
+                        for &micro_batch in &micro {
+                            for &vpp in &vpps {
+                                for &recompute in &recomputes {
+                                    let layout = Layout {
+                                        tp,
+                                        pp,
+                                        dp,
+                                        cp,
+                                        ep,
+                                        zero,
+                                        micro_batch,
+                                        vpp,
+                                        recompute,
+                                        sequence_parallel: constraints
+                                            .sequence_parallel
+                                            .unwrap_or(tp > 1),
+                                    };
+                                    if layout
+                                        .check(model, count, setup.seq_len, setup.global_batch)
+                                        .is_ok()
+                                    {
+                                        layouts.push(layout);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    layouts
+}
+
+/// Searches and returns the `top_k` fastest layouts that fit.
+pub fn search(
+    setup: &TrainSetup,
+    constraints: &Constraints,
+    top_k: usize,
+) -> Result<SearchResult, SearchError> {
+    let layouts = candidates(setup, constraints);
+    if layouts.is_empty() {
+        return Err(SearchError::NoValidLayout(explain_no_valid(setup, constraints)));
+    }
+    let fitting: Vec<&Layout> = layouts
+        .iter()
+        .filter(|l| train::memory(setup, l).fits())
+        .collect();
+    if fitting.is_empty() {
+        return Err(SearchError::NothingFits(explain_nothing_fits(setup, &layouts)));
+    }
+    let mut estimates = Vec::with_capacity(fitting.len());
+    for layout in &fitting {
+        estimates.push(train::estimate(setup, layout)?);
+    }
+    estimates.sort_by(|a, b| a.step_time_s.total_cmp(&b.step_time_s));
+    estimates.truncate(top_k.max(1));
+    Ok(SearchResult {
+        top: estimates,
+        valid_layouts: layouts.len(),
+        fitting_layouts: fitting.len(),
+    })
+}
+
+fn explain_no_valid(setup: &TrainSetup, constraints: &Constraints) -> String {
+    // Re-check the fixed parts alone to name the first that cannot work.
+    let layout = Layout {
+        tp: constraints.tp.unwrap_or(1),
+        pp: constraints.pp.unwrap_or(1),
+        dp: constraints.dp.unwrap_or(1),
+        cp: constraints.cp.unwrap_or(1),
+        ep: constraints.ep.unwrap_or(1),
+        zero: constraints.zero.unwrap_or(1),
+        micro_batch: constraints.micro_batch.unwrap_or(1),
+        vpp: constraints.vpp.unwrap_or(1),
+        recompute: constraints.recompute.unwrap_or(Recompute::Full),
+        sequence_parallel: false,
+    };
+    let devices = layout.devices();
+    match layout.check(&setup.model, devices, setup.seq_len, setup.global_batch) {
+        Err(reason) => reason,
+        Ok(()) => format!(
+            "{} accelerators with global batch {} leave no tp*pp*dp*cp split; try a count that \
+             is a multiple of 8 and a global batch divisible by the data-parallel size",
+            setup.count, setup.global_batch
+        ),
+    }
+}
+
+fn explain_nothing_fits(setup: &TrainSetup, layouts: &[Layout]) -> String {
+    // The layout that comes closest, and how far it is.
+    let best = layouts
+        .iter()
+        .map(|l| (l, train::memory(setup, l)))
+        .min_by(|a, b| a.1.total_bytes.total_cmp(&b.1.total_bytes))
+        .expect("layouts is not empty");
+    let (layout, memory) = best;
+    let gb = |bytes: f64| bytes / 1e9;
+    let mut hint = String::new();
+    if layout.pp < setup.model.layers {
+        hint.push_str("more pipeline stages (pp), ");
+    }
+    if layout.zero < 3 {
+        hint.push_str("zero=3, ");
+    }
+    hint.push_str("more accelerators, or an accelerator with more memory");
+    format!(
+        "the smallest layout ({layout}) needs {:.1} GB per device (weights {:.1}, gradients {:.1}, \
+         optimizer {:.1}, activations {:.1}, buffers {:.1}) but a {} has {:.0} GB; try {hint}",
+        gb(memory.total_bytes),
+        gb(memory.weights_bytes),
+        gb(memory.gradients_bytes),
+        gb(memory.optimizer_bytes),
+        gb(memory.activations_bytes),
+        gb(memory.buffers_bytes),
+        setup.accelerator.id,
+        gb(memory.capacity_bytes),
+    )
+}

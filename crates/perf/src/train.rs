@@ -1,0 +1,493 @@
+//! Training step time, memory and what follows from them (MFU, tokens/s, days, energy, cost)
+//! for one model, cluster and layout.
+
+use crate::collective::{Collective, Group};
+use crate::efficiency::Efficiency;
+use crate::flops;
+use crate::kernels::{AttentionImpl, Device, LayerShape, LayerTime};
+use crate::layout::{Layout, Recompute};
+use crate::memory::{self, DeviceParams, MemoryBreakdown};
+use serde::Serialize;
+use suanli_catalog::{Accelerator, Model, Precision};
+
+/// Exponent of the smooth maximum that combines overlapped compute and communication:
+/// (c^p + m^p)^(1/p) equals the larger when one dominates and exceeds it by 26% when the two are
+/// equal, as they contend for SMs and HBM bandwidth (Rashidi et al. 2021 report 10-30%
+/// slowdowns of overlapped collectives). Fitted once on the ZeRO-3 rows of Narayanan et al. 2021,
+/// Table 2, where compute and traffic are of the same size.
+const OVERLAP_P: f64 = 3.0;
+
+/// Seconds that `comm_s` adds to `compute_s` when run overlapped with it.
+fn exposed_s(compute_s: f64, comm_s: f64) -> f64 {
+    if comm_s <= 0.0 {
+        return 0.0;
+    }
+    (compute_s.powf(OVERLAP_P) + comm_s.powf(OVERLAP_P)).powf(1.0 / OVERLAP_P) - compute_s
+}
+
+/// Fixed memory per device for the runtime context, NCCL buffers and allocator slack
+/// (PyTorch CUDA context ~0.5-1 GB plus NCCL channels; Megatron-LM memory reports).
+const RUNTIME_RESERVE_BYTES: f64 = 2.5e9;
+
+/// Everything the training model needs besides the layout.
+#[derive(Clone, Debug, Serialize)]
+pub struct TrainSetup {
+    pub model: Model,
+    pub accelerator: Accelerator,
+    /// Accelerators in the job.
+    pub count: u64,
+    /// Accelerators per node (one scale-up domain at most this large).
+    pub per_node: u32,
+    /// Scale-out bandwidth per accelerator, one direction, GB/s.
+    pub scaleout_gb_per_s: f64,
+    pub precision: Precision,
+    pub seq_len: u64,
+    /// Sequences per optimizer step.
+    pub global_batch: u64,
+    pub attention: AttentionImpl,
+    /// Tensor-parallel collectives overlap the GEMMs next to them (Megatron-Core with Transformer
+    /// Engine, 2024); off for earlier Megatron-LM.
+    pub tp_overlap: bool,
+    /// Token budget for the time, energy and cost figures.
+    pub tokens_total: Option<f64>,
+    /// Price per accelerator-hour, for the cost figure.
+    pub price_per_hour: Option<f64>,
+}
+
+impl TrainSetup {
+    /// A setup with the catalog's defaults for node size and network.
+    pub fn new(model: Model, accelerator: Accelerator, count: u64) -> TrainSetup {
+        TrainSetup {
+            per_node: accelerator.default_per_node.max(1),
+            scaleout_gb_per_s: accelerator.scaleout_gb_per_s,
+            model,
+            accelerator,
+            count,
+            precision: Precision::Bf16,
+            seq_len: 4096,
+            global_batch: 1024,
+            attention: AttentionImpl::Flash,
+            tp_overlap: true,
+            tokens_total: None,
+            price_per_hour: None,
+        }
+    }
+}
+
+/// Seconds of one optimizer step by where they go. The parts add up to `step_time_s`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct TimeBreakdown {
+    /// Forward and backward kernels of all micro-batches (GEMMs, attention, element-wise).
+    pub compute_s: f64,
+    /// Forward kernels repeated by activation recomputation.
+    pub recompute_s: f64,
+    /// Tensor- and sequence-parallel all-reduce / all-gather / reduce-scatter.
+    pub tp_comm_s: f64,
+    /// Context-parallel key/value exchange not hidden behind attention.
+    pub cp_comm_s: f64,
+    /// Expert-parallel all-to-all.
+    pub ep_comm_s: f64,
+    /// Pipeline sends and receives between stages.
+    pub pp_p2p_s: f64,
+    /// Pipeline fill and drain.
+    pub pp_bubble_s: f64,
+    /// Data-parallel gradient and ZeRO parameter traffic not hidden behind compute.
+    pub dp_comm_exposed_s: f64,
+    /// Optimizer update.
+    pub optimizer_s: f64,
+    /// All data-parallel traffic, hidden or not (for reference; not part of the sum).
+    pub dp_comm_total_s: f64,
+}
+
+/// Time, energy and money to a token budget.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Budget {
+    pub tokens: f64,
+    pub days: f64,
+    pub accelerator_hours: f64,
+    /// Energy at TDP for every accelerator, kWh (accelerators only: no host, network, cooling).
+    pub energy_kwh: Option<f64>,
+    pub cost: Option<f64>,
+}
+
+/// What the training model predicts for one layout.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TrainEstimate {
+    pub layout: Layout,
+    pub step_time_s: f64,
+    pub time: TimeBreakdown,
+    pub memory: MemoryBreakdown,
+    pub micro_batches: u64,
+    pub model_flops_per_step: f64,
+    pub hardware_flops_per_step: f64,
+    /// Model FLOPs utilisation against the dense peak at the training precision.
+    pub mfu: f64,
+    /// Hardware FLOPs utilisation (recomputation counted).
+    pub hfu: f64,
+    pub tflops_per_device_model: f64,
+    pub tflops_per_device_hardware: f64,
+    pub tokens_per_s: f64,
+    pub tokens_per_s_per_device: f64,
+    pub budget: Option<Budget>,
+}
+
+/// Why a setup cannot be estimated at all.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum EstimateError {
+    #[error("{accelerator} has no dense {precision} peak in the catalog; use {supported}")]
+    PrecisionUnsupported {
+        accelerator: String,
+        precision: Precision,
+        supported: String,
+    },
+    #[error("layout {layout} does not fit: {reason}")]
+    Invalid { layout: String, reason: String },
+}
+
+/// Memory only, cheap enough to prune a search before timing a layout.
+pub fn memory(setup: &TrainSetup, layout: &Layout) -> MemoryBreakdown {
+    let model = &setup.model;
+    let params = memory::device_params(model, layout);
+    let dp_dense = (layout.dp * layout.cp) as f64;
+    let dp_expert = dp_dense / layout.ep as f64;
+    let weight_b = memory::weight_bytes(setup.precision);
+    let grad_b = memory::gradient_bytes(setup.precision);
+    // Sharded over the data-parallel group from the given ZeRO stage on (Rajbhandari et al.
+    // 2020, section 5: Pos, Pos+g, Pos+g+p); Adam keeps an fp32 master copy, m and v = 12 bytes.
+    let shard = |stage: u8, bytes_per_param: f64| {
+        let factor = |dp: f64| if layout.zero >= stage { 1.0 / dp } else { 1.0 };
+        bytes_per_param * (params.dense * factor(dp_dense) + params.expert * factor(dp_expert))
+    };
+    let weights_bytes = shard(3, weight_b);
+    let gradients_bytes = shard(2, grad_b);
+    let optimizer_bytes = shard(1, 12.0);
+
+    // 1F1B keeps min(pp, micro-batches) micro-batches in flight on the first stage; interleaving
+    // adds (pp-1)/(pp*vpp) (Korthikanti et al. 2022, section 4.2.3).
+    let micro_batches = layout.micro_batches(setup.global_batch).max(1) as f64;
+    let pp = layout.pp as f64;
+    let in_flight = pp.min(micro_batches);
+    let interleave = if layout.vpp > 1 {
+        1.0 + (pp - 1.0) / (pp * layout.vpp as f64)
+    } else {
+        1.0
+    };
+    let layers_here = model.layers as f64 / pp;
+    let moe_share = model.moe_layers() as f64 / model.layers as f64;
+    let per_layer = (1.0 - moe_share)
+        * memory::layer_activation_bytes(model, layout, setup.seq_len, setup.attention, false)
+        + moe_share
+            * memory::layer_activation_bytes(model, layout, setup.seq_len, setup.attention, true);
+    let mut activations_bytes = per_layer * layers_here * in_flight * interleave;
+    if layout.pp == 1 {
+        // The logits of one micro-batch: 16-bit output plus fp32 softmax for the loss.
+        let tokens = (layout.micro_batch as u64 * setup.seq_len) as f64 / layout.cp as f64;
+        activations_bytes += tokens * model.vocab as f64 / layout.tp as f64 * 6.0;
+    }
+    let mut buffers_bytes = RUNTIME_RESERVE_BYTES;
+    if layout.zero >= 3 {
+        // Two gathered layers (the current one and the prefetched next one).
+        buffers_bytes += 2.0 * params.total() / layers_here * weight_b;
+    }
+    let total_bytes =
+        weights_bytes + gradients_bytes + optimizer_bytes + activations_bytes + buffers_bytes;
+    MemoryBreakdown {
+        weights_bytes,
+        gradients_bytes,
+        optimizer_bytes,
+        activations_bytes,
+        buffers_bytes,
+        total_bytes,
+        capacity_bytes: setup.accelerator.memory_bytes(),
+    }
+}
+
+/// Estimates one layout. The layout must already pass [`Layout::check`].
+pub fn estimate(setup: &TrainSetup, layout: &Layout) -> Result<TrainEstimate, EstimateError> {
+    let model = &setup.model;
+    let accelerator = &setup.accelerator;
+    let efficiency = Efficiency::for_accelerator(accelerator);
+    let peak = accelerator
+        .peak_flops_per_s(setup.precision)
+        .ok_or_else(|| EstimateError::PrecisionUnsupported {
+            accelerator: accelerator.id.clone(),
+            precision: setup.precision,
+            supported: Precision::ALL
+                .into_iter()
+                .filter(|p| accelerator.peak_flops_per_s(*p).is_some())
+                .map(|p| p.name())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })?;
+    if let Err(reason) = layout.check(model, setup.count, setup.seq_len, setup.global_batch) {
+        return Err(EstimateError::Invalid {
+            layout: layout.to_string(),
+            reason,
+        });
+    }
+    let device = Device {
+        peak_flops_per_s: peak,
+        memory_bytes_per_s: accelerator.memory_bandwidth_bytes_per_s(),
+        activation_bytes: 2.0,
+        efficiency,
+    };
+    let net = Network::new(setup, layout, &efficiency);
+    let micro_batches = layout.micro_batches(setup.global_batch);
+    let pp = layout.pp as f64;
+    let layers_here = model.layers as f64 / pp;
+    let moe_share = model.moe_layers() as f64 / model.layers as f64;
+
+    let shape = |moe| LayerShape {
+        model,
+        layout,
+        seq_len: setup.seq_len,
+        attention: setup.attention,
+        moe,
+    };
+    let dense_layer = shape(false).time(&device);
+    let moe_layer = if model.moe.is_some() {
+        shape(true).time(&device)
+    } else {
+        dense_layer
+    };
+    let mix = |f: fn(&LayerTime) -> f64| {
+        layers_here * ((1.0 - moe_share) * f(&dense_layer) + moe_share * f(&moe_layer))
+    };
+    let tokens = shape(false).tokens();
+    let hidden = model.hidden as f64;
+
+    // Logit layer on the last stage: a (tokens x h) by (h x V/tp) GEMM forward, two backward,
+    // plus the fp32 softmax cross-entropy over the logits.
+    let logits_s = 3.0 * device.gemm_s(tokens, model.vocab as f64 / layout.tp as f64, hidden)
+        + device.stream_s(tokens * model.vocab as f64 / layout.tp as f64 * 12.0, 3.0);
+    let forward_s = mix(LayerTime::forward_s);
+    let backward_s = mix(LayerTime::backward_s);
+    let recompute_s = match layout.recompute {
+        Recompute::None => 0.0,
+        Recompute::Selective => mix(|l| l.attention_fwd_s),
+        Recompute::Full => forward_s,
+    };
+
+    // Tensor parallel: two all-reduces per layer forward and two backward (Shoeybi et al. 2019,
+    // Figure 4), or the same bytes as all-gather + reduce-scatter pairs with sequence
+    // parallelism (Korthikanti et al. 2022, section 4.2.2); full recompute repeats the forward
+    // pair.
+    let tp_bytes = tokens * hidden * 2.0;
+    let tp_calls = match layout.recompute {
+        Recompute::Full => 6.0,
+        _ => 4.0,
+    };
+    let tp_comm_total_s = layers_here * tp_calls * net.tp.time_s(Collective::AllReduce, tp_bytes);
+    // With sequence parallelism, Transformer Engine splits the all-gather/reduce-scatter into
+    // chunks pipelined with the neighbouring GEMMs (userbuffers, `--tp-comm-overlap`).
+    let tp_comm_s = if setup.tp_overlap && layout.sequence_parallel {
+        exposed_s(mix(|l| l.matmul_fwd_s * 3.0), tp_comm_total_s)
+    } else {
+        tp_comm_total_s
+    };
+
+    // Context parallel: a ring passes each rank's K and V blocks to the other cp-1 ranks, forward
+    // and (with their gradients) twice in backward, overlapped with the attention core
+    // (Megatron-Core context parallelism; Liu et al. 2023, Ring Attention).
+    let kv_width = match &model.mla {
+        Some(mla) => (mla.kv_lora_rank + mla.qk_rope_head_dim) as f64,
+        None => 2.0 * (model.kv_heads as f64 * model.head_dim() as f64) / layout.tp as f64,
+    };
+    let cp_comm_s = if layout.cp > 1 {
+        let bytes = tokens * kv_width * 2.0 * (layout.cp - 1) as f64;
+        let total = 3.0 * net.cp.point_to_point_s(bytes, net.cp.ranks_per_domain < layout.cp);
+        let hidden_behind = mix(|l| l.attention_fwd_s + l.attention_bwd_s);
+        exposed_s(hidden_behind, total)
+    } else {
+        0.0
+    };
+
+    // Expert parallel: dispatch and combine all-to-all per MoE layer forward, again backward
+    // (Lepikhin et al. 2020, GShard, section 2.2).
+    let ep_comm_s = match &model.moe {
+        Some(moe) if layout.ep > 1 => {
+            let bytes = tokens * moe.top_k as f64 * hidden * 2.0;
+            layers_here * moe_share * 4.0 * net.ep.time_s(Collective::AllToAll, bytes)
+        }
+        _ => 0.0,
+    };
+
+    // Pipeline: each micro-batch sends its activations forward and its gradients back at every
+    // chunk boundary; with sequence parallelism only 1/tp of them crosses (the scatter/gather
+    // optimisation of Narayanan et al. 2021, section 4.1).
+    let p2p_bytes = tokens * hidden * 2.0 / layout.tp as f64;
+    let p2p_per_micro_s = if layout.pp > 1 {
+        2.0 * layout.vpp as f64 * net.pp.point_to_point_s(p2p_bytes, net.pp_crosses_nodes)
+    } else {
+        0.0
+    };
+
+    let per_micro_s = forward_s
+        + backward_s
+        + recompute_s
+        + (tp_comm_s + cp_comm_s + ep_comm_s)
+        + p2p_per_micro_s
+        + if layout.pp == 1 { logits_s } else { logits_s / pp };
+    // The last stage also runs the logit layer; with pp > 1 the stage imbalance shows in the
+    // whole pipeline (Narayanan et al. 2021, section 3.2), spread here as an average.
+    let m = micro_batches as f64;
+    let bubble_s = (pp - 1.0) / layout.vpp as f64 * per_micro_s;
+
+    // Data parallel (and ZeRO) traffic, over dp x cp ranks for dense weights.
+    let params = memory::device_params(model, layout);
+    let (dp_total_s, dp_window_s) = data_parallel_time(setup, layout, &net, &params, m, forward_s, backward_s + recompute_s);
+    let dp_comm_exposed_s = exposed_s(dp_window_s, dp_total_s);
+
+    // Adam: read gradient, master weight, m, v; write master, m, v and the 16-bit weight
+    // (~30 bytes per parameter), on this device's shard.
+    let shard = if layout.zero >= 1 {
+        (layout.dp * layout.cp) as f64
+    } else {
+        1.0
+    };
+    let optimizer_s = device.stream_s(params.total() / shard * 30.0, 4.0);
+
+    let time = TimeBreakdown {
+        compute_s: m * (forward_s + backward_s + if layout.pp == 1 { logits_s } else { logits_s / pp }),
+        recompute_s: m * recompute_s,
+        tp_comm_s: m * tp_comm_s,
+        cp_comm_s: m * cp_comm_s,
+        ep_comm_s: m * ep_comm_s,
+        pp_p2p_s: m * p2p_per_micro_s,
+        pp_bubble_s: bubble_s,
+        dp_comm_exposed_s,
+        optimizer_s,
+        dp_comm_total_s: dp_total_s,
+    };
+    let step_time_s = time.compute_s
+        + time.recompute_s
+        + time.tp_comm_s
+        + time.cp_comm_s
+        + time.ep_comm_s
+        + time.pp_p2p_s
+        + time.pp_bubble_s
+        + time.dp_comm_exposed_s
+        + time.optimizer_s;
+
+    let model_flops = flops::model_flops_per_step(model, setup.seq_len, setup.global_batch);
+    let hardware_flops =
+        flops::hardware_flops_per_step(model, setup.seq_len, setup.global_batch, layout.recompute);
+    let devices = setup.count as f64;
+    let tokens_per_s = (setup.seq_len * setup.global_batch) as f64 / step_time_s;
+    let budget = setup.tokens_total.map(|tokens| {
+        let seconds = tokens / tokens_per_s;
+        let accelerator_hours = seconds / 3600.0 * devices;
+        Budget {
+            tokens,
+            days: seconds / 86400.0,
+            accelerator_hours,
+            energy_kwh: accelerator.tdp_w.map(|w| w * accelerator_hours / 1000.0),
+            cost: setup.price_per_hour.map(|price| price * accelerator_hours),
+        }
+    });
+    Ok(TrainEstimate {
+        layout: *layout,
+        step_time_s,
+        time,
+        memory: memory(setup, layout),
+        micro_batches,
+        model_flops_per_step: model_flops,
+        hardware_flops_per_step: hardware_flops,
+        mfu: model_flops / (step_time_s * devices * peak),
+        hfu: hardware_flops / (step_time_s * devices * peak),
+        tflops_per_device_model: model_flops / (step_time_s * devices) / 1e12,
+        tflops_per_device_hardware: hardware_flops / (step_time_s * devices) / 1e12,
+        tokens_per_s,
+        tokens_per_s_per_device: tokens_per_s / devices,
+        budget,
+    })
+}
+
+/// The communication groups of a layout on this cluster. Ranks are ordered tp fastest, then
+/// cp, then dp, then pp (Megatron-Core's default order), so tp groups are packed into nodes.
+struct Network {
+    tp: Group,
+    cp: Group,
+    ep: Group,
+    dp: Group,
+    dp_expert: Group,
+    pp: Group,
+    pp_crosses_nodes: bool,
+}
+
+impl Network {
+    fn new(setup: &TrainSetup, layout: &Layout, efficiency: &Efficiency) -> Network {
+        let accelerator = &setup.accelerator;
+        let domain = accelerator.scaleup.domain_size.clamp(1, setup.per_node.max(1));
+        let group = |size: u32, stride: u32| {
+            Group::new(
+                size,
+                stride,
+                domain,
+                accelerator.scaleup.bandwidth_gb_per_s_unidir(),
+                setup.scaleout_gb_per_s,
+                efficiency,
+            )
+        };
+        let tp = layout.tp;
+        let cp = layout.cp;
+        let model_ranks = tp * cp * layout.dp;
+        Network {
+            tp: group(tp, 1),
+            cp: group(cp, tp),
+            ep: group(layout.ep, tp),
+            dp: group(layout.dp * cp, tp),
+            dp_expert: group((layout.dp * cp / layout.ep).max(1), tp * layout.ep),
+            pp: group(layout.pp, model_ranks),
+            pp_crosses_nodes: model_ranks >= domain,
+        }
+    }
+}
+
+/// Seconds of data-parallel traffic per step, and the compute it can hide behind.
+///
+/// ZeRO-0 all-reduces the gradients; ZeRO-1/2 reduce-scatter them and all-gather the updated
+/// 16-bit weights (the same bytes as one all-reduce); ZeRO-3 also all-gathers each layer's
+/// weights before its forward and its backward in every micro-batch (Rajbhandari et al. 2020,
+/// section 7: 1.5x the traffic of data parallelism). Gradient reduction overlaps the backward
+/// pass of the last micro-batch (PyTorch DDP bucketing, Li et al. 2020); ZeRO-3 gathers are
+/// prefetched behind the whole forward and backward pass.
+#[allow(clippy::too_many_arguments)]
+fn data_parallel_time(
+    setup: &TrainSetup,
+    layout: &Layout,
+    net: &Network,
+    params: &DeviceParams,
+    micro_batches: f64,
+    forward_s: f64,
+    backward_s: f64,
+) -> (f64, f64) {
+    let weight_b = memory::weight_bytes(setup.precision);
+    let grad_b = memory::gradient_bytes(setup.precision);
+    let sync = |group: &Group, count: f64| match layout.zero {
+        0 => group.time_s(Collective::AllReduce, count * grad_b),
+        _ => {
+            group.time_s(Collective::ReduceScatter, count * grad_b)
+                + group.time_s(Collective::AllGather, count * weight_b)
+        }
+    };
+    if layout.zero >= 3 {
+        // Per micro-batch: gather the weights for the forward and again for the backward, and
+        // reduce-scatter the gradients.
+        let flat = |group: &Group, collective, count: f64, bytes: f64| {
+            group.flat_time_s(collective, count * bytes)
+        };
+        let per_micro = flat(&net.dp, Collective::AllGather, params.dense, weight_b)
+            * 2.0
+            + flat(&net.dp, Collective::ReduceScatter, params.dense, grad_b)
+            + flat(&net.dp_expert, Collective::AllGather, params.expert, weight_b) * 2.0
+            + flat(&net.dp_expert, Collective::ReduceScatter, params.expert, grad_b);
+        return (
+            micro_batches * per_micro,
+            micro_batches * (forward_s + backward_s),
+        );
+    }
+    let total_s = sync(&net.dp, params.dense) + sync(&net.dp_expert, params.expert);
+    let window_s = backward_s + forward_s;
+    (total_s, window_s)
+}

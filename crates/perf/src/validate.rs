@@ -1,0 +1,322 @@
+//! Validation of the training model against published runs: reads the schema of
+//! shared/validation/README.md (`training-runs.csv`) as the files are, evaluates each row with
+//! its stated layout (searching only what the row leaves unstated) and reports the error.
+
+use crate::kernels::AttentionImpl;
+use crate::layout::Recompute;
+use crate::search::{self, Constraints};
+use crate::train::{TrainEstimate, TrainSetup};
+use serde::{Deserialize, Serialize};
+use suanli_catalog::{Catalog, Mla, Mlp, Model, Moe, Precision};
+
+/// One row of training-runs.csv; empty cells are `None`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct TrainingRun {
+    pub id: String,
+    #[serde(default)]
+    pub source: String,
+    pub model: String,
+    pub params_b: Option<f64>,
+    pub layers: Option<u32>,
+    pub hidden: Option<u64>,
+    pub heads: Option<u32>,
+    pub kv_heads: Option<u32>,
+    pub head_dim: Option<u64>,
+    pub ffn: Option<u64>,
+    pub vocab: Option<u64>,
+    pub seq_len: Option<u64>,
+    pub mlp: Option<String>,
+    pub moe_experts: Option<u32>,
+    pub moe_top_k: Option<u32>,
+    pub moe_expert_ffn: Option<u64>,
+    pub moe_shared_experts: Option<u32>,
+    pub moe_dense_layers: Option<u32>,
+    pub accelerator: String,
+    pub num_accelerators: Option<u64>,
+    pub accelerators_per_node: Option<u32>,
+    pub scaleout_gbps_per_accelerator: Option<f64>,
+    pub precision: Option<String>,
+    pub tp: Option<u32>,
+    pub pp: Option<u32>,
+    pub dp: Option<u32>,
+    pub cp: Option<u32>,
+    pub ep: Option<u32>,
+    pub sequence_parallel: Option<String>,
+    pub zero: Option<u8>,
+    pub micro_batch: Option<u32>,
+    pub global_batch: Option<u64>,
+    pub virtual_stages: Option<u32>,
+    pub recompute: Option<String>,
+    pub metric: String,
+    pub measured: Option<f64>,
+    pub tokens_total: Option<f64>,
+    /// Optional extension column: `flash` or `unfused`.
+    #[serde(default)]
+    pub attention: Option<String>,
+}
+
+/// The result for one row.
+#[derive(Clone, Debug, Serialize)]
+pub struct RowResult {
+    pub id: String,
+    pub metric: String,
+    pub measured: Option<f64>,
+    pub predicted: Option<f64>,
+    pub error_pct: Option<f64>,
+    /// "given" when the row states tp, pp and dp, "searched" otherwise.
+    pub mode: &'static str,
+    /// The layout evaluated.
+    pub layout: Option<String>,
+    /// Why the row could not be evaluated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Aggregate errors.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    pub rows: usize,
+    pub evaluated: usize,
+    pub median_abs_error_pct: Option<f64>,
+    pub max_abs_error_pct: Option<f64>,
+}
+
+/// The whole report, in the JSON shape `suanli validate --json` prints.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub rows: Vec<RowResult>,
+    pub summary: Summary,
+}
+
+/// Reads rows from CSV text; the error names the line and the field.
+pub fn read_training_runs(csv_text: &str) -> Result<Vec<TrainingRun>, String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(csv_text.as_bytes());
+    let mut rows = Vec::new();
+    for record in reader.deserialize::<TrainingRun>() {
+        rows.push(record.map_err(|e| describe_csv_error(&e))?);
+    }
+    Ok(rows)
+}
+
+pub(crate) fn describe_csv_error(error: &csv::Error) -> String {
+    match error.kind() {
+        csv::ErrorKind::Deserialize { pos, err } => format!(
+            "line {}: field `{}`: {}",
+            pos.as_ref().map_or(0, |p| p.line()),
+            err.field()
+                .map(|f| f.to_string())
+                .unwrap_or_else(|| "?".into()),
+            err.kind()
+        ),
+        _ => error.to_string(),
+    }
+}
+
+fn need<T: Copy>(value: Option<T>, field: &str) -> Result<T, String> {
+    value.ok_or_else(|| format!("column `{field}` is empty"))
+}
+
+/// The model a row describes, built from its shape columns.
+pub fn row_model(row: &TrainingRun) -> Result<Model, String> {
+    let mlp = match row.mlp.as_deref() {
+        Some("gelu") => Mlp::Gelu,
+        Some("swiglu") => Mlp::Swiglu,
+        other => return Err(format!("column `mlp` is {other:?}; expected gelu or swiglu")),
+    };
+    let moe = match row.moe_experts {
+        Some(experts) if experts > 1 => Some(Moe {
+            experts,
+            top_k: need(row.moe_top_k, "moe_top_k")?,
+            expert_ffn: need(row.moe_expert_ffn, "moe_expert_ffn")?,
+            shared_experts: row.moe_shared_experts.unwrap_or(0),
+            dense_layers: row.moe_dense_layers.unwrap_or(0),
+        }),
+        _ => None,
+    };
+    let heads = need(row.heads, "heads")?;
+    Ok(Model {
+        id: row.id.clone(),
+        aliases: vec![],
+        name: row.model.clone(),
+        params_b_reported: row.params_b,
+        layers: need(row.layers, "layers")?,
+        hidden: need(row.hidden, "hidden")?,
+        heads,
+        kv_heads: row.kv_heads.unwrap_or(heads),
+        head_dim: row.head_dim,
+        ffn: need(row.ffn, "ffn")?,
+        vocab: need(row.vocab, "vocab")?,
+        mlp,
+        // GPT-style (GeLU) Megatron models tie the output head to the embedding.
+        tied_embeddings: mlp == Mlp::Gelu,
+        learned_positions: mlp == Mlp::Gelu,
+        max_seq_len: row.seq_len,
+        moe,
+        mla: None::<Mla>,
+        source: row.source.clone(),
+    })
+}
+
+/// The setup and layout constraints of a row.
+pub fn row_setup(catalog: &Catalog, row: &TrainingRun) -> Result<(TrainSetup, Constraints), String> {
+    let model = row_model(row)?;
+    let accelerator = catalog
+        .accelerator(&row.accelerator)
+        .map_err(|e| e.to_string())?
+        .clone();
+    let count = need(row.num_accelerators, "num_accelerators")?;
+    let mut setup = TrainSetup::new(model, accelerator, count);
+    if let Some(per_node) = row.accelerators_per_node {
+        setup.per_node = per_node;
+    }
+    if let Some(gb_per_s) = row.scaleout_gbps_per_accelerator {
+        setup.scaleout_gb_per_s = gb_per_s;
+    }
+    setup.precision = match row.precision.as_deref() {
+        Some(text) => text.parse::<Precision>().map_err(|e| e.to_string())?,
+        None => Precision::Bf16,
+    };
+    setup.seq_len = need(row.seq_len, "seq_len")?;
+    setup.global_batch = need(row.global_batch, "global_batch")?;
+    setup.tokens_total = row.tokens_total;
+    setup.attention = attention_of(row);
+    // Pre-FlashAttention stacks also predate overlapped tensor-parallel communication.
+    setup.tp_overlap = setup.attention == AttentionImpl::Flash;
+    let recompute = match row.recompute.as_deref() {
+        Some(text) => Some(text.parse::<Recompute>()?),
+        None => None,
+    };
+    let sequence_parallel = match row.sequence_parallel.as_deref() {
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        _ => None,
+    };
+    let constraints = Constraints {
+        tp: row.tp,
+        pp: row.pp,
+        dp: row.dp,
+        cp: row.cp,
+        ep: row.ep,
+        zero: row.zero,
+        micro_batch: row.micro_batch,
+        vpp: row.virtual_stages,
+        recompute,
+        sequence_parallel,
+    };
+    Ok((setup, constraints))
+}
+
+/// The attention implementation a run used: the row's `attention` column when present,
+/// otherwise unfused for runs published before FlashAttention reached the frameworks (Dao et
+/// al., May 2022; in Megatron-LM from 2023) and flash after. The year is the first 19xx/20xx
+/// number in the `source` citation; a source without a year is taken as current.
+pub fn attention_of(row: &TrainingRun) -> AttentionImpl {
+    match row.attention.as_deref() {
+        Some("flash") => return AttentionImpl::Flash,
+        Some("unfused") => return AttentionImpl::Unfused,
+        _ => {}
+    }
+    let year = row
+        .source
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|word| word.len() == 4)
+        .filter_map(|word| word.parse::<u32>().ok())
+        .find(|year| (1990..2100).contains(year));
+    match year {
+        Some(year) if year < 2023 => AttentionImpl::Unfused,
+        _ => AttentionImpl::Flash,
+    }
+}
+
+/// The value of `metric` an estimate predicts.
+pub fn predicted_metric(
+    metric: &str,
+    estimate: &TrainEstimate,
+    setup: &TrainSetup,
+) -> Result<f64, String> {
+    let tokens_per_s = estimate.tokens_per_s;
+    let budget = || {
+        setup
+            .tokens_total
+            .ok_or_else(|| format!("metric `{metric}` needs tokens_total"))
+    };
+    Ok(match metric {
+        "tflops_per_gpu_hw" => estimate.tflops_per_device_hardware,
+        "tflops_per_gpu_model" => estimate.tflops_per_device_model,
+        "mfu" => estimate.mfu,
+        "step_time_s" => estimate.step_time_s,
+        "tokens_per_s_per_gpu" => estimate.tokens_per_s_per_device,
+        "gpu_hours" => budget()? / tokens_per_s * setup.count as f64 / 3600.0,
+        "days" => budget()? / tokens_per_s / 86400.0,
+        other => {
+            return Err(format!(
+                "unknown metric `{other}`; expected tflops_per_gpu_hw, tflops_per_gpu_model, mfu, \
+                 step_time_s, tokens_per_s_per_gpu, gpu_hours or days"
+            ));
+        }
+    })
+}
+
+/// Evaluates one row.
+pub fn evaluate_row(catalog: &Catalog, row: &TrainingRun) -> RowResult {
+    let given = row.tp.is_some() && row.pp.is_some() && row.dp.is_some();
+    let mut result = RowResult {
+        id: row.id.clone(),
+        metric: row.metric.clone(),
+        measured: row.measured,
+        predicted: None,
+        error_pct: None,
+        mode: if given { "given" } else { "searched" },
+        layout: None,
+        reason: None,
+    };
+    let outcome = row_setup(catalog, row).and_then(|(setup, constraints)| {
+        let found = search::search(&setup, &constraints, 1).map_err(|e| e.to_string())?;
+        let best = &found.top[0];
+        let value = predicted_metric(&row.metric, best, &setup)?;
+        Ok((best.layout.to_string(), value))
+    });
+    match outcome {
+        Ok((layout, predicted)) => {
+            result.layout = Some(layout);
+            result.predicted = Some(predicted);
+            result.error_pct = row
+                .measured
+                .map(|measured| (predicted - measured) / measured * 100.0);
+            if row.measured.is_none() {
+                result.reason = Some("column `measured` is empty".into());
+            }
+        }
+        Err(reason) => result.reason = Some(reason),
+    }
+    result
+}
+
+/// Evaluates every row and summarises; rows without a prediction count as failures.
+pub fn validate_training(catalog: &Catalog, rows: &[TrainingRun]) -> Report {
+    let results: Vec<RowResult> = rows.iter().map(|row| evaluate_row(catalog, row)).collect();
+    summarise(results)
+}
+
+pub(crate) fn summarise(rows: Vec<RowResult>) -> Report {
+    let mut errors: Vec<f64> = rows.iter().filter_map(|r| r.error_pct.map(f64::abs)).collect();
+    errors.sort_by(f64::total_cmp);
+    let median = if errors.is_empty() {
+        None
+    } else if errors.len() % 2 == 1 {
+        Some(errors[errors.len() / 2])
+    } else {
+        Some((errors[errors.len() / 2 - 1] + errors[errors.len() / 2]) / 2.0)
+    };
+    Report {
+        summary: Summary {
+            rows: rows.len(),
+            evaluated: errors.len(),
+            median_abs_error_pct: median,
+            max_abs_error_pct: errors.last().copied(),
+        },
+        rows,
+    }
+}
