@@ -18,13 +18,22 @@ enum Command {
     /// List the built-in accelerators and models with their sources.
     #[command(subcommand)]
     Catalog(commands::catalog::CatalogCommand),
+    /// Plan training: parallel layout, speed, memory, days, energy and cost.
+    #[command(subcommand)]
+    Plan(commands::plan::PlanCommand),
+    /// Compare the performance model with published measurements.
+    #[command(subcommand)]
+    Validate(commands::validate::ValidateCommand),
     // Further commands are added here, one line each, with their module in commands/.
 }
 
 fn main() -> ExitCode {
+    restore_sigpipe();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Catalog(command) => commands::catalog::run(command),
+        Command::Plan(command) => commands::plan::run(command),
+        Command::Validate(command) => commands::validate::run(command),
     };
     match result {
         Ok(code) => code,
@@ -32,5 +41,15 @@ fn main() -> ExitCode {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Rust ignores SIGPIPE, which turns `suanli ... | head` into a panic on the next print; restore
+/// the default so the command ends quietly like any other Unix tool.
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: setting a signal disposition to its default before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

@@ -116,8 +116,9 @@ impl Group {
             _ => 1.0,
         };
         let n = self.size as f64;
-        passes * ((n - 1.0) / n * bytes / self.scaleout_bytes_per_s
-            + (n - 1.0) * self.scaleout_latency_s.min(self.scaleup_latency_s))
+        passes
+            * ((n - 1.0) / n * bytes / self.scaleout_bytes_per_s
+                + (n - 1.0) * self.scaleout_latency_s.min(self.scaleup_latency_s))
     }
 
     /// Seconds to send `bytes` to one neighbour, across the fabric when `crosses_nodes`.

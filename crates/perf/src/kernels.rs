@@ -152,7 +152,11 @@ impl LayerShape<'_> {
         // reads and writes h; each dropout+residual reads 2h, writes h and a 1-byte mask;
         // GeLU reads and writes ffn, SwiGLU reads 2 ffn and writes ffn; RoPE rewrites q and k.
         // Without sequence parallelism the h-sized work is repeated on every tp rank.
-        let sp_split = if self.layout.sequence_parallel { tp } else { 1.0 };
+        let sp_split = if self.layout.sequence_parallel {
+            tp
+        } else {
+            1.0
+        };
         let ffn = self.mlp_width();
         let mlp_act_elements = match model.mlp {
             suanli_catalog::Mlp::Gelu => 2.0 * ffn / tp,
@@ -191,7 +195,8 @@ impl LayerShape<'_> {
         let hidden = model.hidden as f64;
         let up_matrices = (model.mlp.matrices() - 1) as f64;
         let ffn_pair = |rows: f64, ffn: f64| {
-            device.gemm_s(rows, up_matrices * ffn / tp, hidden) + device.gemm_s(rows, hidden, ffn / tp)
+            device.gemm_s(rows, up_matrices * ffn / tp, hidden)
+                + device.gemm_s(rows, hidden, ffn / tp)
         };
         match (&model.moe, self.moe) {
             (Some(moe), true) => {
@@ -231,14 +236,16 @@ impl LayerShape<'_> {
                 // scores, 2.5x the forward FLOPs (Dao 2023, FlashAttention-2, section 3.1).
                 // The fused kernel runs below GEMM efficiency (~70% of it, FlashAttention-2
                 // Figure 5 vs cuBLAS).
-                let forward = 0.5 * flops_full / (rate * device.efficiency.attention) + device.efficiency.kernel_overhead_s;
+                let forward = 0.5 * flops_full / (rate * device.efficiency.attention)
+                    + device.efficiency.kernel_overhead_s;
                 (forward, 2.5 * forward, 0.0)
             }
             AttentionImpl::Unfused => {
                 let head_dim = model.head_dim() as f64;
                 let bmm = local_heads
                     * batch
-                    * (device.gemm_s(queries, keys, head_dim) - device.efficiency.kernel_overhead_s)
+                    * (device.gemm_s(queries, keys, head_dim)
+                        - device.efficiency.kernel_overhead_s)
                     + device.efficiency.kernel_overhead_s;
                 let forward = 2.0 * bmm;
                 // Fused scale-mask-softmax reads and writes the scores (2+2 bytes per element in

@@ -98,11 +98,24 @@ impl Layout {
         seq_len: u64,
         global_batch: u64,
     ) -> Result<(), String> {
-        if [self.tp, self.pp, self.dp, self.cp, self.ep, self.micro_batch, self.vpp].contains(&0) {
+        if [
+            self.tp,
+            self.pp,
+            self.dp,
+            self.cp,
+            self.ep,
+            self.micro_batch,
+            self.vpp,
+        ]
+        .contains(&0)
+        {
             return Err("every layout size must be at least 1".into());
         }
         if self.zero > 3 {
-            return Err(format!("zero={} is not a ZeRO stage; use 0, 1, 2 or 3", self.zero));
+            return Err(format!(
+                "zero={} is not a ZeRO stage; use 0, 1, 2 or 3",
+                self.zero
+            ));
         }
         if self.devices() != devices {
             return Err(format!(
@@ -115,7 +128,7 @@ impl Layout {
                 self.devices()
             ));
         }
-        if model.heads % self.tp != 0 {
+        if !model.heads.is_multiple_of(self.tp) {
             return Err(format!(
                 "tp={} does not divide the {} attention heads; use tp in {}",
                 self.tp,
@@ -123,7 +136,7 @@ impl Layout {
                 divisors_text(model.heads)
             ));
         }
-        if self.tp > model.kv_heads && self.tp % model.kv_heads != 0 {
+        if self.tp > model.kv_heads && !self.tp.is_multiple_of(model.kv_heads) {
             return Err(format!(
                 "tp={} cannot split {} kv heads evenly; use tp in {} or a multiple of {}",
                 self.tp,
@@ -132,7 +145,7 @@ impl Layout {
                 model.kv_heads
             ));
         }
-        if self.tp <= model.kv_heads && model.kv_heads % self.tp != 0 {
+        if self.tp <= model.kv_heads && !model.kv_heads.is_multiple_of(self.tp) {
             return Err(format!(
                 "tp={} does not divide the {} kv heads; use tp in {}",
                 self.tp,
@@ -141,19 +154,16 @@ impl Layout {
             ));
         }
         let chunks = self.pp * self.vpp;
-        if model.layers % chunks != 0 {
+        if chunks > model.layers {
             return Err(format!(
-                "pp*vpp = {}*{} = {chunks} does not divide the {} layers; use pp*vpp in {}",
-                self.pp,
-                self.vpp,
-                model.layers,
-                divisors_text(model.layers)
+                "pp*vpp = {}*{} = {chunks} is more than the {} layers; use pp*vpp <= {}",
+                self.pp, self.vpp, model.layers, model.layers
             ));
         }
         if self.vpp > 1 && self.pp == 1 {
             return Err("vpp>1 needs pp>1: interleaving splits pipeline stages".into());
         }
-        if seq_len % (2 * self.cp as u64) != 0 && self.cp > 1 {
+        if !seq_len.is_multiple_of(2 * self.cp as u64) && self.cp > 1 {
             return Err(format!(
                 "cp={} needs the sequence length {seq_len} divisible by 2*cp",
                 self.cp
@@ -169,7 +179,7 @@ impl Layout {
                         divisors_text(moe.experts)
                     ));
                 }
-                if (self.dp * self.cp) % self.ep != 0 {
+                if !(self.dp * self.cp).is_multiple_of(self.ep) {
                     return Err(format!(
                         "ep={} must divide dp*cp = {}: expert-parallel ranks come from the \
                          data- and context-parallel group",
@@ -179,18 +189,25 @@ impl Layout {
                 }
             }
             None if self.ep > 1 => {
-                return Err(format!("ep={} needs a mixture-of-experts model; use ep=1", self.ep));
+                return Err(format!(
+                    "ep={} needs a mixture-of-experts model; use ep=1",
+                    self.ep
+                ));
             }
             None => {}
         }
         let per_step = self.dp as u64 * self.micro_batch as u64;
-        if global_batch % per_step != 0 {
+        if !global_batch.is_multiple_of(per_step) {
             return Err(format!(
                 "global batch {global_batch} is not a multiple of dp*mb = {}*{} = {per_step}",
                 self.dp, self.micro_batch
             ));
         }
-        if self.vpp > 1 && self.micro_batches(global_batch) % self.pp as u64 != 0 {
+        if self.vpp > 1
+            && !self
+                .micro_batches(global_batch)
+                .is_multiple_of(self.pp as u64)
+        {
             return Err(format!(
                 "interleaving (vpp={}) needs the {} micro-batches per step to be a multiple of pp={}",
                 self.vpp,
@@ -201,6 +218,12 @@ impl Layout {
         Ok(())
     }
 
+    /// Layers on the most loaded device: stages need not be equal (Llama 3 405B ran 126 layers
+    /// on 16 stages), so the slowest chunk holds ceil(layers / (pp * vpp)).
+    pub fn layers_per_device(&self, model: &Model) -> u32 {
+        self.vpp * model.layers.div_ceil(self.pp * self.vpp)
+    }
+
     /// Micro-batches each pipeline runs per optimizer step.
     pub fn micro_batches(&self, global_batch: u64) -> u64 {
         global_batch / (self.dp as u64 * self.micro_batch as u64)
@@ -208,9 +231,16 @@ impl Layout {
 }
 
 fn divisors_text(n: u32) -> String {
-    let divisors: Vec<String> = (1..=n).filter(|d| n % d == 0).map(|d| d.to_string()).collect();
+    let divisors: Vec<String> = (1..=n)
+        .filter(|d| n.is_multiple_of(*d))
+        .map(|d| d.to_string())
+        .collect();
     if divisors.len() > 12 {
-        format!("{{{} ... {}}}", divisors[..8].join(","), divisors[divisors.len() - 1])
+        format!(
+            "{{{} ... {}}}",
+            divisors[..8].join(","),
+            divisors[divisors.len() - 1]
+        )
     } else {
         format!("{{{}}}", divisors.join(","))
     }
@@ -230,7 +260,11 @@ impl fmt::Display for Layout {
             self.micro_batch,
             self.vpp,
             self.recompute.name(),
-            if self.sequence_parallel { ",sp=true" } else { "" }
+            if self.sequence_parallel {
+                ",sp=true"
+            } else {
+                ""
+            }
         )
     }
 }
@@ -250,7 +284,7 @@ impl LayoutSpec {
         let mut layout = self.layout;
         let model_parallel = layout.tp as u64 * layout.pp as u64 * layout.cp as u64;
         if !self.dp_given {
-            if model_parallel == 0 || devices % model_parallel != 0 {
+            if model_parallel == 0 || !devices.is_multiple_of(model_parallel) {
                 return Err(format!(
                     "tp*pp*cp = {model_parallel} does not divide the {devices} accelerators"
                 ));
@@ -275,9 +309,10 @@ impl FromStr for LayoutSpec {
                 format!("layout part `{part}` is not key=value (e.g. tp=8,pp=4,mb=1)")
             })?;
             let number = || -> Result<u32, String> {
-                value.trim().parse::<u32>().map_err(|_| {
-                    format!("layout `{key}={value}`: `{value}` is not a whole number")
-                })
+                value
+                    .trim()
+                    .parse::<u32>()
+                    .map_err(|_| format!("layout `{key}={value}`: `{value}` is not a whole number"))
             };
             let l = &mut spec.layout;
             match key.trim() {

@@ -1,8 +1,8 @@
 //! Memory per device for training: weights, gradients, optimizer states per ZeRO stage,
 //! activations per recompute mode, and buffers.
 
-use crate::layout::{Layout, Recompute};
 use crate::kernels::AttentionImpl;
+use crate::layout::{Layout, Recompute};
 use serde::Serialize;
 use suanli_catalog::{Model, Precision};
 
@@ -47,27 +47,32 @@ impl DeviceParams {
 /// the embedding; the output head sits on the last stage and is counted there too when untied.
 pub fn device_params(model: &Model, layout: &Layout) -> DeviceParams {
     let tp = layout.tp as f64;
-    let pp = layout.pp as f64;
     let layers = model.layers as f64;
+    // The share of the layers the most loaded stage holds.
+    let stage_share = layout.layers_per_device(model) as f64 / layers;
     let moe_layers = model.moe_layers() as f64;
     let attention_and_norms = model.attention_params() as f64 + 2.0 * model.hidden as f64;
     let dense_mlp_layers = layers - moe_layers;
-    let mut dense = layers * attention_and_norms + dense_mlp_layers * model.dense_mlp_params() as f64;
+    let mut dense =
+        layers * attention_and_norms + dense_mlp_layers * model.dense_mlp_params() as f64;
     let mut expert = 0.0;
     if let Some(moe) = &model.moe {
         dense += moe_layers
             * (moe.shared_experts as f64 * model.expert_params() as f64
                 + (model.hidden * moe.experts as u64) as f64);
-        expert = moe_layers * moe.experts as f64 * model.expert_params() as f64
-            / layout.ep as f64;
+        expert = moe_layers * moe.experts as f64 * model.expert_params() as f64 / layout.ep as f64;
     }
     let embedding = (model.vocab * model.hidden) as f64;
     // One stage holds 1/pp of the layers plus the input embedding; with a single stage it also
     // holds the untied output head.
-    let heads_here = if layout.pp == 1 && !model.tied_embeddings { 2.0 } else { 1.0 };
+    let heads_here = if layout.pp == 1 && !model.tied_embeddings {
+        2.0
+    } else {
+        1.0
+    };
     DeviceParams {
-        dense: (dense / pp + heads_here * embedding) / tp,
-        expert: expert / pp / tp,
+        dense: (dense * stage_share + heads_here * embedding) / tp,
+        expert: expert * stage_share / tp,
     }
 }
 

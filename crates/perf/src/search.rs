@@ -43,11 +43,16 @@ pub enum SearchError {
 }
 
 fn powers_of_two_up_to(limit: u64) -> impl Iterator<Item = u32> {
-    (0..32).map(|k| 1u32 << k).take_while(move |&x| x as u64 <= limit)
+    (0..32)
+        .map(|k| 1u32 << k)
+        .take_while(move |&x| x as u64 <= limit)
 }
 
 fn divisors(n: u64) -> Vec<u32> {
-    (1..=n.min(u32::MAX as u64)).filter(|d| n % d == 0).map(|d| d as u32).collect()
+    (1..=n.min(u32::MAX as u64))
+        .filter(|d| n.is_multiple_of(*d))
+        .map(|d| d as u32)
+        .collect()
 }
 
 fn choices<T: Copy>(fixed: Option<T>, all: &[T]) -> Vec<T> {
@@ -66,24 +71,35 @@ pub fn candidates(setup: &TrainSetup, constraints: &Constraints) -> Vec<Layout> 
         constraints.tp,
         &powers_of_two_up_to(max_tp).collect::<Vec<_>>(),
     );
-    let pps = choices(constraints.pp, &divisors(model.layers as u64));
+    // Every divisor of the layer count, plus powers of two (uneven stages).
+    let mut stage_counts = divisors(model.layers as u64);
+    stage_counts.extend(powers_of_two_up_to(model.layers as u64));
+    stage_counts.sort_unstable();
+    stage_counts.dedup();
+    let pps = choices(constraints.pp, &stage_counts);
     let cps = choices(
         constraints.cp,
         &powers_of_two_up_to((setup.seq_len / 2048).clamp(1, 32)).collect::<Vec<_>>(),
     );
     let eps: Vec<u32> = match &model.moe {
-        Some(moe) => choices(constraints.ep, &powers_of_two_up_to(moe.experts as u64).collect::<Vec<_>>()),
+        Some(moe) => choices(
+            constraints.ep,
+            &powers_of_two_up_to(moe.experts as u64).collect::<Vec<_>>(),
+        ),
         None => vec![constraints.ep.unwrap_or(1)],
     };
     let zeros = choices(constraints.zero, &[1, 2, 3]);
-    let micro = choices(constraints.micro_batch, &powers_of_two_up_to(16).collect::<Vec<_>>());
+    let micro = choices(
+        constraints.micro_batch,
+        &powers_of_two_up_to(16).collect::<Vec<_>>(),
+    );
     let recomputes = choices(constraints.recompute, &Recompute::ALL);
     let mut layouts = Vec::new();
     for &tp in &tps {
         for &pp in &pps {
             for &cp in &cps {
                 let model_parallel = tp as u64 * pp as u64 * cp as u64;
-                if count % model_parallel != 0 {
+                if !count.is_multiple_of(model_parallel) {
                     continue;
                 }
                 let dp = (count / model_parallel) as u32;
@@ -93,7 +109,7 @@ pub fn candidates(setup: &TrainSetup, constraints: &Constraints) -> Vec<Layout> 
                 let vpps = match constraints.vpp {
                     Some(v) => vec![v],
                     None if pp == 1 => vec![1],
-                    None => divisors((model.layers / pp) as u64),
+                    None => divisors(model.layers.div_ceil(pp) as u64),
                 };
                 for &ep in &eps {
                     for &zero in &zeros {
@@ -139,20 +155,36 @@ pub fn search(
 ) -> Result<SearchResult, SearchError> {
     let layouts = candidates(setup, constraints);
     if layouts.is_empty() {
-        return Err(SearchError::NoValidLayout(explain_no_valid(setup, constraints)));
+        return Err(SearchError::NoValidLayout(explain_no_valid(
+            setup,
+            constraints,
+        )));
     }
     let fitting: Vec<&Layout> = layouts
         .iter()
         .filter(|l| train::memory(setup, l).fits())
         .collect();
     if fitting.is_empty() {
-        return Err(SearchError::NothingFits(explain_nothing_fits(setup, &layouts)));
+        return Err(SearchError::NothingFits(explain_nothing_fits(
+            setup, &layouts,
+        )));
     }
     let mut estimates = Vec::with_capacity(fitting.len());
     for layout in &fitting {
         estimates.push(train::estimate(setup, layout)?);
     }
-    estimates.sort_by(|a, b| a.step_time_s.total_cmp(&b.step_time_s));
+    // Fastest first; among equally fast layouts the simpler one (fewer model-parallel ranks,
+    // less interleaving, lower ZeRO stage) first.
+    estimates.sort_by(|a, b| {
+        let simplicity = |e: &TrainEstimate| {
+            let l = &e.layout;
+            (l.cp, l.pp, l.tp, l.vpp, l.zero, l.ep)
+        };
+        let rounded = |e: &TrainEstimate| (e.step_time_s * 1e4).round() as u64;
+        rounded(a)
+            .cmp(&rounded(b))
+            .then_with(|| simplicity(a).cmp(&simplicity(b)))
+    });
     estimates.truncate(top_k.max(1));
     Ok(SearchResult {
         top: estimates,

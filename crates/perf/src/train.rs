@@ -172,7 +172,7 @@ pub fn memory(setup: &TrainSetup, layout: &Layout) -> MemoryBreakdown {
     } else {
         1.0
     };
-    let layers_here = model.layers as f64 / pp;
+    let layers_here = layout.layers_per_device(model) as f64;
     let moe_share = model.moe_layers() as f64 / model.layers as f64;
     let per_layer = (1.0 - moe_share)
         * memory::layer_activation_bytes(model, layout, setup.seq_len, setup.attention, false)
@@ -234,7 +234,7 @@ pub fn estimate(setup: &TrainSetup, layout: &Layout) -> Result<TrainEstimate, Es
     let net = Network::new(setup, layout, &efficiency);
     let micro_batches = layout.micro_batches(setup.global_batch);
     let pp = layout.pp as f64;
-    let layers_here = model.layers as f64 / pp;
+    let layers_here = layout.layers_per_device(model) as f64;
     let moe_share = model.moe_layers() as f64 / model.layers as f64;
 
     let shape = |moe| LayerShape {
@@ -295,7 +295,10 @@ pub fn estimate(setup: &TrainSetup, layout: &Layout) -> Result<TrainEstimate, Es
     };
     let cp_comm_s = if layout.cp > 1 {
         let bytes = tokens * kv_width * 2.0 * (layout.cp - 1) as f64;
-        let total = 3.0 * net.cp.point_to_point_s(bytes, net.cp.ranks_per_domain < layout.cp);
+        let total = 3.0
+            * net
+                .cp
+                .point_to_point_s(bytes, net.cp.ranks_per_domain < layout.cp);
         let hidden_behind = mix(|l| l.attention_fwd_s + l.attention_bwd_s);
         exposed_s(hidden_behind, total)
     } else {
@@ -327,7 +330,11 @@ pub fn estimate(setup: &TrainSetup, layout: &Layout) -> Result<TrainEstimate, Es
         + recompute_s
         + (tp_comm_s + cp_comm_s + ep_comm_s)
         + p2p_per_micro_s
-        + if layout.pp == 1 { logits_s } else { logits_s / pp };
+        + if layout.pp == 1 {
+            logits_s
+        } else {
+            logits_s / pp
+        };
     // The last stage also runs the logit layer; with pp > 1 the stage imbalance shows in the
     // whole pipeline (Narayanan et al. 2021, section 3.2), spread here as an average.
     let m = micro_batches as f64;
@@ -335,7 +342,15 @@ pub fn estimate(setup: &TrainSetup, layout: &Layout) -> Result<TrainEstimate, Es
 
     // Data parallel (and ZeRO) traffic, over dp x cp ranks for dense weights.
     let params = memory::device_params(model, layout);
-    let (dp_total_s, dp_window_s) = data_parallel_time(setup, layout, &net, &params, m, forward_s, backward_s + recompute_s);
+    let (dp_total_s, dp_window_s) = data_parallel_time(
+        setup,
+        layout,
+        &net,
+        &params,
+        m,
+        forward_s,
+        backward_s + recompute_s,
+    );
     let dp_comm_exposed_s = exposed_s(dp_window_s, dp_total_s);
 
     // Adam: read gradient, master weight, m, v; write master, m, v and the 16-bit weight
@@ -348,7 +363,14 @@ pub fn estimate(setup: &TrainSetup, layout: &Layout) -> Result<TrainEstimate, Es
     let optimizer_s = device.stream_s(params.total() / shard * 30.0, 4.0);
 
     let time = TimeBreakdown {
-        compute_s: m * (forward_s + backward_s + if layout.pp == 1 { logits_s } else { logits_s / pp }),
+        compute_s: m
+            * (forward_s
+                + backward_s
+                + if layout.pp == 1 {
+                    logits_s
+                } else {
+                    logits_s / pp
+                }),
         recompute_s: m * recompute_s,
         tp_comm_s: m * tp_comm_s,
         cp_comm_s: m * cp_comm_s,
@@ -418,7 +440,10 @@ struct Network {
 impl Network {
     fn new(setup: &TrainSetup, layout: &Layout, efficiency: &Efficiency) -> Network {
         let accelerator = &setup.accelerator;
-        let domain = accelerator.scaleup.domain_size.clamp(1, setup.per_node.max(1));
+        let domain = accelerator
+            .scaleup
+            .domain_size
+            .clamp(1, setup.per_node.max(1));
         let group = |size: u32, stride: u32| {
             Group::new(
                 size,
@@ -477,11 +502,20 @@ fn data_parallel_time(
         let flat = |group: &Group, collective, count: f64, bytes: f64| {
             group.flat_time_s(collective, count * bytes)
         };
-        let per_micro = flat(&net.dp, Collective::AllGather, params.dense, weight_b)
-            * 2.0
+        let per_micro = flat(&net.dp, Collective::AllGather, params.dense, weight_b) * 2.0
             + flat(&net.dp, Collective::ReduceScatter, params.dense, grad_b)
-            + flat(&net.dp_expert, Collective::AllGather, params.expert, weight_b) * 2.0
-            + flat(&net.dp_expert, Collective::ReduceScatter, params.expert, grad_b);
+            + flat(
+                &net.dp_expert,
+                Collective::AllGather,
+                params.expert,
+                weight_b,
+            ) * 2.0
+            + flat(
+                &net.dp_expert,
+                Collective::ReduceScatter,
+                params.expert,
+                grad_b,
+            );
         return (
             micro_batches * per_micro,
             micro_batches * (forward_s + backward_s),

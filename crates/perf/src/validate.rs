@@ -93,23 +93,31 @@ pub fn read_training_runs(csv_text: &str) -> Result<Vec<TrainingRun>, String> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .from_reader(csv_text.as_bytes());
+    let headers = reader
+        .headers()
+        .map_err(|e| format!("cannot read the header line: {e}"))?
+        .clone();
     let mut rows = Vec::new();
     for record in reader.deserialize::<TrainingRun>() {
-        rows.push(record.map_err(|e| describe_csv_error(&e))?);
+        rows.push(record.map_err(|e| describe_csv_error(&e, &headers))?);
     }
     Ok(rows)
 }
 
-pub(crate) fn describe_csv_error(error: &csv::Error) -> String {
+/// One line naming the CSV line, the column and what was wrong.
+pub(crate) fn describe_csv_error(error: &csv::Error, headers: &csv::StringRecord) -> String {
     match error.kind() {
-        csv::ErrorKind::Deserialize { pos, err } => format!(
-            "line {}: field `{}`: {}",
-            pos.as_ref().map_or(0, |p| p.line()),
-            err.field()
-                .map(|f| f.to_string())
-                .unwrap_or_else(|| "?".into()),
-            err.kind()
-        ),
+        csv::ErrorKind::Deserialize { pos, err } => {
+            let column = err
+                .field()
+                .and_then(|index| headers.get(index as usize))
+                .unwrap_or("?");
+            format!(
+                "line {}: column `{column}`: {}",
+                pos.as_ref().map_or(0, |p| p.line()),
+                err.kind()
+            )
+        }
         _ => error.to_string(),
     }
 }
@@ -123,7 +131,11 @@ pub fn row_model(row: &TrainingRun) -> Result<Model, String> {
     let mlp = match row.mlp.as_deref() {
         Some("gelu") => Mlp::Gelu,
         Some("swiglu") => Mlp::Swiglu,
-        other => return Err(format!("column `mlp` is {other:?}; expected gelu or swiglu")),
+        other => {
+            return Err(format!(
+                "column `mlp` is {other:?}; expected gelu or swiglu"
+            ));
+        }
     };
     let moe = match row.moe_experts {
         Some(experts) if experts > 1 => Some(Moe {
@@ -136,7 +148,7 @@ pub fn row_model(row: &TrainingRun) -> Result<Model, String> {
         _ => None,
     };
     let heads = need(row.heads, "heads")?;
-    Ok(Model {
+    let mut model = Model {
         id: row.id.clone(),
         aliases: vec![],
         name: row.model.clone(),
@@ -149,18 +161,42 @@ pub fn row_model(row: &TrainingRun) -> Result<Model, String> {
         ffn: need(row.ffn, "ffn")?,
         vocab: need(row.vocab, "vocab")?,
         mlp,
-        // GPT-style (GeLU) Megatron models tie the output head to the embedding.
-        tied_embeddings: mlp == Mlp::Gelu,
-        learned_positions: mlp == Mlp::Gelu,
+        tied_embeddings: false,
+        learned_positions: false,
         max_seq_len: row.seq_len,
         moe,
         mla: None::<Mla>,
         source: row.source.clone(),
-    })
+    };
+    // The schema has no column for tied embeddings or learned positions; take the combination
+    // whose parameter count is closest to the reported `params_b` (the schema's cross-check),
+    // and GPT-style defaults (tied, learned positions for GeLU models) when it is empty.
+    let candidates = [(true, true), (true, false), (false, true), (false, false)];
+    let (tied, learned) = match row.params_b {
+        Some(params_b) => candidates
+            .into_iter()
+            .min_by(|a, b| {
+                let error = |(tied, learned): (bool, bool)| {
+                    let mut m = model.clone();
+                    m.tied_embeddings = tied;
+                    m.learned_positions = learned;
+                    (m.total_params() as f64 / 1e9 - params_b).abs()
+                };
+                error(*a).total_cmp(&error(*b))
+            })
+            .expect("four candidates"),
+        None => (mlp == Mlp::Gelu, mlp == Mlp::Gelu),
+    };
+    model.tied_embeddings = tied;
+    model.learned_positions = learned;
+    Ok(model)
 }
 
 /// The setup and layout constraints of a row.
-pub fn row_setup(catalog: &Catalog, row: &TrainingRun) -> Result<(TrainSetup, Constraints), String> {
+pub fn row_setup(
+    catalog: &Catalog,
+    row: &TrainingRun,
+) -> Result<(TrainSetup, Constraints), String> {
     let model = row_model(row)?;
     let accelerator = catalog
         .accelerator(&row.accelerator)
@@ -301,7 +337,10 @@ pub fn validate_training(catalog: &Catalog, rows: &[TrainingRun]) -> Report {
 }
 
 pub(crate) fn summarise(rows: Vec<RowResult>) -> Report {
-    let mut errors: Vec<f64> = rows.iter().filter_map(|r| r.error_pct.map(f64::abs)).collect();
+    let mut errors: Vec<f64> = rows
+        .iter()
+        .filter_map(|r| r.error_pct.map(f64::abs))
+        .collect();
     errors.sort_by(f64::total_cmp);
     let median = if errors.is_empty() {
         None

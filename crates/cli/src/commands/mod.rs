@@ -1,3 +1,6 @@
 //! One module per top-level command.
 
 pub mod catalog;
+pub mod format;
+pub mod plan;
+pub mod validate;

@@ -1,0 +1,316 @@
+//! `suanli plan train`: estimate one layout or search for the best ones.
+
+use super::format::{self, gb, seconds};
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use comfy_table::Table;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use suanli_catalog::{Catalog, Precision};
+use suanli_perf::search::{self, Constraints};
+use suanli_perf::train::{self, TrainEstimate, TrainSetup};
+use suanli_perf::{AttentionImpl, LayoutSpec};
+
+/// What to plan.
+#[derive(Subcommand)]
+pub enum PlanCommand {
+    /// Plan a training run: parallel layout, step time, memory, MFU, days, energy and cost.
+    #[command(after_help = TRAIN_EXAMPLES)]
+    Train(TrainArgs),
+}
+
+const TRAIN_EXAMPLES: &str = "Examples:
+  suanli plan train --model llama-3.1-70b --accelerator h100-sxm5-80gb --count 512 --tokens 2T
+  suanli plan train --model llama-3.1-405b --accelerator h100 --count 16384 --seq-len 8192 \\
+      --global-batch 2048 --top 3
+  suanli plan train --model gpt-3-175b --accelerator a100-sxm4-80gb --count 1024 \\
+      --layout tp=8,pp=8,mb=1,vpp=3,recompute=selective --price-per-hour 1.8 --json
+  suanli plan train --model ./config.json --accelerator mi300x --count 64";
+
+/// Arguments of `suanli plan train`.
+#[derive(Args)]
+pub struct TrainArgs {
+    /// Catalog model id or alias, a Hugging Face config.json, or a TOML file with one [[model]].
+    #[arg(long)]
+    model: String,
+    /// Accelerator catalog id or alias (see `suanli catalog accelerators`).
+    #[arg(long)]
+    accelerator: String,
+    /// Number of accelerators.
+    #[arg(long)]
+    count: u64,
+    /// Accelerators per node [default: the accelerator's usual server].
+    #[arg(long)]
+    per_node: Option<u32>,
+    /// Scale-out bandwidth per accelerator in GB/s, one direction [default: catalog].
+    #[arg(long)]
+    scaleout_gb_per_s: Option<f64>,
+    /// Tokens per sequence.
+    #[arg(long, default_value_t = 4096)]
+    seq_len: u64,
+    /// Sequences per optimizer step.
+    #[arg(long, default_value_t = 1024)]
+    global_batch: u64,
+    /// Token budget, e.g. 2T, 300B, 1.5e12: adds days, accelerator-hours, energy and cost.
+    #[arg(long, value_parser = format::parse_count)]
+    tokens: Option<f64>,
+    /// Math precision.
+    #[arg(long, default_value = "bf16")]
+    precision: Precision,
+    /// Evaluate this layout, e.g. tp=8,pp=16,dp=128,cp=1,ep=1,zero=1,mb=1,vpp=1,recompute=selective
+    /// (dp follows from the count when left out; sp defaults to on when tp>1).
+    #[arg(long)]
+    layout: Option<String>,
+    /// How many layouts a search shows.
+    #[arg(long, default_value_t = 5)]
+    top: usize,
+    /// Price per accelerator-hour, for the cost figure.
+    #[arg(long)]
+    price_per_hour: Option<f64>,
+    /// Attention implementation: flash (fused, causal) or unfused.
+    #[arg(long, default_value = "flash", value_parser = parse_attention)]
+    attention: AttentionImpl,
+    /// Extra catalog TOML file or directory (accelerators, nodes, models).
+    #[arg(long)]
+    catalog: Vec<PathBuf>,
+    /// Print the whole estimate as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_attention(text: &str) -> Result<AttentionImpl, String> {
+    match text {
+        "flash" => Ok(AttentionImpl::Flash),
+        "unfused" => Ok(AttentionImpl::Unfused),
+        _ => Err(format!(
+            "`{text}` is not an attention implementation; use flash or unfused"
+        )),
+    }
+}
+
+/// Loads the built-in catalog plus the user's files.
+pub fn load_catalog(extra: &[PathBuf]) -> anyhow::Result<Catalog> {
+    let mut catalog = Catalog::builtin();
+    let from_env = std::env::var_os("SUANLI_CATALOG").map(PathBuf::from);
+    for path in extra.iter().chain(from_env.iter()) {
+        catalog.merge_path(path)?;
+    }
+    Ok(catalog)
+}
+
+/// Runs a plan command.
+pub fn run(command: PlanCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        PlanCommand::Train(args) => run_train(args),
+    }
+}
+
+fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
+    let catalog = load_catalog(&args.catalog)?;
+    let model = catalog.resolve_model(&args.model)?;
+    let accelerator = catalog.accelerator(&args.accelerator)?.clone();
+    if args.count == 0 {
+        bail!("--count must be at least 1");
+    }
+    if args.seq_len == 0 || args.global_batch == 0 {
+        bail!("--seq-len and --global-batch must be at least 1");
+    }
+    let mut setup = TrainSetup::new(model, accelerator, args.count);
+    if let Some(per_node) = args.per_node {
+        if per_node == 0 {
+            bail!("--per-node must be at least 1");
+        }
+        setup.per_node = per_node;
+    }
+    if let Some(bandwidth) = args.scaleout_gb_per_s {
+        setup.scaleout_gb_per_s = bandwidth;
+    }
+    setup.seq_len = args.seq_len;
+    setup.global_batch = args.global_batch;
+    setup.precision = args.precision;
+    setup.tokens_total = args.tokens;
+    setup.price_per_hour = args.price_per_hour;
+    setup.attention = args.attention;
+    setup.tp_overlap = args.attention == AttentionImpl::Flash;
+
+    let estimates = match &args.layout {
+        Some(text) => vec![evaluate_layout(&setup, text)?],
+        None => {
+            let found = search::search(&setup, &Constraints::default(), args.top)?;
+            if !args.json {
+                println!(
+                    "searched {} valid layouts, {} fit in memory; the {} fastest:",
+                    found.valid_layouts,
+                    found.fitting_layouts,
+                    found.top.len()
+                );
+            }
+            found.top
+        }
+    };
+    if args.json {
+        let value = serde_json::json!({ "setup": setup, "estimates": estimates });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if estimates.len() > 1 {
+        println!("{}", ranking_table(&estimates));
+    }
+    print_estimate(&setup, &estimates[0]);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn evaluate_layout(setup: &TrainSetup, text: &str) -> anyhow::Result<TrainEstimate> {
+    let spec: LayoutSpec = text
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!("--layout: {e}"))?;
+    let layout = spec
+        .resolve(setup.count)
+        .map_err(|e| anyhow::anyhow!("--layout: {e}"))?;
+    layout
+        .check(&setup.model, setup.count, setup.seq_len, setup.global_batch)
+        .map_err(|e| anyhow::anyhow!("--layout {layout}: {e}"))?;
+    let estimate = train::estimate(setup, &layout).context("cannot estimate this layout")?;
+    let memory = &estimate.memory;
+    if !memory.fits() {
+        let mut hint = Vec::new();
+        if memory.weights_bytes + memory.gradients_bytes + memory.optimizer_bytes
+            > memory.capacity_bytes * 0.6
+        {
+            hint.push(format!("pp>={}", (layout.pp * 2).min(setup.model.layers)));
+            if layout.zero < 3 {
+                hint.push(format!("zero={}", layout.zero + 1));
+            }
+        }
+        if memory.activations_bytes > memory.capacity_bytes * 0.3 {
+            if layout.recompute != suanli_perf::Recompute::Full {
+                hint.push("recompute=full".into());
+            }
+            if layout.micro_batch > 1 {
+                hint.push("a smaller mb".into());
+            }
+        }
+        hint.push("or leave out --layout to search".into());
+        bail!(
+            "layout {layout} does not fit: it needs {} per device (weights {}, gradients {}, \
+             optimizer {}, activations {}, buffers {}) but {} has {}; try {}",
+            gb(memory.total_bytes),
+            gb(memory.weights_bytes),
+            gb(memory.gradients_bytes),
+            gb(memory.optimizer_bytes),
+            gb(memory.activations_bytes),
+            gb(memory.buffers_bytes),
+            setup.accelerator.id,
+            gb(memory.capacity_bytes),
+            hint.join(", ")
+        );
+    }
+    Ok(estimate)
+}
+
+fn ranking_table(estimates: &[TrainEstimate]) -> Table {
+    let mut table = format::table(&[
+        "#",
+        "layout",
+        "step",
+        "MFU",
+        "tokens/s",
+        "memory/device",
+        "bubble",
+        "exposed comm",
+    ]);
+    for (rank, e) in estimates.iter().enumerate() {
+        let t = &e.time;
+        let comm = t.tp_comm_s + t.cp_comm_s + t.ep_comm_s + t.pp_p2p_s + t.dp_comm_exposed_s;
+        table.add_row(vec![
+            (rank + 1).to_string(),
+            e.layout.to_string(),
+            seconds(e.step_time_s),
+            format!("{:.1}%", e.mfu * 100.0),
+            format::si(e.tokens_per_s),
+            gb(e.memory.total_bytes),
+            format!("{:.1}%", t.pp_bubble_s / e.step_time_s * 100.0),
+            format!("{:.1}%", comm / e.step_time_s * 100.0),
+        ]);
+    }
+    table
+}
+
+fn print_estimate(setup: &TrainSetup, e: &TrainEstimate) {
+    println!(
+        "\n{} on {} x {} ({} per node), {}, seq {}, global batch {}",
+        setup.model.name,
+        setup.count,
+        setup.accelerator.name,
+        setup.per_node,
+        setup.precision,
+        setup.seq_len,
+        setup.global_batch
+    );
+    println!(
+        "layout {}  ({} micro-batches per step)",
+        e.layout, e.micro_batches
+    );
+    println!(
+        "step {}   MFU {:.1}%   HFU {:.1}%   {:.0} model TFLOP/s per device   {} tokens/s ({} per device)",
+        seconds(e.step_time_s),
+        e.mfu * 100.0,
+        e.hfu * 100.0,
+        e.tflops_per_device_model,
+        format::si(e.tokens_per_s),
+        format::si(e.tokens_per_s_per_device)
+    );
+    let t = &e.time;
+    let mut time = format::table(&["time per step", "seconds", "share"]);
+    for (name, value) in [
+        ("compute (fwd+bwd)", t.compute_s),
+        ("recompute", t.recompute_s),
+        ("tensor-parallel comm", t.tp_comm_s),
+        ("context-parallel comm", t.cp_comm_s),
+        ("expert-parallel all-to-all", t.ep_comm_s),
+        ("pipeline send/receive", t.pp_p2p_s),
+        ("pipeline bubble", t.pp_bubble_s),
+        ("data-parallel comm (exposed)", t.dp_comm_exposed_s),
+        ("optimizer", t.optimizer_s),
+    ] {
+        time.add_row(vec![
+            name.to_string(),
+            format!("{value:.3}"),
+            format!("{:.1}%", value / e.step_time_s * 100.0),
+        ]);
+    }
+    time.add_row(vec![
+        "data-parallel comm (total, mostly overlapped)".to_string(),
+        format!("{:.3}", t.dp_comm_total_s),
+        String::new(),
+    ]);
+    let m = &e.memory;
+    let mut memory = format::table(&["memory per device", "GB"]);
+    for (name, value) in [
+        ("weights", m.weights_bytes),
+        ("gradients", m.gradients_bytes),
+        ("optimizer states", m.optimizer_bytes),
+        ("activations", m.activations_bytes),
+        ("buffers and runtime", m.buffers_bytes),
+        ("total", m.total_bytes),
+        ("capacity", m.capacity_bytes),
+    ] {
+        memory.add_row(vec![name.to_string(), format!("{:.1}", value / 1e9)]);
+    }
+    println!("{time}\n{memory}");
+    if let Some(budget) = &e.budget {
+        let mut line = format!(
+            "{} tokens: {:.1} days, {} accelerator-hours",
+            format::si(budget.tokens),
+            budget.days,
+            format::si(budget.accelerator_hours)
+        );
+        if let Some(kwh) = budget.energy_kwh {
+            line.push_str(&format!(", {} kWh at TDP", format::si(kwh)));
+        }
+        if let Some(cost) = budget.cost {
+            line.push_str(&format!(", cost {}", format::si(cost)));
+        }
+        println!("{line}");
+    }
+}

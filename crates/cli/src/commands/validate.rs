@@ -1,0 +1,104 @@
+//! `suanli validate train FILE.csv`: the model against published measurements.
+
+use super::format;
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use suanli_perf::validate::{self, Report};
+
+/// What to validate.
+#[derive(Subcommand)]
+pub enum ValidateCommand {
+    /// Training runs (schema: training-runs.csv of the validation tables).
+    #[command(
+        after_help = "Example:\n  suanli validate train data/validation/training-runs.csv\n  \
+        suanli validate train data/validation/training-runs.csv --json | jq .summary"
+    )]
+    Train(ValidateArgs),
+}
+
+/// Arguments of a validate command.
+#[derive(Args)]
+pub struct ValidateArgs {
+    /// CSV file of published runs.
+    file: PathBuf,
+    /// Extra catalog TOML file or directory.
+    #[arg(long)]
+    catalog: Vec<PathBuf>,
+    /// Print {"rows":[...],"summary":{...}} as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs a validate command; exits 1 when a row could not be evaluated.
+pub fn run(command: ValidateCommand) -> anyhow::Result<ExitCode> {
+    let ValidateCommand::Train(args) = command;
+    let catalog = super::plan::load_catalog(&args.catalog)?;
+    let text = std::fs::read_to_string(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let rows = validate::read_training_runs(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
+    let report = validate::validate_training(&catalog, &rows);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_report(&report);
+    }
+    Ok(if report.summary.evaluated == report.summary.rows {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Prints the per-row table and the summary.
+pub fn print_report(report: &Report) {
+    let mut table = format::table(&[
+        "id",
+        "metric",
+        "measured",
+        "predicted",
+        "error",
+        "mode",
+        "layout / reason",
+    ]);
+    let number = |v: Option<f64>| {
+        v.map_or("-".to_string(), |x| {
+            format!("{x:.4}")
+                .trim_end_matches('0')
+                .trim_end_matches('.')
+                .to_string()
+        })
+    };
+    for row in &report.rows {
+        table.add_row(vec![
+            row.id.clone(),
+            row.metric.clone(),
+            number(row.measured),
+            number(row.predicted.map(|p| (p * 100.0).round() / 100.0)),
+            row.error_pct.map_or("-".into(), |e| format!("{e:+.1}%")),
+            row.mode.to_string(),
+            row.reason
+                .clone()
+                .or(row.layout.clone())
+                .unwrap_or_default(),
+        ]);
+    }
+    println!("{table}");
+    let s = &report.summary;
+    let pct = |v: Option<f64>| v.map_or("-".into(), |x| format!("{x:.1}%"));
+    println!(
+        "{} rows, {} evaluated; median |error| {}, max |error| {}",
+        s.rows,
+        s.evaluated,
+        pct(s.median_abs_error_pct),
+        pct(s.max_abs_error_pct)
+    );
+    if s.evaluated < s.rows {
+        println!(
+            "{} rows could not be evaluated (see the reasons above)",
+            s.rows - s.evaluated
+        );
+    }
+}
