@@ -43,11 +43,14 @@ pub fn si(value: f64) -> String {
     } else {
         (value, "")
     };
-    format!("{scaled:.3}")
-        .trim_end_matches('0')
-        .trim_end_matches('.')
-        .to_string()
-        + suffix
+    let digits = if scaled.abs() >= 100.0 {
+        0
+    } else if scaled.abs() >= 10.0 {
+        1
+    } else {
+        2
+    };
+    format!("{scaled:.digits$}{suffix}")
 }
 
 /// Parses counts such as `2T`, `300B`, `1.5e12`, `500M`, `64k`.
