@@ -50,7 +50,11 @@ pub fn si(value: f64) -> String {
     } else {
         2
     };
-    format!("{scaled:.digits$}{suffix}")
+    let mut number = format!("{scaled:.digits$}");
+    if number.contains('.') {
+        number = number.trim_end_matches('0').trim_end_matches('.').to_string();
+    }
+    number + suffix
 }
 
 /// Parses counts such as `2T`, `300B`, `1.5e12`, `500M`, `64k`.
