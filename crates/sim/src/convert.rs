@@ -1,0 +1,71 @@
+//! Turning the readers' plain types (`ClusterSpec`, `TraceJob`) into the scheduler's
+//! (`PoolConfig`, `JobSpec`), with the run's checkpoint choice applied.
+
+use suanli_sched::checkpoint::{gang_mtbf_s, young_daly_interval_s};
+use suanli_sched::{JobSpec, PoolConfig, Work};
+
+use crate::failures::{CheckpointPolicy, FailureModel};
+use crate::workload::{ClusterSpec, TraceJob};
+
+/// The key readers use for "any accelerator type" in `Work::units_per_s`.
+pub const ANY_ACCELERATOR: &str = "*";
+
+/// The scheduler's pools for a cluster.
+pub fn pools(cluster: &ClusterSpec) -> Vec<PoolConfig> {
+    cluster
+        .pools
+        .iter()
+        .map(|p| PoolConfig {
+            name: p.name.clone(),
+            accelerator: p.accelerator.clone(),
+            nodes: p.nodes,
+            accelerators_per_node: p.accelerators_per_node,
+            nodes_per_leaf: p.nodes_per_leaf,
+            leaves_per_pod: p.leaves_per_pod,
+        })
+        .collect()
+}
+
+/// The scheduler's job for a trace job: a rate under `*` applies to every type in the cluster,
+/// and the checkpoint interval follows `checkpoint`.
+pub fn job_spec(
+    job: &TraceJob,
+    cluster: &ClusterSpec,
+    checkpoint: &CheckpointPolicy,
+    checkpoint_cost_s: u64,
+    failures: &FailureModel,
+) -> JobSpec {
+    let mut units_per_s = job.work.units_per_s.clone();
+    if let Some(rate) = units_per_s.remove(ANY_ACCELERATOR) {
+        for pool in &cluster.pools {
+            units_per_s.entry(pool.accelerator.clone()).or_insert(rate);
+        }
+    }
+    let checkpoint_interval_s = match checkpoint {
+        CheckpointPolicy::AsTrace => job.checkpoint_interval_s,
+        CheckpointPolicy::Every { interval_s } => Some(*interval_s),
+        CheckpointPolicy::YoungDaly => failures.mtbf_per_accelerator_h.map(|h| {
+            let mtbf_s = gang_mtbf_s(h * 3600.0, job.gang_size);
+            young_daly_interval_s(checkpoint_cost_s.max(1) as f64, mtbf_s)
+                .round()
+                .max(1.0) as u64
+        }),
+    };
+    JobSpec {
+        name: job.id.clone(),
+        gang_size: job.gang_size,
+        tenant: job.tenant.clone(),
+        priority: job.priority,
+        work: Work {
+            total_units: job.work.total_units,
+            units_per_s,
+        },
+        runtime_estimate_s: job.runtime_estimate_s,
+        checkpoint_interval_s,
+        checkpoint_cost_s: if checkpoint_interval_s.is_some() {
+            checkpoint_cost_s
+        } else {
+            0
+        },
+    }
+}

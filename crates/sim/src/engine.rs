@@ -1,0 +1,303 @@
+//! The discrete-event engine: replays jobs on a cluster under a policy, with injected failures,
+//! driving `suanli-sched` through the calls the server makes (`submit`, `on_finish`,
+//! `on_node_failure`, `on_node_repair`, `schedule`, `next_wakeup_s`).
+//!
+//! Virtual time is whole seconds (`u64`). Events sit in a binary heap ordered by (time, kind,
+//! sequence number): at one instant, completions come first, then repairs, failures, arrivals and
+//! policy wake-ups, each kind in the order it was queued, and the scheduler runs once after all
+//! of them. Failure times come from a seeded `StdRng`, one exponential draw per node per failure,
+//! so a seed fixes the whole run. A completion event carries the run's number; one left over from
+//! a run that was since preempted or killed is ignored.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap};
+use std::time::Instant;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use suanli_sched::{
+    Decision, JobId, NodeId, PoolId, SchedConfig, SchedError, Scheduler, Status, TenantConfig,
+    policy,
+};
+
+use crate::convert::{job_spec, pools};
+use crate::failures::{CheckpointPolicy, FailureModel};
+use crate::metrics::{JobRecord, RunResult, UtilisationStep};
+use crate::workload::{ClusterSpec, TraceJob};
+
+/// Everything a run needs besides the cluster and the jobs.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub policy: String,
+    pub failures: FailureModel,
+    pub checkpoint: CheckpointPolicy,
+    /// Seconds to write one checkpoint (used with any checkpoint interval).
+    pub checkpoint_cost_s: u64,
+    pub seed: u64,
+    pub sched: SchedConfig,
+    pub tenants: Vec<TenantConfig>,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            policy: "fifo".into(),
+            failures: FailureModel::none(),
+            checkpoint: CheckpointPolicy::AsTrace,
+            checkpoint_cost_s: 0,
+            seed: 0,
+            sched: SchedConfig::default(),
+            tenants: Vec::new(),
+        }
+    }
+}
+
+/// Why a run could not be completed.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error(transparent)]
+    Sched(#[from] SchedError),
+    #[error(
+        "policy `{policy}` left {waiting} jobs waiting at {at_s} s on an idle, healthy cluster with no \
+         more arrivals; this is a policy bug, please report it"
+    )]
+    Stalled {
+        policy: String,
+        waiting: usize,
+        at_s: u64,
+    },
+}
+
+/// Event kinds in the order they are handled at one instant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Event {
+    Finish { job: u32, run: u32 },
+    Repair { node: u32 },
+    Failure { node: u32 },
+    Arrival { index: u32 },
+    Wakeup,
+}
+
+/// Receives progress as (jobs done, jobs total) every few thousand events.
+pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
+
+/// Replays `jobs` on `cluster` and returns per-job records and the utilisation timeline.
+pub fn simulate(
+    cluster: &ClusterSpec,
+    jobs: &[TraceJob],
+    config: &SimConfig,
+    mut progress: Option<Progress<'_>>,
+) -> Result<RunResult, SimError> {
+    let started = Instant::now();
+    let policy = policy::by_name(&config.policy)?;
+    let pool_configs = pools(cluster);
+    let mut scheduler =
+        Scheduler::new(&pool_configs, &config.tenants, policy, config.sched.clone())?;
+    let total_accelerators = scheduler.state().cluster.total_accelerators();
+    let mut rng = StdRng::seed_from_u64(config.seed);
+    let mut heap: BinaryHeap<Reverse<(u64, Event, u64)>> = BinaryHeap::new();
+    let mut sequence = 0u64;
+    let mut push = |heap: &mut BinaryHeap<Reverse<(u64, Event, u64)>>, at_s: u64, event: Event| {
+        sequence += 1;
+        heap.push(Reverse((at_s, event, sequence)));
+    };
+
+    let mut order: Vec<u32> = (0..jobs.len() as u32).collect();
+    order.sort_by_key(|&i| (jobs[i as usize].arrival_s, i));
+    for &index in &order {
+        push(
+            &mut heap,
+            jobs[index as usize].arrival_s,
+            Event::Arrival { index },
+        );
+    }
+    let node_count = scheduler.state().cluster.nodes.len();
+    for node in 0..node_count {
+        let capacity = scheduler.state().cluster.nodes[node].capacity;
+        if let Some(mtbf_s) = config.failures.node_mtbf_s(capacity) {
+            push(
+                &mut heap,
+                exponential_s(&mut rng, mtbf_s),
+                Event::Failure { node: node as u32 },
+            );
+        }
+    }
+
+    let mut trace_index_of: Vec<u32> = Vec::with_capacity(jobs.len());
+    let mut records: Vec<Option<JobRecord>> = vec![None; jobs.len()];
+    let mut runs: Vec<u32> = Vec::with_capacity(jobs.len());
+    let mut last_pool: Vec<PoolId> = Vec::with_capacity(jobs.len());
+    let mut rejected: Vec<(String, String)> = Vec::new();
+    let mut arrivals_left = jobs.len();
+    let mut unfinished = 0usize;
+    let mut wakeups: BTreeSet<u64> = BTreeSet::new();
+    let mut timeline: Vec<UtilisationStep> = vec![UtilisationStep {
+        at_s: 0,
+        busy: 0,
+        up: total_accelerators,
+    }];
+    let (mut events, mut node_failures, mut jobs_killed) = (0u64, 0u64, 0u64);
+    let mut now_s = 0;
+    let mut idle_passes = 0u32;
+
+    while let Some(&Reverse((at_s, _, _))) = heap.peek() {
+        if arrivals_left == 0 && unfinished == 0 {
+            break;
+        }
+        now_s = at_s;
+        while let Some(&Reverse((t, event, _))) = heap.peek() {
+            if t != now_s {
+                break;
+            }
+            heap.pop();
+            events += 1;
+            match event {
+                Event::Arrival { index } => {
+                    arrivals_left -= 1;
+                    let trace_job = &jobs[index as usize];
+                    let spec = job_spec(
+                        trace_job,
+                        cluster,
+                        &config.checkpoint,
+                        config.checkpoint_cost_s,
+                        &config.failures,
+                    );
+                    match scheduler.submit(spec, now_s) {
+                        Ok(id) => {
+                            debug_assert_eq!(id.0 as usize, trace_index_of.len());
+                            trace_index_of.push(index);
+                            runs.push(0);
+                            last_pool.push(PoolId(0));
+                            unfinished += 1;
+                        }
+                        Err(error) => rejected.push((trace_job.id.clone(), error.to_string())),
+                    }
+                }
+                Event::Finish { job, run } => {
+                    let id = JobId(job);
+                    let running = matches!(scheduler.job(id)?.status, Status::Running(_));
+                    if running && runs[job as usize] == run {
+                        scheduler.on_finish(id, now_s)?;
+                        unfinished -= 1;
+                        let index = trace_index_of[job as usize] as usize;
+                        let state = scheduler.state();
+                        let accelerator =
+                            &state.cluster.pools[last_pool[job as usize].0 as usize].accelerator;
+                        records[index] = Some(JobRecord::of(
+                            &jobs[index],
+                            scheduler.job(id)?,
+                            state,
+                            accelerator,
+                        ));
+                    }
+                }
+                Event::Failure { node } => {
+                    node_failures += 1;
+                    jobs_killed += scheduler.on_node_failure(NodeId(node), now_s)?.len() as u64;
+                    push(
+                        &mut heap,
+                        now_s + config.failures.repair_s.max(1),
+                        Event::Repair { node },
+                    );
+                }
+                Event::Repair { node } => {
+                    scheduler.on_node_repair(NodeId(node), now_s)?;
+                    let capacity = scheduler.state().cluster.nodes[node as usize].capacity;
+                    if let Some(mtbf_s) = config.failures.node_mtbf_s(capacity) {
+                        push(
+                            &mut heap,
+                            now_s + exponential_s(&mut rng, mtbf_s),
+                            Event::Failure { node },
+                        );
+                    }
+                }
+                Event::Wakeup => {
+                    wakeups.remove(&now_s);
+                }
+            }
+            if let Some(report) = progress.as_mut()
+                && events % 4096 == 0
+            {
+                report(
+                    (jobs.len() - arrivals_left - unfinished) as u64,
+                    jobs.len() as u64,
+                );
+            }
+        }
+        for decision in scheduler.schedule(now_s) {
+            if let Decision::Start {
+                job,
+                expected_finish_s,
+                pool,
+                ..
+            } = decision
+            {
+                runs[job.0 as usize] += 1;
+                last_pool[job.0 as usize] = pool;
+                push(
+                    &mut heap,
+                    expected_finish_s,
+                    Event::Finish {
+                        job: job.0,
+                        run: runs[job.0 as usize],
+                    },
+                );
+            }
+        }
+        if let Some(wake_s) = scheduler.next_wakeup_s(now_s)
+            && wakeups.insert(wake_s)
+        {
+            push(&mut heap, wake_s, Event::Wakeup);
+        }
+        let state = scheduler.state();
+        let up = state.cluster.up_accelerators();
+        let busy = up - state.cluster.free_accelerators();
+        let last = timeline.last().expect("timeline starts with one step");
+        if (last.busy, last.up) != (busy, up) {
+            timeline.push(UtilisationStep {
+                at_s: now_s,
+                busy,
+                up,
+            });
+        }
+        // An idle, healthy cluster with jobs waiting and nothing left to arrive: give the policy
+        // a few passes (a round-based one may be waiting for its round), then report it.
+        if arrivals_left == 0
+            && state.running_count() == 0
+            && state.pending_count() > 0
+            && up == total_accelerators
+        {
+            idle_passes += 1;
+            if idle_passes > 3 || wakeups.is_empty() {
+                return Err(SimError::Stalled {
+                    policy: config.policy.clone(),
+                    waiting: state.pending_count(),
+                    at_s: now_s,
+                });
+            }
+        } else {
+            idle_passes = 0;
+        }
+    }
+    if let Some(report) = progress.as_mut() {
+        report(jobs.len() as u64, jobs.len() as u64);
+    }
+    Ok(RunResult {
+        policy: config.policy.clone(),
+        total_accelerators,
+        jobs: records.into_iter().flatten().collect(),
+        rejected,
+        timeline,
+        end_s: now_s,
+        events,
+        node_failures,
+        jobs_killed,
+        wall_s: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// An exponential draw with mean `mean_s`, at least one second.
+fn exponential_s(rng: &mut StdRng, mean_s: f64) -> u64 {
+    let uniform: f64 = rng.random();
+    (-mean_s * (1.0 - uniform).ln()).round().max(1.0) as u64
+}

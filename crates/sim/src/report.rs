@@ -1,0 +1,103 @@
+//! Reports of one or more runs: a side-by-side table, JSON, a CSV of jobs, and SVG plots
+//! (`plot.rs`).
+
+use comfy_table::{Cell, CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
+use serde::Serialize;
+
+use crate::metrics::{RunResult, Summary};
+
+/// Renders one metric of a summary.
+type MetricCell = Box<dyn Fn(&Summary) -> String>;
+
+/// One column per policy, one row per metric.
+pub fn summary_table(summaries: &[Summary]) -> Table {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    let mut header = vec![Cell::new("metric")];
+    header.extend(summaries.iter().map(|s| Cell::new(&s.policy)));
+    table.set_header(header);
+    let hours = |s: f64| format!("{:.2} h", s / 3600.0);
+    let rows: Vec<(&str, MetricCell)> = vec![
+        ("jobs completed", Box::new(|s| s.jobs_completed.to_string())),
+        ("jobs rejected", Box::new(|s| s.jobs_rejected.to_string())),
+        ("JCT mean", Box::new(move |s| hours(s.jct_s.mean))),
+        ("JCT median", Box::new(move |s| hours(s.jct_s.median))),
+        ("JCT p95", Box::new(move |s| hours(s.jct_s.p95))),
+        ("JCT p99", Box::new(move |s| hours(s.jct_s.p99))),
+        (
+            "queueing mean",
+            Box::new(move |s| hours(s.queueing_delay_s.mean)),
+        ),
+        (
+            "queueing median",
+            Box::new(move |s| hours(s.queueing_delay_s.median)),
+        ),
+        (
+            "queueing p95",
+            Box::new(move |s| hours(s.queueing_delay_s.p95)),
+        ),
+        (
+            "queueing p99",
+            Box::new(move |s| hours(s.queueing_delay_s.p99)),
+        ),
+        (
+            "slowdown mean",
+            Box::new(|s| format!("{:.2}", s.slowdown.mean)),
+        ),
+        ("makespan", Box::new(move |s| hours(s.makespan_s as f64))),
+        (
+            "utilisation",
+            Box::new(|s| format!("{:.1}%", s.utilisation * 100.0)),
+        ),
+        (
+            "goodput",
+            Box::new(|s| format!("{:.1}%", s.goodput * 100.0)),
+        ),
+        (
+            "tenant fairness (Jain)",
+            Box::new(|s| format!("{:.3}", s.tenant_fairness_jain)),
+        ),
+        ("preemptions", Box::new(|s| s.preemptions.to_string())),
+        ("node failures", Box::new(|s| s.node_failures.to_string())),
+        (
+            "restarts after failure",
+            Box::new(|s| s.restarts_after_failure.to_string()),
+        ),
+        (
+            "lost work",
+            Box::new(|s| format!("{:.1} acc-h", s.lost_acc_h)),
+        ),
+        ("events", Box::new(|s| s.events.to_string())),
+        ("wall time", Box::new(|s| format!("{:.2} s", s.wall_s))),
+        ("events/s", Box::new(|s| format!("{:.0}", s.events_per_s))),
+    ];
+    for (name, value) in rows {
+        let mut row = vec![Cell::new(name)];
+        row.extend(
+            summaries
+                .iter()
+                .map(|s| Cell::new(value(s)).set_alignment(CellAlignment::Right)),
+        );
+        table.add_row(row);
+    }
+    table
+}
+
+/// The JSON document `--json` prints.
+#[derive(Serialize)]
+pub struct JsonReport<'a> {
+    pub cluster: &'a str,
+    pub accelerators: u64,
+    pub seed: u64,
+    pub runs: &'a [Summary],
+}
+
+/// The jobs of one run as CSV, one row per job with a header.
+pub fn jobs_csv(run: &RunResult) -> Result<String, csv::Error> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    for job in &run.jobs {
+        writer.serialize(job)?;
+    }
+    let bytes = writer.into_inner().map_err(|e| e.into_error())?;
+    Ok(String::from_utf8(bytes).expect("csv writes UTF-8"))
+}
