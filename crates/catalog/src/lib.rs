@@ -48,10 +48,11 @@ pub enum CatalogError {
         given: String,
         suggestions: Vec<String>,
     },
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {error}")]
     Io {
         path: String,
-        source: std::io::Error,
+        /// Kept out of the error chain: the message already says it.
+        error: std::io::Error,
     },
     #[error("{path} is not a valid catalog file: {message}")]
     BadFile { path: String, message: String },
@@ -120,9 +121,9 @@ impl Catalog {
 
     /// Adds the entries of a TOML file, or of every `.toml` file in a directory.
     pub fn merge_path(&mut self, path: &Path) -> Result<(), CatalogError> {
-        let io_error = |source| CatalogError::Io {
+        let io_error = |error| CatalogError::Io {
             path: path.display().to_string(),
-            source,
+            error,
         };
         if path.is_dir() {
             let mut files: Vec<_> = std::fs::read_dir(path)
@@ -165,9 +166,9 @@ impl Catalog {
         if !(looks_like_file || path.is_file()) {
             return self.model(name_or_path).cloned();
         }
-        let text = std::fs::read_to_string(path).map_err(|source| CatalogError::Io {
+        let text = std::fs::read_to_string(path).map_err(|error| CatalogError::Io {
             path: name_or_path.to_string(),
-            source,
+            error,
         })?;
         if name_or_path.ends_with(".toml") {
             let mut scratch = Catalog::default();
@@ -180,10 +181,15 @@ impl Catalog {
                 }),
             };
         }
-        let id = path
-            .parent()
-            .and_then(|dir| dir.file_name())
-            .map(|d| d.to_string_lossy().to_string())
+        // `org/model/config.json` is named after its folder, `deepseek-v3.json` after itself.
+        let named_after = if path.file_name().is_some_and(|name| name == "config.json") {
+            path.parent().and_then(|dir| dir.file_name())
+        } else {
+            path.file_stem()
+        };
+        let id = named_after
+            .map(|name| name.to_string_lossy().to_string())
+            .filter(|name| !name.is_empty())
             .unwrap_or_else(|| "custom".to_string());
         model_from_hf_config(&text, &id).map_err(|message| CatalogError::BadHfConfig {
             path: name_or_path.to_string(),
