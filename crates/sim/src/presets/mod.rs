@@ -3,7 +3,7 @@
 //!
 //! | preset | accelerators | source |
 //! |---|---|---|
-//! | `gavel-36-36-36` | 36 V100 + 36 P100 + 36 K80 in 4-GPU servers | Gavel OSDI'20 §7 |
+//! | `gavel-36-36-36` | 36 V100 + 36 P100 + 36 K80 in 4-GPU servers | Gavel OSDI'20 simulations |
 //! | `gavel-<v100>-<p100>-<k80>` | any multiple of 4 of each | Gavel `cluster_specs*.json` |
 //! | `alibaba-2023` | 6,212 GPUs, 7 models, 1,213 GPU nodes | `openb_node_list_gpu_node.csv` |
 //! | `alibaba-spot-2026` | 10,412 GPUs, 6 models, 4,278 nodes | `node_info_df.csv` |
@@ -45,18 +45,23 @@ pub const PRESET_NAMES: [&str; 9] = [
 /// What can go wrong loading a cluster.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
+    /// No preset has this name.
     #[error("unknown cluster preset {name:?}; presets: {known}")]
     UnknownPreset { name: String, known: String },
+    /// No such file, and no preset of that name.
     #[error("{name:?} is neither a cluster file nor a preset; presets: {known}")]
     NotFound { name: String, known: String },
+    /// The file exists but cannot be read.
     #[error("cannot read cluster file {path}: {source}")]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
+    /// The file or preset parameters are not a valid cluster.
     #[error("{file}: {message}")]
     Invalid { file: String, message: String },
+    /// A node-list CSV has a bad row.
     #[error(transparent)]
     NodeList(#[from] crate::trace::TraceError),
 }

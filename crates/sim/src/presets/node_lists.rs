@@ -20,6 +20,7 @@ const ALIBABA_SPOT_2026_NODES: &str = include_str!("../../data/alibaba-spot-2026
 /// Nodes counted by (accelerator type id, GPUs per node).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct NodeList {
+    /// Nodes per (accelerator type id, GPUs per node).
     pub nodes_by_shape: BTreeMap<(String, u32), u32>,
     /// Nodes listed with no GPU.
     pub cpu_only_nodes: u32,

@@ -39,15 +39,23 @@ pub enum Arrivals {
 /// A parsed `--synthetic` spec; see [`KEYS`] and the defaults in [`SyntheticSpec::default`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct SyntheticSpec {
+    /// Jobs to generate.
     pub jobs: usize,
+    /// Accelerators in the cluster (a multiple of `per_node`).
     pub accelerators: u32,
+    /// Accelerators per node.
     pub per_node: u32,
     /// Accelerator type ids; nodes are split evenly over them.
     pub types: Vec<String>,
+    /// Load or rate of the Poisson arrivals.
     pub arrivals: Arrivals,
+    /// Seed of the random stream; same seed, same jobs.
     pub seed: u64,
+    /// Gang-size and run-time distributions.
     pub profile: Profile,
+    /// Tenants the jobs are spread over uniformly.
     pub tenants: u32,
+    /// Checkpoint interval set on every job.
     pub checkpoint_interval_s: Option<u64>,
 }
 
@@ -72,14 +80,17 @@ impl Default for SyntheticSpec {
 /// A bad `--synthetic` spec.
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
+    /// A key outside [`KEYS`].
     #[error("synthetic spec: unknown key {key:?}; known keys: {KEYS}")]
     UnknownKey { key: String },
+    /// A value the key does not accept.
     #[error("synthetic spec: `{key}={value}`: expected {expected}")]
     BadValue {
         key: String,
         value: String,
         expected: String,
     },
+    /// Keys that do not fit together.
     #[error("synthetic spec: {0}")]
     Inconsistent(String),
 }
@@ -205,7 +216,9 @@ impl SyntheticSpec {
 /// A generated workload.
 #[derive(Clone, Debug)]
 pub struct SyntheticWorkload {
+    /// The cluster of the spec.
     pub cluster: ClusterSpec,
+    /// The jobs, in arrival order.
     pub jobs: Vec<TraceJob>,
     /// The distributions used, gang sizes already clipped to the smallest pool.
     pub profile: FittedProfile,

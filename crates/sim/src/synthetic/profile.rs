@@ -19,9 +19,13 @@ pub const SINGLE_GPU_FRACTION: f64 = 0.7;
 /// A named workload shape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Profile {
+    /// Fitted to the Philly row (Jeon et al., ATC'19).
     Philly,
+    /// Gavel's own Philly-derived generator.
     Gavel,
+    /// Fitted to Acme's Seren cluster.
     AcmeSeren,
+    /// Fitted to Acme's Kalos cluster (`acme`).
     AcmeKalos,
 }
 
@@ -70,10 +74,15 @@ impl Profile {
 /// The published figures a profile is fitted to (GPU jobs only).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Summary {
+    /// `avg_gpu_num`.
     pub mean_gpus: f64,
+    /// `max_gpu`.
     pub max_gpus: u32,
+    /// `avg_run_time_gpu`, seconds.
     pub mean_run_s: f64,
+    /// `med_run_time_gpu`, seconds.
     pub median_run_s: f64,
+    /// `max_run_time_gpu`, seconds.
     pub max_run_s: f64,
 }
 
@@ -147,8 +156,11 @@ impl Durations {
 /// A log-normal run time capped at a maximum.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct CappedLogNormal {
+    /// Mean of `ln X` (the log of the median), ln-seconds.
     pub mu: f64,
+    /// Standard deviation of `ln X`.
     pub sigma: f64,
+    /// Largest run time, seconds.
     pub cap_s: f64,
 }
 

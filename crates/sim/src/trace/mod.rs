@@ -44,9 +44,13 @@ pub const DEFAULT_TENANT: &str = "default";
 /// The trace formats, named on the command line as `--trace-format <name>`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TraceFormat {
+    /// Gavel `.trace` files (OSDI'20), with the embedded throughput table.
     Gavel,
+    /// Tiresias job CSVs (NSDI'19).
     Tiresias,
+    /// Alibaba PAI 2023 `openb_pod_list_*.csv` (ATC'23).
     AlibabaGpu2023,
+    /// The suanli CSV format ([`suanli_csv`]).
     Suanli,
 }
 
@@ -97,8 +101,11 @@ impl std::str::FromStr for TraceFormat {
 /// A parsed trace: the jobs, in file order, and what the reader's rules did.
 #[derive(Clone, Debug)]
 pub struct Trace {
+    /// The format the file was read as (given or detected).
     pub format: TraceFormat,
+    /// One job per accepted row, in file order.
     pub jobs: Vec<TraceJob>,
+    /// Rows skipped or adjusted by a documented rule, and derived throughputs.
     pub report: ReadReport,
 }
 

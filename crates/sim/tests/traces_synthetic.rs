@@ -1,0 +1,127 @@
+//! The synthetic generator: deterministic per seed, means near the published summaries,
+//! spec errors that say what is wrong, and fast enough for 100,000 jobs.
+
+use suanli_sim::presets::total_accelerators;
+use suanli_sim::synthetic::{Arrivals, Profile, Summary, SyntheticSpec, from_spec, generate};
+
+fn mean(values: impl Iterator<Item = f64>) -> f64 {
+    let (sum, count) = values.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+    sum / count as f64
+}
+
+#[test]
+fn same_seed_same_jobs_other_seed_other_jobs() {
+    let a = from_spec("jobs=2000,accelerators=256,seed=11").unwrap();
+    let b = from_spec("jobs=2000,accelerators=256,seed=11").unwrap();
+    let c = from_spec("jobs=2000,accelerators=256,seed=12").unwrap();
+    assert_eq!(a.jobs, b.jobs);
+    assert_eq!(a.cluster, b.cluster);
+    assert_ne!(a.jobs, c.jobs);
+}
+
+#[test]
+fn fitted_profiles_reproduce_the_summary_means() {
+    for (profile, name) in [
+        (Profile::Philly, "philly"),
+        (Profile::AcmeSeren, "acme-seren"),
+        (Profile::AcmeKalos, "acme-kalos"),
+    ] {
+        let summary = Summary::of(profile.summary_row().unwrap());
+        let spec = format!("jobs=200000,accelerators=16384,profile={name},seed=1");
+        let workload = from_spec(&spec).unwrap();
+        let jobs = &workload.jobs;
+        let gang_mean = mean(jobs.iter().map(|j| f64::from(j.gang_size)));
+        let run_mean = mean(jobs.iter().map(|j| j.work.total_units));
+        let mut runs: Vec<f64> = jobs.iter().map(|j| j.work.total_units).collect();
+        runs.sort_by(f64::total_cmp);
+        let run_median = runs[runs.len() / 2];
+        let single = jobs.iter().filter(|j| j.gang_size == 1).count() as f64 / jobs.len() as f64;
+        println!(
+            "{name}: gang mean {gang_mean:.3} (target {}), run mean {run_mean:.0} s (target {}), \
+             median {run_median:.0} s (target {})",
+            summary.mean_gpus, summary.mean_run_s, summary.median_run_s
+        );
+        assert!((gang_mean / summary.mean_gpus - 1.0).abs() < 0.05, "{name}");
+        assert!((run_mean / summary.mean_run_s - 1.0).abs() < 0.10, "{name}");
+        assert!(
+            (run_median / summary.median_run_s - 1.0).abs() < 0.05,
+            "{name}"
+        );
+        assert!((single - 0.7).abs() < 0.01, "{name}");
+        assert!(jobs.iter().all(|j| u64::from(j.gang_size) <= 16_384));
+    }
+}
+
+#[test]
+fn offered_load_sets_the_arrival_rate() {
+    let workload = from_spec("jobs=100000,accelerators=1024,load=0.5,profile=gavel").unwrap();
+    let jobs = &workload.jobs;
+    let span_s = jobs.last().unwrap().arrival_s as f64;
+    let demand: f64 = jobs
+        .iter()
+        .map(|j| f64::from(j.gang_size) * j.work.total_units)
+        .sum();
+    let load = demand / (span_s * total_accelerators(&workload.cluster) as f64);
+    assert!((load - 0.5).abs() < 0.05, "offered load {load}");
+    assert!(jobs.windows(2).all(|w| w[0].arrival_s <= w[1].arrival_s));
+
+    let per_hour = from_spec("jobs=20000,rate=3600").unwrap();
+    let span_s = per_hour.jobs.last().unwrap().arrival_s as f64;
+    assert!(
+        (span_s / 20000.0 - 1.0).abs() < 0.05,
+        "one job a second, span {span_s}"
+    );
+}
+
+#[test]
+fn spec_keys_values_and_cluster() {
+    let spec: SyntheticSpec = "jobs=10,accelerators=96,per_node=8,types=h100-sxm5-80gb|mi300x|a100-sxm4-80gb,rate=60,seed=9,profile=acme,tenants=4"
+        .parse()
+        .unwrap();
+    assert_eq!(spec.arrivals, Arrivals::RatePerHour(60.0));
+    assert_eq!(spec.profile, Profile::AcmeKalos);
+    let workload = generate(&spec).unwrap();
+    let nodes: Vec<u32> = workload.cluster.pools.iter().map(|p| p.nodes).collect();
+    assert_eq!(nodes, vec![4, 4, 4]);
+    assert!(
+        workload.jobs.iter().all(|j| j.gang_size <= 32),
+        "clipped to a pool"
+    );
+    assert!(
+        workload
+            .jobs
+            .iter()
+            .all(|j| j.tenant.starts_with("tenant-"))
+    );
+
+    let errors = [
+        ("jobs=10,gpus=8", "unknown key \"gpus\""),
+        (
+            "jobs=ten",
+            "`jobs=ten`: expected a whole number of jobs > 0",
+        ),
+        ("load=0.5,rate=10", "give load or rate, not both"),
+        ("profile=helios", "expected philly, gavel, acme"),
+        (
+            "accelerators=100,per_node=8",
+            "not a multiple of per_node=8",
+        ),
+        ("load=-1", "expected an offered load > 0"),
+        ("types=a||b", "type ids separated by |"),
+    ];
+    for (text, expected) in errors {
+        let message = text.parse::<SyntheticSpec>().unwrap_err().to_string();
+        assert!(message.contains(expected), "{text}: {message}");
+    }
+}
+
+#[test]
+fn a_hundred_thousand_jobs_generate_quickly() {
+    let start = std::time::Instant::now();
+    let workload = from_spec("jobs=100000,accelerators=16384,seed=5").unwrap();
+    let elapsed = start.elapsed();
+    assert_eq!(workload.jobs.len(), 100_000);
+    // Well under a second in release; the bound leaves room for an unoptimised test build.
+    assert!(elapsed.as_secs_f64() < 5.0, "took {elapsed:?}");
+    println!("100,000 jobs in {elapsed:?}");
+}
