@@ -24,6 +24,8 @@ enum Command {
     /// Compare the performance model with published measurements.
     #[command(subcommand)]
     Validate(commands::validate::ValidateCommand),
+    /// Replay a trace or synthetic workload on a cluster under scheduling policies.
+    Simulate(Box<commands::simulate::SimulateArgs>),
     // Further commands are added here, one line each, with their module in commands/.
 }
 
@@ -34,6 +36,7 @@ fn main() -> ExitCode {
         Command::Catalog(command) => commands::catalog::run(command),
         Command::Plan(command) => commands::plan::run(command),
         Command::Validate(command) => commands::validate::run(command),
+        Command::Simulate(args) => commands::simulate::run(*args),
     };
     match result {
         Ok(code) => code,

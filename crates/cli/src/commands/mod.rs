@@ -3,4 +3,5 @@
 pub mod catalog;
 pub mod format;
 pub mod plan;
+pub mod simulate;
 pub mod validate;

@@ -1,0 +1,220 @@
+//! `suanli simulate`: replay a trace or a synthetic workload on a cluster under one or more
+//! policies, and report completion times, queueing, utilisation, goodput and fairness.
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use suanli_sched::SchedConfig;
+use suanli_sim::failures::parse_duration_s;
+use suanli_sim::metrics::{RunResult, Summary};
+use suanli_sim::report::{JsonReport, jobs_csv, summary_table};
+use suanli_sim::trace::{TraceFormat, fit_to_cluster, read_trace};
+use suanli_sim::workload::{ClusterSpec, TraceJob};
+use suanli_sim::{CheckpointPolicy, FailureModel, SimConfig, plot, presets, synthetic};
+
+/// Replay a workload on a cluster under scheduling policies.
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:
+  suanli simulate --cluster gavel-36-36-36 --trace crates/sim/data/gavel/seed0/ee9e8c.trace \\
+      --compare fifo,las,gavel
+  suanli simulate --synthetic jobs=100000,accelerators=16384 --policy backfill --failures llama3
+  suanli simulate --cluster alibaba-2023 --trace openb_pod_list_default.csv --policy sjf \\
+      --json --out results/")]
+pub struct SimulateArgs {
+    /// Cluster: a TOML file, an Alibaba node-list CSV, or a preset name (gavel-36-36-36,
+    /// alibaba-2023, alibaba-spot-2026, tiresias-n32g4, ...).
+    #[arg(long)]
+    cluster: Option<String>,
+    /// Job trace file.
+    #[arg(long, conflicts_with = "synthetic")]
+    trace: Option<PathBuf>,
+    /// Trace format: gavel, tiresias, alibaba-gpu-2023 or suanli (guessed from the file if absent).
+    #[arg(long, requires = "trace")]
+    trace_format: Option<String>,
+    /// Generated workload, e.g. `jobs=100000,accelerators=16384,load=0.9,profile=philly`; its
+    /// cluster is used unless --cluster is given.
+    #[arg(long)]
+    synthetic: Option<String>,
+    /// Policy: fifo, backfill, sjf, las, fair or gavel.
+    #[arg(long, default_value = "fifo", conflicts_with = "compare")]
+    policy: String,
+    /// Several policies on the same input, side by side: `fifo,backfill,las`.
+    #[arg(long, value_delimiter = ',')]
+    compare: Vec<String>,
+    /// Node failures: none, llama3 (per-GPU MTBF 50,700 h, 4 h repair) or `mtbf=50000h,repair=2h`.
+    #[arg(long, default_value = "none")]
+    failures: String,
+    /// Checkpoint interval: `trace` (as the trace says), `young-daly`, or a duration like `30m`.
+    #[arg(long, default_value = "trace")]
+    checkpoint: String,
+    /// Time to write one checkpoint, e.g. `2m`.
+    #[arg(long, default_value = "0s")]
+    checkpoint_cost: String,
+    /// Time a restarted job needs before it computes again, e.g. `60s`.
+    #[arg(long, default_value = "60s")]
+    restart_delay: String,
+    /// Seed of the failure draws.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Print the summary as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Directory for summary.json, jobs-<policy>.csv, jct-cdf.svg and utilisation.svg.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// Runs the command.
+pub fn run(args: SimulateArgs) -> Result<ExitCode> {
+    let policies = if args.compare.is_empty() {
+        vec![args.policy.clone()]
+    } else {
+        args.compare.clone()
+    };
+    for policy in &policies {
+        if !suanli_sched::policy::NAMES.contains(&policy.as_str()) {
+            bail!(
+                "unknown policy `{policy}`; choose from {}",
+                suanli_sched::policy::NAMES.join(", ")
+            );
+        }
+    }
+    let failures = FailureModel::parse(&args.failures).map_err(anyhow::Error::msg)?;
+    let checkpoint = CheckpointPolicy::parse(&args.checkpoint).map_err(anyhow::Error::msg)?;
+    let duration = |flag: &str, text: &str| {
+        parse_duration_s(text).map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
+    };
+    let checkpoint_cost_s = duration("checkpoint-cost", &args.checkpoint_cost)?;
+    let restart_delay_s = duration("restart-delay", &args.restart_delay)?;
+    let (cluster, jobs) = load_workload(&args)?;
+    let config = SimConfig {
+        policy: String::new(),
+        failures,
+        checkpoint,
+        checkpoint_cost_s,
+        seed: args.seed,
+        sched: SchedConfig {
+            restart_delay_s,
+            ..SchedConfig::default()
+        },
+        tenants: Vec::new(),
+    };
+    let mut runs = Vec::new();
+    for policy in &policies {
+        let config = SimConfig {
+            policy: policy.clone(),
+            ..config.clone()
+        };
+        runs.push(run_one(&cluster, &jobs, &config)?);
+    }
+    let summaries: Vec<Summary> = runs.iter().map(Summary::of).collect();
+    let accelerators = presets::total_accelerators(&cluster);
+    let report = JsonReport {
+        cluster: &cluster.name,
+        accelerators,
+        seed: args.seed,
+        runs: &summaries,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "{} jobs on {} ({accelerators} accelerators)",
+            jobs.len(),
+            cluster.name
+        );
+        println!("{}", summary_table(&summaries));
+    }
+    if let Some(dir) = &args.out {
+        write_outputs(dir, &report, &runs)?;
+        eprintln!(
+            "wrote summary.json, jobs-<policy>.csv, jct-cdf.svg and utilisation.svg to {}",
+            dir.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The cluster and jobs from --trace or --synthetic.
+fn load_workload(args: &SimulateArgs) -> Result<(ClusterSpec, Vec<TraceJob>)> {
+    let cluster_arg = args.cluster.as_deref();
+    match (&args.trace, &args.synthetic) {
+        (Some(path), None) => {
+            let Some(cluster_name) = cluster_arg else {
+                bail!(
+                    "--trace needs --cluster <file|preset> to replay on, e.g. --cluster gavel-36-36-36"
+                );
+            };
+            let cluster = presets::load_cluster(cluster_name)?;
+            let format = match &args.trace_format {
+                Some(name) => Some(name.parse::<TraceFormat>().map_err(anyhow::Error::msg)?),
+                None => None,
+            };
+            let trace = read_trace(path, format)?;
+            eprintln!(
+                "read {} ({}): {}",
+                path.display(),
+                trace.format,
+                trace.report
+            );
+            let (jobs, fit) = fit_to_cluster(trace.jobs, &cluster);
+            eprintln!("fitted to {}: {fit}", cluster.name);
+            Ok((cluster, jobs))
+        }
+        (None, Some(spec)) => {
+            let workload = synthetic::from_spec(spec)?;
+            let cluster = match cluster_arg {
+                Some(name) => presets::load_cluster(name)?,
+                None => workload.cluster,
+            };
+            let (jobs, fit) = fit_to_cluster(workload.jobs, &cluster);
+            if !fit.unrunnable.is_empty() {
+                eprintln!("fitted to {}: {fit}", cluster.name);
+            }
+            Ok((cluster, jobs))
+        }
+        _ => bail!(
+            "give a workload: --trace <file> (with --cluster) or --synthetic jobs=1000,accelerators=512"
+        ),
+    }
+}
+
+/// One policy's run with a progress bar on stderr (hidden when stderr is not a terminal).
+fn run_one(cluster: &ClusterSpec, jobs: &[TraceJob], config: &SimConfig) -> Result<RunResult> {
+    let bar = ProgressBar::with_draw_target(Some(jobs.len() as u64), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:>9} [{bar:30}] {pos}/{len} jobs done ({elapsed})")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(config.policy.clone());
+    let mut report = |done: u64, _total: u64| bar.set_position(done);
+    let result = suanli_sim::simulate(cluster, jobs, config, Some(&mut report));
+    bar.finish_and_clear();
+    result.with_context(|| format!("policy {}", config.policy))
+}
+
+fn write_outputs(dir: &Path, report: &JsonReport<'_>, runs: &[RunResult]) -> Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create --out directory {}", dir.display()))?;
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
+    };
+    write("summary.json", &serde_json::to_string_pretty(report)?)?;
+    for run in runs {
+        write(&format!("jobs-{}.csv", run.policy), &jobs_csv(run)?)?;
+    }
+    write(
+        "jct-cdf.svg",
+        &plot::jct_cdf_svg(runs).map_err(anyhow::Error::msg)?,
+    )?;
+    write(
+        "utilisation.svg",
+        &plot::utilisation_svg(runs).map_err(anyhow::Error::msg)?,
+    )?;
+    Ok(())
+}
