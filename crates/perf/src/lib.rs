@@ -23,8 +23,10 @@ pub mod kernels;
 pub mod layout;
 pub mod memory;
 pub mod search;
+pub mod serve;
 pub mod train;
 pub mod validate;
+pub mod validate_serve;
 
 pub use kernels::AttentionImpl;
 pub use layout::{Layout, LayoutSpec, Recompute};
