@@ -3,5 +3,6 @@
 pub mod catalog;
 pub mod format;
 pub mod plan;
+pub mod plan_serve;
 pub mod simulate;
 pub mod validate;

@@ -17,6 +17,9 @@ pub enum PlanCommand {
     /// Plan a training run: parallel layout, step time, memory, MFU, days, energy and cost.
     #[command(after_help = TRAIN_EXAMPLES)]
     Train(TrainArgs),
+    /// Plan serving: TTFT, TPOT, throughput, KV-cache capacity and memory of a deployment.
+    #[command(after_help = super::plan_serve::SERVE_EXAMPLES)]
+    Serve(super::plan_serve::ServeArgs),
 }
 
 const TRAIN_EXAMPLES: &str = "Examples:
@@ -102,6 +105,7 @@ pub fn load_catalog(extra: &[PathBuf]) -> anyhow::Result<Catalog> {
 pub fn run(command: PlanCommand) -> anyhow::Result<ExitCode> {
     match command {
         PlanCommand::Train(args) => run_train(args),
+        PlanCommand::Serve(args) => super::plan_serve::run(args),
     }
 }
 

@@ -1,4 +1,4 @@
-//! `suanli validate train FILE.csv`: the model against published measurements.
+//! `suanli validate train|serve FILE.csv`: the model against published measurements.
 
 use super::format;
 use anyhow::Context;
@@ -6,6 +6,7 @@ use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use suanli_perf::validate::{self, Report};
+use suanli_perf::validate_serve;
 
 /// What to validate.
 #[derive(Subcommand)]
@@ -16,6 +17,12 @@ pub enum ValidateCommand {
         suanli validate train data/validation/training-runs.csv --json | jq .summary"
     )]
     Train(ValidateArgs),
+    /// Inference runs (schema: inference-runs.csv of the validation tables).
+    #[command(
+        after_help = "Example:\n  suanli validate serve data/validation/inference-runs.csv\n  \
+        suanli validate serve data/validation/inference-runs.csv --json | jq .summary"
+    )]
+    Serve(ValidateArgs),
 }
 
 /// Arguments of a validate command.
@@ -33,13 +40,21 @@ pub struct ValidateArgs {
 
 /// Runs a validate command; exits 1 when a row could not be evaluated.
 pub fn run(command: ValidateCommand) -> anyhow::Result<ExitCode> {
-    let ValidateCommand::Train(args) = command;
+    let (args, serving) = match command {
+        ValidateCommand::Train(args) => (args, false),
+        ValidateCommand::Serve(args) => (args, true),
+    };
     let catalog = super::plan::load_catalog(&args.catalog)?;
     let text = std::fs::read_to_string(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
-    let rows = validate::read_training_runs(&text)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
-    let report = validate::validate_training(&catalog, &rows);
+    let in_file = |e: String| anyhow::anyhow!("{}: {e}", args.file.display());
+    let report = if serving {
+        let rows = validate_serve::read_inference_runs(&text).map_err(in_file)?;
+        validate_serve::validate_serving(&catalog, &rows)
+    } else {
+        let rows = validate::read_training_runs(&text).map_err(in_file)?;
+        validate::validate_training(&catalog, &rows)
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -1,0 +1,145 @@
+//! `suanli plan serve` and `suanli validate serve` as a user runs them: output, JSON and the
+//! one-line errors with a non-zero exit.
+
+use std::process::{Command, Output};
+
+fn suanli(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_suanli"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).to_string()
+}
+
+#[test]
+fn a_plan_prints_latency_throughput_kv_capacity_and_memory() {
+    let out = suanli(&[
+        "plan",
+        "serve",
+        "--model",
+        "llama-3.1-70b",
+        "--accelerator",
+        "h100",
+        "--tp",
+        "4",
+        "--input-len",
+        "2048",
+        "--output-len",
+        "256",
+        "--precision",
+        "fp8",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for expected in [
+        "TTFT",
+        "TPOT",
+        "end-to-end",
+        "per device",
+        "KV cache",
+        "weights",
+    ] {
+        assert!(text.contains(expected), "missing {expected}: {text}");
+    }
+}
+
+#[test]
+fn without_tp_the_smallest_fitting_one_is_chosen_and_json_has_the_estimate() {
+    let out = suanli(&[
+        "plan",
+        "serve",
+        "--model",
+        "llama-3.1-70b",
+        "--accelerator",
+        "h100",
+        "--input-len",
+        "1024",
+        "--output-len",
+        "128",
+        "--batch",
+        "4",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(value["setup"]["tp"], 2);
+    assert_eq!(value["estimate"]["batch"], 4);
+    assert!(value["estimate"]["ttft_s"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn a_model_too_large_for_the_devices_is_a_clear_error() {
+    let out = suanli(&[
+        "plan",
+        "serve",
+        "--model",
+        "llama-3.1-405b",
+        "--accelerator",
+        "l40s",
+        "--count",
+        "2",
+        "--input-len",
+        "1024",
+        "--output-len",
+        "128",
+    ]);
+    assert!(!out.status.success());
+    let message = stderr(&out);
+    assert!(message.contains("does not fit"), "{message}");
+    assert!(!message.contains("panicked"), "{message}");
+}
+
+#[test]
+fn an_unknown_accelerator_and_a_too_large_batch_are_clear_errors() {
+    let out = suanli(&[
+        "plan",
+        "serve",
+        "--model",
+        "llama-3.1-8b",
+        "--accelerator",
+        "h1000",
+        "--input-len",
+        "16",
+        "--output-len",
+        "16",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("unknown accelerator"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = suanli(&[
+        "plan",
+        "serve",
+        "--model",
+        "llama-3.1-8b",
+        "--accelerator",
+        "h100",
+        "--input-len",
+        "4096",
+        "--output-len",
+        "4096",
+        "--batch",
+        "100000",
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("does not fit"), "{}", stderr(&out));
+}
+
+#[test]
+fn validate_serve_evaluates_the_repo_table() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../data/validation/inference-runs.csv"
+    );
+    let out = suanli(&["validate", "serve", path, "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(value["summary"]["rows"], 11);
+    assert_eq!(value["summary"]["evaluated"], 11);
+}
