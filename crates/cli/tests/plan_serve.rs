@@ -143,3 +143,87 @@ fn validate_serve_evaluates_the_repo_table() {
     assert_eq!(value["summary"]["rows"], 11);
     assert_eq!(value["summary"]["evaluated"], 11);
 }
+
+#[test]
+fn a_deployment_search_lists_the_cheapest_and_the_rejected() {
+    let out = suanli(&[
+        "plan",
+        "serve",
+        "--model",
+        "llama-3.1-70b",
+        "--input-len",
+        "2048",
+        "--output-len",
+        "256",
+        "--precision",
+        "fp8",
+        "--rate",
+        "20",
+        "--ttft-slo",
+        "500ms",
+        "--tpot-slo",
+        "50ms",
+        "--accelerators",
+        "h100-sxm5-80gb,l40s",
+        "--price",
+        "h100=2",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("h100-sxm5-80gb") && text.contains("$/M output tokens"),
+        "{text}"
+    );
+    assert!(text.contains("rejected l40s: TPOT"), "{text}");
+}
+
+#[test]
+fn targets_impossible_at_any_size_are_a_clear_error() {
+    let out = suanli(&[
+        "plan",
+        "serve",
+        "--model",
+        "llama-3.1-70b",
+        "--input-len",
+        "2048",
+        "--output-len",
+        "256",
+        "--rate",
+        "1",
+        "--ttft-slo",
+        "5ms",
+        "--tpot-slo",
+        "50ms",
+        "--accelerators",
+        "h100",
+    ]);
+    assert!(!out.status.success());
+    let message = stderr(&out);
+    assert!(
+        message.contains("no deployment") && message.contains("TTFT"),
+        "{message}"
+    );
+
+    let out = suanli(&[
+        "plan",
+        "serve",
+        "--model",
+        "llama-3.1-8b",
+        "--input-len",
+        "16",
+        "--output-len",
+        "16",
+        "--rate",
+        "1",
+        "--ttft-slo",
+        "fast",
+        "--tpot-slo",
+        "50ms",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("not a positive duration"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -54,11 +54,8 @@ impl Efficiency {
             scaleout: 0.65,
             scaleup_latency_s: 8e-6,
             scaleout_latency_s: 20e-6,
-            // 8-bit GEMMs gain less than the 2x of the datasheet over 16-bit: quantise/scale
-            // epilogues and the power cap eat part of it (NVIDIA TensorRT-LLM performance
-            // overview: fp8 runs 1.4-1.7x fp16). Default: the 16-bit fraction x 0.75, which
-            // the L40S fp8 rows of shared/validation/inference-runs.csv bear out (+6%, +26%).
-            matmul_8bit: 0.70 * 0.75,
+            // Set below from the family's 16-bit fraction unless fitted.
+            matmul_8bit: 0.0,
         };
         if id.starts_with("a100") || id.starts_with("a800") {
             // A100: fp16 GEMMs of transformer shapes sustain ~225 of 312 TFLOP/s inside training
@@ -78,6 +75,14 @@ impl Efficiency {
             // MI300X/MI325X: hipBLASLt bf16 GEMMs reach ~45-55% of dense peak in training
             // (no validation row yet: an estimate from AMD's published GEMM benchmarks).
             e.matmul = 0.50;
+        }
+        if e.matmul_8bit == 0.0 {
+            // 8-bit GEMMs gain less than the 2x of the datasheet over 16-bit: quantise/scale
+            // epilogues and the power cap eat part of it (NVIDIA TensorRT-LLM performance
+            // overview: fp8 runs 1.4-1.7x fp16). Default: 0.75 of the 16-bit fraction (1.5x the
+            // 16-bit rate), which the L40S fp8 rows of shared/validation/inference-runs.csv
+            // bear out (+6% and +26%).
+            e.matmul_8bit = 0.75 * e.matmul;
         }
         e
     }

@@ -13,70 +13,133 @@ pub const SERVE_EXAMPLES: &str = "Examples:
   suanli plan serve --model llama-3.1-70b --accelerator h100-sxm5-80gb --tp 4 \\
       --input-len 2048 --output-len 256 --precision fp8 --kv-precision fp8
   suanli plan serve --model llama-3.1-8b --accelerator l40s --input-len 512 --output-len 512 \\
-      --batch 32 --json";
+      --batch 32 --json
+  suanli plan serve --model llama-3.1-70b --input-len 2048 --output-len 256 --precision fp8 \\
+      --rate 20 --ttft-slo 500ms --tpot-slo 50ms \\
+      --accelerators h100-sxm5-80gb,h200-sxm-141gb,mi300x,l40s --price mi300x=1.9
+
+With --rate the command searches deployments (accelerator type, tp, pp, replicas, batch cap)
+that meet both latency targets at that request rate and lists the cheapest. Default prices
+(USD per accelerator-hour) are indicative 2025 on-demand prices; --price overrides them.";
 
 /// Arguments of `suanli plan serve`.
 #[derive(Args)]
 pub struct ServeArgs {
     /// Catalog model id or alias, a Hugging Face config.json, or a TOML file with one [[model]].
     #[arg(long)]
-    model: String,
+    pub(super) model: String,
     /// Accelerator catalog id or alias (see `suanli catalog accelerators`).
-    #[arg(long)]
-    accelerator: String,
+    #[arg(long, required_unless_present = "rate")]
+    pub(super) accelerator: Option<String>,
     /// Accelerators in total; replicas = count / (tp x pp) [default: tp x pp].
     #[arg(long)]
-    count: Option<u64>,
+    pub(super) count: Option<u64>,
     /// Tensor-parallel size of a replica [default: the smallest power of two that fits].
     #[arg(long)]
-    tp: Option<u32>,
+    pub(super) tp: Option<u32>,
     /// Pipeline-parallel size of a replica.
     #[arg(long, default_value_t = 1)]
-    pp: u32,
+    pub(super) pp: u32,
     /// Prompt tokens per request.
     #[arg(long)]
-    input_len: u64,
+    pub(super) input_len: u64,
     /// Generated tokens per request.
     #[arg(long)]
-    output_len: u64,
+    pub(super) output_len: u64,
     /// Concurrent sequences per replica [default: the largest that fits].
     #[arg(long)]
-    batch: Option<u64>,
+    pub(super) batch: Option<u64>,
     /// Weight precision: fp16, bf16, fp8, int8 or int4.
     #[arg(long, default_value = "bf16")]
-    precision: Precision,
+    pub(super) precision: Precision,
     /// KV-cache precision [default: fp8 with fp8 weights, otherwise bf16].
     #[arg(long)]
-    kv_precision: Option<Precision>,
+    pub(super) kv_precision: Option<Precision>,
     /// Accelerators per node [default: the accelerator's usual server].
     #[arg(long)]
-    per_node: Option<u32>,
+    pub(super) per_node: Option<u32>,
     /// Extra catalog TOML file or directory (accelerators, nodes, models).
     #[arg(long)]
-    catalog: Vec<PathBuf>,
+    pub(super) catalog: Vec<PathBuf>,
     /// Print the whole estimate as JSON.
     #[arg(long)]
-    json: bool,
+    pub(super) json: bool,
+    /// Search deployments for this many requests per second (needs --ttft-slo and --tpot-slo).
+    #[arg(long, requires_all = ["ttft_slo", "tpot_slo"])]
+    pub(super) rate: Option<f64>,
+    /// Mean time-to-first-token target under load, e.g. 500ms or 1.5s.
+    #[arg(long, value_parser = parse_duration_s)]
+    pub(super) ttft_slo: Option<f64>,
+    /// Mean time-per-output-token target under load, e.g. 50ms.
+    #[arg(long, value_parser = parse_duration_s)]
+    pub(super) tpot_slo: Option<f64>,
+    /// Accelerator types to search, comma-separated [default: --accelerator, or every
+    /// accelerator with a default price].
+    #[arg(long, value_delimiter = ',')]
+    pub(super) accelerators: Vec<String>,
+    /// Prices per accelerator-hour, e.g. h100-sxm5-80gb=2.5,mi300x=2.
+    #[arg(long, value_delimiter = ',', value_parser = parse_price)]
+    pub(super) price: Vec<(String, f64)>,
+    /// Largest tp x pp of one replica in the search.
+    #[arg(long, default_value_t = 16)]
+    pub(super) max_devices_per_replica: u32,
+    /// How many deployments the search shows.
+    #[arg(long, default_value_t = 5)]
+    pub(super) top: usize,
+}
+
+/// Parses `500ms`, `0.5s`, `2s` or a bare number of seconds.
+fn parse_duration_s(text: &str) -> Result<f64, String> {
+    let trimmed = text.trim();
+    let (number, factor) = if let Some(ms) = trimmed.strip_suffix("ms") {
+        (ms, 1e-3)
+    } else if let Some(s) = trimmed.strip_suffix('s') {
+        (s, 1.0)
+    } else {
+        (trimmed, 1.0)
+    };
+    match number.trim().parse::<f64>() {
+        Ok(value) if value > 0.0 && value.is_finite() => Ok(value * factor),
+        _ => Err(format!(
+            "`{text}` is not a positive duration; write e.g. 500ms or 1.5s"
+        )),
+    }
+}
+
+/// Parses `id=dollars`.
+fn parse_price(text: &str) -> Result<(String, f64), String> {
+    let parsed = text
+        .split_once('=')
+        .and_then(|(id, price)| Some((id.trim().to_string(), price.trim().parse::<f64>().ok()?)));
+    match parsed {
+        Some((id, price)) if !id.is_empty() && price >= 0.0 && price.is_finite() => Ok((id, price)),
+        _ => Err(format!(
+            "`{text}` is not a price; write accelerator=dollars per hour, e.g. h100-sxm5-80gb=2.5"
+        )),
+    }
 }
 
 /// Runs `suanli plan serve`.
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let catalog = super::plan::load_catalog(&args.catalog)?;
     let model = catalog.resolve_model(&args.model)?;
-    let accelerator = catalog.accelerator(&args.accelerator)?.clone();
     if args.input_len == 0 || args.output_len == 0 {
         bail!("--input-len and --output-len must be at least 1");
     }
+    if args.rate.is_some() {
+        return super::plan_serve_search::run(&args, &catalog, model);
+    }
+    let Some(name) = &args.accelerator else {
+        bail!("--accelerator is required without --rate");
+    };
+    let accelerator = catalog.accelerator(name)?.clone();
     if args.pp == 0 || args.tp == Some(0) || args.batch == Some(0) {
         bail!("--tp, --pp and --batch must be at least 1");
     }
     let mut setup = ServeSetup::new(model, accelerator, args.input_len, args.output_len);
     setup.pp = args.pp;
     setup.weight_precision = args.precision;
-    setup.kv_precision = args.kv_precision.unwrap_or(match args.precision {
-        Precision::Fp8 | Precision::Fp16 | Precision::Bf16 => args.precision,
-        _ => Precision::Bf16,
-    });
+    setup.kv_precision = kv_precision(&args);
     setup.batch = args.batch;
     if let Some(per_node) = args.per_node {
         if per_node == 0 {
@@ -140,7 +203,15 @@ fn smallest_fitting_tp(
     }
 }
 
-fn ms(seconds: f64) -> String {
+/// The KV-cache precision: as given, or the weight precision when it is fp8 or 16-bit, else bf16.
+pub(super) fn kv_precision(args: &ServeArgs) -> Precision {
+    args.kv_precision.unwrap_or(match args.precision {
+        Precision::Fp8 | Precision::Fp16 | Precision::Bf16 => args.precision,
+        _ => Precision::Bf16,
+    })
+}
+
+pub(super) fn ms(seconds: f64) -> String {
     format!("{:.1} ms", seconds * 1e3)
 }
 

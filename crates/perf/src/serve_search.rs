@@ -1,0 +1,381 @@
+//! Deployment search for serving: the cheapest accelerator type, replica shape (tp, pp), replica
+//! count and batch cap that meet a time-to-first-token and a time-per-output-token target at a
+//! request rate, with TTFT under load from a queueing model rather than from batch 1.
+//!
+//! The queueing model, per replica receiving lambda = rate / replicas requests per second with
+//! prefill-priority continuous batching (vLLM's default scheduler; Kwon et al. 2023; Yu et al.
+//! 2022, Orca):
+//! - prefill occupies the replica for p (one prompt) per request, a fraction f = lambda p of
+//!   its time; decode steps get the rest, so TPOT = step(N) / (1 - f);
+//! - the sequences decoding at once follow Little's law, N = lambda x output_len x TPOT, solved
+//!   as a fixed point; the replica is saturated when N exceeds the KV-cache capacity or the
+//!   batch cap (Little 1961);
+//! - a new request waits for the prefills ahead of it, an M/D/1 queue with service p, mean wait
+//!   f p / (2 (1 - f)) (Pollaczek-Khinchine), and for half a decode step in progress.
+//!
+//! Targets are met on the mean; real tails are longer.
+
+use crate::serve::{self, ServeError, ServeSetup};
+use serde::Serialize;
+use suanli_catalog::{Accelerator, Model, Precision};
+
+/// Indicative on-demand prices in US dollars per accelerator-hour, 2025: Google Cloud list
+/// prices for TPUs (v5e $1.20, v5p $4.20, v6e $2.70 per chip-hour); for GPUs the middle of the
+/// public price pages of Lambda, RunPod and CoreWeave (H100 SXM $2.2-3.0, A100 80GB $1.3-1.8,
+/// L40S $0.8-1.0, H200 $3.2-3.8, MI300X $2.0-2.5); Ascend and H20 from Chinese cloud listings
+/// converted at 7.2 CNY/USD. They change monthly: override them with `--price id=dollars`.
+pub const DEFAULT_PRICES: &[(&str, f64)] = &[
+    ("a100-sxm4-40gb", 1.2),
+    ("a100-sxm4-80gb", 1.5),
+    ("a100-pcie-80gb", 1.4),
+    ("h100-sxm5-80gb", 2.5),
+    ("h100-pcie-80gb", 2.0),
+    ("h100-nvl-94gb", 2.6),
+    ("h200-sxm-141gb", 3.5),
+    ("h20-96gb", 1.3),
+    ("b200-sxm-180gb", 5.0),
+    ("l40s", 0.9),
+    ("l20", 0.6),
+    ("mi300x", 2.2),
+    ("mi325x", 2.8),
+    ("ascend-910b", 1.2),
+    ("gaudi2", 1.2),
+    ("tpu-v5e", 1.2),
+    ("tpu-v5p", 4.2),
+    ("tpu-v6e", 2.7),
+];
+
+/// The default price of an accelerator, if documented.
+pub fn default_price(accelerator_id: &str) -> Option<f64> {
+    DEFAULT_PRICES
+        .iter()
+        .find(|(id, _)| *id == accelerator_id)
+        .map(|(_, price)| *price)
+}
+
+/// One accelerator type to consider and its price.
+#[derive(Clone, Debug)]
+pub struct Candidate {
+    pub accelerator: Accelerator,
+    pub price_per_hour: f64,
+}
+
+/// What to search for.
+#[derive(Clone, Debug)]
+pub struct SearchSpec {
+    pub model: Model,
+    pub candidates: Vec<Candidate>,
+    pub input_len: u64,
+    pub output_len: u64,
+    pub weight_precision: Precision,
+    pub kv_precision: Precision,
+    /// Requests per second over the whole deployment.
+    pub rate_per_s: f64,
+    pub ttft_slo_s: f64,
+    pub tpot_slo_s: f64,
+    /// Largest tp x pp of one replica.
+    pub max_devices_per_replica: u32,
+    /// How many deployments to return.
+    pub top: usize,
+}
+
+/// One deployment that meets both targets.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Deployment {
+    pub accelerator: String,
+    pub tp: u32,
+    pub pp: u32,
+    pub replicas: u32,
+    pub devices: u64,
+    /// Concurrent sequences a replica admits: the largest batch that fits in memory and keeps
+    /// TPOT within the target.
+    pub max_batch: u64,
+    /// Mean sequences decoding at once per replica at the request rate.
+    pub mean_batch: f64,
+    /// Mean TTFT under load.
+    pub ttft_s: f64,
+    /// Mean TPOT under load.
+    pub tpot_s: f64,
+    /// Share of a replica's time spent on prefill.
+    pub prefill_share: f64,
+    pub price_per_hour: f64,
+    pub cost_per_million_output_tokens: f64,
+}
+
+/// Why an accelerator type has no deployment.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Rejection {
+    pub accelerator: String,
+    pub reason: String,
+}
+
+/// The cheapest deployments and the rejected accelerator types.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SearchResult {
+    pub deployments: Vec<Deployment>,
+    pub rejected: Vec<Rejection>,
+}
+
+/// Why a search cannot run at all.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum SearchError {
+    #[error("invalid search: {0}")]
+    Invalid(String),
+}
+
+/// Mean TTFT, TPOT and concurrency of one replica at `rate` requests per second, or `None` when
+/// it saturates (see the module documentation).
+struct Load {
+    ttft_s: f64,
+    tpot_s: f64,
+    mean_batch: f64,
+    prefill_share: f64,
+}
+
+fn load(
+    setup: &ServeSetup,
+    prefill_s: f64,
+    max_batch: u64,
+    rate: f64,
+) -> Result<Option<Load>, ServeError> {
+    let prefill_share = rate * prefill_s;
+    if prefill_share >= 1.0 {
+        return Ok(None);
+    }
+    let context = setup.input_len as f64 + (setup.output_len as f64 + 1.0) / 2.0;
+    let output = setup.output_len as f64;
+    let mut batch = 1.0f64;
+    let mut tpot_s = 0.0;
+    let mut step_s = 0.0;
+    for _ in 0..60 {
+        step_s = serve::decode_step(setup, batch.ceil() as u64, context)?.total_s;
+        tpot_s = step_s / (1.0 - prefill_share);
+        let next = (rate * output * tpot_s).max(1.0);
+        if next > max_batch as f64 {
+            return Ok(None);
+        }
+        let converged = (next - batch).abs() <= 1e-3 * batch;
+        batch = next;
+        if converged {
+            break;
+        }
+    }
+    let wait_s = prefill_share * prefill_s / (2.0 * (1.0 - prefill_share));
+    Ok(Some(Load {
+        ttft_s: prefill_s + wait_s + step_s / 2.0,
+        tpot_s,
+        mean_batch: batch,
+        prefill_share,
+    }))
+}
+
+/// Searches every candidate, tp in powers of two up to its scale-up domain, pp in powers of two,
+/// and the fewest replicas that meet both targets; returns the cheapest deployment of each
+/// accelerator type, the `top` cheapest types first.
+pub fn search(spec: &SearchSpec) -> Result<SearchResult, SearchError> {
+    if !(spec.rate_per_s > 0.0 && spec.ttft_slo_s > 0.0 && spec.tpot_slo_s > 0.0) {
+        return Err(SearchError::Invalid(
+            "the rate and both targets must be positive".into(),
+        ));
+    }
+    if spec.input_len == 0 || spec.output_len == 0 {
+        return Err(SearchError::Invalid(
+            "input and output lengths must be at least 1".into(),
+        ));
+    }
+    let mut deployments = Vec::new();
+    let mut rejected = Vec::new();
+    for candidate in &spec.candidates {
+        match search_one(spec, candidate) {
+            Ok(mut found) if !found.is_empty() => deployments.append(&mut found),
+            Ok(_) => {}
+            Err(reason) => rejected.push(Rejection {
+                accelerator: candidate.accelerator.id.clone(),
+                reason,
+            }),
+        }
+    }
+    let cheaper = |a: &Deployment, b: &Deployment| {
+        a.price_per_hour
+            .total_cmp(&b.price_per_hour)
+            .then(a.ttft_s.total_cmp(&b.ttft_s))
+    };
+    deployments.sort_by(cheaper);
+    // The cheapest deployment of each accelerator type, side by side.
+    let mut seen = Vec::new();
+    deployments.retain(|d| {
+        let first = !seen.contains(&d.accelerator);
+        seen.push(d.accelerator.clone());
+        first
+    });
+    deployments.truncate(spec.top.max(1));
+    Ok(SearchResult {
+        deployments,
+        rejected,
+    })
+}
+
+/// The feasible deployments of one accelerator type, one per replica shape, or why there is none.
+fn search_one(spec: &SearchSpec, candidate: &Candidate) -> Result<Vec<Deployment>, String> {
+    let accelerator = &candidate.accelerator;
+    let mut setup = ServeSetup::new(
+        spec.model.clone(),
+        accelerator.clone(),
+        spec.input_len,
+        spec.output_len,
+    );
+    setup.weight_precision = spec.weight_precision;
+    setup.kv_precision = spec.kv_precision;
+    let max_tp = accelerator
+        .scaleup
+        .domain_size
+        .clamp(1, setup.per_node.max(1))
+        .min(spec.max_devices_per_replica.max(1));
+    let mut found = Vec::new();
+    let mut fits_somewhere = false;
+    let mut best_tpot = f64::INFINITY;
+    let mut best_ttft = f64::INFINITY;
+    let mut last_fit_error = None;
+    for tp in powers_of_two(max_tp) {
+        for pp in powers_of_two(spec.max_devices_per_replica / tp) {
+            if pp > spec.model.layers {
+                continue;
+            }
+            setup.tp = tp;
+            setup.pp = pp;
+            let memory = match serve::memory(&setup, 1) {
+                Ok(memory) if memory.max_sequences >= 1 => memory,
+                Ok(_) => continue,
+                Err(error) => {
+                    last_fit_error = Some(error.to_string());
+                    continue;
+                }
+            };
+            fits_somewhere = true;
+            let prefill_s = serve::prefill(&setup, 1, spec.input_len)
+                .map_err(|e| e.to_string())?
+                .total_s;
+            let context = spec.input_len as f64 + (spec.output_len as f64 + 1.0) / 2.0;
+            let alone = serve::decode_step(&setup, 1, context).map_err(|e| e.to_string())?;
+            best_tpot = best_tpot.min(alone.total_s);
+            best_ttft = best_ttft.min(prefill_s + alone.total_s / 2.0);
+            if alone.total_s > spec.tpot_slo_s || prefill_s > spec.ttft_slo_s {
+                continue;
+            }
+            let max_batch = batch_cap(&setup, memory.max_sequences, context, spec.tpot_slo_s)?;
+            if let Some(deployment) =
+                fewest_replicas(spec, candidate, &setup, prefill_s, max_batch)?
+            {
+                found.push(deployment);
+            }
+        }
+    }
+    if !fits_somewhere {
+        return Err(format!(
+            "does not fit in any replica of up to {} devices: {}",
+            spec.max_devices_per_replica,
+            last_fit_error.unwrap_or_else(|| "no room for the KV cache of one sequence".into())
+        ));
+    }
+    if found.is_empty() {
+        let reason = if best_tpot > spec.tpot_slo_s {
+            format!(
+                "TPOT at batch 1 is {:.1} ms at best, above the {:.1} ms target",
+                best_tpot * 1e3,
+                spec.tpot_slo_s * 1e3
+            )
+        } else if best_ttft > spec.ttft_slo_s {
+            format!(
+                "TTFT of a lone request is {:.0} ms at best, above the {:.0} ms target",
+                best_ttft * 1e3,
+                spec.ttft_slo_s * 1e3
+            )
+        } else {
+            "no replica count meets both targets at this rate".to_string()
+        };
+        return Err(reason);
+    }
+    Ok(found)
+}
+
+fn powers_of_two(limit: u32) -> impl Iterator<Item = u32> {
+    (0..16)
+        .map(|shift| 1u32 << shift)
+        .take_while(move |&p| p <= limit.max(1))
+}
+
+/// The largest batch (up to what fits) whose decode step stays within the TPOT target.
+fn batch_cap(setup: &ServeSetup, fits: u64, context: f64, tpot_slo_s: f64) -> Result<u64, String> {
+    let within = |batch: u64| -> Result<bool, String> {
+        Ok(serve::decode_step(setup, batch, context)
+            .map_err(|e| e.to_string())?
+            .total_s
+            <= tpot_slo_s)
+    };
+    if within(fits)? {
+        return Ok(fits);
+    }
+    // The step time grows with the batch: bisect between 1 (within) and `fits` (not).
+    let (mut low, mut high) = (1u64, fits);
+    while high - low > 1 {
+        let middle = low + (high - low) / 2;
+        if within(middle)? {
+            low = middle;
+        } else {
+            high = middle;
+        }
+    }
+    Ok(low)
+}
+
+/// The fewest replicas of `setup` that meet both targets at the spec's rate.
+fn fewest_replicas(
+    spec: &SearchSpec,
+    candidate: &Candidate,
+    setup: &ServeSetup,
+    prefill_s: f64,
+    max_batch: u64,
+) -> Result<Option<Deployment>, String> {
+    let meets = |replicas: u32| -> Result<Option<Load>, String> {
+        let rate = spec.rate_per_s / replicas as f64;
+        let load = load(setup, prefill_s, max_batch, rate).map_err(|e| e.to_string())?;
+        Ok(load.filter(|l| l.ttft_s <= spec.ttft_slo_s && l.tpot_s <= spec.tpot_slo_s))
+    };
+    // More replicas never hurt: grow until the targets hold, then bisect.
+    let limit = 1u32 << 20;
+    let mut high = 1u32;
+    while meets(high)?.is_none() {
+        if high >= limit {
+            return Ok(None);
+        }
+        high *= 2;
+    }
+    let mut low = high / 2;
+    while high - low > 1 && low >= 1 {
+        let middle = low + (high - low) / 2;
+        if meets(middle)?.is_some() {
+            high = middle;
+        } else {
+            low = middle;
+        }
+    }
+    let replicas = high;
+    let load = meets(replicas)?.expect("checked above");
+    let devices = setup.devices_per_replica() * replicas as u64;
+    let price_per_hour = devices as f64 * candidate.price_per_hour;
+    let output_tokens_per_hour = spec.rate_per_s * spec.output_len as f64 * 3600.0;
+    Ok(Some(Deployment {
+        accelerator: candidate.accelerator.id.clone(),
+        tp: setup.tp,
+        pp: setup.pp,
+        replicas,
+        devices,
+        max_batch,
+        mean_batch: load.mean_batch,
+        ttft_s: load.ttft_s,
+        tpot_s: load.tpot_s,
+        prefill_share: load.prefill_share,
+        price_per_hour,
+        cost_per_million_output_tokens: price_per_hour / output_tokens_per_hour * 1e6,
+    }))
+}

@@ -1,0 +1,132 @@
+//! The serving deployment search: what it returns meets both targets and fits; impossible
+//! targets and models reject every accelerator with a reason.
+
+use suanli_catalog::{Catalog, Precision};
+use suanli_perf::serve::{self, ServeSetup};
+use suanli_perf::serve_search::{self, Candidate, SearchSpec};
+
+fn spec(model: &str, accelerators: &[&str], rate: f64, ttft_ms: f64, tpot_ms: f64) -> SearchSpec {
+    let catalog = Catalog::builtin();
+    SearchSpec {
+        model: catalog.model(model).unwrap().clone(),
+        candidates: accelerators
+            .iter()
+            .map(|id| {
+                let accelerator = catalog.accelerator(id).unwrap().clone();
+                let price_per_hour = serve_search::default_price(&accelerator.id).unwrap();
+                Candidate {
+                    accelerator,
+                    price_per_hour,
+                }
+            })
+            .collect(),
+        input_len: 2048,
+        output_len: 256,
+        weight_precision: Precision::Fp8,
+        kv_precision: Precision::Fp8,
+        rate_per_s: rate,
+        ttft_slo_s: ttft_ms / 1e3,
+        tpot_slo_s: tpot_ms / 1e3,
+        max_devices_per_replica: 16,
+        top: 10,
+    }
+}
+
+#[test]
+fn every_deployment_found_meets_both_targets_and_fits() {
+    for (model, rate, ttft_ms, tpot_ms) in [
+        ("llama-3.1-70b", 20.0, 500.0, 50.0),
+        ("llama-3.1-8b", 100.0, 300.0, 30.0),
+        ("mixtral-8x7b", 5.0, 1000.0, 40.0),
+    ] {
+        let spec = spec(
+            model,
+            &[
+                "h100-sxm5-80gb",
+                "h200-sxm-141gb",
+                "mi300x",
+                "l40s",
+                "a100-sxm4-80gb",
+            ],
+            rate,
+            ttft_ms,
+            tpot_ms,
+        );
+        let result = serve_search::search(&spec).unwrap();
+        assert!(
+            !result.deployments.is_empty(),
+            "{model}: {:?}",
+            result.rejected
+        );
+        for window in result.deployments.windows(2) {
+            assert!(window[0].price_per_hour <= window[1].price_per_hour);
+        }
+        for d in &result.deployments {
+            assert!(
+                d.ttft_s <= spec.ttft_slo_s && d.tpot_s <= spec.tpot_slo_s,
+                "{d:?}"
+            );
+            assert!(d.mean_batch <= d.max_batch as f64, "{d:?}");
+            let catalog = Catalog::builtin();
+            let mut setup = ServeSetup::new(
+                spec.model.clone(),
+                catalog.accelerator(&d.accelerator).unwrap().clone(),
+                spec.input_len,
+                spec.output_len,
+            );
+            setup.tp = d.tp;
+            setup.pp = d.pp;
+            setup.weight_precision = spec.weight_precision;
+            setup.kv_precision = spec.kv_precision;
+            let memory = serve::memory(&setup, d.max_batch).unwrap();
+            assert!(d.max_batch <= memory.max_sequences, "{d:?}");
+            assert!(memory.total_bytes <= memory.capacity_bytes, "{d:?}");
+        }
+    }
+}
+
+#[test]
+fn impossible_targets_reject_every_accelerator_with_a_reason() {
+    let result = serve_search::search(&spec(
+        "llama-3.1-70b",
+        &["h100-sxm5-80gb", "l40s"],
+        10.0,
+        5.0,
+        50.0,
+    ))
+    .unwrap();
+    assert!(result.deployments.is_empty());
+    assert_eq!(result.rejected.len(), 2);
+    assert!(
+        result
+            .rejected
+            .iter()
+            .all(|r| r.reason.contains("TTFT") || r.reason.contains("TPOT"))
+    );
+
+    let mut too_small = spec("llama-3.1-405b", &["l40s"], 1.0, 10_000.0, 1000.0);
+    too_small.max_devices_per_replica = 4;
+    let result = serve_search::search(&too_small).unwrap();
+    assert!(
+        result.rejected[0].reason.contains("does not fit"),
+        "{:?}",
+        result.rejected
+    );
+}
+
+#[test]
+fn a_higher_rate_never_costs_less() {
+    let at = |rate| {
+        serve_search::search(&spec(
+            "llama-3.1-8b",
+            &["h100-sxm5-80gb"],
+            rate,
+            500.0,
+            40.0,
+        ))
+        .unwrap()
+        .deployments[0]
+            .price_per_hour
+    };
+    assert!(at(10.0) <= at(50.0) && at(50.0) <= at(200.0));
+}
