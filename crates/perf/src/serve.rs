@@ -243,8 +243,8 @@ fn activation_bytes(setup: &ServeSetup) -> f64 {
         Mlp::Gelu => 2.0,
         Mlp::Swiglu => 3.0,
     };
-    let tokens = ACTIVATION_TOKENS.min((setup.input_len.max(1) * setup.batch.unwrap_or(64)) as f64);
-    tokens * (4.0 * model.hidden as f64 + mlp * ffn / setup.tp as f64) * 2.0
+    // Engines reserve it for the largest forward pass up front, whatever the batch.
+    ACTIVATION_TOKENS * (4.0 * model.hidden as f64 + mlp * ffn / setup.tp as f64) * 2.0
 }
 
 /// Memory per device for `batch` concurrent sequences of the setup's lengths; errors when the
@@ -433,8 +433,12 @@ fn layer_gemms_s(setup: &ServeSetup, device: &Device, tokens: f64, moe_layer: bo
             } else {
                 0.0
             };
+            // The routed experts run as one grouped GEMM per matrix (vLLM fused_moe,
+            // TensorRT-LLM MoE plugin): one launch each, not one per expert.
+            let launches = 2.0 * device.efficiency.kernel_overhead_s;
             device.gemm_s(tokens, moe.experts as f64, hidden)
-                + touched * ffn_pair(rows, moe.expert_ffn as f64)
+                + touched * (ffn_pair(rows, moe.expert_ffn as f64) - launches)
+                + launches
                 + shared
         }
         _ => ffn_pair(tokens, model.ffn as f64),
@@ -555,7 +559,17 @@ pub fn decode_step(setup: &ServeSetup, batch: u64, context: f64) -> Result<PassT
         * kv_elements_per_token_layer(model, setup.tp)
         * setup.kv_precision.bytes()
         * group_factor;
-    let attention_layer = hw.half.stream_s(kv_bytes_layer, 1.0);
+    // The attention kernel is its own roofline: the KV read, or for MLA, whose absorbed
+    // attention does 2 heads (2 kv_lora_rank + rope) FLOPs per cached position for 576 bytes,
+    // the FLOPs (DeepSeek-V2, appendix C; FlashMLA is compute-bound on H800).
+    let efficiency = hw.half.efficiency;
+    let attention_flops_layer = micro * context * decode_attention_flops_per_position(model) / tp;
+    let attention_compute_s = attention_flops_layer
+        / (hw.half.peak_flops_per_s * efficiency.matmul * efficiency.attention);
+    let attention_layer = hw
+        .half
+        .stream_s(kv_bytes_layer, 1.0)
+        .max(attention_compute_s + efficiency.kernel_overhead_s);
     let elementwise_layer = hw
         .half
         .stream_s(micro * elementwise_bytes_per_token(setup), 6.0);
@@ -571,6 +585,18 @@ pub fn decode_step(setup: &ServeSetup, batch: u64, context: f64) -> Result<PassT
     time.total_s =
         time.matmul_s + time.attention_s + time.elementwise_s + time.tp_comm_s + time.pp_comm_s;
     Ok(time)
+}
+
+/// FLOPs of one query token against one cached position in one layer (all heads): scores and
+/// weighted sum, 2 x heads x (qk_dim + v_dim). With MLA the up-projections are absorbed into the
+/// query and output, so both run over the latent: 2 x heads x (2 kv_lora_rank + qk_rope_head_dim)
+/// (DeepSeek-AI 2024, DeepSeek-V2, section 2.1.2).
+fn decode_attention_flops_per_position(model: &Model) -> f64 {
+    let heads = model.heads as f64;
+    match &model.mla {
+        Some(mla) => 2.0 * heads * (2 * mla.kv_lora_rank + mla.qk_rope_head_dim) as f64,
+        None => 2.0 * heads * 2.0 * model.head_dim() as f64,
+    }
 }
 
 /// What the serving model predicts for one setup.
