@@ -47,10 +47,12 @@ const ACTIVATION_TOKENS: f64 = 8192.0;
 #[serde(rename_all = "kebab-case")]
 pub enum DecodeAttention {
     /// One pass per KV head serves all its query heads (FlashDecoding, vLLM paged attention v2,
-    /// TensorRT-LLM XQA from v0.7, FlashMLA).
+    /// TensorRT-LLM from v0.7 and its XQA kernels, FlashMLA).
     Grouped,
     /// One pass per query head re-reads the KV head it shares (TensorRT-LLM masked multi-head
-    /// attention before the XQA kernel of v0.7): the KV traffic is heads / kv_heads times larger.
+    /// attention up to v0.6; "MMHA optimization for MQA and GQA" landed in NVIDIA/TensorRT-LLM
+    /// PR #524, December 2023, and the XQA kernels later): the KV traffic is heads / kv_heads
+    /// times larger.
     PerQueryHead,
 }
 

@@ -65,10 +65,11 @@ fn need<T: Copy>(value: Option<T>, field: &str) -> Result<T, String> {
     value.ok_or_else(|| format!("column `{field}` is empty"))
 }
 
-/// The decode attention kernel an engine used: TensorRT-LLM before v0.7 ran masked multi-head
-/// attention, one pass per query head; v0.7 added the XQA kernel for GQA/MQA ("XQA optimization",
-/// TensorRT-LLM v0.7.0 release notes). Other engines and later versions read each KV head once.
-/// The version is the first `vMAJOR.MINOR` in the `source` citation.
+/// The decode attention kernel an engine used: TensorRT-LLM up to v0.6 ran masked multi-head
+/// attention, one pass per query head; "MMHA optimization for MQA and GQA" arrived with the
+/// December 2023 update (NVIDIA/TensorRT-LLM PR #524, released as v0.7), XQA kernels after.
+/// Other engines and later versions read each KV head once. The version is the first
+/// `vMAJOR.MINOR` in the `source` citation; an engine property, not a per-row constant.
 pub fn decode_attention_of(engine: &str, source: &str) -> DecodeAttention {
     if !engine.to_ascii_lowercase().contains("tensorrt") {
         return DecodeAttention::Grouped;
