@@ -227,3 +227,32 @@ fn targets_impossible_at_any_size_are_a_clear_error() {
         stderr(&out)
     );
 }
+
+#[test]
+fn help_shows_examples_and_weight_only_precision_is_said() {
+    let out = suanli(&["plan", "serve", "--help"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Examples:") && text.contains("--tpot-slo 50ms"),
+        "{text}"
+    );
+
+    let out = suanli(&[
+        "plan",
+        "serve",
+        "--model",
+        "llama-3.1-8b",
+        "--accelerator",
+        "a100-sxm4-80gb",
+        "--precision",
+        "int4",
+        "--input-len",
+        "512",
+        "--output-len",
+        "128",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("dequantised into bf16"), "{text}");
+}

@@ -316,7 +316,7 @@ pub(crate) struct Hardware {
 /// The math precision of the weight GEMMs: 8-bit weights run 8-bit GEMMs where the device has
 /// them (fp8 or W8A8 int8, SmoothQuant, Xiao et al. 2023); 4-bit and unsupported 8-bit weights
 /// are dequantised into 16-bit GEMMs (weight-only, AWQ, Lin et al. 2024; Marlin).
-fn math_precision(accelerator: &Accelerator, weights: Precision) -> Precision {
+pub fn math_precision(accelerator: &Accelerator, weights: Precision) -> Precision {
     let native = accelerator.peak_flops_per_s(weights).is_some();
     match weights {
         Precision::Fp8 | Precision::Int8 | Precision::Fp4 if native => weights,
@@ -625,6 +625,8 @@ pub struct ServeEstimate {
     /// KV-cache bytes per token for the whole model (one replica, unsharded).
     pub kv_bytes_per_token: f64,
     pub devices: u64,
+    /// Precision the weight GEMMs run at (16-bit when the device lacks the weights' format).
+    pub gemm_precision: Precision,
 }
 
 /// Estimates a setup: the given batch, or the largest that fits.
@@ -699,5 +701,6 @@ pub fn estimate(setup: &ServeSetup) -> Result<ServeEstimate, ServeError> {
         memory,
         kv_bytes_per_token: kv_bytes_per_token(&setup.model, setup.kv_precision),
         devices,
+        gemm_precision: math_precision(&setup.accelerator, setup.weight_precision),
     })
 }

@@ -133,3 +133,36 @@ fn int4_and_fp8_weights_shrink_memory_and_decode_time() {
     s.weight_precision = Precision::Bf16;
     assert!(int4_step < at(&s));
 }
+
+#[test]
+fn pipeline_stages_split_memory_and_keep_throughput() {
+    let mut s = setup("llama-3.1-70b", "h100", 2);
+    s.weight_precision = Precision::Fp8;
+    s.kv_precision = Precision::Fp8;
+    s.batch = Some(64);
+    let one_stage = serve::estimate(&s).unwrap();
+    s.pp = 2;
+    let two_stages = serve::estimate(&s).unwrap();
+    assert!(two_stages.memory.weights_bytes < 0.55 * one_stage.memory.weights_bytes);
+    assert!(two_stages.memory.kv_capacity_tokens > 2 * one_stage.memory.kv_capacity_tokens);
+    // A token crosses both stages, each with half the batch: TPOT stays within a few percent
+    // plus the send between stages.
+    assert!(two_stages.tpot_s > 0.9 * one_stage.tpot_s);
+    assert!(two_stages.tpot_s < 1.3 * one_stage.tpot_s);
+    assert_eq!(two_stages.devices, 4);
+}
+
+#[test]
+fn weights_too_large_and_batches_too_large_are_errors() {
+    let s = setup("llama-3.1-405b", "l40s", 1);
+    assert!(matches!(
+        serve::estimate(&s),
+        Err(serve::ServeError::WeightsTooLarge { .. })
+    ));
+    let mut s = setup("llama-3.1-8b", "h100", 1);
+    s.batch = Some(1_000_000);
+    assert!(matches!(
+        serve::estimate(&s),
+        Err(serve::ServeError::BatchTooLarge { .. })
+    ));
+}

@@ -248,6 +248,12 @@ fn print_estimate(setup: &ServeSetup, e: &ServeEstimate) {
         setup.weight_precision,
         setup.kv_precision
     );
+    if e.gemm_precision != setup.weight_precision {
+        println!(
+            "{} has no {} GEMMs: weights are dequantised into {} GEMMs (weight-only)",
+            setup.accelerator.id, setup.weight_precision, e.gemm_precision
+        );
+    }
     println!(
         "{} input + {} output tokens, batch {} per replica{}",
         setup.input_len,
