@@ -85,6 +85,8 @@ pub struct Deployment {
     pub accelerator: String,
     pub tp: u32,
     pub pp: u32,
+    /// Expert-parallel size inside the tp group (1 for dense models).
+    pub ep: u32,
     pub replicas: u32,
     pub devices: u64,
     /// Concurrent sequences a replica admits: the largest batch that fits in memory and keeps
@@ -252,22 +254,31 @@ fn search_one(spec: &SearchSpec, candidate: &Candidate) -> Result<Vec<Deployment
                 }
             };
             fits_somewhere = true;
-            let prefill_s = serve::prefill(&setup, 1, spec.input_len)
-                .map_err(|e| e.to_string())?
-                .total_s;
-            let context = spec.input_len as f64 + (spec.output_len as f64 + 1.0) / 2.0;
-            let alone = serve::decode_step(&setup, 1, context).map_err(|e| e.to_string())?;
-            best_tpot = best_tpot.min(alone.total_s);
-            best_ttft = best_ttft.min(prefill_s + alone.total_s / 2.0);
-            if alone.total_s > spec.tpot_slo_s || prefill_s > spec.ttft_slo_s {
-                continue;
+            // Mixture-of-experts models also try experts spread over the whole tp group.
+            let expert_parallel = match &spec.model.moe {
+                Some(moe) if tp > 1 && moe.experts.is_multiple_of(tp) => vec![1, tp],
+                _ => vec![1],
+            };
+            for ep in expert_parallel {
+                setup.ep = ep;
+                let prefill_s = serve::prefill(&setup, 1, spec.input_len)
+                    .map_err(|e| e.to_string())?
+                    .total_s;
+                let context = spec.input_len as f64 + (spec.output_len as f64 + 1.0) / 2.0;
+                let alone = serve::decode_step(&setup, 1, context).map_err(|e| e.to_string())?;
+                best_tpot = best_tpot.min(alone.total_s);
+                best_ttft = best_ttft.min(prefill_s + alone.total_s / 2.0);
+                if alone.total_s > spec.tpot_slo_s || prefill_s > spec.ttft_slo_s {
+                    continue;
+                }
+                let max_batch = batch_cap(&setup, memory.max_sequences, context, spec.tpot_slo_s)?;
+                if let Some(deployment) =
+                    fewest_replicas(spec, candidate, &setup, prefill_s, max_batch)?
+                {
+                    found.push(deployment);
+                }
             }
-            let max_batch = batch_cap(&setup, memory.max_sequences, context, spec.tpot_slo_s)?;
-            if let Some(deployment) =
-                fewest_replicas(spec, candidate, &setup, prefill_s, max_batch)?
-            {
-                found.push(deployment);
-            }
+            setup.ep = 1;
         }
     }
     if !fits_somewhere {
@@ -368,6 +379,7 @@ fn fewest_replicas(
         accelerator: candidate.accelerator.id.clone(),
         tp: setup.tp,
         pp: setup.pp,
+        ep: setup.ep,
         replicas,
         devices,
         max_batch,

@@ -166,3 +166,20 @@ fn weights_too_large_and_batches_too_large_are_errors() {
         Err(serve::ServeError::BatchTooLarge { .. })
     ));
 }
+
+#[test]
+fn expert_parallelism_keeps_memory_and_checks_its_size() {
+    let mut s = setup("mixtral-8x7b", "h100", 4);
+    s.batch = Some(8);
+    let tensor = serve::estimate(&s).unwrap();
+    s.ep = 4;
+    let expert = serve::estimate(&s).unwrap();
+    assert_eq!(tensor.memory.weights_bytes, expert.memory.weights_bytes);
+    // The same weight bytes in wider GEMMs: never slower at a small batch by more than launches.
+    assert!(expert.decode.matmul_s <= tensor.decode.matmul_s * 1.05);
+    s.ep = 3;
+    assert!(serve::estimate(&s).is_err());
+    let mut dense = setup("llama-3.1-8b", "h100", 2);
+    dense.ep = 2;
+    assert!(serve::estimate(&dense).is_err());
+}

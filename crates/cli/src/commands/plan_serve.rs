@@ -40,6 +40,10 @@ pub struct ServeArgs {
     /// Pipeline-parallel size of a replica.
     #[arg(long, default_value_t = 1)]
     pub(super) pp: u32,
+    /// Expert-parallel size inside the tensor-parallel group (mixture-of-experts models;
+    /// divides tp).
+    #[arg(long, default_value_t = 1)]
+    pub(super) ep: u32,
     /// Prompt tokens per request.
     #[arg(long)]
     pub(super) input_len: u64,
@@ -138,6 +142,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     let mut setup = ServeSetup::new(model, accelerator, args.input_len, args.output_len);
     setup.pp = args.pp;
+    setup.ep = args.ep;
     setup.weight_precision = args.precision;
     setup.kv_precision = kv_precision(&args);
     setup.batch = args.batch;
@@ -237,12 +242,13 @@ fn pass_rows(table: &mut comfy_table::Table, name: &str, pass: &PassTime) {
 
 fn print_estimate(setup: &ServeSetup, e: &ServeEstimate) {
     println!(
-        "{} on {} x {} (tp={}, pp={}, {} replica{}), weights {}, KV cache {}",
+        "{} on {} x {} (tp={}, pp={}, ep={}, {} replica{}), weights {}, KV cache {}",
         setup.model.name,
         e.devices,
         setup.accelerator.name,
         setup.tp,
         setup.pp,
+        setup.ep,
         setup.replicas,
         if setup.replicas == 1 { "" } else { "s" },
         setup.weight_precision,

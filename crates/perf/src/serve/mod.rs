@@ -56,6 +56,9 @@ pub struct ServeSetup {
     pub tp: u32,
     /// Pipeline-parallel size of one replica.
     pub pp: u32,
+    /// Expert-parallel size inside the tensor-parallel group (divides tp): each rank holds
+    /// experts/ep whole experts split over tp/ep ranks instead of a 1/tp slice of every expert.
+    pub ep: u32,
     /// Replicas (data parallel); devices = tp x pp x replicas.
     pub replicas: u32,
     /// Accelerators per node.
@@ -88,6 +91,7 @@ impl ServeSetup {
             accelerator,
             tp: 1,
             pp: 1,
+            ep: 1,
             replicas: 1,
             weight_precision: Precision::Bf16,
             kv_precision: Precision::Bf16,
@@ -175,6 +179,27 @@ pub fn estimate(setup: &ServeSetup) -> Result<ServeEstimate, ServeError> {
         return Err(ServeError::Invalid(
             "tp, pp and replicas must be at least 1".into(),
         ));
+    }
+    if setup.ep == 0 || !setup.tp.is_multiple_of(setup.ep) {
+        return Err(ServeError::Invalid(format!(
+            "ep={} must divide tp={}",
+            setup.ep, setup.tp
+        )));
+    }
+    match &setup.model.moe {
+        Some(moe) if !moe.experts.is_multiple_of(setup.ep) => {
+            return Err(ServeError::Invalid(format!(
+                "ep={} must divide the model's {} experts",
+                setup.ep, moe.experts
+            )));
+        }
+        None if setup.ep > 1 => {
+            return Err(ServeError::Invalid(format!(
+                "ep={} needs a mixture-of-experts model; {} is dense",
+                setup.ep, setup.model.name
+            )));
+        }
+        _ => {}
     }
     if setup.pp > setup.model.layers {
         return Err(ServeError::Invalid(format!(

@@ -169,10 +169,21 @@ fn layer_gemms_s(setup: &ServeSetup, device: &Device, tokens: f64, moe_layer: bo
                 0.0
             };
             // The routed experts run as one grouped GEMM per matrix (vLLM fused_moe,
-            // TensorRT-LLM MoE plugin): one launch each, not one per expert.
+            // TensorRT-LLM MoE plugin): one launch each, not one per expert. With expert
+            // parallelism inside the tp group a rank runs touched/ep experts (balanced routing,
+            // Lepikhin et al. 2020), each split over tp/ep ranks: the same bytes in fewer,
+            // wider GEMMs. The tokens stay replicated over the group and the layer's all-reduce
+            // sums the partial outputs, as in SGLang's and vLLM's expert parallelism without
+            // an all-to-all back end, so the communication is unchanged.
+            let ep = setup.ep.max(1) as f64;
+            let slice = tp / ep;
+            let expert_pair = |rows: f64, ffn: f64| {
+                device.gemm_s(rows, up * ffn / slice, hidden)
+                    + device.gemm_s(rows, hidden, ffn / slice)
+            };
             let launches = 2.0 * device.efficiency.kernel_overhead_s;
             device.gemm_s(tokens, moe.experts as f64, hidden)
-                + touched * (ffn_pair(rows, moe.expert_ffn as f64) - launches)
+                + touched / ep * (expert_pair(rows, moe.expert_ffn as f64) - launches)
                 + launches
                 + shared
         }
