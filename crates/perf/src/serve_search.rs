@@ -245,6 +245,11 @@ fn search_one(spec: &SearchSpec, candidate: &Candidate) -> Result<Vec<Deployment
             }
             setup.tp = tp;
             setup.pp = pp;
+            setup.ep = 1;
+            if let Err(error) = serve::check(&setup) {
+                last_fit_error = Some(error.to_string());
+                continue;
+            }
             let memory = match serve::memory(&setup, 1) {
                 Ok(memory) if memory.max_sequences >= 1 => memory,
                 Ok(_) => continue,
@@ -283,7 +288,7 @@ fn search_one(spec: &SearchSpec, candidate: &Candidate) -> Result<Vec<Deployment
     }
     if !fits_somewhere {
         return Err(format!(
-            "does not fit in any replica of up to {} devices: {}",
+            "no replica of up to {} devices holds it: {}",
             spec.max_devices_per_replica,
             last_fit_error.unwrap_or_else(|| "no room for the KV cache of one sequence".into())
         ));

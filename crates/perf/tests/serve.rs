@@ -159,6 +159,11 @@ fn weights_too_large_and_batches_too_large_are_errors() {
         serve::estimate(&s),
         Err(serve::ServeError::WeightsTooLarge { .. })
     ));
+    let odd_tp = setup("llama-3.1-70b", "h100", 3);
+    assert!(matches!(
+        serve::estimate(&odd_tp),
+        Err(serve::ServeError::Invalid(reason)) if reason.contains("attention heads")
+    ));
     let mut s = setup("llama-3.1-8b", "h100", 1);
     s.batch = Some(1_000_000);
     assert!(matches!(

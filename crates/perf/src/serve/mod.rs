@@ -173,12 +173,20 @@ pub struct ServeEstimate {
     pub gemm_precision: Precision,
 }
 
-/// Estimates a setup: the given batch, or the largest that fits.
-pub fn estimate(setup: &ServeSetup) -> Result<ServeEstimate, ServeError> {
+/// Whether the replica shape is one the model can be split into: tp divides the attention heads
+/// (Megatron splits whole heads, Shoeybi et al. 2019), ep divides tp and the experts, pp is at
+/// most the layers, and the lengths are positive.
+pub fn check(setup: &ServeSetup) -> Result<(), ServeError> {
     if setup.tp == 0 || setup.pp == 0 || setup.replicas == 0 {
         return Err(ServeError::Invalid(
             "tp, pp and replicas must be at least 1".into(),
         ));
+    }
+    if !setup.model.heads.is_multiple_of(setup.tp) {
+        return Err(ServeError::Invalid(format!(
+            "tp={} must divide the model's {} attention heads",
+            setup.tp, setup.model.heads
+        )));
     }
     if setup.ep == 0 || !setup.tp.is_multiple_of(setup.ep) {
         return Err(ServeError::Invalid(format!(
@@ -212,6 +220,12 @@ pub fn estimate(setup: &ServeSetup) -> Result<ServeEstimate, ServeError> {
             "input and output lengths must be at least 1".into(),
         ));
     }
+    Ok(())
+}
+
+/// Estimates a setup: the given batch, or the largest that fits.
+pub fn estimate(setup: &ServeSetup) -> Result<ServeEstimate, ServeError> {
+    check(setup)?;
     let probe = memory(setup, 1)?;
     let batch = match setup.batch {
         Some(batch) => {
