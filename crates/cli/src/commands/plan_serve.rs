@@ -69,7 +69,11 @@ pub struct ServeArgs {
     #[arg(long)]
     pub(super) json: bool,
     /// Search deployments for this many requests per second (needs --ttft-slo and --tpot-slo).
-    #[arg(long, requires_all = ["ttft_slo", "tpot_slo"])]
+    #[arg(
+        long,
+        requires_all = ["ttft_slo", "tpot_slo"],
+        conflicts_with_all = ["tp", "pp", "ep", "count", "batch"]
+    )]
     pub(super) rate: Option<f64>,
     /// Mean time-to-first-token target under load, e.g. 500ms or 1.5s.
     #[arg(long, value_parser = parse_duration_s)]
