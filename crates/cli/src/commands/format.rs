@@ -52,7 +52,10 @@ pub fn si(value: f64) -> String {
     };
     let mut number = format!("{scaled:.digits$}");
     if number.contains('.') {
-        number = number.trim_end_matches('0').trim_end_matches('.').to_string();
+        number = number
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string();
     }
     number + suffix
 }
