@@ -29,3 +29,38 @@ fn every_inference_row_is_evaluated_within_the_targets() {
     assert!(report.summary.median_abs_error_pct.unwrap() <= 15.0);
     assert!(report.summary.max_abs_error_pct.unwrap() <= 35.0);
 }
+
+#[test]
+fn the_engine_version_decides_how_decode_reads_grouped_kv_heads() {
+    use suanli_perf::serve::DecodeAttention;
+    use suanli_perf::validate_serve::decode_attention_of;
+    let old = "NVIDIA TensorRT-LLM v0.6.1 performance overview";
+    assert_eq!(
+        decode_attention_of("TensorRT-LLM", old),
+        DecodeAttention::PerQueryHead
+    );
+    assert_eq!(
+        decode_attention_of("TensorRT-LLM", "TensorRT-LLM v0.12 performance overview"),
+        DecodeAttention::Grouped
+    );
+    assert_eq!(decode_attention_of("vLLM", old), DecodeAttention::Grouped);
+    assert_eq!(
+        decode_attention_of("TensorRT-LLM", "NVIDIA blog, 2024"),
+        DecodeAttention::Grouped
+    );
+}
+
+#[test]
+fn a_bad_cell_names_its_column() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../data/validation/inference-runs.csv"
+    );
+    let text = std::fs::read_to_string(path).unwrap();
+    let broken = text.replacen(",768,128,128,", ",many,128,128,", 1);
+    let error = read_inference_runs(&broken).unwrap_err();
+    assert!(
+        error.starts_with("line ") && error.contains("column `batch`"),
+        "{error}"
+    );
+}
