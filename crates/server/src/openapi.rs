@@ -1,0 +1,143 @@
+//! `/openapi.json`: a hand-written OpenAPI 3.1 description of the API (no generator dependency;
+//! `tests/api.rs` checks that every route is listed).
+
+use axum::Json;
+use serde_json::{Value, json};
+
+/// Every documented route as (method, path, summary).
+pub const ROUTES: &[(&str, &str, &str)] = &[
+    (
+        "get",
+        "/healthz",
+        "Liveness; the only unauthenticated route",
+    ),
+    ("get", "/metrics", "Prometheus metrics"),
+    ("get", "/openapi.json", "This document"),
+    (
+        "get",
+        "/api/v1/whoami",
+        "The caller's user, role and tenant",
+    ),
+    ("get", "/api/v1/tenants", "Tenants the caller can see"),
+    ("post", "/api/v1/tenants", "Create a tenant (admin)"),
+    ("get", "/api/v1/users", "Users the caller can see"),
+    (
+        "post",
+        "/api/v1/users",
+        "Create a user (admin, or tenant-admin in their tenant)",
+    ),
+    (
+        "get",
+        "/api/v1/tokens",
+        "Tokens the caller can manage (hashes never shown)",
+    ),
+    (
+        "post",
+        "/api/v1/tokens",
+        "Create a token; the secret is returned once",
+    ),
+    ("delete", "/api/v1/tokens/{id}", "Revoke a token"),
+    (
+        "get",
+        "/api/v1/quotas",
+        "Quotas of the tenants the caller can see",
+    ),
+    (
+        "put",
+        "/api/v1/quotas",
+        "Set a tenant's quota for an accelerator type (admin)",
+    ),
+    ("get", "/api/v1/nodes", "Nodes and their free accelerators"),
+    (
+        "get",
+        "/api/v1/jobs",
+        "Jobs of the caller's tenant (all for an admin); ?tenant=&state=",
+    ),
+    ("post", "/api/v1/jobs", "Submit a job"),
+    (
+        "get",
+        "/api/v1/jobs/{id}",
+        "One job, with the reason it waits or how it ended",
+    ),
+    (
+        "post",
+        "/api/v1/jobs/{id}/cancel",
+        "Cancel a job (kills its process group)",
+    ),
+    (
+        "get",
+        "/api/v1/jobs/{id}/logs",
+        "A run's output; ?attempt=&offset=",
+    ),
+    ("get", "/api/v1/audit", "The audit log (admin)"),
+    (
+        "get",
+        "/api/v1/audit/verify",
+        "Check the audit hash chain (admin)",
+    ),
+];
+
+/// The document.
+pub fn document() -> Value {
+    let mut paths = serde_json::Map::new();
+    for (method, path, summary) in ROUTES {
+        let entry = paths
+            .entry(path.to_string())
+            .or_insert_with(|| json!({}))
+            .as_object_mut()
+            .expect("path items are objects");
+        let mut operation = json!({
+            "summary": summary,
+            "responses": {
+                "200": { "description": "OK (201 Created for creations)" },
+                "400": { "description": "Bad request", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
+                "401": { "description": "Missing, invalid, expired or revoked token" },
+                "403": { "description": "The caller's role or tenant does not allow this" },
+                "404": { "description": "Not found" }
+            }
+        });
+        if path.contains("{id}") {
+            operation["parameters"] = json!([{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }]);
+        }
+        if *path == "/api/v1/jobs" && *method == "post" {
+            operation["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/JobSubmit" } } } });
+        }
+        if *path == "/healthz" {
+            operation["security"] = json!([]);
+        }
+        entry.insert(method.to_string(), operation);
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": { "title": "suanli control plane", "version": env!("CARGO_PKG_VERSION") },
+        "security": [{ "bearer": [] }],
+        "paths": paths,
+        "components": {
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
+            "schemas": {
+                "Error": { "type": "object", "properties": { "error": { "type": "string" } } },
+                "JobSubmit": {
+                    "type": "object",
+                    "required": ["command"],
+                    "properties": {
+                        "name": { "type": "string" },
+                        "tenant": { "type": "string" },
+                        "command": { "type": "array", "items": { "type": "string" } },
+                        "env": { "type": "object", "additionalProperties": { "type": "string" } },
+                        "gpus": { "type": "integer", "minimum": 1, "default": 1 },
+                        "processes": { "type": "integer", "minimum": 1, "default": 1 },
+                        "accelerators": { "type": "array", "items": { "type": "string" } },
+                        "priority": { "type": "integer", "default": 0 },
+                        "checkpoint_dir": { "type": "string" },
+                        "max_restarts": { "type": "integer", "minimum": 0, "default": 0 }
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// Serves the document.
+pub async fn openapi() -> Json<Value> {
+    Json(document())
+}

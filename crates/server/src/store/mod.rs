@@ -1,0 +1,269 @@
+//! The store: every durable record of the control plane (tenants, users, tokens, quotas, jobs,
+//! audit events) behind one async trait, so the embedded SQLite file and a PostgreSQL server are
+//! interchangeable. Each method is one transaction; the conformance suite in
+//! `tests/store.rs` runs against every implementation.
+
+mod sql;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+pub use sql::SqlStore;
+
+/// What the store refuses or fails at.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} already exists")]
+    Conflict(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+}
+
+/// A user's role. `Admin` is global; the others act inside one tenant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    Admin,
+    TenantAdmin,
+    Member,
+    Viewer,
+}
+
+impl Role {
+    /// The role's name on the wire and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::TenantAdmin => "tenant-admin",
+            Role::Member => "member",
+            Role::Viewer => "viewer",
+        }
+    }
+
+    /// Parses a role name.
+    pub fn parse(text: &str) -> Option<Role> {
+        match text {
+            "admin" => Some(Role::Admin),
+            "tenant-admin" => Some(Role::TenantAdmin),
+            "member" => Some(Role::Member),
+            "viewer" => Some(Role::Viewer),
+            _ => None,
+        }
+    }
+}
+
+/// A tenant.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Tenant {
+    pub name: String,
+    pub created_at_s: i64,
+}
+
+/// A user: a global admin (no tenant) or a member of one tenant.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    pub name: String,
+    pub tenant: Option<String>,
+    pub role: Role,
+    pub created_at_s: i64,
+}
+
+/// An API token as stored: only the SHA-256 of the secret is kept.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    pub id: String,
+    pub user: String,
+    #[serde(skip_serializing)]
+    pub hash: String,
+    pub created_at_s: i64,
+    pub expires_at_s: Option<i64>,
+    pub revoked_at_s: Option<i64>,
+}
+
+/// The most accelerators of one type a tenant may hold (queued and running jobs together).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Quota {
+    pub tenant: String,
+    pub accelerator: String,
+    pub limit: u32,
+}
+
+/// What a job asks for.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobSpec {
+    pub name: String,
+    pub tenant: String,
+    pub user: String,
+    pub command: Vec<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Accelerators in the gang.
+    pub gpus: u32,
+    /// Processes the gang runs as (each gets `gpus / processes` accelerators and a rank).
+    #[serde(default = "one")]
+    pub processes: u32,
+    /// Accelerator types the job may run on; empty means any.
+    #[serde(default)]
+    pub accelerators: Vec<String>,
+    #[serde(default)]
+    pub priority: i32,
+    pub checkpoint_dir: Option<String>,
+    #[serde(default)]
+    pub max_restarts: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Where a job is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl JobState {
+    /// The state's name on the wire and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+
+    /// Parses a state name.
+    pub fn parse(text: &str) -> Option<JobState> {
+        match text {
+            "queued" => Some(JobState::Queued),
+            "running" => Some(JobState::Running),
+            "succeeded" => Some(JobState::Succeeded),
+            "failed" => Some(JobState::Failed),
+            "cancelled" => Some(JobState::Cancelled),
+            _ => None,
+        }
+    }
+
+    /// Whether the job will never run again.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            JobState::Succeeded | JobState::Failed | JobState::Cancelled
+        )
+    }
+}
+
+/// One run (attempt) of a job on the executor.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// 0 for the first run, then one more per restart or preemption.
+    pub attempt: u32,
+    pub pool: String,
+    pub accelerator: String,
+    pub node: String,
+    /// Device indices on the node.
+    pub devices: Vec<u32>,
+    /// Directory with the run's log, pid and exit files.
+    pub run_dir: String,
+    pub started_at_s: i64,
+    /// Set once a cancel has been asked for, so a restarted server finishes the cancel.
+    #[serde(default)]
+    pub cancel_requested: bool,
+}
+
+/// A job as stored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobRecord {
+    pub id: i64,
+    pub spec: JobSpec,
+    pub state: JobState,
+    /// Why the job waits, or how it ended.
+    pub reason: String,
+    /// Restarts after failures so far.
+    pub restarts: u32,
+    /// Runs begun so far (restarts, preemptions and server recoveries included).
+    pub attempts: u32,
+    pub exit_code: Option<i32>,
+    pub submitted_at_s: i64,
+    pub started_at_s: Option<i64>,
+    pub finished_at_s: Option<i64>,
+    pub run: Option<RunRecord>,
+}
+
+/// An audit event before it is chained.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NewAuditEvent {
+    pub at_ms: i64,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub outcome: String,
+}
+
+/// An audit event in the chain: `hash` = SHA-256 over `prev_hash` and the event's fields.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    pub seq: i64,
+    pub at_ms: i64,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub outcome: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// Durable state of the control plane. Every method is one transaction.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync {
+    /// The back end's name (`sqlite`, `postgres`).
+    fn kind(&self) -> &'static str;
+
+    /// Whether no user exists yet (first start).
+    async fn is_empty(&self) -> Result<bool, StoreError>;
+
+    async fn create_tenant(&self, tenant: &Tenant) -> Result<(), StoreError>;
+    async fn list_tenants(&self) -> Result<Vec<Tenant>, StoreError>;
+
+    async fn create_user(&self, user: &User) -> Result<(), StoreError>;
+    async fn get_user(&self, name: &str) -> Result<Option<User>, StoreError>;
+    async fn list_users(&self) -> Result<Vec<User>, StoreError>;
+
+    async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError>;
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError>;
+    async fn get_token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError>;
+    async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
+    /// Marks a token revoked; false if it was unknown or already revoked.
+    async fn revoke_token(&self, id: &str, now_s: i64) -> Result<bool, StoreError>;
+
+    /// Sets (or replaces) a tenant's quota for one accelerator type.
+    async fn set_quota(&self, quota: &Quota) -> Result<(), StoreError>;
+    async fn list_quotas(&self) -> Result<Vec<Quota>, StoreError>;
+
+    /// Stores a new queued job and returns it with its id.
+    async fn insert_job(&self, spec: &JobSpec, now_s: i64) -> Result<JobRecord, StoreError>;
+    async fn get_job(&self, id: i64) -> Result<Option<JobRecord>, StoreError>;
+    /// Jobs in id order, of one tenant or all.
+    async fn list_jobs(&self, tenant: Option<&str>) -> Result<Vec<JobRecord>, StoreError>;
+    /// Jobs that are queued or running, in id order.
+    async fn list_active_jobs(&self) -> Result<Vec<JobRecord>, StoreError>;
+    /// Writes a job's mutable fields (state, reason, counters, times, run).
+    async fn update_job(&self, job: &JobRecord) -> Result<(), StoreError>;
+
+    /// Appends to the hash chain, reading the previous hash in the same transaction.
+    async fn append_audit(&self, event: &NewAuditEvent) -> Result<AuditEvent, StoreError>;
+    /// The whole chain in sequence order.
+    async fn list_audit(&self) -> Result<Vec<AuditEvent>, StoreError>;
+}

@@ -1,0 +1,234 @@
+//! The store conformance suite: one generic function run against every `Store` implementation.
+//! SQLite always; PostgreSQL when `SUANLI_TEST_DATABASE_URL` is set.
+
+use std::collections::BTreeMap;
+
+use suanli_server::audit;
+use suanli_server::store::{
+    JobSpec, JobState, NewAuditEvent, Quota, Role, RunRecord, Store, StoreError, Tenant, User,
+};
+
+/// A tag that keeps runs against a shared database apart.
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}
+
+async fn conformance(store: &dyn Store) {
+    let tag = unique("t");
+
+    // Tenants: create, conflict, list.
+    let tenant = Tenant {
+        name: tag.clone(),
+        created_at_s: 10,
+    };
+    store.create_tenant(&tenant).await.unwrap();
+    assert!(matches!(
+        store.create_tenant(&tenant).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(store.list_tenants().await.unwrap().contains(&tenant));
+
+    // Users.
+    let user = User {
+        name: format!("{tag}-alice"),
+        tenant: Some(tag.clone()),
+        role: Role::Member,
+        created_at_s: 11,
+    };
+    store.create_user(&user).await.unwrap();
+    assert!(!store.is_empty().await.unwrap());
+    assert_eq!(
+        store.get_user(&user.name).await.unwrap(),
+        Some(user.clone())
+    );
+    assert_eq!(
+        store.get_user(&format!("{tag}-nobody")).await.unwrap(),
+        None
+    );
+    assert!(matches!(
+        store.create_user(&user).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let admin = User {
+        name: format!("{tag}-root"),
+        tenant: None,
+        role: Role::Admin,
+        created_at_s: 12,
+    };
+    store.create_user(&admin).await.unwrap();
+    let users = store.list_users().await.unwrap();
+    assert!(users.contains(&user) && users.contains(&admin));
+
+    // Tokens: stored by hash, revocable once.
+    let (secret, record) = suanli_server::auth::new_token(&user.name, 20, Some(1000));
+    store.insert_token(&record).await.unwrap();
+    let found = store
+        .token_by_hash(&suanli_server::auth::token_hash(&secret))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found, record);
+    assert_ne!(found.hash, secret);
+    assert!(store.token_by_hash("nope").await.unwrap().is_none());
+    assert!(store.revoke_token(&record.id, 30).await.unwrap());
+    assert!(!store.revoke_token(&record.id, 31).await.unwrap());
+    assert_eq!(
+        store
+            .get_token(&record.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at_s,
+        Some(30)
+    );
+    assert!(
+        store
+            .list_tokens()
+            .await
+            .unwrap()
+            .iter()
+            .any(|t| t.id == record.id)
+    );
+
+    // Quotas: upsert.
+    let quota = Quota {
+        tenant: tag.clone(),
+        accelerator: "h100-sxm5-80gb".into(),
+        limit: 8,
+    };
+    store.set_quota(&quota).await.unwrap();
+    store
+        .set_quota(&Quota {
+            limit: 16,
+            ..quota.clone()
+        })
+        .await
+        .unwrap();
+    let quotas: Vec<Quota> = store
+        .list_quotas()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|q| q.tenant == tag)
+        .collect();
+    assert_eq!(quotas, vec![Quota { limit: 16, ..quota }]);
+
+    // Jobs: ids increase, updates round-trip, active listing follows state.
+    let spec = JobSpec {
+        name: "train".into(),
+        tenant: tag.clone(),
+        user: user.name.clone(),
+        command: vec!["sh".into(), "-c".into(), "echo hi".into()],
+        env: BTreeMap::from([("A".into(), "1".into())]),
+        gpus: 2,
+        processes: 2,
+        accelerators: vec!["h100-sxm5-80gb".into()],
+        priority: 3,
+        checkpoint_dir: Some("/tmp/ckpt".into()),
+        max_restarts: 2,
+    };
+    let first = store.insert_job(&spec, 100).await.unwrap();
+    let second = store.insert_job(&spec, 101).await.unwrap();
+    assert!(second.id > first.id);
+    assert_eq!(first.state, JobState::Queued);
+    assert_eq!(store.get_job(first.id).await.unwrap(), Some(first.clone()));
+    let mut running = first.clone();
+    running.state = JobState::Running;
+    running.reason = "running".into();
+    running.attempts = 1;
+    running.started_at_s = Some(105);
+    running.run = Some(RunRecord {
+        attempt: 0,
+        pool: "local-h100-sxm5-80gb".into(),
+        accelerator: "h100-sxm5-80gb".into(),
+        node: "n0".into(),
+        devices: vec![0, 1],
+        run_dir: "/tmp/run".into(),
+        started_at_s: 105,
+        cancel_requested: false,
+    });
+    store.update_job(&running).await.unwrap();
+    assert_eq!(
+        store.get_job(first.id).await.unwrap(),
+        Some(running.clone())
+    );
+    let mut done = running.clone();
+    done.state = JobState::Succeeded;
+    done.exit_code = Some(0);
+    done.finished_at_s = Some(110);
+    store.update_job(&done).await.unwrap();
+    let listed = store.list_jobs(Some(&tag)).await.unwrap();
+    assert_eq!(listed, vec![done.clone(), second.clone()]);
+    let active: Vec<i64> = store
+        .list_active_jobs()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|j| j.spec.tenant == tag)
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(active, vec![second.id]);
+    let missing = suanli_server::store::JobRecord { id: -5, ..done };
+    assert!(matches!(
+        store.update_job(&missing).await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    // Audit: appended in order, chained, verifiable.
+    let before = store.list_audit().await.unwrap().len();
+    for i in 0..3 {
+        store
+            .append_audit(&NewAuditEvent {
+                at_ms: 1000 + i,
+                actor: user.name.clone(),
+                action: "POST /api/v1/jobs".into(),
+                target: format!("job {i}"),
+                outcome: "201".into(),
+            })
+            .await
+            .unwrap();
+    }
+    let chain = store.list_audit().await.unwrap();
+    assert_eq!(chain.len(), before + 3);
+    let (entries, head) = audit::verify(&chain).unwrap();
+    assert_eq!(entries, chain.len());
+    assert_eq!(head, chain.last().unwrap().hash);
+    let mut edited = chain.clone();
+    edited[before + 1].outcome = "200".into();
+    assert_eq!(audit::verify(&edited).unwrap_err().seq, (before + 2) as i64);
+}
+
+#[tokio::test]
+async fn sqlite_store_conforms() {
+    let dir = std::env::temp_dir().join(unique("suanli-store"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = suanli_server::SqlStore::open_sqlite(&dir.join("test.db"))
+        .await
+        .unwrap();
+    assert!(store.is_empty().await.unwrap());
+    conformance(&store).await;
+    // Reopening keeps everything.
+    drop(store);
+    let reopened = suanli_server::SqlStore::open_sqlite(&dir.join("test.db"))
+        .await
+        .unwrap();
+    assert!(!reopened.is_empty().await.unwrap());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test]
+async fn postgres_store_conforms() {
+    let Ok(url) = std::env::var("SUANLI_TEST_DATABASE_URL") else {
+        println!(
+            "skipped: set SUANLI_TEST_DATABASE_URL=postgres://... to run the PostgreSQL store suite"
+        );
+        return;
+    };
+    let store = suanli_server::SqlStore::connect(&url).await.unwrap();
+    assert_eq!(store.kind(), "postgres");
+    conformance(&store).await;
+}
