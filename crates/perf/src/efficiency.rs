@@ -69,7 +69,7 @@ impl Efficiency {
             e.matmul = 0.58;
             // fp8 inference GEMMs in TensorRT-LLM 0.5/0.6 sustain ~1000 of 1979 TFLOP/s, 1.7x
             // the bf16 training rate above (fitted on the six H100 fp8 rows of
-            // shared/validation/inference-runs.csv; 0.45-0.55 all keep every H100 row within 23%).
+            // shared/validation/inference-runs.csv; 0.45-0.55 all keep every H100 row within 24%).
             e.matmul_8bit = 0.50;
         } else if id.starts_with("mi3") {
             // MI300X/MI325X: hipBLASLt bf16 GEMMs reach ~45-55% of dense peak in training
@@ -79,7 +79,7 @@ impl Efficiency {
         if e.matmul_8bit == 0.0 {
             // 8-bit GEMMs gain less than the datasheet's 2x over 16-bit: quantise/scale
             // epilogues and the power cap eat part of it. Default (an assumption, checked only
-            // on the two L40S rows of shared/validation/inference-runs.csv, +6% and +26%):
+            // on the two L40S rows of shared/validation/inference-runs.csv, +4% and +34%):
             // 0.75 of the 16-bit fraction, i.e. 1.5x the achieved 16-bit rate.
             e.matmul_8bit = 0.75 * e.matmul;
         }

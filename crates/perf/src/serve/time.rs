@@ -192,23 +192,36 @@ fn layer_gemms_s(setup: &ServeSetup, device: &Device, tokens: f64, moe_layer: bo
     attention + mlp
 }
 
-/// Element-wise bytes per token and layer on one device, 16-bit: two norms, two residual adds,
-/// the MLP activation and rotary embedding, as in the training model (Korthikanti et al. 2022,
-/// section 4.1, without dropout).
+/// Element-wise bytes per token and layer on one device, with the fusions inference engines
+/// apply (TensorRT-LLM and vLLM: the residual add fused into the norm, rotary embedding fused
+/// with the KV-cache write, the gated activation in one kernel): each of the two residual+norm
+/// kernels reads the residual and the update and writes the residual (16-bit) and the normed
+/// copy; rotary reads q, k and v and writes q and the cache; the activation reads the ffn-wide
+/// GEMM outputs (two for SwiGLU) and writes one. Tensors that feed a GEMM are written at its
+/// input width (8-bit GEMMs fuse the quantisation), the rest in 16 bits. The same traffic as
+/// the training model's element-wise kernels (Korthikanti et al. 2022, section 4.1) without
+/// dropout and the unfused round trips.
 fn elementwise_bytes_per_token(setup: &ServeSetup) -> f64 {
     let model = &setup.model;
     let tp = setup.tp as f64;
     let hidden = model.hidden as f64;
+    let gemm_input = math_precision(&setup.accelerator, setup.weight_precision).bytes();
     let ffn = match &model.moe {
         Some(moe) => ((moe.top_k + moe.shared_experts) as u64 * moe.expert_ffn) as f64,
         None => model.ffn as f64,
+    } / tp;
+    let norms = 2.0 * (3.0 * 2.0 + gemm_input) * hidden;
+    let activation = match model.mlp {
+        Mlp::Gelu => 2.0 * ffn + gemm_input * ffn,
+        Mlp::Swiglu => 2.0 * 2.0 * ffn + gemm_input * ffn,
     };
-    let mlp = match model.mlp {
-        Mlp::Gelu => 2.0 * ffn / tp,
-        Mlp::Swiglu => 3.0 * ffn / tp,
-    };
-    let rope = 2.0 * (model.heads + model.kv_heads) as f64 * model.head_dim() as f64 / tp;
-    (2.0 * 2.0 + 2.0 * 3.0) * hidden + mlp + rope
+    let query = match &model.mla {
+        Some(mla) => model.heads as f64 * (mla.qk_nope_head_dim + mla.qk_rope_head_dim) as f64,
+        None => model.heads as f64 * model.head_dim() as f64,
+    } / tp;
+    let cache = kv_elements_per_token_layer(model, setup.tp);
+    let rotary = 2.0 * (query + cache) + 2.0 * query + setup.kv_precision.bytes() * cache;
+    norms + activation + rotary
 }
 
 fn mix_layers(setup: &ServeSetup, per_layer: impl Fn(bool) -> f64) -> f64 {
