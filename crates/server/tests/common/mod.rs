@@ -1,0 +1,185 @@
+//! A real server on 127.0.0.1:0 in a fresh data directory, and small helpers to call it.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+pub struct TestServer {
+    pub url: String,
+    pub admin: String,
+    pub data_dir: PathBuf,
+    http: reqwest::Client,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+pub fn unique_dir(prefix: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    std::env::temp_dir().join(format!("{prefix}-{}-{nanos}", std::process::id()))
+}
+
+impl TestServer {
+    pub async fn start(devices: &str) -> TestServer {
+        let data_dir = unique_dir("suanli-server-test");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let config = suanli_server::ServerConfig {
+            data_dir: data_dir.clone(),
+            database: None,
+            devices: Some(devices.into()),
+            policy: "fifo".into(),
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            suanli_server::run(config, listener, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(response) = http.get(format!("{url}/healthz")).send().await
+                && response.status() == StatusCode::OK
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "server did not come up");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let admin = std::fs::read_to_string(data_dir.join("admin-token"))
+            .unwrap()
+            .trim()
+            .to_string();
+        TestServer {
+            url,
+            admin,
+            data_dir,
+            http,
+            shutdown: Some(tx),
+        }
+    }
+
+    /// Calls the API; returns the status and the JSON body (or the text as a JSON string).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, value)
+    }
+
+    pub async fn ok(&self, method: Method, path: &str, token: &str, body: Option<Value>) -> Value {
+        let (status, value) = self.call(method.clone(), path, Some(token), body).await;
+        assert!(status.is_success(), "{method} {path}: {status} {value}");
+        value
+    }
+
+    /// Creates a tenant (if needed) and a user with a token; returns the token.
+    pub async fn user(&self, tenant: &str, name: &str, role: &str) -> String {
+        let _ = self
+            .call(
+                Method::POST,
+                "/api/v1/tenants",
+                Some(&self.admin),
+                Some(json!({ "name": tenant })),
+            )
+            .await;
+        self.ok(
+            Method::POST,
+            "/api/v1/users",
+            &self.admin,
+            Some(json!({ "name": name, "tenant": tenant, "role": role })),
+        )
+        .await;
+        let token = self
+            .ok(
+                Method::POST,
+                "/api/v1/tokens",
+                &self.admin,
+                Some(json!({ "user": name })),
+            )
+            .await;
+        token["token"].as_str().unwrap().to_string()
+    }
+
+    pub async fn submit(&self, token: &str, body: Value) -> i64 {
+        let job = self
+            .ok(Method::POST, "/api/v1/jobs", token, Some(body))
+            .await;
+        job["id"].as_i64().unwrap()
+    }
+
+    /// Polls a job until `done(job)` or the timeout.
+    pub async fn wait_job(
+        &self,
+        token: &str,
+        id: i64,
+        what: &str,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let job = self
+                .ok(Method::GET, &format!("/api/v1/jobs/{id}"), token, None)
+                .await;
+            if done(&job) {
+                return job;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "job {id} never became {what}: {job}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn wait_state(&self, token: &str, id: i64, state: &str) -> Value {
+        self.wait_job(token, id, state, |job| job["state"] == state)
+            .await
+    }
+
+    pub async fn logs(&self, token: &str, id: i64, attempt: u32) -> String {
+        let (status, value) = self
+            .call(
+                Method::GET,
+                &format!("/api/v1/jobs/{id}/logs?attempt={attempt}"),
+                Some(token),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        match value {
+            Value::String(text) => text,
+            other => other.to_string(),
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}

@@ -1,0 +1,276 @@
+//! Jobs end to end on a real server and real processes: lifecycle, queue reasons, cancel,
+//! gangs, restarts from checkpoints and quotas.
+
+mod common;
+
+use common::TestServer;
+use reqwest::Method;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_lifecycle_queue_reason_and_cancel() {
+    let server = TestServer::start("h100-sxm5-80gb:4").await;
+    let alice = server.user("research", "alice", "member").await;
+
+    // A job runs, sees its devices, and its output lands in its log.
+    let id = server
+        .submit(&alice, json!({ "name": "hello", "gpus": 2,
+            "command": ["sh", "-c", "echo hello devices=$CUDA_VISIBLE_DEVICES job=$SUANLI_JOB_ID; echo oops >&2"] }))
+        .await;
+    let job = server.wait_state(&alice, id, "succeeded").await;
+    assert_eq!(job["exit_code"], 0);
+    assert_eq!(job["spec"]["user"], "alice");
+    assert_eq!(job["spec"]["tenant"], "research");
+    let log = server.logs(&alice, id, 0).await;
+    assert!(
+        log.contains(&format!("hello devices=0,1 job={id}")),
+        "{log}"
+    );
+    assert!(log.contains("oops"), "{log}");
+
+    // A job holding all devices makes the next one wait, with the reason.
+    let long = server
+        .submit(&alice, json!({ "gpus": 4, "command": ["sleep", "30"] }))
+        .await;
+    server.wait_state(&alice, long, "running").await;
+    let waiting = server
+        .submit(&alice, json!({ "gpus": 2, "command": ["true"] }))
+        .await;
+    let job = server
+        .ok(
+            Method::GET,
+            &format!("/api/v1/jobs/{waiting}"),
+            &alice,
+            None,
+        )
+        .await;
+    assert_eq!(job["state"], "queued");
+    assert!(
+        job["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("capacity: needs 2 of h100-sxm5-80gb; 0 free"),
+        "{job}"
+    );
+    let nodes = server.ok(Method::GET, "/api/v1/nodes", &alice, None).await;
+    assert_eq!(nodes[0]["free"], 0);
+    let metrics = server
+        .call(Method::GET, "/metrics", Some(&alice), None)
+        .await
+        .1;
+    let metrics = metrics.as_str().unwrap();
+    assert!(metrics.contains("suanli_queue_length 1"), "{metrics}");
+    assert!(metrics.contains("suanli_running_jobs 1"), "{metrics}");
+    assert!(
+        metrics.contains("suanli_accelerators_allocated{accelerator=\"h100-sxm5-80gb\""),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("suanli_scheduling_pass_seconds_count"),
+        "{metrics}"
+    );
+
+    // Cancelling the running job kills its process group and lets the waiting one run.
+    server
+        .ok(
+            Method::POST,
+            &format!("/api/v1/jobs/{long}/cancel"),
+            &alice,
+            None,
+        )
+        .await;
+    let job = server.wait_state(&alice, long, "cancelled").await;
+    assert_eq!(job["reason"], "cancelled");
+    server.wait_state(&alice, waiting, "succeeded").await;
+
+    // A queued job can be cancelled too; an ended one cannot.
+    let blocker = server
+        .submit(&alice, json!({ "gpus": 4, "command": ["sleep", "30"] }))
+        .await;
+    server.wait_state(&alice, blocker, "running").await;
+    let queued = server
+        .submit(&alice, json!({ "gpus": 4, "command": ["true"] }))
+        .await;
+    server
+        .ok(
+            Method::POST,
+            &format!("/api/v1/jobs/{queued}/cancel"),
+            &alice,
+            None,
+        )
+        .await;
+    server.wait_state(&alice, queued, "cancelled").await;
+    server
+        .ok(
+            Method::POST,
+            &format!("/api/v1/jobs/{blocker}/cancel"),
+            &alice,
+            None,
+        )
+        .await;
+    server.wait_state(&alice, blocker, "cancelled").await;
+    let (status, _) = server
+        .call(
+            Method::POST,
+            &format!("/api/v1/jobs/{queued}/cancel"),
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(status, 409);
+    // The cancelled queued job never ran, and the devices are all free again.
+    let nodes = server.ok(Method::GET, "/api/v1/nodes", &alice, None).await;
+    assert_eq!(nodes[0]["free"], 4);
+
+    // A job that can never fit is refused with the reason.
+    let (status, body) = server
+        .call(
+            Method::POST,
+            "/api/v1/jobs",
+            Some(&alice),
+            Some(json!({ "gpus": 8, "command": ["true"] })),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"].as_str().unwrap().contains("can never run"),
+        "{body}"
+    );
+
+    let jobs = server.ok(Method::GET, "/api/v1/jobs", &alice, None).await;
+    assert_eq!(jobs.as_array().unwrap().len(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gang_processes_get_ranks() {
+    let server = TestServer::start("mi300x:4").await;
+    let bob = server.user("infra", "bob", "member").await;
+    let id = server
+        .submit(&bob, json!({ "gpus": 4, "processes": 2,
+            "command": ["sh", "-c", "echo rank=$RANK local=$LOCAL_RANK world=$WORLD_SIZE addr=$MASTER_ADDR port=$MASTER_PORT hip=$HIP_VISIBLE_DEVICES"] }))
+        .await;
+    server.wait_state(&bob, id, "succeeded").await;
+    let log = server.logs(&bob, id, 0).await;
+    assert!(
+        log.contains("rank=0 local=0 world=2 addr=127.0.0.1"),
+        "{log}"
+    );
+    assert!(log.contains("rank=1 local=1 world=2"), "{log}");
+    assert!(log.contains("hip=0,1") && log.contains("hip=2,3"), "{log}");
+    // One failing rank fails the gang.
+    let id = server
+        .submit(
+            &bob,
+            json!({ "gpus": 2, "processes": 2,
+            "command": ["sh", "-c", "if [ $RANK = 1 ]; then exit 3; fi; sleep 30"] }),
+        )
+        .await;
+    let job = server.wait_state(&bob, id, "failed").await;
+    assert_eq!(job["exit_code"], 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_job_restarts_from_its_checkpoint() {
+    let server = TestServer::start("h100:2").await;
+    let alice = server.user("research", "alice", "member").await;
+    let checkpoint = common::unique_dir("suanli-ckpt");
+    std::fs::create_dir_all(&checkpoint).unwrap();
+    let script = r#"
+        if [ -n "$SUANLI_RESUME_FROM" ]; then
+            echo "resumed from $SUANLI_RESUME_FROM step $(cat $SUANLI_RESUME_FROM/step)"; exit 0
+        fi
+        echo 42 > $SUANLI_CHECKPOINT_DIR/step
+        echo $$ > $SUANLI_CHECKPOINT_DIR/pid
+        exec sleep 30
+    "#;
+    let id = server
+        .submit(
+            &alice,
+            json!({ "gpus": 1, "max_restarts": 2, "command": ["sh", "-c", script],
+            "checkpoint_dir": checkpoint.display().to_string() }),
+        )
+        .await;
+    server.wait_state(&alice, id, "running").await;
+    let pid_file = checkpoint.join("pid");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !pid_file.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "job never wrote its pid"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // SAFETY: killing the job's own process, which the test started through the server.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let job = server.wait_state(&alice, id, "succeeded").await;
+    assert_eq!(job["restarts"], 1);
+    assert_eq!(job["attempts"], 2);
+    let first = server.logs(&alice, id, 0).await;
+    assert!(!first.contains("resumed"), "{first}");
+    let second = server.logs(&alice, id, 1).await;
+    assert!(
+        second.contains(&format!("resumed from {} step 42", checkpoint.display())),
+        "{second}"
+    );
+
+    // With no restarts left the job fails and says why.
+    let id = server
+        .submit(
+            &alice,
+            json!({ "gpus": 1, "max_restarts": 1, "command": ["sh", "-c", "exit 7"] }),
+        )
+        .await;
+    let job = server.wait_state(&alice, id, "failed").await;
+    assert_eq!(job["restarts"], 1);
+    assert_eq!(job["reason"], "exit code 7; no restarts left (1 of 1 used)");
+    std::fs::remove_dir_all(&checkpoint).ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quota_holds_jobs_until_usage_drops() {
+    let server = TestServer::start("h100:8").await;
+    let alice = server.user("research", "alice", "member").await;
+    server
+        .ok(
+            Method::PUT,
+            "/api/v1/quotas",
+            &server.admin,
+            Some(json!({ "tenant": "research", "accelerator": "h100", "limit": 2 })),
+        )
+        .await;
+    let first = server
+        .submit(&alice, json!({ "gpus": 2, "command": ["sleep", "30"] }))
+        .await;
+    server.wait_state(&alice, first, "running").await;
+    let second = server
+        .submit(&alice, json!({ "gpus": 2, "command": ["true"] }))
+        .await;
+    let job = server
+        .ok(Method::GET, &format!("/api/v1/jobs/{second}"), &alice, None)
+        .await;
+    assert_eq!(job["state"], "queued");
+    assert!(
+        job["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("quota: tenant `research` has 2 of its 2 h100-sxm5-80gb"),
+        "{job}"
+    );
+    server
+        .ok(
+            Method::POST,
+            &format!("/api/v1/jobs/{first}/cancel"),
+            &alice,
+            None,
+        )
+        .await;
+    server.wait_state(&alice, second, "succeeded").await;
+    let quotas = server.ok(Method::GET, "/api/v1/quotas", &alice, None).await;
+    assert_eq!(quotas[0]["limit"], 2);
+}
