@@ -26,6 +26,31 @@ enum Command {
     Validate(commands::validate::ValidateCommand),
     /// Replay a trace or synthetic workload on a cluster under scheduling policies.
     Simulate(Box<commands::simulate::SimulateArgs>),
+    /// Run the control plane: jobs, tenants, quotas, auth and audit over HTTP.
+    Serve(commands::serve::ServeArgs),
+    /// Submit, list, show, follow and cancel jobs on a server.
+    #[command(subcommand)]
+    Job(commands::job::JobCommand),
+    /// List the server's nodes and free accelerators.
+    #[command(subcommand)]
+    Node(commands::node::NodeCommand),
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenant(commands::tenant::TenantCommand),
+    /// Manage users and their roles.
+    #[command(subcommand)]
+    User(commands::user::UserCommand),
+    /// Create, list and revoke API tokens.
+    #[command(subcommand)]
+    Token(commands::token::TokenCommand),
+    /// Set and list tenant quotas per accelerator type.
+    #[command(subcommand)]
+    Quota(commands::quota::QuotaCommand),
+    /// List and verify the hash-chained audit log.
+    #[command(subcommand)]
+    Audit(commands::audit::AuditCommand),
+    /// Save a server URL and token for the other commands.
+    Login(commands::login::LoginArgs),
     // Further commands are added here, one line each, with their module in commands/.
 }
 
@@ -37,6 +62,15 @@ fn main() -> ExitCode {
         Command::Plan(command) => commands::plan::run(command),
         Command::Validate(command) => commands::validate::run(command),
         Command::Simulate(args) => commands::simulate::run(*args),
+        Command::Serve(args) => commands::serve::run(args),
+        Command::Job(command) => commands::job::run(command),
+        Command::Node(command) => commands::node::run(command),
+        Command::Tenant(command) => commands::tenant::run(command),
+        Command::User(command) => commands::user::run(command),
+        Command::Token(command) => commands::token::run(command),
+        Command::Quota(command) => commands::quota::run(command),
+        Command::Audit(command) => commands::audit::run(command),
+        Command::Login(args) => commands::login::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,105 @@
+//! `suanli audit list|verify`: the hash-chained audit log, through the server or straight from
+//! the store (`--data-dir`, `--database`) when the server is down or not trusted.
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use super::client::{Client, print_json, text};
+
+/// What to do with the audit log.
+#[derive(Subcommand)]
+#[command(after_help = "\
+Examples:
+  suanli audit verify                              ask the server (admin token)
+  suanli audit verify --data-dir suanli-data       read the SQLite store directly
+  suanli audit verify --database postgres://...    read PostgreSQL directly
+  suanli audit list --json
+
+verify exits 1 and names the first bad entry if any entry was edited, deleted or reordered.")]
+pub enum AuditCommand {
+    /// Every entry (admin).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the hash chain.
+    Verify(VerifyArgs),
+}
+
+/// Where to read the log.
+#[derive(Args)]
+pub struct VerifyArgs {
+    /// Read the SQLite store in this data directory instead of asking the server.
+    #[arg(long, conflicts_with = "database")]
+    data_dir: Option<PathBuf>,
+    /// Read this PostgreSQL database instead of asking the server.
+    #[arg(long)]
+    database: Option<String>,
+}
+
+/// Runs an audit command.
+pub fn run(command: AuditCommand) -> Result<ExitCode> {
+    match command {
+        AuditCommand::List { json } => {
+            let events = Client::from_env()?.get("/api/v1/audit")?;
+            if json {
+                print_json(&events);
+            } else {
+                for e in events.as_array().into_iter().flatten() {
+                    println!(
+                        "{:>6}  {}  {:<12} {:<36} {:<5} {}",
+                        text(&e["seq"]),
+                        text(&e["at_ms"]),
+                        text(&e["actor"]),
+                        text(&e["action"]),
+                        text(&e["outcome"]),
+                        text(&e["target"])
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Verify(args) => {
+            let verdict = if args.data_dir.is_some() || args.database.is_some() {
+                verify_offline(&args)?
+            } else {
+                Client::from_env()?.get("/api/v1/audit/verify")?
+            };
+            if verdict["ok"] == true {
+                println!(
+                    "audit log intact: {} entries, head {}",
+                    text(&verdict["entries"]),
+                    text(&verdict["head"])
+                );
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!("{}", text(&verdict["message"]));
+                Ok(ExitCode::FAILURE)
+            }
+        }
+    }
+}
+
+fn verify_offline(args: &VerifyArgs) -> Result<Value> {
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async {
+        let store = match (&args.data_dir, &args.database) {
+            (_, Some(url)) => suanli_server::SqlStore::connect(url).await?,
+            (Some(dir), None) => {
+                let path = dir.join("suanli.db");
+                anyhow::ensure!(path.exists(), "no store at {}; is --data-dir the server's data directory?", path.display());
+                suanli_server::SqlStore::open_sqlite(&path).await?
+            }
+            (None, None) => unreachable!("checked by the caller"),
+        };
+        use suanli_server::Store;
+        let events = store.list_audit().await?;
+        Ok(match suanli_server::audit::verify(&events) {
+            Ok((entries, head)) => serde_json::json!({ "ok": true, "entries": entries, "head": head }),
+            Err(broken) => serde_json::json!({ "ok": false, "first_bad_seq": broken.seq, "message": broken.to_string() }),
+        })
+    })
+}

@@ -1,0 +1,173 @@
+//! The HTTP client the server commands share: where the server is (`SUANLI_URL`, else the URL
+//! saved by `suanli login`, else http://127.0.0.1:8080) and who the caller is (`SUANLI_TOKEN`,
+//! else the saved token). Every error is one line.
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::path::PathBuf;
+
+/// What `suanli login` saves.
+#[derive(Serialize, Deserialize, Default)]
+pub struct Credentials {
+    pub url: Option<String>,
+    pub token: Option<String>,
+}
+
+/// `$SUANLI_CONFIG_DIR`, `$XDG_CONFIG_HOME/suanli` or `~/.config/suanli`, with `credentials`.
+pub fn credentials_path() -> Result<PathBuf> {
+    let dir = if let Some(dir) = std::env::var_os("SUANLI_CONFIG_DIR") {
+        PathBuf::from(dir)
+    } else if let Some(dir) = std::env::var_os("XDG_CONFIG_HOME") {
+        PathBuf::from(dir).join("suanli")
+    } else {
+        let home = std::env::var_os("HOME").context("HOME is not set; set SUANLI_CONFIG_DIR")?;
+        PathBuf::from(home).join(".config").join("suanli")
+    };
+    Ok(dir.join("credentials"))
+}
+
+fn saved() -> Credentials {
+    credentials_path()
+        .ok()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default()
+}
+
+/// A connection to the control plane.
+pub struct Client {
+    url: String,
+    token: Option<String>,
+    http: reqwest::blocking::Client,
+}
+
+/// A log chunk and where the next read starts.
+pub struct LogChunk {
+    pub text: String,
+    pub next_offset: u64,
+    pub job_state: String,
+}
+
+impl Client {
+    /// From the environment and the saved credentials.
+    pub fn from_env() -> Result<Self> {
+        let saved = saved();
+        let url = std::env::var("SUANLI_URL")
+            .ok()
+            .or(saved.url)
+            .unwrap_or_else(|| "http://127.0.0.1:8080".into());
+        let token = std::env::var("SUANLI_TOKEN").ok().or(saved.token);
+        Ok(Client::new(&url, token))
+    }
+
+    /// To `url` with `token`.
+    pub fn new(url: &str, token: Option<String>) -> Self {
+        Client {
+            url: url.trim_end_matches('/').to_string(),
+            token,
+            http: reqwest::blocking::Client::builder()
+                .timeout(std::time::Duration::from_secs(60))
+                .build()
+                .expect("an HTTP client without TLS always builds"),
+        }
+    }
+
+    fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<reqwest::blocking::Response> {
+        let Some(token) = &self.token else {
+            bail!(
+                "no token: set SUANLI_TOKEN or run `suanli login` (the first admin token is in DATA_DIR/admin-token)"
+            );
+        };
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.url))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().map_err(|e| {
+            anyhow!(
+                "cannot reach the server at {}: {}; is `suanli serve` running and SUANLI_URL right?",
+                self.url,
+                e.without_url()
+            )
+        })?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let text = response.text().unwrap_or_default();
+        let message = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_string))
+            .unwrap_or(text);
+        bail!("{method} {path}: {} ({message})", status.as_u16())
+    }
+
+    /// Sends a request and parses the JSON answer.
+    pub fn json(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Result<Value> {
+        let response = self.send(method, path, body)?;
+        response
+            .json()
+            .context("the server sent something other than JSON")
+    }
+
+    /// GET returning JSON.
+    pub fn get(&self, path: &str) -> Result<Value> {
+        self.json(reqwest::Method::GET, path, None)
+    }
+
+    /// POST returning JSON.
+    pub fn post(&self, path: &str, body: &Value) -> Result<Value> {
+        self.json(reqwest::Method::POST, path, Some(body))
+    }
+
+    /// A job's log from `offset`.
+    pub fn logs(&self, id: i64, attempt: Option<u32>, offset: u64) -> Result<LogChunk> {
+        let mut path = format!("/api/v1/jobs/{id}/logs?offset={offset}");
+        if let Some(attempt) = attempt {
+            path.push_str(&format!("&attempt={attempt}"));
+        }
+        let response = self.send(reqwest::Method::GET, &path, None)?;
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string()
+        };
+        let next_offset = header("x-suanli-next-offset").parse().unwrap_or(offset);
+        let job_state = header("x-suanli-job-state");
+        let text = response.text().context("reading the log")?;
+        Ok(LogChunk {
+            text,
+            next_offset,
+            job_state,
+        })
+    }
+}
+
+/// Prints JSON pretty.
+pub fn print_json(value: &Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
+}
+
+/// A JSON field as display text (`-` when absent).
+pub fn text(value: &Value) -> String {
+    match value {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items.iter().map(text).collect::<Vec<_>>().join(","),
+        other => other.to_string(),
+    }
+}

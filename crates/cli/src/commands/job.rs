@@ -1,0 +1,243 @@
+//! `suanli job submit|list|show|logs|cancel`: jobs on the control plane.
+
+use anyhow::{Result, bail};
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::ExitCode;
+
+use super::client::{Client, print_json, text};
+
+/// What to do with jobs.
+#[derive(Subcommand)]
+#[command(after_help = "\
+Examples:
+  export SUANLI_URL=http://127.0.0.1:8080 SUANLI_TOKEN=$(cat suanli-data/admin-token)
+  suanli job submit --tenant research --gpus 8 --accelerator h100 -- python train.py
+  suanli job submit --gpus 2 --processes 2 --checkpoint-dir /ckpt --max-restarts 3 -- torchrun.sh
+  suanli job list
+  suanli job show 12 --json
+  suanli job logs 12 --follow
+  suanli job cancel 12")]
+pub enum JobCommand {
+    /// Submit a command; prints the new job's id.
+    Submit(SubmitArgs),
+    /// List jobs (your tenant's; all for an admin).
+    List {
+        #[arg(long)]
+        tenant: Option<String>,
+        /// queued, running, succeeded, failed or cancelled.
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one job, with why it waits or how it ended.
+    Show {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a job's output (the latest run unless --attempt).
+    Logs {
+        id: i64,
+        /// Run number: 0 is the first run, then one per restart.
+        #[arg(long)]
+        attempt: Option<u32>,
+        /// Keep printing until the job ends.
+        #[arg(long, short)]
+        follow: bool,
+    },
+    /// Cancel a job; a running one has its process group killed.
+    Cancel { id: i64 },
+}
+
+/// A job to submit.
+#[derive(Args)]
+pub struct SubmitArgs {
+    /// Accelerators in the gang.
+    #[arg(long, default_value_t = 1)]
+    gpus: u32,
+    /// Processes the gang runs as; each gets RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT.
+    #[arg(long, default_value_t = 1)]
+    processes: u32,
+    /// Accelerator type the job may use (repeat for several; default any).
+    #[arg(long = "accelerator")]
+    accelerators: Vec<String>,
+    /// Tenant (default: yours).
+    #[arg(long)]
+    tenant: Option<String>,
+    #[arg(long)]
+    name: Option<String>,
+    /// Environment variable NAME=VALUE (repeatable).
+    #[arg(long = "env", value_name = "NAME=VALUE")]
+    env: Vec<String>,
+    #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
+    priority: i32,
+    /// Directory the job checkpoints to; restarts get SUANLI_RESUME_FROM set to it.
+    #[arg(long)]
+    checkpoint_dir: Option<String>,
+    /// Restarts after failures before the job is marked failed.
+    #[arg(long, default_value_t = 0)]
+    max_restarts: u32,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true)]
+    command: Vec<String>,
+}
+
+/// Runs a job command.
+pub fn run(command: JobCommand) -> Result<ExitCode> {
+    let client = Client::from_env()?;
+    match command {
+        JobCommand::Submit(args) => {
+            let mut env = BTreeMap::new();
+            for item in &args.env {
+                let Some((name, value)) = item.split_once('=') else {
+                    bail!("--env `{item}`: write NAME=VALUE");
+                };
+                env.insert(name.to_string(), value.to_string());
+            }
+            let body = json!({
+                "name": args.name, "tenant": args.tenant, "command": args.command, "env": env,
+                "gpus": args.gpus, "processes": args.processes, "accelerators": args.accelerators,
+                "priority": args.priority, "checkpoint_dir": args.checkpoint_dir,
+                "max_restarts": args.max_restarts,
+            });
+            let job = client.post("/api/v1/jobs", &body)?;
+            println!("{}", job["id"]);
+        }
+        JobCommand::List {
+            tenant,
+            state,
+            json,
+        } => {
+            let mut query = Vec::new();
+            if let Some(tenant) = tenant {
+                query.push(format!("tenant={tenant}"));
+            }
+            if let Some(state) = state {
+                query.push(format!("state={state}"));
+            }
+            let path = if query.is_empty() {
+                "/api/v1/jobs".to_string()
+            } else {
+                format!("/api/v1/jobs?{}", query.join("&"))
+            };
+            let jobs = client.get(&path)?;
+            if json {
+                print_json(&jobs);
+            } else {
+                let mut table = super::format::table(&[
+                    "id", "name", "tenant", "user", "gpus", "state", "reason",
+                ]);
+                for job in jobs.as_array().into_iter().flatten() {
+                    table.add_row(vec![
+                        text(&job["id"]),
+                        text(&job["spec"]["name"]),
+                        text(&job["spec"]["tenant"]),
+                        text(&job["spec"]["user"]),
+                        text(&job["spec"]["gpus"]),
+                        text(&job["state"]),
+                        text(&job["reason"]),
+                    ]);
+                }
+                println!("{table}");
+            }
+        }
+        JobCommand::Show { id, json } => {
+            let job = client.get(&format!("/api/v1/jobs/{id}"))?;
+            if json {
+                print_json(&job);
+            } else {
+                show(&job);
+            }
+        }
+        JobCommand::Logs {
+            id,
+            attempt,
+            follow,
+        } => {
+            let mut offset = 0;
+            let mut stdout = std::io::stdout();
+            loop {
+                let chunk = client.logs(id, attempt, offset)?;
+                stdout.write_all(chunk.text.as_bytes())?;
+                stdout.flush()?;
+                offset = chunk.next_offset;
+                let ended = matches!(
+                    chunk.job_state.as_str(),
+                    "succeeded" | "failed" | "cancelled"
+                );
+                if !follow || (ended && chunk.text.is_empty()) {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(500));
+            }
+        }
+        JobCommand::Cancel { id } => {
+            let job = client.post(&format!("/api/v1/jobs/{id}/cancel"), &json!({}))?;
+            println!("job {id}: {}", text(&job["reason"]));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn show(job: &Value) {
+    let spec = &job["spec"];
+    let lines = [
+        ("id", text(&job["id"])),
+        ("name", text(&spec["name"])),
+        ("tenant", text(&spec["tenant"])),
+        ("user", text(&spec["user"])),
+        (
+            "command",
+            spec["command"].as_array().map_or(String::new(), |c| {
+                c.iter().map(text).collect::<Vec<_>>().join(" ")
+            }),
+        ),
+        (
+            "gpus",
+            format!(
+                "{} in {} process(es), types {}",
+                text(&spec["gpus"]),
+                text(&spec["processes"]),
+                if spec["accelerators"].as_array().is_none_or(|a| a.is_empty()) {
+                    "any".into()
+                } else {
+                    text(&spec["accelerators"])
+                }
+            ),
+        ),
+        ("priority", text(&spec["priority"])),
+        ("state", text(&job["state"])),
+        ("reason", text(&job["reason"])),
+        (
+            "restarts",
+            format!(
+                "{} of {}",
+                text(&job["restarts"]),
+                text(&spec["max_restarts"])
+            ),
+        ),
+        ("runs", text(&job["attempts"])),
+        ("exit code", text(&job["exit_code"])),
+        ("checkpoint", text(&spec["checkpoint_dir"])),
+        (
+            "devices",
+            if job["run"].is_null() {
+                "-".into()
+            } else {
+                format!(
+                    "{} {} [{}]",
+                    text(&job["run"]["node"]),
+                    text(&job["run"]["accelerator"]),
+                    text(&job["run"]["devices"])
+                )
+            },
+        ),
+    ];
+    for (label, value) in lines {
+        println!("{label:>10}  {value}");
+    }
+}

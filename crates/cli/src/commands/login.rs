@@ -1,0 +1,69 @@
+//! `suanli login`: saves the server URL and a token for the other commands.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use std::io::BufRead;
+use std::process::ExitCode;
+
+use super::client::{Client, Credentials, credentials_path, text};
+
+/// Where to log in.
+#[derive(Args)]
+#[command(after_help = "\
+Examples:
+  suanli login --url http://127.0.0.1:8080 --token \"$(cat suanli-data/admin-token)\"
+  suanli login --url http://gpu-head:8080 < my-token
+
+The token is checked against the server, then saved (mode 0600) where SUANLI_URL and
+SUANLI_TOKEN are looked up when they are not set.")]
+pub struct LoginArgs {
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// The token (default: read one line from standard input).
+    #[arg(long)]
+    token: Option<String>,
+}
+
+/// Checks and saves the credentials.
+pub fn run(args: LoginArgs) -> Result<ExitCode> {
+    let token = match args.token {
+        Some(token) => token,
+        None => {
+            let mut line = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .context("reading the token from stdin")?;
+            line
+        }
+    };
+    let token = token.trim().to_string();
+    let me = Client::new(&args.url, Some(token.clone())).get("/api/v1/whoami")?;
+    let path = credentials_path()?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let text_out = serde_json::to_string_pretty(&Credentials {
+        url: Some(args.url),
+        token: Some(token),
+    })?;
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("writing {}", path.display()))?;
+        file.write_all(text_out.as_bytes())?;
+    }
+    println!(
+        "logged in as {} ({}); saved to {}",
+        text(&me["user"]),
+        text(&me["role"]),
+        path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,72 @@
+//! `suanli quota list|set`.
+
+use anyhow::Result;
+use clap::Subcommand;
+use serde_json::json;
+use std::process::ExitCode;
+
+use super::client::{Client, text};
+
+/// What to do with quotas.
+#[derive(Subcommand)]
+#[command(after_help = "\
+Examples:
+  suanli quota set --tenant research --accelerator h100-sxm5-80gb --limit 16
+  suanli quota list
+
+A quota is the most accelerators of one type a tenant's admitted (queued in the scheduler or
+running) jobs may ask for; jobs beyond it wait with a `quota:` reason.")]
+pub enum QuotaCommand {
+    /// Quotas of the tenants you can see.
+    List,
+    /// Set a tenant's quota for one accelerator type (admin).
+    Set {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        accelerator: String,
+        #[arg(long)]
+        limit: u32,
+    },
+}
+
+/// Runs a quota command.
+pub fn run(command: QuotaCommand) -> Result<ExitCode> {
+    let client = Client::from_env()?;
+    match command {
+        QuotaCommand::List => {
+            let mut table = super::format::table(&["tenant", "accelerator", "limit"]);
+            for quota in client
+                .get("/api/v1/quotas")?
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                table.add_row(
+                    ["tenant", "accelerator", "limit"]
+                        .map(|k| text(&quota[k]))
+                        .to_vec(),
+                );
+            }
+            println!("{table}");
+        }
+        QuotaCommand::Set {
+            tenant,
+            accelerator,
+            limit,
+        } => {
+            let quota = client.json(
+                reqwest::Method::PUT,
+                "/api/v1/quotas",
+                Some(&json!({ "tenant": tenant, "accelerator": accelerator, "limit": limit })),
+            )?;
+            println!(
+                "{} may hold {} {}",
+                text(&quota["tenant"]),
+                text(&quota["limit"]),
+                text(&quota["accelerator"])
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

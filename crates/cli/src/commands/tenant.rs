@@ -1,0 +1,40 @@
+//! `suanli tenant list|create`.
+
+use anyhow::Result;
+use clap::Subcommand;
+use serde_json::json;
+use std::process::ExitCode;
+
+use super::client::{Client, text};
+
+/// What to do with tenants.
+#[derive(Subcommand)]
+#[command(after_help = "Examples:\n  suanli tenant create research\n  suanli tenant list")]
+pub enum TenantCommand {
+    /// Tenants you can see.
+    List,
+    /// Create a tenant (admin).
+    Create { name: String },
+}
+
+/// Runs a tenant command.
+pub fn run(command: TenantCommand) -> Result<ExitCode> {
+    let client = Client::from_env()?;
+    match command {
+        TenantCommand::List => {
+            for tenant in client
+                .get("/api/v1/tenants")?
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                println!("{}", text(&tenant["name"]));
+            }
+        }
+        TenantCommand::Create { name } => {
+            client.post("/api/v1/tenants", &json!({ "name": name }))?;
+            println!("created tenant {name}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

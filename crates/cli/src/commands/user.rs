@@ -1,0 +1,65 @@
+//! `suanli user list|create`.
+
+use anyhow::Result;
+use clap::Subcommand;
+use serde_json::json;
+use std::process::ExitCode;
+
+use super::client::{Client, text};
+
+/// What to do with users.
+#[derive(Subcommand)]
+#[command(after_help = "\
+Examples:
+  suanli user create alice --tenant research --role member
+  suanli user create ops --role admin
+  suanli user list
+
+Roles: admin (everything, no tenant), tenant-admin (users, tokens and all jobs of its tenant),
+member (submits jobs, cancels its own), viewer (reads its tenant).")]
+pub enum UserCommand {
+    /// Users you can see.
+    List,
+    /// Create a user.
+    Create {
+        name: String,
+        #[arg(long)]
+        tenant: Option<String>,
+        /// admin, tenant-admin, member or viewer.
+        #[arg(long, default_value = "member")]
+        role: String,
+    },
+}
+
+/// Runs a user command.
+pub fn run(command: UserCommand) -> Result<ExitCode> {
+    let client = Client::from_env()?;
+    match command {
+        UserCommand::List => {
+            let mut table = super::format::table(&["name", "tenant", "role"]);
+            for user in client
+                .get("/api/v1/users")?
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                table.add_row(vec![
+                    text(&user["name"]),
+                    text(&user["tenant"]),
+                    text(&user["role"]),
+                ]);
+            }
+            println!("{table}");
+        }
+        UserCommand::Create { name, tenant, role } => {
+            client.post(
+                "/api/v1/users",
+                &json!({ "name": name, "tenant": tenant, "role": role }),
+            )?;
+            println!(
+                "created user {name}; give them a token with `suanli token create --user {name}`"
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

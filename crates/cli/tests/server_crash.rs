@@ -1,0 +1,231 @@
+//! `kill -9` of the real `suanli serve` with jobs queued and running, then a restart: no job is
+//! lost or duplicated, a run that survived is re-attached (not run twice), runs that ended while
+//! the server was down are settled by their restart policy. Then `suanli audit verify
+//! --data-dir` catches an edited row.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+struct Server {
+    child: Child,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start(data_dir: &Path, port: u16) -> Server {
+    let child = Command::new(env!("CARGO_BIN_EXE_suanli"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--devices",
+            "h100:4",
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .env("SUANLI_LOG", "warn")
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while reqwest::blocking::get(format!("http://127.0.0.1:{port}/healthz")).is_err() {
+        assert!(Instant::now() < deadline, "server did not come up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Server { child }
+}
+
+fn call(port: u16, token: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+    let client = reqwest::blocking::Client::new();
+    let mut request = client
+        .request(method, format!("http://127.0.0.1:{port}{path}"))
+        .bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().unwrap();
+    assert!(
+        response.status().is_success(),
+        "{path}: {}",
+        response.status()
+    );
+    response.json().unwrap()
+}
+
+fn jobs(port: u16, token: &str) -> Vec<Value> {
+    call(port, token, reqwest::Method::GET, "/api/v1/jobs", None)
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn marks(dir: &Path, name: &str) -> usize {
+    std::fs::read_to_string(dir.join(name)).map_or(0, |text| text.lines().count())
+}
+
+#[test]
+fn kill_9_of_the_server_loses_and_duplicates_nothing() {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let root: PathBuf =
+        std::env::temp_dir().join(format!("suanli-crash-{}-{nanos}", std::process::id()));
+    let data_dir = root.join("data");
+    let marks_dir = root.join("marks");
+    std::fs::create_dir_all(&marks_dir).unwrap();
+    let port = free_port();
+    let server = start(&data_dir, port);
+    let admin = std::fs::read_to_string(data_dir.join("admin-token"))
+        .unwrap()
+        .trim()
+        .to_string();
+    call(
+        port,
+        &admin,
+        reqwest::Method::POST,
+        "/api/v1/tenants",
+        Some(json!({ "name": "research" })),
+    );
+    let submit = |name: &str, gpus: u32, script: &str, extra: Value| {
+        let mut body = json!({ "tenant": "research", "name": name, "gpus": gpus,
+            "command": ["sh", "-c", format!("echo start >> {}/{name}; {script}", marks_dir.display())] });
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        call(
+            port,
+            &admin,
+            reqwest::Method::POST,
+            "/api/v1/jobs",
+            Some(body),
+        )["id"]
+            .as_i64()
+            .unwrap()
+    };
+    // Ends while the server is down: settled as succeeded from its exit file.
+    let quick = submit("quick", 1, "sleep 0.5", json!({}));
+    // Outlives the server: re-attached, never started twice.
+    let long = submit("long", 1, "sleep 4", json!({}));
+    // Fails while the server is down: restarted from its checkpoint after recovery.
+    let checkpoint = root.join("ckpt");
+    let flaky = submit(
+        "flaky",
+        1,
+        "if [ -n \"$SUANLI_RESUME_FROM\" ]; then exit 0; fi; sleep 0.5; exit 1",
+        json!({ "max_restarts": 1, "checkpoint_dir": checkpoint.display().to_string() }),
+    );
+    // Queued behind the others.
+    let queued_a = submit("queued_a", 2, "true", json!({}));
+    let queued_b = submit("queued_b", 2, "true", json!({}));
+    let before = jobs(port, &admin);
+    let states: Vec<&str> = before
+        .iter()
+        .map(|j| j["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        states,
+        ["running", "running", "running", "queued", "queued"]
+    );
+
+    // kill -9 the server.
+    let mut server = server;
+    // SAFETY: SIGKILL to the server process this test started.
+    unsafe { libc::kill(server.child.id() as i32, libc::SIGKILL) };
+    server.child.wait().unwrap();
+    drop(server);
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(marks(&marks_dir, "long"), 1);
+
+    let _server = start(&data_dir, port);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let after = loop {
+        let after = jobs(port, &admin);
+        if after.iter().all(|j| j["state"] == "succeeded") {
+            break after;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "jobs did not all finish: {after:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let ids: Vec<i64> = after.iter().map(|j| j["id"].as_i64().unwrap()).collect();
+    assert_eq!(
+        ids,
+        [quick, long, flaky, queued_a, queued_b],
+        "no job lost or added"
+    );
+    let attempts: Vec<i64> = after
+        .iter()
+        .map(|j| j["attempts"].as_i64().unwrap())
+        .collect();
+    assert_eq!(attempts, [1, 1, 2, 1, 1]);
+    assert_eq!(after[2]["restarts"], 1);
+    for (name, runs) in [
+        ("quick", 1),
+        ("long", 1),
+        ("flaky", 2),
+        ("queued_a", 1),
+        ("queued_b", 1),
+    ] {
+        assert_eq!(
+            marks(&marks_dir, name),
+            runs,
+            "{name} ran {} times",
+            marks(&marks_dir, name)
+        );
+    }
+    drop(_server);
+
+    // The audit log verifies offline, and an edited row is named.
+    let verify = |dir: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_suanli"))
+            .args(["audit", "verify", "--data-dir"])
+            .arg(dir)
+            .output()
+            .unwrap()
+    };
+    let ok = verify(&data_dir);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).starts_with("audit log intact: 7 entries"));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let pool = sqlx::SqlitePool::connect(&format!(
+            "sqlite://{}",
+            data_dir.join("suanli.db").display()
+        ))
+        .await
+        .unwrap();
+        sqlx::query("UPDATE audit SET actor = 'mallory' WHERE seq = 3")
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    });
+    let bad = verify(&data_dir);
+    assert_eq!(bad.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("audit log broken at entry 3"), "{stderr}");
+    std::fs::remove_dir_all(&root).ok();
+}
