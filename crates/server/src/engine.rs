@@ -71,6 +71,11 @@ pub struct Engine {
     /// are finished the moment it starts them).
     cancelled_in_sched: HashSet<u32>,
     quotas: BTreeMap<(String, String), u32>,
+    /// Free accelerators per pool at the last full refresh of queued jobs' reasons, and jobs
+    /// queued since: reasons depend only on free capacity, so an unchanged cluster means only new
+    /// jobs need one (keeps a pass O(new jobs) with a deep queue).
+    reasons_free: Vec<usize>,
+    reasons_fresh: Vec<i64>,
     /// Set during `recover`, which admits requeued jobs itself once adopted runs are placed.
     recovering: bool,
     pub metrics: Metrics,
@@ -130,6 +135,8 @@ impl Engine {
             cancelled_in_sched: HashSet::new(),
             quotas: BTreeMap::new(),
             recovering: false,
+            reasons_free: Vec::new(),
+            reasons_fresh: Vec::new(),
             metrics: Metrics::default(),
         })
     }
@@ -262,6 +269,7 @@ impl Engine {
             return self.set_reason(id, problem).await;
         }
         self.held.remove(&id);
+        self.reasons_fresh.push(id);
         let types = self.job_types(&job.spec);
         self.submit_to_scheduler(id, &types)
     }
@@ -372,11 +380,23 @@ impl Engine {
     }
 
     async fn refresh_reasons(&mut self) -> Result<(), EngineError> {
-        let queued: Vec<i64> = self
-            .active
-            .values()
-            .filter(|j| j.state == JobState::Queued && self.sched_of.contains_key(&j.id))
-            .map(|j| j.id)
+        let free: Vec<usize> = self.pools.iter().map(|p| p.free.len()).collect();
+        let fresh = std::mem::take(&mut self.reasons_fresh);
+        let candidates: Vec<i64> = if free != self.reasons_free {
+            self.reasons_free = free;
+            self.active.keys().copied().collect()
+        } else {
+            fresh
+        };
+        let queued: Vec<i64> = candidates
+            .into_iter()
+            .filter(|id| {
+                self.sched_of.contains_key(id)
+                    && self
+                        .active
+                        .get(id)
+                        .is_some_and(|j| j.state == JobState::Queued)
+            })
             .collect();
         for id in &queued {
             let job = &self.active[id];
