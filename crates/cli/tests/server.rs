@@ -120,15 +120,15 @@ fn kill_9_of_the_server_loses_and_duplicates_nothing() {
             .unwrap()
     };
     // Ends while the server is down: settled as succeeded from its exit file.
-    let quick = submit("quick", 1, "sleep 0.5", json!({}));
+    let quick = submit("quick", 1, "sleep 1", json!({}));
     // Outlives the server: re-attached, never started twice.
-    let long = submit("long", 1, "sleep 4", json!({}));
+    let long = submit("long", 1, "sleep 5", json!({}));
     // Fails while the server is down: restarted from its checkpoint after recovery.
     let checkpoint = root.join("ckpt");
     let flaky = submit(
         "flaky",
         1,
-        "if [ -n \"$SUANLI_RESUME_FROM\" ]; then exit 0; fi; sleep 0.5; exit 1",
+        "if [ -n \"$SUANLI_RESUME_FROM\" ]; then exit 0; fi; sleep 1; exit 1",
         json!({ "max_restarts": 1, "checkpoint_dir": checkpoint.display().to_string() }),
     );
     // Queued behind the others.
@@ -150,7 +150,7 @@ fn kill_9_of_the_server_loses_and_duplicates_nothing() {
     unsafe { libc::kill(server.child.id() as i32, libc::SIGKILL) };
     server.child.wait().unwrap();
     drop(server);
-    std::thread::sleep(Duration::from_millis(1200));
+    std::thread::sleep(Duration::from_millis(2000));
     assert_eq!(marks(&marks_dir, "long"), 1);
 
     let _server = start(&data_dir, port);
@@ -228,4 +228,114 @@ fn kill_9_of_the_server_loses_and_duplicates_nothing() {
     let stderr = String::from_utf8_lossy(&bad.stderr);
     assert!(stderr.contains("audit log broken at entry 3"), "{stderr}");
     std::fs::remove_dir_all(&root).ok();
+}
+
+fn suanli(url: &str, token: &str, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_suanli"))
+        .args(args)
+        .env("SUANLI_URL", url)
+        .env("SUANLI_TOKEN", token)
+        .env("SUANLI_CONFIG_DIR", "/nonexistent-suanli-config")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn cli_client_submits_follows_and_fails_cleanly() {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let data_dir = std::env::temp_dir().join(format!("suanli-cli-{}-{nanos}", std::process::id()));
+    let port = free_port();
+    let _server = start(&data_dir, port);
+    let url = format!("http://127.0.0.1:{port}");
+    let admin = std::fs::read_to_string(data_dir.join("admin-token"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let ok = |args: &[&str]| {
+        let out = suanli(&url, &admin, args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    ok(&["tenant", "create", "research"]);
+    ok(&[
+        "user", "create", "alice", "--tenant", "research", "--role", "member",
+    ]);
+    let alice = ok(&["token", "create", "--user", "alice"])
+        .trim()
+        .to_string();
+    assert!(alice.starts_with("suanli_"));
+    let out = suanli(
+        &url,
+        &alice,
+        &[
+            "job",
+            "submit",
+            "--gpus",
+            "2",
+            "--name",
+            "hi",
+            "--env",
+            "WHO=world",
+            "--",
+            "sh",
+            "-c",
+            "sleep 0.3; echo hello $WHO $CUDA_VISIBLE_DEVICES",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_eq!(id, "1");
+    let out = suanli(&url, &alice, &["job", "logs", &id, "--follow"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello world 0,1\n");
+    let out = suanli(&url, &alice, &["job", "show", &id, "--json"]);
+    let job: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(job["state"], "succeeded");
+    let list = ok(&["job", "list"]);
+    assert!(list.contains("succeeded") && list.contains("hi"), "{list}");
+    assert!(ok(&["node", "list"]).contains("h100-sxm5-80gb"));
+
+    // Errors: one line, non-zero exit, no panic.
+    for (token, args, expected) in [
+        (
+            alice.as_str(),
+            vec!["tenant", "create", "x"],
+            "403 (forbidden: only an admin creates tenants)",
+        ),
+        ("bad", vec!["job", "list"], "401 (invalid token)"),
+        (
+            alice.as_str(),
+            vec!["job", "show", "99"],
+            "404 (job 99 not found)",
+        ),
+        (
+            alice.as_str(),
+            vec!["job", "submit", "--gpus", "9", "--", "true"],
+            "job can never run",
+        ),
+    ] {
+        let out = suanli(&url, token, &args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("error: ") && stderr.contains(expected),
+            "{args:?}: {stderr}"
+        );
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    }
+    let out = suanli("http://127.0.0.1:1", &admin, &["job", "list"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach the server"));
+    std::fs::remove_dir_all(&data_dir).ok();
 }
