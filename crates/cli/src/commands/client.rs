@@ -47,6 +47,8 @@ pub struct LogChunk {
     pub text: String,
     pub next_offset: u64,
     pub job_state: String,
+    /// The run the chunk comes from.
+    pub attempt: u32,
 }
 
 impl Client {
@@ -145,11 +147,13 @@ impl Client {
         };
         let next_offset = header("x-suanli-next-offset").parse().unwrap_or(offset);
         let job_state = header("x-suanli-job-state");
+        let attempt = header("x-suanli-attempt").parse().unwrap_or(0);
         let text = response.text().context("reading the log")?;
         Ok(LogChunk {
             text,
             next_offset,
             job_state,
+            attempt,
         })
     }
 }

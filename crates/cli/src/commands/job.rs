@@ -159,9 +159,16 @@ pub fn run(command: JobCommand) -> Result<ExitCode> {
             follow,
         } => {
             let mut offset = 0;
+            let mut current = None;
             let mut stdout = std::io::stdout();
             loop {
-                let chunk = client.logs(id, attempt, offset)?;
+                let mut chunk = client.logs(id, attempt, offset)?;
+                if current.is_some_and(|run| run != chunk.attempt) {
+                    // The job was restarted: follow the new run from its start.
+                    eprintln!("--- run {} ---", chunk.attempt);
+                    chunk = client.logs(id, Some(chunk.attempt), 0)?;
+                }
+                current = Some(chunk.attempt);
                 stdout.write_all(chunk.text.as_bytes())?;
                 stdout.flush()?;
                 offset = chunk.next_offset;
