@@ -488,6 +488,13 @@ struct Submit {
     checkpoint_dir: Option<String>,
     #[serde(default)]
     max_restarts: u32,
+    goal: Option<GoalRequest>,
+}
+
+#[derive(Deserialize)]
+struct GoalRequest {
+    model: String,
+    tokens: f64,
 }
 
 async fn submit_job(
@@ -512,7 +519,7 @@ async fn submit_job(
     let name = body
         .name
         .unwrap_or_else(|| body.command.first().cloned().unwrap_or_default());
-    let spec = JobSpec {
+    let mut spec = JobSpec {
         name,
         tenant,
         user: me.user.clone(),
@@ -528,7 +535,19 @@ async fn submit_job(
         priority: body.priority,
         checkpoint_dir: body.checkpoint_dir,
         max_restarts: body.max_restarts,
+        goal: None,
     };
+    if let Some(goal) = body.goal {
+        let types = state.engine.lock().await.job_types(&spec);
+        let gpus = spec.gpus;
+        // The layout search is CPU work: off the async threads.
+        let planned = tokio::task::spawn_blocking(move || {
+            crate::store::Goal::plan(&goal.model, goal.tokens, gpus, &types)
+        })
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        spec.goal = Some(planned.map_err(ApiError::bad)?);
+    }
     let job = state.engine.lock().await.submit(spec).await?;
     let id = job.id;
     Ok(created(job, format!("job {id}")))

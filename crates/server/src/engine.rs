@@ -170,8 +170,8 @@ impl Engine {
         self.schedule_pass().await
     }
 
-    /// Types of the local pools a job may run on, and the largest of them.
-    fn job_types(&self, spec: &JobSpec) -> Vec<String> {
+    /// Types of the local pools a job may run on.
+    pub fn job_types(&self, spec: &JobSpec) -> Vec<String> {
         self.pools
             .iter()
             .filter(|p| spec.accelerators.is_empty() || spec.accelerators.contains(&p.accelerator))
@@ -276,17 +276,44 @@ impl Engine {
 
     fn submit_to_scheduler(&mut self, id: i64, types: &[String]) -> Result<(), EngineError> {
         let job = &self.active[&id];
+        let goal_rates: std::collections::BTreeMap<String, f64> = job
+            .spec
+            .goal
+            .as_ref()
+            .map(|g| {
+                g.tokens_per_s
+                    .iter()
+                    .filter(|(t, _)| types.contains(t))
+                    .map(|(t, r)| (t.clone(), *r))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let (work, estimate_s) = match &job.spec.goal {
+            // A goal's length is known from the performance model.
+            Some(goal) if !goal_rates.is_empty() => {
+                let work = Work {
+                    total_units: goal.tokens,
+                    units_per_s: goal_rates,
+                };
+                let estimate_s = work.ideal_runtime_s().ceil() as u64;
+                (work, Some(estimate_s))
+            }
+            // A command's length is unknown: a long nominal run at rate 1 on every allowed type.
+            _ => (
+                Work {
+                    total_units: 1e12,
+                    units_per_s: types.iter().map(|t| (t.clone(), 1.0)).collect(),
+                },
+                None,
+            ),
+        };
         let spec = suanli_sched::JobSpec {
             name: format!("job-{id}"),
             gang_size: job.spec.gpus,
             tenant: job.spec.tenant.clone(),
             priority: job.spec.priority,
-            // A command's length is unknown: a long nominal run at rate 1 on every allowed type.
-            work: Work {
-                total_units: 1e12,
-                units_per_s: types.iter().map(|t| (t.clone(), 1.0)).collect(),
-            },
-            runtime_estimate_s: None,
+            work: work.clone(),
+            runtime_estimate_s: estimate_s,
             checkpoint_interval_s: None,
             checkpoint_cost_s: 0,
         };

@@ -129,7 +129,13 @@ pub fn document() -> Value {
                         "accelerators": { "type": "array", "items": { "type": "string" } },
                         "priority": { "type": "integer", "default": 0 },
                         "checkpoint_dir": { "type": "string" },
-                        "max_restarts": { "type": "integer", "minimum": 0, "default": 0 }
+                        "max_restarts": { "type": "integer", "minimum": 0, "default": 0 },
+                        "goal": {
+                            "type": "object",
+                            "description": "Train `model` on `tokens` tokens: the planner estimates the run time per allowed type, which the scheduler then uses",
+                            "required": ["model", "tokens"],
+                            "properties": { "model": { "type": "string" }, "tokens": { "type": "number" } }
+                        }
                     }
                 }
             }

@@ -32,7 +32,7 @@ async fn every_endpoint_needs_a_valid_token() {
             Method::POST,
             "/api/v1/tokens",
             &alice,
-            Some(json!({ "expires_in_s": 1 })),
+            Some(json!({ "expires_in_s": 2 })),
         )
         .await;
     let expiring = expiring["token"].as_str().unwrap().to_string();

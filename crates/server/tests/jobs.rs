@@ -274,3 +274,39 @@ async fn quota_holds_jobs_until_usage_drops() {
     let quotas = server.ok(Method::GET, "/api/v1/quotas", &alice, None).await;
     assert_eq!(quotas[0]["limit"], 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn goal_jobs_get_an_estimate_from_the_planner() {
+    let server = TestServer::start("h100:8,mi300x:8").await;
+    let alice = server.user("research", "alice", "member").await;
+    let job = server
+        .ok(
+            Method::POST,
+            "/api/v1/jobs",
+            &alice,
+            Some(json!({ "gpus": 8, "command": ["true"],
+            "goal": { "model": "llama-2-7b", "tokens": 1e9 } })),
+        )
+        .await;
+    let goal = &job["spec"]["goal"];
+    assert_eq!(goal["model"], "llama-2-7b");
+    for accelerator in ["h100-sxm5-80gb", "mi300x"] {
+        let rate = goal["tokens_per_s"][accelerator].as_f64().unwrap();
+        let hours = goal["estimated_hours"][accelerator].as_f64().unwrap();
+        assert!(rate > 1e4, "{goal}");
+        assert!((hours - 1e9 / rate / 3600.0).abs() < 1e-9);
+    }
+    server
+        .wait_state(&alice, job["id"].as_i64().unwrap(), "succeeded")
+        .await;
+    let (status, body) = server
+        .call(
+            Method::POST,
+            "/api/v1/jobs",
+            Some(&alice),
+            Some(json!({ "command": ["true"],
+            "goal": { "model": "no-such-model", "tokens": 1e9 } })),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+}

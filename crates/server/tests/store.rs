@@ -130,6 +130,7 @@ async fn conformance(store: &dyn Store) {
         priority: 3,
         checkpoint_dir: Some("/tmp/ckpt".into()),
         max_restarts: 2,
+        goal: None,
     };
     let first = store.insert_job(&spec, 100).await.unwrap();
     let second = store.insert_job(&spec, 101).await.unwrap();

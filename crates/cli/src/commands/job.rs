@@ -16,6 +16,7 @@ Examples:
   export SUANLI_URL=http://127.0.0.1:8080 SUANLI_TOKEN=$(cat suanli-data/admin-token)
   suanli job submit --tenant research --gpus 8 --accelerator h100 -- python train.py
   suanli job submit --gpus 2 --processes 2 --checkpoint-dir /ckpt --max-restarts 3 -- torchrun.sh
+  suanli job submit --gpus 8 --goal-model llama-2-7b --goal-tokens 1e11 -- python train.py
   suanli job list
   suanli job show 12 --json
   suanli job logs 12 --follow
@@ -81,6 +82,13 @@ pub struct SubmitArgs {
     /// Restarts after failures before the job is marked failed.
     #[arg(long, default_value_t = 0)]
     max_restarts: u32,
+    /// Training goal: the model (catalog id) the command trains; with --goal-tokens the planner
+    /// estimates the run time per type and the scheduler uses it.
+    #[arg(long, requires = "goal_tokens")]
+    goal_model: Option<String>,
+    /// Training goal: tokens to train, e.g. 1e12.
+    #[arg(long, requires = "goal_model")]
+    goal_tokens: Option<f64>,
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true)]
     command: Vec<String>,
@@ -103,6 +111,7 @@ pub fn run(command: JobCommand) -> Result<ExitCode> {
                 "gpus": args.gpus, "processes": args.processes, "accelerators": args.accelerators,
                 "priority": args.priority, "checkpoint_dir": args.checkpoint_dir,
                 "max_restarts": args.max_restarts,
+                "goal": args.goal_model.map(|model| json!({ "model": model, "tokens": args.goal_tokens })),
             });
             let job = client.post("/api/v1/jobs", &body)?;
             println!("{}", job["id"]);
@@ -246,5 +255,21 @@ fn show(job: &Value) {
     ];
     for (label, value) in lines {
         println!("{label:>10}  {value}");
+    }
+    let goal = &spec["goal"];
+    if goal.is_object() {
+        println!(
+            "{:>10}  {} tokens of {}",
+            "goal",
+            text(&goal["tokens"]),
+            text(&goal["model"])
+        );
+        for (accelerator, hours) in goal["estimated_hours"].as_object().into_iter().flatten() {
+            println!(
+                "{:>10}  {:.1} h on {accelerator}",
+                "estimate",
+                hours.as_f64().unwrap_or(0.0)
+            );
+        }
     }
 }

@@ -115,6 +115,64 @@ pub struct JobSpec {
     pub checkpoint_dir: Option<String>,
     #[serde(default)]
     pub max_restarts: u32,
+    /// A training goal the planner turned into rates, so the scheduler knows the job's length.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub goal: Option<Goal>,
+}
+
+/// A training goal: train `model` on `tokens` tokens.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Goal {
+    pub model: String,
+    pub tokens: f64,
+    /// Tokens/s of the job's gang on each accelerator type it may use, from `suanli-perf`.
+    #[serde(default)]
+    pub tokens_per_s: BTreeMap<String, f64>,
+    /// Hours to the goal on each type (`tokens / tokens_per_s`).
+    #[serde(default)]
+    pub estimated_hours: BTreeMap<String, f64>,
+}
+
+impl Goal {
+    /// Fills the rates and estimates for a gang of `gpus` of each of `accelerators`, with the
+    /// planner's best layout; types the model cannot train on are left out. CPU-heavy.
+    pub fn plan(
+        model: &str,
+        tokens: f64,
+        gpus: u32,
+        accelerators: &[String],
+    ) -> Result<Goal, String> {
+        if !(tokens > 0.0 && tokens.is_finite()) {
+            return Err(format!(
+                "goal tokens must be a positive number, not {tokens}"
+            ));
+        }
+        let catalog = suanli_catalog::Catalog::builtin();
+        let model_entry = catalog.model(model).map_err(|e| e.to_string())?;
+        let types: Vec<&suanli_catalog::Accelerator> = accelerators
+            .iter()
+            .filter_map(|a| catalog.accelerator(a).ok())
+            .collect();
+        let work = suanli_sched::Work::from_token_goal(model_entry, tokens, &types, gpus);
+        if work.units_per_s.is_empty() {
+            return Err(format!(
+                "{} accelerators of {} cannot train `{model}` (it does not fit, or the types are not in the catalog)",
+                gpus,
+                accelerators.join(" or ")
+            ));
+        }
+        let estimated_hours = work
+            .units_per_s
+            .iter()
+            .map(|(t, rate)| (t.clone(), tokens / rate / 3600.0))
+            .collect();
+        Ok(Goal {
+            model: model_entry.id.clone(),
+            tokens,
+            tokens_per_s: work.units_per_s,
+            estimated_hours,
+        })
+    }
 }
 
 fn one() -> u32 {
