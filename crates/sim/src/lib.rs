@@ -29,7 +29,8 @@ pub mod failures;
 pub mod metrics;
 pub mod plot;
 pub mod report;
+pub mod tenants;
 
 pub use engine::{SimConfig, SimError, simulate};
 pub use failures::{CheckpointPolicy, FailureModel};
-pub use metrics::{JobRecord, RunResult, Summary};
+pub use metrics::{JobRecord, RunResult, Summary, TenantSummary};

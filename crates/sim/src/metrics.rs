@@ -146,6 +146,55 @@ pub struct Summary {
     pub events: u64,
     pub wall_s: f64,
     pub events_per_s: f64,
+    /// Per-tenant figures, in tenant-name order.
+    pub tenants: Vec<TenantSummary>,
+}
+
+/// One tenant's share of a run: what its jobs waited and what it held.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TenantSummary {
+    pub tenant: String,
+    pub jobs_completed: usize,
+    pub jct_mean_s: f64,
+    pub queueing_delay_mean_s: f64,
+    /// Mean of completion time over ideal run time.
+    pub slowdown_mean: f64,
+    /// Accelerator-hours held by the tenant's jobs.
+    pub allocated_acc_h: f64,
+    /// The tenant's part of all allocated accelerator-hours (0 to 1).
+    pub allocated_share: f64,
+    pub preemptions: u64,
+}
+
+impl TenantSummary {
+    /// The tenants of `jobs`, sorted by name.
+    pub fn of_jobs(jobs: &[JobRecord]) -> Vec<TenantSummary> {
+        let mut by_tenant: std::collections::BTreeMap<&str, Vec<&JobRecord>> = Default::default();
+        for job in jobs {
+            by_tenant.entry(job.tenant.as_str()).or_default().push(job);
+        }
+        let allocated_total: u64 = jobs.iter().map(|j| j.allocated_acc_s).sum();
+        by_tenant
+            .into_iter()
+            .map(|(tenant, jobs)| {
+                let count = jobs.len() as f64;
+                let mean = |value: &dyn Fn(&JobRecord) -> f64| {
+                    jobs.iter().map(|j| value(j)).sum::<f64>() / count
+                };
+                let allocated_acc_s: u64 = jobs.iter().map(|j| j.allocated_acc_s).sum();
+                TenantSummary {
+                    tenant: tenant.to_string(),
+                    jobs_completed: jobs.len(),
+                    jct_mean_s: mean(&|j| j.jct_s as f64),
+                    queueing_delay_mean_s: mean(&|j| j.queueing_delay_s as f64),
+                    slowdown_mean: mean(&|j| j.jct_s as f64 / j.ideal_runtime_s.max(1.0)),
+                    allocated_acc_h: allocated_acc_s as f64 / 3600.0,
+                    allocated_share: ratio(allocated_acc_s as f64, allocated_total as f64),
+                    preemptions: jobs.iter().map(|j| u64::from(j.preemptions)).sum(),
+                }
+            })
+            .collect()
+    }
 }
 
 impl Summary {
@@ -182,6 +231,7 @@ impl Summary {
             events: run.events,
             wall_s: run.wall_s,
             events_per_s: ratio(run.events as f64, run.wall_s),
+            tenants: TenantSummary::of_jobs(jobs),
         }
     }
 }

@@ -3,6 +3,8 @@
 
 use comfy_table::{Cell, CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
 use serde::Serialize;
+use std::collections::BTreeSet;
+use suanli_sched::TenantConfig;
 
 use crate::metrics::{RunResult, Summary};
 
@@ -83,12 +85,67 @@ pub fn summary_table(summaries: &[Summary]) -> Table {
     table
 }
 
+/// Per-tenant fairness: one row per tenant (weight and guarantee from `configs`, weight 1 and no
+/// guarantee for tenants it does not name), one column per policy with the tenant's mean JCT,
+/// mean slowdown and share of allocated accelerator-hours.
+pub fn tenant_table(summaries: &[Summary], configs: &[TenantConfig]) -> Table {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    let mut header = vec![
+        Cell::new("tenant"),
+        Cell::new("weight"),
+        Cell::new("guaranteed"),
+    ];
+    header.extend(
+        summaries
+            .iter()
+            .map(|s| Cell::new(format!("{}: JCT · slowdown · share", s.policy))),
+    );
+    table.set_header(header);
+    let names: BTreeSet<&str> = summaries
+        .iter()
+        .flat_map(|s| s.tenants.iter().map(|t| t.tenant.as_str()))
+        .collect();
+    for name in names {
+        let config = configs.iter().find(|c| c.name == name);
+        let guaranteed = config.map_or(String::new(), |c| {
+            c.guaranteed
+                .iter()
+                .map(|(accelerator, count)| format!("{accelerator}={count}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        });
+        let mut row = vec![
+            Cell::new(name),
+            Cell::new(format!("{}", config.map_or(1.0, |c| c.weight)))
+                .set_alignment(CellAlignment::Right),
+            Cell::new(guaranteed),
+        ];
+        for summary in summaries {
+            let cell = match summary.tenants.iter().find(|t| t.tenant == name) {
+                Some(t) => format!(
+                    "{:.2} h · {:.2} · {:.1}%",
+                    t.jct_mean_s / 3600.0,
+                    t.slowdown_mean,
+                    t.allocated_share * 100.0
+                ),
+                None => "-".to_string(),
+            };
+            row.push(Cell::new(cell).set_alignment(CellAlignment::Right));
+        }
+        table.add_row(row);
+    }
+    table
+}
+
 /// The JSON document `--json` prints.
 #[derive(Serialize)]
 pub struct JsonReport<'a> {
     pub cluster: &'a str,
     pub accelerators: u64,
     pub seed: u64,
+    /// Tenants as configured by `--tenants` (empty without it).
+    pub tenants: &'a [TenantConfig],
     pub runs: &'a [Summary],
 }
 

@@ -4,13 +4,15 @@
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use suanli_sched::SchedConfig;
+use suanli_sched::{SchedConfig, TenantConfig};
 use suanli_sim::failures::parse_duration_s;
 use suanli_sim::metrics::{RunResult, Summary};
-use suanli_sim::report::{JsonReport, jobs_csv, summary_table};
+use suanli_sim::report::{JsonReport, jobs_csv, summary_table, tenant_table};
+use suanli_sim::tenants::{check_against_cluster, load_tenants};
 use suanli_sim::trace::{TraceFormat, fit_to_cluster, read_trace};
 use suanli_sim::workload::{ClusterSpec, TraceJob};
 use suanli_sim::{CheckpointPolicy, FailureModel, SimConfig, plot, presets, synthetic};
@@ -56,6 +58,10 @@ pub struct SimulateArgs {
     /// Time a restarted job needs before it computes again, e.g. `60s`.
     #[arg(long, default_value = "60s")]
     restart_delay: String,
+    /// Tenants: a TOML file of `[[tenant]]` tables with `name`, `weight` and `guaranteed`
+    /// accelerators per type (example: crates/sim/data/tenants/gavel-families.toml).
+    #[arg(long)]
+    tenants: Option<PathBuf>,
     /// Seed of the failure draws.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -90,6 +96,10 @@ pub fn run(args: SimulateArgs) -> Result<ExitCode> {
     let checkpoint_cost_s = duration("checkpoint-cost", &args.checkpoint_cost)?;
     let restart_delay_s = duration("restart-delay", &args.restart_delay)?;
     let (cluster, jobs) = load_workload(&args)?;
+    let tenants = match &args.tenants {
+        Some(path) => load_tenant_file(path, &cluster, &jobs)?,
+        None => Vec::new(),
+    };
     let config = SimConfig {
         policy: String::new(),
         failures,
@@ -100,7 +110,7 @@ pub fn run(args: SimulateArgs) -> Result<ExitCode> {
             restart_delay_s,
             ..SchedConfig::default()
         },
-        tenants: Vec::new(),
+        tenants: tenants.clone(),
     };
     let mut runs = Vec::new();
     for policy in &policies {
@@ -116,6 +126,7 @@ pub fn run(args: SimulateArgs) -> Result<ExitCode> {
         cluster: &cluster.name,
         accelerators,
         seed: args.seed,
+        tenants: &tenants,
         runs: &summaries,
     };
     if args.json {
@@ -127,6 +138,7 @@ pub fn run(args: SimulateArgs) -> Result<ExitCode> {
             cluster.name
         );
         println!("{}", summary_table(&summaries));
+        print_tenants(&summaries, &tenants);
     }
     if let Some(dir) = &args.out {
         write_outputs(dir, &report, &runs)?;
@@ -136,6 +148,43 @@ pub fn run(args: SimulateArgs) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Most tenants the text report lists one by one; `--json` always has them all.
+const MAX_TENANT_ROWS: usize = 40;
+
+/// The fairness table, when there is more than one tenant.
+fn print_tenants(summaries: &[Summary], tenants: &[TenantConfig]) {
+    let count = summaries.first().map_or(0, |s| s.tenants.len());
+    if count > MAX_TENANT_ROWS {
+        println!("{count} tenants; per-tenant figures are in --json");
+    } else if count > 1 || !tenants.is_empty() {
+        println!("tenants (mean JCT · mean slowdown · share of allocated accelerator-hours)");
+        println!("{}", tenant_table(summaries, tenants));
+    }
+}
+
+/// The tenant file, checked against the cluster; warns about tenants no job belongs to.
+fn load_tenant_file(
+    path: &Path,
+    cluster: &ClusterSpec,
+    jobs: &[TraceJob],
+) -> Result<Vec<TenantConfig>> {
+    let tenants = load_tenants(path)?;
+    check_against_cluster(&tenants, cluster, &path.display().to_string())?;
+    let in_trace: BTreeSet<&str> = jobs.iter().map(|j| j.tenant.as_str()).collect();
+    for tenant in &tenants {
+        if !in_trace.contains(tenant.name.as_str()) {
+            let known: Vec<&str> = in_trace.iter().copied().take(10).collect();
+            eprintln!(
+                "warning: tenant `{}` of {} has no job in the workload (its tenants include {})",
+                tenant.name,
+                path.display(),
+                known.join(", ")
+            );
+        }
+    }
+    Ok(tenants)
 }
 
 /// The cluster and jobs from --trace or --synthetic.
