@@ -113,6 +113,28 @@ async fn main() {
         percentile(0.99),
         percentile(1.0),
     );
+    let metrics = http
+        .get(format!("{url}/metrics"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let passes = value("suanli_scheduling_pass_seconds_count");
+    println!(
+        "queue at the end: {} jobs; {passes:.0} scheduling passes, mean {:.1} µs, last {:.1} µs",
+        value("suanli_queue_length"),
+        value("suanli_scheduling_pass_seconds_sum") / passes.max(1.0) * 1e6,
+        value("suanli_last_scheduling_pass_seconds") * 1e6,
+    );
     let id = blocker["id"].as_i64().unwrap();
     http.post(format!("{url}/api/v1/jobs/{id}/cancel"))
         .bearer_auth(&token)

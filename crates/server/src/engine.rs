@@ -223,12 +223,15 @@ impl Engine {
         self.active.insert(id, record);
         self.admit_or_hold(id).await?;
         self.schedule_pass().await?;
-        Ok(self.active.get(&id).cloned().unwrap_or(
-            self.store
+        match self.active.get(&id) {
+            Some(job) => Ok(job.clone()),
+            // Already ended within this pass (a start failure).
+            None => self
+                .store
                 .get_job(id)
                 .await?
-                .ok_or_else(|| EngineError::NotFound(format!("job {id}")))?,
-        ))
+                .ok_or_else(|| EngineError::NotFound(format!("job {id}"))),
+        }
     }
 
     /// Accelerators of `accelerator` that `tenant`'s admitted jobs ask for.
