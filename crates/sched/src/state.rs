@@ -109,6 +109,9 @@ pub struct State {
     /// Per pool: (estimated end, id) of running jobs, for backfill reservations.
     pub(crate) running_by_end: Vec<BTreeSet<(u64, u32)>>,
     pub(crate) decisions: Vec<Decision>,
+    /// Ids of jobs that started or stopped running since a policy last drained it; kept only
+    /// once a policy with its own index of running jobs asks for it (`None` until then).
+    pub(crate) running_log: Option<Vec<u32>>,
 }
 
 impl State {
@@ -127,6 +130,7 @@ impl State {
             running: BTreeSet::new(),
             running_by_end: vec![BTreeSet::new(); pools],
             decisions: Vec::new(),
+            running_log: None,
         }
     }
 
@@ -266,6 +270,9 @@ impl State {
         self.pending.remove(&key);
         self.pending_by_tenant[tenant].remove(&(submitted_s, id.0));
         self.running.insert(id.0);
+        if let Some(log) = &mut self.running_log {
+            log.push(id.0);
+        }
         self.running_by_end[pool.0 as usize].insert((estimated_end_s, id.0));
         let accelerator = self.cluster.pools[pool.0 as usize].accelerator.clone();
         self.tenants[tenant].add_usage(&accelerator, gang);
@@ -289,6 +296,9 @@ impl State {
             self.cluster.release(node, count);
         }
         self.running.remove(&id.0);
+        if let Some(log) = &mut self.running_log {
+            log.push(id.0);
+        }
         self.running_by_end[run.pool.0 as usize].remove(&(run.estimated_end_s, id.0));
         let accelerator = self.cluster.pools[run.pool.0 as usize].accelerator.clone();
         let tenant = self.jobs[index].tenant;

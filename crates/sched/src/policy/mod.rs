@@ -6,12 +6,14 @@ mod fair;
 mod fifo;
 mod gavel;
 mod las;
+mod las_indexed;
 
 pub use backfill::Backfill;
 pub use fair::Fair;
 pub use fifo::{Fifo, Sjf};
 pub use gavel::Gavel;
 pub use las::Las;
+pub use las_indexed::IndexedLas;
 
 use crate::SchedError;
 use crate::cluster::PoolId;
@@ -47,7 +49,7 @@ pub fn by_name(name: &str) -> Result<Box<dyn Policy>, SchedError> {
         "fifo" => Box::new(Fifo),
         "backfill" => Box::new(Backfill),
         "sjf" => Box::new(Sjf),
-        "las" => Box::new(Las::default()),
+        "las" => Box::new(IndexedLas::default()),
         "fair" => Box::new(Fair),
         "gavel" => Box::new(Gavel::default()),
         _ => {
