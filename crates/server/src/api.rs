@@ -616,14 +616,14 @@ async fn job_logs(
         .join(id.to_string())
         .join(format!("attempt-{attempt}"))
         .join("log");
-    let bytes = match tokio::fs::read(&path).await {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
-    };
-    let start = (query.offset as usize).min(bytes.len());
-    let next = bytes.len();
-    let mut response = bytes[start..].to_vec().into_response();
+    let bytes = read_chunk(&path, query.offset).await.map_err(|e| {
+        ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("reading the log: {e}"),
+        )
+    })?;
+    let next = query.offset + bytes.len() as u64;
+    let mut response = bytes.into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -637,6 +637,22 @@ async fn job_logs(
         headers.insert(name, HeaderValue::from_str(&value).expect("ascii header"));
     }
     Ok(response)
+}
+
+/// Most bytes of log one request returns; clients ask again from `x-suanli-next-offset`.
+const LOG_CHUNK_BYTES: u64 = 1 << 20;
+
+async fn read_chunk(path: &std::path::Path, offset: u64) -> std::io::Result<Vec<u8>> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let mut file = match tokio::fs::File::open(path).await {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    file.seek(std::io::SeekFrom::Start(offset)).await?;
+    let mut bytes = Vec::new();
+    file.take(LOG_CHUNK_BYTES).read_to_end(&mut bytes).await?;
+    Ok(bytes)
 }
 
 async fn list_audit(

@@ -27,6 +27,15 @@ async fn job_lifecycle_queue_reason_and_cancel() {
         "{log}"
     );
     assert!(log.contains("oops"), "{log}");
+    let (_, tail) = server
+        .call(
+            Method::GET,
+            &format!("/api/v1/jobs/{id}/logs?attempt=0&offset=6"),
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(tail.as_str().unwrap(), &log[6..]);
 
     // A job holding all devices makes the next one wait, with the reason.
     let long = server

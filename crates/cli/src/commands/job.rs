@@ -185,10 +185,12 @@ pub fn run(command: JobCommand) -> Result<ExitCode> {
                     chunk.job_state.as_str(),
                     "succeeded" | "failed" | "cancelled"
                 );
-                if !follow || (ended && chunk.text.is_empty()) {
-                    break;
+                if chunk.text.is_empty() {
+                    if !follow || ended {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(500));
                 }
-                std::thread::sleep(std::time::Duration::from_millis(500));
             }
         }
         JobCommand::Cancel { id } => {
