@@ -75,3 +75,71 @@ pub fn verify(events: &[AuditEvent]) -> Result<(usize, String), ChainBreak> {
     }
     Ok((events.len(), prev_hash))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain(count: i64) -> Vec<AuditEvent> {
+        let mut events: Vec<AuditEvent> = Vec::new();
+        for seq in 1..=count {
+            let mut event = AuditEvent {
+                seq,
+                at_ms: 1000 * seq,
+                actor: "alice".into(),
+                action: "POST /api/v1/jobs".into(),
+                target: format!("job {seq}"),
+                outcome: "201".into(),
+                prev_hash: events
+                    .last()
+                    .map_or(GENESIS_HASH.to_string(), |e| e.hash.clone()),
+                hash: String::new(),
+            };
+            event.hash = event_hash(&event);
+            events.push(event);
+        }
+        events
+    }
+
+    #[test]
+    fn an_intact_chain_verifies_with_its_head() {
+        let events = chain(5);
+        assert_eq!(verify(&events), Ok((5, events[4].hash.clone())));
+        assert_eq!(verify(&[]), Ok((0, GENESIS_HASH.to_string())));
+    }
+
+    #[test]
+    fn edits_deletions_and_reorders_name_the_first_bad_entry() {
+        let mut edited = chain(5);
+        edited[2].actor = "mallory".into();
+        assert_eq!(verify(&edited).unwrap_err().seq, 3);
+
+        // Rehashing the edited entry does not help: the next link breaks.
+        edited[2].hash = event_hash(&edited[2]);
+        assert_eq!(verify(&edited).unwrap_err().seq, 4);
+
+        let mut deleted = chain(5);
+        deleted.remove(1);
+        let broken = verify(&deleted).unwrap_err();
+        assert_eq!(broken.seq, 2);
+        assert!(broken.problem.contains("deleted or reordered"));
+
+        // Swapping two entries, renumbered to hide the swap, breaks at the first moved one.
+        let mut reordered = chain(5);
+        reordered.swap(1, 2);
+        reordered[1].seq = 2;
+        reordered[2].seq = 3;
+        assert_eq!(verify(&reordered).unwrap_err().seq, 2);
+    }
+
+    #[test]
+    fn fields_cannot_bleed_into_each_other() {
+        let mut a = chain(1).remove(0);
+        let mut b = a.clone();
+        a.actor = "ab".into();
+        a.action = "c".into();
+        b.actor = "a".into();
+        b.action = "bc".into();
+        assert_ne!(event_hash(&a), event_hash(&b));
+    }
+}
