@@ -95,6 +95,8 @@ pub fn router(state: AppState) -> Router {
         .route("/tokens/{id}", axum::routing::delete(revoke_token))
         .route("/quotas", get(list_quotas).put(set_quota))
         .route("/nodes", get(list_nodes))
+        .route("/nodes/{pool}/down", post(node_down))
+        .route("/nodes/{pool}/up", post(node_up))
         .route("/jobs", get(list_jobs).post(submit_job))
         .route("/jobs/{id}", get(show_job))
         .route("/jobs/{id}/cancel", post(cancel_job))
@@ -428,11 +430,37 @@ async fn list_nodes(State(state): State<AppState>) -> Json<serde_json::Value> {
             json!({
                 "node": p.node, "pool": p.name, "accelerator": p.accelerator,
                 "total": p.total, "free": p.free.len(), "free_devices": p.free,
-                "state": "up", "executor": "local",
+                "state": if p.up { "up" } else { "down" }, "executor": "local",
             })
         })
         .collect();
     Json(json!(pools))
+}
+
+async fn node_down(
+    State(state): State<AppState>,
+    Extension(me): Extension<Principal>,
+    Path(pool): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    if !me.is_admin() {
+        return Err(ApiError::forbidden("only an admin marks nodes down"));
+    }
+    let stopped = state.engine.lock().await.node_down(&pool).await?;
+    Ok(Json(
+        json!({ "pool": pool, "state": "down", "requeued_jobs": stopped }),
+    ))
+}
+
+async fn node_up(
+    State(state): State<AppState>,
+    Extension(me): Extension<Principal>,
+    Path(pool): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    if !me.is_admin() {
+        return Err(ApiError::forbidden("only an admin marks nodes up"));
+    }
+    state.engine.lock().await.node_up(&pool).await?;
+    Ok(Json(json!({ "pool": pool, "state": "up" })))
 }
 
 #[derive(Deserialize)]

@@ -43,6 +43,8 @@ pub struct PoolSlot {
     pub accelerator: String,
     pub total: u32,
     pub free: BTreeSet<u32>,
+    /// False after an admin marked the node failed or drained; nothing is placed on it.
+    pub up: bool,
 }
 
 /// Counters for `/metrics`.
@@ -106,6 +108,7 @@ impl Engine {
                 accelerator: group.accelerator.clone(),
                 total: group.count,
                 free: (0..group.count).collect(),
+                up: true,
             })
             .collect();
         let configs: Vec<suanli_sched::PoolConfig> = pools
@@ -410,7 +413,11 @@ impl Engine {
     }
 
     async fn refresh_reasons(&mut self) -> Result<(), EngineError> {
-        let free: Vec<usize> = self.pools.iter().map(|p| p.free.len()).collect();
+        let free: Vec<usize> = self
+            .pools
+            .iter()
+            .map(|p| if p.up { p.free.len() } else { 0 })
+            .collect();
         let fresh = std::mem::take(&mut self.reasons_fresh);
         let candidates: Vec<i64> = if free != self.reasons_free {
             self.reasons_free = free;
@@ -435,7 +442,7 @@ impl Engine {
                 .pools
                 .iter()
                 .filter(|p| types.contains(&p.accelerator))
-                .map(|p| p.free.len() as u32)
+                .map(|p| if p.up { p.free.len() as u32 } else { 0 })
                 .max()
                 .unwrap_or(0);
             let reason = if free >= job.spec.gpus {
@@ -528,6 +535,52 @@ impl Engine {
         job.state = JobState::Queued;
         job.reason = format!("preempted by the scheduler ({why})");
         self.save(job).await
+    }
+
+    /// Marks a pool's node failed: its runs are stopped and requeued by the scheduler (they
+    /// restart from their checkpoint elsewhere or when the node is back), and nothing is placed
+    /// on it until `node_up`. Returns the jobs that were stopped.
+    pub async fn node_down(&mut self, pool: &str) -> Result<Vec<i64>, EngineError> {
+        let index = self.pool_index(pool)?;
+        if !self.pools[index].up {
+            return Ok(Vec::new());
+        }
+        // Each local pool is one node, numbered like the pools.
+        let killed = self
+            .scheduler
+            .on_node_failure(suanli_sched::NodeId(index as u32), now_s() as u64)
+            .map_err(|e| EngineError::Conflict(e.to_string()))?;
+        self.pools[index].up = false;
+        let mut stopped = Vec::new();
+        for sched_id in killed {
+            let Some(&id) = self.by_sched.get(&sched_id.0) else {
+                continue;
+            };
+            self.preempt_run(id, format!("node {pool} failed")).await?;
+            stopped.push(id);
+        }
+        self.schedule_pass().await?;
+        Ok(stopped)
+    }
+
+    /// Returns a failed node to service.
+    pub async fn node_up(&mut self, pool: &str) -> Result<(), EngineError> {
+        let index = self.pool_index(pool)?;
+        self.scheduler
+            .on_node_repair(suanli_sched::NodeId(index as u32), now_s() as u64)
+            .map_err(|e| EngineError::Conflict(e.to_string()))?;
+        self.pools[index].up = true;
+        self.schedule_pass().await
+    }
+
+    fn pool_index(&self, pool: &str) -> Result<usize, EngineError> {
+        self.pools
+            .iter()
+            .position(|p| p.name == pool || p.accelerator == pool)
+            .ok_or_else(|| {
+                let known: Vec<&str> = self.pools.iter().map(|p| p.name.as_str()).collect();
+                EngineError::NotFound(format!("pool `{pool}` (known: {})", known.join(", ")))
+            })
     }
 
     fn release(&mut self, run: &RunRecord) {

@@ -49,6 +49,16 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ),
     ("get", "/api/v1/nodes", "Nodes and their free accelerators"),
     (
+        "post",
+        "/api/v1/nodes/{pool}/down",
+        "Mark a pool's node failed: its jobs are requeued (admin)",
+    ),
+    (
+        "post",
+        "/api/v1/nodes/{pool}/up",
+        "Return a failed node to service (admin)",
+    ),
+    (
         "get",
         "/api/v1/jobs",
         "Jobs of the caller's tenant (all for an admin); ?tenant=&state=",
@@ -96,8 +106,10 @@ pub fn document() -> Value {
                 "404": { "description": "Not found" }
             }
         });
-        if path.contains("{id}") {
-            operation["parameters"] = json!([{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }]);
+        for name in ["id", "pool"] {
+            if path.contains(&format!("{{{name}}}")) {
+                operation["parameters"] = json!([{ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }]);
+            }
         }
         if *path == "/api/v1/jobs" && *method == "post" {
             operation["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/JobSubmit" } } } });

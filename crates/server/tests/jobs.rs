@@ -319,3 +319,61 @@ async fn goal_jobs_get_an_estimate_from_the_planner() {
         .await;
     assert_eq!(status, 400, "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_node_requeues_its_jobs_which_resume_elsewhere() {
+    let server = TestServer::start("h100:2,mi300x:2").await;
+    let alice = server.user("research", "alice", "member").await;
+    let checkpoint = common::unique_dir("suanli-node-ckpt");
+    let script = r#"if [ -n "$SUANLI_RESUME_FROM" ]; then echo resumed on $SUANLI_DEVICES; exit 0; fi; exec sleep 30"#;
+    let id = server
+        .submit(
+            &alice,
+            json!({ "gpus": 2, "command": ["sh", "-c", script],
+            "checkpoint_dir": checkpoint.display().to_string() }),
+        )
+        .await;
+    let job = server.wait_state(&alice, id, "running").await;
+    let first_pool = job["run"]["pool"].as_str().unwrap().to_string();
+    let answer = server
+        .ok(
+            Method::POST,
+            &format!("/api/v1/nodes/{first_pool}/down"),
+            &server.admin,
+            None,
+        )
+        .await;
+    assert_eq!(answer["requeued_jobs"], json!([id]));
+    let job = server.wait_state(&alice, id, "succeeded").await;
+    assert_ne!(job["run"]["pool"], first_pool.as_str(), "{job}");
+    assert_eq!(
+        job["restarts"], 0,
+        "a node failure is not the job's failure"
+    );
+    assert_eq!(job["attempts"], 2);
+    assert!(
+        server
+            .logs(&alice, id, 1)
+            .await
+            .starts_with("resumed on 0,1")
+    );
+    let nodes = server.ok(Method::GET, "/api/v1/nodes", &alice, None).await;
+    let down: Vec<&str> = nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["state"] == "down")
+        .map(|n| n["pool"].as_str().unwrap())
+        .collect();
+    assert_eq!(down, [first_pool.as_str()]);
+    server
+        .ok(
+            Method::POST,
+            &format!("/api/v1/nodes/{first_pool}/up"),
+            &server.admin,
+            None,
+        )
+        .await;
+    let nodes = server.ok(Method::GET, "/api/v1/nodes", &alice, None).await;
+    assert!(nodes.as_array().unwrap().iter().all(|n| n["state"] == "up"));
+}

@@ -8,19 +8,47 @@ use super::client::{Client, print_json, text};
 
 /// What to do with nodes.
 #[derive(Subcommand)]
-#[command(after_help = "Examples:\n  suanli node list\n  suanli node list --json")]
+#[command(after_help = "\
+Examples:
+  suanli node list
+  suanli node list --json
+  suanli node down local-h100-sxm5-80gb   its jobs are requeued and resume from checkpoints
+  suanli node up local-h100-sxm5-80gb")]
 pub enum NodeCommand {
     /// Nodes, their accelerator type, and how many are free.
     List {
         #[arg(long)]
         json: bool,
     },
+    /// Mark a pool's node failed (admin): its jobs are requeued, nothing new is placed on it.
+    Down { pool: String },
+    /// Return a failed node to service (admin).
+    Up { pool: String },
 }
 
 /// Runs a node command.
 pub fn run(command: NodeCommand) -> Result<ExitCode> {
-    let NodeCommand::List { json } = command;
-    let nodes = Client::from_env()?.get("/api/v1/nodes")?;
+    let client = Client::from_env()?;
+    let json = match command {
+        NodeCommand::List { json } => json,
+        NodeCommand::Down { pool } => {
+            let answer = client.post(
+                &format!("/api/v1/nodes/{pool}/down"),
+                &serde_json::json!({}),
+            )?;
+            println!(
+                "{pool} is down; requeued jobs: {}",
+                text(&answer["requeued_jobs"])
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        NodeCommand::Up { pool } => {
+            client.post(&format!("/api/v1/nodes/{pool}/up"), &serde_json::json!({}))?;
+            println!("{pool} is up");
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    let nodes = client.get("/api/v1/nodes")?;
     if json {
         print_json(&nodes);
         return Ok(ExitCode::SUCCESS);
