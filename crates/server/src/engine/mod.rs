@@ -16,8 +16,11 @@ use std::time::{Duration, Instant};
 use suanli_sched::{Decision, JobId, Scheduler, Work};
 
 use crate::devices::DeviceGroup;
-use crate::executor::{Adopted, Executor, ExitEvent, Launch};
+use crate::executor::{Executor, ExitEvent, Launch};
 use crate::store::{JobRecord, JobSpec, JobState, RunRecord, Store, StoreError};
+
+mod nodes;
+mod recovery;
 
 /// Seconds between SIGTERM and SIGKILL when a run is stopped.
 const STOP_GRACE: Duration = Duration::from_secs(3);
@@ -537,52 +540,6 @@ impl Engine {
         self.save(job).await
     }
 
-    /// Marks a pool's node failed: its runs are stopped and requeued by the scheduler (they
-    /// restart from their checkpoint elsewhere or when the node is back), and nothing is placed
-    /// on it until `node_up`. Returns the jobs that were stopped.
-    pub async fn node_down(&mut self, pool: &str) -> Result<Vec<i64>, EngineError> {
-        let index = self.pool_index(pool)?;
-        if !self.pools[index].up {
-            return Ok(Vec::new());
-        }
-        // Each local pool is one node, numbered like the pools.
-        let killed = self
-            .scheduler
-            .on_node_failure(suanli_sched::NodeId(index as u32), now_s() as u64)
-            .map_err(|e| EngineError::Conflict(e.to_string()))?;
-        self.pools[index].up = false;
-        let mut stopped = Vec::new();
-        for sched_id in killed {
-            let Some(&id) = self.by_sched.get(&sched_id.0) else {
-                continue;
-            };
-            self.preempt_run(id, format!("node {pool} failed")).await?;
-            stopped.push(id);
-        }
-        self.schedule_pass().await?;
-        Ok(stopped)
-    }
-
-    /// Returns a failed node to service.
-    pub async fn node_up(&mut self, pool: &str) -> Result<(), EngineError> {
-        let index = self.pool_index(pool)?;
-        self.scheduler
-            .on_node_repair(suanli_sched::NodeId(index as u32), now_s() as u64)
-            .map_err(|e| EngineError::Conflict(e.to_string()))?;
-        self.pools[index].up = true;
-        self.schedule_pass().await
-    }
-
-    fn pool_index(&self, pool: &str) -> Result<usize, EngineError> {
-        self.pools
-            .iter()
-            .position(|p| p.name == pool || p.accelerator == pool)
-            .ok_or_else(|| {
-                let known: Vec<&str> = self.pools.iter().map(|p| p.name.as_str()).collect();
-                EngineError::NotFound(format!("pool `{pool}` (known: {})", known.join(", ")))
-            })
-    }
-
     fn release(&mut self, run: &RunRecord) {
         if let Some(slot) = self.pools.iter_mut().find(|p| p.name == run.pool) {
             slot.free.extend(run.devices.iter().copied());
@@ -689,128 +646,6 @@ impl Engine {
             }
         }
         Ok(job)
-    }
-
-    /// Rebuilds the scheduler from the store after a (re)start: re-attaches to runs whose
-    /// processes survived, settles runs that ended while the server was down, and queues the rest
-    /// again in submission order.
-    pub async fn recover(&mut self) -> Result<(), EngineError> {
-        self.quotas = self
-            .store
-            .list_quotas()
-            .await?
-            .into_iter()
-            .map(|q| ((q.tenant, q.accelerator), q.limit))
-            .collect();
-        let jobs = self.store.list_active_jobs().await?;
-        self.recovering = true;
-        let mut adopted: BTreeMap<i64, RunRecord> = BTreeMap::new();
-        let mut queued = Vec::new();
-        for job in jobs {
-            let id = job.id;
-            self.active.insert(id, job.clone());
-            let run = match (&job.state, job.run.clone()) {
-                (JobState::Running, Some(run)) => run,
-                _ => {
-                    queued.push(id);
-                    continue;
-                }
-            };
-            let pool_ok = self
-                .pools
-                .iter()
-                .any(|p| p.name == run.pool && run.devices.iter().all(|d| p.free.contains(d)));
-            let outcome = self
-                .executor
-                .adopt(id, run.attempt, std::path::Path::new(&run.run_dir))
-                .await;
-            tracing::info!(job = id, attempt = run.attempt, ?outcome, "recovering run");
-            match outcome {
-                Adopted::Alive if pool_ok => {
-                    if let Some(slot) = self.pools.iter_mut().find(|p| p.name == run.pool) {
-                        for device in &run.devices {
-                            slot.free.remove(device);
-                        }
-                    }
-                    if run.cancel_requested {
-                        self.executor
-                            .stop(std::path::Path::new(&run.run_dir), STOP_GRACE)
-                            .await;
-                    }
-                    adopted.insert(id, run);
-                }
-                Adopted::Alive => {
-                    // The devices it holds are no longer declared: stop it and queue it again.
-                    self.executor
-                        .stop(std::path::Path::new(&run.run_dir), STOP_GRACE)
-                        .await;
-                    let mut job = job;
-                    job.state = JobState::Queued;
-                    job.run = None;
-                    job.reason = "requeued: its devices are gone after a server restart".into();
-                    self.save(job).await?;
-                    queued.push(id);
-                }
-                Adopted::Exited(code) => {
-                    // Not in the scheduler yet: settle it directly.
-                    self.finish_run(id, run.attempt, code, None).await?;
-                    if self
-                        .active
-                        .get(&id)
-                        .is_some_and(|j| j.state == JobState::Queued)
-                    {
-                        queued.push(id);
-                    }
-                }
-                Adopted::NeverStarted => {
-                    let mut job = job;
-                    job.state = JobState::Queued;
-                    job.run = None;
-                    job.attempts = run.attempt;
-                    job.reason = "requeued: the server stopped before the run started".into();
-                    self.save(job).await?;
-                    queued.push(id);
-                }
-            }
-        }
-        // Adopted runs go into the empty scheduler first, on their own type, so its accounting
-        // matches the devices they hold.
-        for (id, run) in &adopted {
-            self.submit_to_scheduler(*id, std::slice::from_ref(&run.accelerator))?;
-        }
-        let decisions = self.scheduler.schedule(now_s() as u64);
-        let mut started = HashSet::new();
-        for decision in decisions {
-            if let Decision::Start { job, .. } = decision
-                && let Some(&id) = self.by_sched.get(&job.0)
-            {
-                started.insert(id);
-            }
-        }
-        for (id, run) in adopted {
-            if !started.contains(&id) {
-                tracing::warn!(
-                    job = id,
-                    "scheduler did not re-place an adopted run; stopping it"
-                );
-                self.release(&run);
-                self.executor
-                    .stop(std::path::Path::new(&run.run_dir), STOP_GRACE)
-                    .await;
-                if let Some(mut job) = self.active.get(&id).cloned() {
-                    job.state = JobState::Queued;
-                    job.run = None;
-                    job.reason = "requeued after a server restart".into();
-                    self.save(job).await?;
-                }
-            }
-        }
-        self.recovering = false;
-        queued.sort_unstable();
-        for id in queued {
-            self.admit_or_hold(id).await?;
-        }
-        self.schedule_pass().await
     }
 }
 

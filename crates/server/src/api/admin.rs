@@ -1,0 +1,313 @@
+//! Tenants, users, tokens, quotas, nodes and the audit log.
+
+use axum::Json;
+use axum::extract::{Extension, Path, State};
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{ApiError, ApiResult, AppState, created};
+use crate::audit;
+use crate::auth::{self, Principal};
+use crate::engine::now_s;
+use crate::store::{Quota, Role, Store, Tenant, User};
+
+pub(super) async fn list_tenants(
+    State(state): State<AppState>,
+    Extension(me): Extension<Principal>,
+) -> ApiResult<Json<Vec<Tenant>>> {
+    let tenants = state.store.list_tenants().await?;
+    Ok(Json(
+        tenants
+            .into_iter()
+            .filter(|t| me.can_read_tenant(&t.name))
+            .collect(),
+    ))
+}
+
+#[derive(Deserialize)]
+pub(super) struct NewTenant {
+    name: String,
+}
+
+fn valid_name(kind: &str, name: &str) -> ApiResult<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad(format!(
+            "{kind} name `{name}` must be 1-64 characters of letters, digits, `-`, `_` or `.`"
+        )))
+    }
+}
+
+pub(super) async fn create_tenant(
+    State(state): State<AppState>,
+    Extension(me): Extension<Principal>,
+    Json(body): Json<NewTenant>,
+) -> ApiResult<Response> {
+    if !me.is_admin() {
+        return Err(ApiError::forbidden("only an admin creates tenants"));
+    }
+    valid_name("tenant", &body.name)?;
+    let tenant = Tenant {
+        name: body.name.clone(),
+        created_at_s: now_s(),
+    };
+    state.store.create_tenant(&tenant).await?;
+    Ok(created(tenant, body.name))
+}
+
+pub(super) async fn list_users(
+    State(state): State<AppState>,
+    Extension(me): Extension<Principal>,
+) -> ApiResult<Json<Vec<User>>> {
+    let users = state.store.list_users().await?;
+    Ok(Json(
+        users
+            .into_iter()
+            .filter(|u| {
+                u.name == me.user
+                    || u.tenant.as_deref().is_some_and(|t| me.can_manage_tenant(t))
+                    || me.is_admin()
+            })
+            .collect(),
+    ))
+}
+
+#[derive(Deserialize)]
+pub(super) struct NewUser {
+    name: String,
+    tenant: Option<String>,
+    role: Role,
+}
+
+pub(super) async fn create_user(
+    State(state): State<AppState>,
+    Extension(me): Extension<Principal>,
+    Json(body): Json<NewUser>,
+) -> ApiResult<Response> {
+    valid_name("user", &body.name)?;
+    match (&body.tenant, body.role) {
+        (None, Role::Admin) if me.is_admin() => {}
+        (None, Role::Admin) => return Err(ApiError::forbidden("only an admin creates admins")),
+        (Some(_), Role::Admin) => {
+            return Err(ApiError::bad(
+                "an admin belongs to no tenant; omit `tenant`",
+            ));
+        }
+        (None, _) => {
+            return Err(ApiError::bad(format!(
+                "a {} belongs to a tenant; give `tenant`",
+                body.role.as_str()
+            )));
+        }
+        (Some(tenant), _) => {
+            if !me.can_manage_tenant(tenant) {
+                return Err(ApiError::forbidden(&format!(
+                    "you cannot manage users of tenant `{tenant}`"
+                )));
+            }
+            let tenants = state.store.list_tenants().await?;
+            if !tenants.iter().any(|t| &t.name == tenant) {
+                return Err(ApiError::not_found(format!("tenant `{tenant}`")));
+            }
+        }
+    }
+    let user = User {
+        name: body.name.clone(),
+        tenant: body.tenant,
+        role: body.role,
+        created_at_s: now_s(),
+    };
+    state.store.create_user(&user).await?;
+    Ok(created(user, body.name))
+}
+
+/// Whether `me` may create or revoke tokens of `user`.
+pub(super) async fn may_manage_user(
+    store: &dyn Store,
+    me: &Principal,
+    user: &str,
+) -> ApiResult<bool> {
+    if me.user == user || me.is_admin() {
+        return Ok(true);
+    }
+    let Some(target) = store.get_user(user).await? else {
+        return Ok(false);
+    };
+    Ok(target.role != Role::Admin
+        && target
+            .tenant
+            .as_deref()
+            .is_some_and(|t| me.can_manage_tenant(t)))
+}
+
+pub(super) async fn list_tokens(
+    State(state): State<AppState>,
+    Extension(me): Extension<Principal>,
+) -> ApiResult<Json<Vec<crate::store::TokenRecord>>> {
+    let mut visible = Vec::new();
+    for token in state.store.list_tokens().await? {
+        if may_manage_user(state.store.as_ref(), &me, &token.user).await? {
+            visible.push(token);
+        }
+    }
+    Ok(Json(visible))
+}
+
+#[derive(Deserialize)]
+pub(super) struct NewToken {
+    user: Option<String>,
+    expires_in_s: Option<i64>,
+}
+
+pub(super) async fn create_token(
+    State(state): State<AppState>,
+    Extension(me): Extension<Principal>,
+    Json(body): Json<NewToken>,
+) -> ApiResult<Response> {
+    let user = body.user.unwrap_or_else(|| me.user.clone());
+    if !may_manage_user(state.store.as_ref(), &me, &user).await? {
+        return Err(ApiError::forbidden(&format!(
+            "you cannot create tokens for `{user}`"
+        )));
+    }
+    if state.store.get_user(&user).await?.is_none() {
+        return Err(ApiError::not_found(format!("user `{user}`")));
+    }
+    if body.expires_in_s.is_some_and(|s| s <= 0) {
+        return Err(ApiError::bad("expires_in_s must be positive"));
+    }
+    let now = now_s();
+    let (secret, record) = auth::new_token(&user, now, body.expires_in_s.map(|s| now + s));
+    state.store.insert_token(&record).await?;
+    Ok(created(
+        json!({ "id": record.id, "user": user, "token": secret, "expires_at_s": record.expires_at_s }),
+        record.id.clone(),
+    ))
+}
+
+pub(super) async fn revoke_token(
+    State(state): State<AppState>,
+    Extension(me): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let Some(token) = state.store.get_token(&id).await? else {
+        return Err(ApiError::not_found(format!("token `{id}`")));
+    };
+    if !may_manage_user(state.store.as_ref(), &me, &token.user).await? {
+        return Err(ApiError::forbidden(&format!(
+            "you cannot revoke token `{id}`"
+        )));
+    }
+    let revoked = state.store.revoke_token(&id, now_s()).await?;
+    Ok(Json(json!({ "id": id, "revoked": revoked })))
+}
+
+pub(super) async fn list_quotas(
+    State(state): State<AppState>,
+    Extension(me): Extension<Principal>,
+) -> ApiResult<Json<Vec<Quota>>> {
+    let quotas = state.store.list_quotas().await?;
+    Ok(Json(
+        quotas
+            .into_iter()
+            .filter(|q| me.can_read_tenant(&q.tenant))
+            .collect(),
+    ))
+}
+
+pub(super) async fn set_quota(
+    State(state): State<AppState>,
+    Extension(me): Extension<Principal>,
+    Json(quota): Json<Quota>,
+) -> ApiResult<Json<Quota>> {
+    if !me.is_admin() {
+        return Err(ApiError::forbidden("only an admin sets quotas"));
+    }
+    let tenants = state.store.list_tenants().await?;
+    if !tenants.iter().any(|t| t.name == quota.tenant) {
+        return Err(ApiError::not_found(format!("tenant `{}`", quota.tenant)));
+    }
+    let quota = Quota {
+        accelerator: crate::devices::canonical_type(&quota.accelerator),
+        ..quota
+    };
+    state.store.set_quota(&quota).await?;
+    state.engine.lock().await.reload_quotas().await?;
+    Ok(Json(quota))
+}
+
+pub(super) async fn list_nodes(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let engine = state.engine.lock().await;
+    let pools: Vec<serde_json::Value> = engine
+        .pools
+        .iter()
+        .map(|p| {
+            json!({
+                "node": p.node, "pool": p.name, "accelerator": p.accelerator,
+                "total": p.total, "free": p.free.len(), "free_devices": p.free,
+                "state": if p.up { "up" } else { "down" }, "executor": "local",
+            })
+        })
+        .collect();
+    Json(json!(pools))
+}
+
+pub(super) async fn node_down(
+    State(state): State<AppState>,
+    Extension(me): Extension<Principal>,
+    Path(pool): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    if !me.is_admin() {
+        return Err(ApiError::forbidden("only an admin marks nodes down"));
+    }
+    let stopped = state.engine.lock().await.node_down(&pool).await?;
+    Ok(Json(
+        json!({ "pool": pool, "state": "down", "requeued_jobs": stopped }),
+    ))
+}
+
+pub(super) async fn node_up(
+    State(state): State<AppState>,
+    Extension(me): Extension<Principal>,
+    Path(pool): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    if !me.is_admin() {
+        return Err(ApiError::forbidden("only an admin marks nodes up"));
+    }
+    state.engine.lock().await.node_up(&pool).await?;
+    Ok(Json(json!({ "pool": pool, "state": "up" })))
+}
+
+pub(super) async fn list_audit(
+    State(state): State<AppState>,
+    Extension(me): Extension<Principal>,
+) -> ApiResult<Json<Vec<crate::store::AuditEvent>>> {
+    if !me.is_admin() {
+        return Err(ApiError::forbidden("only an admin reads the audit log"));
+    }
+    Ok(Json(state.store.list_audit().await?))
+}
+
+pub(super) async fn verify_audit(
+    State(state): State<AppState>,
+    Extension(me): Extension<Principal>,
+) -> ApiResult<Json<serde_json::Value>> {
+    if !me.is_admin() {
+        return Err(ApiError::forbidden("only an admin verifies the audit log"));
+    }
+    let events = state.store.list_audit().await?;
+    Ok(Json(match audit::verify(&events) {
+        Ok((entries, head)) => json!({ "ok": true, "entries": entries, "head": head }),
+        Err(broken) => json!({
+            "ok": false, "entries": events.len(), "first_bad_seq": broken.seq,
+            "problem": broken.problem, "message": broken.to_string(),
+        }),
+    }))
+}

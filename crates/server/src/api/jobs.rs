@@ -1,0 +1,233 @@
+//! Jobs: submit, list, show, cancel and logs.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::{ApiError, ApiResult, AppState, created};
+use crate::auth::Principal;
+use crate::store::{JobSpec, JobState};
+
+#[derive(Deserialize)]
+pub(super) struct JobFilter {
+    tenant: Option<String>,
+    state: Option<String>,
+}
+
+pub(super) async fn list_jobs(
+    State(state): State<AppState>,
+    Extension(me): Extension<Principal>,
+    Query(filter): Query<JobFilter>,
+) -> ApiResult<Json<Vec<crate::store::JobRecord>>> {
+    let tenant = match (&filter.tenant, &me.tenant) {
+        (Some(t), _) if !me.can_read_tenant(t) => {
+            return Err(ApiError::forbidden(&format!(
+                "you cannot read tenant `{t}`"
+            )));
+        }
+        (Some(t), _) => Some(t.clone()),
+        (None, Some(own)) if !me.is_admin() => Some(own.clone()),
+        (None, _) => None,
+    };
+    let wanted = match &filter.state {
+        Some(s) => Some(JobState::parse(s).ok_or_else(|| {
+            ApiError::bad(format!(
+                "unknown state `{s}`; use queued, running, succeeded, failed or cancelled"
+            ))
+        })?),
+        None => None,
+    };
+    let jobs = state.store.list_jobs(tenant.as_deref()).await?;
+    Ok(Json(
+        jobs.into_iter()
+            .filter(|j| wanted.is_none_or(|w| j.state == w))
+            .collect(),
+    ))
+}
+
+#[derive(Deserialize)]
+pub(super) struct Submit {
+    name: Option<String>,
+    tenant: Option<String>,
+    command: Vec<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    gpus: Option<u32>,
+    processes: Option<u32>,
+    #[serde(default)]
+    accelerators: Vec<String>,
+    #[serde(default)]
+    priority: i32,
+    checkpoint_dir: Option<String>,
+    #[serde(default)]
+    max_restarts: u32,
+    goal: Option<GoalRequest>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct GoalRequest {
+    model: String,
+    tokens: f64,
+}
+
+pub(super) async fn submit_job(
+    State(state): State<AppState>,
+    Extension(me): Extension<Principal>,
+    Json(body): Json<Submit>,
+) -> ApiResult<Response> {
+    let tenant = body
+        .tenant
+        .or(me.tenant.clone())
+        .ok_or_else(|| ApiError::bad("give `tenant`: an admin belongs to no tenant"))?;
+    if !me.can_submit_to(&tenant) {
+        return Err(ApiError::forbidden(&format!(
+            "role {} cannot submit jobs to tenant `{tenant}`",
+            me.role.as_str()
+        )));
+    }
+    let tenants = state.store.list_tenants().await?;
+    if !tenants.iter().any(|t| t.name == tenant) {
+        return Err(ApiError::not_found(format!("tenant `{tenant}`")));
+    }
+    let name = body
+        .name
+        .unwrap_or_else(|| body.command.first().cloned().unwrap_or_default());
+    let mut spec = JobSpec {
+        name,
+        tenant,
+        user: me.user.clone(),
+        command: body.command,
+        env: body.env,
+        gpus: body.gpus.unwrap_or(1),
+        processes: body.processes.unwrap_or(1),
+        accelerators: body
+            .accelerators
+            .iter()
+            .map(|a| crate::devices::canonical_type(a))
+            .collect(),
+        priority: body.priority,
+        checkpoint_dir: body.checkpoint_dir,
+        max_restarts: body.max_restarts,
+        goal: None,
+    };
+    if let Some(goal) = body.goal {
+        let types = state.engine.lock().await.job_types(&spec);
+        let gpus = spec.gpus;
+        // The layout search is CPU work: off the async threads.
+        let planned = tokio::task::spawn_blocking(move || {
+            crate::store::Goal::plan(&goal.model, goal.tokens, gpus, &types)
+        })
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        spec.goal = Some(planned.map_err(ApiError::bad)?);
+    }
+    let job = state.engine.lock().await.submit(spec).await?;
+    let id = job.id;
+    Ok(created(job, format!("job {id}")))
+}
+
+pub(super) async fn readable_job(
+    state: &AppState,
+    me: &Principal,
+    id: i64,
+) -> ApiResult<crate::store::JobRecord> {
+    let job = state
+        .store
+        .get_job(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("job {id}")))?;
+    if !me.can_read_tenant(&job.spec.tenant) {
+        return Err(ApiError::forbidden(&format!(
+            "job {id} belongs to another tenant"
+        )));
+    }
+    Ok(job)
+}
+
+pub(super) async fn show_job(
+    State(state): State<AppState>,
+    Extension(me): Extension<Principal>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<crate::store::JobRecord>> {
+    Ok(Json(readable_job(&state, &me, id).await?))
+}
+
+pub(super) async fn cancel_job(
+    State(state): State<AppState>,
+    Extension(me): Extension<Principal>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<crate::store::JobRecord>> {
+    let job = readable_job(&state, &me, id).await?;
+    if !me.can_cancel(&job.spec.tenant, &job.spec.user) {
+        return Err(ApiError::forbidden(&format!(
+            "role {} cannot cancel job {id} of `{}`",
+            me.role.as_str(),
+            job.spec.user
+        )));
+    }
+    Ok(Json(state.engine.lock().await.cancel(id).await?))
+}
+
+#[derive(Deserialize)]
+pub(super) struct LogQuery {
+    attempt: Option<u32>,
+    #[serde(default)]
+    offset: u64,
+}
+
+pub(super) async fn job_logs(
+    State(state): State<AppState>,
+    Extension(me): Extension<Principal>,
+    Path(id): Path<i64>,
+    Query(query): Query<LogQuery>,
+) -> ApiResult<Response> {
+    let job = readable_job(&state, &me, id).await?;
+    let attempt = query.attempt.unwrap_or(job.attempts.saturating_sub(1));
+    let path = state
+        .data_dir
+        .join("jobs")
+        .join(id.to_string())
+        .join(format!("attempt-{attempt}"))
+        .join("log");
+    let bytes = read_chunk(&path, query.offset).await.map_err(|e| {
+        ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("reading the log: {e}"),
+        )
+    })?;
+    let next = query.offset + bytes.len() as u64;
+    let mut response = bytes.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    for (name, value) in [
+        ("x-suanli-attempt", attempt.to_string()),
+        ("x-suanli-next-offset", next.to_string()),
+        ("x-suanli-job-state", job.state.as_str().to_string()),
+    ] {
+        headers.insert(name, HeaderValue::from_str(&value).expect("ascii header"));
+    }
+    Ok(response)
+}
+
+/// Most bytes of log one request returns; clients ask again from `x-suanli-next-offset`.
+const LOG_CHUNK_BYTES: u64 = 1 << 20;
+
+pub(super) async fn read_chunk(path: &std::path::Path, offset: u64) -> std::io::Result<Vec<u8>> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let mut file = match tokio::fs::File::open(path).await {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    file.seek(std::io::SeekFrom::Start(offset)).await?;
+    let mut bytes = Vec::new();
+    file.take(LOG_CHUNK_BYTES).read_to_end(&mut bytes).await?;
+    Ok(bytes)
+}

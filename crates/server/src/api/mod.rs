@@ -1,0 +1,197 @@
+//! The HTTP API: REST/JSON under `/api/v1/`, `/healthz`, `/metrics` and `/openapi.json`.
+//!
+//! One middleware authenticates every request but `/healthz` (bearer token -> `Principal`) and
+//! appends every state-changing request to the audit log with its outcome; each handler then
+//! checks the caller's role and tenant itself, next to the data it guards.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::extract::{Extension, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+
+use crate::Engine;
+use crate::auth::{self, Principal};
+use crate::engine::{EngineError, now_s};
+use crate::store::{NewAuditEvent, Store, StoreError};
+
+mod admin;
+mod jobs;
+
+/// Shared by every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub engine: Arc<tokio::sync::Mutex<Engine>>,
+    pub data_dir: PathBuf,
+}
+
+/// An error as the API returns it: a status and a one-line JSON message.
+#[derive(Debug)]
+pub struct ApiError(StatusCode, String);
+
+impl ApiError {
+    fn forbidden(what: &str) -> Self {
+        ApiError(StatusCode::FORBIDDEN, format!("forbidden: {what}"))
+    }
+    fn bad(what: impl Into<String>) -> Self {
+        ApiError(StatusCode::BAD_REQUEST, what.into())
+    }
+    fn not_found(what: impl Into<String>) -> Self {
+        ApiError(StatusCode::NOT_FOUND, format!("{} not found", what.into()))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Conflict(_) => ApiError(StatusCode::CONFLICT, error.to_string()),
+            StoreError::NotFound(_) => ApiError(StatusCode::NOT_FOUND, error.to_string()),
+            _ => {
+                tracing::error!(%error, "store error");
+                ApiError(StatusCode::INTERNAL_SERVER_ERROR, error.to_string())
+            }
+        }
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(error: EngineError) -> Self {
+        match error {
+            EngineError::BadRequest(m) => ApiError(StatusCode::BAD_REQUEST, m),
+            EngineError::NotFound(m) => ApiError::not_found(m),
+            EngineError::Conflict(m) => ApiError(StatusCode::CONFLICT, m),
+            EngineError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// What the audit middleware records as the request's target, set by handlers that create
+/// something (the new job's id, the new token's id).
+#[derive(Clone, Debug)]
+pub struct AuditNote(pub String);
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// The router with every route and the authentication and audit middleware.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/whoami", get(whoami))
+        .route(
+            "/tenants",
+            get(admin::list_tenants).post(admin::create_tenant),
+        )
+        .route("/users", get(admin::list_users).post(admin::create_user))
+        .route("/tokens", get(admin::list_tokens).post(admin::create_token))
+        .route("/tokens/{id}", axum::routing::delete(admin::revoke_token))
+        .route("/quotas", get(admin::list_quotas).put(admin::set_quota))
+        .route("/nodes", get(admin::list_nodes))
+        .route("/nodes/{pool}/down", post(admin::node_down))
+        .route("/nodes/{pool}/up", post(admin::node_up))
+        .route("/jobs", get(jobs::list_jobs).post(jobs::submit_job))
+        .route("/jobs/{id}", get(jobs::show_job))
+        .route("/jobs/{id}/cancel", post(jobs::cancel_job))
+        .route("/jobs/{id}/logs", get(jobs::job_logs))
+        .route("/audit", get(admin::list_audit))
+        .route("/audit/verify", get(admin::verify_audit));
+    let authenticated = Router::new()
+        .nest("/api/v1", api)
+        .route("/metrics", get(crate::metrics::metrics))
+        .route("/openapi.json", get(crate::openapi::openapi))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            authenticate,
+        ));
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .merge(authenticated)
+        .with_state(state)
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+async fn resolve(store: &dyn Store, token: Option<&str>) -> Result<Principal, String> {
+    let token = token.ok_or("missing bearer token")?;
+    let record = store
+        .token_by_hash(&auth::token_hash(token))
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("invalid token")?;
+    if let Some(problem) = auth::token_problem(&record, now_s()) {
+        return Err(problem.into());
+    }
+    let user = store
+        .get_user(&record.user)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("token of an unknown user")?;
+    Ok(Principal::from(&user))
+}
+
+async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let mutating = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
+    let principal = resolve(state.store.as_ref(), bearer(request.headers())).await;
+    let (actor, response) = match principal {
+        Err(problem) => {
+            let mut response = ApiError(StatusCode::UNAUTHORIZED, problem).into_response();
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            ("anonymous".to_string(), response)
+        }
+        Ok(principal) => {
+            let actor = principal.user.clone();
+            request.extensions_mut().insert(principal);
+            (actor, next.run(request).await)
+        }
+    };
+    if mutating {
+        let target = response
+            .extensions()
+            .get::<AuditNote>()
+            .map_or_else(|| path.clone(), |note| format!("{path} {}", note.0));
+        let event = NewAuditEvent {
+            at_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64),
+            actor,
+            action: format!("{method} {path}"),
+            target,
+            outcome: response.status().as_u16().to_string(),
+        };
+        if let Err(error) = state.store.append_audit(&event).await {
+            tracing::error!(%error, "failed to append to the audit log");
+        }
+    }
+    response
+}
+
+fn created<T: serde::Serialize>(value: T, note: String) -> Response {
+    let mut response = (StatusCode::CREATED, Json(value)).into_response();
+    response.extensions_mut().insert(AuditNote(note));
+    response
+}
+
+async fn whoami(Extension(me): Extension<Principal>) -> Json<serde_json::Value> {
+    Json(json!({ "user": me.user, "role": me.role, "tenant": me.tenant }))
+}

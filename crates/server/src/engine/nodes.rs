@@ -1,0 +1,51 @@
+//! Node failures and repairs, driven through `Scheduler::on_node_failure` and `on_node_repair`.
+
+use super::{Engine, EngineError, now_s};
+
+impl Engine {
+    /// Marks a pool's node failed: its runs are stopped and requeued by the scheduler (they
+    /// restart from their checkpoint elsewhere or when the node is back), and nothing is placed
+    /// on it until `node_up`. Returns the jobs that were stopped.
+    pub async fn node_down(&mut self, pool: &str) -> Result<Vec<i64>, EngineError> {
+        let index = self.pool_index(pool)?;
+        if !self.pools[index].up {
+            return Ok(Vec::new());
+        }
+        // Each local pool is one node, numbered like the pools.
+        let killed = self
+            .scheduler
+            .on_node_failure(suanli_sched::NodeId(index as u32), now_s() as u64)
+            .map_err(|e| EngineError::Conflict(e.to_string()))?;
+        self.pools[index].up = false;
+        let mut stopped = Vec::new();
+        for sched_id in killed {
+            let Some(&id) = self.by_sched.get(&sched_id.0) else {
+                continue;
+            };
+            self.preempt_run(id, format!("node {pool} failed")).await?;
+            stopped.push(id);
+        }
+        self.schedule_pass().await?;
+        Ok(stopped)
+    }
+
+    /// Returns a failed node to service.
+    pub async fn node_up(&mut self, pool: &str) -> Result<(), EngineError> {
+        let index = self.pool_index(pool)?;
+        self.scheduler
+            .on_node_repair(suanli_sched::NodeId(index as u32), now_s() as u64)
+            .map_err(|e| EngineError::Conflict(e.to_string()))?;
+        self.pools[index].up = true;
+        self.schedule_pass().await
+    }
+
+    fn pool_index(&self, pool: &str) -> Result<usize, EngineError> {
+        self.pools
+            .iter()
+            .position(|p| p.name == pool || p.accelerator == pool)
+            .ok_or_else(|| {
+                let known: Vec<&str> = self.pools.iter().map(|p| p.name.as_str()).collect();
+                EngineError::NotFound(format!("pool `{pool}` (known: {})", known.join(", ")))
+            })
+    }
+}
