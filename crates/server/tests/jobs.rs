@@ -282,6 +282,7 @@ async fn quota_holds_jobs_until_usage_drops() {
     server.wait_state(&alice, second, "succeeded").await;
     let quotas = server.ok(Method::GET, "/api/v1/quotas", &alice, None).await;
     assert_eq!(quotas[0]["limit"], 2);
+    assert_eq!(quotas[0]["used"], 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

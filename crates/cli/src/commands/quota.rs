@@ -35,7 +35,7 @@ pub fn run(command: QuotaCommand) -> Result<ExitCode> {
     let client = Client::from_env()?;
     match command {
         QuotaCommand::List => {
-            let mut table = super::format::table(&["tenant", "accelerator", "limit"]);
+            let mut table = super::format::table(&["tenant", "accelerator", "limit", "used"]);
             for quota in client
                 .get("/api/v1/quotas")?
                 .as_array()
@@ -43,7 +43,7 @@ pub fn run(command: QuotaCommand) -> Result<ExitCode> {
                 .flatten()
             {
                 table.add_row(
-                    ["tenant", "accelerator", "limit"]
+                    ["tenant", "accelerator", "limit", "used"]
                         .map(|k| text(&quota[k]))
                         .to_vec(),
                 );

@@ -212,12 +212,17 @@ pub(super) async fn revoke_token(
 pub(super) async fn list_quotas(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
-) -> ApiResult<Json<Vec<Quota>>> {
+) -> ApiResult<Json<Vec<serde_json::Value>>> {
     let quotas = state.store.list_quotas().await?;
+    let engine = state.engine.lock().await;
     Ok(Json(
         quotas
             .into_iter()
             .filter(|q| me.can_read_tenant(&q.tenant))
+            .map(|q| {
+                let used = engine.admitted_usage(&q.tenant, &q.accelerator);
+                json!({ "tenant": q.tenant, "accelerator": q.accelerator, "limit": q.limit, "used": used })
+            })
             .collect(),
     ))
 }

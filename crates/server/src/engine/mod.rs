@@ -241,7 +241,7 @@ impl Engine {
     }
 
     /// Accelerators of `accelerator` that `tenant`'s admitted jobs ask for.
-    fn admitted_usage(&self, tenant: &str, accelerator: &str) -> u32 {
+    pub fn admitted_usage(&self, tenant: &str, accelerator: &str) -> u32 {
         self.sched_of
             .keys()
             .filter_map(|id| self.active.get(id))
