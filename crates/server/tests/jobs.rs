@@ -378,3 +378,52 @@ async fn a_failed_node_requeues_its_jobs_which_resume_elsewhere() {
     let nodes = server.ok(Method::GET, "/api/v1/nodes", &alice, None).await;
     assert!(nodes.as_array().unwrap().iter().all(|n| n["state"] == "up"));
 }
+
+/// The same server on PostgreSQL: a fresh database (the CI role may create databases), a job
+/// submitted, run and read back, a restart that keeps everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_runs_on_postgres() {
+    let Ok(url) = std::env::var("SUANLI_TEST_DATABASE_URL") else {
+        println!(
+            "skipped: set SUANLI_TEST_DATABASE_URL=postgres://... to run the server on PostgreSQL"
+        );
+        return;
+    };
+    let name = format!(
+        "suanli_e2e_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros()
+    );
+    let admin_pool = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&admin_pool)
+        .await
+        .unwrap();
+    let (base, _) = url.rsplit_once('/').unwrap();
+    let database = format!("{base}/{name}");
+    {
+        let server = TestServer::start_with("h100:2", Some(database.clone())).await;
+        let alice = server.user("research", "alice", "member").await;
+        let id = server
+            .submit(
+                &alice,
+                json!({ "gpus": 2, "command": ["sh", "-c", "echo on postgres"] }),
+            )
+            .await;
+        server.wait_state(&alice, id, "succeeded").await;
+        assert_eq!(server.logs(&alice, id, 0).await, "on postgres\n");
+        let verdict = server
+            .ok(Method::GET, "/api/v1/audit/verify", &server.admin, None)
+            .await;
+        assert_eq!(verdict["ok"], true);
+    }
+    // Let the first server's pool close before the database is dropped.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .execute(&admin_pool)
+        .await
+        .unwrap();
+}

@@ -26,12 +26,17 @@ pub fn unique_dir(prefix: &str) -> PathBuf {
 
 impl TestServer {
     pub async fn start(devices: &str) -> TestServer {
+        Self::start_with(devices, None).await
+    }
+
+    /// A server on the given database URL (SQLite in the data directory when `None`).
+    pub async fn start_with(devices: &str, database: Option<String>) -> TestServer {
         let data_dir = unique_dir("suanli-server-test");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let config = suanli_server::ServerConfig {
             data_dir: data_dir.clone(),
-            database: None,
+            database,
             devices: Some(devices.into()),
             policy: "fifo".into(),
         };
