@@ -159,6 +159,10 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    // Configuration errors first, before anything is created.
+    let devices = local_devices(config.devices.as_deref())?;
+    suanli_sched::policy::by_name(&config.policy)
+        .map_err(|e| ServerError::Engine(e.to_string()))?;
     // Logs and the admin token live here: only the server's user may read it.
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -171,7 +175,6 @@ pub async fn run(
     let store: Arc<dyn Store> =
         Arc::new(open_store(&config.data_dir, config.database.as_deref()).await?);
     bootstrap(store.as_ref(), &config.data_dir).await?;
-    let devices = local_devices(config.devices.as_deref())?;
     let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
     let executor = Arc::new(executor::LocalExecutor::new(events_tx));
     let mut engine = Engine::new(

@@ -18,6 +18,8 @@ pub enum StoreError {
     Conflict(String),
     #[error("{0} not found")]
     NotFound(String),
+    #[error("cannot connect to the database at {url}: {reason}")]
+    Connect { url: String, reason: String },
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("corrupt record: {0}")]

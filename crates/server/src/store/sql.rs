@@ -66,8 +66,16 @@ impl SqlStore {
         };
         let pool = AnyPoolOptions::new()
             .max_connections(connections)
+            .acquire_timeout(std::time::Duration::from_secs(10))
             .connect(url)
-            .await?;
+            .await
+            .map_err(|error| StoreError::Connect {
+                url: without_password(url),
+                reason: match error {
+                    sqlx::Error::PoolTimedOut => "no connection within 10 s".to_string(),
+                    other => other.to_string(),
+                },
+            })?;
         if kind == "sqlite" {
             sqlx::query("PRAGMA journal_mode = WAL")
                 .execute(&pool)
@@ -80,6 +88,18 @@ impl SqlStore {
             sqlx::query(statement).execute(&pool).await?;
         }
         Ok(SqlStore { pool, kind })
+    }
+}
+
+/// `postgres://user:secret@host/db` -> `postgres://user@host/db`, for messages.
+fn without_password(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            let user = credentials.split(':').next().unwrap_or_default();
+            format!("{}{user}{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_string(),
     }
 }
 
@@ -434,5 +454,20 @@ impl Store for SqlStore {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(audit_from_row).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_stay_out_of_messages() {
+        assert_eq!(
+            super::without_password("postgres://suanli:secret@db:5432/suanli"),
+            "postgres://suanli@db:5432/suanli"
+        );
+        assert_eq!(
+            super::without_password("postgres://db/suanli"),
+            "postgres://db/suanli"
+        );
     }
 }
