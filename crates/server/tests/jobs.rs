@@ -427,3 +427,41 @@ async fn server_runs_on_postgres() {
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_with_fewer_devices_fails_jobs_that_can_no_longer_run() {
+    let first = TestServer::start("h100:4").await;
+    let alice = first.user("research", "alice", "member").await;
+    let blocker = first
+        .submit(&alice, json!({ "gpus": 4, "command": ["sleep", "30"] }))
+        .await;
+    first.wait_state(&alice, blocker, "running").await;
+    let big = first
+        .submit(&alice, json!({ "gpus": 4, "command": ["true"] }))
+        .await;
+    let small = first
+        .submit(&alice, json!({ "gpus": 1, "command": ["true"] }))
+        .await;
+    first
+        .ok(
+            Method::POST,
+            &format!("/api/v1/jobs/{blocker}/cancel"),
+            &alice,
+            None,
+        )
+        .await;
+    let data_dir = first.data_dir.clone();
+    first.stop().await;
+    // Same data directory, now with two devices: the 4-device job is failed with the reason.
+    let second = TestServer::restart(&data_dir, "h100:2").await;
+    let job = second.wait_state(&alice, big, "failed").await;
+    assert!(
+        job["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("can no longer run on this cluster"),
+        "{job}"
+    );
+    second.wait_state(&alice, small, "succeeded").await;
+    second.wait_state(&alice, blocker, "cancelled").await;
+}

@@ -59,16 +59,23 @@ impl Engine {
                     adopted.insert(id, run);
                 }
                 Adopted::Alive => {
-                    // The devices it holds are no longer declared: stop it and queue it again.
+                    // The devices it holds are no longer declared: stop it and queue it again
+                    // (or finish its cancel).
                     self.executor
                         .stop(std::path::Path::new(&run.run_dir), STOP_GRACE)
                         .await;
                     let mut job = job;
-                    job.state = JobState::Queued;
                     job.run = None;
-                    job.reason = "requeued: its devices are gone after a server restart".into();
+                    if run.cancel_requested {
+                        job.state = JobState::Cancelled;
+                        job.reason = "cancelled".into();
+                        job.finished_at_s = Some(now_s());
+                    } else {
+                        job.state = JobState::Queued;
+                        job.reason = "requeued: its devices are gone after a server restart".into();
+                        queued.push(id);
+                    }
                     self.save(job).await?;
-                    queued.push(id);
                 }
                 Adopted::Exited(code) => {
                     // Not in the scheduler yet: settle it directly.
@@ -127,7 +134,20 @@ impl Engine {
         self.recovering = false;
         queued.sort_unstable();
         for id in queued {
-            self.admit_or_hold(id).await?;
+            match self.admit_or_hold(id).await {
+                Ok(()) => {}
+                // The cluster changed under it (`--devices`): say so instead of refusing to start.
+                Err(EngineError::BadRequest(problem)) => {
+                    if let Some(mut job) = self.active.get(&id).cloned() {
+                        tracing::warn!(job = id, %problem, "queued job can no longer run");
+                        job.state = JobState::Failed;
+                        job.reason = format!("can no longer run on this cluster: {problem}");
+                        job.finished_at_s = Some(now_s());
+                        self.save(job).await?;
+                    }
+                }
+                Err(error) => return Err(error),
+            }
         }
         self.schedule_pass().await
     }

@@ -14,6 +14,7 @@ pub struct TestServer {
     pub data_dir: PathBuf,
     http: reqwest::Client,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 pub fn unique_dir(prefix: &str) -> PathBuf {
@@ -31,7 +32,15 @@ impl TestServer {
 
     /// A server on the given database URL (SQLite in the data directory when `None`).
     pub async fn start_with(devices: &str, database: Option<String>) -> TestServer {
-        let data_dir = unique_dir("suanli-server-test");
+        Self::start_in(unique_dir("suanli-server-test"), devices, database).await
+    }
+
+    /// A new server process over an existing data directory.
+    pub async fn restart(data_dir: &std::path::Path, devices: &str) -> TestServer {
+        Self::start_in(data_dir.to_path_buf(), devices, None).await
+    }
+
+    async fn start_in(data_dir: PathBuf, devices: &str, database: Option<String>) -> TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let config = suanli_server::ServerConfig {
@@ -41,7 +50,7 @@ impl TestServer {
             policy: "fifo".into(),
         };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             suanli_server::run(config, listener, async {
                 let _ = rx.await;
             })
@@ -69,6 +78,7 @@ impl TestServer {
             data_dir,
             http,
             shutdown: Some(tx),
+            task: Some(task),
         }
     }
 
@@ -177,6 +187,18 @@ impl TestServer {
         match value {
             Value::String(text) => text,
             other => other.to_string(),
+        }
+    }
+}
+
+impl TestServer {
+    /// Stops the server and waits until it has let go of its store.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
         }
     }
 }
