@@ -465,3 +465,60 @@ async fn a_restart_with_fewer_devices_fails_jobs_that_can_no_longer_run() {
     second.wait_state(&alice, small, "succeeded").await;
     second.wait_state(&alice, blocker, "cancelled").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_kills_the_whole_process_group() {
+    let server = TestServer::start("h100:1").await;
+    let alice = server.user("research", "alice", "member").await;
+    let dir = common::unique_dir("suanli-pgroup");
+    std::fs::create_dir_all(&dir).unwrap();
+    let pid_file = dir.join("grandchild");
+    // The job starts a background grandchild and waits on it.
+    let script = format!("sleep 30 & echo $! > {}; wait", pid_file.display());
+    let id = server
+        .submit(&alice, json!({ "command": ["sh", "-c", script] }))
+        .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let pid: i32 = loop {
+        if let Some(pid) = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+        {
+            break pid;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "job never started its grandchild"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    server
+        .ok(
+            Method::POST,
+            &format!("/api/v1/jobs/{id}/cancel"),
+            &alice,
+            None,
+        )
+        .await;
+    server.wait_state(&alice, id, "cancelled").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    // SAFETY: signal 0 only checks whether the grandchild still exists.
+    while unsafe { libc::kill(pid, 0) } == 0 && !is_zombie(pid) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "grandchild {pid} survived the cancel"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+fn is_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(true)
+}
