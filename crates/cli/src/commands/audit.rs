@@ -52,7 +52,7 @@ pub fn run(command: AuditCommand) -> Result<ExitCode> {
                     println!(
                         "{:>6}  {}  {:<12} {:<36} {:<5} {}",
                         text(&e["seq"]),
-                        text(&e["at_ms"]),
+                        utc(e["at_ms"].as_i64().unwrap_or(0)),
                         text(&e["actor"]),
                         text(&e["action"]),
                         text(&e["outcome"]),
@@ -102,4 +102,41 @@ fn verify_offline(args: &VerifyArgs) -> Result<Value> {
             Err(broken) => serde_json::json!({ "ok": false, "first_bad_seq": broken.seq, "message": broken.to_string() }),
         })
     })
+}
+
+/// Milliseconds since the Unix epoch as `2026-01-02T03:04:05.678Z` (civil-from-days, H. Hinnant,
+/// "chrono-Compatible Low-Level Date Algorithms").
+fn utc(at_ms: i64) -> String {
+    let (days, ms_of_day) = (at_ms.div_euclid(86_400_000), at_ms.rem_euclid(86_400_000));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    let (h, m, sec, ms) = (
+        ms_of_day / 3_600_000,
+        ms_of_day / 60_000 % 60,
+        ms_of_day / 1000 % 60,
+        ms_of_day % 1000,
+    );
+    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{sec:02}.{ms:03}Z")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn formats_utc() {
+        assert_eq!(super::utc(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(super::utc(951_782_400_123), "2000-02-29T00:00:00.123Z");
+        assert_eq!(super::utc(1_795_321_542_788), "2026-11-22T04:25:42.788Z");
+    }
 }
