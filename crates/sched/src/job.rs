@@ -107,7 +107,13 @@ pub struct Run {
 pub enum Status {
     Pending,
     Running(Run),
-    Finished { finished_s: u64 },
+    Finished {
+        finished_s: u64,
+    },
+    /// Cancelled by the driver (`Scheduler::cancel`), while pending or running; never runs again.
+    Cancelled {
+        cancelled_s: u64,
+    },
 }
 
 /// The scheduler's record of a job.

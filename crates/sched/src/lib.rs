@@ -56,6 +56,10 @@ pub enum SchedError {
     UnknownJob(u32),
     #[error("job {0} is not running")]
     NotRunning(u32),
+    #[error(
+        "job {0} has already ended (finished or cancelled); only a pending or running job can be cancelled"
+    )]
+    AlreadyEnded(u32),
     #[error("unknown node {node}; nodes are numbered 0 to {}", nodes.saturating_sub(1))]
     UnknownNode { node: u32, nodes: u32 },
     #[error("unknown policy `{given}`; choose one of {known}")]

@@ -170,6 +170,20 @@ impl Scheduler {
         }
     }
 
+    /// The driver cancelled a job. A pending job leaves the queue (and every policy's view of
+    /// it) and never starts; a running job releases its accelerators as `on_finish` would, keeping
+    /// only the work it had checkpointed. Either way it ends as `Status::Cancelled`.
+    pub fn cancel(&mut self, id: JobId, now_s: u64) -> Result<(), SchedError> {
+        match self.job(id)?.status {
+            Status::Pending => self.state.cancel_pending(id, now_s),
+            Status::Running(_) => self.state.cancel_running(id, now_s),
+            Status::Finished { .. } | Status::Cancelled { .. } => {
+                return Err(SchedError::AlreadyEnded(id.0));
+            }
+        }
+        Ok(())
+    }
+
     /// A node failed: every job on it loses work since its last checkpoint and is requeued.
     /// Returns the jobs that were killed, in id order.
     pub fn on_node_failure(&mut self, node: NodeId, now_s: u64) -> Result<Vec<JobId>, SchedError> {
@@ -220,5 +234,68 @@ impl Scheduler {
         self.policy
             .next_wakeup_s(&self.state, now_s)
             .filter(|&t| t > now_s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::Work;
+
+    fn gang_of_four(name: &str) -> JobSpec {
+        JobSpec {
+            name: name.into(),
+            gang_size: 4,
+            tenant: "t".into(),
+            priority: 0,
+            work: Work::duration_on("a100", 1000.0),
+            runtime_estimate_s: Some(1000),
+            checkpoint_interval_s: None,
+            checkpoint_cost_s: 0,
+        }
+    }
+
+    #[test]
+    fn cancelling_a_running_job_frees_its_accelerators() {
+        let pools = [PoolConfig {
+            name: "p".into(),
+            accelerator: "a100".into(),
+            nodes: 1,
+            accelerators_per_node: 4,
+            nodes_per_leaf: 1,
+            leaves_per_pod: 1,
+        }];
+        for policy_name in crate::policy::NAMES {
+            let policy = crate::policy::by_name(policy_name).unwrap();
+            let mut scheduler =
+                Scheduler::new(&pools, &[], policy, SchedConfig::default()).unwrap();
+            let running = scheduler.submit(gang_of_four("running"), 0).unwrap();
+            let waiting = scheduler.submit(gang_of_four("waiting"), 0).unwrap();
+            scheduler.schedule(0);
+            assert!(scheduler.job(running).unwrap().run().is_some());
+            assert_eq!(scheduler.state().cluster.pools[0].free, 0);
+
+            scheduler.cancel(running, 50).unwrap();
+            let state = scheduler.state();
+            assert_eq!(state.cluster.pools[0].free, 4, "{policy_name}");
+            assert_eq!(state.running_count(), 0);
+            assert_eq!(state.tenants[0].used_total, 0);
+            assert_eq!(
+                scheduler.job(running).unwrap().status,
+                Status::Cancelled { cancelled_s: 50 }
+            );
+            assert_eq!(scheduler.job(running).unwrap().attained_acc_s, 200);
+            assert_eq!(
+                scheduler.on_finish(running, 60),
+                Err(SchedError::NotRunning(running.0))
+            );
+
+            let decisions = scheduler.schedule(50);
+            assert!(
+                matches!(decisions.as_slice(), [Decision::Start { job, .. }] if *job == waiting),
+                "{policy_name}: {decisions:?}"
+            );
+            assert_eq!(scheduler.state().cluster.pools[0].free, 0);
+        }
     }
 }

@@ -357,6 +357,42 @@ impl State {
         job.status = Status::Finished { finished_s: now_s };
     }
 
+    /// Takes a pending job out of the queue for good. `pending` and `pending_by_tenant` are the
+    /// only structures that hold pending jobs (policies keep no queue of their own; the indexed
+    /// LAS indexes running jobs only), so nothing else can start it later.
+    pub(crate) fn cancel_pending(&mut self, id: JobId, now_s: u64) {
+        let index = id.0 as usize;
+        debug_assert!(matches!(self.jobs[index].status, Status::Pending));
+        let job = &mut self.jobs[index];
+        let removed = self
+            .pending
+            .remove(&(self.pending_keys[index], job.submitted_s, id.0));
+        let removed_by_tenant = self.pending_by_tenant[job.tenant].remove(&(job.submitted_s, id.0));
+        debug_assert!(
+            removed && removed_by_tenant,
+            "a pending job is in both queues"
+        );
+        job.status = Status::Cancelled { cancelled_s: now_s };
+    }
+
+    /// Stops a running job for good: its accelerators and tenant usage are released (as on
+    /// finish, and logged for policies that index running jobs); it keeps only the work it had
+    /// checkpointed, as after a failure.
+    pub(crate) fn cancel_running(&mut self, id: JobId, now_s: u64) {
+        let run = self.take_run(id);
+        let job = &mut self.jobs[id.0 as usize];
+        let gang = u64::from(job.spec.gang_size);
+        let needed_s = job.remaining_compute_s(run.units_per_s);
+        let (computed_s, checkpointed_s) =
+            job.compute_after_wall_s(now_s.saturating_sub(run.compute_start_s));
+        let kept_s = checkpointed_s.min(computed_s.min(needed_s));
+        job.done_units =
+            (job.done_units + kept_s as f64 * run.units_per_s).min(job.spec.work.total_units);
+        job.useful_acc_s += kept_s * gang;
+        job.attained_acc_s += now_s.saturating_sub(run.started_s) * gang;
+        job.status = Status::Cancelled { cancelled_s: now_s };
+    }
+
     /// Adds a submitted job to the queue.
     pub(crate) fn enqueue(&mut self, job: Job, pools: Vec<(PoolId, f64)>, key: i64) {
         let id = job.id.0;

@@ -180,3 +180,48 @@ fn a_failure_restarts_the_job_from_its_checkpoint_with_the_expected_lost_work() 
     // Useful work is the job's 1,000 s on 4 accelerators; the lost 15 s are not counted.
     assert_eq!(record.useful_acc_s, 4_000);
 }
+
+#[test]
+fn a_cancelled_queued_job_never_starts_and_the_next_job_takes_its_place() {
+    // Every policy, and once with a tenant guarantee so quota reclaim (which walks each
+    // tenant's own queue) runs too.
+    let cases = ["fifo", "backfill", "sjf", "las", "fair", "gavel"]
+        .into_iter()
+        .map(|name| (name.to_string(), vec![]))
+        .chain([("fifo+quota".to_string(), vec![tenant("t", &[("a100", 4)])])]);
+    let mut decisions_by_policy = Vec::new();
+    for (label, tenants) in cases {
+        let policy_name = label.trim_end_matches("+quota");
+        let mut s = scheduler(policy_name, &[pool("p", "a100", 1, 4, 1, 1)], &tenants);
+        let first = submit(&mut s, job("first", 4, "a100", 100.0), 0);
+        let cancelled = submit(&mut s, job("cancelled", 4, "a100", 100.0), 0);
+        submit(&mut s, job("next", 4, "a100", 100.0), 0);
+        let mut decisions = pass(&mut s, 0);
+        s.cancel(cancelled, 10).unwrap();
+        assert_eq!(
+            s.job(cancelled).unwrap().status,
+            Status::Cancelled { cancelled_s: 10 }
+        );
+        assert_eq!(s.state().pending_count(), 1, "{label}");
+        s.on_finish(first, 100).unwrap();
+        decisions.extend(pass(&mut s, 100));
+        decisions.extend(pass(&mut s, 400));
+        decisions_by_policy.push(format!("{label}: {}", decisions.join("; ")));
+        assert_eq!(
+            s.cancel(cancelled, 100).unwrap_err().to_string(),
+            "job 1 has already ended (finished or cancelled); only a pending or running job can \
+             be cancelled"
+        );
+    }
+    insta::assert_debug_snapshot!(decisions_by_policy, @r#"
+    [
+        "fifo: start j0 on pool0 [n0x4] until 100s; start j2 on pool0 [n0x4] until 200s",
+        "backfill: start j0 on pool0 [n0x4] until 100s; start j2 on pool0 [n0x4] until 200s",
+        "sjf: start j0 on pool0 [n0x4] until 100s; start j2 on pool0 [n0x4] until 200s",
+        "las: start j0 on pool0 [n0x4] until 100s; start j2 on pool0 [n0x4] until 200s",
+        "fair: start j0 on pool0 [n0x4] until 100s; start j2 on pool0 [n0x4] until 200s",
+        "gavel: start j0 on pool0 [n0x4] until 100s; start j2 on pool0 [n0x4] until 200s",
+        "fifo+quota: start j0 on pool0 [n0x4] until 100s; start j2 on pool0 [n0x4] until 200s",
+    ]
+    "#);
+}

@@ -100,6 +100,12 @@ async fn job_lifecycle_queue_reason_and_cancel() {
     let queued = server
         .submit(&alice, json!({ "gpus": 4, "command": ["true"] }))
         .await;
+    let next = server
+        .submit(
+            &alice,
+            json!({ "gpus": 4, "command": ["sh", "-c", "echo devices=$CUDA_VISIBLE_DEVICES"] }),
+        )
+        .await;
     server
         .ok(
             Method::POST,
@@ -108,7 +114,8 @@ async fn job_lifecycle_queue_reason_and_cancel() {
             None,
         )
         .await;
-    server.wait_state(&alice, queued, "cancelled").await;
+    let job = server.wait_state(&alice, queued, "cancelled").await;
+    assert_eq!(job["reason"], "cancelled while queued");
     server
         .ok(
             Method::POST,
@@ -118,6 +125,29 @@ async fn job_lifecycle_queue_reason_and_cancel() {
         )
         .await;
     server.wait_state(&alice, blocker, "cancelled").await;
+    // The blocker's devices go straight to the next job; the cancelled one never starts.
+    server.wait_state(&alice, next, "succeeded").await;
+    assert!(
+        server
+            .logs(&alice, next, 0)
+            .await
+            .contains("devices=0,1,2,3")
+    );
+    let job = server
+        .ok(Method::GET, &format!("/api/v1/jobs/{queued}"), &alice, None)
+        .await;
+    assert_eq!(job["state"], "cancelled");
+    assert!(job["run"].is_null(), "{job}");
+    assert_eq!(job["attempts"], 0, "{job}");
+    assert!(job["started_at_s"].is_null(), "{job}");
+    assert!(
+        !server
+            .data_dir
+            .join("jobs")
+            .join(queued.to_string())
+            .exists(),
+        "the cancelled queued job got a run directory"
+    );
     let (status, _) = server
         .call(
             Method::POST,
@@ -147,7 +177,7 @@ async fn job_lifecycle_queue_reason_and_cancel() {
     );
 
     let jobs = server.ok(Method::GET, "/api/v1/jobs", &alice, None).await;
-    assert_eq!(jobs.as_array().unwrap().len(), 5);
+    assert_eq!(jobs.as_array().unwrap().len(), 6);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

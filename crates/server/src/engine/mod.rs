@@ -8,7 +8,7 @@
 //! running before its processes start), so a crash in between is found and repaired by
 //! `recover`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -72,9 +72,6 @@ pub struct Engine {
     sched_of: HashMap<i64, u32>,
     /// Jobs waiting for their tenant's quota, outside the scheduler.
     held: BTreeSet<i64>,
-    /// Scheduler jobs cancelled while pending (the scheduler cannot drop a pending job, so they
-    /// are finished the moment it starts them).
-    cancelled_in_sched: HashSet<u32>,
     quotas: BTreeMap<(String, String), u32>,
     /// Free accelerators per pool at the last full refresh of queued jobs' reasons, and jobs
     /// queued since: reasons depend only on free capacity, so an unchanged cluster means only new
@@ -138,7 +135,6 @@ impl Engine {
             by_sched: HashMap::new(),
             sched_of: HashMap::new(),
             held: BTreeSet::new(),
-            cancelled_in_sched: HashSet::new(),
             quotas: BTreeMap::new(),
             recovering: false,
             reasons_free: Vec::new(),
@@ -378,12 +374,6 @@ impl Engine {
                         ..
                     } => {
                         let count: u32 = allocation.iter().map(|(_, c)| c).sum();
-                        if self.cancelled_in_sched.remove(&job.0) {
-                            let _ = self.scheduler.on_finish(job, now_s() as u64);
-                            self.by_sched.remove(&job.0);
-                            again = true;
-                            continue;
-                        }
                         let Some(&id) = self.by_sched.get(&job.0) else {
                             continue;
                         };
@@ -635,8 +625,19 @@ impl Engine {
                 }
             }
             _ => {
+                // Out of the scheduler's queue for good, so it never starts; a job held for
+                // quota was never submitted to it.
                 if let Some(sched_id) = self.sched_of.remove(&id) {
-                    self.cancelled_in_sched.insert(sched_id);
+                    self.by_sched.remove(&sched_id);
+                    // Only a job that has already ended can be refused, and an ended job is
+                    // not active; nothing to undo if that ever happens.
+                    if let Err(error) = self.scheduler.cancel(JobId(sched_id), now_s() as u64) {
+                        debug_assert!(
+                            false,
+                            "queued job {id} not pending in the scheduler: {error}"
+                        );
+                        tracing::warn!(job = id, %error, "scheduler refused to cancel a queued job");
+                    }
                 }
                 job.state = JobState::Cancelled;
                 job.reason = "cancelled while queued".into();
