@@ -82,13 +82,21 @@ async fn bootstrap(store: &dyn Store, data_dir: &Path) -> Result<(), ServerError
         return Ok(());
     }
     let now = engine::now_s();
+    let admin = store::User {
+        name: "admin".into(),
+        tenant: None,
+        role: store::Role::Admin,
+        created_at_s: now,
+    };
+    let entry = store::NewAuditEvent {
+        at_ms: now * 1000,
+        actor: "server".into(),
+        action: "bootstrap".into(),
+        target: "user admin".into(),
+        outcome: "created".into(),
+    };
     store
-        .create_user(&store::User {
-            name: "admin".into(),
-            tenant: None,
-            role: store::Role::Admin,
-            created_at_s: now,
-        })
+        .change_audited(store::Change::CreateUser(&admin), &entry)
         .await?;
     let (secret, record) = auth::new_token("admin", now, None);
     store.insert_token(&record).await?;
@@ -97,15 +105,6 @@ async fn bootstrap(store: &dyn Store, data_dir: &Path) -> Result<(), ServerError
         path: path.display().to_string(),
         source,
     })?;
-    store
-        .append_audit(&store::NewAuditEvent {
-            at_ms: now * 1000,
-            actor: "server".into(),
-            action: "bootstrap".into(),
-            target: "user admin".into(),
-            outcome: "created".into(),
-        })
-        .await?;
     tracing::info!(path = %path.display(), "first start: created user `admin`; its token is in this file");
     Ok(())
 }

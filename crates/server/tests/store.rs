@@ -3,9 +3,12 @@
 
 use std::collections::BTreeMap;
 
+use std::sync::Arc;
 use suanli_server::audit;
+
 use suanli_server::store::{
-    JobSpec, JobState, NewAuditEvent, Quota, Role, RunRecord, Store, StoreError, Tenant, User,
+    Change, Changed, JobSpec, JobState, NewAuditEvent, Quota, Role, RunRecord, Store, StoreError,
+    Tenant, User,
 };
 
 /// A tag that keeps runs against a shared database apart.
@@ -201,6 +204,155 @@ async fn conformance(store: &dyn Store) {
     let mut edited = chain.clone();
     edited[before + 1].outcome = "200".into();
     assert_eq!(audit::verify(&edited).unwrap_err().seq, (before + 2) as i64);
+
+    audited_changes(store, &tag, &user.name).await;
+}
+
+fn entry(actor: &str, action: &str, target: &str) -> NewAuditEvent {
+    NewAuditEvent {
+        at_ms: 2000,
+        actor: actor.into(),
+        action: action.into(),
+        target: target.into(),
+        outcome: "201".into(),
+    }
+}
+
+async fn chain_len(store: &dyn Store) -> usize {
+    store.list_audit().await.unwrap().len()
+}
+
+/// A change and its audit entry commit together, or neither does.
+async fn audited_changes(store: &dyn Store, tag: &str, user: &str) {
+    let before = chain_len(store).await;
+
+    // A change and its entry, in one call.
+    let tenant = Tenant {
+        name: format!("{tag}-audited"),
+        created_at_s: 20,
+    };
+    let (changed, appended) = store
+        .change_audited(
+            Change::CreateTenant(&tenant),
+            &entry(user, "POST /api/v1/tenants", &tenant.name),
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed, Changed::Done);
+    let appended = appended.unwrap();
+    assert_eq!(appended.target, tenant.name);
+    assert!(store.list_tenants().await.unwrap().contains(&tenant));
+    let chain = store.list_audit().await.unwrap();
+    assert_eq!(chain.len(), before + 1);
+    assert_eq!(chain.last().unwrap(), &appended);
+    audit::verify(&chain).unwrap();
+
+    // A refused change appends nothing: the transaction rolls back as a whole.
+    assert!(matches!(
+        store
+            .change_audited(
+                Change::CreateTenant(&tenant),
+                &entry(user, "POST /api/v1/tenants", "again")
+            )
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    let jobs = store.list_jobs(Some(tag)).await.unwrap();
+    let missing = suanli_server::store::JobRecord {
+        id: -7,
+        ..jobs[0].clone()
+    };
+    assert!(matches!(
+        store
+            .change_audited(
+                Change::UpdateJob(&missing),
+                &entry(user, "POST /api/v1/jobs/-7/cancel", "")
+            )
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(chain_len(store).await, before + 1);
+
+    // A change that changes nothing appends nothing either (the caller audits the request).
+    let tokens = store.list_tokens().await.unwrap();
+    let revoked = tokens.iter().find(|t| t.revoked_at_s.is_some()).unwrap();
+    assert_eq!(
+        store
+            .change_audited(
+                Change::RevokeToken {
+                    id: &revoked.id,
+                    now_s: 40
+                },
+                &entry(user, "DELETE /api/v1/tokens", &revoked.id),
+            )
+            .await
+            .unwrap(),
+        (Changed::Unchanged, None)
+    );
+    assert_eq!(chain_len(store).await, before + 1);
+
+    // A new job's id is appended to its entry's target.
+    let (changed, appended) = store
+        .change_audited(
+            Change::InsertJob {
+                spec: &jobs[0].spec,
+                now_s: 200,
+            },
+            &entry(user, "POST /api/v1/jobs", "/api/v1/jobs"),
+        )
+        .await
+        .unwrap();
+    let Changed::Job(job) = changed else {
+        panic!("inserting a job returned {changed:?}");
+    };
+    assert_eq!(store.get_job(job.id).await.unwrap().as_ref(), Some(&*job));
+    assert_eq!(
+        appended.unwrap().target,
+        format!("/api/v1/jobs job {}", job.id)
+    );
+    audit::verify(&store.list_audit().await.unwrap()).unwrap();
+}
+
+/// Concurrent appends, with and without a change, never fork the chain: every one gets its own
+/// sequence number and the chain verifies.
+async fn concurrent_appends(store: Arc<dyn Store>) {
+    let tag = unique("c");
+    let before = store.list_audit().await.unwrap().len();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..24 {
+        let store = store.clone();
+        let tag = tag.clone();
+        tasks.spawn(async move {
+            let event = entry("concurrent", "PUT /api/v1/quotas", &format!("{tag} {i}"));
+            if i % 2 == 0 {
+                let quota = Quota {
+                    tenant: tag.clone(),
+                    accelerator: format!("type-{i}"),
+                    limit: i,
+                };
+                store
+                    .change_audited(Change::SetQuota(&quota), &event)
+                    .await
+                    .unwrap()
+                    .1
+                    .unwrap()
+            } else {
+                store.append_audit(&event).await.unwrap()
+            }
+        });
+    }
+    let mut seqs = Vec::new();
+    while let Some(appended) = tasks.join_next().await {
+        seqs.push(appended.unwrap().seq);
+    }
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(seqs.len(), 24, "two appends got the same sequence number");
+    let chain = store.list_audit().await.unwrap();
+    assert!(chain.len() >= before + 24);
+    audit::verify(&chain).unwrap();
+    let quotas = store.list_quotas().await.unwrap();
+    assert_eq!(quotas.iter().filter(|q| q.tenant == tag).count(), 12);
 }
 
 #[tokio::test]
@@ -212,6 +364,7 @@ async fn sqlite_store_conforms() {
         .unwrap();
     assert!(store.is_empty().await.unwrap());
     conformance(&store).await;
+    concurrent_appends(Arc::new(store.clone())).await;
     // Reopening keeps everything.
     drop(store);
     let reopened = suanli_server::SqlStore::open_sqlite(&dir.join("test.db"))
@@ -232,4 +385,5 @@ async fn postgres_store_conforms() {
     let store = suanli_server::SqlStore::connect(&url).await.unwrap();
     assert_eq!(store.kind(), "postgres");
     conformance(&store).await;
+    concurrent_appends(Arc::new(store)).await;
 }

@@ -2,15 +2,16 @@
 
 use axum::Json;
 use axum::extract::{Extension, Path, State};
-use axum::response::Response;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{ApiError, ApiResult, AppState, created};
+use super::{ApiError, ApiResult, AppState, AuditDraft, audited, created};
 use crate::audit;
 use crate::auth::{self, Principal};
 use crate::engine::now_s;
-use crate::store::{Quota, Role, Store, Tenant, User};
+use crate::store::{Change, Changed, Quota, Role, Store, Tenant, User};
 
 pub(super) async fn list_tenants(
     State(state): State<AppState>,
@@ -48,6 +49,7 @@ fn valid_name(kind: &str, name: &str) -> ApiResult<()> {
 pub(super) async fn create_tenant(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
+    Extension(draft): Extension<AuditDraft>,
     Json(body): Json<NewTenant>,
 ) -> ApiResult<Response> {
     if !me.is_admin() {
@@ -58,8 +60,12 @@ pub(super) async fn create_tenant(
         name: body.name.clone(),
         created_at_s: now_s(),
     };
-    state.store.create_tenant(&tenant).await?;
-    Ok(created(tenant, body.name))
+    let entry = draft.entry(StatusCode::CREATED, Some(&body.name));
+    state
+        .store
+        .change_audited(Change::CreateTenant(&tenant), &entry)
+        .await?;
+    Ok(created(tenant))
 }
 
 pub(super) async fn list_users(
@@ -89,6 +95,7 @@ pub(super) struct NewUser {
 pub(super) async fn create_user(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
+    Extension(draft): Extension<AuditDraft>,
     Json(body): Json<NewUser>,
 ) -> ApiResult<Response> {
     valid_name("user", &body.name)?;
@@ -124,8 +131,12 @@ pub(super) async fn create_user(
         role: body.role,
         created_at_s: now_s(),
     };
-    state.store.create_user(&user).await?;
-    Ok(created(user, body.name))
+    let entry = draft.entry(StatusCode::CREATED, Some(&body.name));
+    state
+        .store
+        .change_audited(Change::CreateUser(&user), &entry)
+        .await?;
+    Ok(created(user))
 }
 
 /// Whether `me` may create or revoke tokens of `user`.
@@ -169,6 +180,7 @@ pub(super) struct NewToken {
 pub(super) async fn create_token(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
+    Extension(draft): Extension<AuditDraft>,
     Json(body): Json<NewToken>,
 ) -> ApiResult<Response> {
     let user = body.user.unwrap_or_else(|| me.user.clone());
@@ -185,18 +197,22 @@ pub(super) async fn create_token(
     }
     let now = now_s();
     let (secret, record) = auth::new_token(&user, now, body.expires_in_s.map(|s| now + s));
-    state.store.insert_token(&record).await?;
+    let entry = draft.entry(StatusCode::CREATED, Some(&record.id));
+    state
+        .store
+        .change_audited(Change::InsertToken(&record), &entry)
+        .await?;
     Ok(created(
         json!({ "id": record.id, "user": user, "token": secret, "expires_at_s": record.expires_at_s }),
-        record.id.clone(),
     ))
 }
 
 pub(super) async fn revoke_token(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
+    Extension(draft): Extension<AuditDraft>,
     Path(id): Path<String>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Response> {
     let Some(token) = state.store.get_token(&id).await? else {
         return Err(ApiError::not_found(format!("token `{id}`")));
     };
@@ -205,8 +221,18 @@ pub(super) async fn revoke_token(
             "you cannot revoke token `{id}`"
         )));
     }
-    let revoked = state.store.revoke_token(&id, now_s()).await?;
-    Ok(Json(json!({ "id": id, "revoked": revoked })))
+    let change = Change::RevokeToken {
+        id: &id,
+        now_s: now_s(),
+    };
+    let entry = draft.entry(StatusCode::OK, None);
+    let (changed, _) = state.store.change_audited(change, &entry).await?;
+    let body = Json(json!({ "id": id, "revoked": changed == Changed::Done }));
+    // Revoking a revoked token changes nothing; the middleware records that request.
+    Ok(match changed {
+        Changed::Unchanged => body.into_response(),
+        _ => audited(body),
+    })
 }
 
 pub(super) async fn list_quotas(
@@ -230,8 +256,9 @@ pub(super) async fn list_quotas(
 pub(super) async fn set_quota(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
+    Extension(draft): Extension<AuditDraft>,
     Json(quota): Json<Quota>,
-) -> ApiResult<Json<Quota>> {
+) -> ApiResult<Response> {
     if !me.is_admin() {
         return Err(ApiError::forbidden("only an admin sets quotas"));
     }
@@ -243,9 +270,13 @@ pub(super) async fn set_quota(
         accelerator: crate::devices::canonical_type(&quota.accelerator),
         ..quota
     };
-    state.store.set_quota(&quota).await?;
+    let entry = draft.entry(StatusCode::OK, None);
+    state
+        .store
+        .change_audited(Change::SetQuota(&quota), &entry)
+        .await?;
     state.engine.lock().await.reload_quotas().await?;
-    Ok(Json(quota))
+    Ok(audited(Json(quota)))
 }
 
 pub(super) async fn list_nodes(State(state): State<AppState>) -> Json<serde_json::Value> {

@@ -8,7 +8,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::{ApiError, ApiResult, AppState, created};
+use super::{ApiError, ApiResult, AppState, AuditDraft, audited, created};
 use crate::auth::Principal;
 use crate::store::{JobSpec, JobState};
 
@@ -77,6 +77,7 @@ pub(super) struct GoalRequest {
 pub(super) async fn submit_job(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
+    Extension(draft): Extension<AuditDraft>,
     Json(body): Json<Submit>,
 ) -> ApiResult<Response> {
     let tenant = body
@@ -125,9 +126,10 @@ pub(super) async fn submit_job(
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
         spec.goal = Some(planned.map_err(ApiError::bad)?);
     }
-    let job = state.engine.lock().await.submit(spec).await?;
-    let id = job.id;
-    Ok(created(job, format!("job {id}")))
+    // The store appends ` job ID` to the entry's target once the job has its id.
+    let entry = draft.entry(StatusCode::CREATED, None);
+    let job = state.engine.lock().await.submit(spec, &entry).await?;
+    Ok(created(job))
 }
 
 pub(super) async fn readable_job(
@@ -159,8 +161,9 @@ pub(super) async fn show_job(
 pub(super) async fn cancel_job(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
+    Extension(draft): Extension<AuditDraft>,
     Path(id): Path<i64>,
-) -> ApiResult<Json<crate::store::JobRecord>> {
+) -> ApiResult<Response> {
     let job = readable_job(&state, &me, id).await?;
     if !me.can_cancel(&job.spec.tenant, &job.spec.user) {
         return Err(ApiError::forbidden(&format!(
@@ -169,7 +172,14 @@ pub(super) async fn cancel_job(
             job.spec.user
         )));
     }
-    Ok(Json(state.engine.lock().await.cancel(id).await?))
+    let entry = draft.entry(StatusCode::OK, None);
+    let (job, recorded) = state.engine.lock().await.cancel(id, &entry).await?;
+    // A repeated cancel of a job already stopping changes nothing; the middleware records it.
+    Ok(if recorded {
+        audited(Json(job))
+    } else {
+        Json(job).into_response()
+    })
 }
 
 #[derive(Deserialize)]

@@ -1,8 +1,12 @@
 //! The HTTP API: REST/JSON under `/api/v1/`, `/healthz`, `/metrics` and `/openapi.json`.
 //!
 //! One middleware authenticates every request but `/healthz` (bearer token -> `Principal`) and
-//! appends every state-changing request to the audit log with its outcome; each handler then
-//! checks the caller's role and tenant itself, next to the data it guards.
+//! sees that every state-changing request is in the audit log with its outcome; each handler then
+//! checks the caller's role and tenant itself, next to the data it guards. A handler that changes
+//! the store passes the request's entry (`AuditDraft::entry`) to `Store::change_audited`, so the
+//! change and its entry commit together, and marks its response `AuditRecorded`; for any other
+//! response (denied, refused, failed, or a request that changed nothing in the store) the
+//! middleware appends the entry itself.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -77,10 +81,42 @@ impl From<EngineError> for ApiError {
     }
 }
 
-/// What the audit middleware records as the request's target, set by handlers that create
-/// something (the new job's id, the new token's id).
+/// The audit entry of an authenticated state-changing request, short of its outcome; put in the
+/// request's extensions by the middleware.
 #[derive(Clone, Debug)]
-pub struct AuditNote(pub String);
+pub struct AuditDraft {
+    at_ms: i64,
+    actor: String,
+    action: String,
+    path: String,
+}
+
+impl AuditDraft {
+    /// The entry for this request ending with `status`; `note` names what it created.
+    pub fn entry(&self, status: StatusCode, note: Option<&str>) -> NewAuditEvent {
+        NewAuditEvent {
+            at_ms: self.at_ms,
+            actor: self.actor.clone(),
+            action: self.action.clone(),
+            target: match note {
+                Some(note) => format!("{} {note}", self.path),
+                None => self.path.clone(),
+            },
+            outcome: status.as_u16().to_string(),
+        }
+    }
+}
+
+/// Marks a response whose audit entry was appended in the same transaction as its change.
+#[derive(Clone, Copy, Debug)]
+pub struct AuditRecorded;
+
+/// Marks `response` as already audited.
+fn audited(response: impl IntoResponse) -> Response {
+    let mut response = response.into_response();
+    response.extensions_mut().insert(AuditRecorded);
+    response
+}
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -151,34 +187,33 @@ async fn authenticate(State(state): State<AppState>, mut request: Request, next:
     let path = request.uri().path().to_string();
     let mutating = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
     let principal = resolve(state.store.as_ref(), bearer(request.headers())).await;
-    let (actor, response) = match principal {
+    let mut draft = AuditDraft {
+        at_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64),
+        actor: "anonymous".to_string(),
+        action: format!("{method} {path}"),
+        path,
+    };
+    let response = match principal {
         Err(problem) => {
             let mut response = ApiError(StatusCode::UNAUTHORIZED, problem).into_response();
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            ("anonymous".to_string(), response)
+            response
         }
         Ok(principal) => {
-            let actor = principal.user.clone();
+            draft.actor = principal.user.clone();
             request.extensions_mut().insert(principal);
-            (actor, next.run(request).await)
+            if mutating {
+                request.extensions_mut().insert(draft.clone());
+            }
+            next.run(request).await
         }
     };
-    if mutating {
-        let target = response
-            .extensions()
-            .get::<AuditNote>()
-            .map_or_else(|| path.clone(), |note| format!("{path} {}", note.0));
-        let event = NewAuditEvent {
-            at_ms: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as i64),
-            actor,
-            action: format!("{method} {path}"),
-            target,
-            outcome: response.status().as_u16().to_string(),
-        };
+    if mutating && response.extensions().get::<AuditRecorded>().is_none() {
+        let event = draft.entry(response.status(), None);
         if let Err(error) = state.store.append_audit(&event).await {
             tracing::error!(%error, "failed to append to the audit log");
         }
@@ -186,10 +221,9 @@ async fn authenticate(State(state): State<AppState>, mut request: Request, next:
     response
 }
 
-fn created<T: serde::Serialize>(value: T, note: String) -> Response {
-    let mut response = (StatusCode::CREATED, Json(value)).into_response();
-    response.extensions_mut().insert(AuditNote(note));
-    response
+/// A `201 Created` whose change was audited with it.
+fn created<T: serde::Serialize>(value: T) -> Response {
+    audited((StatusCode::CREATED, Json(value)))
 }
 
 async fn whoami(Extension(me): Extension<Principal>) -> Json<serde_json::Value> {

@@ -17,7 +17,9 @@ use suanli_sched::{Decision, JobId, Scheduler, Work};
 
 use crate::devices::DeviceGroup;
 use crate::executor::{Executor, ExitEvent, Launch};
-use crate::store::{JobRecord, JobSpec, JobState, RunRecord, Store, StoreError};
+use crate::store::{
+    Change, Changed, JobRecord, JobSpec, JobState, NewAuditEvent, RunRecord, Store, StoreError,
+};
 
 mod nodes;
 mod recovery;
@@ -216,10 +218,22 @@ impl Engine {
         Ok(())
     }
 
-    /// Accepts a job: stores it, admits it and runs a scheduling pass.
-    pub async fn submit(&mut self, spec: JobSpec) -> Result<JobRecord, EngineError> {
+    /// Accepts a job: stores it with the request's audit entry `audit` (one transaction), admits
+    /// it and runs a scheduling pass.
+    pub async fn submit(
+        &mut self,
+        spec: JobSpec,
+        audit: &NewAuditEvent,
+    ) -> Result<JobRecord, EngineError> {
         self.validate(&spec)?;
-        let record = self.store.insert_job(&spec, now_s()).await?;
+        let change = Change::InsertJob {
+            spec: &spec,
+            now_s: now_s(),
+        };
+        let record = match self.store.change_audited(change, audit).await? {
+            (Changed::Job(record), _) => *record,
+            (other, _) => unreachable!("inserting a job returned {other:?}"),
+        };
         let id = record.id;
         self.metrics.jobs_submitted += 1;
         self.active.insert(id, record);
@@ -344,7 +358,23 @@ impl Engine {
 
     /// Writes a job and drops it from the active set once terminal.
     async fn save(&mut self, job: JobRecord) -> Result<(), EngineError> {
-        self.store.update_job(&job).await?;
+        self.save_audited(job, None).await
+    }
+
+    /// `save`, appending `audit` in the same transaction when given.
+    async fn save_audited(
+        &mut self,
+        job: JobRecord,
+        audit: Option<&NewAuditEvent>,
+    ) -> Result<(), EngineError> {
+        match audit {
+            Some(audit) => {
+                self.store
+                    .change_audited(Change::UpdateJob(&job), audit)
+                    .await?;
+            }
+            None => self.store.update_job(&job).await?,
+        }
         if job.state.is_terminal() {
             self.active.remove(&job.id);
             self.held.remove(&job.id);
@@ -602,8 +632,14 @@ impl Engine {
     }
 
     /// Cancels a job: a queued one at once, a running one by stopping its process group (it
-    /// becomes `cancelled` when its processes are gone).
-    pub async fn cancel(&mut self, id: i64) -> Result<JobRecord, EngineError> {
+    /// becomes `cancelled` when its processes are gone). The change is stored with the request's
+    /// audit entry `audit`; the flag is false when nothing changed (a cancel already under way)
+    /// and so nothing was appended.
+    pub async fn cancel(
+        &mut self,
+        id: i64,
+        audit: &NewAuditEvent,
+    ) -> Result<(JobRecord, bool), EngineError> {
         let Some(mut job) = self.active.get(&id).cloned() else {
             return match self.store.get_job(id).await? {
                 Some(job) => Err(EngineError::Conflict(format!(
@@ -616,15 +652,21 @@ impl Engine {
         match job.state {
             JobState::Running => {
                 let run = job.run.as_mut().expect("a running job has a run");
-                if !run.cancel_requested {
-                    run.cancel_requested = true;
-                    job.reason = "cancelling: stopping its processes".into();
-                    let run_dir = PathBuf::from(&run.run_dir);
-                    self.save(job.clone()).await?;
-                    self.executor.stop(&run_dir, STOP_GRACE).await;
+                if run.cancel_requested {
+                    return Ok((job, false));
                 }
+                run.cancel_requested = true;
+                job.reason = "cancelling: stopping its processes".into();
+                let run_dir = PathBuf::from(&run.run_dir);
+                self.save_audited(job.clone(), Some(audit)).await?;
+                self.executor.stop(&run_dir, STOP_GRACE).await;
             }
             _ => {
+                job.state = JobState::Cancelled;
+                job.reason = "cancelled while queued".into();
+                job.finished_at_s = Some(now_s());
+                // Stored first: if that fails, the job is still queued everywhere.
+                self.save_audited(job.clone(), Some(audit)).await?;
                 // Out of the scheduler's queue for good, so it never starts; a job held for
                 // quota was never submitted to it.
                 if let Some(sched_id) = self.sched_of.remove(&id) {
@@ -639,14 +681,10 @@ impl Engine {
                         tracing::warn!(job = id, %error, "scheduler refused to cancel a queued job");
                     }
                 }
-                job.state = JobState::Cancelled;
-                job.reason = "cancelled while queued".into();
-                job.finished_at_s = Some(now_s());
-                self.save(job.clone()).await?;
                 self.schedule_pass().await?;
             }
         }
-        Ok(job)
+        Ok((job, true))
     }
 }
 

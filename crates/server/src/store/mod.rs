@@ -1,6 +1,7 @@
 //! The store: every durable record of the control plane (tenants, users, tokens, quotas, jobs,
 //! audit events) behind one async trait, so the embedded SQLite file and a PostgreSQL server are
-//! interchangeable. Each method is one transaction; the conformance suite in
+//! interchangeable. Each method is one transaction; a request's change and its audit entry go
+//! through `Store::change_audited`, so both are stored or neither. The conformance suite in
 //! `tests/store.rs` runs against every implementation.
 
 mod sql;
@@ -285,6 +286,36 @@ pub struct AuditEvent {
     pub hash: String,
 }
 
+/// A state change a request makes, for `Store::change_audited`; each variant is the change the
+/// store method of the same name makes.
+#[derive(Clone, Copy, Debug)]
+pub enum Change<'a> {
+    CreateTenant(&'a Tenant),
+    CreateUser(&'a User),
+    InsertToken(&'a TokenRecord),
+    RevokeToken {
+        id: &'a str,
+        now_s: i64,
+    },
+    SetQuota(&'a Quota),
+    /// Stores a new queued job; ` job ID` (its new id) is appended to the audit entry's target.
+    InsertJob {
+        spec: &'a JobSpec,
+        now_s: i64,
+    },
+    UpdateJob(&'a JobRecord),
+}
+
+/// What a `Change` did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Changed {
+    Done,
+    /// Nothing to change (revoking an unknown or revoked token): no entry is appended either.
+    Unchanged,
+    /// The job `InsertJob` stored, with its id.
+    Job(Box<JobRecord>),
+}
+
 /// Durable state of the control plane. Every method is one transaction.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync {
@@ -322,7 +353,18 @@ pub trait Store: Send + Sync {
     /// Writes a job's mutable fields (state, reason, counters, times, run).
     async fn update_job(&self, job: &JobRecord) -> Result<(), StoreError>;
 
-    /// Appends to the hash chain, reading the previous hash in the same transaction.
+    /// Makes `change` and appends `audit` to the hash chain in one transaction, so a crash
+    /// leaves both or neither. A failed change (a conflict, an unknown job) appends nothing; a
+    /// change that changes nothing returns `Changed::Unchanged` and no entry. Appends from
+    /// concurrent calls are serialised, so the chain never forks.
+    async fn change_audited(
+        &self,
+        change: Change<'_>,
+        audit: &NewAuditEvent,
+    ) -> Result<(Changed, Option<AuditEvent>), StoreError>;
+
+    /// Appends to the hash chain on its own (requests that change nothing, denied ones), reading
+    /// the previous hash in the same transaction.
     async fn append_audit(&self, event: &NewAuditEvent) -> Result<AuditEvent, StoreError>;
     /// The whole chain in sequence order.
     async fn list_audit(&self) -> Result<Vec<AuditEvent>, StoreError>;

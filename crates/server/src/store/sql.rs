@@ -4,13 +4,21 @@
 //! only the schema differs (`AUTOINCREMENT` against `BIGSERIAL`). Every integer column is 64-bit
 //! so both engines decode to `i64`. Job specs and runs are JSON text: the server reads them whole
 //! and never queries inside them.
+//!
+//! Audit appends are serialised so two transactions never read the same chain head: on
+//! PostgreSQL each append first takes `LOCK TABLE audit IN SHARE ROW EXCLUSIVE MODE` (conflicts
+//! with itself, not with readers; held to commit), which holds across connections and processes,
+//! unlike a mutex in the server; the lock is taken after the change, last, so it is held only
+//! for the append and cannot deadlock with the change's row locks. On SQLite the pool has a
+//! single connection, so transactions already run one at a time, and the change's write has
+//! taken SQLite's write lock before the head is read.
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, Row};
+use sqlx::{AnyConnection, AnyPool, Row};
 
 use super::{
-    AuditEvent, JobRecord, JobSpec, JobState, NewAuditEvent, Quota, Role, Store, StoreError,
-    Tenant, TokenRecord, User,
+    AuditEvent, Change, Changed, JobRecord, JobSpec, JobState, NewAuditEvent, Quota, Role, Store,
+    StoreError, Tenant, TokenRecord, User,
 };
 
 const SQLITE_SCHEMA: &[&str] = &[
@@ -178,6 +186,173 @@ fn to_json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("store records serialise")
 }
 
+impl SqlStore {
+    /// One change on its own, without an audit entry (the engine's own updates, bootstrap).
+    async fn apply_alone(&self, change: Change<'_>) -> Result<Changed, StoreError> {
+        let mut connection = self.pool.acquire().await?;
+        apply(&mut connection, change).await
+    }
+}
+
+/// Makes one change on `connection` (inside the caller's transaction, if any).
+async fn apply(connection: &mut AnyConnection, change: Change<'_>) -> Result<Changed, StoreError> {
+    match change {
+        Change::CreateTenant(tenant) => {
+            sqlx::query("INSERT INTO tenants (name, created_at_s) VALUES ($1, $2)")
+                .bind(&tenant.name)
+                .bind(tenant.created_at_s)
+                .execute(&mut *connection)
+                .await
+                .map_err(|e| conflict_or(e, format!("tenant `{}`", tenant.name)))?;
+        }
+        Change::CreateUser(user) => {
+            sqlx::query(
+                "INSERT INTO users (name, tenant, role, created_at_s) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&user.name)
+            .bind(user.tenant.clone())
+            .bind(user.role.as_str())
+            .bind(user.created_at_s)
+            .execute(&mut *connection)
+            .await
+            .map_err(|e| conflict_or(e, format!("user `{}`", user.name)))?;
+        }
+        Change::InsertToken(token) => {
+            sqlx::query(
+                "INSERT INTO tokens (id, user_name, hash, created_at_s, expires_at_s, revoked_at_s) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&token.id)
+            .bind(&token.user)
+            .bind(&token.hash)
+            .bind(token.created_at_s)
+            .bind(token.expires_at_s)
+            .bind(token.revoked_at_s)
+            .execute(&mut *connection)
+            .await
+            .map_err(|e| conflict_or(e, format!("token `{}`", token.id)))?;
+        }
+        Change::RevokeToken { id, now_s } => {
+            let result = sqlx::query(
+                "UPDATE tokens SET revoked_at_s = $1 WHERE id = $2 AND revoked_at_s IS NULL",
+            )
+            .bind(now_s)
+            .bind(id)
+            .execute(&mut *connection)
+            .await?;
+            if result.rows_affected() != 1 {
+                return Ok(Changed::Unchanged);
+            }
+        }
+        Change::SetQuota(quota) => {
+            sqlx::query(
+                "INSERT INTO quotas (tenant, accelerator, limit_count) VALUES ($1, $2, $3) \
+                 ON CONFLICT (tenant, accelerator) DO UPDATE SET limit_count = excluded.limit_count",
+            )
+            .bind(&quota.tenant)
+            .bind(&quota.accelerator)
+            .bind(i64::from(quota.limit))
+            .execute(&mut *connection)
+            .await?;
+        }
+        Change::InsertJob { spec, now_s } => {
+            let row = sqlx::query(
+                "INSERT INTO jobs (tenant, state, reason, restarts, attempts, submitted_at_s, spec) \
+                 VALUES ($1, $2, $3, 0, 0, $4, $5) RETURNING id",
+            )
+            .bind(&spec.tenant)
+            .bind(JobState::Queued.as_str())
+            .bind("submitted")
+            .bind(now_s)
+            .bind(to_json(spec))
+            .fetch_one(&mut *connection)
+            .await?;
+            return Ok(Changed::Job(Box::new(JobRecord {
+                id: row.try_get("id")?,
+                spec: spec.clone(),
+                state: JobState::Queued,
+                reason: "submitted".into(),
+                restarts: 0,
+                attempts: 0,
+                exit_code: None,
+                submitted_at_s: now_s,
+                started_at_s: None,
+                finished_at_s: None,
+                run: None,
+            })));
+        }
+        Change::UpdateJob(job) => {
+            let result = sqlx::query(
+                "UPDATE jobs SET state = $1, reason = $2, restarts = $3, attempts = $4, \
+                 exit_code = $5, started_at_s = $6, finished_at_s = $7, run = $8 WHERE id = $9",
+            )
+            .bind(job.state.as_str())
+            .bind(&job.reason)
+            .bind(i64::from(job.restarts))
+            .bind(i64::from(job.attempts))
+            .bind(job.exit_code.map(i64::from))
+            .bind(job.started_at_s)
+            .bind(job.finished_at_s)
+            .bind(job.run.as_ref().map(to_json))
+            .bind(job.id)
+            .execute(&mut *connection)
+            .await?;
+            if result.rows_affected() != 1 {
+                return Err(StoreError::NotFound(format!("job {}", job.id)));
+            }
+        }
+    }
+    Ok(Changed::Done)
+}
+
+/// Appends `event` after the chain's head, inside the caller's transaction; see the module
+/// comment for how concurrent appends are serialised.
+async fn append_in(
+    connection: &mut AnyConnection,
+    kind: &str,
+    event: &NewAuditEvent,
+) -> Result<AuditEvent, StoreError> {
+    if kind == "postgres" {
+        sqlx::query("LOCK TABLE audit IN SHARE ROW EXCLUSIVE MODE")
+            .execute(&mut *connection)
+            .await?;
+    }
+    let last = sqlx::query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(&mut *connection)
+        .await?;
+    let (prev_seq, prev_hash) = match last {
+        Some(row) => (row.try_get::<i64, _>("seq")?, row.try_get("hash")?),
+        None => (0, crate::audit::GENESIS_HASH.to_string()),
+    };
+    let mut chained = AuditEvent {
+        seq: prev_seq + 1,
+        at_ms: event.at_ms,
+        actor: event.actor.clone(),
+        action: event.action.clone(),
+        target: event.target.clone(),
+        outcome: event.outcome.clone(),
+        prev_hash,
+        hash: String::new(),
+    };
+    chained.hash = crate::audit::event_hash(&chained);
+    sqlx::query(
+        "INSERT INTO audit (seq, at_ms, actor, action, target, outcome, prev_hash, hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(chained.seq)
+    .bind(chained.at_ms)
+    .bind(&chained.actor)
+    .bind(&chained.action)
+    .bind(&chained.target)
+    .bind(&chained.outcome)
+    .bind(&chained.prev_hash)
+    .bind(&chained.hash)
+    .execute(&mut *connection)
+    .await
+    .map_err(|e| conflict_or(e, format!("audit event {}", chained.seq)))?;
+    Ok(chained)
+}
+
 #[async_trait::async_trait]
 impl Store for SqlStore {
     fn kind(&self) -> &'static str {
@@ -193,13 +368,9 @@ impl Store for SqlStore {
     }
 
     async fn create_tenant(&self, tenant: &Tenant) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO tenants (name, created_at_s) VALUES ($1, $2)")
-            .bind(&tenant.name)
-            .bind(tenant.created_at_s)
-            .execute(&self.pool)
+        self.apply_alone(Change::CreateTenant(tenant))
             .await
-            .map_err(|e| conflict_or(e, format!("tenant `{}`", tenant.name)))?;
-        Ok(())
+            .map(drop)
     }
 
     async fn list_tenants(&self) -> Result<Vec<Tenant>, StoreError> {
@@ -217,15 +388,7 @@ impl Store for SqlStore {
     }
 
     async fn create_user(&self, user: &User) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO users (name, tenant, role, created_at_s) VALUES ($1, $2, $3, $4)")
-            .bind(&user.name)
-            .bind(user.tenant.clone())
-            .bind(user.role.as_str())
-            .bind(user.created_at_s)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| conflict_or(e, format!("user `{}`", user.name)))?;
-        Ok(())
+        self.apply_alone(Change::CreateUser(user)).await.map(drop)
     }
 
     async fn get_user(&self, name: &str) -> Result<Option<User>, StoreError> {
@@ -244,20 +407,7 @@ impl Store for SqlStore {
     }
 
     async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO tokens (id, user_name, hash, created_at_s, expires_at_s, revoked_at_s) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&token.id)
-        .bind(&token.user)
-        .bind(&token.hash)
-        .bind(token.created_at_s)
-        .bind(token.expires_at_s)
-        .bind(token.revoked_at_s)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| conflict_or(e, format!("token `{}`", token.id)))?;
-        Ok(())
+        self.apply_alone(Change::InsertToken(token)).await.map(drop)
     }
 
     async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
@@ -284,27 +434,12 @@ impl Store for SqlStore {
     }
 
     async fn revoke_token(&self, id: &str, now_s: i64) -> Result<bool, StoreError> {
-        let result = sqlx::query(
-            "UPDATE tokens SET revoked_at_s = $1 WHERE id = $2 AND revoked_at_s IS NULL",
-        )
-        .bind(now_s)
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(result.rows_affected() == 1)
+        let changed = self.apply_alone(Change::RevokeToken { id, now_s }).await?;
+        Ok(changed == Changed::Done)
     }
 
     async fn set_quota(&self, quota: &Quota) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO quotas (tenant, accelerator, limit_count) VALUES ($1, $2, $3) \
-             ON CONFLICT (tenant, accelerator) DO UPDATE SET limit_count = excluded.limit_count",
-        )
-        .bind(&quota.tenant)
-        .bind(&quota.accelerator)
-        .bind(i64::from(quota.limit))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        self.apply_alone(Change::SetQuota(quota)).await.map(drop)
     }
 
     async fn list_quotas(&self) -> Result<Vec<Quota>, StoreError> {
@@ -326,30 +461,10 @@ impl Store for SqlStore {
     }
 
     async fn insert_job(&self, spec: &JobSpec, now_s: i64) -> Result<JobRecord, StoreError> {
-        let row = sqlx::query(
-            "INSERT INTO jobs (tenant, state, reason, restarts, attempts, submitted_at_s, spec) \
-             VALUES ($1, $2, $3, 0, 0, $4, $5) RETURNING id",
-        )
-        .bind(&spec.tenant)
-        .bind(JobState::Queued.as_str())
-        .bind("submitted")
-        .bind(now_s)
-        .bind(to_json(spec))
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(JobRecord {
-            id: row.try_get("id")?,
-            spec: spec.clone(),
-            state: JobState::Queued,
-            reason: "submitted".into(),
-            restarts: 0,
-            attempts: 0,
-            exit_code: None,
-            submitted_at_s: now_s,
-            started_at_s: None,
-            finished_at_s: None,
-            run: None,
-        })
+        match self.apply_alone(Change::InsertJob { spec, now_s }).await? {
+            Changed::Job(job) => Ok(*job),
+            other => unreachable!("insert_job returned {other:?}"),
+        }
     }
 
     async fn get_job(&self, id: i64) -> Result<Option<JobRecord>, StoreError> {
@@ -389,62 +504,31 @@ impl Store for SqlStore {
     }
 
     async fn update_job(&self, job: &JobRecord) -> Result<(), StoreError> {
-        let result = sqlx::query(
-            "UPDATE jobs SET state = $1, reason = $2, restarts = $3, attempts = $4, \
-             exit_code = $5, started_at_s = $6, finished_at_s = $7, run = $8 WHERE id = $9",
-        )
-        .bind(job.state.as_str())
-        .bind(&job.reason)
-        .bind(i64::from(job.restarts))
-        .bind(i64::from(job.attempts))
-        .bind(job.exit_code.map(i64::from))
-        .bind(job.started_at_s)
-        .bind(job.finished_at_s)
-        .bind(job.run.as_ref().map(to_json))
-        .bind(job.id)
-        .execute(&self.pool)
-        .await?;
-        if result.rows_affected() != 1 {
-            return Err(StoreError::NotFound(format!("job {}", job.id)));
+        self.apply_alone(Change::UpdateJob(job)).await.map(drop)
+    }
+
+    async fn change_audited(
+        &self,
+        change: Change<'_>,
+        audit: &NewAuditEvent,
+    ) -> Result<(Changed, Option<AuditEvent>), StoreError> {
+        let mut transaction = self.pool.begin().await?;
+        let changed = apply(&mut transaction, change).await?;
+        if changed == Changed::Unchanged {
+            return Ok((changed, None));
         }
-        Ok(())
+        let mut audit = audit.clone();
+        if let Changed::Job(job) = &changed {
+            audit.target = format!("{} job {}", audit.target, job.id);
+        }
+        let chained = append_in(&mut transaction, self.kind, &audit).await?;
+        transaction.commit().await?;
+        Ok((changed, Some(chained)))
     }
 
     async fn append_audit(&self, event: &NewAuditEvent) -> Result<AuditEvent, StoreError> {
         let mut transaction = self.pool.begin().await?;
-        let last = sqlx::query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&mut *transaction)
-            .await?;
-        let (prev_seq, prev_hash) = match last {
-            Some(row) => (row.try_get::<i64, _>("seq")?, row.try_get("hash")?),
-            None => (0, crate::audit::GENESIS_HASH.to_string()),
-        };
-        let mut chained = AuditEvent {
-            seq: prev_seq + 1,
-            at_ms: event.at_ms,
-            actor: event.actor.clone(),
-            action: event.action.clone(),
-            target: event.target.clone(),
-            outcome: event.outcome.clone(),
-            prev_hash,
-            hash: String::new(),
-        };
-        chained.hash = crate::audit::event_hash(&chained);
-        sqlx::query(
-            "INSERT INTO audit (seq, at_ms, actor, action, target, outcome, prev_hash, hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(chained.seq)
-        .bind(chained.at_ms)
-        .bind(&chained.actor)
-        .bind(&chained.action)
-        .bind(&chained.target)
-        .bind(&chained.outcome)
-        .bind(&chained.prev_hash)
-        .bind(&chained.hash)
-        .execute(&mut *transaction)
-        .await
-        .map_err(|e| conflict_or(e, format!("audit event {}", chained.seq)))?;
+        let chained = append_in(&mut transaction, self.kind, event).await?;
         transaction.commit().await?;
         Ok(chained)
     }
