@@ -72,6 +72,25 @@ pub struct RowResult {
     pub reason: Option<String>,
 }
 
+impl RowResult {
+    /// Fills in the prediction (the evaluated layout and the value) or the reason there is none.
+    pub(crate) fn record(&mut self, outcome: Result<(String, f64), String>) {
+        match outcome {
+            Ok((layout, predicted)) => {
+                self.layout = Some(layout);
+                self.predicted = Some(predicted);
+                self.error_pct = self
+                    .measured
+                    .map(|measured| (predicted - measured) / measured * 100.0);
+                if self.measured.is_none() {
+                    self.reason = Some("column `measured` is empty".into());
+                }
+            }
+            Err(reason) => self.reason = Some(reason),
+        }
+    }
+}
+
 /// Aggregate errors.
 #[derive(Clone, Debug, Serialize)]
 pub struct Summary {
@@ -314,19 +333,7 @@ pub fn evaluate_row(catalog: &Catalog, row: &TrainingRun) -> RowResult {
         let value = predicted_metric(&row.metric, best, &setup)?;
         Ok((best.layout.to_string(), value))
     });
-    match outcome {
-        Ok((layout, predicted)) => {
-            result.layout = Some(layout);
-            result.predicted = Some(predicted);
-            result.error_pct = row
-                .measured
-                .map(|measured| (predicted - measured) / measured * 100.0);
-            if row.measured.is_none() {
-                result.reason = Some("column `measured` is empty".into());
-            }
-        }
-        Err(reason) => result.reason = Some(reason),
-    }
+    result.record(outcome);
     result
 }
 

@@ -202,19 +202,7 @@ pub fn evaluate_row(catalog: &Catalog, row: &InferenceRun) -> RowResult {
         );
         Ok((layout, value))
     });
-    match outcome {
-        Ok((layout, predicted)) => {
-            result.layout = Some(layout);
-            result.predicted = Some(predicted);
-            result.error_pct = row
-                .measured
-                .map(|measured| (predicted - measured) / measured * 100.0);
-            if row.measured.is_none() {
-                result.reason = Some("column `measured` is empty".into());
-            }
-        }
-        Err(reason) => result.reason = Some(reason),
-    }
+    result.record(outcome);
     result
 }
 
