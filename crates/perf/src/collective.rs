@@ -9,6 +9,7 @@
 
 use crate::efficiency::Efficiency;
 use serde::Serialize;
+use suanli_catalog::Accelerator;
 
 /// Where a communication group sits and how fast its links are.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -23,6 +24,46 @@ pub struct Group {
     pub scaleout_bytes_per_s: f64,
     pub scaleup_latency_s: f64,
     pub scaleout_latency_s: f64,
+}
+
+/// The two-level network devices of one type sit on: scale-up domains of at most a node, and
+/// the scale-out fabric between them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Fabric {
+    /// Devices per scale-up domain (the catalog's domain, capped by the node size).
+    pub domain: u32,
+    scaleup_gb_per_s_unidir: f64,
+    scaleout_gb_per_s: f64,
+    efficiency: Efficiency,
+}
+
+impl Fabric {
+    /// The fabric of `accelerator` on nodes of `per_node` devices with `scaleout_gb_per_s` each.
+    pub fn new(
+        accelerator: &Accelerator,
+        per_node: u32,
+        scaleout_gb_per_s: f64,
+        efficiency: &Efficiency,
+    ) -> Fabric {
+        Fabric {
+            domain: accelerator.scaleup.domain_size.clamp(1, per_node.max(1)),
+            scaleup_gb_per_s_unidir: accelerator.scaleup.bandwidth_gb_per_s_unidir(),
+            scaleout_gb_per_s,
+            efficiency: *efficiency,
+        }
+    }
+
+    /// A group of `size` ranks, `stride` apart, on this fabric.
+    pub fn group(&self, size: u32, stride: u32) -> Group {
+        Group::new(
+            size,
+            stride,
+            self.domain,
+            self.scaleup_gb_per_s_unidir,
+            self.scaleout_gb_per_s,
+            &self.efficiency,
+        )
+    }
 }
 
 /// Which collective.

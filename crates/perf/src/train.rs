@@ -1,7 +1,7 @@
 //! Training step time, memory and what follows from them (MFU, tokens/s, days, energy, cost)
 //! for one model, cluster and layout.
 
-use crate::collective::{Collective, Group};
+use crate::collective::{Collective, Fabric, Group};
 use crate::efficiency::Efficiency;
 use crate::flops;
 use crate::kernels::{AttentionImpl, Device, LayerShape, LayerTime};
@@ -439,21 +439,14 @@ struct Network {
 
 impl Network {
     fn new(setup: &TrainSetup, layout: &Layout, efficiency: &Efficiency) -> Network {
-        let accelerator = &setup.accelerator;
-        let domain = accelerator
-            .scaleup
-            .domain_size
-            .clamp(1, setup.per_node.max(1));
-        let group = |size: u32, stride: u32| {
-            Group::new(
-                size,
-                stride,
-                domain,
-                accelerator.scaleup.bandwidth_gb_per_s_unidir(),
-                setup.scaleout_gb_per_s,
-                efficiency,
-            )
-        };
+        let fabric = Fabric::new(
+            &setup.accelerator,
+            setup.per_node,
+            setup.scaleout_gb_per_s,
+            efficiency,
+        );
+        let group = |size: u32, stride: u32| fabric.group(size, stride);
+        let domain = fabric.domain;
         let tp = layout.tp;
         let cp = layout.cp;
         let model_ranks = tp * cp * layout.dp;

@@ -109,6 +109,11 @@ pub struct Report {
 
 /// Reads rows from CSV text; the error names the line and the field.
 pub fn read_training_runs(csv_text: &str) -> Result<Vec<TrainingRun>, String> {
+    read_rows(csv_text)
+}
+
+/// Reads CSV text with a header into rows of `T`; the error names the line and the column.
+pub(crate) fn read_rows<T: serde::de::DeserializeOwned>(csv_text: &str) -> Result<Vec<T>, String> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .from_reader(csv_text.as_bytes());
@@ -117,14 +122,14 @@ pub fn read_training_runs(csv_text: &str) -> Result<Vec<TrainingRun>, String> {
         .map_err(|e| format!("cannot read the header line: {e}"))?
         .clone();
     let mut rows = Vec::new();
-    for record in reader.deserialize::<TrainingRun>() {
+    for record in reader.deserialize::<T>() {
         rows.push(record.map_err(|e| describe_csv_error(&e, &headers))?);
     }
     Ok(rows)
 }
 
 /// One line naming the CSV line, the column and what was wrong.
-pub(crate) fn describe_csv_error(error: &csv::Error, headers: &csv::StringRecord) -> String {
+fn describe_csv_error(error: &csv::Error, headers: &csv::StringRecord) -> String {
     match error.kind() {
         csv::ErrorKind::Deserialize { pos, err } => {
             let column = err

@@ -4,7 +4,7 @@
 //! shape as training validation.
 
 use crate::serve::{self, DecodeAttention, ServeEstimate, ServeSetup};
-use crate::validate::{Report, RowResult, TrainingRun, describe_csv_error, row_model, summarise};
+use crate::validate::{Report, RowResult, TrainingRun, row_model, summarise};
 use serde::Deserialize;
 use suanli_catalog::{Catalog, Precision};
 
@@ -47,18 +47,7 @@ pub struct InferenceRun {
 
 /// Reads rows from CSV text; the error names the line and the field.
 pub fn read_inference_runs(csv_text: &str) -> Result<Vec<InferenceRun>, String> {
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_reader(csv_text.as_bytes());
-    let headers = reader
-        .headers()
-        .map_err(|e| format!("cannot read the header line: {e}"))?
-        .clone();
-    let mut rows = Vec::new();
-    for record in reader.deserialize::<InferenceRun>() {
-        rows.push(record.map_err(|e| describe_csv_error(&e, &headers))?);
-    }
-    Ok(rows)
+    crate::validate::read_rows(csv_text)
 }
 
 fn need<T: Copy>(value: Option<T>, field: &str) -> Result<T, String> {

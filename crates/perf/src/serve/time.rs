@@ -3,7 +3,7 @@
 
 use super::memory::kv_elements_per_token_layer;
 use super::{DecodeAttention, ServeError, ServeSetup};
-use crate::collective::{Collective, Group};
+use crate::collective::{Collective, Fabric, Group};
 use crate::efficiency::Efficiency;
 use crate::kernels::Device;
 use serde::Serialize;
@@ -85,26 +85,18 @@ pub(crate) fn hardware(setup: &ServeSetup) -> Result<Hardware, ServeError> {
         activation_bytes: 2.0,
         efficiency,
     };
-    let domain = accelerator
-        .scaleup
-        .domain_size
-        .clamp(1, setup.per_node.max(1));
-    let group = |size: u32, stride: u32| {
-        Group::new(
-            size,
-            stride,
-            domain,
-            accelerator.scaleup.bandwidth_gb_per_s_unidir(),
-            setup.scaleout_gb_per_s,
-            &efficiency,
-        )
-    };
+    let fabric = Fabric::new(
+        accelerator,
+        setup.per_node,
+        setup.scaleout_gb_per_s,
+        &efficiency,
+    );
     Ok(Hardware {
         gemm,
         half,
-        tp_group: group(setup.tp, 1),
-        pp_group: group(setup.pp, setup.tp),
-        pp_crosses_nodes: setup.tp >= domain,
+        tp_group: fabric.group(setup.tp, 1),
+        pp_group: fabric.group(setup.pp, setup.tp),
+        pp_crosses_nodes: setup.tp >= fabric.domain,
     })
 }
 
