@@ -33,6 +33,15 @@ pub struct ScaleUp {
     pub domain_size: u32,
     /// Per-device scale-up bandwidth, both directions added, in GB/s (the datasheet figure).
     pub bandwidth_gb_per_s_bidir: f64,
+    /// Dimensions of the torus the scale-up links form across a slice (TPU v4/v5p ICI 3, v5e/v6e
+    /// ICI and Trainium NeuronLink 2); absent for a switch (NVSwitch, UB) or a full mesh
+    /// (Infinity Fabric, Gaudi RoCE), where every device reaches every other in one hop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub torus_dims: Option<u32>,
+    /// Largest slice the scale-up links join, devices (TPU v5p: 8960); a job up to this size
+    /// runs inside one scale-up domain, larger jobs join slices over the scale-out network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_slice: Option<u32>,
 }
 
 impl ScaleUp {

@@ -6,6 +6,13 @@
 //! reduce-scatter and all-gather (n-1)/n, all-to-all (n-1)/n. A group spanning nodes runs the
 //! hierarchical form NCCL uses: the intra-node step over the scale-up links, then k parallel
 //! inter-node rings (one per local rank, each on its own NIC) over 1/k of the data.
+//!
+//! Topologies: a switched scale-up domain (NVSwitch, NVL72's NVLink Switch, Ascend UB) or a
+//! full mesh (AMD Infinity Fabric, Gaudi's on-chip RoCE all-to-all) gives every device its whole
+//! scale-up bandwidth towards any peer set; a torus (TPU ICI, Trainium NeuronLink) spans a slice
+//! of up to `max_slice` devices and runs collectives dimension by dimension; slices and nodes
+//! join over the scale-out network (InfiniBand/RoCE rails, TPU DCN), whose bandwidth divides by
+//! the oversubscription of the fabric's upper tier.
 
 use crate::efficiency::Efficiency;
 use serde::Serialize;
@@ -24,14 +31,24 @@ pub struct Group {
     pub scaleout_bytes_per_s: f64,
     pub scaleup_latency_s: f64,
     pub scaleout_latency_s: f64,
+    /// Ring steps of one pass inside a scale-up domain: local - 1 on a switch, the sum of the
+    /// torus sides the group spans on a torus.
+    pub scaleup_steps: u32,
+    /// Torus dimensions the group spans inside a domain (0 = switched or full mesh).
+    pub torus_dims_used: u32,
 }
 
 /// The two-level network devices of one type sit on: scale-up domains of at most a node, and
 /// the scale-out fabric between them.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Fabric {
-    /// Devices per scale-up domain (the catalog's domain, capped by the node size).
+    /// Devices per scale-up domain: the catalog's domain capped by the node size when the
+    /// domain is one server, the rack (NVL72) or supernode (CloudMatrix384) when it spans
+    /// servers, the slice when the links form a torus (see [`Fabric::for_job`]).
     pub domain: u32,
+    /// Torus dimensions of the scale-up links, 0 for a switch or full mesh.
+    pub torus_dims: u32,
+    max_slice: Option<u32>,
     scaleup_gb_per_s_unidir: f64,
     scaleout_gb_per_s: f64,
     efficiency: Efficiency,
@@ -45,24 +62,52 @@ impl Fabric {
         scaleout_gb_per_s: f64,
         efficiency: &Efficiency,
     ) -> Fabric {
+        let scaleup = &accelerator.scaleup;
+        // A domain wider than the catalog's server (NVL72: 72 GPUs on 4-GPU trays) spans nodes.
+        let spans_nodes = scaleup.domain_size > accelerator.default_per_node;
+        let domain = if spans_nodes {
+            scaleup.domain_size.max(1)
+        } else {
+            scaleup.domain_size.clamp(1, per_node.max(1))
+        };
         Fabric {
-            domain: accelerator.scaleup.domain_size.clamp(1, per_node.max(1)),
-            scaleup_gb_per_s_unidir: accelerator.scaleup.bandwidth_gb_per_s_unidir(),
+            domain,
+            torus_dims: scaleup.torus_dims.unwrap_or(0),
+            max_slice: scaleup.max_slice,
+            scaleup_gb_per_s_unidir: scaleup.bandwidth_gb_per_s_unidir(),
             scaleout_gb_per_s,
             efficiency: *efficiency,
         }
     }
 
+    /// The fabric as a job of `count` devices sees it: a torus slice as large as the job (up to
+    /// `max_slice`) is one scale-up domain, and the scale-out bandwidth between domains divides
+    /// by the upper tier's `oversubscription` (1 = non-blocking fat tree).
+    pub fn for_job(mut self, count: u64, oversubscription: f64) -> Fabric {
+        if let Some(max_slice) = self.max_slice {
+            let slice = count.min(max_slice as u64).max(1) as u32;
+            self.domain = self.domain.max(slice);
+        }
+        if oversubscription > 1.0 {
+            self.scaleout_gb_per_s /= oversubscription;
+        }
+        self
+    }
+
     /// A group of `size` ranks, `stride` apart, on this fabric.
     pub fn group(&self, size: u32, stride: u32) -> Group {
-        Group::new(
+        let mut group = Group::new(
             size,
             stride,
             self.domain,
             self.scaleup_gb_per_s_unidir,
             self.scaleout_gb_per_s,
             &self.efficiency,
-        )
+        );
+        if self.torus_dims > 0 && group.ranks_per_domain > 1 {
+            group.onto_torus(self.domain, self.torus_dims);
+        }
+        group
     }
 }
 
@@ -104,7 +149,33 @@ impl Group {
             scaleout_bytes_per_s: scaleout_gb_per_s * efficiency.scaleout * 1e9,
             scaleup_latency_s: efficiency.scaleup_latency_s,
             scaleout_latency_s: efficiency.scaleout_latency_s,
+            scaleup_steps: ranks_per_domain.saturating_sub(1),
+            torus_dims_used: 0,
         }
+    }
+
+    /// Re-costs the in-domain part on a `dims`-dimensional torus of `domain` devices.
+    ///
+    /// Multi-dimensional torus collectives run one bidirectional ring per dimension at a time,
+    /// reduce-scatter along each dimension then all-gather back (Chan et al. 2007, "Collective
+    /// communication: theory, practice, and experience", section 6; Google's "How to Scale Your
+    /// Model", ch. 3: an all-gather over k torus axes with wraparound runs at 2k links' bandwidth
+    /// per chip). The bandwidth term is that of one ring at the bandwidth of the links in the
+    /// spanned dimensions (2 of the chip's 2*dims links per dimension); the latency term is one
+    /// step per chip along each spanned side instead of one per rank.
+    pub fn onto_torus(&mut self, domain: u32, dims: u32) {
+        let local = self.ranks_per_domain.max(1) as f64;
+        let side = (domain.max(2) as f64).powf(1.0 / dims as f64).max(2.0);
+        let used = ((local.ln() / side.ln() - 1e-9).ceil() as u32).clamp(1, dims);
+        self.torus_dims_used = used;
+        self.scaleup_bytes_per_s *= used as f64 / dims as f64;
+        let per_side = local.powf(1.0 / used as f64).round().max(2.0) as u32;
+        self.scaleup_steps = used * (per_side - 1);
+    }
+
+    /// Whether any of the group's traffic leaves its scale-up domain (uses the NICs / DCN).
+    pub fn crosses_scaleout(&self) -> bool {
+        self.size > self.ranks_per_domain.max(1)
     }
 
     /// Seconds for `collective` over a buffer of `bytes` per rank (the full, unsharded size).
@@ -122,7 +193,7 @@ impl Group {
         };
         let intra = if local > 1 {
             passes * share(local) * bytes / self.scaleup_bytes_per_s
-                + passes * (local - 1) as f64 * self.scaleup_latency_s
+                + passes * self.scaleup_steps as f64 * self.scaleup_latency_s
         } else {
             0.0
         };

@@ -40,6 +40,9 @@ pub struct TrainSetup {
     pub per_node: u32,
     /// Scale-out bandwidth per accelerator, one direction, GB/s.
     pub scaleout_gb_per_s: f64,
+    /// Oversubscription of the scale-out fabric's upper tier (1 = non-blocking fat tree, 2 =
+    /// half the leaf uplinks); divides the bandwidth between scale-up domains.
+    pub oversubscription: f64,
     pub precision: Precision,
     pub seq_len: u64,
     /// Sequences per optimizer step.
@@ -60,6 +63,7 @@ impl TrainSetup {
         TrainSetup {
             per_node: accelerator.default_per_node.max(1),
             scaleout_gb_per_s: accelerator.scaleout_gb_per_s,
+            oversubscription: 1.0,
             model,
             accelerator,
             count,
@@ -435,6 +439,11 @@ struct Network {
     dp_expert: Group,
     pp: Group,
     pp_crosses_nodes: bool,
+    /// TPU-style FSDP on a torus whose data axis spans several slices: ZeRO-3 shards and
+    /// gathers inside each slice over ICI (`dp_slice`), and gradients are all-reduced once per
+    /// step across slices over the DCN (`dp_across`), as MaxText's `ici_fsdp_parallelism` x
+    /// `dcn_data_parallelism` mesh does (and PaLM's two pods, Chowdhery et al. 2022, sec. 4).
+    hybrid_fsdp: Option<(Group, Group)>,
 }
 
 impl Network {
@@ -444,17 +453,26 @@ impl Network {
             setup.per_node,
             setup.scaleout_gb_per_s,
             efficiency,
-        );
+        )
+        .for_job(setup.count, setup.oversubscription);
         let group = |size: u32, stride: u32| fabric.group(size, stride);
         let domain = fabric.domain;
         let tp = layout.tp;
         let cp = layout.cp;
         let model_ranks = tp * cp * layout.dp;
+        let dp = group(layout.dp * cp, tp);
+        let hybrid_fsdp = (fabric.torus_dims > 0 && layout.zero >= 3 && dp.crosses_scaleout())
+            .then(|| {
+                let local = dp.ranks_per_domain.max(1);
+                let slices = dp.size.div_ceil(local);
+                (group(local, tp), group(slices, tp * local))
+            });
         Network {
             tp: group(tp, 1),
             cp: group(cp, tp),
             ep: group(layout.ep, tp),
-            dp: group(layout.dp * cp, tp),
+            dp,
+            hybrid_fsdp,
             dp_expert: group((layout.dp * cp / layout.ep).max(1), tp * layout.ep),
             pp: group(layout.pp, model_ranks),
             pp_crosses_nodes: model_ranks >= domain,
@@ -495,8 +513,18 @@ fn data_parallel_time(
         let flat = |group: &Group, collective, count: f64, bytes: f64| {
             group.flat_time_s(collective, count * bytes)
         };
-        let per_micro = flat(&net.dp, Collective::AllGather, params.dense, weight_b) * 2.0
-            + flat(&net.dp, Collective::ReduceScatter, params.dense, grad_b)
+        let (fsdp, across_s) = match &net.hybrid_fsdp {
+            Some((slice, across)) => (
+                slice,
+                across.time_s(
+                    Collective::AllReduce,
+                    params.dense * grad_b / slice.size as f64,
+                ),
+            ),
+            None => (&net.dp, 0.0),
+        };
+        let per_micro = flat(fsdp, Collective::AllGather, params.dense, weight_b) * 2.0
+            + flat(fsdp, Collective::ReduceScatter, params.dense, grad_b)
             + flat(
                 &net.dp_expert,
                 Collective::AllGather,
@@ -510,7 +538,7 @@ fn data_parallel_time(
                 grad_b,
             );
         return (
-            micro_batches * per_micro,
+            micro_batches * per_micro + across_s,
             micro_batches * (forward_s + backward_s),
         );
     }

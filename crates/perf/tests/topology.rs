@@ -1,0 +1,85 @@
+//! Collectives land on the links a system really has: a TPU slice's torus, an NVL72 rack's
+//! NVLink domain, an HGX server's NVSwitch and the InfiniBand rails between servers.
+
+use suanli_catalog::Catalog;
+use suanli_perf::collective::{Collective, Fabric};
+use suanli_perf::efficiency::Efficiency;
+
+fn fabric(id: &str, count: u64) -> Fabric {
+    let catalog = Catalog::builtin();
+    let a = catalog.accelerator(id).unwrap();
+    Fabric::new(
+        a,
+        a.default_per_node,
+        a.scaleout_gb_per_s,
+        &Efficiency::for_accelerator(a),
+    )
+    .for_job(count, 1.0)
+}
+
+#[test]
+fn a_tpu_v5p_slice_all_reduces_over_the_torus_not_the_nics() {
+    let slice = fabric("tpu-v5p", 512);
+    let group = slice.group(512, 1);
+    assert!(!group.crosses_scaleout(), "{group:?}");
+    assert_eq!(
+        group.torus_dims_used, 3,
+        "512 chips = 8x8x8 span all three axes"
+    );
+    // Google's v5p figures: ICI 1200 GB/s per chip both ways (600 one way over 6 links);
+    // DCN 50 Gb/s = 6.25 GB/s per chip. A ring all-reduce moves 2(n-1)/n of the buffer.
+    let bytes = 1e9;
+    let ici_bound_s = 2.0 * bytes / 600e9;
+    let nic_bound_s = 2.0 * bytes / 6.25e9;
+    let t = group.time_s(Collective::AllReduce, bytes);
+    assert!(t > ici_bound_s, "{t} faster than the ICI line rate");
+    assert!(t < 3.0 * ici_bound_s, "{t} s is not ICI speed");
+    assert!(t < nic_bound_s / 20.0);
+    // One axis of the torus (tp=8 along x) gets a third of the chip's links.
+    let axis = slice.group(8, 1);
+    assert_eq!(axis.torus_dims_used, 1);
+    let t_axis = axis.time_s(Collective::AllReduce, bytes);
+    // 3x the bandwidth term, less the smaller ring share (7/8 against 511/512).
+    assert!(t_axis > 2.3 * t, "{t_axis} vs {t}: {axis:?} {group:?}");
+}
+
+#[test]
+fn a_job_larger_than_the_largest_slice_joins_slices_over_the_dcn() {
+    let pods = fabric("tpu-v5p", 16384);
+    assert_eq!(pods.domain, 8960);
+    assert!(pods.group(16384, 1).crosses_scaleout());
+    let v5e = fabric("tpu-v5e", 4096);
+    assert_eq!(v5e.domain, 256, "v5e slices stop at one 256-chip pod");
+    assert_eq!(v5e.group(256, 1).torus_dims_used, 2);
+}
+
+#[test]
+fn nvl72_keeps_64_gpus_on_nvlink_while_hgx_uses_infiniband() {
+    let gb200 = fabric("gb200", 64);
+    assert_eq!(gb200.domain, 72);
+    assert!(!gb200.group(64, 1).crosses_scaleout());
+    let h100 = fabric("h100-sxm5-80gb", 64);
+    assert_eq!(h100.domain, 8);
+    let group = h100.group(64, 1);
+    assert!(group.crosses_scaleout());
+    let bytes = 1e9;
+    assert!(
+        h100.group(64, 1).time_s(Collective::AllReduce, bytes)
+            > 2.0 * gb200.group(64, 1).time_s(Collective::AllReduce, bytes)
+    );
+}
+
+#[test]
+fn oversubscription_slows_only_traffic_between_domains() {
+    let catalog = Catalog::builtin();
+    let a = catalog.accelerator("h100-sxm5-80gb").unwrap();
+    let e = Efficiency::for_accelerator(a);
+    let base = Fabric::new(a, 8, 50.0, &e).for_job(256, 1.0);
+    let over = Fabric::new(a, 8, 50.0, &e).for_job(256, 2.0);
+    let bytes = 1e9;
+    let intra = |f: &Fabric| f.group(8, 1).time_s(Collective::AllReduce, bytes);
+    let inter = |f: &Fabric| f.group(32, 8).time_s(Collective::AllReduce, bytes);
+    assert_eq!(intra(&base), intra(&over));
+    let ratio = inter(&over) / inter(&base);
+    assert!(ratio > 1.9 && ratio < 2.01, "{ratio}");
+}
