@@ -17,10 +17,12 @@
 
 pub mod collective;
 pub mod efficiency;
+pub mod fit;
 pub mod flops;
 pub mod goal;
 pub mod kernels;
 pub mod layout;
+pub mod lora;
 pub mod memory;
 pub mod search;
 pub mod serve;

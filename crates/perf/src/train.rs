@@ -6,6 +6,7 @@ use crate::efficiency::Efficiency;
 use crate::flops;
 use crate::kernels::{AttentionImpl, Device, LayerShape, LayerTime};
 use crate::layout::{Layout, Recompute};
+use crate::lora::{self, Workload};
 use crate::memory::{self, DeviceParams, MemoryBreakdown};
 use serde::Serialize;
 use suanli_catalog::{Accelerator, Model, Precision};
@@ -44,6 +45,8 @@ pub struct TrainSetup {
     /// half the leaf uplinks); divides the bandwidth between scale-up domains.
     pub oversubscription: f64,
     pub precision: Precision,
+    /// Pre-training (every weight trains) or LoRA fine-tuning (frozen base, adapters train).
+    pub workload: Workload,
     pub seq_len: u64,
     /// Sequences per optimizer step.
     pub global_batch: u64,
@@ -55,12 +58,16 @@ pub struct TrainSetup {
     pub tokens_total: Option<f64>,
     /// Price per accelerator-hour, for the cost figure.
     pub price_per_hour: Option<f64>,
+    /// The family's fitted constants (crates/perf/data/fitted.toml), or conservative ones for a
+    /// family without published runs; see [`crate::fit`].
+    pub efficiency: Efficiency,
 }
 
 impl TrainSetup {
     /// A setup with the catalog's defaults for node size and network.
     pub fn new(model: Model, accelerator: Accelerator, count: u64) -> TrainSetup {
         TrainSetup {
+            efficiency: crate::fit::training_efficiency(&accelerator),
             per_node: accelerator.default_per_node.max(1),
             scaleout_gb_per_s: accelerator.scaleout_gb_per_s,
             oversubscription: 1.0,
@@ -68,6 +75,7 @@ impl TrainSetup {
             accelerator,
             count,
             precision: Precision::Bf16,
+            workload: Workload::Pretrain,
             seq_len: 4096,
             global_batch: 1024,
             attention: AttentionImpl::Flash,
@@ -162,9 +170,21 @@ pub fn memory(setup: &TrainSetup, layout: &Layout) -> MemoryBreakdown {
         let factor = |dp: f64| if layout.zero >= stage { 1.0 / dp } else { 1.0 };
         bytes_per_param * (params.dense * factor(dp_dense) + params.expert * factor(dp_expert))
     };
-    let weights_bytes = shard(3, weight_b);
-    let gradients_bytes = shard(2, grad_b);
-    let optimizer_bytes = shard(1, 12.0);
+    let (weights_bytes, gradients_bytes, optimizer_bytes) = match setup.workload {
+        Workload::Pretrain => (shard(3, weight_b), shard(2, grad_b), shard(1, 12.0)),
+        Workload::Lora { rank } => {
+            // Frozen base (sharded by ZeRO-3 like any weight) plus adapters that alone carry
+            // gradients and Adam state; adapters are tiny, so kept unsharded.
+            let adapters = lora::adapter_params_per_layer(model, rank)
+                * layout.layers_per_device(model) as f64
+                / layout.tp as f64;
+            (
+                shard(3, lora::frozen_weight_bytes(setup.precision)) + adapters * weight_b,
+                adapters * grad_b,
+                adapters * 12.0,
+            )
+        }
+    };
 
     // 1F1B keeps min(pp, micro-batches) micro-batches in flight on the first stage; interleaving
     // adds (pp-1)/(pp*vpp) (Korthikanti et al. 2022, section 4.2.3).
@@ -210,7 +230,7 @@ pub fn memory(setup: &TrainSetup, layout: &Layout) -> MemoryBreakdown {
 pub fn estimate(setup: &TrainSetup, layout: &Layout) -> Result<TrainEstimate, EstimateError> {
     let model = &setup.model;
     let accelerator = &setup.accelerator;
-    let efficiency = Efficiency::for_accelerator(accelerator);
+    let efficiency = precision_efficiency(setup);
     let peak = accelerator
         .peak_flops_per_s(setup.precision)
         .ok_or_else(|| EstimateError::PrecisionUnsupported {
@@ -262,10 +282,22 @@ pub fn estimate(setup: &TrainSetup, layout: &Layout) -> Result<TrainEstimate, Es
 
     // Logit layer on the last stage: a (tokens x h) by (h x V/tp) GEMM forward, two backward,
     // plus the fp32 softmax cross-entropy over the logits.
-    let logits_s = 3.0 * device.gemm_s(tokens, model.vocab as f64 / layout.tp as f64, hidden)
+    let logit_passes = match setup.workload {
+        Workload::Pretrain => 3.0,
+        Workload::Lora { .. } => 2.0,
+    };
+    let logits_s = logit_passes
+        * device.gemm_s(tokens, model.vocab as f64 / layout.tp as f64, hidden)
         + device.stream_s(tokens * model.vocab as f64 / layout.tp as f64 * 12.0, 3.0);
-    let forward_s = mix(LayerTime::forward_s);
-    let backward_s = mix(LayerTime::backward_s);
+    let mut forward_s = mix(LayerTime::forward_s);
+    let mut backward_s = mix(LayerTime::backward_s);
+    if let Workload::Lora { rank } = setup.workload {
+        // Frozen GEMMs skip their weight gradient; adapters run forward and two backward GEMMs.
+        let adapters_s =
+            layers_here * lora::adapter_forward_s(&device, model, rank, tokens, layout.tp as f64);
+        backward_s += 2.0 * adapters_s - mix(|l| l.matmul_fwd_s);
+        forward_s += adapters_s;
+    }
     let recompute_s = match layout.recompute {
         Recompute::None => 0.0,
         Recompute::Selective => mix(|l| l.attention_fwd_s),
@@ -364,7 +396,13 @@ pub fn estimate(setup: &TrainSetup, layout: &Layout) -> Result<TrainEstimate, Es
     } else {
         1.0
     };
-    let optimizer_s = device.stream_s(params.total() / shard * 30.0, 4.0);
+    let trained = match setup.workload {
+        Workload::Pretrain => params.total(),
+        Workload::Lora { rank } => {
+            lora::adapter_params_per_layer(model, rank) * layers_here / layout.tp as f64
+        }
+    };
+    let optimizer_s = device.stream_s(trained / shard * 30.0, 4.0);
 
     let time = TimeBreakdown {
         compute_s: m
@@ -395,9 +433,19 @@ pub fn estimate(setup: &TrainSetup, layout: &Layout) -> Result<TrainEstimate, Es
         + time.dp_comm_exposed_s
         + time.optimizer_s;
 
-    let model_flops = flops::model_flops_per_step(model, setup.seq_len, setup.global_batch);
-    let hardware_flops =
+    let mut model_flops = flops::model_flops_per_step(model, setup.seq_len, setup.global_batch);
+    let mut hardware_flops =
         flops::hardware_flops_per_step(model, setup.seq_len, setup.global_batch, layout.recompute);
+    if let Workload::Lora { rank } = setup.workload {
+        // No weight-gradient GEMMs for the frozen base (a third of the matmul FLOPs, taken here
+        // from the whole model count); the adapters add 6 FLOPs per parameter and token.
+        let tokens = (setup.seq_len * setup.global_batch) as f64;
+        let saved = model_flops / 3.0;
+        let adapters =
+            6.0 * tokens * lora::adapter_params_per_layer(model, rank) * model.layers as f64;
+        model_flops += adapters - saved;
+        hardware_flops += adapters - saved;
+    }
     let devices = setup.count as f64;
     let tokens_per_s = (setup.seq_len * setup.global_batch) as f64 / step_time_s;
     let budget = setup.tokens_total.map(|tokens| {
@@ -427,6 +475,29 @@ pub fn estimate(setup: &TrainSetup, layout: &Layout) -> Result<TrainEstimate, Es
         tokens_per_s_per_device: tokens_per_s / devices,
         budget,
     })
+}
+
+/// The setup's constants at its precision: 8- and 4-bit runs take their GEMM fraction of the
+/// 8-bit peak from `matmul_8bit`, and their attention core stays in 16 bits (Transformer
+/// Engine's fp8 recipe and AQT quantise the weight GEMMs only), so its rate is rescaled from the
+/// low-precision peak back to the 16-bit one.
+fn precision_efficiency(setup: &TrainSetup) -> Efficiency {
+    let mut e = setup.efficiency;
+    let low = matches!(
+        setup.precision,
+        Precision::Fp8 | Precision::Int8 | Precision::Fp4 | Precision::Int4
+    );
+    let a = &setup.accelerator;
+    if let (true, Some(peak_low), Some(peak_16)) = (
+        low,
+        a.peak_flops_per_s(setup.precision),
+        a.peak_flops_per_s(Precision::Bf16),
+    ) {
+        let rate_16 = peak_16 * e.matmul * e.attention;
+        e.matmul = e.matmul_8bit;
+        e.attention = rate_16 / (peak_low * e.matmul);
+    }
+    e
 }
 
 /// The communication groups of a layout on this cluster. Ranks are ordered tp fastest, then
@@ -498,13 +569,24 @@ fn data_parallel_time(
     forward_s: f64,
     backward_s: f64,
 ) -> (f64, f64) {
-    let weight_b = memory::weight_bytes(setup.precision);
-    let grad_b = memory::gradient_bytes(setup.precision);
+    let (weight_b, trained) = match setup.workload {
+        Workload::Pretrain => (memory::weight_bytes(setup.precision), 1.0),
+        // Frozen weights are gathered (ZeRO-3) but never reduced; adapter gradients are a
+        // negligible all-reduce, counted at their size.
+        Workload::Lora { rank } => (
+            lora::frozen_weight_bytes(setup.precision),
+            lora::adapter_params_per_layer(&setup.model, rank) * setup.model.layers as f64
+                / setup.model.total_params() as f64,
+        ),
+    };
+    // Bytes per parameter of the model of what is reduced and re-gathered each step.
+    let grad_b = memory::gradient_bytes(setup.precision) * trained;
+    let updated_b = memory::weight_bytes(setup.precision) * trained;
     let sync = |group: &Group, count: f64| match layout.zero {
         0 => group.time_s(Collective::AllReduce, count * grad_b),
         _ => {
             group.time_s(Collective::ReduceScatter, count * grad_b)
-                + group.time_s(Collective::AllGather, count * weight_b)
+                + group.time_s(Collective::AllGather, count * updated_b)
         }
     };
     if layout.zero >= 3 {

@@ -118,6 +118,9 @@ pub fn row_setup(catalog: &Catalog, row: &InferenceRun) -> Result<ServeSetup, St
         measured: row.measured,
         tokens_total: None,
         attention: None,
+        workload: None,
+        lora_rank: None,
+        notes: String::new(),
     };
     let model = row_model(&shape)?;
     let accelerator = catalog

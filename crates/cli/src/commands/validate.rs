@@ -14,7 +14,9 @@ pub enum ValidateCommand {
     /// Training runs (schema: training-runs.csv of the validation tables).
     #[command(
         after_help = "Example:\n  suanli validate train data/validation/training-runs.csv\n  \
-        suanli validate train data/validation/training-runs.csv --json | jq .summary"
+        suanli validate train data/validation/training-runs.csv --json | jq .summary\n  \
+        suanli validate train data/validation/training-runs.csv --cv\n  \
+        suanli validate train data/validation/training-runs.csv --fit"
     )]
     Train(ValidateArgs),
     /// Inference runs (schema: inference-runs.csv of the validation tables).
@@ -29,13 +31,23 @@ pub enum ValidateCommand {
 #[derive(Args)]
 pub struct ValidateArgs {
     /// CSV file of published runs.
-    file: PathBuf,
+    pub(super) file: PathBuf,
     /// Extra catalog TOML file or directory.
     #[arg(long)]
     catalog: Vec<PathBuf>,
     /// Print {"rows":[...],"summary":{...}} as JSON.
     #[arg(long)]
-    json: bool,
+    pub(super) json: bool,
+    /// Training only: print leave-one-source-out figures (each source's rows predicted with
+    /// constants fitted without that source).
+    #[arg(long)]
+    pub(super) cv: bool,
+    /// Training only: refit the per-family constants on FILE and write them to --fit-out.
+    #[arg(long)]
+    pub(super) fit: bool,
+    /// Where --fit writes the fitted table (rebuild suanli to use it).
+    #[arg(long, default_value = "crates/perf/data/fitted.toml")]
+    pub(super) fit_out: PathBuf,
 }
 
 /// Runs a validate command; exits 1 when a row could not be evaluated.
@@ -48,6 +60,13 @@ pub fn run(command: ValidateCommand) -> anyhow::Result<ExitCode> {
     let text = std::fs::read_to_string(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
     let in_file = |e: String| anyhow::anyhow!("{}: {e}", args.file.display());
+    if args.cv || args.fit {
+        if serving {
+            anyhow::bail!("--cv and --fit apply to `validate train` only");
+        }
+        let rows = validate::read_training_runs(&text).map_err(in_file)?;
+        return super::validate_fit::run(&catalog, &rows, &args);
+    }
     let report = if serving {
         let rows = validate_serve::read_inference_runs(&text).map_err(in_file)?;
         validate_serve::validate_serving(&catalog, &rows)
