@@ -348,6 +348,11 @@ pub fn validate_training(catalog: &Catalog, rows: &[TrainingRun]) -> Report {
     summarise(results)
 }
 
+/// Summarises evaluated rows (median and max |error|).
+pub fn summarise_rows(rows: Vec<RowResult>) -> Report {
+    summarise(rows)
+}
+
 pub(crate) fn summarise(rows: Vec<RowResult>) -> Report {
     let mut errors: Vec<f64> = rows
         .iter()

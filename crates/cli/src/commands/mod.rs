@@ -17,3 +17,4 @@ pub mod tenant;
 pub mod token;
 pub mod user;
 pub mod validate;
+pub mod validate_fit;

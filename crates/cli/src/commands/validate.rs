@@ -20,7 +20,9 @@ pub enum ValidateCommand {
     /// Inference runs (schema: inference-runs.csv of the validation tables).
     #[command(
         after_help = "Example:\n  suanli validate serve data/validation/inference-runs.csv\n  \
-        suanli validate serve data/validation/inference-runs.csv --json | jq .summary"
+        suanli validate serve data/validation/inference-runs.csv --json | jq .summary\n  \
+        suanli validate serve data/validation/inference-runs.csv --fit\n  \
+        suanli validate serve data/validation/inference-runs.csv --cv"
     )]
     Serve(ValidateArgs),
 }
@@ -36,6 +38,13 @@ pub struct ValidateArgs {
     /// Print {"rows":[...],"summary":{...}} as JSON.
     #[arg(long)]
     json: bool,
+    /// serve only: fit the per-family serving constants to FILE's rows and write them to
+    /// crates/perf/data/serving-fit.csv (or the given path); rebuild to use them.
+    #[arg(long, num_args = 0..=1, default_missing_value = "crates/perf/data/serving-fit.csv")]
+    fit: Option<PathBuf>,
+    /// serve only: leave-one-source-out cross-validation of the fitted constants.
+    #[arg(long)]
+    cv: bool,
 }
 
 /// Runs a validate command; exits 1 when a row could not be evaluated.
@@ -48,8 +57,17 @@ pub fn run(command: ValidateCommand) -> anyhow::Result<ExitCode> {
     let text = std::fs::read_to_string(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
     let in_file = |e: String| anyhow::anyhow!("{}: {e}", args.file.display());
+    if !serving && (args.fit.is_some() || args.cv) {
+        anyhow::bail!("--fit and --cv apply to `validate serve` only");
+    }
     let report = if serving {
         let rows = validate_serve::read_inference_runs(&text).map_err(in_file)?;
+        if let Some(path) = &args.fit {
+            return super::validate_fit::fit(&catalog, &rows, path, args.json);
+        }
+        if args.cv {
+            return super::validate_fit::cross_validate(&catalog, &rows, args.json);
+        }
         validate_serve::validate_serving(&catalog, &rows)
     } else {
         let rows = validate::read_training_runs(&text).map_err(in_file)?;

@@ -72,6 +72,8 @@ pub(crate) fn hardware(setup: &ServeSetup) -> Result<Hardware, ServeError> {
     if matches!(math, Precision::Fp8 | Precision::Int8 | Precision::Fp4) {
         gemm_efficiency.matmul = efficiency.matmul_8bit;
     }
+    // The family's fitted serving scale; no GEMM passes 95% of its peak.
+    gemm_efficiency.matmul = (gemm_efficiency.matmul * setup.gemm_scale).clamp(0.05, 0.95);
     let gemm = Device {
         peak_flops_per_s: math_peak,
         memory_bytes_per_s: accelerator.memory_bandwidth_bytes_per_s(),
