@@ -82,11 +82,15 @@ fn the_required_accelerator_ids_exist() {
         "h20-96gb",
         "gh200-96gb",
         "b200-sxm-180gb",
+        "gb200",
+        "gb300",
         "l40s",
         "l20",
         "mi250x",
         "mi300x",
         "mi325x",
+        "mi350x",
+        "mi355x",
         "ascend-910b",
         "ascend-910c",
         "gaudi2",
@@ -313,4 +317,29 @@ fn a_bad_user_file_names_the_file_and_the_problem() {
         .to_string();
     assert!(error.contains("mine.toml"), "{error}");
     assert!(error.contains("missing field"), "{error}");
+}
+
+#[test]
+fn blackwell_nvl72_and_mi350_figures_match_the_reference_additions() {
+    // Figures from shared/catalog/accelerators-reference-additions.csv (per GPU, dense).
+    let catalog = Catalog::builtin();
+    let gb200 = catalog.accelerator("gb200").unwrap();
+    assert_eq!(gb200.scaleup.domain_size, 72, "NVL72 is one NVLink domain");
+    assert_eq!(gb200.default_per_node, 4, "4 GPUs per compute tray");
+    assert_eq!(gb200.dense_tflops.bf16, Some(2500.0));
+    assert_eq!(gb200.dense_tflops.fp8, Some(5000.0));
+    let gb300 = catalog.accelerator("GB300").unwrap();
+    assert_eq!(gb300.dense_tflops.fp4, Some(15000.0));
+    assert_eq!(gb300.memory_gb, 288.0);
+    let mi355x = catalog.accelerator("mi355x").unwrap();
+    // 256 CU x 8192 FP8 FLOP/clk x 2.4 GHz = 5.03 PFLOP/s.
+    let fp8 = 256.0 * 8192.0 * 2.4e9 / 1e12;
+    assert!((mi355x.dense_tflops.fp8.unwrap() - fp8).abs() < 0.1);
+    let mi350x = catalog.accelerator("mi350x").unwrap();
+    assert!((mi350x.scaleup.bandwidth_gb_per_s_bidir - 7.0 * 153.6).abs() < 1e-9);
+    let tray = catalog.node("gb200-nvl72").unwrap();
+    assert_eq!(
+        (tray.accelerator.as_str(), tray.accelerators_per_node),
+        ("gb200", 4)
+    );
 }
