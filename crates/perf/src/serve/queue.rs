@@ -105,7 +105,9 @@ pub fn latencies(cost: &IterationCost, input: f64, output: f64, rate: f64) -> Op
         let next = (rate * output * tau).max(1e-9);
         let converged = (next - n).abs() <= 1e-6 * n.max(1.0);
         n = next;
-        if n > cost.max_batch as f64 {
+        // The decoding count is Poisson around its mean; beyond the cap prompts stop being
+        // admitted and queue without bound, so its 99th percentile must fit.
+        if n + Z99 * n.sqrt() > cost.max_batch as f64 {
             return None;
         }
         if converged {
@@ -116,7 +118,12 @@ pub fn latencies(cost: &IterationCost, input: f64, output: f64, rate: f64) -> Op
     let slope = (cost.decode(n + 1.0) - cost.decode((n - 1.0).max(1.0))) / 2.0;
     let decode_mean = cost.decode(n);
     let arrivals = rate * output * tau;
-    let variance = slope * slope * 2.0 * n / 3.0 + arrivals * (input * p / output).powi(2);
+    // Prompt work during a life lengthens it and lets more prompts in: a Poisson branching
+    // process with mean offspring rho_p = lambda I p, whose total work has variance
+    // 1 / (1 - rho_p)^3 times that of the first generation (busy-period moments, M/G/1).
+    let amplification = (1.0 - prefill_share).powi(-3);
+    let variance = slope * slope * 2.0 * n / 3.0
+        + amplification * arrivals * (input * p / output).powi(2);
     let tpot_mean_s = decode_mean + arrivals * input * p / output;
     let tpot_p99_s = tpot_mean_s + Z99 * variance.sqrt();
     // TTFT: M/D/1 prefill queue.
@@ -134,9 +141,9 @@ pub fn latencies(cost: &IterationCost, input: f64, output: f64, rate: f64) -> Op
     };
     // The first token leaves at the end of the last iteration that holds a chunk of the prompt:
     // the prompt joins at an iteration boundary (half an iteration in progress, on average) and
-    // rides in ceil(I / (B - N)) iterations of mean length tau.
+    // rides in ceil(I / (B - N)) iterations, each a decode step plus its chunk.
     let iterations = (input / room).ceil().max(1.0);
-    let aligned = tau / 2.0 + iterations * tau;
+    let aligned = tau / 2.0 + iterations * decode_mean + input * p;
     Some(Latencies {
         rate_per_s: rate,
         mean_batch: n,
