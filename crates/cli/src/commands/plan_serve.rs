@@ -195,7 +195,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
         print_estimate(&setup, &estimate);
-        println!("{}", super::plan_serve_scenario::error_band(&setup.accelerator.id));
+        println!(
+            "{}",
+            super::plan_serve_scenario::error_band(&setup.accelerator.id)
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

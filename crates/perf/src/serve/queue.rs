@@ -122,8 +122,8 @@ pub fn latencies(cost: &IterationCost, input: f64, output: f64, rate: f64) -> Op
     // process with mean offspring rho_p = lambda I p, whose total work has variance
     // 1 / (1 - rho_p)^3 times that of the first generation (busy-period moments, M/G/1).
     let amplification = (1.0 - prefill_share).powi(-3);
-    let variance = slope * slope * 2.0 * n / 3.0
-        + amplification * arrivals * (input * p / output).powi(2);
+    let variance =
+        slope * slope * 2.0 * n / 3.0 + amplification * arrivals * (input * p / output).powi(2);
     let tpot_mean_s = decode_mean + arrivals * input * p / output;
     let tpot_p99_s = tpot_mean_s + Z99 * variance.sqrt();
     // TTFT: M/D/1 prefill queue.
