@@ -30,6 +30,7 @@ pub mod serve_search;
 pub mod train;
 pub mod validate;
 pub mod validate_serve;
+pub mod validate_serve_fit;
 
 pub use kernels::AttentionImpl;
 pub use layout::{Layout, LayoutSpec, Recompute};

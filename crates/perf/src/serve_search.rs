@@ -2,20 +2,15 @@
 //! count and batch cap that meet a time-to-first-token and a time-per-output-token target at a
 //! request rate, with TTFT under load from a queueing model rather than from batch 1.
 //!
-//! The queueing model, per replica receiving lambda = rate / replicas requests per second with
-//! prefill-priority continuous batching (vLLM's default scheduler; Kwon et al. 2023; Yu et al.
-//! 2022, Orca):
-//! - prefill occupies the replica for p (one prompt) per request, a fraction f = lambda p of
-//!   its time; decode steps get the rest, so TPOT = step(N) / (1 - f);
-//! - the sequences decoding at once follow Little's law, N = lambda x output_len x TPOT, solved
-//!   as a fixed point; the replica is saturated when N exceeds the KV-cache capacity or the
-//!   batch cap (Little 1961);
-//! - a new request waits for the prefills ahead of it, an M/D/1 queue with service p, mean wait
-//!   f p / (2 (1 - f)) (Pollaczek-Khinchine), and for half a decode step in progress.
-//!
-//! Targets are met on the mean; real tails are longer.
+//! Each replica receives lambda = rate / replicas requests per second, Poisson, and runs
+//! continuous batching with chunked prefill (TensorRT-LLM's scheduler properties,
+//! `serve::scenario::TENSORRT_LLM`); the targets are met on the 99th percentile of TTFT and TPOT
+//! from the queueing model of `serve::queue`, which the tests check against the discrete-event
+//! simulation of `serve::sim`.
 
-use crate::serve::{self, ServeError, ServeSetup};
+use crate::serve::queue::{self, Latencies};
+use crate::serve::scenario::{TENSORRT_LLM, iteration_cost};
+use crate::serve::{self, ServeSetup};
 use serde::Serialize;
 use suanli_catalog::{Accelerator, Model, Precision};
 
@@ -94,10 +89,13 @@ pub struct Deployment {
     pub max_batch: u64,
     /// Mean sequences decoding at once per replica at the request rate.
     pub mean_batch: f64,
-    /// Mean TTFT under load.
+    /// 99th-percentile TTFT under load (`serve::queue`).
     pub ttft_s: f64,
-    /// Mean TPOT under load.
+    /// 99th-percentile TPOT under load.
     pub tpot_s: f64,
+    /// Mean TTFT and TPOT under load.
+    pub ttft_mean_s: f64,
+    pub tpot_mean_s: f64,
     /// Share of a replica's time spent on prefill.
     pub prefill_share: f64,
     pub price_per_hour: f64,
@@ -123,52 +121,6 @@ pub struct SearchResult {
 pub enum SearchError {
     #[error("invalid search: {0}")]
     Invalid(String),
-}
-
-/// Mean TTFT, TPOT and concurrency of one replica at `rate` requests per second, or `None` when
-/// it saturates (see the module documentation).
-struct Load {
-    ttft_s: f64,
-    tpot_s: f64,
-    mean_batch: f64,
-    prefill_share: f64,
-}
-
-fn load(
-    setup: &ServeSetup,
-    prefill_s: f64,
-    max_batch: u64,
-    rate: f64,
-) -> Result<Option<Load>, ServeError> {
-    let prefill_share = rate * prefill_s;
-    if prefill_share >= 1.0 {
-        return Ok(None);
-    }
-    let context = setup.input_len as f64 + (setup.output_len as f64 + 1.0) / 2.0;
-    let output = setup.output_len as f64;
-    let mut batch = 1.0f64;
-    let mut tpot_s = 0.0;
-    let mut step_s = 0.0;
-    for _ in 0..60 {
-        step_s = serve::decode_step(setup, batch.ceil() as u64, context)?.total_s;
-        tpot_s = step_s / (1.0 - prefill_share);
-        let next = (rate * output * tpot_s).max(1.0);
-        if next > max_batch as f64 {
-            return Ok(None);
-        }
-        let converged = (next - batch).abs() <= 1e-3 * batch;
-        batch = next;
-        if converged {
-            break;
-        }
-    }
-    let wait_s = prefill_share * prefill_s / (2.0 * (1.0 - prefill_share));
-    Ok(Some(Load {
-        ttft_s: prefill_s + wait_s + step_s / 2.0,
-        tpot_s,
-        mean_batch: batch,
-        prefill_share,
-    }))
 }
 
 /// Searches every candidate, tp in powers of two up to its scale-up domain, pp in powers of two,
@@ -228,6 +180,7 @@ fn search_one(spec: &SearchSpec, candidate: &Candidate) -> Result<Vec<Deployment
     );
     setup.weight_precision = spec.weight_precision;
     setup.kv_precision = spec.kv_precision;
+    setup.continuous_batching = true;
     let max_tp = accelerator
         .scaleup
         .domain_size
@@ -352,10 +305,12 @@ fn fewest_replicas(
     prefill_s: f64,
     max_batch: u64,
 ) -> Result<Option<Deployment>, String> {
-    let meets = |replicas: u32| -> Result<Option<Load>, String> {
+    let _ = prefill_s;
+    let cost = iteration_cost(setup, &TENSORRT_LLM, max_batch).map_err(|e| e.to_string())?;
+    let meets = |replicas: u32| -> Result<Option<Latencies>, String> {
         let rate = spec.rate_per_s / replicas as f64;
-        let load = load(setup, prefill_s, max_batch, rate).map_err(|e| e.to_string())?;
-        Ok(load.filter(|l| l.ttft_s <= spec.ttft_slo_s && l.tpot_s <= spec.tpot_slo_s))
+        let load = queue::latencies(&cost, spec.input_len as f64, spec.output_len as f64, rate);
+        Ok(load.filter(|l| l.ttft_p99_s <= spec.ttft_slo_s && l.tpot_p99_s <= spec.tpot_slo_s))
     };
     // More replicas never hurt: grow until the targets hold, then bisect.
     let limit = 1u32 << 20;
@@ -389,8 +344,10 @@ fn fewest_replicas(
         devices,
         max_batch,
         mean_batch: load.mean_batch,
-        ttft_s: load.ttft_s,
-        tpot_s: load.tpot_s,
+        ttft_s: load.ttft_p99_s,
+        tpot_s: load.tpot_p99_s,
+        ttft_mean_s: load.ttft_mean_s,
+        tpot_mean_s: load.tpot_mean_s,
         prefill_share: load.prefill_share,
         price_per_hour,
         cost_per_million_output_tokens: price_per_hour / output_tokens_per_hour * 1e6,

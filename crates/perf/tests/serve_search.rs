@@ -78,6 +78,8 @@ fn every_deployment_found_meets_both_targets_and_fits() {
             setup.pp = d.pp;
             setup.weight_precision = spec.weight_precision;
             setup.kv_precision = spec.kv_precision;
+            // The search serves by continuous batching: sequences hold input + output / 2.
+            setup.continuous_batching = true;
             let memory = serve::memory(&setup, d.max_batch).unwrap();
             assert!(d.max_batch <= memory.max_sequences, "{d:?}");
             assert!(memory.total_bytes <= memory.capacity_bytes, "{d:?}");

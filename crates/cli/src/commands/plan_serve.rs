@@ -6,6 +6,7 @@ use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use suanli_catalog::Precision;
+use suanli_perf::serve::scenario::Scenario;
 use suanli_perf::serve::{self, PassTime, ServeEstimate, ServeSetup};
 
 /// Examples shown by `suanli plan serve --help`.
@@ -17,7 +18,12 @@ pub const SERVE_EXAMPLES: &str = "Examples:
   suanli plan serve --model llama-3.1-70b --input-len 2048 --output-len 256 --precision fp8 \\
       --rate 20 --ttft-slo 500ms --tpot-slo 50ms \\
       --accelerators h100-sxm5-80gb,h200-sxm-141gb,mi300x,l40s --price mi300x=1.9
+  suanli plan serve --model llama-3.1-70b --accelerator h200-sxm-141gb --tp 1 --count 8 \
+      --input-len 512 --output-len 290 --precision fp8 --scenario server \
+      --ttft-p99 2s --tpot-p99 200ms
 
+With --scenario server --ttft-p99 2s --tpot-p99 200ms it finds the highest Poisson request
+rate one deployment serves within both 99th-percentile limits (MLPerf Inference Server).
 With --rate the command searches deployments (accelerator type, tp, pp, replicas, batch cap)
 that meet both latency targets at that request rate and lists the cheapest. Default prices
 (USD per accelerator-hour) are indicative 2025 on-demand prices; --price overrides them.";
@@ -75,12 +81,16 @@ pub struct ServeArgs {
         conflicts_with_all = ["tp", "pp", "ep", "count", "batch"]
     )]
     pub(super) rate: Option<f64>,
-    /// Mean time-to-first-token target under load, e.g. 500ms or 1.5s.
-    #[arg(long, value_parser = parse_duration_s)]
+    /// 99th-percentile time-to-first-token target under load, e.g. 500ms or 2s.
+    #[arg(long, visible_alias = "ttft-p99", value_parser = parse_duration_s)]
     pub(super) ttft_slo: Option<f64>,
-    /// Mean time-per-output-token target under load, e.g. 50ms.
-    #[arg(long, value_parser = parse_duration_s)]
+    /// 99th-percentile time-per-output-token target under load, e.g. 200ms.
+    #[arg(long, visible_alias = "tpot-p99", value_parser = parse_duration_s)]
     pub(super) tpot_slo: Option<f64>,
+    /// How requests arrive: offline (largest batch), server or interactive (the highest
+    /// Poisson rate within --ttft-p99 and --tpot-p99), single-stream (one at a time).
+    #[arg(long, conflicts_with = "rate")]
+    pub(super) scenario: Option<Scenario>,
     /// Accelerator types to search, comma-separated [default: --accelerator, or every
     /// accelerator with a default price].
     #[arg(long, value_delimiter = ',')]
@@ -137,6 +147,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if args.rate.is_some() {
         return super::plan_serve_search::run(&args, &catalog, model);
     }
+    if let Some(scenario) = args.scenario {
+        return super::plan_serve_scenario::run(&args, &catalog, model, scenario);
+    }
     let Some(name) = &args.accelerator else {
         bail!("--accelerator is required without --rate");
     };
@@ -182,6 +195,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
         print_estimate(&setup, &estimate);
+        println!(
+            "{}",
+            super::plan_serve_scenario::error_band(&setup.accelerator.id)
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

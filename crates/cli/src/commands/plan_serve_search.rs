@@ -92,7 +92,7 @@ pub fn run(args: &ServeArgs, catalog: &Catalog, model: Model) -> anyhow::Result<
 fn print_result(spec: &SearchSpec, result: &SearchResult) {
     println!(
         "{} at {} requests/s, {} input + {} output tokens, weights {}, KV cache {}; targets: \
-         TTFT {}, TPOT {} (means under load)",
+         p99 TTFT {}, p99 TPOT {} under Poisson arrivals",
         spec.model.name,
         spec.rate_per_s,
         spec.input_len,
@@ -113,8 +113,8 @@ fn print_result(spec: &SearchSpec, result: &SearchResult) {
             "devices",
             "max batch",
             "mean batch",
-            "TTFT",
-            "TPOT",
+            "TTFT p99",
+            "TPOT p99",
             "$/hour",
             "$/M output tokens",
         ]);

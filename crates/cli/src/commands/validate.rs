@@ -22,7 +22,9 @@ pub enum ValidateCommand {
     /// Inference runs (schema: inference-runs.csv of the validation tables).
     #[command(
         after_help = "Example:\n  suanli validate serve data/validation/inference-runs.csv\n  \
-        suanli validate serve data/validation/inference-runs.csv --json | jq .summary"
+        suanli validate serve data/validation/inference-runs.csv --json | jq .summary\n  \
+        suanli validate serve data/validation/inference-runs.csv --fit\n  \
+        suanli validate serve data/validation/inference-runs.csv --cv"
     )]
     Serve(ValidateArgs),
 }
@@ -38,16 +40,17 @@ pub struct ValidateArgs {
     /// Print {"rows":[...],"summary":{...}} as JSON.
     #[arg(long)]
     pub(super) json: bool,
-    /// Training only: print leave-one-source-out figures (each source's rows predicted with
+    /// Print leave-one-source-out figures (each source's rows predicted with
     /// constants fitted without that source).
     #[arg(long)]
     pub(super) cv: bool,
-    /// Training only: refit the per-family constants on FILE and write them to --fit-out.
+    /// Refit the per-family constants on FILE and write them to --fit-out.
     #[arg(long)]
     pub(super) fit: bool,
-    /// Where --fit writes the fitted table (rebuild suanli to use it).
-    #[arg(long, default_value = "crates/perf/data/fitted.toml")]
-    pub(super) fit_out: PathBuf,
+    /// Where --fit writes the fitted table (rebuild suanli to use it); default
+    /// crates/perf/data/fitted.toml for train, crates/perf/data/serving-fit.csv for serve.
+    #[arg(long)]
+    pub(super) fit_out: Option<PathBuf>,
 }
 
 /// Runs a validate command; exits 1 when a row could not be evaluated.
@@ -60,15 +63,26 @@ pub fn run(command: ValidateCommand) -> anyhow::Result<ExitCode> {
     let text = std::fs::read_to_string(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
     let in_file = |e: String| anyhow::anyhow!("{}: {e}", args.file.display());
-    if args.cv || args.fit {
-        if serving {
-            anyhow::bail!("--cv and --fit apply to `validate train` only");
-        }
+    if (args.cv || args.fit) && !serving {
         let rows = validate::read_training_runs(&text).map_err(in_file)?;
-        return super::validate_fit::run(&catalog, &rows, &args);
+        let fit_out = args
+            .fit_out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("crates/perf/data/fitted.toml"));
+        return super::validate_fit::run(&catalog, &rows, &args, &fit_out);
     }
     let report = if serving {
         let rows = validate_serve::read_inference_runs(&text).map_err(in_file)?;
+        if args.fit {
+            let fit_out = args
+                .fit_out
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("crates/perf/data/serving-fit.csv"));
+            return super::validate_serve_fit::fit(&catalog, &rows, &fit_out, args.json);
+        }
+        if args.cv {
+            return super::validate_serve_fit::cross_validate(&catalog, &rows, args.json);
+        }
         validate_serve::validate_serving(&catalog, &rows)
     } else {
         let rows = validate::read_training_runs(&text).map_err(in_file)?;

@@ -73,8 +73,9 @@ pub fn run(
     catalog: &Catalog,
     rows: &[TrainingRun],
     args: &ValidateArgs,
+    fit_out: &std::path::Path,
 ) -> anyhow::Result<ExitCode> {
-    let (file, fit_out) = (&args.file, &args.fit_out);
+    let file = &args.file;
     let outcome = fit::fit(catalog, rows);
     if args.fit {
         let command = format!(

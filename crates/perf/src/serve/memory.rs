@@ -131,7 +131,7 @@ pub fn memory(setup: &ServeSetup, batch: u64) -> Result<ServeMemory, ServeError>
     }
     let kv_per_token = kv_bytes_per_token_per_device(setup);
     let kv_capacity_tokens = (free / kv_per_token).floor() as u64;
-    let seq_len = setup.input_len + setup.output_len;
+    let seq_len = setup.held_tokens();
     let max_sequences = kv_capacity_tokens / seq_len.max(1);
     let kv_cache_bytes = (batch * seq_len) as f64 * kv_per_token;
     Ok(ServeMemory {

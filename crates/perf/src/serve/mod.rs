@@ -25,7 +25,11 @@
 use serde::Serialize;
 use suanli_catalog::{Accelerator, Model, Precision};
 
+pub mod fitted;
 mod memory;
+pub mod queue;
+pub mod scenario;
+pub mod sim;
 mod time;
 
 pub use memory::{
@@ -74,6 +78,12 @@ pub struct ServeSetup {
     /// Concurrent sequences per replica; `None` = the largest that fits.
     pub batch: Option<u64>,
     pub decode_attention: DecodeAttention,
+    /// Whether sequences start and finish at different times (continuous batching), so each
+    /// holds input + output / 2 KV tokens on average, rather than a static batch at full length.
+    pub continuous_batching: bool,
+    /// Serving GEMM efficiency of the accelerator's family relative to the training model's,
+    /// fitted by `suanli validate serve --fit` (`fitted::gemm_scale`); 1 = the training value.
+    pub gemm_scale: f64,
 }
 
 impl ServeSetup {
@@ -85,6 +95,7 @@ impl ServeSetup {
         output_len: u64,
     ) -> ServeSetup {
         ServeSetup {
+            gemm_scale: fitted::gemm_scale(&accelerator.id),
             per_node: accelerator.default_per_node.max(1),
             scaleout_gb_per_s: accelerator.scaleout_gb_per_s,
             model,
@@ -99,6 +110,7 @@ impl ServeSetup {
             output_len,
             batch: None,
             decode_attention: DecodeAttention::Grouped,
+            continuous_batching: false,
         }
     }
 
@@ -110,6 +122,16 @@ impl ServeSetup {
     /// Transformer layers on the most loaded pipeline stage.
     pub fn layers_per_stage(&self) -> u32 {
         self.model.layers.div_ceil(self.pp.max(1))
+    }
+
+    /// KV-cache tokens one sequence holds on average: input + output at the end of a static
+    /// batch, input + output / 2 under continuous batching.
+    pub fn held_tokens(&self) -> u64 {
+        if self.continuous_batching {
+            self.input_len + self.output_len.div_ceil(2)
+        } else {
+            self.input_len + self.output_len
+        }
     }
 }
 
@@ -229,7 +251,7 @@ pub fn estimate(setup: &ServeSetup) -> Result<ServeEstimate, ServeError> {
     let probe = memory(setup, 1)?;
     let batch = match setup.batch {
         Some(batch) => {
-            let seq_len = setup.input_len + setup.output_len;
+            let seq_len = setup.held_tokens();
             if batch * seq_len > probe.kv_capacity_tokens || batch == 0 {
                 return Err(ServeError::BatchTooLarge {
                     batch,

@@ -59,6 +59,24 @@ pub fn math_precision(accelerator: &Accelerator, weights: Precision) -> Precisio
     }
 }
 
+/// PCIe 4.0 x16 bandwidth, both directions added, GB/s (PCI-SIG: 16 GT/s x 16 lanes with
+/// 128b/130b encoding, 31.5 GB/s each way).
+const PCIE4_X16_GB_PER_S_BIDIR: f64 = 63.0;
+
+/// Devices without a scale-up link reach the others of their server over PCIe peer-to-peer
+/// (NCCL's P2P transport; TensorRT-LLM and vLLM tensor parallelism on L40S and other PCIe
+/// cards), not over the scale-out NIC: the accelerator as the fabric should see it.
+fn pcie_peer_to_peer(accelerator: &Accelerator, per_node: u32) -> Option<Accelerator> {
+    if accelerator.scaleup.domain_size > 1 || per_node <= 1 {
+        return None;
+    }
+    let mut peer = accelerator.clone();
+    peer.scaleup.link = "PCIe 4.0 x16 peer-to-peer".into();
+    peer.scaleup.domain_size = per_node;
+    peer.scaleup.bandwidth_gb_per_s_bidir = PCIE4_X16_GB_PER_S_BIDIR;
+    Some(peer)
+}
+
 pub(crate) fn hardware(setup: &ServeSetup) -> Result<Hardware, ServeError> {
     let accelerator = &setup.accelerator;
     let efficiency = Efficiency::for_accelerator(accelerator);
@@ -72,6 +90,8 @@ pub(crate) fn hardware(setup: &ServeSetup) -> Result<Hardware, ServeError> {
     if matches!(math, Precision::Fp8 | Precision::Int8 | Precision::Fp4) {
         gemm_efficiency.matmul = efficiency.matmul_8bit;
     }
+    // The family's fitted serving scale; no GEMM passes 95% of its peak.
+    gemm_efficiency.matmul = (gemm_efficiency.matmul * setup.gemm_scale).clamp(0.05, 0.95);
     let gemm = Device {
         peak_flops_per_s: math_peak,
         memory_bytes_per_s: accelerator.memory_bandwidth_bytes_per_s(),
@@ -85,8 +105,9 @@ pub(crate) fn hardware(setup: &ServeSetup) -> Result<Hardware, ServeError> {
         activation_bytes: 2.0,
         efficiency,
     };
+    let peer = pcie_peer_to_peer(accelerator, setup.per_node);
     let fabric = Fabric::new(
-        accelerator,
+        peer.as_ref().unwrap_or(accelerator),
         setup.per_node,
         setup.scaleout_gb_per_s,
         &efficiency,

@@ -1,0 +1,186 @@
+//! How requests reach a replica (MLPerf Inference scenarios) and the serving engine's scheduler
+//! properties, and what each scenario predicts: throughput at the largest batch (offline), the
+//! highest Poisson rate within p99 limits (server, interactive), one request in flight
+//! (single-stream).
+
+use super::queue::{self, IterationCost, Latencies};
+use super::{ServeError, ServeSetup, decode_step, memory, prefill};
+use serde::Serialize;
+
+/// How requests reach the engine (MLPerf Inference rules, section "Scenarios").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scenario {
+    /// A fixed batch run together (vendor throughput tables).
+    Batch,
+    /// Every request queued at once; the engine batches up to its cap.
+    Offline,
+    /// Poisson arrivals at the highest rate whose p99 TTFT and TPOT meet the limits.
+    Server,
+    /// `Server` under tighter limits.
+    Interactive,
+    /// One request in flight at a time.
+    SingleStream,
+}
+
+impl std::str::FromStr for Scenario {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Scenario, String> {
+        Ok(match text {
+            "" | "batch" => Scenario::Batch,
+            "offline" => Scenario::Offline,
+            "server" => Scenario::Server,
+            "interactive" => Scenario::Interactive,
+            "single-stream" => Scenario::SingleStream,
+            other => {
+                return Err(format!(
+                    "unknown scenario `{other}`; expected offline, server, interactive, \
+                     single-stream or empty (a fixed batch)"
+                ));
+            }
+        })
+    }
+}
+
+/// Scheduler properties of a serving engine that the model uses, with their sources; named
+/// per engine, never per measurement.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Engine {
+    pub name: &'static str,
+    /// Tokens one iteration may hold, decode tokens included.
+    pub token_budget: u64,
+    /// Tokens per paged KV-cache block; a sequence wastes half a block on average.
+    pub kv_block_tokens: u64,
+    /// Whether decode steps replay CUDA/HIP graphs (one launch per step, not per kernel).
+    pub cuda_graphs: bool,
+    /// Whether prompts are chunked into decode iterations (else they run alone, first).
+    pub chunked_prefill: bool,
+}
+
+/// TensorRT-LLM: `max_num_tokens` 8192 and `tokens_per_block` 64 (trtllm-build defaults,
+/// docs "Useful build-time flags"); in-flight batching with chunked context; CUDA graphs in the
+/// PyTorch backend and the MLPerf harness.
+pub const TENSORRT_LLM: Engine = Engine {
+    name: "TensorRT-LLM",
+    token_budget: 8192,
+    kv_block_tokens: 64,
+    cuda_graphs: true,
+    chunked_prefill: true,
+};
+
+/// vLLM (V1 engine): `max_num_batched_tokens` 8192 for offline use, chunked prefill on, block
+/// size 16, CUDA graphs captured up to batch 512 (vLLM docs, "Optimization and Tuning").
+pub const VLLM: Engine = Engine {
+    name: "vLLM",
+    token_budget: 8192,
+    kv_block_tokens: 16,
+    cuda_graphs: true,
+    chunked_prefill: true,
+};
+
+/// SGLang: `chunked_prefill_size` 8192 on 80 GB-class GPUs, token-granular KV pages
+/// (`page_size` 1), CUDA graphs (SGLang server arguments docs).
+pub const SGLANG: Engine = Engine {
+    name: "SGLang",
+    token_budget: 8192,
+    kv_block_tokens: 1,
+    cuda_graphs: true,
+    chunked_prefill: true,
+};
+
+/// Text Generation Inference: `max_batch_prefill_tokens` 4096, prefill batches run ahead of
+/// decode rather than chunked into it, paged attention blocks of 16 (TGI launcher docs); TGI on
+/// Gaudi (Optimum Habana) uses HPU graphs.
+pub const TGI: Engine = Engine {
+    name: "TGI",
+    token_budget: 4096,
+    kv_block_tokens: 16,
+    cuda_graphs: true,
+    chunked_prefill: false,
+};
+
+/// The engine a free-text name refers to; TensorRT-LLM (and NVIDIA NIM, built on it) when the
+/// name is not recognised.
+pub fn engine_named(name: &str) -> Engine {
+    let lower = name.to_ascii_lowercase();
+    if lower.contains("vllm") {
+        VLLM
+    } else if lower.contains("sglang") {
+        SGLANG
+    } else if lower.contains("tgi") || lower.contains("text generation inference") {
+        TGI
+    } else {
+        TENSORRT_LLM
+    }
+}
+
+/// Sequences of the setup's lengths that fit in a replica's KV cache with `engine`'s blocks.
+///
+/// A static batch holds every sequence at full length at the end. Under continuous batching the
+/// sequences are spread evenly over their lives, so one holds input + output / 2 tokens on
+/// average, and paged engines allocate blocks as tokens come (Kwon et al. 2023, vLLM, section
+/// 4.2; TensorRT-LLM's `MAX_UTILIZATION` capacity scheduler); each sequence wastes half a block.
+pub fn sequences_that_fit(
+    setup: &ServeSetup,
+    engine: &Engine,
+    continuous: bool,
+) -> Result<u64, ServeError> {
+    let probe = memory(setup, 1)?;
+    let block = engine.kv_block_tokens.max(1) as f64;
+    let held = if continuous {
+        setup.input_len as f64 + setup.output_len as f64 / 2.0
+    } else {
+        (setup.input_len + setup.output_len) as f64
+    };
+    let per_sequence = held + block / 2.0;
+    Ok((probe.kv_capacity_tokens as f64 / per_sequence) as u64)
+}
+
+/// The cost of an iteration of `setup` under `engine` with at most `max_batch` sequences.
+pub fn iteration_cost(
+    setup: &ServeSetup,
+    engine: &Engine,
+    max_batch: u64,
+) -> Result<IterationCost, ServeError> {
+    let context = setup.input_len as f64 + (setup.output_len as f64 + 1.0) / 2.0;
+    let max_batch = max_batch.max(1);
+    // Geometric grid of batch sizes, interpolated linearly in between.
+    let mut points = Vec::new();
+    let mut n = 1u64;
+    while n < max_batch {
+        points.push((n as f64, decode_step(setup, n, context)?.total_s));
+        n = (n + 1).max((n as f64 * 1.25) as u64);
+    }
+    points.push((
+        max_batch as f64,
+        decode_step(setup, max_batch, context)?.total_s,
+    ));
+    // A full budget of whole prompts, per token: compute-bound prefill.
+    let input = setup.input_len.max(1);
+    let prompts = (engine.token_budget / input).max(1);
+    let prefill_token_s = prefill(setup, prompts, input)?.total_s / (prompts * input) as f64;
+    Ok(IterationCost {
+        decode_s: points,
+        prefill_token_s,
+        token_budget: engine.token_budget,
+        max_batch,
+    })
+}
+
+/// The highest request rate of one replica whose p99 TTFT and TPOT meet the limits.
+pub fn server_rate(
+    setup: &ServeSetup,
+    engine: &Engine,
+    max_batch: u64,
+    ttft_p99_s: f64,
+    tpot_p99_s: f64,
+) -> Result<Option<Latencies>, ServeError> {
+    let cost = iteration_cost(setup, engine, max_batch)?;
+    Ok(queue::max_rate(
+        &cost,
+        setup.input_len as f64,
+        setup.output_len as f64,
+        ttft_p99_s,
+        tpot_p99_s,
+    ))
+}

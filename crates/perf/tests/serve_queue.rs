@@ -1,0 +1,137 @@
+//! The percentile queueing model of continuous batching against the discrete-event simulation
+//! of the same batching, and the MLPerf scenarios on catalog hardware.
+
+use suanli_catalog::{Catalog, Precision};
+use suanli_perf::serve::ServeSetup;
+use suanli_perf::serve::queue::{self, IterationCost};
+use suanli_perf::serve::scenario::{TENSORRT_LLM, iteration_cost, sequences_that_fit};
+use suanli_perf::serve::sim;
+
+fn llama70b_h200() -> ServeSetup {
+    let catalog = Catalog::builtin();
+    let model = catalog.model("llama-3.1-70b").unwrap().clone();
+    let h200 = catalog.accelerator("h200-sxm-141gb").unwrap().clone();
+    let mut setup = ServeSetup::new(model, h200, 512, 290);
+    setup.weight_precision = Precision::Fp8;
+    setup.kv_precision = Precision::Fp8;
+    setup.continuous_batching = true;
+    setup
+}
+
+fn cost() -> IterationCost {
+    let setup = llama70b_h200();
+    let fits = sequences_that_fit(&setup, &TENSORRT_LLM, true).unwrap();
+    iteration_cost(&setup, &TENSORRT_LLM, fits.min(600)).unwrap()
+}
+
+fn within(model: f64, simulated: f64, tolerance: f64) -> bool {
+    (model - simulated).abs() <= tolerance * simulated
+}
+
+#[test]
+fn percentiles_match_the_discrete_event_simulation_at_two_loads() {
+    let cost = cost();
+    let limit = queue::max_rate(&cost, 512.0, 290.0, 2.0, 0.2).expect("a rate meets the limits");
+    for share in [0.3, 0.6] {
+        let rate = limit.rate_per_s * share;
+        let model = queue::latencies(&cost, 512.0, 290.0, rate).unwrap();
+        let measured = sim::simulate(&cost, 512, 290, rate, 6000, 7);
+        assert!(
+            within(model.tpot_mean_s, measured.tpot_mean_s, 0.05),
+            "rate {rate:.2}: TPOT mean model {:.4} vs simulated {:.4}",
+            model.tpot_mean_s,
+            measured.tpot_mean_s
+        );
+        assert!(
+            within(model.tpot_p99_s, measured.tpot_p99_s, 0.10),
+            "rate {rate:.2}: TPOT p99 model {:.4} vs simulated {:.4}",
+            model.tpot_p99_s,
+            measured.tpot_p99_s
+        );
+        assert!(
+            within(model.ttft_p99_s, measured.ttft_p99_s, 0.25),
+            "rate {rate:.2}: TTFT p99 model {:.4} vs simulated {:.4}",
+            model.ttft_p99_s,
+            measured.ttft_p99_s
+        );
+        let throughput = rate * 290.0;
+        assert!(within(throughput, measured.output_tokens_per_s, 0.05));
+    }
+}
+
+#[test]
+fn the_search_chooses_a_deployment_that_meets_p99_in_simulation() {
+    use suanli_perf::serve_search::{self, Candidate, SearchSpec};
+    let catalog = Catalog::builtin();
+    let setup = llama70b_h200();
+    let spec = SearchSpec {
+        model: setup.model.clone(),
+        candidates: vec![Candidate {
+            accelerator: setup.accelerator.clone(),
+            price_per_hour: 3.5,
+        }],
+        input_len: 512,
+        output_len: 290,
+        weight_precision: Precision::Fp8,
+        kv_precision: Precision::Fp8,
+        rate_per_s: 40.0,
+        ttft_slo_s: 2.0,
+        tpot_slo_s: 0.2,
+        max_devices_per_replica: 8,
+        top: 1,
+    };
+    let chosen = serve_search::search(&spec).unwrap().deployments[0].clone();
+    assert!(chosen.ttft_s <= 2.0 && chosen.tpot_s <= 0.2);
+    let mut replica = setup.clone();
+    replica.tp = chosen.tp;
+    replica.pp = chosen.pp;
+    replica.ep = chosen.ep;
+    let cost = iteration_cost(&replica, &TENSORRT_LLM, chosen.max_batch).unwrap();
+    let rate = spec.rate_per_s / chosen.replicas as f64;
+    let measured = sim::simulate(&cost, 512, 290, rate, 6000, 3);
+    assert!(
+        measured.ttft_p99_s <= 2.0 && measured.tpot_p99_s <= 0.2,
+        "{chosen:?}\n{measured:?}"
+    );
+    // One replica fewer misses a target in the model.
+    if chosen.replicas > 1 {
+        let fewer = spec.rate_per_s / (chosen.replicas - 1) as f64;
+        let load = queue::latencies(&cost, 512.0, 290.0, fewer);
+        assert!(load.is_none_or(|l| l.ttft_p99_s > 2.0 || l.tpot_p99_s > 0.2));
+    }
+    let _ = catalog;
+}
+
+#[test]
+fn tighter_limits_give_a_lower_rate() {
+    let cost = cost();
+    let server = queue::max_rate(&cost, 512.0, 290.0, 2.0, 0.2).unwrap();
+    let interactive = queue::max_rate(&cost, 512.0, 290.0, 0.45, 0.04).unwrap();
+    assert!(interactive.rate_per_s < server.rate_per_s);
+    assert!(interactive.tpot_p99_s <= 0.04 && interactive.ttft_p99_s <= 0.45);
+    // The interactive limit binds on TPOT: a looser TTFT alone does not raise the rate much.
+    let loose = queue::max_rate(&cost, 512.0, 290.0, 2.0, 0.04).unwrap();
+    assert!(loose.rate_per_s < server.rate_per_s);
+}
+
+#[test]
+#[ignore = "diagnostic print"]
+fn print_model_and_simulation() {
+    let cost = cost();
+    println!(
+        "decode(1) {:.4} decode(100) {:.4} decode(300) {:.4} decode(600) {:.4} p {:.3e}",
+        cost.decode(1.0),
+        cost.decode(100.0),
+        cost.decode(300.0),
+        cost.decode(600.0),
+        cost.prefill_token_s
+    );
+    let limit = queue::max_rate(&cost, 512.0, 290.0, 2.0, 0.2).unwrap();
+    println!("limit {limit:?}");
+    for share in [0.1, 0.3, 0.6, 0.9, 1.0] {
+        let rate = limit.rate_per_s * share;
+        let model = queue::latencies(&cost, 512.0, 290.0, rate);
+        let measured = sim::simulate(&cost, 512, 290, rate, 6000, 7);
+        println!("{share}: {model:?}\n   {measured:?}");
+    }
+}
