@@ -1,4 +1,5 @@
-//! Decisions of the policies that the "done when" scenarios do not cover: sjf, fair, gavel.
+//! Decisions of the policies that the "done when" scenarios do not cover: sjf, fair, gavel-greedy
+//! and Gavel's round-based time slicing.
 
 mod common;
 
@@ -51,7 +52,7 @@ fn fair_alternates_between_tenants() {
 }
 
 #[test]
-fn gavel_puts_the_job_that_gains_most_on_the_fast_type() {
+fn greedy_gavel_puts_the_job_that_gains_most_on_the_fast_type() {
     // Pool 0 is fast (v100), pool 1 slow (k80), one accelerator each. `picky` runs 10x faster on
     // the v100, `easy` only 2x.
     let pools = [
@@ -65,7 +66,7 @@ fn gavel_puts_the_job_that_gains_most_on_the_fast_type() {
         ]
     };
     let mut fifo = scheduler("fifo", &pools, &[]);
-    let mut gavel = scheduler("gavel", &pools, &[]);
+    let mut gavel = scheduler("gavel-greedy", &pools, &[]);
     for spec in jobs() {
         submit(&mut fifo, spec.clone(), 0);
         submit(&mut gavel, spec, 0);
@@ -85,4 +86,36 @@ fn gavel_puts_the_job_that_gains_most_on_the_fast_type() {
     ]
     "#);
     assert_eq!(gavel.next_wakeup_s(0), Some(360));
+}
+
+#[test]
+fn gavel_max_min_fairness_time_slices_two_jobs_on_one_gpu_round_by_round() {
+    // Two equal single-GPU jobs on one GPU: max-min fairness gives each half the GPU's time
+    // (X = 0.5). Rounds are 360 s; priority = X / fraction of time received, so the job that ran
+    // last round yields to the other (Gavel section 5), and a job kept on its type is not
+    // restarted.
+    let pools = [pool("p", "v100", 1, 1, 1, 1)];
+    let mut s = scheduler("gavel-max-min-fairness", &pools, &[]);
+    submit(&mut s, job("a", 1, "v100", 10_000.0), 0);
+    submit(&mut s, job("b", 1, "v100", 10_000.0), 0);
+    assert_eq!(pass(&mut s, 0), ["start j0 on pool0 [n0x1] until 10000s"]);
+    // Between rounds nothing changes.
+    assert!(pass(&mut s, 100).is_empty());
+    assert_eq!(s.next_wakeup_s(100), Some(360));
+    assert_eq!(
+        pass(&mut s, 360),
+        [
+            "preempt j0 (Policy)",
+            "start j1 on pool0 [n0x1] until 10360s"
+        ]
+    );
+    // j0 has had 360 s, j1 none yet since its start: j0 (less received) goes back on; it restarts
+    // after the 60 s restart delay with 10,000 - 360 s to go.
+    assert_eq!(
+        pass(&mut s, 720),
+        [
+            "preempt j1 (Policy)",
+            "start j0 on pool0 [n0x1] until 10420s"
+        ]
+    );
 }

@@ -220,7 +220,7 @@ fn a_cancelled_queued_job_never_starts_and_the_next_job_takes_its_place() {
         "sjf: start j0 on pool0 [n0x4] until 100s; start j2 on pool0 [n0x4] until 200s",
         "las: start j0 on pool0 [n0x4] until 100s; start j2 on pool0 [n0x4] until 200s",
         "fair: start j0 on pool0 [n0x4] until 100s; start j2 on pool0 [n0x4] until 200s",
-        "gavel: start j0 on pool0 [n0x4] until 100s; start j2 on pool0 [n0x4] until 200s",
+        "gavel: start j0 on pool0 [n0x4] until 100s; start j2 on pool0 [n0x4] until 500s",
         "fifo+quota: start j0 on pool0 [n0x4] until 100s; start j2 on pool0 [n0x4] until 200s",
     ]
     "#);

@@ -81,11 +81,8 @@ pub fn run(args: SimulateArgs) -> Result<ExitCode> {
         args.compare.clone()
     };
     for policy in &policies {
-        if !suanli_sched::policy::NAMES.contains(&policy.as_str()) {
-            bail!(
-                "unknown policy `{policy}`; choose from {}",
-                suanli_sched::policy::NAMES.join(", ")
-            );
+        if let Err(error) = suanli_sched::policy::by_name(policy) {
+            bail!("{error}");
         }
     }
     let failures = FailureModel::parse(&args.failures).map_err(anyhow::Error::msg)?;

@@ -176,7 +176,7 @@ impl Gavel {
 
 impl Policy for Gavel {
     fn name(&self) -> &'static str {
-        "gavel"
+        "gavel-greedy"
     }
 
     fn queue_key(&self, _job: &crate::Job, _pools: &[(PoolId, f64)]) -> i64 {

@@ -137,7 +137,7 @@ impl RunningIndex {
 
 impl Policy for IndexedLas {
     fn name(&self) -> &'static str {
-        "las"
+        "tiresias-las"
     }
 
     fn queue_key(&self, job: &crate::Job, pools: &[(PoolId, f64)]) -> i64 {

@@ -1,5 +1,5 @@
-//! Scheduling policies behind one trait, named on the command line as given: `fifo`, `backfill`,
-//! `sjf`, `las`, `fair`, `gavel`.
+//! Scheduling policies behind one trait, named on the command line as given (`NAMES`; older names
+//! in `ALIASES`).
 
 mod backfill;
 mod fair;
@@ -7,6 +7,8 @@ mod fifo;
 mod gavel;
 mod las;
 mod las_indexed;
+mod lp;
+mod rounds;
 
 pub use backfill::Backfill;
 pub use fair::Fair;
@@ -14,6 +16,8 @@ pub use fifo::{Fifo, Sjf};
 pub use gavel::Gavel;
 pub use las::Las;
 pub use las_indexed::IndexedLas;
+pub use lp::{Allocation, MaxMinProblem, proportional_throughputs};
+pub use rounds::{Objective, RoundBased};
 
 use crate::SchedError;
 use crate::cluster::PoolId;
@@ -40,22 +44,65 @@ pub trait Policy: Send {
     }
 }
 
-/// Policy names, in the order the command line lists them.
-pub const NAMES: [&str; 6] = ["fifo", "backfill", "sjf", "las", "fair", "gavel"];
+/// Policy names, in the order the command line lists them. The `gavel-*` policies are Gavel's
+/// round-based LP policies (`rounds.rs`); `tiresias-las` is Tiresias's discretised 2D-LAS
+/// (`las_indexed.rs`); `gavel-greedy` is the earlier greedy approximation of Gavel's
+/// heterogeneity-aware LAS (`gavel.rs`), kept for clusters too large for a per-job LP.
+pub const NAMES: [&str; 11] = [
+    "fifo",
+    "backfill",
+    "sjf",
+    "fair",
+    "tiresias-las",
+    "gavel-max-min-fairness",
+    "gavel-max-min-fairness-hetero",
+    "gavel-finish-time-fairness",
+    "gavel-finish-time-fairness-hetero",
+    "gavel-makespan",
+    "gavel-greedy",
+];
 
-/// The policy with default settings for a command-line name.
+/// Older names and what they now mean: `las` stays Tiresias's LAS (its behaviour is unchanged)
+/// and `gavel` is Gavel's heterogeneity-aware max-min fairness ("LAS w/ Gavel" in the paper).
+pub const ALIASES: [(&str, &str); 2] = [
+    ("las", "tiresias-las"),
+    ("gavel", "gavel-max-min-fairness-hetero"),
+];
+
+/// The policy with default settings for a command-line name (or alias).
 pub fn by_name(name: &str) -> Result<Box<dyn Policy>, SchedError> {
-    Ok(match name {
+    let canonical = ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == name)
+        .map_or(name, |(_, to)| *to);
+    let round = |name, objective| -> Box<dyn Policy> { Box::new(RoundBased::new(name, objective)) };
+    Ok(match canonical {
         "fifo" => Box::new(Fifo),
         "backfill" => Box::new(Backfill),
         "sjf" => Box::new(Sjf),
-        "las" => Box::new(IndexedLas::default()),
+        "tiresias-las" => Box::new(IndexedLas::default()),
         "fair" => Box::new(Fair),
-        "gavel" => Box::new(Gavel::default()),
+        "gavel-greedy" => Box::new(Gavel::default()),
+        "gavel-max-min-fairness" => round("gavel-max-min-fairness", Objective::MaxMinFairness),
+        "gavel-max-min-fairness-hetero" => round(
+            "gavel-max-min-fairness-hetero",
+            Objective::MaxMinFairnessHetero,
+        ),
+        "gavel-finish-time-fairness" => {
+            round("gavel-finish-time-fairness", Objective::FinishTimeFairness)
+        }
+        "gavel-finish-time-fairness-hetero" => round(
+            "gavel-finish-time-fairness-hetero",
+            Objective::FinishTimeFairnessHetero,
+        ),
+        "gavel-makespan" => round("gavel-makespan", Objective::Makespan),
         _ => {
             return Err(SchedError::UnknownPolicy {
                 given: name.to_string(),
-                known: NAMES.join(", "),
+                known: format!(
+                    "{}, gavel (= gavel-max-min-fairness-hetero)",
+                    NAMES.join(", ")
+                ),
             });
         }
     })

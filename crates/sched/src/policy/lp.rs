@@ -1,0 +1,215 @@
+//! Gavel's allocation problems (Narayanan et al., OSDI'20, section 4) as linear programs, solved
+//! with `microlp` (pure Rust simplex).
+//!
+//! An allocation `X[j][w]` is the fraction of time job `j` should spend on worker type (pool) `w`.
+//! Every policy here shares Gavel's base constraints (`policies/policy.py`,
+//! `get_base_constraints`): `X >= 0`, `sum_w X[j][w] <= 1` (a job runs on one type at a time) and
+//! `sum_j scale_factor[j] * X[j][w] <= workers[w]` (a type's accelerators are not oversubscribed).
+//! The objectives are of one shape, `maximize min_j sum_w A[j][w] * X[j][w]`, with a coefficient
+//! matrix `A` that each policy builds (see `rounds.rs`); finish-time fairness is solved as a
+//! sequence of such problems by bisection on its ratio.
+
+use microlp::{ComparisonOp, OptimizationDirection, Problem, SolveOutcome, Variable};
+
+/// The allocation problem's data.
+#[derive(Clone, Debug)]
+pub struct MaxMinProblem<'a> {
+    /// `A[j][w]`: the value of one unit of time share of job `j` on type `w` in the objective;
+    /// 0 where the job cannot run.
+    pub coefficients: &'a [Vec<f64>],
+    /// Accelerators each job's gang holds.
+    pub scale_factors: &'a [u32],
+    /// Accelerators of each type.
+    pub workers: &'a [f64],
+}
+
+/// The optimal allocation (`X[j][w]`) and the objective (the smallest weighted throughput).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Allocation {
+    pub share: Vec<Vec<f64>>,
+    pub objective: f64,
+}
+
+impl MaxMinProblem<'_> {
+    /// `maximize t` subject to `sum_w A[j][w] X[j][w] >= t` for every job and the base
+    /// constraints. A simplex vertex leaves capacity idle whenever the bottleneck jobs are
+    /// satisfied (an interior-point solver such as Gavel's ECOS spreads it instead), so a second
+    /// problem keeps every job at the optimum `t*` and hands out what is left to maximise total
+    /// weighted throughput. `None` when there are no jobs or the solver fails.
+    pub fn solve(&self) -> Option<Allocation> {
+        let jobs = self.coefficients.len();
+        if jobs == 0 {
+            return None;
+        }
+        let (first, t_star) = self.solve_stage(None)?;
+        if t_star <= 0.0 {
+            return Some(first);
+        }
+        // Stage 2: the same feasible set with every job kept at (nearly) t*.
+        self.solve_stage(Some(t_star * (1.0 - 1e-6)))
+            .map(|(a, _)| Allocation {
+                share: a.share,
+                objective: t_star,
+            })
+            .or(Some(first))
+    }
+
+    /// One LP: with `floor = None` the max-min problem, otherwise maximise the weighted sum with
+    /// every job at least `floor`. Returns the allocation and the min-job value.
+    fn solve_stage(&self, floor: Option<f64>) -> Option<(Allocation, f64)> {
+        let types = self.workers.len();
+        let mut problem = Problem::new(OptimizationDirection::Maximize);
+        let t = match floor {
+            None => Some(problem.add_var(1.0, (0.0, f64::INFINITY))),
+            Some(_) => None,
+        };
+        let mut vars: Vec<Vec<Option<Variable>>> = Vec::with_capacity(self.coefficients.len());
+        for row in self.coefficients {
+            let vars_row = (0..types)
+                .map(|w| {
+                    let a = row.get(w).copied().unwrap_or(0.0);
+                    // The second stage maximises total weighted throughput.
+                    let objective = if floor.is_some() { a } else { 0.0 };
+                    (a > 0.0 && a.is_finite()).then(|| problem.add_var(objective, (0.0, 1.0)))
+                })
+                .collect();
+            vars.push(vars_row);
+        }
+        for (j, row) in vars.iter().enumerate() {
+            let terms: Vec<(Variable, f64)> = row.iter().flatten().map(|&v| (v, 1.0)).collect();
+            if !terms.is_empty() {
+                problem.add_constraint(terms.as_slice(), ComparisonOp::Le, 1.0);
+            }
+            let mut value: Vec<(Variable, f64)> = row
+                .iter()
+                .enumerate()
+                .filter_map(|(w, v)| v.map(|v| (v, self.coefficients[j][w])))
+                .collect();
+            match (t, floor) {
+                (Some(t), _) => {
+                    value.push((t, -1.0));
+                    problem.add_constraint(value.as_slice(), ComparisonOp::Ge, 0.0);
+                }
+                (None, Some(floor)) => {
+                    problem.add_constraint(value.as_slice(), ComparisonOp::Ge, floor);
+                }
+                (None, None) => unreachable!("stage one has t"),
+            }
+        }
+        for w in 0..types {
+            let terms: Vec<(Variable, f64)> = vars
+                .iter()
+                .enumerate()
+                .filter_map(|(j, row)| row[w].map(|v| (v, f64::from(self.scale_factors[j]))))
+                .collect();
+            if !terms.is_empty() {
+                problem.add_constraint(terms.as_slice(), ComparisonOp::Le, self.workers[w]);
+            }
+        }
+        let SolveOutcome::Solution(solution) = problem.solve().ok()? else {
+            return None;
+        };
+        let share: Vec<Vec<f64>> = vars
+            .iter()
+            .map(|row| {
+                row.iter()
+                    .map(|v| v.map_or(0.0, |v| solution.var_value(v).clamp(0.0, 1.0)))
+                    .collect()
+            })
+            .collect();
+        let min_value = share
+            .iter()
+            .zip(self.coefficients)
+            .map(|(x, a)| x.iter().zip(a).map(|(x, a)| x * a).sum::<f64>())
+            .fold(f64::INFINITY, f64::min);
+        Some((
+            Allocation {
+                share,
+                objective: min_value,
+            },
+            min_value,
+        ))
+    }
+}
+
+/// Gavel's proportional (equal-share) allocation (`policies/proportional.py`): every job gets
+/// `workers[w] / jobs` of each type, scaled so no job's shares sum above 1. Returns each job's
+/// throughput under it, `sum_w rate[j][w] * X_prop[w]`.
+pub fn proportional_throughputs(rates: &[Vec<f64>], workers: &[f64]) -> Vec<f64> {
+    let jobs = rates.len().max(1) as f64;
+    let row: Vec<f64> = workers.iter().map(|&n| n / jobs).collect();
+    let row_sum: f64 = row.iter().sum();
+    let scale = if row_sum > 1.0 { 1.0 / row_sum } else { 1.0 };
+    rates
+        .iter()
+        .map(|r| r.iter().zip(&row).map(|(t, x)| t * x * scale).sum())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_jobs_one_type_share_equally() {
+        // Two single-GPU jobs, one GPU: max-min gives each half the time.
+        let a = vec![vec![1.0], vec![1.0]];
+        let alloc = MaxMinProblem {
+            coefficients: &a,
+            scale_factors: &[1, 1],
+            workers: &[1.0],
+        }
+        .solve()
+        .unwrap();
+        assert!((alloc.share[0][0] - 0.5).abs() < 1e-6, "{alloc:?}");
+        assert!((alloc.objective - 0.5).abs() < 1e-6);
+    }
+
+    #[test]
+    fn heterogeneity_aware_max_min_matches_the_hand_solution() {
+        // Job 0 is 4x faster on the V100 (type 0) than on the K80, job 1 only 1.2x; one GPU
+        // of each type.
+        let a = vec![vec![4.0, 1.0], vec![1.2, 1.0]];
+        let alloc = MaxMinProblem {
+            coefficients: &a,
+            scale_factors: &[1, 1],
+            workers: &[1.0, 1.0],
+        }
+        .solve()
+        .unwrap();
+        // By hand: job 0 takes x of the V100 and 1 - x of the K80, job 1 the rest of the V100
+        // and whatever K80 is left; both equal at 1 + 3x = 1.2 - 0.2x, so x = 1/16 and the
+        // optimum is 1.1875 (max-min favours the job with the worse minimum, not efficiency).
+        assert!((alloc.objective - 1.1875).abs() < 1e-6, "{alloc:?}");
+        for w in 0..2 {
+            assert!(alloc.share[0][w] + alloc.share[1][w] <= 1.0 + 1e-6);
+        }
+        for j in 0..2 {
+            assert!(alloc.share[j][0] + alloc.share[j][1] <= 1.0 + 1e-6);
+        }
+    }
+
+    #[test]
+    fn gangs_count_against_capacity() {
+        // A 4-GPU job and a 1-GPU job on 4 GPUs: the gang can have at most the time the small job
+        // leaves, and max-min (weights 1) equalises their time shares at 4/5 each would
+        // oversubscribe; the optimum is x such that 4x + x <= 4 -> x = 0.8.
+        let a = vec![vec![1.0], vec![1.0]];
+        let alloc = MaxMinProblem {
+            coefficients: &a,
+            scale_factors: &[4, 1],
+            workers: &[4.0],
+        }
+        .solve()
+        .unwrap();
+        assert!((alloc.objective - 0.8).abs() < 1e-6, "{alloc:?}");
+    }
+
+    #[test]
+    fn proportional_share_is_capped_at_one() {
+        // 3 jobs on 36+36+36 GPUs: 12 of each type per job sums to 36 > 1, scaled to 1/3 each.
+        let rates = vec![vec![3.0, 2.0, 1.0]; 3];
+        let thr = proportional_throughputs(&rates, &[36.0, 36.0, 36.0]);
+        assert!((thr[0] - 2.0).abs() < 1e-9, "{thr:?}");
+    }
+}

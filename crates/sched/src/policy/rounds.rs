@@ -1,0 +1,326 @@
+//! Gavel's round-based scheduling (Narayanan et al., OSDI'20, sections 4–5): an allocation from
+//! the policy's optimisation problem, realised by time slicing in rounds.
+//!
+//! Whenever the set of active jobs changes (an arrival, a completion), the policy solves its LP
+//! (`lp.rs`) for `X[j][w]`, the fraction of time job `j` should run on type `w`. Every round
+//! (`round_s`, Gavel's default 360 s) it computes each job's priority on each type as
+//! `X[j][w] / (time received on w / time since the allocation was computed)` (Gavel's
+//! `_update_priorities`; a job that has received nothing yet on a type it should use ranks first)
+//! and hands out the round's accelerators in priority order, each job on at most one type, a gang
+//! only where it fits. A job kept on its type keeps running (Gavel's lease renewal: no restart); a
+//! job that is not chosen is preempted (it checkpoints, as Gavel assumes) and one that moves pays
+//! the scheduler's restart delay. Between rounds nothing changes: a job that arrives mid-round
+//! waits for the next round, and accelerators freed by a completion stay idle until then, as in
+//! Gavel's simulator.
+//!
+//! Objectives (Gavel `scheduler/policies/`), all over the base constraints of `lp.rs`:
+//! - max-min fairness (`max_min_fairness.py`, Gavel's "LAS"): maximise the smallest
+//!   `scale_factor * throughput(X) / throughput(X_equal share)`; the heterogeneity-agnostic
+//!   variant treats every type as throughput 1, the `-hetero` variant (`max_min_fairness_perf`)
+//!   uses measured throughputs.
+//! - finish-time fairness (`finish_time_fairness.py`, after Themis, NSDI'20): minimise the largest
+//!   `rho_j = (elapsed_j + remaining_j / throughput_j(X)) / isolated_time_j`, solved by bisection
+//!   on `rho` over max-min feasibility problems.
+//! - makespan (`min_total_duration.py`): minimise the largest `remaining_j / throughput_j(X)`,
+//!   i.e. maximise the smallest `throughput_j(X) / remaining_j`.
+
+use std::collections::BTreeMap;
+
+use crate::job::JobId;
+use crate::policy::Policy;
+use crate::policy::lp::{MaxMinProblem, proportional_throughputs};
+use crate::state::State;
+
+/// What the allocation optimises.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Objective {
+    MaxMinFairness,
+    MaxMinFairnessHetero,
+    FinishTimeFairness,
+    FinishTimeFairnessHetero,
+    Makespan,
+}
+
+impl Objective {
+    fn heterogeneity_aware(self) -> bool {
+        !matches!(
+            self,
+            Objective::MaxMinFairness | Objective::FinishTimeFairness
+        )
+    }
+}
+
+/// One active job's allocation and what it has received since the allocation was computed.
+#[derive(Clone, Debug)]
+struct Share {
+    /// `X[j][w]` by pool.
+    share: Vec<f64>,
+    /// Seconds run on each pool since the last reset.
+    received_s: Vec<f64>,
+}
+
+/// Gavel-style round-based scheduling with an LP allocation.
+#[derive(Clone, Debug)]
+pub struct RoundBased {
+    pub objective: Objective,
+    pub round_s: u64,
+    name: &'static str,
+    next_round_s: u64,
+    last_round_s: u64,
+    reset_s: u64,
+    /// Active job ids of the current allocation, ascending.
+    active: Vec<u32>,
+    shares: BTreeMap<u32, Share>,
+}
+
+impl RoundBased {
+    /// A policy named `name` optimising `objective`, with Gavel's 6-minute rounds.
+    pub fn new(name: &'static str, objective: Objective) -> Self {
+        RoundBased {
+            objective,
+            round_s: 360,
+            name,
+            next_round_s: 0,
+            last_round_s: 0,
+            reset_s: 0,
+            active: Vec::new(),
+            shares: BTreeMap::new(),
+        }
+    }
+
+    /// Throughput of each active job on each pool (units/s of the whole gang; 1 on every runnable
+    /// pool for a heterogeneity-agnostic objective, as Gavel's agnostic policies do).
+    fn rates(&self, state: &State, active: &[u32]) -> Vec<Vec<f64>> {
+        let pools = state.cluster.pools.len();
+        active
+            .iter()
+            .map(|&id| {
+                let mut row = vec![0.0; pools];
+                for &(p, rate) in state.pools_for(JobId(id)) {
+                    row[p.0 as usize] = if self.objective.heterogeneity_aware() {
+                        rate
+                    } else {
+                        1.0
+                    };
+                }
+                row
+            })
+            .collect()
+    }
+
+    /// Solves the objective's allocation for `active` at `now_s`.
+    fn allocate(&self, state: &State, active: &[u32], now_s: u64) -> Vec<Vec<f64>> {
+        let rates = self.rates(state, active);
+        let workers: Vec<f64> = state
+            .cluster
+            .pools
+            .iter()
+            .map(|p| f64::from(p.up_capacity))
+            .collect();
+        let scale: Vec<u32> = active
+            .iter()
+            .map(|&id| state.job(JobId(id)).spec.gang_size)
+            .collect();
+        let equal = proportional_throughputs(&rates, &workers);
+        let remaining: Vec<f64> = active
+            .iter()
+            .map(|&id| remaining_units(state, id, now_s).max(1e-9))
+            .collect();
+        let solve = |coefficients: &[Vec<f64>]| {
+            MaxMinProblem {
+                coefficients,
+                scale_factors: &scale,
+                workers: &workers,
+            }
+            .solve()
+        };
+        let scaled = |f: &dyn Fn(usize) -> f64| -> Vec<Vec<f64>> {
+            rates
+                .iter()
+                .enumerate()
+                .map(|(j, row)| row.iter().map(|r| r * f(j)).collect())
+                .collect()
+        };
+        let allocation = match self.objective {
+            Objective::MaxMinFairness | Objective::MaxMinFairnessHetero => {
+                solve(&scaled(&|j| f64::from(scale[j]) / equal[j].max(1e-12)))
+            }
+            Objective::Makespan => solve(&scaled(&|j| 1.0 / remaining[j])),
+            Objective::FinishTimeFairness | Objective::FinishTimeFairnessHetero => {
+                // Isolated time: the whole job at its equal-share throughput (Themis's
+                // "independent" share); elapsed: since submission.
+                let isolated_s: Vec<f64> = active
+                    .iter()
+                    .enumerate()
+                    .map(|(j, &id)| {
+                        state.job(JobId(id)).spec.work.total_units / equal[j].max(1e-12)
+                    })
+                    .collect();
+                let elapsed_s: Vec<f64> = active
+                    .iter()
+                    .map(|&id| now_s.saturating_sub(state.job(JobId(id)).submitted_s) as f64)
+                    .collect();
+                let demand = |rho: f64| {
+                    scaled(&|j| {
+                        let budget_s = rho * isolated_s[j] - elapsed_s[j];
+                        if budget_s <= 0.0 {
+                            0.0
+                        } else {
+                            budget_s / remaining[j]
+                        }
+                    })
+                };
+                let feasible = |rho: f64| solve(&demand(rho)).is_some_and(|a| a.objective >= 1.0);
+                let mut low = elapsed_s
+                    .iter()
+                    .zip(&isolated_s)
+                    .map(|(e, i)| e / i)
+                    .fold(0.0, f64::max);
+                let mut high = low.max(1.0) * 2.0;
+                let mut tries = 0;
+                while !feasible(high) && tries < 30 {
+                    low = high;
+                    high *= 2.0;
+                    tries += 1;
+                }
+                for _ in 0..12 {
+                    let mid = 0.5 * (low + high);
+                    if feasible(mid) {
+                        high = mid;
+                    } else {
+                        low = mid;
+                    }
+                }
+                solve(&demand(high))
+            }
+        };
+        // Shares to 1e-4: solver noise (and the second stage's 1e-6 slack) must not decide
+        // between jobs the objective treats alike.
+        allocation.map_or_else(
+            || vec![vec![0.0; workers.len()]; active.len()],
+            |a| {
+                a.share
+                    .into_iter()
+                    .map(|row| row.into_iter().map(|x| (x * 1e4).round() / 1e4).collect())
+                    .collect()
+            },
+        )
+    }
+
+    /// Adds the time each running job held its pool since the last round.
+    fn account(&mut self, state: &State, now_s: u64) {
+        for id in state.running_jobs() {
+            let run = state.job(id).run().expect("running");
+            let held_s = now_s.saturating_sub(run.started_s.max(self.last_round_s)) as f64;
+            if let Some(share) = self.shares.get_mut(&id.0) {
+                share.received_s[run.pool.0 as usize] += held_s;
+            }
+        }
+    }
+
+    fn round(&mut self, state: &mut State, now_s: u64) {
+        self.account(state, now_s);
+        let mut active: Vec<u32> = state.running_jobs().iter().map(|j| j.0).collect();
+        active.extend(
+            state
+                .pending_prefix(state.config.max_scan_jobs)
+                .iter()
+                .map(|j| j.0),
+        );
+        active.sort_unstable();
+        if active != self.active {
+            let shares = self.allocate(state, &active, now_s);
+            let pools = state.cluster.pools.len();
+            // Gavel's `_reset_time_run_so_far`: every job starts at half a round on each type.
+            self.shares = active
+                .iter()
+                .zip(shares)
+                .map(|(&id, share)| {
+                    let received_s = vec![self.round_s as f64 / 2.0; pools];
+                    (id, Share { share, received_s })
+                })
+                .collect();
+            self.active = active;
+            self.reset_s = now_s;
+        }
+        let plan = self.plan(state, now_s);
+        apply(state, &plan, now_s);
+        self.last_round_s = now_s;
+    }
+
+    /// Which pool each job runs on this round: (job, pool) by priority.
+    fn plan(&self, state: &State, now_s: u64) -> BTreeMap<u32, usize> {
+        let elapsed_s = (now_s.saturating_sub(self.reset_s) as f64).max(self.round_s as f64);
+        // Priorities within 1e-5 of each other (solver noise) tie, and ties go to the older job.
+        let mut candidates: Vec<(i64, u32, usize)> = Vec::new();
+        for (&id, share) in &self.shares {
+            for (w, &x) in share.share.iter().enumerate() {
+                if x > 1e-9 {
+                    let fraction = share.received_s[w] / elapsed_s;
+                    let priority = x / fraction.max(1e-12);
+                    candidates.push((-(priority.ln() * 1e5).round() as i64, id, w));
+                }
+            }
+        }
+        candidates.sort_unstable();
+        let mut room: Vec<u32> = state.cluster.pools.iter().map(|p| p.up_capacity).collect();
+        let mut plan = BTreeMap::new();
+        for (_, id, w) in candidates {
+            let gang = state.job(JobId(id)).spec.gang_size;
+            if plan.contains_key(&id) || room[w] < gang {
+                continue;
+            }
+            room[w] -= gang;
+            plan.insert(id, w);
+        }
+        plan
+    }
+}
+
+/// Preempts running jobs not planned on their pool, then starts the planned ones.
+fn apply(state: &mut State, plan: &BTreeMap<u32, usize>, now_s: u64) {
+    for id in state.running_jobs() {
+        let pool = state.job(id).run().expect("running").pool.0 as usize;
+        if plan.get(&id.0) != Some(&pool) {
+            state.preempt(id, now_s);
+        }
+    }
+    for (&id, &pool) in plan {
+        let id = JobId(id);
+        if state.job(id).run().is_none() {
+            state.start(id, crate::cluster::PoolId(pool as u32), now_s);
+        }
+    }
+}
+
+/// Units of work left, counting the current run's progress up to `now_s`.
+fn remaining_units(state: &State, id: u32, now_s: u64) -> f64 {
+    let job = state.job(JobId(id));
+    let mut done = job.done_units;
+    if let Some(run) = job.run() {
+        let (computed_s, _) = job.compute_after_wall_s(now_s.saturating_sub(run.compute_start_s));
+        done += computed_s as f64 * run.units_per_s;
+    }
+    (job.spec.work.total_units - done).max(0.0)
+}
+
+impl Policy for RoundBased {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn queue_key(&self, _job: &crate::Job, _pools: &[(crate::PoolId, f64)]) -> i64 {
+        0
+    }
+
+    fn schedule(&mut self, state: &mut State, now_s: u64) {
+        if now_s >= self.next_round_s {
+            self.next_round_s = now_s + self.round_s;
+            self.round(state, now_s);
+        }
+    }
+
+    fn next_wakeup_s(&self, state: &State, _now_s: u64) -> Option<u64> {
+        (state.pending_count() > 0 || state.running_count() > 0).then_some(self.next_round_s)
+    }
+}
