@@ -76,6 +76,7 @@ impl From<EngineError> for ApiError {
             EngineError::BadRequest(m) => ApiError(StatusCode::BAD_REQUEST, m),
             EngineError::NotFound(m) => ApiError::not_found(m),
             EngineError::Conflict(m) => ApiError(StatusCode::CONFLICT, m),
+            EngineError::TooMany(m) => ApiError(StatusCode::TOO_MANY_REQUESTS, m),
             EngineError::Store(e) => e.into(),
         }
     }
