@@ -34,6 +34,7 @@ async fn main() {
         database,
         devices: Some("h100:1".into()),
         policy: "fifo".into(),
+        ..Default::default()
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(suanli_server::run(config, listener, async {

@@ -1,12 +1,16 @@
 //! Executors start, watch and stop a job's processes. `LocalExecutor` runs them on this machine;
 //! Slurm and Kubernetes executors will implement the same trait.
 //!
-//! A local run lives in its own directory: `log` (stdout and stderr of every rank), and per rank
-//! `rankN.pid` and `rankN.exit`, written by a small `sh` wrapper around the command. Because the
-//! exit code lands in a file rather than only in the server's `wait`, a restarted server can
-//! re-attach to runs that outlived the previous server process, or learn how they ended.
+//! A local run lives in its own directory under the server's data directory: `log` (stdout and
+//! stderr of every rank), `processes` (the declared gang size), and per rank `rankN.pid` and
+//! `rankN.exit`, which the server opens and a small `sh` wrapper around the command fills in
+//! through inherited descriptors. Because the exit code lands in a file rather than only in the
+//! server's `wait`, a restarted server can re-attach to runs that outlived the previous server
+//! process, or learn how they ended. The processes run as the job's unprivileged user (see
+//! `isolation`) in their own working directory; they cannot open anything in the run directory.
 
 use std::collections::BTreeMap;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -25,7 +29,12 @@ pub struct Launch {
     /// Device indices on the node, split evenly across processes.
     pub devices: Vec<u32>,
     pub processes: u32,
+    /// Log, pid and exit files: in the server's data directory, out of the job's reach.
     pub run_dir: PathBuf,
+    /// The job's working directory (and `HOME`), owned by the user it runs as.
+    pub work_dir: PathBuf,
+    /// The unprivileged user the processes run as; `None` runs them as the server's user.
+    pub run_as: Option<crate::isolation::Identity>,
 }
 
 /// A run ended: every rank exited, or one failed and the rest were killed.
@@ -46,6 +55,9 @@ pub enum Adopted {
     Exited(i32),
     /// No process was ever started (the server died before spawning).
     NeverStarted,
+    /// The server died while starting the gang: fewer ranks started than the job declared. The
+    /// ranks that did start have been killed; the run must be run again, not counted.
+    Incomplete { started: u32, declared: u32 },
 }
 
 /// What an executor can fail at.
@@ -89,8 +101,19 @@ impl LocalExecutor {
     }
 }
 
-/// The wrapper: record the pid, run the command, record its exit code atomically.
-const WRAPPER: &str = r#"echo $$ > "$SUANLI_PID_FILE"; "$@"; code=$?; echo $code > "$SUANLI_EXIT_FILE.tmp"; mv "$SUANLI_EXIT_FILE.tmp" "$SUANLI_EXIT_FILE"; exit $code"#;
+/// The wrapper: record the pid on fd 3, run the command without fds 3 and 4, record its exit
+/// code on fd 4. The server opens both files (the job's user cannot reach the run directory),
+/// and one short `write` makes the exit code appear whole.
+const WRAPPER: &str = r#"echo $$ >&3; exec 3>&-; "$@" 4>&-; code=$?; echo $code >&4; exit $code"#;
+
+/// The file naming how many ranks the run declares, written before the first rank starts.
+fn declared_file(run_dir: &Path) -> PathBuf {
+    run_dir.join("processes")
+}
+
+/// Variables a job inherits from the server; everything else (credentials, database URLs) is
+/// left out.
+const INHERITED_ENV: &[&str] = &["PATH", "LANG", "LC_ALL", "TZ"];
 
 fn pid_file(run_dir: &Path, rank: u32) -> PathBuf {
     run_dir.join(format!("rank{rank}.pid"))
@@ -124,6 +147,106 @@ fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .unwrap_or(29500)
+}
+
+/// The command of one rank: the wrapper under the job's user, in its working directory, with a
+/// clean environment, its devices and rank variables, and the pid and exit files on fds 3 and 4.
+fn rank_command(
+    launch: &Launch,
+    rank: u32,
+    master_port: u16,
+    pgid: i32,
+    log: &std::fs::File,
+) -> std::io::Result<tokio::process::Command> {
+    let processes = launch.processes.max(1);
+    let per_rank = (launch.devices.len() as u32 / processes).max(1) as usize;
+    let devices: Vec<String> = launch
+        .devices
+        .iter()
+        .skip(rank as usize * per_rank)
+        .take(per_rank)
+        .map(u32::to_string)
+        .collect();
+    let open = |path: PathBuf| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)
+    };
+    let pid_out = open(pid_file(&launch.run_dir, rank))?;
+    let exit_out = open(exit_file(&launch.run_dir, rank))?;
+    let mut command = tokio::process::Command::new("sh");
+    command
+        .arg("-c")
+        .arg(WRAPPER)
+        .arg("suanli-job")
+        .args(&launch.command)
+        .env_clear()
+        .envs(
+            INHERITED_ENV
+                .iter()
+                .filter_map(|name| Some((name, std::env::var_os(name)?))),
+        )
+        .env("HOME", &launch.work_dir)
+        .env("SUANLI_WORK_DIR", &launch.work_dir)
+        .envs(&launch.env)
+        .env("SUANLI_DEVICES", devices.join(","))
+        .current_dir(&launch.work_dir)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log.try_clone()?)
+        .process_group(pgid);
+    if let Some(user) = &launch.run_as {
+        // std drops supplementary groups, then sets the gid, then the uid, in the child.
+        command
+            .uid(user.uid)
+            .gid(user.gid)
+            .env("USER", &user.name)
+            .env("LOGNAME", &user.name);
+    }
+    if let Some(variable) = crate::devices::visible_devices_variable(&launch.accelerator) {
+        command.env(variable, devices.join(","));
+    }
+    if processes > 1 {
+        command
+            .env("RANK", rank.to_string())
+            .env("LOCAL_RANK", rank.to_string())
+            .env("WORLD_SIZE", processes.to_string())
+            .env("MASTER_ADDR", "127.0.0.1")
+            .env("MASTER_PORT", master_port.to_string());
+    }
+    let (pid_fd, exit_fd) = (pid_out.as_raw_fd(), exit_out.as_raw_fd());
+    // SAFETY: the closure only calls async-signal-safe functions (fcntl, dup2, close) on file
+    // descriptors that stay open until `spawn` returns (the files live in the closure).
+    unsafe {
+        command.pre_exec(move || {
+            let _keep = (&pid_out, &exit_out);
+            // Copies above 9 first, so moving them to 3 and 4 cannot clobber each other.
+            let high_pid = libc::fcntl(pid_fd, libc::F_DUPFD, 10);
+            let high_exit = libc::fcntl(exit_fd, libc::F_DUPFD, 10);
+            if high_pid < 0
+                || high_exit < 0
+                || libc::dup2(high_pid, 3) < 0
+                || libc::dup2(high_exit, 4) < 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::close(high_pid);
+            libc::close(high_exit);
+            Ok(())
+        });
+    }
+    Ok(command)
+}
+
+/// Fault injection for the crash tests: `SUANLI_FAULT_KILL_AFTER_RANK=N` makes the server kill
+/// itself (SIGKILL) right after starting rank N of a gang, as a crash would.
+fn fault_point(rank: u32) {
+    if std::env::var("SUANLI_FAULT_KILL_AFTER_RANK").is_ok_and(|r| r == rank.to_string()) {
+        // SAFETY: raising SIGKILL on ourselves.
+        unsafe { libc::raise(libc::SIGKILL) };
+    }
 }
 
 /// Collects rank results; on the first failure kills the group; reports the run's end once.
@@ -174,61 +297,35 @@ impl Executor for LocalExecutor {
             .open(run_dir.join("log"))
             .map_err(dir_error)?;
         let processes = launch.processes.max(1);
-        let per_rank = (launch.devices.len() as u32 / processes).max(1) as usize;
-        let variable = crate::devices::visible_devices_variable(&launch.accelerator);
+        // Declared before any rank starts, so recovery can tell a gang cut short by a crash.
+        std::fs::write(declared_file(run_dir), processes.to_string()).map_err(dir_error)?;
         let master_port = free_port();
         let (results_tx, results_rx) = mpsc::unbounded_channel();
         let mut pgid = 0;
         for rank in 0..processes {
-            let devices: Vec<String> = launch
-                .devices
-                .iter()
-                .skip(rank as usize * per_rank)
-                .take(per_rank)
-                .map(u32::to_string)
-                .collect();
-            let mut command = tokio::process::Command::new("sh");
-            command
-                .arg("-c")
-                .arg(WRAPPER)
-                .arg("suanli-job")
-                .args(&launch.command)
-                .envs(&launch.env)
-                .env("SUANLI_PID_FILE", pid_file(run_dir, rank))
-                .env("SUANLI_EXIT_FILE", exit_file(run_dir, rank))
-                .env("SUANLI_DEVICES", devices.join(","))
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().map_err(dir_error)?)
-                .stderr(log.try_clone().map_err(dir_error)?)
-                .process_group(pgid);
-            if let Some(variable) = variable {
-                command.env(variable, devices.join(","));
-            }
-            if processes > 1 {
-                command
-                    .env("RANK", rank.to_string())
-                    .env("LOCAL_RANK", rank.to_string())
-                    .env("WORLD_SIZE", processes.to_string())
-                    .env("MASTER_ADDR", "127.0.0.1")
-                    .env("MASTER_PORT", master_port.to_string());
-            }
-            let mut child = match command.spawn() {
+            let spawned = rank_command(launch, rank, master_port, pgid, &log)
+                .map_err(dir_error)
+                .and_then(|mut command| {
+                    command.spawn().map_err(|source| ExecError::Spawn {
+                        program: launch.command.first().cloned().unwrap_or_default(),
+                        source,
+                    })
+                });
+            let mut child = match spawned {
                 Ok(child) => child,
-                Err(source) => {
+                Err(error) => {
                     if pgid != 0 {
                         // SAFETY: killpg on the ranks already started for this run.
                         unsafe { libc::killpg(pgid, libc::SIGKILL) };
                     }
-                    return Err(ExecError::Spawn {
-                        program: launch.command.first().cloned().unwrap_or_default(),
-                        source,
-                    });
+                    return Err(error);
                 }
             };
             if rank == 0 {
                 pgid = child.id().map_or(0, |id| id as i32);
                 std::fs::write(run_dir.join("pgid"), pgid.to_string()).map_err(dir_error)?;
             }
+            fault_point(rank);
             let exit_path = exit_file(run_dir, rank);
             let results = results_tx.clone();
             tokio::spawn(async move {
@@ -268,8 +365,27 @@ impl Executor for LocalExecutor {
             }
             ranks.push((rank, pid.unwrap_or(0) as i32, exit.map(|c| c as i32)));
         }
+        let pgid = read_number(&run_dir.join("pgid")).unwrap_or(0) as i32;
+        // Runs of servers before the declared count existed: trust the files found.
+        let declared =
+            read_number(&declared_file(run_dir)).map_or(ranks.len() as u32, |n| n as u32);
         if ranks.is_empty() {
+            if pgid > 1 {
+                // SAFETY: killpg on the run's own process group (started, pid not yet written).
+                unsafe { libc::killpg(pgid, libc::SIGKILL) };
+            }
             return Adopted::NeverStarted;
+        }
+        if (ranks.len() as u32) < declared {
+            // Part of the gang never started: whatever did start must not run on alone.
+            if pgid > 1 {
+                // SAFETY: killpg on the run's own process group.
+                unsafe { libc::killpg(pgid, libc::SIGKILL) };
+            }
+            return Adopted::Incomplete {
+                started: ranks.len() as u32,
+                declared,
+            };
         }
         let alive = ranks
             .iter()
@@ -283,7 +399,6 @@ impl Executor for LocalExecutor {
                 .unwrap_or(0);
             return Adopted::Exited(code);
         }
-        let pgid = read_number(&run_dir.join("pgid")).unwrap_or(0) as i32;
         let (results_tx, results_rx) = mpsc::unbounded_channel();
         for &(rank, pid, _) in &ranks {
             let results = results_tx.clone();

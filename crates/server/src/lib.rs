@@ -9,6 +9,7 @@
 //!     database: None,
 //!     devices: Some("h100-sxm5-80gb:8".into()),
 //!     policy: "fifo".into(),
+//!     ..Default::default()
 //! };
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
 //! suanli_server::run(config, listener, std::future::pending()).await
@@ -18,9 +19,11 @@
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod conn;
 pub mod devices;
 pub mod engine;
 pub mod executor;
+pub mod isolation;
 pub mod metrics;
 pub mod openapi;
 pub mod store;
@@ -37,7 +40,7 @@ pub use engine::Engine;
 pub use store::{SqlStore, Store};
 
 /// How to run the server.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct ServerConfig {
     /// Logs, runs, the admin token and (without `database`) the SQLite file.
     pub data_dir: PathBuf,
@@ -47,6 +50,16 @@ pub struct ServerConfig {
     pub devices: Option<String>,
     /// Scheduling policy (see `suanli_sched::policy`).
     pub policy: String,
+    /// Which OS users run jobs (as root: one per tenant by default).
+    pub job_users: isolation::JobUsers,
+    /// Tenant -> existing OS user, overriding the generated per-tenant user.
+    pub tenant_users: std::collections::BTreeMap<String, String>,
+    /// Root of the jobs' working directories; `None` means `DATA_DIR-work`.
+    pub work_dir: Option<PathBuf>,
+    /// Connection cap and timeouts of the HTTP listener.
+    pub limits: conn::ConnLimits,
+    /// Per-tenant admission limits (queued jobs, priority range).
+    pub admission: engine::admission::AdmissionLimits,
 }
 
 /// What stops the server from starting.
@@ -162,15 +175,35 @@ pub async fn run(
     let devices = local_devices(config.devices.as_deref())?;
     suanli_sched::policy::by_name(&config.policy)
         .map_err(|e| ServerError::Engine(e.to_string()))?;
-    // Logs and the admin token live here: only the server's user may read it.
+    // Logs, the database and the admin token live here: only the server's user may enter it,
+    // even if it existed before with looser permissions.
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(&config.data_dir)
+        .and_then(|()| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700))
+        })
         .map_err(|source| ServerError::DataDir {
             path: config.data_dir.display().to_string(),
             source,
         })?;
+    let work_root = config
+        .work_dir
+        .clone()
+        .unwrap_or_else(|| isolation::default_work_root(&config.data_dir));
+    let isolation = isolation::Isolation::new(
+        config.job_users.clone(),
+        config.tenant_users.clone(),
+        work_root,
+    )
+    .map_err(ServerError::Engine)?;
+    if isolation.isolates() {
+        tracing::info!("jobs: {}", isolation.describe());
+    } else {
+        tracing::warn!("jobs: {}", isolation.describe());
+    }
     let store: Arc<dyn Store> =
         Arc::new(open_store(&config.data_dir, config.database.as_deref()).await?);
     bootstrap(store.as_ref(), &config.data_dir).await?;
@@ -185,6 +218,8 @@ pub async fn run(
         &config.data_dir,
     )
     .map_err(ServerError::Engine)?;
+    engine.set_isolation(Arc::new(isolation));
+    engine.admission = config.admission;
     engine
         .recover()
         .await
@@ -217,6 +252,7 @@ pub async fn run(
         engine,
         data_dir: config.data_dir.clone(),
     };
+    let listener = conn::GuardedListener::new(listener, config.limits);
     let served = axum::serve(listener, api::router(state))
         .with_graceful_shutdown(shutdown)
         .await;

@@ -207,12 +207,12 @@ async fn roles_and_tenants_are_enforced_on_every_endpoint() {
             403,
         ),
         (
-            "other tenant reads the job",
+            "other tenant reads the job (404: ids reveal nothing)",
             "mallory",
             Method::GET,
             job_path.clone(),
             None,
-            403,
+            404,
         ),
         (
             "other tenant reads its logs",
@@ -220,7 +220,7 @@ async fn roles_and_tenants_are_enforced_on_every_endpoint() {
             Method::GET,
             format!("{job_path}/logs"),
             None,
-            403,
+            404,
         ),
         (
             "other tenant lists its tenant",
@@ -236,7 +236,7 @@ async fn roles_and_tenants_are_enforced_on_every_endpoint() {
             Method::POST,
             format!("{job_path}/cancel"),
             None,
-            403,
+            404,
         ),
         (
             "other tenant-admin cancels",
@@ -244,7 +244,7 @@ async fn roles_and_tenants_are_enforced_on_every_endpoint() {
             Method::POST,
             format!("{job_path}/cancel"),
             None,
-            403,
+            404,
         ),
         (
             "viewer cancels",

@@ -212,8 +212,7 @@ async fn gang_processes_get_ranks() {
 async fn killed_job_restarts_from_its_checkpoint() {
     let server = TestServer::start("h100:2").await;
     let alice = server.user("research", "alice", "member").await;
-    let checkpoint = common::unique_dir("suanli-ckpt");
-    std::fs::create_dir_all(&checkpoint).unwrap();
+    let checkpoint = common::shared_dir("suanli-ckpt");
     let script = r#"
         if [ -n "$SUANLI_RESUME_FROM" ]; then
             echo "resumed from $SUANLI_RESUME_FROM step $(cat $SUANLI_RESUME_FROM/step)"; exit 0
@@ -500,8 +499,7 @@ async fn a_restart_with_fewer_devices_fails_jobs_that_can_no_longer_run() {
 async fn cancel_kills_the_whole_process_group() {
     let server = TestServer::start("h100:1").await;
     let alice = server.user("research", "alice", "member").await;
-    let dir = common::unique_dir("suanli-pgroup");
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::shared_dir("suanli-pgroup");
     let pid_file = dir.join("grandchild");
     // The job starts a background grandchild and waits on it.
     let script = format!("sleep 30 & echo $! > {}; wait", pid_file.display());

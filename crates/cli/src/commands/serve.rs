@@ -15,7 +15,9 @@ Examples:
   suanli serve --database postgres://suanli:pw@db/suanli
 
 On first start with an empty store the server creates the user `admin` and writes its token to
-DATA_DIR/admin-token (mode 0600). Jobs keep running if the server stops; a restarted server
+DATA_DIR/admin-token (mode 0600). As root, jobs run as unprivileged users (one per tenant, or
+--run-as USER) in DATA_DIR-work and cannot read DATA_DIR; not as root, the server runs jobs of
+one tenant only. Jobs keep running if the server stops; a restarted server
 re-attaches to them. Without --devices and without nvidia-smi, rocm-smi or npu-smi, the local
 pool offers one `cpu` slot per core.")]
 pub struct ServeArgs {
@@ -34,6 +36,19 @@ pub struct ServeArgs {
     /// Scheduling policy: fifo, backfill, sjf, las, fair or gavel.
     #[arg(long, default_value = "fifo")]
     policy: String,
+    /// Run every job as this existing unprivileged user (default as root: one user per
+    /// tenant, `suanli-t-TENANT`, created on first use).
+    #[arg(long, value_name = "USER")]
+    run_as: Option<String>,
+    /// Run TENANT's jobs as the existing USER (repeatable).
+    #[arg(long, value_name = "TENANT=USER")]
+    tenant_user: Vec<String>,
+    /// Root of the jobs' working directories (default: DATA_DIR-work).
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Most HTTP connections open at once; at the cap the longest-waiting one is closed.
+    #[arg(long, default_value_t = 1024)]
+    max_connections: usize,
 }
 
 /// Runs the server until Ctrl-C or SIGTERM.
@@ -51,11 +66,29 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let mut tenant_users = std::collections::BTreeMap::new();
+        for pair in &args.tenant_user {
+            let (tenant, user) = pair.split_once('=').with_context(|| {
+                format!("--tenant-user `{pair}`: give TENANT=USER, e.g. research=alice")
+            })?;
+            tenant_users.insert(tenant.to_string(), user.to_string());
+        }
         let config = suanli_server::ServerConfig {
             data_dir: args.data_dir,
             database: args.database,
             devices: args.devices,
             policy: args.policy,
+            job_users: match args.run_as {
+                Some(user) => suanli_server::isolation::JobUsers::Fixed(user),
+                None => suanli_server::isolation::JobUsers::PerTenant,
+            },
+            tenant_users,
+            work_dir: args.work_dir,
+            limits: suanli_server::conn::ConnLimits {
+                max_connections: args.max_connections,
+                ..Default::default()
+            },
+            ..Default::default()
         };
         suanli_server::run(config, listener, shutdown_signal()).await?;
         Ok(ExitCode::SUCCESS)

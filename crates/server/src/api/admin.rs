@@ -32,18 +32,7 @@ pub(super) struct NewTenant {
 }
 
 fn valid_name(kind: &str, name: &str) -> ApiResult<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::bad(format!(
-            "{kind} name `{name}` must be 1-64 characters of letters, digits, `-`, `_` or `.`"
-        )))
-    }
+    super::limits::name(kind, name)
 }
 
 pub(super) async fn create_tenant(
@@ -132,11 +121,22 @@ pub(super) async fn create_user(
         created_at_s: now_s(),
     };
     let entry = draft.entry(StatusCode::CREATED, Some(&body.name));
-    state
+    match state
         .store
         .change_audited(Change::CreateUser(&user), &entry)
-        .await?;
-    Ok(created(user))
+        .await
+    {
+        Ok(_) => Ok(created(user)),
+        // Names are global: say it is taken, never whose it is or in which tenant.
+        Err(crate::store::StoreError::Conflict(_)) => Err(ApiError(
+            StatusCode::CONFLICT,
+            format!(
+                "user name `{}` is not available; choose another (user names are shared by all tenants)",
+                body.name
+            ),
+        )),
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// Whether `me` may create or revoke tokens of `user`.
@@ -192,8 +192,11 @@ pub(super) async fn create_token(
     if state.store.get_user(&user).await?.is_none() {
         return Err(ApiError::not_found(format!("user `{user}`")));
     }
-    if body.expires_in_s.is_some_and(|s| s <= 0) {
-        return Err(ApiError::bad("expires_in_s must be positive"));
+    let max = super::limits::MAX_TOKEN_LIFETIME_S;
+    if body.expires_in_s.is_some_and(|s| s <= 0 || s > max) {
+        return Err(ApiError::bad(format!(
+            "expires_in_s must be between 1 and {max} (ten years)"
+        )));
     }
     let now = now_s();
     let (secret, record) = auth::new_token(&user, now, body.expires_in_s.map(|s| now + s));
@@ -262,6 +265,8 @@ pub(super) async fn set_quota(
     if !me.is_admin() {
         return Err(ApiError::forbidden("only an admin sets quotas"));
     }
+    valid_name("tenant", &quota.tenant)?;
+    valid_name("accelerator type", &quota.accelerator)?;
     let tenants = state.store.list_tenants().await?;
     if !tenants.iter().any(|t| t.name == quota.tenant) {
         return Err(ApiError::not_found(format!("tenant `{}`", quota.tenant)));

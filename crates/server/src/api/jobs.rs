@@ -8,25 +8,31 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::{ApiError, ApiResult, AppState, AuditDraft, audited, created};
+use super::{ApiError, ApiResult, AppState, AuditDraft, audited, created, limits};
 use crate::auth::Principal;
-use crate::store::{JobSpec, JobState};
+use crate::store::{JobQuery, JobSpec, JobState};
 
 #[derive(Deserialize)]
 pub(super) struct JobFilter {
     tenant: Option<String>,
     state: Option<String>,
+    /// Jobs with ids above this one (the `x-suanli-next-after` of the previous page).
+    after: Option<i64>,
+    limit: Option<u32>,
 }
 
+/// One page of jobs, filtered and paged in the database; a full page carries
+/// `x-suanli-next-after`, the cursor of the next one.
 pub(super) async fn list_jobs(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
     Query(filter): Query<JobFilter>,
-) -> ApiResult<Json<Vec<crate::store::JobRecord>>> {
+) -> ApiResult<Response> {
     let tenant = match (&filter.tenant, &me.tenant) {
         (Some(t), _) if !me.can_read_tenant(t) => {
             return Err(ApiError::forbidden(&format!(
-                "you cannot read tenant `{t}`"
+                "you cannot read tenant `{}`",
+                limits::printable(t, 64)
             )));
         }
         (Some(t), _) => Some(t.clone()),
@@ -36,17 +42,73 @@ pub(super) async fn list_jobs(
     let wanted = match &filter.state {
         Some(s) => Some(JobState::parse(s).ok_or_else(|| {
             ApiError::bad(format!(
-                "unknown state `{s}`; use queued, running, succeeded, failed or cancelled"
+                "unknown state `{}`; use queued, running, succeeded, failed or cancelled",
+                limits::printable(s, 32)
             ))
         })?),
         None => None,
     };
-    let jobs = state.store.list_jobs(tenant.as_deref()).await?;
-    Ok(Json(
-        jobs.into_iter()
-            .filter(|j| wanted.is_none_or(|w| j.state == w))
-            .collect(),
-    ))
+    let limit = filter.limit.unwrap_or(limits::PAGE_DEFAULT);
+    if limit == 0 || limit > limits::PAGE_MAX {
+        return Err(ApiError::bad(format!(
+            "limit must be between 1 and {}, not {limit}",
+            limits::PAGE_MAX
+        )));
+    }
+    let query = JobQuery {
+        tenant,
+        state: wanted,
+        after_id: filter.after,
+        limit,
+    };
+    let jobs = state.store.query_jobs(&query).await?;
+    let next = (jobs.len() == limit as usize)
+        .then(|| jobs.last().map(|j| j.id))
+        .flatten();
+    let mut response = Json(jobs).into_response();
+    if let Some(next) = next {
+        response.headers_mut().insert(
+            "x-suanli-next-after",
+            HeaderValue::from_str(&next.to_string()).expect("digits"),
+        );
+    }
+    Ok(response)
+}
+
+/// Bounds every field of a submission before anything else looks at it.
+fn check_submit(body: &Submit) -> ApiResult<()> {
+    if let Some(name) = &body.name {
+        limits::job_name(name)?;
+    }
+    if let Some(tenant) = &body.tenant {
+        limits::name("tenant", tenant)?;
+    }
+    limits::command(&body.command)?;
+    limits::env(&body.env)?;
+    limits::count("gpus", body.gpus.unwrap_or(1), limits::MAX_GPUS)?;
+    limits::count("processes", body.processes.unwrap_or(1), limits::MAX_GPUS)?;
+    if body.accelerators.len() > limits::ACCELERATOR_TYPES {
+        return Err(ApiError::bad(format!(
+            "at most {} accelerator types",
+            limits::ACCELERATOR_TYPES
+        )));
+    }
+    for accelerator in &body.accelerators {
+        limits::name("accelerator", accelerator)?;
+    }
+    if let Some(dir) = &body.checkpoint_dir {
+        limits::path("checkpoint_dir", dir)?;
+    }
+    if body.max_restarts > limits::MAX_RESTARTS {
+        return Err(ApiError::bad(format!(
+            "max_restarts must be at most {}",
+            limits::MAX_RESTARTS
+        )));
+    }
+    if let Some(goal) = &body.goal {
+        limits::name("model", &goal.model)?;
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -80,6 +142,7 @@ pub(super) async fn submit_job(
     Extension(draft): Extension<AuditDraft>,
     Json(body): Json<Submit>,
 ) -> ApiResult<Response> {
+    check_submit(&body)?;
     let tenant = body
         .tenant
         .or(me.tenant.clone())
@@ -94,9 +157,10 @@ pub(super) async fn submit_job(
     if !tenants.iter().any(|t| t.name == tenant) {
         return Err(ApiError::not_found(format!("tenant `{tenant}`")));
     }
-    let name = body
-        .name
-        .unwrap_or_else(|| body.command.first().cloned().unwrap_or_default());
+    let name = body.name.unwrap_or_else(|| {
+        let program = body.command.first().cloned().unwrap_or_default();
+        limits::printable(&program, limits::NAME_BYTES)
+    });
     let mut spec = JobSpec {
         name,
         tenant,
@@ -142,10 +206,9 @@ pub(super) async fn readable_job(
         .get_job(id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("job {id}")))?;
+    // Another tenant's job is answered exactly like a missing one, so ids reveal nothing.
     if !me.can_read_tenant(&job.spec.tenant) {
-        return Err(ApiError::forbidden(&format!(
-            "job {id} belongs to another tenant"
-        )));
+        return Err(ApiError::not_found(format!("job {id}")));
     }
     Ok(job)
 }
@@ -203,6 +266,12 @@ pub(super) async fn job_logs(
         .join(id.to_string())
         .join(format!("attempt-{attempt}"))
         .join("log");
+    if i64::try_from(query.offset).is_err() {
+        return Err(ApiError::bad(format!(
+            "offset {} is beyond any log; use the x-suanli-next-offset of the previous answer",
+            query.offset
+        )));
+    }
     let bytes = read_chunk(&path, query.offset).await.map_err(|e| {
         ApiError(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -236,6 +305,10 @@ pub(super) async fn read_chunk(path: &std::path::Path, offset: u64) -> std::io::
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e),
     };
+    // Past the end there is nothing yet (the log may still grow): no seek, no error.
+    if offset >= file.metadata().await?.len() {
+        return Ok(Vec::new());
+    }
     file.seek(std::io::SeekFrom::Start(offset)).await?;
     let mut bytes = Vec::new();
     file.take(LOG_CHUNK_BYTES).read_to_end(&mut bytes).await?;

@@ -11,7 +11,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use axum::extract::{Extension, Request, State};
+use axum::extract::{DefaultBodyLimit, Extension, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -26,6 +26,7 @@ use crate::store::{NewAuditEvent, Store, StoreError};
 
 mod admin;
 mod jobs;
+pub mod limits;
 
 /// Shared by every handler.
 #[derive(Clone)]
@@ -76,6 +77,7 @@ impl From<EngineError> for ApiError {
             EngineError::BadRequest(m) => ApiError(StatusCode::BAD_REQUEST, m),
             EngineError::NotFound(m) => ApiError::not_found(m),
             EngineError::Conflict(m) => ApiError(StatusCode::CONFLICT, m),
+            EngineError::TooMany(m) => ApiError(StatusCode::TOO_MANY_REQUESTS, m),
             EngineError::Store(e) => e.into(),
         }
     }
@@ -135,12 +137,18 @@ pub fn router(state: AppState) -> Router {
         .route("/nodes", get(admin::list_nodes))
         .route("/nodes/{pool}/down", post(admin::node_down))
         .route("/nodes/{pool}/up", post(admin::node_up))
-        .route("/jobs", get(jobs::list_jobs).post(jobs::submit_job))
+        .route(
+            "/jobs",
+            get(jobs::list_jobs)
+                .post(jobs::submit_job)
+                .layer(DefaultBodyLimit::max(limits::SUBMIT_BODY_BYTES)),
+        )
         .route("/jobs/{id}", get(jobs::show_job))
         .route("/jobs/{id}/cancel", post(jobs::cancel_job))
         .route("/jobs/{id}/logs", get(jobs::job_logs))
         .route("/audit", get(admin::list_audit))
-        .route("/audit/verify", get(admin::verify_audit));
+        .route("/audit/verify", get(admin::verify_audit))
+        .layer(DefaultBodyLimit::max(limits::BODY_BYTES));
     let authenticated = Router::new()
         .nest("/api/v1", api)
         .route("/metrics", get(crate::metrics::metrics))

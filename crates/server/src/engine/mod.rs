@@ -21,6 +21,7 @@ use crate::store::{
     Change, Changed, JobRecord, JobSpec, JobState, NewAuditEvent, RunRecord, Store, StoreError,
 };
 
+pub mod admission;
 mod nodes;
 mod recovery;
 
@@ -36,6 +37,9 @@ pub enum EngineError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// A tenant's cap on queued jobs is reached.
+    #[error("{0}")]
+    TooMany(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -82,6 +86,12 @@ pub struct Engine {
     reasons_fresh: Vec<i64>,
     /// Set during `recover`, which admits requeued jobs itself once adopted runs are placed.
     recovering: bool,
+    /// Which OS user runs each tenant's jobs; `None` only in engines built without one.
+    isolation: Option<Arc<crate::isolation::Isolation>>,
+    /// Limits on what one tenant may queue (see `admission`).
+    pub admission: admission::AdmissionLimits,
+    /// On a server that cannot switch users: the one tenant whose jobs it runs.
+    sole_tenant: Option<String>,
     pub metrics: Metrics,
 }
 
@@ -139,6 +149,9 @@ impl Engine {
             held: BTreeSet::new(),
             quotas: BTreeMap::new(),
             recovering: false,
+            isolation: None,
+            admission: admission::AdmissionLimits::default(),
+            sole_tenant: None,
             reasons_free: Vec::new(),
             reasons_fresh: Vec::new(),
             metrics: Metrics::default(),
@@ -226,6 +239,7 @@ impl Engine {
         audit: &NewAuditEvent,
     ) -> Result<JobRecord, EngineError> {
         self.validate(&spec)?;
+        self.admission_problem(&spec).await?;
         let change = Change::InsertJob {
             spec: &spec,
             now_s: now_s(),
@@ -330,7 +344,9 @@ impl Engine {
             name: format!("job-{id}"),
             gang_size: job.spec.gpus,
             tenant: job.spec.tenant.clone(),
-            priority: job.spec.priority,
+            // A job's priority orders its own tenant's jobs only; across tenants the policy
+            // (submission order, fair share) decides, so no tenant can jump the others.
+            priority: 0,
             work: work.clone(),
             runtime_estimate_s: estimate_s,
             checkpoint_interval_s: None,
@@ -527,6 +543,14 @@ impl Engine {
                 env.insert("SUANLI_RESUME_FROM".into(), dir.clone());
             }
         }
+        let (run_as, work_dir) = match self.job_identity(&job.spec.tenant, id, attempt) {
+            Ok(found) => found,
+            Err(error) => {
+                tracing::warn!(job = id, %error, "cannot prepare the job's user");
+                let note = format!("failed to start: {error}");
+                return self.finish_run(id, attempt, 127, Some(note)).await;
+            }
+        };
         let launch = Launch {
             job_id: id,
             attempt,
@@ -535,7 +559,9 @@ impl Engine {
             accelerator,
             devices,
             processes: job.spec.processes,
+            work_dir: work_dir.unwrap_or_else(|| run_dir.clone()),
             run_dir,
+            run_as,
         };
         if let Err(error) = self.executor.start(&launch).await {
             tracing::warn!(job = id, %error, "failed to start run");

@@ -88,12 +88,27 @@ impl Engine {
                         queued.push(id);
                     }
                 }
-                Adopted::NeverStarted => {
+                Adopted::NeverStarted | Adopted::Incomplete { .. } => {
                     let mut job = job;
-                    job.state = JobState::Queued;
                     job.run = None;
-                    job.attempts = run.attempt;
-                    job.reason = "requeued: the server stopped before the run started".into();
+                    if run.cancel_requested {
+                        job.state = JobState::Cancelled;
+                        job.reason = "cancelled".into();
+                        job.finished_at_s = Some(now_s());
+                        self.save(job).await?;
+                        continue;
+                    }
+                    job.state = JobState::Queued;
+                    job.reason = match outcome {
+                        Adopted::Incomplete { started, declared } => format!(
+                            "requeued: the server stopped after starting {started} of the gang's {declared} processes; the started ones were killed"
+                        ),
+                        _ => {
+                            // Nothing ran: this attempt number is used again.
+                            job.attempts = run.attempt;
+                            "requeued: the server stopped before the run started".into()
+                        }
+                    };
                     self.save(job).await?;
                     queued.push(id);
                 }

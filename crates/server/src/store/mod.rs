@@ -316,6 +316,17 @@ pub enum Changed {
     Job(Box<JobRecord>),
 }
 
+/// Which jobs `Store::query_jobs` returns: filtered and paged in SQL, in id order.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct JobQuery {
+    pub tenant: Option<String>,
+    pub state: Option<JobState>,
+    /// Only jobs with a larger id (the last id of the previous page).
+    pub after_id: Option<i64>,
+    /// Most jobs returned; 0 means none.
+    pub limit: u32,
+}
+
 /// Durable state of the control plane. Every method is one transaction.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync {
@@ -348,6 +359,8 @@ pub trait Store: Send + Sync {
     async fn get_job(&self, id: i64) -> Result<Option<JobRecord>, StoreError>;
     /// Jobs in id order, of one tenant or all.
     async fn list_jobs(&self, tenant: Option<&str>) -> Result<Vec<JobRecord>, StoreError>;
+    /// One page of jobs, filtered by tenant and state in the database.
+    async fn query_jobs(&self, query: &JobQuery) -> Result<Vec<JobRecord>, StoreError>;
     /// Jobs that are queued or running, in id order.
     async fn list_active_jobs(&self) -> Result<Vec<JobRecord>, StoreError>;
     /// Writes a job's mutable fields (state, reason, counters, times, run).

@@ -17,8 +17,8 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyConnection, AnyPool, Row};
 
 use super::{
-    AuditEvent, Change, Changed, JobRecord, JobSpec, JobState, NewAuditEvent, Quota, Role, Store,
-    StoreError, Tenant, TokenRecord, User,
+    AuditEvent, Change, Changed, JobQuery, JobRecord, JobSpec, JobState, NewAuditEvent, Quota,
+    Role, Store, StoreError, Tenant, TokenRecord, User,
 };
 
 const SQLITE_SCHEMA: &[&str] = &[
@@ -28,6 +28,7 @@ const SQLITE_SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS quotas (tenant TEXT NOT NULL, accelerator TEXT NOT NULL, limit_count INTEGER NOT NULL, PRIMARY KEY (tenant, accelerator))",
     "CREATE TABLE IF NOT EXISTS jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL, state TEXT NOT NULL, reason TEXT NOT NULL, restarts INTEGER NOT NULL, attempts INTEGER NOT NULL, exit_code INTEGER, submitted_at_s INTEGER NOT NULL, started_at_s INTEGER, finished_at_s INTEGER, spec TEXT NOT NULL, run TEXT)",
     "CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state)",
+    "CREATE INDEX IF NOT EXISTS jobs_tenant ON jobs (tenant, id)",
     "CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL, outcome TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)",
 ];
 
@@ -38,6 +39,7 @@ const POSTGRES_SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS quotas (tenant TEXT NOT NULL, accelerator TEXT NOT NULL, limit_count BIGINT NOT NULL, PRIMARY KEY (tenant, accelerator))",
     "CREATE TABLE IF NOT EXISTS jobs (id BIGSERIAL PRIMARY KEY, tenant TEXT NOT NULL, state TEXT NOT NULL, reason TEXT NOT NULL, restarts BIGINT NOT NULL, attempts BIGINT NOT NULL, exit_code BIGINT, submitted_at_s BIGINT NOT NULL, started_at_s BIGINT, finished_at_s BIGINT, spec TEXT NOT NULL, run TEXT)",
     "CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state)",
+    "CREATE INDEX IF NOT EXISTS jobs_tenant ON jobs (tenant, id)",
     "CREATE TABLE IF NOT EXISTS audit (seq BIGINT PRIMARY KEY, at_ms BIGINT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL, outcome TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)",
 ];
 
@@ -491,6 +493,47 @@ impl Store for SqlStore {
                     .await?
             }
         };
+        rows.iter().map(job_from_row).collect()
+    }
+
+    async fn query_jobs(&self, query: &JobQuery) -> Result<Vec<JobRecord>, StoreError> {
+        // Conditions with numbered parameters, bound in the same order.
+        let mut conditions = Vec::new();
+        let mut number = 0;
+        let mut next = || {
+            number += 1;
+            number
+        };
+        if query.tenant.is_some() {
+            conditions.push(format!("tenant = ${}", next()));
+        }
+        if query.state.is_some() {
+            conditions.push(format!("state = ${}", next()));
+        }
+        if query.after_id.is_some() {
+            conditions.push(format!("id > ${}", next()));
+        }
+        let limit = next();
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
+        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs {filter} ORDER BY id LIMIT ${limit}");
+        let mut statement = sqlx::query(&sql);
+        if let Some(tenant) = &query.tenant {
+            statement = statement.bind(tenant.as_str());
+        }
+        if let Some(state) = query.state {
+            statement = statement.bind(state.as_str());
+        }
+        if let Some(after) = query.after_id {
+            statement = statement.bind(after);
+        }
+        let rows = statement
+            .bind(i64::from(query.limit))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(job_from_row).collect()
     }
 

@@ -17,6 +17,16 @@ pub struct TestServer {
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
+/// A fresh directory every job user may write to (mode 1777, like /tmp): jobs run as
+/// unprivileged users, not as the test.
+pub fn shared_dir(prefix: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = unique_dir(prefix);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    dir
+}
+
 pub fn unique_dir(prefix: &str) -> PathBuf {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -41,14 +51,21 @@ impl TestServer {
     }
 
     async fn start_in(data_dir: PathBuf, devices: &str, database: Option<String>) -> TestServer {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
         let config = suanli_server::ServerConfig {
-            data_dir: data_dir.clone(),
+            data_dir,
             database,
             devices: Some(devices.into()),
             policy: "fifo".into(),
+            ..Default::default()
         };
+        Self::start_config(config).await
+    }
+
+    /// A server with a configuration of the test's own.
+    pub async fn start_config(config: suanli_server::ServerConfig) -> TestServer {
+        let data_dir = config.data_dir.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             suanli_server::run(config, listener, async {
