@@ -208,7 +208,7 @@ fn kill_9_of_the_server_loses_and_duplicates_nothing() {
         "{}",
         String::from_utf8_lossy(&ok.stderr)
     );
-    assert!(String::from_utf8_lossy(&ok.stdout).starts_with("audit log intact: 7 entries"));
+    assert!(String::from_utf8_lossy(&ok.stdout).starts_with("audit log intact: 8 entries"));
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let pool = sqlx::SqlitePool::connect(&format!(

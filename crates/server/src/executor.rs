@@ -204,14 +204,14 @@ impl Executor for LocalExecutor {
             if let Some(variable) = variable {
                 command.env(variable, devices.join(","));
             }
-            if processes > 1 {
-                command
-                    .env("RANK", rank.to_string())
-                    .env("LOCAL_RANK", rank.to_string())
-                    .env("WORLD_SIZE", processes.to_string())
-                    .env("MASTER_ADDR", "127.0.0.1")
-                    .env("MASTER_PORT", master_port.to_string());
-            }
+            // Every run gets the torch.distributed `env://` variables, a single process too
+            // (rank 0 of 1), so `torchrun`-style start-up code works unchanged.
+            command
+                .env("RANK", rank.to_string())
+                .env("LOCAL_RANK", rank.to_string())
+                .env("WORLD_SIZE", processes.to_string())
+                .env("MASTER_ADDR", "127.0.0.1")
+                .env("MASTER_PORT", master_port.to_string());
             let mut child = match command.spawn() {
                 Ok(child) => child,
                 Err(source) => {

@@ -75,7 +75,10 @@ pub async fn open_store(data_dir: &Path, database: Option<&str>) -> Result<SqlSt
     }
 }
 
-/// On first start (no user yet): creates the `admin` user and writes its token to
+/// The tenant a fresh server creates for admin's jobs.
+pub const DEFAULT_TENANT: &str = "default";
+
+/// On first start (no user yet): creates the `admin` user, the `default` tenant and writes its token to
 /// `DIR/admin-token`, mode 0600.
 async fn bootstrap(store: &dyn Store, data_dir: &Path) -> Result<(), ServerError> {
     if !store.is_empty().await? {
@@ -97,6 +100,19 @@ async fn bootstrap(store: &dyn Store, data_dir: &Path) -> Result<(), ServerError
     };
     store
         .change_audited(store::Change::CreateUser(&admin), &entry)
+        .await?;
+    // Like Slurm's default account and Kubernetes' default namespace: admin's jobs without
+    // `--tenant` go here, so a fresh server runs a job with no other step.
+    let tenant = store::Tenant {
+        name: DEFAULT_TENANT.into(),
+        created_at_s: now,
+    };
+    let entry = store::NewAuditEvent {
+        target: format!("tenant {DEFAULT_TENANT}"),
+        ..entry
+    };
+    store
+        .change_audited(store::Change::CreateTenant(&tenant), &entry)
         .await?;
     let (secret, record) = auth::new_token("admin", now, None);
     store.insert_token(&record).await?;
