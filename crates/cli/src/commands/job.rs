@@ -24,26 +24,37 @@ Examples:
   suanli job cancel 12")]
 pub enum JobCommand {
     /// Submit a command; prints the new job's id.
+    #[command(
+        after_help = "Example:\n  suanli job submit -- python3 -c 'import os; print(os.environ[\"RANK\"])'\n  suanli job submit -t research -g 8 -n pretrain --accelerator h100 -- torchrun train.py"
+    )]
     Submit(SubmitArgs),
     /// List jobs (your tenant's; all for an admin).
+    #[command(
+        after_help = "Example:\n  suanli job list --state running\n  suanli job list --tenant research --json"
+    )]
     List {
-        #[arg(long)]
+        /// Only this tenant's jobs.
+        #[arg(long, short = 't')]
         tenant: Option<String>,
         /// queued, running, succeeded, failed or cancelled.
-        #[arg(long)]
+        #[arg(long, short = 's')]
         state: Option<String>,
+        /// Print the jobs as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Show one job, with why it waits or how it ended.
+    #[command(after_help = "Example:\n  suanli job show 12")]
     Show {
         /// The job's id.
         id: i64,
+        /// Print the job as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Print a job's output (the latest run unless --attempt); with --follow, exits non-zero
     /// when the job failed or was cancelled.
+    #[command(after_help = "Example:\n  suanli job logs 12 --follow")]
     Logs {
         /// The job's id.
         id: i64,
@@ -55,8 +66,13 @@ pub enum JobCommand {
         follow: bool,
     },
     /// Cancel a job; a running one has its process group killed.
-    Cancel { id: i64 },
+    #[command(after_help = "Example:\n  suanli job cancel 12")]
+    Cancel {
+        /// The job's id.
+        id: i64,
+    },
     /// Wait until a job ends; exits with the job's exit code (1 if it was cancelled).
+    #[command(after_help = "Example:\n  suanli job wait 12 && echo done")]
     Wait {
         /// The job's id (as `job submit` printed it).
         id: i64,

@@ -13,6 +13,10 @@ use suanli_perf::{AttentionImpl, LayoutSpec};
 
 /// What to plan.
 #[derive(Subcommand)]
+#[command(
+    after_help = "Examples:\n  suanli plan train --model llama-3.1-70b --accelerator h100 --count 512 --tokens 2T\n  \
+    suanli plan serve --model llama-3.1-70b --accelerator h100 --tp 4 --input-len 2048 --output-len 256"
+)]
 pub enum PlanCommand {
     /// Plan a training run: parallel layout, step time, memory, MFU, days, energy and cost.
     #[command(after_help = TRAIN_EXAMPLES)]
@@ -48,14 +52,14 @@ pub struct TrainArgs {
     /// Scale-out bandwidth per accelerator in GB/s, one direction [default: catalog].
     #[arg(long)]
     scaleout_gb_per_s: Option<f64>,
-    /// Tokens per sequence.
-    #[arg(long, default_value_t = 4096)]
+    /// Tokens per sequence, e.g. 4096 or 8k (= 8192).
+    #[arg(long, default_value = "4096", value_parser = crate::units::parse_tokens_binary, allow_hyphen_values = true)]
     seq_len: u64,
-    /// Sequences per optimizer step.
-    #[arg(long, default_value_t = 1024)]
+    /// Sequences (not tokens) per optimizer step, e.g. 1024 or 2k.
+    #[arg(long, default_value = "1024", value_parser = crate::units::parse_whole_count, allow_hyphen_values = true)]
     global_batch: u64,
     /// Token budget, e.g. 2T, 300B, 1.5e12: adds days, accelerator-hours, energy and cost.
-    #[arg(long, value_parser = format::parse_count)]
+    #[arg(long, value_parser = crate::units::parse_count, allow_hyphen_values = true)]
     tokens: Option<f64>,
     /// Math precision.
     #[arg(long, default_value = "bf16")]
@@ -136,6 +140,10 @@ fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     setup.price_per_hour = args.price_per_hour;
     setup.attention = args.attention;
     setup.tp_overlap = args.attention == AttentionImpl::Flash;
+    super::plan_checks::check_batch(&setup).map_err(anyhow::Error::msg)?;
+    for warning in super::plan_checks::setup_warnings(&setup) {
+        eprintln!("warning: {warning}");
+    }
 
     let estimates = match &args.layout {
         Some(text) => vec![evaluate_layout(&setup, text)?],
@@ -174,6 +182,9 @@ fn evaluate_layout(setup: &TrainSetup, text: &str) -> anyhow::Result<TrainEstima
     layout
         .check(&setup.model, setup.count, setup.seq_len, setup.global_batch)
         .map_err(|e| anyhow::anyhow!("--layout {layout}: {e}"))?;
+    for warning in super::plan_checks::layout_warnings(setup, &layout) {
+        eprintln!("warning: --layout {warning}");
+    }
     let estimate = train::estimate(setup, &layout).context("cannot estimate this layout")?;
     let memory = &estimate.memory;
     if !memory.fits() {

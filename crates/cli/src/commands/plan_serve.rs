@@ -75,11 +75,11 @@ pub struct ServeArgs {
         conflicts_with_all = ["tp", "pp", "ep", "count", "batch"]
     )]
     pub(super) rate: Option<f64>,
-    /// Mean time-to-first-token target under load, e.g. 500ms or 1.5s.
-    #[arg(long, value_parser = parse_duration_s)]
+    /// Mean time-to-first-token target under load, with its unit: 500ms or 1.5s.
+    #[arg(long, value_parser = crate::units::parse_positive_duration_s, allow_hyphen_values = true)]
     pub(super) ttft_slo: Option<f64>,
-    /// Mean time-per-output-token target under load, e.g. 50ms.
-    #[arg(long, value_parser = parse_duration_s)]
+    /// Mean time-per-output-token target under load, with its unit: 50ms.
+    #[arg(long, value_parser = crate::units::parse_positive_duration_s, allow_hyphen_values = true)]
     pub(super) tpot_slo: Option<f64>,
     /// Accelerator types to search, comma-separated [default: --accelerator, or every
     /// accelerator with a default price].
@@ -94,24 +94,6 @@ pub struct ServeArgs {
     /// How many deployments the search shows.
     #[arg(long, default_value_t = 5)]
     pub(super) top: usize,
-}
-
-/// Parses `500ms`, `0.5s`, `2s` or a bare number of seconds.
-fn parse_duration_s(text: &str) -> Result<f64, String> {
-    let trimmed = text.trim();
-    let (number, factor) = if let Some(ms) = trimmed.strip_suffix("ms") {
-        (ms, 1e-3)
-    } else if let Some(s) = trimmed.strip_suffix('s') {
-        (s, 1.0)
-    } else {
-        (trimmed, 1.0)
-    };
-    match number.trim().parse::<f64>() {
-        Ok(value) if value > 0.0 && value.is_finite() => Ok(value * factor),
-        _ => Err(format!(
-            "`{text}` is not a positive duration; write e.g. 500ms or 1.5s"
-        )),
-    }
 }
 
 /// Parses `id=dollars`.
