@@ -3,7 +3,7 @@
 mod commands;
 mod units;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::process::ExitCode;
 
 /// Plan, simulate and run large-model training and inference on shared accelerator clusters.
@@ -52,6 +52,26 @@ enum Command {
     Audit(commands::audit::AuditCommand),
     /// Save a server URL and token for the other commands.
     Login(commands::login::LoginArgs),
+    /// Print a shell completion script.
+    #[command(after_help = "\
+Examples:
+  suanli completions bash > ~/.local/share/bash-completion/completions/suanli
+  suanli completions zsh > ~/.zfunc/_suanli
+  suanli completions fish > ~/.config/fish/completions/suanli.fish")]
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page, or write one page per command to a directory.
+    #[command(after_help = "\
+Examples:
+  suanli man | man -l -
+  suanli man --dir /usr/local/share/man/man1   suanli.1, suanli-job-submit.1, ...")]
+    Man {
+        /// Write suanli.1 and a page for every subcommand here instead of printing suanli.1.
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+    },
     // Further commands are added here, one line each, with their module in commands/.
 }
 
@@ -83,6 +103,11 @@ fn main() -> ExitCode {
         Command::Quota(command) => commands::quota::run(command),
         Command::Audit(command) => commands::audit::run(command),
         Command::Login(args) => commands::login::run(args),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "suanli", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { dir } => man(dir.as_deref()),
     };
     match result {
         Ok(code) => code,
@@ -91,6 +116,20 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The man page to stdout, or every command's page into `dir`.
+fn man(dir: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+    let command = Cli::command();
+    match dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            clap_mangen::generate_to(command, dir)?;
+            eprintln!("wrote the man pages to {}", dir.display());
+        }
+        None => clap_mangen::Man::new(command).render(&mut std::io::stdout())?,
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// What clap's message leaves out for the two mistakes a new user makes most: a job's command
@@ -131,6 +170,28 @@ fn restore_sigpipe() {
 mod tests {
     use super::Cli;
     use clap::CommandFactory;
+
+    #[test]
+    fn completions_and_man_pages_cover_the_subcommands() {
+        let mut script = Vec::new();
+        clap_complete::generate(
+            clap_complete::Shell::Bash,
+            &mut Cli::command(),
+            "suanli",
+            &mut script,
+        );
+        let script = String::from_utf8(script).unwrap();
+        assert!(script.contains("submit") && script.contains("--ttft-slo"));
+        let mut page = Vec::new();
+        clap_mangen::Man::new(Cli::command())
+            .render(&mut page)
+            .unwrap();
+        let page = String::from_utf8(page).unwrap();
+        assert!(
+            page.contains(".TH suanli") && page.contains("simulate"),
+            "{page}"
+        );
+    }
 
     /// Every command and subcommand, with its path, e.g. `suanli job submit`.
     fn walk(command: &clap::Command, path: &str, out: &mut Vec<(String, clap::Command)>) {
