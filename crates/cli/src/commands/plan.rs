@@ -32,7 +32,8 @@ const TRAIN_EXAMPLES: &str = "Examples:
       --global-batch 2048 --top 3
   suanli plan train --model gpt-3-175b --accelerator a100-sxm4-80gb --count 1024 \\
       --layout tp=8,pp=8,mb=1,vpp=3,recompute=selective --price-per-hour 1.8 --json
-  suanli plan train --model ./config.json --accelerator mi300x --count 64";
+  suanli plan train --model ./config.json --accelerator mi300x --count 64
+  suanli plan train --model llama-3.1-8b --node p5.48xlarge --count 64     accelerator, per node, NICs";
 
 /// Arguments of `suanli plan train`.
 #[derive(Args)]
@@ -41,8 +42,12 @@ pub struct TrainArgs {
     #[arg(long)]
     model: String,
     /// Accelerator catalog id or alias (see `suanli catalog accelerators`).
+    #[arg(long, required_unless_present = "node")]
+    accelerator: Option<String>,
+    /// Node shape from `suanli catalog nodes` (e.g. p5.48xlarge, dgx-h100): sets the
+    /// accelerator, accelerators per node and NIC bandwidth.
     #[arg(long)]
-    accelerator: String,
+    node: Option<String>,
     /// Number of accelerators.
     #[arg(long)]
     count: u64,
@@ -116,7 +121,27 @@ pub fn run(command: PlanCommand) -> anyhow::Result<ExitCode> {
 fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     let catalog = load_catalog(&args.catalog)?;
     let model = catalog.resolve_model(&args.model)?;
-    let accelerator = catalog.accelerator(&args.accelerator)?.clone();
+    let node = match &args.node {
+        Some(name) => Some(catalog.node(name)?.clone()),
+        None => None,
+    };
+    let accelerator = match (&args.accelerator, &node) {
+        (Some(name), Some(node)) => {
+            let accelerator = catalog.accelerator(name)?;
+            if accelerator.id != node.accelerator {
+                bail!(
+                    "--node {} holds {}, not {}; drop --accelerator or pick another node",
+                    node.id,
+                    node.accelerator,
+                    accelerator.id
+                );
+            }
+            accelerator.clone()
+        }
+        (Some(name), None) => catalog.accelerator(name)?.clone(),
+        (None, Some(node)) => catalog.accelerator(&node.accelerator)?.clone(),
+        (None, None) => bail!("give --accelerator or --node"),
+    };
     if args.count == 0 {
         bail!("--count must be at least 1");
     }
@@ -124,6 +149,10 @@ fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         bail!("--seq-len and --global-batch must be at least 1");
     }
     let mut setup = TrainSetup::new(model, accelerator, args.count);
+    if let Some(node) = &node {
+        setup.per_node = node.accelerators_per_node.max(1);
+        setup.scaleout_gb_per_s = node.nic_gb_per_s_per_accelerator;
+    }
     if let Some(per_node) = args.per_node {
         if per_node == 0 {
             bail!("--per-node must be at least 1");
