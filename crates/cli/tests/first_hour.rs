@@ -272,6 +272,18 @@ impl Drop for Server {
 
 /// A fresh server on a new data directory, with nothing else set up.
 fn fresh_server(name: &str) -> Server {
+    fresh_server_with(name, &[])
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn fresh_server_with(name: &str, extra: &[&str]) -> Server {
     let dir = std::env::temp_dir().join(format!("suanli-first-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -284,6 +296,7 @@ fn fresh_server(name: &str) -> Server {
         .arg(format!("127.0.0.1:{port}"))
         .arg("--data-dir")
         .arg(&dir)
+        .args(extra)
         .env("SUANLI_LOG", "warn")
         .stdin(Stdio::null())
         .spawn()
@@ -456,4 +469,20 @@ fn a_node_shape_from_the_catalog_sets_accelerator_per_node_and_nics() {
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn prometheus_scrapes_metrics_without_a_token_on_the_metrics_address() {
+    let port = free_port();
+    let address = format!("127.0.0.1:{port}");
+    let server = fresh_server_with("metrics", &["--metrics-listen", &address]);
+    let scrape = reqwest::blocking::get(format!("http://{address}/metrics")).unwrap();
+    assert_eq!(scrape.status(), 200);
+    let text = scrape.text().unwrap();
+    assert!(text.contains("# TYPE suanli_"), "{text}");
+    // Only /metrics there; the main address still wants a token for it.
+    let other = reqwest::blocking::get(format!("http://{address}/api/v1/jobs")).unwrap();
+    assert_eq!(other.status(), 404);
+    let main = reqwest::blocking::get(format!("http://{}/metrics", server.url)).unwrap();
+    assert_eq!(main.status(), 401);
 }

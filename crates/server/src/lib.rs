@@ -174,6 +174,17 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    run_with_metrics(config, listener, None, shutdown).await
+}
+
+/// As [`run`], and when `metrics` is given, serves `/metrics` there without a token, for a stock
+/// Prometheus scraping over a private interface (the main listener keeps requiring one).
+pub async fn run_with_metrics(
+    config: ServerConfig,
+    listener: TcpListener,
+    metrics: Option<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
     // Configuration errors first, before anything is created.
     let devices = local_devices(config.devices.as_deref())?;
     suanli_sched::policy::by_name(&config.policy)
@@ -233,9 +244,18 @@ pub async fn run(
         engine,
         data_dir: config.data_dir.clone(),
     };
+    let scrape = metrics.map(|metrics| {
+        let router = axum::Router::new()
+            .route("/metrics", axum::routing::get(metrics::metrics))
+            .with_state(state.clone());
+        tokio::spawn(async move { axum::serve(metrics, router).await })
+    });
     let served = axum::serve(listener, api::router(state))
         .with_graceful_shutdown(shutdown)
         .await;
     control_loop.abort();
+    if let Some(scrape) = scrape {
+        scrape.abort();
+    }
     served.map_err(ServerError::Serve)
 }
