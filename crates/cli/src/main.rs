@@ -1,8 +1,9 @@
 //! The `suanli` command: thin commands over the catalog, perf, sched and sim crates.
 
 mod commands;
+mod units;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::process::ExitCode;
 
 /// Plan, simulate and run large-model training and inference on shared accelerator clusters.
@@ -18,7 +19,7 @@ enum Command {
     /// List the built-in accelerators and models with their sources.
     #[command(subcommand)]
     Catalog(commands::catalog::CatalogCommand),
-    /// Plan training: parallel layout, speed, memory, days, energy and cost.
+    /// Plan training (layout, speed, memory, days, energy, cost) or inference (latency, cost).
     #[command(subcommand)]
     Plan(commands::plan::PlanCommand),
     /// Compare the performance model with published measurements.
@@ -51,12 +52,43 @@ enum Command {
     Audit(commands::audit::AuditCommand),
     /// Save a server URL and token for the other commands.
     Login(commands::login::LoginArgs),
+    /// Print a shell completion script.
+    #[command(after_help = "\
+Examples:
+  suanli completions bash > ~/.local/share/bash-completion/completions/suanli
+  suanli completions zsh > ~/.zfunc/_suanli
+  suanli completions fish > ~/.config/fish/completions/suanli.fish")]
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page, or write one page per command to a directory.
+    #[command(after_help = "\
+Examples:
+  suanli man | man -l -
+  suanli man --dir /usr/local/share/man/man1   suanli.1, suanli-job-submit.1, ...")]
+    Man {
+        /// Write suanli.1 and a page for every subcommand here instead of printing suanli.1.
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+    },
     // Further commands are added here, one line each, with their module in commands/.
 }
 
 fn main() -> ExitCode {
     restore_sigpipe();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let hint = parse_hint(&error, &std::env::args().collect::<Vec<_>>());
+            let code = error.exit_code();
+            let _ = error.print();
+            if let Some(hint) = hint {
+                eprintln!("\n{hint}");
+            }
+            return ExitCode::from(u8::try_from(code).unwrap_or(2));
+        }
+    };
     let result = match cli.command {
         Command::Catalog(command) => commands::catalog::run(command),
         Command::Plan(command) => commands::plan::run(command),
@@ -71,6 +103,11 @@ fn main() -> ExitCode {
         Command::Quota(command) => commands::quota::run(command),
         Command::Audit(command) => commands::audit::run(command),
         Command::Login(args) => commands::login::run(args),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "suanli", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { dir } => man(dir.as_deref()),
     };
     match result {
         Ok(code) => code,
@@ -81,6 +118,44 @@ fn main() -> ExitCode {
     }
 }
 
+/// The man page to stdout, or every command's page into `dir`.
+fn man(dir: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+    let command = Cli::command();
+    match dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            clap_mangen::generate_to(command, dir)?;
+            eprintln!("wrote the man pages to {}", dir.display());
+        }
+        None => clap_mangen::Man::new(command).render(&mut std::io::stdout())?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What clap's message leaves out for the two mistakes a new user makes most: a job's command
+/// without `--` before it, and a negative number where a positive one is needed.
+fn parse_hint(error: &clap::Error, args: &[String]) -> Option<String> {
+    if error.kind() != clap::error::ErrorKind::UnknownArgument {
+        return None;
+    }
+    let unknown = error
+        .get(clap::error::ContextKind::InvalidArg)
+        .map(|value| value.to_string())
+        .unwrap_or_default();
+    if unknown.starts_with('-') && unknown[1..].parse::<f64>().is_ok() {
+        return Some(format!(
+            "hint: `{unknown}` is a negative number; this value must be positive (sizes, counts and durations are)"
+        ));
+    }
+    let words: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
+    if words.starts_with(&["job", "submit"]) && !words.contains(&"--") {
+        return Some(
+            "hint: put the job's command after `--`, e.g. suanli job submit --tenant research -- python3 train.py".into(),
+        );
+    }
+    None
+}
+
 /// Rust ignores SIGPIPE, which turns `suanli ... | head` into a panic on the next print; restore
 /// the default so the command ends quietly like any other Unix tool.
 fn restore_sigpipe() {
@@ -88,5 +163,80 @@ fn restore_sigpipe() {
     // SAFETY: setting a signal disposition to its default before any thread starts.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    #[test]
+    fn completions_and_man_pages_cover_the_subcommands() {
+        let mut script = Vec::new();
+        clap_complete::generate(
+            clap_complete::Shell::Bash,
+            &mut Cli::command(),
+            "suanli",
+            &mut script,
+        );
+        let script = String::from_utf8(script).unwrap();
+        assert!(script.contains("submit") && script.contains("--ttft-slo"));
+        let mut page = Vec::new();
+        clap_mangen::Man::new(Cli::command())
+            .render(&mut page)
+            .unwrap();
+        let page = String::from_utf8(page).unwrap();
+        assert!(
+            page.contains(".TH suanli") && page.contains("simulate"),
+            "{page}"
+        );
+    }
+
+    /// Every command and subcommand, with its path, e.g. `suanli job submit`.
+    fn walk(command: &clap::Command, path: &str, out: &mut Vec<(String, clap::Command)>) {
+        for sub in command.get_subcommands() {
+            let sub_path = format!("{path} {}", sub.get_name());
+            out.push((sub_path.clone(), sub.clone()));
+            walk(sub, &sub_path, out);
+        }
+    }
+
+    #[test]
+    fn every_subcommand_help_has_an_example() {
+        let mut commands = Vec::new();
+        walk(&Cli::command(), "suanli", &mut commands);
+        assert!(
+            commands.len() > 30,
+            "only {} commands found",
+            commands.len()
+        );
+        let missing: Vec<String> = commands
+            .into_iter()
+            .filter_map(|(path, mut command)| {
+                let help = command.render_long_help().to_string();
+                (!help.contains("Example")).then_some(path)
+            })
+            .collect();
+        assert!(missing.is_empty(), "--help without an example: {missing:?}");
+    }
+
+    #[test]
+    fn every_argument_says_what_it_is() {
+        let mut commands = Vec::new();
+        walk(&Cli::command(), "suanli", &mut commands);
+        let mut blank = Vec::new();
+        for (path, command) in &commands {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id != "help" && id != "version" && arg.get_help().is_none() {
+                    blank.push(format!("{path} {id}"));
+                }
+            }
+        }
+        assert!(
+            blank.is_empty(),
+            "arguments without a description: {blank:?}"
+        );
     }
 }

@@ -36,7 +36,7 @@ pub fn parse_devices(text: &str) -> Result<Vec<DeviceGroup>, String> {
                 "`{item}`: give a type and a positive count, e.g. h100-sxm5-80gb:8"
             ));
         }
-        let accelerator = canonical_type(name);
+        let accelerator = declared_type(name).map_err(|e| format!("`{item}`: {e}"))?;
         match groups.iter_mut().find(|g| g.accelerator == accelerator) {
             Some(group) => group.count += count,
             None => groups.push(DeviceGroup { accelerator, count }),
@@ -46,6 +46,18 @@ pub fn parse_devices(text: &str) -> Result<Vec<DeviceGroup>, String> {
         return Err("no devices given; use TYPE:COUNT,..., e.g. h100-sxm5-80gb:8".into());
     }
     Ok(groups)
+}
+
+/// A type a user declares: a catalog id or alias (as its id), or `cpu`. Anything else is a typo
+/// until shown otherwise; the error suggests the nearest catalog names.
+pub fn declared_type(name: &str) -> Result<String, String> {
+    if name.trim().eq_ignore_ascii_case("cpu") {
+        return Ok("cpu".into());
+    }
+    catalog()
+        .accelerator(name.trim())
+        .map(|accelerator| accelerator.id.clone())
+        .map_err(|e| format!("{e} (or `cpu`; `suanli catalog accelerators` lists them all)"))
 }
 
 /// The catalog id for a name or alias, or the name lower-cased and kebab-cased.
@@ -183,6 +195,13 @@ mod tests {
         assert!(parse_devices("h100:x").is_err());
         assert!(parse_devices("h100:0").is_err());
         assert!(parse_devices("").is_err());
+        let typo = parse_devices("h10:8").unwrap_err();
+        assert!(typo.contains("did you mean h100-sxm5-80gb"), "{typo}");
+        assert!(
+            parse_devices("foo")
+                .unwrap_err()
+                .contains("unknown accelerator `foo`")
+        );
     }
 
     #[test]

@@ -208,14 +208,14 @@ fn rank_command(
     if let Some(variable) = crate::devices::visible_devices_variable(&launch.accelerator) {
         command.env(variable, devices.join(","));
     }
-    if processes > 1 {
-        command
-            .env("RANK", rank.to_string())
-            .env("LOCAL_RANK", rank.to_string())
-            .env("WORLD_SIZE", processes.to_string())
-            .env("MASTER_ADDR", "127.0.0.1")
-            .env("MASTER_PORT", master_port.to_string());
-    }
+    // Every run gets the torch.distributed `env://` variables, a single process too
+    // (rank 0 of 1), so `torchrun`-style start-up code works unchanged.
+    command
+        .env("RANK", rank.to_string())
+        .env("LOCAL_RANK", rank.to_string())
+        .env("WORLD_SIZE", processes.to_string())
+        .env("MASTER_ADDR", "127.0.0.1")
+        .env("MASTER_PORT", master_port.to_string());
     let (pid_fd, exit_fd) = (pid_out.as_raw_fd(), exit_out.as_raw_fd());
     // SAFETY: the closure only calls async-signal-safe functions (fcntl, dup2, close) on file
     // descriptors that stay open until `spawn` returns (the files live in the closure).

@@ -88,7 +88,10 @@ pub async fn open_store(data_dir: &Path, database: Option<&str>) -> Result<SqlSt
     }
 }
 
-/// On first start (no user yet): creates the `admin` user and writes its token to
+/// The tenant a fresh server creates for admin's jobs.
+pub const DEFAULT_TENANT: &str = "default";
+
+/// On first start (no user yet): creates the `admin` user, the `default` tenant and writes its token to
 /// `DIR/admin-token`, mode 0600.
 async fn bootstrap(store: &dyn Store, data_dir: &Path) -> Result<(), ServerError> {
     if !store.is_empty().await? {
@@ -110,6 +113,19 @@ async fn bootstrap(store: &dyn Store, data_dir: &Path) -> Result<(), ServerError
     };
     store
         .change_audited(store::Change::CreateUser(&admin), &entry)
+        .await?;
+    // Like Slurm's default account and Kubernetes' default namespace: admin's jobs without
+    // `--tenant` go here, so a fresh server runs a job with no other step.
+    let tenant = store::Tenant {
+        name: DEFAULT_TENANT.into(),
+        created_at_s: now,
+    };
+    let entry = store::NewAuditEvent {
+        target: format!("tenant {DEFAULT_TENANT}"),
+        ..entry
+    };
+    store
+        .change_audited(store::Change::CreateTenant(&tenant), &entry)
         .await?;
     let (secret, record) = auth::new_token("admin", now, None);
     store.insert_token(&record).await?;
@@ -169,6 +185,17 @@ fn host_name() -> String {
 pub async fn run(
     config: ServerConfig,
     listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    run_with_metrics(config, listener, None, shutdown).await
+}
+
+/// As [`run`], and when `metrics` is given, serves `/metrics` there without a token, for a stock
+/// Prometheus scraping over a private interface (the main listener keeps requiring one).
+pub async fn run_with_metrics(
+    config: ServerConfig,
+    listener: TcpListener,
+    metrics: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     // Configuration errors first, before anything is created.
@@ -253,9 +280,18 @@ pub async fn run(
         data_dir: config.data_dir.clone(),
     };
     let listener = conn::GuardedListener::new(listener, config.limits);
+    let scrape = metrics.map(|metrics| {
+        let router = axum::Router::new()
+            .route("/metrics", axum::routing::get(metrics::metrics))
+            .with_state(state.clone());
+        tokio::spawn(async move { axum::serve(metrics, router).await })
+    });
     let served = axum::serve(listener, api::router(state))
         .with_graceful_shutdown(shutdown)
         .await;
     control_loop.abort();
+    if let Some(scrape) = scrape {
+        scrape.abort();
+    }
     served.map_err(ServerError::Serve)
 }

@@ -392,6 +392,7 @@ async fn audit_log_records_changes_and_catches_an_edited_row() {
         summary,
         [
             "server bootstrap created",
+            "server bootstrap created",
             "admin POST /api/v1/tenants 201",
             "admin POST /api/v1/users 201",
             "admin POST /api/v1/tokens 201",
@@ -400,19 +401,19 @@ async fn audit_log_records_changes_and_catches_an_edited_row() {
             "alice POST /api/v1/jobs 201",
         ]
     );
-    assert_eq!(events[6]["target"], format!("/api/v1/jobs job {id}"));
+    assert_eq!(events[7]["target"], format!("/api/v1/jobs job {id}"));
     let verdict = server
         .ok(Method::GET, "/api/v1/audit/verify", &server.admin, None)
         .await;
     assert_eq!(verdict["ok"], true, "{verdict}");
-    assert_eq!(verdict["entries"], 7);
+    assert_eq!(verdict["entries"], 8);
 
     // Someone with database access rewrites history.
     let db = server.data_dir.join("suanli.db");
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
         .await
         .unwrap();
-    sqlx::query("UPDATE audit SET outcome = '200' WHERE seq = 5")
+    sqlx::query("UPDATE audit SET outcome = '200' WHERE seq = 6")
         .execute(&pool)
         .await
         .unwrap();
@@ -420,10 +421,10 @@ async fn audit_log_records_changes_and_catches_an_edited_row() {
         .ok(Method::GET, "/api/v1/audit/verify", &server.admin, None)
         .await;
     assert_eq!(verdict["ok"], false);
-    assert_eq!(verdict["first_bad_seq"], 5, "{verdict}");
+    assert_eq!(verdict["first_bad_seq"], 6, "{verdict}");
 
     // Deleting a row is caught at the gap.
-    sqlx::query("UPDATE audit SET outcome = '403' WHERE seq = 5")
+    sqlx::query("UPDATE audit SET outcome = '403' WHERE seq = 6")
         .execute(&pool)
         .await
         .unwrap();

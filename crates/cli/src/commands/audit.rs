@@ -21,11 +21,16 @@ Examples:
 verify exits 1 and names the first bad entry if any entry was edited, deleted or reordered.")]
 pub enum AuditCommand {
     /// Every entry (admin).
+    #[command(after_help = "Example:\n  suanli audit list --json | jq '.[-1]'")]
     List {
+        /// Print the entries as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Check the hash chain.
+    #[command(
+        after_help = "Example:\n  suanli audit verify\n  suanli audit verify --data-dir suanli-data"
+    )]
     Verify(VerifyArgs),
 }
 

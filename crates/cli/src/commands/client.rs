@@ -60,6 +60,15 @@ impl Client {
             .or(saved.url)
             .unwrap_or_else(|| "http://127.0.0.1:8080".into());
         let token = std::env::var("SUANLI_TOKEN").ok().or(saved.token);
+        // `127.0.0.1:8080` is what people type; reqwest needs the scheme.
+        let url = if url.contains("://") {
+            url
+        } else {
+            format!("http://{url}")
+        };
+        if !url.starts_with("http://") && !url.starts_with("https://") {
+            bail!("SUANLI_URL `{url}`: use http://HOST:PORT or https://HOST:PORT");
+        }
         Ok(Client::new(&url, token))
     }
 
@@ -105,11 +114,10 @@ impl Client {
             return Ok(response);
         }
         let text = response.text().unwrap_or_default();
-        let message = serde_json::from_str::<Value>(&text)
-            .ok()
-            .and_then(|v| v["error"].as_str().map(str::to_string))
-            .unwrap_or(text);
-        bail!("{method} {path}: {} ({message})", status.as_u16())
+        bail!(
+            "{}",
+            describe_failure(status.as_u16(), &text, &method, path)
+        )
     }
 
     /// Sends a request and parses the JSON answer.
@@ -173,5 +181,54 @@ pub fn text(value: &Value) -> String {
         Value::String(s) => s.clone(),
         Value::Array(items) => items.iter().map(text).collect::<Vec<_>>().join(","),
         other => other.to_string(),
+    }
+}
+
+/// A refused request as one line for a person: the server's reason without HTTP or JSON-parser
+/// internals, and what to do for the statuses that have an obvious next step.
+pub fn describe_failure(status: u16, body: &str, method: &reqwest::Method, path: &str) -> String {
+    let message = serde_json::from_str::<Value>(body)
+        .ok()
+        .and_then(|v| v["error"].as_str().map(str::to_string))
+        .unwrap_or_else(|| body.trim().to_string());
+    // axum's JSON rejections: "Failed to deserialize the JSON body into the target type: role:
+    // unknown variant `owner`, expected one of ... at line 1 column 40".
+    let message = message
+        .split_once("into the target type: ")
+        .map_or(message.as_str(), |(_, rest)| rest)
+        .to_string();
+    let message = match message.rfind(" at line ") {
+        Some(at) if message[at..].contains(" column ") => message[..at].to_string(),
+        _ => message,
+    };
+    match status {
+        401 => format!("not signed in: {message}; set SUANLI_TOKEN or run `suanli login`"),
+        400 | 403 | 404 | 409 | 413 | 422 => message,
+        429 => format!("{message} (too many requests; try again shortly)"),
+        _ => format!("the server failed on {method} {path} (HTTP {status}): {message}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe_failure;
+
+    #[test]
+    fn failures_read_without_http_or_parser_internals() {
+        let body = r#"{"error":"Failed to deserialize the JSON body into the target type: role: unknown variant `owner`, expected one of `admin`, `member` at line 1 column 40"}"#;
+        let line = describe_failure(422, body, &reqwest::Method::POST, "/api/v1/users");
+        assert_eq!(
+            line,
+            "role: unknown variant `owner`, expected one of `admin`, `member`"
+        );
+        let line = describe_failure(
+            401,
+            "{\"error\":\"bad token\"}",
+            &reqwest::Method::GET,
+            "/x",
+        );
+        assert!(line.contains("SUANLI_TOKEN"), "{line}");
+        let line = describe_failure(500, "boom", &reqwest::Method::GET, "/api/v1/jobs");
+        assert!(line.contains("HTTP 500") && line.contains("boom"), "{line}");
     }
 }

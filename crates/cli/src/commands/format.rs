@@ -60,20 +60,40 @@ pub fn si(value: f64) -> String {
     number + suffix
 }
 
-/// Parses counts such as `2T`, `300B`, `1.5e12`, `500M`, `64k`.
-pub fn parse_count(text: &str) -> Result<f64, String> {
-    let trimmed = text.trim();
-    let (number, factor) = match trimmed.chars().last() {
-        Some('k' | 'K') => (&trimmed[..trimmed.len() - 1], 1e3),
-        Some('M' | 'm') => (&trimmed[..trimmed.len() - 1], 1e6),
-        Some('B' | 'b' | 'G' | 'g') => (&trimmed[..trimmed.len() - 1], 1e9),
-        Some('T' | 't') => (&trimmed[..trimmed.len() - 1], 1e12),
-        _ => (trimmed, 1.0),
-    };
-    match number.parse::<f64>() {
-        Ok(value) if value > 0.0 && value.is_finite() => Ok(value * factor),
-        _ => Err(format!(
-            "`{text}` is not a positive count; write e.g. 2T, 300B, 500M or 1.5e12"
-        )),
+/// Unix seconds as `2026-12-02 04:19 UTC`.
+pub fn utc_time(epoch_s: i64) -> String {
+    let days = epoch_s.div_euclid(86_400);
+    let second_of_day = epoch_s.rem_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        second_of_day / 3600,
+        second_of_day % 3600 / 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar: Howard
+/// Hinnant's `civil_from_days` (https://howardhinnant.github.io/date_algorithms.html).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn unix_times_read_as_calendar_dates() {
+        // Reference values from `date -u -d @N`.
+        assert_eq!(super::utc_time(0), "1970-01-01 00:00 UTC");
+        assert_eq!(super::utc_time(951_782_400), "2000-02-29 00:00 UTC");
+        assert_eq!(super::utc_time(1_796_185_140), "2026-12-02 04:19 UTC");
     }
 }

@@ -20,28 +20,43 @@ Examples:
   suanli job list
   suanli job show 12 --json
   suanli job logs 12 --follow
+  suanli job wait 12 && echo the job succeeded
   suanli job cancel 12")]
 pub enum JobCommand {
     /// Submit a command; prints the new job's id.
+    #[command(
+        after_help = "Example:\n  suanli job submit -- python3 -c 'import os; print(os.environ[\"RANK\"])'\n  suanli job submit -t research -g 8 -n pretrain --accelerator h100 -- torchrun train.py"
+    )]
     Submit(SubmitArgs),
     /// List jobs (your tenant's; all for an admin).
+    #[command(
+        after_help = "Example:\n  suanli job list --state running\n  suanli job list --tenant research --json"
+    )]
     List {
-        #[arg(long)]
+        /// Only this tenant's jobs.
+        #[arg(long, short = 't')]
         tenant: Option<String>,
         /// queued, running, succeeded, failed or cancelled.
-        #[arg(long)]
+        #[arg(long, short = 's')]
         state: Option<String>,
+        /// Print the jobs as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Show one job, with why it waits or how it ended.
+    #[command(after_help = "Example:\n  suanli job show 12")]
     Show {
+        /// The job's id.
         id: i64,
+        /// Print the job as JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Print a job's output (the latest run unless --attempt).
+    /// Print a job's output (the latest run unless --attempt); with --follow, exits non-zero
+    /// when the job failed or was cancelled.
+    #[command(after_help = "Example:\n  suanli job logs 12 --follow")]
     Logs {
+        /// The job's id.
         id: i64,
         /// Run number: 0 is the first run, then one per restart.
         #[arg(long)]
@@ -51,14 +66,24 @@ pub enum JobCommand {
         follow: bool,
     },
     /// Cancel a job; a running one has its process group killed.
-    Cancel { id: i64 },
+    #[command(after_help = "Example:\n  suanli job cancel 12")]
+    Cancel {
+        /// The job's id.
+        id: i64,
+    },
+    /// Wait until a job ends; exits with the job's exit code (1 if it was cancelled).
+    #[command(after_help = "Example:\n  suanli job wait 12 && echo done")]
+    Wait {
+        /// The job's id (as `job submit` printed it).
+        id: i64,
+    },
 }
 
 /// A job to submit.
 #[derive(Args)]
 pub struct SubmitArgs {
     /// Accelerators in the gang.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, short = 'g', default_value_t = 1)]
     gpus: u32,
     /// Processes the gang runs as; each gets RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT.
     #[arg(long, default_value_t = 1)]
@@ -66,15 +91,17 @@ pub struct SubmitArgs {
     /// Accelerator type the job may use (repeat for several; default any).
     #[arg(long = "accelerator")]
     accelerators: Vec<String>,
-    /// Tenant (default: yours).
-    #[arg(long)]
+    /// Tenant (default: yours; `default` for an admin).
+    #[arg(long, short = 't')]
     tenant: Option<String>,
-    #[arg(long)]
+    /// Name shown in `job list` (default: the program's name).
+    #[arg(long, short = 'n', short_alias = 'J')]
     name: Option<String>,
     /// Environment variable NAME=VALUE (repeatable).
     #[arg(long = "env", value_name = "NAME=VALUE")]
     env: Vec<String>,
-    #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
+    /// Higher runs first: 10 goes before 0, -5 after (policies that order by priority).
+    #[arg(long, short = 'p', default_value_t = 0, allow_hyphen_values = true)]
     priority: i32,
     /// Directory the job checkpoints to; restarts get SUANLI_RESUME_FROM set to it.
     #[arg(long)]
@@ -186,6 +213,10 @@ pub fn run(command: JobCommand) -> Result<ExitCode> {
                     "succeeded" | "failed" | "cancelled"
                 );
                 if chunk.text.is_empty() {
+                    if follow && ended && chunk.job_state != "succeeded" {
+                        eprintln!("job {id} {}", chunk.job_state);
+                        return Ok(ExitCode::FAILURE);
+                    }
                     if !follow || ended {
                         break;
                     }
@@ -193,12 +224,32 @@ pub fn run(command: JobCommand) -> Result<ExitCode> {
                 }
             }
         }
+        JobCommand::Wait { id } => return wait(&client, id),
         JobCommand::Cancel { id } => {
             let job = client.post(&format!("/api/v1/jobs/{id}/cancel"), &json!({}))?;
             println!("job {id}: {}", text(&job["reason"]));
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Polls the job until it ends; the exit code is the job's (1 when it ended without one).
+fn wait(client: &Client, id: i64) -> Result<ExitCode> {
+    loop {
+        let job = client.get(&format!("/api/v1/jobs/{id}"))?;
+        let state = job["state"].as_str().unwrap_or_default();
+        if matches!(state, "succeeded" | "failed" | "cancelled") {
+            eprintln!("job {id} {state}: {}", text(&job["reason"]));
+            let code = job["exit_code"].as_i64().unwrap_or(1);
+            let code = if state == "succeeded" {
+                0
+            } else {
+                u8::try_from(code).ok().filter(|&c| c != 0).unwrap_or(1)
+            };
+            return Ok(ExitCode::from(code));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
 }
 
 fn show(job: &Value) {

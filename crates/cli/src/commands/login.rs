@@ -17,6 +17,7 @@ Examples:
 The token is checked against the server, then saved (mode 0600) where SUANLI_URL and
 SUANLI_TOKEN are looked up when they are not set.")]
 pub struct LoginArgs {
+    /// The server's URL, e.g. http://gpu-head:8080.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     url: String,
     /// The token (default: read one line from standard input).

@@ -1,7 +1,8 @@
-//! `suanli node list`: nodes and their free accelerators.
+//! `suanli node list|down|up`: nodes and their free accelerators.
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use clap::Subcommand;
+use serde_json::Value;
 use std::process::ExitCode;
 
 use super::client::{Client, print_json, text};
@@ -15,23 +16,66 @@ Examples:
   suanli node down local-h100-sxm5-80gb   its jobs are requeued and resume from checkpoints
   suanli node up local-h100-sxm5-80gb")]
 pub enum NodeCommand {
-    /// Nodes, their accelerator type, and how many are free.
+    /// Nodes, their accelerator type, and how many are free (0 on a node that is down).
+    #[command(after_help = "Example:\n  suanli node list --json | jq '.[] | {pool, free}'")]
     List {
+        /// Print the nodes as JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Mark a pool's node failed (admin): its jobs are requeued, nothing new is placed on it.
-    Down { pool: String },
+    /// Mark a node failed (admin): its jobs are requeued, nothing new is placed on it.
+    #[command(
+        after_help = "Example:\n  suanli node down vm                    by node name (as `node list` shows it)\n  suanli node down local-h100-sxm5-80gb  by pool"
+    )]
+    Down {
+        /// The node or pool name from `node list`.
+        #[arg(value_name = "NODE|POOL")]
+        pool: String,
+    },
     /// Return a failed node to service (admin).
-    Up { pool: String },
+    #[command(after_help = "Example:\n  suanli node up vm")]
+    Up {
+        /// The node or pool name from `node list`.
+        #[arg(value_name = "NODE|POOL")]
+        pool: String,
+    },
+}
+
+/// The pool a name means: a pool name as is, or the only pool of a node with that name.
+fn pool_of(nodes: &Value, name: &str) -> Result<String> {
+    let rows: Vec<&Value> = nodes.as_array().into_iter().flatten().collect();
+    if rows.iter().any(|n| n["pool"] == name) {
+        return Ok(name.to_string());
+    }
+    let pools: Vec<String> = rows
+        .iter()
+        .filter(|n| n["node"] == name)
+        .map(|n| text(&n["pool"]))
+        .collect();
+    match pools.as_slice() {
+        [pool] => Ok(pool.clone()),
+        [] => {
+            let known: Vec<String> = rows
+                .iter()
+                .map(|n| format!("{} (pool {})", text(&n["node"]), text(&n["pool"])))
+                .collect();
+            bail!(
+                "no node or pool `{name}`; `suanli node list` has {}",
+                known.join(", ")
+            )
+        }
+        many => bail!("node `{name}` has pools {}; name one", many.join(", ")),
+    }
 }
 
 /// Runs a node command.
 pub fn run(command: NodeCommand) -> Result<ExitCode> {
     let client = Client::from_env()?;
+    let nodes = client.get("/api/v1/nodes")?;
     let json = match command {
         NodeCommand::List { json } => json,
         NodeCommand::Down { pool } => {
+            let pool = pool_of(&nodes, &pool)?;
             let answer = client.post(
                 &format!("/api/v1/nodes/{pool}/down"),
                 &serde_json::json!({}),
@@ -43,17 +87,17 @@ pub fn run(command: NodeCommand) -> Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         NodeCommand::Up { pool } => {
+            let pool = pool_of(&nodes, &pool)?;
             client.post(&format!("/api/v1/nodes/{pool}/up"), &serde_json::json!({}))?;
             println!("{pool} is up");
             return Ok(ExitCode::SUCCESS);
         }
     };
-    let nodes = client.get("/api/v1/nodes")?;
     if json {
         print_json(&nodes);
         return Ok(ExitCode::SUCCESS);
     }
-    let mut table = super::format::table(&[
+    let columns = [
         "node",
         "pool",
         "accelerator",
@@ -61,20 +105,18 @@ pub fn run(command: NodeCommand) -> Result<ExitCode> {
         "free",
         "state",
         "executor",
-    ]);
+    ];
+    let mut table = super::format::table(&columns);
     for node in nodes.as_array().into_iter().flatten() {
+        let up = node["state"] == "up";
         table.add_row(
-            [
-                "node",
-                "pool",
-                "accelerator",
-                "total",
-                "free",
-                "state",
-                "executor",
-            ]
-            .map(|k| text(&node[k]))
-            .to_vec(),
+            columns
+                .map(|k| match k {
+                    // Nothing is placed on a node that is down, whatever it holds.
+                    "free" if !up => "0".to_string(),
+                    _ => text(&node[k]),
+                })
+                .to_vec(),
         );
     }
     println!("{table}");

@@ -13,6 +13,10 @@ use suanli_perf::{AttentionImpl, LayoutSpec};
 
 /// What to plan.
 #[derive(Subcommand)]
+#[command(
+    after_help = "Examples:\n  suanli plan train --model llama-3.1-70b --accelerator h100 --count 512 --tokens 2T\n  \
+    suanli plan serve --model llama-3.1-70b --accelerator h100 --tp 4 --input-len 2048 --output-len 256"
+)]
 pub enum PlanCommand {
     /// Plan a training run: parallel layout, step time, memory, MFU, days, energy and cost.
     #[command(after_help = TRAIN_EXAMPLES)]
@@ -28,7 +32,8 @@ const TRAIN_EXAMPLES: &str = "Examples:
       --global-batch 2048 --top 3
   suanli plan train --model gpt-3-175b --accelerator a100-sxm4-80gb --count 1024 \\
       --layout tp=8,pp=8,mb=1,vpp=3,recompute=selective --price-per-hour 1.8 --json
-  suanli plan train --model ./config.json --accelerator mi300x --count 64";
+  suanli plan train --model ./config.json --accelerator mi300x --count 64
+  suanli plan train --model llama-3.1-8b --node p5.48xlarge --count 64     accelerator, per node, NICs";
 
 /// Arguments of `suanli plan train`.
 #[derive(Args)]
@@ -37,8 +42,12 @@ pub struct TrainArgs {
     #[arg(long)]
     model: String,
     /// Accelerator catalog id or alias (see `suanli catalog accelerators`).
+    #[arg(long, required_unless_present = "node")]
+    accelerator: Option<String>,
+    /// Node shape from `suanli catalog nodes` (e.g. p5.48xlarge, dgx-h100): sets the
+    /// accelerator, accelerators per node and NIC bandwidth.
     #[arg(long)]
-    accelerator: String,
+    node: Option<String>,
     /// Number of accelerators.
     #[arg(long)]
     count: u64,
@@ -48,14 +57,14 @@ pub struct TrainArgs {
     /// Scale-out bandwidth per accelerator in GB/s, one direction [default: catalog].
     #[arg(long)]
     scaleout_gb_per_s: Option<f64>,
-    /// Tokens per sequence.
-    #[arg(long, default_value_t = 4096)]
+    /// Tokens per sequence, e.g. 4096 or 8k (= 8192).
+    #[arg(long, default_value = "4096", value_parser = crate::units::parse_tokens_binary, allow_hyphen_values = true)]
     seq_len: u64,
-    /// Sequences per optimizer step.
-    #[arg(long, default_value_t = 1024)]
+    /// Sequences (not tokens) per optimizer step, e.g. 1024 or 2k.
+    #[arg(long, default_value = "1024", value_parser = crate::units::parse_whole_count, allow_hyphen_values = true)]
     global_batch: u64,
     /// Token budget, e.g. 2T, 300B, 1.5e12: adds days, accelerator-hours, energy and cost.
-    #[arg(long, value_parser = format::parse_count)]
+    #[arg(long, value_parser = crate::units::parse_count, allow_hyphen_values = true)]
     tokens: Option<f64>,
     /// Math precision.
     #[arg(long, default_value = "bf16")]
@@ -112,7 +121,27 @@ pub fn run(command: PlanCommand) -> anyhow::Result<ExitCode> {
 fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     let catalog = load_catalog(&args.catalog)?;
     let model = catalog.resolve_model(&args.model)?;
-    let accelerator = catalog.accelerator(&args.accelerator)?.clone();
+    let node = match &args.node {
+        Some(name) => Some(catalog.node(name)?.clone()),
+        None => None,
+    };
+    let accelerator = match (&args.accelerator, &node) {
+        (Some(name), Some(node)) => {
+            let accelerator = catalog.accelerator(name)?;
+            if accelerator.id != node.accelerator {
+                bail!(
+                    "--node {} holds {}, not {}; drop --accelerator or pick another node",
+                    node.id,
+                    node.accelerator,
+                    accelerator.id
+                );
+            }
+            accelerator.clone()
+        }
+        (Some(name), None) => catalog.accelerator(name)?.clone(),
+        (None, Some(node)) => catalog.accelerator(&node.accelerator)?.clone(),
+        (None, None) => bail!("give --accelerator or --node"),
+    };
     if args.count == 0 {
         bail!("--count must be at least 1");
     }
@@ -120,6 +149,10 @@ fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         bail!("--seq-len and --global-batch must be at least 1");
     }
     let mut setup = TrainSetup::new(model, accelerator, args.count);
+    if let Some(node) = &node {
+        setup.per_node = node.accelerators_per_node.max(1);
+        setup.scaleout_gb_per_s = node.nic_gb_per_s_per_accelerator;
+    }
     if let Some(per_node) = args.per_node {
         if per_node == 0 {
             bail!("--per-node must be at least 1");
@@ -136,6 +169,10 @@ fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     setup.price_per_hour = args.price_per_hour;
     setup.attention = args.attention;
     setup.tp_overlap = args.attention == AttentionImpl::Flash;
+    super::plan_checks::check_batch(&setup).map_err(anyhow::Error::msg)?;
+    for warning in super::plan_checks::setup_warnings(&setup) {
+        eprintln!("warning: {warning}");
+    }
 
     let estimates = match &args.layout {
         Some(text) => vec![evaluate_layout(&setup, text)?],
@@ -174,6 +211,9 @@ fn evaluate_layout(setup: &TrainSetup, text: &str) -> anyhow::Result<TrainEstima
     layout
         .check(&setup.model, setup.count, setup.seq_len, setup.global_batch)
         .map_err(|e| anyhow::anyhow!("--layout {layout}: {e}"))?;
+    for warning in super::plan_checks::layout_warnings(setup, &layout) {
+        eprintln!("warning: --layout {warning}");
+    }
     let estimate = train::estimate(setup, &layout).context("cannot estimate this layout")?;
     let memory = &estimate.memory;
     if !memory.fits() {

@@ -81,11 +81,11 @@ pub struct ServeArgs {
         conflicts_with_all = ["tp", "pp", "ep", "count", "batch"]
     )]
     pub(super) rate: Option<f64>,
-    /// 99th-percentile time-to-first-token target under load, e.g. 500ms or 2s.
-    #[arg(long, visible_alias = "ttft-p99", value_parser = parse_duration_s)]
+    /// 99th-percentile time-to-first-token target under load, with its unit: 500ms or 2s.
+    #[arg(long, visible_alias = "ttft-p99", value_parser = crate::units::parse_positive_duration_s, allow_hyphen_values = true)]
     pub(super) ttft_slo: Option<f64>,
-    /// 99th-percentile time-per-output-token target under load, e.g. 200ms.
-    #[arg(long, visible_alias = "tpot-p99", value_parser = parse_duration_s)]
+    /// 99th-percentile time-per-output-token target under load, with its unit: 200ms.
+    #[arg(long, visible_alias = "tpot-p99", value_parser = crate::units::parse_positive_duration_s, allow_hyphen_values = true)]
     pub(super) tpot_slo: Option<f64>,
     /// How requests arrive: offline (largest batch), server or interactive (the highest
     /// Poisson rate within --ttft-p99 and --tpot-p99), single-stream (one at a time).
@@ -104,24 +104,6 @@ pub struct ServeArgs {
     /// How many deployments the search shows.
     #[arg(long, default_value_t = 5)]
     pub(super) top: usize,
-}
-
-/// Parses `500ms`, `0.5s`, `2s` or a bare number of seconds.
-fn parse_duration_s(text: &str) -> Result<f64, String> {
-    let trimmed = text.trim();
-    let (number, factor) = if let Some(ms) = trimmed.strip_suffix("ms") {
-        (ms, 1e-3)
-    } else if let Some(s) = trimmed.strip_suffix('s') {
-        (s, 1.0)
-    } else {
-        (trimmed, 1.0)
-    };
-    match number.trim().parse::<f64>() {
-        Ok(value) if value > 0.0 && value.is_finite() => Ok(value * factor),
-        _ => Err(format!(
-            "`{text}` is not a positive duration; write e.g. 500ms or 1.5s"
-        )),
-    }
 }
 
 /// Parses `id=dollars`.

@@ -18,13 +18,20 @@ A quota is the most accelerators of one type a tenant's admitted (queued in the 
 running) jobs may ask for; jobs beyond it wait with a `quota:` reason.")]
 pub enum QuotaCommand {
     /// Quotas of the tenants you can see.
+    #[command(after_help = "Example:\n  suanli quota list")]
     List,
     /// Set a tenant's quota for one accelerator type (admin).
+    #[command(
+        after_help = "Example:\n  suanli quota set --tenant research --accelerator h100-sxm5-80gb --limit 16"
+    )]
     Set {
+        /// The tenant, e.g. research.
         #[arg(long)]
         tenant: String,
+        /// A type the cluster has or a catalog id/alias, e.g. h100-sxm5-80gb.
         #[arg(long)]
         accelerator: String,
+        /// Most accelerators of this type the tenant's jobs may hold at once.
         #[arg(long)]
         limit: u32,
     },

@@ -13,6 +13,7 @@ Examples:
   suanli serve --data-dir /var/lib/suanli --listen 0.0.0.0:8080
   suanli serve --devices h100-sxm5-80gb:8               declare the local accelerators
   suanli serve --database postgres://suanli:pw@db/suanli
+  suanli serve --metrics-listen 10.0.0.5:9464          /metrics for Prometheus, no token
 
 On first start with an empty store the server creates the user `admin` and writes its token to
 DATA_DIR/admin-token (mode 0600). As root, jobs run as unprivileged users (one per tenant, or
@@ -33,6 +34,10 @@ pub struct ServeArgs {
     /// Local accelerators as TYPE:COUNT,... (default: detect).
     #[arg(long)]
     devices: Option<String>,
+    /// Also serve /metrics here without a token, for a stock Prometheus; bind it to a private
+    /// interface (the main address keeps requiring a token for /metrics).
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<String>,
     /// Scheduling policy: fifo, backfill, sjf, las, fair or gavel.
     #[arg(long, default_value = "fifo")]
     policy: String,
@@ -73,6 +78,14 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
             })?;
             tenant_users.insert(tenant.to_string(), user.to_string());
         }
+        let metrics = match &args.metrics_listen {
+            Some(address) => Some(
+                tokio::net::TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("cannot listen on {address} (--metrics-listen)"))?,
+            ),
+            None => None,
+        };
         let config = suanli_server::ServerConfig {
             data_dir: args.data_dir,
             database: args.database,
@@ -90,7 +103,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
             },
             ..Default::default()
         };
-        suanli_server::run(config, listener, shutdown_signal()).await?;
+        suanli_server::run_with_metrics(config, listener, metrics, shutdown_signal()).await?;
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -9,11 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use suanli_sched::{SchedConfig, TenantConfig};
-use suanli_sim::failures::parse_duration_s;
 use suanli_sim::metrics::{RunResult, Summary};
 use suanli_sim::report::{JsonReport, jobs_csv, summary_table, tenant_table};
 use suanli_sim::tenants::{check_against_cluster, load_tenants};
-use suanli_sim::trace::{TraceFormat, fit_to_cluster, read_trace};
+use suanli_sim::trace::{FitReport, TraceFormat, fit_to_cluster, read_trace};
 use suanli_sim::workload::{ClusterSpec, TraceJob};
 use suanli_sim::{CheckpointPolicy, FailureModel, SimConfig, plot, presets, synthetic};
 
@@ -88,11 +87,26 @@ pub fn run(args: SimulateArgs) -> Result<ExitCode> {
     let failures = FailureModel::parse(&args.failures).map_err(anyhow::Error::msg)?;
     let checkpoint = CheckpointPolicy::parse(&args.checkpoint).map_err(anyhow::Error::msg)?;
     let duration = |flag: &str, text: &str| {
-        parse_duration_s(text).map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
+        crate::units::parse_duration_s(text)
+            .map(|seconds| seconds.round() as u64)
+            .map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
     };
     let checkpoint_cost_s = duration("checkpoint-cost", &args.checkpoint_cost)?;
     let restart_delay_s = duration("restart-delay", &args.restart_delay)?;
-    let (cluster, jobs) = load_workload(&args)?;
+    let (cluster, jobs, fit) = load_workload(&args)?;
+    if jobs.is_empty() {
+        let reason = fit
+            .unrunnable
+            .first()
+            .map_or("the workload is empty".to_string(), |(id, why)| {
+                format!("job {id}: {why}")
+            });
+        bail!(
+            "none of the {} jobs can run on {} ({reason}); pick a cluster with their accelerator types and gang sizes",
+            fit.unrunnable.len(),
+            cluster.name
+        );
+    }
     let tenants = match &args.tenants {
         Some(path) => load_tenant_file(path, &cluster, &jobs)?,
         None => Vec::new(),
@@ -117,7 +131,15 @@ pub fn run(args: SimulateArgs) -> Result<ExitCode> {
         };
         runs.push(run_one(&cluster, &jobs, &config)?);
     }
-    let summaries: Vec<Summary> = runs.iter().map(Summary::of).collect();
+    // Jobs the cluster can never hold were set aside before the replay: they count as rejected.
+    let summaries: Vec<Summary> = runs
+        .iter()
+        .map(|run| {
+            let mut summary = Summary::of(run);
+            summary.jobs_rejected += fit.unrunnable.len();
+            summary
+        })
+        .collect();
     let accelerators = presets::total_accelerators(&cluster);
     let report = JsonReport {
         cluster: &cluster.name,
@@ -131,10 +153,19 @@ pub fn run(args: SimulateArgs) -> Result<ExitCode> {
     } else {
         println!(
             "{} jobs on {} ({accelerators} accelerators)",
-            jobs.len(),
+            jobs.len() + fit.unrunnable.len(),
             cluster.name
         );
+        if !fit.unrunnable.is_empty() {
+            println!(
+                "{} jobs rejected: the cluster can never hold them (reasons on stderr)",
+                fit.unrunnable.len()
+            );
+        }
         println!("{}", summary_table(&summaries));
+        if let Some(line) = super::sim_busy::describe(&runs) {
+            println!("{line}");
+        }
         print_tenants(&summaries, &tenants);
     }
     if let Some(dir) = &args.out {
@@ -185,7 +216,7 @@ fn load_tenant_file(
 }
 
 /// The cluster and jobs from --trace or --synthetic.
-fn load_workload(args: &SimulateArgs) -> Result<(ClusterSpec, Vec<TraceJob>)> {
+fn load_workload(args: &SimulateArgs) -> Result<(ClusterSpec, Vec<TraceJob>, FitReport)> {
     let cluster_arg = args.cluster.as_deref();
     match (&args.trace, &args.synthetic) {
         (Some(path), None) => {
@@ -208,7 +239,7 @@ fn load_workload(args: &SimulateArgs) -> Result<(ClusterSpec, Vec<TraceJob>)> {
             );
             let (jobs, fit) = fit_to_cluster(trace.jobs, &cluster);
             eprintln!("fitted to {}: {fit}", cluster.name);
-            Ok((cluster, jobs))
+            Ok((cluster, jobs, fit))
         }
         (None, Some(spec)) => {
             let workload = synthetic::from_spec(spec)?;
@@ -220,7 +251,7 @@ fn load_workload(args: &SimulateArgs) -> Result<(ClusterSpec, Vec<TraceJob>)> {
             if !fit.unrunnable.is_empty() {
                 eprintln!("fitted to {}: {fit}", cluster.name);
             }
-            Ok((cluster, jobs))
+            Ok((cluster, jobs, fit))
         }
         _ => bail!(
             "give a workload: --trace <file> (with --cluster) or --synthetic jobs=1000,accelerators=512"

@@ -12,9 +12,14 @@ use super::client::{Client, text};
 #[command(after_help = "Examples:\n  suanli tenant create research\n  suanli tenant list")]
 pub enum TenantCommand {
     /// Tenants you can see.
+    #[command(after_help = "Example:\n  suanli tenant list")]
     List,
     /// Create a tenant (admin).
-    Create { name: String },
+    #[command(after_help = "Example:\n  suanli tenant create research")]
+    Create {
+        /// Letters, digits, `-` and `_`, e.g. research.
+        name: String,
+    },
 }
 
 /// Runs a tenant command.

@@ -11,42 +11,59 @@ use super::client::{Client, text};
 #[derive(Subcommand)]
 #[command(after_help = "\
 Examples:
-  suanli token create --user alice --expires-in 2592000   prints the token once
+  suanli token create --user alice --expires-in 30d   prints the token once
   suanli token list
   suanli token revoke tok-1a2b3c4d5e6f")]
 pub enum TokenCommand {
-    /// Tokens you can manage (never their secrets).
-    List,
+    /// Tokens you can manage (never their secrets); times in UTC.
+    #[command(after_help = "Example:\n  suanli token list")]
+    List {
+        /// Print the tokens as JSON (times as Unix seconds).
+        #[arg(long)]
+        json: bool,
+    },
     /// Create a token; the secret is printed once and stored only as a hash.
+    #[command(after_help = "Example:\n  suanli token create --user alice --expires-in 30d")]
     Create {
         /// Whose token (default: yours).
         #[arg(long)]
         user: Option<String>,
-        /// Seconds until it expires (default: never).
-        #[arg(long)]
+        /// Lifetime with its unit, e.g. 12h, 30d or 1y (default: never expires).
+        #[arg(long, value_parser = crate::units::parse_duration_whole_s, allow_hyphen_values = true)]
         expires_in: Option<i64>,
     },
     /// Revoke a token by id.
-    Revoke { id: String },
+    #[command(after_help = "Example:\n  suanli token revoke tok-1a2b3c4d5e6f")]
+    Revoke {
+        /// The token's id as `token list` shows it (tok-...).
+        id: String,
+    },
 }
 
 /// Runs a token command.
 pub fn run(command: TokenCommand) -> Result<ExitCode> {
     let client = Client::from_env()?;
     match command {
-        TokenCommand::List => {
+        TokenCommand::List { json } => {
+            let tokens = client.get("/api/v1/tokens")?;
+            if json {
+                super::client::print_json(&tokens);
+                return Ok(ExitCode::SUCCESS);
+            }
             let mut table = super::format::table(&["id", "user", "created", "expires", "revoked"]);
-            for token in client
-                .get("/api/v1/tokens")?
-                .as_array()
-                .into_iter()
-                .flatten()
-            {
-                table.add_row(
-                    ["id", "user", "created_at_s", "expires_at_s", "revoked_at_s"]
-                        .map(|k| text(&token[k]))
-                        .to_vec(),
-                );
+            for token in tokens.as_array().into_iter().flatten() {
+                let time = |key: &str| {
+                    token[key]
+                        .as_i64()
+                        .map_or_else(|| "-".to_string(), super::format::utc_time)
+                };
+                table.add_row(vec![
+                    text(&token["id"]),
+                    text(&token["user"]),
+                    time("created_at_s"),
+                    time("expires_at_s"),
+                    time("revoked_at_s"),
+                ]);
             }
             println!("{table}");
         }

@@ -19,10 +19,14 @@ Roles: admin (everything, no tenant), tenant-admin (users, tokens and all jobs o
 member (submits jobs, cancels its own), viewer (reads its tenant).")]
 pub enum UserCommand {
     /// Users you can see.
+    #[command(after_help = "Example:\n  suanli user list")]
     List,
     /// Create a user.
+    #[command(after_help = "Example:\n  suanli user create alice --tenant research --role member")]
     Create {
+        /// Letters, digits, `-` and `_`, e.g. alice.
         name: String,
+        /// The tenant the user belongs to (none for an admin).
         #[arg(long)]
         tenant: Option<String>,
         /// admin, tenant-admin, member or viewer.

@@ -10,6 +10,10 @@ use suanli_perf::validate_serve;
 
 /// What to validate.
 #[derive(Subcommand)]
+#[command(
+    after_help = "Examples:\n  suanli validate train data/validation/training-runs.csv\n  \
+    suanli validate serve data/validation/inference-runs.csv"
+)]
 pub enum ValidateCommand {
     /// Training runs (schema: training-runs.csv of the validation tables).
     #[command(
@@ -88,10 +92,27 @@ pub fn run(command: ValidateCommand) -> anyhow::Result<ExitCode> {
         let rows = validate::read_training_runs(&text).map_err(in_file)?;
         validate::validate_training(&catalog, &rows)
     };
+    let (kind, other) = if serving {
+        ("inference-runs.csv", "train")
+    } else {
+        ("training-runs.csv", "serve")
+    };
+    if report.summary.rows == 0 {
+        anyhow::bail!(
+            "{}: no rows to evaluate; give a file with the columns of data/validation/{kind}",
+            args.file.display()
+        );
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_report(&report);
+    }
+    if report.summary.evaluated == 0 {
+        eprintln!(
+            "error: {}: no row could be evaluated; is it a {kind}? (`suanli validate {other}` takes the other table)",
+            args.file.display()
+        );
     }
     Ok(if report.summary.evaluated == report.summary.rows {
         ExitCode::SUCCESS

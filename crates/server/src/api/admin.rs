@@ -271,8 +271,22 @@ pub(super) async fn set_quota(
     if !tenants.iter().any(|t| t.name == quota.tenant) {
         return Err(ApiError::not_found(format!("tenant `{}`", quota.tenant)));
     }
+    // A quota on a type this cluster has (detected types may be outside the catalog) or a
+    // catalog type; anything else is a typo that would silently never apply.
+    let offered = state
+        .engine
+        .lock()
+        .await
+        .pools
+        .iter()
+        .any(|p| p.accelerator == crate::devices::canonical_type(&quota.accelerator));
+    let accelerator = if offered {
+        crate::devices::canonical_type(&quota.accelerator)
+    } else {
+        crate::devices::declared_type(&quota.accelerator).map_err(ApiError::bad)?
+    };
     let quota = Quota {
-        accelerator: crate::devices::canonical_type(&quota.accelerator),
+        accelerator,
         ..quota
     };
     let entry = draft.entry(StatusCode::OK, None);

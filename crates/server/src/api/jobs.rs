@@ -146,7 +146,8 @@ pub(super) async fn submit_job(
     let tenant = body
         .tenant
         .or(me.tenant.clone())
-        .ok_or_else(|| ApiError::bad("give `tenant`: an admin belongs to no tenant"))?;
+        .or_else(|| me.is_admin().then(|| crate::DEFAULT_TENANT.to_string()))
+        .ok_or_else(|| ApiError::bad("give `tenant`: this user belongs to no tenant"))?;
     if !me.can_submit_to(&tenant) {
         return Err(ApiError::forbidden(&format!(
             "role {} cannot submit jobs to tenant `{tenant}`",

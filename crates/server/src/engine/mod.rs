@@ -228,6 +228,16 @@ impl Engine {
                 offered.join(", ")
             )));
         }
+        // A job bigger than its tenant's quota would be held forever: refuse it now.
+        for accelerator in self.job_types(spec) {
+            let key = (spec.tenant.clone(), accelerator.clone());
+            if let Some(&limit) = self.quotas.get(&key).filter(|&&limit| limit < spec.gpus) {
+                return Err(EngineError::BadRequest(format!(
+                    "job can never run: it needs {} {accelerator} and tenant `{}` may hold at most {limit}; ask an admin to raise the quota (suanli quota set) or ask for fewer",
+                    spec.gpus, spec.tenant
+                )));
+            }
+        }
         Ok(())
     }
 

@@ -1,0 +1,488 @@
+//! What a new user trips over in the first hour (issue 14): each answer that used to be wrong
+//! without a word is now an error naming the fix, a warning, or right.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn suanli(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_suanli"))
+        .args(args)
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
+        .env("SUANLI_CONFIG_DIR", "/nonexistent-suanli-config")
+        .stdin(Stdio::null())
+        .output()
+        .expect("the binary runs")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+const SERVE: [&str; 11] = [
+    "plan",
+    "serve",
+    "--model",
+    "llama-3.1-70b",
+    "--input-len",
+    "2048",
+    "--output-len",
+    "256",
+    "--rate",
+    "20",
+    "--tpot-slo=50ms",
+];
+
+#[test]
+fn a_latency_without_a_unit_is_refused_and_the_error_names_the_unit() {
+    let out = suanli(&[&SERVE[..], &["--ttft-slo", "500"]].concat());
+    assert_eq!(out.status.code(), Some(2));
+    let error = stderr(&out);
+    assert!(error.contains("500ms") && error.contains("500s"), "{error}");
+    for (given, shown) in [
+        ("500ms", "TTFT 500.0 ms"),
+        ("500MS", "TTFT 500.0 ms"),
+        ("2s", "TTFT 2000.0 ms"),
+    ] {
+        let out = suanli(&[&SERVE[..], &["--ttft-slo", given]].concat());
+        assert!(out.status.success(), "{given}: {}", stderr(&out));
+        assert!(stdout(&out).contains(shown), "{given}: {}", stdout(&out));
+    }
+}
+
+fn plan_json(extra: &[&str]) -> serde_json::Value {
+    let base = [
+        "plan",
+        "train",
+        "--model",
+        "llama-3.1-8b",
+        "--accelerator",
+        "h100",
+        "--count",
+        "64",
+        "--json",
+    ];
+    let out = suanli(&[&base[..], extra].concat());
+    assert!(out.status.success(), "{extra:?}: {}", stderr(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn sizes_take_suffixes_and_a_batch_in_tokens_is_caught() {
+    let setup =
+        &plan_json(&["--seq-len", "8k", "--global-batch", "512", "--tokens", "2t"])["setup"];
+    assert_eq!(setup["seq_len"], 8192);
+    assert_eq!(setup["global_batch"], 512);
+    assert_eq!(setup["tokens_total"], 2e12);
+    let upper = &plan_json(&["--global-batch", "2k", "--tokens", "2T"])["setup"];
+    assert_eq!(upper["global_batch"], 2000);
+    assert_eq!(upper["tokens_total"], 2e12);
+    let out = suanli(&[
+        "plan",
+        "train",
+        "--model",
+        "llama-3.1-8b",
+        "--accelerator",
+        "h100",
+        "--count",
+        "64",
+        "--global-batch",
+        "4M",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let error = stderr(&out);
+    assert!(
+        error.contains("counts sequences") && error.contains("write 1024"),
+        "{error}"
+    );
+    let out = suanli(&[
+        "plan",
+        "train",
+        "--model",
+        "llama-3.1-8b",
+        "--accelerator",
+        "h100",
+        "--count",
+        "64",
+        "--tokens",
+        "-1T",
+    ]);
+    assert!(
+        stderr(&out).contains("not a positive count"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+fn plan_warnings(extra: &[&str]) -> String {
+    let base = [
+        "plan",
+        "train",
+        "--model",
+        "llama-3.1-70b",
+        "--accelerator",
+        "h100",
+    ];
+    let out = suanli(&[&base[..], extra].concat());
+    assert!(out.status.success(), "{extra:?}: {}", stderr(&out));
+    stderr(&out)
+}
+
+#[test]
+fn layouts_and_lengths_a_user_would_not_want_are_named() {
+    let uneven = plan_warnings(&["--count", "48", "--layout", "tp=8,pp=3"]);
+    assert!(
+        uneven.contains("pp=3 does not divide 80 layers"),
+        "{uneven}"
+    );
+    let wide = plan_warnings(&["--count", "64", "--layout", "tp=64"]);
+    assert!(wide.contains("tp=64 spans 8 nodes of 8"), "{wide}");
+    let long = plan_warnings(&[
+        "--count",
+        "512",
+        "--seq-len",
+        "256k",
+        "--global-batch",
+        "64",
+    ]);
+    assert!(
+        long.contains("beyond Llama 3.1 70B's context of 131072"),
+        "{long}"
+    );
+    let fine = plan_warnings(&["--count", "64", "--layout", "tp=8,pp=4"]);
+    assert!(!fine.contains("warning"), "{fine}");
+}
+
+#[test]
+fn validate_fails_when_it_evaluated_nothing() {
+    let dir = std::env::temp_dir().join(format!("suanli-first-hour-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let empty = dir.join("empty.csv");
+    std::fs::write(&empty, "").unwrap();
+    let out = suanli(&["validate", "train", empty.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no rows to evaluate"),
+        "{}",
+        stderr(&out)
+    );
+    let out = suanli(&["validate", "train", "data/validation/inference-runs.csv"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("validate serve"), "{}", stderr(&out));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_simulation_whose_jobs_cannot_run_says_so_and_fails() {
+    let out = suanli(&[
+        "simulate",
+        "--cluster",
+        "alibaba-spot-2026",
+        "--synthetic",
+        "jobs=200,load=0.9",
+        "--policy",
+        "fair",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let error = stderr(&out);
+    assert!(
+        error.contains("none of the 200 jobs can run on alibaba-spot-2026"),
+        "{error}"
+    );
+}
+
+#[test]
+fn utilisation_while_jobs_wait_matches_the_busy_plot_of_ee9e8c() {
+    let out = suanli(&[
+        "simulate",
+        "--cluster",
+        "gavel-36-36-36",
+        "--trace",
+        "crates/sim/data/gavel/seed0/ee9e8c.trace",
+        "--policy",
+        "fifo",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("utilisation while jobs waited"))
+        .unwrap_or_else(|| panic!("no waiting utilisation line: {text}"));
+    let share: f64 = line
+        .split("fifo ")
+        .nth(1)
+        .and_then(|rest| rest.split('%').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    // The plot: the cluster is nearly full while the queue drains (~2,000 h), then one long job
+    // runs alone to the 11,084 h makespan, which is why the table's 20% is over the makespan.
+    assert!((80.0..=100.0).contains(&share), "{line}");
+    assert!(text.contains("20.0%"), "{text}");
+}
+
+#[test]
+fn a_typo_in_serve_devices_stops_the_server_with_suggestions() {
+    for devices in ["foo", "h10:8"] {
+        let out = suanli(&[
+            "serve",
+            "--devices",
+            devices,
+            "--data-dir",
+            "/nonexistent/x",
+            "--listen",
+            "127.0.0.1:0",
+        ]);
+        assert!(!out.status.success(), "{devices} was accepted");
+        let error = stderr(&out);
+        assert!(error.contains("unknown accelerator"), "{devices}: {error}");
+    }
+    let out = suanli(&["serve", "--devices", "h10:8", "--listen", "127.0.0.1:0"]);
+    assert!(
+        stderr(&out).contains("did you mean h100-sxm5-80gb"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_bare_job_command_gets_the_double_dash_hint() {
+    let out = suanli(&["job", "submit", "--tenant", "research", "true"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("after `--`"), "{}", stderr(&out));
+}
+
+struct Server {
+    child: Child,
+    dir: PathBuf,
+    url: String,
+    token: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A fresh server on a new data directory, with nothing else set up.
+fn fresh_server(name: &str) -> Server {
+    fresh_server_with(name, &[])
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn fresh_server_with(name: &str, extra: &[&str]) -> Server {
+    let dir = std::env::temp_dir().join(format!("suanli-first-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(env!("CARGO_BIN_EXE_suanli"))
+        .args(["serve", "--devices", "h100:4", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data-dir")
+        .arg(&dir)
+        .args(extra)
+        .env("SUANLI_LOG", "warn")
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reqwest::blocking::get(format!("http://127.0.0.1:{port}/healthz")).is_err() {
+        assert!(Instant::now() < deadline, "server did not come up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let token = std::fs::read_to_string(dir.join("admin-token"))
+        .unwrap()
+        .trim()
+        .to_string();
+    // Without the scheme, as people type it.
+    let url = format!("127.0.0.1:{port}");
+    Server {
+        child,
+        dir,
+        url,
+        token,
+    }
+}
+
+fn client(server: &Server, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_suanli"))
+        .args(args)
+        .env("SUANLI_URL", &server.url)
+        .env("SUANLI_TOKEN", &server.token)
+        .env("SUANLI_CONFIG_DIR", "/nonexistent-suanli-config")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn admins_first_job_runs_with_rank_variables_on_a_fresh_server() {
+    let server = fresh_server("rank");
+    let script = "echo $RANK $LOCAL_RANK $WORLD_SIZE $MASTER_ADDR ${MASTER_PORT:+port}";
+    let out = client(&server, &["job", "submit", "--", "sh", "-c", script]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = stdout(&out).trim().to_string();
+    let out = client(&server, &["job", "wait", &id]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = client(&server, &["job", "logs", &id]);
+    assert_eq!(stdout(&out), "0 0 1 127.0.0.1 port\n");
+    let out = client(&server, &["job", "show", &id, "--json"]);
+    let job: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(job["spec"]["tenant"], "default");
+
+    // A failing job's exit code comes back from `job wait`; --follow says it failed.
+    let out = client(
+        &server,
+        &["job", "submit", "-n", "boom", "--", "sh", "-c", "exit 3"],
+    );
+    let id = stdout(&out).trim().to_string();
+    assert_eq!(
+        client(&server, &["job", "wait", &id]).status.code(),
+        Some(3)
+    );
+    assert_eq!(
+        client(&server, &["job", "logs", &id, "--follow"])
+            .status
+            .code(),
+        Some(1)
+    );
+}
+
+#[test]
+fn quotas_tokens_and_nodes_read_as_a_person_expects() {
+    let server = fresh_server("quota");
+    assert!(
+        client(&server, &["tenant", "create", "research"])
+            .status
+            .success()
+    );
+    let out = client(
+        &server,
+        &[
+            "quota",
+            "set",
+            "--tenant",
+            "research",
+            "--accelerator",
+            "h10",
+            "--limit",
+            "2",
+        ],
+    );
+    assert!(
+        stderr(&out).contains("did you mean h100-sxm5-80gb"),
+        "{}",
+        stderr(&out)
+    );
+    let out = client(
+        &server,
+        &[
+            "quota",
+            "set",
+            "--tenant",
+            "research",
+            "--accelerator",
+            "h100",
+            "--limit",
+            "2",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = client(
+        &server,
+        &["job", "submit", "-t", "research", "-g", "3", "--", "true"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("may hold at most 2"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = client(&server, &["token", "create", "--expires-in", "30d"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = client(&server, &["token", "create", "--expires-in", "30"]);
+    assert!(stderr(&out).contains("has no unit"), "{}", stderr(&out));
+    let list = stdout(&client(&server, &["token", "list"]));
+    assert!(list.contains(" UTC"), "{list}");
+
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let out = client(&server, &["node", "down", host.trim()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let nodes = stdout(&client(&server, &["node", "list"]));
+    let row = nodes.lines().find(|l| l.contains("down")).unwrap();
+    let cells: Vec<&str> = row.split(['│', '┆']).map(str::trim).collect();
+    assert_eq!(cells[5], "0", "{row}");
+}
+
+#[test]
+fn a_node_shape_from_the_catalog_sets_accelerator_per_node_and_nics() {
+    let out = suanli(&[
+        "plan",
+        "train",
+        "--model",
+        "llama-3.1-8b",
+        "--node",
+        "p5.48xlarge",
+        "--count",
+        "64",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let setup = &value["setup"];
+    assert_eq!(setup["accelerator"]["id"], "h100-sxm5-80gb");
+    assert_eq!(setup["per_node"], 8);
+    // AWS: p5.48xlarge has 3,200 Gb/s of EFA for 8 GPUs = 50 GB/s per GPU.
+    assert_eq!(setup["scaleout_gb_per_s"], 50.0);
+    let out = suanli(&[
+        "plan",
+        "train",
+        "--model",
+        "llama-3.1-8b",
+        "--node",
+        "p5.48xlarge",
+        "--accelerator",
+        "mi300x",
+        "--count",
+        "64",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("holds h100-sxm5-80gb, not mi300x"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn prometheus_scrapes_metrics_without_a_token_on_the_metrics_address() {
+    let port = free_port();
+    let address = format!("127.0.0.1:{port}");
+    let server = fresh_server_with("metrics", &["--metrics-listen", &address]);
+    let scrape = reqwest::blocking::get(format!("http://{address}/metrics")).unwrap();
+    assert_eq!(scrape.status(), 200);
+    let text = scrape.text().unwrap();
+    assert!(text.contains("# TYPE suanli_"), "{text}");
+    // Only /metrics there; the main address still wants a token for it.
+    let other = reqwest::blocking::get(format!("http://{address}/api/v1/jobs")).unwrap();
+    assert_eq!(other.status(), 404);
+    let main = reqwest::blocking::get(format!("http://{}/metrics", server.url)).unwrap();
+    assert_eq!(main.status(), 401);
+}
