@@ -26,6 +26,10 @@ pub struct Launch {
     pub devices: Vec<u32>,
     pub processes: u32,
     pub run_dir: PathBuf,
+    /// The pool the run was placed in (routes it to that pool's executor).
+    pub pool: String,
+    /// The job's priority (a hint for executors whose engine schedules, e.g. Slurm).
+    pub priority: i32,
 }
 
 /// A run ended: every rank exited, or one failed and the rest were killed.

@@ -12,6 +12,7 @@ pub mod plan_serve;
 pub mod plan_serve_search;
 pub mod quota;
 pub mod serve;
+pub mod serve_slurm;
 pub mod simulate;
 pub mod tenant;
 pub mod token;

@@ -13,6 +13,8 @@ Examples:
   suanli serve --data-dir /var/lib/suanli --listen 0.0.0.0:8080
   suanli serve --devices h100-sxm5-80gb:8               declare the local accelerators
   suanli serve --database postgres://suanli:pw@db/suanli
+  suanli serve --executor local,slurm --slurm-partition gpu   local pool and a Slurm cluster
+  suanli serve --executor slurm --slurm-mode slurm --slurm-qos high   Slurm picks the nodes
 
 On first start with an empty store the server creates the user `admin` and writes its token to
 DATA_DIR/admin-token (mode 0600). Jobs keep running if the server stops; a restarted server
@@ -34,6 +36,8 @@ pub struct ServeArgs {
     /// Scheduling policy: fifo, backfill, sjf, las, fair or gavel.
     #[arg(long, default_value = "fifo")]
     policy: String,
+    #[command(flatten)]
+    slurm: super::serve_slurm::SlurmArgs,
 }
 
 /// Runs the server until Ctrl-C or SIGTERM.
@@ -48,6 +52,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         .init();
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
+        args.slurm.executors()?;
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -57,7 +62,8 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
             devices: args.devices,
             policy: args.policy,
         };
-        suanli_server::run(config, listener, shutdown_signal()).await?;
+        let executors = args.slurm.executors()?;
+        suanli_server::run_clusters(config, executors, listener, shutdown_signal()).await?;
         Ok(ExitCode::SUCCESS)
     })
 }
