@@ -235,3 +235,6 @@ impl SlurmExecutor {
         format!("suanli-{}-{job_id}-a{attempt}", self.tag)
     }
 }
+
+#[cfg(test)]
+mod tests;
