@@ -13,8 +13,11 @@ pub enum Health {
     Draining,
     /// Drained: no jobs, nothing starts.
     Drained,
-    /// Down, failed, not responding, powered off, in maintenance or not yet in service.
+    /// Down, failed, powered off, in maintenance or not yet in service.
     Down,
+    /// Not known right now: `unknown` while slurmctld starts, `*` (not responding) until Slurm
+    /// itself decides the node is down. Changes nothing.
+    Unknown,
 }
 
 /// Parses `sinfo` `StateLong` (`idle`, `drained`, `mixed-`, `idle*`, `down~`, ...).
@@ -24,18 +27,22 @@ pub fn parse_node_state(text: &str) -> Result<Health, ParseError> {
     // up, `!` pending power down, `%` powering down, `$` maintenance reservation, `@` pending
     // reboot, `^` reboot issued, `-` planned by the backfill scheduler.
     let base = text.trim_end_matches(['*', '~', '#', '!', '%', '$', '@', '^', '-']);
-    let flagged_down = text[base.len()..].contains(['*', '~', '%', '#']);
+    let suffix = &text[base.len()..];
     let health = match base {
         "idle" | "mixed" | "allocated" | "completing" | "planned" | "reserved" => Health::Up,
         "draining" | "failing" => Health::Draining,
         "drained" => Health::Drained,
-        "down" | "fail" | "future" | "inval" | "maint" | "unknown" | "reboot_issued"
-        | "reboot_requested" | "powered_down" | "powering_down" | "powering_up" | "blocked"
-        | "perfctrs" | "unk" | "no_respond" => Health::Down,
+        "unknown" | "unk" => Health::Unknown,
+        "down" | "fail" | "future" | "inval" | "maint" | "reboot_issued" | "reboot_requested"
+        | "powered_down" | "powering_down" | "powering_up" | "blocked" | "perfctrs"
+        | "no_respond" => Health::Down,
         _ => return Err(ParseError::UnknownNodeState(text.to_string())),
     };
-    Ok(if flagged_down && health == Health::Up {
+    Ok(if suffix.contains(['~', '%']) {
+        // Powered off or powering down: no work until it is back.
         Health::Down
+    } else if suffix.contains('*') && health == Health::Up {
+        Health::Unknown
     } else {
         health
     })

@@ -43,6 +43,9 @@ fn report_nodes(
     health: &mut HashMap<String, Health>,
 ) {
     for node in nodes {
+        if node.health == Health::Unknown {
+            continue;
+        }
         let before = health.insert(node.name.clone(), node.health);
         if before == Some(node.health) || (before.is_none() && node.health == Health::Up) {
             continue;

@@ -116,7 +116,10 @@ fn reads_captured_sinfo_with_drained_and_down_nodes() {
 #[test]
 fn node_states_and_gres_lists() {
     assert_eq!(parse_node_state("mixed-").unwrap(), Health::Up);
-    assert_eq!(parse_node_state("idle*").unwrap(), Health::Down);
+    assert_eq!(parse_node_state("idle*").unwrap(), Health::Unknown);
+    assert_eq!(parse_node_state("unknown").unwrap(), Health::Unknown);
+    assert_eq!(parse_node_state("drained*").unwrap(), Health::Drained);
+    assert_eq!(parse_node_state("idle~").unwrap(), Health::Down);
     assert_eq!(parse_node_state("draining").unwrap(), Health::Draining);
     assert_eq!(parse_node_state("down~").unwrap(), Health::Down);
     assert!(parse_node_state("sleepy").is_err());
