@@ -35,6 +35,10 @@ pub struct Launch {
     pub work_dir: PathBuf,
     /// The unprivileged user the processes run as; `None` runs them as the server's user.
     pub run_as: Option<crate::isolation::Identity>,
+    /// The pool the run was placed in (routes it to that pool's executor).
+    pub pool: String,
+    /// The job's priority (a hint for executors whose engine schedules, e.g. Slurm).
+    pub priority: i32,
 }
 
 /// A run ended: every rank exited, or one failed and the rest were killed.

@@ -20,12 +20,14 @@ pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod conn;
+pub mod clusters;
 pub mod devices;
 pub mod engine;
 pub mod executor;
 pub mod isolation;
 pub mod metrics;
 pub mod openapi;
+pub mod slurm;
 pub mod store;
 
 use std::future::Future;
@@ -181,13 +183,13 @@ fn host_name() -> String {
         .unwrap_or_else(|| "local".into())
 }
 
-/// Runs the control plane on `listener` until `shutdown` completes.
+/// Runs the control plane on `listener` until `shutdown` completes, on the local machine.
 pub async fn run(
     config: ServerConfig,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    run_with_metrics(config, listener, None, shutdown).await
+    run_clusters(config, Executors::default(), listener, None, shutdown).await
 }
 
 /// As [`run`], and when `metrics` is given, serves `/metrics` there without a token, for a stock
@@ -198,8 +200,71 @@ pub async fn run_with_metrics(
     metrics: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    run_clusters(config, Executors::default(), listener, metrics, shutdown).await
+}
+
+/// Which executors a server drives besides (or instead of) the local machine.
+#[derive(Clone, Debug, Default)]
+pub struct Executors {
+    /// Leave the local machine out (run only on the Slurm clusters).
+    pub no_local: bool,
+    pub slurm: Vec<slurm::SlurmConfig>,
+}
+
+/// Pools of a Slurm cluster as engine pools.
+fn slurm_pools(
+    executor: &slurm::SlurmExecutor,
+    nodes: &[slurm::SlurmNode],
+) -> Vec<engine::PoolSlot> {
+    executor
+        .pools()
+        .iter()
+        .map(|(name, pool)| {
+            let total = pool.per_node * pool.nodes.len() as u32;
+            let node_slots = pool
+                .nodes
+                .iter()
+                .map(|n| {
+                    let node = nodes.iter().find(|x| x.name == *n);
+                    engine::NodeSlot {
+                        name: n.clone(),
+                        state: node.map_or("unknown".into(), |x| x.state.clone()),
+                        // Health is applied through the executor's first node events.
+                        up: true,
+                        reason: node.map_or(String::new(), |x| x.reason.clone()),
+                    }
+                })
+                .collect();
+            engine::PoolSlot {
+                name: name.clone(),
+                node: executor.label().to_string(),
+                accelerator: pool.accelerator.clone(),
+                total,
+                free: (0..total).collect(),
+                up: true,
+                executor: executor.label().to_string(),
+                nodes: node_slots,
+                per_node: pool.per_node,
+                first_node: 0,
+            }
+        })
+        .collect()
+}
+
+/// Runs the control plane over the local machine and/or Slurm clusters.
+pub async fn run_clusters(
+    config: ServerConfig,
+    executors: Executors,
+    listener: TcpListener,
+    metrics: Option<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
     // Configuration errors first, before anything is created.
-    let devices = local_devices(config.devices.as_deref())?;
+    let devices = if executors.no_local {
+        Vec::new()
+    } else {
+        local_devices(config.devices.as_deref())?
+    };
     suanli_sched::policy::by_name(&config.policy)
         .map_err(|e| ServerError::Engine(e.to_string()))?;
     // Logs, the database and the admin token live here: only the server's user may enter it,
@@ -235,12 +300,38 @@ pub async fn run_with_metrics(
         Arc::new(open_store(&config.data_dir, config.database.as_deref()).await?);
     bootstrap(store.as_ref(), &config.data_dir).await?;
     let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
-    let executor = Arc::new(executor::LocalExecutor::new(events_tx));
-    let mut engine = Engine::new(
+    let (slurm_tx, mut slurm_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut pools = engine::local_pools(&devices, &host_name());
+    let mut routes = vec![clusters::Cluster {
+        label: "local".into(),
+        executor: Arc::new(executor::LocalExecutor::new(events_tx)),
+        pools: pools.iter().map(|p| p.name.clone()).collect(),
+    }];
+    for cluster in &executors.slurm {
+        let (executor, nodes) =
+            slurm::SlurmExecutor::connect(cluster.clone(), &config.data_dir, slurm_tx.clone())
+                .await
+                .map_err(|e| {
+                    ServerError::Engine(format!("Slurm cluster `{}`: {e}", cluster.label))
+                })?;
+        let cluster_pools = slurm_pools(&executor, &nodes);
+        routes.push(clusters::Cluster {
+            label: cluster.label.clone(),
+            executor: executor.clone(),
+            pools: cluster_pools.iter().map(|p| p.name.clone()).collect(),
+        });
+        pools.extend(cluster_pools);
+    }
+    if pools.is_empty() {
+        return Err(ServerError::Engine(
+            "no pools: the local machine is left out and no Slurm cluster was given".into(),
+        ));
+    }
+    let executor = Arc::new(clusters::Clusters::new(routes));
+    let mut engine = Engine::with_pools(
         store.clone(),
         executor,
-        &devices,
-        &host_name(),
+        pools,
         &config.policy,
         &config.data_dir,
     )
@@ -264,6 +355,12 @@ pub async fn run_with_metrics(
                     let Some(event) = event else { break };
                     if let Err(error) = loop_engine.lock().await.on_exit(event).await {
                         tracing::error!(%error, job = event.job_id, "failed to record a run's end");
+                    }
+                }
+                event = slurm_rx.recv() => {
+                    let Some(event) = event else { continue };
+                    if let Err(error) = loop_engine.lock().await.on_slurm_event(event).await {
+                        tracing::error!(%error, "failed to apply a Slurm report");
                     }
                 }
                 _ = tick.tick() => {

@@ -14,6 +14,7 @@ pub mod plan_serve_scenario;
 pub mod plan_serve_search;
 pub mod quota;
 pub mod serve;
+pub mod serve_slurm;
 pub mod sim_busy;
 pub mod simulate;
 pub mod tenant;

@@ -14,6 +14,8 @@ Examples:
   suanli serve --devices h100-sxm5-80gb:8               declare the local accelerators
   suanli serve --database postgres://suanli:pw@db/suanli
   suanli serve --metrics-listen 10.0.0.5:9464          /metrics for Prometheus, no token
+  suanli serve --executor local,slurm --slurm-partition gpu   local pool and a Slurm cluster
+  suanli serve --executor slurm --slurm-mode slurm --slurm-qos high   Slurm picks the nodes
 
 On first start with an empty store the server creates the user `admin` and writes its token to
 DATA_DIR/admin-token (mode 0600). As root, jobs run as unprivileged users (one per tenant, or
@@ -54,6 +56,8 @@ pub struct ServeArgs {
     /// Most HTTP connections open at once; at the cap the longest-waiting one is closed.
     #[arg(long, default_value_t = 1024)]
     max_connections: usize,
+    #[command(flatten)]
+    slurm: super::serve_slurm::SlurmArgs,
 }
 
 /// Runs the server until Ctrl-C or SIGTERM.
@@ -68,6 +72,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         .init();
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
+        args.slurm.executors()?;
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -103,7 +108,9 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
             },
             ..Default::default()
         };
-        suanli_server::run_with_metrics(config, listener, metrics, shutdown_signal()).await?;
+        let executors = args.slurm.executors()?;
+        suanli_server::run_clusters(config, executors, listener, metrics, shutdown_signal())
+            .await?;
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -303,13 +303,7 @@ pub(super) async fn list_nodes(State(state): State<AppState>) -> Json<serde_json
     let pools: Vec<serde_json::Value> = engine
         .pools
         .iter()
-        .map(|p| {
-            json!({
-                "node": p.node, "pool": p.name, "accelerator": p.accelerator,
-                "total": p.total, "free": p.free.len(), "free_devices": p.free,
-                "state": if p.up { "up" } else { "down" }, "executor": "local",
-            })
-        })
+        .flat_map(crate::engine::node_rows)
         .collect();
     Json(json!(pools))
 }

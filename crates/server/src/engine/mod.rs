@@ -22,8 +22,11 @@ use crate::store::{
 };
 
 pub mod admission;
+mod external;
 mod nodes;
 mod recovery;
+
+pub use external::{NodeSlot, local_pools, node_rows};
 
 /// Seconds between SIGTERM and SIGKILL when a run is stopped.
 const STOP_GRACE: Duration = Duration::from_secs(3);
@@ -54,6 +57,14 @@ pub struct PoolSlot {
     pub free: BTreeSet<u32>,
     /// False after an admin marked the node failed or drained; nothing is placed on it.
     pub up: bool,
+    /// Which executor runs it: `local`, or a Slurm cluster's label.
+    pub executor: String,
+    /// The nodes of a multi-node pool (a Slurm cluster's), in device order: device `d` is on
+    /// node `d / per_node`. Empty for a local pool (one node, `node`).
+    pub nodes: Vec<NodeSlot>,
+    pub per_node: u32,
+    /// The scheduler's id of the pool's first node.
+    pub first_node: u32,
 }
 
 /// Counters for `/metrics`.
@@ -112,28 +123,19 @@ impl Engine {
         policy: &str,
         data_dir: &std::path::Path,
     ) -> Result<Self, String> {
-        let pools: Vec<PoolSlot> = devices
-            .iter()
-            .map(|group| PoolSlot {
-                name: format!("local-{}", group.accelerator),
-                node: node.to_string(),
-                accelerator: group.accelerator.clone(),
-                total: group.count,
-                free: (0..group.count).collect(),
-                up: true,
-            })
-            .collect();
-        let configs: Vec<suanli_sched::PoolConfig> = pools
-            .iter()
-            .map(|p| suanli_sched::PoolConfig {
-                name: p.name.clone(),
-                accelerator: p.accelerator.clone(),
-                nodes: 1,
-                accelerators_per_node: p.total,
-                nodes_per_leaf: 1,
-                leaves_per_pod: 1,
-            })
-            .collect();
+        let pools = local_pools(devices, node);
+        Self::with_pools(store, executor, pools, policy, data_dir)
+    }
+
+    /// An engine over any pools (local and Slurm ones); call `recover` before serving.
+    pub fn with_pools(
+        store: Arc<dyn Store>,
+        executor: Arc<dyn Executor>,
+        mut pools: Vec<PoolSlot>,
+        policy: &str,
+        data_dir: &std::path::Path,
+    ) -> Result<Self, String> {
+        let configs = external::number_nodes(&mut pools);
         let policy = suanli_sched::policy::by_name(policy).map_err(|e| e.to_string())?;
         let scheduler = Scheduler::new(&configs, &[], policy, suanli_sched::SchedConfig::default())
             .map_err(|e| e.to_string())?;
@@ -429,11 +431,10 @@ impl Engine {
                         allocation,
                         ..
                     } => {
-                        let count: u32 = allocation.iter().map(|(_, c)| c).sum();
                         let Some(&id) = self.by_sched.get(&job.0) else {
                             continue;
                         };
-                        self.start_run(id, pool.0 as usize, count).await?;
+                        self.start_run(id, pool.0 as usize, &allocation).await?;
                     }
                     Decision::Preempt { job, reason } => {
                         if let Some(&id) = self.by_sched.get(&job.0) {
@@ -511,16 +512,21 @@ impl Engine {
         Ok(())
     }
 
-    async fn start_run(&mut self, id: i64, pool: usize, count: u32) -> Result<(), EngineError> {
+    async fn start_run(
+        &mut self,
+        id: i64,
+        pool: usize,
+        allocation: &[(suanli_sched::NodeId, u32)],
+    ) -> Result<(), EngineError> {
         let slot = &mut self.pools[pool];
-        let devices: Vec<u32> = slot.free.iter().copied().take(count as usize).collect();
+        let devices = external::pick_devices(slot, allocation);
         for device in &devices {
             slot.free.remove(device);
         }
         let (accelerator, pool_name, node) = (
             slot.accelerator.clone(),
             slot.name.clone(),
-            slot.node.clone(),
+            external::node_names(slot, &devices),
         );
         let Some(mut job) = self.active.get(&id).cloned() else {
             return Ok(());
@@ -572,6 +578,8 @@ impl Engine {
             work_dir: work_dir.unwrap_or_else(|| run_dir.clone()),
             run_dir,
             run_as,
+            pool: job.run.as_ref().map(|r| r.pool.clone()).unwrap_or_default(),
+            priority: job.spec.priority,
         };
         if let Err(error) = self.executor.start(&launch).await {
             tracing::warn!(job = id, %error, "failed to start run");

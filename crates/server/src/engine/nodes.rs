@@ -11,11 +11,15 @@ impl Engine {
         if !self.pools[index].up {
             return Ok(Vec::new());
         }
-        // Each local pool is one node, numbered like the pools.
-        let killed = self
-            .scheduler
-            .on_node_failure(suanli_sched::NodeId(index as u32), now_s() as u64)
-            .map_err(|e| EngineError::Conflict(e.to_string()))?;
+        // Every node of the pool (a local pool is one node).
+        let mut killed = Vec::new();
+        for node in self.pool_nodes(index) {
+            killed.extend(
+                self.scheduler
+                    .on_node_failure(node, now_s() as u64)
+                    .map_err(|e| EngineError::Conflict(e.to_string()))?,
+            );
+        }
         self.pools[index].up = false;
         let mut stopped = Vec::new();
         for sched_id in killed {
@@ -32,11 +36,22 @@ impl Engine {
     /// Returns a failed node to service.
     pub async fn node_up(&mut self, pool: &str) -> Result<(), EngineError> {
         let index = self.pool_index(pool)?;
-        self.scheduler
-            .on_node_repair(suanli_sched::NodeId(index as u32), now_s() as u64)
-            .map_err(|e| EngineError::Conflict(e.to_string()))?;
+        for node in self.pool_nodes(index) {
+            self.scheduler
+                .on_node_repair(node, now_s() as u64)
+                .map_err(|e| EngineError::Conflict(e.to_string()))?;
+        }
         self.pools[index].up = true;
         self.schedule_pass().await
+    }
+
+    /// The scheduler's ids of a pool's nodes.
+    fn pool_nodes(&self, index: usize) -> Vec<suanli_sched::NodeId> {
+        let pool = &self.pools[index];
+        let count = pool.nodes.len().max(1) as u32;
+        (pool.first_node..pool.first_node + count)
+            .map(suanli_sched::NodeId)
+            .collect()
     }
 
     fn pool_index(&self, pool: &str) -> Result<usize, EngineError> {

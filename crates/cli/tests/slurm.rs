@@ -1,0 +1,434 @@
+//! The Slurm executor against the real Slurm cluster of `.ci/slurm.sh` (4 nodes x 8 fake h100),
+//! through the real `suanli serve`: a gang across two nodes, cancel, a node drained mid-job,
+//! a slurmctld restart, `kill -9` of suanli, and a local pool beside the Slurm one.
+//!
+//! Runs when SUANLI_TEST_SLURM=1 (and then fails on any problem); otherwise each test says it
+//! was skipped. The tests share the cluster, so they run one at a time.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+static CLUSTER: Mutex<()> = Mutex::new(());
+
+/// The cluster, or `None` (with a message) when the tests are not asked for.
+fn cluster() -> Option<std::sync::MutexGuard<'static, ()>> {
+    if std::env::var("SUANLI_TEST_SLURM").as_deref() != Ok("1") {
+        eprintln!("skipped: set SUANLI_TEST_SLURM=1 after `. .ci/slurm.sh` to run the Slurm tests");
+        return None;
+    }
+    let guard = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    let out = slurm("sinfo", &["-h", "-N", "-o", "%N %T"]);
+    let idle = out
+        .lines()
+        .filter(|l| !l.contains("drain") && !l.contains("down"))
+        .count();
+    assert!(idle >= 4, "SUANLI_TEST_SLURM=1 but not 4 nodes up:\n{out}");
+    Some(guard)
+}
+
+fn slurm_conf() -> String {
+    std::env::var("SUANLI_SLURM_CONF")
+        .unwrap_or_else(|_| "/var/tmp/suanli-slurm/etc/slurm.conf".into())
+}
+
+fn slurm(program: &str, args: &[&str]) -> String {
+    let output = Command::new(program)
+        .args(args)
+        .env("SLURM_CONF", slurm_conf())
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        output.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+struct Server {
+    child: Child,
+    port: u16,
+    token: String,
+    data_dir: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn unique_dir(prefix: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    std::env::temp_dir().join(format!("{prefix}-{}-{nanos}", std::process::id()))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `suanli serve` with the given extra arguments on a data directory.
+fn serve(data_dir: &Path, port: u16, extra: &[&str]) -> Server {
+    let child = Command::new(env!("CARGO_BIN_EXE_suanli"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .args(extra)
+        .env("SLURM_CONF", slurm_conf())
+        .env("SUANLI_LOG", "warn")
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while reqwest::blocking::get(format!("http://127.0.0.1:{port}/healthz")).is_err() {
+        assert!(Instant::now() < deadline, "server did not come up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let token = std::fs::read_to_string(data_dir.join("admin-token"))
+        .unwrap()
+        .trim()
+        .to_string();
+    Server {
+        child,
+        port,
+        token,
+        data_dir: data_dir.to_path_buf(),
+    }
+}
+
+fn slurm_server(extra: &[&str]) -> Server {
+    let mut args = vec!["--executor", "slurm"];
+    args.extend_from_slice(extra);
+    let server = serve(&unique_dir("suanli-slurm"), free_port(), &args);
+    server.call(
+        Method::POST,
+        "/api/v1/tenants",
+        Some(json!({ "name": "lab" })),
+    );
+    server
+}
+
+impl Server {
+    fn call(&self, method: Method, path: &str, body: Option<Value>) -> Value {
+        let client = reqwest::blocking::Client::new();
+        let mut request = client
+            .request(method, format!("http://127.0.0.1:{}{path}", self.port))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().unwrap();
+        let status = response.status();
+        let text = response.text().unwrap();
+        assert!(status.is_success(), "{path}: {status} {text}");
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    }
+
+    fn submit(&self, body: Value) -> i64 {
+        let mut body = body;
+        body["tenant"] = json!("lab");
+        self.call(Method::POST, "/api/v1/jobs", Some(body))["id"]
+            .as_i64()
+            .unwrap()
+    }
+
+    fn job(&self, id: i64) -> Value {
+        self.call(Method::GET, &format!("/api/v1/jobs/{id}"), None)
+    }
+
+    fn wait(&self, id: i64, what: &str, seconds: u64, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        loop {
+            let job = self.job(id);
+            if done(&job) {
+                return job;
+            }
+            assert!(Instant::now() < deadline, "job {id} never {what}: {job}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn logs(&self, id: i64, attempt: u32) -> String {
+        match self.call(
+            Method::GET,
+            &format!("/api/v1/jobs/{id}/logs?attempt={attempt}"),
+            None,
+        ) {
+            Value::String(text) => text,
+            other => other.to_string(),
+        }
+    }
+
+    /// Slurm jobs this server submitted for suanli job `id` (any attempt).
+    fn slurm_jobs(&self, id: i64) -> Vec<(String, String)> {
+        let name = std::fs::read_to_string(
+            self.data_dir
+                .join(format!("jobs/{id}/attempt-0/slurm-job-name")),
+        )
+        .unwrap();
+        let prefix = name.trim().trim_end_matches("-a0").to_string();
+        slurm("squeue", &["-h", "-a", "-t", "all", "-o", "%i %j %T"])
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f.len() == 3 && f[1].starts_with(&format!("{prefix}-a")))
+                    .then(|| (f[0].to_string(), f[2].to_string()))
+            })
+            .collect()
+    }
+}
+
+fn is_running_in_slurm(job: &Value) -> bool {
+    job["state"] == "running" && job["reason"].as_str().unwrap_or("").contains("running on")
+}
+
+#[test]
+fn a_gang_spans_two_nodes_with_ranks_and_one_master() {
+    let Some(_cluster) = cluster() else { return };
+    let server = slurm_server(&[]);
+    let script = "echo rank=$RANK local=$LOCAL_RANK world=$WORLD_SIZE master=$MASTER_ADDR:$MASTER_PORT node=$SLURMD_NODENAME gpus=$CUDA_VISIBLE_DEVICES";
+    let id = server.submit(json!({
+        "gpus": 16, "processes": 4, "accelerators": ["h100"], "command": ["sh", "-c", script],
+    }));
+    let job = server.wait(id, "succeeded", 60, |j| j["state"] == "succeeded");
+    assert_eq!(job["run"]["pool"], "slurm-h100");
+    let logs = server.logs(id, 0);
+    let lines: Vec<&str> = logs.lines().filter(|l| l.starts_with("rank=")).collect();
+    assert_eq!(lines.len(), 4, "{logs}");
+    for rank in 0..4 {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with(&format!("rank={rank} "))),
+            "{logs}"
+        );
+    }
+    assert!(lines.iter().all(|l| l.contains("world=4")), "{logs}");
+    // One master for every rank: the first node's address and a port from the job id.
+    let masters: std::collections::BTreeSet<&str> = lines
+        .iter()
+        .map(|l| {
+            l.split("master=")
+                .nth(1)
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(masters.len(), 1, "{logs}");
+    assert!(
+        masters.iter().next().unwrap().starts_with("127.0.0.1:"),
+        "{logs}"
+    );
+    // Two nodes, two ranks each, each rank with its own 4 of the node's 8 GPUs.
+    let nodes: std::collections::BTreeSet<&str> = lines
+        .iter()
+        .map(|l| l.split("node=").nth(1).unwrap().split(' ').next().unwrap())
+        .collect();
+    assert_eq!(nodes.len(), 2, "{logs}");
+    assert!(lines.iter().any(|l| l.ends_with("gpus=0,1,2,3")), "{logs}");
+    assert!(lines.iter().any(|l| l.ends_with("gpus=4,5,6,7")), "{logs}");
+    assert_eq!(server.slurm_jobs(id).len(), 1);
+}
+
+#[test]
+fn cancel_reaches_slurm() {
+    let Some(_cluster) = cluster() else { return };
+    let server = slurm_server(&[]);
+    let id = server.submit(json!({ "gpus": 8, "command": ["sleep", "300"] }));
+    server.wait(id, "running in Slurm", 30, is_running_in_slurm);
+    server.call(
+        Method::POST,
+        &format!("/api/v1/jobs/{id}/cancel"),
+        Some(json!({})),
+    );
+    let job = server.wait(id, "cancelled", 30, |j| j["state"] == "cancelled");
+    assert_eq!(job["reason"], "cancelled");
+    let runs = server.slurm_jobs(id);
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].1, "CANCELLED");
+}
+
+#[test]
+fn a_node_drained_mid_job_moves_the_job_to_another_node_from_its_checkpoint() {
+    let Some(_cluster) = cluster() else { return };
+    let server = slurm_server(&[]);
+    let ckpt = unique_dir("suanli-ckpt");
+    std::fs::create_dir_all(&ckpt).unwrap();
+    let script = r#"if [ -n "$SUANLI_RESUME_FROM" ]; then echo "resumed on $SLURMD_NODENAME from $(cat "$SUANLI_RESUME_FROM/step")"; else echo 500 > "$SUANLI_CHECKPOINT_DIR/step"; echo "first on $SLURMD_NODENAME"; sleep 300; fi"#;
+    let id = server.submit(json!({
+        "gpus": 8, "max_restarts": 2, "checkpoint_dir": ckpt.display().to_string(),
+        "command": ["sh", "-c", script],
+    }));
+    let job = server.wait(id, "running in Slurm", 30, is_running_in_slurm);
+    let node = job["run"]["node"].as_str().unwrap().to_string();
+    server.wait(id, "checkpointed", 30, |_| ckpt.join("step").exists());
+    slurm(
+        "scontrol",
+        &[
+            "update",
+            &format!("nodename={node}"),
+            "state=drain",
+            "reason=suanli test",
+        ],
+    );
+    let job = server.wait(id, "succeeded elsewhere", 60, |j| j["state"] == "succeeded");
+    slurm(
+        "scontrol",
+        &["update", &format!("nodename={node}"), "state=resume"],
+    );
+    assert_eq!(job["attempts"], 2, "{job}");
+    let second = server.logs(id, 1);
+    assert!(second.contains("resumed on"), "{second}");
+    assert!(second.contains("from 500"), "{second}");
+    assert!(!second.contains(&format!("resumed on {node} ")), "{second}");
+    let nodes = server.call(Method::GET, "/api/v1/nodes", None);
+    assert!(
+        nodes
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["executor"] == "slurm")
+    );
+}
+
+#[test]
+fn jobs_survive_a_slurmctld_restart() {
+    let Some(_cluster) = cluster() else { return };
+    let server = slurm_server(&[]);
+    let id = server.submit(json!({ "gpus": 8, "command": ["sleep", "6"] }));
+    server.wait(id, "running in Slurm", 30, is_running_in_slurm);
+    let pid_file = Path::new(&slurm_conf())
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("slurmctld.pid");
+    let pid = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .to_string();
+    // A restart as `systemctl restart slurmctld` does it: SIGTERM (slurmctld saves its state),
+    // then a new one. (After SIGKILL, Slurm 22.05 can forget jobs submitted since its last
+    // state save; suanli then sees them vanish and applies the job's restart policy.)
+    assert!(Command::new("kill").arg(&pid).status().unwrap().success());
+    let gone = Instant::now() + Duration::from_secs(30);
+    while Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(Instant::now() < gone, "slurmctld did not stop");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let status = Command::new("slurmctld")
+        .env("SLURM_CONF", slurm_conf())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let job = server.wait(id, "succeeded", 90, |j| j["state"] == "succeeded");
+    assert_eq!(job["attempts"], 1, "{job}");
+    assert_eq!(server.slurm_jobs(id).len(), 1);
+    // And new work goes through the restarted controller.
+    let next = server.submit(json!({ "gpus": 8, "command": ["true"] }));
+    server.wait(next, "succeeded", 60, |j| j["state"] == "succeeded");
+}
+
+#[test]
+fn suanli_killed_and_restarted_neither_loses_nor_duplicates_slurm_jobs() {
+    let Some(_cluster) = cluster() else { return };
+    let mut server = slurm_server(&[]);
+    let running = server.submit(json!({ "gpus": 8, "command": ["sleep", "8"] }));
+    server.wait(running, "running in Slurm", 30, is_running_in_slurm);
+    let short = server.submit(json!({ "gpus": 8, "command": ["sleep", "1"] }));
+    server.wait(short, "running in Slurm", 30, is_running_in_slurm);
+    // SAFETY: SIGKILL to the server process this test started.
+    unsafe { libc::kill(server.child.id() as i32, libc::SIGKILL) };
+    let _ = server.child.wait();
+    // The short job ends while suanli is down.
+    std::thread::sleep(Duration::from_secs(3));
+    let (data_dir, port) = (server.data_dir.clone(), server.port);
+    drop(server);
+    let server = serve(&data_dir, port, &["--executor", "slurm"]);
+    for id in [running, short] {
+        let job = server.wait(id, "succeeded", 60, |j| j["state"] == "succeeded");
+        assert_eq!(job["attempts"], 1, "{job}");
+        assert_eq!(server.slurm_jobs(id).len(), 1, "job {id} ran twice");
+    }
+}
+
+#[test]
+fn a_local_pool_and_a_slurm_pool_take_jobs_by_type_and_quota() {
+    let Some(_cluster) = cluster() else { return };
+    let dir = unique_dir("suanli-two");
+    let server = serve(
+        &dir,
+        free_port(),
+        &["--executor", "local,slurm", "--devices", "a100:8"],
+    );
+    server.call(
+        Method::POST,
+        "/api/v1/tenants",
+        Some(json!({ "name": "lab" })),
+    );
+    let nodes = server.call(Method::GET, "/api/v1/nodes", None);
+    let executors: std::collections::BTreeSet<&str> = nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["executor"].as_str().unwrap())
+        .collect();
+    assert_eq!(executors, ["local", "slurm"].into_iter().collect());
+    // The local a100s are busy ...
+    let local =
+        server.submit(json!({ "gpus": 8, "accelerators": ["a100"], "command": ["sleep", "30"] }));
+    let job = server.wait(local, "running", 20, |j| j["state"] == "running");
+    assert_eq!(job["run"]["pool"], "local-a100-sxm4-80gb");
+    // ... so a job that may use either type goes to Slurm's h100s at once,
+    let either =
+        server.submit(json!({ "gpus": 8, "accelerators": ["a100", "h100"], "command": ["true"] }));
+    let job = server.wait(either, "succeeded", 60, |j| j["state"] == "succeeded");
+    assert_eq!(job["run"]["pool"], "slurm-h100");
+    // ... while one that needs a100 waits for the local pool although Slurm has room.
+    let a100 = server.submit(json!({ "gpus": 8, "accelerators": ["a100"], "command": ["true"] }));
+    let job = server.job(a100);
+    assert_eq!(job["state"], "queued", "{job}");
+    assert!(
+        job["reason"].as_str().unwrap().starts_with("capacity"),
+        "{job}"
+    );
+    // A tenant without h100 quota is held, however free Slurm is.
+    server.call(
+        Method::PUT,
+        "/api/v1/quotas",
+        Some(json!({ "tenant": "lab", "accelerator": "h100", "limit": 0 })),
+    );
+    let held = server.submit(json!({ "gpus": 8, "accelerators": ["h100"], "command": ["true"] }));
+    let job = server.job(held);
+    assert_eq!(job["state"], "queued", "{job}");
+    assert!(
+        job["reason"].as_str().unwrap().starts_with("quota"),
+        "{job}"
+    );
+    server.call(
+        Method::POST,
+        &format!("/api/v1/jobs/{local}/cancel"),
+        Some(json!({})),
+    );
+    server.wait(a100, "succeeded", 60, |j| j["state"] == "succeeded");
+}

@@ -1,0 +1,244 @@
+//! Parsers for Slurm's machine-readable output (`squeue -O ...:|`, `sinfo -N -O ...:|`,
+//! `sbatch --parsable`) and the mapping of every Slurm job and node state to suanli's terms.
+
+/// `squeue` columns the executor asks for, `|`-separated; the job name is last because it is the
+/// only free-text field (it may itself contain `|`).
+pub const SQUEUE_FORMAT: &str = "JobID:|,State:|,Reason:|,NodeList:|,exit_code:|,Name:|";
+
+/// `sinfo -N` columns; the reason is last because it is free text.
+pub const SINFO_FORMAT: &str =
+    "NodeList:|,Partition:|,StateLong:|,Gres:|,GresUsed:|,NodeAddr:|,Reason:|";
+
+/// What Slurm output could not be understood.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ParseError {
+    #[error("line {line}: expected {expected} `|`-separated fields, found {found}: `{text}`")]
+    Fields {
+        line: usize,
+        expected: usize,
+        found: usize,
+        text: String,
+    },
+    #[error("line {line}: `{value}` is not a valid {what}")]
+    Value {
+        line: usize,
+        what: &'static str,
+        value: String,
+    },
+    #[error("unknown Slurm job state `{0}`; suanli knows the states of Slurm 20.11 to 24.05")]
+    UnknownJobState(String),
+    #[error("unknown Slurm node state `{0}`")]
+    UnknownNodeState(String),
+}
+
+/// A Slurm job state (`squeue -O State`, `scontrol show job` JobState), every one Slurm defines
+/// in `src/common/slurm_protocol_defs.c` (`job_state_string`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobState {
+    Pending,
+    Configuring,
+    Running,
+    Suspended,
+    Completing,
+    Completed,
+    Cancelled,
+    Failed,
+    Timeout,
+    NodeFail,
+    Preempted,
+    BootFail,
+    Deadline,
+    OutOfMemory,
+    Requeued,
+    RequeueHold,
+    RequeueFed,
+    Resizing,
+    Revoked,
+    Signaling,
+    SpecialExit,
+    StageOut,
+    Stopped,
+}
+
+/// Every job state name Slurm prints, and its value.
+const STATE_NAMES: [(&str, JobState); 23] = {
+    use JobState::*;
+    [
+        ("PENDING", Pending),
+        ("CONFIGURING", Configuring),
+        ("RUNNING", Running),
+        ("SUSPENDED", Suspended),
+        ("COMPLETING", Completing),
+        ("COMPLETED", Completed),
+        ("CANCELLED", Cancelled),
+        ("FAILED", Failed),
+        ("TIMEOUT", Timeout),
+        ("NODE_FAIL", NodeFail),
+        ("PREEMPTED", Preempted),
+        ("BOOT_FAIL", BootFail),
+        ("DEADLINE", Deadline),
+        ("OUT_OF_MEMORY", OutOfMemory),
+        ("REQUEUED", Requeued),
+        ("REQUEUE_HOLD", RequeueHold),
+        ("REQUEUE_FED", RequeueFed),
+        ("RESIZING", Resizing),
+        ("REVOKED", Revoked),
+        ("SIGNALING", Signaling),
+        ("SPECIAL_EXIT", SpecialExit),
+        ("STAGE_OUT", StageOut),
+        ("STOPPED", Stopped),
+    ]
+};
+
+impl JobState {
+    /// Parses a state name; unknown names are an error, never guessed.
+    pub fn parse(text: &str) -> Result<JobState, ParseError> {
+        // `CANCELLED by 0` is how `scontrol` shows who cancelled; the state is the first word.
+        let word = text.split_whitespace().next().unwrap_or("");
+        STATE_NAMES
+            .iter()
+            .find(|(name, _)| *name == word)
+            .map(|&(_, state)| state)
+            .ok_or_else(|| ParseError::UnknownJobState(text.to_string()))
+    }
+
+    /// Slurm's name for the state (`NODE_FAIL`).
+    pub fn name(self) -> &'static str {
+        STATE_NAMES
+            .iter()
+            .find(|(_, state)| *state == self)
+            .map_or("UNKNOWN", |&(name, _)| name)
+    }
+
+    /// What the state means for a suanli run.
+    pub fn phase(self) -> Phase {
+        use JobState::*;
+        match self {
+            // Waiting for Slurm: resources, priority, a requeue after a node failure.
+            Pending | Requeued | RequeueFed | Configuring => Phase::Waiting,
+            // Held by an operator (or after too many requeues): waits until released.
+            RequeueHold | Suspended | Stopped => Phase::Held,
+            Running | Completing | Resizing | Signaling | StageOut => Phase::Running,
+            Completed => Phase::Ended(Ending::Succeeded),
+            Failed | SpecialExit => Phase::Ended(Ending::Failed),
+            Cancelled | Revoked => Phase::Ended(Ending::Cancelled),
+            Timeout | Deadline => Phase::Ended(Ending::TimedOut),
+            NodeFail | BootFail => Phase::Ended(Ending::NodeFailed),
+            Preempted => Phase::Ended(Ending::Preempted),
+            OutOfMemory => Phase::Ended(Ending::OutOfMemory),
+        }
+    }
+}
+
+/// A Slurm job's state in suanli's terms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Waiting,
+    Held,
+    Running,
+    Ended(Ending),
+}
+
+/// How a Slurm job ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    Succeeded,
+    Failed,
+    Cancelled,
+    TimedOut,
+    NodeFailed,
+    Preempted,
+    OutOfMemory,
+}
+
+impl Ending {
+    /// The exit code suanli records: the job's own for a plain failure, else the shell's
+    /// convention for how it was stopped (`128 + signal`, 124 for a time-out like timeout(1)).
+    pub fn exit_code(self, wait_status: i32) -> i32 {
+        match self {
+            Ending::Succeeded => 0,
+            Ending::Failed => match decode_wait_status(wait_status) {
+                0 => 1,
+                code => code,
+            },
+            Ending::Cancelled | Ending::Preempted => 128 + 15,
+            Ending::TimedOut => 124,
+            Ending::NodeFailed | Ending::OutOfMemory => 128 + 9,
+        }
+    }
+}
+
+/// `squeue -O exit_code` prints the raw wait(2) status: the exit code in bits 8..16, or the
+/// terminating signal in the low 7 bits. Returns `code`, or `128 + signal`.
+pub fn decode_wait_status(status: i32) -> i32 {
+    let signal = status & 0x7f;
+    if signal != 0 {
+        128 + signal
+    } else {
+        (status >> 8) & 0xff
+    }
+}
+
+/// One row of `squeue -O SQUEUE_FORMAT`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueRow {
+    pub job_id: u64,
+    pub state: JobState,
+    /// Slurm's reason (`Resources`, `Priority`, `None`, ...).
+    pub reason: String,
+    /// Compressed node list (`n[1-2]`); empty while pending.
+    pub nodes: String,
+    pub wait_status: i32,
+    pub name: String,
+}
+
+fn split_fields(line: &str, expected: usize, number: usize) -> Result<Vec<&str>, ParseError> {
+    // Every field, the last included, is followed by `|`; the last may contain `|` itself.
+    let body = line.strip_suffix('|').unwrap_or(line);
+    let fields: Vec<&str> = body.splitn(expected, '|').collect();
+    if fields.len() != expected {
+        return Err(ParseError::Fields {
+            line: number,
+            expected,
+            found: fields.len(),
+            text: line.chars().take(200).collect(),
+        });
+    }
+    Ok(fields)
+}
+
+/// Parses `squeue -h -O SQUEUE_FORMAT` output.
+pub fn parse_squeue(text: &str) -> Result<Vec<QueueRow>, ParseError> {
+    let mut rows = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let number = index + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let f = split_fields(line, 6, number)?;
+        let value = |what: &'static str, value: &str| ParseError::Value {
+            line: number,
+            what,
+            value: value.chars().take(80).collect(),
+        };
+        rows.push(QueueRow {
+            job_id: f[0].trim().parse().map_err(|_| value("job id", f[0]))?,
+            state: JobState::parse(f[1].trim())?,
+            reason: f[2].trim().to_string(),
+            nodes: f[3].trim().to_string(),
+            wait_status: f[4].trim().parse().map_err(|_| value("exit code", f[4]))?,
+            name: f[5].to_string(),
+        });
+    }
+    Ok(rows)
+}
+
+/// `sbatch --parsable` prints `JOBID` or `JOBID;CLUSTER`.
+pub fn parse_sbatch(text: &str) -> Result<u64, ParseError> {
+    let first = text.trim().split(';').next().unwrap_or("");
+    first.parse().map_err(|_| ParseError::Value {
+        line: 1,
+        what: "sbatch job id",
+        value: text.trim().chars().take(80).collect(),
+    })
+}

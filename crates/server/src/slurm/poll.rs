@@ -1,0 +1,161 @@
+//! Follows the cluster: one `squeue` per interval for every tracked run (state changes become
+//! notes, ends become `Ended`), and one `sinfo` for node health. A failing command (slurmctld
+//! down or restarting) only skips that pass: nothing is concluded from silence.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::nodes::{Health, SlurmNode};
+use super::parse::{self, Phase, QueueRow};
+use super::{SlurmEvent, SlurmExecutor, command, read_nodes, run::exit_file};
+
+/// Polls without `squeue` listing a tracked job before it counts as gone (Slurm forgets ended
+/// jobs after MinJobAge; the exit file then says how it ended).
+const MISSING_POLLS: u32 = 3;
+
+pub(super) fn spawn(executor: Arc<SlurmExecutor>, nodes: &[SlurmNode]) {
+    let mut health: HashMap<String, Health> =
+        nodes.iter().map(|n| (n.name.clone(), n.health)).collect();
+    // Report the starting health of nodes that are not up.
+    report_nodes(&executor, nodes, &mut HashMap::new());
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(executor.config.poll_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if executor.events.is_closed() {
+                break;
+            }
+            poll_jobs(&executor).await;
+            match read_nodes(&executor.config).await {
+                Ok(nodes) => report_nodes(&executor, &nodes, &mut health),
+                Err(error) => {
+                    tracing::warn!(cluster = %executor.config.label, %error, "sinfo failed")
+                }
+            }
+        }
+    });
+}
+
+fn report_nodes(
+    executor: &SlurmExecutor,
+    nodes: &[SlurmNode],
+    health: &mut HashMap<String, Health>,
+) {
+    for node in nodes {
+        if node.health == Health::Unknown {
+            continue;
+        }
+        let before = health.insert(node.name.clone(), node.health);
+        if before == Some(node.health) || (before.is_none() && node.health == Health::Up) {
+            continue;
+        }
+        for (pool, slurm_pool) in &executor.pools {
+            if let Some(index) = slurm_pool.nodes.iter().position(|n| *n == node.name) {
+                let _ = executor.events.send(SlurmEvent::Node {
+                    pool: pool.clone(),
+                    node: index,
+                    health: node.health,
+                    state: node.state.clone(),
+                    reason: node.reason.clone(),
+                });
+            }
+        }
+    }
+}
+
+async fn poll_jobs(executor: &SlurmExecutor) {
+    if executor.tracked.lock().expect("tracked lock").is_empty() {
+        return;
+    }
+    let args = ["-h", "-a", "-t", "all", "-O", parse::SQUEUE_FORMAT].map(String::from);
+    let text = match command(&executor.config, "squeue", &args).await {
+        Ok(text) => text,
+        Err(error) => {
+            tracing::warn!(cluster = %executor.config.label, %error, "squeue failed; will retry");
+            return;
+        }
+    };
+    let mut rows: HashMap<u64, QueueRow> = HashMap::new();
+    for line in text.lines() {
+        match parse::parse_squeue(line) {
+            Ok(parsed) => rows.extend(parsed.into_iter().map(|r| (r.job_id, r))),
+            // Unknown states are reported, never guessed; the job stays tracked.
+            Err(error) => {
+                tracing::error!(cluster = %executor.config.label, %error, "squeue line not understood")
+            }
+        }
+    }
+    let mut events = Vec::new();
+    {
+        let mut tracked = executor.tracked.lock().expect("tracked lock");
+        let mut ended = Vec::new();
+        for (slurm_id, run) in tracked.iter_mut() {
+            let Some(row) = rows.get(slurm_id) else {
+                run.missing += 1;
+                if run.missing >= MISSING_POLLS {
+                    let (exit_code, note) = match exit_file(&run.run_dir) {
+                        Some(code) => (code, format!("slurm job {slurm_id} ended (exit file)")),
+                        None => (
+                            128 + 9,
+                            format!(
+                                "slurm job {slurm_id} vanished from the queue without an exit code"
+                            ),
+                        ),
+                    };
+                    events.push(SlurmEvent::Ended {
+                        job_id: run.job_id,
+                        attempt: run.attempt,
+                        exit_code,
+                        note,
+                    });
+                    ended.push(*slurm_id);
+                }
+                continue;
+            };
+            run.missing = 0;
+            let where_ = if row.nodes.is_empty() {
+                String::new()
+            } else {
+                format!(" on {}", row.nodes)
+            };
+            match row.state.phase() {
+                Phase::Ended(ending) => {
+                    let exit_code = ending.exit_code(row.wait_status);
+                    events.push(SlurmEvent::Ended {
+                        job_id: run.job_id,
+                        attempt: run.attempt,
+                        exit_code,
+                        note: format!(
+                            "slurm job {slurm_id} {}{where_}, {}",
+                            row.state.name(),
+                            crate::engine::describe_exit(exit_code)
+                        ),
+                    });
+                    ended.push(*slurm_id);
+                }
+                phase => {
+                    let text = match phase {
+                        Phase::Running => format!("slurm job {slurm_id} running{where_}"),
+                        _ => format!("slurm job {slurm_id} {} ({})", row.state.name(), row.reason),
+                    };
+                    if text != run.last_note {
+                        run.last_note = text.clone();
+                        events.push(SlurmEvent::Note {
+                            job_id: run.job_id,
+                            attempt: run.attempt,
+                            text,
+                            nodes: (!row.nodes.is_empty()).then(|| row.nodes.clone()),
+                        });
+                    }
+                }
+            }
+        }
+        for id in ended {
+            tracked.remove(&id);
+        }
+    }
+    for event in events {
+        let _ = executor.events.send(event);
+    }
+}

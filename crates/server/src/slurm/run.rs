@@ -1,0 +1,199 @@
+//! `Executor` for Slurm: submit with `sbatch`, re-attach through the job id file (or the job
+//! name when the server died between `sbatch` and writing it), stop with `scancel`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::parse::{self, Phase};
+use super::script::{Shape, batch_script, sbatch_args};
+use super::{SlurmExecutor, Tracked, command};
+use crate::executor::{Adopted, ExecError, Executor, Launch};
+
+const JOB_ID_FILE: &str = "slurm-job-id";
+const JOB_NAME_FILE: &str = "slurm-job-name";
+
+fn read_trimmed(path: &Path) -> Option<String> {
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(tmp, path)
+}
+
+fn slurm_error(program: &str, error: impl std::fmt::Display) -> ExecError {
+    ExecError::Spawn {
+        program: program.into(),
+        source: std::io::Error::other(error.to_string()),
+    }
+}
+
+impl SlurmExecutor {
+    /// Where a launch's devices are: node names and GPUs per node, from the pool's layout.
+    fn shape(&self, launch: &Launch) -> Result<Shape, ExecError> {
+        let (_, pool) = self
+            .pools
+            .iter()
+            .find(|(name, _)| *name == launch.pool)
+            .ok_or_else(|| slurm_error("sbatch", format!("no Slurm pool `{}`", launch.pool)))?;
+        let mut nodes: Vec<(String, u32)> = Vec::new();
+        for device in &launch.devices {
+            let index = (device / pool.per_node.max(1)) as usize;
+            let name = pool.nodes.get(index).ok_or_else(|| {
+                slurm_error("sbatch", format!("device {device} is beyond the pool"))
+            })?;
+            match nodes.iter_mut().find(|(n, _)| n == name) {
+                Some(entry) => entry.1 += 1,
+                None => nodes.push((name.clone(), 1)),
+            }
+        }
+        Ok(Shape {
+            gres_type: pool.gres_type.clone(),
+            nodes,
+            processes: launch.processes.max(1),
+        })
+    }
+
+    fn track(&self, slurm_id: u64, job_id: i64, attempt: u32, run_dir: &Path) {
+        self.tracked.lock().expect("tracked lock").insert(
+            slurm_id,
+            Tracked {
+                job_id,
+                attempt,
+                run_dir: run_dir.to_path_buf(),
+                last_note: String::new(),
+                missing: 0,
+            },
+        );
+    }
+
+    /// The Slurm job of a run directory: its id file, or a job of its name still in the queue.
+    async fn find_job(&self, run_dir: &Path) -> Result<Option<parse::QueueRow>, ExecError> {
+        let id = read_trimmed(&run_dir.join(JOB_ID_FILE)).and_then(|s| s.parse::<u64>().ok());
+        let name = read_trimmed(&run_dir.join(JOB_NAME_FILE));
+        let mut args = ["-h", "-a", "-t", "all", "-O", parse::SQUEUE_FORMAT]
+            .map(String::from)
+            .to_vec();
+        match (id, &name) {
+            (Some(id), _) => args.push(format!("--jobs={id}")),
+            (None, Some(name)) => args.push(format!("--name={name}")),
+            (None, None) => return Ok(None),
+        }
+        let text = match command(&self.config, "squeue", &args).await {
+            Ok(text) => text,
+            // An id Slurm no longer knows: `squeue --jobs` fails with "Invalid job id".
+            Err(super::SlurmError::Failed { stderr, .. }) if stderr.contains("Invalid job id") => {
+                String::new()
+            }
+            Err(error) => return Err(slurm_error("squeue", error)),
+        };
+        let rows = parse::parse_squeue(&text).map_err(|e| slurm_error("squeue", e))?;
+        Ok(rows
+            .into_iter()
+            .find(|row| id.is_none_or(|id| row.job_id == id)))
+    }
+}
+
+#[async_trait::async_trait]
+impl Executor for SlurmExecutor {
+    fn name(&self) -> &'static str {
+        "slurm"
+    }
+
+    async fn start(&self, launch: &Launch) -> Result<(), ExecError> {
+        let run_dir = &launch.run_dir;
+        let dir_error = |source| ExecError::RunDir {
+            path: run_dir.display().to_string(),
+            source,
+        };
+        std::fs::create_dir_all(run_dir).map_err(dir_error)?;
+        let shape = self.shape(launch)?;
+        let script = batch_script(&launch.command, &launch.env, run_dir)
+            .map_err(|e| slurm_error("sh", e))?;
+        let script_path = run_dir.join("job.sh");
+        std::fs::write(&script_path, script).map_err(dir_error)?;
+        let name = self.job_name(launch.job_id, launch.attempt);
+        // The name first: a server killed during `sbatch` finds the job by it.
+        write_atomic(&run_dir.join(JOB_NAME_FILE), &name).map_err(dir_error)?;
+        let gpus = launch.devices.len() as u32;
+        let mut args = sbatch_args(&self.config, &shape, gpus, &name, run_dir, launch.priority);
+        args.push(script_path.display().to_string());
+        let output = command(&self.config, "sbatch", &args)
+            .await
+            .map_err(|e| slurm_error("sbatch", e))?;
+        let slurm_id = parse::parse_sbatch(&output).map_err(|e| slurm_error("sbatch", e))?;
+        write_atomic(&run_dir.join(JOB_ID_FILE), &slurm_id.to_string()).map_err(dir_error)?;
+        self.track(slurm_id, launch.job_id, launch.attempt, run_dir);
+        Ok(())
+    }
+
+    async fn adopt(&self, job_id: i64, attempt: u32, run_dir: &Path) -> Adopted {
+        let has_files = run_dir.join(JOB_ID_FILE).exists() || run_dir.join(JOB_NAME_FILE).exists();
+        if !has_files {
+            return Adopted::NeverStarted;
+        }
+        // slurmctld may be restarting: ask a few times before concluding anything.
+        let mut found = Err(slurm_error("squeue", "not asked"));
+        for _ in 0..5 {
+            found = self.find_job(run_dir).await;
+            if found.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+        match found {
+            Ok(Some(row)) => match row.state.phase() {
+                Phase::Ended(ending) => Adopted::Exited(ending.exit_code(row.wait_status)),
+                _ => {
+                    if !run_dir.join(JOB_ID_FILE).exists() {
+                        let _ = write_atomic(&run_dir.join(JOB_ID_FILE), &row.job_id.to_string());
+                    }
+                    self.track(row.job_id, job_id, attempt, run_dir);
+                    Adopted::Alive
+                }
+            },
+            Ok(None) => match exit_file(run_dir) {
+                Some(code) => Adopted::Exited(code),
+                // Submitted (id known) but gone from Slurm without an exit file: lost.
+                None if run_dir.join(JOB_ID_FILE).exists() => Adopted::Exited(128 + 9),
+                // Never reached Slurm: the server died during `sbatch`.
+                None => Adopted::NeverStarted,
+            },
+            Err(error) => {
+                // Slurm unreachable: keep following it by id; the poller settles it later.
+                tracing::warn!(job = job_id, %error, "Slurm unreachable while re-attaching; will keep polling");
+                match read_trimmed(&run_dir.join(JOB_ID_FILE)).and_then(|s| s.parse().ok()) {
+                    Some(id) => {
+                        self.track(id, job_id, attempt, run_dir);
+                        Adopted::Alive
+                    }
+                    None => Adopted::NeverStarted,
+                }
+            }
+        }
+    }
+
+    async fn stop(&self, run_dir: &Path, _grace: Duration) {
+        // Slurm's own KillWait is the grace between SIGTERM and SIGKILL.
+        let args = match (
+            read_trimmed(&run_dir.join(JOB_ID_FILE)),
+            read_trimmed(&run_dir.join(JOB_NAME_FILE)),
+        ) {
+            (Some(id), _) => vec![id],
+            (None, Some(name)) => vec![format!("--name={name}")],
+            (None, None) => return,
+        };
+        if let Err(error) = command(&self.config, "scancel", &args).await {
+            tracing::warn!(run_dir = %run_dir.display(), %error, "scancel failed");
+        }
+    }
+}
+
+/// The exit code the batch script recorded, if it got that far.
+pub(super) fn exit_file(run_dir: &Path) -> Option<i32> {
+    read_trimmed(&run_dir.join("exit"))?.parse().ok()
+}

@@ -1,0 +1,183 @@
+//! Parser and script tests on output captured from a real Slurm 22.05 (crates/server/data/slurm).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::nodes::{Health, parse_gres, parse_node_state, parse_sinfo, pools};
+use super::parse::{
+    Ending, JobState, ParseError, Phase, decode_wait_status, parse_sbatch, parse_squeue,
+};
+use super::script::{Shape, batch_script, sbatch_args, shell_quote};
+use super::{Mode, SlurmConfig};
+
+const SQUEUE: &str = include_str!("../../data/slurm/squeue.txt");
+const SINFO: &str = include_str!("../../data/slurm/sinfo.txt");
+
+#[test]
+fn reads_captured_squeue() {
+    let rows = parse_squeue(SQUEUE).unwrap();
+    assert_eq!(rows.len(), 8);
+    let by_id = |id: u64| rows.iter().find(|r| r.job_id == id).unwrap();
+    assert_eq!(by_id(1).state, JobState::Completed);
+    assert_eq!(by_id(1).nodes, "n[1-2]");
+    // `exit 3`: wait status 768 = 3 << 8.
+    assert_eq!(by_id(2).state.phase(), Phase::Ended(Ending::Failed));
+    assert_eq!(Ending::Failed.exit_code(by_id(2).wait_status), 3);
+    // scancel: SIGTERM, and suanli records 128 + 15.
+    assert_eq!(by_id(3).state.phase(), Phase::Ended(Ending::Cancelled));
+    assert_eq!(decode_wait_status(by_id(3).wait_status), 143);
+    assert_eq!(by_id(5).state.phase(), Phase::Running);
+    assert_eq!(by_id(5).name, "suanli-x-7-a0");
+    // The name is the last field, and may contain the separator.
+    assert_eq!(by_id(6).name, "odd|name");
+    assert_eq!(by_id(6).reason, "Resources");
+    assert_eq!(by_id(7).state.phase(), Phase::Waiting);
+    assert_eq!(by_id(10).state, JobState::NodeFail);
+    assert_eq!(by_id(10).state.phase(), Phase::Ended(Ending::NodeFailed));
+    assert_eq!(by_id(10).reason, "NodeDown");
+}
+
+#[test]
+fn every_slurm_state_maps_and_unknown_ones_are_refused() {
+    // The 23 names of src/common/slurm_protocol_defs.c job_state_string().
+    let names = [
+        "PENDING",
+        "CONFIGURING",
+        "RUNNING",
+        "SUSPENDED",
+        "COMPLETING",
+        "COMPLETED",
+        "CANCELLED",
+        "FAILED",
+        "TIMEOUT",
+        "NODE_FAIL",
+        "PREEMPTED",
+        "BOOT_FAIL",
+        "DEADLINE",
+        "OUT_OF_MEMORY",
+        "REQUEUED",
+        "REQUEUE_HOLD",
+        "REQUEUE_FED",
+        "RESIZING",
+        "REVOKED",
+        "SIGNALING",
+        "SPECIAL_EXIT",
+        "STAGE_OUT",
+        "STOPPED",
+    ];
+    for name in names {
+        let state = JobState::parse(name).unwrap();
+        assert_eq!(state.name(), name);
+    }
+    assert_eq!(
+        JobState::parse("CANCELLED by 0").unwrap(),
+        JobState::Cancelled
+    );
+    assert_eq!(Ending::TimedOut.exit_code(0), 124);
+    assert_eq!(
+        JobState::parse("TIMEOUT").unwrap().phase(),
+        Phase::Ended(Ending::TimedOut)
+    );
+    assert_eq!(
+        JobState::parse("PREEMPTED").unwrap().phase(),
+        Phase::Ended(Ending::Preempted)
+    );
+    assert!(matches!(
+        JobState::parse("EXPLODED"),
+        Err(ParseError::UnknownJobState(_))
+    ));
+    assert!(parse_squeue("12|RUNNING|None|n1|0|x|\n13|HOVERING|None||0|y|").is_err());
+    assert!(parse_squeue("12|RUNNING|None").is_err());
+    assert!(parse_squeue("x|RUNNING|None|n1|0|x|").is_err());
+    // A failure without an exit code still counts as a failure.
+    assert_eq!(Ending::Failed.exit_code(0), 1);
+}
+
+#[test]
+fn reads_captured_sinfo_with_drained_and_down_nodes() {
+    let nodes = parse_sinfo(SINFO).unwrap();
+    assert_eq!(nodes.len(), 4);
+    assert_eq!(nodes[0].partition, "gpu");
+    assert_eq!(nodes[0].gpus, vec![("h100".to_string(), 8)]);
+    assert_eq!(nodes[0].gpus_used, vec![("h100".to_string(), 0)]);
+    assert_eq!(nodes[0].health, Health::Up);
+    assert_eq!(nodes[2].health, Health::Drained);
+    assert_eq!(nodes[2].reason, "maint | test");
+    assert_eq!(nodes[3].health, Health::Down);
+    assert_eq!(nodes[3].reason, "psu failed");
+    let pools = pools(&nodes, Some("gpu"));
+    assert_eq!(pools.len(), 1);
+    assert_eq!(pools[0].accelerator, "h100-sxm5-80gb");
+    assert_eq!(pools[0].nodes, ["n1", "n2", "n3", "n4"]);
+    assert_eq!(pools[0].per_node, 8);
+    assert!(super::nodes::pools(&nodes, Some("cpu")).is_empty());
+}
+
+#[test]
+fn node_states_and_gres_lists() {
+    assert_eq!(parse_node_state("mixed-").unwrap(), Health::Up);
+    assert_eq!(parse_node_state("idle*").unwrap(), Health::Unknown);
+    assert_eq!(parse_node_state("unknown").unwrap(), Health::Unknown);
+    assert_eq!(parse_node_state("drained*").unwrap(), Health::Drained);
+    assert_eq!(parse_node_state("idle~").unwrap(), Health::Down);
+    assert_eq!(parse_node_state("draining").unwrap(), Health::Draining);
+    assert_eq!(parse_node_state("down~").unwrap(), Health::Down);
+    assert!(parse_node_state("sleepy").is_err());
+    let gres = parse_gres("gpu:a100:2(S:0-1),gpu:h100:4(IDX:0,2-3),shard:8", 1).unwrap();
+    assert_eq!(gres, vec![("a100".into(), 2), ("h100".into(), 4)]);
+    assert_eq!(parse_gres("gpu:2", 1).unwrap(), vec![("gpu".into(), 2)]);
+    assert_eq!(parse_gres("(null)", 1).unwrap(), vec![]);
+    assert!(parse_gres("gpu:h100:lots", 1).is_err());
+    assert_eq!(parse_sbatch("4711\n").unwrap(), 4711);
+    assert_eq!(parse_sbatch("4711;site-b\n").unwrap(), 4711);
+    assert!(parse_sbatch("sbatch: error: Batch job submission failed").is_err());
+}
+
+#[test]
+fn scripts_quote_everything_and_pin_nodes_only_when_suanli_schedules() {
+    assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    let mut env = BTreeMap::new();
+    env.insert("NOTE".to_string(), "$(rm -rf /)'; x".to_string());
+    let script = batch_script(&["echo".into(), "a b".into()], &env, Path::new("/r")).unwrap();
+    assert!(script.contains(r"export NOTE='$(rm -rf /)'\''; x'"));
+    assert!(script.contains("suanli-task 'echo' 'a b'"));
+    env.insert("BAD NAME".into(), "x".into());
+    assert!(batch_script(&["true".into()], &env, Path::new("/r")).is_err());
+
+    let mut config = SlurmConfig::new("slurm");
+    config.partition = Some("gpu".into());
+    let shape = Shape {
+        gres_type: "h100".into(),
+        nodes: vec![("n1".into(), 8), ("n2".into(), 8)],
+        processes: 4,
+    };
+    let args = sbatch_args(&config, &shape, 16, "suanli-x-1-a0", Path::new("/r"), -5);
+    for expected in [
+        "--nodes=2",
+        "--ntasks-per-node=2",
+        "--gres=gpu:h100:8",
+        "--nodelist=n1,n2",
+        "--partition=gpu",
+        "--no-requeue",
+        "--time=1440",
+    ] {
+        assert!(
+            args.iter().any(|a| a == expected),
+            "{expected} missing from {args:?}"
+        );
+    }
+    config.mode = Mode::Slurm;
+    config.qos = Some("high".into());
+    let args = sbatch_args(&config, &shape, 16, "suanli-x-1-a0", Path::new("/r"), -5);
+    assert!(!args.iter().any(|a| a.starts_with("--nodelist")));
+    assert!(args.iter().any(|a| a == "--qos=high"));
+    assert!(args.iter().any(|a| a == "--nice=5"));
+    // Uneven shares (6 + 2) cannot be one per-node GRES: total GPUs and tasks instead.
+    let uneven = Shape {
+        nodes: vec![("n1".into(), 6), ("n2".into(), 2)],
+        ..shape
+    };
+    let args = sbatch_args(&config, &uneven, 8, "j", Path::new("/r"), 0);
+    assert!(args.iter().any(|a| a == "--gpus=h100:8"));
+    assert!(args.iter().any(|a| a == "--ntasks=4"));
+}
