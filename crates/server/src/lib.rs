@@ -18,6 +18,7 @@
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod console;
 pub mod devices;
 pub mod engine;
 pub mod executor;
@@ -217,7 +218,9 @@ pub async fn run(
         engine,
         data_dir: config.data_dir.clone(),
     };
-    let served = axum::serve(listener, api::router(state))
+    let api_router = api::router(state.clone());
+    let app = api_router.clone().merge(console::router(state, api_router));
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
     control_loop.abort();
