@@ -90,7 +90,7 @@ pub fn page(title: &str, caller: Option<&Caller>, active: &str, body: &str) -> H
          <title>{title} · suanli</title>\
          <link rel=\"stylesheet\" href=\"/console/static/console.css\">\
          <script src=\"/console/static/console.js\" defer></script></head>\
-         <body><header><a class=\"brand\" href=\"/console/cluster\">算力 suanli</a>{nav}</header>\
+         <body><header><a class=\"brand\" href=\"/console/cluster\">suanli</a>{nav}</header>\
          <main><h1>{title}</h1>{body}</main></body></html>",
         title = escape(title),
     ))

@@ -41,13 +41,13 @@ pub fn job_body(
         job.state.as_str()
     );
     row(&mut out, "State", &state);
-    row(&mut out, "Why", &escape(&job.reason));
+    row(&mut out, "Reason", &escape(&job.reason));
     row(&mut out, "Tenant", &escape(&s.tenant));
     row(&mut out, "User", &escape(&s.user));
     row(
         &mut out,
         "Command",
-        &format!("<code>{}</code>", escape(&s.command.join(" "))),
+        &format!("<code>{}</code>", escape(&shell_quoted(&s.command))),
     );
     let types = if s.accelerators.is_empty() {
         "any type".to_string()
@@ -86,12 +86,28 @@ pub fn job_body(
     let _ = write!(
         out,
         "<section><h2>Log of attempt {attempt} <span id=\"live\" class=\"hint\" aria-live=\"polite\">\
-         </span></h2><pre id=\"log\" tabindex=\"0\" data-events=\"/console/jobs/{}/events?attempt={attempt}&amp;offset={}\">{}</pre></section>",
+         </span></h2><pre id=\"log\" tabindex=\"0\" data-state=\"{}\" data-events=\"/console/jobs/{}/events?attempt={attempt}&amp;offset={}\">{}</pre></section>",
+        job.state.as_str(),
         job.id,
         escape(next_offset),
         escape(log)
     );
     out
+}
+
+/// The words of a command as a shell would need them typed.
+pub fn shell_quoted(words: &[String]) -> String {
+    let quote = |w: &String| {
+        let plain = !w.is_empty()
+            && w.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+%@".contains(c));
+        if plain {
+            w.clone()
+        } else {
+            format!("'{}'", w.replace('\'', "'\\''"))
+        }
+    };
+    words.iter().map(quote).collect::<Vec<_>>().join(" ")
 }
 
 fn history(job: &JobRecord) -> String {
@@ -259,6 +275,12 @@ pub async fn events(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn commands_are_shown_quoted() {
+        let words = ["sh", "-c", "echo 'hi'; ls", ""].map(String::from);
+        assert_eq!(shell_quoted(&words), r#"sh -c 'echo '\''hi'\''; ls' ''"#);
+    }
 
     #[test]
     fn a_chunk_never_ends_inside_a_character() {

@@ -24,6 +24,8 @@
     const cancel = document.getElementById("cancel");
     if (cancel) cancel.closest("form").remove();
     source.close();
+    // A job that ended while watched: reload once for its final history and runs.
+    if (log.dataset.state === "queued" || log.dataset.state === "running") location.reload();
   });
   source.addEventListener("failed", () => {
     if (live) live.textContent = "(log unavailable)";
