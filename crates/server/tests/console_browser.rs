@@ -81,6 +81,12 @@ async fn member_submits_watches_logs_and_cancels() {
             .contains("That token was refused")
     );
     sign_in(&browser, &server.url, &member).await;
+    assert_eq!(
+        browser
+            .script("return [window.innerWidth, window.innerHeight];")
+            .await,
+        json!([1280, 800])
+    );
 
     // Submit a job through the form and watch it finish with its log streamed in.
     browser.click("a[href='/console/jobs']").await;
@@ -285,6 +291,91 @@ async fn console_fits_a_phone() {
         }
         browser.screenshot(&format!("phone-{name}")).await;
     }
+    browser.close().await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_and_simulation_in_the_browser() {
+    let Some((chromium, driver)) = configured("plan_and_simulation_in_the_browser") else {
+        return;
+    };
+    let server = TestServer::start(DEVICES).await;
+    let (member, _) = tenant(&server).await;
+    let driver = Driver::start(&driver).await;
+    let browser = driver.browser(&chromium, false).await;
+    sign_in(&browser, &server.url, &member).await;
+
+    // The same training plan on H100 and MI300X, side by side.
+    browser.click("a[href='/console/planner']").await;
+    browser.check_basics().await;
+    browser.type_into("#count", "64").await;
+    browser.type_into("#tokens", "1e12").await;
+    browser.type_into("#price_per_hour", "2.5").await;
+    browser.click("#train-plan button[type=submit]").await;
+    browser
+        .wait_for(
+            "the plan",
+            "return !!document.getElementById('plan-results');",
+            Duration::from_secs(60),
+        )
+        .await;
+    browser.check_basics().await;
+    let rows = browser
+        .script("return [...document.querySelectorAll('#plan-results tbody tr')].map(r => r.innerText);")
+        .await;
+    let rows: Vec<String> = serde_json::from_value(rows).unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(
+        rows[0].contains("H100") && rows[1].contains("MI300X"),
+        "{rows:?}"
+    );
+    // Both fit and both have a step time, days and a cost.
+    for row in &rows {
+        assert!(row.contains("tp=") && !row.contains('—'), "{row}");
+    }
+    assert_eq!(browser.find_all("#plan-results svg.chart").await.len(), 2);
+    browser.screenshot("desktop-09-planner").await;
+    // Nonsense is refused with one line.
+    browser.type_into("#count", "-3").await;
+    browser.click("#train-plan button[type=submit]").await;
+    browser
+        .wait_for(
+            "the refusal",
+            "return !!document.querySelector('p.error');",
+            Duration::from_secs(10),
+        )
+        .await;
+    assert!(
+        browser
+            .text("p.error")
+            .await
+            .starts_with("accelerators: `-3`")
+    );
+
+    // Three policies on the Gavel trace.
+    browser.click("a[href='/console/simulations']").await;
+    browser.check_basics().await;
+    browser.type_into("#jobs", "200").await;
+    browser.click("#sim-form button[type=submit]").await;
+    browser
+        .wait_for(
+            "the simulation",
+            "return !!document.getElementById('sim-results');",
+            Duration::from_secs(120),
+        )
+        .await;
+    browser.check_basics().await;
+    let summary = browser.text("#sim-results table").await;
+    for policy in ["fifo", "backfill", "las"] {
+        assert!(summary.contains(policy), "{summary}");
+    }
+    // The two charts are real images the browser decoded.
+    let decoded = browser
+        .script("return [...document.querySelectorAll('#sim-results img')].map(i => i.complete && i.naturalWidth > 0);")
+        .await;
+    assert_eq!(decoded, json!([true, true]));
+    browser.screenshot("desktop-10-simulations").await;
     browser.close().await;
     server.stop().await;
 }

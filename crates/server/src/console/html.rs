@@ -45,12 +45,14 @@ pub fn csrf_field(caller: &Caller) -> String {
     )
 }
 
-const NAV: [(&str, &str); 5] = [
+const NAV: [(&str, &str); 7] = [
     ("cluster", "Cluster"),
     ("jobs", "Jobs"),
     ("tenants", "Tenants"),
     ("nodes", "Nodes"),
     ("audit", "Audit"),
+    ("planner", "Planner"),
+    ("simulations", "Simulations"),
 ];
 
 /// A whole page: title, navigation (when signed in) and `body` (already escaped HTML).
@@ -243,6 +245,72 @@ pub fn meter(label: &str, used: f64, limit: f64) -> String {
         m = short(limit),
         w = fraction * 100.0
     )
+}
+
+/// Horizontal stacked bars, one per row, sharing a scale; each part is (name, value in `unit`).
+pub fn stacked_bars(title: &str, unit: &str, rows: &[(String, Vec<(&str, f64)>)]) -> String {
+    const W: f64 = 640.0;
+    const L: f64 = 150.0;
+    const ROW: f64 = 26.0;
+    let max = rows
+        .iter()
+        .map(|(_, parts)| parts.iter().map(|(_, v)| v.max(0.0)).sum::<f64>())
+        .fold(0.0f64, f64::max);
+    if rows.is_empty() || max <= 0.0 {
+        return String::new();
+    }
+    let height = ROW * rows.len() as f64 + 24.0;
+    let mut svg = format!(
+        "<figure><svg viewBox=\"0 0 {W} {height}\" role=\"img\" aria-label=\"{t}\" class=\"chart\">\
+         <title>{t}</title>",
+        t = escape(title)
+    );
+    for (i, (label, parts)) in rows.iter().enumerate() {
+        let y = i as f64 * ROW + 4.0;
+        let _ = write!(
+            svg,
+            "<text x=\"{}\" y=\"{:.1}\" class=\"tick\" text-anchor=\"end\">{}</text>",
+            L - 6.0,
+            y + 14.0,
+            escape(label)
+        );
+        let mut x = L;
+        for (j, (name, value)) in parts.iter().enumerate() {
+            let w = value.max(0.0) / max * (W - L - 70.0);
+            let _ = write!(
+                svg,
+                "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"18\" class=\"s{}\">\
+                 <title>{}: {} {}</title></rect>",
+                j % 6,
+                escape(name),
+                short(*value),
+                escape(unit)
+            );
+            x += w;
+        }
+        let total: f64 = parts.iter().map(|(_, v)| v.max(0.0)).sum();
+        let _ = write!(
+            svg,
+            "<text x=\"{:.1}\" y=\"{:.1}\" class=\"tick\">{} {}</text>",
+            x + 4.0,
+            y + 14.0,
+            short(total),
+            escape(unit)
+        );
+    }
+    let _ = write!(svg, "</svg><figcaption>{}", escape(title));
+    if let Some((_, parts)) = rows.first() {
+        for (j, (name, _)) in parts.iter().enumerate() {
+            let _ = write!(
+                svg,
+                "<span class=\"key s{}\">{}</span>",
+                j % 6,
+                escape(name)
+            );
+        }
+    }
+    svg.push_str("</figcaption></figure>");
+    svg
 }
 
 #[cfg(test)]

@@ -24,7 +24,9 @@ mod cluster;
 mod html;
 mod jobs;
 mod logs;
+mod planner;
 mod session;
+mod simulate;
 
 pub use session::Sessions;
 
@@ -65,6 +67,8 @@ pub fn router(state: AppState, api: Router) -> Router {
         .route("/console/nodes", get(admin::nodes))
         .route("/console/nodes/{pool}/{action}", post(admin::node_action))
         .route("/console/audit", get(admin::audit))
+        .route("/console/planner", get(planner::page))
+        .route("/console/simulations", get(simulate::page))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(console)
 }

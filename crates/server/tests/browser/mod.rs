@@ -58,7 +58,7 @@ impl Driver {
         Driver { child, url, http }
     }
 
-    /// A new headless browser; `phone` emulates a 390x844 viewport, otherwise 1280x800.
+    /// A new headless browser with a 390x844 viewport if `phone`, otherwise 1280x800.
     pub async fn browser(&self, chromium: &str, phone: bool) -> Browser {
         let profile = std::env::temp_dir().join(format!(
             "suanli-chromium-{}-{}",
@@ -73,14 +73,19 @@ impl Driver {
             "args": [
                 "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage", "--window-size=1280,800",
+                "--disable-dev-shm-usage", "--window-size=1400,1000",
                 format!("--user-data-dir={}", profile.display()),
             ],
         });
-        if phone {
-            options["mobileEmulation"] =
-                json!({ "deviceMetrics": { "width": 390, "height": 844, "pixelRatio": 1.0 } });
-        }
+        // The viewport itself, not the window: 390x844 (a phone) or 1280x800.
+        let (width, height, mobile) = if phone {
+            (390, 844, true)
+        } else {
+            (1280, 800, false)
+        };
+        options["mobileEmulation"] = json!({ "deviceMetrics": {
+            "width": width, "height": height, "pixelRatio": 1.0, "mobile": mobile, "touch": mobile,
+        }});
         let body = json!({ "capabilities": { "alwaysMatch": {
             "browserName": "chrome", "goog:chromeOptions": options,
         }}});
