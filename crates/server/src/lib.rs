@@ -19,8 +19,9 @@
 pub mod api;
 pub mod audit;
 pub mod auth;
-pub mod conn;
 pub mod clusters;
+pub mod conn;
+pub mod console;
 pub mod devices;
 pub mod engine;
 pub mod executor;
@@ -383,7 +384,9 @@ pub async fn run_clusters(
             .with_state(state.clone());
         tokio::spawn(async move { axum::serve(metrics, router).await })
     });
-    let served = axum::serve(listener, api::router(state))
+    let api_router = api::router(state.clone());
+    let app = api_router.clone().merge(console::router(state, api_router));
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
     control_loop.abort();

@@ -1,0 +1,346 @@
+//! The planner page: one training plan searched on several accelerator types side by side with
+//! `suanli-perf` (step time, MFU, memory, days, energy, cost), with the breakdowns as charts.
+
+use std::fmt::Write;
+use std::sync::OnceLock;
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use suanli_catalog::Catalog;
+use suanli_perf::search::{self, Constraints};
+use suanli_perf::train::{TrainEstimate, TrainSetup};
+
+use super::html::{self, escape};
+use super::{Caller, Console};
+
+/// Most accelerator types compared at once.
+const MAX_TYPES: usize = 6;
+/// Largest accelerator count planned.
+const MAX_COUNT: u64 = 65_536;
+/// One plan computes at a time, so the planner cannot starve the API of CPU.
+static PLANNING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
+/// The built-in catalog, parsed once.
+pub fn catalog() -> &'static Catalog {
+    static CATALOG: OnceLock<Catalog> = OnceLock::new();
+    CATALOG.get_or_init(Catalog::builtin)
+}
+
+/// The planner form as submitted (all text: checked here, with one-line errors).
+#[derive(Debug, Default)]
+pub struct PlanForm {
+    pub model: String,
+    pub accelerators: Vec<String>,
+    pub count: String,
+    pub seq_len: String,
+    pub global_batch: String,
+    pub tokens: String,
+    pub price_per_hour: String,
+}
+
+impl PlanForm {
+    /// From the query string; `accelerator` may repeat.
+    pub fn from_pairs(pairs: Vec<(String, String)>) -> PlanForm {
+        let mut form = PlanForm::default();
+        for (key, value) in pairs {
+            match key.as_str() {
+                "model" => form.model = value,
+                "accelerator" => form.accelerators.push(value),
+                "count" => form.count = value,
+                "seq_len" => form.seq_len = value,
+                "global_batch" => form.global_batch = value,
+                "tokens" => form.tokens = value,
+                "price_per_hour" => form.price_per_hour = value,
+                _ => {}
+            }
+        }
+        form
+    }
+}
+
+fn whole(field: &str, text: &str, default: u64, max: u64) -> Result<u64, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(default);
+    }
+    match text.parse::<u64>() {
+        Ok(v) if (1..=max).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "{field}: `{text}` must be a whole number from 1 to {max}"
+        )),
+    }
+}
+
+fn optional_positive(field: &str, text: &str, max: f64) -> Result<Option<f64>, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= max => Ok(Some(v)),
+        _ => Err(format!(
+            "{field}: `{text}` must be a number above 0 and at most {max:e}"
+        )),
+    }
+}
+
+/// The setups the form asks for, one per accelerator type, or what is wrong with it.
+pub fn setups(form: &PlanForm) -> Result<Vec<TrainSetup>, String> {
+    let catalog = catalog();
+    let model = catalog
+        .model(form.model.trim())
+        .map_err(|e| e.to_string())?;
+    if form.accelerators.is_empty() || form.accelerators.len() > MAX_TYPES {
+        return Err(format!("pick 1 to {MAX_TYPES} accelerator types"));
+    }
+    let count = whole("accelerators", &form.count, 64, MAX_COUNT)?;
+    let seq_len = whole("sequence length", &form.seq_len, 4096, 1 << 20)?;
+    let global_batch = whole("global batch", &form.global_batch, 1024, 1 << 20)?;
+    let tokens = optional_positive("tokens", &form.tokens, 1e16)?;
+    let price = optional_positive("price per hour", &form.price_per_hour, 1e4)?;
+    form.accelerators
+        .iter()
+        .map(|name| {
+            let accelerator = catalog
+                .accelerator(name.trim())
+                .map_err(|e| e.to_string())?;
+            let mut setup = TrainSetup::new(model.clone(), accelerator.clone(), count);
+            setup.seq_len = seq_len;
+            setup.global_batch = global_batch;
+            setup.tokens_total = tokens;
+            setup.price_per_hour = price;
+            Ok(setup)
+        })
+        .collect()
+}
+
+/// The fastest layout of each setup, or why none fits.
+fn plan(setups: &[TrainSetup]) -> Vec<Result<TrainEstimate, String>> {
+    setups
+        .iter()
+        .map(|setup| {
+            let found =
+                search::search(setup, &Constraints::default(), 1).map_err(|e| e.to_string())?;
+            found
+                .top
+                .into_iter()
+                .next()
+                .ok_or_else(|| "no layout fits in memory".to_string())
+        })
+        .collect()
+}
+
+fn form_html(form: &PlanForm) -> String {
+    let catalog = catalog();
+    let mut models = String::new();
+    let chosen_model = if form.model.is_empty() {
+        "llama-3.1-8b"
+    } else {
+        form.model.as_str()
+    };
+    for m in &catalog.models {
+        let selected = if m.id == chosen_model {
+            " selected"
+        } else {
+            ""
+        };
+        let _ = write!(
+            models,
+            "<option value=\"{id}\"{selected}>{}</option>",
+            escape(&m.name),
+            id = escape(&m.id)
+        );
+    }
+    let defaults = ["h100-sxm5-80gb", "mi300x"];
+    let mut accelerators = String::new();
+    for (i, a) in catalog.accelerators.iter().enumerate() {
+        let checked = if form.accelerators.is_empty() {
+            defaults.contains(&a.id.as_str())
+        } else {
+            form.accelerators.contains(&a.id)
+        };
+        let _ = write!(
+            accelerators,
+            "<label class=\"check\"><input type=\"checkbox\" name=\"accelerator\" id=\"acc-{i}\" \
+             value=\"{id}\"{}> {}</label>",
+            if checked { " checked" } else { "" },
+            escape(&a.name),
+            id = escape(&a.id)
+        );
+    }
+    let value = |v: &str, d: &str| escape(if v.is_empty() { d } else { v });
+    format!(
+        "<form method=\"get\" action=\"/console/planner\" class=\"card\" id=\"train-plan\">\
+         <label for=\"model\">Model</label><select id=\"model\" name=\"model\">{models}</select>\
+         <fieldset class=\"checks\"><legend>Accelerator types (up to {MAX_TYPES})</legend>{accelerators}</fieldset>\
+         <label for=\"count\">Accelerators</label><input id=\"count\" name=\"count\" inputmode=\"numeric\" value=\"{}\">\
+         <label for=\"seq_len\">Sequence length (tokens)</label><input id=\"seq_len\" name=\"seq_len\" inputmode=\"numeric\" value=\"{}\">\
+         <label for=\"global_batch\">Global batch (sequences)</label><input id=\"global_batch\" name=\"global_batch\" inputmode=\"numeric\" value=\"{}\">\
+         <label for=\"tokens\">Training tokens (optional, e.g. 1e12)</label><input id=\"tokens\" name=\"tokens\" value=\"{}\">\
+         <label for=\"price_per_hour\">Price per accelerator-hour (optional)</label><input id=\"price_per_hour\" name=\"price_per_hour\" value=\"{}\">\
+         <button type=\"submit\">Plan training</button></form>",
+        value(&form.count, "64"),
+        value(&form.seq_len, "4096"),
+        value(&form.global_batch, "1024"),
+        value(&form.tokens, "1e12"),
+        escape(&form.price_per_hour),
+    )
+}
+
+fn results_html(setups: &[TrainSetup], estimates: &[Result<TrainEstimate, String>]) -> String {
+    let mut out = String::from(
+        "<section id=\"plan-results\"><h2>Side by side</h2><div class=\"scroll\"><table><thead><tr>\
+         <th scope=\"col\">Accelerator</th><th scope=\"col\">Layout</th><th scope=\"col\">Step (s)</th>\
+         <th scope=\"col\">MFU</th><th scope=\"col\">Tokens/s</th><th scope=\"col\">Memory/device (GB)</th>\
+         <th scope=\"col\">Days</th><th scope=\"col\">Accelerator-hours</th><th scope=\"col\">Energy (MWh)</th>\
+         <th scope=\"col\">Cost</th></tr></thead><tbody>",
+    );
+    let mut time_rows = Vec::new();
+    let mut memory_rows = Vec::new();
+    for (setup, estimate) in setups.iter().zip(estimates) {
+        let name = escape(&setup.accelerator.name);
+        let e = match estimate {
+            Ok(e) => e,
+            Err(why) => {
+                let _ = write!(
+                    out,
+                    "<tr><td>{name}</td><td colspan=\"9\" class=\"error\">{}</td></tr>",
+                    escape(why)
+                );
+                continue;
+            }
+        };
+        let budget = e.budget.as_ref();
+        let opt = |v: Option<f64>| v.map_or("—".to_string(), html::short);
+        let _ = write!(
+            out,
+            "<tr><td>{name}</td><td><code>{}</code></td><td>{:.3}</td><td>{:.1}%</td><td>{}</td>\
+             <td>{:.1} of {:.0}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&e.layout.to_string()),
+            e.step_time_s,
+            e.mfu * 100.0,
+            html::short(e.tokens_per_s),
+            e.memory.total_bytes / 1e9,
+            e.memory.capacity_bytes / 1e9,
+            opt(budget.map(|b| b.days)),
+            opt(budget.map(|b| b.accelerator_hours)),
+            opt(budget.and_then(|b| b.energy_kwh).map(|k| k / 1000.0)),
+            opt(budget.and_then(|b| b.cost)),
+        );
+        let t = &e.time;
+        time_rows.push((
+            setup.accelerator.id.clone(),
+            vec![
+                ("compute", t.compute_s),
+                ("recompute", t.recompute_s),
+                (
+                    "tensor/context/expert comm",
+                    t.tp_comm_s + t.cp_comm_s + t.ep_comm_s,
+                ),
+                ("pipeline send + bubble", t.pp_p2p_s + t.pp_bubble_s),
+                ("data-parallel comm (exposed)", t.dp_comm_exposed_s),
+                ("optimizer", t.optimizer_s),
+            ],
+        ));
+        let m = &e.memory;
+        memory_rows.push((
+            setup.accelerator.id.clone(),
+            vec![
+                ("weights", m.weights_bytes / 1e9),
+                ("gradients", m.gradients_bytes / 1e9),
+                ("optimizer", m.optimizer_bytes / 1e9),
+                ("activations", m.activations_bytes / 1e9),
+                ("buffers", m.buffers_bytes / 1e9),
+            ],
+        ));
+    }
+    out.push_str(
+        "</tbody></table></div><p class=\"hint\">Energy counts accelerators at TDP only. The \
+         model's measured error per vendor is in docs/validation-training.md.</p>",
+    );
+    out.push_str(&html::stacked_bars("Step time breakdown", "s", &time_rows));
+    out.push_str(&html::stacked_bars("Memory per device", "GB", &memory_rows));
+    out.push_str("</section>");
+    out
+}
+
+/// `GET /console/planner`: the form, and the plan when the form was submitted.
+pub async fn page(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Response {
+    let caller: Caller = match console.caller(&headers).await {
+        Ok(caller) => caller,
+        Err(redirect) => return redirect,
+    };
+    let submitted = !pairs.is_empty();
+    let form = PlanForm::from_pairs(pairs);
+    let mut body = form_html(&form);
+    let mut status = StatusCode::OK;
+    if submitted {
+        match setups(&form) {
+            Err(problem) => {
+                status = StatusCode::BAD_REQUEST;
+                let _ = write!(
+                    body,
+                    "<p class=\"error\" role=\"alert\">{}</p>",
+                    escape(&problem)
+                );
+            }
+            Ok(setups) => {
+                let _permit = PLANNING.acquire().await.expect("never closed");
+                let (setups, estimates) = tokio::task::spawn_blocking(move || {
+                    let estimates = plan(&setups);
+                    (setups, estimates)
+                })
+                .await
+                .expect("the planner does not panic");
+                body.push_str(&results_html(&setups, &estimates));
+            }
+        }
+    }
+    (
+        status,
+        html::page("Planner", Some(&caller), "planner", &body),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(count: &str) -> PlanForm {
+        PlanForm {
+            model: "llama-3.1-8b".into(),
+            accelerators: vec!["h100-sxm5-80gb".into(), "mi300x".into()],
+            count: count.into(),
+            ..PlanForm::default()
+        }
+    }
+
+    #[test]
+    fn bad_input_is_refused_in_one_line() {
+        assert!(setups(&form("0")).unwrap_err().contains("from 1 to"));
+        assert!(setups(&form("1e9")).is_err());
+        let mut f = form("8");
+        f.tokens = "NaN".into();
+        assert!(setups(&f).unwrap_err().starts_with("tokens:"));
+        f.tokens.clear();
+        f.model = "no-such-model".into();
+        assert!(setups(&f).is_err());
+    }
+
+    #[test]
+    fn capacities_are_the_published_memory_and_the_plan_fits() {
+        let estimates = plan(&setups(&form("8")).unwrap());
+        let h100 = estimates[0].as_ref().unwrap();
+        let mi300x = estimates[1].as_ref().unwrap();
+        // Capacities as published: H100 SXM5 80 GB, MI300X 192 GB.
+        assert!((h100.memory.capacity_bytes / 1e9 - 80.0).abs() < 2.0);
+        assert!((mi300x.memory.capacity_bytes / 1e9 - 192.0).abs() < 2.0);
+        assert!(h100.memory.total_bytes <= h100.memory.capacity_bytes);
+    }
+}
