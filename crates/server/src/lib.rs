@@ -16,6 +16,7 @@
 //! ```
 
 pub mod api;
+pub mod artifacts;
 pub mod audit;
 pub mod auth;
 pub mod devices;
@@ -65,6 +66,8 @@ pub enum ServerError {
     Engine(String),
     #[error("serving: {0}")]
     Serve(std::io::Error),
+    #[error("artifact store: {0}")]
+    Artifacts(#[from] artifacts::ArtifactError),
 }
 
 /// Opens the store named by the configuration.
@@ -152,9 +155,26 @@ fn host_name() -> String {
         .unwrap_or_else(|| "local".into())
 }
 
-/// Runs the control plane on `listener` until `shutdown` completes.
+/// Runs the control plane on `listener` until `shutdown` completes, with the artefact store
+/// named by `SUANLI_STORE` / `SUANLI_MASTER_KEY_FILE` (see `artifacts::ArtifactConfig`).
 pub async fn run(
     config: ServerConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    run_with(
+        config,
+        artifacts::ArtifactConfig::from_env(),
+        listener,
+        shutdown,
+    )
+    .await
+}
+
+/// `run` with an explicit artefact store configuration.
+pub async fn run_with(
+    config: ServerConfig,
+    artifact_config: artifacts::ArtifactConfig,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
@@ -174,6 +194,7 @@ pub async fn run(
     let store: Arc<dyn Store> =
         Arc::new(open_store(&config.data_dir, config.database.as_deref()).await?);
     bootstrap(store.as_ref(), &config.data_dir).await?;
+    let artifacts = Arc::new(artifacts::open(&artifact_config, &config.data_dir).await?);
     let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
     let executor = Arc::new(executor::LocalExecutor::new(events_tx));
     let mut engine = Engine::new(
@@ -216,6 +237,7 @@ pub async fn run(
         store,
         engine,
         data_dir: config.data_dir.clone(),
+        artifacts,
     };
     let served = axum::serve(listener, api::router(state))
         .with_graceful_shutdown(shutdown)

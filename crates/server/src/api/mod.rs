@@ -33,6 +33,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub engine: Arc<tokio::sync::Mutex<Engine>>,
     pub data_dir: PathBuf,
+    /// Models and checkpoints (`crate::artifacts`).
+    pub artifacts: Arc<crate::artifacts::Repository>,
 }
 
 /// An error as the API returns it: a status and a one-line JSON message.
@@ -140,7 +142,8 @@ pub fn router(state: AppState) -> Router {
         .route("/jobs/{id}/cancel", post(jobs::cancel_job))
         .route("/jobs/{id}/logs", get(jobs::job_logs))
         .route("/audit", get(admin::list_audit))
-        .route("/audit/verify", get(admin::verify_audit));
+        .route("/audit/verify", get(admin::verify_audit))
+        .merge(crate::artifacts::api::routes(state.clone()));
     let authenticated = Router::new()
         .nest("/api/v1", api)
         .route("/metrics", get(crate::metrics::metrics))
