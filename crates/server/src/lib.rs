@@ -17,6 +17,7 @@
 //! ```
 
 pub mod api;
+pub mod artifacts;
 pub mod audit;
 pub mod auth;
 pub mod clusters;
@@ -81,6 +82,8 @@ pub enum ServerError {
     Engine(String),
     #[error("serving: {0}")]
     Serve(std::io::Error),
+    #[error("artifact store: {0}")]
+    Artifacts(#[from] artifacts::ArtifactError),
 }
 
 /// Opens the store named by the configuration.
@@ -252,9 +255,32 @@ fn slurm_pools(
         .collect()
 }
 
-/// Runs the control plane over the local machine and/or Slurm clusters.
+/// Runs the control plane over the local machine and/or Slurm clusters, with the artefact
+/// store named by `SUANLI_STORE` / `SUANLI_MASTER_KEY_FILE` (see `artifacts::ArtifactConfig`).
 pub async fn run_clusters(
     config: ServerConfig,
+    executors: Executors,
+    listener: TcpListener,
+    metrics: Option<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let artifact_config = artifacts::ArtifactConfig::from_env();
+    serve_all(config, artifact_config, executors, listener, metrics, shutdown).await
+}
+
+/// `run` with an explicit artefact store configuration.
+pub async fn run_with(
+    config: ServerConfig,
+    artifact_config: artifacts::ArtifactConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    serve_all(config, artifact_config, Executors::default(), listener, None, shutdown).await
+}
+
+async fn serve_all(
+    config: ServerConfig,
+    artifact_config: artifacts::ArtifactConfig,
     executors: Executors,
     listener: TcpListener,
     metrics: Option<TcpListener>,
@@ -300,6 +326,7 @@ pub async fn run_clusters(
     let store: Arc<dyn Store> =
         Arc::new(open_store(&config.data_dir, config.database.as_deref()).await?);
     bootstrap(store.as_ref(), &config.data_dir).await?;
+    let artifacts = Arc::new(artifacts::open(&artifact_config, &config.data_dir).await?);
     let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
     let (slurm_tx, mut slurm_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut pools = engine::local_pools(&devices, &host_name());
@@ -376,6 +403,7 @@ pub async fn run_clusters(
         store,
         engine,
         data_dir: config.data_dir.clone(),
+        artifacts,
     };
     let listener = conn::GuardedListener::new(listener, config.limits);
     let scrape = metrics.map(|metrics| {

@@ -34,6 +34,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub engine: Arc<tokio::sync::Mutex<Engine>>,
     pub data_dir: PathBuf,
+    /// Models and checkpoints (`crate::artifacts`).
+    pub artifacts: Arc<crate::artifacts::Repository>,
 }
 
 /// An error as the API returns it: a status and a one-line JSON message.
@@ -148,7 +150,9 @@ pub fn router(state: AppState) -> Router {
         .route("/jobs/{id}/logs", get(jobs::job_logs))
         .route("/audit", get(admin::list_audit))
         .route("/audit/verify", get(admin::verify_audit))
-        .layer(DefaultBodyLimit::max(limits::BODY_BYTES));
+        .layer(DefaultBodyLimit::max(limits::BODY_BYTES))
+        // Artefact uploads stream multi-GB bodies: their routes set their own limits.
+        .merge(crate::artifacts::api::routes(state.clone()));
     let authenticated = Router::new()
         .nest("/api/v1", api)
         .route("/metrics", get(crate::metrics::metrics))

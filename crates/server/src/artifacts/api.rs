@@ -1,0 +1,516 @@
+//! The artefact routes under `/api/v1/artifacts`. Who may do what: any role of the owning
+//! tenant (or a tenant it was shared with, or anyone if public) reads; members and tenant-admins
+//! of the owner write; tenant-admins share. An artefact the caller may not read is answered
+//! exactly like one that does not exist (404), so private names cannot be probed. Reads are
+//! audited here; writes by the API's middleware.
+
+use axum::body::Body;
+use axum::extract::{Extension, Path, Query, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures::TryStreamExt;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::ArtifactError;
+use super::model::{self, Acl, Manifest, VersionRef, printable};
+use crate::api::{AppState, AuditDraft, AuditRecorded};
+use crate::auth::Principal;
+use crate::store::{NewAuditEvent, Role};
+
+/// An error answer: a status and a one-line JSON message.
+pub struct Fail(StatusCode, String);
+
+impl IntoResponse for Fail {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<ArtifactError> for Fail {
+    fn from(error: ArtifactError) -> Self {
+        let status = match &error {
+            ArtifactError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ArtifactError::NotFound(_) => StatusCode::NOT_FOUND,
+            ArtifactError::Conflict(_) => StatusCode::CONFLICT,
+            _ => {
+                tracing::error!(%error, "artifact store error");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        Fail(status, error.to_string())
+    }
+}
+
+impl From<crate::store::StoreError> for Fail {
+    fn from(error: crate::store::StoreError) -> Self {
+        Fail(StatusCode::INTERNAL_SERVER_ERROR, error.to_string())
+    }
+}
+
+type Answer<T> = Result<T, Fail>;
+
+/// The artefact routes, with read auditing.
+pub fn routes(state: AppState) -> Router<AppState> {
+    let base = "/artifacts/{tenant}/{name}";
+    Router::new()
+        .route("/artifacts", get(list))
+        .route(base, get(show).delete(delete_artifact))
+        .route(&format!("{base}/versions"), post(create_version))
+        .route(
+            &format!("{base}/versions/{{version}}"),
+            get(show_version).delete(delete_version),
+        )
+        .route(
+            &format!("{base}/versions/{{version}}/files"),
+            get(download).put(upload),
+        )
+        .route(&format!("{base}/versions/{{version}}/commit"), post(commit))
+        .route(&format!("{base}/share"), post(share))
+        .route(&format!("{base}/unshare"), post(unshare))
+        .route(&format!("{base}/retain"), post(retain))
+        .layer(axum::middleware::from_fn_with_state(state, audit_reads))
+}
+
+/// Appends every read (GET) with its outcome to the audit log; the API's middleware already
+/// records every write.
+async fn audit_reads(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let is_read = request.method() == Method::GET;
+    let actor = request
+        .extensions()
+        .get::<Principal>()
+        .map_or("anonymous".to_string(), |p| p.user.clone());
+    // These routes are nested under /api/v1, which the nested router no longer sees.
+    let target = format!("/api/v1{}", request.uri());
+    let action = format!("GET /api/v1{}", request.uri().path());
+    let at_ms = crate::engine::now_s() * 1000;
+    let response = next.run(request).await;
+    if is_read {
+        let event = NewAuditEvent {
+            at_ms,
+            actor,
+            action,
+            target,
+            outcome: response.status().as_u16().to_string(),
+        };
+        if let Err(error) = state.store.append_audit(&event).await {
+            tracing::error!(%error, "failed to append to the audit log");
+        }
+    }
+    response
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Access {
+    Read,
+    Write,
+    Share,
+}
+
+fn hidden(tenant: &str, name: &str) -> Fail {
+    Fail(
+        StatusCode::NOT_FOUND,
+        format!(
+            "artifact `{}/{}` not found",
+            printable(tenant),
+            printable(name)
+        ),
+    )
+}
+
+fn may_read(me: &Principal, tenant: &str, acl: &Acl) -> bool {
+    me.can_read_tenant(tenant) || acl.shared_with_tenant(me.tenant.as_deref())
+}
+
+/// The artefact's sharing record if `me` may have `access`; 404 when it may not even read.
+async fn authorize(
+    state: &AppState,
+    me: &Principal,
+    tenant: &str,
+    name: &str,
+    access: Access,
+) -> Answer<Acl> {
+    model::check_name(name)?;
+    model::check_name(tenant)?;
+    let acl = state.artifacts.acl(tenant, name).await?;
+    let acl = match acl {
+        Some(acl) if may_read(me, tenant, &acl) => acl,
+        _ => return Err(hidden(tenant, name)),
+    };
+    let allowed = match access {
+        Access::Read => true,
+        Access::Write => me.can_submit_to(tenant),
+        Access::Share => me.can_manage_tenant(tenant),
+    };
+    if !allowed {
+        let verb = if access == Access::Share {
+            "share"
+        } else {
+            "change"
+        };
+        return Err(Fail(
+            StatusCode::FORBIDDEN,
+            format!(
+                "forbidden: role {} of tenant `{}` cannot {verb} artifacts of tenant `{tenant}`",
+                me.role.as_str(),
+                me.tenant.as_deref().unwrap_or("-")
+            ),
+        ));
+    }
+    Ok(acl)
+}
+
+#[derive(Deserialize)]
+struct ListFilter {
+    tenant: Option<String>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Extension(me): Extension<Principal>,
+    Query(filter): Query<ListFilter>,
+) -> Answer<Json<serde_json::Value>> {
+    let mut out = Vec::new();
+    for (tenant, name, acl) in state.artifacts.list_artifacts().await? {
+        if !may_read(&me, &tenant, &acl) || filter.tenant.as_ref().is_some_and(|t| *t != tenant) {
+            continue;
+        }
+        let versions = state.artifacts.versions(&tenant, &name).await?;
+        let latest = versions.iter().rev().find(|m| m.complete);
+        let mut row = json!({
+            "tenant": tenant, "name": name, "kind": acl.kind, "public": acl.public,
+            "versions": versions.iter().filter(|m| m.complete).count(),
+            "latest": latest.map(|m| m.version), "size_bytes": latest.map(|m| m.size_bytes),
+            "digest": latest.and_then(|m| m.digest.clone()),
+        });
+        if me.can_read_tenant(&tenant) {
+            row["shared_with"] = json!(acl.shared_with);
+        }
+        out.push(row);
+    }
+    Ok(Json(json!(out)))
+}
+
+fn public_manifest(manifest: &Manifest) -> serde_json::Value {
+    let files: Vec<_> = manifest
+        .files
+        .iter()
+        .map(|f| json!({ "path": f.path, "size_bytes": f.size_bytes, "sha256": f.sha256 }))
+        .collect();
+    json!({
+        "tenant": manifest.tenant, "name": manifest.name, "version": manifest.version,
+        "kind": manifest.kind, "created_by": manifest.created_by,
+        "created_at_s": manifest.created_at_s, "complete": manifest.complete,
+        "size_bytes": manifest.size_bytes, "digest": manifest.digest, "files": files,
+    })
+}
+
+async fn show(
+    State(state): State<AppState>,
+    Extension(me): Extension<Principal>,
+    Path((tenant, name)): Path<(String, String)>,
+) -> Answer<Json<serde_json::Value>> {
+    let acl = authorize(&state, &me, &tenant, &name, Access::Read).await?;
+    let versions = state.artifacts.versions(&tenant, &name).await?;
+    let mut body = json!({
+        "tenant": tenant, "name": name, "kind": acl.kind, "public": acl.public,
+        "versions": versions.iter().map(public_manifest).collect::<Vec<_>>(),
+    });
+    if me.can_read_tenant(&tenant) {
+        body["shared_with"] = json!(acl.shared_with);
+    }
+    Ok(Json(body))
+}
+
+#[derive(Deserialize)]
+struct NewVersion {
+    kind: String,
+}
+
+async fn create_version(
+    State(state): State<AppState>,
+    Extension(me): Extension<Principal>,
+    Path((tenant, name)): Path<(String, String)>,
+    Json(body): Json<NewVersion>,
+) -> Answer<Response> {
+    model::check_name(&tenant)?;
+    model::check_name(&name)?;
+    if !matches!(body.kind.as_str(), "model" | "checkpoint") {
+        return Err(Fail(
+            StatusCode::BAD_REQUEST,
+            format!("kind `{}`: use model or checkpoint", printable(&body.kind)),
+        ));
+    }
+    if !me.can_submit_to(&tenant) {
+        // Say "forbidden" only to callers who may already see the artefact.
+        return Err(match state.artifacts.acl(&tenant, &name).await? {
+            Some(acl) if may_read(&me, &tenant, &acl) => Fail(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "forbidden: role {} cannot write artifacts of tenant `{tenant}`",
+                    me.role.as_str()
+                ),
+            ),
+            _ => hidden(&tenant, &name),
+        });
+    }
+    if !state
+        .store
+        .list_tenants()
+        .await?
+        .iter()
+        .any(|t| t.name == tenant)
+    {
+        return Err(Fail(
+            StatusCode::NOT_FOUND,
+            format!("tenant `{tenant}` not found"),
+        ));
+    }
+    let manifest = state
+        .artifacts
+        .create_version(&tenant, &name, &body.kind, &me.user)
+        .await?;
+    Ok((StatusCode::CREATED, Json(public_manifest(&manifest))).into_response())
+}
+
+fn version_number(text: &str) -> Answer<u64> {
+    match VersionRef::parse(text)? {
+        VersionRef::Number(n) => Ok(n),
+        _ => Err(Fail(
+            StatusCode::BAD_REQUEST,
+            "name a version by number here".to_string(),
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+struct FileQuery {
+    path: String,
+}
+
+async fn upload(
+    State(state): State<AppState>,
+    Extension(me): Extension<Principal>,
+    Path((tenant, name, version)): Path<(String, String, String)>,
+    Query(query): Query<FileQuery>,
+    body: Body,
+) -> Answer<Response> {
+    authorize(&state, &me, &tenant, &name, Access::Write).await?;
+    let version = version_number(&version)?;
+    let stream = body.into_data_stream();
+    let entry = state
+        .artifacts
+        .put_file(&tenant, &name, version, &query.path, stream)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "path": entry.path, "size_bytes": entry.size_bytes, "sha256": entry.sha256 })),
+    )
+        .into_response())
+}
+
+async fn commit(
+    State(state): State<AppState>,
+    Extension(me): Extension<Principal>,
+    Path((tenant, name, version)): Path<(String, String, String)>,
+) -> Answer<Json<serde_json::Value>> {
+    authorize(&state, &me, &tenant, &name, Access::Write).await?;
+    let manifest = state
+        .artifacts
+        .commit(&tenant, &name, version_number(&version)?)
+        .await?;
+    Ok(Json(public_manifest(&manifest)))
+}
+
+async fn show_version(
+    State(state): State<AppState>,
+    Extension(me): Extension<Principal>,
+    Path((tenant, name, version)): Path<(String, String, String)>,
+) -> Answer<Json<serde_json::Value>> {
+    authorize(&state, &me, &tenant, &name, Access::Read).await?;
+    let which = VersionRef::parse(&version)?;
+    let manifest = state.artifacts.manifest(&tenant, &name, &which).await?;
+    Ok(Json(public_manifest(&manifest)))
+}
+
+async fn download(
+    State(state): State<AppState>,
+    Extension(me): Extension<Principal>,
+    Path((tenant, name, version)): Path<(String, String, String)>,
+    Query(query): Query<FileQuery>,
+) -> Answer<Response> {
+    authorize(&state, &me, &tenant, &name, Access::Read).await?;
+    let which = VersionRef::parse(&version)?;
+    let manifest = state.artifacts.manifest(&tenant, &name, &which).await?;
+    if !manifest.complete {
+        return Err(Fail(
+            StatusCode::CONFLICT,
+            format!("version {} is still being uploaded", manifest.version),
+        ));
+    }
+    let (entry, stream) = state.artifacts.open_file(&manifest, &query.path).await?;
+    let stream = stream.map_err(|error| {
+        tracing::error!(%error, "artifact read failed");
+        std::io::Error::other(error.to_string())
+    });
+    let mut response = Body::from_stream(stream).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_LENGTH, entry.size_bytes.into());
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    headers.insert(
+        "x-suanli-sha256",
+        HeaderValue::from_str(&entry.sha256).expect("hex"),
+    );
+    headers.insert("x-suanli-version", manifest.version.into());
+    Ok(response)
+}
+
+async fn delete_version(
+    State(state): State<AppState>,
+    Extension(me): Extension<Principal>,
+    Path((tenant, name, version)): Path<(String, String, String)>,
+) -> Answer<StatusCode> {
+    authorize(&state, &me, &tenant, &name, Access::Write).await?;
+    let version = version_number(&version)?;
+    state
+        .artifacts
+        .manifest(&tenant, &name, &VersionRef::Number(version))
+        .await?;
+    state
+        .artifacts
+        .delete_version(&tenant, &name, version)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn delete_artifact(
+    State(state): State<AppState>,
+    Extension(me): Extension<Principal>,
+    Path((tenant, name)): Path<(String, String)>,
+) -> Answer<StatusCode> {
+    authorize(&state, &me, &tenant, &name, Access::Write).await?;
+    state.artifacts.delete_artifact(&tenant, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct ShareBody {
+    tenant: Option<String>,
+    #[serde(default)]
+    public: bool,
+}
+
+async fn change_share(
+    state: AppState,
+    me: Principal,
+    draft: AuditDraft,
+    (tenant, name): (String, String),
+    body: ShareBody,
+    add: bool,
+) -> Answer<Response> {
+    let mut acl = authorize(&state, &me, &tenant, &name, Access::Share).await?;
+    let note = match (&body.tenant, body.public) {
+        (Some(other), false) => {
+            if !state
+                .store
+                .list_tenants()
+                .await?
+                .iter()
+                .any(|t| t.name == *other)
+            {
+                return Err(Fail(
+                    StatusCode::NOT_FOUND,
+                    format!("tenant `{}` not found", printable(other)),
+                ));
+            }
+            acl.shared_with.retain(|t| t != other);
+            if add {
+                acl.shared_with.push(other.clone());
+                acl.shared_with.sort();
+            }
+            format!(
+                "{} tenant {other}",
+                if add { "shared with" } else { "unshared from" }
+            )
+        }
+        (None, true) => {
+            acl.public = add;
+            format!("public={add}")
+        }
+        _ => {
+            return Err(Fail(
+                StatusCode::BAD_REQUEST,
+                "give either {\"tenant\": NAME} or {\"public\": true}".into(),
+            ));
+        }
+    };
+    state.artifacts.set_acl(&tenant, &name, &acl).await?;
+    let entry = draft.entry(StatusCode::OK, Some(&note));
+    state.store.append_audit(&entry).await?;
+    let mut response = Json(json!({ "tenant": tenant, "name": name, "public": acl.public, "shared_with": acl.shared_with })).into_response();
+    response.extensions_mut().insert(AuditRecorded);
+    Ok(response)
+}
+
+async fn share(
+    State(state): State<AppState>,
+    Extension(me): Extension<Principal>,
+    Extension(draft): Extension<AuditDraft>,
+    Path(path): Path<(String, String)>,
+    Json(body): Json<ShareBody>,
+) -> Answer<Response> {
+    change_share(state, me, draft, path, body, true).await
+}
+
+async fn unshare(
+    State(state): State<AppState>,
+    Extension(me): Extension<Principal>,
+    Extension(draft): Extension<AuditDraft>,
+    Path(path): Path<(String, String)>,
+    Json(body): Json<ShareBody>,
+) -> Answer<Response> {
+    change_share(state, me, draft, path, body, false).await
+}
+
+#[derive(Deserialize)]
+struct RetainBody {
+    keep_last: Option<usize>,
+    /// Partial versions older than this are abandoned uploads (default one hour).
+    partial_age_s: Option<i64>,
+}
+
+async fn retain(
+    State(state): State<AppState>,
+    Extension(me): Extension<Principal>,
+    Path((tenant, name)): Path<(String, String)>,
+    Json(body): Json<RetainBody>,
+) -> Answer<Json<serde_json::Value>> {
+    authorize(&state, &me, &tenant, &name, Access::Write).await?;
+    if body.keep_last == Some(0) {
+        return Err(Fail(
+            StatusCode::BAD_REQUEST,
+            "--keep-last must be at least 1".into(),
+        ));
+    }
+    let deleted = state
+        .artifacts
+        .retain(
+            &tenant,
+            &name,
+            body.keep_last,
+            body.partial_age_s.unwrap_or(3600).max(0),
+        )
+        .await?;
+    Ok(Json(json!({ "deleted_versions": deleted })))
+}
+
+/// Whether `role` may write artefacts at all (for help texts).
+pub fn role_writes(role: Role) -> bool {
+    matches!(role, Role::Admin | Role::TenantAdmin | Role::Member)
+}

@@ -1,0 +1,548 @@
+//! The repository over an object store: tenant keys, versions, encrypted streaming file upload
+//! and download with SHA-256 checks, sharing, retention and key rotation.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::stream::{BoxStream, Stream, StreamExt, TryStreamExt};
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, PutPayload, WriteMultipart};
+use sha2::{Digest, Sha256};
+
+use super::ArtifactError;
+use super::crypto::{CHUNK_BYTES, Opener, Sealer, SecretKey};
+use super::keys::{TenantKeyRecord, wrong_master};
+use super::model::{self, Acl, FileEntry, MAX_FILES, Manifest, VersionRef};
+
+/// Multipart part size: S3 needs at least 5 MiB per part but the last.
+const PART_BYTES: usize = 8 << 20;
+/// Parts in flight per upload; with `PART_BYTES` this bounds an upload's buffers to ~32 MiB.
+const PARTS_IN_FLIGHT: usize = 4;
+
+/// Artefacts in one object store under one master key.
+pub struct Repository {
+    store: Arc<dyn ObjectStore>,
+    master: SecretKey,
+    tenant_keys: tokio::sync::Mutex<HashMap<String, SecretKey>>,
+    /// Serialises version numbering and manifest updates within this server.
+    writes: tokio::sync::Mutex<()>,
+}
+
+fn now_s() -> i64 {
+    crate::engine::now_s()
+}
+
+impl Repository {
+    /// A repository over `store` with `master`.
+    pub fn new(store: Arc<dyn ObjectStore>, master: SecretKey) -> Self {
+        Repository {
+            store,
+            master,
+            tenant_keys: tokio::sync::Mutex::new(HashMap::new()),
+            writes: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The object store (tests read raw objects through it).
+    pub fn object_store(&self) -> Arc<dyn ObjectStore> {
+        self.store.clone()
+    }
+
+    async fn read_json<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<T>, ArtifactError> {
+        match self.store.get(&ObjectPath::from(key)).await {
+            Ok(result) => {
+                let bytes = result.bytes().await?;
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| ArtifactError::Integrity {
+                        path: key.to_string(),
+                        problem: format!("not a valid record: {e}"),
+                    })
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn write_json<T: serde::Serialize>(
+        &self,
+        key: &str,
+        value: &T,
+    ) -> Result<(), ArtifactError> {
+        let bytes = serde_json::to_vec_pretty(value).expect("records serialise");
+        self.store
+            .put(&ObjectPath::from(key), PutPayload::from(bytes))
+            .await?;
+        Ok(())
+    }
+
+    /// Fails with a clear error when the store's tenant keys were wrapped by another master key.
+    pub async fn check_master_key(&self) -> Result<(), ArtifactError> {
+        let mut listing = self.store.list(Some(&ObjectPath::from("keys")));
+        if let Some(meta) = listing.next().await {
+            let key = meta?.location.to_string();
+            if let Some(record) = self.read_json::<TenantKeyRecord>(&key).await?
+                && record.master_key_id != self.master.id()
+            {
+                return Err(wrong_master(&self.master.id(), &record.master_key_id));
+            }
+        }
+        Ok(())
+    }
+
+    /// The tenant's key, created on first use.
+    async fn tenant_key(&self, tenant: &str) -> Result<SecretKey, ArtifactError> {
+        let mut cache = self.tenant_keys.lock().await;
+        if let Some(key) = cache.get(tenant) {
+            return Ok(key.clone());
+        }
+        let path = format!("keys/{tenant}.json");
+        let key = match self.read_json::<TenantKeyRecord>(&path).await? {
+            Some(record) => record.unwrap_with(&self.master)?,
+            None => {
+                let key = SecretKey::generate();
+                let record = TenantKeyRecord::wrap(tenant, &key, &self.master);
+                self.write_json(&path, &record).await?;
+                key
+            }
+        };
+        cache.insert(tenant.to_string(), key.clone());
+        Ok(key)
+    }
+
+    /// Re-wraps every tenant key from `self`'s master key to `new`; data is not touched.
+    /// Returns how many keys were re-wrapped.
+    pub async fn rotate_master_key(&self, new: &SecretKey) -> Result<usize, ArtifactError> {
+        let keys: Vec<_> = self
+            .store
+            .list(Some(&ObjectPath::from("keys")))
+            .try_collect()
+            .await?;
+        let mut count = 0;
+        for meta in keys {
+            let path = meta.location.to_string();
+            let Some(record) = self.read_json::<TenantKeyRecord>(&path).await? else {
+                continue;
+            };
+            if record.master_key_id == new.id() {
+                continue; // already rotated (an interrupted rotation resumes)
+            }
+            let key = record.unwrap_with(&self.master)?;
+            self.write_json(&path, &TenantKeyRecord::wrap(&record.tenant, &key, new))
+                .await?;
+            count += 1;
+        }
+        Ok(count)
+    }
+
+    /// An artefact's sharing record; `None` if it does not exist.
+    pub async fn acl(&self, tenant: &str, name: &str) -> Result<Option<Acl>, ArtifactError> {
+        self.read_json(&format!(
+            "{}/acl.json",
+            model::artifact_prefix(tenant, name)
+        ))
+        .await
+    }
+
+    /// Stores an artefact's sharing record.
+    pub async fn set_acl(&self, tenant: &str, name: &str, acl: &Acl) -> Result<(), ArtifactError> {
+        let _guard = self.writes.lock().await;
+        self.write_json(
+            &format!("{}/acl.json", model::artifact_prefix(tenant, name)),
+            acl,
+        )
+        .await
+    }
+
+    /// Every artefact: (tenant, name, sharing).
+    pub async fn list_artifacts(&self) -> Result<Vec<(String, String, Acl)>, ArtifactError> {
+        let mut found = Vec::new();
+        let mut listing = self.store.list(Some(&ObjectPath::from("artifacts")));
+        while let Some(meta) = listing.next().await {
+            let key = meta?.location.to_string();
+            let parts: Vec<&str> = key.split('/').collect();
+            if parts.len() == 4 && parts[3] == "acl.json" {
+                found.push((parts[1].to_string(), parts[2].to_string()));
+            }
+        }
+        let mut out = Vec::new();
+        for (tenant, name) in found {
+            if let Some(acl) = self.acl(&tenant, &name).await? {
+                out.push((tenant, name, acl));
+            }
+        }
+        out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        Ok(out)
+    }
+
+    /// Every version of an artefact, oldest first.
+    pub async fn versions(&self, tenant: &str, name: &str) -> Result<Vec<Manifest>, ArtifactError> {
+        let prefix = ObjectPath::from(model::artifact_prefix(tenant, name));
+        let listing = self.store.list_with_delimiter(Some(&prefix)).await?;
+        let mut out = Vec::new();
+        for dir in listing.common_prefixes {
+            let key = format!("{dir}/manifest.json");
+            if let Some(manifest) = self.read_json::<Manifest>(&key).await? {
+                out.push(manifest);
+            }
+        }
+        out.sort_by_key(|m| m.version);
+        Ok(out)
+    }
+
+    /// The version `which` names; `NotFound` names what was asked for.
+    pub async fn manifest(
+        &self,
+        tenant: &str,
+        name: &str,
+        which: &VersionRef,
+    ) -> Result<Manifest, ArtifactError> {
+        let missing =
+            || ArtifactError::NotFound(format!("version {which:?} of artifact `{tenant}/{name}`"));
+        if let VersionRef::Number(n) = which {
+            let key = format!("{}/manifest.json", model::version_prefix(tenant, name, *n));
+            return self.read_json(&key).await?.ok_or_else(missing);
+        }
+        let versions = self.versions(tenant, name).await?;
+        versions
+            .into_iter()
+            .rev()
+            .filter(|m| m.complete)
+            .find(|m| match which {
+                VersionRef::Digest(d) => m.digest.as_deref().is_some_and(|x| x.starts_with(d)),
+                _ => true,
+            })
+            .ok_or_else(missing)
+    }
+
+    /// Starts a new (partial) version; creates the artefact, private, on its first version.
+    pub async fn create_version(
+        &self,
+        tenant: &str,
+        name: &str,
+        kind: &str,
+        user: &str,
+    ) -> Result<Manifest, ArtifactError> {
+        let _guard = self.writes.lock().await;
+        let acl_key = format!("{}/acl.json", model::artifact_prefix(tenant, name));
+        match self.read_json::<Acl>(&acl_key).await? {
+            Some(acl) if acl.kind != kind => {
+                return Err(ArtifactError::Conflict(format!(
+                    "artifact `{tenant}/{name}` holds {}s, not {kind}s",
+                    acl.kind
+                )));
+            }
+            Some(_) => {}
+            None => {
+                let acl = Acl {
+                    owner_tenant: tenant.to_string(),
+                    kind: kind.to_string(),
+                    created_at_s: now_s(),
+                    ..Acl::default()
+                };
+                self.write_json(&acl_key, &acl).await?;
+            }
+        }
+        let version = self
+            .versions(tenant, name)
+            .await?
+            .last()
+            .map_or(1, |m| m.version + 1);
+        let manifest = Manifest {
+            tenant: tenant.to_string(),
+            name: name.to_string(),
+            version,
+            kind: kind.to_string(),
+            created_by: user.to_string(),
+            created_at_s: now_s(),
+            complete: false,
+            files: Vec::new(),
+            size_bytes: 0,
+            digest: None,
+        };
+        let key = format!(
+            "{}/manifest.json",
+            model::version_prefix(tenant, name, version)
+        );
+        self.write_json(&key, &manifest).await?;
+        Ok(manifest)
+    }
+
+    async fn partial(
+        &self,
+        tenant: &str,
+        name: &str,
+        version: u64,
+    ) -> Result<Manifest, ArtifactError> {
+        let manifest = self
+            .manifest(tenant, name, &VersionRef::Number(version))
+            .await?;
+        if manifest.complete {
+            return Err(ArtifactError::Conflict(format!(
+                "version {version} of `{tenant}/{name}` is committed and cannot change; start a new version"
+            )));
+        }
+        Ok(manifest)
+    }
+
+    /// Encrypts `body` into the object store as file `path` of a partial version, in bounded
+    /// memory; returns the file's record with the plaintext's size and SHA-256.
+    pub async fn put_file<E: std::fmt::Display>(
+        &self,
+        tenant: &str,
+        name: &str,
+        version: u64,
+        path: &str,
+        mut body: impl Stream<Item = Result<Bytes, E>> + Unpin + Send,
+    ) -> Result<FileEntry, ArtifactError> {
+        model::check_path(path)?;
+        self.partial(tenant, name, version).await?;
+        let tenant_key = self.tenant_key(tenant).await?;
+        let stem = model::file_stem(tenant, name, version, path);
+        let data_key = SecretKey::generate();
+        let upload = self
+            .store
+            .put_multipart(&ObjectPath::from(format!("{stem}.data")))
+            .await?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
+        let mut sealer = Sealer::new(&data_key, CHUNK_BYTES);
+        let mut hasher = Sha256::new();
+        let mut size_bytes = 0u64;
+        let outcome: Result<(), ArtifactError> = async {
+            while let Some(piece) = body.next().await {
+                let piece = piece
+                    .map_err(|e| ArtifactError::BadRequest(format!("upload interrupted: {e}")))?;
+                hasher.update(&piece);
+                size_bytes += piece.len() as u64;
+                writer.wait_for_capacity(PARTS_IN_FLIGHT).await?;
+                writer.write(&sealer.push(&piece)?);
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(error) = outcome {
+            let _ = writer.abort().await;
+            return Err(error);
+        }
+        writer.write(&sealer.finish()?);
+        writer.finish().await?;
+        let entry = FileEntry {
+            path: path.to_string(),
+            size_bytes,
+            sha256: hex::encode(hasher.finalize()),
+            wrapped_key: tenant_key.wrap(&data_key, &format!("{stem}.data")),
+            tenant_key_id: tenant_key.id(),
+        };
+        self.write_json(&format!("{stem}.json"), &entry).await?;
+        Ok(entry)
+    }
+
+    /// Makes a partial version complete with every file uploaded to it.
+    pub async fn commit(
+        &self,
+        tenant: &str,
+        name: &str,
+        version: u64,
+    ) -> Result<Manifest, ArtifactError> {
+        let _guard = self.writes.lock().await;
+        let mut manifest = self.partial(tenant, name, version).await?;
+        let prefix = ObjectPath::from(format!(
+            "{}/files",
+            model::version_prefix(tenant, name, version)
+        ));
+        let metas: Vec<_> = self.store.list(Some(&prefix)).try_collect().await?;
+        let mut files = Vec::new();
+        for meta in metas
+            .iter()
+            .filter(|m| m.location.as_ref().ends_with(".json"))
+        {
+            if let Some(entry) = self.read_json::<FileEntry>(meta.location.as_ref()).await? {
+                files.push(entry);
+            }
+        }
+        if files.is_empty() {
+            return Err(ArtifactError::BadRequest(format!(
+                "version {version} of `{tenant}/{name}` has no files; upload at least one before committing"
+            )));
+        }
+        if files.len() > MAX_FILES {
+            return Err(ArtifactError::BadRequest(format!(
+                "more than {MAX_FILES} files"
+            )));
+        }
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        manifest.size_bytes = files.iter().map(|f| f.size_bytes).sum();
+        manifest.digest = Some(Manifest::digest_of(&files));
+        manifest.files = files;
+        manifest.complete = true;
+        let key = format!(
+            "{}/manifest.json",
+            model::version_prefix(tenant, name, version)
+        );
+        self.write_json(&key, &manifest).await?;
+        Ok(manifest)
+    }
+
+    /// The plaintext of a committed file as a stream, decrypted chunk by chunk; the stream
+    /// ends in an error if the bytes do not match the recorded size and SHA-256.
+    pub async fn open_file(
+        &self,
+        manifest: &Manifest,
+        path: &str,
+    ) -> Result<(FileEntry, BoxStream<'static, Result<Bytes, ArtifactError>>), ArtifactError> {
+        let entry = manifest
+            .files
+            .iter()
+            .find(|f| f.path == path)
+            .cloned()
+            .ok_or_else(|| ArtifactError::NotFound(format!("file `{}`", model::printable(path))))?;
+        let tenant_key = self.tenant_key(&manifest.tenant).await?;
+        let stem = model::file_stem(&manifest.tenant, &manifest.name, manifest.version, path);
+        let data_key = tenant_key.unwrap_key(&entry.wrapped_key, &format!("{stem}.data"))?;
+        let raw = self
+            .store
+            .get(&ObjectPath::from(format!("{stem}.data")))
+            .await?
+            .into_stream();
+        Ok((entry.clone(), decrypt_stream(raw, data_key, entry)))
+    }
+
+    /// Deletes one version (committed or partial) and its objects.
+    pub async fn delete_version(
+        &self,
+        tenant: &str,
+        name: &str,
+        version: u64,
+    ) -> Result<(), ArtifactError> {
+        let prefix = ObjectPath::from(model::version_prefix(tenant, name, version));
+        self.delete_prefix(&prefix).await
+    }
+
+    /// Deletes an artefact with every version and its sharing record.
+    pub async fn delete_artifact(&self, tenant: &str, name: &str) -> Result<(), ArtifactError> {
+        let _guard = self.writes.lock().await;
+        let prefix = ObjectPath::from(model::artifact_prefix(tenant, name));
+        self.delete_prefix(&prefix).await
+    }
+
+    async fn delete_prefix(&self, prefix: &ObjectPath) -> Result<(), ArtifactError> {
+        let metas: Vec<_> = self.store.list(Some(prefix)).try_collect().await?;
+        // Manifests last, so an interrupted delete leaves a visible (partial) version to retry.
+        let (manifests, others): (Vec<_>, Vec<_>) = metas.into_iter().partition(|m| {
+            m.location.as_ref().ends_with("manifest.json")
+                || m.location.as_ref().ends_with("acl.json")
+        });
+        for meta in others.into_iter().chain(manifests) {
+            match self.store.delete(&meta.location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Keeps the newest `keep_last` complete versions and deletes older ones, and deletes
+    /// partial versions older than `partial_age_s` (abandoned uploads). Returns the deleted
+    /// version numbers.
+    pub async fn retain(
+        &self,
+        tenant: &str,
+        name: &str,
+        keep_last: Option<usize>,
+        partial_age_s: i64,
+    ) -> Result<Vec<u64>, ArtifactError> {
+        let versions = self.versions(tenant, name).await?;
+        let complete: Vec<u64> = versions
+            .iter()
+            .filter(|m| m.complete)
+            .map(|m| m.version)
+            .collect();
+        let keep_from = keep_last.map_or(0, |k| complete.len().saturating_sub(k));
+        let mut doomed: Vec<u64> = complete[..keep_from].to_vec();
+        let now = now_s();
+        doomed.extend(
+            versions
+                .iter()
+                .filter(|m| !m.complete && now - m.created_at_s >= partial_age_s)
+                .map(|m| m.version),
+        );
+        doomed.sort_unstable();
+        for version in &doomed {
+            self.delete_version(tenant, name, *version).await?;
+        }
+        Ok(doomed)
+    }
+}
+
+struct Decrypting {
+    raw: BoxStream<'static, object_store::Result<Bytes>>,
+    opener: Option<Opener>,
+    hasher: Sha256,
+    size_bytes: u64,
+    entry: FileEntry,
+}
+
+impl Decrypting {
+    fn check(&mut self, plain: &[u8]) -> Result<(), ArtifactError> {
+        self.hasher.update(plain);
+        self.size_bytes += plain.len() as u64;
+        if self.size_bytes > self.entry.size_bytes {
+            return Err(self.integrity("longer than recorded"));
+        }
+        Ok(())
+    }
+
+    fn integrity(&self, problem: &str) -> ArtifactError {
+        ArtifactError::Integrity {
+            path: self.entry.path.clone(),
+            problem: problem.to_string(),
+        }
+    }
+}
+
+fn decrypt_stream(
+    raw: BoxStream<'static, object_store::Result<Bytes>>,
+    key: SecretKey,
+    entry: FileEntry,
+) -> BoxStream<'static, Result<Bytes, ArtifactError>> {
+    let state = Decrypting {
+        raw,
+        opener: Some(Opener::new(&key)),
+        hasher: Sha256::new(),
+        size_bytes: 0,
+        entry,
+    };
+    futures::stream::try_unfold(state, |mut state| async move {
+        loop {
+            let Some(opener) = state.opener.as_mut() else {
+                return Ok(None);
+            };
+            match state.raw.next().await {
+                Some(piece) => {
+                    let plain = opener.push(&piece?)?;
+                    if !plain.is_empty() {
+                        state.check(&plain)?;
+                        return Ok(Some((Bytes::from(plain), state)));
+                    }
+                }
+                None => {
+                    let opener = state.opener.take().expect("present");
+                    let plain = opener.finish()?;
+                    state.check(&plain)?;
+                    let digest = hex::encode(std::mem::take(&mut state.hasher).finalize());
+                    if state.size_bytes != state.entry.size_bytes || digest != state.entry.sha256 {
+                        return Err(
+                            state.integrity("SHA-256 or size differs from the recorded one")
+                        );
+                    }
+                    return Ok(Some((Bytes::from(plain), state)));
+                }
+            }
+        }
+    })
+    .boxed()
+}
