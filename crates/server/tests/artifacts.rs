@@ -82,6 +82,7 @@ impl Server {
             database: None,
             devices: Some("cpu:2".into()),
             policy: "fifo".into(),
+            ..Default::default()
         };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(suanli_server::run_with(
