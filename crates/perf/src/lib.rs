@@ -24,6 +24,7 @@ pub mod layout;
 pub mod memory;
 pub mod search;
 pub mod serve;
+pub mod serve_disagg;
 pub mod serve_search;
 pub mod train;
 pub mod validate;

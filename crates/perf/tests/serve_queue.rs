@@ -135,3 +135,30 @@ fn print_model_and_simulation() {
         println!("{share}: {model:?}\n   {measured:?}");
     }
 }
+
+#[test]
+fn expert_imbalance_matches_random_routing() {
+    use suanli_perf::serve::expert_imbalance;
+    // Monte Carlo: 64 token-expert pairs over 8 ranks, the busiest rank against the mean.
+    let mut state = 0x9e3779b97f4a7c15u64;
+    let mut total = 0.0;
+    let trials = 4000;
+    for _ in 0..trials {
+        let mut counts = [0u32; 8];
+        for _ in 0..64 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            counts[(state % 8) as usize] += 1;
+        }
+        total += *counts.iter().max().unwrap() as f64 / 8.0;
+    }
+    let simulated = total / trials as f64;
+    let model = expert_imbalance(64.0, 8.0);
+    assert!(
+        (model - simulated).abs() < 0.12 * simulated,
+        "{model} vs {simulated}"
+    );
+    assert_eq!(expert_imbalance(64.0, 1.0), 1.0);
+    assert!(expert_imbalance(1e6, 8.0) < 1.01);
+}

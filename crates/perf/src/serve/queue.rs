@@ -95,7 +95,7 @@ pub struct Latencies {
 pub fn latencies(cost: &IterationCost, input: f64, output: f64, rate: f64) -> Option<Latencies> {
     let p = cost.prefill_token_s;
     let prefill_share = rate * input * p;
-    if !(rate > 0.0) || prefill_share >= 1.0 {
+    if rate.is_nan() || rate <= 0.0 || prefill_share >= 1.0 {
         return None;
     }
     let mut n = 1.0f64;
