@@ -35,6 +35,13 @@ pub fn run(
     let Some(name) = &args.accelerator else {
         bail!("--scenario needs --accelerator (or use --rate to search deployments)");
     };
+    let needs_limits = matches!(scenario, Scenario::Server | Scenario::Interactive);
+    if needs_limits && (args.ttft_slo.is_none() || args.tpot_slo.is_none()) {
+        bail!(
+            "--scenario server and interactive need --ttft-p99 and --tpot-p99, e.g. \
+             --ttft-p99 2s --tpot-p99 200ms"
+        );
+    }
     let accelerator = catalog.accelerator(name)?.clone();
     let mut setup = ServeSetup::new(model, accelerator, args.input_len, args.output_len);
     setup.tp = args.tp.unwrap_or(1);
