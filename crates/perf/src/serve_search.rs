@@ -315,10 +315,14 @@ fn fewest_replicas(
 ) -> Result<Option<Deployment>, String> {
     let _ = prefill_s;
     let cost = iteration_cost(setup, &TENSORRT_LLM, max_batch).map_err(|e| e.to_string())?;
+    let (input, output) = (spec.input_len as f64, spec.output_len as f64);
+    let capacity = queue::capacity_rate(&cost, input, output);
     let meets = |replicas: u32| -> Result<Option<Latencies>, String> {
         let rate = spec.rate_per_s / replicas as f64;
-        let load = queue::latencies(&cost, spec.input_len as f64, spec.output_len as f64, rate);
-        Ok(load.filter(|l| l.ttft_p99_s <= spec.ttft_slo_s && l.tpot_p99_s <= spec.tpot_slo_s))
+        let (ttft, tpot) = (spec.ttft_slo_s, spec.tpot_slo_s);
+        Ok(queue::meets(
+            &cost, capacity, input, output, rate, ttft, tpot,
+        ))
     };
     // More replicas never hurt: grow until the targets hold, then bisect.
     let limit = 1u32 << 20;
