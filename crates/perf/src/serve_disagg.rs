@@ -39,6 +39,8 @@ pub struct Pools {
     pub kv_link: &'static str,
     pub ttft_p99_s: f64,
     pub tpot_p99_s: f64,
+    pub ttft_mean_s: f64,
+    pub tpot_mean_s: f64,
     pub decode_mean_batch: f64,
     pub decode_max_batch: u64,
 }
@@ -80,6 +82,12 @@ fn prefill_p99(service_s: f64, rate: f64, transfer_s: f64) -> Option<f64> {
         0.0
     };
     Some(wait_p99 + service_s + transfer_s)
+}
+
+/// Mean wait plus service of the M/D/1 prefill queue (Pollaczek-Khinchine).
+fn prefill_mean(service_s: f64, rate: f64) -> f64 {
+    let rho = (rate * service_s).min(0.999);
+    rho * service_s / (2.0 * (1.0 - rho)) + service_s
 }
 
 /// The fewest replicas (up to 2^20) for which `meets(replicas)` holds; it must be monotone.
@@ -160,6 +168,8 @@ pub fn size_pools(
         kv_link: link,
         ttft_p99_s: ttft,
         tpot_p99_s: load.tpot_p99_s,
+        ttft_mean_s: prefill_mean(service_s, rate / prefill_replicas as f64) + transfer_s,
+        tpot_mean_s: load.tpot_mean_s,
         decode_mean_batch: load.mean_batch,
         decode_max_batch,
     }))

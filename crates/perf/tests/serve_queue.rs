@@ -169,17 +169,3 @@ fn expert_imbalance_matches_random_routing() {
     assert_eq!(expert_imbalance(64.0, 1.0), 1.0);
     assert!(expert_imbalance(1e6, 8.0) < 1.01);
 }
-
-#[test]
-#[ignore = "diagnostic print"]
-fn print_near_limit() {
-    let cost = cost();
-    println!("max_batch {}", cost.max_batch);
-    let limit = queue::max_rate(&cost, 512.0, 290.0, 2.0, 0.2).unwrap();
-    for f in [1.0, 1.001, 1.01, 1.05] {
-        println!(
-            "{f}: {:?}",
-            queue::latencies(&cost, 512.0, 290.0, limit.rate_per_s * f)
-        );
-    }
-}
