@@ -140,10 +140,14 @@ pub fn size_pools(
     let mut cost: IterationCost = iteration_cost(decode, &TENSORRT_LLM, decode_max_batch)?;
     cost.prefill_token_s = 0.0;
     let (input_f, output_f) = (decode.input_len as f64, decode.output_len as f64);
-    let decode_at =
-        |replicas: u32| queue::latencies(&cost, input_f, output_f, rate / replicas as f64);
-    let Some(decode_replicas) =
-        fewest(|replicas| decode_at(replicas).is_some_and(|l| l.tpot_p99_s <= tpot_p99_s))
+    // Bursts that outrun the decode pool delay admission like prompts queueing in a colocated
+    // replica; they must drain within the TTFT target too (`queue::meets`).
+    let capacity = queue::capacity_rate(&cost, input_f, output_f);
+    let decode_at = |replicas: u32| {
+        let rate = rate / replicas as f64;
+        queue::meets(&cost, capacity, input_f, output_f, rate, ttft_p99_s, tpot_p99_s)
+    };
+    let Some(decode_replicas) = fewest(|replicas| decode_at(replicas).is_some())
     else {
         return Ok(None);
     };
