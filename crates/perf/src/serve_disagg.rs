@@ -145,10 +145,11 @@ pub fn size_pools(
     let capacity = queue::capacity_rate(&cost, input_f, output_f);
     let decode_at = |replicas: u32| {
         let rate = rate / replicas as f64;
-        queue::meets(&cost, capacity, input_f, output_f, rate, ttft_p99_s, tpot_p99_s)
+        queue::meets(
+            &cost, capacity, input_f, output_f, rate, ttft_p99_s, tpot_p99_s,
+        )
     };
-    let Some(decode_replicas) = fewest(|replicas| decode_at(replicas).is_some())
-    else {
+    let Some(decode_replicas) = fewest(|replicas| decode_at(replicas).is_some()) else {
         return Ok(None);
     };
     let load = decode_at(decode_replicas).expect("checked by fewest");
