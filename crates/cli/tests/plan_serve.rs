@@ -156,7 +156,11 @@ fn validate_serve_fits_and_cross_validates() {
     let out = suanli(&["validate", "serve", path, "--fit", fitted.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = std::fs::read_to_string(&fitted).unwrap();
-    assert!(text.starts_with("family,gemm_scale,rows,median_abs_error_pct"));
+    assert!(
+        text.starts_with(
+            "family,gemm_scale,rows,median_abs_error_pct,held_out_median_abs_error_pct"
+        )
+    );
     assert!(text.contains("nvidia-hopper,"), "{text}");
     // The repository's table is what that command writes.
     let repo = concat!(env!("CARGO_MANIFEST_DIR"), "/../perf/data/serving-fit.csv");

@@ -13,9 +13,13 @@ use suanli_perf::serve::{self, ServeSetup};
 pub fn error_band(accelerator_id: &str) -> String {
     match family_fit(accelerator_id) {
         Some(fit) => format!(
-            "validated: {} family, {} published serving rows, median |error| {:.1}% after the \
-             fit (suanli validate serve --cv for held-out figures)",
-            fit.family, fit.rows, fit.median_abs_error_pct
+            "validated: {} family, {} published serving rows; median |error| {:.1}% with the \
+             fitted constant, {} held out by source (suanli validate serve --cv)",
+            fit.family,
+            fit.rows,
+            fit.median_abs_error_pct,
+            fit.held_out_median_abs_error_pct
+                .map_or("not measured".to_string(), |x| format!("{x:.1}%"))
         ),
         None => format!(
             "unvalidated: no published serving row for the {} family; treat these figures as \
