@@ -26,6 +26,7 @@ pub mod lora;
 pub mod memory;
 pub mod search;
 pub mod serve;
+pub mod serve_disagg;
 pub mod serve_search;
 pub mod train;
 pub mod validate;

@@ -11,6 +11,7 @@
 use crate::serve::queue::{self, Latencies};
 use crate::serve::scenario::{TENSORRT_LLM, iteration_cost};
 use crate::serve::{self, ServeSetup};
+use crate::serve_disagg::{Pools, size_pools};
 use serde::Serialize;
 use suanli_catalog::{Accelerator, Model, Precision};
 
@@ -100,6 +101,10 @@ pub struct Deployment {
     pub prefill_share: f64,
     pub price_per_hour: f64,
     pub cost_per_million_output_tokens: f64,
+    /// Separate prefill and decode pools, when this deployment is disaggregated (then `tp`,
+    /// `max_batch` and `mean_batch` describe the decode replicas and `replicas` counts both).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pools: Option<Pools>,
 }
 
 /// Why an accelerator type has no deployment.
@@ -239,6 +244,9 @@ fn search_one(spec: &SearchSpec, candidate: &Candidate) -> Result<Vec<Deployment
             setup.ep = 1;
         }
     }
+    if fits_somewhere && spec.model.moe.is_none() {
+        found.extend(disaggregated(spec, candidate, &setup, max_tp)?);
+    }
     if !fits_somewhere {
         return Err(format!(
             "no replica of up to {} devices holds it: {}",
@@ -307,10 +315,14 @@ fn fewest_replicas(
 ) -> Result<Option<Deployment>, String> {
     let _ = prefill_s;
     let cost = iteration_cost(setup, &TENSORRT_LLM, max_batch).map_err(|e| e.to_string())?;
+    let (input, output) = (spec.input_len as f64, spec.output_len as f64);
+    let capacity = queue::capacity_rate(&cost, input, output);
     let meets = |replicas: u32| -> Result<Option<Latencies>, String> {
         let rate = spec.rate_per_s / replicas as f64;
-        let load = queue::latencies(&cost, spec.input_len as f64, spec.output_len as f64, rate);
-        Ok(load.filter(|l| l.ttft_p99_s <= spec.ttft_slo_s && l.tpot_p99_s <= spec.tpot_slo_s))
+        let (ttft, tpot) = (spec.ttft_slo_s, spec.tpot_slo_s);
+        Ok(queue::meets(
+            &cost, capacity, input, output, rate, ttft, tpot,
+        ))
     };
     // More replicas never hurt: grow until the targets hold, then bisect.
     let limit = 1u32 << 20;
@@ -351,5 +363,83 @@ fn fewest_replicas(
         prefill_share: load.prefill_share,
         price_per_hour,
         cost_per_million_output_tokens: price_per_hour / output_tokens_per_hour * 1e6,
+        pools: None,
     }))
+}
+
+/// The cheapest disaggregated deployment of one accelerator type: every pair of prefill and
+/// decode tensor-parallel sizes (pp 1) whose replicas hold the model, each pool sized for the
+/// targets (`crate::serve_disagg`).
+fn disaggregated(
+    spec: &SearchSpec,
+    candidate: &Candidate,
+    base: &ServeSetup,
+    max_tp: u32,
+) -> Result<Option<Deployment>, String> {
+    let shaped = |tp: u32| -> Option<ServeSetup> {
+        let mut setup = base.clone();
+        setup.tp = tp;
+        setup.pp = 1;
+        setup.ep = 1;
+        serve::check(&setup).ok()?;
+        serve::memory(&setup, 1)
+            .ok()
+            .filter(|m| m.max_sequences >= 1)
+            .map(|_| setup)
+    };
+    let context = spec.input_len as f64 + (spec.output_len as f64 + 1.0) / 2.0;
+    let mut best: Option<Deployment> = None;
+    for prefill_tp in powers_of_two(max_tp) {
+        let Some(prefill) = shaped(prefill_tp) else {
+            continue;
+        };
+        for decode_tp in powers_of_two(max_tp) {
+            let Some(decode) = shaped(decode_tp) else {
+                continue;
+            };
+            let fits = serve::memory(&decode, 1)
+                .map_err(|e| e.to_string())?
+                .max_sequences;
+            let cap = batch_cap(&decode, fits, context, spec.tpot_slo_s)?;
+            let sized = size_pools(
+                &prefill,
+                &decode,
+                cap,
+                spec.rate_per_s,
+                spec.ttft_slo_s,
+                spec.tpot_slo_s,
+            )
+            .map_err(|e| e.to_string())?;
+            let Some(pools) = sized else { continue };
+            let devices = prefill_tp as u64 * pools.prefill_replicas as u64
+                + decode_tp as u64 * pools.decode_replicas as u64;
+            let price_per_hour = devices as f64 * candidate.price_per_hour;
+            if best
+                .as_ref()
+                .is_some_and(|b| b.price_per_hour <= price_per_hour)
+            {
+                continue;
+            }
+            let output_tokens_per_hour = spec.rate_per_s * spec.output_len as f64 * 3600.0;
+            best = Some(Deployment {
+                accelerator: candidate.accelerator.id.clone(),
+                tp: decode_tp,
+                pp: 1,
+                ep: 1,
+                replicas: pools.prefill_replicas + pools.decode_replicas,
+                devices,
+                max_batch: cap,
+                mean_batch: pools.decode_mean_batch,
+                ttft_s: pools.ttft_p99_s,
+                tpot_s: pools.tpot_p99_s,
+                ttft_mean_s: pools.ttft_mean_s,
+                tpot_mean_s: pools.tpot_mean_s,
+                prefill_share: 0.0,
+                price_per_hour,
+                cost_per_million_output_tokens: price_per_hour / output_tokens_per_hour * 1e6,
+                pools: Some(pools),
+            });
+        }
+    }
+    Ok(best)
 }

@@ -70,17 +70,35 @@ pub fn fit(catalog: &Catalog, rows: &[InferenceRun]) -> Vec<FamilyFit> {
             gemm_scale: best,
             rows: report.summary.evaluated,
             median_abs_error_pct: report.summary.median_abs_error_pct.unwrap_or(0.0),
+            held_out_median_abs_error_pct: None,
         });
+    }
+    fits
+}
+
+/// Fits every family and adds each family's leave-one-source-out median |error|.
+pub fn fit_with_held_out(catalog: &Catalog, rows: &[InferenceRun]) -> Vec<FamilyFit> {
+    let mut fits = fit(catalog, rows);
+    let held_out = cross_validate(catalog, rows).families;
+    for f in &mut fits {
+        f.held_out_median_abs_error_pct = held_out
+            .iter()
+            .find(|h| h.family == f.family)
+            .and_then(|h| h.median_abs_error_pct);
     }
     fits
 }
 
 /// The fitted table in the format `crate::serve::fitted` loads.
 pub fn fits_csv(fits: &[FamilyFit]) -> String {
-    let mut text = String::from("family,gemm_scale,rows,median_abs_error_pct\n");
+    let mut text =
+        String::from("family,gemm_scale,rows,median_abs_error_pct,held_out_median_abs_error_pct\n");
     for f in fits {
+        let held_out = f
+            .held_out_median_abs_error_pct
+            .map_or(String::new(), |x| format!("{x:.1}"));
         text.push_str(&format!(
-            "{},{:.2},{},{:.1}\n",
+            "{},{:.2},{},{:.1},{held_out}\n",
             f.family, f.gemm_scale, f.rows, f.median_abs_error_pct
         ));
     }

@@ -180,8 +180,11 @@ fn expert_parallelism_keeps_memory_and_checks_its_size() {
     s.ep = 4;
     let expert = serve::estimate(&s).unwrap();
     assert_eq!(tensor.memory.weights_bytes, expert.memory.weights_bytes);
-    // The same weight bytes in wider GEMMs: never slower at a small batch by more than launches.
-    assert!(expert.decode.matmul_s <= tensor.decode.matmul_s * 1.05);
+    // The same weight bytes in wider GEMMs, but the busiest rank holds whole experts and
+    // random routing loads the ranks unevenly (serve::expert_imbalance): at batch 8 it reads
+    // its 2 experts while tensor parallelism reads a quarter of the ~7.2 touched.
+    assert!(expert.decode.matmul_s <= tensor.decode.matmul_s * 1.15);
+    assert!(expert.decode.matmul_s >= tensor.decode.matmul_s);
     s.ep = 3;
     assert!(serve::estimate(&s).is_err());
     let mut dense = setup("llama-3.1-8b", "h100", 2);

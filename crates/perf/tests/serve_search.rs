@@ -132,3 +132,43 @@ fn a_higher_rate_never_costs_less() {
     };
     assert!(at(10.0) <= at(50.0) && at(50.0) <= at(200.0));
 }
+
+#[test]
+fn long_prompts_under_a_tight_tpot_choose_disaggregated_pools_and_short_ones_do_not() {
+    use suanli_perf::serve::queue;
+    use suanli_perf::serve::scenario::{TENSORRT_LLM, iteration_cost};
+    use suanli_perf::serve::sim;
+    let mut long = spec("llama-3.1-70b", &["b200-sxm-180gb"], 20.0, 2000.0, 30.0);
+    long.input_len = 8192;
+    let chosen = serve_search::search(&long).unwrap().deployments[0].clone();
+    let pools = chosen
+        .pools
+        .clone()
+        .expect("disaggregated wins for 8k prompts at 30 ms TPOT");
+    assert!(pools.kv_bytes_per_request > 1e9, "{pools:?}");
+    assert!(chosen.ttft_s <= 2.0 && chosen.tpot_s <= 0.03, "{chosen:?}");
+    // The decode pool alone, event by event: its p99 TPOT meets the target.
+    let catalog = Catalog::builtin();
+    let mut decode = ServeSetup::new(
+        long.model.clone(),
+        catalog.accelerator("b200-sxm-180gb").unwrap().clone(),
+        8192,
+        256,
+    );
+    decode.tp = pools.decode_tp;
+    decode.weight_precision = Precision::Fp8;
+    decode.kv_precision = Precision::Fp8;
+    decode.continuous_batching = true;
+    let mut cost = iteration_cost(&decode, &TENSORRT_LLM, pools.decode_max_batch).unwrap();
+    cost.prefill_token_s = 0.0;
+    let rate = 20.0 / pools.decode_replicas as f64;
+    let measured = sim::simulate(&cost, 1, 256, rate, 4000, 5);
+    assert!(measured.tpot_p99_s <= 0.03, "{measured:?}");
+    let model = queue::latencies(&cost, 8192.0, 256.0, rate).unwrap();
+    assert!((model.tpot_p99_s - measured.tpot_p99_s).abs() < 0.1 * measured.tpot_p99_s);
+    // Short prompts under a loose TPOT stay colocated.
+    let mut short = spec("llama-3.1-70b", &["b200-sxm-180gb"], 20.0, 2000.0, 200.0);
+    short.input_len = 512;
+    let chosen = serve_search::search(&short).unwrap().deployments[0].clone();
+    assert!(chosen.pools.is_none(), "{chosen:?}");
+}

@@ -136,6 +136,23 @@ fn print_result(spec: &SearchSpec, result: &SearchResult) {
             ]);
         }
         println!("{table}");
+        for (rank, d) in result.deployments.iter().enumerate() {
+            if let Some(pools) = &d.pools {
+                println!(
+                    "#{} is disaggregated: prefill pool {} x tp={}, decode pool {} x tp={}; KV \
+                     {:.1} MB per request over {} ({} each, {:.2} GB/s between the pools)",
+                    rank + 1,
+                    pools.prefill_replicas,
+                    pools.prefill_tp,
+                    pools.decode_replicas,
+                    pools.decode_tp,
+                    pools.kv_bytes_per_request / 1e6,
+                    pools.kv_link,
+                    ms(pools.kv_transfer_s),
+                    pools.kv_bytes_per_s / 1e9
+                );
+            }
+        }
     }
     for rejection in &result.rejected {
         println!("rejected {}: {}", rejection.accelerator, rejection.reason);

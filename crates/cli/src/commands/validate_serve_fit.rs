@@ -21,7 +21,7 @@ pub fn fit(
     path: &Path,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let fits = fitting::fit(catalog, rows);
+    let fits = fitting::fit_with_held_out(catalog, rows);
     std::fs::write(path, fitting::fits_csv(&fits))
         .with_context(|| format!("cannot write {}", path.display()))?;
     if json {
@@ -35,13 +35,14 @@ pub fn fit(
         println!("{}", serde_json::to_string_pretty(&families)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let mut table = format::table(&["family", "gemm scale", "rows", "median |error|"]);
+    let mut table = format::table(&["family", "gemm scale", "rows", "median |error|", "held out"]);
     for f in &fits {
         table.add_row(vec![
             f.family.clone(),
             format!("{:.2}", f.gemm_scale),
             f.rows.to_string(),
             format!("{:.1}%", f.median_abs_error_pct),
+            pct(f.held_out_median_abs_error_pct),
         ]);
     }
     println!("{table}");

@@ -35,6 +35,9 @@ pub struct FamilyFit {
     pub rows: usize,
     /// Median |error| of those rows after the fit, percent.
     pub median_abs_error_pct: f64,
+    /// Median |error| of those rows predicted with constants fitted without their source
+    /// (leave-one-source-out), percent; `None` in tables written before the column existed.
+    pub held_out_median_abs_error_pct: Option<f64>,
 }
 
 /// Parses the fitted table; malformed lines are skipped (the file is generated).
@@ -47,11 +50,13 @@ pub fn parse(text: &str) -> Vec<FamilyFit> {
             let gemm_scale: f64 = cells.next()?.parse().ok()?;
             let rows = cells.next()?.parse().ok()?;
             let median_abs_error_pct = cells.next()?.parse().ok()?;
+            let held_out_median_abs_error_pct = cells.next().and_then(|c| c.parse().ok());
             (gemm_scale.is_finite() && gemm_scale > 0.0).then_some(FamilyFit {
                 family,
                 gemm_scale,
                 rows,
                 median_abs_error_pct,
+                held_out_median_abs_error_pct,
             })
         })
         .collect()

@@ -35,7 +35,9 @@ mod time;
 pub use memory::{
     ServeMemory, kv_bytes_per_token, kv_bytes_per_token_per_device, memory, weight_bytes_per_device,
 };
-pub use time::{PassTime, decode_step, expected_experts_touched, math_precision, prefill};
+pub use time::{
+    PassTime, decode_step, expected_experts_touched, expert_imbalance, math_precision, prefill,
+};
 
 /// How the decode attention kernel reads the KV cache under grouped-query attention.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

@@ -10,7 +10,17 @@
 //!
 //! At `lambda` requests per second of `I` prompt and `O` output tokens:
 //! - mean iteration `tau = D(N) / (1 - lambda I p)` and mean decoding sequences `N = lambda O tau`
-//!   (Little 1961), solved as a fixed point;
+//!   (Little 1961), solved as a fixed point. It vanishes (a saddle-node) at the replica's
+//!   capacity, where the decode step turns compute-bound and more sequences no longer raise the
+//!   token rate;
+//! - below capacity, Poisson bursts still outrun the replica for a while and queue prompts for
+//!   admission. With arrivals in a window of x expected requests at most x + z sqrt(x) (z =
+//!   2.326, the Gaussian approximation of the Poisson count) and the replica draining at
+//!   capacity C, the backlog stays within the TTFT budget T left after the queue above for
+//!   every window iff r (r - 1) >= z^2 / (4 lambda T), r = C / lambda (minimising the fluid
+//!   backlog x + z sqrt(x) - r x over x);
+//! - fluctuations of N feed back through the step time with gain g = lambda O D'(N) / (1 -
+//!   lambda I p), so N's variance is N / (1 - g);
 //! - a request's TPOT is the mean iteration over its `O` iterations. Two things vary it: the
 //!   sequences decoding beside it (Poisson with mean N in an M/G/infinity system; its average over
 //!   a window of one residence time has variance 2N/3, from the triangular autocovariance of a
@@ -90,40 +100,65 @@ pub struct Latencies {
     pub prefill_share: f64,
 }
 
+/// The steady state of the fixed point N = lambda O tau(N), tau = D(N) / (1 - rho_p): mean
+/// sequences decoding and mean iteration, or `None` when it does not exist below the cap.
+fn fixed_point(
+    cost: &IterationCost,
+    output: f64,
+    rate: f64,
+    prefill_share: f64,
+) -> Option<(f64, f64)> {
+    if prefill_share >= 1.0 {
+        return None;
+    }
+    let mut n = 1.0f64;
+    let mut tau = cost.decode(1.0) / (1.0 - prefill_share);
+    for _ in 0..200 {
+        tau = cost.decode(n) / (1.0 - prefill_share);
+        let next = (rate * output * tau).max(1e-9);
+        let converged = (next - n).abs() <= 1e-6 * n.max(1.0);
+        n = next;
+        if n > cost.max_batch as f64 {
+            return None;
+        }
+        if converged {
+            return Some((n, tau));
+        }
+    }
+    Some((n, tau))
+}
+
 /// Latencies at `rate` requests per second of `input_len` + `output_len` tokens, or `None` when
 /// the replica cannot keep up (prefill saturates or the mean batch exceeds the cap).
 pub fn latencies(cost: &IterationCost, input: f64, output: f64, rate: f64) -> Option<Latencies> {
     let p = cost.prefill_token_s;
     let prefill_share = rate * input * p;
-    if !(rate > 0.0) || prefill_share >= 1.0 {
+    if rate.is_nan() || rate <= 0.0 || prefill_share >= 1.0 {
         return None;
     }
-    let mut n = 1.0f64;
-    let mut tau = cost.decode(1.0) / (1.0 - prefill_share);
-    for _ in 0..100 {
-        tau = cost.decode(n) / (1.0 - prefill_share);
-        let next = (rate * output * tau).max(1e-9);
-        let converged = (next - n).abs() <= 1e-6 * n.max(1.0);
-        n = next;
-        // The decoding count is Poisson around its mean; beyond the cap prompts stop being
-        // admitted and queue without bound, so its 99th percentile must fit.
-        if n + Z99 * n.sqrt() > cost.max_batch as f64 {
-            return None;
-        }
-        if converged {
-            break;
-        }
-    }
+    let (n, tau) = fixed_point(cost, output, rate, prefill_share)?;
     // TPOT of one request: D(N_avg) + K I p / O with N_avg ~ (N, 2N/3) and K ~ Poisson(lambda O tau).
     let slope = (cost.decode(n + 1.0) - cost.decode((n - 1.0).max(1.0))) / 2.0;
     let decode_mean = cost.decode(n);
     let arrivals = rate * output * tau;
+    // More sequences decoding lengthen the step, which keeps them longer: a fluctuation of N
+    // feeds back with gain g = lambda O D'(N) / (1 - rho_p) (the slope of the fixed-point map),
+    // so N's variance is the Poisson N / (1 - g) (a linear response to the Poisson input). As
+    // g reaches 1 the fixed point disappears: the replica saturates.
+    let gain = rate * output * slope / (1.0 - prefill_share);
+    if gain >= 1.0 {
+        return None;
+    }
+    let n_variance = n / (1.0 - gain);
+    if n + Z99 * n_variance.sqrt() > cost.max_batch as f64 {
+        return None;
+    }
     // Prompt work during a life lengthens it and lets more prompts in: a Poisson branching
     // process with mean offspring rho_p = lambda I p, whose total work has variance
     // 1 / (1 - rho_p)^3 times that of the first generation (busy-period moments, M/G/1).
     let amplification = (1.0 - prefill_share).powi(-3);
-    let variance =
-        slope * slope * 2.0 * n / 3.0 + amplification * arrivals * (input * p / output).powi(2);
+    let variance = slope * slope * 2.0 * n_variance / 3.0
+        + amplification * arrivals * (input * p / output).powi(2);
     let tpot_mean_s = decode_mean + arrivals * input * p / output;
     let tpot_p99_s = tpot_mean_s + Z99 * variance.sqrt();
     // TTFT: M/D/1 prefill queue.
@@ -141,9 +176,10 @@ pub fn latencies(cost: &IterationCost, input: f64, output: f64, rate: f64) -> Op
     };
     // The first token leaves at the end of the last iteration that holds a chunk of the prompt:
     // the prompt joins at an iteration boundary (half an iteration in progress, on average) and
-    // rides in ceil(I / (B - N)) iterations, each a decode step plus its chunk.
+    // rides in ceil(I / (B - N)) iterations, each a typical iteration (tau: the decode step and
+    // the other prompts' chunks) plus its own chunk.
     let iterations = (input / room).ceil().max(1.0);
-    let aligned = tau / 2.0 + iterations * decode_mean + input * p;
+    let aligned = tau / 2.0 + iterations * tau + input * p;
     Some(Latencies {
         rate_per_s: rate,
         mean_batch: n,
@@ -152,6 +188,56 @@ pub fn latencies(cost: &IterationCost, input: f64, output: f64, rate: f64) -> Op
         tpot_mean_s,
         tpot_p99_s,
         prefill_share,
+    })
+}
+
+/// The replica's capacity: the highest rate at which a steady state exists (bisection).
+pub fn capacity_rate(cost: &IterationCost, input: f64, output: f64) -> f64 {
+    let ceiling = (1.0 / (input * cost.prefill_token_s))
+        .min(cost.max_batch as f64 / (output * cost.decode(1.0)));
+    let exists = |rate: f64| latencies(cost, input, output, rate).is_some();
+    let (mut low, mut high) = (ceiling * 1e-6, ceiling);
+    if !exists(low) {
+        return 0.0;
+    }
+    for _ in 0..80 {
+        let middle = (low * high).sqrt();
+        if exists(middle) {
+            low = middle;
+        } else {
+            high = middle;
+        }
+        if high / low < 1.0 + 1e-5 {
+            break;
+        }
+    }
+    low
+}
+
+/// Whether Poisson bursts at `rate` against a replica of `capacity` drain within `slack_s`
+/// (see the module documentation).
+pub fn absorbs_bursts(rate: f64, capacity: f64, slack_s: f64) -> bool {
+    if rate <= 0.0 || slack_s <= 0.0 || capacity <= rate {
+        return false;
+    }
+    let r = capacity / rate;
+    r * (r - 1.0) >= Z99 * Z99 / (4.0 * rate * slack_s)
+}
+
+/// Latencies at `rate` if they meet both p99 limits and bursts drain within the TTFT budget.
+pub fn meets(
+    cost: &IterationCost,
+    capacity: f64,
+    input: f64,
+    output: f64,
+    rate: f64,
+    ttft_p99_s: f64,
+    tpot_p99_s: f64,
+) -> Option<Latencies> {
+    latencies(cost, input, output, rate).filter(|l| {
+        l.ttft_p99_s <= ttft_p99_s
+            && l.tpot_p99_s <= tpot_p99_s
+            && absorbs_bursts(rate, capacity, ttft_p99_s - l.ttft_p99_s)
     })
 }
 
@@ -164,18 +250,13 @@ pub fn max_rate(
     ttft_p99_s: f64,
     tpot_p99_s: f64,
 ) -> Option<Latencies> {
-    let meets = |rate: f64| {
-        latencies(cost, input, output, rate)
-            .filter(|l| l.ttft_p99_s <= ttft_p99_s && l.tpot_p99_s <= tpot_p99_s)
-    };
-    // No rate beyond prefill saturation or the batch cap at the fastest step can be served.
-    let ceiling = (1.0 / (input * cost.prefill_token_s))
-        .min(cost.max_batch as f64 / (output * cost.decode(1.0)));
-    let (mut low, mut high) = (ceiling * 1e-6, ceiling);
-    meets(low)?;
+    let capacity = capacity_rate(cost, input, output);
+    let check = |rate: f64| meets(cost, capacity, input, output, rate, ttft_p99_s, tpot_p99_s);
+    let (mut low, mut high) = (capacity * 1e-6, capacity);
+    check(low)?;
     for _ in 0..60 {
         let middle = (low * high).sqrt();
-        if meets(middle).is_some() {
+        if check(middle).is_some() {
             low = middle;
         } else {
             high = middle;
@@ -184,5 +265,5 @@ pub fn max_rate(
             break;
         }
     }
-    meets(low)
+    check(low)
 }

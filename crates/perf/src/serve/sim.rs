@@ -47,6 +47,28 @@ fn percentile(values: &mut [f64], q: f64) -> f64 {
     values.get(index).copied().unwrap_or(f64::NAN)
 }
 
+/// The prompt chunks of the next iteration: the token budget left by the decoding sequences,
+/// first come first served, one slot of the batch cap per prompt started.
+fn schedule(
+    cost: &IterationCost,
+    decoding: usize,
+    waiting: &VecDeque<(usize, Prompt)>,
+) -> Vec<(usize, u64)> {
+    let mut budget = cost.token_budget.saturating_sub(decoding as u64);
+    let mut slots = cost.max_batch.saturating_sub(decoding as u64) as usize;
+    let mut chunks = Vec::new();
+    for (index, (_, prompt)) in waiting.iter().enumerate() {
+        if budget == 0 || slots == 0 {
+            break;
+        }
+        let take = prompt.left.min(budget);
+        budget -= take;
+        slots -= 1;
+        chunks.push((index, take));
+    }
+    chunks
+}
+
 /// Simulates `requests` requests of `input` + `output` tokens at `rate` per second; the first
 /// tenth are warm-up and not measured.
 pub fn simulate(
@@ -84,18 +106,7 @@ pub fn simulate(
             continue;
         }
         let decoding = running.len();
-        let mut budget = cost.token_budget.saturating_sub(decoding as u64);
-        let mut slots = cost.max_batch.saturating_sub(decoding as u64) as usize;
-        let mut chunks: Vec<(usize, u64)> = Vec::new();
-        for (index, (_, prompt)) in waiting.iter().enumerate() {
-            if budget == 0 || slots == 0 {
-                break;
-            }
-            let take = prompt.left.min(budget);
-            budget -= take;
-            slots -= 1;
-            chunks.push((index, take));
-        }
+        let chunks = schedule(cost, decoding, &waiting);
         let prompt_tokens: u64 = chunks.iter().map(|c| c.1).sum();
         now += cost.iteration(decoding, prompt_tokens);
         if measure_start.is_some() {

@@ -134,6 +134,19 @@ fn all_reduce_s(group: &Group, bytes: f64) -> f64 {
     ring.min(one_shot)
 }
 
+/// How much longer the busiest of `ep` expert-parallel ranks works than the mean when `pairs`
+/// token-expert pairs are routed at random: each rank's count is binomial with mean m = pairs /
+/// ep and variance m (1 - 1/ep), and the largest of ep such counts lies about sqrt(2 ln ep)
+/// standard deviations above the mean (balls into bins; Raab and Steger 1998). The layer
+/// waits for the busiest rank.
+pub fn expert_imbalance(pairs: f64, ep: f64) -> f64 {
+    if ep <= 1.0 || pairs <= 0.0 {
+        return 1.0;
+    }
+    let mean = pairs / ep;
+    1.0 + (2.0 * ep.ln()).sqrt() * ((1.0 - 1.0 / ep) / mean).sqrt()
+}
+
 /// Seconds of the weight GEMMs of one layer for `tokens` rows on one device.
 fn layer_gemms_s(setup: &ServeSetup, device: &Device, tokens: f64, moe_layer: bool) -> f64 {
     let model = &setup.model;
@@ -195,8 +208,11 @@ fn layer_gemms_s(setup: &ServeSetup, device: &Device, tokens: f64, moe_layer: bo
                     + device.gemm_s(rows, hidden, ffn / slice)
             };
             let launches = 2.0 * device.efficiency.kernel_overhead_s;
+            // The busiest rank sets the pace, and it cannot touch more than the experts it holds.
+            let busiest = (expert_imbalance(tokens * moe.top_k as f64, ep) * touched / ep)
+                .min(moe.experts as f64 / ep);
             device.gemm_s(tokens, moe.experts as f64, hidden)
-                + touched / ep * (expert_pair(rows, moe.expert_ffn as f64) - launches)
+                + busiest * (expert_pair(rows, moe.expert_ffn as f64) - launches)
                 + launches
                 + shared
         }
