@@ -365,6 +365,34 @@ fn admins_first_job_runs_with_rank_variables_on_a_fresh_server() {
 }
 
 #[test]
+fn a_job_past_its_time_limit_is_stopped_and_fails() {
+    let server = fresh_server("limit");
+    let out = client(
+        &server,
+        &["job", "submit", "--time-limit", "1s", "--", "sleep", "60"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = stdout(&out).trim().to_string();
+    let started = Instant::now();
+    let out = client(&server, &["job", "wait", &id]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "not stopped at its limit"
+    );
+    assert!(
+        stderr(&out).contains("time limit of 1 s reached"),
+        "{}",
+        stderr(&out)
+    );
+    let out = client(
+        &server,
+        &["job", "submit", "--time-limit", "1", "--", "true"],
+    );
+    assert!(stderr(&out).contains("has no unit"), "{}", stderr(&out));
+}
+
+#[test]
 fn quotas_tokens_and_nodes_read_as_a_person_expects() {
     let server = fresh_server("quota");
     assert!(

@@ -232,6 +232,7 @@ pub async fn run_with_metrics(
                     }
                 }
                 _ = tick.tick() => {
+                    loop_engine.lock().await.enforce_time_limits().await;
                     if let Err(error) = loop_engine.lock().await.schedule_pass().await {
                         tracing::error!(%error, "scheduling pass failed");
                     }

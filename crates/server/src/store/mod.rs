@@ -121,6 +121,9 @@ pub struct JobSpec {
     /// A training goal the planner turned into rates, so the scheduler knows the job's length.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub goal: Option<Goal>,
+    /// Wall-clock seconds a run may take before it is stopped and the job fails (no restart).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_limit_s: Option<u64>,
 }
 
 /// A training goal: train `model` on `tokens` tokens.
