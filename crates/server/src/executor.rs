@@ -92,6 +92,10 @@ impl LocalExecutor {
 /// The wrapper: record the pid, run the command, record its exit code atomically.
 const WRAPPER: &str = r#"echo $$ > "$SUANLI_PID_FILE"; "$@"; code=$?; echo $code > "$SUANLI_EXIT_FILE.tmp"; mv "$SUANLI_EXIT_FILE.tmp" "$SUANLI_EXIT_FILE"; exit $code"#;
 
+/// A gang's ranks share one log: each line gets `[rank N] ` in front (sed -u keeps it live), and
+/// the exit code is taken inside the pipe so the prefixer does not hide it.
+const GANG_WRAPPER: &str = r#"echo $$ > "$SUANLI_PID_FILE"; { "$@" 2>&1; echo $? > "$SUANLI_EXIT_FILE.tmp"; } | sed -u "s/^/[rank $RANK] /"; code=$(cat "$SUANLI_EXIT_FILE.tmp" 2>/dev/null || echo 1); mv "$SUANLI_EXIT_FILE.tmp" "$SUANLI_EXIT_FILE"; exit $code"#;
+
 fn pid_file(run_dir: &Path, rank: u32) -> PathBuf {
     run_dir.join(format!("rank{rank}.pid"))
 }
@@ -190,7 +194,7 @@ impl Executor for LocalExecutor {
             let mut command = tokio::process::Command::new("sh");
             command
                 .arg("-c")
-                .arg(WRAPPER)
+                .arg(if processes > 1 { GANG_WRAPPER } else { WRAPPER })
                 .arg("suanli-job")
                 .args(&launch.command)
                 .envs(&launch.env)
