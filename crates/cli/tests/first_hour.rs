@@ -514,3 +514,45 @@ fn prometheus_scrapes_metrics_without_a_token_on_the_metrics_address() {
     let main = reqwest::blocking::get(format!("http://{}/metrics", server.url)).unwrap();
     assert_eq!(main.status(), 401);
 }
+
+#[test]
+fn users_and_tenants_can_be_deleted_once_nothing_depends_on_them() {
+    let server = fresh_server("delete");
+    assert!(
+        client(&server, &["tenant", "create", "lab"])
+            .status
+            .success()
+    );
+    let out = client(&server, &["user", "create", "carol", "--tenant", "lab"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let carol = stdout(&client(&server, &["token", "create", "--user", "carol"]))
+        .trim()
+        .to_string();
+    let out = client(&server, &["tenant", "delete", "lab"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("still has users carol"),
+        "{}",
+        stderr(&out)
+    );
+    let out = client(&server, &["user", "delete", "carol"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Her token no longer works.
+    let out = Command::new(env!("CARGO_BIN_EXE_suanli"))
+        .args(["job", "list"])
+        .env("SUANLI_URL", &server.url)
+        .env("SUANLI_TOKEN", &carol)
+        .env("SUANLI_CONFIG_DIR", "/nonexistent-suanli-config")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let out = client(&server, &["tenant", "delete", "lab"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stdout(&client(&server, &["tenant", "list"])).contains("lab"));
+    let out = client(&server, &["user", "delete", "admin"]);
+    assert!(
+        stderr(&out).contains("cannot delete yourself"),
+        "{}",
+        stderr(&out)
+    );
+}

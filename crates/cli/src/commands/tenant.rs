@@ -20,6 +20,12 @@ pub enum TenantCommand {
         /// Letters, digits, `-` and `_`, e.g. research.
         name: String,
     },
+    /// Delete a tenant that has no users and no queued or running jobs (admin).
+    #[command(after_help = "Example:\n  suanli tenant delete research")]
+    Delete {
+        /// The tenant's name.
+        name: String,
+    },
 }
 
 /// Runs a tenant command.
@@ -39,6 +45,14 @@ pub fn run(command: TenantCommand) -> Result<ExitCode> {
         TenantCommand::Create { name } => {
             client.post("/api/v1/tenants", &json!({ "name": name }))?;
             println!("created tenant {name}");
+        }
+        TenantCommand::Delete { name } => {
+            client.json(
+                reqwest::Method::DELETE,
+                &format!("/api/v1/tenants/{name}"),
+                None,
+            )?;
+            println!("deleted tenant {name}");
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -33,6 +33,12 @@ pub enum UserCommand {
         #[arg(long, default_value = "member")]
         role: String,
     },
+    /// Delete a user; their tokens are revoked at once.
+    #[command(after_help = "Example:\n  suanli user delete alice")]
+    Delete {
+        /// The user's name.
+        name: String,
+    },
 }
 
 /// Runs a user command.
@@ -63,6 +69,14 @@ pub fn run(command: UserCommand) -> Result<ExitCode> {
             println!(
                 "created user {name}; give them a token with `suanli token create --user {name}`"
             );
+        }
+        UserCommand::Delete { name } => {
+            client.json(
+                reqwest::Method::DELETE,
+                &format!("/api/v1/users/{name}"),
+                None,
+            )?;
+            println!("deleted user {name}; their tokens are revoked");
         }
     }
     Ok(ExitCode::SUCCESS)

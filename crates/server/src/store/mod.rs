@@ -301,6 +301,13 @@ pub enum Change<'a> {
         now_s: i64,
     },
     SetQuota(&'a Quota),
+    /// Removes a tenant and its quotas (the caller checks it has no users or active jobs).
+    DeleteTenant(&'a str),
+    /// Removes a user and revokes their tokens at `now_s`.
+    DeleteUser {
+        name: &'a str,
+        now_s: i64,
+    },
     /// Stores a new queued job; ` job ID` (its new id) is appended to the audit entry's target.
     InsertJob {
         spec: &'a JobSpec,
