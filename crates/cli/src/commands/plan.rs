@@ -76,7 +76,8 @@ pub struct TrainArgs {
     /// How many layouts a search shows.
     #[arg(long, default_value_t = 5)]
     top: usize,
-    /// Price per accelerator-hour, for the cost figure.
+    /// US dollars per accelerator-hour, for the cost figure (indicative prices: the $/h column
+    /// of `suanli catalog accelerators`).
     #[arg(long)]
     price_per_hour: Option<f64>,
     /// Attention implementation: flash (fused, causal) or unfused.
