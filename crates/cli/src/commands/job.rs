@@ -181,7 +181,7 @@ pub fn run(command: JobCommand) -> Result<ExitCode> {
                         text(&job["reason"]),
                     ]);
                 }
-                println!("{table}");
+                println!("{}", super::format::keep_words_whole(&mut table));
             }
         }
         JobCommand::Show { id, json } => {

@@ -55,7 +55,7 @@ pub fn run(command: QuotaCommand) -> Result<ExitCode> {
                         .to_vec(),
                 );
             }
-            println!("{table}");
+            println!("{}", super::format::keep_words_whole(&mut table));
         }
         QuotaCommand::Set {
             tenant,

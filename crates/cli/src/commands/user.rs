@@ -59,7 +59,7 @@ pub fn run(command: UserCommand) -> Result<ExitCode> {
                     text(&user["role"]),
                 ]);
             }
-            println!("{table}");
+            println!("{}", super::format::keep_words_whole(&mut table));
         }
         UserCommand::Create { name, tenant, role } => {
             client.post(
