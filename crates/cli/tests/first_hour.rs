@@ -556,3 +556,60 @@ fn users_and_tenants_can_be_deleted_once_nothing_depends_on_them() {
         stderr(&out)
     );
 }
+
+/// The issue's "done when": `suanli serve` then `suanli job submit -- python3 -c ...` on a fresh
+/// data directory with no other step (no token to copy, no tenant to create).
+#[test]
+fn serve_then_submit_needs_no_other_step() {
+    let dir = std::env::temp_dir().join(format!("suanli-first-step-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_suanli"))
+        .args(["serve", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .current_dir(&dir)
+        .env("SUANLI_LOG", "warn")
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reqwest::blocking::get(format!("http://127.0.0.1:{port}/healthz")).is_err() {
+        assert!(Instant::now() < deadline, "server did not come up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_suanli"))
+            .args(args)
+            .current_dir(&dir)
+            .env("SUANLI_URL", format!("127.0.0.1:{port}"))
+            .env_remove("SUANLI_TOKEN")
+            .env("SUANLI_CONFIG_DIR", "/nonexistent-suanli-config")
+            .output()
+            .unwrap()
+    };
+    // python3 as in the issue where it is installed; the same check in sh where it is not.
+    let has_python = Command::new("python3")
+        .arg("-c")
+        .arg("1")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let program: Vec<&str> = if has_python {
+        vec![
+            "python3",
+            "-c",
+            "import os; print(os.environ['RANK'], os.environ['WORLD_SIZE'])",
+        ]
+    } else {
+        eprintln!("python3 is not installed: checking the variables with sh instead");
+        vec!["sh", "-c", "echo $RANK $WORLD_SIZE"]
+    };
+    let out = run(&[&["job", "submit", "--"][..], &program].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = stdout(&out).trim().to_string();
+    assert_eq!(run(&["job", "wait", &id]).status.code(), Some(0));
+    assert_eq!(stdout(&run(&["job", "logs", &id])), "0 1\n");
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -15,9 +15,12 @@ Examples:
   suanli serve --database postgres://suanli:pw@db/suanli
   suanli serve --metrics-listen 10.0.0.5:9464          /metrics for Prometheus, no token
 
-On first start with an empty store the server creates the user `admin` and writes its token to
-DATA_DIR/admin-token (mode 0600). Jobs keep running if the server stops; a restarted server
-re-attaches to them. Without --devices and without nvidia-smi, rocm-smi or npu-smi, the local
+On first start with an empty store the server creates the user `admin`, writes its token to
+DATA_DIR/admin-token (mode 0600) and creates the tenant `default` that admin's jobs go to.
+Commands run on this machine in the same directory use ./suanli-data/admin-token when
+SUANLI_TOKEN is not set, so `suanli serve &` then `suanli job submit -- python3 train.py` needs
+no other step. Jobs keep running if the server stops; a restarted server re-attaches to them.
+Without --devices and without nvidia-smi, rocm-smi or npu-smi, the local
 pool offers one `cpu` slot per core.")]
 pub struct ServeArgs {
     /// Logs, runs, the admin token and the SQLite file.
