@@ -246,6 +246,19 @@ mod tests {
     }
 
     #[test]
+    fn every_listing_has_json_for_scripts() {
+        let mut commands = Vec::new();
+        walk(&Cli::command(), "suanli", &mut commands);
+        let without: Vec<&str> = commands
+            .iter()
+            .filter(|(path, _)| path.ends_with(" list") || path.ends_with(" show"))
+            .filter(|(_, command)| !command.get_arguments().any(|a| a.get_id() == "json"))
+            .map(|(path, _)| path.as_str())
+            .collect();
+        assert!(without.is_empty(), "listings without --json: {without:?}");
+    }
+
+    #[test]
     fn every_argument_says_what_it_is() {
         let mut commands = Vec::new();
         walk(&Cli::command(), "suanli", &mut commands);

@@ -13,7 +13,11 @@ use super::client::{Client, text};
 pub enum TenantCommand {
     /// Tenants you can see.
     #[command(after_help = "Example:\n  suanli tenant list")]
-    List,
+    List {
+        /// Print them as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Create a tenant (admin).
     #[command(after_help = "Example:\n  suanli tenant create research")]
     Create {
@@ -32,13 +36,13 @@ pub enum TenantCommand {
 pub fn run(command: TenantCommand) -> Result<ExitCode> {
     let client = Client::from_env()?;
     match command {
-        TenantCommand::List => {
-            for tenant in client
-                .get("/api/v1/tenants")?
-                .as_array()
-                .into_iter()
-                .flatten()
-            {
+        TenantCommand::List { json } => {
+            let tenants = client.get("/api/v1/tenants")?;
+            if json {
+                super::client::print_json(&tenants);
+                return Ok(ExitCode::SUCCESS);
+            }
+            for tenant in tenants.as_array().into_iter().flatten() {
                 println!("{}", text(&tenant["name"]));
             }
         }

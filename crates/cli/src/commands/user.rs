@@ -20,7 +20,11 @@ member (submits jobs, cancels its own), viewer (reads its tenant).")]
 pub enum UserCommand {
     /// Users you can see.
     #[command(after_help = "Example:\n  suanli user list")]
-    List,
+    List {
+        /// Print them as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Create a user.
     #[command(after_help = "Example:\n  suanli user create alice --tenant research --role member")]
     Create {
@@ -45,14 +49,14 @@ pub enum UserCommand {
 pub fn run(command: UserCommand) -> Result<ExitCode> {
     let client = Client::from_env()?;
     match command {
-        UserCommand::List => {
+        UserCommand::List { json } => {
+            let users = client.get("/api/v1/users")?;
+            if json {
+                super::client::print_json(&users);
+                return Ok(ExitCode::SUCCESS);
+            }
             let mut table = super::format::table(&["name", "tenant", "role"]);
-            for user in client
-                .get("/api/v1/users")?
-                .as_array()
-                .into_iter()
-                .flatten()
-            {
+            for user in users.as_array().into_iter().flatten() {
                 table.add_row(vec![
                     text(&user["name"]),
                     text(&user["tenant"]),
