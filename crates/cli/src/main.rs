@@ -222,6 +222,43 @@ mod tests {
     }
 
     #[test]
+    fn every_repository_file_an_example_names_exists() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut commands = Vec::new();
+        walk(&Cli::command(), "suanli", &mut commands);
+        let mut missing = Vec::new();
+        for (path, mut command) in commands {
+            let help = command.render_long_help().to_string();
+            for word in help.split_whitespace() {
+                let named = ["crates/", "data/"].iter().any(|p| word.starts_with(p))
+                    && [".csv", ".trace", ".toml", ".json"]
+                        .iter()
+                        .any(|e| word.ends_with(e));
+                if named && !root.join(word).exists() {
+                    missing.push(format!("{path}: {word}"));
+                }
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "examples name missing files: {missing:?}"
+        );
+    }
+
+    #[test]
+    fn every_listing_has_json_for_scripts() {
+        let mut commands = Vec::new();
+        walk(&Cli::command(), "suanli", &mut commands);
+        let without: Vec<&str> = commands
+            .iter()
+            .filter(|(path, _)| path.ends_with(" list") || path.ends_with(" show"))
+            .filter(|(_, command)| !command.get_arguments().any(|a| a.get_id() == "json"))
+            .map(|(path, _)| path.as_str())
+            .collect();
+        assert!(without.is_empty(), "listings without --json: {without:?}");
+    }
+
+    #[test]
     fn every_argument_says_what_it_is() {
         let mut commands = Vec::new();
         walk(&Cli::command(), "suanli", &mut commands);

@@ -119,6 +119,11 @@ fn declared_file(run_dir: &Path) -> PathBuf {
 /// left out.
 const INHERITED_ENV: &[&str] = &["PATH", "LANG", "LC_ALL", "TZ"];
 
+/// A gang's ranks share one log: each line gets `[rank N] ` in front (sed -u keeps it live). The
+/// command's exit code comes back through fd 5 into `$(...)` so the prefixer does not hide it;
+/// fd 6 keeps the log for sed while the substitution captures fd 1.
+const GANG_WRAPPER: &str = r#"echo $$ >&3; exec 3>&- 6>&1; code=$( { { "$@" 4>&- 5>&- 6>&- 2>&1; echo $? >&5; } | sed -u "s/^/[rank $RANK] /" >&6; } 5>&1 ); exec 6>&-; echo $code >&4; exit $code"#;
+
 fn pid_file(run_dir: &Path, rank: u32) -> PathBuf {
     run_dir.join(format!("rank{rank}.pid"))
 }
@@ -183,7 +188,7 @@ fn rank_command(
     let mut command = tokio::process::Command::new("sh");
     command
         .arg("-c")
-        .arg(WRAPPER)
+        .arg(if processes > 1 { GANG_WRAPPER } else { WRAPPER })
         .arg("suanli-job")
         .args(&launch.command)
         .env_clear()

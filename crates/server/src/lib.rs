@@ -392,6 +392,7 @@ async fn serve_all(
                     }
                 }
                 _ = tick.tick() => {
+                    loop_engine.lock().await.enforce_time_limits().await;
                     if let Err(error) = loop_engine.lock().await.schedule_pass().await {
                         tracing::error!(%error, "scheduling pass failed");
                     }

@@ -22,6 +22,16 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("post", "/api/v1/tenants", "Create a tenant (admin)"),
     ("get", "/api/v1/users", "Users the caller can see"),
     (
+        "delete",
+        "/api/v1/tenants/{name}",
+        "Delete a tenant without users or active jobs (admin)",
+    ),
+    (
+        "delete",
+        "/api/v1/users/{name}",
+        "Delete a user and revoke their tokens (admin, or tenant-admin in their tenant)",
+    ),
+    (
         "post",
         "/api/v1/users",
         "Create a user (admin, or tenant-admin in their tenant)",

@@ -194,7 +194,8 @@ async fn gang_processes_get_ranks() {
         log.contains("rank=0 local=0 world=2 addr=127.0.0.1"),
         "{log}"
     );
-    assert!(log.contains("rank=1 local=1 world=2"), "{log}");
+    assert!(log.contains("[rank 1] rank=1 local=1 world=2"), "{log}");
+    assert!(log.lines().all(|l| l.starts_with("[rank ")), "{log}");
     assert!(log.contains("hip=0,1") && log.contains("hip=2,3"), "{log}");
     // One failing rank fails the gang.
     let id = server

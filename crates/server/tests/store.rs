@@ -134,6 +134,7 @@ async fn conformance(store: &dyn Store) {
         checkpoint_dir: Some("/tmp/ckpt".into()),
         max_restarts: 2,
         goal: None,
+        time_limit_s: None,
     };
     let first = store.insert_job(&spec, 100).await.unwrap();
     let second = store.insert_job(&spec, 101).await.unwrap();

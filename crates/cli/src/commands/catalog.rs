@@ -172,6 +172,7 @@ fn accelerator_table(items: &[&Accelerator]) -> Table {
         "domain",
         "scale-out GB/s",
         "TDP W",
+        "$/h",
         "conf.",
         "source",
     ]);
@@ -189,6 +190,8 @@ fn accelerator_table(items: &[&Accelerator]) -> Table {
             number(Some(a.scaleup.domain_size as f64)),
             number(Some(a.scaleout_gb_per_s)),
             number(a.tdp_w),
+            // Indicative US dollars per accelerator-hour (sources: suanli_perf::serve_search).
+            number(suanli_perf::serve_search::default_price(&a.id)),
             Cell::new(format!("{:?}", a.confidence).to_lowercase()),
             Cell::new(shorten(&a.source)),
         ]);

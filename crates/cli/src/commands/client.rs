@@ -1,6 +1,7 @@
 //! The HTTP client the server commands share: where the server is (`SUANLI_URL`, else the URL
 //! saved by `suanli login`, else http://127.0.0.1:8080) and who the caller is (`SUANLI_TOKEN`,
-//! else the saved token). Every error is one line.
+//! else the saved token, else for a server on this machine ./suanli-data/admin-token). Every
+//! error is one line.
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
@@ -69,6 +70,7 @@ impl Client {
         if !url.starts_with("http://") && !url.starts_with("https://") {
             bail!("SUANLI_URL `{url}`: use http://HOST:PORT or https://HOST:PORT");
         }
+        let token = token.or_else(|| local_admin_token(&url));
         Ok(Client::new(&url, token))
     }
 
@@ -164,6 +166,18 @@ impl Client {
             attempt,
         })
     }
+}
+
+/// With no token configured and a server on this machine: the admin token `suanli serve` wrote
+/// to ./suanli-data (its default data directory), so `suanli serve` then `suanli job submit`
+/// works with no other step. The file is mode 0600, so only the server's own user reads it.
+fn local_admin_token(url: &str) -> Option<String> {
+    let host = url.split("://").nth(1)?.split(['/', ':']).next()?;
+    if !matches!(host, "127.0.0.1" | "localhost") {
+        return None;
+    }
+    let token = std::fs::read_to_string("suanli-data/admin-token").ok()?;
+    Some(token.trim().to_string()).filter(|t| !t.is_empty())
 }
 
 /// Prints JSON pretty.

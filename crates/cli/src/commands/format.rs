@@ -1,7 +1,7 @@
 //! Shared formatting and parsing helpers for the commands.
 
 use comfy_table::presets::UTF8_FULL_CONDENSED;
-use comfy_table::{ContentArrangement, Table};
+use comfy_table::{ColumnConstraint, ContentArrangement, Table, Width};
 
 /// A table with the house style and the given header.
 pub fn table(header: &[&str]) -> Table {
@@ -10,6 +10,33 @@ pub fn table(header: &[&str]) -> Table {
         .load_preset(UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Dynamic)
         .set_header(header.to_vec());
+    table
+}
+
+/// Lets a too-wide table wrap only between words: every column is at least as wide as its
+/// longest word, so ids, layouts and numbers are never cut in half (issue 14).
+pub fn keep_words_whole(table: &mut Table) -> &mut Table {
+    let mut widths: Vec<usize> = Vec::new();
+    let rows = table.header().into_iter().chain(table.row_iter());
+    for row in rows {
+        for (index, cell) in row.cell_iter().enumerate() {
+            let longest = cell
+                .content()
+                .split_whitespace()
+                .map(|word| word.chars().count())
+                .max()
+                .unwrap_or(0);
+            if widths.len() <= index {
+                widths.resize(index + 1, 0);
+            }
+            widths[index] = widths[index].max(longest);
+        }
+    }
+    for (column, width) in table.column_iter_mut().zip(widths) {
+        // The constraint counts the cell's padding, one space on each side.
+        let width = u16::try_from(width + 2).unwrap_or(u16::MAX);
+        column.set_constraint(ColumnConstraint::LowerBoundary(Width::Fixed(width)));
+    }
     table
 }
 
@@ -89,6 +116,21 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_narrow_table_wraps_between_words_only() {
+        let mut table = super::table(&["id", "reason"]);
+        table.add_row(vec![
+            "local-h100-sxm5-80gb",
+            "running on vm h100-sxm5-80gb [0,1] since a while ago",
+        ]);
+        table.set_width(40);
+        super::keep_words_whole(&mut table);
+        let text = table.to_string();
+        assert!(text.contains("local-h100-sxm5-80gb"), "{text}");
+        assert!(text.contains("h100-sxm5-80gb"), "{text}");
+        assert!(text.lines().count() > 5, "it still wraps: {text}");
+    }
+
     #[test]
     fn unix_times_read_as_calendar_dates() {
         // Reference values from `date -u -d @N`.

@@ -113,6 +113,9 @@ pub struct SubmitArgs {
     /// estimates the run time per type and the scheduler uses it.
     #[arg(long, requires = "goal_tokens")]
     goal_model: Option<String>,
+    /// Wall-clock limit of a run, e.g. 30m or 2h: past it the job is stopped and fails.
+    #[arg(long, value_parser = crate::units::parse_duration_whole_s, allow_hyphen_values = true)]
+    time_limit: Option<i64>,
     /// Training goal: tokens to train, e.g. 1e12.
     #[arg(long, requires = "goal_model")]
     goal_tokens: Option<f64>,
@@ -137,7 +140,7 @@ pub fn run(command: JobCommand) -> Result<ExitCode> {
                 "name": args.name, "tenant": args.tenant, "command": args.command, "env": env,
                 "gpus": args.gpus, "processes": args.processes, "accelerators": args.accelerators,
                 "priority": args.priority, "checkpoint_dir": args.checkpoint_dir,
-                "max_restarts": args.max_restarts,
+                "max_restarts": args.max_restarts, "time_limit_s": args.time_limit,
                 "goal": args.goal_model.map(|model| json!({ "model": model, "tokens": args.goal_tokens })),
             });
             let job = client.post("/api/v1/jobs", &body)?;
@@ -178,7 +181,7 @@ pub fn run(command: JobCommand) -> Result<ExitCode> {
                         text(&job["reason"]),
                     ]);
                 }
-                println!("{table}");
+                println!("{}", super::format::keep_words_whole(&mut table));
             }
         }
         JobCommand::Show { id, json } => {
@@ -279,6 +282,12 @@ fn show(job: &Value) {
             ),
         ),
         ("priority", text(&spec["priority"])),
+        (
+            "time limit",
+            spec["time_limit_s"]
+                .as_u64()
+                .map_or("-".into(), |s| format!("{s} s")),
+        ),
         ("state", text(&job["state"])),
         ("reason", text(&job["reason"])),
         (

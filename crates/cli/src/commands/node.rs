@@ -119,6 +119,6 @@ pub fn run(command: NodeCommand) -> Result<ExitCode> {
                 .to_vec(),
         );
     }
-    println!("{table}");
+    println!("{}", super::format::keep_words_whole(&mut table));
     Ok(ExitCode::SUCCESS)
 }

@@ -76,8 +76,9 @@ pub struct TrainArgs {
     /// How many layouts a search shows.
     #[arg(long, default_value_t = 5)]
     top: usize,
-    /// Price per accelerator-hour, for the cost figure.
-    #[arg(long)]
+    /// US dollars per accelerator-hour, for the cost figure (indicative prices: the $/h column
+    /// of `suanli catalog accelerators`); `--price` works too.
+    #[arg(long, alias = "price")]
     price_per_hour: Option<f64>,
     /// Attention implementation: flash (fused, causal) or unfused.
     #[arg(long, default_value = "flash", value_parser = parse_attention)]

@@ -19,7 +19,11 @@ running) jobs may ask for; jobs beyond it wait with a `quota:` reason.")]
 pub enum QuotaCommand {
     /// Quotas of the tenants you can see.
     #[command(after_help = "Example:\n  suanli quota list")]
-    List,
+    List {
+        /// Print them as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Set a tenant's quota for one accelerator type (admin).
     #[command(
         after_help = "Example:\n  suanli quota set --tenant research --accelerator h100-sxm5-80gb --limit 16"
@@ -41,21 +45,21 @@ pub enum QuotaCommand {
 pub fn run(command: QuotaCommand) -> Result<ExitCode> {
     let client = Client::from_env()?;
     match command {
-        QuotaCommand::List => {
+        QuotaCommand::List { json } => {
+            let quotas = client.get("/api/v1/quotas")?;
+            if json {
+                super::client::print_json(&quotas);
+                return Ok(ExitCode::SUCCESS);
+            }
             let mut table = super::format::table(&["tenant", "accelerator", "limit", "used"]);
-            for quota in client
-                .get("/api/v1/quotas")?
-                .as_array()
-                .into_iter()
-                .flatten()
-            {
+            for quota in quotas.as_array().into_iter().flatten() {
                 table.add_row(
                     ["tenant", "accelerator", "limit", "used"]
                         .map(|k| text(&quota[k]))
                         .to_vec(),
                 );
             }
-            println!("{table}");
+            println!("{}", super::format::keep_words_whole(&mut table));
         }
         QuotaCommand::Set {
             tenant,

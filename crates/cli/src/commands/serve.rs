@@ -17,11 +17,14 @@ Examples:
   suanli serve --executor local,slurm --slurm-partition gpu   local pool and a Slurm cluster
   suanli serve --executor slurm --slurm-mode slurm --slurm-qos high   Slurm picks the nodes
 
-On first start with an empty store the server creates the user `admin` and writes its token to
-DATA_DIR/admin-token (mode 0600). As root, jobs run as unprivileged users (one per tenant, or
---run-as USER) in DATA_DIR-work and cannot read DATA_DIR; not as root, the server runs jobs of
-one tenant only. Jobs keep running if the server stops; a restarted server
-re-attaches to them. Without --devices and without nvidia-smi, rocm-smi or npu-smi, the local
+On first start with an empty store the server creates the user `admin`, writes its token to
+DATA_DIR/admin-token (mode 0600) and creates the tenant `default` that admin's jobs go to.
+Commands run on this machine in the same directory use ./suanli-data/admin-token when
+SUANLI_TOKEN is not set, so `suanli serve &` then `suanli job submit -- python3 train.py` needs
+no other step. As root, jobs run as unprivileged users (one per tenant, or --run-as USER) in
+DATA_DIR-work and cannot read DATA_DIR; not as root, the server runs jobs of one tenant only.
+Jobs keep running if the server stops; a restarted server re-attaches to them.
+Without --devices and without nvidia-smi, rocm-smi or npu-smi, the local
 pool offers one `cpu` slot per core.")]
 pub struct ServeArgs {
     /// Logs, runs, the admin token and the SQLite file.

@@ -22,7 +22,7 @@ use suanli_sim::{CheckpointPolicy, FailureModel, SimConfig, plot, presets, synth
   suanli simulate --cluster gavel-36-36-36 --trace crates/sim/data/gavel/seed0/ee9e8c.trace \\
       --compare fifo,las,gavel
   suanli simulate --synthetic jobs=100000,accelerators=16384 --policy backfill --failures llama3
-  suanli simulate --cluster alibaba-2023 --trace openb_pod_list_default.csv --policy sjf \\
+  suanli simulate --cluster alibaba-2023 --trace crates/sim/data/alibaba-gpu-2023/openb_pod_list_default.csv --policy sjf \\
       --json --out results/")]
 pub struct SimulateArgs {
     /// Cluster: a TOML file, an Alibaba node-list CSV, or a preset name (gavel-36-36-36,

@@ -13,11 +13,21 @@ use super::client::{Client, text};
 pub enum TenantCommand {
     /// Tenants you can see.
     #[command(after_help = "Example:\n  suanli tenant list")]
-    List,
+    List {
+        /// Print them as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Create a tenant (admin).
     #[command(after_help = "Example:\n  suanli tenant create research")]
     Create {
         /// Letters, digits, `-` and `_`, e.g. research.
+        name: String,
+    },
+    /// Delete a tenant that has no users and no queued or running jobs (admin).
+    #[command(after_help = "Example:\n  suanli tenant delete research")]
+    Delete {
+        /// The tenant's name.
         name: String,
     },
 }
@@ -26,19 +36,27 @@ pub enum TenantCommand {
 pub fn run(command: TenantCommand) -> Result<ExitCode> {
     let client = Client::from_env()?;
     match command {
-        TenantCommand::List => {
-            for tenant in client
-                .get("/api/v1/tenants")?
-                .as_array()
-                .into_iter()
-                .flatten()
-            {
+        TenantCommand::List { json } => {
+            let tenants = client.get("/api/v1/tenants")?;
+            if json {
+                super::client::print_json(&tenants);
+                return Ok(ExitCode::SUCCESS);
+            }
+            for tenant in tenants.as_array().into_iter().flatten() {
                 println!("{}", text(&tenant["name"]));
             }
         }
         TenantCommand::Create { name } => {
             client.post("/api/v1/tenants", &json!({ "name": name }))?;
             println!("created tenant {name}");
+        }
+        TenantCommand::Delete { name } => {
+            client.json(
+                reqwest::Method::DELETE,
+                &format!("/api/v1/tenants/{name}"),
+                None,
+            )?;
+            println!("deleted tenant {name}");
         }
     }
     Ok(ExitCode::SUCCESS)

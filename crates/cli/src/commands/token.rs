@@ -65,7 +65,7 @@ pub fn run(command: TokenCommand) -> Result<ExitCode> {
                     time("revoked_at_s"),
                 ]);
             }
-            println!("{table}");
+            println!("{}", super::format::keep_words_whole(&mut table));
         }
         TokenCommand::Create { user, expires_in } => {
             let token = client.post(

@@ -20,7 +20,11 @@ member (submits jobs, cancels its own), viewer (reads its tenant).")]
 pub enum UserCommand {
     /// Users you can see.
     #[command(after_help = "Example:\n  suanli user list")]
-    List,
+    List {
+        /// Print them as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Create a user.
     #[command(after_help = "Example:\n  suanli user create alice --tenant research --role member")]
     Create {
@@ -33,27 +37,33 @@ pub enum UserCommand {
         #[arg(long, default_value = "member")]
         role: String,
     },
+    /// Delete a user; their tokens are revoked at once.
+    #[command(after_help = "Example:\n  suanli user delete alice")]
+    Delete {
+        /// The user's name.
+        name: String,
+    },
 }
 
 /// Runs a user command.
 pub fn run(command: UserCommand) -> Result<ExitCode> {
     let client = Client::from_env()?;
     match command {
-        UserCommand::List => {
+        UserCommand::List { json } => {
+            let users = client.get("/api/v1/users")?;
+            if json {
+                super::client::print_json(&users);
+                return Ok(ExitCode::SUCCESS);
+            }
             let mut table = super::format::table(&["name", "tenant", "role"]);
-            for user in client
-                .get("/api/v1/users")?
-                .as_array()
-                .into_iter()
-                .flatten()
-            {
+            for user in users.as_array().into_iter().flatten() {
                 table.add_row(vec![
                     text(&user["name"]),
                     text(&user["tenant"]),
                     text(&user["role"]),
                 ]);
             }
-            println!("{table}");
+            println!("{}", super::format::keep_words_whole(&mut table));
         }
         UserCommand::Create { name, tenant, role } => {
             client.post(
@@ -63,6 +73,14 @@ pub fn run(command: UserCommand) -> Result<ExitCode> {
             println!(
                 "created user {name}; give them a token with `suanli token create --user {name}`"
             );
+        }
+        UserCommand::Delete { name } => {
+            client.json(
+                reqwest::Method::DELETE,
+                &format!("/api/v1/users/{name}"),
+                None,
+            )?;
+            println!("deleted user {name}; their tokens are revoked");
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -128,6 +128,7 @@ pub(super) struct Submit {
     #[serde(default)]
     max_restarts: u32,
     goal: Option<GoalRequest>,
+    time_limit_s: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -179,6 +180,7 @@ pub(super) async fn submit_job(
         checkpoint_dir: body.checkpoint_dir,
         max_restarts: body.max_restarts,
         goal: None,
+        time_limit_s: body.time_limit_s,
     };
     if let Some(goal) = body.goal {
         let types = state.engine.lock().await.job_types(&spec);

@@ -25,6 +25,7 @@ use crate::engine::{EngineError, now_s};
 use crate::store::{NewAuditEvent, Store, StoreError};
 
 mod admin;
+mod delete;
 mod jobs;
 pub mod limits;
 
@@ -133,6 +134,11 @@ pub fn router(state: AppState) -> Router {
             get(admin::list_tenants).post(admin::create_tenant),
         )
         .route("/users", get(admin::list_users).post(admin::create_user))
+        .route(
+            "/tenants/{name}",
+            axum::routing::delete(delete::delete_tenant),
+        )
+        .route("/users/{name}", axum::routing::delete(delete::delete_user))
         .route("/tokens", get(admin::list_tokens).post(admin::create_token))
         .route("/tokens/{id}", axum::routing::delete(admin::revoke_token))
         .route("/quotas", get(admin::list_quotas).put(admin::set_quota))

@@ -23,6 +23,7 @@ use crate::store::{
 
 pub mod admission;
 mod external;
+mod limits;
 mod nodes;
 mod recovery;
 
@@ -89,6 +90,8 @@ pub struct Engine {
     sched_of: HashMap<i64, u32>,
     /// Jobs waiting for their tenant's quota, outside the scheduler.
     held: BTreeSet<i64>,
+    /// Running jobs stopped for their time limit (they fail, and are not restarted).
+    timed_out: BTreeSet<i64>,
     quotas: BTreeMap<(String, String), u32>,
     /// Free accelerators per pool at the last full refresh of queued jobs' reasons, and jobs
     /// queued since: reasons depend only on free capacity, so an unchanged cluster means only new
@@ -149,6 +152,7 @@ impl Engine {
             by_sched: HashMap::new(),
             sched_of: HashMap::new(),
             held: BTreeSet::new(),
+            timed_out: BTreeSet::new(),
             quotas: BTreeMap::new(),
             recovering: false,
             isolation: None,
@@ -643,7 +647,11 @@ impl Engine {
         let now = now_s();
         job.exit_code = Some(exit_code);
         let described = note.unwrap_or_else(|| describe_exit(exit_code));
-        if run.cancel_requested {
+        if let Some(limit_s) = job.spec.time_limit_s.filter(|_| self.timed_out.remove(&id)) {
+            job.state = JobState::Failed;
+            job.reason = format!("time limit of {limit_s} s reached; stopped ({described})");
+            job.finished_at_s = Some(now);
+        } else if run.cancel_requested {
             job.state = JobState::Cancelled;
             job.reason = "cancelled".into();
             job.finished_at_s = Some(now);

@@ -121,6 +121,9 @@ pub struct JobSpec {
     /// A training goal the planner turned into rates, so the scheduler knows the job's length.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub goal: Option<Goal>,
+    /// Wall-clock seconds a run may take before it is stopped and the job fails (no restart).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_limit_s: Option<u64>,
 }
 
 /// A training goal: train `model` on `tokens` tokens.
@@ -298,6 +301,13 @@ pub enum Change<'a> {
         now_s: i64,
     },
     SetQuota(&'a Quota),
+    /// Removes a tenant and its quotas (the caller checks it has no users or active jobs).
+    DeleteTenant(&'a str),
+    /// Removes a user and revokes their tokens at `now_s`.
+    DeleteUser {
+        name: &'a str,
+        now_s: i64,
+    },
     /// Stores a new queued job; ` job ID` (its new id) is appended to the audit entry's target.
     InsertJob {
         spec: &'a JobSpec,

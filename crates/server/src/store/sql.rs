@@ -257,6 +257,35 @@ async fn apply(connection: &mut AnyConnection, change: Change<'_>) -> Result<Cha
             .execute(&mut *connection)
             .await?;
         }
+        Change::DeleteTenant(name) => {
+            sqlx::query("DELETE FROM quotas WHERE tenant = $1")
+                .bind(name)
+                .execute(&mut *connection)
+                .await?;
+            let result = sqlx::query("DELETE FROM tenants WHERE name = $1")
+                .bind(name)
+                .execute(&mut *connection)
+                .await?;
+            if result.rows_affected() != 1 {
+                return Err(StoreError::NotFound(format!("tenant `{name}`")));
+            }
+        }
+        Change::DeleteUser { name, now_s } => {
+            sqlx::query(
+                "UPDATE tokens SET revoked_at_s = $1 WHERE user_name = $2 AND revoked_at_s IS NULL",
+            )
+            .bind(now_s)
+            .bind(name)
+            .execute(&mut *connection)
+            .await?;
+            let result = sqlx::query("DELETE FROM users WHERE name = $1")
+                .bind(name)
+                .execute(&mut *connection)
+                .await?;
+            if result.rows_affected() != 1 {
+                return Err(StoreError::NotFound(format!("user `{name}`")));
+            }
+        }
         Change::InsertJob { spec, now_s } => {
             let row = sqlx::query(
                 "INSERT INTO jobs (tenant, state, reason, restarts, attempts, submitted_at_s, spec) \
