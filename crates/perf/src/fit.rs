@@ -414,7 +414,7 @@ mod tests {
             "nvidia-ampere",
             "nvidia-hopper",
             "google-tpu",
-            "intel-gaudi",
+            "intel-gaudi2",
         ] {
             let fit = table
                 .family
