@@ -531,12 +531,21 @@ impl Network {
         let tp = layout.tp;
         let cp = layout.cp;
         let model_ranks = tp * cp * layout.dp;
-        let dp = group(layout.dp * cp, tp);
+        // Stride between pipeline neighbours and the extra stride of data-parallel peers.
+        let (pp_stride, dp_extra) = if layout.pp_inner {
+            (tp * cp, layout.pp)
+        } else {
+            (model_ranks, 1)
+        };
+        let dp = group(layout.dp * cp, tp * dp_extra);
         let hybrid_fsdp = (fabric.torus_dims > 0 && layout.zero >= 3 && dp.crosses_scaleout())
             .then(|| {
                 let local = dp.ranks_per_domain.max(1);
                 let slices = dp.size.div_ceil(local);
-                (group(local, tp), group(slices, tp * local))
+                (
+                    group(local, tp * dp_extra),
+                    group(slices, tp * dp_extra * local),
+                )
             });
         Network {
             tp: group(tp, 1),
@@ -544,9 +553,12 @@ impl Network {
             ep: group(layout.ep, tp),
             dp,
             hybrid_fsdp,
-            dp_expert: group((layout.dp * cp / layout.ep).max(1), tp * layout.ep),
-            pp: group(layout.pp, model_ranks),
-            pp_crosses_nodes: model_ranks >= domain,
+            dp_expert: group(
+                (layout.dp * cp / layout.ep).max(1),
+                tp * layout.ep * dp_extra,
+            ),
+            pp: group(layout.pp, pp_stride),
+            pp_crosses_nodes: pp_stride >= domain,
         }
     }
 }
