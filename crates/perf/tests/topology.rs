@@ -99,7 +99,10 @@ fn the_rank_order_decides_which_traffic_stays_inside_an_nvl72_rack() {
     let estimate = |text: &str| {
         let spec: LayoutSpec = text.parse().unwrap();
         let layout = spec.resolve(576).unwrap();
-        assert_eq!(layout.to_string().contains("map=pp-inner"), text.contains("pp-inner"));
+        assert_eq!(
+            layout.to_string().contains("map=pp-inner"),
+            text.contains("pp-inner")
+        );
         train::estimate(&setup, &layout).unwrap()
     };
     // Megatron order: 8 stages 72 ranks apart, so every pipeline send leaves its rack.
