@@ -28,6 +28,7 @@ pub mod search;
 pub mod serve;
 pub mod serve_search;
 pub mod train;
+mod train_comm;
 pub mod validate;
 pub mod validate_serve;
 

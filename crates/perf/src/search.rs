@@ -57,9 +57,16 @@ fn divisors(n: u64) -> Vec<u32> {
         .collect()
 }
 
-/// Rank orders worth trying: with one stage there is nothing to place.
-fn maps_for(pp: u32) -> &'static [bool] {
-    if pp > 1 { &[false, true] } else { &[false] }
+/// Rank orders worth trying: with one stage there is nothing to place, and where the scale-up
+/// domain is one server (HGX, MI300X, Gaudi boards) Megatron's order already fills it with the
+/// tensor-parallel group, so only domains spanning servers (NVL72 racks, TPU slices,
+/// CloudMatrix) also try pipelines inside the domain.
+fn maps_for(pp: u32, multi_node_domain: bool) -> &'static [bool] {
+    if pp > 1 && multi_node_domain {
+        &[false, true]
+    } else {
+        &[false]
+    }
 }
 
 fn choices<T: Copy>(fixed: Option<T>, all: &[T]) -> Vec<T> {
@@ -82,6 +89,7 @@ pub fn candidates(setup: &TrainSetup, constraints: &Constraints) -> Vec<Layout> 
     )
     .for_job(count, setup.oversubscription)
     .domain;
+    let multi_node_domain = domain > setup.per_node;
     let max_tp = (domain.max(setup.per_node) as u64)
         .max(1)
         .min(model.heads as u64);
@@ -135,7 +143,9 @@ pub fn candidates(setup: &TrainSetup, constraints: &Constraints) -> Vec<Layout> 
                             for &vpp in &vpps {
                                 for (&recompute, &pp_inner) in recomputes
                                     .iter()
-                                    .flat_map(|r| maps_for(pp).iter().map(move |m| (r, m)))
+                                    .flat_map(|r| {
+                                        maps_for(pp, multi_node_domain).iter().map(move |m| (r, m))
+                                    })
                                     .filter(|(_, m)| constraints.pp_inner.is_none_or(|c| c == **m))
                                 {
                                     let layout = Layout {
