@@ -77,7 +77,8 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 1.0)]
     oversubscription: f64,
     /// Evaluate this layout, e.g. tp=8,pp=16,dp=128,cp=1,ep=1,zero=1,mb=1,vpp=1,recompute=selective
-    /// (dp follows from the count when left out; sp defaults to on when tp>1).
+    /// (dp follows from the count when left out; sp defaults to on when tp>1; map=pp-inner puts
+    /// pipeline stages inside data replicas in rank order, map=dp-inner is Megatron's default).
     #[arg(long)]
     layout: Option<String>,
     /// How many layouts a search shows.
