@@ -168,3 +168,128 @@ fn validate_a_missing_file_says_so() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("cannot read /no/such/file.csv"));
 }
+
+#[test]
+fn every_catalog_accelerator_states_its_band_or_that_it_is_unvalidated() {
+    let catalog = suanli_catalog::Catalog::builtin();
+    for accelerator in &catalog.accelerators {
+        let out = suanli(&[
+            "plan",
+            "train",
+            "--model",
+            "llama-3.1-8b",
+            "--accelerator",
+            &accelerator.id,
+            "--count",
+            "64",
+            "--top",
+            "1",
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() {
+            // A device too small for the model says so in one line (Groq's SRAM, say).
+            assert_eq!(stderr(&out).trim().lines().count(), 1, "{}", accelerator.id);
+            continue;
+        }
+        let last = text.trim().lines().last().unwrap_or_default();
+        assert!(
+            last.starts_with("uncertainty: ±")
+                || last.starts_with("unvalidated: no published run on "),
+            "{}: {last}",
+            accelerator.id
+        );
+    }
+}
+
+#[test]
+fn plan_json_carries_the_band_and_the_rows_behind_it() {
+    let out = suanli(&[
+        "plan",
+        "train",
+        "--model",
+        "llama-3.1-8b",
+        "--accelerator",
+        "h100",
+        "--count",
+        "16",
+        "--top",
+        "1",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(value["uncertainty_pct"].as_f64().unwrap() > 0.0);
+    assert!(value["validated_rows"].as_u64().unwrap() >= 3);
+    let out = suanli(&[
+        "plan",
+        "train",
+        "--model",
+        "llama-3.1-8b",
+        "--accelerator",
+        "gaudi3",
+        "--count",
+        "16",
+        "--top",
+        "1",
+        "--json",
+    ]);
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(value["validated_rows"], 0);
+}
+
+#[test]
+fn lora_plans_train_only_the_adapters() {
+    let args = |workload: &'static str| {
+        let mut a = vec![
+            "plan",
+            "train",
+            "--model",
+            "llama-2-70b",
+            "--accelerator",
+            "h100",
+            "--count",
+            "8",
+            "--seq-len",
+            "8192",
+            "--global-batch",
+            "8",
+            "--precision",
+            "fp8",
+            "--top",
+            "1",
+            "--json",
+            "--workload",
+            workload,
+        ];
+        if workload == "lora" {
+            a.extend(["--lora-rank", "16"]);
+        }
+        a
+    };
+    let out = suanli(&args("lora"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let memory = &value["estimates"][0]["memory"];
+    // 44.6 M adapter parameters: Adam states of a few hundred MB at most, not 70B x 12 bytes.
+    assert!(
+        memory["optimizer_bytes"].as_f64().unwrap() < 1e9,
+        "{memory}"
+    );
+    // Full training of 70B on 8 x 80 GB does not fit at all.
+    let out = suanli(&args("pretrain"));
+    assert!(!out.status.success());
+    let out = suanli(&[
+        "plan",
+        "train",
+        "--model",
+        "llama-2-70b",
+        "--accelerator",
+        "h100",
+        "--count",
+        "8",
+        "--workload",
+        "lora",
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("lora rank"), "{}", stderr(&out));
+}

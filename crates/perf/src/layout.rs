@@ -64,6 +64,13 @@ pub struct Layout {
     pub recompute: Recompute,
     /// Sequence parallelism in the tensor-parallel group (Korthikanti et al. 2022).
     pub sequence_parallel: bool,
+    /// How the axes map onto the network: ranks are numbered tp fastest, then cp, then dp,
+    /// then pp (Megatron-Core's default, `map=dp-inner`), or with pipeline stages inside data
+    /// replicas (`map=pp-inner`: tp, cp, pp, dp), which keeps a pipeline's sends inside a
+    /// scale-up domain (an NVL72 rack, a TPU slice) and puts the data-parallel traffic on the
+    /// scale-out links.
+    #[serde(default)]
+    pub pp_inner: bool,
 }
 
 impl Default for Layout {
@@ -78,6 +85,7 @@ impl Default for Layout {
             micro_batch: 1,
             vpp: 1,
             recompute: Recompute::Selective,
+            pp_inner: false,
             sequence_parallel: false,
         }
     }
@@ -250,7 +258,7 @@ impl fmt::Display for Layout {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "tp={},pp={},dp={},cp={},ep={},zero={},mb={},vpp={},recompute={}{}",
+            "tp={},pp={},dp={},cp={},ep={},zero={},mb={},vpp={},recompute={}{}{}",
             self.tp,
             self.pp,
             self.dp,
@@ -264,7 +272,8 @@ impl fmt::Display for Layout {
                 ",sp=true"
             } else {
                 ""
-            }
+            },
+            if self.pp_inner { ",map=pp-inner" } else { "" }
         )
     }
 }
@@ -336,10 +345,17 @@ impl FromStr for LayoutSpec {
                     };
                     spec.sp_given = true;
                 }
+                "map" => {
+                    l.pp_inner = match value.trim() {
+                        "dp-inner" => false,
+                        "pp-inner" => true,
+                        _ => return Err(format!("layout `map={value}`: use dp-inner or pp-inner")),
+                    }
+                }
                 other => {
                     return Err(format!(
                         "unknown layout key `{other}`; expected tp, pp, dp, cp, ep, zero, mb, vpp, \
-                         recompute or sp"
+                         recompute, sp or map"
                     ));
                 }
             }

@@ -29,6 +29,7 @@ pub mod serve;
 pub mod serve_disagg;
 pub mod serve_search;
 pub mod train;
+mod train_comm;
 pub mod validate;
 pub mod validate_serve;
 pub mod validate_serve_fit;

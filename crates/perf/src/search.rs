@@ -18,6 +18,8 @@ pub struct Constraints {
     pub vpp: Option<u32>,
     pub recompute: Option<Recompute>,
     pub sequence_parallel: Option<bool>,
+    /// Whether pipeline stages sit inside data replicas in rank order (see [`Layout::pp_inner`]).
+    pub pp_inner: Option<bool>,
 }
 
 /// The ranked result of a search.
@@ -55,6 +57,18 @@ fn divisors(n: u64) -> Vec<u32> {
         .collect()
 }
 
+/// Rank orders worth trying: with one stage there is nothing to place, and where the scale-up
+/// domain is one server (HGX, MI300X, Gaudi boards) Megatron's order already fills it with the
+/// tensor-parallel group, so only domains spanning servers (NVL72 racks, TPU slices,
+/// CloudMatrix) also try pipelines inside the domain.
+fn maps_for(pp: u32, multi_node_domain: bool) -> &'static [bool] {
+    if pp > 1 && multi_node_domain {
+        &[false, true]
+    } else {
+        &[false]
+    }
+}
+
 fn choices<T: Copy>(fixed: Option<T>, all: &[T]) -> Vec<T> {
     match fixed {
         Some(value) => vec![value],
@@ -66,7 +80,19 @@ fn choices<T: Copy>(fixed: Option<T>, all: &[T]) -> Vec<T> {
 pub fn candidates(setup: &TrainSetup, constraints: &Constraints) -> Vec<Layout> {
     let model = &setup.model;
     let count = setup.count;
-    let max_tp = (setup.per_node as u64).max(1).min(model.heads as u64);
+    // Tensor parallelism stays inside a scale-up domain: a server, an NVL72 rack, a TPU slice.
+    let domain = crate::collective::Fabric::new(
+        &setup.accelerator,
+        setup.per_node,
+        setup.scaleout_gb_per_s,
+        &setup.efficiency,
+    )
+    .for_job(count, setup.oversubscription)
+    .domain;
+    let multi_node_domain = domain > setup.per_node;
+    let max_tp = (domain.max(setup.per_node) as u64)
+        .max(1)
+        .min(model.heads as u64);
     let tps = choices(
         constraints.tp,
         &powers_of_two_up_to(max_tp).collect::<Vec<_>>(),
@@ -115,7 +141,13 @@ pub fn candidates(setup: &TrainSetup, constraints: &Constraints) -> Vec<Layout> 
                     for &zero in &zeros {
                         for &micro_batch in &micro {
                             for &vpp in &vpps {
-                                for &recompute in &recomputes {
+                                for (&recompute, &pp_inner) in recomputes
+                                    .iter()
+                                    .flat_map(|r| {
+                                        maps_for(pp, multi_node_domain).iter().map(move |m| (r, m))
+                                    })
+                                    .filter(|(_, m)| constraints.pp_inner.is_none_or(|c| c == **m))
+                                {
                                     let layout = Layout {
                                         tp,
                                         pp,
@@ -129,6 +161,7 @@ pub fn candidates(setup: &TrainSetup, constraints: &Constraints) -> Vec<Layout> 
                                         sequence_parallel: constraints
                                             .sequence_parallel
                                             .unwrap_or(tp > 1),
+                                        pp_inner,
                                     };
                                     if layout
                                         .check(model, count, setup.seq_len, setup.global_batch)
@@ -206,6 +239,7 @@ fn explain_no_valid(setup: &TrainSetup, constraints: &Constraints) -> String {
         vpp: constraints.vpp.unwrap_or(1),
         recompute: constraints.recompute.unwrap_or(Recompute::Full),
         sequence_parallel: false,
+        pp_inner: false,
     };
     let devices = layout.devices();
     match layout.check(&setup.model, devices, setup.seq_len, setup.global_batch) {

@@ -273,6 +273,9 @@ pub fn row_setup(
         vpp: row.virtual_stages,
         recompute,
         sequence_parallel,
+        // Published runs used their framework's rank order: Megatron-Core's tp-cp-dp-pp (the
+        // rows with pp > 1 are all Megatron, NeMo or Megatron-DeepSpeed).
+        pp_inner: Some(false),
     };
     Ok((setup, constraints))
 }

@@ -83,3 +83,32 @@ fn oversubscription_slows_only_traffic_between_domains() {
     let ratio = inter(&over) / inter(&base);
     assert!(ratio > 1.9 && ratio < 2.01, "{ratio}");
 }
+
+#[test]
+fn the_rank_order_decides_which_traffic_stays_inside_an_nvl72_rack() {
+    use suanli_perf::LayoutSpec;
+    use suanli_perf::train::{self, TrainSetup};
+    let catalog = Catalog::builtin();
+    let mut setup = TrainSetup::new(
+        catalog.model("llama-3.1-70b").unwrap().clone(),
+        catalog.accelerator("gb200").unwrap().clone(),
+        576,
+    );
+    setup.seq_len = 8192;
+    setup.global_batch = 576;
+    let estimate = |text: &str| {
+        let spec: LayoutSpec = text.parse().unwrap();
+        let layout = spec.resolve(576).unwrap();
+        assert_eq!(
+            layout.to_string().contains("map=pp-inner"),
+            text.contains("pp-inner")
+        );
+        train::estimate(&setup, &layout).unwrap()
+    };
+    // Megatron order: 8 stages 72 ranks apart, so every pipeline send leaves its rack.
+    let megatron = estimate("tp=4,pp=8,mb=1,recompute=full");
+    // Stages inside data replicas: a 32-GPU pipeline sits in one rack, data parallelism across.
+    let inner = estimate("tp=4,pp=8,mb=1,recompute=full,map=pp-inner");
+    assert!(inner.time.pp_p2p_s < megatron.time.pp_p2p_s / 2.0);
+    assert!(inner.time.dp_comm_total_s > megatron.time.dp_comm_total_s);
+}

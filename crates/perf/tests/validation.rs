@@ -119,3 +119,35 @@ fn a_malformed_cell_names_its_line_and_field() {
         "{error}"
     );
 }
+
+#[test]
+fn mlperf_rows_count_the_evaluations_in_their_timed_region() {
+    let share = validate::training_share_of_timed_region;
+    let logged = "includes periodic evaluation in the timed region (eval_start..eval_stop \
+                  intervals take 8.0% of it in the counted run logs)";
+    assert!((share(logged) - 0.92).abs() < 1e-12);
+    let unlogged = "includes periodic evaluation in the timed region (eval intervals not logged)";
+    assert!((share(unlogged) - 0.90).abs() < 1e-12);
+    assert_eq!(share("Table row: steady state"), 1.0);
+    // Nonsense shares fall back to the README's middle figure instead of a negative rate.
+    let nonsense = "includes periodic evaluation in the timed region (take 250% of it)";
+    assert!((share(nonsense) - 0.90).abs() < 1e-12);
+}
+
+#[test]
+fn lora_gpu_and_tpu_rows_evaluate() {
+    let report = report();
+    for id in [
+        "mlperf41-llama2-70b-lora-h100-8",
+        "mlperf51-llama2-70b-lora-mi350x-8",
+        "nemo2511-llama3-70b-gb200-64",
+        "mlperf40-gpt3-tpu-v5p-512",
+        "palm-540b-tpu-v4-6144",
+    ] {
+        let row = report.rows.iter().find(|r| r.id == id).unwrap();
+        let error = row
+            .error_pct
+            .unwrap_or_else(|| panic!("{id}: {:?}", row.reason));
+        assert!(error.abs() < 30.0, "{id}: {error:+.1}%");
+    }
+}

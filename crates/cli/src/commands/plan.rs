@@ -7,6 +7,8 @@ use comfy_table::Table;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use suanli_catalog::{Catalog, Precision};
+use suanli_perf::fit;
+use suanli_perf::lora::Workload;
 use suanli_perf::search::{self, Constraints};
 use suanli_perf::train::{self, TrainEstimate, TrainSetup};
 use suanli_perf::{AttentionImpl, LayoutSpec};
@@ -33,7 +35,12 @@ const TRAIN_EXAMPLES: &str = "Examples:
   suanli plan train --model gpt-3-175b --accelerator a100-sxm4-80gb --count 1024 \\
       --layout tp=8,pp=8,mb=1,vpp=3,recompute=selective --price-per-hour 1.8 --json
   suanli plan train --model ./config.json --accelerator mi300x --count 64
-  suanli plan train --model llama-3.1-8b --node p5.48xlarge --count 64     accelerator, per node, NICs";
+  suanli plan train --model llama-3.1-8b --node p5.48xlarge --count 64     accelerator, per node, NICs
+  suanli plan train --model llama-2-70b --accelerator h100 --count 8 --seq-len 8192 \\
+      --global-batch 8 --precision fp8 --workload lora --lora-rank 16
+
+Every plan carries its accelerator family's error band (cross-validated on published runs) or
+says that no published run backs it.";
 
 /// Arguments of `suanli plan train`.
 #[derive(Args)]
@@ -69,8 +76,18 @@ pub struct TrainArgs {
     /// Math precision.
     #[arg(long, default_value = "bf16")]
     precision: Precision,
+    /// What trains: pretrain (every weight) or lora (frozen base, adapters on qkv and output).
+    #[arg(long, default_value = "pretrain")]
+    workload: String,
+    /// LoRA adapter rank (with --workload lora).
+    #[arg(long)]
+    lora_rank: Option<u32>,
+    /// Oversubscription of the scale-out fabric's upper tier (1 = non-blocking).
+    #[arg(long, default_value_t = 1.0)]
+    oversubscription: f64,
     /// Evaluate this layout, e.g. tp=8,pp=16,dp=128,cp=1,ep=1,zero=1,mb=1,vpp=1,recompute=selective
-    /// (dp follows from the count when left out; sp defaults to on when tp>1).
+    /// (dp follows from the count when left out; sp defaults to on when tp>1; map=pp-inner puts
+    /// pipeline stages inside data replicas in rank order, map=dp-inner is Megatron's default).
     #[arg(long)]
     layout: Option<String>,
     /// How many layouts a search shows.
@@ -170,10 +187,17 @@ fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     setup.price_per_hour = args.price_per_hour;
     setup.attention = args.attention;
     setup.tp_overlap = args.attention == AttentionImpl::Flash;
+    setup.workload = Workload::parse(Some(&args.workload), args.lora_rank)
+        .map_err(|e| anyhow::anyhow!("--workload/--lora-rank: {e}"))?;
+    if !(args.oversubscription.is_finite() && (1.0..=64.0).contains(&args.oversubscription)) {
+        bail!("--oversubscription must be between 1 and 64 (1 = non-blocking fat tree)");
+    }
+    setup.oversubscription = args.oversubscription;
     super::plan_checks::check_batch(&setup).map_err(anyhow::Error::msg)?;
     for warning in super::plan_checks::setup_warnings(&setup) {
         eprintln!("warning: {warning}");
     }
+    let validation = fit::validation_of(&setup.accelerator, fit::Fitted::builtin());
 
     let estimates = match &args.layout {
         Some(text) => vec![evaluate_layout(&setup, text)?],
@@ -191,7 +215,13 @@ fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         }
     };
     if args.json {
-        let value = serde_json::json!({ "setup": setup, "estimates": estimates });
+        let value = serde_json::json!({
+            "setup": setup,
+            "estimates": estimates,
+            "family": validation.family,
+            "uncertainty_pct": validation.uncertainty_pct,
+            "validated_rows": validation.validated_rows,
+        });
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -199,7 +229,24 @@ fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         println!("{}", ranking_table(&estimates));
     }
     print_estimate(&setup, &estimates[0]);
+    println!("{}", uncertainty_line(&validation));
     Ok(ExitCode::SUCCESS)
+}
+
+/// The plan's error band, or the warning that no published run backs it.
+fn uncertainty_line(v: &fit::Validation) -> String {
+    if v.validated_rows == 0 {
+        format!(
+            "unvalidated: no published run on {}; unvalidated families miss by up to {:.0}% in \
+             cross-validation (conservative constants used)",
+            v.family, v.uncertainty_pct
+        )
+    } else {
+        format!(
+            "uncertainty: ±{:.0}% ({} family, cross-validated on {} published runs)",
+            v.uncertainty_pct, v.family, v.validated_rows
+        )
+    }
 }
 
 fn evaluate_layout(setup: &TrainSetup, text: &str) -> anyhow::Result<TrainEstimate> {
