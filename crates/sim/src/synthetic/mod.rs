@@ -134,12 +134,12 @@ impl std::str::FromStr for SyntheticSpec {
                         .parse::<usize>()
                         .ok()
                         .filter(|v| (1..=crate::limits::MAX_JOBS).contains(v))
-                        .ok_or_else(|| bad("a whole number of jobs from 1 to 10000000"))?;
+                        .ok_or_else(|| bad("a whole number of jobs > 0, at most 10000000"))?;
                 }
                 "accelerators" => {
                     spec.accelerators = positive_u32()?;
                     if u64::from(spec.accelerators) > crate::limits::MAX_ACCELERATORS {
-                        return Err(bad("a whole number of accelerators from 1 to 10000000"));
+                        return Err(bad("a whole number of accelerators > 0, at most 10000000"));
                     }
                 }
                 "per_node" => spec.per_node = positive_u32()?,
