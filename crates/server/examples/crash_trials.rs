@@ -47,7 +47,7 @@ fn main() {
     let mut submitted = 0;
     let mut accepted = Vec::new();
     for trial in 0..trials {
-        let fault = (trial % 2 == 0).then(|| (trial / 2) % 3);
+        let fault = (trial % 2 == 0).then_some((trial / 2) % 3);
         let (mut child, serving) = start_child(&data_dir, fault);
         let Some((url, admin)) = serving else {
             eprintln!("trial {trial}: server died while recovering");
