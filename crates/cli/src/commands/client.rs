@@ -107,7 +107,7 @@ impl Client {
         let text = response.text().unwrap_or_default();
         let message = serde_json::from_str::<Value>(&text)
             .ok()
-            .and_then(|v| v["error"].as_str().map(str::to_string))
+            .and_then(|v| v["error"].as_str().map(printable))
             .unwrap_or(text);
         bail!("{method} {path}: {} ({message})", status.as_u16())
     }
@@ -166,12 +166,31 @@ pub fn print_json(value: &Value) {
     );
 }
 
-/// A JSON field as display text (`-` when absent).
+/// `text` with every control character (escape sequences, carriage returns, C1 codes) shown as
+/// `?`, so names, commands and reasons other users chose cannot drive the terminal.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+/// A JSON field as display text (`-` when absent), control characters replaced (`printable`).
 pub fn text(value: &Value) -> String {
     match value {
         Value::Null => "-".into(),
-        Value::String(s) => s.clone(),
+        Value::String(s) => printable(s),
         Value::Array(items) => items.iter().map(text).collect::<Vec<_>>().join(","),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn terminal_text_has_no_control_characters() {
+        let hostile = serde_json::json!("job\u{1b}]0;owned\u{7}\r\u{9b}31m");
+        let shown = super::text(&hostile);
+        assert_eq!(shown, "job?]0;owned???31m");
+        assert!(!shown.chars().any(char::is_control));
     }
 }
