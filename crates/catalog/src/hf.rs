@@ -74,7 +74,7 @@ pub fn model_from_hf_config(json: &str, id: &str) -> Result<Model, String> {
     };
     let moe = read_moe(config, layers)?;
 
-    Ok(Model {
+    let model = Model {
         id: id.to_string(),
         aliases: Vec::new(),
         name: id.to_string(),
@@ -93,7 +93,9 @@ pub fn model_from_hf_config(json: &str, id: &str) -> Result<Model, String> {
         moe,
         mla,
         source: format!("Hugging Face config.json (model_type `{model_type}`)"),
-    })
+    };
+    model.validate()?;
+    Ok(model)
 }
 
 /// Mixture-of-experts shape: Mixtral, Qwen MoE or DeepSeek field names.

@@ -60,6 +60,21 @@ pub enum CatalogError {
     BadHfConfig { path: String, message: String },
 }
 
+/// A TOML error on one line: `line L, column C: what`.
+fn toml_message(text: &str, error: &toml::de::Error) -> String {
+    let what = error
+        .message()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let Some(before) = error.span().and_then(|span| text.get(..span.start)) else {
+        return what;
+    };
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    format!("line {line}, column {column}: {what}")
+}
+
 fn suggestion_text(suggestions: &[String]) -> String {
     if suggestions.is_empty() {
         String::new()
@@ -105,7 +120,7 @@ impl Catalog {
     pub fn merge_toml(&mut self, text: &str, path: &str) -> Result<(), CatalogError> {
         let file: CatalogFile = toml::from_str(text).map_err(|e| CatalogError::BadFile {
             path: path.to_string(),
-            message: e.to_string(),
+            message: toml_message(text, &e),
         })?;
         for item in file.accelerator {
             upsert(&mut self.accelerators, item, |a| &a.id);
@@ -114,6 +129,10 @@ impl Catalog {
             upsert(&mut self.nodes, item, |n| &n.id);
         }
         for item in file.model {
+            item.validate().map_err(|message| CatalogError::BadFile {
+                path: path.to_string(),
+                message: format!("model `{}`: {message}", item.id),
+            })?;
             upsert(&mut self.models, item, |m| &m.id);
         }
         Ok(())

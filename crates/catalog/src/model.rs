@@ -94,7 +94,152 @@ pub struct Model {
     pub source: String,
 }
 
+/// Largest sizes a model may state; far above any published model, small enough that the
+/// parameter counts (u64) and the layout search stay finite and fast.
+pub mod bounds {
+    pub const LAYERS: u64 = 10_000;
+    pub const HIDDEN: u64 = 1 << 20;
+    pub const HEADS: u64 = 1 << 14;
+    pub const HEAD_DIM: u64 = 1 << 16;
+    pub const FFN: u64 = 1 << 24;
+    pub const VOCAB: u64 = 1 << 24;
+    pub const SEQ_LEN: u64 = 1 << 28;
+    pub const EXPERTS: u64 = 1 << 16;
+    pub const LORA_RANK: u64 = 1 << 20;
+    /// Parameters in all (10^15, some 500 times the largest published model).
+    pub const PARAMS: f64 = 1e15;
+}
+
+/// `value` is within `1..=max`, else a one-line error naming the field.
+fn in_range(field: &str, value: u64, max: u64) -> Result<(), String> {
+    if value == 0 || value > max {
+        return Err(format!(
+            "`{field}` is {value}; it must be between 1 and {max}"
+        ));
+    }
+    Ok(())
+}
+
 impl Model {
+    /// Checks the shape makes sense (every size positive and within `bounds`, `kv_heads`
+    /// divides `heads`, `top_k` at most `experts`, ...), so no later formula divides by zero,
+    /// overflows or searches forever. The error is one line naming the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.id.trim().is_empty() {
+            return Err("`id` is empty".into());
+        }
+        in_range("layers", self.layers.into(), bounds::LAYERS)?;
+        in_range("hidden", self.hidden, bounds::HIDDEN)?;
+        in_range("heads", self.heads.into(), bounds::HEADS)?;
+        in_range("kv_heads", self.kv_heads.into(), self.heads.into())?;
+        if !self.heads.is_multiple_of(self.kv_heads) {
+            return Err(format!(
+                "`kv_heads` ({}) must divide `heads` ({})",
+                self.kv_heads, self.heads
+            ));
+        }
+        match self.head_dim {
+            Some(dim) => in_range("head_dim", dim, bounds::HEAD_DIM)?,
+            None if self.hidden < self.heads as u64 => {
+                return Err(format!(
+                    "`hidden` ({}) is smaller than `heads` ({}); give `head_dim`",
+                    self.hidden, self.heads
+                ));
+            }
+            None => {}
+        }
+        in_range("ffn", self.ffn, bounds::FFN)?;
+        in_range("vocab", self.vocab, bounds::VOCAB)?;
+        if let Some(seq) = self.max_seq_len {
+            in_range("max_seq_len", seq, bounds::SEQ_LEN)?;
+        }
+        if let Some(moe) = &self.moe {
+            in_range("moe.experts", moe.experts.into(), bounds::EXPERTS)?;
+            in_range("moe.top_k", moe.top_k.into(), moe.experts.into())?;
+            in_range("moe.expert_ffn", moe.expert_ffn, bounds::FFN)?;
+            if moe.shared_experts as u64 > bounds::EXPERTS || moe.dense_layers > self.layers {
+                return Err(format!(
+                    "`moe.shared_experts` ({}) must be at most {} and `moe.dense_layers` ({}) at most `layers` ({})",
+                    moe.shared_experts,
+                    bounds::EXPERTS,
+                    moe.dense_layers,
+                    self.layers
+                ));
+            }
+        }
+        if let Some(mla) = &self.mla {
+            if let Some(rank) = mla.q_lora_rank {
+                in_range("mla.q_lora_rank", rank, bounds::LORA_RANK)?;
+            }
+            in_range("mla.kv_lora_rank", mla.kv_lora_rank, bounds::LORA_RANK)?;
+            in_range(
+                "mla.qk_nope_head_dim",
+                mla.qk_nope_head_dim,
+                bounds::HEAD_DIM,
+            )?;
+            in_range(
+                "mla.qk_rope_head_dim",
+                mla.qk_rope_head_dim,
+                bounds::HEAD_DIM,
+            )?;
+            in_range("mla.v_head_dim", mla.v_head_dim, bounds::HEAD_DIM)?;
+        }
+        if let Some(b) = self.params_b_reported
+            && !(b.is_finite() && b > 0.0)
+        {
+            return Err(format!(
+                "`params_b_reported` is {b}; it must be a positive number"
+            ));
+        }
+        let params = self.params_upper_bound();
+        if params > bounds::PARAMS {
+            return Err(format!(
+                "the shape gives about {params:.2e} parameters; at most {:.0e} are supported",
+                bounds::PARAMS
+            ));
+        }
+        Ok(())
+    }
+
+    /// The parameter count in f64 (the same formulas as `total_params`, which cannot overflow
+    /// here), so a huge shape is refused before any u64 arithmetic overflows.
+    fn params_upper_bound(&self) -> f64 {
+        let h = self.hidden as f64;
+        let heads = self.heads as f64;
+        let attention = match &self.mla {
+            Some(mla) => {
+                let (nope, rope, v) = (
+                    mla.qk_nope_head_dim as f64,
+                    mla.qk_rope_head_dim as f64,
+                    mla.v_head_dim as f64,
+                );
+                let rank = mla.kv_lora_rank as f64;
+                let q = match mla.q_lora_rank {
+                    Some(q_rank) => h * q_rank as f64 + q_rank as f64 * heads * (nope + rope),
+                    None => h * heads * (nope + rope),
+                };
+                q + h * (rank + rope) + rank * heads * (nope + v) + heads * v * h
+            }
+            None => {
+                let d = self
+                    .head_dim
+                    .unwrap_or(self.hidden / self.heads.max(1) as u64)
+                    as f64;
+                2.0 * h * heads * d + 2.0 * h * self.kv_heads as f64 * d
+            }
+        };
+        let matrices = self.mlp.matrices() as f64;
+        let dense = matrices * h * self.ffn as f64;
+        let experts = self.moe.as_ref().map_or(0.0, |moe| {
+            let count = (moe.experts + moe.shared_experts) as f64;
+            count * matrices * h * moe.expert_ffn as f64 + h * moe.experts as f64
+        });
+        let positions = self.max_seq_len.unwrap_or(0) as f64 * h;
+        self.layers as f64 * (attention + dense.max(experts))
+            + 2.0 * self.vocab as f64 * h
+            + positions
+    }
+
     /// Per-head dimension.
     pub fn head_dim(&self) -> u64 {
         self.head_dim.unwrap_or(self.hidden / self.heads as u64)

@@ -90,6 +90,9 @@ fn kill_9_of_the_server_loses_and_duplicates_nothing() {
     let data_dir = root.join("data");
     let marks_dir = root.join("marks");
     std::fs::create_dir_all(&marks_dir).unwrap();
+    // Jobs run as unprivileged per-tenant users when the test runs as root: like /tmp.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&marks_dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
     let port = free_port();
     let server = start(&data_dir, port);
     let admin = std::fs::read_to_string(data_dir.join("admin-token"))

@@ -239,8 +239,8 @@ impl Layout {
 }
 
 fn divisors_text(n: u32) -> String {
-    let divisors: Vec<String> = (1..=n)
-        .filter(|d| n.is_multiple_of(*d))
+    let divisors: Vec<String> = crate::search::divisors(n.into())
+        .iter()
         .map(|d| d.to_string())
         .collect();
     if divisors.len() > 12 {

@@ -50,10 +50,25 @@ fn powers_of_two_up_to(limit: u64) -> impl Iterator<Item = u32> {
         .take_while(move |&x| x as u64 <= limit)
 }
 
-fn divisors(n: u64) -> Vec<u32> {
-    (1..=n.min(u32::MAX as u64))
-        .filter(|d| n.is_multiple_of(*d))
-        .map(|d| d as u32)
+/// The divisors of `n` that fit in a u32, ascending; trial division up to sqrt(n), so
+/// O(sqrt n) even for n near u32::MAX (enumerating up to n hung on huge layer counts).
+pub(crate) fn divisors(n: u64) -> Vec<u32> {
+    let mut small = Vec::new();
+    let mut large = Vec::new();
+    let mut d = 1u64;
+    while d * d <= n {
+        if n.is_multiple_of(d) {
+            small.push(d);
+            if d * d != n {
+                large.push(n / d);
+            }
+        }
+        d += 1;
+    }
+    small
+        .into_iter()
+        .chain(large.into_iter().rev())
+        .filter_map(|d| u32::try_from(d).ok())
         .collect()
 }
 
@@ -281,4 +296,25 @@ fn explain_nothing_fits(setup: &TrainSetup, layouts: &[Layout]) -> String {
         setup.accelerator.id,
         gb(memory.capacity_bytes),
     )
+}
+
+#[cfg(test)]
+mod divisor_tests {
+    use super::divisors;
+
+    #[test]
+    fn divisors_match_trial_division_and_stay_fast_near_u32_max() {
+        for n in 1..2000u64 {
+            let naive: Vec<u32> = (1..=n)
+                .filter(|d| n.is_multiple_of(*d))
+                .map(|d| d as u32)
+                .collect();
+            assert_eq!(divisors(n), naive, "n = {n}");
+        }
+        // 4294967291 is prime; enumerating to n took minutes, sqrt(n) is 65536 steps.
+        let started = std::time::Instant::now();
+        assert_eq!(divisors(4_294_967_291), vec![1, 4_294_967_291]);
+        assert_eq!(divisors(u32::MAX as u64).len(), 32);
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    }
 }

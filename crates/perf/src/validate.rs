@@ -117,7 +117,25 @@ pub struct Report {
 
 /// Reads rows from CSV text; the error names the line and the field.
 pub fn read_training_runs(csv_text: &str) -> Result<Vec<TrainingRun>, String> {
-    read_rows(csv_text)
+    let rows: Vec<TrainingRun> = read_rows(csv_text)?;
+    for row in &rows {
+        // Zero, negative or NaN here gave an infinite or NaN error and ranked NaN layouts first.
+        for (column, value) in [
+            ("measured", row.measured),
+            (
+                "scaleout_gbps_per_accelerator",
+                row.scaleout_gbps_per_accelerator,
+            ),
+        ] {
+            if value.is_some_and(|v| !(v.is_finite() && v > 0.0)) {
+                return Err(format!(
+                    "row `{}`: column `{column}` must be a positive number",
+                    row.id
+                ));
+            }
+        }
+    }
+    Ok(rows)
 }
 
 /// Reads CSV text with a header into rows of `T`; the error names the line and the column.
@@ -200,6 +218,7 @@ pub fn row_model(row: &TrainingRun) -> Result<Model, String> {
         mla: None::<Mla>,
         source: row.source.clone(),
     };
+    model.validate()?;
     // The schema has no column for tied embeddings or learned positions; take the combination
     // whose parameter count is closest to the reported `params_b` (the schema's cross-check),
     // and GPT-style defaults (tied, learned positions for GeLU models) when it is empty.

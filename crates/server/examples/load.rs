@@ -34,6 +34,11 @@ async fn main() {
         database,
         devices: Some("h100:1".into()),
         policy: "fifo".into(),
+        // One tenant queues tens of thousands of jobs here: lift the per-tenant cap (10,000).
+        admission: suanli_server::engine::admission::AdmissionLimits {
+            max_active_jobs_per_tenant: 1_000_000,
+            ..Default::default()
+        },
         ..Default::default()
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

@@ -71,7 +71,7 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     (
         "get",
         "/api/v1/jobs",
-        "Jobs of the caller's tenant (all for an admin); ?tenant=&state=",
+        "Jobs of the caller's tenant (all for an admin); ?tenant=&state=&after=&limit= (a full page has x-suanli-next-after)",
     ),
     ("post", "/api/v1/jobs", "Submit a job"),
     (

@@ -327,4 +327,30 @@ async fn priority_does_not_jump_other_tenants() {
         .ok(Method::GET, &format!("/api/v1/jobs/{pushy}"), &alice, None)
         .await;
     assert_eq!(job["state"], "queued", "{job}");
+
+    // Within alice's own queue, her higher-priority job goes first.
+    let low = server
+        .submit(&alice, json!({ "command": ["true"], "priority": -5 }))
+        .await;
+    let high = server
+        .submit(
+            &alice,
+            json!({ "command": ["sleep", "30"], "priority": 50 }),
+        )
+        .await;
+    server
+        .ok(
+            Method::POST,
+            &format!("/api/v1/jobs/{earlier}/cancel"),
+            &bob,
+            None,
+        )
+        .await;
+    // `pushy` (100) was first in alice's queue and highest; then `high` before `low`.
+    server.wait_state(&alice, pushy, "succeeded").await;
+    server.wait_state(&alice, high, "running").await;
+    let job = server
+        .ok(Method::GET, &format!("/api/v1/jobs/{low}"), &alice, None)
+        .await;
+    assert_eq!(job["state"], "queued", "{job}");
 }

@@ -168,6 +168,29 @@ async fn conformance(store: &dyn Store) {
     store.update_job(&done).await.unwrap();
     let listed = store.list_jobs(Some(&tag)).await.unwrap();
     assert_eq!(listed, vec![done.clone(), second.clone()]);
+    // Filtered and paged in SQL.
+    let page = |state, after_id, limit| suanli_server::store::JobQuery {
+        tenant: Some(tag.clone()),
+        state,
+        after_id,
+        limit,
+    };
+    let query = |q| async move { store.query_jobs(&q).await.unwrap() };
+    assert_eq!(query(page(None, None, 10)).await, listed);
+    assert_eq!(query(page(None, None, 1)).await, vec![done.clone()]);
+    assert_eq!(
+        query(page(None, Some(done.id), 1)).await,
+        vec![second.clone()]
+    );
+    assert_eq!(
+        query(page(Some(JobState::Queued), None, 10)).await,
+        vec![second.clone()]
+    );
+    assert!(
+        query(page(Some(JobState::Failed), None, 10))
+            .await
+            .is_empty()
+    );
     let active: Vec<i64> = store
         .list_active_jobs()
         .await

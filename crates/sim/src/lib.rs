@@ -26,6 +26,7 @@ pub mod workload;
 pub mod convert;
 pub mod engine;
 pub mod failures;
+pub mod limits;
 pub mod metrics;
 pub mod plot;
 pub mod report;

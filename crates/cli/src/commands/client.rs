@@ -188,11 +188,19 @@ pub fn print_json(value: &Value) {
     );
 }
 
-/// A JSON field as display text (`-` when absent).
+/// `text` with every control character (escape sequences, carriage returns, C1 codes) shown as
+/// `?`, so names, commands and reasons other users chose cannot drive the terminal.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+/// A JSON field as display text (`-` when absent), control characters replaced (`printable`).
 pub fn text(value: &Value) -> String {
     match value {
         Value::Null => "-".into(),
-        Value::String(s) => s.clone(),
+        Value::String(s) => printable(s),
         Value::Array(items) => items.iter().map(text).collect::<Vec<_>>().join(","),
         other => other.to_string(),
     }
@@ -203,8 +211,8 @@ pub fn text(value: &Value) -> String {
 pub fn describe_failure(status: u16, body: &str, method: &reqwest::Method, path: &str) -> String {
     let message = serde_json::from_str::<Value>(body)
         .ok()
-        .and_then(|v| v["error"].as_str().map(str::to_string))
-        .unwrap_or_else(|| body.trim().to_string());
+        .and_then(|v| v["error"].as_str().map(printable))
+        .unwrap_or_else(|| printable(body.trim()));
     // axum's JSON rejections: "Failed to deserialize the JSON body into the target type: role:
     // unknown variant `owner`, expected one of ... at line 1 column 40".
     let message = message
@@ -244,5 +252,13 @@ mod tests {
         assert!(line.contains("SUANLI_TOKEN"), "{line}");
         let line = describe_failure(500, "boom", &reqwest::Method::GET, "/api/v1/jobs");
         assert!(line.contains("HTTP 500") && line.contains("boom"), "{line}");
+    }
+
+    #[test]
+    fn terminal_text_has_no_control_characters() {
+        let hostile = serde_json::json!("job\u{1b}]0;owned\u{7}\r\u{9b}31m");
+        let shown = super::text(&hostile);
+        assert_eq!(shown, "job?]0;owned???31m");
+        assert!(!shown.chars().any(char::is_control));
     }
 }

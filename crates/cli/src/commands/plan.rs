@@ -178,6 +178,12 @@ fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         setup.per_node = per_node;
     }
     if let Some(bandwidth) = args.scaleout_gb_per_s {
+        // 0 or NaN made every cross-node transfer take NaN seconds and ranked a NaN layout first.
+        if !(bandwidth.is_finite() && bandwidth > 0.0) {
+            bail!(
+                "--scaleout-gb-per-s must be a positive number of GB/s, e.g. 25 or 50; got {bandwidth}"
+            );
+        }
         setup.scaleout_gb_per_s = bandwidth;
     }
     setup.seq_len = args.seq_len;

@@ -89,6 +89,42 @@ impl Engine {
         }
     }
 
+    /// Priority within a tenant: when the scheduler starts `id`, the tenant's highest-priority
+    /// pending job of the same shape (gang size, allowed types, no goal) takes its place,
+    /// oldest first among equals. The two are interchangeable to the scheduler (same gang, same
+    /// nominal work, same quota), so swapping which store job each scheduler job stands for
+    /// keeps its accounting exact and never moves a job ahead of another tenant's.
+    pub(super) fn priority_swap(&mut self, id: i64) -> i64 {
+        let Some(job) = self.active.get(&id) else {
+            return id;
+        };
+        let same_shape = |other: &crate::store::JobRecord| {
+            other.state == crate::store::JobState::Queued
+                && other.spec.tenant == job.spec.tenant
+                && other.spec.gpus == job.spec.gpus
+                && other.spec.accelerators == job.spec.accelerators
+                && other.spec.goal.is_none()
+                && job.spec.goal.is_none()
+                && other.spec.priority > job.spec.priority
+        };
+        let best = self
+            .sched_of
+            .keys()
+            .filter_map(|other| self.active.get(other))
+            .filter(|other| same_shape(other))
+            .max_by_key(|other| (other.spec.priority, std::cmp::Reverse(other.id)))
+            .map(|other| other.id);
+        let Some(best) = best else {
+            return id;
+        };
+        let (mine, theirs) = (self.sched_of[&id], self.sched_of[&best]);
+        self.sched_of.insert(id, theirs);
+        self.sched_of.insert(best, mine);
+        self.by_sched.insert(mine, best);
+        self.by_sched.insert(theirs, id);
+        best
+    }
+
     /// The user a run of `tenant` runs as and its working directory (`None`, `None` for an
     /// engine without isolation).
     pub(super) fn job_identity(

@@ -360,8 +360,9 @@ impl Engine {
             name: format!("job-{id}"),
             gang_size: job.spec.gpus,
             tenant: job.spec.tenant.clone(),
-            // A job's priority orders its own tenant's jobs only; across tenants the policy
-            // (submission order, fair share) decides, so no tenant can jump the others.
+            // A job's priority orders its own tenant's jobs only (`priority_swap`); across
+            // tenants the policy (submission order, fair share) decides, so no tenant can jump
+            // the others.
             priority: 0,
             work: work.clone(),
             runtime_estimate_s: estimate_s,
@@ -438,6 +439,7 @@ impl Engine {
                         let Some(&id) = self.by_sched.get(&job.0) else {
                             continue;
                         };
+                        let id = self.priority_swap(id);
                         self.start_run(id, pool.0 as usize, &allocation).await?;
                     }
                     Decision::Preempt { job, reason } => {

@@ -63,6 +63,17 @@ pub fn parse_cluster_toml(
                 .to_string(),
         ));
     }
+    let accelerators: u64 = parsed
+        .pool
+        .iter()
+        .map(|p| u64::from(p.nodes) * u64::from(p.accelerators_per_node))
+        .sum();
+    if accelerators > crate::limits::MAX_ACCELERATORS {
+        return Err(invalid(format!(
+            "the pools hold {accelerators} accelerators; at most {} are supported",
+            crate::limits::MAX_ACCELERATORS
+        )));
+    }
     let mut names = HashSet::new();
     let mut pools = Vec::with_capacity(parsed.pool.len());
     for entry in parsed.pool {

@@ -133,10 +133,15 @@ impl std::str::FromStr for SyntheticSpec {
                     spec.jobs = value
                         .parse::<usize>()
                         .ok()
-                        .filter(|v| *v > 0)
-                        .ok_or_else(|| bad("a whole number of jobs > 0"))?;
+                        .filter(|v| (1..=crate::limits::MAX_JOBS).contains(v))
+                        .ok_or_else(|| bad("a whole number of jobs > 0, at most 10000000"))?;
                 }
-                "accelerators" => spec.accelerators = positive_u32()?,
+                "accelerators" => {
+                    spec.accelerators = positive_u32()?;
+                    if u64::from(spec.accelerators) > crate::limits::MAX_ACCELERATORS {
+                        return Err(bad("a whole number of accelerators > 0, at most 10000000"));
+                    }
+                }
                 "per_node" => spec.per_node = positive_u32()?,
                 "types" => {
                     spec.types = value.split('|').map(|t| t.trim().to_string()).collect();
