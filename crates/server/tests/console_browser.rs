@@ -353,6 +353,28 @@ async fn plan_and_simulation_in_the_browser() {
             .starts_with("accelerators: `-3`")
     );
 
+    // The same model served on both types.
+    browser.click("a[href='/console/planner/serving']").await;
+    browser.check_basics().await;
+    browser.click("#serve-plan button[type=submit]").await;
+    browser
+        .wait_for(
+            "the serving plan",
+            "return !!document.getElementById('serve-results');",
+            Duration::from_secs(60),
+        )
+        .await;
+    let rows = browser
+        .script("return [...document.querySelectorAll('#serve-results tbody tr')].map(r => r.cells.length);")
+        .await;
+    assert_eq!(
+        rows,
+        json!([7, 7]),
+        "both types fit: {}",
+        browser.text("#serve-results").await
+    );
+    browser.screenshot("desktop-10-serving-planner").await;
+
     // Three policies on the Gavel trace.
     browser.click("a[href='/console/simulations']").await;
     browser.check_basics().await;
@@ -375,7 +397,7 @@ async fn plan_and_simulation_in_the_browser() {
         .script("return [...document.querySelectorAll('#sim-results img')].map(i => i.complete && i.naturalWidth > 0);")
         .await;
     assert_eq!(decoded, json!([true, true]));
-    browser.screenshot("desktop-10-simulations").await;
+    browser.screenshot("desktop-11-simulations").await;
     browser.close().await;
     server.stop().await;
 }

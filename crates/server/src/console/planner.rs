@@ -15,11 +15,11 @@ use super::html::{self, escape};
 use super::{Caller, Console};
 
 /// Most accelerator types compared at once.
-const MAX_TYPES: usize = 6;
+pub const MAX_TYPES: usize = 6;
 /// Largest accelerator count planned.
 const MAX_COUNT: u64 = 65_536;
 /// One plan computes at a time, so the planner cannot starve the API of CPU.
-static PLANNING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+pub static PLANNING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 
 /// The built-in catalog, parsed once.
 pub fn catalog() -> &'static Catalog {
@@ -131,20 +131,16 @@ fn plan(setups: &[TrainSetup]) -> Vec<Result<TrainEstimate, String>> {
         .collect()
 }
 
-fn form_html(form: &PlanForm) -> String {
-    let catalog = catalog();
-    let mut models = String::new();
-    let chosen_model = if form.model.is_empty() {
+/// The `<select>` options of the catalog's models, `current` (or Llama 3.1 8B) selected.
+pub fn model_options(current: &str) -> String {
+    let chosen = if current.is_empty() {
         "llama-3.1-8b"
     } else {
-        form.model.as_str()
+        current
     };
-    for m in &catalog.models {
-        let selected = if m.id == chosen_model {
-            " selected"
-        } else {
-            ""
-        };
+    let mut models = String::new();
+    for m in &catalog().models {
+        let selected = if m.id == chosen { " selected" } else { "" };
         let _ = write!(
             models,
             "<option value=\"{id}\"{selected}>{}</option>",
@@ -152,16 +148,21 @@ fn form_html(form: &PlanForm) -> String {
             id = escape(&m.id)
         );
     }
+    models
+}
+
+/// A checkbox per catalog accelerator; H100 and MI300X when none was chosen.
+pub fn accelerator_checks(chosen: &[String]) -> String {
     let defaults = ["h100-sxm5-80gb", "mi300x"];
-    let mut accelerators = String::new();
-    for (i, a) in catalog.accelerators.iter().enumerate() {
-        let checked = if form.accelerators.is_empty() {
+    let mut out = String::new();
+    for (i, a) in catalog().accelerators.iter().enumerate() {
+        let checked = if chosen.is_empty() {
             defaults.contains(&a.id.as_str())
         } else {
-            form.accelerators.contains(&a.id)
+            chosen.contains(&a.id)
         };
         let _ = write!(
-            accelerators,
+            out,
             "<label class=\"check\"><input type=\"checkbox\" name=\"accelerator\" id=\"acc-{i}\" \
              value=\"{id}\"{}> {}</label>",
             if checked { " checked" } else { "" },
@@ -169,9 +170,16 @@ fn form_html(form: &PlanForm) -> String {
             id = escape(&a.id)
         );
     }
+    out
+}
+
+fn form_html(form: &PlanForm) -> String {
+    let models = model_options(&form.model);
+    let accelerators = accelerator_checks(&form.accelerators);
     let value = |v: &str, d: &str| escape(if v.is_empty() { d } else { v });
     format!(
-        "<form method=\"get\" action=\"/console/planner\" class=\"card\" id=\"train-plan\">\
+        "<p><strong>Training</strong> · <a href=\"/console/planner/serving\">Serving</a></p>\
+         <form method=\"get\" action=\"/console/planner\" class=\"card\" id=\"train-plan\">\
          <label for=\"model\">Model</label><select id=\"model\" name=\"model\">{models}</select>\
          <fieldset class=\"checks\"><legend>Accelerator types (up to {MAX_TYPES})</legend>{accelerators}</fieldset>\
          <label for=\"count\">Accelerators</label><input id=\"count\" name=\"count\" inputmode=\"numeric\" value=\"{}\">\
