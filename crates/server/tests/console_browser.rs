@@ -251,6 +251,37 @@ async fn viewer_sees_no_cancel_and_a_forged_cancel_is_refused() {
     let main = browser.text("main").await;
     assert!(main.contains("victor") && main.contains(&format!("/api/v1/jobs/{job}/cancel")));
     browser.screenshot("desktop-08-audit").await;
+    // The admin marks a node down and up again from the nodes page.
+    browser.goto(&format!("{}/console/nodes", server.url)).await;
+    browser.check_basics().await;
+    browser.click("form[action$='/down'] button").await;
+    browser
+        .wait_for(
+            "the pool to be down",
+            "return document.body.innerText.includes('Mark up');",
+            Duration::from_secs(10),
+        )
+        .await;
+    let nodes = server
+        .ok(Method::GET, "/api/v1/nodes", &server.admin, None)
+        .await;
+    assert!(
+        nodes
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["state"] == "down"),
+        "{nodes}"
+    );
+    browser.screenshot("desktop-09-node-down").await;
+    browser.click("form[action$='/up'] button").await;
+    browser
+        .wait_for(
+            "the pool to be up",
+            "return !document.body.innerText.includes('Mark up');",
+            Duration::from_secs(10),
+        )
+        .await;
     browser.close().await;
     server.stop().await;
 }
@@ -281,6 +312,15 @@ async fn console_fits_a_phone() {
         ("jobs", "/console/jobs".to_string()),
         ("job", format!("/console/jobs/{job}")),
         ("submit", "/console/jobs/new".to_string()),
+        ("tenants", "/console/tenants".to_string()),
+        (
+            "planner",
+            "/console/planner?model=llama-3.1-8b&accelerator=h100-sxm5-80gb&count=8".to_string(),
+        ),
+        (
+            "simulations",
+            "/console/simulations?workload=gavel-trace&jobs=50&policy=fifo".to_string(),
+        ),
     ];
     for (name, path) in pages {
         browser.goto(&format!("{}{path}", server.url)).await;
@@ -335,7 +375,7 @@ async fn plan_and_simulation_in_the_browser() {
         assert!(row.contains("tp=") && !row.contains('—'), "{row}");
     }
     assert_eq!(browser.find_all("#plan-results svg.chart").await.len(), 2);
-    browser.screenshot("desktop-09-planner").await;
+    browser.screenshot("desktop-10-planner").await;
     // Nonsense is refused with one line.
     browser.type_into("#count", "-3").await;
     browser.click("#train-plan button[type=submit]").await;
@@ -373,7 +413,7 @@ async fn plan_and_simulation_in_the_browser() {
         "both types fit: {}",
         browser.text("#serve-results").await
     );
-    browser.screenshot("desktop-10-serving-planner").await;
+    browser.screenshot("desktop-11-serving-planner").await;
 
     // Three policies on the Gavel trace.
     browser.click("a[href='/console/simulations']").await;
@@ -397,7 +437,7 @@ async fn plan_and_simulation_in_the_browser() {
         .script("return [...document.querySelectorAll('#sim-results img')].map(i => i.complete && i.naturalWidth > 0);")
         .await;
     assert_eq!(decoded, json!([true, true]));
-    browser.screenshot("desktop-11-simulations").await;
+    browser.screenshot("desktop-12-simulations").await;
     browser.close().await;
     server.stop().await;
 }
