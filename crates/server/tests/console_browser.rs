@@ -392,6 +392,36 @@ async fn plan_and_simulation_in_the_browser() {
             .await
             .starts_with("accelerators: `-3`")
     );
+    // A Hugging Face config.json chosen with the file input replaces the catalog model.
+    let config = common::unique_dir("suanli-config").with_extension("json");
+    std::fs::write(
+        &config,
+        r#"{"model_type": "llama", "hidden_size": 2048, "intermediate_size": 8192,
+            "num_attention_heads": 32, "num_hidden_layers": 16, "num_key_value_heads": 8,
+            "vocab_size": 128256, "max_position_embeddings": 131072, "tie_word_embeddings": true}"#,
+    )
+    .unwrap();
+    browser.type_into("#count", "8").await;
+    browser.send_file("#hf_file", &config).await;
+    browser
+        .wait_for(
+            "the file to be read",
+            "return document.getElementById('hf_config').value.includes('num_hidden_layers');",
+            Duration::from_secs(10),
+        )
+        .await;
+    browser.click("#train-plan button[type=submit]").await;
+    browser
+        .wait_for(
+            "the plan of the uploaded model",
+            "return !!document.getElementById('plan-results');",
+            Duration::from_secs(60),
+        )
+        .await;
+    let first = browser.text("#plan-results tbody tr").await;
+    assert!(first.contains("tp=") && first.contains("H100"), "{first}");
+    assert_eq!(browser.text("#plan-model").await, "Model: your-config.json");
+    let _ = std::fs::remove_file(&config);
 
     // The same model served on both types.
     browser.click("a[href='/console/planner/serving']").await;
