@@ -426,6 +426,7 @@ async fn plan_and_simulation_in_the_browser() {
     // The same model served on both types.
     browser.click("a[href='/console/planner/serving']").await;
     browser.check_basics().await;
+    browser.type_into("#rate", "10").await;
     browser.click("#serve-plan button[type=submit]").await;
     browser
         .wait_for(
@@ -443,6 +444,20 @@ async fn plan_and_simulation_in_the_browser() {
         "both types fit: {}",
         browser.text("#serve-results").await
     );
+    // The deployment search: each type's cheapest deployment meets both targets.
+    let deployments = browser
+        .script(
+            "return [...document.querySelectorAll('#slo-results tbody tr')]\
+             .map(r => [...r.cells].map(c => c.innerText));",
+        )
+        .await;
+    let deployments: Vec<Vec<String>> = serde_json::from_value(deployments).unwrap();
+    assert!(!deployments.is_empty());
+    for row in deployments.iter().filter(|r| r.len() == 8) {
+        let ttft_ms: f64 = row[4].parse().unwrap();
+        let tpot_ms: f64 = row[5].parse().unwrap();
+        assert!(ttft_ms <= 500.0 && tpot_ms <= 50.0, "{row:?}");
+    }
     browser.screenshot("desktop-11-serving-planner").await;
 
     // Three policies on the Gavel trace.

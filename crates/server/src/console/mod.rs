@@ -26,6 +26,7 @@ mod jobs;
 mod logs;
 mod planner;
 mod planner_serve;
+mod planner_slo;
 mod session;
 mod simulate;
 

@@ -10,6 +10,7 @@ use suanli_perf::serve::{self, ServeEstimate, ServeSetup};
 
 use super::html::{self, escape};
 use super::planner::{MAX_TYPES, PLANNING, accelerator_checks, catalog, model_options};
+use super::planner_slo::{self, SloForm};
 use super::{Caller, Console};
 
 /// The form as submitted.
@@ -20,6 +21,9 @@ pub struct ServeForm {
     pub input_len: String,
     pub output_len: String,
     pub batch: String,
+    pub rate: String,
+    pub ttft_ms: String,
+    pub tpot_ms: String,
 }
 
 impl ServeForm {
@@ -32,6 +36,9 @@ impl ServeForm {
                 "input_len" => form.input_len = value,
                 "output_len" => form.output_len = value,
                 "batch" => form.batch = value,
+                "rate" => form.rate = value,
+                "ttft_ms" => form.ttft_ms = value,
+                "tpot_ms" => form.tpot_ms = value,
                 _ => {}
             }
         }
@@ -143,8 +150,7 @@ fn results_html(rows: &[(ServeSetup, Result<ServeEstimate, String>)]) -> String 
     }
     out.push_str(
         "</tbody></table></div><p class=\"hint\">One replica at the batch the memory allows \
-         (or the one given); bf16 weights and KV cache. The SLO deployment search is \
-         <code>suanli plan serve --rate</code>; the model's measured error is in \
+         (or the one given); bf16 weights and KV cache. The model's measured error is in \
          docs/validation-serving.md.</p>",
     );
     out.push_str(&html::stacked_bars("Memory per device", "GB", &memory));
@@ -173,12 +179,19 @@ pub async fn page(
          <label for=\"input_len\">Input tokens</label><input id=\"input_len\" name=\"input_len\" inputmode=\"numeric\" value=\"{}\">\
          <label for=\"output_len\">Output tokens</label><input id=\"output_len\" name=\"output_len\" inputmode=\"numeric\" value=\"{}\">\
          <label for=\"batch\">Batch (optional)</label><input id=\"batch\" name=\"batch\" inputmode=\"numeric\" value=\"{}\">\
-         <button type=\"submit\">Plan serving</button></form>",
+         <fieldset class=\"checks slo\"><legend>Deployment search (optional): cheapest way to meet targets</legend>\
+         <label for=\"rate\">Requests per second</label><input id=\"rate\" name=\"rate\" inputmode=\"decimal\" value=\"{}\">\
+         <label for=\"ttft_ms\">TTFT target (ms)</label><input id=\"ttft_ms\" name=\"ttft_ms\" inputmode=\"decimal\" value=\"{}\">\
+         <label for=\"tpot_ms\">TPOT target (ms)</label><input id=\"tpot_ms\" name=\"tpot_ms\" inputmode=\"decimal\" value=\"{}\">\
+         </fieldset><button type=\"submit\">Plan serving</button></form>",
         model_options(&form.model),
         accelerator_checks(&form.accelerators),
         value(&form.input_len, "2048"),
         value(&form.output_len, "256"),
         escape(&form.batch),
+        escape(&form.rate),
+        value(&form.ttft_ms, "500"),
+        value(&form.tpot_ms, "50"),
     );
     let mut status = StatusCode::OK;
     if submitted {
@@ -192,19 +205,50 @@ pub async fn page(
                 );
             }
             Ok(setups) => {
+                let slo = SloForm {
+                    rate: &form.rate,
+                    ttft_ms: &form.ttft_ms,
+                    tpot_ms: &form.tpot_ms,
+                };
+                let first = &setups[0];
+                let search = planner_slo::spec(
+                    &slo,
+                    &first.model,
+                    &form.accelerators,
+                    first.input_len,
+                    first.output_len,
+                );
                 let _permit = PLANNING.acquire().await.expect("never closed");
-                let rows = tokio::task::spawn_blocking(move || {
-                    setups
+                let (rows, searched) = tokio::task::spawn_blocking(move || {
+                    let rows: Vec<_> = setups
                         .into_iter()
                         .map(|mut s| {
                             let e = smallest_fitting(&mut s);
                             (s, e)
                         })
-                        .collect::<Vec<_>>()
+                        .collect();
+                    let searched = search.map(|spec| {
+                        let spec = spec?;
+                        let result = planner_slo::run(&spec)?;
+                        Ok::<_, String>(planner_slo::results_html(&spec, &result))
+                    });
+                    (rows, searched)
                 })
                 .await
                 .expect("the planner does not panic");
                 body.push_str(&results_html(&rows));
+                match searched {
+                    Some(Ok(html)) => body.push_str(&html),
+                    Some(Err(problem)) => {
+                        status = StatusCode::BAD_REQUEST;
+                        let _ = write!(
+                            body,
+                            "<p class=\"error\" role=\"alert\">{}</p>",
+                            escape(&problem)
+                        );
+                    }
+                    None => {}
+                }
             }
         }
     }
