@@ -251,6 +251,37 @@ async fn viewer_sees_no_cancel_and_a_forged_cancel_is_refused() {
     let main = browser.text("main").await;
     assert!(main.contains("victor") && main.contains(&format!("/api/v1/jobs/{job}/cancel")));
     browser.screenshot("desktop-08-audit").await;
+    // The admin marks a node down and up again from the nodes page.
+    browser.goto(&format!("{}/console/nodes", server.url)).await;
+    browser.check_basics().await;
+    browser.click("form[action$='/down'] button").await;
+    browser
+        .wait_for(
+            "the pool to be down",
+            "return document.body.innerText.includes('Mark up');",
+            Duration::from_secs(10),
+        )
+        .await;
+    let nodes = server
+        .ok(Method::GET, "/api/v1/nodes", &server.admin, None)
+        .await;
+    assert!(
+        nodes
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["state"] == "down"),
+        "{nodes}"
+    );
+    browser.screenshot("desktop-09-node-down").await;
+    browser.click("form[action$='/up'] button").await;
+    browser
+        .wait_for(
+            "the pool to be up",
+            "return !document.body.innerText.includes('Mark up');",
+            Duration::from_secs(10),
+        )
+        .await;
     browser.close().await;
     server.stop().await;
 }
@@ -281,6 +312,15 @@ async fn console_fits_a_phone() {
         ("jobs", "/console/jobs".to_string()),
         ("job", format!("/console/jobs/{job}")),
         ("submit", "/console/jobs/new".to_string()),
+        ("tenants", "/console/tenants".to_string()),
+        (
+            "planner",
+            "/console/planner?model=llama-3.1-8b&accelerator=h100-sxm5-80gb&count=8".to_string(),
+        ),
+        (
+            "simulations",
+            "/console/simulations?workload=gavel-trace&jobs=50&policy=fifo".to_string(),
+        ),
     ];
     for (name, path) in pages {
         browser.goto(&format!("{}{path}", server.url)).await;
@@ -335,7 +375,7 @@ async fn plan_and_simulation_in_the_browser() {
         assert!(row.contains("tp=") && !row.contains('—'), "{row}");
     }
     assert_eq!(browser.find_all("#plan-results svg.chart").await.len(), 2);
-    browser.screenshot("desktop-09-planner").await;
+    browser.screenshot("desktop-10-planner").await;
     // Nonsense is refused with one line.
     browser.type_into("#count", "-3").await;
     browser.click("#train-plan button[type=submit]").await;
@@ -352,6 +392,73 @@ async fn plan_and_simulation_in_the_browser() {
             .await
             .starts_with("accelerators: `-3`")
     );
+    // A Hugging Face config.json chosen with the file input replaces the catalog model.
+    let config = common::unique_dir("suanli-config").with_extension("json");
+    std::fs::write(
+        &config,
+        r#"{"model_type": "llama", "hidden_size": 2048, "intermediate_size": 8192,
+            "num_attention_heads": 32, "num_hidden_layers": 16, "num_key_value_heads": 8,
+            "vocab_size": 128256, "max_position_embeddings": 131072, "tie_word_embeddings": true}"#,
+    )
+    .unwrap();
+    browser.type_into("#count", "8").await;
+    browser.send_file("#hf_file", &config).await;
+    browser
+        .wait_for(
+            "the file to be read",
+            "return document.getElementById('hf_config').value.includes('num_hidden_layers');",
+            Duration::from_secs(10),
+        )
+        .await;
+    browser.click("#train-plan button[type=submit]").await;
+    browser
+        .wait_for(
+            "the plan of the uploaded model",
+            "return !!document.getElementById('plan-results');",
+            Duration::from_secs(60),
+        )
+        .await;
+    let first = browser.text("#plan-results tbody tr").await;
+    assert!(first.contains("tp=") && first.contains("H100"), "{first}");
+    assert_eq!(browser.text("#plan-model").await, "Model: your-config.json");
+    let _ = std::fs::remove_file(&config);
+
+    // The same model served on both types.
+    browser.click("a[href='/console/planner/serving']").await;
+    browser.check_basics().await;
+    browser.type_into("#rate", "10").await;
+    browser.click("#serve-plan button[type=submit]").await;
+    browser
+        .wait_for(
+            "the serving plan",
+            "return !!document.getElementById('serve-results');",
+            Duration::from_secs(60),
+        )
+        .await;
+    let rows = browser
+        .script("return [...document.querySelectorAll('#serve-results tbody tr')].map(r => r.cells.length);")
+        .await;
+    assert_eq!(
+        rows,
+        json!([7, 7]),
+        "both types fit: {}",
+        browser.text("#serve-results").await
+    );
+    // The deployment search: each type's cheapest deployment meets both targets.
+    let deployments = browser
+        .script(
+            "return [...document.querySelectorAll('#slo-results tbody tr')]\
+             .map(r => [...r.cells].map(c => c.innerText));",
+        )
+        .await;
+    let deployments: Vec<Vec<String>> = serde_json::from_value(deployments).unwrap();
+    assert!(!deployments.is_empty());
+    for row in deployments.iter().filter(|r| r.len() == 8) {
+        let ttft_ms: f64 = row[4].parse().unwrap();
+        let tpot_ms: f64 = row[5].parse().unwrap();
+        assert!(ttft_ms <= 500.0 && tpot_ms <= 50.0, "{row:?}");
+    }
+    browser.screenshot("desktop-11-serving-planner").await;
 
     // Three policies on the Gavel trace.
     browser.click("a[href='/console/simulations']").await;
@@ -375,7 +482,7 @@ async fn plan_and_simulation_in_the_browser() {
         .script("return [...document.querySelectorAll('#sim-results img')].map(i => i.complete && i.naturalWidth > 0);")
         .await;
     assert_eq!(decoded, json!([true, true]));
-    browser.screenshot("desktop-10-simulations").await;
+    browser.screenshot("desktop-12-simulations").await;
     browser.close().await;
     server.stop().await;
 }

@@ -234,15 +234,21 @@ fn charts(samples: &[Sample]) -> String {
         },
     ];
     format!(
-        "<section class=\"charts\"><h2>Over time (since {} UTC, every {SAMPLE_EVERY_S} s)</h2>{}{}</section>",
+        "<section class=\"charts\"><h2>Over time (since {} UTC, every {SAMPLE_EVERY_S} s)</h2>\
+         <div class=\"grid2\">{}{}</div></section>",
         html::time(first.at_s),
         html::line_chart(
             "Utilisation by accelerator type",
-            "minutes",
+            "minutes since the first sample",
             "allocated %",
             &utilisation
         ),
-        html::line_chart("Queue length", "minutes", "jobs", &queue),
+        html::line_chart(
+            "Queue length",
+            "minutes since the first sample",
+            "jobs",
+            &queue
+        ),
     )
 }
 

@@ -144,7 +144,7 @@ pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &[Series]) 
     if x1 - x0 < 1e-9 {
         x1 = x0 + 1.0;
     }
-    let y1 = if y1 <= 0.0 { 1.0 } else { y1 * 1.05 };
+    let y1 = nice_ceiling(y1);
     let sx = |x: f64| L + (x - x0) / (x1 - x0) * (W - L - 10.0);
     let sy = |y: f64| H - B - y / y1 * (H - B - 10.0);
     let mut svg = format!(
@@ -213,6 +213,20 @@ pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &[Series]) 
         escape(title)
     );
     svg
+}
+
+/// The smallest of 1, 2, 4, 5 or 10 times a power of ten at or above `v` (1 for nothing), so
+/// that quarter ticks are round numbers.
+pub fn nice_ceiling(v: f64) -> f64 {
+    if v.is_nan() || v <= 0.0 || v.is_infinite() {
+        return 1.0;
+    }
+    let base = 10f64.powf(v.log10().floor());
+    [1.0, 2.0, 4.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * base)
+        .find(|c| *c >= v * (1.0 - 1e-12))
+        .unwrap_or(10.0 * base)
 }
 
 /// A number in few characters: 1234 -> 1.2k.
@@ -330,6 +344,15 @@ mod tests {
         assert_eq!(time(0), "1970-01-01 00:00:00");
         // 2024-02-29 12:34:56 UTC, a leap day (date -d @1709210096 -u).
         assert_eq!(time(1_709_210_096), "2024-02-29 12:34:56");
+    }
+
+    #[test]
+    fn chart_scales_end_on_round_numbers() {
+        assert_eq!(nice_ceiling(100.0), 100.0);
+        assert_eq!(nice_ceiling(9.0), 10.0);
+        assert_eq!(nice_ceiling(3.2), 4.0);
+        assert_eq!(nice_ceiling(0.0), 1.0);
+        assert_eq!(nice_ceiling(f64::NAN), 1.0);
     }
 
     #[test]

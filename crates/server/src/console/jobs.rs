@@ -65,6 +65,37 @@ fn select(name: &str, label: &str, current: &str, options: &[&str]) -> String {
     out
 }
 
+/// Links to the newer and older pages of the list, keeping the filter.
+fn pager(filter: &Filter, page: usize, pages: usize, jobs: usize) -> String {
+    let mut body = String::new();
+    let link = |p: usize| {
+        format!(
+            "/console/jobs?tenant={}&state={}&user={}&type={}&page={p}",
+            url_encode(&filter.tenant),
+            url_encode(&filter.state),
+            url_encode(&filter.user),
+            url_encode(&filter.kind)
+        )
+    };
+    let _ = write!(
+        body,
+        "<nav aria-label=\"Pages\" class=\"pages\">{} <span>page {} of {pages} · {} jobs</span> {}</nav>",
+        if page > 0 {
+            format!("<a href=\"{}\">← newer</a>", escape(&link(page - 1)))
+        } else {
+            String::new()
+        },
+        page + 1,
+        jobs,
+        if page + 1 < pages {
+            format!("<a href=\"{}\">older →</a>", escape(&link(page + 1)))
+        } else {
+            String::new()
+        },
+    );
+    body
+}
+
 /// `GET /console/jobs`.
 pub async fn list(
     State(console): State<Console>,
@@ -133,31 +164,7 @@ pub async fn list(
         );
     }
     body.push_str("</tbody></table></div>");
-    let link = |p: usize| {
-        format!(
-            "/console/jobs?tenant={}&state={}&user={}&type={}&page={p}",
-            url_encode(&filter.tenant),
-            url_encode(&filter.state),
-            url_encode(&filter.user),
-            url_encode(&filter.kind)
-        )
-    };
-    let _ = write!(
-        body,
-        "<nav aria-label=\"Pages\" class=\"pages\">{} <span>page {} of {pages} · {} jobs</span> {}</nav>",
-        if page > 0 {
-            format!("<a href=\"{}\">← newer</a>", escape(&link(page - 1)))
-        } else {
-            String::new()
-        },
-        page + 1,
-        jobs.len(),
-        if page + 1 < pages {
-            format!("<a href=\"{}\">older →</a>", escape(&link(page + 1)))
-        } else {
-            String::new()
-        },
-    );
+    body.push_str(&pager(&filter, page, pages, jobs.len()));
     html::page("Jobs", Some(&caller), "jobs", &body).into_response()
 }
 

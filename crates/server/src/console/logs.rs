@@ -21,6 +21,31 @@ use crate::store::JobRecord;
 const POLL_EVERY: Duration = Duration::from_millis(500);
 /// Longest a single stream stays open; the browser reconnects from its offset after.
 const MAX_STREAM: Duration = Duration::from_secs(3600);
+/// Most log streams open at once over all users; more get 503 and the page still shows the log.
+const MAX_STREAMS: usize = 256;
+/// Log streams open now.
+static OPEN_STREAMS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Holds one of the `MAX_STREAMS` places until dropped.
+struct StreamSlot;
+
+impl StreamSlot {
+    fn take() -> Option<StreamSlot> {
+        use std::sync::atomic::Ordering;
+        let taken = OPEN_STREAMS
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_STREAMS).then_some(n + 1)
+            })
+            .is_ok();
+        taken.then(|| StreamSlot)
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        OPEN_STREAMS.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
 
 fn row(out: &mut String, key: &str, value: &str) {
     let _ = write!(out, "<dt>{key}</dt><dd>{value}</dd>");
@@ -218,8 +243,16 @@ pub async fn events(
         Ok(caller) => caller,
         Err(redirect) => return redirect,
     };
+    let Some(slot) = StreamSlot::take() else {
+        return (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "too many log streams open; reload the page for the log so far",
+        )
+            .into_response();
+    };
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     tokio::spawn(async move {
+        let _slot = slot;
         let mut offset = follow.offset;
         let deadline = tokio::time::Instant::now() + MAX_STREAM;
         while tokio::time::Instant::now() < deadline {
@@ -280,6 +313,15 @@ mod tests {
     fn commands_are_shown_quoted() {
         let words = ["sh", "-c", "echo 'hi'; ls", ""].map(String::from);
         assert_eq!(shell_quoted(&words), r#"sh -c 'echo '\''hi'\''; ls' ''"#);
+    }
+
+    #[test]
+    fn log_streams_are_bounded() {
+        let slots: Vec<StreamSlot> = std::iter::from_fn(StreamSlot::take).take(1000).collect();
+        assert_eq!(slots.len(), MAX_STREAMS);
+        assert!(StreamSlot::take().is_none());
+        drop(slots);
+        assert!(StreamSlot::take().is_some());
     }
 
     #[test]

@@ -25,6 +25,8 @@ mod html;
 mod jobs;
 mod logs;
 mod planner;
+mod planner_serve;
+mod planner_slo;
 mod session;
 mod simulate;
 
@@ -67,7 +69,8 @@ pub fn router(state: AppState, api: Router) -> Router {
         .route("/console/nodes", get(admin::nodes))
         .route("/console/nodes/{pool}/{action}", post(admin::node_action))
         .route("/console/audit", get(admin::audit))
-        .route("/console/planner", get(planner::page))
+        .route("/console/planner", get(planner::page).post(planner::post))
+        .route("/console/planner/serving", get(planner_serve::page))
         .route("/console/simulations", get(simulate::page))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(console)

@@ -15,11 +15,13 @@ use super::html::{self, escape};
 use super::{Caller, Console};
 
 /// Most accelerator types compared at once.
-const MAX_TYPES: usize = 6;
+pub const MAX_TYPES: usize = 6;
+/// Longest Hugging Face config accepted.
+const MAX_CONFIG_BYTES: usize = 64 << 10;
 /// Largest accelerator count planned.
 const MAX_COUNT: u64 = 65_536;
 /// One plan computes at a time, so the planner cannot starve the API of CPU.
-static PLANNING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+pub static PLANNING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 
 /// The built-in catalog, parsed once.
 pub fn catalog() -> &'static Catalog {
@@ -37,6 +39,8 @@ pub struct PlanForm {
     pub global_batch: String,
     pub tokens: String,
     pub price_per_hour: String,
+    /// A Hugging Face `config.json`, pasted or read from a file; used instead of `model`.
+    pub hf_config: String,
 }
 
 impl PlanForm {
@@ -52,6 +56,7 @@ impl PlanForm {
                 "global_batch" => form.global_batch = value,
                 "tokens" => form.tokens = value,
                 "price_per_hour" => form.price_per_hour = value,
+                "hf_config" => form.hf_config = value,
                 _ => {}
             }
         }
@@ -88,9 +93,20 @@ fn optional_positive(field: &str, text: &str, max: f64) -> Result<Option<f64>, S
 /// The setups the form asks for, one per accelerator type, or what is wrong with it.
 pub fn setups(form: &PlanForm) -> Result<Vec<TrainSetup>, String> {
     let catalog = catalog();
-    let model = catalog
-        .model(form.model.trim())
-        .map_err(|e| e.to_string())?;
+    let model = if form.hf_config.trim().is_empty() {
+        catalog
+            .model(form.model.trim())
+            .map_err(|e| e.to_string())?
+            .clone()
+    } else if form.hf_config.len() > MAX_CONFIG_BYTES {
+        return Err(format!(
+            "config.json: {} bytes; at most {MAX_CONFIG_BYTES}",
+            form.hf_config.len()
+        ));
+    } else {
+        suanli_catalog::model_from_hf_config(&form.hf_config, "your-config.json")
+            .map_err(|e| format!("config.json: {e}"))?
+    };
     if form.accelerators.is_empty() || form.accelerators.len() > MAX_TYPES {
         return Err(format!("pick 1 to {MAX_TYPES} accelerator types"));
     }
@@ -131,20 +147,16 @@ fn plan(setups: &[TrainSetup]) -> Vec<Result<TrainEstimate, String>> {
         .collect()
 }
 
-fn form_html(form: &PlanForm) -> String {
-    let catalog = catalog();
-    let mut models = String::new();
-    let chosen_model = if form.model.is_empty() {
+/// The `<select>` options of the catalog's models, `current` (or Llama 3.1 8B) selected.
+pub fn model_options(current: &str) -> String {
+    let chosen = if current.is_empty() {
         "llama-3.1-8b"
     } else {
-        form.model.as_str()
+        current
     };
-    for m in &catalog.models {
-        let selected = if m.id == chosen_model {
-            " selected"
-        } else {
-            ""
-        };
+    let mut models = String::new();
+    for m in &catalog().models {
+        let selected = if m.id == chosen { " selected" } else { "" };
         let _ = write!(
             models,
             "<option value=\"{id}\"{selected}>{}</option>",
@@ -152,16 +164,21 @@ fn form_html(form: &PlanForm) -> String {
             id = escape(&m.id)
         );
     }
+    models
+}
+
+/// A checkbox per catalog accelerator; H100 and MI300X when none was chosen.
+pub fn accelerator_checks(chosen: &[String]) -> String {
     let defaults = ["h100-sxm5-80gb", "mi300x"];
-    let mut accelerators = String::new();
-    for (i, a) in catalog.accelerators.iter().enumerate() {
-        let checked = if form.accelerators.is_empty() {
+    let mut out = String::new();
+    for (i, a) in catalog().accelerators.iter().enumerate() {
+        let checked = if chosen.is_empty() {
             defaults.contains(&a.id.as_str())
         } else {
-            form.accelerators.contains(&a.id)
+            chosen.contains(&a.id)
         };
         let _ = write!(
-            accelerators,
+            out,
             "<label class=\"check\"><input type=\"checkbox\" name=\"accelerator\" id=\"acc-{i}\" \
              value=\"{id}\"{}> {}</label>",
             if checked { " checked" } else { "" },
@@ -169,10 +186,21 @@ fn form_html(form: &PlanForm) -> String {
             id = escape(&a.id)
         );
     }
+    out
+}
+
+fn form_html(form: &PlanForm, csrf: &str) -> String {
+    let models = model_options(&form.model);
+    let accelerators = accelerator_checks(&form.accelerators);
     let value = |v: &str, d: &str| escape(if v.is_empty() { d } else { v });
     format!(
-        "<form method=\"get\" action=\"/console/planner\" class=\"card\" id=\"train-plan\">\
+        "<p><strong>Training</strong> · <a href=\"/console/planner/serving\">Serving</a></p>\
+         <form method=\"post\" action=\"/console/planner\" class=\"card\" id=\"train-plan\">{csrf}\
          <label for=\"model\">Model</label><select id=\"model\" name=\"model\">{models}</select>\
+         <label for=\"hf_file\">Or a Hugging Face config.json</label>\
+         <input type=\"file\" id=\"hf_file\" accept=\".json,application/json\">\
+         <label for=\"hf_config\">config.json text (used instead of the model when given)</label>\
+         <textarea id=\"hf_config\" name=\"hf_config\" rows=\"3\" maxlength=\"65536\">{}</textarea>\
          <fieldset class=\"checks\"><legend>Accelerator types (up to {MAX_TYPES})</legend>{accelerators}</fieldset>\
          <label for=\"count\">Accelerators</label><input id=\"count\" name=\"count\" inputmode=\"numeric\" value=\"{}\">\
          <label for=\"seq_len\">Sequence length (tokens)</label><input id=\"seq_len\" name=\"seq_len\" inputmode=\"numeric\" value=\"{}\">\
@@ -180,6 +208,7 @@ fn form_html(form: &PlanForm) -> String {
          <label for=\"tokens\">Training tokens (optional, e.g. 1e12)</label><input id=\"tokens\" name=\"tokens\" value=\"{}\">\
          <label for=\"price_per_hour\">Price per accelerator-hour (optional)</label><input id=\"price_per_hour\" name=\"price_per_hour\" value=\"{}\">\
          <button type=\"submit\">Plan training</button></form>",
+        escape(&form.hf_config),
         value(&form.count, "64"),
         value(&form.seq_len, "4096"),
         value(&form.global_batch, "1024"),
@@ -189,12 +218,15 @@ fn form_html(form: &PlanForm) -> String {
 }
 
 fn results_html(setups: &[TrainSetup], estimates: &[Result<TrainEstimate, String>]) -> String {
-    let mut out = String::from(
-        "<section id=\"plan-results\"><h2>Side by side</h2><div class=\"scroll\"><table><thead><tr>\
+    let model = setups.first().map_or("", |s| s.model.name.as_str());
+    let mut out = format!(
+        "<section id=\"plan-results\"><h2>Side by side</h2><p id=\"plan-model\">Model: {}</p>\
+         <div class=\"scroll\"><table><thead><tr>\
          <th scope=\"col\">Accelerator</th><th scope=\"col\">Layout</th><th scope=\"col\">Step (s)</th>\
          <th scope=\"col\">MFU</th><th scope=\"col\">Tokens/s</th><th scope=\"col\">Memory/device (GB)</th>\
          <th scope=\"col\">Days</th><th scope=\"col\">Accelerator-hours</th><th scope=\"col\">Energy (MWh)</th>\
          <th scope=\"col\">Cost</th></tr></thead><tbody>",
+        escape(model)
     );
     let mut time_rows = Vec::new();
     let mut memory_rows = Vec::new();
@@ -265,19 +297,42 @@ fn results_html(setups: &[TrainSetup], estimates: &[Result<TrainEstimate, String
     out
 }
 
-/// `GET /console/planner`: the form, and the plan when the form was submitted.
+/// `GET /console/planner`: the form, and the plan when the query has one.
 pub async fn page(
     State(console): State<Console>,
     headers: HeaderMap,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Response {
-    let caller: Caller = match console.caller(&headers).await {
+    match console.caller(&headers).await {
+        Ok(caller) => render(&caller, pairs).await,
+        Err(redirect) => redirect,
+    }
+}
+
+/// `POST /console/planner`: the same, from the form (which may carry a config.json).
+pub async fn post(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    axum::Form(pairs): axum::Form<Vec<(String, String)>>,
+) -> Response {
+    let caller = match console.caller(&headers).await {
         Ok(caller) => caller,
         Err(redirect) => return redirect,
     };
-    let submitted = !pairs.is_empty();
+    let given = pairs
+        .iter()
+        .find(|(k, _)| k == "csrf")
+        .map_or("", |(_, v)| v.as_str());
+    if !super::session::csrf_ok(&caller.csrf, given) {
+        return (StatusCode::FORBIDDEN, "bad CSRF token").into_response();
+    }
+    render(&caller, pairs).await
+}
+
+async fn render(caller: &Caller, pairs: Vec<(String, String)>) -> Response {
+    let submitted = pairs.iter().any(|(k, _)| k != "csrf");
     let form = PlanForm::from_pairs(pairs);
-    let mut body = form_html(&form);
+    let mut body = form_html(&form, &html::csrf_field(caller));
     let mut status = StatusCode::OK;
     if submitted {
         match setups(&form) {
@@ -303,7 +358,7 @@ pub async fn page(
     }
     (
         status,
-        html::page("Planner", Some(&caller), "planner", &body),
+        html::page("Planner", Some(caller), "planner", &body),
     )
         .into_response()
 }
@@ -319,6 +374,26 @@ mod tests {
             count: count.into(),
             ..PlanForm::default()
         }
+    }
+
+    #[test]
+    fn a_pasted_config_replaces_the_model() {
+        // Llama 3.1 8B's config.json as published on Hugging Face (meta-llama/Llama-3.1-8B).
+        let mut f = form("8");
+        f.hf_config = r#"{"architectures": ["LlamaForCausalLM"], "model_type": "llama",
+            "hidden_size": 4096, "intermediate_size": 14336, "num_attention_heads": 32,
+            "num_hidden_layers": 32, "num_key_value_heads": 8, "vocab_size": 128256,
+            "max_position_embeddings": 131072, "rms_norm_eps": 1e-05,
+            "tie_word_embeddings": false}"#
+            .into();
+        let from_config = setups(&f).unwrap();
+        let from_catalog = setups(&form("8")).unwrap();
+        let shape = |s: &TrainSetup| (s.model.layers, s.model.hidden);
+        assert_eq!(shape(&from_config[0]), shape(&from_catalog[0]));
+        f.hf_config = "{\"model_type\": \"llama\"}".into();
+        assert!(setups(&f).unwrap_err().starts_with("config.json:"));
+        f.hf_config = "x".repeat(MAX_CONFIG_BYTES + 1);
+        assert!(setups(&f).unwrap_err().contains("at most"));
     }
 
     #[test]

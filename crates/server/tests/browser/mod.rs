@@ -229,6 +229,17 @@ impl Browser {
         .await;
     }
 
+    /// Chooses `path` in a file input.
+    pub async fn send_file(&self, css: &str, path: &std::path::Path) {
+        let id = self.find(css).await;
+        self.send(
+            reqwest::Method::POST,
+            &format!("/element/{id}/value"),
+            Some(json!({ "text": path.display().to_string() })),
+        )
+        .await;
+    }
+
     pub async fn click(&self, css: &str) {
         let id = self.find(css).await;
         self.send(

@@ -32,3 +32,16 @@
     source.close();
   });
 })();
+
+// The planner's config.json file input fills the text area it is sent in.
+(function () {
+  const file = document.getElementById("hf_file");
+  const text = document.getElementById("hf_config");
+  if (!file || !text) return;
+  file.addEventListener("change", () => {
+    const chosen = file.files && file.files[0];
+    if (!chosen) return;
+    if (chosen.size > 65536) { text.value = ""; alert("config.json is larger than 64 KiB"); return; }
+    chosen.text().then((content) => { text.value = content; });
+  });
+})();

@@ -1,0 +1,292 @@
+//! The serving planner: one model served on several accelerator types side by side with
+//! `suanli-perf` (smallest tensor-parallel degree that fits, TTFT, TPOT, throughput, memory).
+
+use std::fmt::Write;
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use suanli_perf::serve::{self, ServeEstimate, ServeSetup};
+
+use super::html::{self, escape};
+use super::planner::{MAX_TYPES, PLANNING, accelerator_checks, catalog, model_options};
+use super::planner_slo::{self, SloForm};
+use super::{Caller, Console};
+
+/// The form as submitted.
+#[derive(Debug, Default)]
+pub struct ServeForm {
+    pub model: String,
+    pub accelerators: Vec<String>,
+    pub input_len: String,
+    pub output_len: String,
+    pub batch: String,
+    pub rate: String,
+    pub ttft_ms: String,
+    pub tpot_ms: String,
+}
+
+impl ServeForm {
+    pub fn from_pairs(pairs: Vec<(String, String)>) -> ServeForm {
+        let mut form = ServeForm::default();
+        for (key, value) in pairs {
+            match key.as_str() {
+                "model" => form.model = value,
+                "accelerator" => form.accelerators.push(value),
+                "input_len" => form.input_len = value,
+                "output_len" => form.output_len = value,
+                "batch" => form.batch = value,
+                "rate" => form.rate = value,
+                "ttft_ms" => form.ttft_ms = value,
+                "tpot_ms" => form.tpot_ms = value,
+                _ => {}
+            }
+        }
+        form
+    }
+}
+
+fn whole(field: &str, text: &str, default: Option<u64>, max: u64) -> Result<Option<u64>, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(default);
+    }
+    match text.parse::<u64>() {
+        Ok(v) if (1..=max).contains(&v) => Ok(Some(v)),
+        _ => Err(format!(
+            "{field}: `{text}` must be a whole number from 1 to {max}"
+        )),
+    }
+}
+
+/// One setup per accelerator type, or what is wrong with the form.
+pub fn setups(form: &ServeForm) -> Result<Vec<ServeSetup>, String> {
+    let catalog = catalog();
+    let model = catalog
+        .model(form.model.trim())
+        .map_err(|e| e.to_string())?;
+    if form.accelerators.is_empty() || form.accelerators.len() > MAX_TYPES {
+        return Err(format!("pick 1 to {MAX_TYPES} accelerator types"));
+    }
+    let input = whole("input tokens", &form.input_len, Some(2048), 1 << 20)?.unwrap_or(2048);
+    let output = whole("output tokens", &form.output_len, Some(256), 1 << 20)?.unwrap_or(256);
+    let batch = whole("batch", &form.batch, None, 1 << 16)?;
+    form.accelerators
+        .iter()
+        .map(|name| {
+            let accelerator = catalog
+                .accelerator(name.trim())
+                .map_err(|e| e.to_string())?;
+            let mut setup = ServeSetup::new(model.clone(), accelerator.clone(), input, output);
+            setup.batch = batch;
+            Ok(setup)
+        })
+        .collect()
+}
+
+/// The smallest power-of-two tensor-parallel degree (within the scale-up domain) that fits.
+fn smallest_fitting(setup: &mut ServeSetup) -> Result<ServeEstimate, String> {
+    let limit = setup
+        .accelerator
+        .scaleup
+        .domain_size
+        .max(setup.per_node)
+        .max(1);
+    let mut tp = 1;
+    let mut last = String::from("no tensor-parallel degree to try");
+    while tp <= limit {
+        setup.tp = tp;
+        match serve::estimate(setup) {
+            Ok(estimate) => return Ok(estimate),
+            Err(error) => last = error.to_string(),
+        }
+        tp *= 2;
+    }
+    Err(format!("{last} (tried tp=1 to {})", tp / 2))
+}
+
+fn results_html(rows: &[(ServeSetup, Result<ServeEstimate, String>)]) -> String {
+    let mut out = String::from(
+        "<section id=\"serve-results\"><h2>Side by side</h2><div class=\"scroll\"><table><thead><tr>\
+         <th scope=\"col\">Accelerator</th><th scope=\"col\">TP</th><th scope=\"col\">Batch</th>\
+         <th scope=\"col\">TTFT (ms)</th><th scope=\"col\">TPOT (ms)</th>\
+         <th scope=\"col\">Output tokens/s per device</th><th scope=\"col\">KV cache (tokens)</th>\
+         </tr></thead><tbody>",
+    );
+    let mut memory = Vec::new();
+    for (setup, estimate) in rows {
+        let name = escape(&setup.accelerator.name);
+        match estimate {
+            Err(why) => {
+                let _ = write!(
+                    out,
+                    "<tr><td>{name}</td><td colspan=\"6\" class=\"error\">{}</td></tr>",
+                    escape(why)
+                );
+            }
+            Ok(e) => {
+                let _ = write!(
+                    out,
+                    "<tr><td>{name}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.2}</td><td>{}</td><td>{}</td></tr>",
+                    setup.tp,
+                    e.batch,
+                    e.ttft_s * 1e3,
+                    e.tpot_s * 1e3,
+                    html::short(e.output_tokens_per_s_per_device),
+                    html::short(e.memory.kv_capacity_tokens as f64),
+                );
+                let m = &e.memory;
+                memory.push((
+                    setup.accelerator.id.clone(),
+                    vec![
+                        ("weights", m.weights_bytes / 1e9),
+                        ("KV cache", m.kv_cache_bytes / 1e9),
+                        ("activations", m.activations_bytes / 1e9),
+                        ("reserve", m.reserve_bytes / 1e9),
+                    ],
+                ));
+            }
+        }
+    }
+    out.push_str(
+        "</tbody></table></div><p class=\"hint\">One replica at the batch the memory allows \
+         (or the one given); bf16 weights and KV cache. The model's measured error is in \
+         docs/validation-serving.md.</p>",
+    );
+    out.push_str(&html::stacked_bars("Memory per device", "GB", &memory));
+    out.push_str("</section>");
+    out
+}
+
+/// `GET /console/planner/serving`.
+pub async fn page(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Response {
+    let caller: Caller = match console.caller(&headers).await {
+        Ok(caller) => caller,
+        Err(redirect) => return redirect,
+    };
+    let submitted = !pairs.is_empty();
+    let form = ServeForm::from_pairs(pairs);
+    let value = |v: &str, d: &str| escape(if v.is_empty() { d } else { v });
+    let mut body = format!(
+        "<p><a href=\"/console/planner\">Training</a> · <strong>Serving</strong></p>\
+         <form method=\"get\" action=\"/console/planner/serving\" class=\"card\" id=\"serve-plan\">\
+         <label for=\"model\">Model</label><select id=\"model\" name=\"model\">{}</select>\
+         <fieldset class=\"checks\"><legend>Accelerator types (up to {MAX_TYPES})</legend>{}</fieldset>\
+         <label for=\"input_len\">Input tokens</label><input id=\"input_len\" name=\"input_len\" inputmode=\"numeric\" value=\"{}\">\
+         <label for=\"output_len\">Output tokens</label><input id=\"output_len\" name=\"output_len\" inputmode=\"numeric\" value=\"{}\">\
+         <label for=\"batch\">Batch (optional)</label><input id=\"batch\" name=\"batch\" inputmode=\"numeric\" value=\"{}\">\
+         <fieldset class=\"checks slo\"><legend>Deployment search (optional): cheapest way to meet targets</legend>\
+         <label for=\"rate\">Requests per second</label><input id=\"rate\" name=\"rate\" inputmode=\"decimal\" value=\"{}\">\
+         <label for=\"ttft_ms\">TTFT target (ms)</label><input id=\"ttft_ms\" name=\"ttft_ms\" inputmode=\"decimal\" value=\"{}\">\
+         <label for=\"tpot_ms\">TPOT target (ms)</label><input id=\"tpot_ms\" name=\"tpot_ms\" inputmode=\"decimal\" value=\"{}\">\
+         </fieldset><button type=\"submit\">Plan serving</button></form>",
+        model_options(&form.model),
+        accelerator_checks(&form.accelerators),
+        value(&form.input_len, "2048"),
+        value(&form.output_len, "256"),
+        escape(&form.batch),
+        escape(&form.rate),
+        value(&form.ttft_ms, "500"),
+        value(&form.tpot_ms, "50"),
+    );
+    let mut status = StatusCode::OK;
+    if submitted {
+        match setups(&form) {
+            Err(problem) => {
+                status = StatusCode::BAD_REQUEST;
+                let _ = write!(
+                    body,
+                    "<p class=\"error\" role=\"alert\">{}</p>",
+                    escape(&problem)
+                );
+            }
+            Ok(setups) => {
+                let slo = SloForm {
+                    rate: &form.rate,
+                    ttft_ms: &form.ttft_ms,
+                    tpot_ms: &form.tpot_ms,
+                };
+                let first = &setups[0];
+                let search = planner_slo::spec(
+                    &slo,
+                    &first.model,
+                    &form.accelerators,
+                    first.input_len,
+                    first.output_len,
+                );
+                let _permit = PLANNING.acquire().await.expect("never closed");
+                let (rows, searched) = tokio::task::spawn_blocking(move || {
+                    let rows: Vec<_> = setups
+                        .into_iter()
+                        .map(|mut s| {
+                            let e = smallest_fitting(&mut s);
+                            (s, e)
+                        })
+                        .collect();
+                    let searched = search.map(|spec| {
+                        let spec = spec?;
+                        let result = planner_slo::run(&spec)?;
+                        Ok::<_, String>(planner_slo::results_html(&spec, &result))
+                    });
+                    (rows, searched)
+                })
+                .await
+                .expect("the planner does not panic");
+                body.push_str(&results_html(&rows));
+                match searched {
+                    Some(Ok(html)) => body.push_str(&html),
+                    Some(Err(problem)) => {
+                        status = StatusCode::BAD_REQUEST;
+                        let _ = write!(
+                            body,
+                            "<p class=\"error\" role=\"alert\">{}</p>",
+                            escape(&problem)
+                        );
+                    }
+                    None => {}
+                }
+            }
+        }
+    }
+    (
+        status,
+        html::page("Serving planner", Some(&caller), "planner", &body),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_70b_model_needs_more_h100s_than_mi300xs() {
+        let form = ServeForm {
+            model: "llama-3.1-70b".into(),
+            accelerators: vec!["h100-sxm5-80gb".into(), "mi300x".into()],
+            ..ServeForm::default()
+        };
+        let mut setups = setups(&form).unwrap();
+        let h100 = smallest_fitting(&mut setups[0]).unwrap();
+        let mi300x = smallest_fitting(&mut setups[1]).unwrap();
+        // 70.6e9 bf16 parameters are 141 GB: two 80 GB H100s at least, one 192 GB MI300X.
+        assert!(setups[0].tp >= 2, "h100 tp {}", setups[0].tp);
+        assert_eq!(setups[1].tp, 1);
+        assert!(h100.ttft_s > 0.0 && mi300x.tpot_s > 0.0);
+    }
+
+    #[test]
+    fn bad_lengths_are_refused() {
+        let form = ServeForm {
+            model: "llama-3.1-8b".into(),
+            accelerators: vec!["h100-sxm5-80gb".into()],
+            input_len: "0".into(),
+            ..ServeForm::default()
+        };
+        assert!(setups(&form).unwrap_err().starts_with("input tokens:"));
+    }
+}
