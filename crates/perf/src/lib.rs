@@ -17,6 +17,7 @@
 
 pub mod collective;
 pub mod efficiency;
+pub mod export;
 pub mod flops;
 pub mod goal;
 pub mod kernels;

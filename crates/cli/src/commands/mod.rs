@@ -8,6 +8,7 @@ pub mod job;
 pub mod login;
 pub mod node;
 pub mod plan;
+pub mod plan_export;
 pub mod plan_serve;
 pub mod plan_serve_search;
 pub mod quota;

@@ -28,7 +28,8 @@ const TRAIN_EXAMPLES: &str = "Examples:
       --global-batch 2048 --top 3
   suanli plan train --model gpt-3-175b --accelerator a100-sxm4-80gb --count 1024 \\
       --layout tp=8,pp=8,mb=1,vpp=3,recompute=selective --price-per-hour 1.8 --json
-  suanli plan train --model ./config.json --accelerator mi300x --count 64";
+  suanli plan train --model ./config.json --accelerator mi300x --count 64
+  suanli plan train --model llama-3.1-70b --accelerator h100 --count 512 --export megatron";
 
 /// Arguments of `suanli plan train`.
 #[derive(Args)]
@@ -76,6 +77,9 @@ pub struct TrainArgs {
     /// Extra catalog TOML file or directory (accelerators, nodes, models).
     #[arg(long)]
     catalog: Vec<PathBuf>,
+    /// Print the best layout as a launch-ready config: megatron, nemo, torchtitan or deepspeed.
+    #[arg(long)]
+    export: Option<suanli_perf::export::Framework>,
     /// Print the whole estimate as JSON.
     #[arg(long)]
     json: bool,
@@ -141,7 +145,7 @@ fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         Some(text) => vec![evaluate_layout(&setup, text)?],
         None => {
             let found = search::search(&setup, &Constraints::default(), args.top)?;
-            if !args.json {
+            if !args.json && args.export.is_none() {
                 println!(
                     "searched {} valid layouts, {} fit in memory; the {} fastest:",
                     found.valid_layouts,
@@ -152,6 +156,9 @@ fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
             found.top
         }
     };
+    if let Some(framework) = args.export {
+        return super::plan_export::print(framework, &setup, &estimates[0]);
+    }
     if args.json {
         let value = serde_json::json!({ "setup": setup, "estimates": estimates });
         println!("{}", serde_json::to_string_pretty(&value)?);
