@@ -21,7 +21,7 @@ pub fn print(
         per_node: setup.per_node,
     };
     let out = export::export(framework, &input)?;
-    println!("{}", out.config.trim_end());
+    println!("{}", printable(out.config.trim_end()));
     eprintln!(
         "\n# {} layout {} on {} nodes; launch with:",
         framework,
@@ -29,10 +29,18 @@ pub fn print(
         input.nodes()
     );
     for line in &out.launch {
-        eprintln!("{line}");
+        eprintln!("{}", printable(line));
     }
     for note in &out.notes {
-        eprintln!("# note: {note}");
+        eprintln!("# note: {}", printable(note));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The text without control characters other than newlines: model ids can come from a user's
+/// config file.
+fn printable(text: &str) -> String {
+    text.chars()
+        .filter(|c| *c == '\n' || !c.is_control())
+        .collect()
 }
