@@ -225,11 +225,42 @@ fn every_nemo_override_is_a_nemo_2_field() {
                 "{key} is not a NeMo 2 recipe field"
             );
         }
+        // Read the printed command back: key=value words after `-y`.
         let out = export(Framework::Nemo, &input).unwrap();
-        assert!(out.config.contains(&format!(
-            "trainer.strategy.tensor_model_parallel_size={}",
-            case.layout.tp
-        )));
+        let values: BTreeMap<&str, &str> = out
+            .config
+            .split_whitespace()
+            .filter_map(|w| w.split_once('='))
+            .collect();
+        let l = case.layout;
+        let get = |k: &str| values[k].parse::<u64>().unwrap();
+        assert_eq!(
+            get("trainer.strategy.tensor_model_parallel_size"),
+            l.tp as u64
+        );
+        assert_eq!(
+            get("trainer.strategy.pipeline_model_parallel_size"),
+            l.pp as u64
+        );
+        assert_eq!(get("trainer.strategy.context_parallel_size"), l.cp as u64);
+        assert_eq!(
+            get("trainer.strategy.expert_model_parallel_size"),
+            l.ep as u64
+        );
+        assert_eq!(get("data.micro_batch_size"), l.micro_batch as u64);
+        assert_eq!(get("data.global_batch_size"), case.global_batch);
+        // NeMo derives dp from trainer.num_nodes * trainer.devices / (tp*pp*cp).
+        let world = get("trainer.num_nodes") * get("trainer.devices");
+        assert_eq!(world, l.devices());
+        let vpp = values["trainer.strategy.virtual_pipeline_model_parallel_size"];
+        assert_eq!(
+            vpp,
+            if l.vpp > 1 {
+                l.vpp.to_string()
+            } else {
+                "None".into()
+            }
+        );
     }
 }
 
