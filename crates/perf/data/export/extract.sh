@@ -7,15 +7,16 @@ here=$(cd "$(dirname "$0")" && pwd)
 megatron=$1 torchtitan=$2 deepspeed=$3 nemo=$4
 MEG=core_v0.14.0 TT=v0.2.2 DS=v0.16.4 NEMO=v2.4.0
 
-header() { # project tag clone path...
-  echo "# $1 $2 (commit $(git -C "$3" rev-list -1 "$2")), names only, extracted by extract.sh from:"
-  shift 3
+header() { # project tag clone licence path...
+  echo "# $1 $2 (commit $(git -C "$3" rev-list -1 "$2")), names only, extracted by extract.sh"
+  echo "# project licence: $4; from:"
+  shift 4
   for p in "$@"; do echo "#   $p"; done
 }
 
 # Megatron-LM: every --flag given to add_argument in the training argument parser.
 {
-  header Megatron-LM $MEG "$megatron" \
+  header Megatron-LM $MEG "$megatron" "BSD-3-Clause" \
     "https://github.com/NVIDIA/Megatron-LM/blob/$MEG/megatron/training/arguments.py"
   git -C "$megatron" show $MEG:megatron/training/arguments.py |
     perl -0ne 'while(/add_argument\(\s*((?:["\x27]--?[A-Za-z0-9_-]+["\x27]\s*,\s*)+)/g){my $a=$1; while($a=~/["\x27](--[A-Za-z0-9_-]+)["\x27]/g){print "$1\n"}}' |
@@ -24,7 +25,7 @@ header() { # project tag clone path...
 
 # torchtitan: section.key for every dataclass field reachable from JobConfig.
 {
-  header torchtitan $TT "$torchtitan" \
+  header torchtitan $TT "$torchtitan" "BSD-3-Clause" \
     "https://github.com/pytorch/torchtitan/blob/$TT/torchtitan/config/job_config.py"
   git -C "$torchtitan" show $TT:torchtitan/config/job_config.py | perl -ne '
     if (/^class (\w+)/) { $c = $1 }
@@ -35,7 +36,7 @@ header() { # project tag clone path...
 
 # DeepSpeed: top-level keys from runtime/constants.py, and the sections this exporter writes.
 {
-  header DeepSpeed $DS "$deepspeed" \
+  header DeepSpeed $DS "$deepspeed" "Apache-2.0" \
     "https://github.com/deepspeedai/DeepSpeed/blob/$DS/deepspeed/runtime/constants.py" \
     "https://github.com/deepspeedai/DeepSpeed/blob/$DS/deepspeed/runtime/zero/config.py" \
     "https://github.com/deepspeedai/DeepSpeed/blob/$DS/deepspeed/runtime/activation_checkpointing/config.py" \
@@ -66,7 +67,7 @@ header() { # project tag clone path...
 # MegatronMixedPrecision and PreTrainingDataModule (NeMo), the Trainer keywords the recipes
 # use, and Megatron-Core's TransformerConfig/ModelParallelConfig and OptimizerConfig fields.
 {
-  header NeMo $NEMO "$nemo" \
+  header NeMo $NEMO "$nemo" "Apache-2.0 (Megatron-Core: BSD-3-Clause)" \
     "https://github.com/NVIDIA/NeMo/blob/$NEMO/nemo/lightning/pytorch/strategies/megatron_strategy.py" \
     "https://github.com/NVIDIA/NeMo/blob/$NEMO/nemo/lightning/pytorch/plugins/mixed_precision.py" \
     "https://github.com/NVIDIA/NeMo/blob/$NEMO/nemo/collections/llm/gpt/data/pre_training.py" \
