@@ -17,6 +17,7 @@
 
 pub mod collective;
 pub mod efficiency;
+pub mod export;
 pub mod fit;
 pub mod flops;
 pub mod goal;

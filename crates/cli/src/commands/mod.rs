@@ -9,6 +9,7 @@ pub mod login;
 pub mod node;
 pub mod plan;
 pub mod plan_checks;
+pub mod plan_export;
 pub mod plan_serve;
 pub mod plan_serve_scenario;
 pub mod plan_serve_search;

@@ -38,6 +38,7 @@ const TRAIN_EXAMPLES: &str = "Examples:
   suanli plan train --model llama-3.1-8b --node p5.48xlarge --count 64     accelerator, per node, NICs
   suanli plan train --model llama-2-70b --accelerator h100 --count 8 --seq-len 8192 \\
       --global-batch 8 --precision fp8 --workload lora --lora-rank 16
+  suanli plan train --model llama-3.1-70b --accelerator h100 --count 512 --export megatron
 
 Every plan carries its accelerator family's error band (cross-validated on published runs) or
 says that no published run backs it.";
@@ -103,6 +104,9 @@ pub struct TrainArgs {
     /// Extra catalog TOML file or directory (accelerators, nodes, models).
     #[arg(long)]
     catalog: Vec<PathBuf>,
+    /// Print the best layout as a launch-ready config: megatron, nemo, torchtitan or deepspeed.
+    #[arg(long)]
+    export: Option<suanli_perf::export::Framework>,
     /// Print the whole estimate as JSON.
     #[arg(long)]
     json: bool,
@@ -209,7 +213,7 @@ fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         Some(text) => vec![evaluate_layout(&setup, text)?],
         None => {
             let found = search::search(&setup, &Constraints::default(), args.top)?;
-            if !args.json {
+            if !args.json && args.export.is_none() {
                 println!(
                     "searched {} valid layouts, {} fit in memory; the {} fastest:",
                     found.valid_layouts,
@@ -220,6 +224,9 @@ fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
             found.top
         }
     };
+    if let Some(framework) = args.export {
+        return super::plan_export::print(framework, &setup, &estimates[0]);
+    }
     if args.json {
         let value = serde_json::json!({
             "setup": setup,
