@@ -153,7 +153,14 @@ fn validate_serve_fits_and_cross_validates() {
         "/../../data/validation/inference-runs.csv"
     );
     let fitted = std::env::temp_dir().join(format!("suanli-fit-{}.csv", std::process::id()));
-    let out = suanli(&["validate", "serve", path, "--fit", fitted.to_str().unwrap()]);
+    let out = suanli(&[
+        "validate",
+        "serve",
+        path,
+        "--fit",
+        "--fit-out",
+        fitted.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = std::fs::read_to_string(&fitted).unwrap();
     assert!(
