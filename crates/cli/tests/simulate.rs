@@ -213,7 +213,7 @@ fn an_unknown_policy_lists_the_valid_ones() {
         let error = assert_one_line_error(&out);
         assert!(error.contains("`lottery`"), "{error}");
         assert!(
-            error.contains("fifo, backfill, sjf, las, fair, gavel"),
+            error.contains("fifo, backfill, sjf, fair, tiresias-las, gavel-max-min-fairness"),
             "{error}"
         );
     }

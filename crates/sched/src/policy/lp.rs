@@ -36,11 +36,60 @@ impl MaxMinProblem<'_> {
     /// satisfied (an interior-point solver such as Gavel's ECOS spreads it instead), so a second
     /// problem keeps every job at the optimum `t*` and hands out what is left to maximise total
     /// weighted throughput. `None` when there are no jobs or the solver fails.
+    ///
+    /// Jobs with identical coefficients and gang size are interchangeable, and both problems are
+    /// convex and symmetric in them, so averaging an optimum over such a group is still optimal:
+    /// the LP is solved over groups (one variable per group and type, capacity counted with the
+    /// group's size) and every job gets its group's share. A trace of a few dozen job types then
+    /// solves in a few dozen variables whatever the queue length.
     pub fn solve(&self) -> Option<Allocation> {
-        let jobs = self.coefficients.len();
-        if jobs == 0 {
+        if self.coefficients.is_empty() {
             return None;
         }
+        let mut group_of: Vec<usize> = Vec::with_capacity(self.coefficients.len());
+        let mut groups: std::collections::HashMap<(Vec<u64>, u32), usize> =
+            std::collections::HashMap::new();
+        let mut rows: Vec<Vec<f64>> = Vec::new();
+        let mut scale: Vec<u32> = Vec::new();
+        let mut count: Vec<f64> = Vec::new();
+        for (row, &gang) in self.coefficients.iter().zip(self.scale_factors) {
+            let key = (row.iter().map(|a| a.to_bits()).collect(), gang);
+            let g = *groups.entry(key).or_insert_with(|| {
+                rows.push(row.clone());
+                scale.push(gang);
+                count.push(0.0);
+                rows.len() - 1
+            });
+            count[g] += 1.0;
+            group_of.push(g);
+        }
+        let grouped = Grouped {
+            coefficients: &rows,
+            scale_factors: &scale,
+            counts: &count,
+            workers: self.workers,
+        };
+        let allocation = grouped.solve()?;
+        Some(Allocation {
+            share: group_of
+                .iter()
+                .map(|&g| allocation.share[g].clone())
+                .collect(),
+            objective: allocation.objective,
+        })
+    }
+}
+
+/// The problem over groups of interchangeable jobs: `counts[g]` jobs share row `g`.
+struct Grouped<'a> {
+    coefficients: &'a [Vec<f64>],
+    scale_factors: &'a [u32],
+    counts: &'a [f64],
+    workers: &'a [f64],
+}
+
+impl Grouped<'_> {
+    fn solve(&self) -> Option<Allocation> {
         let (first, t_star) = self.solve_stage(None)?;
         if t_star <= 0.0 {
             return Some(first);
@@ -64,12 +113,12 @@ impl MaxMinProblem<'_> {
             Some(_) => None,
         };
         let mut vars: Vec<Vec<Option<Variable>>> = Vec::with_capacity(self.coefficients.len());
-        for row in self.coefficients {
+        for (row, &count) in self.coefficients.iter().zip(self.counts) {
             let vars_row = (0..types)
                 .map(|w| {
                     let a = row.get(w).copied().unwrap_or(0.0);
                     // The second stage maximises total weighted throughput.
-                    let objective = if floor.is_some() { a } else { 0.0 };
+                    let objective = if floor.is_some() { a * count } else { 0.0 };
                     (a > 0.0 && a.is_finite()).then(|| problem.add_var(objective, (0.0, 1.0)))
                 })
                 .collect();
@@ -100,7 +149,9 @@ impl MaxMinProblem<'_> {
             let terms: Vec<(Variable, f64)> = vars
                 .iter()
                 .enumerate()
-                .filter_map(|(j, row)| row[w].map(|v| (v, f64::from(self.scale_factors[j]))))
+                .filter_map(|(j, row)| {
+                    row[w].map(|v| (v, f64::from(self.scale_factors[j]) * self.counts[j]))
+                })
                 .collect();
             if !terms.is_empty() {
                 problem.add_constraint(terms.as_slice(), ComparisonOp::Le, self.workers[w]);
@@ -203,6 +254,24 @@ mod tests {
         .solve()
         .unwrap();
         assert!((alloc.objective - 0.8).abs() < 1e-6, "{alloc:?}");
+    }
+
+    #[test]
+    fn interchangeable_jobs_are_solved_as_one_group_and_share_equally() {
+        // Three identical single-GPU jobs and a gang of two on 3 GPUs, weights 1: time shares
+        // x (each single) and y (the gang) with 3x + 2y <= 3 and max-min x = y = 3/5.
+        let a = vec![vec![1.0], vec![1.0], vec![1.0], vec![1.0]];
+        let alloc = MaxMinProblem {
+            coefficients: &a,
+            scale_factors: &[1, 1, 2, 1],
+            workers: &[3.0],
+        }
+        .solve()
+        .unwrap();
+        assert!((alloc.objective - 0.6).abs() < 1e-6, "{alloc:?}");
+        for row in &alloc.share {
+            assert!((row[0] - 0.6).abs() < 1e-5, "{alloc:?}");
+        }
     }
 
     #[test]

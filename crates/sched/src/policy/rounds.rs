@@ -194,12 +194,19 @@ impl RoundBased {
                 solve(&demand(high))
             }
         };
+        let allocation = allocation.map(|a| {
+            if self.objective.heterogeneity_aware() {
+                a.share
+            } else {
+                spread_by_capacity(a.share, &rates, &workers)
+            }
+        });
         // Shares to 1e-4: solver noise (and the second stage's 1e-6 slack) must not decide
         // between jobs the objective treats alike.
         allocation.map_or_else(
             || vec![vec![0.0; workers.len()]; active.len()],
-            |a| {
-                a.share
+            |share| {
+                share
                     .into_iter()
                     .map(|row| row.into_iter().map(|x| (x * 1e4).round() / 1e4).collect())
                     .collect()
@@ -275,6 +282,26 @@ impl RoundBased {
         }
         plan
     }
+}
+
+/// A heterogeneity-agnostic allocation says only how much time each job gets; which type is
+/// arbitrary (the simplex returns some vertex; Gavel's interior-point solver a central point).
+/// Spread each job's time over the types it can run on in proportion to their size, which keeps
+/// every type within capacity when a job can run everywhere (the per-type sums are the
+/// cluster-wide sum scaled by the type's share) and models a scheduler blind to the types.
+fn spread_by_capacity(share: Vec<Vec<f64>>, rates: &[Vec<f64>], workers: &[f64]) -> Vec<Vec<f64>> {
+    share
+        .into_iter()
+        .zip(rates)
+        .map(|(row, rate)| {
+            if rate.iter().any(|&r| r <= 0.0) {
+                return row;
+            }
+            let total: f64 = row.iter().sum();
+            let capacity: f64 = workers.iter().sum();
+            workers.iter().map(|n| total * n / capacity).collect()
+        })
+        .collect()
 }
 
 /// Preempts running jobs not planned on their pool, then starts the planned ones.
