@@ -22,6 +22,7 @@ pub mod goal;
 pub mod kernels;
 pub mod layout;
 pub mod memory;
+pub mod reliability;
 pub mod search;
 pub mod serve;
 pub mod serve_search;
