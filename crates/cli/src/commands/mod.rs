@@ -10,6 +10,7 @@ pub mod node;
 pub mod plan;
 pub mod plan_serve;
 pub mod plan_serve_search;
+pub mod plan_time;
 pub mod quota;
 pub mod serve;
 pub mod simulate;

@@ -79,6 +79,8 @@ pub struct TrainArgs {
     /// Print the whole estimate as JSON.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    time: super::plan_time::TimeArgs,
 }
 
 fn parse_attention(text: &str) -> Result<AttentionImpl, String> {
@@ -152,8 +154,12 @@ fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
             found.top
         }
     };
+    let times = (estimates.iter())
+        .map(|e| super::plan_time::time_to_train(&args.time, &setup, e))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     if args.json {
-        let value = serde_json::json!({ "setup": setup, "estimates": estimates });
+        let value =
+            serde_json::json!({ "setup": setup, "estimates": estimates, "time_to_train": times });
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -161,6 +167,13 @@ fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         println!("{}", ranking_table(&estimates));
     }
     print_estimate(&setup, &estimates[0]);
+    if let Some(time) = &times[0] {
+        let measured = suanli_perf::reliability::failure_rate(&setup.accelerator.id);
+        println!(
+            "{}",
+            super::plan_time::describe(time, measured.measured_on_family)
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
