@@ -5,7 +5,8 @@
 /// optimum checkpoint interval", CACM 1974; Daly, FGCS 2006, eq. 37 gives the same first-order
 /// term). `mtbf_s` is the mean time between failures of the whole job (all its accelerators).
 pub fn young_daly_interval_s(checkpoint_cost_s: f64, mtbf_s: f64) -> f64 {
-    (2.0 * checkpoint_cost_s * mtbf_s).sqrt()
+    // One formula for planner and simulator.
+    suanli_perf::reliability::young_daly_interval_s(checkpoint_cost_s, mtbf_s)
 }
 
 /// The job-level MTBF of a gang of `gang_size` accelerators that each fail independently with

@@ -7,15 +7,19 @@
 //! Default (`llama3`): Llama 3 405B pre-training saw 419 unplanned interruptions in 54 days on
 //! 16,384 H100 GPUs (Dubey et al. 2024, "The Llama 3 Herd of Models", section 3.3.4). One
 //! interruption per 54 × 24 / 419 = 3.09 hours over 16,384 GPUs gives a per-GPU MTBF of
-//! 16,384 × 54 × 24 / 419 ≈ 50,677 hours (we use 50,700). All 419 are treated as node failures,
+//! 16,384 × 54 × 24 / 419 ≈ 50,677 hours. The rate comes from `suanli_perf::reliability`, the
+//! same one `suanli plan train` uses for its expected time. All 419 are treated as node failures,
 //! although 41% were not GPU hardware, so this errs towards more failures. The paper gives no
 //! repair times; we assume 4 hours for a node to be swapped or repaired.
 
 use serde::Serialize;
+use suanli_perf::reliability;
 
-/// Per-accelerator MTBF derived from Llama 3's 419 unplanned interruptions in 54 days on 16,384
-/// GPUs, hours.
-pub const LLAMA3_MTBF_PER_ACCELERATOR_H: f64 = 50_700.0;
+/// Per-accelerator MTBF, hours, from the planner's failure rate for H100 (Llama 3's 419
+/// unplanned interruptions in 54 days on 16,384 GPUs).
+pub fn llama3_mtbf_per_accelerator_h() -> f64 {
+    reliability::failure_rate("h100").mtbf_per_accelerator_h()
+}
 /// Assumed repair time of a failed node, seconds.
 pub const DEFAULT_REPAIR_S: u64 = 4 * 3600;
 
@@ -40,7 +44,7 @@ impl FailureModel {
     /// The Llama 3 rate.
     pub fn llama3() -> Self {
         FailureModel {
-            mtbf_per_accelerator_h: Some(LLAMA3_MTBF_PER_ACCELERATOR_H),
+            mtbf_per_accelerator_h: Some(llama3_mtbf_per_accelerator_h()),
             repair_s: DEFAULT_REPAIR_S,
         }
     }
@@ -144,12 +148,25 @@ mod tests {
     fn llama3_mtbf_follows_from_the_published_counts() {
         let derived_h = 16_384.0 * 54.0 * 24.0 / 419.0;
         assert!(
-            (derived_h - LLAMA3_MTBF_PER_ACCELERATOR_H).abs() / derived_h < 0.001,
+            (derived_h - llama3_mtbf_per_accelerator_h()).abs() / derived_h < 1e-9,
             "{derived_h}"
         );
-        // An 8-GPU node then fails about every 6,338 hours.
+        // An 8-GPU node then fails about every 6,335 hours.
         let node_h = FailureModel::llama3().node_mtbf_s(8).unwrap() / 3600.0;
-        assert!((node_h - 6_337.5).abs() < 0.1, "{node_h}");
+        assert!((node_h - 6_334.6).abs() < 0.1, "{node_h}");
+    }
+
+    #[test]
+    fn simulator_injects_the_rate_the_planner_plans_with() {
+        // One source of truth: the failures per accelerator-hour `suanli plan train` uses for an
+        // H100 run are exactly the ones `suanli simulate` injects by default.
+        let planner = reliability::failure_rate("h100-sxm5-80gb").failures_per_accelerator_hour;
+        let simulator = 1.0 / FailureModel::llama3().mtbf_per_accelerator_h.unwrap();
+        assert!(
+            (planner - simulator).abs() / planner < 1e-12,
+            "{planner} {simulator}"
+        );
+        assert!((planner - 419.0 / (16_384.0 * 54.0 * 24.0)).abs() < 1e-12);
     }
 
     #[test]

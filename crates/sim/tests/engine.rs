@@ -136,8 +136,9 @@ fn young_daly_sets_checkpoints_only_when_failures_are_on() {
         120,
         &failures,
     );
-    // sqrt(2 * 120 s * 50,700 h * 3600 / 8) = 73,997 s.
-    assert_eq!(spec.checkpoint_interval_s, Some(73_997));
+    // Per-GPU MTBF 16,384 × 54 × 24 / 419 = 50,677 h (Llama 3):
+    // sqrt(2 * 120 s * 50,677 h * 3600 / 8) = 73,980.5 s.
+    assert_eq!(spec.checkpoint_interval_s, Some(73_981));
     let off = suanli_sim::convert::job_spec(
         job,
         &cluster(),

@@ -13,6 +13,7 @@ pub mod plan_export;
 pub mod plan_serve;
 pub mod plan_serve_scenario;
 pub mod plan_serve_search;
+pub mod plan_time;
 pub mod quota;
 pub mod serve;
 pub mod serve_slurm;

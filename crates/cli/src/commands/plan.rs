@@ -110,6 +110,8 @@ pub struct TrainArgs {
     /// Print the whole estimate as JSON.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    time: super::plan_time::TimeArgs,
 }
 
 fn parse_attention(text: &str) -> Result<AttentionImpl, String> {
@@ -227,10 +229,14 @@ fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     if let Some(framework) = args.export {
         return super::plan_export::print(framework, &setup, &estimates[0]);
     }
+    let times = (estimates.iter())
+        .map(|e| super::plan_time::time_to_train(&args.time, &setup, e))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     if args.json {
         let value = serde_json::json!({
             "setup": setup,
             "estimates": estimates,
+            "time_to_train": times,
             "family": validation.family,
             "uncertainty_pct": validation.uncertainty_pct,
             "validated_rows": validation.validated_rows,
@@ -242,7 +248,21 @@ fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         println!("{}", ranking_table(&estimates));
     }
     print_estimate(&setup, &estimates[0]);
-    println!("{}", uncertainty_line(&validation));
+    if let Some(framework) = args.export {
+        return super::plan_export::print(framework, &setup, &estimates[0]);
+    }
+    let times = (estimates.iter())
+        .map(|e| super::plan_time::time_to_train(&args.time, &setup, e))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if args.json {
+        let value = serde_json::json!({
+            "setup": setup,
+            "estimates": estimates,
+            "time_to_train": times,
+            "family": validation.family,
+            "uncertainty_pct": validation.uncertainty_pct,
+            "validated_rows": validation.validated_rows,
+        });
     Ok(ExitCode::SUCCESS)
 }
 
