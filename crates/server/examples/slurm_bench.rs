@@ -45,8 +45,9 @@ fn unfinished(name: &str) -> usize {
         .count()
 }
 
-/// Plain `sbatch`, one process per job as a user's script would: (accepted/s, jobs/s).
-fn plain_sbatch(jobs: usize) -> (f64, f64) {
+/// Plain `sbatch --wrap WRAP`, one process per job as a user's script would:
+/// (accepted/s, jobs/s).
+fn plain_sbatch(jobs: usize, wrap: &str) -> (f64, f64) {
     let name = format!("bench-plain-{}", std::process::id());
     let started = Instant::now();
     for _ in 0..jobs {
@@ -58,7 +59,7 @@ fn plain_sbatch(jobs: usize) -> (f64, f64) {
                 "--gres=gpu:h100:1",
                 "--output=/dev/null",
                 "--wrap",
-                "true",
+                wrap,
             ])
             .env("SLURM_CONF", slurm_conf())
             .stdout(std::process::Stdio::null())
@@ -164,22 +165,33 @@ async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let jobs: usize = flag(&args, "--jobs").map_or(1000, |s| s.parse().expect("--jobs N"));
     let poll_ms: u64 = flag(&args, "--poll-ms").map_or(1000, |s| s.parse().expect("--poll-ms N"));
-    let (plain_accepted, plain_jobs) = tokio::task::spawn_blocking(move || plain_sbatch(jobs))
-        .await
-        .unwrap();
+    // `true` alone, and `srun true`: a job step, as every suanli run (and every gang) has.
+    let (plain_accepted, plain_jobs) =
+        tokio::task::spawn_blocking(move || plain_sbatch(jobs, "true"))
+            .await
+            .unwrap();
+    let (step_accepted, step_jobs) =
+        tokio::task::spawn_blocking(move || plain_sbatch(jobs, "srun true"))
+            .await
+            .unwrap();
     let (suanli_accepted, suanli_jobs) = through_suanli(jobs, poll_ms).await;
     println!("{jobs} jobs (`true`, 1 GPU each) on the 4-node Slurm of .ci/slurm.sh");
-    println!("{:<16} {:>12} {:>14}", "", "accepted/s", "end-to-end/s");
+    println!("{:<18} {:>12} {:>14}", "", "accepted/s", "end-to-end/s");
     println!(
-        "{:<16} {plain_accepted:>12.1} {plain_jobs:>14.2}",
-        "plain sbatch"
+        "{:<18} {plain_accepted:>12.1} {plain_jobs:>14.2}",
+        "sbatch true"
     );
     println!(
-        "{:<16} {suanli_accepted:>12.1} {suanli_jobs:>14.2}",
+        "{:<18} {step_accepted:>12.1} {step_jobs:>14.2}",
+        "sbatch srun true"
+    );
+    println!(
+        "{:<18} {suanli_accepted:>12.1} {suanli_jobs:>14.2}",
         "through suanli"
     );
     println!(
-        "suanli's end-to-end time is {:+.1}% of plain sbatch's",
-        (plain_jobs / suanli_jobs - 1.0) * 100.0
+        "suanli's end-to-end time is {:+.1}% of `sbatch true`'s, {:+.1}% of `sbatch srun true`'s",
+        (plain_jobs / suanli_jobs - 1.0) * 100.0,
+        (step_jobs / suanli_jobs - 1.0) * 100.0
     );
 }
