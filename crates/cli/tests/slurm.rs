@@ -195,8 +195,16 @@ impl Server {
     }
 }
 
+/// `scontrol show job` of the Slurm job behind a suanli job's current run, one line.
+fn slurm_job(job: &Value) -> String {
+    let run_dir = job["run"]["run_dir"].as_str().unwrap();
+    let id = std::fs::read_to_string(Path::new(run_dir).join("slurm-job-id")).unwrap();
+    slurm("scontrol", &["show", "job", "-o", id.trim()])
+}
+
 fn is_running_in_slurm(job: &Value) -> bool {
-    job["state"] == "running" && job["reason"].as_str().unwrap_or("").contains("running on")
+    let reason = job["reason"].as_str().unwrap_or("");
+    job["state"] == "running" && reason.starts_with("slurm job") && reason.contains("running on")
 }
 
 #[test]
@@ -247,6 +255,35 @@ fn a_gang_spans_two_nodes_with_ranks_and_one_master() {
     assert!(lines.iter().any(|l| l.ends_with("gpus=0,1,2,3")), "{logs}");
     assert!(lines.iter().any(|l| l.ends_with("gpus=4,5,6,7")), "{logs}");
     assert_eq!(server.slurm_jobs(id).len(), 1);
+    // suanli chose the nodes and pinned them (Slurm prints the list compressed: n[1-2]).
+    let shown = slurm_job(&job);
+    assert!(!shown.contains("ReqNodeList=(null)"), "{shown}");
+    assert!(shown.contains(" NumNodes=2 "), "{shown}");
+}
+
+#[test]
+fn in_slurm_mode_slurm_picks_the_nodes_and_suanli_reports_them() {
+    let Some(_cluster) = cluster() else { return };
+    let server = slurm_server(&["--slurm-mode", "slurm"]);
+    let id = server.submit(json!({ "gpus": 8, "priority": -3, "command": ["sleep", "3"] }));
+    let running = server.wait(id, "running in Slurm", 30, is_running_in_slurm);
+    let job = server.wait(id, "succeeded", 60, |j| j["state"] == "succeeded");
+    let shown = slurm_job(&job);
+    // No --nodelist; the priority hint became a nice value; the node is Slurm's choice.
+    assert!(shown.contains("ReqNodeList=(null)"), "{shown}");
+    assert!(shown.contains("Nice=3"), "{shown}");
+    let node = running["run"]["node"].as_str().unwrap();
+    assert!(
+        shown.contains(&format!(" NodeList={node} ")),
+        "{node}: {shown}"
+    );
+    assert!(
+        running["reason"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("running on {node}")),
+        "{running}"
+    );
 }
 
 #[test]

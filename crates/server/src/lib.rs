@@ -387,7 +387,11 @@ async fn serve_all(
                 }
                 event = slurm_rx.recv() => {
                     let Some(event) = event else { continue };
-                    if let Err(error) = loop_engine.lock().await.on_slurm_event(event).await {
+                    let mut events = vec![event];
+                    while let Ok(more) = slurm_rx.try_recv() {
+                        events.push(more);
+                    }
+                    if let Err(error) = loop_engine.lock().await.on_slurm_events(events).await {
                         tracing::error!(%error, "failed to apply a Slurm report");
                     }
                 }

@@ -135,6 +135,26 @@ pub fn node_rows(p: &PoolSlot) -> Vec<serde_json::Value> {
 }
 
 impl Engine {
+    /// Applies a batch of reports with one scheduling pass at the end (a poll often reports
+    /// many ends at once; a pass per end would rescan the queue for each).
+    pub async fn on_slurm_events(&mut self, events: Vec<SlurmEvent>) -> Result<(), EngineError> {
+        for event in events {
+            match event {
+                SlurmEvent::Ended {
+                    job_id,
+                    attempt,
+                    exit_code,
+                    note,
+                } => {
+                    self.finish_run(job_id, attempt, exit_code, Some(note))
+                        .await?
+                }
+                other => self.on_slurm_event(other).await?,
+            }
+        }
+        self.schedule_pass().await
+    }
+
     /// Applies what a Slurm cluster reported.
     pub async fn on_slurm_event(&mut self, event: SlurmEvent) -> Result<(), EngineError> {
         match event {

@@ -58,6 +58,18 @@ impl SlurmExecutor {
         })
     }
 
+    /// The address of the first pinned node: the allocation's first node in Slurm's node order,
+    /// which is `sinfo`'s and so the pool's.
+    fn master_address(&self, launch: &Launch, shape: &Shape) -> Option<String> {
+        let (_, pool) = self.pools.iter().find(|(name, _)| *name == launch.pool)?;
+        let index = shape
+            .nodes
+            .iter()
+            .filter_map(|(n, _)| pool.nodes.iter().position(|p| p == n))
+            .min()?;
+        pool.addresses.get(index).cloned()
+    }
+
     fn track(&self, slurm_id: u64, job_id: i64, attempt: u32, run_dir: &Path) {
         self.tracked.lock().expect("tracked lock").insert(
             slurm_id,
@@ -112,7 +124,12 @@ impl Executor for SlurmExecutor {
         };
         std::fs::create_dir_all(run_dir).map_err(dir_error)?;
         let shape = self.shape(launch)?;
-        let script = batch_script(&launch.command, &launch.env, run_dir)
+        // Pinned nodes (suanli schedules): the first one's address is known here.
+        let master = match self.config.mode {
+            super::Mode::Suanli => self.master_address(launch, &shape),
+            super::Mode::Slurm => None,
+        };
+        let script = batch_script(&launch.command, &launch.env, run_dir, master.as_deref())
             .map_err(|e| slurm_error("sh", e))?;
         let script_path = run_dir.join("job.sh");
         std::fs::write(&script_path, script).map_err(dir_error)?;

@@ -41,6 +41,7 @@ pub fn batch_script(
     command: &[String],
     env: &BTreeMap<String, String>,
     run_dir: &Path,
+    master_addr: Option<&str>,
 ) -> Result<String, String> {
     let mut script = String::from("#!/bin/sh\n# Written by suanli; one run of one job.\n");
     for (key, value) in env {
@@ -52,11 +53,18 @@ pub fn batch_script(
         script.push_str(&format!("export {key}={}\n", shell_quote(value)));
     }
     let run_dir = shell_quote(&run_dir.display().to_string());
-    script.push_str(&format!(
-        r#"first=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
+    // The first node's address: known when suanli chose the nodes, else asked of Slurm.
+    match master_addr {
+        Some(addr) => script.push_str(&format!("export MASTER_ADDR={}\n", shell_quote(addr))),
+        None => script.push_str(
+            r#"first=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
 addr=$(scontrol show node -o "$first" | tr ' ' '\n' | sed -n 's/^NodeAddr=//p')
-export MASTER_ADDR="${{addr:-$first}}"
-export MASTER_PORT=$((20000 + SLURM_JOB_ID % 20000))
+export MASTER_ADDR="${addr:-$first}"
+"#,
+        ),
+    }
+    script.push_str(&format!(
+        r#"export MASTER_PORT=$((20000 + SLURM_JOB_ID % 20000))
 export WORLD_SIZE="$SLURM_NTASKS"
 srun --kill-on-bad-exit=1 sh -c '{task}' suanli-task"#,
         task = TASK

@@ -138,11 +138,19 @@ fn scripts_quote_everything_and_pin_nodes_only_when_suanli_schedules() {
     assert_eq!(shell_quote("it's"), r"'it'\''s'");
     let mut env = BTreeMap::new();
     env.insert("NOTE".to_string(), "$(rm -rf /)'; x".to_string());
-    let script = batch_script(&["echo".into(), "a b".into()], &env, Path::new("/r")).unwrap();
+    let script = batch_script(&["echo".into(), "a b".into()], &env, Path::new("/r"), None).unwrap();
     assert!(script.contains(r"export NOTE='$(rm -rf /)'\''; x'"));
     assert!(script.contains("suanli-task 'echo' 'a b'"));
     env.insert("BAD NAME".into(), "x".into());
-    assert!(batch_script(&["true".into()], &env, Path::new("/r")).is_err());
+    assert!(script.contains("scontrol show hostnames"));
+    let pinned = batch_script(
+        &["true".into()],
+        &BTreeMap::new(),
+        Path::new("/r"),
+        Some("10.0.0.1"),
+    );
+    assert!(pinned.unwrap().contains("export MASTER_ADDR='10.0.0.1'\n"));
+    assert!(batch_script(&["true".into()], &env, Path::new("/r"), None).is_err());
 
     let mut config = SlurmConfig::new("slurm");
     config.partition = Some("gpu".into());
