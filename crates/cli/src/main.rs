@@ -51,6 +51,12 @@ enum Command {
     Audit(commands::audit::AuditCommand),
     /// Save a server URL and token for the other commands.
     Login(commands::login::LoginArgs),
+    /// Models and checkpoints: put, get, list, share (encrypted, per tenant).
+    #[command(subcommand)]
+    Artifact(commands::artifact::ArtifactCommand),
+    /// Save, find and restore a job's checkpoints (for jobs that do not speak S3).
+    #[command(subcommand)]
+    Ckpt(commands::ckpt::CkptCommand),
     // Further commands are added here, one line each, with their module in commands/.
 }
 
@@ -71,6 +77,8 @@ fn main() -> ExitCode {
         Command::Quota(command) => commands::quota::run(command),
         Command::Audit(command) => commands::audit::run(command),
         Command::Login(args) => commands::login::run(args),
+        Command::Artifact(command) => commands::artifact::run(command),
+        Command::Ckpt(command) => commands::ckpt::run(command),
     };
     match result {
         Ok(code) => code,

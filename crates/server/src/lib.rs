@@ -206,12 +206,13 @@ pub async fn run_with(
         &config.data_dir,
     )
     .map_err(ServerError::Engine)?;
+    let address = listener.local_addr().map_err(ServerError::Serve)?;
+    engine.checkpoint_base = Some(format!("http://{address}/api/v1/artifacts"));
     engine
         .recover()
         .await
         .map_err(|e| ServerError::Engine(e.to_string()))?;
     let engine = Arc::new(tokio::sync::Mutex::new(engine));
-    let address = listener.local_addr().map_err(ServerError::Serve)?;
     tracing::info!(%address, store = store.kind(), data_dir = %config.data_dir.display(), "serving");
 
     let loop_engine = engine.clone();

@@ -13,6 +13,7 @@ Examples:
   suanli serve --data-dir /var/lib/suanli --listen 0.0.0.0:8080
   suanli serve --devices h100-sxm5-80gb:8               declare the local accelerators
   suanli serve --database postgres://suanli:pw@db/suanli
+  suanli serve --store 's3://models?endpoint=http://10.0.0.5:7480'   artefacts on S3 (keys from env)
 
 On first start with an empty store the server creates the user `admin` and writes its token to
 DATA_DIR/admin-token (mode 0600). Jobs keep running if the server stops; a restarted server
@@ -34,6 +35,15 @@ pub struct ServeArgs {
     /// Scheduling policy: fifo, backfill, sjf, las, fair or gavel.
     #[arg(long, default_value = "fifo")]
     policy: String,
+    /// Artefact store: file:///DIR or s3://BUCKET?endpoint=http://HOST:PORT (default
+    /// DATA_DIR/objects). S3 keys come from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or
+    /// `credentials=FILE`, never from this URL.
+    #[arg(long)]
+    store: Option<String>,
+    /// File with the artefact master key (64 hex digits); else SUANLI_MASTER_KEY, else
+    /// DATA_DIR/master-key (created on first start).
+    #[arg(long)]
+    master_key_file: Option<PathBuf>,
 }
 
 /// Runs the server until Ctrl-C or SIGTERM.
@@ -57,7 +67,13 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
             devices: args.devices,
             policy: args.policy,
         };
-        suanli_server::run(config, listener, shutdown_signal()).await?;
+        // The flags win over SUANLI_STORE and SUANLI_MASTER_KEY_FILE.
+        let from_env = suanli_server::artifacts::ArtifactConfig::from_env();
+        let artifacts = suanli_server::artifacts::ArtifactConfig {
+            store: args.store.or(from_env.store),
+            master_key_file: args.master_key_file.or(from_env.master_key_file),
+        };
+        suanli_server::run_with(config, artifacts, listener, shutdown_signal()).await?;
         Ok(ExitCode::SUCCESS)
     })
 }
