@@ -11,7 +11,7 @@
 
 pub mod api;
 pub mod backend;
-pub mod crypto;
+pub use suanli_crypto as crypto;
 pub mod keys;
 pub mod model;
 mod repo;
