@@ -5,7 +5,7 @@
 # SUANLI_TEST_S3_URL, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. Idempotent; root, no stdin.
 # Source it: `. .ci/s3.sh`. Once the variables are set the S3 tests fail if the server is wrong.
 if [ -z "${SUANLI_TEST_S3_URL:-}" ]; then
-  S3_DIR="${SUANLI_S3_DIR:-/tmp/suanli-seaweedfs}"
+  S3_DIR="${SUANLI_S3_DIR:-/var/tmp/suanli-seaweedfs}"
   S3_PORT="${SUANLI_S3_PORT:-8333}"
   mkdir -p "$S3_DIR/data"
   if ! command -v weed >/dev/null 2>&1; then

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark: `suanli artifact put` and `get` of a large file through the server into an S3
 # endpoint (SeaweedFS from .ci/s3.sh) or the local store, against a raw transfer of the same
-# file to the same endpoint (one signed PUT/GET with curl, no encryption, no server).
+# file to the same endpoint (examples/raw_s3.rs: multipart PUT, streamed GET through
+# object_store; no server, no encryption, no hashing).
 # Prints SHA-256s, seconds, MB/s and the server's peak resident memory (VmHWM).
 # Usage: bench/artifacts.sh [SIZE_MB] [s3|local]   (run from the repository root; builds nothing)
 set -euo pipefail
@@ -39,14 +40,7 @@ echo "suanli get:  $(rate "$(echo "$t2 - $t1" | bc)")"
 echo "server CPU:  put $(echo "$c1 - $c0" | bc) s, get $(echo "$c2 - $c1" | bc) s; load average $(cut -d' ' -f1 /proc/loadavg)"
 echo "server peak RSS: $((peak_kb / 1024)) MiB"
 rm -f "$WORK/out/blob.bin"
-if [ "$BACKEND" = s3 ]; then
-  ENDPOINT="${SUANLI_TEST_S3_URL#*endpoint=}"; ENDPOINT="${ENDPOINT%%&*}"
-  BUCKET="${SUANLI_TEST_S3_URL#s3://}"; BUCKET="${BUCKET%%\?*}"
-  SIG=(--user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" --aws-sigv4 "aws:amz:us-east-1:s3")
-  t0=$(now); curl -sf "${SIG[@]}" -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -T "$WORK/blob.bin" "$ENDPOINT/$BUCKET/bench-raw-$$" >/dev/null; t1=$(now)
-  curl -sf "${SIG[@]}" -o "$WORK/raw.bin" "$ENDPOINT/$BUCKET/bench-raw-$$"; t2=$(now)
-  curl -sf "${SIG[@]}" -X DELETE "$ENDPOINT/$BUCKET/bench-raw-$$" >/dev/null || true
-  echo "raw PUT:     $(rate "$(echo "$t1 - $t0" | bc)")"
-  echo "raw GET:     $(rate "$(echo "$t2 - $t1" | bc)")   sha256 $(sha256sum <"$WORK/raw.bin" | cut -c1-64)"
-fi
+# The reference: target/debug/examples/raw_s3 (cargo build -p suanli-server --example raw_s3).
+"${RAW_BIN:-target/debug/examples/raw_s3}" "$STORE" "$WORK/blob.bin"
+echo "raw sha256:  $(sha256sum <"$WORK/blob.bin.raw" | cut -c1-64)"
 "$SUANLI" artifact rm bench/blob >/dev/null
