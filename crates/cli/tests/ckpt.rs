@@ -30,6 +30,14 @@ fn unique(prefix: &str) -> PathBuf {
     std::env::temp_dir().join(format!("{prefix}-{}-{nanos}", std::process::id()))
 }
 
+/// Held by each test: `free_port` releases the port before the server binds it, so tests that
+/// ran at once could hand two servers the same port.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().port()
@@ -201,6 +209,7 @@ fn state(node: &Server, token: &str, id: i64) -> String {
 }
 
 fn resume_on_another_node(store: String) {
+    let _serial = serial();
     let key = key_file();
     let node_a = start(&store, &key);
     let token_a = node_a.member("acme", "alice");
@@ -287,6 +296,7 @@ fn a_cancelled_job_resumes_on_another_node_s3_store() {
 
 #[test]
 fn artifact_put_and_get_round_trip_a_hugging_face_directory() {
+    let _serial = serial();
     let node = start(&local_store(), &key_file());
     let token = node.member("acme", "alice");
     let model = unique("suanli-hf-model");

@@ -38,7 +38,9 @@ async fn main() {
     let put_s = started.elapsed().as_secs_f64();
     let started = Instant::now();
     let mut stream = store.get(&key).await.unwrap().into_stream();
-    let mut output = tokio::fs::File::create(format!("{file}.raw")).await.unwrap();
+    let mut output = tokio::fs::File::create(format!("{file}.raw"))
+        .await
+        .unwrap();
     while let Some(piece) = stream.next().await {
         output.write_all(&piece.unwrap()).await.unwrap();
     }
