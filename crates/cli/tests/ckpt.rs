@@ -159,7 +159,7 @@ fn s3_store() -> Option<String> {
 }
 
 const JOB: &str = r#"set -e
-mkdir -p ckpt
+mkdir -p "$WORKDIR" && cd "$WORKDIR" && mkdir -p ckpt
 if "$SUANLI" ckpt restore ckpt >/dev/null; then step=$(cat ckpt/step); echo "resumed at step $step"; else step=0; echo "fresh start"; fi
 while [ "$step" -lt 8 ]; do
   step=$((step + 1)); echo "$step" > ckpt/step; head -c 300000 /dev/urandom > ckpt/weights.bin
@@ -172,6 +172,7 @@ fn submit(node: &Server, token: &str) -> i64 {
     let env = json!({
         "SUANLI": env!("CARGO_BIN_EXE_suanli"), "SUANLI_TOKEN": token,
         "SUANLI_CHECKPOINT_URL": url, "SUANLI_CONFIG_DIR": unique("suanli-ckpt-config"),
+        "WORKDIR": unique("suanli-ckpt-job"),
     });
     let job = node.ok(
         token,
