@@ -14,6 +14,7 @@ pub mod backend;
 pub use suanli_crypto as crypto;
 pub mod keys;
 pub mod model;
+mod reading;
 mod repo;
 
 use std::path::{Path, PathBuf};
