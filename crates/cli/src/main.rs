@@ -72,6 +72,12 @@ Examples:
         #[arg(long)]
         dir: Option<std::path::PathBuf>,
     },
+    /// Models and checkpoints: put, get, list, share (encrypted, per tenant).
+    #[command(subcommand)]
+    Artifact(commands::artifact::ArtifactCommand),
+    /// Save, find and restore a job's checkpoints (for jobs that do not speak S3).
+    #[command(subcommand)]
+    Ckpt(commands::ckpt::CkptCommand),
     // Further commands are added here, one line each, with their module in commands/.
 }
 
@@ -108,6 +114,8 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Command::Man { dir } => man(dir.as_deref()),
+        Command::Artifact(command) => commands::artifact::run(command),
+        Command::Ckpt(command) => commands::ckpt::run(command),
     };
     match result {
         Ok(code) => code,

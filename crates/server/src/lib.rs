@@ -278,7 +278,8 @@ pub async fn run_with(
     serve_all(config, artifact_config, Executors::default(), listener, None, shutdown).await
 }
 
-async fn serve_all(
+/// The control plane with everything explicit: artefact store, executors, metrics listener.
+pub async fn serve_all(
     config: ServerConfig,
     artifact_config: artifacts::ArtifactConfig,
     executors: Executors,
@@ -366,12 +367,13 @@ async fn serve_all(
     .map_err(ServerError::Engine)?;
     engine.set_isolation(Arc::new(isolation));
     engine.admission = config.admission;
+    let address = listener.local_addr().map_err(ServerError::Serve)?;
+    engine.checkpoint_base = Some(format!("http://{address}/api/v1/artifacts"));
     engine
         .recover()
         .await
         .map_err(|e| ServerError::Engine(e.to_string()))?;
     let engine = Arc::new(tokio::sync::Mutex::new(engine));
-    let address = listener.local_addr().map_err(ServerError::Serve)?;
     tracing::info!(%address, store = store.kind(), data_dir = %config.data_dir.display(), "serving");
 
     let loop_engine = engine.clone();

@@ -95,6 +95,63 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
         "/api/v1/audit/verify",
         "Check the audit hash chain (admin)",
     ),
+    // Artefacts (issue 17; docs/artifacts.md).
+    ("get", "/api/v1/artifacts", "Artefacts the caller may read"),
+    (
+        "get",
+        "/api/v1/artifacts/{tenant}/{name}",
+        "An artefact's versions and files",
+    ),
+    (
+        "delete",
+        "/api/v1/artifacts/{tenant}/{name}",
+        "Delete an artefact (member of its tenant)",
+    ),
+    (
+        "post",
+        "/api/v1/artifacts/{tenant}/{name}/versions",
+        "Start a new partial version",
+    ),
+    (
+        "get",
+        "/api/v1/artifacts/{tenant}/{name}/versions/{version}",
+        "A version's manifest (number, latest or sha256:PREFIX)",
+    ),
+    (
+        "delete",
+        "/api/v1/artifacts/{tenant}/{name}/versions/{version}",
+        "Delete a version",
+    ),
+    (
+        "get",
+        "/api/v1/artifacts/{tenant}/{name}/versions/{version}/files",
+        "Stream a file (?path=), decrypted and SHA-256-checked",
+    ),
+    (
+        "put",
+        "/api/v1/artifacts/{tenant}/{name}/versions/{version}/files",
+        "Stream a file (?path=) into a partial version, encrypted",
+    ),
+    (
+        "post",
+        "/api/v1/artifacts/{tenant}/{name}/versions/{version}/commit",
+        "Make a version complete",
+    ),
+    (
+        "post",
+        "/api/v1/artifacts/{tenant}/{name}/share",
+        "Share read-only with a tenant or everyone (tenant-admin)",
+    ),
+    (
+        "post",
+        "/api/v1/artifacts/{tenant}/{name}/unshare",
+        "Take back a share (tenant-admin)",
+    ),
+    (
+        "post",
+        "/api/v1/artifacts/{tenant}/{name}/retain",
+        "Keep the newest N versions; delete abandoned partial ones",
+    ),
 ];
 
 /// The document.
@@ -116,10 +173,13 @@ pub fn document() -> Value {
                 "404": { "description": "Not found" }
             }
         });
-        for name in ["id", "pool"] {
-            if path.contains(&format!("{{{name}}}")) {
-                operation["parameters"] = json!([{ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }]);
-            }
+        let parameters: Vec<Value> = ["id", "pool", "tenant", "name", "version"]
+            .iter()
+            .filter(|name| path.contains(&format!("{{{name}}}")))
+            .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }))
+            .collect();
+        if !parameters.is_empty() {
+            operation["parameters"] = json!(parameters);
         }
         if *path == "/api/v1/jobs" && *method == "post" {
             operation["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/JobSubmit" } } } });

@@ -86,6 +86,16 @@ impl Client {
         }
     }
 
+    /// The server's URL, without a trailing `/`.
+    pub fn base_url(&self) -> &str {
+        &self.url
+    }
+
+    /// The caller's token, if any.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
     fn send(
         &self,
         method: reqwest::Method,

@@ -1,7 +1,9 @@
 //! One module per top-level command.
 
+pub mod artifact;
 pub mod audit;
 pub mod catalog;
+pub mod ckpt;
 pub mod client;
 pub mod format;
 pub mod job;
@@ -21,6 +23,7 @@ pub mod sim_busy;
 pub mod simulate;
 pub mod tenant;
 pub mod token;
+pub mod transfer;
 pub mod user;
 pub mod validate;
 pub mod validate_fit;

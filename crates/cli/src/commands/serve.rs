@@ -16,6 +16,7 @@ Examples:
   suanli serve --metrics-listen 10.0.0.5:9464          /metrics for Prometheus, no token
   suanli serve --executor local,slurm --slurm-partition gpu   local pool and a Slurm cluster
   suanli serve --executor slurm --slurm-mode slurm --slurm-qos high   Slurm picks the nodes
+  suanli serve --store 's3://models?endpoint=http://10.0.0.5:7480'   artefacts on S3 (keys from env)
 
 On first start with an empty store the server creates the user `admin`, writes its token to
 DATA_DIR/admin-token (mode 0600) and creates the tenant `default` that admin's jobs go to.
@@ -61,6 +62,15 @@ pub struct ServeArgs {
     max_connections: usize,
     #[command(flatten)]
     slurm: super::serve_slurm::SlurmArgs,
+    /// Artefact store: file:///DIR or s3://BUCKET?endpoint=http://HOST:PORT (default
+    /// DATA_DIR/objects). S3 keys come from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or
+    /// `credentials=FILE`, never from this URL.
+    #[arg(long)]
+    store: Option<String>,
+    /// File with the artefact master key (64 hex digits); else SUANLI_MASTER_KEY, else
+    /// DATA_DIR/master-key (created on first start).
+    #[arg(long)]
+    master_key_file: Option<PathBuf>,
 }
 
 /// Runs the server until Ctrl-C or SIGTERM.
@@ -111,9 +121,22 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
             },
             ..Default::default()
         };
+        // The flags win over SUANLI_STORE and SUANLI_MASTER_KEY_FILE.
+        let from_env = suanli_server::artifacts::ArtifactConfig::from_env();
+        let artifacts = suanli_server::artifacts::ArtifactConfig {
+            store: args.store.or(from_env.store),
+            master_key_file: args.master_key_file.or(from_env.master_key_file),
+        };
         let executors = args.slurm.executors()?;
-        suanli_server::run_clusters(config, executors, listener, metrics, shutdown_signal())
-            .await?;
+        suanli_server::serve_all(
+            config,
+            artifacts,
+            executors,
+            listener,
+            metrics,
+            shutdown_signal(),
+        )
+        .await?;
         Ok(ExitCode::SUCCESS)
     })
 }

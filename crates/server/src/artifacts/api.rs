@@ -19,7 +19,7 @@ use super::ArtifactError;
 use super::model::{self, Acl, Manifest, VersionRef, printable};
 use crate::api::{AppState, AuditDraft, AuditRecorded};
 use crate::auth::Principal;
-use crate::store::{NewAuditEvent, Role};
+use crate::store::NewAuditEvent;
 
 /// An error answer: a status and a one-line JSON message.
 pub struct Fail(StatusCode, String);
@@ -508,9 +508,4 @@ async fn retain(
         )
         .await?;
     Ok(Json(json!({ "deleted_versions": deleted })))
-}
-
-/// Whether `role` may write artefacts at all (for help texts).
-pub fn role_writes(role: Role) -> bool {
-    matches!(role, Role::Admin | Role::TenantAdmin | Role::Member)
 }

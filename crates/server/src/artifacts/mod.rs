@@ -11,9 +11,10 @@
 
 pub mod api;
 pub mod backend;
-pub mod crypto;
+pub use suanli_crypto as crypto;
 pub mod keys;
 pub mod model;
+mod reading;
 mod repo;
 
 use std::path::{Path, PathBuf};

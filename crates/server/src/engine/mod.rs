@@ -107,6 +107,8 @@ pub struct Engine {
     /// On a server that cannot switch users: the one tenant whose jobs it runs.
     sole_tenant: Option<String>,
     pub metrics: Metrics,
+    /// `http://HOST:PORT/api/v1/artifacts`: jobs get `SUANLI_CHECKPOINT_URL` under it (issue 17).
+    pub checkpoint_base: Option<String>,
 }
 
 /// Wall-clock seconds since the Unix epoch.
@@ -161,6 +163,7 @@ impl Engine {
             reasons_free: Vec::new(),
             reasons_fresh: Vec::new(),
             metrics: Metrics::default(),
+            checkpoint_base: None,
         })
     }
 
@@ -559,6 +562,11 @@ impl Engine {
         let mut env = job.spec.env.clone();
         env.insert("SUANLI_JOB_ID".into(), id.to_string());
         env.insert("SUANLI_ATTEMPT".into(), attempt.to_string());
+        if let Some(base) = &self.checkpoint_base {
+            // The same artefact on every attempt, wherever it runs: `suanli ckpt` uses it.
+            let url = format!("{base}/{}/ckpt-job-{id}", job.spec.tenant);
+            env.entry("SUANLI_CHECKPOINT_URL".into()).or_insert(url);
+        }
         if let Some(dir) = &job.spec.checkpoint_dir {
             env.insert("SUANLI_CHECKPOINT_DIR".into(), dir.clone());
             if attempt > 0 {

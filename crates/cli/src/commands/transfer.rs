@@ -1,0 +1,263 @@
+//! Streaming upload and download of artefact versions with progress bars: files are read and
+//! written in pieces (never whole in memory), and every download is checked against the
+//! SHA-256 the server recorded at upload.
+
+use anyhow::{Context, Result, anyhow, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use super::client::Client;
+
+/// A connection for large transfers: no overall timeout, only one for connecting.
+pub struct Transfer {
+    http: reqwest::blocking::Client,
+    url: String,
+    token: String,
+    /// Show progress bars (on a terminal, without --json).
+    pub progress: bool,
+}
+
+/// `path` for a query string: the few characters a path may hold that a query would alter.
+fn query_escape(path: &str) -> String {
+    path.replace('%', "%25")
+        .replace('+', "%2B")
+        .replace('=', "%3D")
+        .replace('&', "%26")
+}
+
+impl Transfer {
+    /// To the server and token of `SUANLI_URL`/`SUANLI_TOKEN` or `suanli login`.
+    pub fn from_env() -> Result<Self> {
+        let client = Client::from_env()?;
+        Self::new(client.base_url(), client.token())
+    }
+
+    /// To `url` with `token`.
+    pub fn new(url: &str, token: Option<&str>) -> Result<Self> {
+        let token = token
+            .context("no token: set SUANLI_TOKEN or run `suanli login`")?
+            .to_string();
+        let http = reqwest::blocking::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .timeout(None)
+            .build()
+            .context("building the HTTP client")?;
+        Ok(Transfer {
+            http,
+            url: url.trim_end_matches('/').to_string(),
+            token,
+            progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        })
+    }
+
+    fn send(
+        &self,
+        request: reqwest::blocking::RequestBuilder,
+        what: &str,
+    ) -> Result<reqwest::blocking::Response> {
+        let response = request.bearer_auth(&self.token).send().map_err(|e| {
+            anyhow!(
+                "{what}: cannot reach the server at {}: {}",
+                self.url,
+                e.without_url()
+            )
+        })?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status().as_u16();
+        let text = response.text().unwrap_or_default();
+        let message = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_string))
+            .unwrap_or(text);
+        bail!("{what}: {status} ({message})")
+    }
+
+    /// A JSON request to `/api/v1/artifacts/...`.
+    pub fn json(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value> {
+        let mut request = self.http.request(
+            method.clone(),
+            format!("{}/api/v1/artifacts{path}", self.url),
+        );
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let what = format!("{method} {path}");
+        self.send(request, &what)?
+            .json()
+            .with_context(|| format!("{what}: the server sent something other than JSON"))
+    }
+
+    /// A DELETE under `/api/v1/artifacts` (answered with no body).
+    pub fn delete(&self, path: &str) -> Result<()> {
+        let url = format!("{}/api/v1/artifacts{path}", self.url);
+        self.send(self.http.delete(url), &format!("DELETE {path}"))?;
+        Ok(())
+    }
+
+    fn bar(&self, total: u64, what: &str) -> ProgressBar {
+        if !self.progress {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::new(total);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{msg} {wide_bar} {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+            )
+            .expect("valid template"),
+        );
+        bar.set_message(what.to_string());
+        bar
+    }
+
+    /// Uploads `source` (a file, or a directory such as a Hugging Face model as is) as a new
+    /// committed version of `tenant/name`; returns the manifest.
+    pub fn upload(&self, tenant: &str, name: &str, kind: &str, source: &Path) -> Result<Value> {
+        let files = list_files(source)?;
+        let total: u64 = files.iter().map(|(_, _, size)| size).sum();
+        let base = format!("/{tenant}/{name}");
+        let version = self.json(
+            reqwest::Method::POST,
+            &format!("{base}/versions"),
+            Some(json!({ "kind": kind })),
+        )?;
+        let number = version["version"]
+            .as_u64()
+            .context("the server named no version")?;
+        let bar = self.bar(total, &format!("put {tenant}/{name}@{number}"));
+        for (relative, full, size) in &files {
+            let file =
+                std::fs::File::open(full).with_context(|| format!("reading {}", full.display()))?;
+            let body = reqwest::blocking::Body::sized(bar.wrap_read(file), *size);
+            let url = format!(
+                "{}/api/v1/artifacts{base}/versions/{number}/files?path={}",
+                self.url,
+                query_escape(relative)
+            );
+            self.send(
+                self.http.put(url).body(body),
+                &format!("uploading {relative}"),
+            )?;
+        }
+        bar.finish_and_clear();
+        self.json(
+            reqwest::Method::POST,
+            &format!("{base}/versions/{number}/commit"),
+            None,
+        )
+    }
+
+    /// Downloads version `version` (a number, `latest` or `sha256:...`) of `tenant/name` into
+    /// the directory `dest`, checking every file's SHA-256; returns the manifest.
+    pub fn download(&self, tenant: &str, name: &str, version: &str, dest: &Path) -> Result<Value> {
+        let base = format!("/{tenant}/{name}");
+        let manifest = self.json(
+            reqwest::Method::GET,
+            &format!("{base}/versions/{version}"),
+            None,
+        )?;
+        let number = manifest["version"]
+            .as_u64()
+            .context("the server named no version")?;
+        let files = manifest["files"].as_array().cloned().unwrap_or_default();
+        let total = manifest["size_bytes"].as_u64().unwrap_or(0);
+        let bar = self.bar(total, &format!("get {tenant}/{name}@{number}"));
+        for file in &files {
+            let path = file["path"].as_str().context("a file without a path")?;
+            let expected = file["sha256"].as_str().unwrap_or_default();
+            if path
+                .split('/')
+                .any(|p| p.is_empty() || p == ".." || p == ".")
+            {
+                bail!("the server sent an unsafe path `{path}`");
+            }
+            let target = dest.join(path);
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("creating {}", parent.display()))?;
+            }
+            let url = format!(
+                "{}/api/v1/artifacts{base}/versions/{number}/files?path={}",
+                self.url,
+                query_escape(path)
+            );
+            let mut response = self.send(self.http.get(url), &format!("downloading {path}"))?;
+            let partial = target.with_extension("suanli-part");
+            let mut out = std::fs::File::create(&partial)
+                .with_context(|| format!("writing {}", partial.display()))?;
+            let mut hasher = Sha256::new();
+            let mut buffer = vec![0u8; 1 << 20];
+            loop {
+                let n = response
+                    .read(&mut buffer)
+                    .with_context(|| format!("downloading {path}: the transfer broke off (the server found the stored bytes damaged, or the connection failed)"))?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buffer[..n]);
+                out.write_all(&buffer[..n])
+                    .with_context(|| format!("writing {}", partial.display()))?;
+                bar.inc(n as u64);
+            }
+            out.sync_all()?;
+            let got = hex::encode(hasher.finalize());
+            if got != expected {
+                let _ = std::fs::remove_file(&partial);
+                bail!(
+                    "{path}: SHA-256 {got} differs from the recorded {expected}; nothing was written"
+                );
+            }
+            std::fs::rename(&partial, &target)
+                .with_context(|| format!("writing {}", target.display()))?;
+        }
+        bar.finish_and_clear();
+        Ok(manifest)
+    }
+}
+
+/// Every regular file under `source` (or `source` itself) with its `/`-separated relative path
+/// and size, sorted; `.git` directories are skipped.
+pub fn list_files(source: &Path) -> Result<Vec<(String, PathBuf, u64)>> {
+    let meta = std::fs::metadata(source).with_context(|| format!("{}", source.display()))?;
+    if meta.is_file() {
+        let name = source
+            .file_name()
+            .and_then(|n| n.to_str())
+            .context("the file name is not UTF-8")?;
+        return Ok(vec![(name.to_string(), source.to_path_buf(), meta.len())]);
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![source.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in
+            std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?
+        {
+            let entry = entry?;
+            let path = entry.path();
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                if entry.file_name() != ".git" {
+                    stack.push(path);
+                }
+            } else if kind.is_file() || (kind.is_symlink() && path.is_file()) {
+                let relative = path
+                    .strip_prefix(source)
+                    .expect("under source")
+                    .to_str()
+                    .with_context(|| format!("{}: the path is not UTF-8", path.display()))?
+                    .to_string();
+                let size = std::fs::metadata(&path)?.len();
+                out.push((relative, path, size));
+            }
+        }
+    }
+    if out.is_empty() {
+        bail!("{}: no files to upload", source.display());
+    }
+    out.sort();
+    Ok(out)
+}

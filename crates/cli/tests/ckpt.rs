@@ -1,0 +1,380 @@
+//! Through the real `suanli serve` and `suanli` binaries: a job cancelled on one node resumes
+//! from its latest complete checkpoint on another node that shares only the artefact store
+//! and the master key (local directory, and S3 when `SUANLI_TEST_S3_URL` is set); and
+//! `suanli artifact put/get` round-trips a Hugging Face directory byte for byte.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+struct Server {
+    child: Child,
+    port: u16,
+    admin: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn unique(prefix: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    std::env::temp_dir().join(format!("{prefix}-{}-{nanos}", std::process::id()))
+}
+
+/// Held by each test: `free_port` releases the port before the server binds it, so tests that
+/// ran at once could hand two servers the same port.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// A node: its own data directory and database, the shared store and key.
+fn start(store: &str, key_file: &Path) -> Server {
+    let data_dir = unique("suanli-ckpt-node");
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_suanli"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--devices",
+            "h100:2",
+        ])
+        .args(["--store", store, "--master-key-file"])
+        .arg(key_file)
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .env("SUANLI_LOG", "warn")
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reqwest::blocking::get(format!("http://127.0.0.1:{port}/healthz")).is_err() {
+        assert!(Instant::now() < deadline, "server did not come up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let admin = std::fs::read_to_string(data_dir.join("admin-token")).unwrap();
+    Server {
+        child,
+        port,
+        admin: admin.trim().to_string(),
+    }
+}
+
+impl Server {
+    fn call(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, String) {
+        let client = reqwest::blocking::Client::new();
+        let mut request = client
+            .request(method, format!("http://127.0.0.1:{}{path}", self.port))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().unwrap();
+        (response.status().as_u16(), response.text().unwrap())
+    }
+
+    fn ok(&self, token: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let (status, text) = self.call(token, method, path, body);
+        assert!((200..300).contains(&status), "{path}: {status} {text}");
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    }
+
+    fn member(&self, tenant: &str, user: &str) -> String {
+        let post = reqwest::Method::POST;
+        self.ok(
+            &self.admin,
+            post.clone(),
+            "/api/v1/tenants",
+            Some(json!({ "name": tenant })),
+        );
+        self.ok(
+            &self.admin,
+            post.clone(),
+            "/api/v1/users",
+            Some(json!({ "name": user, "tenant": tenant, "role": "member" })),
+        );
+        let token = self.ok(
+            &self.admin,
+            post,
+            "/api/v1/tokens",
+            Some(json!({ "user": user })),
+        );
+        token["token"].as_str().unwrap().to_string()
+    }
+
+    fn wait(&self, token: &str, what: &str, done: impl Fn(&Server) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !done(self) {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = token;
+    }
+}
+
+fn key_file() -> PathBuf {
+    let path = unique("suanli-ckpt-key");
+    let key: String = (0..32)
+        .map(|i| format!("{:02x}", (i * 37 + 11) % 256))
+        .collect();
+    std::fs::write(&path, key).unwrap();
+    path
+}
+
+fn local_store() -> String {
+    format!("file://{}", unique("suanli-ckpt-objects").display())
+}
+
+fn s3_store() -> Option<String> {
+    let url = std::env::var("SUANLI_TEST_S3_URL").ok()?;
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let prefix = unique("ckpt")
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .to_string();
+    Some(format!("{url}{sep}prefix={prefix}"))
+}
+
+const JOB: &str = r#"set -e
+mkdir -p "$WORKDIR" && cd "$WORKDIR" && mkdir -p ckpt
+if "$SUANLI" ckpt restore ckpt >/dev/null; then step=$(cat ckpt/step); echo "resumed at step $step"; else step=0; echo "fresh start"; fi
+while [ "$step" -lt 8 ]; do
+  step=$((step + 1)); echo "$step" > ckpt/step; head -c 300000 /dev/urandom > ckpt/weights.bin
+  "$SUANLI" ckpt save ckpt --keep-last 2 >/dev/null; echo "saved step $step"; sleep 0.3
+done
+echo finished"#;
+
+fn submit(node: &Server, token: &str) -> i64 {
+    let url = format!("http://127.0.0.1:{}/api/v1/artifacts/acme/run-7", node.port);
+    let env = json!({
+        "SUANLI": env!("CARGO_BIN_EXE_suanli"), "SUANLI_TOKEN": token,
+        "SUANLI_CHECKPOINT_URL": url, "SUANLI_CONFIG_DIR": unique("suanli-ckpt-config"),
+        "WORKDIR": unique("suanli-ckpt-job"),
+    });
+    let job = node.ok(
+        token,
+        reqwest::Method::POST,
+        "/api/v1/jobs",
+        Some(json!({ "command": ["bash", "-c", JOB], "env": env, "gpus": 1 })),
+    );
+    job["id"].as_i64().unwrap()
+}
+
+fn latest(node: &Server, token: &str) -> Option<u64> {
+    let (status, text) = node.call(
+        token,
+        reqwest::Method::GET,
+        "/api/v1/artifacts/acme/run-7/versions/latest",
+        None,
+    );
+    (status == 200).then(|| {
+        serde_json::from_str::<Value>(&text).unwrap()["version"]
+            .as_u64()
+            .unwrap()
+    })
+}
+
+fn state(node: &Server, token: &str, id: i64) -> String {
+    node.ok(
+        token,
+        reqwest::Method::GET,
+        &format!("/api/v1/jobs/{id}"),
+        None,
+    )["state"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn resume_on_another_node(store: String) {
+    let _serial = serial();
+    let key = key_file();
+    let node_a = start(&store, &key);
+    let token_a = node_a.member("acme", "alice");
+    let first = submit(&node_a, &token_a);
+    node_a.wait(&token_a, "three checkpoints", |n| {
+        latest(n, &token_a).is_some_and(|v| v >= 3)
+    });
+    node_a.ok(
+        &token_a,
+        reqwest::Method::POST,
+        &format!("/api/v1/jobs/{first}/cancel"),
+        None,
+    );
+    node_a.wait(&token_a, "the cancel", |n| {
+        state(n, &token_a, first) == "cancelled"
+    });
+    let saved_on_a = latest(&node_a, &token_a).unwrap();
+    drop(node_a); // the node is gone; only the store remains
+
+    let node_b = start(&store, &key);
+    let token_b = node_b.member("acme", "alice");
+    let second = submit(&node_b, &token_b);
+    node_b.wait(&token_b, "the job to finish", |n| {
+        matches!(state(n, &token_b, second).as_str(), "succeeded" | "failed")
+    });
+    let (_, log) = node_b.call(
+        &token_b,
+        reqwest::Method::GET,
+        &format!("/api/v1/jobs/{second}/logs?attempt=0"),
+        None,
+    );
+    assert_eq!(state(&node_b, &token_b, second), "succeeded", "{log}");
+    let resumed: u64 = log
+        .lines()
+        .find_map(|l| l.strip_prefix("resumed at step "))
+        .unwrap_or_else(|| panic!("did not resume: {log}"))
+        .trim()
+        .parse()
+        .unwrap();
+    // Each version holds one step; the newest complete one on A was step `saved_on_a` or later.
+    assert!(
+        resumed >= saved_on_a && resumed < 8,
+        "resumed at {resumed}, A had saved {saved_on_a}"
+    );
+    assert!(
+        log.contains("saved step 8") && log.contains("finished"),
+        "{log}"
+    );
+    assert!(
+        !log.contains(&format!("saved step {resumed}\n")),
+        "step {resumed} redone: {log}"
+    );
+    // --keep-last 2 left two complete versions.
+    let shown = node_b.ok(
+        &token_b,
+        reqwest::Method::GET,
+        "/api/v1/artifacts/acme/run-7",
+        None,
+    );
+    let complete = shown["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["complete"] == true)
+        .count();
+    assert_eq!(complete, 2, "{shown}");
+}
+
+#[test]
+fn a_cancelled_job_resumes_on_another_node_local_store() {
+    resume_on_another_node(local_store());
+}
+
+#[test]
+fn a_cancelled_job_resumes_on_another_node_s3_store() {
+    let Some(store) = s3_store() else {
+        eprintln!(
+            "SUANLI_TEST_S3_URL is not set; source .ci/s3.sh to run this on a real S3 server"
+        );
+        return;
+    };
+    resume_on_another_node(store);
+}
+
+#[test]
+fn artifact_put_and_get_round_trip_a_hugging_face_directory() {
+    let _serial = serial();
+    let node = start(&local_store(), &key_file());
+    let token = node.member("acme", "alice");
+    let model = unique("suanli-hf-model");
+    std::fs::create_dir_all(model.join("original")).unwrap();
+    std::fs::write(
+        model.join("config.json"),
+        br#"{"model_type":"llama","hidden_size":64}"#,
+    )
+    .unwrap();
+    std::fs::write(model.join("tokenizer.json"), br#"{"version":"1.0"}"#).unwrap();
+    let weights: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(model.join("original/consolidated.00.pth"), &weights).unwrap();
+    let suanli = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_suanli"))
+            .args(args)
+            .env("SUANLI_URL", format!("http://127.0.0.1:{}", node.port))
+            .env("SUANLI_TOKEN", &token)
+            .env("SUANLI_CONFIG_DIR", unique("suanli-cfg"))
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, stdout, stderr) =
+        suanli(&["artifact", "put", "tiny-llama", model.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains("stored acme/tiny-llama@1 (3 files"),
+        "{stdout}"
+    );
+    let out = unique("suanli-hf-out");
+    let (code, _, stderr) = suanli(&[
+        "artifact",
+        "get",
+        "acme/tiny-llama@latest",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    for file in [
+        "config.json",
+        "tokenizer.json",
+        "original/consolidated.00.pth",
+    ] {
+        assert_eq!(
+            std::fs::read(out.join(file)).unwrap(),
+            std::fs::read(model.join(file)).unwrap(),
+            "{file}"
+        );
+    }
+    let (_, listed, _) = suanli(&["artifact", "ls", "--json"]);
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed[0]["name"], "tiny-llama");
+    let total: u64 = [
+        "config.json",
+        "tokenizer.json",
+        "original/consolidated.00.pth",
+    ]
+    .iter()
+    .map(|f| std::fs::metadata(model.join(f)).unwrap().len())
+    .sum();
+    assert_eq!(listed[0]["size_bytes"], total);
+    let (code, _, stderr) = suanli(&["artifact", "get", "acme/other@1", out.to_str().unwrap()]);
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("404") && stderr.contains("not found"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = suanli(&[
+        "ckpt",
+        "latest",
+        "--to",
+        &format!("http://127.0.0.1:{}/api/v1/artifacts/acme/none", node.port),
+    ]);
+    assert_eq!(code, Some(3), "{stderr}");
+}
