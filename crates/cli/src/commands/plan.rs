@@ -248,21 +248,14 @@ fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         println!("{}", ranking_table(&estimates));
     }
     print_estimate(&setup, &estimates[0]);
-    if let Some(framework) = args.export {
-        return super::plan_export::print(framework, &setup, &estimates[0]);
+    if let Some(time) = &times[0] {
+        let measured = suanli_perf::reliability::failure_rate(&setup.accelerator.id);
+        println!(
+            "{}",
+            super::plan_time::describe(time, measured.measured_on_family)
+        );
     }
-    let times = (estimates.iter())
-        .map(|e| super::plan_time::time_to_train(&args.time, &setup, e))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    if args.json {
-        let value = serde_json::json!({
-            "setup": setup,
-            "estimates": estimates,
-            "time_to_train": times,
-            "family": validation.family,
-            "uncertainty_pct": validation.uncertainty_pct,
-            "validated_rows": validation.validated_rows,
-        });
+    println!("{}", uncertainty_line(&validation));
     Ok(ExitCode::SUCCESS)
 }
 

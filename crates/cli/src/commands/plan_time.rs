@@ -17,10 +17,10 @@ pub struct TimeArgs {
     #[arg(long, default_value_t = reliability::DEFAULT_RESTART_S / 60.0)]
     restart_min: f64,
     /// Evaluate every this many training tokens, e.g. 50B.
-    #[arg(long, value_parser = format::parse_count)]
+    #[arg(long, value_parser = crate::units::parse_count)]
     eval_every: Option<f64>,
     /// Tokens per evaluation, e.g. 100M (with --eval-every).
-    #[arg(long, value_parser = format::parse_count, requires = "eval_every")]
+    #[arg(long, value_parser = crate::units::parse_count, requires = "eval_every")]
     eval_tokens: Option<f64>,
 }
 
