@@ -265,7 +265,15 @@ pub async fn run_clusters(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let artifact_config = artifacts::ArtifactConfig::from_env();
-    serve_all(config, artifact_config, executors, listener, metrics, shutdown).await
+    serve_all(
+        config,
+        artifact_config,
+        executors,
+        listener,
+        metrics,
+        shutdown,
+    )
+    .await
 }
 
 /// `run` with an explicit artefact store configuration.
@@ -275,7 +283,15 @@ pub async fn run_with(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    serve_all(config, artifact_config, Executors::default(), listener, None, shutdown).await
+    serve_all(
+        config,
+        artifact_config,
+        Executors::default(),
+        listener,
+        None,
+        shutdown,
+    )
+    .await
 }
 
 /// The control plane with everything explicit: artefact store, executors, metrics listener.
