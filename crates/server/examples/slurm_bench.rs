@@ -83,6 +83,7 @@ async fn through_suanli(jobs: usize, poll_ms: u64) -> (f64, f64) {
         database: None,
         devices: None,
         policy: "fifo".into(),
+        ..Default::default()
     };
     let mut cluster = suanli_server::slurm::SlurmConfig::new("slurm");
     cluster.slurm_conf = Some(slurm_conf().into());
@@ -96,6 +97,7 @@ async fn through_suanli(jobs: usize, poll_ms: u64) -> (f64, f64) {
         config,
         executors,
         listener,
+        None,
         async {
             let _ = stop_rx.await;
         },
