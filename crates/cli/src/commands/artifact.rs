@@ -28,40 +28,60 @@ REF is [TENANT/]NAME[@VERSION]; without TENANT your own tenant. Artefacts are pr
 tenant until shared; anyone else sees them as not found. Every read and write is audited.")]
 pub enum ArtifactCommand {
     /// Upload a file or a directory as a new version.
+    #[command(after_help = "Example:\n  suanli artifact put acme/llama-3-8b ./Llama-3-8B")]
     Put {
+        /// [TENANT/]NAME of the artefact.
         reference: String,
+        /// The file or directory to upload (a Hugging Face directory is kept as is).
         source: PathBuf,
         /// model or checkpoint.
         #[arg(long, default_value = "model")]
         kind: String,
+        /// Print the new version as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Download a version (default latest) into a directory.
+    #[command(after_help = "Example:\n  suanli artifact get acme/llama-3-8b@latest ./out")]
     Get {
+        /// [TENANT/]NAME[@VERSION]: VERSION is a number, latest or sha256:...
         reference: String,
+        /// The directory to write into.
         dest: PathBuf,
+        /// Print what was written as JSON.
         #[arg(long)]
         json: bool,
     },
     /// List artefacts you can read, or one artefact's versions.
+    #[command(after_help = "Example:\n  suanli artifact ls\n  suanli artifact ls acme/llama-3-8b")]
     Ls {
+        /// [TENANT/]NAME: list this artefact's versions instead.
         reference: Option<String>,
         /// Only this tenant's artefacts.
         #[arg(long)]
         tenant: Option<String>,
+        /// Print the list as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Delete an artefact, or one version with REF@VERSION.
-    Rm { reference: String },
+    #[command(after_help = "Example:\n  suanli artifact rm acme/run-7@2")]
+    Rm {
+        /// [TENANT/]NAME[@VERSION] to delete.
+        reference: String,
+    },
     /// Let another tenant (or, with --public, everyone) read an artefact.
+    #[command(after_help = "Example:\n  suanli artifact share acme/llama-3-8b --with research")]
     Share(ShareArgs),
     /// Take back a share.
+    #[command(after_help = "Example:\n  suanli artifact unshare acme/llama-3-8b --with research")]
     Unshare(ShareArgs),
     /// Keep the newest N versions; delete older ones and abandoned partial uploads.
+    #[command(after_help = "Example:\n  suanli artifact retain acme/run-7 --keep-last 3")]
     Retain {
+        /// [TENANT/]NAME of the artefact.
         reference: String,
+        /// How many of the newest complete versions to keep.
         #[arg(long)]
         keep_last: usize,
         /// Partial versions older than this many seconds are abandoned uploads.
@@ -69,12 +89,15 @@ pub enum ArtifactCommand {
         partial_age_s: i64,
     },
     /// Re-wrap every tenant key with a new master key (server stopped; data is not rewritten).
+    #[command(after_help = "Example:\n  openssl rand -hex 32 > new.key\n  \
+        suanli artifact rotate-master-key --data-dir suanli-data --new-key-file new.key")]
     RotateMasterKey(RotateArgs),
 }
 
 /// Whom to share with.
 #[derive(Args)]
 pub struct ShareArgs {
+    /// [TENANT/]NAME of the artefact.
     reference: String,
     /// The tenant that may read.
     #[arg(

@@ -28,7 +28,9 @@ Examples (inside a job; SUANLI_CHECKPOINT_URL and SUANLI_TOKEN in its environmen
 half-way leaves a partial version that is never restored and is collected by --keep-last.")]
 pub enum CkptCommand {
     /// Upload a directory (or file) as the newest checkpoint.
+    #[command(after_help = "Example:\n  suanli ckpt save ./ckpt --keep-last 3")]
     Save {
+        /// The checkpoint directory (or file) to upload.
         source: PathBuf,
         /// Where: default $SUANLI_CHECKPOINT_URL.
         #[arg(long)]
@@ -36,24 +38,32 @@ pub enum CkptCommand {
         /// Then keep only the newest N checkpoints (and drop abandoned partial ones).
         #[arg(long)]
         keep_last: Option<usize>,
+        /// Print the new checkpoint as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Print the number of the newest complete checkpoint.
+    #[command(after_help = "Example:\n  suanli ckpt latest")]
     Latest {
+        /// Where: default $SUANLI_CHECKPOINT_URL.
         #[arg(long)]
         to: Option<String>,
+        /// Print it as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Download the newest complete checkpoint (or --at N) into a directory.
+    #[command(after_help = "Example:\n  suanli ckpt restore ./ckpt || echo 'no checkpoint yet'")]
     Restore {
+        /// The directory to restore into.
         dest: PathBuf,
+        /// Where: default $SUANLI_CHECKPOINT_URL.
         #[arg(long)]
         to: Option<String>,
         /// Which checkpoint: a version number, latest or sha256:...
         #[arg(long, default_value = "latest")]
         at: String,
+        /// Print what was restored as JSON.
         #[arg(long)]
         json: bool,
     },
