@@ -449,19 +449,21 @@ fn a_local_pool_and_a_slurm_pool_take_jobs_by_type_and_quota() {
         job["reason"].as_str().unwrap().starts_with("capacity"),
         "{job}"
     );
-    // A tenant without h100 quota is held, however free Slurm is.
+    // A tenant without h100 quota is refused at submit, however free Slurm is.
     server.call(
         Method::PUT,
         "/api/v1/quotas",
         Some(json!({ "tenant": "lab", "accelerator": "h100", "limit": 0 })),
     );
-    let held = server.submit(json!({ "gpus": 8, "accelerators": ["h100"], "command": ["true"] }));
-    let job = server.job(held);
-    assert_eq!(job["state"], "queued", "{job}");
-    assert!(
-        job["reason"].as_str().unwrap().starts_with("quota"),
-        "{job}"
-    );
+    let refused = reqwest::blocking::Client::new()
+        .post(format!("http://127.0.0.1:{}/api/v1/jobs", server.port))
+        .bearer_auth(&server.token)
+        .json(&json!({ "tenant": "lab", "gpus": 8, "accelerators": ["h100"], "command": ["true"] }))
+        .send()
+        .unwrap();
+    assert_eq!(refused.status(), reqwest::StatusCode::BAD_REQUEST);
+    let text = refused.text().unwrap();
+    assert!(text.contains("at most 0"), "{text}");
     server.call(
         Method::POST,
         &format!("/api/v1/jobs/{local}/cancel"),

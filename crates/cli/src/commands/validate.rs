@@ -69,6 +69,14 @@ pub fn run(command: ValidateCommand) -> anyhow::Result<ExitCode> {
     let in_file = |e: String| anyhow::anyhow!("{}: {e}", args.file.display());
     if (args.cv || args.fit) && !serving {
         let rows = validate::read_training_runs(&text).map_err(in_file)?;
+        let header = text.lines().next().unwrap_or_default();
+        if rows.is_empty() || !header.split(',').any(|c| c.trim() == "seq_len") {
+            anyhow::bail!(
+                "{}: no rows to fit; give a file with the columns of \
+                 data/validation/training-runs.csv",
+                args.file.display()
+            );
+        }
         let fit_out = args
             .fit_out
             .clone()

@@ -91,7 +91,7 @@ pub fn workload(form: &SimForm) -> Result<(ClusterSpec, Vec<TraceJob>, Vec<Strin
         return Err("pick at least one policy".into());
     }
     for p in &form.policies {
-        if !suanli_sched::policy::NAMES.contains(&p.as_str()) {
+        if suanli_sched::policy::by_name(p).is_err() {
             return Err(format!(
                 "unknown policy `{p}`; choose from {}",
                 suanli_sched::policy::NAMES.join(", ")
@@ -185,7 +185,7 @@ fn form_html(form: &SimForm) -> String {
     let mut policies = String::new();
     for (i, p) in suanli_sched::policy::NAMES.iter().enumerate() {
         let checked = if form.policies.is_empty() {
-            ["fifo", "backfill", "las"].contains(p)
+            ["fifo", "backfill", "tiresias-las"].contains(p)
         } else {
             form.policies.iter().any(|x| x == p)
         };
