@@ -20,6 +20,7 @@ pub mod api;
 pub mod artifacts;
 pub mod audit;
 pub mod auth;
+pub mod calendar;
 pub mod clusters;
 pub mod conn;
 pub mod console;

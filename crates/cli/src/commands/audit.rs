@@ -113,20 +113,7 @@ fn verify_offline(args: &VerifyArgs) -> Result<Value> {
 /// "chrono-Compatible Low-Level Date Algorithms").
 fn utc(at_ms: i64) -> String {
     let (days, ms_of_day) = (at_ms.div_euclid(86_400_000), at_ms.rem_euclid(86_400_000));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z - era * 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = suanli_server::calendar::civil_from_days(days);
     let (h, m, sec, ms) = (
         ms_of_day / 3_600_000,
         ms_of_day / 60_000 % 60,

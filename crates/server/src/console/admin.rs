@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::cluster::{Pool, QuotaUse};
 use super::html::{self, csrf_field, escape, url_encode};
-use super::session::csrf_ok;
+use super::jobs::CsrfOnly;
 use super::{Console, failure_page};
 use crate::store::{AuditEvent, Tenant};
 
@@ -92,13 +92,10 @@ pub async fn set_quota(
     headers: HeaderMap,
     Form(form): Form<QuotaForm>,
 ) -> Response {
-    let caller = match console.caller(&headers).await {
+    let caller = match console.form_caller(&headers, &form.csrf).await {
         Ok(caller) => caller,
-        Err(redirect) => return redirect,
+        Err(refusal) => return refusal,
     };
-    if !csrf_ok(&caller.csrf, &form.csrf) {
-        return (StatusCode::FORBIDDEN, "bad CSRF token").into_response();
-    }
     let Ok(limit) = form.limit.trim().parse::<u32>() else {
         let failure = super::ApiFailure {
             status: StatusCode::BAD_REQUEST,
@@ -168,12 +165,6 @@ pub async fn nodes(State(console): State<Console>, headers: HeaderMap) -> Respon
     html::page("Nodes", Some(&caller), "nodes", &body).into_response()
 }
 
-#[derive(Deserialize)]
-pub struct CsrfOnly {
-    #[serde(default)]
-    csrf: String,
-}
-
 /// `POST /console/nodes/{pool}/{down|up}`.
 pub async fn node_action(
     State(console): State<Console>,
@@ -181,13 +172,10 @@ pub async fn node_action(
     Path((pool, action)): Path<(String, String)>,
     Form(form): Form<CsrfOnly>,
 ) -> Response {
-    let caller = match console.caller(&headers).await {
+    let caller = match console.form_caller(&headers, &form.csrf).await {
         Ok(caller) => caller,
-        Err(redirect) => return redirect,
+        Err(refusal) => return refusal,
     };
-    if !csrf_ok(&caller.csrf, &form.csrf) {
-        return (StatusCode::FORBIDDEN, "bad CSRF token").into_response();
-    }
     if action != "down" && action != "up" {
         return (StatusCode::NOT_FOUND, "use down or up").into_response();
     }

@@ -37,6 +37,20 @@ pub fn url_encode(text: &str) -> String {
     out
 }
 
+/// A form field holding a whole number from 1 to `max`; `None` when left empty.
+pub fn whole_field(field: &str, text: &str, max: u64) -> Result<Option<u64>, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    match text.parse::<u64>() {
+        Ok(v) if (1..=max).contains(&v) => Ok(Some(v)),
+        _ => Err(format!(
+            "{field}: `{text}` must be a whole number from 1 to {max}"
+        )),
+    }
+}
+
 /// The hidden CSRF field of a form.
 pub fn csrf_field(caller: &Caller) -> String {
     format!(
@@ -98,19 +112,11 @@ pub fn page(title: &str, caller: Option<&Caller>, active: &str, body: &str) -> H
     ))
 }
 
-/// Unix seconds as `YYYY-MM-DD HH:MM:SS` UTC (days from civil, H. Hinnant's algorithm).
+/// Unix seconds as `YYYY-MM-DD HH:MM:SS` UTC.
 pub fn time(unix_s: i64) -> String {
     let days = unix_s.div_euclid(86_400);
     let secs = unix_s.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = crate::calendar::civil_from_days(days);
     format!(
         "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
         secs / 3600,

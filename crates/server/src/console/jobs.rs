@@ -11,7 +11,6 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::html::{self, csrf_field, escape, url_encode};
-use super::session::csrf_ok;
 use super::{ApiFailure, Caller, Console, failure_page};
 use crate::store::{JobRecord, Tenant};
 
@@ -327,13 +326,10 @@ pub async fn submit(
     headers: HeaderMap,
     Form(form): Form<SubmitForm>,
 ) -> Response {
-    let caller = match console.caller(&headers).await {
+    let caller = match console.form_caller(&headers, &form.csrf).await {
         Ok(caller) => caller,
-        Err(redirect) => return redirect,
+        Err(refusal) => return refusal,
     };
-    if !csrf_ok(&caller.csrf, &form.csrf) {
-        return (StatusCode::FORBIDDEN, "bad CSRF token").into_response();
-    }
     let result = match submission(&form) {
         Ok(body) => {
             console
@@ -407,10 +403,11 @@ pub async fn show(
     html::page(&title, Some(&caller), "jobs", &body).into_response()
 }
 
+/// A form that carries only its CSRF token.
 #[derive(Deserialize)]
 pub struct CsrfOnly {
     #[serde(default)]
-    csrf: String,
+    pub(super) csrf: String,
 }
 
 /// `POST /console/jobs/{id}/cancel`: the API decides whether the caller may.
@@ -420,13 +417,10 @@ pub async fn cancel(
     Path(id): Path<i64>,
     Form(form): Form<CsrfOnly>,
 ) -> Response {
-    let caller = match console.caller(&headers).await {
+    let caller = match console.form_caller(&headers, &form.csrf).await {
         Ok(caller) => caller,
-        Err(redirect) => return redirect,
+        Err(refusal) => return refusal,
     };
-    if !csrf_ok(&caller.csrf, &form.csrf) {
-        return (StatusCode::FORBIDDEN, "bad CSRF token").into_response();
-    }
     let path = format!("/api/v1/jobs/{id}/cancel");
     match console
         .json::<JobRecord>(&caller.token, Method::POST, &path, None)

@@ -190,6 +190,16 @@ impl Console {
         let me = principal_of(&who).ok_or_else(to_login)?;
         Ok(Caller { token, csrf, me })
     }
+
+    /// The caller of a form post: as [`Self::caller`], and a 403 unless `given_csrf` is the
+    /// session's CSRF token.
+    async fn form_caller(&self, headers: &HeaderMap, given_csrf: &str) -> Result<Caller, Response> {
+        let caller = self.caller(headers).await?;
+        if !session::csrf_ok(&caller.csrf, given_csrf) {
+            return Err((StatusCode::FORBIDDEN, "bad CSRF token").into_response());
+        }
+        Ok(caller)
+    }
 }
 
 /// The principal the API's `/whoami` describes.

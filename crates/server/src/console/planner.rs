@@ -64,19 +64,6 @@ impl PlanForm {
     }
 }
 
-fn whole(field: &str, text: &str, default: u64, max: u64) -> Result<u64, String> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Ok(default);
-    }
-    match text.parse::<u64>() {
-        Ok(v) if (1..=max).contains(&v) => Ok(v),
-        _ => Err(format!(
-            "{field}: `{text}` must be a whole number from 1 to {max}"
-        )),
-    }
-}
-
 fn optional_positive(field: &str, text: &str, max: f64) -> Result<Option<f64>, String> {
     let text = text.trim();
     if text.is_empty() {
@@ -110,9 +97,10 @@ pub fn setups(form: &PlanForm) -> Result<Vec<TrainSetup>, String> {
     if form.accelerators.is_empty() || form.accelerators.len() > MAX_TYPES {
         return Err(format!("pick 1 to {MAX_TYPES} accelerator types"));
     }
-    let count = whole("accelerators", &form.count, 64, MAX_COUNT)?;
-    let seq_len = whole("sequence length", &form.seq_len, 4096, 1 << 20)?;
-    let global_batch = whole("global batch", &form.global_batch, 1024, 1 << 20)?;
+    let count = html::whole_field("accelerators", &form.count, MAX_COUNT)?.unwrap_or(64);
+    let seq_len = html::whole_field("sequence length", &form.seq_len, 1 << 20)?.unwrap_or(4096);
+    let global_batch =
+        html::whole_field("global batch", &form.global_batch, 1 << 20)?.unwrap_or(1024);
     let tokens = optional_positive("tokens", &form.tokens, 1e16)?;
     let price = optional_positive("price per hour", &form.price_per_hour, 1e4)?;
     form.accelerators
@@ -315,17 +303,14 @@ pub async fn post(
     headers: HeaderMap,
     axum::Form(pairs): axum::Form<Vec<(String, String)>>,
 ) -> Response {
-    let caller = match console.caller(&headers).await {
-        Ok(caller) => caller,
-        Err(redirect) => return redirect,
-    };
     let given = pairs
         .iter()
         .find(|(k, _)| k == "csrf")
         .map_or("", |(_, v)| v.as_str());
-    if !super::session::csrf_ok(&caller.csrf, given) {
-        return (StatusCode::FORBIDDEN, "bad CSRF token").into_response();
-    }
+    let caller = match console.form_caller(&headers, given).await {
+        Ok(caller) => caller,
+        Err(refusal) => return refusal,
+    };
     render(&caller, pairs).await
 }
 

@@ -46,19 +46,6 @@ impl ServeForm {
     }
 }
 
-fn whole(field: &str, text: &str, default: Option<u64>, max: u64) -> Result<Option<u64>, String> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Ok(default);
-    }
-    match text.parse::<u64>() {
-        Ok(v) if (1..=max).contains(&v) => Ok(Some(v)),
-        _ => Err(format!(
-            "{field}: `{text}` must be a whole number from 1 to {max}"
-        )),
-    }
-}
-
 /// One setup per accelerator type, or what is wrong with the form.
 pub fn setups(form: &ServeForm) -> Result<Vec<ServeSetup>, String> {
     let catalog = catalog();
@@ -68,9 +55,9 @@ pub fn setups(form: &ServeForm) -> Result<Vec<ServeSetup>, String> {
     if form.accelerators.is_empty() || form.accelerators.len() > MAX_TYPES {
         return Err(format!("pick 1 to {MAX_TYPES} accelerator types"));
     }
-    let input = whole("input tokens", &form.input_len, Some(2048), 1 << 20)?.unwrap_or(2048);
-    let output = whole("output tokens", &form.output_len, Some(256), 1 << 20)?.unwrap_or(256);
-    let batch = whole("batch", &form.batch, None, 1 << 16)?;
+    let input = html::whole_field("input tokens", &form.input_len, 1 << 20)?.unwrap_or(2048);
+    let output = html::whole_field("output tokens", &form.output_len, 1 << 20)?.unwrap_or(256);
+    let batch = html::whole_field("batch", &form.batch, 1 << 16)?;
     form.accelerators
         .iter()
         .map(|name| {

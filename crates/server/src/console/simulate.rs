@@ -63,22 +63,9 @@ impl SimForm {
     }
 }
 
-fn bounded(field: &str, text: &str, default: u64, max: u64) -> Result<u64, String> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Ok(default);
-    }
-    match text.parse::<u64>() {
-        Ok(v) if (1..=max).contains(&v) => Ok(v),
-        _ => Err(format!(
-            "{field}: `{text}` must be a whole number from 1 to {max}"
-        )),
-    }
-}
-
 /// The cluster, jobs and policies the form asks for, or what is wrong with it.
 pub fn workload(form: &SimForm) -> Result<(ClusterSpec, Vec<TraceJob>, Vec<String>), String> {
-    let jobs = bounded("jobs", &form.jobs, 300, MAX_JOBS as u64)? as usize;
+    let jobs = html::whole_field("jobs", &form.jobs, MAX_JOBS as u64)?.unwrap_or(300) as usize;
     let seed = if form.seed.trim().is_empty() {
         0
     } else {
@@ -117,12 +104,9 @@ pub fn workload(form: &SimForm) -> Result<(ClusterSpec, Vec<TraceJob>, Vec<Strin
             (cluster, trace.jobs)
         }
         profile @ ("philly" | "acme" | "gavel") => {
-            let accelerators = bounded(
-                "accelerators",
-                &form.accelerators,
-                256,
-                MAX_ACCELERATORS.into(),
-            )?;
+            let accelerators =
+                html::whole_field("accelerators", &form.accelerators, MAX_ACCELERATORS.into())?
+                    .unwrap_or(256);
             let spec = format!(
                 "jobs={jobs},accelerators={accelerators},load=0.9,profile={profile},tenants=4,seed={seed}"
             );
