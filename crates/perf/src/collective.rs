@@ -94,6 +94,15 @@ impl Fabric {
         self
     }
 
+    /// The fabric of a torus job split into slices of `slice_size` devices that only the
+    /// scale-out network (TPU DCN) joins; no change for switched fabrics or `None`.
+    pub fn with_slice_size(mut self, slice_size: Option<u32>) -> Fabric {
+        if let (Some(slice), true) = (slice_size, self.torus_dims > 0) {
+            self.domain = slice.clamp(1, self.domain.max(1));
+        }
+        self
+    }
+
     /// A group of `size` ranks, `stride` apart, on this fabric.
     pub fn group(&self, size: u32, stride: u32) -> Group {
         let mut group = Group::new(

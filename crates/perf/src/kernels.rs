@@ -181,6 +181,36 @@ impl LayerShape<'_> {
         }
     }
 
+    /// Elements of the operands of one layer's forward weight GEMMs on one device: the
+    /// activation input (tokens x k) and the weight shard (k x n) of every projection. Used for
+    /// the on-the-fly quantisation pass of int8 training (see `train::quantisation_s`).
+    pub fn weight_gemm_operand_elements(&self) -> f64 {
+        let model = self.model;
+        let tp = self.layout.tp as f64;
+        let tokens = self.tokens();
+        let hidden = model.hidden as f64;
+        // Attention: the QKV input (h wide) and the output projection's input (heads x
+        // head_dim / tp wide), and their weight shards.
+        let attention_weights = model.attention_params() as f64 / tp;
+        let q_width = model.heads as f64 * model.head_dim() as f64 / tp;
+        let attention_inputs = tokens * (hidden + q_width);
+        let (mlp_weights, mlp_inputs) = match (&model.moe, self.moe) {
+            (Some(moe), true) => {
+                let rows = tokens * (moe.top_k + moe.shared_experts) as f64;
+                let local = moe.experts as f64 / self.layout.ep as f64 + moe.shared_experts as f64;
+                (
+                    local * model.expert_params() as f64 / tp,
+                    rows * (hidden + moe.expert_ffn as f64 / tp),
+                )
+            }
+            _ => (
+                model.dense_mlp_params() as f64 / tp,
+                tokens * (hidden + model.ffn as f64 / tp),
+            ),
+        };
+        attention_weights + attention_inputs + mlp_weights + mlp_inputs
+    }
+
     /// Intermediate width of the feed-forward that one token passes through.
     fn mlp_width(&self) -> f64 {
         match (&self.model.moe, self.moe) {

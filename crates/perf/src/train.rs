@@ -20,7 +20,7 @@ use suanli_catalog::{Accelerator, Model, Precision};
 const OVERLAP_P: f64 = 3.0;
 
 /// Seconds that `comm_s` adds to `compute_s` when run overlapped with it.
-fn exposed_s(compute_s: f64, comm_s: f64) -> f64 {
+pub(crate) fn exposed_s(compute_s: f64, comm_s: f64) -> f64 {
     if comm_s <= 0.0 {
         return 0.0;
     }
@@ -46,6 +46,10 @@ pub struct TrainSetup {
     /// half the leaf uplinks); divides the bandwidth between scale-up domains.
     pub oversubscription: f64,
     pub precision: Precision,
+    /// Devices per ICI slice when a torus job spans several slices joined by the data-centre
+    /// network (MaxText's `dcn_data_parallelism`, PaLM's two pods); None = one slice as large as
+    /// the job, up to the catalog's `max_slice`.
+    pub slice_size: Option<u32>,
     /// Pre-training (every weight trains) or LoRA fine-tuning (frozen base, adapters train).
     pub workload: Workload,
     pub seq_len: u64,
@@ -72,6 +76,7 @@ impl TrainSetup {
             per_node: accelerator.default_per_node.max(1),
             scaleout_gb_per_s: accelerator.scaleout_gb_per_s,
             oversubscription: 1.0,
+            slice_size: None,
             model,
             accelerator,
             count,
@@ -211,8 +216,8 @@ pub fn memory(setup: &TrainSetup, layout: &Layout) -> MemoryBreakdown {
     }
     let mut buffers_bytes = RUNTIME_RESERVE_BYTES;
     if layout.zero >= 3 {
-        // Two gathered layers (the current one and the prefetched next one).
-        buffers_bytes += 2.0 * params.total() / layers_here * weight_b;
+        buffers_bytes +=
+            2.0 * zero3_gathered_params(setup, layout, params.total() / layers_here) * weight_b;
     }
     let total_bytes =
         weights_bytes + gradients_bytes + optimizer_bytes + activations_bytes + buffers_bytes;
@@ -226,6 +231,42 @@ pub fn memory(setup: &TrainSetup, layout: &Layout) -> MemoryBreakdown {
         capacity_bytes: setup.accelerator.memory_bytes(),
     }
 }
+
+/// Parameters of one ZeRO-3 gather unit on one device; two are resident (the one in use and
+/// the prefetched next). PyTorch FSDP and DeepSpeed gather a whole layer (one flat parameter
+/// per transformer block). XLA on TPU gathers each weight separately: every einsum's operand is
+/// its own all-gather in the partitioned HLO, which the latency-hiding scheduler issues one
+/// ahead (MaxText/PAX FSDP on `ici_fsdp_parallelism`), so the unit is the largest weight
+/// matrix of a layer (the fused QKV projection or one feed-forward matrix; a stacked expert
+/// weight in MoE layers).
+fn zero3_gathered_params(setup: &TrainSetup, layout: &Layout, layer_params: f64) -> f64 {
+    if !xla_runtime(&setup.accelerator) {
+        return layer_params;
+    }
+    let model = &setup.model;
+    let ffn_matrix = match &model.moe {
+        Some(moe) => {
+            (moe.experts as f64 / layout.ep as f64) * (model.hidden * moe.expert_ffn) as f64
+        }
+        None => (model.hidden * model.ffn) as f64,
+    };
+    let qkv = model.attention_params() as f64 * 0.75;
+    (qkv.max(ffn_matrix) / layout.tp as f64).min(layer_params)
+}
+
+/// Whether the accelerator's training stack compiles through XLA with GSPMD sharding (Google
+/// TPU: MaxText, PAX, PaLM's Pathways) rather than PyTorch/Megatron eager kernels.
+pub(crate) fn xla_runtime(accelerator: &Accelerator) -> bool {
+    accelerator.vendor.eq_ignore_ascii_case("google")
+}
+
+/// Bytes of memory traffic per operand element of an int8 GEMM's on-the-fly quantisation:
+/// AQT (Accurate Quantized Training, google/aqt, MaxText and PAX `quantization=int8`) scales
+/// each operand per channel from its current absolute maximum, a reduction that reads the
+/// 16-bit tensor (2 bytes) and must finish before the int8 copy the MXU consumes is written
+/// (1 byte). Transformer Engine's fp8 recipe instead takes its scales from the amax history of
+/// earlier steps (delayed scaling) and casts inside the producing kernels, so fp8 pays no pass.
+const AQT_BYTES_PER_OPERAND_ELEMENT: f64 = 3.0;
 
 /// Estimates one layout. The layout must already pass [`Layout::check`].
 pub fn estimate(setup: &TrainSetup, layout: &Layout) -> Result<TrainEstimate, EstimateError> {
@@ -298,6 +339,19 @@ pub fn estimate(setup: &TrainSetup, layout: &Layout) -> Result<TrainEstimate, Es
             layers_here * lora::adapter_forward_s(&device, model, rank, tokens, layout.tp as f64);
         backward_s += 2.0 * adapters_s - mix(|l| l.matmul_fwd_s);
         forward_s += adapters_s;
+    }
+    if setup.precision == Precision::Int8 {
+        // The quantisation pass of both operands of every weight GEMM, forward; the backward's
+        // data- and weight-gradient GEMMs quantise twice as many operands (the gradient dY
+        // along two axes, the weight transposed, the input again), the same 2x rule as the
+        // GEMMs themselves.
+        let elements = layers_here
+            * ((1.0 - moe_share) * shape(false).weight_gemm_operand_elements()
+                + moe_share * shape(true).weight_gemm_operand_elements());
+        let quantise_s =
+            device.stream_s(elements * AQT_BYTES_PER_OPERAND_ELEMENT, 4.0 * layers_here);
+        forward_s += quantise_s;
+        backward_s += 2.0 * quantise_s;
     }
     let recompute_s = match layout.recompute {
         Recompute::None => 0.0,
@@ -379,7 +433,7 @@ pub fn estimate(setup: &TrainSetup, layout: &Layout) -> Result<TrainEstimate, Es
 
     // Data parallel (and ZeRO) traffic, over dp x cp ranks for dense weights.
     let params = memory::device_params(model, layout);
-    let (dp_total_s, dp_window_s) = data_parallel_time(
+    let (dp_total_s, dp_comm_exposed_s) = data_parallel_time(
         setup,
         layout,
         &net,
@@ -388,7 +442,6 @@ pub fn estimate(setup: &TrainSetup, layout: &Layout) -> Result<TrainEstimate, Es
         forward_s,
         backward_s + recompute_s,
     );
-    let dp_comm_exposed_s = exposed_s(dp_window_s, dp_total_s);
 
     // Adam: read gradient, master weight, m, v; write master, m, v and the 16-bit weight
     // (~30 bytes per parameter), on this device's shard.

@@ -6,7 +6,7 @@ use crate::efficiency::Efficiency;
 use crate::layout::Layout;
 use crate::lora::{self, Workload};
 use crate::memory::{self, DeviceParams};
-use crate::train::TrainSetup;
+use crate::train::{TrainSetup, exposed_s};
 use suanli_catalog::Precision;
 
 /// The setup's constants at its precision: 8- and 4-bit runs take their GEMM fraction of the
@@ -57,7 +57,8 @@ impl Network {
             setup.scaleout_gb_per_s,
             efficiency,
         )
-        .for_job(setup.count, setup.oversubscription);
+        .for_job(setup.count, setup.oversubscription)
+        .with_slice_size(setup.slice_size);
         let group = |size: u32, stride: u32| fabric.group(size, stride);
         let domain = fabric.domain;
         let tp = layout.tp;
@@ -95,14 +96,16 @@ impl Network {
     }
 }
 
-/// Seconds of data-parallel traffic per step, and the compute it can hide behind.
+/// Seconds of data-parallel traffic per step, and the seconds of it not hidden behind compute.
 ///
 /// ZeRO-0 all-reduces the gradients; ZeRO-1/2 reduce-scatter them and all-gather the updated
 /// 16-bit weights (the same bytes as one all-reduce); ZeRO-3 also all-gathers each layer's
 /// weights before its forward and its backward in every micro-batch (Rajbhandari et al. 2020,
 /// section 7: 1.5x the traffic of data parallelism). Gradient reduction overlaps the backward
 /// pass of the last micro-batch (PyTorch DDP bucketing, Li et al. 2020); ZeRO-3 gathers are
-/// prefetched behind the whole forward and backward pass.
+/// prefetched behind the whole forward and backward pass; the once-per-step all-reduce of the
+/// gradients across slices can start only as the last micro-batch's backward produces them, so
+/// it hides behind that backward pass alone.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn data_parallel_time(
     setup: &TrainSetup,
@@ -163,12 +166,11 @@ pub(crate) fn data_parallel_time(
                 params.expert,
                 grad_b,
             );
-        return (
-            micro_batches * per_micro + across_s,
-            micro_batches * (forward_s + backward_s),
-        );
+        let within_s = micro_batches * per_micro;
+        let exposed = exposed_s(micro_batches * (forward_s + backward_s), within_s)
+            + exposed_s(backward_s, across_s);
+        return (within_s + across_s, exposed);
     }
     let total_s = sync(&net.dp, params.dense) + sync(&net.dp_expert, params.expert);
-    let window_s = backward_s + forward_s;
-    (total_s, window_s)
+    (total_s, exposed_s(backward_s + forward_s, total_s))
 }

@@ -53,6 +53,9 @@ pub struct TrainingRun {
     /// Optional extension column: `flash` or `unfused`.
     #[serde(default)]
     pub attention: Option<String>,
+    /// Optional extension column: ICI slices a TPU job spans (joined by the DCN).
+    #[serde(default)]
+    pub slices: Option<u32>,
     /// `pretrain` (or empty) or `lora`.
     #[serde(default)]
     pub workload: Option<String>,
@@ -265,6 +268,20 @@ pub fn row_setup(
         Some(text) => text.parse::<Precision>().map_err(|e| e.to_string())?,
         None => Precision::Bf16,
     };
+    if let Some(slices) = row.slices {
+        if slices == 0 || count % slices as u64 != 0 {
+            return Err(format!(
+                "column `slices` is {slices}; expected a whole divisor of num_accelerators ({count})"
+            ));
+        }
+        let slice_size = u32::try_from(count / slices as u64).map_err(|_| {
+            format!(
+                "column `slices`: slices of {} devices are too large",
+                count / slices as u64
+            )
+        })?;
+        setup.slice_size = Some(slice_size);
+    }
     setup.workload = crate::lora::Workload::parse(row.workload.as_deref(), row.lora_rank)?;
     setup.seq_len = need(row.seq_len, "seq_len")?;
     setup.global_batch = need(row.global_batch, "global_batch")?;

@@ -183,6 +183,7 @@ pub fn row_setup(catalog: &Catalog, row: &InferenceRun) -> Result<ServeSetup, St
         attention: None,
         workload: None,
         lora_rank: None,
+        slices: None,
         notes: String::new(),
     };
     let model = row_model(&shape)?;
