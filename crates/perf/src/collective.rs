@@ -120,6 +120,25 @@ impl Fabric {
     }
 }
 
+/// The sides of a `dims`-dimensional torus slice of `devices` chips, longest first: TPU slices
+/// are built from 4x4x4 cubes (v4, v5p) or 4x4 blocks (v5e, v6e) into powers of two per side
+/// (v5p-1024 = 8x8x8 chips, v5e-256 = 16x16; cloud.google.com/tpu/docs "TPU topologies"), so
+/// the power-of-two part is spread as evenly as possible and any odd factor (PaLM's 3072-chip
+/// pods) lengthens the shortest side.
+pub fn torus_sides(devices: u32, dims: u32) -> Vec<u32> {
+    let dims = dims.clamp(1, 3) as usize;
+    let devices = devices.max(1);
+    let power = devices.trailing_zeros();
+    let mut sides = vec![1u32; dims];
+    for i in 0..power as usize {
+        sides[i % dims] *= 2;
+    }
+    sides.sort_unstable();
+    sides[0] *= devices >> power;
+    sides.sort_unstable_by(|a, b| b.cmp(a));
+    sides
+}
+
 /// Which collective.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Collective {
@@ -172,14 +191,28 @@ impl Group {
     /// per chip). The bandwidth term is that of one ring at the bandwidth of the links in the
     /// spanned dimensions (2 of the chip's 2*dims links per dimension); the latency term is one
     /// step per chip along each spanned side instead of one per rank.
+    ///
+    /// The group's ranks fill the slice's sides longest first (see [`torus_sides`]), as JAX's
+    /// `mesh_utils.create_device_mesh` lays the innermost mesh axis along whole physical axes.
     pub fn onto_torus(&mut self, domain: u32, dims: u32) {
-        let local = self.ranks_per_domain.max(1) as f64;
-        let side = (domain.max(2) as f64).powf(1.0 / dims as f64).max(2.0);
-        let used = ((local.ln() / side.ln() - 1e-9).ceil() as u32).clamp(1, dims);
+        let local = self.ranks_per_domain.max(1);
+        let sides = torus_sides(domain, dims);
+        let mut used = 0;
+        let mut covered = 1u64;
+        let mut steps = 0;
+        for side in sides.iter().take(dims as usize) {
+            if covered >= local as u64 {
+                break;
+            }
+            let along = (local as u64).div_ceil(covered).min(*side as u64);
+            steps += along.saturating_sub(1) as u32;
+            covered *= *side as u64;
+            used += 1;
+        }
+        let used = used.clamp(1, dims.max(1));
         self.torus_dims_used = used;
-        self.scaleup_bytes_per_s *= used as f64 / dims as f64;
-        let per_side = local.powf(1.0 / used as f64).round().max(2.0) as u32;
-        self.scaleup_steps = used * (per_side - 1);
+        self.scaleup_bytes_per_s *= used as f64 / dims.max(1) as f64;
+        self.scaleup_steps = steps.max(1);
     }
 
     /// Whether any of the group's traffic leaves its scale-up domain (uses the NICs / DCN).

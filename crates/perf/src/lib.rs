@@ -35,6 +35,7 @@ mod train_comm;
 pub mod validate;
 pub mod validate_serve;
 pub mod validate_serve_fit;
+mod xla;
 
 pub use kernels::AttentionImpl;
 pub use layout::{Layout, LayoutSpec, Recompute};

@@ -9,6 +9,7 @@ use crate::layout::{Layout, Recompute};
 use crate::lora::{self, Workload};
 use crate::memory::{self, MemoryBreakdown};
 use crate::train_comm::{Network, data_parallel_time, precision_efficiency};
+use crate::xla;
 use serde::Serialize;
 use suanli_catalog::{Accelerator, Model, Precision};
 
@@ -204,10 +205,14 @@ pub fn memory(setup: &TrainSetup, layout: &Layout) -> MemoryBreakdown {
     };
     let layers_here = layout.layers_per_device(model) as f64;
     let moe_share = model.moe_layers() as f64 / model.layers as f64;
-    let per_layer = (1.0 - moe_share)
-        * memory::layer_activation_bytes(model, layout, setup.seq_len, setup.attention, false)
-        + moe_share
-            * memory::layer_activation_bytes(model, layout, setup.seq_len, setup.attention, true);
+    let layer_bytes = |moe| {
+        if xla::xla_runtime(&setup.accelerator) && layout.recompute == Recompute::Selective {
+            xla::minimal_remat_activation_bytes(model, layout, setup.seq_len, moe)
+        } else {
+            memory::layer_activation_bytes(model, layout, setup.seq_len, setup.attention, moe)
+        }
+    };
+    let per_layer = (1.0 - moe_share) * layer_bytes(false) + moe_share * layer_bytes(true);
     let mut activations_bytes = per_layer * layers_here * in_flight * interleave;
     if layout.pp == 1 {
         // The logits of one micro-batch: 16-bit output plus fp32 softmax for the loss.
@@ -216,8 +221,9 @@ pub fn memory(setup: &TrainSetup, layout: &Layout) -> MemoryBreakdown {
     }
     let mut buffers_bytes = RUNTIME_RESERVE_BYTES;
     if layout.zero >= 3 {
-        buffers_bytes +=
-            2.0 * zero3_gathered_params(setup, layout, params.total() / layers_here) * weight_b;
+        buffers_bytes += 2.0
+            * xla::zero3_gathered_params(setup, layout, params.total() / layers_here)
+            * weight_b;
     }
     let total_bytes =
         weights_bytes + gradients_bytes + optimizer_bytes + activations_bytes + buffers_bytes;
@@ -231,42 +237,6 @@ pub fn memory(setup: &TrainSetup, layout: &Layout) -> MemoryBreakdown {
         capacity_bytes: setup.accelerator.memory_bytes(),
     }
 }
-
-/// Parameters of one ZeRO-3 gather unit on one device; two are resident (the one in use and
-/// the prefetched next). PyTorch FSDP and DeepSpeed gather a whole layer (one flat parameter
-/// per transformer block). XLA on TPU gathers each weight separately: every einsum's operand is
-/// its own all-gather in the partitioned HLO, which the latency-hiding scheduler issues one
-/// ahead (MaxText/PAX FSDP on `ici_fsdp_parallelism`), so the unit is the largest weight
-/// matrix of a layer (the fused QKV projection or one feed-forward matrix; a stacked expert
-/// weight in MoE layers).
-fn zero3_gathered_params(setup: &TrainSetup, layout: &Layout, layer_params: f64) -> f64 {
-    if !xla_runtime(&setup.accelerator) {
-        return layer_params;
-    }
-    let model = &setup.model;
-    let ffn_matrix = match &model.moe {
-        Some(moe) => {
-            (moe.experts as f64 / layout.ep as f64) * (model.hidden * moe.expert_ffn) as f64
-        }
-        None => (model.hidden * model.ffn) as f64,
-    };
-    let qkv = model.attention_params() as f64 * 0.75;
-    (qkv.max(ffn_matrix) / layout.tp as f64).min(layer_params)
-}
-
-/// Whether the accelerator's training stack compiles through XLA with GSPMD sharding (Google
-/// TPU: MaxText, PAX, PaLM's Pathways) rather than PyTorch/Megatron eager kernels.
-pub(crate) fn xla_runtime(accelerator: &Accelerator) -> bool {
-    accelerator.vendor.eq_ignore_ascii_case("google")
-}
-
-/// Bytes of memory traffic per operand element of an int8 GEMM's on-the-fly quantisation:
-/// AQT (Accurate Quantized Training, google/aqt, MaxText and PAX `quantization=int8`) scales
-/// each operand per channel from its current absolute maximum, a reduction that reads the
-/// 16-bit tensor (2 bytes) and must finish before the int8 copy the MXU consumes is written
-/// (1 byte). Transformer Engine's fp8 recipe instead takes its scales from the amax history of
-/// earlier steps (delayed scaling) and casts inside the producing kernels, so fp8 pays no pass.
-const AQT_BYTES_PER_OPERAND_ELEMENT: f64 = 3.0;
 
 /// Estimates one layout. The layout must already pass [`Layout::check`].
 pub fn estimate(setup: &TrainSetup, layout: &Layout) -> Result<TrainEstimate, EstimateError> {
@@ -348,8 +318,10 @@ pub fn estimate(setup: &TrainSetup, layout: &Layout) -> Result<TrainEstimate, Es
         let elements = layers_here
             * ((1.0 - moe_share) * shape(false).weight_gemm_operand_elements()
                 + moe_share * shape(true).weight_gemm_operand_elements());
-        let quantise_s =
-            device.stream_s(elements * AQT_BYTES_PER_OPERAND_ELEMENT, 4.0 * layers_here);
+        let quantise_s = device.stream_s(
+            elements * xla::AQT_BYTES_PER_OPERAND_ELEMENT,
+            4.0 * layers_here,
+        );
         forward_s += quantise_s;
         backward_s += 2.0 * quantise_s;
     }

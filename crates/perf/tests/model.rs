@@ -239,3 +239,47 @@ fn fp8_needs_an_accelerator_with_an_fp8_peak() {
     let error = train::estimate(&setup, &layout).unwrap_err().to_string();
     assert!(error.contains("no dense fp8 peak"), "{error}");
 }
+
+#[test]
+fn int8_training_on_tpu_pays_the_aqt_quantisation_pass() {
+    use suanli_perf::kernels::{AttentionImpl, LayerShape};
+    // GPT-3 175B layer, tp=1, one 2048-token sequence: the weight GEMMs' operands are the four
+    // weight matrices (12 h^2 = 1.812e9 elements at h = 12288) and their inputs (h for QKV, h
+    // for the output projection, h for the up-projection, 4h for the down-projection: 7 h per
+    // token = 1.762e8 elements).
+    let model = gpt3();
+    let layout: suanli_perf::LayoutSpec = "tp=1,pp=1,dp=1,mb=1".parse().unwrap();
+    let layout = layout.resolve(1).unwrap();
+    let shape = LayerShape {
+        model: &model,
+        layout: &layout,
+        seq_len: 2048,
+        attention: AttentionImpl::Flash,
+        moe: false,
+    };
+    let h = 12288.0_f64;
+    let expected = 12.0 * h * h + 2048.0 * 7.0 * h;
+    let got = shape.weight_gemm_operand_elements();
+    assert!((got / expected - 1.0).abs() < 0.01, "{got} vs {expected}");
+    // On a v6e at int8 the pass makes the step slower than the same layout without it would be
+    // by at least the weights' bytes (3 per element, forward + recompute + 2x backward) over
+    // HBM bandwidth: 96 layers x 1.812e9 x 3 B x 4 / 1.64 TB/s = 1.27 s per micro-batch.
+    let catalog = catalog();
+    let v6e = catalog.accelerator("tpu-v6e").unwrap().clone();
+    let mut setup = train::TrainSetup::new(model, v6e, 256);
+    setup.seq_len = 2048;
+    setup.global_batch = 256;
+    let layout: suanli_perf::LayoutSpec = "tp=1,pp=1,dp=256,zero=3,mb=1,recompute=full"
+        .parse()
+        .unwrap();
+    let layout = layout.resolve(256).unwrap();
+    setup.precision = suanli_catalog::Precision::Int8;
+    let int8 = train::estimate(&setup, &layout).unwrap();
+    // Forward, recomputed forward and backward GEMMs at the family's fitted int8 rate.
+    let gemm_s = 8.0 * 175e9 * 2048.0 / (1836e12 * setup.efficiency.matmul_8bit);
+    let beyond_gemm_s = int8.time.compute_s + int8.time.recompute_s - gemm_s;
+    assert!(
+        beyond_gemm_s > 1.27,
+        "{beyond_gemm_s} s besides the GEMMs: no room for the quantisation pass"
+    );
+}

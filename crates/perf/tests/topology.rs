@@ -112,3 +112,35 @@ fn the_rank_order_decides_which_traffic_stays_inside_an_nvl72_rack() {
     assert!(inner.time.pp_p2p_s < megatron.time.pp_p2p_s / 2.0);
     assert!(inner.time.dp_comm_total_s > megatron.time.dp_comm_total_s);
 }
+
+#[test]
+fn tpu_slices_have_power_of_two_sides_and_tensor_parallel_rides_one_axis() {
+    use suanli_perf::collective::torus_sides;
+    // cloud.google.com/tpu/docs: v5p-1024 is 8x8x8 chips, v5e-256 is 16x16, a 4096-chip v4
+    // pod 16x16x16, a 256-chip v5p slice 4x8x8; PaLM's 3072-chip v4 pods are 12x16x16.
+    assert_eq!(torus_sides(512, 3), vec![8, 8, 8]);
+    assert_eq!(torus_sides(256, 2), vec![16, 16]);
+    assert_eq!(torus_sides(4096, 3), vec![16, 16, 16]);
+    assert_eq!(torus_sides(256, 3), vec![8, 8, 4]);
+    assert_eq!(torus_sides(3072, 3).iter().product::<u32>(), 3072);
+    // tp=8 on a 256-chip v5p slice lies along one 8-long axis, not across two.
+    let slice = fabric("tpu-v5p", 512).with_slice_size(Some(256));
+    assert_eq!(slice.domain, 256);
+    assert_eq!(slice.group(8, 1).torus_dims_used, 1);
+    assert_eq!(slice.group(32, 8).torus_dims_used, 2);
+}
+
+#[test]
+fn a_two_slice_job_crosses_the_dcn_between_its_slices() {
+    // MaxText 128B ran on 2 x v5p-512 (2 slices of 256 chips): one slice as large as the job
+    // would keep the data-parallel axis on ICI.
+    let whole = fabric("tpu-v5p", 512);
+    assert!(!whole.group(64, 8).crosses_scaleout());
+    let two = whole.with_slice_size(Some(256));
+    let dp = two.group(64, 8);
+    assert!(dp.crosses_scaleout());
+    assert_eq!(dp.ranks_per_domain, 32);
+    // A switched fabric ignores slices.
+    let h100 = fabric("h100-sxm5-80gb", 64).with_slice_size(Some(8));
+    assert_eq!(h100.domain, 8);
+}

@@ -18,17 +18,17 @@ fn report() -> validate::Report {
 fn the_shared_rows_are_evaluated_within_the_error_budget() {
     let report = report();
     assert_eq!(report.summary.rows, 69);
-    // Unevaluated: two rows miss architecture columns (frontier, yuan1) and two TPU rows do not
-    // fit the memory model (mlperf41-gpt3-tpu-v6e-512, maxtext-32b-tpu-v5p-64).
+    // Unevaluated: two rows miss architecture columns (frontier, yuan1) and MaxText 32B on
+    // v5p-64 needs 98 GB in the memory model against the chip's 95.
     assert!(
-        report.summary.evaluated >= 65,
+        report.summary.evaluated >= 66,
         "{}",
         report.summary.evaluated
     );
     let median = report.summary.median_abs_error_pct.unwrap();
     let max = report.summary.max_abs_error_pct.unwrap();
     assert!(median <= 8.0, "median |error| {median:.1}% > 8%");
-    // The target is 30%; the TPU v6e int8 row still misses by ~50% (see
+    // The target is 30%; the TPU v6e int8 rows still miss by 30-46% (see
     // docs/validation-training.md), so this guards the present state against regressions.
     assert!(max <= 55.0, "max |error| {max:.1}% > 55%");
 }
