@@ -286,8 +286,9 @@ pub fn estimate(setup: &ServeSetup) -> Result<ServeEstimate, ServeError> {
     let output = setup.output_len as f64;
     // Continuous batching at a steady concurrency of `batch`: every output_len steps the
     // batch's worth of prompts is prefilled once (Kwon et al. 2023; Yu et al. 2022, Orca),
-    // the same work as a static batch of prefill plus output_len decode steps.
-    let cycle_s = batch_prefill.total_s + output * step.total_s;
+    // the same work as a static batch of prefill plus output_len decode steps. The prompts
+    // stream through the pipeline stages, so they occupy the replica one stage time each.
+    let cycle_s = batch_prefill.pipelined_s(setup.pp) + output * step.total_s;
     let per_replica = batch as f64 * output / cycle_s;
     let devices = setup.devices_per_replica() * setup.replicas as u64;
     let total = per_replica * setup.replicas as f64;

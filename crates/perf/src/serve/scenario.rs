@@ -161,7 +161,9 @@ pub fn iteration_cost(
     // A full budget of whole prompts, per token: compute-bound prefill.
     let input = setup.input_len.max(1);
     let prompts = (engine.token_budget / input).max(1);
-    let prefill_token_s = prefill(setup, prompts, input)?.total_s / (prompts * input) as f64;
+    // Prompt chunks of successive iterations stream through the pipeline stages.
+    let prefill_token_s =
+        prefill(setup, prompts, input)?.pipelined_s(setup.pp) / (prompts * input) as f64;
     Ok(IterationCost {
         decode_s: points,
         prefill_token_s,

@@ -35,6 +35,24 @@ pub struct PassTime {
     pub total_s: f64,
 }
 
+impl PassTime {
+    /// Seconds the replica is occupied per pass when passes stream through its `pp` pipeline
+    /// stages back to back: each stage works on one pass while the next stage works on the
+    /// previous one, so a stream of prompts costs one stage time per prompt, not the whole
+    /// path (GPipe, Huang et al. 2019, section 2.2: with many micro-batches the bubble vanishes;
+    /// TensorRT-LLM and vLLM pipeline parallelism keep one micro-batch of requests per stage).
+    /// The latency of a lone pass is still `total_s`.
+    pub fn pipelined_s(&self, pp: u32) -> f64 {
+        let stages = pp.max(1) as f64;
+        let sends = if pp > 1 {
+            self.pp_comm_s / (stages - 1.0)
+        } else {
+            0.0
+        };
+        (self.total_s - self.pp_comm_s) / stages + sends
+    }
+}
+
 /// The serving model's view of one device.
 pub(crate) struct Hardware {
     /// GEMMs at the math precision, operands at the weight precision.
