@@ -345,8 +345,8 @@ pub async fn serve_all(
         Arc::new(open_store(&config.data_dir, config.database.as_deref()).await?);
     bootstrap(store.as_ref(), &config.data_dir).await?;
     let artifacts = Arc::new(artifacts::open(&artifact_config, &config.data_dir).await?);
-    let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
-    let (slurm_tx, mut slurm_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (slurm_tx, slurm_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut pools = engine::local_pools(&devices, &host_name());
     let mut routes = vec![clusters::Cluster {
         label: "local".into(),
@@ -393,36 +393,16 @@ pub async fn serve_all(
     let engine = Arc::new(tokio::sync::Mutex::new(engine));
     tracing::info!(%address, store = store.kind(), data_dir = %config.data_dir.display(), "serving");
 
-    let loop_engine = engine.clone();
-    let control_loop = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-        loop {
-            tokio::select! {
-                event = events_rx.recv() => {
-                    let Some(event) = event else { break };
-                    if let Err(error) = loop_engine.lock().await.on_exit(event).await {
-                        tracing::error!(%error, job = event.job_id, "failed to record a run's end");
-                    }
-                }
-                event = slurm_rx.recv() => {
-                    let Some(event) = event else { continue };
-                    let mut events = vec![event];
-                    while let Ok(more) = slurm_rx.try_recv() {
-                        events.push(more);
-                    }
-                    if let Err(error) = loop_engine.lock().await.on_slurm_events(events).await {
-                        tracing::error!(%error, "failed to apply a Slurm report");
-                    }
-                }
-                _ = tick.tick() => {
-                    loop_engine.lock().await.enforce_time_limits().await;
-                    if let Err(error) = loop_engine.lock().await.schedule_pass().await {
-                        tracing::error!(%error, "scheduling pass failed");
-                    }
-                }
-            }
-        }
-    });
+    let (stop_loop, stop) = tokio::sync::watch::channel(false);
+    let reports = engine::control::Reports {
+        exits: events_rx,
+        slurm: slurm_rx,
+    };
+    let control_loop = tokio::spawn(engine::control::control_loop(
+        engine.clone(),
+        reports,
+        stop.clone(),
+    ));
     let state = api::AppState {
         store,
         engine,
@@ -434,16 +414,32 @@ pub async fn serve_all(
         let router = axum::Router::new()
             .route("/metrics", axum::routing::get(metrics::metrics))
             .with_state(state.clone());
-        tokio::spawn(async move { axum::serve(metrics, router).await })
+        let mut stop = stop.clone();
+        let stopped = async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        };
+        tokio::spawn(async move {
+            axum::serve(metrics, router)
+                .with_graceful_shutdown(stopped)
+                .await
+        })
     });
     let api_router = api::router(state.clone());
     let app = api_router.clone().merge(console::router(state, api_router));
+    // Graceful: on shutdown the loop stops starting runs at once and applies the run ends
+    // already reported while requests in flight finish; then every task returns.
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop_loop.send(true);
+    };
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
-    control_loop.abort();
+    if let Err(error) = control_loop.await {
+        tracing::error!(%error, "control loop panicked");
+    }
     if let Some(scrape) = scrape {
-        scrape.abort();
+        let _ = scrape.await;
     }
     served.map_err(ServerError::Serve)
 }

@@ -316,24 +316,16 @@ async fn audited_changes(store: &dyn Store, tag: &str, user: &str) {
     assert_eq!(chain_len(store).await, before + 1);
 
     // A new job's id is appended to its entry's target.
-    let (changed, appended) = store
-        .change_audited(
-            Change::InsertJob {
-                spec: &jobs[0].spec,
-                now_s: 200,
-            },
+    let (job, appended) = store
+        .insert_job_audited(
+            &jobs[0].spec,
+            200,
             &entry(user, "POST /api/v1/jobs", "/api/v1/jobs"),
         )
         .await
         .unwrap();
-    let Changed::Job(job) = changed else {
-        panic!("inserting a job returned {changed:?}");
-    };
-    assert_eq!(store.get_job(job.id).await.unwrap().as_ref(), Some(&*job));
-    assert_eq!(
-        appended.unwrap().target,
-        format!("/api/v1/jobs job {}", job.id)
-    );
+    assert_eq!(store.get_job(job.id).await.unwrap().as_ref(), Some(&job));
+    assert_eq!(appended.target, format!("/api/v1/jobs job {}", job.id));
     audit::verify(&store.list_audit().await.unwrap()).unwrap();
 }
 

@@ -77,10 +77,10 @@ impl From<StoreError> for ApiError {
 impl From<EngineError> for ApiError {
     fn from(error: EngineError) -> Self {
         match error {
-            EngineError::BadRequest(m) => ApiError(StatusCode::BAD_REQUEST, m),
+            EngineError::Rejected(m) => ApiError(StatusCode::BAD_REQUEST, m),
             EngineError::NotFound(m) => ApiError::not_found(m),
-            EngineError::Conflict(m) => ApiError(StatusCode::CONFLICT, m),
-            EngineError::TooMany(m) => ApiError(StatusCode::TOO_MANY_REQUESTS, m),
+            EngineError::WrongState(m) => ApiError(StatusCode::CONFLICT, m),
+            EngineError::TenantFull(m) => ApiError(StatusCode::TOO_MANY_REQUESTS, m),
             EngineError::Store(e) => e.into(),
         }
     }

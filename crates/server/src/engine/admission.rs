@@ -37,7 +37,7 @@ impl Engine {
     pub(super) async fn admission_problem(&mut self, spec: &JobSpec) -> Result<(), EngineError> {
         let limit = self.admission.max_priority;
         if !(-limit..=limit).contains(&spec.priority) {
-            return Err(EngineError::BadRequest(format!(
+            return Err(EngineError::Rejected(format!(
                 "priority {} is out of range; use -{limit} to {limit} (it orders a tenant's own jobs)",
                 spec.priority
             )));
@@ -49,7 +49,7 @@ impl Engine {
             .count();
         let cap = self.admission.max_active_jobs_per_tenant;
         if active >= cap {
-            return Err(EngineError::TooMany(format!(
+            return Err(EngineError::TenantFull(format!(
                 "tenant `{}` already has {active} queued or running jobs, the most allowed ({cap}); wait for some to end",
                 spec.tenant
             )));
@@ -78,7 +78,7 @@ impl Engine {
                 .map(|job| job.spec.tenant.clone());
         }
         match &self.sole_tenant {
-            Some(sole) if sole != tenant => Err(EngineError::BadRequest(format!(
+            Some(sole) if sole != tenant => Err(EngineError::Rejected(format!(
                 "this server runs jobs as its own OS user (it is not root), so only tenant `{sole}` may run jobs here; start it as root to isolate tenants"
             ))),
             Some(_) => Ok(()),

@@ -229,11 +229,12 @@ impl Engine {
         };
         let id = NodeId(slot.first_node + node as u32);
         let name = entry.name.clone();
+        let now_s = self.now_s() as u64;
         if was_up && !up {
             let killed = self
                 .scheduler
-                .on_node_failure(id, super::now_s() as u64)
-                .map_err(|e| EngineError::Conflict(e.to_string()))?;
+                .on_node_failure(id, now_s)
+                .map_err(|e| EngineError::WrongState(e.to_string()))?;
             for sched_id in killed {
                 if let Some(&job) = self.by_sched.get(&sched_id.0) {
                     tracing::info!(job, node = %name, "node left service; requeueing its run");
@@ -243,8 +244,8 @@ impl Engine {
             }
         } else if !was_up && up {
             self.scheduler
-                .on_node_repair(id, super::now_s() as u64)
-                .map_err(|e| EngineError::Conflict(e.to_string()))?;
+                .on_node_repair(id, now_s)
+                .map_err(|e| EngineError::WrongState(e.to_string()))?;
         }
         self.schedule_pass().await
     }

@@ -1,12 +1,12 @@
 //! Time limits: a run past its job's `time_limit_s` is stopped and the job fails.
 
-use super::{Engine, JobState, STOP_GRACE, now_s};
+use super::{Engine, JobState, STOP_GRACE};
 
 impl Engine {
     /// Stops every running job past its time limit; the exit then marks it failed (see
     /// `finish_run`). Called on the control loop's tick, so a limit holds to about a second.
     pub async fn enforce_time_limits(&mut self) {
-        let now = now_s();
+        let now = self.now_s();
         let over: Vec<(i64, String)> = self
             .active
             .values()

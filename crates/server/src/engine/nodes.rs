@@ -1,6 +1,6 @@
 //! Node failures and repairs, driven through `Scheduler::on_node_failure` and `on_node_repair`.
 
-use super::{Engine, EngineError, now_s};
+use super::{Engine, EngineError};
 
 impl Engine {
     /// Marks a pool's node failed: its runs are stopped and requeued by the scheduler (they
@@ -13,11 +13,12 @@ impl Engine {
         }
         // Every node of the pool (a local pool is one node).
         let mut killed = Vec::new();
+        let now_s = self.now_s() as u64;
         for node in self.pool_nodes(index) {
             killed.extend(
                 self.scheduler
-                    .on_node_failure(node, now_s() as u64)
-                    .map_err(|e| EngineError::Conflict(e.to_string()))?,
+                    .on_node_failure(node, now_s)
+                    .map_err(|e| EngineError::WrongState(e.to_string()))?,
             );
         }
         self.pools[index].up = false;
@@ -36,10 +37,11 @@ impl Engine {
     /// Returns a failed node to service.
     pub async fn node_up(&mut self, pool: &str) -> Result<(), EngineError> {
         let index = self.pool_index(pool)?;
+        let now_s = self.now_s() as u64;
         for node in self.pool_nodes(index) {
             self.scheduler
-                .on_node_repair(node, now_s() as u64)
-                .map_err(|e| EngineError::Conflict(e.to_string()))?;
+                .on_node_repair(node, now_s)
+                .map_err(|e| EngineError::WrongState(e.to_string()))?;
         }
         self.pools[index].up = true;
         self.schedule_pass().await

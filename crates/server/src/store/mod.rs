@@ -308,22 +308,15 @@ pub enum Change<'a> {
         name: &'a str,
         now_s: i64,
     },
-    /// Stores a new queued job; ` job ID` (its new id) is appended to the audit entry's target.
-    InsertJob {
-        spec: &'a JobSpec,
-        now_s: i64,
-    },
     UpdateJob(&'a JobRecord),
 }
 
 /// What a `Change` did.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Changed {
     Done,
     /// Nothing to change (revoking an unknown or revoked token): no entry is appended either.
     Unchanged,
-    /// The job `InsertJob` stored, with its id.
-    Job(Box<JobRecord>),
 }
 
 /// Which jobs `Store::query_jobs` returns: filtered and paged in SQL, in id order.
@@ -385,6 +378,15 @@ pub trait Store: Send + Sync {
         change: Change<'_>,
         audit: &NewAuditEvent,
     ) -> Result<(Changed, Option<AuditEvent>), StoreError>;
+
+    /// Stores a new queued job and appends `audit`, its target followed by ` job ID` (the new
+    /// id), in one transaction; returns the job and the entry.
+    async fn insert_job_audited(
+        &self,
+        spec: &JobSpec,
+        now_s: i64,
+        audit: &NewAuditEvent,
+    ) -> Result<(JobRecord, AuditEvent), StoreError>;
 
     /// Appends to the hash chain on its own (requests that change nothing, denied ones), reading
     /// the previous hash in the same transaction.

@@ -286,32 +286,6 @@ async fn apply(connection: &mut AnyConnection, change: Change<'_>) -> Result<Cha
                 return Err(StoreError::NotFound(format!("user `{name}`")));
             }
         }
-        Change::InsertJob { spec, now_s } => {
-            let row = sqlx::query(
-                "INSERT INTO jobs (tenant, state, reason, restarts, attempts, submitted_at_s, spec) \
-                 VALUES ($1, $2, $3, 0, 0, $4, $5) RETURNING id",
-            )
-            .bind(&spec.tenant)
-            .bind(JobState::Queued.as_str())
-            .bind("submitted")
-            .bind(now_s)
-            .bind(to_json(spec))
-            .fetch_one(&mut *connection)
-            .await?;
-            return Ok(Changed::Job(Box::new(JobRecord {
-                id: row.try_get("id")?,
-                spec: spec.clone(),
-                state: JobState::Queued,
-                reason: "submitted".into(),
-                restarts: 0,
-                attempts: 0,
-                exit_code: None,
-                submitted_at_s: now_s,
-                started_at_s: None,
-                finished_at_s: None,
-                run: None,
-            })));
-        }
         Change::UpdateJob(job) => {
             let result = sqlx::query(
                 "UPDATE jobs SET state = $1, reason = $2, restarts = $3, attempts = $4, \
@@ -334,6 +308,38 @@ async fn apply(connection: &mut AnyConnection, change: Change<'_>) -> Result<Cha
         }
     }
     Ok(Changed::Done)
+}
+
+/// Stores a new queued job inside the caller's transaction.
+async fn insert_job_in(
+    connection: &mut AnyConnection,
+    spec: &JobSpec,
+    now_s: i64,
+) -> Result<JobRecord, StoreError> {
+    let row = sqlx::query(
+        "INSERT INTO jobs (tenant, state, reason, restarts, attempts, submitted_at_s, spec) \
+         VALUES ($1, $2, $3, 0, 0, $4, $5) RETURNING id",
+    )
+    .bind(&spec.tenant)
+    .bind(JobState::Queued.as_str())
+    .bind("submitted")
+    .bind(now_s)
+    .bind(to_json(spec))
+    .fetch_one(&mut *connection)
+    .await?;
+    Ok(JobRecord {
+        id: row.try_get("id")?,
+        spec: spec.clone(),
+        state: JobState::Queued,
+        reason: "submitted".into(),
+        restarts: 0,
+        attempts: 0,
+        exit_code: None,
+        submitted_at_s: now_s,
+        started_at_s: None,
+        finished_at_s: None,
+        run: None,
+    })
 }
 
 /// Appends `event` after the chain's head, inside the caller's transaction; see the module
@@ -492,10 +498,10 @@ impl Store for SqlStore {
     }
 
     async fn insert_job(&self, spec: &JobSpec, now_s: i64) -> Result<JobRecord, StoreError> {
-        match self.apply_alone(Change::InsertJob { spec, now_s }).await? {
-            Changed::Job(job) => Ok(*job),
-            other => unreachable!("insert_job returned {other:?}"),
-        }
+        let mut transaction = self.pool.begin().await?;
+        let job = insert_job_in(&mut transaction, spec, now_s).await?;
+        transaction.commit().await?;
+        Ok(job)
     }
 
     async fn get_job(&self, id: i64) -> Result<Option<JobRecord>, StoreError> {
@@ -589,13 +595,26 @@ impl Store for SqlStore {
         if changed == Changed::Unchanged {
             return Ok((changed, None));
         }
-        let mut audit = audit.clone();
-        if let Changed::Job(job) = &changed {
-            audit.target = format!("{} job {}", audit.target, job.id);
-        }
-        let chained = append_in(&mut transaction, self.kind, &audit).await?;
+        let chained = append_in(&mut transaction, self.kind, audit).await?;
         transaction.commit().await?;
         Ok((changed, Some(chained)))
+    }
+
+    async fn insert_job_audited(
+        &self,
+        spec: &JobSpec,
+        now_s: i64,
+        audit: &NewAuditEvent,
+    ) -> Result<(JobRecord, AuditEvent), StoreError> {
+        let mut transaction = self.pool.begin().await?;
+        let job = insert_job_in(&mut transaction, spec, now_s).await?;
+        let audit = NewAuditEvent {
+            target: format!("{} job {}", audit.target, job.id),
+            ..audit.clone()
+        };
+        let chained = append_in(&mut transaction, self.kind, &audit).await?;
+        transaction.commit().await?;
+        Ok((job, chained))
     }
 
     async fn append_audit(&self, event: &NewAuditEvent) -> Result<AuditEvent, StoreError> {
