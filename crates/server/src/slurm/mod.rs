@@ -14,6 +14,7 @@ pub mod parse;
 mod poll;
 mod run;
 pub mod script;
+mod submit;
 
 pub use nodes::{Health, SlurmNode, SlurmPool};
 
@@ -56,6 +57,11 @@ pub struct SlurmConfig {
     pub time_limit_min: u32,
     /// How often `squeue` and `sinfo` are read.
     pub poll_interval: Duration,
+    /// How often the exit files of running runs are looked at (a `stat` per run): a run ends
+    /// as soon as its batch script has recorded its exit code, without waiting for `squeue`.
+    pub exit_check_interval: Duration,
+    /// `sbatch` processes run at once (submissions run off the engine's lock).
+    pub max_parallel_submits: usize,
 }
 
 impl SlurmConfig {
@@ -70,6 +76,8 @@ impl SlurmConfig {
             mode: Mode::Suanli,
             time_limit_min: 24 * 60,
             poll_interval: Duration::from_secs(1),
+            exit_check_interval: Duration::from_millis(50),
+            max_parallel_submits: 8,
         }
     }
 }
@@ -127,8 +135,24 @@ struct Tracked {
     run_dir: PathBuf,
     /// Last note sent, to send only changes.
     last_note: String,
+    /// What the previous poll saw: a note goes out once two polls in a row agree, so a run
+    /// that starts and ends between polls costs the engine no write.
+    seen: String,
     /// Consecutive polls that did not list the job.
     missing: u32,
+}
+
+impl Tracked {
+    fn new(job_id: i64, attempt: u32, run_dir: &Path) -> Tracked {
+        Tracked {
+            job_id,
+            attempt,
+            run_dir: run_dir.to_path_buf(),
+            last_note: String::new(),
+            seen: String::new(),
+            missing: 0,
+        }
+    }
 }
 
 /// A Slurm cluster behind the `Executor` trait.
@@ -139,6 +163,9 @@ pub struct SlurmExecutor {
     /// Distinguishes this server's jobs from other users' and other servers' (job names).
     tag: String,
     tracked: Arc<Mutex<HashMap<u64, Tracked>>>,
+    /// Runs whose `sbatch` is queued or under way.
+    pending: submit::Pending,
+    submissions: mpsc::UnboundedSender<submit::Submission>,
     events: mpsc::UnboundedSender<SlurmEvent>,
 }
 
@@ -209,11 +236,23 @@ impl SlurmExecutor {
         use sha2::Digest;
         let digest = sha2::Sha256::digest(data_dir.display().to_string().as_bytes());
         let tag = hex::encode(&digest[..4]);
+        let tracked = Arc::new(Mutex::new(HashMap::new()));
+        let pending = submit::Pending::default();
+        let (submissions, queue) = mpsc::unbounded_channel();
+        let submitter = submit::Submitter {
+            config: config.clone(),
+            tracked: tracked.clone(),
+            pending: pending.clone(),
+            events: events.clone(),
+        };
+        submit::spawn(submitter, queue);
         let executor = Arc::new(SlurmExecutor {
             config,
             pools,
             tag,
-            tracked: Arc::new(Mutex::new(HashMap::new())),
+            tracked,
+            pending,
+            submissions,
             events,
         });
         poll::spawn(executor.clone(), &nodes);

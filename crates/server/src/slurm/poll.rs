@@ -1,9 +1,12 @@
 //! Follows the cluster: one `squeue` per interval for every tracked run (state changes become
-//! notes, ends become `Ended`), and one `sinfo` for node health. A failing command (slurmctld
-//! down or restarting) only skips that pass: nothing is concluded from silence.
+//! notes, ends become `Ended`), one `sinfo` for node health, and, more often, the exit files
+//! the batch scripts write (a run ends as soon as its script has recorded how). A failing
+//! command (slurmctld down or restarting) only skips that pass: nothing is concluded from
+//! silence.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::nodes::{Health, SlurmNode};
 use super::parse::{self, Phase, QueueRow};
@@ -13,11 +16,26 @@ use super::{SlurmEvent, SlurmExecutor, command, read_nodes, run::exit_file};
 /// jobs after MinJobAge; the exit file then says how it ended).
 const MISSING_POLLS: u32 = 3;
 
+/// Tracked runs up to which `squeue` is asked for them by id rather than for every job.
+const MAX_LISTED_JOBS: usize = 4000;
+
 pub(super) fn spawn(executor: Arc<SlurmExecutor>, nodes: &[SlurmNode]) {
     let mut health: HashMap<String, Health> =
         nodes.iter().map(|n| (n.name.clone(), n.health)).collect();
     // Report the starting health of nodes that are not up.
     report_nodes(&executor, nodes, &mut HashMap::new());
+    let exits = executor.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(exits.config.exit_check_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if exits.events.is_closed() {
+                break;
+            }
+            check_exit_files(&exits);
+        }
+    });
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(executor.config.poll_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -64,13 +82,72 @@ fn report_nodes(
     }
 }
 
-async fn poll_jobs(executor: &SlurmExecutor) {
-    if executor.tracked.lock().expect("tracked lock").is_empty() {
+/// Ends every tracked run whose batch script has written its exit code: its processes are done,
+/// so its devices may take the next run at once (Slurm starts that one when the allocation is
+/// released). Runs ended otherwise (cancelled, node failure, time limit) have no exit file and
+/// are settled by `squeue`.
+fn check_exit_files(executor: &SlurmExecutor) {
+    let runs: Vec<(u64, std::path::PathBuf)> = {
+        let tracked = executor.tracked.lock().expect("tracked lock");
+        tracked
+            .iter()
+            .map(|(id, run)| (*id, run.run_dir.clone()))
+            .collect()
+    };
+    let exited: Vec<(u64, i32)> = runs
+        .into_iter()
+        .filter_map(|(id, dir)| exit_file(&dir).map(|code| (id, code)))
+        .collect();
+    if exited.is_empty() {
         return;
     }
-    let args = ["-h", "-a", "-t", "all", "-O", parse::SQUEUE_FORMAT].map(String::from);
-    let text = match command(&executor.config, "squeue", &args).await {
+    let mut tracked = executor.tracked.lock().expect("tracked lock");
+    for (slurm_id, exit_code) in exited {
+        // `squeue` may have settled it in between.
+        let Some(run) = tracked.remove(&slurm_id) else {
+            continue;
+        };
+        let _ = executor.events.send(SlurmEvent::Ended {
+            job_id: run.job_id,
+            attempt: run.attempt,
+            exit_code,
+            note: format!(
+                "slurm job {slurm_id} ended: its batch script recorded {}",
+                crate::engine::describe_exit(exit_code)
+            ),
+        });
+    }
+}
+
+async fn poll_jobs(executor: &SlurmExecutor) {
+    let ids: Vec<String> = {
+        let tracked = executor.tracked.lock().expect("tracked lock");
+        tracked.keys().map(u64::to_string).collect()
+    };
+    if ids.is_empty() {
+        return;
+    }
+    // Only this server's runs (Slurm may hold many thousands of other jobs), while their ids
+    // fit well within one argument (Linux allows 128 KiB).
+    let mut args = ["-h", "-a", "-t", "all", "-O", parse::SQUEUE_FORMAT]
+        .map(String::from)
+        .to_vec();
+    if ids.len() <= MAX_LISTED_JOBS {
+        args.push(format!("--jobs={}", ids.join(",")));
+    }
+    let started = Instant::now();
+    let answer = command(&executor.config, "squeue", &args).await;
+    tracing::debug!(
+        runs = ids.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "squeue"
+    );
+    let text = match answer {
         Ok(text) => text,
+        // Every id is one Slurm has forgotten: none is listed.
+        Err(super::SlurmError::Failed { stderr, .. }) if stderr.contains("Invalid job id") => {
+            String::new()
+        }
         Err(error) => {
             tracing::warn!(cluster = %executor.config.label, %error, "squeue failed; will retry");
             return;
@@ -139,7 +216,9 @@ async fn poll_jobs(executor: &SlurmExecutor) {
                         Phase::Running => format!("slurm job {slurm_id} running{where_}"),
                         _ => format!("slurm job {slurm_id} {} ({})", row.state.name(), row.reason),
                     };
-                    if text != run.last_note {
+                    let confirmed = text == run.seen;
+                    run.seen = text.clone();
+                    if confirmed && text != run.last_note {
                         run.last_note = text.clone();
                         events.push(SlurmEvent::Note {
                             job_id: run.job_id,

@@ -1,15 +1,16 @@
-//! `Executor` for Slurm: submit with `sbatch`, re-attach through the job id file (or the job
-//! name when the server died between `sbatch` and writing it), stop with `scancel`.
+//! `Executor` for Slurm: write the batch script and queue its `sbatch` (see `submit`),
+//! re-attach through the job id file (or the job name when the server died between `sbatch` and
+//! writing it), stop with `scancel`.
 
 use std::path::Path;
 use std::time::Duration;
 
 use super::parse::{self, Phase};
 use super::script::{Shape, batch_script, sbatch_args};
+use super::submit::{JOB_ID_FILE, Submission, write_atomic};
 use super::{SlurmExecutor, Tracked, command};
 use crate::executor::{Adopted, ExecError, Executor, Launch};
 
-const JOB_ID_FILE: &str = "slurm-job-id";
 const JOB_NAME_FILE: &str = "slurm-job-name";
 
 fn read_trimmed(path: &Path) -> Option<String> {
@@ -17,12 +18,6 @@ fn read_trimmed(path: &Path) -> Option<String> {
         .ok()
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
-}
-
-fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(tmp, path)
 }
 
 fn slurm_error(program: &str, error: impl std::fmt::Display) -> ExecError {
@@ -71,16 +66,10 @@ impl SlurmExecutor {
     }
 
     fn track(&self, slurm_id: u64, job_id: i64, attempt: u32, run_dir: &Path) {
-        self.tracked.lock().expect("tracked lock").insert(
-            slurm_id,
-            Tracked {
-                job_id,
-                attempt,
-                run_dir: run_dir.to_path_buf(),
-                last_note: String::new(),
-                missing: 0,
-            },
-        );
+        self.tracked
+            .lock()
+            .expect("tracked lock")
+            .insert(slurm_id, Tracked::new(job_id, attempt, run_dir));
     }
 
     /// The Slurm job of a run directory: its id file, or a job of its name still in the queue.
@@ -139,12 +128,21 @@ impl Executor for SlurmExecutor {
         let gpus = launch.devices.len() as u32;
         let mut args = sbatch_args(&self.config, &shape, gpus, &name, run_dir, launch.priority);
         args.push(script_path.display().to_string());
-        let output = command(&self.config, "sbatch", &args)
-            .await
-            .map_err(|e| slurm_error("sbatch", e))?;
-        let slurm_id = parse::parse_sbatch(&output).map_err(|e| slurm_error("sbatch", e))?;
-        write_atomic(&run_dir.join(JOB_ID_FILE), &slurm_id.to_string()).map_err(dir_error)?;
-        self.track(slurm_id, launch.job_id, launch.attempt, run_dir);
+        // `sbatch` runs in the submitter, off the engine's lock; a refusal ends the run there.
+        self.pending
+            .lock()
+            .expect("pending lock")
+            .insert(run_dir.clone(), false);
+        let submission = Submission {
+            job_id: launch.job_id,
+            attempt: launch.attempt,
+            run_dir: run_dir.clone(),
+            args,
+        };
+        if self.submissions.send(submission).is_err() {
+            self.pending.lock().expect("pending lock").remove(run_dir);
+            return Err(slurm_error("sbatch", "the submitter has stopped"));
+        }
         Ok(())
     }
 
@@ -195,6 +193,11 @@ impl Executor for SlurmExecutor {
     }
 
     async fn stop(&self, run_dir: &Path, _grace: Duration) {
+        // Not yet in Slurm: the submitter drops it, or cancels it once it has an id.
+        if let Some(stopped) = self.pending.lock().expect("pending lock").get_mut(run_dir) {
+            *stopped = true;
+            return;
+        }
         // Slurm's own KillWait is the grace between SIGTERM and SIGKILL.
         let args = match (
             read_trimmed(&run_dir.join(JOB_ID_FILE)),
