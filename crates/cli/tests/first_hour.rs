@@ -196,35 +196,6 @@ fn a_simulation_whose_jobs_cannot_run_says_so_and_fails() {
 }
 
 #[test]
-fn utilisation_while_jobs_wait_matches_the_busy_plot_of_ee9e8c() {
-    let out = suanli(&[
-        "simulate",
-        "--cluster",
-        "gavel-36-36-36",
-        "--trace",
-        "crates/sim/data/gavel/seed0/ee9e8c.trace",
-        "--policy",
-        "fifo",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let text = stdout(&out);
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("utilisation while jobs waited"))
-        .unwrap_or_else(|| panic!("no waiting utilisation line: {text}"));
-    let share: f64 = line
-        .split("fifo ")
-        .nth(1)
-        .and_then(|rest| rest.split('%').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap();
-    // The plot: the cluster is nearly full while the queue drains (~2,000 h), then one long job
-    // runs alone to the 11,084 h makespan, which is why the table's 20% is over the makespan.
-    assert!((80.0..=100.0).contains(&share), "{line}");
-    assert!(text.contains("20.0%"), "{text}");
-}
-
-#[test]
 fn a_typo_in_serve_devices_stops_the_server_with_suggestions() {
     for devices in ["foo", "h10:8"] {
         let out = suanli(&[

@@ -133,8 +133,18 @@ pub struct Summary {
     pub slowdown: Distribution,
     /// First arrival to last completion.
     pub makespan_s: u64,
-    /// Busy accelerator-seconds over all accelerator-seconds of the makespan.
+    /// Busy accelerator-seconds over all accelerator-seconds of the makespan (it falls as a long
+    /// last job runs alone or a backlog drains; see `utilisation_arrivals`).
     pub utilisation: f64,
+    /// First to last arrival: the window over which the workload offers load.
+    pub arrival_window_s: u64,
+    /// Accelerator-seconds the completed jobs need on their fastest type, over all
+    /// accelerator-seconds of the arrival window (what `--synthetic load=` sets).
+    pub offered_load: f64,
+    /// Busy accelerator-seconds over all accelerator-seconds of the arrival window: how full the
+    /// cluster is while work arrives, comparable with `offered_load` (steady state when the
+    /// window is long against the run times).
+    pub utilisation_arrivals: f64,
     /// Useful accelerator-seconds over allocated accelerator-seconds.
     pub goodput: f64,
     /// Jain's index over tenants of 1 / mean slowdown (1 = all tenants served alike).
@@ -204,7 +214,16 @@ impl Summary {
         let first_arrival_s = jobs.iter().map(|j| j.arrival_s).min().unwrap_or(0);
         let last_finish_s = jobs.iter().map(|j| j.finish_s).max().unwrap_or(0);
         let makespan_s = last_finish_s.saturating_sub(first_arrival_s);
+        let last_arrival_s = jobs.iter().map(|j| j.arrival_s).max().unwrap_or(0);
+        let arrival_window_s = last_arrival_s.saturating_sub(first_arrival_s);
         let busy_acc_s = busy_accelerator_seconds(&run.timeline, first_arrival_s, last_finish_s);
+        let busy_arrivals_acc_s =
+            busy_accelerator_seconds(&run.timeline, first_arrival_s, last_arrival_s);
+        let capacity_arrivals_acc_s = run.total_accelerators as f64 * arrival_window_s as f64;
+        let needed_acc_s: f64 = jobs
+            .iter()
+            .map(|j| f64::from(j.gang_size) * j.ideal_runtime_s)
+            .sum();
         let allocated: u64 = jobs.iter().map(|j| j.allocated_acc_s).sum();
         let useful: u64 = jobs.iter().map(|j| j.useful_acc_s).sum();
         let slowdown = |j: &JobRecord| j.jct_s as f64 / j.ideal_runtime_s.max(1.0);
@@ -222,6 +241,9 @@ impl Summary {
                 busy_acc_s,
                 run.total_accelerators as f64 * makespan_s as f64,
             ),
+            arrival_window_s,
+            offered_load: ratio(needed_acc_s, capacity_arrivals_acc_s),
+            utilisation_arrivals: ratio(busy_arrivals_acc_s, capacity_arrivals_acc_s),
             goodput: ratio(useful as f64, allocated as f64),
             tenant_fairness_jain: jain_over_tenants(jobs, slowdown),
             preemptions: jobs.iter().map(|j| u64::from(j.preemptions)).sum(),

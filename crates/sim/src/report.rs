@@ -48,7 +48,19 @@ pub fn summary_table(summaries: &[Summary]) -> Table {
         ),
         ("makespan", Box::new(move |s| hours(s.makespan_s as f64))),
         (
-            "utilisation",
+            "arrival window",
+            Box::new(move |s| hours(s.arrival_window_s as f64)),
+        ),
+        (
+            "offered load, arrivals",
+            Box::new(|s| format!("{:.3}", s.offered_load)),
+        ),
+        (
+            "utilisation, arrivals",
+            Box::new(|s| format!("{:.1}%", s.utilisation_arrivals * 100.0)),
+        ),
+        (
+            "utilisation, makespan",
             Box::new(|s| format!("{:.1}%", s.utilisation * 100.0)),
         ),
         (

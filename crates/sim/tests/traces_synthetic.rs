@@ -62,7 +62,7 @@ fn offered_load_sets_the_arrival_rate() {
         .map(|j| f64::from(j.gang_size) * j.work.total_units)
         .sum();
     let load = demand / (span_s * total_accelerators(&workload.cluster) as f64);
-    assert!((load - 0.5).abs() < 0.05, "offered load {load}");
+    assert!((load - 0.5).abs() < 0.001, "offered load {load}");
     assert!(jobs.windows(2).all(|w| w[0].arrival_s <= w[1].arrival_s));
 
     let per_hour = from_spec("jobs=20000,rate=3600").unwrap();
@@ -70,6 +70,50 @@ fn offered_load_sets_the_arrival_rate() {
     assert!(
         (span_s / 20000.0 - 1.0).abs() < 0.05,
         "one job a second, span {span_s}"
+    );
+}
+
+/// Philly's run times are so heavy-tailed that 20,000 sampled jobs hold ~16% less work than the
+/// distribution's mean says; the window is set from the sample, so `load` is still what it says.
+#[test]
+fn heavy_tailed_samples_still_offer_the_load_asked_for() {
+    for (spec, asked) in [
+        ("jobs=20000,accelerators=16384,load=0.9", 0.9),
+        ("jobs=20000,accelerators=16384,load=5", 5.0),
+        ("jobs=3,accelerators=8,load=0.3,seed=4", 0.3),
+    ] {
+        let workload = from_spec(spec).unwrap();
+        let jobs = &workload.jobs;
+        assert_eq!(jobs[0].arrival_s, 0, "{spec}");
+        let window_s = jobs.last().unwrap().arrival_s as f64;
+        let demand: f64 = jobs
+            .iter()
+            .map(|j| f64::from(j.gang_size) * j.work.total_units)
+            .sum();
+        let load = demand / (window_s * total_accelerators(&workload.cluster) as f64);
+        assert!(
+            (load / asked - 1.0).abs() < 0.01,
+            "{spec}: offered load {load}"
+        );
+    }
+    let workload = from_spec("jobs=20000,accelerators=16384,load=0.9").unwrap();
+    let mean_acc_s = workload.profile.durations.mean_s()
+        * workload
+            .profile
+            .gang_sizes
+            .iter()
+            .map(|(g, p)| f64::from(*g) * p)
+            .sum::<f64>();
+    let sampled_acc_s: f64 = workload
+        .jobs
+        .iter()
+        .map(|j| f64::from(j.gang_size) * j.work.total_units)
+        .sum::<f64>()
+        / 20000.0;
+    // The old rule (rate from the distribution's mean) would have offered ~0.76.
+    assert!(
+        sampled_acc_s < 0.9 * mean_acc_s,
+        "{sampled_acc_s} vs {mean_acc_s}"
     );
 }
 

@@ -1,9 +1,9 @@
-//! Utilisation while jobs waited: the share of accelerators busy during the hours some job was
-//! queued, which says how well a policy packs the cluster when there is demand. Utilisation over
-//! the makespan also counts the hours a long last job runs alone (on Gavel's ee9e8c trace FIFO is
-//! 20% over 11,084 h, while the cluster is ~95% busy for the 1,918 h that jobs wait).
+//! The lines under the simulation table that say how to read its utilisation: the share busy
+//! while some job was queued (how well a policy packs the cluster when there is demand), and a
+//! warning when no job ever waited (every policy then gives the same result) or when the arrivals
+//! are too short against the run times for the cluster to reach the offered load.
 
-use suanli_sim::metrics::{RunResult, busy_accelerator_seconds};
+use suanli_sim::metrics::{RunResult, Summary, busy_accelerator_seconds};
 
 /// Merged `[arrival, first start)` intervals of the jobs that waited, sorted. A preempted job's
 /// later waits are not in the records, so this is the first wait of each job.
@@ -55,8 +55,52 @@ pub fn describe(runs: &[RunResult]) -> Option<String> {
         .collect();
     (!parts.is_empty()).then(|| {
         format!(
-            "utilisation while jobs waited (the table's is over the whole makespan): {}",
+            "utilisation while jobs waited (the table's is over the arrivals and the makespan): {}",
             parts.join(", ")
         )
     })
+}
+
+/// One line when no job ever waited and none was preempted under any policy: the policies had
+/// nothing to decide, so their figures are the same.
+pub fn no_contention(summaries: &[Summary], cluster: &str) -> Option<String> {
+    let idle = summaries
+        .iter()
+        .all(|s| s.queueing_delay_s.max == 0.0 && s.preemptions == 0);
+    let first = summaries.first()?;
+    idle.then(|| {
+        format!(
+            "no contention: no job waited (offered load {} over {:.0} h of arrivals), so every \
+             policy gives the same result on {cluster}; compare policies on a smaller --cluster or \
+             a --synthetic workload with load=0.9 or more",
+            load(first.offered_load),
+            first.arrival_window_s as f64 / 3600.0,
+        )
+    })
+}
+
+/// One line when the cluster stayed well below the offered load while jobs arrived and nothing
+/// queued: the run times are long against the arrival window, so there is no steady state.
+pub fn short_arrivals(summaries: &[Summary]) -> Option<String> {
+    let s = summaries.first()?;
+    let expected = s.offered_load.min(1.0);
+    let below = s.utilisation_arrivals < 0.75 * expected;
+    let waited = summaries.iter().any(|s| s.queueing_delay_s.p95 > 0.0);
+    (below && !waited && s.offered_load >= 0.05).then(|| {
+        format!(
+            "no steady state: the {:.1} h of arrivals are short against the run times (JCT p99 \
+             {:.1} h, longest {:.0} h), so the cluster is {:.1}% busy while jobs arrive against an \
+             offered load of {}; give more jobs or fewer accelerators",
+            s.arrival_window_s as f64 / 3600.0,
+            s.jct_s.p99 / 3600.0,
+            s.jct_s.max / 3600.0,
+            s.utilisation_arrivals * 100.0,
+            load(s.offered_load),
+        )
+    })
+}
+
+/// An offered load as the table shows it.
+fn load(value: f64) -> String {
+    format!("{value:.3}")
 }

@@ -163,13 +163,27 @@ pub fn run(args: SimulateArgs) -> Result<ExitCode> {
             );
         }
         println!("{}", summary_table(&summaries));
-        if let Some(line) = super::sim_busy::describe(&runs) {
+        let short = super::sim_busy::short_arrivals(&summaries);
+        let idle = match short {
+            Some(_) => None,
+            None => super::sim_busy::no_contention(&summaries, &cluster.name),
+        };
+        let notes = [super::sim_busy::describe(&runs), idle, short];
+        for line in notes.into_iter().flatten() {
             println!("{line}");
         }
         print_tenants(&summaries, &tenants);
     }
     if let Some(dir) = &args.out {
-        write_outputs(dir, &report, &runs)?;
+        let workload = match (&args.trace, &args.synthetic) {
+            (Some(path), _) => path.file_name().map_or(path.display().to_string(), |n| {
+                n.to_string_lossy().into_owned()
+            }),
+            (None, Some(spec)) => format!("synthetic {spec}"),
+            (None, None) => "workload".to_string(),
+        };
+        let subject = format!("{workload} on {}", cluster.name);
+        write_outputs(dir, &report, &runs, &subject)?;
         eprintln!(
             "wrote summary.json, jobs-<policy>.csv, jct-cdf.svg and utilisation.svg to {}",
             dir.display()
@@ -274,7 +288,12 @@ fn run_one(cluster: &ClusterSpec, jobs: &[TraceJob], config: &SimConfig) -> Resu
     result.with_context(|| format!("policy {}", config.policy))
 }
 
-fn write_outputs(dir: &Path, report: &JsonReport<'_>, runs: &[RunResult]) -> Result<()> {
+fn write_outputs(
+    dir: &Path,
+    report: &JsonReport<'_>,
+    runs: &[RunResult],
+    subject: &str,
+) -> Result<()> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create --out directory {}", dir.display()))?;
     let write = |name: &str, text: &str| {
@@ -287,11 +306,11 @@ fn write_outputs(dir: &Path, report: &JsonReport<'_>, runs: &[RunResult]) -> Res
     }
     write(
         "jct-cdf.svg",
-        &plot::jct_cdf_svg(runs).map_err(anyhow::Error::msg)?,
+        &plot::jct_cdf_svg(runs, subject).map_err(anyhow::Error::msg)?,
     )?;
     write(
         "utilisation.svg",
-        &plot::utilisation_svg(runs).map_err(anyhow::Error::msg)?,
+        &plot::utilisation_svg(runs, subject).map_err(anyhow::Error::msg)?,
     )?;
     Ok(())
 }

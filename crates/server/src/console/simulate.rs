@@ -228,13 +228,13 @@ fn results_html(cluster: &ClusterSpec, jobs: usize, runs: &[RunResult]) -> Strin
         );
     }
     out.push_str("</tbody></table></div><div class=\"grid2\">");
-    match plot::jct_cdf_svg(runs) {
+    match plot::jct_cdf_svg(runs, "") {
         Ok(svg) => out.push_str(&svg_image(&svg, "Job completion time CDF by policy")),
         Err(e) => {
             let _ = write!(out, "<p class=\"hint\">{}</p>", escape(&e));
         }
     }
-    match plot::utilisation_svg(runs) {
+    match plot::utilisation_svg(runs, "") {
         Ok(svg) => out.push_str(&svg_image(&svg, "Cluster utilisation over time by policy")),
         Err(e) => {
             let _ = write!(out, "<p class=\"hint\">{}</p>", escape(&e));
