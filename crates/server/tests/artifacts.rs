@@ -55,6 +55,7 @@ impl Backend {
         ArtifactConfig {
             store: self.store.clone(),
             master_key_file: Some(self.key_file.clone()),
+            public_url: None,
         }
     }
 
@@ -229,6 +230,32 @@ impl Server {
         .await
     }
 
+    /// Downloads a file from byte `from` on (`Range: bytes=FROM-`).
+    async fn get_from(
+        &self,
+        token: &str,
+        tenant: &str,
+        name: &str,
+        version: &str,
+        path: &str,
+        from: usize,
+    ) -> (StatusCode, Option<Vec<u8>>) {
+        let url = format!(
+            "{}/api/v1/artifacts/{tenant}/{name}/versions/{version}/files?path={path}",
+            self.url
+        );
+        let response = self
+            .http
+            .get(url)
+            .bearer_auth(token)
+            .header("range", format!("bytes={from}-"))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.bytes().await.ok().map(|b| b.to_vec()))
+    }
+
     /// Downloads a file; the status, and the bytes or `None` if the transfer broke off.
     async fn get(
         &self,
@@ -319,9 +346,56 @@ async fn model_round_trip_leaves_no_plaintext(backend: Backend) {
             assert!(body.as_ref() == Some(bytes), "{path} at {version} differs");
         }
     }
+    // Resuming a download: `Range: bytes=N-` from inside a chunk gives exactly the rest.
+    for from in [1usize, (1 << 20) + 5, 8 << 20, blob.len() - 1] {
+        let (status, body) = server
+            .get_from(
+                &alice,
+                "acme",
+                "llama-tiny",
+                "1",
+                "original/model.safetensors",
+                from,
+            )
+            .await;
+        assert_eq!(status, StatusCode::PARTIAL_CONTENT, "from {from}");
+        assert!(
+            body.as_deref() == Some(&blob[from..]),
+            "rest from {from} differs"
+        );
+    }
+    let (status, _) = server
+        .get_from(
+            &alice,
+            "acme",
+            "llama-tiny",
+            "1",
+            "config.json",
+            config.len(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::RANGE_NOT_SATISFIABLE);
     let objects = all_objects(&backend.objects()).await;
     assert!(objects.len() >= 8, "{} objects", objects.len());
+    // Manifests, file records and sharing records are encrypted too: no file name, digest,
+    // architecture or user name appears in any object.
+    let digest = manifest["digest"].as_str().unwrap()["sha256:".len()..].to_string();
+    let clear: [&[u8]; 6] = [
+        b"model.safetensors",
+        b"tokenizer.json",
+        expected.as_bytes(),
+        digest.as_bytes(),
+        b"LlamaForCausalLM",
+        b"alice",
+    ];
     for (key, bytes) in &objects {
+        for word in clear {
+            assert!(
+                !bytes.windows(word.len()).any(|w| w == word),
+                "`{}` in {key}",
+                String::from_utf8_lossy(word)
+            );
+        }
         assert!(
             !bytes.windows(17).any(|w| w == b"zebra-quartz-7731"),
             "plaintext in {key}"

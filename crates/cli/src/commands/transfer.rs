@@ -185,37 +185,111 @@ impl Transfer {
                 self.url,
                 query_escape(path)
             );
-            let mut response = self.send(self.http.get(url), &format!("downloading {path}"))?;
-            let partial = target.with_extension("suanli-part");
-            let mut out = std::fs::File::create(&partial)
-                .with_context(|| format!("writing {}", partial.display()))?;
-            let mut hasher = Sha256::new();
+            let size = file["size_bytes"].as_u64().unwrap_or(0);
+            self.download_file(&url, path, &target, size, expected, &bar)?;
+        }
+        bar.finish_and_clear();
+        Ok(manifest)
+    }
+}
+
+impl Transfer {
+    /// Downloads one file into `target` through `.NAME.SHA.suanli-part` beside it: a part left
+    /// by an interrupted download of the same content is resumed with `Range: bytes=N-`; the
+    /// whole file's SHA-256 is checked before the rename.
+    fn download_file(
+        &self,
+        url: &str,
+        path: &str,
+        target: &Path,
+        size: u64,
+        expected: &str,
+        bar: &ProgressBar,
+    ) -> Result<()> {
+        let partial = part_path(target, expected);
+        let mut hasher = Sha256::new();
+        let mut have = resume_part(&partial, size, &mut hasher)?;
+        bar.inc(have);
+        let mut out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&partial)
+            .with_context(|| format!("writing {}", partial.display()))?;
+        if have < size || size == 0 {
+            let mut request = self.http.get(url);
+            if have > 0 {
+                request = request.header(reqwest::header::RANGE, format!("bytes={have}-"));
+            }
+            let mut response = self.send(request, &format!("downloading {path}"))?;
+            if have > 0 && response.status() != reqwest::StatusCode::PARTIAL_CONTENT {
+                // The server sent the whole file: start over.
+                out.set_len(0)?;
+                bar.set_position(bar.position() - have);
+                have = 0;
+                hasher = Sha256::new();
+            }
             let mut buffer = vec![0u8; 1 << 20];
             loop {
                 let n = response
                     .read(&mut buffer)
-                    .with_context(|| format!("downloading {path}: the transfer broke off (the server found the stored bytes damaged, or the connection failed)"))?;
+                    .with_context(|| format!("downloading {path}: the transfer broke off after {have} bytes (the server found the stored bytes damaged, or the connection failed); run the same command again to resume"))?;
                 if n == 0 {
                     break;
                 }
                 hasher.update(&buffer[..n]);
                 out.write_all(&buffer[..n])
                     .with_context(|| format!("writing {}", partial.display()))?;
+                have += n as u64;
                 bar.inc(n as u64);
             }
-            out.sync_all()?;
-            let got = hex::encode(hasher.finalize());
-            if got != expected {
-                let _ = std::fs::remove_file(&partial);
-                bail!(
-                    "{path}: SHA-256 {got} differs from the recorded {expected}; nothing was written"
-                );
-            }
-            std::fs::rename(&partial, &target)
-                .with_context(|| format!("writing {}", target.display()))?;
         }
-        bar.finish_and_clear();
-        Ok(manifest)
+        out.sync_all()?;
+        let got = hex::encode(hasher.finalize());
+        if got != expected {
+            let _ = std::fs::remove_file(&partial);
+            bail!(
+                "{path}: SHA-256 {got} differs from the recorded {expected}; nothing was written"
+            );
+        }
+        std::fs::rename(&partial, target)
+            .with_context(|| format!("writing {}", target.display()))?;
+        Ok(())
+    }
+}
+
+/// `DIR/.NAME.SHA16.suanli-part` for `DIR/NAME`: one part per content, never another file's.
+fn part_path(target: &Path, sha256: &str) -> PathBuf {
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tag: String = sha256
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .take(16)
+        .collect();
+    target.with_file_name(format!(".{name}.{tag}.suanli-part"))
+}
+
+/// Feeds an existing part into `hasher` and returns its length; a part longer than the file
+/// is discarded.
+fn resume_part(partial: &Path, size: u64, hasher: &mut Sha256) -> Result<u64> {
+    let Ok(mut file) = std::fs::File::open(partial) else {
+        return Ok(0);
+    };
+    let length = file.metadata()?.len();
+    if length > size {
+        drop(file);
+        std::fs::remove_file(partial)?;
+        return Ok(0);
+    }
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            return Ok(length);
+        }
+        hasher.update(&buffer[..n]);
     }
 }
 

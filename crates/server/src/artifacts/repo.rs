@@ -14,7 +14,7 @@ use super::ArtifactError;
 use super::crypto::{CHUNK_BYTES, Sealer, SecretKey};
 use super::keys::{TenantKeyRecord, wrong_master};
 use super::model::{self, Acl, FileEntry, MAX_FILES, Manifest, VersionRef};
-use super::reading::decrypt_stream;
+use super::reading::read_from;
 
 /// Multipart part size: S3 needs at least 5 MiB per part but the last.
 const PART_BYTES: usize = 8 << 20;
@@ -28,6 +28,10 @@ pub struct Repository {
     tenant_keys: tokio::sync::Mutex<HashMap<String, SecretKey>>,
     /// Serialises version numbering and manifest updates within this server.
     writes: tokio::sync::Mutex<()>,
+}
+
+fn key_json(record: &TenantKeyRecord) -> Vec<u8> {
+    serde_json::to_vec_pretty(record).expect("records serialise")
 }
 
 fn now_s() -> i64 {
@@ -50,35 +54,71 @@ impl Repository {
         self.store.clone()
     }
 
-    async fn read_json<T: serde::de::DeserializeOwned>(
-        &self,
-        key: &str,
-    ) -> Result<Option<T>, ArtifactError> {
+    /// The tenant whose key seals the record at `key`: every record under `artifacts/TENANT/`
+    /// (sharing, manifests, file records) is encrypted; `keys/*` hold already-wrapped keys
+    /// and are read with `read_key_record`.
+    fn sealing_tenant(key: &str) -> Option<&str> {
+        key.strip_prefix("artifacts/")?.split('/').next()
+    }
+
+    async fn get_bytes(&self, key: &str) -> Result<Option<Bytes>, ArtifactError> {
         match self.store.get(&ObjectPath::from(key)).await {
-            Ok(result) => {
-                let bytes = result.bytes().await?;
-                serde_json::from_slice(&bytes)
-                    .map(Some)
-                    .map_err(|e| ArtifactError::Integrity {
-                        path: key.to_string(),
-                        problem: format!("not a valid record: {e}"),
-                    })
-            }
+            Ok(result) => Ok(Some(result.bytes().await?)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),
         }
     }
 
+    fn parse<T: serde::de::DeserializeOwned>(key: &str, plain: &[u8]) -> Result<T, ArtifactError> {
+        serde_json::from_slice(plain).map_err(|e| ArtifactError::Integrity {
+            path: key.to_string(),
+            problem: format!("not a valid record: {e}"),
+        })
+    }
+
+    /// A tenant key record (`keys/TENANT.json`: JSON holding a key wrapped by the master key).
+    async fn read_key_record(&self, key: &str) -> Result<Option<TenantKeyRecord>, ArtifactError> {
+        match self.get_bytes(key).await? {
+            Some(bytes) => Self::parse(key, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> Result<(), ArtifactError> {
+        self.store
+            .put(&ObjectPath::from(key), PutPayload::from(bytes))
+            .await?;
+        Ok(())
+    }
+
+    async fn record_key(&self, key: &str) -> Result<SecretKey, ArtifactError> {
+        let tenant = Self::sealing_tenant(key).ok_or_else(|| {
+            ArtifactError::Config(format!("record {key} is outside artifacts/TENANT/"))
+        })?;
+        self.tenant_key(tenant).await
+    }
+
+    /// A record under `artifacts/TENANT/`, decrypted with the tenant key.
+    async fn read_json<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<T>, ArtifactError> {
+        let Some(bytes) = self.get_bytes(key).await? else {
+            return Ok(None);
+        };
+        let plain = self.record_key(key).await?.open_record(&bytes, key)?;
+        Self::parse(key, &plain).map(Some)
+    }
+
+    /// Stores a record under `artifacts/TENANT/`, encrypted with the tenant key.
     async fn write_json<T: serde::Serialize>(
         &self,
         key: &str,
         value: &T,
     ) -> Result<(), ArtifactError> {
-        let bytes = serde_json::to_vec_pretty(value).expect("records serialise");
-        self.store
-            .put(&ObjectPath::from(key), PutPayload::from(bytes))
-            .await?;
-        Ok(())
+        let plain = serde_json::to_vec(value).expect("records serialise");
+        let sealed = self.record_key(key).await?.seal_record(&plain, key);
+        self.put_bytes(key, sealed).await
     }
 
     /// Fails with a clear error when the store's tenant keys were wrapped by another master key.
@@ -86,7 +126,7 @@ impl Repository {
         let mut listing = self.store.list(Some(&ObjectPath::from("keys")));
         if let Some(meta) = listing.next().await {
             let key = meta?.location.to_string();
-            if let Some(record) = self.read_json::<TenantKeyRecord>(&key).await?
+            if let Some(record) = self.read_key_record(&key).await?
                 && record.master_key_id != self.master.id()
             {
                 return Err(wrong_master(&self.master.id(), &record.master_key_id));
@@ -102,12 +142,12 @@ impl Repository {
             return Ok(key.clone());
         }
         let path = format!("keys/{tenant}.json");
-        let key = match self.read_json::<TenantKeyRecord>(&path).await? {
+        let key = match self.read_key_record(&path).await? {
             Some(record) => record.unwrap_with(&self.master)?,
             None => {
                 let key = SecretKey::generate();
                 let record = TenantKeyRecord::wrap(tenant, &key, &self.master);
-                self.write_json(&path, &record).await?;
+                self.put_bytes(&path, key_json(&record)).await?;
                 key
             }
         };
@@ -126,15 +166,15 @@ impl Repository {
         let mut count = 0;
         for meta in keys {
             let path = meta.location.to_string();
-            let Some(record) = self.read_json::<TenantKeyRecord>(&path).await? else {
+            let Some(record) = self.read_key_record(&path).await? else {
                 continue;
             };
             if record.master_key_id == new.id() {
                 continue; // already rotated (an interrupted rotation resumes)
             }
             let key = record.unwrap_with(&self.master)?;
-            self.write_json(&path, &TenantKeyRecord::wrap(&record.tenant, &key, new))
-                .await?;
+            let rewrapped = TenantKeyRecord::wrap(&record.tenant, &key, new);
+            self.put_bytes(&path, key_json(&rewrapped)).await?;
             count += 1;
         }
         Ok(count)
@@ -388,12 +428,14 @@ impl Repository {
         Ok(manifest)
     }
 
-    /// The plaintext of a committed file as a stream, decrypted chunk by chunk; the stream
-    /// ends in an error if the bytes do not match the recorded size and SHA-256.
+    /// The plaintext of a committed file from byte `from` on, as a stream decrypted chunk by
+    /// chunk from ranged reads; read from 0, the stream ends in an error (before its last
+    /// byte) if the bytes do not match the recorded size and SHA-256.
     pub async fn open_file(
         &self,
         manifest: &Manifest,
         path: &str,
+        from: u64,
     ) -> Result<(FileEntry, BoxStream<'static, Result<Bytes, ArtifactError>>), ArtifactError> {
         let entry = manifest
             .files
@@ -404,12 +446,9 @@ impl Repository {
         let tenant_key = self.tenant_key(&manifest.tenant).await?;
         let stem = model::file_stem(&manifest.tenant, &manifest.name, manifest.version, path);
         let data_key = tenant_key.unwrap_key(&entry.wrapped_key, &format!("{stem}.data"))?;
-        let raw = self
-            .store
-            .get(&ObjectPath::from(format!("{stem}.data")))
-            .await?
-            .into_stream();
-        Ok((entry.clone(), decrypt_stream(raw, data_key, entry)))
+        let location = ObjectPath::from(format!("{stem}.data"));
+        let stream = read_from(self.store.clone(), location, data_key, entry.clone(), from).await?;
+        Ok((entry, stream))
     }
 
     /// Deletes one version (committed or partial) and its objects.
