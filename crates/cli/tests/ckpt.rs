@@ -352,6 +352,38 @@ fn artifact_put_and_get_round_trip_a_hugging_face_directory() {
             "{file}"
         );
     }
+    // An interrupted download resumes: a part holding the first bytes is completed with a
+    // ranged request; a part holding wrong bytes is caught by the SHA-256 check and removed.
+    use sha2::Digest;
+    let sha = hex::encode(sha2::Sha256::digest(&weights));
+    let resumed = unique("suanli-hf-resume");
+    std::fs::create_dir_all(resumed.join("original")).unwrap();
+    let part = resumed.join(format!(
+        "original/.consolidated.00.pth.{}.suanli-part",
+        &sha[..16]
+    ));
+    let get = |dir: &Path| {
+        suanli(&[
+            "artifact",
+            "get",
+            "acme/tiny-llama@1",
+            dir.to_str().unwrap(),
+        ])
+    };
+    std::fs::write(&part, &weights[..1_234_567]).unwrap();
+    let (code, _, stderr) = get(&resumed);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(std::fs::read(resumed.join("original/consolidated.00.pth")).unwrap() == weights);
+    assert!(!part.exists());
+    std::fs::remove_file(resumed.join("original/consolidated.00.pth")).unwrap();
+    std::fs::write(&part, vec![0u8; 2_000_000]).unwrap();
+    let (code, _, stderr) = get(&resumed);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("differs from the recorded"), "{stderr}");
+    assert!(!part.exists() && !resumed.join("original/consolidated.00.pth").exists());
+    let (code, _, stderr) = get(&resumed);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(std::fs::read(resumed.join("original/consolidated.00.pth")).unwrap() == weights);
     let (_, listed, _) = suanli(&["artifact", "ls", "--json"]);
     let listed: Value = serde_json::from_str(&listed).unwrap();
     assert_eq!(listed[0]["name"], "tiny-llama");
