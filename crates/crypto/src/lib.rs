@@ -208,6 +208,12 @@ impl Sealer {
         }
     }
 
+    /// The random nonce prefix this sealer wrote into its header (readers that keep it in an
+    /// authenticated record need not fetch the header).
+    pub fn nonce_prefix(&self) -> [u8; 7] {
+        self.prefix
+    }
+
     fn seal(&mut self, plain: &[u8], last: bool, out: &mut Vec<u8>) -> Result<(), CryptoError> {
         if let Some(header) = self.header.take() {
             out.extend_from_slice(&header);

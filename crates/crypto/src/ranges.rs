@@ -48,6 +48,15 @@ pub struct ChunkOpener {
 }
 
 impl ChunkOpener {
+    /// From a nonce prefix kept elsewhere (see `Sealer::nonce_prefix`).
+    pub fn new(key: &SecretKey, prefix: [u8; 7], chunk_bytes: usize) -> Self {
+        ChunkOpener {
+            cipher: key.cipher(),
+            prefix,
+            chunk_bytes,
+        }
+    }
+
     /// From the object's first `HEADER_BYTES`; fails unless its chunk size is `chunk_bytes`.
     pub fn from_header(
         key: &SecretKey,
@@ -168,7 +177,14 @@ mod tests {
             chunk_bytes: 16,
         };
         let opener = ChunkOpener::from_header(&key, &sealed, 16).unwrap();
+        let prefix: [u8; 7] = sealed[8..15].try_into().unwrap();
         let r = layout.range_of(1, 2);
+        let again = ChunkOpener::new(&key, prefix, 16);
+        assert!(
+            again
+                .open_run(1, &sealed[r.start as usize..r.end as usize], false)
+                .is_ok()
+        );
         let run = &sealed[r.start as usize..r.end as usize];
         assert!(opener.open_run(2, run, false).is_err(), "wrong index");
         assert!(opener.open_run(1, run, true).is_err(), "not the last chunk");

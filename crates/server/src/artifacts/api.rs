@@ -68,6 +68,10 @@ pub fn routes(state: AppState) -> Router<AppState> {
             &format!("{base}/versions/{{version}}/files"),
             get(download).put(upload),
         )
+        .route(
+            &format!("{base}/versions/{{version}}/uploads"),
+            get(upload_progress),
+        )
         .route(&format!("{base}/versions/{{version}}/commit"), post(commit))
         .route(&format!("{base}/share"), post(share))
         .route(&format!("{base}/unshare"), post(unshare))
@@ -289,6 +293,9 @@ fn version_number(text: &str) -> Answer<u64> {
 #[derive(Deserialize)]
 struct FileQuery {
     path: String,
+    /// Uploads: resume an interrupted upload that holds exactly this many bytes.
+    #[serde(default)]
+    offset: u64,
 }
 
 async fn upload(
@@ -303,13 +310,40 @@ async fn upload(
     let stream = body.into_data_stream();
     let entry = state
         .artifacts
-        .put_file(&tenant, &name, version, &query.path, stream)
+        .put_file(&tenant, &name, version, &query.path, query.offset, stream)
         .await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "path": entry.path, "size_bytes": entry.size_bytes, "sha256": entry.sha256 })),
     )
         .into_response())
+}
+
+/// How much of a file a partial version holds: where an interrupted upload resumes.
+async fn upload_progress(
+    State(state): State<AppState>,
+    Extension(me): Extension<Principal>,
+    Path((tenant, name, version)): Path<(String, String, String)>,
+    Query(query): Query<FileQuery>,
+) -> Answer<Json<serde_json::Value>> {
+    authorize(&state, &me, &tenant, &name, Access::Write).await?;
+    let entry = state
+        .artifacts
+        .upload_progress(&tenant, &name, version_number(&version)?, &query.path)
+        .await?
+        .ok_or_else(|| {
+            Fail(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "no upload of `{}` in this version",
+                    model::printable(&query.path)
+                ),
+            )
+        })?;
+    Ok(Json(json!({
+        "path": entry.path, "size_bytes": entry.size_bytes, "sha256": entry.sha256,
+        "interrupted": entry.interrupted,
+    })))
 }
 
 async fn commit(

@@ -16,11 +16,12 @@ pub mod keys;
 pub mod model;
 mod reading;
 mod repo;
+mod writing;
 
 use std::path::{Path, PathBuf};
 
 pub use crypto::SecretKey;
-pub use model::{Acl, FileEntry, Manifest, VersionRef};
+pub use model::{Acl, FileEntry, Manifest, Segment, VersionRef};
 pub use repo::Repository;
 
 /// Where artefacts live and which master key protects them.

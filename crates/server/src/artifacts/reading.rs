@@ -1,6 +1,7 @@
-//! Reading a stored file: ranged GETs of whole encrypted chunks, several in flight, each
-//! decrypted on a blocking thread, delivered in order from any plaintext offset; a read from
-//! the start ends in an error if the plaintext's size or SHA-256 differs from the recorded one.
+//! Reading a stored file: ranged GETs of whole encrypted chunks of its segment objects, several
+//! in flight, each decrypted on a blocking thread, delivered in order from any plaintext
+//! offset; a read from the start ends in an error if the plaintext's size or SHA-256 differs
+//! from the recorded one.
 
 use std::sync::Arc;
 
@@ -11,8 +12,8 @@ use object_store::path::Path as ObjectPath;
 use sha2::{Digest, Sha256};
 
 use super::ArtifactError;
-use super::crypto::{CHUNK_BYTES, ChunkOpener, HEADER_BYTES, SealedLayout, SecretKey};
-use super::model::FileEntry;
+use super::crypto::{CHUNK_BYTES, ChunkOpener, SealedLayout, SecretKey};
+use super::model::{self, FileEntry};
 
 /// Encrypted chunks (of `CHUNK_BYTES` plaintext) fetched by one ranged GET.
 const CHUNKS_PER_RANGE: u64 = 8;
@@ -41,10 +42,72 @@ impl Checking {
     }
 }
 
-/// The plaintext of `location` (encrypted with `key`, recorded as `entry`) from byte `from` on.
-pub(super) async fn read_from(
+/// One ranged GET: chunks `first..last` of segment object `key`.
+struct Run {
+    key: ObjectPath,
+    opener: ChunkOpener,
+    layout: SealedLayout,
+    first: u64,
+    last: u64,
+}
+
+/// The ranged GETs that deliver `entry`'s plaintext from byte `from` on.
+fn plan_runs(
+    stem: &str,
+    key: &SecretKey,
+    entry: &FileEntry,
+    from: u64,
+) -> Result<Vec<Run>, ArtifactError> {
+    let chunk_bytes = CHUNK_BYTES as u64;
+    let mut runs = Vec::new();
+    let mut segment_start = 0u64;
+    for (index, segment) in entry.segments.iter().enumerate() {
+        let segment_end = segment_start + segment.plain_bytes;
+        if segment.plain_bytes == 0 || segment_end <= from {
+            segment_start = segment_end;
+            continue;
+        }
+        let prefix: [u8; 7] = hex::decode(&segment.nonce_prefix)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| ArtifactError::Integrity {
+                path: entry.path.clone(),
+                problem: format!("segment {index} has no valid nonce prefix"),
+            })?;
+        let opener = ChunkOpener::new(key, prefix, CHUNK_BYTES);
+        let layout = SealedLayout {
+            plain_bytes: segment.plain_bytes,
+            chunk_bytes,
+        };
+        let first = from.saturating_sub(segment_start) / chunk_bytes;
+        let mut a = first;
+        while a < layout.chunks() {
+            let b = (a + CHUNKS_PER_RANGE).min(layout.chunks());
+            runs.push(Run {
+                key: ObjectPath::from(model::segment_key(stem, index)),
+                opener: opener.clone(),
+                layout,
+                first: a,
+                last: b,
+            });
+            a = b;
+        }
+        segment_start = segment_end;
+    }
+    if segment_start != entry.size_bytes {
+        return Err(ArtifactError::Integrity {
+            path: entry.path.clone(),
+            problem: "its segments do not add up to its size".into(),
+        });
+    }
+    Ok(runs)
+}
+
+/// The plaintext of the file stored under `stem` (data key `key`, recorded as `entry`) from
+/// byte `from` on.
+pub(super) fn read_from(
     store: Arc<dyn ObjectStore>,
-    location: ObjectPath,
+    stem: &str,
     key: SecretKey,
     entry: FileEntry,
     from: u64,
@@ -55,27 +118,19 @@ pub(super) async fn read_from(
             entry.size_bytes
         )));
     }
-    let header = store.get_range(&location, 0..HEADER_BYTES as u64).await?;
-    let opener = ChunkOpener::from_header(&key, &header, CHUNK_BYTES)?;
-    let layout = SealedLayout {
-        plain_bytes: entry.size_bytes,
-        chunk_bytes: CHUNK_BYTES as u64,
-    };
-    let chunks = layout.chunks();
-    let first = from / CHUNK_BYTES as u64;
-    let runs: Vec<(u64, u64)> = (first..chunks)
-        .step_by(CHUNKS_PER_RANGE as usize)
-        .map(|a| (a, (a + CHUNKS_PER_RANGE).min(chunks)))
-        .collect();
+    let runs = plan_runs(stem, &key, &entry, from)?;
     let pieces = futures::stream::iter(runs)
-        .map(move |(a, b)| {
-            let (store, location, opener) = (store.clone(), location.clone(), opener.clone());
+        .map(move |run| {
+            let store = store.clone();
             async move {
-                let sealed = store.get_range(&location, layout.range_of(a, b)).await?;
-                let plain =
-                    tokio::task::spawn_blocking(move || opener.open_run(a, &sealed, b == chunks))
-                        .await
-                        .map_err(|e| ArtifactError::Config(format!("decryption task: {e}")))??;
+                let range = run.layout.range_of(run.first, run.last);
+                let sealed = store.get_range(&run.key, range).await?;
+                let ends = run.last == run.layout.chunks();
+                let plain = tokio::task::spawn_blocking(move || {
+                    run.opener.open_run(run.first, &sealed, ends)
+                })
+                .await
+                .map_err(|e| ArtifactError::Config(format!("decryption task: {e}")))??;
                 Ok(Bytes::from(plain))
             }
         })
@@ -83,13 +138,25 @@ pub(super) async fn read_from(
         .boxed();
     let state = Checking {
         pieces,
-        skip: (from % CHUNK_BYTES as u64) as usize,
+        skip: skip_in_first_chunk(&entry, from),
         hasher: (from == 0).then(Sha256::new),
         sent_bytes: 0,
         expected_bytes: entry.size_bytes - from,
         entry,
     };
     Ok(futures::stream::try_unfold(state, next_piece).boxed())
+}
+
+/// How far into its chunk byte `from` lies (chunks restart at every segment).
+fn skip_in_first_chunk(entry: &FileEntry, from: u64) -> usize {
+    let mut segment_start = 0;
+    for segment in &entry.segments {
+        if from < segment_start + segment.plain_bytes {
+            return ((from - segment_start) % CHUNK_BYTES as u64) as usize;
+        }
+        segment_start += segment.plain_bytes;
+    }
+    0
 }
 
 async fn next_piece(mut state: Checking) -> Result<Option<(Bytes, Checking)>, ArtifactError> {

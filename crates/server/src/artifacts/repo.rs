@@ -5,29 +5,27 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::stream::{BoxStream, Stream, StreamExt, TryStreamExt};
+use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, PutPayload, WriteMultipart};
-use sha2::{Digest, Sha256};
+use object_store::{ObjectStore, PutPayload};
+use sha2::Sha256;
 
 use super::ArtifactError;
-use super::crypto::{CHUNK_BYTES, Sealer, SecretKey};
+use super::crypto::SecretKey;
 use super::keys::{TenantKeyRecord, wrong_master};
 use super::model::{self, Acl, FileEntry, MAX_FILES, Manifest, VersionRef};
 use super::reading::read_from;
 
-/// Multipart part size: S3 needs at least 5 MiB per part but the last.
-const PART_BYTES: usize = 8 << 20;
-/// Parts in flight per upload; with `PART_BYTES` this bounds an upload's buffers to ~32 MiB.
-const PARTS_IN_FLIGHT: usize = 4;
-
 /// Artefacts in one object store under one master key.
 pub struct Repository {
-    store: Arc<dyn ObjectStore>,
+    pub(super) store: Arc<dyn ObjectStore>,
     master: SecretKey,
     tenant_keys: tokio::sync::Mutex<HashMap<String, SecretKey>>,
     /// Serialises version numbering and manifest updates within this server.
     writes: tokio::sync::Mutex<()>,
+    /// SHA-256 state of uploads in progress (stem -> bytes hashed, state), so a resumed upload
+    /// continues the file's hash without reading back what is stored.
+    pub(super) upload_hashes: std::sync::Mutex<HashMap<String, (u64, Sha256)>>,
 }
 
 fn key_json(record: &TenantKeyRecord) -> Vec<u8> {
@@ -46,6 +44,7 @@ impl Repository {
             master,
             tenant_keys: tokio::sync::Mutex::new(HashMap::new()),
             writes: tokio::sync::Mutex::new(()),
+            upload_hashes: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -99,7 +98,7 @@ impl Repository {
     }
 
     /// A record under `artifacts/TENANT/`, decrypted with the tenant key.
-    async fn read_json<T: serde::de::DeserializeOwned>(
+    pub(super) async fn read_json<T: serde::de::DeserializeOwned>(
         &self,
         key: &str,
     ) -> Result<Option<T>, ArtifactError> {
@@ -111,7 +110,7 @@ impl Repository {
     }
 
     /// Stores a record under `artifacts/TENANT/`, encrypted with the tenant key.
-    async fn write_json<T: serde::Serialize>(
+    pub(super) async fn write_json<T: serde::Serialize>(
         &self,
         key: &str,
         value: &T,
@@ -136,7 +135,7 @@ impl Repository {
     }
 
     /// The tenant's key, created on first use.
-    async fn tenant_key(&self, tenant: &str) -> Result<SecretKey, ArtifactError> {
+    pub(super) async fn tenant_key(&self, tenant: &str) -> Result<SecretKey, ArtifactError> {
         let mut cache = self.tenant_keys.lock().await;
         if let Some(key) = cache.get(tenant) {
             return Ok(key.clone());
@@ -313,7 +312,7 @@ impl Repository {
         Ok(manifest)
     }
 
-    async fn partial(
+    pub(super) async fn partial(
         &self,
         tenant: &str,
         name: &str,
@@ -328,58 +327,6 @@ impl Repository {
             )));
         }
         Ok(manifest)
-    }
-
-    /// Encrypts `body` into the object store as file `path` of a partial version, in bounded
-    /// memory; returns the file's record with the plaintext's size and SHA-256.
-    pub async fn put_file<E: std::fmt::Display>(
-        &self,
-        tenant: &str,
-        name: &str,
-        version: u64,
-        path: &str,
-        mut body: impl Stream<Item = Result<Bytes, E>> + Unpin + Send,
-    ) -> Result<FileEntry, ArtifactError> {
-        model::check_path(path)?;
-        self.partial(tenant, name, version).await?;
-        let tenant_key = self.tenant_key(tenant).await?;
-        let stem = model::file_stem(tenant, name, version, path);
-        let data_key = SecretKey::generate();
-        let upload = self
-            .store
-            .put_multipart(&ObjectPath::from(format!("{stem}.data")))
-            .await?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
-        let mut sealer = Sealer::new(&data_key, CHUNK_BYTES);
-        let mut hasher = Sha256::new();
-        let mut size_bytes = 0u64;
-        let outcome: Result<(), ArtifactError> = async {
-            while let Some(piece) = body.next().await {
-                let piece = piece
-                    .map_err(|e| ArtifactError::BadRequest(format!("upload interrupted: {e}")))?;
-                hasher.update(&piece);
-                size_bytes += piece.len() as u64;
-                writer.wait_for_capacity(PARTS_IN_FLIGHT).await?;
-                writer.write(&sealer.push(&piece)?);
-            }
-            Ok(())
-        }
-        .await;
-        if let Err(error) = outcome {
-            let _ = writer.abort().await;
-            return Err(error);
-        }
-        writer.write(&sealer.finish()?);
-        writer.finish().await?;
-        let entry = FileEntry {
-            path: path.to_string(),
-            size_bytes,
-            sha256: hex::encode(hasher.finalize()),
-            wrapped_key: tenant_key.wrap(&data_key, &format!("{stem}.data")),
-            tenant_key_id: tenant_key.id(),
-        };
-        self.write_json(&format!("{stem}.json"), &entry).await?;
-        Ok(entry)
     }
 
     /// Makes a partial version complete with every file uploaded to it.
@@ -404,6 +351,14 @@ impl Repository {
             if let Some(entry) = self.read_json::<FileEntry>(meta.location.as_ref()).await? {
                 files.push(entry);
             }
+        }
+        if let Some(file) = files.iter().find(|f| f.interrupted) {
+            return Err(ArtifactError::Conflict(format!(
+                "the upload of `{}` broke off after {} bytes; resume it (offset={}) before committing",
+                model::printable(&file.path),
+                file.size_bytes,
+                file.size_bytes
+            )));
         }
         if files.is_empty() {
             return Err(ArtifactError::BadRequest(format!(
@@ -446,8 +401,7 @@ impl Repository {
         let tenant_key = self.tenant_key(&manifest.tenant).await?;
         let stem = model::file_stem(&manifest.tenant, &manifest.name, manifest.version, path);
         let data_key = tenant_key.unwrap_key(&entry.wrapped_key, &format!("{stem}.data"))?;
-        let location = ObjectPath::from(format!("{stem}.data"));
-        let stream = read_from(self.store.clone(), location, data_key, entry.clone(), from).await?;
+        let stream = read_from(self.store.clone(), &stem, data_key, entry.clone(), from)?;
         Ok((entry, stream))
     }
 
@@ -469,7 +423,7 @@ impl Repository {
         self.delete_prefix(&prefix).await
     }
 
-    async fn delete_prefix(&self, prefix: &ObjectPath) -> Result<(), ArtifactError> {
+    pub(super) async fn delete_prefix(&self, prefix: &ObjectPath) -> Result<(), ArtifactError> {
         let metas: Vec<_> = self.store.list(Some(prefix)).try_collect().await?;
         // Manifests last, so an interrupted delete leaves a visible (partial) version to retry.
         let (manifests, others): (Vec<_>, Vec<_>) = metas.into_iter().partition(|m| {
