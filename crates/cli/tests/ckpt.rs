@@ -352,9 +352,80 @@ fn artifact_put_and_get_round_trip_a_hugging_face_directory() {
             "{file}"
         );
     }
+    // An interrupted download resumes: a part holding the first bytes is completed with a
+    // ranged request; a part holding wrong bytes is caught by the SHA-256 check and removed.
+    use sha2::Digest;
+    let sha = hex::encode(sha2::Sha256::digest(&weights));
+    let resumed = unique("suanli-hf-resume");
+    std::fs::create_dir_all(resumed.join("original")).unwrap();
+    let part = resumed.join(format!(
+        "original/.consolidated.00.pth.{}.suanli-part",
+        &sha[..16]
+    ));
+    let get = |dir: &Path| {
+        suanli(&[
+            "artifact",
+            "get",
+            "acme/tiny-llama@1",
+            dir.to_str().unwrap(),
+        ])
+    };
+    std::fs::write(&part, &weights[..1_234_567]).unwrap();
+    let (code, _, stderr) = get(&resumed);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(std::fs::read(resumed.join("original/consolidated.00.pth")).unwrap() == weights);
+    assert!(!part.exists());
+    std::fs::remove_file(resumed.join("original/consolidated.00.pth")).unwrap();
+    std::fs::write(&part, vec![0u8; 2_000_000]).unwrap();
+    let (code, _, stderr) = get(&resumed);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("differs from the recorded"), "{stderr}");
+    assert!(!part.exists() && !resumed.join("original/consolidated.00.pth").exists());
+    let (code, _, stderr) = get(&resumed);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(std::fs::read(resumed.join("original/consolidated.00.pth")).unwrap() == weights);
+    // An upload that broke off half-way is completed by `put --resume` into the same version.
+    let (code, _, _) = suanli(&["artifact", "put", "big", model.to_str().unwrap()]);
+    assert_eq!(code, Some(0));
+    node.ok(
+        &token,
+        reqwest::Method::POST,
+        "/api/v1/artifacts/acme/big/versions",
+        Some(json!({ "kind": "model" })),
+    );
+    {
+        use std::io::Write;
+        let mut socket = std::net::TcpStream::connect(("127.0.0.1", node.port)).unwrap();
+        write!(
+            socket,
+            "PUT /api/v1/artifacts/acme/big/versions/2/files?path=original/consolidated.00.pth HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n",
+            weights.len()
+        )
+        .unwrap();
+        socket.write_all(&weights[..1_500_000]).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let (code, stdout, stderr) = suanli(&[
+        "artifact",
+        "put",
+        "big",
+        model.to_str().unwrap(),
+        "--resume",
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("stored acme/big@2 (3 files"), "{stdout}");
+    assert!(
+        stderr.contains("original/consolidated.00.pth: resuming at byte"),
+        "{stderr}"
+    );
+    let big = unique("suanli-hf-big");
+    let (code, _, stderr) = suanli(&["artifact", "get", "acme/big@2", big.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(std::fs::read(big.join("original/consolidated.00.pth")).unwrap() == weights);
     let (_, listed, _) = suanli(&["artifact", "ls", "--json"]);
     let listed: Value = serde_json::from_str(&listed).unwrap();
-    assert_eq!(listed[0]["name"], "tiny-llama");
+    assert_eq!(listed[1]["name"], "tiny-llama");
     let total: u64 = [
         "config.json",
         "tokenizer.json",
@@ -363,7 +434,7 @@ fn artifact_put_and_get_round_trip_a_hugging_face_directory() {
     .iter()
     .map(|f| std::fs::metadata(model.join(f)).unwrap().len())
     .sum();
-    assert_eq!(listed[0]["size_bytes"], total);
+    assert_eq!(listed[1]["size_bytes"], total);
     let (code, _, stderr) = suanli(&["artifact", "get", "acme/other@1", out.to_str().unwrap()]);
     assert_eq!(code, Some(1));
     assert!(

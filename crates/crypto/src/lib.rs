@@ -12,6 +12,9 @@ use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
 use sha2::{Digest, Sha256};
 
+mod ranges;
+pub use ranges::{ChunkOpener, SealedLayout};
+
 /// Bytes of plaintext per sealed chunk.
 pub const CHUNK_BYTES: usize = 1 << 20;
 /// The GCM tag added to every chunk.
@@ -121,6 +124,53 @@ impl SecretKey {
     }
 }
 
+/// The magic of a sealed record (a small object encrypted whole, such as a manifest).
+const RECORD_MAGIC: &[u8; 4] = b"SLR1";
+
+impl SecretKey {
+    /// Encrypts a small record whole for `context` (bound as associated data, e.g. the object
+    /// path, so a record moved elsewhere does not open): magic, 12-byte nonce, ciphertext.
+    pub fn seal_record(&self, plain: &[u8], context: &str) -> Vec<u8> {
+        let mut nonce = [0u8; 12];
+        getrandom::fill(&mut nonce).expect("the operating system provides random bytes");
+        let sealed = self
+            .cipher()
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plain,
+                    aad: context.as_bytes(),
+                },
+            )
+            .expect("AES-GCM encrypts a record");
+        let mut out = Vec::with_capacity(4 + 12 + sealed.len());
+        out.extend_from_slice(RECORD_MAGIC);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&sealed);
+        out
+    }
+
+    /// Decrypts what `seal_record` made for the same `context`.
+    pub fn open_record(&self, sealed: &[u8], context: &str) -> Result<Vec<u8>, CryptoError> {
+        if sealed.len() < 4 + 12 + TAG_BYTES || &sealed[..4] != RECORD_MAGIC {
+            return Err(CryptoError::Damaged(format!(
+                "{context} is not a sealed record"
+            )));
+        }
+        self.cipher()
+            .decrypt(
+                Nonce::from_slice(&sealed[4..16]),
+                Payload {
+                    msg: &sealed[16..],
+                    aad: context.as_bytes(),
+                },
+            )
+            .map_err(|_| CryptoError::Unwrap {
+                what: context.to_string(),
+            })
+    }
+}
+
 fn chunk_nonce(prefix: &[u8; 7], index: u32, last: bool) -> [u8; 12] {
     let mut nonce = [0u8; 12];
     nonce[..7].copy_from_slice(prefix);
@@ -156,6 +206,12 @@ impl Sealer {
             pending: Vec::with_capacity(chunk_bytes),
             header: Some(header),
         }
+    }
+
+    /// The random nonce prefix this sealer wrote into its header (readers that keep it in an
+    /// authenticated record need not fetch the header).
+    pub fn nonce_prefix(&self) -> [u8; 7] {
+        self.prefix
     }
 
     fn seal(&mut self, plain: &[u8], last: bool, out: &mut Vec<u8>) -> Result<(), CryptoError> {
@@ -370,6 +426,19 @@ mod tests {
                 .is_err()
         );
         assert!(SecretKey::from_hex("abc").is_err());
+        let record = tenant.seal_record(b"{\"name\":\"llama\"}", "a/manifest.json");
+        assert!(!record.windows(5).any(|w| w == b"llama"));
+        assert_eq!(
+            tenant.open_record(&record, "a/manifest.json").unwrap(),
+            b"{\"name\":\"llama\"}"
+        );
+        assert!(tenant.open_record(&record, "b/manifest.json").is_err());
+        assert!(master.open_record(&record, "a/manifest.json").is_err());
+        assert!(
+            tenant
+                .open_record(&record[..20], "a/manifest.json")
+                .is_err()
+        );
         assert_eq!(
             SecretKey::from_hex(&master.to_hex()).unwrap().id(),
             master.id()

@@ -312,6 +312,9 @@ pub async fn serve_all(
     };
     suanli_sched::policy::by_name(&config.policy)
         .map_err(|e| ServerError::Engine(e.to_string()))?;
+    let address = listener.local_addr().map_err(ServerError::Serve)?;
+    let checkpoint_base =
+        artifacts::checkpoint_base(artifact_config.public_url.as_deref(), address, &host_name())?;
     // Logs, the database and the admin token live here: only the server's user may enter it,
     // even if it existed before with looser permissions.
     std::fs::DirBuilder::new()
@@ -384,8 +387,7 @@ pub async fn serve_all(
     .map_err(ServerError::Engine)?;
     engine.set_isolation(Arc::new(isolation));
     engine.admission = config.admission;
-    let address = listener.local_addr().map_err(ServerError::Serve)?;
-    engine.checkpoint_base = Some(format!("http://{address}/api/v1/artifacts"));
+    engine.checkpoint_base = Some(checkpoint_base);
     engine
         .recover()
         .await

@@ -28,7 +28,10 @@ REF is [TENANT/]NAME[@VERSION]; without TENANT your own tenant. Artefacts are pr
 tenant until shared; anyone else sees them as not found. Every read and write is audited.")]
 pub enum ArtifactCommand {
     /// Upload a file or a directory as a new version.
-    #[command(after_help = "Example:\n  suanli artifact put acme/llama-3-8b ./Llama-3-8B")]
+    #[command(
+        after_help = "Examples:\n  suanli artifact put acme/llama-3-8b ./Llama-3-8B\n  \
+        suanli artifact put acme/llama-3-8b ./Llama-3-8B --resume    after an interrupted put"
+    )]
     Put {
         /// [TENANT/]NAME of the artefact.
         reference: String,
@@ -37,6 +40,10 @@ pub enum ArtifactCommand {
         /// model or checkpoint.
         #[arg(long, default_value = "model")]
         kind: String,
+        /// Complete the newest unfinished upload of this artefact instead of starting a new
+        /// version: stored files are skipped, a broken-off file continues where it stopped.
+        #[arg(long)]
+        resume: bool,
         /// Print the new version as JSON.
         #[arg(long)]
         json: bool,
@@ -174,6 +181,7 @@ pub fn run(command: ArtifactCommand) -> Result<ExitCode> {
             reference,
             source,
             kind,
+            resume,
             json,
         } => {
             let r = parse_reference(&reference, &client)?;
@@ -181,7 +189,7 @@ pub fn run(command: ArtifactCommand) -> Result<ExitCode> {
                 bail!("`{reference}`: a new upload gets the next version; drop the @VERSION");
             }
             transfer.progress &= !json;
-            let manifest = transfer.upload(&r.tenant, &r.name, &kind, &source)?;
+            let manifest = transfer.upload(&r.tenant, &r.name, &kind, &source, resume)?;
             report(&manifest, json, "stored");
         }
         ArtifactCommand::Get {

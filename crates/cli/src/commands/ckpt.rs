@@ -106,7 +106,7 @@ pub fn run(command: CkptCommand) -> Result<ExitCode> {
         } => {
             let (mut transfer, tenant, name) = target(to)?;
             transfer.progress &= !json;
-            let manifest = transfer.upload(&tenant, &name, "checkpoint", &source)?;
+            let manifest = transfer.upload(&tenant, &name, "checkpoint", &source, false)?;
             let mut deleted = json!([]);
             if let Some(keep_last) = keep_last {
                 let answer = transfer.json(

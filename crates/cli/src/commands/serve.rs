@@ -71,6 +71,10 @@ pub struct ServeArgs {
     /// DATA_DIR/master-key (created on first start).
     #[arg(long)]
     master_key_file: Option<PathBuf>,
+    /// The URL other nodes reach this server at (jobs get SUANLI_CHECKPOINT_URL under it);
+    /// default SUANLI_PUBLIC_URL, else the listen address (with the host name for 0.0.0.0).
+    #[arg(long)]
+    public_url: Option<String>,
 }
 
 /// Runs the server until Ctrl-C or SIGTERM.
@@ -126,6 +130,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         let artifacts = suanli_server::artifacts::ArtifactConfig {
             store: args.store.or(from_env.store),
             master_key_file: args.master_key_file.or(from_env.master_key_file),
+            public_url: args.public_url.or(from_env.public_url),
         };
         let executors = args.slurm.executors()?;
         suanli_server::serve_all(

@@ -68,13 +68,7 @@ impl Transfer {
         if response.status().is_success() {
             return Ok(response);
         }
-        let status = response.status().as_u16();
-        let text = response.text().unwrap_or_default();
-        let message = serde_json::from_str::<Value>(&text)
-            .ok()
-            .and_then(|v| v["error"].as_str().map(str::to_string))
-            .unwrap_or(text);
-        bail!("{what}: {status} ({message})")
+        Err(failure(response, what))
     }
 
     /// A JSON request to `/api/v1/artifacts/...`.
@@ -115,33 +109,51 @@ impl Transfer {
     }
 
     /// Uploads `source` (a file, or a directory such as a Hugging Face model as is) as a new
-    /// committed version of `tenant/name`; returns the manifest.
-    pub fn upload(&self, tenant: &str, name: &str, kind: &str, source: &Path) -> Result<Value> {
+    /// committed version of `tenant/name`; returns the manifest. With `resume`, completes the
+    /// newest partial version instead: files already stored are skipped and a file whose
+    /// upload broke off continues from the bytes the server holds (when they match).
+    pub fn upload(
+        &self,
+        tenant: &str,
+        name: &str,
+        kind: &str,
+        source: &Path,
+        resume: bool,
+    ) -> Result<Value> {
         let files = list_files(source)?;
         let total: u64 = files.iter().map(|(_, _, size)| size).sum();
         let base = format!("/{tenant}/{name}");
-        let version = self.json(
-            reqwest::Method::POST,
-            &format!("{base}/versions"),
-            Some(json!({ "kind": kind })),
-        )?;
-        let number = version["version"]
-            .as_u64()
-            .context("the server named no version")?;
+        let number = match resume
+            .then(|| self.newest_partial(&base))
+            .transpose()?
+            .flatten()
+        {
+            Some(number) => number,
+            None => self.json(
+                reqwest::Method::POST,
+                &format!("{base}/versions"),
+                Some(json!({ "kind": kind })),
+            )?["version"]
+                .as_u64()
+                .context("the server named no version")?,
+        };
         let bar = self.bar(total, &format!("put {tenant}/{name}@{number}"));
+        let mut done = 0;
         for (relative, full, size) in &files {
-            let file =
-                std::fs::File::open(full).with_context(|| format!("reading {}", full.display()))?;
-            let body = reqwest::blocking::Body::sized(bar.wrap_read(file), *size);
-            let url = format!(
-                "{}/api/v1/artifacts{base}/versions/{number}/files?path={}",
-                self.url,
-                query_escape(relative)
-            );
-            self.send(
-                self.http.put(url).body(body),
-                &format!("uploading {relative}"),
-            )?;
+            let at = format!("{base}/versions/{number}");
+            let offset = if resume {
+                self.resume_point(&at, relative, full, *size)?
+            } else {
+                None
+            };
+            if let Some(n) = offset.filter(|n| *n < *size) {
+                bar.suspend(|| eprintln!("{relative}: resuming at byte {n} of {size}"));
+            }
+            if offset != Some(*size) {
+                self.upload_file(&at, relative, full, *size, offset.unwrap_or(0), &bar, done)?;
+            }
+            done += size;
+            bar.set_position(done);
         }
         bar.finish_and_clear();
         self.json(
@@ -149,6 +161,109 @@ impl Transfer {
             &format!("{base}/versions/{number}/commit"),
             None,
         )
+    }
+
+    /// The newest version of `base` that is still partial (an interrupted put).
+    fn newest_partial(&self, base: &str) -> Result<Option<u64>> {
+        let url = format!("{}/api/v1/artifacts{base}", self.url);
+        let response = self.http.get(url).bearer_auth(&self.token).send()?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !response.status().is_success() {
+            return Err(failure(response, "finding the upload to resume"));
+        }
+        let shown: Value = response.json()?;
+        Ok(shown["versions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|v| v["complete"] == false)
+            .filter_map(|v| v["version"].as_u64())
+            .max())
+    }
+
+    /// Where to resume `relative`: `Some(n)` when the server holds the file's first `n` bytes
+    /// (checked by SHA-256 against the local file), `None` to start over.
+    fn resume_point(
+        &self,
+        at: &str,
+        relative: &str,
+        full: &Path,
+        size: u64,
+    ) -> Result<Option<u64>> {
+        let url = format!(
+            "{}/api/v1/artifacts{at}/uploads?path={}",
+            self.url,
+            query_escape(relative)
+        );
+        let response = self.http.get(url).bearer_auth(&self.token).send()?;
+        if !response.status().is_success() {
+            return Ok(None);
+        }
+        let progress: Value = response.json()?;
+        let stored = progress["size_bytes"].as_u64().unwrap_or(u64::MAX);
+        if stored > size || (stored == size && progress["interrupted"] == true) {
+            return Ok(None);
+        }
+        let mut hasher = Sha256::new();
+        let file =
+            std::fs::File::open(full).with_context(|| format!("reading {}", full.display()))?;
+        std::io::copy(&mut file.take(stored), &mut HashWriter(&mut hasher))?;
+        let same = hex::encode(hasher.finalize()) == progress["sha256"].as_str().unwrap_or("");
+        Ok(same.then_some(stored))
+    }
+
+    /// PUTs `full` from byte `offset` on; when the connection breaks, asks the server how
+    /// much arrived and continues from there (a few times).
+    #[allow(clippy::too_many_arguments)]
+    fn upload_file(
+        &self,
+        at: &str,
+        relative: &str,
+        full: &Path,
+        size: u64,
+        mut offset: u64,
+        bar: &ProgressBar,
+        done: u64,
+    ) -> Result<()> {
+        let what = format!("uploading {relative}");
+        for attempt in 1..=4 {
+            bar.set_position(done + offset);
+            let mut file =
+                std::fs::File::open(full).with_context(|| format!("reading {}", full.display()))?;
+            std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(offset))?;
+            let body = reqwest::blocking::Body::sized(
+                bar.wrap_read(file.take(size - offset)),
+                size - offset,
+            );
+            let url = format!(
+                "{}/api/v1/artifacts{at}/files?path={}&offset={offset}",
+                self.url,
+                query_escape(relative)
+            );
+            match self
+                .http
+                .put(url)
+                .bearer_auth(&self.token)
+                .body(body)
+                .send()
+            {
+                Ok(response) if response.status().is_success() => return Ok(()),
+                Ok(response) => return Err(failure(response, &what)),
+                Err(error) if attempt == 4 => {
+                    bail!(
+                        "{what}: the connection broke off again ({}); run the same `put` with --resume to continue",
+                        error.without_url()
+                    )
+                }
+                Err(_) => {
+                    std::thread::sleep(std::time::Duration::from_secs(attempt));
+                    offset = self.resume_point(at, relative, full, size)?.unwrap_or(0);
+                }
+            }
+        }
+        unreachable!("the last attempt returns")
     }
 
     /// Downloads version `version` (a number, `latest` or `sha256:...`) of `tenant/name` into
@@ -185,37 +300,135 @@ impl Transfer {
                 self.url,
                 query_escape(path)
             );
-            let mut response = self.send(self.http.get(url), &format!("downloading {path}"))?;
-            let partial = target.with_extension("suanli-part");
-            let mut out = std::fs::File::create(&partial)
-                .with_context(|| format!("writing {}", partial.display()))?;
-            let mut hasher = Sha256::new();
+            let size = file["size_bytes"].as_u64().unwrap_or(0);
+            self.download_file(&url, path, &target, size, expected, &bar)?;
+        }
+        bar.finish_and_clear();
+        Ok(manifest)
+    }
+}
+
+impl Transfer {
+    /// Downloads one file into `target` through `.NAME.SHA.suanli-part` beside it: a part left
+    /// by an interrupted download of the same content is resumed with `Range: bytes=N-`; the
+    /// whole file's SHA-256 is checked before the rename.
+    fn download_file(
+        &self,
+        url: &str,
+        path: &str,
+        target: &Path,
+        size: u64,
+        expected: &str,
+        bar: &ProgressBar,
+    ) -> Result<()> {
+        let partial = part_path(target, expected);
+        let mut hasher = Sha256::new();
+        let mut have = resume_part(&partial, size, &mut hasher)?;
+        bar.inc(have);
+        let mut out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&partial)
+            .with_context(|| format!("writing {}", partial.display()))?;
+        if have < size || size == 0 {
+            let mut request = self.http.get(url);
+            if have > 0 {
+                request = request.header(reqwest::header::RANGE, format!("bytes={have}-"));
+            }
+            let mut response = self.send(request, &format!("downloading {path}"))?;
+            if have > 0 && response.status() != reqwest::StatusCode::PARTIAL_CONTENT {
+                // The server sent the whole file: start over.
+                out.set_len(0)?;
+                bar.set_position(bar.position() - have);
+                have = 0;
+                hasher = Sha256::new();
+            }
             let mut buffer = vec![0u8; 1 << 20];
             loop {
                 let n = response
                     .read(&mut buffer)
-                    .with_context(|| format!("downloading {path}: the transfer broke off (the server found the stored bytes damaged, or the connection failed)"))?;
+                    .with_context(|| format!("downloading {path}: the transfer broke off after {have} bytes (the server found the stored bytes damaged, or the connection failed); run the same command again to resume"))?;
                 if n == 0 {
                     break;
                 }
                 hasher.update(&buffer[..n]);
                 out.write_all(&buffer[..n])
                     .with_context(|| format!("writing {}", partial.display()))?;
+                have += n as u64;
                 bar.inc(n as u64);
             }
-            out.sync_all()?;
-            let got = hex::encode(hasher.finalize());
-            if got != expected {
-                let _ = std::fs::remove_file(&partial);
-                bail!(
-                    "{path}: SHA-256 {got} differs from the recorded {expected}; nothing was written"
-                );
-            }
-            std::fs::rename(&partial, &target)
-                .with_context(|| format!("writing {}", target.display()))?;
         }
-        bar.finish_and_clear();
-        Ok(manifest)
+        out.sync_all()?;
+        let got = hex::encode(hasher.finalize());
+        if got != expected {
+            let _ = std::fs::remove_file(&partial);
+            bail!(
+                "{path}: SHA-256 {got} differs from the recorded {expected}; nothing was written"
+            );
+        }
+        std::fs::rename(&partial, target)
+            .with_context(|| format!("writing {}", target.display()))?;
+        Ok(())
+    }
+}
+
+/// The error for a non-success answer: status and the server's message.
+fn failure(response: reqwest::blocking::Response, what: &str) -> anyhow::Error {
+    let status = response.status().as_u16();
+    let text = response.text().unwrap_or_default();
+    let message = serde_json::from_str::<Value>(&text)
+        .ok()
+        .and_then(|v| v["error"].as_str().map(str::to_string))
+        .unwrap_or(text);
+    anyhow!("{what}: {status} ({message})")
+}
+
+/// Feeds what is written into a hasher.
+struct HashWriter<'a>(&'a mut Sha256);
+
+impl Write for HashWriter<'_> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0.update(data);
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// `DIR/.NAME.SHA16.suanli-part` for `DIR/NAME`: one part per content, never another file's.
+fn part_path(target: &Path, sha256: &str) -> PathBuf {
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tag: String = sha256
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .take(16)
+        .collect();
+    target.with_file_name(format!(".{name}.{tag}.suanli-part"))
+}
+
+/// Feeds an existing part into `hasher` and returns its length; a part longer than the file
+/// is discarded.
+fn resume_part(partial: &Path, size: u64, hasher: &mut Sha256) -> Result<u64> {
+    let Ok(mut file) = std::fs::File::open(partial) else {
+        return Ok(0);
+    };
+    let length = file.metadata()?.len();
+    if length > size {
+        drop(file);
+        std::fs::remove_file(partial)?;
+        return Ok(0);
+    }
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            return Ok(length);
+        }
+        hasher.update(&buffer[..n]);
     }
 }
 

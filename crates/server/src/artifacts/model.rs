@@ -42,6 +42,27 @@ pub struct FileEntry {
     /// The file's data key wrapped by the tenant key.
     pub wrapped_key: String,
     pub tenant_key_id: String,
+    /// The encrypted objects holding the file, in order: one, or more when an interrupted
+    /// upload was resumed.
+    #[serde(default)]
+    pub segments: Vec<Segment>,
+    /// An upload broke off after `size_bytes`; the version cannot be committed until the
+    /// upload is resumed from there and completed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
+}
+
+/// One encrypted object of a file (`STEM.NNNNN.data`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Segment {
+    pub plain_bytes: u64,
+    /// The STREAM nonce prefix of the object (7 bytes, hex), also in its header.
+    pub nonce_prefix: String,
+}
+
+/// The object holding segment `index` of the file stored under `stem`.
+pub fn segment_key(stem: &str, index: usize) -> String {
+    format!("{stem}.{index:05}.data")
 }
 
 /// A version of an artefact: complete once committed.

@@ -5,29 +5,31 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::stream::{BoxStream, Stream, StreamExt, TryStreamExt};
+use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, PutPayload, WriteMultipart};
-use sha2::{Digest, Sha256};
+use object_store::{ObjectStore, PutPayload};
+use sha2::Sha256;
 
 use super::ArtifactError;
-use super::crypto::{CHUNK_BYTES, Sealer, SecretKey};
+use super::crypto::SecretKey;
 use super::keys::{TenantKeyRecord, wrong_master};
 use super::model::{self, Acl, FileEntry, MAX_FILES, Manifest, VersionRef};
-use super::reading::decrypt_stream;
-
-/// Multipart part size: S3 needs at least 5 MiB per part but the last.
-const PART_BYTES: usize = 8 << 20;
-/// Parts in flight per upload; with `PART_BYTES` this bounds an upload's buffers to ~32 MiB.
-const PARTS_IN_FLIGHT: usize = 4;
+use super::reading::read_from;
 
 /// Artefacts in one object store under one master key.
 pub struct Repository {
-    store: Arc<dyn ObjectStore>,
+    pub(super) store: Arc<dyn ObjectStore>,
     master: SecretKey,
     tenant_keys: tokio::sync::Mutex<HashMap<String, SecretKey>>,
     /// Serialises version numbering and manifest updates within this server.
     writes: tokio::sync::Mutex<()>,
+    /// SHA-256 state of uploads in progress (stem -> bytes hashed, state), so a resumed upload
+    /// continues the file's hash without reading back what is stored.
+    pub(super) upload_hashes: std::sync::Mutex<HashMap<String, (u64, Sha256)>>,
+}
+
+fn key_json(record: &TenantKeyRecord) -> Vec<u8> {
+    serde_json::to_vec_pretty(record).expect("records serialise")
 }
 
 fn now_s() -> i64 {
@@ -42,6 +44,7 @@ impl Repository {
             master,
             tenant_keys: tokio::sync::Mutex::new(HashMap::new()),
             writes: tokio::sync::Mutex::new(()),
+            upload_hashes: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -50,35 +53,71 @@ impl Repository {
         self.store.clone()
     }
 
-    async fn read_json<T: serde::de::DeserializeOwned>(
-        &self,
-        key: &str,
-    ) -> Result<Option<T>, ArtifactError> {
+    /// The tenant whose key seals the record at `key`: every record under `artifacts/TENANT/`
+    /// (sharing, manifests, file records) is encrypted; `keys/*` hold already-wrapped keys
+    /// and are read with `read_key_record`.
+    fn sealing_tenant(key: &str) -> Option<&str> {
+        key.strip_prefix("artifacts/")?.split('/').next()
+    }
+
+    async fn get_bytes(&self, key: &str) -> Result<Option<Bytes>, ArtifactError> {
         match self.store.get(&ObjectPath::from(key)).await {
-            Ok(result) => {
-                let bytes = result.bytes().await?;
-                serde_json::from_slice(&bytes)
-                    .map(Some)
-                    .map_err(|e| ArtifactError::Integrity {
-                        path: key.to_string(),
-                        problem: format!("not a valid record: {e}"),
-                    })
-            }
+            Ok(result) => Ok(Some(result.bytes().await?)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),
         }
     }
 
-    async fn write_json<T: serde::Serialize>(
-        &self,
-        key: &str,
-        value: &T,
-    ) -> Result<(), ArtifactError> {
-        let bytes = serde_json::to_vec_pretty(value).expect("records serialise");
+    fn parse<T: serde::de::DeserializeOwned>(key: &str, plain: &[u8]) -> Result<T, ArtifactError> {
+        serde_json::from_slice(plain).map_err(|e| ArtifactError::Integrity {
+            path: key.to_string(),
+            problem: format!("not a valid record: {e}"),
+        })
+    }
+
+    /// A tenant key record (`keys/TENANT.json`: JSON holding a key wrapped by the master key).
+    async fn read_key_record(&self, key: &str) -> Result<Option<TenantKeyRecord>, ArtifactError> {
+        match self.get_bytes(key).await? {
+            Some(bytes) => Self::parse(key, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> Result<(), ArtifactError> {
         self.store
             .put(&ObjectPath::from(key), PutPayload::from(bytes))
             .await?;
         Ok(())
+    }
+
+    async fn record_key(&self, key: &str) -> Result<SecretKey, ArtifactError> {
+        let tenant = Self::sealing_tenant(key).ok_or_else(|| {
+            ArtifactError::Config(format!("record {key} is outside artifacts/TENANT/"))
+        })?;
+        self.tenant_key(tenant).await
+    }
+
+    /// A record under `artifacts/TENANT/`, decrypted with the tenant key.
+    pub(super) async fn read_json<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<T>, ArtifactError> {
+        let Some(bytes) = self.get_bytes(key).await? else {
+            return Ok(None);
+        };
+        let plain = self.record_key(key).await?.open_record(&bytes, key)?;
+        Self::parse(key, &plain).map(Some)
+    }
+
+    /// Stores a record under `artifacts/TENANT/`, encrypted with the tenant key.
+    pub(super) async fn write_json<T: serde::Serialize>(
+        &self,
+        key: &str,
+        value: &T,
+    ) -> Result<(), ArtifactError> {
+        let plain = serde_json::to_vec(value).expect("records serialise");
+        let sealed = self.record_key(key).await?.seal_record(&plain, key);
+        self.put_bytes(key, sealed).await
     }
 
     /// Fails with a clear error when the store's tenant keys were wrapped by another master key.
@@ -86,7 +125,7 @@ impl Repository {
         let mut listing = self.store.list(Some(&ObjectPath::from("keys")));
         if let Some(meta) = listing.next().await {
             let key = meta?.location.to_string();
-            if let Some(record) = self.read_json::<TenantKeyRecord>(&key).await?
+            if let Some(record) = self.read_key_record(&key).await?
                 && record.master_key_id != self.master.id()
             {
                 return Err(wrong_master(&self.master.id(), &record.master_key_id));
@@ -96,18 +135,18 @@ impl Repository {
     }
 
     /// The tenant's key, created on first use.
-    async fn tenant_key(&self, tenant: &str) -> Result<SecretKey, ArtifactError> {
+    pub(super) async fn tenant_key(&self, tenant: &str) -> Result<SecretKey, ArtifactError> {
         let mut cache = self.tenant_keys.lock().await;
         if let Some(key) = cache.get(tenant) {
             return Ok(key.clone());
         }
         let path = format!("keys/{tenant}.json");
-        let key = match self.read_json::<TenantKeyRecord>(&path).await? {
+        let key = match self.read_key_record(&path).await? {
             Some(record) => record.unwrap_with(&self.master)?,
             None => {
                 let key = SecretKey::generate();
                 let record = TenantKeyRecord::wrap(tenant, &key, &self.master);
-                self.write_json(&path, &record).await?;
+                self.put_bytes(&path, key_json(&record)).await?;
                 key
             }
         };
@@ -126,15 +165,15 @@ impl Repository {
         let mut count = 0;
         for meta in keys {
             let path = meta.location.to_string();
-            let Some(record) = self.read_json::<TenantKeyRecord>(&path).await? else {
+            let Some(record) = self.read_key_record(&path).await? else {
                 continue;
             };
             if record.master_key_id == new.id() {
                 continue; // already rotated (an interrupted rotation resumes)
             }
             let key = record.unwrap_with(&self.master)?;
-            self.write_json(&path, &TenantKeyRecord::wrap(&record.tenant, &key, new))
-                .await?;
+            let rewrapped = TenantKeyRecord::wrap(&record.tenant, &key, new);
+            self.put_bytes(&path, key_json(&rewrapped)).await?;
             count += 1;
         }
         Ok(count)
@@ -273,7 +312,7 @@ impl Repository {
         Ok(manifest)
     }
 
-    async fn partial(
+    pub(super) async fn partial(
         &self,
         tenant: &str,
         name: &str,
@@ -288,58 +327,6 @@ impl Repository {
             )));
         }
         Ok(manifest)
-    }
-
-    /// Encrypts `body` into the object store as file `path` of a partial version, in bounded
-    /// memory; returns the file's record with the plaintext's size and SHA-256.
-    pub async fn put_file<E: std::fmt::Display>(
-        &self,
-        tenant: &str,
-        name: &str,
-        version: u64,
-        path: &str,
-        mut body: impl Stream<Item = Result<Bytes, E>> + Unpin + Send,
-    ) -> Result<FileEntry, ArtifactError> {
-        model::check_path(path)?;
-        self.partial(tenant, name, version).await?;
-        let tenant_key = self.tenant_key(tenant).await?;
-        let stem = model::file_stem(tenant, name, version, path);
-        let data_key = SecretKey::generate();
-        let upload = self
-            .store
-            .put_multipart(&ObjectPath::from(format!("{stem}.data")))
-            .await?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
-        let mut sealer = Sealer::new(&data_key, CHUNK_BYTES);
-        let mut hasher = Sha256::new();
-        let mut size_bytes = 0u64;
-        let outcome: Result<(), ArtifactError> = async {
-            while let Some(piece) = body.next().await {
-                let piece = piece
-                    .map_err(|e| ArtifactError::BadRequest(format!("upload interrupted: {e}")))?;
-                hasher.update(&piece);
-                size_bytes += piece.len() as u64;
-                writer.wait_for_capacity(PARTS_IN_FLIGHT).await?;
-                writer.write(&sealer.push(&piece)?);
-            }
-            Ok(())
-        }
-        .await;
-        if let Err(error) = outcome {
-            let _ = writer.abort().await;
-            return Err(error);
-        }
-        writer.write(&sealer.finish()?);
-        writer.finish().await?;
-        let entry = FileEntry {
-            path: path.to_string(),
-            size_bytes,
-            sha256: hex::encode(hasher.finalize()),
-            wrapped_key: tenant_key.wrap(&data_key, &format!("{stem}.data")),
-            tenant_key_id: tenant_key.id(),
-        };
-        self.write_json(&format!("{stem}.json"), &entry).await?;
-        Ok(entry)
     }
 
     /// Makes a partial version complete with every file uploaded to it.
@@ -365,6 +352,14 @@ impl Repository {
                 files.push(entry);
             }
         }
+        if let Some(file) = files.iter().find(|f| f.interrupted) {
+            return Err(ArtifactError::Conflict(format!(
+                "the upload of `{}` broke off after {} bytes; resume it (offset={}) before committing",
+                model::printable(&file.path),
+                file.size_bytes,
+                file.size_bytes
+            )));
+        }
         if files.is_empty() {
             return Err(ArtifactError::BadRequest(format!(
                 "version {version} of `{tenant}/{name}` has no files; upload at least one before committing"
@@ -388,12 +383,14 @@ impl Repository {
         Ok(manifest)
     }
 
-    /// The plaintext of a committed file as a stream, decrypted chunk by chunk; the stream
-    /// ends in an error if the bytes do not match the recorded size and SHA-256.
+    /// The plaintext of a committed file from byte `from` on, as a stream decrypted chunk by
+    /// chunk from ranged reads; read from 0, the stream ends in an error (before its last
+    /// byte) if the bytes do not match the recorded size and SHA-256.
     pub async fn open_file(
         &self,
         manifest: &Manifest,
         path: &str,
+        from: u64,
     ) -> Result<(FileEntry, BoxStream<'static, Result<Bytes, ArtifactError>>), ArtifactError> {
         let entry = manifest
             .files
@@ -404,12 +401,8 @@ impl Repository {
         let tenant_key = self.tenant_key(&manifest.tenant).await?;
         let stem = model::file_stem(&manifest.tenant, &manifest.name, manifest.version, path);
         let data_key = tenant_key.unwrap_key(&entry.wrapped_key, &format!("{stem}.data"))?;
-        let raw = self
-            .store
-            .get(&ObjectPath::from(format!("{stem}.data")))
-            .await?
-            .into_stream();
-        Ok((entry.clone(), decrypt_stream(raw, data_key, entry)))
+        let stream = read_from(self.store.clone(), &stem, data_key, entry.clone(), from)?;
+        Ok((entry, stream))
     }
 
     /// Deletes one version (committed or partial) and its objects.
@@ -430,7 +423,7 @@ impl Repository {
         self.delete_prefix(&prefix).await
     }
 
-    async fn delete_prefix(&self, prefix: &ObjectPath) -> Result<(), ArtifactError> {
+    pub(super) async fn delete_prefix(&self, prefix: &ObjectPath) -> Result<(), ArtifactError> {
         let metas: Vec<_> = self.store.list(Some(prefix)).try_collect().await?;
         // Manifests last, so an interrupted delete leaves a visible (partial) version to retry.
         let (manifests, others): (Vec<_>, Vec<_>) = metas.into_iter().partition(|m| {
