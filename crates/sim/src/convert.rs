@@ -10,20 +10,9 @@ use crate::workload::{ClusterSpec, TraceJob};
 /// The key readers use for "any accelerator type" in `Work::units_per_s`.
 pub const ANY_ACCELERATOR: &str = "*";
 
-/// The scheduler's pools for a cluster.
+/// The scheduler's pools for a cluster (the same type: a copy).
 pub fn pools(cluster: &ClusterSpec) -> Vec<PoolConfig> {
-    cluster
-        .pools
-        .iter()
-        .map(|p| PoolConfig {
-            name: p.name.clone(),
-            accelerator: p.accelerator.clone(),
-            nodes: p.nodes,
-            accelerators_per_node: p.accelerators_per_node,
-            nodes_per_leaf: p.nodes_per_leaf,
-            leaves_per_pod: p.leaves_per_pod,
-        })
-        .collect()
+    cluster.pools.clone()
 }
 
 /// The scheduler's job for a trace job: a rate under `*` applies to every type in the cluster,

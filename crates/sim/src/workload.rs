@@ -2,21 +2,12 @@
 //! plain data, no behaviour.
 
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
-/// How much work a job has and how fast each accelerator type does it.
-///
-/// A job of `total_units` finishes after `total_units / units_per_s[type]` seconds of running
-/// on its full gang of that type. Gavel traces use steps and measured steps/s; duration-only
-/// traces use seconds with rate 1.0 on the reference type; model-plus-token goals use tokens
-/// and the tokens/s that `suanli-perf` predicts per type.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Work {
-    pub total_units: f64,
-    /// Rate per accelerator type id when running on the whole gang; a type that is absent
-    /// cannot run the job.
-    pub units_per_s: BTreeMap<String, f64>,
-}
+/// How much work a job has and how fast each accelerator type does it: the scheduler's own type.
+/// Gavel traces use steps and measured steps/s; duration-only traces use seconds with rate 1.0 on
+/// the reference type; model-plus-token goals use tokens and the tokens/s that `suanli-perf`
+/// predicts per type. A rate under [`crate::convert::ANY_ACCELERATOR`] applies to every type.
+pub use suanli_sched::Work;
 
 /// One job as read from a trace or generated.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -35,19 +26,9 @@ pub struct TraceJob {
     pub checkpoint_interval_s: Option<u64>,
 }
 
-/// A pool of identical nodes.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PoolSpec {
-    pub name: String,
-    /// Accelerator type id (catalog id where one exists, e.g. `v100`, `h100-sxm5-80gb`).
-    pub accelerator: String,
-    pub nodes: u32,
-    pub accelerators_per_node: u32,
-    /// Nodes under one leaf switch.
-    pub nodes_per_leaf: u32,
-    /// Leaf switches under one pod (spine) switch.
-    pub leaves_per_pod: u32,
-}
+/// A pool of identical nodes: the scheduler's own pool configuration (accelerator type id, nodes,
+/// accelerators per node, nodes per leaf switch, leaves per pod).
+pub type PoolSpec = suanli_sched::PoolConfig;
 
 /// A cluster: pools of nodes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

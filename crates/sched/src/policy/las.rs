@@ -126,9 +126,20 @@ pub(crate) fn preemptive_pass<K: Ord>(
             to_start.push((*id, pool));
         }
     }
+    start_with_victims(state, to_start, &mut victims, now_s);
+}
+
+/// Starts each chosen job on its pool, preempting that pool's victims (lowest-ranked first,
+/// i.e. from the back of `victims[pool]`) only until the gang fits; a job that still cannot be
+/// placed there (fragmentation) starts anywhere it fits. Shared by every LAS pass.
+pub(crate) fn start_with_victims(
+    state: &mut State,
+    to_start: Vec<(JobId, PoolId)>,
+    victims: &mut [Vec<JobId>],
+    now_s: u64,
+) {
     for (id, pool) in to_start {
         let gang = state.job(id).spec.gang_size;
-        // Lowest-ranked victims were pushed last: preempt from the back.
         while state.cluster.pools[pool.0 as usize].free < gang {
             let Some(victim) = victims[pool.0 as usize].pop() else {
                 break;

@@ -227,18 +227,6 @@ impl IndexedLas {
                 claim(state, &mut capacity, id);
             }
         }
-        for (id, pool) in to_start {
-            let gang = state.job(id).spec.gang_size;
-            // Lowest-ranked victims were pushed last: preempt from the back.
-            while state.cluster.pools[pool.0 as usize].free < gang {
-                let Some(victim) = victims[pool.0 as usize].pop() else {
-                    break;
-                };
-                state.preempt(victim, now_s);
-            }
-            if !state.start(id, pool, now_s) {
-                state.start_anywhere(id, now_s);
-            }
-        }
+        crate::policy::las::start_with_victims(state, to_start, &mut victims, now_s);
     }
 }

@@ -9,6 +9,7 @@ mod las;
 mod las_indexed;
 mod lp;
 mod rounds;
+mod tiresias_2d;
 
 pub use backfill::Backfill;
 pub use fair::Fair;
@@ -18,6 +19,7 @@ pub use las::Las;
 pub use las_indexed::IndexedLas;
 pub use lp::{Allocation, MaxMinProblem, proportional_throughputs};
 pub use rounds::{Objective, RoundBased};
+pub use tiresias_2d::TiresiasTwoDLas;
 
 use crate::SchedError;
 use crate::cluster::PoolId;
@@ -46,14 +48,16 @@ pub trait Policy: Send {
 
 /// Policy names, in the order the command line lists them. The `gavel-*` policies are Gavel's
 /// round-based LP policies (`rounds.rs`); `tiresias-las` is Tiresias's discretised 2D-LAS
-/// (`las_indexed.rs`); `gavel-greedy` is the earlier greedy approximation of Gavel's
+/// (`las_indexed.rs`) and `tiresias-2d-las` the same with Tiresias's starvation guard
+/// (`tiresias_2d.rs`); `gavel-greedy` is the earlier greedy approximation of Gavel's
 /// heterogeneity-aware LAS (`gavel.rs`), kept for clusters too large for a per-job LP.
-pub const NAMES: [&str; 11] = [
+pub const NAMES: [&str; 12] = [
     "fifo",
     "backfill",
     "sjf",
     "fair",
     "tiresias-las",
+    "tiresias-2d-las",
     "gavel-max-min-fairness",
     "gavel-max-min-fairness-hetero",
     "gavel-finish-time-fairness",
@@ -81,6 +85,7 @@ pub fn by_name(name: &str) -> Result<Box<dyn Policy>, SchedError> {
         "backfill" => Box::new(Backfill),
         "sjf" => Box::new(Sjf),
         "tiresias-las" => Box::new(IndexedLas::default()),
+        "tiresias-2d-las" => Box::new(TiresiasTwoDLas::default()),
         "fair" => Box::new(Fair),
         "gavel-greedy" => Box::new(Gavel::default()),
         "gavel-max-min-fairness" => round("gavel-max-min-fairness", Objective::MaxMinFairness),

@@ -1,13 +1,17 @@
 //! Gavel's round-based scheduling (Narayanan et al., OSDI'20, sections 4–5): an allocation from
 //! the policy's optimisation problem, realised by time slicing in rounds.
 //!
-//! Whenever the set of active jobs changes (an arrival, a completion), the policy solves its LP
-//! (`lp.rs`) for `X[j][w]`, the fraction of time job `j` should run on type `w`. Every round
-//! (`round_s`, Gavel's default 360 s) it computes each job's priority on each type as
-//! `X[j][w] / (time received on w / time since the allocation was computed)` (Gavel's
-//! `_update_priorities`; a job that has received nothing yet on a type it should use ranks first)
-//! and hands out the round's accelerators in priority order, each job on at most one type, a gang
-//! only where it fits. A job kept on its type keeps running (Gavel's lease renewal: no restart); a
+//! When the set of active jobs has changed (an arrival, a completion) and at least
+//! `min_reset_interval_s` has passed since the allocation was last computed (Gavel's
+//! `minimum_time_between_allocation_resets`, 1,920 s by default, which its simulator applies in
+//! `_update_priorities`), the policy solves its LP (`lp.rs`) for `X[j][w]`, the fraction of time
+//! job `j` should run on type `w`. Every round (`round_s`, Gavel's default 360 s) it computes each
+//! job's priority on each type as `X[j][w] / (time received on w / time since the allocation was
+//! computed)` (Gavel's `_update_priorities`; a job that has received nothing yet on a type it
+//! should use ranks first) and hands out the round's accelerators in priority order, each job on
+//! at most one type, a gang only where it fits. Jobs the allocation gives nothing on a type (or
+//! that arrived after it was computed) have priority 0 there, as in Gavel, and take what is left
+//! over, oldest first; Gavel orders those by deficit, which we do not track. A job kept on its type keeps running (Gavel's lease renewal: no restart); a
 //! job that is not chosen is preempted (it checkpoints, as Gavel assumes) and one that moves pays
 //! the scheduler's restart delay. Between rounds nothing changes: a job that arrives mid-round
 //! waits for the next round, and accelerators freed by a completion stay idle until then, as in
@@ -64,6 +68,8 @@ struct Share {
 pub struct RoundBased {
     pub objective: Objective,
     pub round_s: u64,
+    /// The allocation is recomputed at most this often (Gavel's default 1,920 s).
+    pub min_reset_interval_s: u64,
     name: &'static str,
     next_round_s: u64,
     last_round_s: u64,
@@ -79,6 +85,7 @@ impl RoundBased {
         RoundBased {
             objective,
             round_s: 360,
+            min_reset_interval_s: 1920,
             name,
             next_round_s: 0,
             last_round_s: 0,
@@ -235,7 +242,9 @@ impl RoundBased {
                 .map(|j| j.0),
         );
         active.sort_unstable();
-        if active != self.active {
+        let first = self.shares.is_empty();
+        let interval_passed = now_s.saturating_sub(self.reset_s) >= self.min_reset_interval_s;
+        if active != self.active && (first || interval_passed) {
             let shares = self.allocate(state, &active, now_s);
             let pools = state.cluster.pools.len();
             // Gavel's `_reset_time_run_so_far`: every job starts at half a round on each type.
@@ -247,32 +256,44 @@ impl RoundBased {
                     (id, Share { share, received_s })
                 })
                 .collect();
-            self.active = active;
+            self.active = active.clone();
             self.reset_s = now_s;
         }
-        let plan = self.plan(state, now_s);
+        let plan = self.plan(state, &active, now_s);
         apply(state, &plan, now_s);
         self.last_round_s = now_s;
     }
 
-    /// Which pool each job runs on this round: (job, pool) by priority.
-    fn plan(&self, state: &State, now_s: u64) -> BTreeMap<u32, usize> {
+    /// Which pool each job runs on this round: (job, pool) by priority. `active` holds the jobs
+    /// that are running or waiting now (the allocation may be older).
+    fn plan(&self, state: &State, active: &[u32], now_s: u64) -> BTreeMap<u32, usize> {
         let elapsed_s = (now_s.saturating_sub(self.reset_s) as f64).max(self.round_s as f64);
+        // (priority class, -ln priority, job, pool): class 0 are the (job, type) pairs the
+        // allocation gives time, by priority; class 1 the pairs at priority 0, oldest job first.
         // Priorities within 1e-5 of each other (solver noise) tie, and ties go to the older job.
-        let mut candidates: Vec<(i64, u32, usize)> = Vec::new();
-        for (&id, share) in &self.shares {
-            for (w, &x) in share.share.iter().enumerate() {
-                if x > 1e-9 {
-                    let fraction = share.received_s[w] / elapsed_s;
-                    let priority = x / fraction.max(1e-12);
-                    candidates.push((-(priority.ln() * 1e5).round() as i64, id, w));
+        let mut candidates: Vec<(u8, i64, u32, usize)> = Vec::new();
+        for &id in active {
+            let share = self.shares.get(&id);
+            for &(pool, rate) in state.pools_for(JobId(id)) {
+                let w = pool.0 as usize;
+                if rate <= 0.0 {
+                    continue;
+                }
+                match share.map_or(0.0, |s| s.share[w]) {
+                    x if x > 1e-9 => {
+                        let share = share.expect("a positive share has a record");
+                        let fraction = share.received_s[w] / elapsed_s;
+                        let priority = x / fraction.max(1e-12);
+                        candidates.push((0, -(priority.ln() * 1e5).round() as i64, id, w));
+                    }
+                    _ => candidates.push((1, 0, id, w)),
                 }
             }
         }
         candidates.sort_unstable();
         let mut room: Vec<u32> = state.cluster.pools.iter().map(|p| p.up_capacity).collect();
         let mut plan = BTreeMap::new();
-        for (_, id, w) in candidates {
+        for (_, _, id, w) in candidates {
             let gang = state.job(JobId(id)).spec.gang_size;
             if plan.contains_key(&id) || room[w] < gang {
                 continue;

@@ -1,0 +1,218 @@
+//! `tiresias-2d-las`: Tiresias's discretised 2D-LAS with its starvation guard (Gu et al.,
+//! NSDI'19, section 4.2; the authors' simulator `SymbioticLab/Tiresias`, `simulator/run_sim.py`,
+//! `dlas_sim_jobs(gputime=True, solve_starvation=PROMOTEKNOB)`).
+//!
+//! Jobs are ranked as in [`Las`] by queue (attained accelerator-seconds, "2D" = time x GPUs), but
+//! the service that decides the queue is counted from the job's last promotion, and within a
+//! queue running jobs come before waiting ones, as in the authors' simulator.
+//! The guard: a waiting job that has run since its last promotion and sits below the top queue is
+//! promoted back to the top queue once the time it has waited since then reaches `promote_knob`
+//! times the time it has run since then (`last_pending_time >= executed_time * solve_starvation`
+//! in `run_sim.py`); promotion resets both counters. Without the guard (knob 0) this is
+//! `tiresias-las`. Promotions are checked on every pass and the policy asks to be woken at the
+//! next one, as the authors' simulator does with its `next_job_jump` event.
+
+use crate::cluster::PoolId;
+use crate::job::JobId;
+use crate::policy::las::preemptive_pass;
+use crate::policy::{Las, Policy};
+use crate::state::State;
+
+/// Per-job promotion bookkeeping, indexed by job id.
+#[derive(Clone, Debug, Default)]
+struct Promotions {
+    /// Attained accelerator-seconds at the last promotion (0: never promoted).
+    base_acc_s: Vec<u64>,
+    /// When the last promotion happened (the submit time if never).
+    promoted_s: Vec<u64>,
+    /// Seconds waited since the last promotion, in waiting spells that ended.
+    waited_s: Vec<u64>,
+}
+
+/// Tiresias 2D-LAS with promotion of starving jobs.
+#[derive(Clone, Debug)]
+pub struct TiresiasTwoDLas {
+    /// Queue thresholds (accelerator-seconds of service since the last promotion).
+    pub queues: Las,
+    /// A waiting job is promoted when it has waited this many times as long as it ran since its
+    /// last promotion. The authors sweep 1 to 1000 (`dlas-gpu-<knob>` in `run_sim.py`); 0 turns
+    /// the guard off.
+    pub promote_knob: f64,
+    promotions: Promotions,
+}
+
+impl Default for TiresiasTwoDLas {
+    fn default() -> Self {
+        TiresiasTwoDLas::new(Las::default(), 8.0)
+    }
+}
+
+impl Promotions {
+    fn base_acc_s(&self, id: JobId) -> u64 {
+        self.base_acc_s.get(id.0 as usize).copied().unwrap_or(0)
+    }
+
+    /// When the current count started: the last promotion, or submission.
+    fn since_s(&self, state: &State, id: JobId) -> u64 {
+        let submitted_s = state.job(id).submitted_s;
+        self.promoted_s
+            .get(id.0 as usize)
+            .copied()
+            .unwrap_or(submitted_s)
+    }
+
+    fn waited_s(&self, id: JobId) -> u64 {
+        self.waited_s.get(id.0 as usize).copied().unwrap_or(0)
+    }
+}
+
+impl TiresiasTwoDLas {
+    /// 2D-LAS with these queues and promotion knob (0: no starvation guard).
+    pub fn new(queues: Las, promote_knob: f64) -> Self {
+        TiresiasTwoDLas {
+            queues,
+            promote_knob,
+            promotions: Promotions::default(),
+        }
+    }
+
+    /// Service since the last promotion, accelerator-seconds.
+    fn service_acc_s(&self, state: &State, id: JobId, now_s: u64) -> u64 {
+        let base = self.promotions.base_acc_s(id);
+        state.job(id).attained_at(now_s).saturating_sub(base)
+    }
+
+    /// Seconds a waiting job has waited since its last promotion while it had service (the
+    /// current spell included), and the wall seconds it ran since then.
+    fn starvation(&self, state: &State, id: JobId, now_s: u64) -> Option<(u64, u64)> {
+        if state.job(id).run().is_some() {
+            return None;
+        }
+        self.wait_and_run_s(state, id, now_s)
+    }
+
+    /// The count behind [`Self::starvation`] for a job whose waiting spell ends at `now_s`
+    /// (still waiting, or started in this pass): `None` if it has not run since its last
+    /// promotion.
+    fn wait_and_run_s(&self, state: &State, id: JobId, now_s: u64) -> Option<(u64, u64)> {
+        let job = state.job(id);
+        let ran_acc_s = job
+            .attained_acc_s
+            .saturating_sub(self.promotions.base_acc_s(id));
+        if ran_acc_s == 0 {
+            return None;
+        }
+        let spell_start_s = job.pending_since_s.max(self.promotions.since_s(state, id));
+        let waited_s = self.promotions.waited_s(id) + now_s.saturating_sub(spell_start_s);
+        Some((waited_s, ran_acc_s / u64::from(job.spec.gang_size)))
+    }
+
+    /// When a waiting job will be promoted, if it can be.
+    fn promotion_at_s(&self, state: &State, id: JobId, now_s: u64) -> Option<u64> {
+        if self.promote_knob <= 0.0
+            || self.queues.queue_of(self.service_acc_s(state, id, now_s)) == 0
+        {
+            return None;
+        }
+        let (waited_s, run_s) = self.starvation(state, id, now_s)?;
+        let limit_s = (run_s as f64 * self.promote_knob).ceil() as u64;
+        Some(now_s + limit_s.saturating_sub(waited_s))
+    }
+
+    /// Promotes every waiting job in the scan window whose wait has reached its limit.
+    fn promote_starving(&mut self, state: &State, now_s: u64) {
+        let jobs = state.jobs.len();
+        let p = &mut self.promotions;
+        if p.base_acc_s.len() < jobs {
+            p.base_acc_s.resize(jobs, 0);
+            p.waited_s.resize(jobs, 0);
+            let start = p.promoted_s.len();
+            p.promoted_s
+                .extend(state.jobs[start..].iter().map(|j| j.submitted_s));
+        }
+        for id in state.pending_prefix(state.config.max_scan_jobs) {
+            if self
+                .promotion_at_s(state, id, now_s)
+                .is_some_and(|at| at <= now_s)
+            {
+                let index = id.0 as usize;
+                self.promotions.base_acc_s[index] = state.job(id).attained_acc_s;
+                self.promotions.promoted_s[index] = now_s;
+                self.promotions.waited_s[index] = 0;
+            }
+        }
+    }
+}
+
+impl Policy for TiresiasTwoDLas {
+    fn name(&self) -> &'static str {
+        "tiresias-2d-las"
+    }
+
+    fn queue_key(&self, _job: &crate::Job, _pools: &[(PoolId, f64)]) -> i64 {
+        0
+    }
+
+    fn schedule(&mut self, state: &mut State, now_s: u64) {
+        self.promote_starving(state, now_s);
+        let waiting_before: Vec<JobId> = state.pending_prefix(state.config.max_scan_jobs);
+        let this = &*self;
+        // Within a queue Tiresias keeps running jobs ahead of waiting ones (it moves waiting
+        // jobs to the end of their queue after each pass), so a waiting job never preempts a
+        // running job of its own queue; then by when the job entered the count (submission or
+        // last promotion: a promoted job is appended to the top queue).
+        let order = |state: &State, id: JobId| {
+            let queue = this.queues.queue_of(this.service_acc_s(state, id, now_s));
+            let waiting = state.job(id).run().is_none();
+            (queue, waiting, this.promotions.since_s(state, id), id.0)
+        };
+        preemptive_pass(state, now_s, order, |state, id, capacity| {
+            state
+                .pools_for(id)
+                .iter()
+                .map(|&(p, _)| p)
+                .filter(|p| capacity[p.0 as usize] >= state.job(id).spec.gang_size)
+                .max_by_key(|p| (capacity[p.0 as usize], std::cmp::Reverse(p.0)))
+        });
+        // Close the waiting spells of the jobs that started in this pass.
+        for id in waiting_before {
+            let index = id.0 as usize;
+            if state.job(id).run().is_some()
+                && let Some((waited_s, _)) = self.wait_and_run_s(state, id, now_s)
+            {
+                self.promotions.waited_s[index] = waited_s;
+            }
+        }
+    }
+
+    fn next_wakeup_s(&self, state: &State, now_s: u64) -> Option<u64> {
+        if state.pending_count() == 0 {
+            return None;
+        }
+        let demotion = state
+            .running_jobs()
+            .into_iter()
+            .filter_map(|id| {
+                let job = state.job(id);
+                let run = job.run()?;
+                let service = self.service_acc_s(state, id, now_s);
+                let next = *self
+                    .queues
+                    .thresholds_acc_s
+                    .iter()
+                    .find(|&&t| t > service)?;
+                let gang = u64::from(job.spec.gang_size);
+                let held_acc_s = job
+                    .attained_acc_s
+                    .saturating_sub(self.promotions.base_acc_s(id));
+                Some(run.started_s + (next - held_acc_s.min(next)).div_ceil(gang))
+            })
+            .min();
+        let promotion = state
+            .pending_prefix(state.config.max_scan_jobs)
+            .into_iter()
+            .filter_map(|id| self.promotion_at_s(state, id, now_s))
+            .min();
+        demotion.into_iter().chain(promotion).min()
+    }
+}
