@@ -17,8 +17,10 @@ use suanli_catalog::{Accelerator, Catalog, Precision};
 const BUILTIN_FITTED: &str = include_str!("../data/fitted.toml");
 
 /// The accelerator family whose constants a device shares: one silicon generation of one
-/// vendor (devices that differ only in memory, clocks or packaging share it). TPUs form one
-/// family: every generation in the catalog has published rows and they share XLA and ICI.
+/// vendor (devices that differ only in memory, clocks or packaging share it). Each TPU
+/// generation is its own family, as each NVIDIA, AMD and Gaudi generation is: v4, v5e, v5p and
+/// v6e differ in MXU size (v6e's 256x256 against 128x128), in FLOPs per byte of HBM (v5p 166,
+/// v6e 560 at bf16) and in what int8 gains, though they share XLA and ICI.
 pub fn family_of(accelerator: &Accelerator) -> &'static str {
     let id = accelerator.id.as_str();
     let starts = |prefixes: &[&str]| prefixes.iter().any(|p| id.starts_with(p));
@@ -40,8 +42,14 @@ pub fn family_of(accelerator: &Accelerator) -> &'static str {
         "intel-gaudi2"
     } else if starts(&["gaudi3"]) {
         "intel-gaudi3"
+    } else if starts(&["tpu-v4"]) {
+        "google-tpu-v4"
+    } else if starts(&["tpu-v5e"]) {
+        "google-tpu-v5e"
+    } else if starts(&["tpu-v5p"]) {
+        "google-tpu-v5p"
     } else if starts(&["tpu"]) {
-        "google-tpu"
+        "google-tpu-v6e"
     } else if starts(&["ascend"]) {
         "huawei-ascend"
     } else if starts(&["trainium", "inferentia"]) {
@@ -413,7 +421,7 @@ mod tests {
         for family in [
             "nvidia-ampere",
             "nvidia-hopper",
-            "google-tpu",
+            "google-tpu-v5p",
             "intel-gaudi2",
         ] {
             let fit = table
