@@ -351,7 +351,7 @@ pub fn fit(catalog: &Catalog, rows: &[TrainingRun]) -> FitOutcome {
         // A family whose every row comes from one source cannot be cross-validated on its own:
         // it is predicted as an unvalidated family would be.
         let constants = complete(&partial, p.family, held_out)
-            .unwrap_or_else(|| conservative_without(&all, p.family));
+            .unwrap_or_else(|| conservative_without(&partial, p.family));
         cross[*index].record(p.predict(constants));
     }
 
@@ -389,7 +389,7 @@ pub fn fit(catalog: &Catalog, rows: &[TrainingRun]) -> FitOutcome {
     // Leave one family out: predict it with the conservative constants of the others.
     let mut worst: f64 = 0.0;
     for (_, p) in &prepared {
-        let constants = conservative_without(&all, p.family);
+        let constants = conservative_without(&partial, p.family);
         if let (Ok((_, predicted)), Some(measured)) = (p.predict(constants), p.row.measured) {
             worst = worst.max(((predicted - measured) / measured * 100.0).abs());
         }
@@ -403,12 +403,25 @@ pub fn fit(catalog: &Catalog, rows: &[TrainingRun]) -> FitOutcome {
     }
 }
 
-/// The conservative constants of every fitted family except `family`.
-fn conservative_without(all: &BTreeMap<&str, (f64, f64)>, family: &str) -> (f64, f64) {
-    let others = all.iter().filter(|(f, _)| **f != family).map(|(_, c)| *c);
-    others
-        .reduce(|a, b| (a.0.min(b.0), a.1.min(b.1)))
-        .unwrap_or((0.5, 0.5 * EIGHT_BIT_RATIO))
+/// The conservative constants of every fitted family except `family`: the lowest fraction the
+/// others fitted on their own rows at each precision. Taken from their own fits, not their
+/// completed constants, which may have inherited `family`'s own value (a family without 8-bit
+/// rows takes the lowest 8-bit fraction of all) and would leak it back into its held-out test.
+fn conservative_without(partial: &BTreeMap<&str, Partial>, family: &str) -> (f64, f64) {
+    let others = || {
+        partial
+            .iter()
+            .filter(move |(f, _)| **f != family)
+            .map(|(_, c)| *c)
+    };
+    let m16 = others().filter_map(|c| c.0).reduce(f64::min);
+    let m8 = others().filter_map(|c| c.1).reduce(f64::min);
+    match (m16, m8) {
+        (Some(a), Some(b)) => (a, b),
+        (Some(a), None) => (a, a * EIGHT_BIT_RATIO),
+        (None, Some(b)) => (b / EIGHT_BIT_RATIO, b),
+        (None, None) => (0.5, 0.5 * EIGHT_BIT_RATIO),
+    }
 }
 
 #[cfg(test)]
