@@ -126,17 +126,24 @@ impl Fabric {
 /// the power-of-two part is spread as evenly as possible and any odd factor (PaLM's 3072-chip
 /// pods) lengthens the shortest side.
 pub fn torus_sides(devices: u32, dims: u32) -> Vec<u32> {
+    let mut sides = [1u32; 3];
     let dims = dims.clamp(1, 3) as usize;
+    fill_torus_sides(&mut sides[..dims], devices);
+    sides[..dims].to_vec()
+}
+
+/// [`torus_sides`] into `sides` without allocating (the search costs thousands of layouts).
+fn fill_torus_sides(sides: &mut [u32], devices: u32) {
     let devices = devices.max(1);
     let power = devices.trailing_zeros();
-    let mut sides = vec![1u32; dims];
+    sides.fill(1);
+    let dims = sides.len();
     for i in 0..power as usize {
         sides[i % dims] *= 2;
     }
     sides.sort_unstable();
     sides[0] *= devices >> power;
     sides.sort_unstable_by(|a, b| b.cmp(a));
-    sides
 }
 
 /// Which collective.
@@ -196,11 +203,13 @@ impl Group {
     /// `mesh_utils.create_device_mesh` lays the innermost mesh axis along whole physical axes.
     pub fn onto_torus(&mut self, domain: u32, dims: u32) {
         let local = self.ranks_per_domain.max(1);
-        let sides = torus_sides(domain, dims);
+        let mut all_sides = [1u32; 3];
+        let sides = &mut all_sides[..dims.clamp(1, 3) as usize];
+        fill_torus_sides(sides, domain);
         let mut used = 0;
         let mut covered = 1u64;
         let mut steps = 0;
-        for side in sides.iter().take(dims as usize) {
+        for side in sides.iter() {
             if covered >= local as u64 {
                 break;
             }

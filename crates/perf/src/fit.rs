@@ -17,8 +17,10 @@ use suanli_catalog::{Accelerator, Catalog, Precision};
 const BUILTIN_FITTED: &str = include_str!("../data/fitted.toml");
 
 /// The accelerator family whose constants a device shares: one silicon generation of one
-/// vendor (devices that differ only in memory, clocks or packaging share it). TPUs form one
-/// family: every generation in the catalog has published rows and they share XLA and ICI.
+/// vendor (devices that differ only in memory, clocks or packaging share it). Each TPU
+/// generation is its own family, as each NVIDIA, AMD and Gaudi generation is: v4, v5e, v5p and
+/// v6e differ in MXU size (v6e's 256x256 against 128x128), in FLOPs per byte of HBM (v5p 166,
+/// v6e 560 at bf16) and in what int8 gains, though they share XLA and ICI.
 pub fn family_of(accelerator: &Accelerator) -> &'static str {
     let id = accelerator.id.as_str();
     let starts = |prefixes: &[&str]| prefixes.iter().any(|p| id.starts_with(p));
@@ -40,8 +42,14 @@ pub fn family_of(accelerator: &Accelerator) -> &'static str {
         "intel-gaudi2"
     } else if starts(&["gaudi3"]) {
         "intel-gaudi3"
+    } else if starts(&["tpu-v4"]) {
+        "google-tpu-v4"
+    } else if starts(&["tpu-v5e"]) {
+        "google-tpu-v5e"
+    } else if starts(&["tpu-v5p"]) {
+        "google-tpu-v5p"
     } else if starts(&["tpu"]) {
-        "google-tpu"
+        "google-tpu-v6e"
     } else if starts(&["ascend"]) {
         "huawei-ascend"
     } else if starts(&["trainium", "inferentia"]) {
@@ -343,7 +351,7 @@ pub fn fit(catalog: &Catalog, rows: &[TrainingRun]) -> FitOutcome {
         // A family whose every row comes from one source cannot be cross-validated on its own:
         // it is predicted as an unvalidated family would be.
         let constants = complete(&partial, p.family, held_out)
-            .unwrap_or_else(|| conservative_without(&all, p.family));
+            .unwrap_or_else(|| conservative_without(&partial, p.family));
         cross[*index].record(p.predict(constants));
     }
 
@@ -381,7 +389,7 @@ pub fn fit(catalog: &Catalog, rows: &[TrainingRun]) -> FitOutcome {
     // Leave one family out: predict it with the conservative constants of the others.
     let mut worst: f64 = 0.0;
     for (_, p) in &prepared {
-        let constants = conservative_without(&all, p.family);
+        let constants = conservative_without(&partial, p.family);
         if let (Ok((_, predicted)), Some(measured)) = (p.predict(constants), p.row.measured) {
             worst = worst.max(((predicted - measured) / measured * 100.0).abs());
         }
@@ -395,12 +403,25 @@ pub fn fit(catalog: &Catalog, rows: &[TrainingRun]) -> FitOutcome {
     }
 }
 
-/// The conservative constants of every fitted family except `family`.
-fn conservative_without(all: &BTreeMap<&str, (f64, f64)>, family: &str) -> (f64, f64) {
-    let others = all.iter().filter(|(f, _)| **f != family).map(|(_, c)| *c);
-    others
-        .reduce(|a, b| (a.0.min(b.0), a.1.min(b.1)))
-        .unwrap_or((0.5, 0.5 * EIGHT_BIT_RATIO))
+/// The conservative constants of every fitted family except `family`: the lowest fraction the
+/// others fitted on their own rows at each precision. Taken from their own fits, not their
+/// completed constants, which may have inherited `family`'s own value (a family without 8-bit
+/// rows takes the lowest 8-bit fraction of all) and would leak it back into its held-out test.
+fn conservative_without(partial: &BTreeMap<&str, Partial>, family: &str) -> (f64, f64) {
+    let others = || {
+        partial
+            .iter()
+            .filter(move |(f, _)| **f != family)
+            .map(|(_, c)| *c)
+    };
+    let m16 = others().filter_map(|c| c.0).reduce(f64::min);
+    let m8 = others().filter_map(|c| c.1).reduce(f64::min);
+    match (m16, m8) {
+        (Some(a), Some(b)) => (a, b),
+        (Some(a), None) => (a, a * EIGHT_BIT_RATIO),
+        (None, Some(b)) => (b / EIGHT_BIT_RATIO, b),
+        (None, None) => (0.5, 0.5 * EIGHT_BIT_RATIO),
+    }
 }
 
 #[cfg(test)]
@@ -413,7 +434,7 @@ mod tests {
         for family in [
             "nvidia-ampere",
             "nvidia-hopper",
-            "google-tpu",
+            "google-tpu-v5p",
             "intel-gaudi2",
         ] {
             let fit = table

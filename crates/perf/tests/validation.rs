@@ -28,9 +28,8 @@ fn the_shared_rows_are_evaluated_within_the_error_budget() {
     let median = report.summary.median_abs_error_pct.unwrap();
     let max = report.summary.max_abs_error_pct.unwrap();
     assert!(median <= 8.0, "median |error| {median:.1}% > 8%");
-    // The target is 30%; the TPU v6e int8 rows still miss by 30-46% (see
-    // docs/validation-training.md), so this guards the present state against regressions.
-    assert!(max <= 55.0, "max |error| {max:.1}% > 55%");
+    // The target; the largest in-sample miss is B200 GPT-3 at 64 GPUs (+28%).
+    assert!(max <= 30.0, "max |error| {max:.1}% > 30%");
 }
 
 #[test]
@@ -72,6 +71,20 @@ fn leave_one_source_out_median_is_within_12_percent() {
     .unwrap();
     let rows = validate::read_training_runs(&text).unwrap();
     let outcome = suanli_perf::fit::fit(&Catalog::builtin(), &rows);
+    // Held out by source, the TPU rows (four generations, five sources) keep a median within
+    // the 15% per vendor.
+    let mut tpu: Vec<f64> = rows
+        .iter()
+        .zip(&outcome.cross_validated)
+        .filter(|(row, _)| row.accelerator.starts_with("tpu"))
+        .filter_map(|(_, result)| result.error_pct.map(f64::abs))
+        .collect();
+    assert!(tpu.len() >= 9, "{} TPU rows evaluated", tpu.len());
+    let tpu_median = validate::median(&mut tpu).unwrap();
+    assert!(
+        tpu_median <= 15.0,
+        "TPU cross-validated median {tpu_median:.1}%"
+    );
     let cv = validate::summarise_rows(outcome.cross_validated);
     let median = cv.summary.median_abs_error_pct.unwrap();
     assert!(median <= 12.0, "cross-validated median {median:.1}%");
