@@ -32,7 +32,11 @@ fn within(model: f64, simulated: f64, tolerance: f64) -> bool {
 fn percentiles_match_the_discrete_event_simulation_at_three_loads() {
     let cost = cost();
     let limit = queue::max_rate(&cost, 512.0, 290.0, 2.0, 0.2).expect("a rate meets the limits");
-    for share in [0.3, 0.6, 0.9] {
+    // Loads up to 85% of the limit: above it the replica turns bistable (a burst can tip it
+    // into a congested state that holds itself, see `queue::fixed_point`), the simulation
+    // mixes both states, and the mean-field figures only bound it; the search's choice at the
+    // limit is checked against the simulation in the next test.
+    for share in [0.3, 0.6, 0.85] {
         let rate = limit.rate_per_s * share;
         let model = queue::latencies(&cost, 512.0, 290.0, rate).unwrap();
         let measured = sim::simulate(&cost, 512, 290, rate, 6000, 7);

@@ -13,14 +13,23 @@
 //!   (Little 1961), solved as a fixed point. It vanishes (a saddle-node) at the replica's
 //!   capacity, where the decode step turns compute-bound and more sequences no longer raise the
 //!   token rate;
-//! - below capacity, Poisson bursts still outrun the replica for a while and queue prompts for
-//!   admission. With arrivals in a window of x expected requests at most x + z sqrt(x) (z =
-//!   2.326, the Gaussian approximation of the Poisson count) and the replica draining at
-//!   capacity C, the backlog stays within the TTFT budget T left after the queue above for
-//!   every window iff r (r - 1) >= z^2 / (4 lambda T), r = C / lambda (minimising the fluid
-//!   backlog x + z sqrt(x) - r x over x);
 //! - fluctuations of N feed back through the step time with gain g = lambda O D'(N) / (1 -
 //!   lambda I p), so N's variance is N / (1 - g);
+//! - below capacity, Poisson bursts still outrun the replica for a while. With arrivals in a
+//!   window of x expected requests at most x + z sqrt(x) (z = 2.326, the Gaussian approximation
+//!   of the Poisson count) and the replica draining at capacity C, the excess peaks at
+//!   z^2 / (4 (r - 1)) requests, r = C / lambda (maximising x + z sqrt(x) - r x over x). The
+//!   engine admits a burst into the batch at once while it has free slots (B - N of them), and
+//!   only the rest must drain within the TTFT budget T left after the queue above:
+//!   z^2 / (4 (r - 1)) - (B - N) <= (C - lambda) T;
+//! - while N stays under the batch cap `B` a burst only lengthens the iterations; when N
+//!   reaches the cap, new prompts wait for a slot to free. The
+//!   B slots are the servers of a many-server queue, each held for a request's O iterations
+//!   (`S = O tau`), and at N near B it is in the Halfin-Whitt regime (Halfin and Whitt 1981,
+//!   "Heavy-traffic limits for queues with many exponential servers"): with
+//!   `beta = (B - N) / sd(N)` the chance to wait is `1 / (1 + beta Phi(beta) / phi(beta))`, and
+//!   a wait is exponential with mean `1 / (B / S_B - lambda)` (Erlang C's conditional wait,
+//!   with the slots freeing at the rate of a full batch, `S_B = O D(B) / (1 - lambda I p)`);
 //! - a request's TPOT is the mean iteration over its `O` iterations. Two things vary it: the
 //!   sequences decoding beside it (Poisson with mean N in an M/G/infinity system; its average over
 //!   a window of one residence time has variance 2N/3, from the triangular autocovariance of a
@@ -41,6 +50,41 @@ use serde::Serialize;
 
 /// z of the 99th percentile of the standard normal distribution.
 const Z99: f64 = 2.326;
+
+/// The standard normal CDF, via erf (Abramowitz and Stegun 1964, 7.1.26; |error| < 1.5e-7).
+fn normal_cdf(x: f64) -> f64 {
+    let z = x.abs() / std::f64::consts::SQRT_2;
+    let t = 1.0 / (1.0 + 0.327_591_1 * z);
+    let poly = t
+        * (0.254_829_592
+            + t * (-0.284_496_736
+                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    let erf = 1.0 - poly * (-z * z).exp();
+    if x >= 0.0 {
+        0.5 * (1.0 + erf)
+    } else {
+        0.5 * (1.0 - erf)
+    }
+}
+
+/// Mean and 99th percentile of the wait for a batch slot when `n` sequences (variance
+/// `n_variance`) use `slots` slots and, all slots taken, they free `drain_per_s` faster than
+/// requests arrive (see the module documentation).
+fn slot_wait_s(slots: f64, n: f64, n_variance: f64, drain_per_s: f64) -> (f64, f64) {
+    if drain_per_s <= 0.0 {
+        return (f64::INFINITY, f64::INFINITY);
+    }
+    let beta = (slots - n) / n_variance.max(1e-9).sqrt();
+    let density = (-0.5 * beta * beta).exp() / (2.0 * std::f64::consts::PI).sqrt();
+    let waits = 1.0 / (1.0 + beta * normal_cdf(beta) / density.max(f64::MIN_POSITIVE));
+    let conditional_mean = 1.0 / drain_per_s;
+    let p99 = if waits > 0.01 {
+        conditional_mean * (waits / 0.01).ln()
+    } else {
+        0.0
+    };
+    (waits * conditional_mean, p99)
+}
 
 /// The cost of one engine iteration on one replica.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -102,6 +146,12 @@ pub struct Latencies {
 
 /// The steady state of the fixed point N = lambda O tau(N), tau = D(N) / (1 - rho_p): mean
 /// sequences decoding and mean iteration, or `None` when it does not exist below the cap.
+///
+/// Where the map has two stable fixed points (the decode step's slope changes along the batch,
+/// so a burst can tip the replica from an uncongested state into a congested one that holds
+/// itself, since longer iterations keep sequences longer), Poisson arrivals visit both and the
+/// congested one sets the percentiles: the search starts from the cap and walks down to the
+/// largest fixed point, and only when the map exceeds the cap there does it start from one.
 fn fixed_point(
     cost: &IterationCost,
     output: f64,
@@ -111,7 +161,20 @@ fn fixed_point(
     if prefill_share >= 1.0 {
         return None;
     }
-    let mut n = 1.0f64;
+    let cap = cost.max_batch as f64;
+    iterate_fixed_point(cost, output, rate, prefill_share, cap)
+        .or_else(|| iterate_fixed_point(cost, output, rate, prefill_share, 1.0))
+}
+
+/// Iterates N <- lambda O D(N) / (1 - rho_p) from `start` (monotone, since D grows with N).
+fn iterate_fixed_point(
+    cost: &IterationCost,
+    output: f64,
+    rate: f64,
+    prefill_share: f64,
+    start: f64,
+) -> Option<(f64, f64)> {
+    let mut n = start;
     let mut tau = cost.decode(1.0) / (1.0 - prefill_share);
     for _ in 0..200 {
         tau = cost.decode(n) / (1.0 - prefill_share);
@@ -150,16 +213,26 @@ pub fn latencies(cost: &IterationCost, input: f64, output: f64, rate: f64) -> Op
         return None;
     }
     let n_variance = n / (1.0 - gain);
-    if n + Z99 * n_variance.sqrt() > cost.max_batch as f64 {
+    if n >= cost.max_batch as f64 {
         return None;
     }
+    let slots = cost.max_batch as f64;
+    let full_batch_hold_s = output * cost.decode(slots) / (1.0 - prefill_share);
+    let (slot_wait_mean, slot_wait_p99) =
+        slot_wait_s(slots, n, n_variance, slots / full_batch_hold_s - rate);
     // Prompt work during a life lengthens it and lets more prompts in: a Poisson branching
     // process with mean offspring rho_p = lambda I p, whose total work has variance
     // 1 / (1 - rho_p)^3 times that of the first generation (busy-period moments, M/G/1).
     let amplification = (1.0 - prefill_share).powi(-3);
     let variance = slope * slope * 2.0 * n_variance / 3.0
         + amplification * arrivals * (input * p / output).powi(2);
-    let tpot_mean_s = decode_mean + arrivals * input * p / output;
+    // The step is not linear in N, so its mean over N's spread is not the step at the mean
+    // (Jensen): three-point Gauss-Hermite quadrature over N ~ Normal(N, N / (1 - g)) (nodes at
+    // 0 and +-sqrt(3) sd, weights 2/3 and 1/6; Abramowitz and Stegun 1964, 25.4.46).
+    let spread = (3.0 * n_variance).sqrt();
+    let decode_over_spread = 2.0 / 3.0 * decode_mean
+        + (cost.decode((n - spread).max(1.0)) + cost.decode(n + spread)) / 6.0;
+    let tpot_mean_s = decode_over_spread + arrivals * input * p / output;
     let tpot_p99_s = tpot_mean_s + Z99 * variance.sqrt();
     // TTFT: M/D/1 prefill queue.
     let room = (cost.token_budget as f64 - n).max(1.0);
@@ -183,8 +256,8 @@ pub fn latencies(cost: &IterationCost, input: f64, output: f64, rate: f64) -> Op
     Some(Latencies {
         rate_per_s: rate,
         mean_batch: n,
-        ttft_mean_s: wait_mean + aligned,
-        ttft_p99_s: wait_p99 + aligned,
+        ttft_mean_s: slot_wait_mean + wait_mean + aligned,
+        ttft_p99_s: slot_wait_p99 + wait_p99 + aligned,
         tpot_mean_s,
         tpot_p99_s,
         prefill_share,
@@ -214,14 +287,15 @@ pub fn capacity_rate(cost: &IterationCost, input: f64, output: f64) -> f64 {
     low
 }
 
-/// Whether Poisson bursts at `rate` against a replica of `capacity` drain within `slack_s`
-/// (see the module documentation).
-pub fn absorbs_bursts(rate: f64, capacity: f64, slack_s: f64) -> bool {
+/// Whether Poisson bursts at `rate` against a replica of `capacity` whose batch has
+/// `free_slots` unused drain within `slack_s` (see the module documentation).
+pub fn absorbs_bursts(rate: f64, capacity: f64, free_slots: f64, slack_s: f64) -> bool {
     if rate <= 0.0 || slack_s <= 0.0 || capacity <= rate {
         return false;
     }
     let r = capacity / rate;
-    r * (r - 1.0) >= Z99 * Z99 / (4.0 * rate * slack_s)
+    let excess_requests = Z99 * Z99 / (4.0 * (r - 1.0)) - free_slots.max(0.0);
+    excess_requests <= (capacity - rate) * slack_s
 }
 
 /// Latencies at `rate` if they meet both p99 limits and bursts drain within the TTFT budget.
@@ -237,7 +311,12 @@ pub fn meets(
     latencies(cost, input, output, rate).filter(|l| {
         l.ttft_p99_s <= ttft_p99_s
             && l.tpot_p99_s <= tpot_p99_s
-            && absorbs_bursts(rate, capacity, ttft_p99_s - l.ttft_p99_s)
+            && absorbs_bursts(
+                rate,
+                capacity,
+                cost.max_batch as f64 - l.mean_batch,
+                ttft_p99_s - l.ttft_p99_s,
+            )
     })
 }
 
