@@ -80,15 +80,6 @@ pub struct PoolSlot {
     pub first_node: u32,
 }
 
-/// Counters for `/metrics`.
-#[derive(Clone, Debug, Default)]
-pub struct Metrics {
-    pub scheduling_passes: u64,
-    pub scheduling_seconds_sum: f64,
-    pub last_pass_seconds: f64,
-    pub jobs_submitted: u64,
-}
-
 /// The control loop's state; lives behind one async mutex.
 pub struct Engine {
     store: Arc<dyn Store>,
@@ -118,7 +109,7 @@ pub struct Engine {
     pub admission: admission::AdmissionLimits,
     /// On a server that cannot switch users: the one tenant whose jobs it runs.
     sole_tenant: Option<String>,
-    pub metrics: Metrics,
+    pub metrics: crate::metrics::EngineMetrics,
     /// `http://HOST:PORT/api/v1/artifacts`: jobs get `SUANLI_CHECKPOINT_URL` under it (issue 17).
     pub checkpoint_base: Option<String>,
     /// Where the engine reads the time (the wall clock but in tests).
@@ -178,7 +169,7 @@ impl Engine {
             sole_tenant: None,
             reasons_free: Vec::new(),
             reasons_fresh: Vec::new(),
-            metrics: Metrics::default(),
+            metrics: Default::default(),
             checkpoint_base: None,
             clock: Arc::new(SystemClock),
             stopping: false,

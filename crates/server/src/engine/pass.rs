@@ -20,9 +20,7 @@ impl Engine {
             let now_s = self.now_s() as u64;
             let decisions = self.scheduler.schedule(now_s);
             let elapsed = started.elapsed().as_secs_f64();
-            self.metrics.scheduling_passes += 1;
-            self.metrics.scheduling_seconds_sum += elapsed;
-            self.metrics.last_pass_seconds = elapsed;
+            self.metrics.observe_pass(elapsed);
             let mut again = false;
             for decision in decisions {
                 match decision {

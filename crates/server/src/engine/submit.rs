@@ -66,7 +66,7 @@ impl Engine {
             .insert_job_audited(&spec, self.now_s(), audit)
             .await?;
         let id = record.id;
-        self.metrics.jobs_submitted += 1;
+        self.metrics.jobs_submitted.inc();
         self.active.insert(id, record);
         self.admit_or_hold(id).await?;
         self.schedule_pass().await?;

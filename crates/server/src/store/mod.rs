@@ -4,6 +4,7 @@
 //! through `Store::change_audited`, so both are stored or neither. The conformance suite in
 //! `tests/store.rs` runs against every implementation.
 
+pub mod migrate;
 mod sql;
 
 use std::collections::BTreeMap;
@@ -25,6 +26,8 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("corrupt record: {0}")]
     Corrupt(String),
+    #[error("database schema: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
 /// A user's role. `Admin` is global; the others act inside one tenant.

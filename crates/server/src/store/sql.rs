@@ -1,9 +1,9 @@
 //! The SQL store: one implementation over sqlx's `Any` driver for SQLite and PostgreSQL.
 //!
 //! The queries are plain SQL both engines accept (`$n` parameters, `ON CONFLICT`, `RETURNING`);
-//! only the schema differs (`AUTOINCREMENT` against `BIGSERIAL`). Every integer column is 64-bit
-//! so both engines decode to `i64`. Job specs and runs are JSON text: the server reads them whole
-//! and never queries inside them.
+//! only the schema differs (`AUTOINCREMENT` against `BIGSERIAL`, in `migrations/`). Every integer
+//! column is 64-bit so both engines decode to `i64`. Job specs and runs are JSON text: the server
+//! reads them whole and never queries inside them.
 //!
 //! Audit appends are serialised so two transactions never read the same chain head: on
 //! PostgreSQL each append first takes `LOCK TABLE audit IN SHARE ROW EXCLUSIVE MODE` (conflicts
@@ -21,28 +21,6 @@ use super::{
     Role, Store, StoreError, Tenant, TokenRecord, User,
 };
 
-const SQLITE_SCHEMA: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS tenants (name TEXT PRIMARY KEY, created_at_s INTEGER NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS users (name TEXT PRIMARY KEY, tenant TEXT, role TEXT NOT NULL, created_at_s INTEGER NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS tokens (id TEXT PRIMARY KEY, user_name TEXT NOT NULL, hash TEXT NOT NULL UNIQUE, created_at_s INTEGER NOT NULL, expires_at_s INTEGER, revoked_at_s INTEGER)",
-    "CREATE TABLE IF NOT EXISTS quotas (tenant TEXT NOT NULL, accelerator TEXT NOT NULL, limit_count INTEGER NOT NULL, PRIMARY KEY (tenant, accelerator))",
-    "CREATE TABLE IF NOT EXISTS jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL, state TEXT NOT NULL, reason TEXT NOT NULL, restarts INTEGER NOT NULL, attempts INTEGER NOT NULL, exit_code INTEGER, submitted_at_s INTEGER NOT NULL, started_at_s INTEGER, finished_at_s INTEGER, spec TEXT NOT NULL, run TEXT)",
-    "CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state)",
-    "CREATE INDEX IF NOT EXISTS jobs_tenant ON jobs (tenant, id)",
-    "CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL, outcome TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)",
-];
-
-const POSTGRES_SCHEMA: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS tenants (name TEXT PRIMARY KEY, created_at_s BIGINT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS users (name TEXT PRIMARY KEY, tenant TEXT, role TEXT NOT NULL, created_at_s BIGINT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS tokens (id TEXT PRIMARY KEY, user_name TEXT NOT NULL, hash TEXT NOT NULL UNIQUE, created_at_s BIGINT NOT NULL, expires_at_s BIGINT, revoked_at_s BIGINT)",
-    "CREATE TABLE IF NOT EXISTS quotas (tenant TEXT NOT NULL, accelerator TEXT NOT NULL, limit_count BIGINT NOT NULL, PRIMARY KEY (tenant, accelerator))",
-    "CREATE TABLE IF NOT EXISTS jobs (id BIGSERIAL PRIMARY KEY, tenant TEXT NOT NULL, state TEXT NOT NULL, reason TEXT NOT NULL, restarts BIGINT NOT NULL, attempts BIGINT NOT NULL, exit_code BIGINT, submitted_at_s BIGINT NOT NULL, started_at_s BIGINT, finished_at_s BIGINT, spec TEXT NOT NULL, run TEXT)",
-    "CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state)",
-    "CREATE INDEX IF NOT EXISTS jobs_tenant ON jobs (tenant, id)",
-    "CREATE TABLE IF NOT EXISTS audit (seq BIGINT PRIMARY KEY, at_ms BIGINT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL, outcome TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)",
-];
-
 const JOB_COLUMNS: &str = "id, state, reason, restarts, attempts, exit_code, submitted_at_s, started_at_s, finished_at_s, spec, run";
 
 /// A store on SQLite (`sqlite://path`) or PostgreSQL (`postgres://...`).
@@ -53,21 +31,22 @@ pub struct SqlStore {
 }
 
 impl SqlStore {
-    /// Opens the SQLite file `path`, creating it and the schema if needed.
+    /// Opens the SQLite file `path`, creating it if needed, and migrates its schema.
     pub async fn open_sqlite(path: &std::path::Path) -> Result<Self, StoreError> {
         let url = format!("sqlite://{}?mode=rwc", path.display());
         Self::connect(&url).await
     }
 
-    /// Connects to `url` (`sqlite://...` or `postgres://...`) and creates the schema if needed.
+    /// Connects to `url` (`sqlite://...` or `postgres://...`) and brings its schema to the newest
+    /// version (see `migrate`).
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
-        let (kind, schema, connections) = if url.starts_with("sqlite:") {
+        let (kind, connections) = if url.starts_with("sqlite:") {
             // One connection: SQLite serialises writers anyway, and one connection never sees
             // `database is locked`.
-            ("sqlite", SQLITE_SCHEMA, 1)
+            ("sqlite", 1)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            ("postgres", POSTGRES_SCHEMA, 8)
+            ("postgres", 8)
         } else {
             return Err(StoreError::Database(sqlx::Error::Configuration(
                 format!("unsupported database url `{url}`; use sqlite://PATH or postgres://...")
@@ -94,9 +73,7 @@ impl SqlStore {
                 .execute(&pool)
                 .await?;
         }
-        for statement in schema {
-            sqlx::query(statement).execute(&pool).await?;
-        }
+        super::migrate::migrator(kind).await?.run(&pool).await?;
         Ok(SqlStore { pool, kind })
     }
 }

@@ -3,6 +3,7 @@
 
 mod control;
 mod lifecycle;
+mod metrics;
 mod recovery;
 
 use std::collections::HashMap;
