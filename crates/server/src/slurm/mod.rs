@@ -146,6 +146,9 @@ struct Tracked {
     missing: u32,
 }
 
+/// Runs in Slurm this executor follows, by Slurm job id.
+type TrackedRuns = Arc<Mutex<HashMap<u64, Tracked>>>;
+
 impl Tracked {
     fn new(job_id: i64, attempt: u32, run_dir: &Path) -> Tracked {
         Tracked {
@@ -166,7 +169,7 @@ pub struct SlurmExecutor {
     pools: Vec<(String, SlurmPool)>,
     /// Distinguishes this server's jobs from other users' and other servers' (job names).
     tag: String,
-    tracked: Arc<Mutex<HashMap<u64, Tracked>>>,
+    tracked: TrackedRuns,
     /// Runs whose `sbatch` is queued or under way.
     pending: submit::Pending,
     submissions: mpsc::UnboundedSender<submit::Submission>,

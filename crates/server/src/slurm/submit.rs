@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use tokio::sync::{Semaphore, mpsc};
 
-use super::{SlurmConfig, SlurmEvent, Tracked, command, parse};
+use super::{SlurmConfig, SlurmEvent, Tracked, TrackedRuns, command, parse};
 
 /// The file holding a submitted run's Slurm job id.
 pub(super) const JOB_ID_FILE: &str = "slurm-job-id";
@@ -32,7 +32,7 @@ pub(super) type Pending = Arc<Mutex<HashMap<PathBuf, bool>>>;
 /// What the submitter shares with the executor.
 pub(super) struct Submitter {
     pub config: SlurmConfig,
-    pub tracked: Arc<Mutex<HashMap<u64, Tracked>>>,
+    pub tracked: TrackedRuns,
     pub pending: Pending,
     pub events: mpsc::UnboundedSender<SlurmEvent>,
 }
@@ -169,7 +169,7 @@ mod tests {
         mpsc::UnboundedSender<Submission>,
         mpsc::UnboundedReceiver<SlurmEvent>,
         Pending,
-        Arc<Mutex<HashMap<u64, Tracked>>>,
+        TrackedRuns,
     ) {
         let mut config = SlurmConfig::new("test");
         config.bin_dir = Some(dir.to_path_buf());
