@@ -390,15 +390,17 @@ fn jobs_survive_a_slurmctld_restart() {
 fn suanli_killed_and_restarted_neither_loses_nor_duplicates_slurm_jobs() {
     let Some(_cluster) = cluster() else { return };
     let mut server = slurm_server(&[]);
-    let running = server.submit(json!({ "gpus": 8, "command": ["sleep", "8"] }));
+    // Long enough to be seen running (a state is reported once two polls agree) and, for
+    // `running`, to outlive the server's restart.
+    let running = server.submit(json!({ "gpus": 8, "command": ["sleep", "12"] }));
     server.wait(running, "running in Slurm", 30, is_running_in_slurm);
-    let short = server.submit(json!({ "gpus": 8, "command": ["sleep", "1"] }));
+    let short = server.submit(json!({ "gpus": 8, "command": ["sleep", "3"] }));
     server.wait(short, "running in Slurm", 30, is_running_in_slurm);
     // SAFETY: SIGKILL to the server process this test started.
     unsafe { libc::kill(server.child.id() as i32, libc::SIGKILL) };
     let _ = server.child.wait();
     // The short job ends while suanli is down.
-    std::thread::sleep(Duration::from_secs(3));
+    std::thread::sleep(Duration::from_secs(4));
     let (data_dir, port) = (server.data_dir.clone(), server.port);
     drop(server);
     let server = serve(&data_dir, port, &["--executor", "slurm"]);

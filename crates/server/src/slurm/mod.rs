@@ -49,6 +49,9 @@ pub struct SlurmConfig {
     pub label: String,
     /// `slurm.conf` of the cluster (`SLURM_CONF` for the commands); `None` uses Slurm's default.
     pub slurm_conf: Option<PathBuf>,
+    /// Where `sbatch`, `squeue`, `scancel` and `sinfo` are (e.g. `/opt/slurm/bin`); `None`
+    /// finds them on `PATH`.
+    pub bin_dir: Option<PathBuf>,
     pub partition: Option<String>,
     pub account: Option<String>,
     pub qos: Option<String>,
@@ -70,6 +73,7 @@ impl SlurmConfig {
         SlurmConfig {
             label: label.to_string(),
             slurm_conf: None,
+            bin_dir: None,
             partition: None,
             account: None,
             qos: None,
@@ -142,6 +146,9 @@ struct Tracked {
     missing: u32,
 }
 
+/// Runs in Slurm this executor follows, by Slurm job id.
+type TrackedRuns = Arc<Mutex<HashMap<u64, Tracked>>>;
+
 impl Tracked {
     fn new(job_id: i64, attempt: u32, run_dir: &Path) -> Tracked {
         Tracked {
@@ -162,7 +169,7 @@ pub struct SlurmExecutor {
     pools: Vec<(String, SlurmPool)>,
     /// Distinguishes this server's jobs from other users' and other servers' (job names).
     tag: String,
-    tracked: Arc<Mutex<HashMap<u64, Tracked>>>,
+    tracked: TrackedRuns,
     /// Runs whose `sbatch` is queued or under way.
     pending: submit::Pending,
     submissions: mpsc::UnboundedSender<submit::Submission>,
@@ -178,7 +185,10 @@ async fn command(
     program: &str,
     args: &[String],
 ) -> Result<String, SlurmError> {
-    let mut command = tokio::process::Command::new(program);
+    let mut command = match &config.bin_dir {
+        Some(dir) => tokio::process::Command::new(dir.join(program)),
+        None => tokio::process::Command::new(program),
+    };
     command
         .args(args)
         .env_clear()

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use tokio::sync::{Semaphore, mpsc};
 
-use super::{SlurmConfig, SlurmEvent, Tracked, command, parse};
+use super::{SlurmConfig, SlurmEvent, Tracked, TrackedRuns, command, parse};
 
 /// The file holding a submitted run's Slurm job id.
 pub(super) const JOB_ID_FILE: &str = "slurm-job-id";
@@ -32,7 +32,7 @@ pub(super) type Pending = Arc<Mutex<HashMap<PathBuf, bool>>>;
 /// What the submitter shares with the executor.
 pub(super) struct Submitter {
     pub config: SlurmConfig,
-    pub tracked: Arc<Mutex<HashMap<u64, Tracked>>>,
+    pub tracked: TrackedRuns,
     pub pending: Pending,
     pub events: mpsc::UnboundedSender<SlurmEvent>,
 }
@@ -129,5 +129,164 @@ impl Submitter {
             exit_code,
             note,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The submitter against stand-in `sbatch`/`scancel` scripts (`bin_dir`): what matters here
+    //! is the order of events around a stop, which a real Slurm cannot make happen on cue.
+
+    use std::os::unix::fs::PermissionsExt;
+    use std::time::Duration;
+
+    use super::*;
+
+    fn bin_dir(sbatch: &str) -> PathBuf {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let dir =
+            std::env::temp_dir().join(format!("suanli-submit-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("calls");
+        for (name, body) in [
+            ("sbatch", sbatch.to_string()),
+            ("scancel", "echo \"scancel $*\" >> \"$0.log\"".to_string()),
+        ] {
+            let path = dir.join(name);
+            let script = format!("#!/bin/sh\necho {name} >> '{}'\n{body}\n", log.display());
+            std::fs::write(&path, script).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        dir
+    }
+
+    fn submitter(
+        dir: &std::path::Path,
+    ) -> (
+        mpsc::UnboundedSender<Submission>,
+        mpsc::UnboundedReceiver<SlurmEvent>,
+        Pending,
+        TrackedRuns,
+    ) {
+        let mut config = SlurmConfig::new("test");
+        config.bin_dir = Some(dir.to_path_buf());
+        let (events, events_rx) = mpsc::unbounded_channel();
+        let (queue, queue_rx) = mpsc::unbounded_channel();
+        let pending = Pending::default();
+        let tracked = Arc::new(Mutex::new(HashMap::new()));
+        let shared = Submitter {
+            config,
+            tracked: tracked.clone(),
+            pending: pending.clone(),
+            events,
+        };
+        spawn(shared, queue_rx);
+        (queue, events_rx, pending, tracked)
+    }
+
+    fn run(dir: &std::path::Path, name: &str, job_id: i64) -> Submission {
+        let run_dir = dir.join(name);
+        std::fs::create_dir_all(&run_dir).unwrap();
+        Submission {
+            job_id,
+            attempt: 0,
+            run_dir,
+            args: vec!["job.sh".into()],
+        }
+    }
+
+    fn calls(dir: &std::path::Path) -> String {
+        std::fs::read_to_string(dir.join("calls")).unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn a_run_stopped_before_its_sbatch_never_reaches_slurm() {
+        let dir = bin_dir("echo 4242");
+        let (queue, mut events, pending, tracked) = submitter(&dir);
+        let submission = run(&dir, "a", 7);
+        pending
+            .lock()
+            .unwrap()
+            .insert(submission.run_dir.clone(), true);
+        queue.send(submission).unwrap();
+        let event = tokio::time::timeout(Duration::from_secs(10), events.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            matches!(
+                event,
+                SlurmEvent::Ended {
+                    job_id: 7,
+                    exit_code: 143,
+                    ..
+                }
+            ),
+            "{event:?}"
+        );
+        assert_eq!(calls(&dir), "", "sbatch must not run");
+        assert!(tracked.lock().unwrap().is_empty());
+        assert!(pending.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_run_stopped_during_its_sbatch_is_cancelled_once_it_has_an_id() {
+        let dir = bin_dir("sleep 1; echo 4242");
+        let (queue, _events, pending, tracked) = submitter(&dir);
+        let submission = run(&dir, "b", 8);
+        let run_dir = submission.run_dir.clone();
+        pending.lock().unwrap().insert(run_dir.clone(), false);
+        queue.send(submission).unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(calls(&dir), "sbatch\n", "sbatch under way");
+        // What `stop` does for a run still pending.
+        *pending.lock().unwrap().get_mut(&run_dir).unwrap() = true;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !calls(&dir).contains("scancel") {
+            assert!(std::time::Instant::now() < deadline, "never cancelled");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let log = std::fs::read_to_string(dir.join("scancel.log")).unwrap();
+        assert_eq!(log.trim(), "scancel 4242");
+        // Followed, so Slurm's CANCELLED ends it; the id is on disk for a restarted server.
+        assert!(tracked.lock().unwrap().contains_key(&4242));
+        let id = std::fs::read_to_string(run_dir.join(JOB_ID_FILE)).unwrap();
+        assert_eq!(id, "4242");
+        assert!(pending.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_refused_sbatch_ends_the_run_with_slurms_words() {
+        let dir = bin_dir(
+            "echo 'sbatch: error: Batch job submission failed: Requested node configuration is not available' >&2; exit 1",
+        );
+        let (queue, mut events, pending, tracked) = submitter(&dir);
+        let submission = run(&dir, "c", 9);
+        pending
+            .lock()
+            .unwrap()
+            .insert(submission.run_dir.clone(), false);
+        queue.send(submission).unwrap();
+        let event = tokio::time::timeout(Duration::from_secs(10), events.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        match event {
+            SlurmEvent::Ended {
+                job_id: 9,
+                exit_code: 127,
+                note,
+                ..
+            } => assert!(
+                note.contains("failed to start") && note.contains("node configuration"),
+                "{note}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert!(tracked.lock().unwrap().is_empty());
+        assert!(pending.lock().unwrap().is_empty());
     }
 }
