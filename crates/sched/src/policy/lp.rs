@@ -9,7 +9,7 @@
 //! matrix `A` that each policy builds (see `rounds.rs`); finish-time fairness is solved as a
 //! sequence of such problems by bisection on its ratio.
 
-use microlp::{ComparisonOp, OptimizationDirection, Problem, SolveOutcome, Variable};
+use microlp::{ComparisonOp, OptimizationDirection, Problem, SolveOptions, SolveOutcome, Variable};
 
 /// The allocation problem's data.
 #[derive(Clone, Debug)]
@@ -157,7 +157,11 @@ impl Grouped<'_> {
                 problem.add_constraint(terms.as_slice(), ComparisonOp::Le, self.workers[w]);
             }
         }
-        let SolveOutcome::Solution(solution) = problem.solve().ok()? else {
+        // Presolve only drops redundant rows here (no integer variables), which these small,
+        // dense problems do not have; skipping it saves a pass over the matrix per solve.
+        let mut options = SolveOptions::default();
+        options.presolve = false;
+        let SolveOutcome::Solution(solution) = problem.solve_with(options).ok()? else {
             return None;
         };
         let share: Vec<Vec<f64>> = vars

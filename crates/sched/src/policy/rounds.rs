@@ -11,7 +11,8 @@
 //! should use ranks first) and hands out the round's accelerators in priority order, each job on
 //! at most one type, a gang only where it fits. Jobs the allocation gives nothing on a type (or
 //! that arrived after it was computed) have priority 0 there, as in Gavel, and take what is left
-//! over, oldest first; Gavel orders those by deficit, which we do not track. A job kept on its type keeps running (Gavel's lease renewal: no restart); a
+//! over, oldest first; Gavel orders those by deficit, which we do not track. A job kept on its
+//! type keeps running (Gavel's lease renewal: no restart); a
 //! job that is not chosen is preempted (it checkpoints, as Gavel assumes) and one that moves pays
 //! the scheduler's restart delay. Between rounds nothing changes: a job that arrives mid-round
 //! waits for the next round, and accelerators freed by a completion stay idle until then, as in
@@ -28,7 +29,8 @@
 //! - makespan (`min_total_duration.py`): minimise the largest `remaining_j / throughput_j(X)`,
 //!   i.e. maximise the smallest `throughput_j(X) / remaining_j`.
 
-use std::collections::BTreeMap;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 
 use crate::job::JobId;
 use crate::policy::Policy;
@@ -76,7 +78,8 @@ pub struct RoundBased {
     reset_s: u64,
     /// Active job ids of the current allocation, ascending.
     active: Vec<u32>,
-    shares: BTreeMap<u32, Share>,
+    /// By job id; looked up only, never iterated (so a hash map keeps runs deterministic).
+    shares: HashMap<u32, Share>,
 }
 
 impl RoundBased {
@@ -91,7 +94,7 @@ impl RoundBased {
             last_round_s: 0,
             reset_s: 0,
             active: Vec::new(),
-            shares: BTreeMap::new(),
+            shares: HashMap::new(),
         }
     }
 
@@ -290,16 +293,22 @@ impl RoundBased {
                 }
             }
         }
-        candidates.sort_unstable();
+        // Only the head of the order is handed accelerators: heapify (linear) and pop until every
+        // type is full instead of sorting every pair.
+        let mut order: BinaryHeap<Reverse<(u8, i64, u32, usize)>> =
+            candidates.into_iter().map(Reverse).collect();
         let mut room: Vec<u32> = state.cluster.pools.iter().map(|p| p.up_capacity).collect();
         let mut plan = BTreeMap::new();
-        for (_, _, id, w) in candidates {
+        while let Some(Reverse((_, _, id, w))) = order.pop() {
             let gang = state.job(JobId(id)).spec.gang_size;
             if plan.contains_key(&id) || room[w] < gang {
                 continue;
             }
             room[w] -= gang;
             plan.insert(id, w);
+            if room.iter().all(|&r| r == 0) {
+                break;
+            }
         }
         plan
     }
