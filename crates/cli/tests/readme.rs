@@ -14,6 +14,9 @@
 //! hashes (the audit chain head covers timestamps) become `<hash>`, the server's port becomes
 //! 8080, the temporary directory becomes `.`, this machine's host name (the local node's name)
 //! becomes `vm`, trailing spaces and blank lines are dropped.
+//!
+//! `SUANLI_README_UPDATE=1 cargo test -p suanli --test readme` writes the real output of every
+//! transcript that differs back into README.md (then read the diff before committing it).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -59,6 +62,8 @@ enum Step {
         command: String,
         expected: String,
         line: usize,
+        /// 0-based index of the expected output's first line in the README, and its length.
+        span: (usize, usize),
     },
 }
 
@@ -87,6 +92,7 @@ fn steps(markdown: &str) -> Vec<Step> {
                     command: block.lines.join("\n"),
                     expected: next.lines.join("\n"),
                     line: block.line,
+                    span: (next.line, next.lines.len()),
                 });
             }
         }
@@ -108,19 +114,29 @@ fn session(block: &Block) -> Vec<Step> {
                 command: command.to_string(),
                 expected: String::new(),
                 line: block.line + 1 + offset,
+                span: (block.line + offset + 1, 0),
             });
             continuing = command.ends_with('\\');
         } else if let Some(Step::Run {
-            command, expected, ..
+            command,
+            expected,
+            span,
+            ..
         }) = steps.last_mut()
         {
             if continuing {
                 command.push('\n');
                 command.push_str(line);
                 continuing = line.ends_with('\\');
+                span.0 += 1;
             } else {
                 expected.push_str(line);
                 expected.push('\n');
+                span.1 = if line.trim().is_empty() {
+                    span.1
+                } else {
+                    offset + block.line + 1 - span.0
+                };
             }
         }
     }
@@ -271,6 +287,7 @@ fn every_readme_transcript_prints_what_the_readme_shows() {
     let config = temp_dir("config");
     let mut server: Option<Server> = None;
     let mut failures = Vec::new();
+    let mut updates: Vec<((usize, usize), String)> = Vec::new();
     for step in &steps {
         match step {
             Step::Serve { args, line } => {
@@ -281,6 +298,7 @@ fn every_readme_transcript_prints_what_the_readme_shows() {
                 command,
                 expected,
                 line,
+                span,
             } => {
                 eprintln!("README.md:{line}: {command}");
                 let dir = server.as_ref().map_or(root.as_path(), |s| s.dir.as_path());
@@ -288,6 +306,9 @@ fn every_readme_transcript_prints_what_the_readme_shows() {
                 let got = normalise(&output, server.as_ref());
                 let want = normalise(expected, None);
                 let expects_error = want.starts_with("error:");
+                if got != want {
+                    updates.push((*span, got.clone()));
+                }
                 if got != want || ok == expects_error {
                     failures.push(format!(
                         "README.md:{line}: `{command}` (exit ok: {ok})\n--- README\n{want}\n--- real\n{got}\n"
@@ -297,6 +318,14 @@ fn every_readme_transcript_prints_what_the_readme_shows() {
         }
     }
     let _ = std::fs::remove_dir_all(&config);
+    if std::env::var_os("SUANLI_README_UPDATE").is_some() && !updates.is_empty() {
+        let mut lines: Vec<String> = readme.lines().map(str::to_string).collect();
+        for ((start, count), got) in updates.into_iter().rev() {
+            lines.splice(start..start + count, got.lines().map(str::to_string));
+        }
+        std::fs::write(root.join("README.md"), lines.join("\n") + "\n").unwrap();
+        eprintln!("README.md updated: review `git diff README.md`");
+    }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
