@@ -24,12 +24,12 @@ fn the_inference_table_is_evaluated_with_the_measured_error() {
         );
     }
     println!("{:?}", report.summary);
-    // The figures measured with the fitted constants (docs/validation-serving.md); the issue's
-    // targets (median 10%, max 35%) are not reached yet, and this test pins what is, so that
-    // a change that makes it worse fails.
+    // The figures measured with the fitted constants (docs/validation-serving.md): the issue's
+    // median target (10%) is met in sample, its max target (35%) is not, and this test pins
+    // what is, so that a change that makes it worse fails.
     assert_eq!(report.summary.rows, 39);
     assert!(report.summary.evaluated >= 38);
-    assert!(report.summary.median_abs_error_pct.unwrap() <= 12.0);
+    assert!(report.summary.median_abs_error_pct.unwrap() <= 10.0);
     assert!(report.summary.max_abs_error_pct.unwrap() <= 100.0);
 }
 

@@ -201,7 +201,12 @@ pub fn latencies(cost: &IterationCost, input: f64, output: f64, rate: f64) -> Op
     }
     let (n, tau) = fixed_point(cost, output, rate, prefill_share)?;
     // TPOT of one request: D(N_avg) + K I p / O with N_avg ~ (N, 2N/3) and K ~ Poisson(lambda O tau).
-    let slope = (cost.decode(n + 1.0) - cost.decode((n - 1.0).max(1.0))) / 2.0;
+    // The step's slope over the range N fluctuates in (+-z sd of the Poisson count), not at N
+    // alone: the step rises in stairs where the GEMMs' row tiles fill (`kernels::Device::
+    // gemm_s`), and a fluctuation that climbs a stair feeds back like a steep slope.
+    let reach = (Z99 * n.sqrt()).max(1.0);
+    let low = (n - reach).max(1.0);
+    let slope = (cost.decode(n + reach) - cost.decode(low)) / (n + reach - low);
     let decode_mean = cost.decode(n);
     let arrivals = rate * output * tau;
     // More sequences decoding lengthen the step, which keeps them longer: a fluctuation of N
