@@ -154,7 +154,7 @@ fn validate_train_json_has_the_documented_shape() {
     let out = suanli(&["validate", "train", path, "--json"]);
     // Exit status is 1 while some rows cannot be evaluated; the JSON is printed either way.
     let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(value["summary"]["rows"], 69);
+    assert_eq!(value["summary"]["rows"], 70);
     assert!(value["summary"]["evaluated"].as_u64().unwrap() >= 42);
     let row = &value["rows"][0];
     for key in ["id", "metric", "measured", "predicted", "error_pct", "mode"] {
