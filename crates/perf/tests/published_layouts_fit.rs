@@ -1,0 +1,90 @@
+//! Every layout in data/validation/training-runs.csv ran on its accelerator, so the memory
+//! model must fit it; so must the two flagship layouts of 2024 (Llama 3.1 405B, DeepSeek-V3).
+
+use suanli_catalog::{Catalog, Precision};
+use suanli_perf::train::{self, TrainSetup};
+use suanli_perf::{LayoutSpec, search, validate};
+
+#[test]
+fn every_published_layout_fits_its_accelerator() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../data/validation/training-runs.csv"
+    );
+    let text = std::fs::read_to_string(path).expect("validation table is in the repository");
+    let rows = validate::read_training_runs(&text).expect("table parses");
+    let catalog = Catalog::builtin();
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for row in &rows {
+        // Two rows lack architecture columns (frontier, yuan1): nothing to size.
+        let Ok((setup, constraints)) = validate::row_setup(&catalog, row) else {
+            continue;
+        };
+        let layouts = search::candidates(&setup, &constraints);
+        let smallest = layouts
+            .iter()
+            .map(|l| train::memory(&setup, l))
+            .min_by(|a, b| a.total_bytes.total_cmp(&b.total_bytes));
+        checked += 1;
+        match smallest {
+            None => failures.push(format!("{}: the published layout does not divide", row.id)),
+            Some(m) if !m.fits() => failures.push(format!(
+                "{}: {:.1} GB > {:.0} GB",
+                row.id,
+                m.total_bytes / 1e9,
+                m.capacity_bytes / 1e9
+            )),
+            Some(_) => {}
+        }
+    }
+    assert!(checked >= 67, "only {checked} rows sized");
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+fn setup(model: &str, accelerator: &str, count: u64) -> TrainSetup {
+    let catalog = Catalog::builtin();
+    TrainSetup::new(
+        catalog.model(model).unwrap().clone(),
+        catalog.accelerator(accelerator).unwrap().clone(),
+        count,
+    )
+}
+
+#[test]
+fn llama3_405b_meta_layout_fits_an_h100() {
+    // Dubey et al. 2024, Table 4: tp 8, cp 1, pp 16, dp 128, 8192 tokens, 16M-token batch.
+    let mut s = setup("llama-3.1-405b", "h100-sxm5-80gb", 16_384);
+    s.seq_len = 8192;
+    s.global_batch = 2048;
+    // The paper does not name its recompute policy; the planner's default, selective, must fit.
+    let layout = "tp=8,pp=16,cp=1,mb=1"
+        .parse::<LayoutSpec>()
+        .unwrap()
+        .resolve(16_384)
+        .unwrap();
+    let m = train::memory(&s, &layout);
+    assert!(m.fits(), "{:.1} GB", m.total_bytes / 1e9);
+    // Unfused 2022 accounting (5 a s^2 b scores per layer without recompute) would not.
+    s.attention = suanli_perf::AttentionImpl::Unfused;
+    let none = suanli_perf::Layout {
+        recompute: suanli_perf::Recompute::None,
+        ..layout
+    };
+    assert!(!train::memory(&s, &none).fits());
+}
+
+#[test]
+fn deepseek_v3_layout_fits_an_h800() {
+    // DeepSeek-AI 2024, section 3.2: 16-way pipeline, 64-way expert parallel, ZeRO-1, fp8.
+    let mut s = setup("deepseek-v3", "h800", 2048);
+    s.precision = Precision::Fp8;
+    s.global_batch = 15_360;
+    let layout = "tp=1,pp=16,ep=64,zero=1,mb=1"
+        .parse::<LayoutSpec>()
+        .unwrap()
+        .resolve(2048)
+        .unwrap();
+    let m = train::memory(&s, &layout);
+    assert!(m.fits(), "{:.1} GB", m.total_bytes / 1e9);
+}
