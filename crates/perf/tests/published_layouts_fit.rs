@@ -88,3 +88,27 @@ fn deepseek_v3_layout_fits_an_h800() {
     let m = train::memory(&s, &layout);
     assert!(m.fits(), "{:.1} GB", m.total_bytes / 1e9);
 }
+
+#[test]
+fn whole_run_metrics_are_predicted_with_the_expected_time() {
+    let mut s = setup("llama-3.1-405b", "h100-sxm5-80gb", 16_384);
+    s.seq_len = 8192;
+    s.global_batch = 2048;
+    s.tokens_total = Some(15.6e12);
+    let layout = "tp=8,pp=16,cp=1,mb=1,vpp=4"
+        .parse::<LayoutSpec>()
+        .unwrap()
+        .resolve(16_384)
+        .unwrap();
+    let e = train::estimate(&s, &layout).unwrap();
+    let ideal_days = e.budget.unwrap().days;
+    let days = validate::predicted_metric("days", &e, &s).unwrap();
+    let hours = validate::predicted_metric("gpu_hours", &e, &s).unwrap();
+    // Llama 3 reports more than 90% effective training time (Dubey et al. 2024, section
+    // 3.3.4): the expected run is longer than the ideal by under 12% at that scale.
+    assert!(
+        days > ideal_days * 1.02 && days < ideal_days * 1.12,
+        "{days} vs {ideal_days}"
+    );
+    assert!((hours / (days * 24.0 * 16_384.0) - 1.0).abs() < 1e-9);
+}
