@@ -71,6 +71,10 @@ pub struct Layout {
     /// scale-out links.
     #[serde(default)]
     pub pp_inner: bool,
+    /// Adam's fp32 master weights and moments live in host memory and the update runs on the
+    /// CPU (ZeRO-Offload, Ren et al. 2021; Megatron-Core `--optimizer-cpu-offload`).
+    #[serde(default)]
+    pub offload_optimizer: bool,
 }
 
 impl Default for Layout {
@@ -87,6 +91,7 @@ impl Default for Layout {
             recompute: Recompute::Selective,
             pp_inner: false,
             sequence_parallel: false,
+            offload_optimizer: false,
         }
     }
 }
@@ -258,7 +263,7 @@ impl fmt::Display for Layout {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "tp={},pp={},dp={},cp={},ep={},zero={},mb={},vpp={},recompute={}{}{}",
+            "tp={},pp={},dp={},cp={},ep={},zero={},mb={},vpp={},recompute={}{}{}{}",
             self.tp,
             self.pp,
             self.dp,
@@ -273,7 +278,12 @@ impl fmt::Display for Layout {
             } else {
                 ""
             },
-            if self.pp_inner { ",map=pp-inner" } else { "" }
+            if self.pp_inner { ",map=pp-inner" } else { "" },
+            if self.offload_optimizer {
+                ",offload=optimizer"
+            } else {
+                ""
+            }
         )
     }
 }
@@ -345,6 +355,17 @@ impl FromStr for LayoutSpec {
                     };
                     spec.sp_given = true;
                 }
+                "offload" => {
+                    l.offload_optimizer = match value.trim() {
+                        "none" => false,
+                        "optimizer" | "opt" => true,
+                        _ => {
+                            return Err(format!(
+                                "layout `offload={value}`: use offload=optimizer or offload=none"
+                            ));
+                        }
+                    }
+                }
                 "map" => {
                     l.pp_inner = match value.trim() {
                         "dp-inner" => false,
@@ -355,7 +376,7 @@ impl FromStr for LayoutSpec {
                 other => {
                     return Err(format!(
                         "unknown layout key `{other}`; expected tp, pp, dp, cp, ep, zero, mb, vpp, \
-                         recompute, sp or map"
+                         recompute, sp, map or offload"
                     ));
                 }
             }

@@ -70,6 +70,12 @@ pub fn training_memory(setup: &TrainSetup, layout: &Layout) -> MemoryBreakdown {
         }
     };
 
+    // Offloaded, the optimizer states sit in host memory (ZeRO-Offload, Ren et al. 2021).
+    let optimizer_bytes = if layout.offload_optimizer {
+        0.0
+    } else {
+        optimizer_bytes
+    };
     let in_flight = in_flight_micro_batches(layout, layout.micro_batches(setup.global_batch));
     let layers_here = layout.layers_per_device(model) as f64;
     let moe_share = model.moe_layers() as f64 / model.layers as f64;
@@ -106,6 +112,33 @@ pub fn training_memory(setup: &TrainSetup, layout: &Layout) -> MemoryBreakdown {
         total_bytes,
         capacity_bytes: setup.accelerator.memory_bytes(),
     }
+}
+
+/// Host link (GB/s per direction) and host-memory bandwidth share (GB/s) of one accelerator:
+/// NVLink-C2C on Grace superchips (450 GB/s per direction; LPDDR5X ~500 GB/s per Grace, taken
+/// here at 250 for the two GPUs a GB200 Grace serves), PCIe Gen4 x16 for A100 (32 GB/s raw,
+/// ~25 achieved) and Gen5 x16 elsewhere (64 raw, ~50 achieved); host DRAM of a DGX H100 (two
+/// Xeon 8480C, 8 DDR5-4800 channels each = 614 GB/s) shared by 8 GPUs, ~75 GB/s. Estimates from
+/// the vendors' specifications, not measurements.
+pub fn host_bandwidths_gb_per_s(accelerator_id: &str) -> (f64, f64) {
+    let id = accelerator_id.to_ascii_lowercase();
+    if ["gh200", "gb200", "gb300"].iter().any(|g| id.contains(g)) {
+        (450.0, 250.0)
+    } else if id.starts_with("a100") {
+        (25.0, 75.0)
+    } else {
+        (50.0, 75.0)
+    }
+}
+
+/// Seconds per step an offloaded optimizer adds: the fp32 gradient shard goes to the host and
+/// the updated 16-bit weights come back over the host link (4 + 2 bytes per parameter), and
+/// the CPU Adam streams the fp32 master weight, m, v and gradient in and the first three out
+/// (~28 bytes per parameter) at the host-memory share (ZeRO-Offload, Ren et al. 2021,
+/// section 4: a memory-bound CPU update, not overlapped with the next step's forward here).
+pub fn optimizer_offload_s(accelerator_id: &str, params_on_device: f64) -> f64 {
+    let (link, host) = host_bandwidths_gb_per_s(accelerator_id);
+    params_on_device * (6.0 / (link * 1e9) + 28.0 / (host * 1e9))
 }
 
 #[cfg(test)]

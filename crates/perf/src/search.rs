@@ -177,6 +177,7 @@ pub fn candidates(setup: &TrainSetup, constraints: &Constraints) -> Vec<Layout> 
                                             .sequence_parallel
                                             .unwrap_or(tp > 1),
                                         pp_inner,
+                                        offload_optimizer: false,
                                     };
                                     if layout
                                         .check(model, count, setup.seq_len, setup.global_batch)
@@ -328,6 +329,7 @@ fn explain_no_valid(setup: &TrainSetup, constraints: &Constraints) -> String {
         recompute: constraints.recompute.unwrap_or(Recompute::Full),
         sequence_parallel: false,
         pp_inner: false,
+        offload_optimizer: false,
     };
     let devices = layout.devices();
     match layout.check(&setup.model, devices, setup.seq_len, setup.global_batch) {

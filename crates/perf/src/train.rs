@@ -330,7 +330,11 @@ pub fn estimate(setup: &TrainSetup, layout: &Layout) -> Result<TrainEstimate, Es
             lora::adapter_params_per_layer(model, rank) * layers_here / layout.tp as f64
         }
     };
-    let optimizer_s = device.stream_s(trained / shard * 30.0, 4.0);
+    let optimizer_s = if layout.offload_optimizer {
+        crate::memory_train::optimizer_offload_s(&accelerator.id, trained / shard)
+    } else {
+        device.stream_s(trained / shard * 30.0, 4.0)
+    };
 
     let time = TimeBreakdown {
         compute_s: m

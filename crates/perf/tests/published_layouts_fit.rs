@@ -112,3 +112,34 @@ fn whole_run_metrics_are_predicted_with_the_expected_time() {
     );
     assert!((hours / (days * 24.0 * 16_384.0) - 1.0).abs() < 1e-9);
 }
+
+#[test]
+fn an_offloaded_optimizer_frees_its_states_and_costs_host_bandwidth() {
+    let mut s = setup("llama-3.1-70b", "h100-sxm5-80gb", 8);
+    s.global_batch = 64;
+    let on_device: suanli_perf::Layout = "tp=8,zero=1,recompute=full"
+        .parse::<LayoutSpec>()
+        .unwrap()
+        .resolve(8)
+        .unwrap();
+    let spec: LayoutSpec = "tp=8,zero=1,recompute=full,offload=optimizer"
+        .parse()
+        .unwrap();
+    let offloaded = spec.resolve(8).unwrap();
+    assert!(offloaded.to_string().ends_with(",offload=optimizer"));
+    let (a, b) = (
+        train::estimate(&s, &on_device).unwrap(),
+        train::estimate(&s, &offloaded).unwrap(),
+    );
+    // 70.6B parameters / tp 8 = 8.8B per device, 12 bytes each = 106 GB of Adam state.
+    assert!((a.memory.optimizer_bytes / 1e9 - 106.0).abs() < 2.0);
+    assert_eq!(b.memory.optimizer_bytes, 0.0);
+    assert!(!a.memory.fits() && b.memory.fits());
+    // 8.8B x (6 B over 50 GB/s PCIe + 28 B at 75 GB/s of host memory) = 4.3 s per step.
+    assert!(
+        (b.time.optimizer_s - 4.35).abs() < 0.3,
+        "{}",
+        b.time.optimizer_s
+    );
+    assert!("offload=disk".parse::<LayoutSpec>().is_err());
+}

@@ -95,7 +95,8 @@ pub struct TrainArgs {
     oversubscription: f64,
     /// Evaluate this layout, e.g. tp=8,pp=16,dp=128,cp=1,ep=1,zero=1,mb=1,vpp=1,recompute=selective
     /// (dp follows from the count when left out; sp defaults to on when tp>1; map=pp-inner puts
-    /// pipeline stages inside data replicas in rank order, map=dp-inner is Megatron's default).
+    /// pipeline stages inside data replicas in rank order, map=dp-inner is Megatron's default;
+    /// offload=optimizer keeps Adam's states in host memory and updates on the CPU).
     #[arg(long)]
     layout: Option<String>,
     /// How many layouts a search shows.
@@ -348,6 +349,9 @@ fn overflow_line(setup: &TrainSetup, e: &TrainEstimate) -> Option<String> {
         if layout.zero < 3 {
             hint.push(format!("zero={}", layout.zero + 1));
         }
+    }
+    if memory.optimizer_bytes > memory.capacity_bytes * 0.3 && !layout.offload_optimizer {
+        hint.push("offload=optimizer".into());
     }
     if memory.activations_bytes > memory.capacity_bytes * 0.3 {
         if layout.recompute != suanli_perf::Recompute::Full {

@@ -80,6 +80,9 @@ pub(super) fn overrides(input: &ExportInput) -> Result<Vec<(String, String)>, Ex
         "optim.config.use_distributed_optimizer",
         python_bool(l.zero >= 1).into(),
     ));
+    if l.offload_optimizer {
+        out.push(("optim.config.optimizer_cpu_offload", "True".into()));
+    }
     match l.recompute {
         Recompute::None => out.push(("model.config.recompute_granularity", "None".into())),
         Recompute::Selective => {
