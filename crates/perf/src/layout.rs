@@ -75,6 +75,10 @@ pub struct Layout {
     /// CPU (ZeRO-Offload, Ren et al. 2021; Megatron-Core `--optimizer-cpu-offload`).
     #[serde(default)]
     pub offload_optimizer: bool,
+    /// Each layer's saved activations are copied to host memory after its forward and back
+    /// before its backward (Megatron-Core `--cpu-offloading`, Transformer Engine's CPU offload).
+    #[serde(default)]
+    pub offload_activations: bool,
 }
 
 impl Default for Layout {
@@ -92,6 +96,7 @@ impl Default for Layout {
             pp_inner: false,
             sequence_parallel: false,
             offload_optimizer: false,
+            offload_activations: false,
         }
     }
 }
@@ -172,6 +177,13 @@ impl Layout {
                 "pp*vpp = {}*{} = {chunks} is more than the {} layers; use pp*vpp <= {}",
                 self.pp, self.vpp, model.layers, model.layers
             ));
+        }
+        if self.offload_activations && self.pp > 1 {
+            return Err(
+                "offload=activations needs pp=1: Megatron-Core has no CPU activation offloading \
+                 with pipeline parallelism; use offload=optimizer or pp=1"
+                    .into(),
+            );
         }
         if self.vpp > 1 && self.pp == 1 {
             return Err("vpp>1 needs pp>1: interleaving splits pipeline stages".into());
@@ -279,10 +291,11 @@ impl fmt::Display for Layout {
                 ""
             },
             if self.pp_inner { ",map=pp-inner" } else { "" },
-            if self.offload_optimizer {
-                ",offload=optimizer"
-            } else {
-                ""
+            match (self.offload_optimizer, self.offload_activations) {
+                (true, true) => ",offload=both",
+                (true, false) => ",offload=optimizer",
+                (false, true) => ",offload=activations",
+                (false, false) => "",
             }
         )
     }
@@ -356,12 +369,14 @@ impl FromStr for LayoutSpec {
                     spec.sp_given = true;
                 }
                 "offload" => {
-                    l.offload_optimizer = match value.trim() {
-                        "none" => false,
-                        "optimizer" | "opt" => true,
+                    (l.offload_optimizer, l.offload_activations) = match value.trim() {
+                        "none" => (false, false),
+                        "optimizer" | "opt" => (true, false),
+                        "activations" | "act" => (false, true),
+                        "both" => (true, true),
                         _ => {
                             return Err(format!(
-                                "layout `offload={value}`: use offload=optimizer or offload=none"
+                                "layout `offload={value}`: use none, optimizer, activations or both"
                             ));
                         }
                     }

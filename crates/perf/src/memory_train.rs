@@ -90,7 +90,14 @@ pub fn training_memory(setup: &TrainSetup, layout: &Layout) -> MemoryBreakdown {
         )
     };
     let per_layer = (1.0 - moe_share) * layer(false) + moe_share * layer(true);
-    let mut activations_bytes = per_layer * layers_here * in_flight;
+    // Offloaded, a device holds the layer computing and the one being copied (double
+    // buffering); pipeline parallelism is excluded by the layout check.
+    let resident_layers = if layout.offload_activations {
+        layers_here.min(2.0)
+    } else {
+        layers_here
+    };
+    let mut activations_bytes = per_layer * resident_layers * in_flight;
     if layout.pp == 1 {
         // The logits of one micro-batch: 16-bit output plus fp32 softmax for the loss.
         let tokens = (layout.micro_batch as u64 * setup.seq_len) as f64 / layout.cp as f64;
@@ -112,6 +119,28 @@ pub fn training_memory(setup: &TrainSetup, layout: &Layout) -> MemoryBreakdown {
         total_bytes,
         capacity_bytes: setup.accelerator.memory_bytes(),
     }
+}
+
+/// Activation bytes of one micro-batch that go to the host and back under
+/// `offload=activations`: every stored layer but the two kept resident.
+pub fn offloaded_activation_bytes(setup: &TrainSetup, layout: &Layout) -> f64 {
+    if !layout.offload_activations {
+        return 0.0;
+    }
+    let model = &setup.model;
+    let moe_share = model.moe_layers() as f64 / model.layers as f64;
+    let layer = |moe| {
+        memory::layer_activation_bytes_at(
+            model,
+            layout,
+            setup.seq_len,
+            setup.attention,
+            moe,
+            setup.precision,
+        )
+    };
+    let per_layer = (1.0 - moe_share) * layer(false) + moe_share * layer(true);
+    per_layer * (layout.layers_per_device(model) as f64 - 2.0).max(0.0)
 }
 
 /// Host link (GB/s per direction) and host-memory bandwidth share (GB/s) of one accelerator:

@@ -178,6 +178,7 @@ pub fn candidates(setup: &TrainSetup, constraints: &Constraints) -> Vec<Layout> 
                                             .unwrap_or(tp > 1),
                                         pp_inner,
                                         offload_optimizer: false,
+                                        offload_activations: false,
                                     };
                                     if layout
                                         .check(model, count, setup.seq_len, setup.global_batch)
@@ -330,6 +331,7 @@ fn explain_no_valid(setup: &TrainSetup, constraints: &Constraints) -> String {
         sequence_parallel: false,
         pp_inner: false,
         offload_optimizer: false,
+        offload_activations: false,
     };
     let devices = layout.devices();
     match layout.check(&setup.model, devices, setup.seq_len, setup.global_batch) {

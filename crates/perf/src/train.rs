@@ -104,6 +104,8 @@ pub struct TimeBreakdown {
     pub dp_comm_exposed_s: f64,
     /// Optimizer update.
     pub optimizer_s: f64,
+    /// Activation copies to and from host memory not hidden behind compute (offload).
+    pub offload_s: f64,
     /// All data-parallel traffic, hidden or not (for reference; not part of the sum).
     pub dp_comm_total_s: f64,
 }
@@ -289,6 +291,17 @@ pub fn estimate(setup: &TrainSetup, layout: &Layout) -> Result<TrainEstimate, Es
         0.0
     };
 
+    // Activation offload: the stored activations go to the host during the forward and come
+    // back during the backward, each copy overlapped with that pass (Megatron-Core
+    // `--cpu-offloading`).
+    let offload_per_micro_s = if layout.offload_activations {
+        let (link_gb_per_s, _) = crate::memory_train::host_bandwidths_gb_per_s(&accelerator.id);
+        let copy_s =
+            crate::memory_train::offloaded_activation_bytes(setup, layout) / (link_gb_per_s * 1e9);
+        exposed_s(forward_s, copy_s) + exposed_s(backward_s + recompute_s, copy_s)
+    } else {
+        0.0
+    };
     let per_micro_s = forward_s
         + backward_s
         + recompute_s
@@ -353,6 +366,7 @@ pub fn estimate(setup: &TrainSetup, layout: &Layout) -> Result<TrainEstimate, Es
         pp_bubble_s: bubble_s,
         dp_comm_exposed_s,
         optimizer_s,
+        offload_s: m * offload_per_micro_s,
         dp_comm_total_s: dp_total_s,
     };
     let step_time_s = time.compute_s
@@ -363,7 +377,8 @@ pub fn estimate(setup: &TrainSetup, layout: &Layout) -> Result<TrainEstimate, Es
         + time.pp_p2p_s
         + time.pp_bubble_s
         + time.dp_comm_exposed_s
-        + time.optimizer_s;
+        + time.optimizer_s
+        + time.offload_s;
 
     let mut model_flops = flops::model_flops_per_step(model, setup.seq_len, setup.global_batch);
     let mut hardware_flops =

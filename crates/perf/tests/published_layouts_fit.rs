@@ -143,3 +143,25 @@ fn an_offloaded_optimizer_frees_its_states_and_costs_host_bandwidth() {
     );
     assert!("offload=disk".parse::<LayoutSpec>().is_err());
 }
+
+#[test]
+fn offloaded_activations_leave_two_layers_and_cost_host_link_time() {
+    let mut s = setup("llama-3.1-8b", "h100-sxm5-80gb", 8);
+    s.seq_len = 8192;
+    s.global_batch = 64;
+    let resolve = |text: &str| text.parse::<LayoutSpec>().unwrap().resolve(8).unwrap();
+    let kept = resolve("tp=1,zero=3,mb=2,recompute=none");
+    let offloaded = resolve("tp=1,zero=3,mb=2,recompute=none,offload=activations");
+    let (a, b) = (
+        train::estimate(&s, &kept).unwrap(),
+        train::estimate(&s, &offloaded).unwrap(),
+    );
+    // 32 layers stored, 2 kept: the layer share of activations falls 16-fold (the logits stay).
+    assert!(b.memory.activations_bytes < a.memory.activations_bytes / 4.0);
+    assert!(!a.memory.fits() && b.memory.fits());
+    assert_eq!(a.time.offload_s, 0.0);
+    assert!(b.time.offload_s > 0.0 && b.step_time_s > a.step_time_s);
+    let pipelined = resolve("tp=1,pp=2,zero=1,offload=activations");
+    let err = pipelined.check(&s.model, 8, 8192, 64).unwrap_err();
+    assert!(err.contains("pp=1"), "{err}");
+}

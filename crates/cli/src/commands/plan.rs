@@ -96,7 +96,8 @@ pub struct TrainArgs {
     /// Evaluate this layout, e.g. tp=8,pp=16,dp=128,cp=1,ep=1,zero=1,mb=1,vpp=1,recompute=selective
     /// (dp follows from the count when left out; sp defaults to on when tp>1; map=pp-inner puts
     /// pipeline stages inside data replicas in rank order, map=dp-inner is Megatron's default;
-    /// offload=optimizer keeps Adam's states in host memory and updates on the CPU).
+    /// offload=optimizer keeps Adam's states in host memory and updates on the CPU,
+    /// offload=activations (pp=1) copies saved activations to the host, offload=both).
     #[arg(long)]
     layout: Option<String>,
     /// How many layouts a search shows.
@@ -357,6 +358,9 @@ fn overflow_line(setup: &TrainSetup, e: &TrainEstimate) -> Option<String> {
         if layout.recompute != suanli_perf::Recompute::Full {
             hint.push("recompute=full".into());
         }
+        if layout.pp == 1 && !layout.offload_activations {
+            hint.push("offload=activations".into());
+        }
         if layout.micro_batch > 1 {
             hint.push("a smaller mb".into());
         }
@@ -447,6 +451,13 @@ fn print_estimate(setup: &TrainSetup, e: &TrainEstimate) {
             name.to_string(),
             format!("{value:.3}"),
             format!("{:.1}%", value / e.step_time_s * 100.0),
+        ]);
+    }
+    if t.offload_s > 0.0 {
+        time.add_row(vec![
+            "activation offload to host (exposed)".to_string(),
+            format!("{:.3}", t.offload_s),
+            format!("{:.1}%", t.offload_s / e.step_time_s * 100.0),
         ]);
     }
     time.add_row(vec![
