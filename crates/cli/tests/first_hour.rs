@@ -81,6 +81,10 @@ fn sizes_take_suffixes_and_a_batch_in_tokens_is_caught() {
     let upper = &plan_json(&["--global-batch", "2k", "--tokens", "2T"])["setup"];
     assert_eq!(upper["global_batch"], 2000);
     assert_eq!(upper["tokens_total"], 2e12);
+    // A million-suffixed batch is tokens: 4M = 4 x 2^20 tokens = 1024 sequences of 4096.
+    let tokens = &plan_json(&["--global-batch", "4M"])["setup"];
+    assert_eq!(tokens["global_batch"], 1024);
+    // Four million sequences is caught as surely meant in tokens.
     let out = suanli(&[
         "plan",
         "train",
@@ -90,31 +94,14 @@ fn sizes_take_suffixes_and_a_batch_in_tokens_is_caught() {
         "h100",
         "--count",
         "64",
-        "--global-batch",
-        "4M",
+        "--global-batch-seqs",
+        "4000000",
     ]);
     assert_eq!(out.status.code(), Some(1));
     let error = stderr(&out);
     assert!(
-        error.contains("counts sequences") && error.contains("write 1024"),
+        error.contains("--global-batch 4M") && error.contains("--global-batch-seqs 1024"),
         "{error}"
-    );
-    let out = suanli(&[
-        "plan",
-        "train",
-        "--model",
-        "llama-3.1-8b",
-        "--accelerator",
-        "h100",
-        "--count",
-        "64",
-        "--tokens",
-        "-1T",
-    ]);
-    assert!(
-        stderr(&out).contains("not a positive count"),
-        "{}",
-        stderr(&out)
     );
 }
 

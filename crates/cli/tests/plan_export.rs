@@ -11,7 +11,7 @@ fn suanli(args: &[&str]) -> Output {
         .expect("suanli runs")
 }
 
-const PLAN: [&str; 10] = [
+const PLAN: [&str; 12] = [
     "plan",
     "train",
     "--model",
@@ -22,6 +22,8 @@ const PLAN: [&str; 10] = [
     "64",
     "--layout",
     "tp=8,pp=4,vpp=5,mb=1",
+    "--global-batch-seqs",
+    "1024",
 ];
 
 #[test]

@@ -71,6 +71,14 @@ pub struct Layout {
     /// scale-out links.
     #[serde(default)]
     pub pp_inner: bool,
+    /// Adam's fp32 master weights and moments live in host memory and the update runs on the
+    /// CPU (ZeRO-Offload, Ren et al. 2021; Megatron-Core `--optimizer-cpu-offload`).
+    #[serde(default)]
+    pub offload_optimizer: bool,
+    /// Each layer's saved activations are copied to host memory after its forward and back
+    /// before its backward (Megatron-Core `--cpu-offloading`, Transformer Engine's CPU offload).
+    #[serde(default)]
+    pub offload_activations: bool,
 }
 
 impl Default for Layout {
@@ -87,6 +95,8 @@ impl Default for Layout {
             recompute: Recompute::Selective,
             pp_inner: false,
             sequence_parallel: false,
+            offload_optimizer: false,
+            offload_activations: false,
         }
     }
 }
@@ -167,6 +177,13 @@ impl Layout {
                 "pp*vpp = {}*{} = {chunks} is more than the {} layers; use pp*vpp <= {}",
                 self.pp, self.vpp, model.layers, model.layers
             ));
+        }
+        if self.offload_activations && self.pp > 1 {
+            return Err(
+                "offload=activations needs pp=1: Megatron-Core has no CPU activation offloading \
+                 with pipeline parallelism; use offload=optimizer or pp=1"
+                    .into(),
+            );
         }
         if self.vpp > 1 && self.pp == 1 {
             return Err("vpp>1 needs pp>1: interleaving splits pipeline stages".into());
@@ -258,7 +275,7 @@ impl fmt::Display for Layout {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "tp={},pp={},dp={},cp={},ep={},zero={},mb={},vpp={},recompute={}{}{}",
+            "tp={},pp={},dp={},cp={},ep={},zero={},mb={},vpp={},recompute={}{}{}{}",
             self.tp,
             self.pp,
             self.dp,
@@ -273,7 +290,13 @@ impl fmt::Display for Layout {
             } else {
                 ""
             },
-            if self.pp_inner { ",map=pp-inner" } else { "" }
+            if self.pp_inner { ",map=pp-inner" } else { "" },
+            match (self.offload_optimizer, self.offload_activations) {
+                (true, true) => ",offload=both",
+                (true, false) => ",offload=optimizer",
+                (false, true) => ",offload=activations",
+                (false, false) => "",
+            }
         )
     }
 }
@@ -345,6 +368,19 @@ impl FromStr for LayoutSpec {
                     };
                     spec.sp_given = true;
                 }
+                "offload" => {
+                    (l.offload_optimizer, l.offload_activations) = match value.trim() {
+                        "none" => (false, false),
+                        "optimizer" | "opt" => (true, false),
+                        "activations" | "act" => (false, true),
+                        "both" => (true, true),
+                        _ => {
+                            return Err(format!(
+                                "layout `offload={value}`: use none, optimizer, activations or both"
+                            ));
+                        }
+                    }
+                }
                 "map" => {
                     l.pp_inner = match value.trim() {
                         "dp-inner" => false,
@@ -355,7 +391,7 @@ impl FromStr for LayoutSpec {
                 other => {
                     return Err(format!(
                         "unknown layout key `{other}`; expected tp, pp, dp, cp, ep, zero, mb, vpp, \
-                         recompute, sp or map"
+                         recompute, sp, map or offload"
                     ));
                 }
             }

@@ -25,6 +25,7 @@ pub mod kernels;
 pub mod layout;
 pub mod lora;
 pub mod memory;
+pub mod memory_train;
 pub mod reliability;
 pub mod search;
 pub mod serve;

@@ -93,16 +93,62 @@ pub fn weight_bytes(precision: Precision) -> f64 {
     }
 }
 
-/// Activation bytes of one layer for one micro-batch on one device (Korthikanti et al. 2022,
-/// section 4, Table 2), generalised to GQA and SwiGLU:
-/// none: s b h (34 + 5 a s / h) / t with sequence parallelism (the 10 of the h-sized terms
-/// stay unsplit without it), selective: the 5 a s^2 b term dropped, full: only the 2 s b h
-/// layer input.
+/// Activation bytes of one layer for one micro-batch on one device at 16-bit storage; see
+/// [`layer_activation_bytes_at`].
 pub fn layer_activation_bytes(
     model: &Model,
     layout: &Layout,
     seq_len: u64,
     attention: AttentionImpl,
+    moe_layer: bool,
+) -> f64 {
+    layer_activation_bytes_at(
+        model,
+        layout,
+        seq_len,
+        attention,
+        moe_layer,
+        Precision::Bf16,
+    )
+}
+
+/// Activation bytes of one layer for one micro-batch on one device. Unfused attention (the
+/// 2021-22 Megatron-LM stacks) follows Korthikanti et al. 2022 exactly; fused/flash attention
+/// follows what Megatron-Core with Transformer Engine and torchtitan store today (see
+/// [`fused_layer_activation_bytes`]).
+pub fn layer_activation_bytes_at(
+    model: &Model,
+    layout: &Layout,
+    seq_len: u64,
+    attention: AttentionImpl,
+    moe_layer: bool,
+    precision: Precision,
+) -> f64 {
+    match attention {
+        AttentionImpl::Unfused => unfused_layer_activation_bytes(model, layout, seq_len, moe_layer),
+        AttentionImpl::Flash => {
+            fused_layer_activation_bytes(model, layout, seq_len, moe_layer, precision)
+        }
+    }
+}
+
+/// The feed-forward width one token passes through in this layer (routed top-k plus shared
+/// experts in a MoE layer).
+fn ffn_width(model: &Model, moe_layer: bool) -> f64 {
+    match (&model.moe, moe_layer) {
+        (Some(moe), true) => ((moe.top_k + moe.shared_experts) as u64 * moe.expert_ffn) as f64,
+        _ => model.ffn as f64,
+    }
+}
+
+/// Korthikanti et al. 2022, section 4, Table 2, generalised to GQA and SwiGLU:
+/// none: s b h (34 + 5 a s / h) / t with sequence parallelism (the 10 of the h-sized terms
+/// stay unsplit without it), selective: the 5 a s^2 b term dropped, full: only the 2 s b h
+/// layer input.
+fn unfused_layer_activation_bytes(
+    model: &Model,
+    layout: &Layout,
+    seq_len: u64,
     moe_layer: bool,
 ) -> f64 {
     let tp = layout.tp as f64;
@@ -113,10 +159,7 @@ pub fn layer_activation_bytes(
     }
     let hidden = model.hidden as f64;
     let kv_ratio = model.kv_heads as f64 / model.heads as f64;
-    let ffn = match (&model.moe, moe_layer) {
-        (Some(moe), true) => ((moe.top_k + moe.shared_experts) as u64 * moe.expert_ffn) as f64,
-        _ => model.ffn as f64,
-    };
+    let ffn = ffn_width(model, moe_layer);
     // Split over tp: q (2), k and v (2 each, scaled for GQA), the out-projection input (2) =
     // 8 for MHA; the MLP activations, 2 bytes per element of each stored ffn-wide tensor (GeLU
     // input and output = 16 for ffn = 4h; SwiGLU gate, up and product).
@@ -130,7 +173,7 @@ pub fn layer_activation_bytes(
     let replicated = 10.0;
     let per_sbh = (attention_split + mlp_inner) / tp + replicated / sp;
     let mut bytes = sbh * per_sbh;
-    if layout.recompute == Recompute::None && attention == AttentionImpl::Unfused {
+    if layout.recompute == Recompute::None {
         let scores = (layout.micro_batch as u64 * seq_len) as f64 / layout.cp as f64
             * seq_len as f64
             * model.heads as f64
@@ -138,4 +181,81 @@ pub fn layer_activation_bytes(
         bytes += 5.0 * scores;
     }
     bytes
+}
+
+/// Activations of one layer as Megatron-Core with Transformer Engine (and torchtitan) keep them
+/// today: fused flash attention stores its output and a per-row log-sum-exp, never the s x s
+/// scores (Dao et al. 2022, section 3.1), and the recipes train without dropout, so no masks.
+/// Stored per token, in elements:
+/// - sequence-sharded under sequence parallelism (replicated over tp otherwise): the two norm
+///   inputs (2 x h, 16-bit) and, without recompute, the two norm outputs that feed the QKV and
+///   FC1 GEMMs (2 x h, 8-bit under fp8: Transformer Engine saves the fp8 cast of a GEMM input);
+/// - split over tp: q, k and v for the flash backward, the attention output (the out-projection
+///   input), the FC1 output (the SwiGLU gate and up halves, or the GeLU input) and the FC2
+///   input (the activation output, 8-bit under fp8).
+///
+/// Selective recompute is Megatron-Core's `--recompute-modules core_attn,layernorm` plus the
+/// activation function (Megatron-Core docs, "Activation recomputation"; DeepSeek-V3 report
+/// section 3.3.2 recomputes norms and MLA up-projections the same way, MaxText
+/// `remat_policy=minimal` likewise keeps only weight-GEMM outputs): the norm outputs, the
+/// attention output and the activation output are recomputed, so only the norm inputs, q/k/v
+/// (for MLA the compressed latents instead, q/k/v being re-expanded) and the FC1 output stay.
+/// A MoE layer also keeps its permuted expert inputs (top-k copies of the token). Full
+/// recompute keeps the 2 s b h layer input.
+fn fused_layer_activation_bytes(
+    model: &Model,
+    layout: &Layout,
+    seq_len: u64,
+    moe_layer: bool,
+    precision: Precision,
+) -> f64 {
+    let tp = layout.tp as f64;
+    let sp = if layout.sequence_parallel { tp } else { 1.0 };
+    let tokens = (layout.micro_batch as u64 * seq_len) as f64 / layout.cp as f64;
+    let hidden = model.hidden as f64;
+    if layout.recompute == Recompute::Full {
+        return 2.0 * tokens * hidden / sp;
+    }
+    let gemm_input_b = match precision {
+        Precision::Fp8 | Precision::Fp4 | Precision::Int8 | Precision::Int4 => 1.0,
+        _ => 2.0,
+    };
+    let none = layout.recompute == Recompute::None;
+    let heads = model.heads as f64;
+    let (qkv_width, out_width, latent_width) = match &model.mla {
+        Some(mla) => {
+            let qk = (mla.qk_nope_head_dim + mla.qk_rope_head_dim) as f64;
+            let latent =
+                (mla.q_lora_rank.unwrap_or(0) + mla.kv_lora_rank + mla.qk_rope_head_dim) as f64;
+            (
+                heads * (2.0 * qk + mla.v_head_dim as f64),
+                heads * mla.v_head_dim as f64,
+                latent,
+            )
+        }
+        None => {
+            let head_dim = model.head_dim() as f64;
+            let kv = model.kv_heads as f64 * head_dim;
+            (heads * head_dim + 2.0 * kv, heads * head_dim, 0.0)
+        }
+    };
+    let ffn = ffn_width(model, moe_layer);
+    let fc1_out = match model.mlp {
+        suanli_catalog::Mlp::Gelu => ffn,
+        suanli_catalog::Mlp::Swiglu => 2.0 * ffn,
+    };
+    // Bytes per token that sequence parallelism shards and bytes tensor parallelism splits.
+    let mut sequence_bytes = 2.0 * 2.0 * hidden + 2.0 * latent_width;
+    let mut split_bytes = 2.0 * fc1_out;
+    if model.mla.is_none() || none {
+        split_bytes += 2.0 * qkv_width;
+    }
+    if none {
+        sequence_bytes += 2.0 * gemm_input_b * hidden;
+        split_bytes += 2.0 * out_width + gemm_input_b * ffn;
+    }
+    if moe_layer && let Some(moe) = &model.moe {
+        split_bytes += moe.top_k as f64 * hidden * gemm_input_b;
+    }
+    tokens * (sequence_bytes / sp + split_bytes / tp)
 }

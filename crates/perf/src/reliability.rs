@@ -155,6 +155,27 @@ pub fn eval_seconds(
     }
 }
 
+/// Expected time to `tokens` at `tokens_per_s` on `setup` with the defaults `suanli plan train`
+/// uses (the family's failure rate, a 10-minute restart, Llama 3's checkpoint bandwidth scaled
+/// to the job, no evaluation): what a whole-run figure such as a published GPU-hour total is
+/// compared with.
+pub fn expected_with_defaults(
+    setup: &crate::train::TrainSetup,
+    tokens: f64,
+    tokens_per_s: f64,
+) -> Result<TimeToTrain, ReliabilityError> {
+    let accelerators = setup.count as f64;
+    let inputs = ReliabilityInputs {
+        accelerators,
+        rate: failure_rate(&setup.accelerator.id),
+        restart_s: DEFAULT_RESTART_S,
+        checkpoint_bytes: setup.model.total_params() as f64 * CHECKPOINT_BYTES_PER_PARAM,
+        checkpoint_gb_per_s: LLAMA3_STORAGE_GB_PER_S * accelerators / LLAMA3_GPUS,
+        eval_s: 0.0,
+    };
+    time_to_train(tokens / tokens_per_s, &inputs)
+}
+
 /// Expected wall-clock time from the ideal (failure-free, checkpoint-free) time.
 pub fn time_to_train(
     ideal_s: f64,

@@ -177,6 +177,8 @@ pub fn candidates(setup: &TrainSetup, constraints: &Constraints) -> Vec<Layout> 
                                             .sequence_parallel
                                             .unwrap_or(tp > 1),
                                         pp_inner,
+                                        offload_optimizer: false,
+                                        offload_activations: false,
                                     };
                                     if layout
                                         .check(model, count, setup.seq_len, setup.global_batch)
@@ -195,6 +197,34 @@ pub fn candidates(setup: &TrainSetup, constraints: &Constraints) -> Vec<Layout> 
     layouts
 }
 
+/// The global batch nearest `setup.global_batch` that some layout under `constraints` divides,
+/// as Megatron-LM requires (global batch = dp x micro-batch x micro-batches): every data-parallel
+/// size divides the accelerator count, so the candidates are the multiples of each divisor of
+/// the count next to the request, tried nearest first (the larger on a tie). `None` when none
+/// within a factor of two works.
+pub fn nearest_valid_global_batch(setup: &TrainSetup, constraints: &Constraints) -> Option<u64> {
+    let wanted = setup.global_batch.max(1);
+    let mut tries: Vec<u64> = divisors(setup.count)
+        .into_iter()
+        .flat_map(|d| {
+            let d = d as u64;
+            let below = wanted / d * d;
+            [below, below + d]
+        })
+        .filter(|&g| g >= 1 && g >= wanted / 2 && g <= wanted.saturating_mul(2))
+        .collect();
+    tries.sort_by_key(|&g| (g.abs_diff(wanted), std::cmp::Reverse(g)));
+    tries.dedup();
+    let mut probe = setup.clone();
+    tries.into_iter().take(64).find(|&g| {
+        probe.global_batch = g;
+        !candidates(&probe, constraints).is_empty()
+    })
+}
+
+/// Sequence length from which the search weighs context parallelism when cp=1 fits.
+pub const CP_MIN_SEQ_LEN: u64 = 16_384;
+
 /// Searches and returns the `top_k` fastest layouts that fit.
 pub fn search(
     setup: &TrainSetup,
@@ -208,10 +238,21 @@ pub fn search(
             constraints,
         )));
     }
-    let fitting: Vec<&Layout> = layouts
+    let mut fitting: Vec<&Layout> = layouts
         .iter()
         .filter(|l| train::memory(setup, l).fits())
         .collect();
+    // Context parallelism only where the sequence or memory needs it: the published runs at
+    // 4k-8k tokens trained without it (Llama 3 405B at 8192, Dubey et al. 2024, Table 4, turned
+    // CP on for its 128k stage only; DeepSeek-V3 at 4096), since a rank's block of a short
+    // sequence is too small to hide the ring (Liu et al. 2023, section 3.1: block compute must
+    // exceed the block transfer) and the split attention kernels run below their peak.
+    if constraints.cp.is_none()
+        && setup.seq_len < CP_MIN_SEQ_LEN
+        && fitting.iter().any(|l| l.cp == 1)
+    {
+        fitting.retain(|l| l.cp == 1);
+    }
     if fitting.is_empty() {
         return Err(SearchError::NothingFits(explain_nothing_fits(
             setup, &layouts,
@@ -233,12 +274,46 @@ pub fn search(
             .cmp(&rounded(b))
             .then_with(|| simplicity(a).cmp(&simplicity(b)))
     });
-    estimates.truncate(top_k.max(1));
+    collapse_near_identical(&mut estimates, top_k.max(1));
     Ok(SearchResult {
         top: estimates,
         valid_layouts: layouts.len(),
         fitting_layouts: fitting.len(),
     })
+}
+
+/// Drops layouts within 0.5% of the step time of a faster (or equally fast and simpler) one
+/// with the same split (tp, pp, dp, cp, ep, micro-batch, interleaving, recompute), differing
+/// only in the ZeRO stage or the rank order: a ranking of five copies of one plan tells a user
+/// nothing, and the kept one is the lower ZeRO stage, the sort's tie-break.
+/// Keeps at most `top_k`.
+fn collapse_near_identical(estimates: &mut Vec<TrainEstimate>, top_k: usize) {
+    let mut kept: Vec<TrainEstimate> = Vec::with_capacity(top_k);
+    for e in estimates.drain(..) {
+        if kept.len() == top_k {
+            break;
+        }
+        let same = kept.iter().any(|k| {
+            let (a, b) = (&k.layout, &e.layout);
+            let split = |l: &Layout| {
+                (
+                    l.tp,
+                    l.pp,
+                    l.dp,
+                    l.cp,
+                    l.ep,
+                    l.micro_batch,
+                    l.vpp,
+                    l.recompute,
+                )
+            };
+            split(a) == split(b) && (k.step_time_s - e.step_time_s).abs() <= 0.005 * k.step_time_s
+        });
+        if !same {
+            kept.push(e);
+        }
+    }
+    *estimates = kept;
 }
 
 fn explain_no_valid(setup: &TrainSetup, constraints: &Constraints) -> String {
@@ -255,6 +330,8 @@ fn explain_no_valid(setup: &TrainSetup, constraints: &Constraints) -> String {
         recompute: constraints.recompute.unwrap_or(Recompute::Full),
         sequence_parallel: false,
         pp_inner: false,
+        offload_optimizer: false,
+        offload_activations: false,
     };
     let devices = layout.devices();
     match layout.check(&setup.model, devices, setup.seq_len, setup.global_batch) {

@@ -28,10 +28,6 @@ pub(crate) fn exposed_s(compute_s: f64, comm_s: f64) -> f64 {
     (compute_s.powf(OVERLAP_P) + comm_s.powf(OVERLAP_P)).powf(1.0 / OVERLAP_P) - compute_s
 }
 
-/// Fixed memory per device for the runtime context, NCCL buffers and allocator slack
-/// (PyTorch CUDA context ~0.5-1 GB plus NCCL channels; Megatron-LM memory reports).
-const RUNTIME_RESERVE_BYTES: f64 = 2.5e9;
-
 /// Everything the training model needs besides the layout.
 #[derive(Clone, Debug, Serialize)]
 pub struct TrainSetup {
@@ -114,6 +110,8 @@ pub struct TimeBreakdown {
     pub dp_comm_exposed_s: f64,
     /// Optimizer update.
     pub optimizer_s: f64,
+    /// Activation copies to and from host memory not hidden behind compute (offload).
+    pub offload_s: f64,
     /// All data-parallel traffic, hidden or not (for reference; not part of the sum).
     pub dp_comm_total_s: f64,
 }
@@ -165,77 +163,7 @@ pub enum EstimateError {
 
 /// Memory only, cheap enough to prune a search before timing a layout.
 pub fn memory(setup: &TrainSetup, layout: &Layout) -> MemoryBreakdown {
-    let model = &setup.model;
-    let params = memory::device_params(model, layout);
-    let dp_dense = (layout.dp * layout.cp) as f64;
-    let dp_expert = dp_dense / layout.ep as f64;
-    let weight_b = memory::weight_bytes(setup.precision);
-    let grad_b = memory::gradient_bytes(setup.precision);
-    // Sharded over the data-parallel group from the given ZeRO stage on (Rajbhandari et al.
-    // 2020, section 5: Pos, Pos+g, Pos+g+p); Adam keeps an fp32 master copy, m and v = 12 bytes.
-    let shard = |stage: u8, bytes_per_param: f64| {
-        let factor = |dp: f64| if layout.zero >= stage { 1.0 / dp } else { 1.0 };
-        bytes_per_param * (params.dense * factor(dp_dense) + params.expert * factor(dp_expert))
-    };
-    let (weights_bytes, gradients_bytes, optimizer_bytes) = match setup.workload {
-        Workload::Pretrain => (shard(3, weight_b), shard(2, grad_b), shard(1, 12.0)),
-        Workload::Lora { rank } => {
-            // Frozen base (sharded by ZeRO-3 like any weight) plus adapters that alone carry
-            // gradients and Adam state; adapters are tiny, so kept unsharded.
-            let adapters = lora::adapter_params_per_layer(model, rank)
-                * layout.layers_per_device(model) as f64
-                / layout.tp as f64;
-            (
-                shard(3, lora::frozen_weight_bytes(setup.precision)) + adapters * weight_b,
-                adapters * grad_b,
-                adapters * 12.0,
-            )
-        }
-    };
-
-    // 1F1B keeps min(pp, micro-batches) micro-batches in flight on the first stage; interleaving
-    // adds (pp-1)/(pp*vpp) (Korthikanti et al. 2022, section 4.2.3).
-    let micro_batches = layout.micro_batches(setup.global_batch).max(1) as f64;
-    let pp = layout.pp as f64;
-    let in_flight = pp.min(micro_batches);
-    let interleave = if layout.vpp > 1 {
-        1.0 + (pp - 1.0) / (pp * layout.vpp as f64)
-    } else {
-        1.0
-    };
-    let layers_here = layout.layers_per_device(model) as f64;
-    let moe_share = model.moe_layers() as f64 / model.layers as f64;
-    let layer_bytes = |moe| {
-        if xla::xla_runtime(&setup.accelerator) && layout.recompute == Recompute::Selective {
-            xla::minimal_remat_activation_bytes(model, layout, setup.seq_len, moe)
-        } else {
-            memory::layer_activation_bytes(model, layout, setup.seq_len, setup.attention, moe)
-        }
-    };
-    let per_layer = (1.0 - moe_share) * layer_bytes(false) + moe_share * layer_bytes(true);
-    let mut activations_bytes = per_layer * layers_here * in_flight * interleave;
-    if layout.pp == 1 {
-        // The logits of one micro-batch: 16-bit output plus fp32 softmax for the loss.
-        let tokens = (layout.micro_batch as u64 * setup.seq_len) as f64 / layout.cp as f64;
-        activations_bytes += tokens * model.vocab as f64 / layout.tp as f64 * 6.0;
-    }
-    let mut buffers_bytes = RUNTIME_RESERVE_BYTES;
-    if layout.zero >= 3 {
-        buffers_bytes += 2.0
-            * xla::zero3_gathered_params(setup, layout, params.total() / layers_here)
-            * weight_b;
-    }
-    let total_bytes =
-        weights_bytes + gradients_bytes + optimizer_bytes + activations_bytes + buffers_bytes;
-    MemoryBreakdown {
-        weights_bytes,
-        gradients_bytes,
-        optimizer_bytes,
-        activations_bytes,
-        buffers_bytes,
-        total_bytes,
-        capacity_bytes: setup.accelerator.memory_bytes(),
-    }
+    crate::memory_train::training_memory(setup, layout)
 }
 
 /// Estimates one layout. The layout must already pass [`Layout::check`].
@@ -349,30 +277,26 @@ pub fn estimate(setup: &TrainSetup, layout: &Layout) -> Result<TrainEstimate, Es
         tp_comm_total_s
     };
 
-    // Context parallel: a ring passes each rank's K and V blocks to the other cp-1 ranks, forward
-    // and (with their gradients) twice in backward, overlapped with the attention core
-    // (Megatron-Core context parallelism; Liu et al. 2023, Ring Attention).
+    // Context parallel: a ring passes each rank's K and V blocks to the other cp-1 ranks,
+    // overlapped block by block with the attention core (see `context_parallel_exposed_s`).
     let kv_width = match &model.mla {
         Some(mla) => (mla.kv_lora_rank + mla.qk_rope_head_dim) as f64,
         None => 2.0 * (model.kv_heads as f64 * model.head_dim() as f64) / layout.tp as f64,
     };
-    let cp_comm_s = if layout.cp > 1 {
-        let bytes = tokens * kv_width * 2.0 * (layout.cp - 1) as f64;
-        let total = 3.0
-            * net
-                .cp
-                .point_to_point_s(bytes, net.cp.ranks_per_domain < layout.cp);
-        let hidden_behind = mix(|l| l.attention_fwd_s + l.attention_bwd_s);
-        exposed_s(hidden_behind, total)
-    } else {
-        0.0
-    };
+    let cp_comm_s = crate::train_comm::context_parallel_exposed_s(
+        &net.cp,
+        layout.cp,
+        tokens * kv_width * 2.0,
+        mix(|l| l.attention_fwd_s),
+        mix(|l| l.attention_bwd_s),
+        layers_here,
+    );
 
     // Expert parallel: dispatch and combine all-to-all per MoE layer forward, again backward
     // (Lepikhin et al. 2020, GShard, section 2.2).
     let ep_comm_s = match &model.moe {
         Some(moe) if layout.ep > 1 => {
-            let bytes = tokens * moe.top_k as f64 * hidden * 2.0;
+            let bytes = tokens * moe.top_k as f64 * hidden * 2.0 * crate::train_comm::EP_IMBALANCE;
             layers_here * moe_share * 4.0 * net.ep.time_s(Collective::AllToAll, bytes)
         }
         _ => 0.0,
@@ -388,6 +312,17 @@ pub fn estimate(setup: &TrainSetup, layout: &Layout) -> Result<TrainEstimate, Es
         0.0
     };
 
+    // Activation offload: the stored activations go to the host during the forward and come
+    // back during the backward, each copy overlapped with that pass (Megatron-Core
+    // `--cpu-offloading`).
+    let offload_per_micro_s = if layout.offload_activations {
+        let (link_gb_per_s, _) = crate::memory_train::host_bandwidths_gb_per_s(&accelerator.id);
+        let copy_s =
+            crate::memory_train::offloaded_activation_bytes(setup, layout) / (link_gb_per_s * 1e9);
+        exposed_s(forward_s, copy_s) + exposed_s(backward_s + recompute_s, copy_s)
+    } else {
+        0.0
+    };
     let per_micro_s = forward_s
         + backward_s
         + recompute_s
@@ -428,7 +363,11 @@ pub fn estimate(setup: &TrainSetup, layout: &Layout) -> Result<TrainEstimate, Es
             lora::adapter_params_per_layer(model, rank) * layers_here / layout.tp as f64
         }
     };
-    let optimizer_s = device.stream_s(trained / shard * 30.0, 4.0);
+    let optimizer_s = if layout.offload_optimizer {
+        crate::memory_train::optimizer_offload_s(&accelerator.id, trained / shard)
+    } else {
+        device.stream_s(trained / shard * 30.0, 4.0)
+    };
 
     let time = TimeBreakdown {
         compute_s: m
@@ -447,6 +386,7 @@ pub fn estimate(setup: &TrainSetup, layout: &Layout) -> Result<TrainEstimate, Es
         pp_bubble_s: bubble_s,
         dp_comm_exposed_s,
         optimizer_s,
+        offload_s: m * offload_per_micro_s,
         dp_comm_total_s: dp_total_s,
     };
     let step_time_s = time.compute_s
@@ -457,7 +397,8 @@ pub fn estimate(setup: &TrainSetup, layout: &Layout) -> Result<TrainEstimate, Es
         + time.pp_p2p_s
         + time.pp_bubble_s
         + time.dp_comm_exposed_s
-        + time.optimizer_s;
+        + time.optimizer_s
+        + time.offload_s;
 
     let mut model_flops = flops::model_flops_per_step(model, setup.seq_len, setup.global_batch);
     let mut hardware_flops =

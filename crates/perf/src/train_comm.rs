@@ -174,3 +174,39 @@ pub(crate) fn data_parallel_time(
     let total_s = sync(&net.dp, params.dense) + sync(&net.dp_expert, params.expert);
     (total_s, exposed_s(backward_s + forward_s, total_s))
 }
+
+/// The slowest expert-parallel rank's share of the all-to-all against the average: tokens are
+/// routed unevenly, and the dispatch waits for the most loaded rank. Taken as GShard's expert
+/// capacity factor of 1.25 (Lepikhin et al. 2020, section 2.2; Switch Transformer trains at
+/// 1.0-1.25, Fedus et al. 2021, section 2.2), the bound a balanced router stays under.
+pub(crate) const EP_IMBALANCE: f64 = 1.25;
+
+/// Seconds of context-parallel exchange per micro-batch not hidden behind attention, on this
+/// device's `layers` layers. Megatron-Core's ring (Transformer Engine's
+/// `AttnFuncWithCPAndKVP2P`, after Liu et al. 2023, Ring Attention, section 3) splits each
+/// layer's attention into `cp` block steps and sends the next K/V block during the current
+/// one: cp-1 transfers of `block_bytes` forward, and in backward K/V again plus their
+/// gradients (twice the bytes). A step costs the larger of its transfer and its 1/cp share of
+/// the attention core, plus the contention of running both at once (the smooth maximum of
+/// [`crate::train`], after Rashidi et al. 2021); at short sequences a block's attention is too
+/// small to hide its transfer and the exchange shows.
+pub(crate) fn context_parallel_exposed_s(
+    cp_group: &Group,
+    cp: u32,
+    block_bytes: f64,
+    attention_fwd_s: f64,
+    attention_bwd_s: f64,
+    layers: f64,
+) -> f64 {
+    if cp <= 1 || layers <= 0.0 {
+        return 0.0;
+    }
+    let crosses = cp_group.ranks_per_domain < cp;
+    let transfer_s = cp_group.point_to_point_s(block_bytes, crosses);
+    let steps = (cp - 1) as f64;
+    let blocks = cp as f64;
+    let fwd_step_s = attention_fwd_s / layers / blocks;
+    let bwd_step_s = attention_bwd_s / layers / blocks;
+    let exposed = |compute_s: f64, comm_s: f64| crate::train::exposed_s(compute_s, comm_s);
+    layers * steps * (exposed(fwd_step_s, transfer_s) + exposed(bwd_step_s, 2.0 * transfer_s))
+}

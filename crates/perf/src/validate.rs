@@ -350,14 +350,19 @@ pub fn predicted_metric(
             .tokens_total
             .ok_or_else(|| format!("metric `{metric}` needs tokens_total"))
     };
+    let expected = |tokens: f64| {
+        crate::reliability::expected_with_defaults(setup, tokens, tokens_per_s)
+            .map_err(|e| e.to_string())
+    };
     Ok(match metric {
         "tflops_per_gpu_hw" => estimate.tflops_per_device_hardware,
         "tflops_per_gpu_model" => estimate.tflops_per_device_model,
         "mfu" => estimate.mfu,
         "step_time_s" => estimate.step_time_s,
         "tokens_per_s_per_gpu" => estimate.tokens_per_s_per_device,
-        "gpu_hours" => budget()? / tokens_per_s * setup.count as f64 / 3600.0,
-        "days" => budget()? / tokens_per_s / 86400.0,
+        // Whole-run figures include failures, restarts and checkpoints: the expected time.
+        "gpu_hours" => expected(budget()?)?.expected_accelerator_hours,
+        "days" => expected(budget()?)?.expected_days,
         other => {
             return Err(format!(
                 "unknown metric `{other}`; expected tflops_per_gpu_hw, tflops_per_gpu_model, mfu, \

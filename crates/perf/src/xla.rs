@@ -4,7 +4,7 @@
 
 use crate::layout::Layout;
 use crate::train::TrainSetup;
-use suanli_catalog::{Accelerator, Model};
+use suanli_catalog::Accelerator;
 
 /// Parameters of one ZeRO-3 gather unit on one device; two are resident (the one in use and
 /// the prefetched next). PyTorch FSDP and DeepSpeed gather a whole layer (one flat parameter
@@ -42,29 +42,3 @@ pub(crate) fn xla_runtime(accelerator: &Accelerator) -> bool {
 /// earlier steps (delayed scaling) and casts inside the producing kernels, so fp8 pays no pass.
 pub(crate) const AQT_BYTES_PER_OPERAND_ELEMENT: f64 = 3.0;
 
-/// Activation bytes of one layer for one micro-batch on one device under MaxText's `minimal`
-/// remat policy (`jax.checkpoint_policies.checkpoint_dots_with_no_batch_dims`), what XLA stacks
-/// run as selective recompute: only the outputs of the weight GEMMs are kept (q, k and v, the
-/// attention output projection, each feed-forward up-projection and the down-projection) plus
-/// the layer input the layer scan carries, in 16 bits and sharded over the tensor axis (MaxText
-/// shards heads, the feed-forward width and `activation_embed` over it); norms, the MLP
-/// activation and the attention core are recomputed, and there is no dropout mask (MaxText's
-/// `dropout_rate` is 0).
-pub(crate) fn minimal_remat_activation_bytes(
-    model: &Model,
-    layout: &Layout,
-    seq_len: u64,
-    moe_layer: bool,
-) -> f64 {
-    let tokens = (layout.micro_batch as u64 * seq_len) as f64 / layout.cp as f64;
-    let hidden = model.hidden as f64;
-    let head_dim = model.head_dim() as f64;
-    let qkv = (model.heads as f64 + 2.0 * model.kv_heads as f64) * head_dim;
-    let ffn = match (&model.moe, moe_layer) {
-        (Some(moe), true) => ((moe.top_k + moe.shared_experts) as u64 * moe.expert_ffn) as f64,
-        _ => model.ffn as f64,
-    };
-    let up = (model.mlp.matrices() - 1) as f64 * ffn;
-    let elements = qkv + hidden + up + hidden + hidden;
-    tokens * elements / layout.tp as f64 * 2.0
-}

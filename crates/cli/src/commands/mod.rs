@@ -10,6 +10,7 @@ pub mod job;
 pub mod login;
 pub mod node;
 pub mod plan;
+pub mod plan_batch;
 pub mod plan_checks;
 pub mod plan_export;
 pub mod plan_serve;

@@ -68,9 +68,16 @@ pub struct TrainArgs {
     /// Tokens per sequence, e.g. 4096 or 8k (= 8192).
     #[arg(long, default_value = "4096", value_parser = crate::units::parse_tokens_binary, allow_hyphen_values = true)]
     seq_len: u64,
-    /// Sequences (not tokens) per optimizer step, e.g. 1024 or 2k.
-    #[arg(long, default_value = "1024", value_parser = crate::units::parse_whole_count, allow_hyphen_values = true)]
-    global_batch: u64,
+    /// Global batch per optimizer step: tokens with a unit (16M, 16M tokens: binary suffixes,
+    /// Llama 3's 16M = 2048 x 8192) or sequences (2048, 2048 seqs). Moved to the nearest size
+    /// the layout divides, with a line saying so [default: after published batches for the
+    /// model's size (GPT-3, Gopher, Llama 3, DeepSeek-V3), at least one sequence per 8
+    /// accelerators].
+    #[arg(long, value_parser = super::plan_batch::parse_global_batch, allow_hyphen_values = true, conflicts_with = "global_batch_seqs")]
+    global_batch: Option<super::plan_batch::BatchSpec>,
+    /// Global batch in sequences per optimizer step, e.g. 2048.
+    #[arg(long, value_parser = crate::units::parse_whole_count, allow_hyphen_values = true)]
+    global_batch_seqs: Option<u64>,
     /// Token budget, e.g. 2T, 300B, 1.5e12: adds days, accelerator-hours, energy and cost.
     #[arg(long, value_parser = crate::units::parse_count, allow_hyphen_values = true)]
     tokens: Option<f64>,
@@ -88,7 +95,9 @@ pub struct TrainArgs {
     oversubscription: f64,
     /// Evaluate this layout, e.g. tp=8,pp=16,dp=128,cp=1,ep=1,zero=1,mb=1,vpp=1,recompute=selective
     /// (dp follows from the count when left out; sp defaults to on when tp>1; map=pp-inner puts
-    /// pipeline stages inside data replicas in rank order, map=dp-inner is Megatron's default).
+    /// pipeline stages inside data replicas in rank order, map=dp-inner is Megatron's default;
+    /// offload=optimizer keeps Adam's states in host memory and updates on the CPU,
+    /// offload=activations (pp=1) copies saved activations to the host, offload=both).
     #[arg(long)]
     layout: Option<String>,
     /// How many layouts a search shows.
@@ -169,8 +178,8 @@ fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     if args.count == 0 {
         bail!("--count must be at least 1");
     }
-    if args.seq_len == 0 || args.global_batch == 0 {
-        bail!("--seq-len and --global-batch must be at least 1");
+    if args.seq_len == 0 {
+        bail!("--seq-len must be at least 1");
     }
     let mut setup = TrainSetup::new(model, accelerator, args.count);
     if let Some(node) = &node {
@@ -193,7 +202,14 @@ fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         setup.scaleout_gb_per_s = bandwidth;
     }
     setup.seq_len = args.seq_len;
-    setup.global_batch = args.global_batch;
+    let batch_spec = match (args.global_batch, args.global_batch_seqs) {
+        (_, Some(seqs)) => Some(super::plan_batch::BatchSpec::Sequences(seqs)),
+        (spec, None) => spec,
+    };
+    let (global_batch, batch_note) =
+        super::plan_batch::resolve(batch_spec, &setup).map_err(anyhow::Error::msg)?;
+    setup.global_batch = global_batch;
+    let mut notes: Vec<String> = batch_note.into_iter().collect();
     setup.precision = args.precision;
     setup.tokens_total = args.tokens;
     setup.price_per_hour = args.price_per_hour;
@@ -212,8 +228,17 @@ fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     let validation = fit::validation_of(&setup.accelerator, fit::Fitted::builtin());
 
     let estimates = match &args.layout {
-        Some(text) => vec![evaluate_layout(&setup, text)?],
+        Some(text) => {
+            let estimate = evaluate_layout(&mut setup, text, &mut notes)?;
+            print_notes(&args, &notes);
+            vec![estimate]
+        }
         None => {
+            notes.extend(super::plan_batch::fit_to_search(
+                &mut setup,
+                &Constraints::default(),
+            ));
+            print_notes(&args, &notes);
             let found = search::search(&setup, &Constraints::default(), args.top)?;
             if !args.json && args.export.is_none() {
                 println!(
@@ -236,7 +261,9 @@ fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         let value = serde_json::json!({
             "setup": setup,
             "estimates": estimates,
+            "fits": estimates.iter().map(|e| e.memory.fits()).collect::<Vec<_>>(),
             "time_to_train": times,
+            "notes": notes,
             "family": validation.family,
             "uncertainty_pct": validation.uncertainty_pct,
             "validated_rows": validation.validated_rows,
@@ -275,55 +302,84 @@ fn uncertainty_line(v: &fit::Validation) -> String {
     }
 }
 
-fn evaluate_layout(setup: &TrainSetup, text: &str) -> anyhow::Result<TrainEstimate> {
+/// Prints the lines saying what the planner chose for the user (not with --json or --export,
+/// whose output is machine-read; --json carries them as `notes`).
+fn print_notes(args: &TrainArgs, notes: &[String]) {
+    if !args.json && args.export.is_none() {
+        for note in notes {
+            println!("note: {note}");
+        }
+    }
+}
+
+fn evaluate_layout(
+    setup: &mut TrainSetup,
+    text: &str,
+    notes: &mut Vec<String>,
+) -> anyhow::Result<TrainEstimate> {
     let spec: LayoutSpec = text
         .parse()
         .map_err(|e: String| anyhow::anyhow!("--layout: {e}"))?;
     let layout = spec
         .resolve(setup.count)
         .map_err(|e| anyhow::anyhow!("--layout: {e}"))?;
+    notes.extend(super::plan_batch::fit_to_layout(setup, &layout));
     layout
         .check(&setup.model, setup.count, setup.seq_len, setup.global_batch)
         .map_err(|e| anyhow::anyhow!("--layout {layout}: {e}"))?;
     for warning in super::plan_checks::layout_warnings(setup, &layout) {
         eprintln!("warning: --layout {warning}");
     }
-    let estimate = train::estimate(setup, &layout).context("cannot estimate this layout")?;
-    let memory = &estimate.memory;
-    if !memory.fits() {
-        let mut hint = Vec::new();
-        if memory.weights_bytes + memory.gradients_bytes + memory.optimizer_bytes
-            > memory.capacity_bytes * 0.6
-        {
-            hint.push(format!("pp>={}", (layout.pp * 2).min(setup.model.layers)));
-            if layout.zero < 3 {
-                hint.push(format!("zero={}", layout.zero + 1));
-            }
-        }
-        if memory.activations_bytes > memory.capacity_bytes * 0.3 {
-            if layout.recompute != suanli_perf::Recompute::Full {
-                hint.push("recompute=full".into());
-            }
-            if layout.micro_batch > 1 {
-                hint.push("a smaller mb".into());
-            }
-        }
-        hint.push("or leave out --layout to search".into());
-        bail!(
-            "layout {layout} does not fit: it needs {} per device (weights {}, gradients {}, \
-             optimizer {}, activations {}, buffers {}) but {} has {}; try {}",
-            gb(memory.total_bytes),
-            gb(memory.weights_bytes),
-            gb(memory.gradients_bytes),
-            gb(memory.optimizer_bytes),
-            gb(memory.activations_bytes),
-            gb(memory.buffers_bytes),
-            setup.accelerator.id,
-            gb(memory.capacity_bytes),
-            hint.join(", ")
-        );
+    train::estimate(setup, &layout).context("cannot estimate this layout")
+}
+
+/// The line printed under a layout that does not fit: how far over it is, where the bytes go
+/// and what would bring it under. The plan is still printed: published layouts that ran must
+/// never be refused, and a user wants to see how far off theirs is.
+fn overflow_line(setup: &TrainSetup, e: &TrainEstimate) -> Option<String> {
+    let memory = &e.memory;
+    let layout = &e.layout;
+    if memory.fits() {
+        return None;
     }
-    Ok(estimate)
+    let mut hint = Vec::new();
+    if memory.weights_bytes + memory.gradients_bytes + memory.optimizer_bytes
+        > memory.capacity_bytes * 0.6
+    {
+        hint.push(format!("pp>={}", (layout.pp * 2).min(setup.model.layers)));
+        if layout.zero < 3 {
+            hint.push(format!("zero={}", layout.zero + 1));
+        }
+    }
+    if memory.optimizer_bytes > memory.capacity_bytes * 0.3 && !layout.offload_optimizer {
+        hint.push("offload=optimizer".into());
+    }
+    if memory.activations_bytes > memory.capacity_bytes * 0.3 {
+        if layout.recompute != suanli_perf::Recompute::Full {
+            hint.push("recompute=full".into());
+        }
+        if layout.pp == 1 && !layout.offload_activations {
+            hint.push("offload=activations".into());
+        }
+        if layout.micro_batch > 1 {
+            hint.push("a smaller mb".into());
+        }
+    }
+    hint.push("or leave out --layout to search".into());
+    Some(format!(
+        "does not fit: needs {} per device, {} over the {} of a {} (weights {}, gradients {}, \
+         optimizer {}, activations {}, buffers {}); try {}",
+        gb(memory.total_bytes),
+        gb(memory.total_bytes - memory.capacity_bytes),
+        gb(memory.capacity_bytes),
+        setup.accelerator.id,
+        gb(memory.weights_bytes),
+        gb(memory.gradients_bytes),
+        gb(memory.optimizer_bytes),
+        gb(memory.activations_bytes),
+        gb(memory.buffers_bytes),
+        hint.join(", ")
+    ))
 }
 
 fn ranking_table(estimates: &[TrainEstimate]) -> Table {
@@ -397,6 +453,13 @@ fn print_estimate(setup: &TrainSetup, e: &TrainEstimate) {
             format!("{:.1}%", value / e.step_time_s * 100.0),
         ]);
     }
+    if t.offload_s > 0.0 {
+        time.add_row(vec![
+            "activation offload to host (exposed)".to_string(),
+            format!("{:.3}", t.offload_s),
+            format!("{:.1}%", t.offload_s / e.step_time_s * 100.0),
+        ]);
+    }
     time.add_row(vec![
         "data-parallel comm (total, mostly overlapped)".to_string(),
         format!("{:.3}", t.dp_comm_total_s),
@@ -416,6 +479,9 @@ fn print_estimate(setup: &TrainSetup, e: &TrainEstimate) {
         memory.add_row(vec![name.to_string(), format!("{:.1}", value / 1e9)]);
     }
     println!("{time}\n{memory}");
+    if let Some(line) = overflow_line(setup, e) {
+        println!("{line}");
+    }
     if let Some(budget) = &e.budget {
         let mut line = format!(
             "{} tokens: {:.1} days, {} accelerator-hours",

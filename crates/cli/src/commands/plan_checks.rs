@@ -12,11 +12,11 @@ pub fn check_batch(setup: &TrainSetup) -> Result<(), String> {
     let tokens = setup.global_batch as f64 * setup.seq_len as f64;
     if tokens > MAX_TOKENS_PER_STEP {
         return Err(format!(
-            "--global-batch {} sequences x seq-len {} is {:.3e} tokens per step; --global-batch counts sequences: for a batch of 4M tokens at seq-len {} write {}",
+            "--global-batch {} sequences x seq-len {} is {:.3e} tokens per step, ten times the largest published batch; \
+             for a batch of 4M tokens write --global-batch 4M (tokens) or --global-batch-seqs {}",
             setup.global_batch,
             setup.seq_len,
             tokens,
-            setup.seq_len,
             (4_194_304 / setup.seq_len).max(1)
         ));
     }

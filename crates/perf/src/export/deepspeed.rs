@@ -40,6 +40,9 @@ pub(super) fn config(input: &ExportInput) -> Result<Value, ExportError> {
         zero["overlap_comm"] = json!(true);
         zero["contiguous_gradients"] = json!(true);
     }
+    if l.offload_optimizer {
+        zero["offload_optimizer"] = json!({ "device": "cpu", "pin_memory": true });
+    }
     config.insert("zero_optimization".into(), zero);
     if l.recompute != Recompute::None {
         config.insert(

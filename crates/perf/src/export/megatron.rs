@@ -70,6 +70,9 @@ fn layout_args(input: &ExportInput) -> Result<Vec<Arg>, ExportError> {
             args.push(flag("--overlap-param-gather"));
         }
     }
+    if l.offload_optimizer {
+        args.push(flag("--optimizer-cpu-offload"));
+    }
     match l.recompute {
         Recompute::None => {}
         Recompute::Selective => args.push(value("--recompute-granularity", "selective")),

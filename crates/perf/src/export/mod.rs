@@ -145,10 +145,18 @@ pub enum ExportError {
         framework: Framework,
         precision: Precision,
     },
+    #[error(
+        "{framework} has no flag for CPU activation offloading; export with nemo \
+         (model.config.cpu_offloading) or plan with offload=none or offload=optimizer"
+    )]
+    ActivationOffload { framework: Framework },
 }
 
 /// Writes the plan in `framework`'s terms.
 pub fn export(framework: Framework, input: &ExportInput) -> Result<Export, ExportError> {
+    if input.layout.offload_activations && framework != Framework::Nemo {
+        return Err(ExportError::ActivationOffload { framework });
+    }
     match framework {
         Framework::Megatron => megatron::export(input),
         Framework::Nemo => nemo::export(input),

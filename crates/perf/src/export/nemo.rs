@@ -80,6 +80,19 @@ pub(super) fn overrides(input: &ExportInput) -> Result<Vec<(String, String)>, Ex
         "optim.config.use_distributed_optimizer",
         python_bool(l.zero >= 1).into(),
     ));
+    if l.offload_optimizer {
+        out.push(("optim.config.optimizer_cpu_offload", "True".into()));
+    }
+    if l.offload_activations {
+        // Megatron-Core TransformerConfig: offload every layer's activations but the last.
+        out.push(("model.config.cpu_offloading", "True".into()));
+        out.push(("model.config.cpu_offloading_activations", "True".into()));
+        out.push(("model.config.cpu_offloading_weights", "False".into()));
+        out.push((
+            "model.config.cpu_offloading_num_layers",
+            (input.model.layers.saturating_sub(1)).to_string(),
+        ));
+    }
     match l.recompute {
         Recompute::None => out.push(("model.config.recompute_granularity", "None".into())),
         Recompute::Selective => {

@@ -37,6 +37,11 @@ pub(super) fn export(input: &ExportInput) -> Result<Export, ExportError> {
     toml += "\n[training]\n";
     toml += &format!("seq_len = {}\n", input.seq_len);
     toml += &format!("global_batch_size = {}\n", input.global_batch);
+    if l.offload_optimizer {
+        // FSDP2's CPU offload moves parameters and gradients too: more than the plan assumes,
+        // so device memory only falls further.
+        toml += "enable_cpu_offload = true\n";
+    }
     // Sequences each data-parallel rank takes per step; torchtitan accumulates gradients when
     // this exceeds what one forward pass holds.
     toml += &format!(
