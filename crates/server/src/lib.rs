@@ -295,37 +295,26 @@ pub async fn run_with(
     .await
 }
 
-/// The control plane with everything explicit: artefact store, executors, metrics listener.
-pub async fn serve_all(
-    config: ServerConfig,
-    artifact_config: artifacts::ArtifactConfig,
-    executors: Executors,
-    listener: TcpListener,
-    metrics: Option<TcpListener>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), ServerError> {
-    // Configuration errors first, before anything is created.
-    let devices = if executors.no_local {
-        Vec::new()
-    } else {
-        local_devices(config.devices.as_deref())?
-    };
-    suanli_sched::policy::by_name(&config.policy)
-        .map_err(|e| ServerError::Engine(e.to_string()))?;
-    // Logs, the database and the admin token live here: only the server's user may enter it,
-    // even if it existed before with looser permissions.
+/// Logs, the database and the admin token live in the data directory: only the server's user may
+/// enter it, even if it existed before with looser permissions.
+fn private_data_dir(data_dir: &Path) -> Result<(), ServerError> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
-        .create(&config.data_dir)
+        .create(data_dir)
         .and_then(|()| {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700))
+            std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
         })
         .map_err(|source| ServerError::DataDir {
-            path: config.data_dir.display().to_string(),
+            path: data_dir.display().to_string(),
             source,
         })?;
+    Ok(())
+}
+
+/// Which OS users run jobs, from the configuration.
+fn job_isolation(config: &ServerConfig) -> Result<isolation::Isolation, ServerError> {
     let work_root = config
         .work_dir
         .clone()
@@ -341,13 +330,18 @@ pub async fn serve_all(
     } else {
         tracing::warn!("jobs: {}", isolation.describe());
     }
-    let store: Arc<dyn Store> =
-        Arc::new(open_store(&config.data_dir, config.database.as_deref()).await?);
-    bootstrap(store.as_ref(), &config.data_dir).await?;
-    let artifacts = Arc::new(artifacts::open(&artifact_config, &config.data_dir).await?);
-    let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
-    let (slurm_tx, slurm_rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut pools = engine::local_pools(&devices, &host_name());
+    Ok(isolation)
+}
+
+/// The pools and executors: the local machine's (unless left out) and each Slurm cluster's.
+async fn cluster_routes(
+    devices: &[devices::DeviceGroup],
+    executors: &Executors,
+    data_dir: &Path,
+    events_tx: tokio::sync::mpsc::UnboundedSender<executor::ExitEvent>,
+    slurm_tx: tokio::sync::mpsc::UnboundedSender<slurm::SlurmEvent>,
+) -> Result<(Vec<engine::PoolSlot>, Vec<clusters::Cluster>), ServerError> {
+    let mut pools = engine::local_pools(devices, &host_name());
     let mut routes = vec![clusters::Cluster {
         label: "local".into(),
         executor: Arc::new(executor::LocalExecutor::new(events_tx)),
@@ -355,7 +349,7 @@ pub async fn serve_all(
     }];
     for cluster in &executors.slurm {
         let (executor, nodes) =
-            slurm::SlurmExecutor::connect(cluster.clone(), &config.data_dir, slurm_tx.clone())
+            slurm::SlurmExecutor::connect(cluster.clone(), data_dir, slurm_tx.clone())
                 .await
                 .map_err(|e| {
                     ServerError::Engine(format!("Slurm cluster `{}`: {e}", cluster.label))
@@ -373,6 +367,36 @@ pub async fn serve_all(
             "no pools: the local machine is left out and no Slurm cluster was given".into(),
         ));
     }
+    Ok((pools, routes))
+}
+
+/// The control plane with everything explicit: artefact store, executors, metrics listener.
+pub async fn serve_all(
+    config: ServerConfig,
+    artifact_config: artifacts::ArtifactConfig,
+    executors: Executors,
+    listener: TcpListener,
+    metrics: Option<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    // Configuration errors first, before anything is created.
+    let devices = if executors.no_local {
+        Vec::new()
+    } else {
+        local_devices(config.devices.as_deref())?
+    };
+    suanli_sched::policy::by_name(&config.policy)
+        .map_err(|e| ServerError::Engine(e.to_string()))?;
+    private_data_dir(&config.data_dir)?;
+    let isolation = job_isolation(&config)?;
+    let store: Arc<dyn Store> =
+        Arc::new(open_store(&config.data_dir, config.database.as_deref()).await?);
+    bootstrap(store.as_ref(), &config.data_dir).await?;
+    let artifacts = Arc::new(artifacts::open(&artifact_config, &config.data_dir).await?);
+    let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (slurm_tx, slurm_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (pools, routes) =
+        cluster_routes(&devices, &executors, &config.data_dir, events_tx, slurm_tx).await?;
     let executor = Arc::new(clusters::Clusters::new(routes));
     let mut engine = Engine::with_pools(
         store.clone(),
@@ -410,6 +434,25 @@ pub async fn serve_all(
         artifacts,
     };
     let listener = conn::GuardedListener::new(listener, config.limits);
+    serve_http(state, listener, metrics, (stop_loop, stop), shutdown).await?;
+    if let Err(error) = control_loop.await {
+        tracing::error!(%error, "control loop panicked");
+    }
+    Ok(())
+}
+
+/// Serves the API and console on `listener` (and `/metrics` on `metrics`) until `shutdown`; the
+/// control loop is told to stop through `stop` the moment shutdown begins.
+async fn serve_http(
+    state: api::AppState,
+    listener: conn::GuardedListener,
+    metrics: Option<TcpListener>,
+    (stop_loop, stop): (
+        tokio::sync::watch::Sender<bool>,
+        tokio::sync::watch::Receiver<bool>,
+    ),
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
     let scrape = metrics.map(|metrics| {
         let router = axum::Router::new()
             .route("/metrics", axum::routing::get(metrics::metrics))
@@ -435,9 +478,6 @@ pub async fn serve_all(
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
-    if let Err(error) = control_loop.await {
-        tracing::error!(%error, "control loop panicked");
-    }
     if let Some(scrape) = scrape {
         let _ = scrape.await;
     }
