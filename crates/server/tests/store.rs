@@ -3,6 +3,9 @@
 //! when `SUANLI_TEST_DATABASE_URL` is set, and then a database that cannot be used fails every
 //! case instead of passing.
 
+#[path = "store/migrate.rs"]
+mod migrate;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
