@@ -307,6 +307,17 @@ fn cli_client_submits_follows_and_fails_cleanly() {
     assert_eq!(job["state"], "succeeded");
     let list = ok(&["job", "list"]);
     assert!(list.contains("succeeded") && list.contains("hi"), "{list}");
+    // Filters go through an encoded query string: a value with `&` matches nothing rather than
+    // smuggling in a second parameter.
+    assert!(ok(&["job", "list", "--state", "succeeded"]).contains("hi"));
+    let smuggled = ok(&[
+        "job",
+        "list",
+        "--tenant",
+        "research&state=succeeded",
+        "--json",
+    ]);
+    assert_eq!(smuggled.trim(), "[]", "{smuggled}");
     assert!(ok(&["node", "list"]).contains("h100-sxm5-80gb"));
 
     // Errors: one line, non-zero exit, no panic.

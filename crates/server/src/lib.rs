@@ -295,6 +295,81 @@ pub async fn run_with(
     .await
 }
 
+/// Logs, the database and the admin token live in the data directory: only the server's user may
+/// enter it, even if it existed before with looser permissions.
+fn private_data_dir(data_dir: &Path) -> Result<(), ServerError> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(data_dir)
+        .and_then(|()| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
+        })
+        .map_err(|source| ServerError::DataDir {
+            path: data_dir.display().to_string(),
+            source,
+        })?;
+    Ok(())
+}
+
+/// Which OS users run jobs, from the configuration.
+fn job_isolation(config: &ServerConfig) -> Result<isolation::Isolation, ServerError> {
+    let work_root = config
+        .work_dir
+        .clone()
+        .unwrap_or_else(|| isolation::default_work_root(&config.data_dir));
+    let isolation = isolation::Isolation::new(
+        config.job_users.clone(),
+        config.tenant_users.clone(),
+        work_root,
+    )
+    .map_err(ServerError::Engine)?;
+    if isolation.isolates() {
+        tracing::info!("jobs: {}", isolation.describe());
+    } else {
+        tracing::warn!("jobs: {}", isolation.describe());
+    }
+    Ok(isolation)
+}
+
+/// The pools and executors: the local machine's (unless left out) and each Slurm cluster's.
+async fn cluster_routes(
+    devices: &[devices::DeviceGroup],
+    executors: &Executors,
+    data_dir: &Path,
+    events_tx: tokio::sync::mpsc::UnboundedSender<executor::ExitEvent>,
+    slurm_tx: tokio::sync::mpsc::UnboundedSender<slurm::SlurmEvent>,
+) -> Result<(Vec<engine::PoolSlot>, Vec<clusters::Cluster>), ServerError> {
+    let mut pools = engine::local_pools(devices, &host_name());
+    let mut routes = vec![clusters::Cluster {
+        label: "local".into(),
+        executor: Arc::new(executor::LocalExecutor::new(events_tx)),
+        pools: pools.iter().map(|p| p.name.clone()).collect(),
+    }];
+    for cluster in &executors.slurm {
+        let (executor, nodes) =
+            slurm::SlurmExecutor::connect(cluster.clone(), data_dir, slurm_tx.clone())
+                .await
+                .map_err(|e| {
+                    ServerError::Engine(format!("Slurm cluster `{}`: {e}", cluster.label))
+                })?;
+        let cluster_pools = slurm_pools(&executor, &nodes);
+        routes.push(clusters::Cluster {
+            label: cluster.label.clone(),
+            executor: executor.clone(),
+            pools: cluster_pools.iter().map(|p| p.name.clone()).collect(),
+        });
+        pools.extend(cluster_pools);
+    }
+    if pools.is_empty() {
+        return Err(ServerError::Engine(
+            "no pools: the local machine is left out and no Slurm cluster was given".into(),
+        ));
+    }
+    Ok((pools, routes))
+}
+
 /// The control plane with everything explicit: artefact store, executors, metrics listener.
 pub async fn serve_all(
     config: ServerConfig,
@@ -315,67 +390,16 @@ pub async fn serve_all(
     let address = listener.local_addr().map_err(ServerError::Serve)?;
     let checkpoint_base =
         artifacts::checkpoint_base(artifact_config.public_url.as_deref(), address, &host_name())?;
-    // Logs, the database and the admin token live here: only the server's user may enter it,
-    // even if it existed before with looser permissions.
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&config.data_dir)
-        .and_then(|()| {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700))
-        })
-        .map_err(|source| ServerError::DataDir {
-            path: config.data_dir.display().to_string(),
-            source,
-        })?;
-    let work_root = config
-        .work_dir
-        .clone()
-        .unwrap_or_else(|| isolation::default_work_root(&config.data_dir));
-    let isolation = isolation::Isolation::new(
-        config.job_users.clone(),
-        config.tenant_users.clone(),
-        work_root,
-    )
-    .map_err(ServerError::Engine)?;
-    if isolation.isolates() {
-        tracing::info!("jobs: {}", isolation.describe());
-    } else {
-        tracing::warn!("jobs: {}", isolation.describe());
-    }
+    private_data_dir(&config.data_dir)?;
+    let isolation = job_isolation(&config)?;
     let store: Arc<dyn Store> =
         Arc::new(open_store(&config.data_dir, config.database.as_deref()).await?);
     bootstrap(store.as_ref(), &config.data_dir).await?;
     let artifacts = Arc::new(artifacts::open(&artifact_config, &config.data_dir).await?);
     let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
     let (slurm_tx, slurm_rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut pools = engine::local_pools(&devices, &host_name());
-    let mut routes = vec![clusters::Cluster {
-        label: "local".into(),
-        executor: Arc::new(executor::LocalExecutor::new(events_tx)),
-        pools: pools.iter().map(|p| p.name.clone()).collect(),
-    }];
-    for cluster in &executors.slurm {
-        let (executor, nodes) =
-            slurm::SlurmExecutor::connect(cluster.clone(), &config.data_dir, slurm_tx.clone())
-                .await
-                .map_err(|e| {
-                    ServerError::Engine(format!("Slurm cluster `{}`: {e}", cluster.label))
-                })?;
-        let cluster_pools = slurm_pools(&executor, &nodes);
-        routes.push(clusters::Cluster {
-            label: cluster.label.clone(),
-            executor: executor.clone(),
-            pools: cluster_pools.iter().map(|p| p.name.clone()).collect(),
-        });
-        pools.extend(cluster_pools);
-    }
-    if pools.is_empty() {
-        return Err(ServerError::Engine(
-            "no pools: the local machine is left out and no Slurm cluster was given".into(),
-        ));
-    }
+    let (pools, routes) =
+        cluster_routes(&devices, &executors, &config.data_dir, events_tx, slurm_tx).await?;
     let executor = Arc::new(clusters::Clusters::new(routes));
     let mut engine = Engine::with_pools(
         store.clone(),
@@ -412,6 +436,25 @@ pub async fn serve_all(
         artifacts,
     };
     let listener = conn::GuardedListener::new(listener, config.limits);
+    serve_http(state, listener, metrics, (stop_loop, stop), shutdown).await?;
+    if let Err(error) = control_loop.await {
+        tracing::error!(%error, "control loop panicked");
+    }
+    Ok(())
+}
+
+/// Serves the API and console on `listener` (and `/metrics` on `metrics`) until `shutdown`; the
+/// control loop is told to stop through `stop` the moment shutdown begins.
+async fn serve_http(
+    state: api::AppState,
+    listener: conn::GuardedListener,
+    metrics: Option<TcpListener>,
+    (stop_loop, stop): (
+        tokio::sync::watch::Sender<bool>,
+        tokio::sync::watch::Receiver<bool>,
+    ),
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
     let scrape = metrics.map(|metrics| {
         let router = axum::Router::new()
             .route("/metrics", axum::routing::get(metrics::metrics))
@@ -437,9 +480,6 @@ pub async fn serve_all(
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
-    if let Err(error) = control_loop.await {
-        tracing::error!(%error, "control loop panicked");
-    }
     if let Some(scrape) = scrape {
         let _ = scrape.await;
     }

@@ -1,15 +1,91 @@
-//! The store conformance suite: one generic function run against every `Store` implementation.
-//! SQLite always; PostgreSQL when `SUANLI_TEST_DATABASE_URL` is set.
+//! The store conformance suite: one case per behaviour, each run against every `Store`
+//! implementation (`conformance!` makes a test per case and store). SQLite always; PostgreSQL
+//! when `SUANLI_TEST_DATABASE_URL` is set, and then a database that cannot be used fails every
+//! case instead of passing.
+
+#[path = "store/migrate.rs"]
+mod migrate;
 
 use std::collections::BTreeMap;
-
 use std::sync::Arc;
-use suanli_server::audit;
 
+use suanli_server::audit;
 use suanli_server::store::{
-    Change, Changed, JobSpec, JobState, NewAuditEvent, Quota, Role, RunRecord, Store, StoreError,
-    Tenant, User,
+    Change, Changed, JobRecord, JobSpec, JobState, NewAuditEvent, Quota, Role, RunRecord, Store,
+    StoreError, Tenant, User,
 };
+
+/// A test per case and store: `sqlite::CASE` on a fresh file, `postgres::CASE` on the shared
+/// database, one case at a time (cases count audit entries).
+macro_rules! conformance {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    super::$case(super::sqlite_store().await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let Some(store) = super::postgres_store().await else {
+                        return;
+                    };
+                    let _one_at_a_time = super::POSTGRES_CASES.lock().await;
+                    super::$case(store).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    tenants_are_unique,
+    users_are_unique_and_listed,
+    tokens_are_found_by_hash_and_revoked_once,
+    quotas_are_replaced_not_added,
+    jobs_round_trip_and_leave_the_active_list,
+    jobs_are_filtered_and_paged_in_sql,
+    the_audit_chain_verifies_and_finds_an_edit,
+    a_change_and_its_audit_entry_commit_together,
+    concurrent_appends_never_fork_the_chain,
+);
+
+static POSTGRES_CASES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A fresh SQLite store in a directory of its own.
+async fn sqlite_store() -> Arc<dyn Store> {
+    let dir = std::env::temp_dir().join(unique("suanli-store"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = suanli_server::SqlStore::open_sqlite(&dir.join("test.db"))
+        .await
+        .unwrap();
+    assert!(store.is_empty().await.unwrap());
+    Arc::new(store)
+}
+
+/// The PostgreSQL store of `SUANLI_TEST_DATABASE_URL`; `None` (the case is skipped, with the
+/// reason on stderr) only when the variable is unset. Set and unusable fails the case.
+async fn postgres_store() -> Option<Arc<dyn Store>> {
+    let Ok(url) = std::env::var("SUANLI_TEST_DATABASE_URL") else {
+        eprintln!(
+            "skipped: SUANLI_TEST_DATABASE_URL is not set; set it to postgres://... to run the PostgreSQL store suite"
+        );
+        return None;
+    };
+    let store = suanli_server::SqlStore::connect(&url)
+        .await
+        .unwrap_or_else(|error| panic!("SUANLI_TEST_DATABASE_URL is set but unusable: {error}"));
+    assert_eq!(
+        store.kind(),
+        "postgres",
+        "SUANLI_TEST_DATABASE_URL must be a postgres:// URL"
+    );
+    Some(Arc::new(store))
+}
 
 /// A tag that keeps runs against a shared database apart.
 fn unique(prefix: &str) -> String {
@@ -20,12 +96,26 @@ fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{nanos}", std::process::id())
 }
 
-async fn conformance(store: &dyn Store) {
-    let tag = unique("t");
-
-    // Tenants: create, conflict, list.
+/// A new tenant named `tag` with a member `TAG-alice`.
+async fn tenant_with_user(store: &dyn Store, tag: &str) -> User {
     let tenant = Tenant {
-        name: tag.clone(),
+        name: tag.to_string(),
+        created_at_s: 10,
+    };
+    store.create_tenant(&tenant).await.unwrap();
+    let user = User {
+        name: format!("{tag}-alice"),
+        tenant: Some(tag.to_string()),
+        role: Role::Member,
+        created_at_s: 11,
+    };
+    store.create_user(&user).await.unwrap();
+    user
+}
+
+async fn tenants_are_unique(store: Arc<dyn Store>) {
+    let tenant = Tenant {
+        name: unique("t"),
         created_at_s: 10,
     };
     store.create_tenant(&tenant).await.unwrap();
@@ -34,15 +124,11 @@ async fn conformance(store: &dyn Store) {
         Err(StoreError::Conflict(_))
     ));
     assert!(store.list_tenants().await.unwrap().contains(&tenant));
+}
 
-    // Users.
-    let user = User {
-        name: format!("{tag}-alice"),
-        tenant: Some(tag.clone()),
-        role: Role::Member,
-        created_at_s: 11,
-    };
-    store.create_user(&user).await.unwrap();
+async fn users_are_unique_and_listed(store: Arc<dyn Store>) {
+    let tag = unique("u");
+    let user = tenant_with_user(store.as_ref(), &tag).await;
     assert!(!store.is_empty().await.unwrap());
     assert_eq!(
         store.get_user(&user.name).await.unwrap(),
@@ -65,8 +151,10 @@ async fn conformance(store: &dyn Store) {
     store.create_user(&admin).await.unwrap();
     let users = store.list_users().await.unwrap();
     assert!(users.contains(&user) && users.contains(&admin));
+}
 
-    // Tokens: stored by hash, revocable once.
+async fn tokens_are_found_by_hash_and_revoked_once(store: Arc<dyn Store>) {
+    let user = tenant_with_user(store.as_ref(), &unique("k")).await;
     let (secret, record) = suanli_server::auth::new_token(&user.name, 20, Some(1000));
     store.insert_token(&record).await.unwrap();
     let found = store
@@ -96,8 +184,11 @@ async fn conformance(store: &dyn Store) {
             .iter()
             .any(|t| t.id == record.id)
     );
+}
 
-    // Quotas: upsert.
+async fn quotas_are_replaced_not_added(store: Arc<dyn Store>) {
+    let tag = unique("q");
+    tenant_with_user(store.as_ref(), &tag).await;
     let quota = Quota {
         tenant: tag.clone(),
         accelerator: "h100-sxm5-80gb".into(),
@@ -119,11 +210,13 @@ async fn conformance(store: &dyn Store) {
         .filter(|q| q.tenant == tag)
         .collect();
     assert_eq!(quotas, vec![Quota { limit: 16, ..quota }]);
+}
 
-    // Jobs: ids increase, updates round-trip, active listing follows state.
+/// Two jobs of tenant `tag`: the first ran and succeeded, the second is queued.
+async fn two_jobs(store: &dyn Store, tag: &str, user: &User) -> (JobRecord, JobRecord) {
     let spec = JobSpec {
         name: "train".into(),
-        tenant: tag.clone(),
+        tenant: tag.to_string(),
         user: user.name.clone(),
         command: vec!["sh".into(), "-c".into(), "echo hi".into()],
         env: BTreeMap::from([("A".into(), "1".into())]),
@@ -166,9 +259,39 @@ async fn conformance(store: &dyn Store) {
     done.exit_code = Some(0);
     done.finished_at_s = Some(110);
     store.update_job(&done).await.unwrap();
+    (done, second)
+}
+
+async fn jobs_round_trip_and_leave_the_active_list(store: Arc<dyn Store>) {
+    let tag = unique("j");
+    let user = tenant_with_user(store.as_ref(), &tag).await;
+    let (done, second) = two_jobs(store.as_ref(), &tag, &user).await;
+    assert_eq!(store.get_job(done.id).await.unwrap(), Some(done.clone()));
     let listed = store.list_jobs(Some(&tag)).await.unwrap();
     assert_eq!(listed, vec![done.clone(), second.clone()]);
-    // Filtered and paged in SQL.
+    assert_eq!(listed, vec![done.clone(), second.clone()]);
+    let active: Vec<i64> = store
+        .list_active_jobs()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|j| j.spec.tenant == tag)
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(active, vec![second.id]);
+    let missing = suanli_server::store::JobRecord { id: -5, ..done };
+    assert!(matches!(
+        store.update_job(&missing).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+async fn jobs_are_filtered_and_paged_in_sql(store: Arc<dyn Store>) {
+    let tag = unique("p");
+    let user = tenant_with_user(store.as_ref(), &tag).await;
+    let (done, second) = two_jobs(store.as_ref(), &tag, &user).await;
+    let listed = vec![done.clone(), second.clone()];
+    let store = store.as_ref();
     let page = |state, after_id, limit| suanli_server::store::JobQuery {
         tenant: Some(tag.clone()),
         state,
@@ -191,22 +314,10 @@ async fn conformance(store: &dyn Store) {
             .await
             .is_empty()
     );
-    let active: Vec<i64> = store
-        .list_active_jobs()
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|j| j.spec.tenant == tag)
-        .map(|j| j.id)
-        .collect();
-    assert_eq!(active, vec![second.id]);
-    let missing = suanli_server::store::JobRecord { id: -5, ..done };
-    assert!(matches!(
-        store.update_job(&missing).await,
-        Err(StoreError::NotFound(_))
-    ));
+}
 
-    // Audit: appended in order, chained, verifiable.
+async fn the_audit_chain_verifies_and_finds_an_edit(store: Arc<dyn Store>) {
+    let user = tenant_with_user(store.as_ref(), &unique("a")).await;
     let before = store.list_audit().await.unwrap().len();
     for i in 0..3 {
         store
@@ -228,8 +339,18 @@ async fn conformance(store: &dyn Store) {
     let mut edited = chain.clone();
     edited[before + 1].outcome = "200".into();
     assert_eq!(audit::verify(&edited).unwrap_err().seq, (before + 2) as i64);
+}
 
-    audited_changes(store, &tag, &user.name).await;
+/// A change and its audit entry commit together, or neither does.
+async fn a_change_and_its_audit_entry_commit_together(store: Arc<dyn Store>) {
+    let tag = unique("c");
+    let user = tenant_with_user(store.as_ref(), &tag).await;
+    two_jobs(store.as_ref(), &tag, &user).await;
+    // A revoked token, which revoking again leaves unchanged.
+    let (_secret, record) = suanli_server::auth::new_token(&user.name, 20, None);
+    store.insert_token(&record).await.unwrap();
+    store.revoke_token(&record.id, 30).await.unwrap();
+    audited_changes(store.as_ref(), &tag, &user.name).await;
 }
 
 fn entry(actor: &str, action: &str, target: &str) -> NewAuditEvent {
@@ -246,7 +367,6 @@ async fn chain_len(store: &dyn Store) -> usize {
     store.list_audit().await.unwrap().len()
 }
 
-/// A change and its audit entry commit together, or neither does.
 async fn audited_changes(store: &dyn Store, tag: &str, user: &str) {
     let before = chain_len(store).await;
 
@@ -331,7 +451,7 @@ async fn audited_changes(store: &dyn Store, tag: &str, user: &str) {
 
 /// Concurrent appends, with and without a change, never fork the chain: every one gets its own
 /// sequence number and the chain verifies.
-async fn concurrent_appends(store: Arc<dyn Store>) {
+async fn concurrent_appends_never_fork_the_chain(store: Arc<dyn Store>) {
     let tag = unique("c");
     let before = store.list_audit().await.unwrap().len();
     let mut tasks = tokio::task::JoinSet::new();
@@ -371,35 +491,22 @@ async fn concurrent_appends(store: Arc<dyn Store>) {
     assert_eq!(quotas.iter().filter(|q| q.tenant == tag).count(), 12);
 }
 
+/// A SQLite file keeps everything across a reopen.
 #[tokio::test]
-async fn sqlite_store_conforms() {
+async fn a_reopened_sqlite_store_keeps_everything() {
     let dir = std::env::temp_dir().join(unique("suanli-store"));
     std::fs::create_dir_all(&dir).unwrap();
-    let store = suanli_server::SqlStore::open_sqlite(&dir.join("test.db"))
-        .await
-        .unwrap();
-    assert!(store.is_empty().await.unwrap());
-    conformance(&store).await;
-    concurrent_appends(Arc::new(store.clone())).await;
-    // Reopening keeps everything.
+    let path = dir.join("test.db");
+    let store = suanli_server::SqlStore::open_sqlite(&path).await.unwrap();
+    let tag = unique("r");
+    let user = tenant_with_user(&store, &tag).await;
+    let (done, second) = two_jobs(&store, &tag, &user).await;
     drop(store);
-    let reopened = suanli_server::SqlStore::open_sqlite(&dir.join("test.db"))
-        .await
-        .unwrap();
-    assert!(!reopened.is_empty().await.unwrap());
+    let reopened = suanli_server::SqlStore::open_sqlite(&path).await.unwrap();
+    assert_eq!(reopened.get_user(&user.name).await.unwrap(), Some(user));
+    assert_eq!(
+        reopened.list_jobs(Some(&tag)).await.unwrap(),
+        vec![done, second]
+    );
     std::fs::remove_dir_all(&dir).ok();
-}
-
-#[tokio::test]
-async fn postgres_store_conforms() {
-    let Ok(url) = std::env::var("SUANLI_TEST_DATABASE_URL") else {
-        println!(
-            "skipped: set SUANLI_TEST_DATABASE_URL=postgres://... to run the PostgreSQL store suite"
-        );
-        return;
-    };
-    let store = suanli_server::SqlStore::connect(&url).await.unwrap();
-    assert_eq!(store.kind(), "postgres");
-    conformance(&store).await;
-    concurrent_appends(Arc::new(store)).await;
 }

@@ -96,10 +96,13 @@ impl Client {
         self.token.as_deref()
     }
 
+    /// Sends a request to `path` with `query` (encoded by reqwest, so `&`, `=` and spaces in a
+    /// value stay inside it).
     fn send(
         &self,
         method: reqwest::Method,
         path: &str,
+        query: &[(&str, String)],
         body: Option<&Value>,
     ) -> Result<reqwest::blocking::Response> {
         let Some(token) = &self.token else {
@@ -110,6 +113,7 @@ impl Client {
         let mut request = self
             .http
             .request(method.clone(), format!("{}{path}", self.url))
+            .query(query)
             .bearer_auth(token);
         if let Some(body) = body {
             request = request.json(body);
@@ -134,7 +138,7 @@ impl Client {
 
     /// Sends a request and parses the JSON answer.
     pub fn json(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Result<Value> {
-        let response = self.send(method, path, body)?;
+        let response = self.send(method, path, &[], body)?;
         response
             .json()
             .context("the server sent something other than JSON")
@@ -145,6 +149,13 @@ impl Client {
         self.json(reqwest::Method::GET, path, None)
     }
 
+    /// GET with a query string, returning JSON.
+    pub fn get_query(&self, path: &str, query: &[(&str, String)]) -> Result<Value> {
+        self.send(reqwest::Method::GET, path, query, None)?
+            .json()
+            .context("the server sent something other than JSON")
+    }
+
     /// POST returning JSON.
     pub fn post(&self, path: &str, body: &Value) -> Result<Value> {
         self.json(reqwest::Method::POST, path, Some(body))
@@ -152,11 +163,12 @@ impl Client {
 
     /// A job's log from `offset`.
     pub fn logs(&self, id: i64, attempt: Option<u32>, offset: u64) -> Result<LogChunk> {
-        let mut path = format!("/api/v1/jobs/{id}/logs?offset={offset}");
+        let path = format!("/api/v1/jobs/{id}/logs");
+        let mut query = vec![("offset", offset.to_string())];
         if let Some(attempt) = attempt {
-            path.push_str(&format!("&attempt={attempt}"));
+            query.push(("attempt", attempt.to_string()));
         }
-        let response = self.send(reqwest::Method::GET, &path, None)?;
+        let response = self.send(reqwest::Method::GET, &path, &query, None)?;
         let header = |name: &str| {
             response
                 .headers()

@@ -153,17 +153,12 @@ pub fn run(command: JobCommand) -> Result<ExitCode> {
         } => {
             let mut query = Vec::new();
             if let Some(tenant) = tenant {
-                query.push(format!("tenant={tenant}"));
+                query.push(("tenant", tenant));
             }
             if let Some(state) = state {
-                query.push(format!("state={state}"));
+                query.push(("state", state));
             }
-            let path = if query.is_empty() {
-                "/api/v1/jobs".to_string()
-            } else {
-                format!("/api/v1/jobs?{}", query.join("&"))
-            };
-            let jobs = client.get(&path)?;
+            let jobs = client.get_query("/api/v1/jobs", &query)?;
             if json {
                 print_json(&jobs);
             } else {

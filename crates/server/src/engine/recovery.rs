@@ -125,31 +125,43 @@ impl Engine {
                 }
             }
             Adopted::NeverStarted | Adopted::Incomplete { .. } => {
-                let mut job = job;
-                job.run = None;
-                if run.cancel_requested {
-                    job.state = JobState::Cancelled;
-                    job.reason = "cancelled".into();
-                    job.finished_at_s = Some(self.now_s());
-                    self.save(job).await?;
-                    return Ok(());
+                if self.run_again(job, &run, outcome).await? {
+                    queued.push(id);
                 }
-                job.state = JobState::Queued;
-                job.reason = match outcome {
-                    Adopted::Incomplete { started, declared } => format!(
-                        "requeued: the server stopped after starting {started} of the gang's {declared} processes; the started ones were killed"
-                    ),
-                    _ => {
-                        // Nothing ran: this attempt number is used again.
-                        job.attempts = run.attempt;
-                        "requeued: the server stopped before the run started".into()
-                    }
-                };
-                self.save(job).await?;
-                queued.push(id);
             }
         }
         Ok(())
+    }
+
+    /// A run that never started, or whose gang was cut short by the crash: queued again (true),
+    /// or cancelled when a cancel was asked for before the crash.
+    async fn run_again(
+        &mut self,
+        mut job: JobRecord,
+        run: &RunRecord,
+        outcome: Adopted,
+    ) -> Result<bool, EngineError> {
+        job.run = None;
+        if run.cancel_requested {
+            job.state = JobState::Cancelled;
+            job.reason = "cancelled".into();
+            job.finished_at_s = Some(self.now_s());
+            self.save(job).await?;
+            return Ok(false);
+        }
+        job.state = JobState::Queued;
+        job.reason = match outcome {
+            Adopted::Incomplete { started, declared } => format!(
+                "requeued: the server stopped after starting {started} of the gang's {declared} processes; the started ones were killed"
+            ),
+            _ => {
+                // Nothing ran: this attempt number is used again.
+                job.attempts = run.attempt;
+                "requeued: the server stopped before the run started".into()
+            }
+        };
+        self.save(job).await?;
+        Ok(true)
     }
 
     /// Puts adopted runs into the empty scheduler on their own type, so its accounting matches

@@ -3,7 +3,7 @@
 //!
 //! Version 1 is the schema servers created before versions existed, with its `IF NOT EXISTS`: on
 //! such a database it is a no-op that gets recorded, and later versions then upgrade it in place
-//! (tested with a fixture made by that server, `tests/migrate.rs`). The files follow
+//! (tested with a fixture made by that server, `tests/store/migrate.rs`). The files follow
 //! `sqlx::migrate!`'s layout; they are embedded with `include_str!` instead of the macro, which
 //! would build sqlx's proc-macro crate and, for the host, SQLite (C) and both drivers again.
 

@@ -1,6 +1,6 @@
 //! An existing database upgrades in place: `fixtures/schema-v0.sqlite` was written by the server
 //! before versioned migrations (see `fixtures/make-schema-v0.sh`); opening it applies the
-//! migrations and keeps every row.
+//! migrations and keeps every row. Part of the `store` test binary (no extra link step).
 
 use std::path::PathBuf;
 
