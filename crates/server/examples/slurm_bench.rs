@@ -68,12 +68,23 @@ fn unfinished_prefix(prefix: &str) -> usize {
         .count()
 }
 
-/// suanli's jobs in `state`, counted up to `up_to` (pages of at most 1,000).
+/// suanli's jobs in `state`, counted up to `up_to`.
 async fn count(http: &reqwest::Client, url: &str, token: &str, state: &str, up_to: usize) -> usize {
-    let mut counted = 0;
+    list(http, url, token, state, up_to).await.len()
+}
+
+/// suanli's jobs in `state`, up to `up_to` (pages of at most 1,000).
+async fn list(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    state: &str,
+    up_to: usize,
+) -> Vec<Value> {
+    let mut listed: Vec<Value> = Vec::new();
     let mut after: Option<String> = None;
-    while counted < up_to {
-        let limit = (up_to - counted).min(1000);
+    while listed.len() < up_to {
+        let limit = (up_to - listed.len()).min(1000);
         let mut query = format!("{url}/api/v1/jobs?state={state}&limit={limit}");
         if let Some(after) = &after {
             query.push_str(&format!("&after={after}"));
@@ -86,12 +97,61 @@ async fn count(http: &reqwest::Client, url: &str, token: &str, state: &str, up_t
             .and_then(|v| v.to_str().ok())
             .map(String::from);
         let page: Value = response.json().await.unwrap();
-        counted += page.as_array().map_or(0, Vec::len);
+        listed.extend(page.as_array().cloned().unwrap_or_default());
         if after.is_none() {
             break;
         }
     }
-    counted
+    listed
+}
+
+/// Where a run's time went, from the files of its run directory: written when suanli placed
+/// it (`job.sh`), when `sbatch` answered (`slurm-job-id`) and when its batch script ended
+/// (`exit`); and, per GPU set, from one run's end to the next run's placement on it.
+fn profile(jobs: &[Value]) -> String {
+    let modified = |dir: &str, file: &str| {
+        std::fs::metadata(std::path::Path::new(dir).join(file))
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_secs_f64())
+    };
+    let mut runs = Vec::new();
+    for job in jobs {
+        let run = &job["run"];
+        let dir = run["run_dir"].as_str().unwrap_or_default();
+        if let (Some(placed), Some(submitted), Some(exited)) = (
+            modified(dir, "job.sh"),
+            modified(dir, "slurm-job-id"),
+            modified(dir, "exit"),
+        ) {
+            let slot = format!("{}{}", run["node"], run["devices"]);
+            runs.push((slot, placed, submitted, exited));
+        }
+    }
+    if runs.is_empty() {
+        return String::new();
+    }
+    let mean = |values: &[f64]| values.iter().sum::<f64>() / values.len().max(1) as f64;
+    let submit: Vec<f64> = runs.iter().map(|r| r.2 - r.1).collect();
+    let in_slurm: Vec<f64> = runs.iter().map(|r| r.3 - r.2).collect();
+    runs.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    let gaps: Vec<f64> = runs
+        .windows(2)
+        .filter(|w| w[0].0 == w[1].0)
+        .map(|w| w[1].1 - w[0].3)
+        .collect();
+    let first = runs.iter().map(|r| r.1).fold(f64::MAX, f64::min);
+    let last = runs.iter().map(|r| r.3).fold(f64::MIN, f64::max);
+    let busy: f64 = runs.iter().map(|r| r.3 - r.1).sum::<f64>() / (last - first);
+    format!(
+        "per run (mean of {}): placed -> sbatch answered {:.3} s, sbatch -> exit file {:.3} s, \
+         exit file -> next run placed on the same GPUs {:.3} s; runs in flight {busy:.1} on average",
+        runs.len(),
+        mean(&submit),
+        mean(&in_slurm),
+        mean(&gaps)
+    )
 }
 
 /// Plain `sbatch --wrap WRAP`, one process per job as a user's script would:
@@ -123,7 +183,7 @@ fn plain_sbatch(jobs: usize, wrap: &str) -> (f64, f64) {
     (accepted, jobs as f64 / started.elapsed().as_secs_f64())
 }
 
-async fn through_suanli(jobs: usize, poll_ms: u64, keep_data: bool) -> (f64, f64) {
+async fn through_suanli(jobs: usize, poll_ms: u64, keep_data: bool) -> (f64, f64, String) {
     let data_dir = std::env::temp_dir().join(format!("suanli-slurm-bench-{}", std::process::id()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -192,7 +252,9 @@ async fn through_suanli(jobs: usize, poll_ms: u64, keep_data: bool) -> (f64, f64
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let end_to_end = jobs as f64 / started.elapsed().as_secs_f64();
-    let succeeded = count(&http, &url, &token, "succeeded", jobs).await;
+    let done = list(&http, &url, &token, "succeeded", jobs).await;
+    let succeeded = done.len();
+    let profiled = profile(&done);
     if succeeded < jobs {
         // Reported, not hidden: a job Slurm failed (e.g. slurmd could not exec the batch
         // script) counts in the time but is named here.
@@ -208,7 +270,7 @@ async fn through_suanli(jobs: usize, poll_ms: u64, keep_data: bool) -> (f64, f64
     } else {
         let _ = std::fs::remove_dir_all(&data_dir);
     }
-    (accepted, end_to_end)
+    (accepted, end_to_end, profiled)
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -237,7 +299,7 @@ async fn main() {
             step_jobs = Some(per_s);
         }
     }
-    let (suanli_accepted, suanli_jobs) =
+    let (suanli_accepted, suanli_jobs, profiled) =
         through_suanli(jobs, poll_ms, args.iter().any(|a| a == "--keep-data")).await;
     println!("{jobs} jobs (`true`, 1 GPU each) on the 4-node Slurm of .ci/slurm.sh");
     println!("{:<18} {:>12} {:>14}", "", "accepted/s", "end-to-end/s");
@@ -248,6 +310,7 @@ async fn main() {
         "{:<18} {suanli_accepted:>12.1} {suanli_jobs:>14.2}",
         "through suanli"
     );
+    println!("{profiled}");
     if let Some(step_jobs) = step_jobs {
         println!(
             "suanli takes {:.2}x the end-to-end time of `sbatch srun true`",
