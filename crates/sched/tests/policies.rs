@@ -119,3 +119,39 @@ fn gavel_max_min_fairness_time_slices_two_jobs_on_one_gpu_round_by_round() {
         ]
     );
 }
+
+#[test]
+fn gavel_recomputes_the_allocation_at_most_every_1920_s_and_fills_idle_accelerators() {
+    // Gavel's simulator recomputes the allocation only when the job set changed and at least
+    // `minimum_time_between_allocation_resets` (1,920 s) have passed since the last time; a job
+    // outside the allocation has priority 0 and only takes accelerators left over.
+    let pools = [pool("p", "v100", 1, 2, 1, 1)];
+    let mut s = scheduler("gavel-max-min-fairness", &pools, &[]);
+    submit(&mut s, job("a", 1, "v100", 100_000.0), 0);
+    assert_eq!(pass(&mut s, 0), ["start j0 on pool0 [n0x1] until 100000s"]);
+    // b arrives mid-round; at the next round there is no new allocation yet, but a GPU is idle:
+    // b takes it at priority 0 (work conservation).
+    submit(&mut s, job("b", 1, "v100", 100_000.0), 100);
+    assert_eq!(
+        pass(&mut s, 360),
+        ["start j1 on pool0 [n0x1] until 100360s"]
+    );
+    // c arrives with both GPUs busy: it waits through the rounds at 720-1800 s (the allocation
+    // of 0 s is still current), and the rounds keep a and b running (lease renewal).
+    submit(&mut s, job("c", 1, "v100", 100_000.0), 500);
+    for round_s in [720, 1080, 1440, 1800] {
+        assert!(pass(&mut s, round_s).is_empty(), "round at {round_s} s");
+    }
+    // At 2,160 s (>= 1,920 s after the last allocation) the allocation is recomputed over a, b
+    // and c (2/3 of a GPU each) and everyone's credit restarts at half a round (Gavel's
+    // `_reset_time_run_so_far`), so the priorities tie and the older jobs keep their GPUs; a
+    // round later a and b have received 360 s more than c, and c takes the younger one's GPU.
+    assert!(pass(&mut s, 2160).is_empty());
+    assert_eq!(
+        pass(&mut s, 2520),
+        [
+            "preempt j1 (Policy)",
+            "start j2 on pool0 [n0x1] until 102520s"
+        ]
+    );
+}

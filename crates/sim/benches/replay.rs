@@ -77,3 +77,33 @@ fn policies_100k_jobs_2k_accelerators_load_1_2(bencher: divan::Bencher, policy: 
         bencher,
     );
 }
+
+/// The scale target of issue 18: 1,000,000 jobs on 100,000 accelerators, for every policy (the
+/// target is under 5 s and 1 GB each; docs/simulation.md has the measured figures, which do not
+/// all meet it yet). No failures, so the run measures the policies and the engine alone.
+#[divan::bench(
+    args = ["fifo", "backfill", "sjf", "fair", "tiresias-las", "gavel-greedy"],
+    sample_count = 1,
+    sample_size = 1
+)]
+fn policies_1m_jobs_100k_accelerators(bencher: divan::Bencher, policy: &str) {
+    let spec: SyntheticSpec = "jobs=1000000,accelerators=100000,per_node=8,load=0.9,seed=1"
+        .parse()
+        .expect("benchmark spec parses");
+    let workload = generate(&spec).expect("benchmark workload generates");
+    let config = SimConfig {
+        policy: policy.into(),
+        seed: 1,
+        ..SimConfig::default()
+    };
+    bencher.bench_local(|| {
+        let run =
+            simulate(&workload.cluster, &workload.jobs, &config, None).expect("replay completes");
+        let summary = Summary::of(&run);
+        eprintln!(
+            "{policy}: {} jobs, {} events in {:.2} s = {:.0} events/s",
+            summary.jobs_completed, summary.events, summary.wall_s, summary.events_per_s
+        );
+        run.events
+    });
+}

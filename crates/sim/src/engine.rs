@@ -139,7 +139,6 @@ pub fn simulate(
     let (mut events, mut node_failures, mut jobs_killed) = (0u64, 0u64, 0u64);
     let mut now_s = 0;
     let mut idle_passes = 0u32;
-    let mut stale_finishes = 0usize;
 
     while let Some(&Reverse((at_s, _, _))) = heap.peek() {
         if arrivals_left == 0 && unfinished == 0 {
@@ -226,38 +225,24 @@ pub fn simulate(
             }
         }
         for decision in scheduler.schedule(now_s) {
-            match decision {
-                Decision::Start {
-                    job,
+            if let Decision::Start {
+                job,
+                expected_finish_s,
+                pool,
+                ..
+            } = decision
+            {
+                runs[job.0 as usize] += 1;
+                last_pool[job.0 as usize] = pool;
+                push(
+                    &mut heap,
                     expected_finish_s,
-                    pool,
-                    ..
-                } => {
-                    runs[job.0 as usize] += 1;
-                    last_pool[job.0 as usize] = pool;
-                    push(
-                        &mut heap,
-                        expected_finish_s,
-                        Event::Finish {
-                            job: job.0,
-                            run: runs[job.0 as usize],
-                        },
-                    );
-                }
-                Decision::Preempt { .. } => stale_finishes += 1,
+                    Event::Finish {
+                        job: job.0,
+                        run: runs[job.0 as usize],
+                    },
+                );
             }
-        }
-        // A time-slicing policy preempts millions of runs; their finish events would pile up in
-        // the heap until their (distant) times. Drop them once they are half of it.
-        if stale_finishes > 1024 && stale_finishes * 2 > heap.len() {
-            let state = scheduler.state();
-            heap.retain(|Reverse((_, event, _))| match *event {
-                Event::Finish { job, run } => {
-                    runs[job as usize] == run && state.job(JobId(job)).run().is_some()
-                }
-                _ => true,
-            });
-            stale_finishes = 0;
         }
         if let Some(wake_s) = scheduler.next_wakeup_s(now_s)
             && wakeups.insert(wake_s)

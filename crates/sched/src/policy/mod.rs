@@ -57,13 +57,13 @@ pub const NAMES: [&str; 12] = [
     "sjf",
     "fair",
     "tiresias-las",
-    "tiresias-2d-las",
     "gavel-max-min-fairness",
     "gavel-max-min-fairness-hetero",
     "gavel-finish-time-fairness",
     "gavel-finish-time-fairness-hetero",
     "gavel-makespan",
     "gavel-greedy",
+    "tiresias-2d-las",
 ];
 
 /// Older names and what they now mean: `las` stays Tiresias's LAS (its behaviour is unchanged)
