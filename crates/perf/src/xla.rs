@@ -41,4 +41,3 @@ pub(crate) fn xla_runtime(accelerator: &Accelerator) -> bool {
 /// (1 byte). Transformer Engine's fp8 recipe instead takes its scales from the amax history of
 /// earlier steps (delayed scaling) and casts inside the producing kernels, so fp8 pays no pass.
 pub(crate) const AQT_BYTES_PER_OPERAND_ELEMENT: f64 = 3.0;
-
