@@ -1,8 +1,7 @@
 //! `suanli catalog accelerators|models|nodes`: the catalog as tables or JSON, with sources.
 
 use clap::{Args, Subcommand};
-use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets};
-use std::io::IsTerminal;
+use comfy_table::{Cell, CellAlignment, Table};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use suanli_catalog::{Accelerator, Catalog, Model, NodeShape};
@@ -147,16 +146,7 @@ fn render<T: serde::Serialize>(
 }
 
 fn new_table(header: &[&str]) -> Table {
-    let mut table = Table::new();
-    if std::io::stdout().is_terminal() {
-        table.load_preset(presets::UTF8_FULL_CONDENSED);
-    } else {
-        // Piped output stays plain ASCII so it pastes into Markdown and diffs cleanly.
-        table.load_preset(presets::ASCII_MARKDOWN);
-    }
-    table.set_content_arrangement(ContentArrangement::Dynamic);
-    table.set_header(header.to_vec());
-    table
+    super::format::table(header)
 }
 
 fn accelerator_table(items: &[&Accelerator]) -> Table {
