@@ -162,7 +162,7 @@ fn accelerator_table(items: &[&Accelerator]) -> Table {
         "domain",
         "scale-out GB/s",
         "TDP W",
-        "$/h",
+        "USD/h",
         "conf.",
         "source",
     ]);

@@ -94,7 +94,7 @@ pub struct TrainArgs {
     /// How many layouts a search shows.
     #[arg(long, default_value_t = 5)]
     top: usize,
-    /// US dollars per accelerator-hour, for the cost figure (indicative prices: the $/h column
+    /// US dollars per accelerator-hour, for the cost figure (indicative prices: the USD/h column
     /// of `suanli catalog accelerators`); `--price` works too.
     #[arg(long, alias = "price")]
     price_per_hour: Option<f64>,
@@ -427,7 +427,7 @@ fn print_estimate(setup: &TrainSetup, e: &TrainEstimate) {
             line.push_str(&format!(", {} kWh at TDP", format::si(kwh)));
         }
         if let Some(cost) = budget.cost {
-            line.push_str(&format!(", cost {}", format::si(cost)));
+            line.push_str(&format!(", cost {} USD", format::si(cost)));
         }
         println!("{line}");
     }
