@@ -4,7 +4,7 @@ use clap::{Args, Subcommand};
 use comfy_table::{Cell, CellAlignment, Table};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use suanli_catalog::{Accelerator, Catalog, Model, NodeShape};
+use suanli_catalog::{Accelerator, Model, NodeShape};
 
 /// Longest source text shown in a table cell; `--json` prints it whole.
 const SOURCE_WIDTH_CHARS: usize = 48;
@@ -75,13 +75,7 @@ pub fn run(command: CatalogCommand) -> anyhow::Result<ExitCode> {
         CatalogCommand::Models(args) => ("models", args),
         CatalogCommand::Nodes(args) => ("node shapes", args),
     };
-    let mut catalog = Catalog::builtin();
-    for path in &args.catalog_paths {
-        // The catalog error already names the file and the cause; flatten it to one line.
-        catalog
-            .merge_path(path)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-    }
+    let catalog = super::plan::load_catalog(&args.catalog_paths)?;
     let wanted = args.filter.as_deref().map(str::to_lowercase);
     let matches = |names: &[&str]| match &wanted {
         None => true,
@@ -329,7 +323,7 @@ mod tests {
 
     #[test]
     fn tables_list_every_entry_and_the_moe_shape() {
-        let catalog = Catalog::builtin();
+        let catalog = suanli_catalog::Catalog::builtin();
         let accelerators: Vec<&Accelerator> = catalog.accelerators.iter().collect();
         let text = accelerator_table(&accelerators).to_string();
         for a in &accelerators {

@@ -126,12 +126,9 @@ fn parse_attention(text: &str) -> Result<AttentionImpl, String> {
 
 /// Loads the built-in catalog plus the user's files.
 pub fn load_catalog(extra: &[PathBuf]) -> anyhow::Result<Catalog> {
-    let mut catalog = Catalog::builtin();
-    let from_env = std::env::var_os("SUANLI_CATALOG").map(PathBuf::from);
-    for path in extra.iter().chain(from_env.iter()) {
-        catalog.merge_path(path)?;
-    }
-    Ok(catalog)
+    let env = std::env::var_os(suanli_catalog::ENV_VAR);
+    // The catalog error already names the file and the cause; keep it one line.
+    Catalog::load(extra, env.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// Runs a plan command.
