@@ -17,6 +17,7 @@ mod accelerator;
 mod hf;
 mod model;
 mod precision;
+pub mod units;
 
 pub use accelerator::{Accelerator, Confidence, DenseTflops, NodeShape, ScaleUp};
 pub use hf::model_from_hf_config;

@@ -88,9 +88,7 @@ pub fn run(args: SimulateArgs) -> Result<ExitCode> {
     let failures = FailureModel::parse(&args.failures).map_err(anyhow::Error::msg)?;
     let checkpoint = CheckpointPolicy::parse(&args.checkpoint).map_err(anyhow::Error::msg)?;
     let duration = |flag: &str, text: &str| {
-        crate::units::parse_duration_s(text)
-            .map(|seconds| seconds.round() as u64)
-            .map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
+        suanli_sim::failures::parse_duration_s(text).map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
     };
     let checkpoint_cost_s = duration("checkpoint-cost", &args.checkpoint_cost)?;
     let restart_delay_s = duration("restart-delay", &args.restart_delay)?;
