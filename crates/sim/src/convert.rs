@@ -1,7 +1,8 @@
 //! Turning the readers' plain types (`ClusterSpec`, `TraceJob`) into the scheduler's
 //! (`PoolConfig`, `JobSpec`), with the run's checkpoint choice applied.
 
-use suanli_sched::checkpoint::{gang_mtbf_s, young_daly_interval_s};
+use suanli_perf::reliability::young_daly_interval_s;
+use suanli_sched::checkpoint::gang_mtbf_s;
 use suanli_sched::{JobSpec, PoolConfig, Work};
 
 use crate::failures::{CheckpointPolicy, FailureModel};
