@@ -24,7 +24,7 @@ pub fn style(table: &mut Table) -> &mut Table {
 }
 
 /// Lets a too-wide table wrap only between words: every column is at least as wide as its
-/// longest word, so ids, layouts and numbers are never cut in half (issue 14).
+/// longest word, so ids, layouts and numbers are never cut in half.
 pub fn keep_words_whole(table: &mut Table) -> &mut Table {
     let mut widths: Vec<usize> = Vec::new();
     let rows = table.header().into_iter().chain(table.row_iter());
