@@ -3,7 +3,7 @@
 use crate::Precision;
 use serde::{Deserialize, Serialize};
 
-/// How sure we are of a row's figures, as in shared/catalog/accelerators-reference.csv.
+/// How sure we are of a row's figures (the sources are in each entry's `source`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Confidence {

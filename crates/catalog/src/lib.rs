@@ -17,6 +17,7 @@ mod accelerator;
 mod hf;
 mod model;
 mod precision;
+pub mod units;
 
 pub use accelerator::{Accelerator, Confidence, DenseTflops, NodeShape, ScaleUp};
 pub use hf::model_from_hf_config;
@@ -30,6 +31,9 @@ const BUILTIN_ACCELERATORS: &str = include_str!("../data/accelerators.toml");
 const BUILTIN_NODES: &str = include_str!("../data/nodes.toml");
 const BUILTIN_MODELS: &str = include_str!("../data/models.toml");
 const BUILTIN_VALIDATION_MODELS: &str = include_str!("../data/models-validation.toml");
+
+/// The environment variable naming extra catalog files for every command.
+pub const ENV_VAR: &str = "SUANLI_CATALOG";
 
 /// The embedded catalog files, by name, in the order they are merged.
 pub const BUILTIN_FILES: [(&str, &str); 4] = [
@@ -114,6 +118,31 @@ impl Catalog {
                 .unwrap_or_else(|e| panic!("built-in catalog file is broken: {e}"));
         }
         catalog
+    }
+
+    /// The catalog every command uses: the built-in data, then the files and directories named in
+    /// `env` (the value of [`ENV_VAR`], a path list separated as `PATH` is), then `paths` (the
+    /// commands' `--catalog` flags), later entries replacing earlier ones with the same id.
+    ///
+    /// ```
+    /// let catalog = suanli_catalog::Catalog::load(&[] as &[&str], None).unwrap();
+    /// assert!(catalog.model("llama-3.1-8b").is_ok());
+    /// ```
+    pub fn load(
+        paths: &[impl AsRef<Path>],
+        env: Option<&std::ffi::OsStr>,
+    ) -> Result<Catalog, CatalogError> {
+        let mut catalog = Catalog::builtin();
+        let from_env: Vec<std::path::PathBuf> = env
+            .map(|value| std::env::split_paths(value).collect())
+            .unwrap_or_default();
+        for path in from_env.iter().filter(|p| !p.as_os_str().is_empty()) {
+            catalog.merge_path(path)?;
+        }
+        for path in paths {
+            catalog.merge_path(path.as_ref())?;
+        }
+        Ok(catalog)
     }
 
     /// Adds (or replaces, by id) the entries of a TOML catalog text.

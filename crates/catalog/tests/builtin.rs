@@ -343,3 +343,37 @@ fn blackwell_nvl72_and_mi350_figures_match_the_reference_additions() {
         ("gb200", 4)
     );
 }
+
+#[test]
+fn load_adds_the_env_paths_then_the_flag_paths() {
+    let dir = std::env::temp_dir().join(format!("suanli-catalog-load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // GPT-2 XL's shape (Radford et al. 2019, Table 2) under the id `mine`, named by its file.
+    let write = |file: &str, name: &str| {
+        let text = format!(
+            "[[model]]\nid = \"mine\"\nname = \"{name}\"\nparams_b_reported = 1.5\nlayers = 48\n\
+             hidden = 1600\nheads = 25\nkv_heads = 25\nffn = 6400\nvocab = 50257\nmlp = \"gelu\"\n\
+             tied_embeddings = true\nlearned_positions = true\nmax_seq_len = 1024\n\
+             source = \"Radford et al. 2019, Table 2\"\n"
+        );
+        let path = dir.join(file);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let from_env = write("env.toml", "from env");
+    let from_flag = write("flag.toml", "from flag");
+    let no_flags: &[&str] = &[];
+    assert!(
+        Catalog::load(no_flags, None)
+            .unwrap()
+            .model("mine")
+            .is_err()
+    );
+    let catalog = Catalog::load(no_flags, Some(from_env.as_os_str())).unwrap();
+    assert_eq!(catalog.model("mine").unwrap().name, "from env");
+    let catalog = Catalog::load(&[&from_flag], Some(from_env.as_os_str())).unwrap();
+    assert_eq!(catalog.model("mine").unwrap().name, "from flag");
+    let error = Catalog::load(&[dir.join("nope.toml")], None).unwrap_err();
+    assert!(error.to_string().contains("nope.toml"), "{error}");
+    std::fs::remove_dir_all(&dir).ok();
+}

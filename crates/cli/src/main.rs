@@ -1,7 +1,7 @@
 //! The `suanli` command: thin commands over the catalog, perf, sched and sim crates.
 
 mod commands;
-mod units;
+use suanli_catalog::units;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use std::process::ExitCode;

@@ -413,8 +413,54 @@ fn quotas_tokens_and_nodes_read_as_a_person_expects() {
     assert!(out.status.success(), "{}", stderr(&out));
     let nodes = stdout(&client(&server, &["node", "list"]));
     let row = nodes.lines().find(|l| l.contains("down")).unwrap();
-    let cells: Vec<&str> = row.split(['│', '┆']).map(str::trim).collect();
+    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
     assert_eq!(cells[5], "0", "{row}");
+}
+
+#[test]
+fn plan_serve_takes_a_node_shape_as_plan_train_does() {
+    let out = suanli(&[
+        "plan",
+        "serve",
+        "--model",
+        "llama-3.1-70b",
+        "--node",
+        "p5.48xlarge",
+        "--tp",
+        "4",
+        "--input-len",
+        "2048",
+        "--output-len",
+        "256",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let setup = &value["setup"];
+    assert_eq!(setup["accelerator"]["id"], "h100-sxm5-80gb");
+    assert_eq!(setup["per_node"], 8);
+    // AWS: p5.48xlarge has 3,200 Gb/s of EFA for 8 GPUs = 50 GB/s per GPU.
+    assert_eq!(setup["scaleout_gb_per_s"], 50.0);
+    let out = suanli(&[
+        "plan",
+        "serve",
+        "--model",
+        "llama-3.1-70b",
+        "--node",
+        "p5.48xlarge",
+        "--accelerator",
+        "mi300x",
+        "--input-len",
+        "2048",
+        "--output-len",
+        "256",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("holds h100-sxm5-80gb, not mi300x"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

@@ -283,7 +283,7 @@ fn a_deployment_search_lists_the_cheapest_and_the_rejected() {
     assert!(out.status.success(), "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("h100-sxm5-80gb") && text.contains("$/M output tokens"),
+        text.contains("h100-sxm5-80gb") && text.contains("USD/M output tokens"),
         "{text}"
     );
     assert!(text.contains("rejected l40s: TPOT"), "{text}");

@@ -56,8 +56,8 @@ fn ee9e8c_fifo_utilisation_agrees_with_its_plot_and_its_jobs() {
         "--out",
         &dir_text,
     ]));
-    let table = percent(&row(&text, "utilisation, arrivals")[0]);
-    assert_eq!(row(&text, "utilisation, makespan")[0], "20.0%");
+    let table = percent(&row(&text, "util. over arrivals")[0]);
+    assert_eq!(row(&text, "util. over makespan")[0], "20.0%");
 
     // The plot's legend states the same figure, and the title names what was run.
     let svg = std::fs::read_to_string(dir.join("utilisation.svg")).unwrap();
@@ -102,7 +102,7 @@ fn load_is_the_offered_load_and_short_arrivals_are_named() {
         "--synthetic",
         "jobs=20000,accelerators=16384,load=0.9",
     ]));
-    assert_eq!(row(&text, "offered load, arrivals")[0], "0.900");
+    assert_eq!(row(&text, "offered load")[0], "0.900");
     // Philly's run times (up to 1,178 h) dwarf the ~11 h of arrivals: the run says so.
     assert!(text.contains("no steady state"), "{text}");
 
@@ -111,7 +111,7 @@ fn load_is_the_offered_load_and_short_arrivals_are_named() {
         "--synthetic",
         "jobs=20000,accelerators=256,load=0.9,profile=gavel",
     ]));
-    let busy = percent(&row(&text, "utilisation, arrivals")[0]);
+    let busy = percent(&row(&text, "util. over arrivals")[0]);
     assert!((84.0..=93.0).contains(&busy), "{text}");
     assert!(!text.contains("no steady state"), "{text}");
 

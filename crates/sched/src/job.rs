@@ -36,28 +36,6 @@ impl Work {
         }
     }
 
-    /// A model-plus-token goal: `tokens` to train, with the rate `suanli-perf` predicts for a gang of
-    /// `gang_size` accelerators of each given type; types the model cannot train on are left out.
-    pub fn from_token_goal(
-        model: &suanli_catalog::Model,
-        tokens: f64,
-        accelerators: &[&suanli_catalog::Accelerator],
-        gang_size: u32,
-    ) -> Self {
-        let units_per_s = accelerators
-            .iter()
-            .filter_map(|a| {
-                suanli_perf::goal::best_training_tokens_per_s(model, a, gang_size)
-                    .map(|r| (a.id.clone(), r))
-            })
-            .filter(|(_, rate)| *rate > 0.0)
-            .collect();
-        Work {
-            total_units: tokens,
-            units_per_s,
-        }
-    }
-
     /// The fastest rate over the types that can run the job, units/s.
     pub fn best_rate(&self) -> f64 {
         self.units_per_s.values().copied().fold(0.0, f64::max)

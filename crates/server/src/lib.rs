@@ -145,7 +145,9 @@ async fn bootstrap(store: &dyn Store, data_dir: &Path) -> Result<(), ServerError
     Ok(())
 }
 
-fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
+/// Writes `secret` and a newline to `path`, readable by its owner only (0600), and syncs it: the
+/// one writer of secret files (the admin token here, the CLI's saved credentials).
+pub fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()

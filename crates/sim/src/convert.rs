@@ -1,14 +1,13 @@
 //! Turning the readers' plain types (`ClusterSpec`, `TraceJob`) into the scheduler's
 //! (`PoolConfig`, `JobSpec`), with the run's checkpoint choice applied.
 
-use suanli_sched::checkpoint::{gang_mtbf_s, young_daly_interval_s};
+use suanli_perf::reliability::young_daly_interval_s;
+use suanli_sched::checkpoint::gang_mtbf_s;
 use suanli_sched::{JobSpec, PoolConfig, Work};
 
 use crate::failures::{CheckpointPolicy, FailureModel};
+use crate::trace::ANY_ACCELERATOR;
 use crate::workload::{ClusterSpec, TraceJob};
-
-/// The key readers use for "any accelerator type" in `Work::units_per_s`.
-pub const ANY_ACCELERATOR: &str = "*";
 
 /// The scheduler's pools for a cluster (the same type: a copy).
 pub fn pools(cluster: &ClusterSpec) -> Vec<PoolConfig> {

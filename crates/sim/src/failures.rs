@@ -92,22 +92,12 @@ impl FailureModel {
     }
 }
 
-/// Parses `90s`, `15m`, `4h`, `2d` (or a bare number of seconds) into seconds.
+/// Whole seconds of a duration with its unit (`90s`, `15m`, `4h`, `2d`), by the one parser of
+/// durations ([`suanli_catalog::units`]): a bare number is an error naming the unit to add.
 pub fn parse_duration_s(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let (number, unit_s) = match text.char_indices().last() {
-        Some((i, 's')) => (&text[..i], 1.0),
-        Some((i, 'm')) => (&text[..i], 60.0),
-        Some((i, 'h')) => (&text[..i], 3600.0),
-        Some((i, 'd')) => (&text[..i], 86_400.0),
-        _ => (text, 1.0),
-    };
-    match number.trim().parse::<f64>() {
-        Ok(value) if value >= 0.0 && value.is_finite() => Ok((value * unit_s).round() as u64),
-        _ => Err(format!(
-            "`{text}` is not a duration; write a number with s, m, h or d, like `4h`"
-        )),
-    }
+    suanli_catalog::units::parse_duration_s(text)
+        .map(|seconds| seconds.round() as u64)
+        .map_err(|e| e.to_string())
 }
 
 /// How each job's checkpoint interval is chosen.
@@ -182,10 +172,10 @@ mod tests {
             3600
         );
         let error = FailureModel::parse("mtbf=soon").unwrap_err();
-        assert!(
-            error.contains("write a number with s, m, h or d"),
-            "{error}"
-        );
+        assert!(error.contains("write a number and a unit"), "{error}");
+        // One duration parser: a bare number names the unit to add instead of meaning seconds.
+        let error = FailureModel::parse("mtbf=50000").unwrap_err();
+        assert!(error.contains("has no unit"), "{error}");
         assert!(
             FailureModel::parse("sometimes")
                 .unwrap_err()

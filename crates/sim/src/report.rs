@@ -1,24 +1,24 @@
 //! Reports of one or more runs: a side-by-side table, JSON, a CSV of jobs, and SVG plots
 //! (`plot.rs`).
 
-use comfy_table::{Cell, CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
+use comfy_table::{Cell, CellAlignment, Table};
 use serde::Serialize;
 use std::collections::BTreeSet;
 use suanli_sched::TenantConfig;
 
-use crate::metrics::{RunResult, Summary};
+use crate::metrics::{RunResult, Summary, TenantSummary};
 
 /// Renders one metric of a summary.
 type MetricCell = Box<dyn Fn(&Summary) -> String>;
 
-/// One column per policy, one row per metric.
+/// One column per policy, one row per metric. Tables come without a style: the binary sets one
+/// (Unicode on a terminal, ASCII when piped).
 pub fn summary_table(summaries: &[Summary]) -> Table {
     let mut table = Table::new();
-    table.load_preset(UTF8_FULL_CONDENSED);
     let mut header = vec![Cell::new("metric")];
     header.extend(summaries.iter().map(|s| Cell::new(&s.policy)));
     table.set_header(header);
-    let hours = |s: f64| format!("{:.2} h", s / 3600.0);
+    let hours = |s: f64| format!("{} h", short_hours(s / 3600.0));
     let rows: Vec<(&str, MetricCell)> = vec![
         ("jobs completed", Box::new(|s| s.jobs_completed.to_string())),
         ("jobs rejected", Box::new(|s| s.jobs_rejected.to_string())),
@@ -52,15 +52,15 @@ pub fn summary_table(summaries: &[Summary]) -> Table {
             Box::new(move |s| hours(s.arrival_window_s as f64)),
         ),
         (
-            "offered load, arrivals",
+            "offered load",
             Box::new(|s| format!("{:.3}", s.offered_load)),
         ),
         (
-            "utilisation, arrivals",
+            "util. over arrivals",
             Box::new(|s| format!("{:.1}%", s.utilisation_arrivals * 100.0)),
         ),
         (
-            "utilisation, makespan",
+            "util. over makespan",
             Box::new(|s| format!("{:.1}%", s.utilisation * 100.0)),
         ),
         (
@@ -68,13 +68,13 @@ pub fn summary_table(summaries: &[Summary]) -> Table {
             Box::new(|s| format!("{:.1}%", s.goodput * 100.0)),
         ),
         (
-            "tenant fairness (Jain)",
+            "fairness (Jain)",
             Box::new(|s| format!("{:.3}", s.tenant_fairness_jain)),
         ),
         ("preemptions", Box::new(|s| s.preemptions.to_string())),
         ("node failures", Box::new(|s| s.node_failures.to_string())),
         (
-            "restarts after failure",
+            "restarts (failures)",
             Box::new(|s| s.restarts_after_failure.to_string()),
         ),
         (
@@ -97,57 +97,91 @@ pub fn summary_table(summaries: &[Summary]) -> Table {
     table
 }
 
-/// Per-tenant fairness: one row per tenant (weight and guarantee from `configs`, weight 1 and no
-/// guarantee for tenants it does not name), one column per policy with the tenant's mean JCT,
-/// mean slowdown and share of allocated accelerator-hours.
-pub fn tenant_table(summaries: &[Summary], configs: &[TenantConfig]) -> Table {
-    let mut table = Table::new();
-    table.load_preset(UTF8_FULL_CONDENSED);
-    let mut header = vec![
-        Cell::new("tenant"),
-        Cell::new("weight"),
-        Cell::new("guaranteed"),
+/// Hours with five significant digits at most, so that six policies fit in 100 columns.
+fn short_hours(hours: f64) -> String {
+    if hours >= 1000.0 {
+        format!("{hours:.0}")
+    } else if hours >= 100.0 {
+        format!("{hours:.1}")
+    } else {
+        format!("{hours:.2}")
+    }
+}
+
+/// One per-tenant figure: its heading and how a tenant's summary shows it.
+type TenantMetric = (&'static str, fn(&TenantSummary) -> String);
+
+/// Per-tenant fairness as three narrow tables (mean JCT, mean slowdown, share of allocated
+/// accelerator-hours), one row per tenant and one column per policy, so that six policies fit
+/// in 100 columns. The share table also lists each tenant's weight and guarantee from `configs`
+/// (weight 1 and no guarantee for tenants it does not name).
+pub fn tenant_tables(
+    summaries: &[Summary],
+    configs: &[TenantConfig],
+) -> Vec<(&'static str, Table)> {
+    let metrics: [TenantMetric; 3] = [
+        ("mean JCT by tenant (hours)", |t| {
+            short_hours(t.jct_mean_s / 3600.0)
+        }),
+        ("mean slowdown by tenant", |t| {
+            format!("{:.2}", t.slowdown_mean)
+        }),
+        ("share of allocated accelerator-hours by tenant", |t| {
+            format!("{:.1}%", t.allocated_share * 100.0)
+        }),
     ];
-    header.extend(
-        summaries
-            .iter()
-            .map(|s| Cell::new(format!("{}: JCT · slowdown · share", s.policy))),
-    );
-    table.set_header(header);
     let names: BTreeSet<&str> = summaries
         .iter()
         .flat_map(|s| s.tenants.iter().map(|t| t.tenant.as_str()))
         .collect();
-    for name in names {
-        let config = configs.iter().find(|c| c.name == name);
-        let guaranteed = config.map_or(String::new(), |c| {
-            c.guaranteed
-                .iter()
-                .map(|(accelerator, count)| format!("{accelerator}={count}"))
-                .collect::<Vec<_>>()
-                .join(" ")
-        });
-        let mut row = vec![
-            Cell::new(name),
-            Cell::new(format!("{}", config.map_or(1.0, |c| c.weight)))
-                .set_alignment(CellAlignment::Right),
-            Cell::new(guaranteed),
-        ];
-        for summary in summaries {
-            let cell = match summary.tenants.iter().find(|t| t.tenant == name) {
-                Some(t) => format!(
-                    "{:.2} h · {:.2} · {:.1}%",
-                    t.jct_mean_s / 3600.0,
-                    t.slowdown_mean,
-                    t.allocated_share * 100.0
-                ),
-                None => "-".to_string(),
-            };
-            row.push(Cell::new(cell).set_alignment(CellAlignment::Right));
-        }
-        table.add_row(row);
-    }
-    table
+    let with_terms = metrics.len() - 1;
+    metrics
+        .iter()
+        .enumerate()
+        .map(|(index, (heading, show))| {
+            let terms = index == with_terms;
+            let mut table = Table::new();
+            let mut header = vec![Cell::new("tenant")];
+            if terms {
+                header.extend([Cell::new("weight"), Cell::new("guaranteed")]);
+            }
+            header.extend(summaries.iter().map(|s| Cell::new(&s.policy)));
+            table.set_header(header);
+            for name in &names {
+                let mut row = vec![Cell::new(name)];
+                if terms {
+                    row.extend(tenant_terms(name, configs));
+                }
+                for summary in summaries {
+                    let cell = summary
+                        .tenants
+                        .iter()
+                        .find(|t| t.tenant == *name)
+                        .map_or("-".to_string(), show);
+                    row.push(Cell::new(cell).set_alignment(CellAlignment::Right));
+                }
+                table.add_row(row);
+            }
+            (*heading, table)
+        })
+        .collect()
+}
+
+/// The weight and guarantee cells of tenant `name`.
+fn tenant_terms(name: &str, configs: &[TenantConfig]) -> [Cell; 2] {
+    let config = configs.iter().find(|c| c.name == name);
+    let guaranteed = config.map_or(String::new(), |c| {
+        c.guaranteed
+            .iter()
+            .map(|(accelerator, count)| format!("{accelerator}={count}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    });
+    [
+        Cell::new(format!("{}", config.map_or(1.0, |c| c.weight)))
+            .set_alignment(CellAlignment::Right),
+        Cell::new(guaranteed),
+    ]
 }
 
 /// The JSON document `--json` prints.

@@ -1,11 +1,10 @@
 //! `suanli catalog accelerators|models|nodes`: the catalog as tables or JSON, with sources.
 
 use clap::{Args, Subcommand};
-use comfy_table::{Cell, CellAlignment, ContentArrangement, Table, presets};
-use std::io::IsTerminal;
+use comfy_table::{Cell, CellAlignment, Table};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use suanli_catalog::{Accelerator, Catalog, Model, NodeShape};
+use suanli_catalog::{Accelerator, Model, NodeShape};
 
 /// Longest source text shown in a table cell; `--json` prints it whole.
 const SOURCE_WIDTH_CHARS: usize = 48;
@@ -76,13 +75,7 @@ pub fn run(command: CatalogCommand) -> anyhow::Result<ExitCode> {
         CatalogCommand::Models(args) => ("models", args),
         CatalogCommand::Nodes(args) => ("node shapes", args),
     };
-    let mut catalog = Catalog::builtin();
-    for path in &args.catalog_paths {
-        // The catalog error already names the file and the cause; flatten it to one line.
-        catalog
-            .merge_path(path)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-    }
+    let catalog = super::plan::load_catalog(&args.catalog_paths)?;
     let wanted = args.filter.as_deref().map(str::to_lowercase);
     let matches = |names: &[&str]| match &wanted {
         None => true,
@@ -147,16 +140,7 @@ fn render<T: serde::Serialize>(
 }
 
 fn new_table(header: &[&str]) -> Table {
-    let mut table = Table::new();
-    if std::io::stdout().is_terminal() {
-        table.load_preset(presets::UTF8_FULL_CONDENSED);
-    } else {
-        // Piped output stays plain ASCII so it pastes into Markdown and diffs cleanly.
-        table.load_preset(presets::ASCII_MARKDOWN);
-    }
-    table.set_content_arrangement(ContentArrangement::Dynamic);
-    table.set_header(header.to_vec());
-    table
+    super::format::table(header)
 }
 
 fn accelerator_table(items: &[&Accelerator]) -> Table {
@@ -172,7 +156,7 @@ fn accelerator_table(items: &[&Accelerator]) -> Table {
         "domain",
         "scale-out GB/s",
         "TDP W",
-        "$/h",
+        "USD/h",
         "conf.",
         "source",
     ]);
@@ -339,7 +323,7 @@ mod tests {
 
     #[test]
     fn tables_list_every_entry_and_the_moe_shape() {
-        let catalog = Catalog::builtin();
+        let catalog = suanli_catalog::Catalog::builtin();
         let accelerators: Vec<&Accelerator> = catalog.accelerators.iter().collect();
         let text = accelerator_table(&accelerators).to_string();
         for a in &accelerators {

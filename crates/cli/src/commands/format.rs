@@ -1,20 +1,30 @@
 //! Shared formatting and parsing helpers for the commands.
 
-use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::presets::{ASCII_MARKDOWN, UTF8_FULL_CONDENSED};
 use comfy_table::{ColumnConstraint, ContentArrangement, Table, Width};
+use std::io::IsTerminal;
 
 /// A table with the house style and the given header.
 pub fn table(header: &[&str]) -> Table {
     let mut table = Table::new();
-    table
-        .load_preset(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(header.to_vec());
+    table.set_header(header.to_vec());
+    style(&mut table);
     table
 }
 
+/// The one table style of the CLI: Unicode borders fitted to the terminal's width, and plain
+/// ASCII (Markdown) when stdout is not a terminal, so piped output pastes and diffs cleanly.
+pub fn style(table: &mut Table) -> &mut Table {
+    if std::io::stdout().is_terminal() {
+        table.load_preset(UTF8_FULL_CONDENSED);
+    } else {
+        table.load_preset(ASCII_MARKDOWN);
+    }
+    table.set_content_arrangement(ContentArrangement::Dynamic)
+}
+
 /// Lets a too-wide table wrap only between words: every column is at least as wide as its
-/// longest word, so ids, layouts and numbers are never cut in half (issue 14).
+/// longest word, so ids, layouts and numbers are never cut in half.
 pub fn keep_words_whole(table: &mut Table) -> &mut Table {
     let mut widths: Vec<usize> = Vec::new();
     let rows = table.header().into_iter().chain(table.row_iter());

@@ -48,18 +48,8 @@ pub fn run(args: LoginArgs) -> Result<ExitCode> {
         url: Some(args.url),
         token: Some(token),
     })?;
-    {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&path)
-            .with_context(|| format!("writing {}", path.display()))?;
-        file.write_all(text_out.as_bytes())?;
-    }
+    suanli_server::write_secret(&path, &text_out)
+        .with_context(|| format!("writing {}", path.display()))?;
     println!(
         "logged in as {} ({}); saved to {}",
         text(&me["user"]),

@@ -103,7 +103,7 @@ pub struct TrainArgs {
     /// How many layouts a search shows.
     #[arg(long, default_value_t = 5)]
     top: usize,
-    /// US dollars per accelerator-hour, for the cost figure (indicative prices: the $/h column
+    /// US dollars per accelerator-hour, for the cost figure (indicative prices: the USD/h column
     /// of `suanli catalog accelerators`); `--price` works too.
     #[arg(long, alias = "price")]
     price_per_hour: Option<f64>,
@@ -135,12 +135,9 @@ fn parse_attention(text: &str) -> Result<AttentionImpl, String> {
 
 /// Loads the built-in catalog plus the user's files.
 pub fn load_catalog(extra: &[PathBuf]) -> anyhow::Result<Catalog> {
-    let mut catalog = Catalog::builtin();
-    let from_env = std::env::var_os("SUANLI_CATALOG").map(PathBuf::from);
-    for path in extra.iter().chain(from_env.iter()) {
-        catalog.merge_path(path)?;
-    }
-    Ok(catalog)
+    let env = std::env::var_os(suanli_catalog::ENV_VAR);
+    // The catalog error already names the file and the cause; keep it one line.
+    Catalog::load(extra, env.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// Runs a plan command.
@@ -493,7 +490,7 @@ fn print_estimate(setup: &TrainSetup, e: &TrainEstimate) {
             line.push_str(&format!(", {} kWh at TDP", format::si(kwh)));
         }
         if let Some(cost) = budget.cost {
-            line.push_str(&format!(", cost {}", format::si(cost)));
+            line.push_str(&format!(", cost {} USD", format::si(cost)));
         }
         println!("{line}");
     }

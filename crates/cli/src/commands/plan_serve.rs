@@ -11,6 +11,8 @@ use suanli_perf::serve::{self, PassTime, ServeEstimate, ServeSetup};
 
 /// Examples shown by `suanli plan serve --help`.
 pub const SERVE_EXAMPLES: &str = "Examples:
+  suanli plan serve --model llama-3.1-70b --node p5.48xlarge --tp 4 --input-len 2048 \\
+      --output-len 256
   suanli plan serve --model llama-3.1-70b --accelerator h100-sxm5-80gb --tp 4 \\
       --input-len 2048 --output-len 256 --precision fp8 --kv-precision fp8
   suanli plan serve --model llama-3.1-8b --accelerator l40s --input-len 512 --output-len 512 \\
@@ -35,8 +37,15 @@ pub struct ServeArgs {
     #[arg(long)]
     pub(super) model: String,
     /// Accelerator catalog id or alias (see `suanli catalog accelerators`).
-    #[arg(long, required_unless_present = "rate")]
+    #[arg(long, required_unless_present_any = ["rate", "node"])]
     pub(super) accelerator: Option<String>,
+    /// Node shape from `suanli catalog nodes` (e.g. p5.48xlarge, dgx-h100): sets the
+    /// accelerator, accelerators per node and NIC bandwidth, as in `plan train`.
+    #[arg(long)]
+    pub(super) node: Option<String>,
+    /// NIC bandwidth per accelerator of --node, GB/s.
+    #[arg(skip)]
+    pub(super) node_nic_gb_per_s: Option<f64>,
     /// Accelerators in total; replicas = count / (tp x pp) [default: tp x pp].
     #[arg(long)]
     pub(super) count: Option<u64>,
@@ -120,8 +129,23 @@ fn parse_price(text: &str) -> Result<(String, f64), String> {
 }
 
 /// Runs `suanli plan serve`.
-pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+pub fn run(mut args: ServeArgs) -> anyhow::Result<ExitCode> {
     let catalog = super::plan::load_catalog(&args.catalog)?;
+    if let Some(name) = &args.node {
+        let node = catalog.node(name)?;
+        let accelerator = catalog.accelerator(&node.accelerator)?.id.clone();
+        if let Some(given) = &args.accelerator
+            && catalog.accelerator(given)?.id != accelerator
+        {
+            bail!(
+                "--node {} holds {accelerator}, not {given}; drop --accelerator or pick another node",
+                node.id
+            );
+        }
+        args.accelerator = Some(accelerator);
+        args.per_node = args.per_node.or(Some(node.accelerators_per_node.max(1)));
+        args.node_nic_gb_per_s = Some(node.nic_gb_per_s_per_accelerator);
+    }
     let model = catalog.resolve_model(&args.model)?;
     if args.input_len == 0 || args.output_len == 0 {
         bail!("--input-len and --output-len must be at least 1");
@@ -150,6 +174,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             bail!("--per-node must be at least 1");
         }
         setup.per_node = per_node;
+    }
+    if let Some(nic_gb_per_s) = args.node_nic_gb_per_s {
+        setup.scaleout_gb_per_s = nic_gb_per_s;
     }
     let estimate = match args.tp {
         Some(tp) => {

@@ -115,8 +115,8 @@ fn print_result(spec: &SearchSpec, result: &SearchResult) {
             "mean batch",
             "TTFT p99",
             "TPOT p99",
-            "$/hour",
-            "$/M output tokens",
+            "USD/hour",
+            "USD/M output tokens",
         ]);
         for (rank, d) in result.deployments.iter().enumerate() {
             table.add_row(vec![

@@ -49,16 +49,37 @@ pub fn describe(runs: &[RunResult]) -> Option<String> {
         .iter()
         .filter_map(|run| {
             utilisation_while_waiting(run).map(|(share, hours)| {
-                format!("{} {:.1}% over {hours:.0} h", run.policy, share * 100.0)
+                let digits = usize::from(hours < 10.0);
+                format!(
+                    "{} {:.1}% over {hours:.digits$} h",
+                    run.policy,
+                    share * 100.0
+                )
             })
         })
         .collect();
-    (!parts.is_empty()).then(|| {
-        format!(
-            "utilisation while jobs waited (the table's is over the arrivals and the makespan): {}",
-            parts.join(", ")
-        )
-    })
+    (!parts.is_empty()).then(|| wrap("utilisation while jobs waited:", &parts))
+}
+
+/// `head` and the comma-separated `parts`, broken between parts to stay within 100 columns.
+fn wrap(head: &str, parts: &[String]) -> String {
+    let mut text = head.to_string();
+    let mut line_len = text.len();
+    for (index, part) in parts.iter().enumerate() {
+        let piece = if index + 1 < parts.len() {
+            format!("{part},")
+        } else {
+            part.clone()
+        };
+        if line_len + 1 + piece.len() > 100 {
+            text.push_str("\n ");
+            line_len = 1;
+        }
+        text.push(' ');
+        text.push_str(&piece);
+        line_len += 1 + piece.len();
+    }
+    text
 }
 
 /// One line when no job ever waited and none was preempted under any policy: the policies had

@@ -8,9 +8,10 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use super::format::style;
 use suanli_sched::{SchedConfig, TenantConfig};
 use suanli_sim::metrics::{RunResult, Summary};
-use suanli_sim::report::{JsonReport, jobs_csv, summary_table, tenant_table};
+use suanli_sim::report::{JsonReport, jobs_csv, summary_table, tenant_tables};
 use suanli_sim::tenants::{check_against_cluster, load_tenants};
 use suanli_sim::trace::{FitReport, TraceFormat, fit_to_cluster, read_trace};
 use suanli_sim::workload::{ClusterSpec, TraceJob};
@@ -87,9 +88,7 @@ pub fn run(args: SimulateArgs) -> Result<ExitCode> {
     let failures = FailureModel::parse(&args.failures).map_err(anyhow::Error::msg)?;
     let checkpoint = CheckpointPolicy::parse(&args.checkpoint).map_err(anyhow::Error::msg)?;
     let duration = |flag: &str, text: &str| {
-        crate::units::parse_duration_s(text)
-            .map(|seconds| seconds.round() as u64)
-            .map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
+        suanli_sim::failures::parse_duration_s(text).map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
     };
     let checkpoint_cost_s = duration("checkpoint-cost", &args.checkpoint_cost)?;
     let restart_delay_s = duration("restart-delay", &args.restart_delay)?;
@@ -162,7 +161,7 @@ pub fn run(args: SimulateArgs) -> Result<ExitCode> {
                 fit.unrunnable.len()
             );
         }
-        println!("{}", summary_table(&summaries));
+        println!("{}", style(&mut summary_table(&summaries)));
         let short = super::sim_busy::short_arrivals(&summaries);
         let idle = match short {
             Some(_) => None,
@@ -201,8 +200,10 @@ fn print_tenants(summaries: &[Summary], tenants: &[TenantConfig]) {
     if count > MAX_TENANT_ROWS {
         println!("{count} tenants; per-tenant figures are in --json");
     } else if count > 1 || !tenants.is_empty() {
-        println!("tenants (mean JCT · mean slowdown · share of allocated accelerator-hours)");
-        println!("{}", tenant_table(summaries, tenants));
+        for (heading, mut table) in tenant_tables(summaries, tenants) {
+            println!("{heading}");
+            println!("{}", style(&mut table));
+        }
     }
 }
 

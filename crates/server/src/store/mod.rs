@@ -162,7 +162,10 @@ impl Goal {
             .iter()
             .filter_map(|a| catalog.accelerator(a).ok())
             .collect();
-        let work = suanli_sched::Work::from_token_goal(model_entry, tokens, &types, gpus);
+        let work = suanli_sched::Work {
+            total_units: tokens,
+            units_per_s: suanli_perf::goal::token_goal_rates(model_entry, &types, gpus),
+        };
         if work.units_per_s.is_empty() {
             return Err(format!(
                 "{} accelerators of {} cannot train `{model}` (it does not fit, or the types are not in the catalog)",
