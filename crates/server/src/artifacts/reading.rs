@@ -17,8 +17,8 @@ use super::model::{self, FileEntry};
 
 /// Encrypted chunks (of `CHUNK_BYTES` plaintext) decrypted at a time.
 const CHUNKS_PER_BATCH: u64 = 8;
-/// Decrypted batches a download holds ready ahead of the response: with `CHUNKS_PER_BATCH`
-/// this bounds a download's buffers to about (4 + 2) x 8 MiB.
+/// Decrypted batches a download holds ready ahead of the response (as chunk-sized slices of
+/// the batch, decrypted in place): with `CHUNKS_PER_BATCH` about (4 + 2) x 8 MiB per download.
 const BATCHES_AHEAD: usize = 4;
 
 /// What the ordered stream carries between pieces.
@@ -109,7 +109,7 @@ pub(super) fn read_from(
     let reads = plan_reads(stem, &key, &entry, from)?;
     // A task of its own reads and decrypts ahead of the response (which polls its stream only
     // between sends), bounded by the channel.
-    let (sender, receiver) = tokio::sync::mpsc::channel(BATCHES_AHEAD);
+    let (sender, receiver) = tokio::sync::mpsc::channel(BATCHES_AHEAD * CHUNKS_PER_BATCH as usize);
     tokio::spawn(async move {
         for read in reads {
             if let Err(error) = pump_segment(&store, read, &sender).await {
@@ -158,17 +158,22 @@ async fn pump_segment(
                 None => return Err(CryptoError::Damaged("truncated".into()).into()),
             }
         }
-        let batch = buffer.split_to(want).freeze();
+        let mut batch = buffer.split_to(want);
         consumed += want;
         let ends = consumed == total;
         let opener = read.opener.clone();
         let first = index;
         index += want.div_ceil(step) as u64;
-        let plain = tokio::task::spawn_blocking(move || opener.open_run(first, &batch, ends))
-            .await
-            .map_err(|e| ArtifactError::Config(format!("decryption task: {e}")))??;
-        if sender.send(Ok(Bytes::from(plain))).await.is_err() {
-            return Ok(());
+        let (batch, plain) = tokio::task::spawn_blocking(move || {
+            let plain = opener.open_run_in_place(first, &mut batch, ends);
+            (batch.freeze(), plain)
+        })
+        .await
+        .map_err(|e| ArtifactError::Config(format!("decryption task: {e}")))?;
+        for range in plain? {
+            if sender.send(Ok(batch.slice(range))).await.is_err() {
+                return Ok(());
+            }
         }
     }
     Ok(())
