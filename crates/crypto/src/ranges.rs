@@ -3,7 +3,7 @@
 
 use aes_gcm::Aes256Gcm;
 use aes_gcm::Nonce;
-use aes_gcm::aead::Aead;
+use aes_gcm::aead::{Aead, AeadInPlace};
 
 use super::{CryptoError, HEADER_BYTES, MAGIC, SecretKey, TAG_BYTES, chunk_nonce};
 
@@ -128,6 +128,53 @@ impl ChunkOpener {
     }
 }
 
+impl ChunkOpener {
+    /// Like `open_run`, but decrypts in place: returns where each chunk's plaintext now lies
+    /// in `sealed` (its tag follows it), with no allocation or copy.
+    pub fn open_run_in_place(
+        &self,
+        first: u64,
+        sealed: &mut [u8],
+        ends_object: bool,
+    ) -> Result<Vec<std::ops::Range<usize>>, CryptoError> {
+        let step = self.chunk_bytes + TAG_BYTES;
+        if sealed.is_empty() {
+            return Err(CryptoError::Damaged("an empty range".into()));
+        }
+        let mut out = Vec::with_capacity(sealed.len() / step + 1);
+        let (mut start, mut index) = (0usize, first);
+        while start < sealed.len() {
+            let take = step.min(sealed.len() - start);
+            let last = start + take == sealed.len();
+            let fits = if last && ends_object {
+                (TAG_BYTES..step).contains(&take)
+            } else {
+                take == step
+            };
+            if !fits {
+                return Err(CryptoError::Damaged("truncated".into()));
+            }
+            let nonce = chunk_nonce(
+                &self.prefix,
+                u32::try_from(index).map_err(|_| CryptoError::Damaged("chunk index".into()))?,
+                last && ends_object,
+            );
+            let (text, tag) = sealed[start..start + take].split_at_mut(take - TAG_BYTES);
+            self.cipher
+                .decrypt_in_place_detached(Nonce::from_slice(&nonce), b"", text, (&*tag).into())
+                .map_err(|_| {
+                    CryptoError::Damaged(format!(
+                        "chunk {index} fails authentication (wrong data key, tampered, reordered or truncated)"
+                    ))
+                })?;
+            out.push(start..start + take - TAG_BYTES);
+            start += take;
+            index += 1;
+        }
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,6 +206,13 @@ mod tests {
                     let plain = opener
                         .open_run(first, &sealed[r.start as usize..r.end as usize], last == n)
                         .unwrap();
+                    let mut run = sealed[r.start as usize..r.end as usize].to_vec();
+                    let ranges = opener
+                        .open_run_in_place(first, &mut run, last == n)
+                        .unwrap();
+                    let joined: Vec<u8> =
+                        ranges.into_iter().flat_map(|x| run[x].to_vec()).collect();
+                    assert_eq!(joined, plain);
                     let from = (first * 16) as usize;
                     let to = ((last * 16) as usize).min(len);
                     assert_eq!(plain, data[from..to], "len {len} chunks {first}..{last}");
@@ -187,6 +241,16 @@ mod tests {
         );
         let run = &sealed[r.start as usize..r.end as usize];
         assert!(opener.open_run(2, run, false).is_err(), "wrong index");
+        assert!(
+            opener
+                .open_run_in_place(2, &mut run.to_vec(), false)
+                .is_err()
+        );
+        assert!(
+            opener
+                .open_run_in_place(1, &mut run.to_vec(), true)
+                .is_err()
+        );
         assert!(opener.open_run(1, run, true).is_err(), "not the last chunk");
         assert!(opener.open_run(1, &run[..run.len() - 1], false).is_err());
         assert!(ChunkOpener::from_header(&key, &sealed, 32).is_err());

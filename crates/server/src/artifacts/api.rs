@@ -4,25 +4,24 @@
 //! exactly like one that does not exist (404), so private names cannot be probed. Reads are
 //! audited here; writes by the API's middleware.
 
-use axum::body::Body;
 use axum::extract::{Extension, Path, Query, Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use futures::TryStreamExt;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::ArtifactError;
+use super::api_files as files;
 use super::model::{self, Acl, Manifest, VersionRef, printable};
 use crate::api::{AppState, AuditDraft, AuditRecorded};
 use crate::auth::Principal;
 use crate::store::NewAuditEvent;
 
 /// An error answer: a status and a one-line JSON message.
-pub struct Fail(StatusCode, String);
+pub struct Fail(pub(super) StatusCode, pub(super) String);
 
 impl IntoResponse for Fail {
     fn into_response(self) -> Response {
@@ -51,7 +50,7 @@ impl From<crate::store::StoreError> for Fail {
     }
 }
 
-type Answer<T> = Result<T, Fail>;
+pub(super) type Answer<T> = Result<T, Fail>;
 
 /// The artefact routes, with read auditing.
 pub fn routes(state: AppState) -> Router<AppState> {
@@ -66,11 +65,11 @@ pub fn routes(state: AppState) -> Router<AppState> {
         )
         .route(
             &format!("{base}/versions/{{version}}/files"),
-            get(download).put(upload),
+            get(files::download).put(files::upload),
         )
         .route(
             &format!("{base}/versions/{{version}}/uploads"),
-            get(upload_progress),
+            get(files::upload_progress),
         )
         .route(&format!("{base}/versions/{{version}}/commit"), post(commit))
         .route(&format!("{base}/share"), post(share))
@@ -108,7 +107,7 @@ async fn audit_reads(State(state): State<AppState>, request: Request, next: Next
 }
 
 #[derive(Clone, Copy, PartialEq)]
-enum Access {
+pub(super) enum Access {
     Read,
     Write,
     Share,
@@ -130,7 +129,7 @@ fn may_read(me: &Principal, tenant: &str, acl: &Acl) -> bool {
 }
 
 /// The artefact's sharing record if `me` may have `access`; 404 when it may not even read.
-async fn authorize(
+pub(super) async fn authorize(
     state: &AppState,
     me: &Principal,
     tenant: &str,
@@ -280,7 +279,7 @@ async fn create_version(
     Ok((StatusCode::CREATED, Json(public_manifest(&manifest))).into_response())
 }
 
-fn version_number(text: &str) -> Answer<u64> {
+pub(super) fn version_number(text: &str) -> Answer<u64> {
     match VersionRef::parse(text)? {
         VersionRef::Number(n) => Ok(n),
         _ => Err(Fail(
@@ -288,62 +287,6 @@ fn version_number(text: &str) -> Answer<u64> {
             "name a version by number here".to_string(),
         )),
     }
-}
-
-#[derive(Deserialize)]
-struct FileQuery {
-    path: String,
-    /// Uploads: resume an interrupted upload that holds exactly this many bytes.
-    #[serde(default)]
-    offset: u64,
-}
-
-async fn upload(
-    State(state): State<AppState>,
-    Extension(me): Extension<Principal>,
-    Path((tenant, name, version)): Path<(String, String, String)>,
-    Query(query): Query<FileQuery>,
-    body: Body,
-) -> Answer<Response> {
-    authorize(&state, &me, &tenant, &name, Access::Write).await?;
-    let version = version_number(&version)?;
-    let stream = body.into_data_stream();
-    let entry = state
-        .artifacts
-        .put_file(&tenant, &name, version, &query.path, query.offset, stream)
-        .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "path": entry.path, "size_bytes": entry.size_bytes, "sha256": entry.sha256 })),
-    )
-        .into_response())
-}
-
-/// How much of a file a partial version holds: where an interrupted upload resumes.
-async fn upload_progress(
-    State(state): State<AppState>,
-    Extension(me): Extension<Principal>,
-    Path((tenant, name, version)): Path<(String, String, String)>,
-    Query(query): Query<FileQuery>,
-) -> Answer<Json<serde_json::Value>> {
-    authorize(&state, &me, &tenant, &name, Access::Write).await?;
-    let entry = state
-        .artifacts
-        .upload_progress(&tenant, &name, version_number(&version)?, &query.path)
-        .await?
-        .ok_or_else(|| {
-            Fail(
-                StatusCode::NOT_FOUND,
-                format!(
-                    "no upload of `{}` in this version",
-                    model::printable(&query.path)
-                ),
-            )
-        })?;
-    Ok(Json(json!({
-        "path": entry.path, "size_bytes": entry.size_bytes, "sha256": entry.sha256,
-        "interrupted": entry.interrupted,
-    })))
 }
 
 async fn commit(
@@ -368,86 +311,6 @@ async fn show_version(
     let which = VersionRef::parse(&version)?;
     let manifest = state.artifacts.manifest(&tenant, &name, &which).await?;
     Ok(Json(public_manifest(&manifest)))
-}
-
-/// The start of an open-ended `Range: bytes=N-` (the only form a resuming client needs).
-fn range_start(headers: &axum::http::HeaderMap) -> Answer<u64> {
-    let Some(value) = headers.get(header::RANGE) else {
-        return Ok(0);
-    };
-    value
-        .to_str()
-        .ok()
-        .and_then(|v| v.trim().strip_prefix("bytes="))
-        .and_then(|v| v.strip_suffix('-'))
-        .and_then(|n| n.parse::<u64>().ok())
-        .ok_or_else(|| {
-            Fail(
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                "Range: only `bytes=N-` (resume from byte N) is supported".to_string(),
-            )
-        })
-}
-
-async fn download(
-    State(state): State<AppState>,
-    Extension(me): Extension<Principal>,
-    Path((tenant, name, version)): Path<(String, String, String)>,
-    Query(query): Query<FileQuery>,
-    request_headers: axum::http::HeaderMap,
-) -> Answer<Response> {
-    authorize(&state, &me, &tenant, &name, Access::Read).await?;
-    let which = VersionRef::parse(&version)?;
-    let manifest = state.artifacts.manifest(&tenant, &name, &which).await?;
-    if !manifest.complete {
-        return Err(Fail(
-            StatusCode::CONFLICT,
-            format!("version {} is still being uploaded", manifest.version),
-        ));
-    }
-    let from = range_start(&request_headers)?;
-    if let Some(file) = manifest.files.iter().find(|f| f.path == query.path)
-        && from > 0
-        && from >= file.size_bytes
-    {
-        return Err(Fail(
-            StatusCode::RANGE_NOT_SATISFIABLE,
-            format!(
-                "Range: byte {from} is past the end of a {}-byte file",
-                file.size_bytes
-            ),
-        ));
-    }
-    let (entry, stream) = state
-        .artifacts
-        .open_file(&manifest, &query.path, from)
-        .await?;
-    let stream = stream.map_err(|error| {
-        tracing::error!(%error, "artifact read failed");
-        std::io::Error::other(error.to_string())
-    });
-    let mut response = Body::from_stream(stream).into_response();
-    if from > 0 {
-        *response.status_mut() = StatusCode::PARTIAL_CONTENT;
-        let range = format!("bytes {from}-{}/{}", entry.size_bytes - 1, entry.size_bytes);
-        response.headers_mut().insert(
-            header::CONTENT_RANGE,
-            HeaderValue::from_str(&range).expect("ASCII"),
-        );
-    }
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_LENGTH, (entry.size_bytes - from).into());
-    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    headers.insert(
-        "x-suanli-sha256",
-        HeaderValue::from_str(&entry.sha256).expect("hex"),
-    );
-    headers.insert("x-suanli-version", manifest.version.into());
-    Ok(response)
 }
 
 async fn delete_version(

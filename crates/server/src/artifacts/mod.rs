@@ -10,6 +10,7 @@
 //! node with the same store and master key sees the same artefacts.
 
 pub mod api;
+mod api_files;
 pub mod backend;
 pub use suanli_crypto as crypto;
 pub mod keys;

@@ -1,25 +1,25 @@
-//! Reading a stored file: ranged GETs of whole encrypted chunks of its segment objects, several
-//! in flight, each decrypted on a blocking thread, delivered in order from any plaintext
-//! offset; a read from the start ends in an error if the plaintext's size or SHA-256 differs
-//! from the recorded one.
+//! Reading a stored file: one GET per segment object from the chunk holding the first wanted
+//! byte, decrypted in batches on a blocking thread by a task that runs ahead of the response;
+//! a read from the start ends in an error if the plaintext's size or SHA-256 differs from the
+//! recorded one.
 
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::stream::{BoxStream, StreamExt};
-use object_store::ObjectStore;
 use object_store::path::Path as ObjectPath;
+use object_store::{GetOptions, ObjectStore};
 use sha2::{Digest, Sha256};
 
 use super::ArtifactError;
-use super::crypto::{CHUNK_BYTES, ChunkOpener, SealedLayout, SecretKey};
+use super::crypto::{CHUNK_BYTES, ChunkOpener, CryptoError, SealedLayout, SecretKey, TAG_BYTES};
 use super::model::{self, FileEntry};
 
-/// Encrypted chunks (of `CHUNK_BYTES` plaintext) fetched by one ranged GET.
-const CHUNKS_PER_RANGE: u64 = 8;
-/// Ranged GETs in flight per download: with `CHUNKS_PER_RANGE` this bounds a download's buffers
-/// to about 2 x 3 x 8 MiB (ciphertext and plaintext).
-const RANGES_IN_FLIGHT: usize = 3;
+/// Encrypted chunks (of `CHUNK_BYTES` plaintext) decrypted at a time.
+const CHUNKS_PER_BATCH: u64 = 8;
+/// Decrypted batches a download holds ready ahead of the response (as chunk-sized slices of
+/// the batch, decrypted in place): with `CHUNKS_PER_BATCH` about (4 + 2) x 8 MiB per download.
+const BATCHES_AHEAD: usize = 4;
 
 /// What the ordered stream carries between pieces.
 struct Checking {
@@ -42,55 +42,43 @@ impl Checking {
     }
 }
 
-/// One ranged GET: chunks `first..last` of segment object `key`.
-struct Run {
+/// One segment to read: its object, from chunk `first` to its end.
+struct SegmentRead {
     key: ObjectPath,
     opener: ChunkOpener,
     layout: SealedLayout,
     first: u64,
-    last: u64,
 }
 
-/// The ranged GETs that deliver `entry`'s plaintext from byte `from` on.
-fn plan_runs(
+/// The segments that deliver `entry`'s plaintext from byte `from` on.
+fn plan_reads(
     stem: &str,
     key: &SecretKey,
     entry: &FileEntry,
     from: u64,
-) -> Result<Vec<Run>, ArtifactError> {
+) -> Result<Vec<SegmentRead>, ArtifactError> {
     let chunk_bytes = CHUNK_BYTES as u64;
-    let mut runs = Vec::new();
+    let mut reads = Vec::new();
     let mut segment_start = 0u64;
     for (index, segment) in entry.segments.iter().enumerate() {
         let segment_end = segment_start + segment.plain_bytes;
-        if segment.plain_bytes == 0 || segment_end <= from {
-            segment_start = segment_end;
-            continue;
-        }
-        let prefix: [u8; 7] = hex::decode(&segment.nonce_prefix)
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| ArtifactError::Integrity {
-                path: entry.path.clone(),
-                problem: format!("segment {index} has no valid nonce prefix"),
-            })?;
-        let opener = ChunkOpener::new(key, prefix, CHUNK_BYTES);
-        let layout = SealedLayout {
-            plain_bytes: segment.plain_bytes,
-            chunk_bytes,
-        };
-        let first = from.saturating_sub(segment_start) / chunk_bytes;
-        let mut a = first;
-        while a < layout.chunks() {
-            let b = (a + CHUNKS_PER_RANGE).min(layout.chunks());
-            runs.push(Run {
+        if segment.plain_bytes > 0 && segment_end > from {
+            let prefix: [u8; 7] = hex::decode(&segment.nonce_prefix)
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| ArtifactError::Integrity {
+                    path: entry.path.clone(),
+                    problem: format!("segment {index} has no valid nonce prefix"),
+                })?;
+            reads.push(SegmentRead {
                 key: ObjectPath::from(model::segment_key(stem, index)),
-                opener: opener.clone(),
-                layout,
-                first: a,
-                last: b,
+                opener: ChunkOpener::new(key, prefix, CHUNK_BYTES),
+                layout: SealedLayout {
+                    plain_bytes: segment.plain_bytes,
+                    chunk_bytes,
+                },
+                first: from.saturating_sub(segment_start) / chunk_bytes,
             });
-            a = b;
         }
         segment_start = segment_end;
     }
@@ -100,7 +88,7 @@ fn plan_runs(
             problem: "its segments do not add up to its size".into(),
         });
     }
-    Ok(runs)
+    Ok(reads)
 }
 
 /// The plaintext of the file stored under `stem` (data key `key`, recorded as `entry`) from
@@ -118,24 +106,22 @@ pub(super) fn read_from(
             entry.size_bytes
         )));
     }
-    let runs = plan_runs(stem, &key, &entry, from)?;
-    let pieces = futures::stream::iter(runs)
-        .map(move |run| {
-            let store = store.clone();
-            async move {
-                let range = run.layout.range_of(run.first, run.last);
-                let sealed = store.get_range(&run.key, range).await?;
-                let ends = run.last == run.layout.chunks();
-                let plain = tokio::task::spawn_blocking(move || {
-                    run.opener.open_run(run.first, &sealed, ends)
-                })
-                .await
-                .map_err(|e| ArtifactError::Config(format!("decryption task: {e}")))??;
-                Ok(Bytes::from(plain))
+    let reads = plan_reads(stem, &key, &entry, from)?;
+    // A task of its own reads and decrypts ahead of the response (which polls its stream only
+    // between sends), bounded by the channel.
+    let (sender, receiver) = tokio::sync::mpsc::channel(BATCHES_AHEAD * CHUNKS_PER_BATCH as usize);
+    tokio::spawn(async move {
+        for read in reads {
+            if let Err(error) = pump_segment(&store, read, &sender).await {
+                let _ = sender.send(Err(error)).await;
+                return;
             }
-        })
-        .buffered(RANGES_IN_FLIGHT)
-        .boxed();
+        }
+    });
+    let pieces = futures::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|piece| (piece, receiver))
+    })
+    .boxed();
     let state = Checking {
         pieces,
         skip: skip_in_first_chunk(&entry, from),
@@ -145,6 +131,52 @@ pub(super) fn read_from(
         entry,
     };
     Ok(futures::stream::try_unfold(state, next_piece).boxed())
+}
+
+/// Streams one segment with a single GET from its first chunk on, decrypting batches of
+/// `CHUNKS_PER_BATCH` chunks on a blocking thread; stops when the reader has gone.
+async fn pump_segment(
+    store: &Arc<dyn ObjectStore>,
+    read: SegmentRead,
+    sender: &tokio::sync::mpsc::Sender<Result<Bytes, ArtifactError>>,
+) -> Result<(), ArtifactError> {
+    let range = read.layout.range_of(read.first, read.layout.chunks());
+    let total = (range.end - range.start) as usize;
+    let options = GetOptions {
+        range: Some(range.into()),
+        ..GetOptions::default()
+    };
+    let mut raw = store.get_opts(&read.key, options).await?.into_stream();
+    let step = CHUNK_BYTES + TAG_BYTES;
+    let mut buffer = BytesMut::new();
+    let (mut consumed, mut index) = (0usize, read.first);
+    while consumed < total {
+        let want = (CHUNKS_PER_BATCH as usize * step).min(total - consumed);
+        while buffer.len() < want {
+            match raw.next().await {
+                Some(piece) => buffer.extend_from_slice(&piece?),
+                None => return Err(CryptoError::Damaged("truncated".into()).into()),
+            }
+        }
+        let mut batch = buffer.split_to(want);
+        consumed += want;
+        let ends = consumed == total;
+        let opener = read.opener.clone();
+        let first = index;
+        index += want.div_ceil(step) as u64;
+        let (batch, plain) = tokio::task::spawn_blocking(move || {
+            let plain = opener.open_run_in_place(first, &mut batch, ends);
+            (batch.freeze(), plain)
+        })
+        .await
+        .map_err(|e| ArtifactError::Config(format!("decryption task: {e}")))?;
+        for range in plain? {
+            if sender.send(Ok(batch.slice(range))).await.is_err() {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// How far into its chunk byte `from` lies (chunks restart at every segment).
