@@ -79,18 +79,7 @@ pub fn training_memory(setup: &TrainSetup, layout: &Layout) -> MemoryBreakdown {
     };
     let in_flight = in_flight_micro_batches(layout, layout.micro_batches(setup.global_batch));
     let layers_here = layout.layers_per_device(model) as f64;
-    let moe_share = model.moe_layers() as f64 / model.layers as f64;
-    let layer = |moe| {
-        memory::layer_activation_bytes_at(
-            model,
-            layout,
-            setup.seq_len,
-            setup.attention,
-            moe,
-            setup.precision,
-        )
-    };
-    let per_layer = (1.0 - moe_share) * layer(false) + moe_share * layer(true);
+    let per_layer = mean_layer_activation_bytes(setup, layout);
     // Offloaded, a device holds the layer computing and the one being copied (double
     // buffering); pipeline parallelism is excluded by the layout check.
     let resident_layers = if layout.offload_activations {
@@ -125,12 +114,9 @@ pub fn training_memory(setup: &TrainSetup, layout: &Layout) -> MemoryBreakdown {
     }
 }
 
-/// Activation bytes of one micro-batch that go to the host and back under
-/// `offload=activations`: every stored layer but the two kept resident.
-pub fn offloaded_activation_bytes(setup: &TrainSetup, layout: &Layout) -> f64 {
-    if !layout.offload_activations {
-        return 0.0;
-    }
+/// Stored activation bytes of one micro-batch through one layer, averaged over the model's
+/// dense and MoE layers.
+fn mean_layer_activation_bytes(setup: &TrainSetup, layout: &Layout) -> f64 {
     let model = &setup.model;
     let moe_share = model.moe_layers() as f64 / model.layers as f64;
     let layer = |moe| {
@@ -143,7 +129,17 @@ pub fn offloaded_activation_bytes(setup: &TrainSetup, layout: &Layout) -> f64 {
             setup.precision,
         )
     };
-    let per_layer = (1.0 - moe_share) * layer(false) + moe_share * layer(true);
+    (1.0 - moe_share) * layer(false) + moe_share * layer(true)
+}
+
+/// Activation bytes of one micro-batch that go to the host and back under
+/// `offload=activations`: every stored layer but the two kept resident.
+pub fn offloaded_activation_bytes(setup: &TrainSetup, layout: &Layout) -> f64 {
+    if !layout.offload_activations {
+        return 0.0;
+    }
+    let model = &setup.model;
+    let per_layer = mean_layer_activation_bytes(setup, layout);
     per_layer * (layout.layers_per_device(model) as f64 - 2.0).max(0.0)
 }
 
