@@ -13,6 +13,7 @@ use crate::auth::{self, Principal};
 use crate::engine::now_s;
 use crate::store::{Change, Changed, Quota, Role, Store, Tenant, User};
 
+#[utoipa::path(get, path = "/api/v1/tenants", summary = "Tenants the caller can see", responses((status = 200, description = "OK")))]
 pub(super) async fn list_tenants(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
@@ -26,7 +27,7 @@ pub(super) async fn list_tenants(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct NewTenant {
     name: String,
 }
@@ -35,6 +36,7 @@ fn valid_name(kind: &str, name: &str) -> ApiResult<()> {
     super::limits::name(kind, name)
 }
 
+#[utoipa::path(post, path = "/api/v1/tenants", summary = "Create a tenant (admin)", request_body = NewTenant, responses((status = 201, description = "Created")))]
 pub(super) async fn create_tenant(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
@@ -57,6 +59,7 @@ pub(super) async fn create_tenant(
     Ok(created(tenant))
 }
 
+#[utoipa::path(get, path = "/api/v1/users", summary = "Users the caller can see", responses((status = 200, description = "OK")))]
 pub(super) async fn list_users(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
@@ -74,13 +77,16 @@ pub(super) async fn list_users(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct NewUser {
     name: String,
     tenant: Option<String>,
+    /// `admin`, `tenant-admin` or `user`.
+    #[schema(value_type = String)]
     role: Role,
 }
 
+#[utoipa::path(post, path = "/api/v1/users", summary = "Create a user (admin, or tenant-admin in their tenant)", request_body = NewUser, responses((status = 201, description = "Created")))]
 pub(super) async fn create_user(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
@@ -158,6 +164,7 @@ pub(super) async fn may_manage_user(
             .is_some_and(|t| me.can_manage_tenant(t)))
 }
 
+#[utoipa::path(get, path = "/api/v1/tokens", summary = "Tokens the caller can manage (hashes never shown)", responses((status = 200, description = "OK")))]
 pub(super) async fn list_tokens(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
@@ -171,12 +178,13 @@ pub(super) async fn list_tokens(
     Ok(Json(visible))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct NewToken {
     user: Option<String>,
     expires_in_s: Option<i64>,
 }
 
+#[utoipa::path(post, path = "/api/v1/tokens", summary = "Create a token; the secret is returned once", request_body = NewToken, responses((status = 201, description = "Created")))]
 pub(super) async fn create_token(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
@@ -210,6 +218,7 @@ pub(super) async fn create_token(
     ))
 }
 
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", summary = "Revoke a token", params(("id" = i64, Path, description = "Job or token id")), responses((status = 200, description = "OK")))]
 pub(super) async fn revoke_token(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
@@ -238,6 +247,7 @@ pub(super) async fn revoke_token(
     })
 }
 
+#[utoipa::path(get, path = "/api/v1/quotas", summary = "Quotas of the tenants the caller can see", responses((status = 200, description = "OK")))]
 pub(super) async fn list_quotas(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
@@ -256,6 +266,7 @@ pub(super) async fn list_quotas(
     ))
 }
 
+#[utoipa::path(put, path = "/api/v1/quotas", summary = "Set a tenant's quota for an accelerator type (admin)", responses((status = 200, description = "OK")))]
 pub(super) async fn set_quota(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
@@ -298,6 +309,7 @@ pub(super) async fn set_quota(
     Ok(audited(Json(quota)))
 }
 
+#[utoipa::path(get, path = "/api/v1/nodes", summary = "Nodes and their free accelerators", responses((status = 200, description = "OK")))]
 pub(super) async fn list_nodes(State(state): State<AppState>) -> Json<serde_json::Value> {
     let engine = state.engine.lock().await;
     let pools: Vec<serde_json::Value> = engine
@@ -308,6 +320,7 @@ pub(super) async fn list_nodes(State(state): State<AppState>) -> Json<serde_json
     Json(json!(pools))
 }
 
+#[utoipa::path(post, path = "/api/v1/nodes/{pool}/down", summary = "Mark a pool's node failed: its jobs are requeued (admin)", params(("pool" = String, Path, description = "Node pool")), responses((status = 200, description = "OK")))]
 pub(super) async fn node_down(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
@@ -322,6 +335,7 @@ pub(super) async fn node_down(
     ))
 }
 
+#[utoipa::path(post, path = "/api/v1/nodes/{pool}/up", summary = "Return a failed node to service (admin)", params(("pool" = String, Path, description = "Node pool")), responses((status = 200, description = "OK")))]
 pub(super) async fn node_up(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
@@ -334,6 +348,7 @@ pub(super) async fn node_up(
     Ok(Json(json!({ "pool": pool, "state": "up" })))
 }
 
+#[utoipa::path(get, path = "/api/v1/audit", summary = "The audit log (admin)", responses((status = 200, description = "OK")))]
 pub(super) async fn list_audit(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
@@ -344,6 +359,7 @@ pub(super) async fn list_audit(
     Ok(Json(state.store.list_audit().await?))
 }
 
+#[utoipa::path(get, path = "/api/v1/audit/verify", summary = "Check the audit hash chain (admin)", responses((status = 200, description = "OK")))]
 pub(super) async fn verify_audit(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
