@@ -169,11 +169,21 @@ impl Client {
         path: &str,
         body: &impl Serialize,
     ) -> Result<T> {
+        self.send_as(reqwest::Method::POST, path, body)
+    }
+
+    /// `method` with the JSON `body` and a typed answer.
+    pub fn send_as<T: serde::de::DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<T> {
         let body = serde_json::to_value(body).context("encoding the request")?;
-        self.send(reqwest::Method::POST, path, &[], Some(&body))?
+        self.send(method.clone(), path, &[], Some(&body))?
             .json()
             .with_context(|| {
-                format!("the server's answer to POST {path} is not what this client expects")
+                format!("the server's answer to {method} {path} is not what this client expects")
             })
     }
 

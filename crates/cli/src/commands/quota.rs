@@ -2,10 +2,10 @@
 
 use anyhow::Result;
 use clap::Subcommand;
-use serde_json::json;
 use std::process::ExitCode;
+use suanli_server::store::Quota;
 
-use super::client::{Client, text};
+use super::client::{Client, printable, text};
 
 /// What to do with quotas.
 #[derive(Subcommand)]
@@ -66,16 +66,17 @@ pub fn run(command: QuotaCommand) -> Result<ExitCode> {
             accelerator,
             limit,
         } => {
-            let quota = client.json(
-                reqwest::Method::PUT,
-                "/api/v1/quotas",
-                Some(&json!({ "tenant": tenant, "accelerator": accelerator, "limit": limit })),
-            )?;
+            let asked = Quota {
+                tenant,
+                accelerator,
+                limit,
+            };
+            let quota: Quota = client.send_as(reqwest::Method::PUT, "/api/v1/quotas", &asked)?;
             println!(
                 "{} may hold {} {}",
-                text(&quota["tenant"]),
-                text(&quota["limit"]),
-                text(&quota["accelerator"])
+                printable(&quota.tenant),
+                quota.limit,
+                printable(&quota.accelerator)
             );
         }
     }
