@@ -247,11 +247,11 @@ pub(super) async fn revoke_token(
     })
 }
 
-#[utoipa::path(get, path = "/api/v1/quotas", summary = "Quotas of the tenants the caller can see", responses((status = 200, description = "OK")))]
+#[utoipa::path(get, path = "/api/v1/quotas", summary = "Quotas of the tenants the caller can see", responses((status = 200, description = "OK", body = Vec<super::types::QuotaUsage>)))]
 pub(super) async fn list_quotas(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
-) -> ApiResult<Json<Vec<serde_json::Value>>> {
+) -> ApiResult<Json<Vec<super::types::QuotaUsage>>> {
     let quotas = state.store.list_quotas().await?;
     let engine = state.engine.lock().await;
     Ok(Json(
@@ -260,7 +260,12 @@ pub(super) async fn list_quotas(
             .filter(|q| me.can_read_tenant(&q.tenant))
             .map(|q| {
                 let used = engine.admitted_usage(&q.tenant, &q.accelerator);
-                json!({ "tenant": q.tenant, "accelerator": q.accelerator, "limit": q.limit, "used": used })
+                super::types::QuotaUsage {
+                    used,
+                    tenant: q.tenant,
+                    accelerator: q.accelerator,
+                    limit: q.limit,
+                }
             })
             .collect(),
     ))
@@ -320,32 +325,38 @@ pub(super) async fn list_nodes(State(state): State<AppState>) -> Json<serde_json
     Json(json!(pools))
 }
 
-#[utoipa::path(post, path = "/api/v1/nodes/{pool}/down", summary = "Mark a pool's node failed: its jobs are requeued (admin)", params(("pool" = String, Path, description = "Node pool")), responses((status = 200, description = "OK")))]
+#[utoipa::path(post, path = "/api/v1/nodes/{pool}/down", summary = "Mark a pool's node failed: its jobs are requeued (admin)", params(("pool" = String, Path, description = "Node pool")), responses((status = 200, description = "OK", body = super::types::NodeChange)))]
 pub(super) async fn node_down(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
     Path(pool): Path<String>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<super::types::NodeChange>> {
     if !me.is_admin() {
         return Err(ApiError::forbidden("only an admin marks nodes down"));
     }
     let stopped = state.engine.lock().await.node_down(&pool).await?;
-    Ok(Json(
-        json!({ "pool": pool, "state": "down", "requeued_jobs": stopped }),
-    ))
+    Ok(Json(super::types::NodeChange {
+        pool,
+        state: "down".into(),
+        requeued_jobs: Some(stopped),
+    }))
 }
 
-#[utoipa::path(post, path = "/api/v1/nodes/{pool}/up", summary = "Return a failed node to service (admin)", params(("pool" = String, Path, description = "Node pool")), responses((status = 200, description = "OK")))]
+#[utoipa::path(post, path = "/api/v1/nodes/{pool}/up", summary = "Return a failed node to service (admin)", params(("pool" = String, Path, description = "Node pool")), responses((status = 200, description = "OK", body = super::types::NodeChange)))]
 pub(super) async fn node_up(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
     Path(pool): Path<String>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<super::types::NodeChange>> {
     if !me.is_admin() {
         return Err(ApiError::forbidden("only an admin marks nodes up"));
     }
     state.engine.lock().await.node_up(&pool).await?;
-    Ok(Json(json!({ "pool": pool, "state": "up" })))
+    Ok(Json(super::types::NodeChange {
+        pool,
+        state: "up".into(),
+        requeued_jobs: None,
+    }))
 }
 
 #[utoipa::path(get, path = "/api/v1/audit", summary = "The audit log (admin)", responses((status = 200, description = "OK")))]

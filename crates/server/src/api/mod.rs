@@ -28,6 +28,7 @@ mod admin;
 mod delete;
 mod jobs;
 pub mod limits;
+pub mod types;
 
 /// The OpenAPI description of the routes in this module, generated from their handlers'
 /// `#[utoipa::path]` attributes (`crate::openapi` adds the artefact routes and the shared parts).
@@ -61,6 +62,8 @@ pub mod limits;
         admin::verify_audit,
     ),
     components(schemas(
+        types::QuotaUsage,
+        types::NodeChange,
         jobs::Submit,
         jobs::GoalRequest,
         admin::NewTenant,
