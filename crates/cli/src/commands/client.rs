@@ -172,6 +172,15 @@ impl Client {
         self.send_as(reqwest::Method::POST, path, body)
     }
 
+    /// DELETE with a typed answer.
+    pub fn delete_as<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.send(reqwest::Method::DELETE, path, &[], None)?
+            .json()
+            .with_context(|| {
+                format!("the server's answer to DELETE {path} is not what this client expects")
+            })
+    }
+
     /// `method` with the JSON `body` and a typed answer.
     pub fn send_as<T: serde::de::DeserializeOwned>(
         &self,

@@ -5,7 +5,9 @@ use clap::Subcommand;
 use serde_json::json;
 use std::process::ExitCode;
 
-use super::client::{Client, text};
+use suanli_server::api::types::{CreatedToken, Revoked};
+
+use super::client::{Client, printable, text};
 
 /// What to do with API tokens.
 #[derive(Subcommand)]
@@ -68,24 +70,20 @@ pub fn run(command: TokenCommand) -> Result<ExitCode> {
             println!("{}", super::format::keep_words_whole(&mut table));
         }
         TokenCommand::Create { user, expires_in } => {
-            let token = client.post(
+            let token: CreatedToken = client.post_as(
                 "/api/v1/tokens",
                 &json!({ "user": user, "expires_in_s": expires_in }),
             )?;
             eprintln!(
                 "token {} for {} (shown once; store it now):",
-                text(&token["id"]),
-                text(&token["user"])
+                printable(&token.id),
+                printable(&token.user)
             );
-            println!("{}", text(&token["token"]));
+            println!("{}", printable(&token.token));
         }
         TokenCommand::Revoke { id } => {
-            let answer = client.json(
-                reqwest::Method::DELETE,
-                &format!("/api/v1/tokens/{id}"),
-                None,
-            )?;
-            if answer["revoked"] == true {
+            let answer: Revoked = client.delete_as(&format!("/api/v1/tokens/{id}"))?;
+            if answer.revoked {
                 println!("revoked {id}");
             } else {
                 println!("{id} was already revoked");

@@ -213,9 +213,12 @@ pub(super) async fn create_token(
         .store
         .change_audited(Change::InsertToken(&record), &entry)
         .await?;
-    Ok(created(
-        json!({ "id": record.id, "user": user, "token": secret, "expires_at_s": record.expires_at_s }),
-    ))
+    Ok(created(super::types::CreatedToken {
+        id: record.id,
+        user,
+        token: secret,
+        expires_at_s: record.expires_at_s,
+    }))
 }
 
 #[utoipa::path(delete, path = "/api/v1/tokens/{id}", summary = "Revoke a token", params(("id" = i64, Path, description = "Job or token id")), responses((status = 200, description = "OK")))]
@@ -239,7 +242,10 @@ pub(super) async fn revoke_token(
     };
     let entry = draft.entry(StatusCode::OK, None);
     let (changed, _) = state.store.change_audited(change, &entry).await?;
-    let body = Json(json!({ "id": id, "revoked": changed == Changed::Done }));
+    let body = Json(super::types::Revoked {
+        id,
+        revoked: changed == Changed::Done,
+    });
     // Revoking a revoked token changes nothing; the middleware records that request.
     Ok(match changed {
         Changed::Unchanged => body.into_response(),

@@ -64,6 +64,9 @@ pub mod types;
     components(schemas(
         types::QuotaUsage,
         types::NodeChange,
+        types::CreatedToken,
+        types::Revoked,
+        types::Whoami,
         jobs::Submit,
         jobs::GoalRequest,
         admin::NewTenant,
@@ -294,6 +297,10 @@ async fn healthz() -> &'static str {
 }
 
 #[utoipa::path(get, path = "/api/v1/whoami", summary = "The caller's user, role and tenant", responses((status = 200, description = "OK")))]
-async fn whoami(Extension(me): Extension<Principal>) -> Json<serde_json::Value> {
-    Json(json!({ "user": me.user, "role": me.role, "tenant": me.tenant }))
+async fn whoami(Extension(me): Extension<Principal>) -> Json<types::Whoami> {
+    Json(types::Whoami {
+        user: me.user,
+        role: me.role,
+        tenant: me.tenant,
+    })
 }

@@ -23,3 +23,31 @@ pub struct NodeChange {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requeued_jobs: Option<Vec<i64>>,
 }
+
+/// A new token: the secret is in this answer only.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CreatedToken {
+    pub id: String,
+    pub user: String,
+    /// The bearer secret; only its SHA-256 is stored.
+    pub token: String,
+    pub expires_at_s: Option<i64>,
+}
+
+/// The answer to revoking a token.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Revoked {
+    pub id: String,
+    /// False when the token was already revoked.
+    pub revoked: bool,
+}
+
+/// The caller.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Whoami {
+    pub user: String,
+    #[schema(value_type = String, example = "member")]
+    pub role: crate::store::Role,
+    /// None for a global admin.
+    pub tenant: Option<String>,
+}
