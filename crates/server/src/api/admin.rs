@@ -8,7 +8,6 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{ApiError, ApiResult, AppState, AuditDraft, audited, created};
-use crate::audit;
 use crate::auth::{self, Principal};
 use crate::engine::now_s;
 use crate::store::{Change, Changed, Quota, Role, Store, Tenant, User};
@@ -380,16 +379,10 @@ pub(super) async fn list_audit(
 pub(super) async fn verify_audit(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<super::types::AuditVerdict>> {
     if !me.is_admin() {
         return Err(ApiError::forbidden("only an admin verifies the audit log"));
     }
     let events = state.store.list_audit().await?;
-    Ok(Json(match audit::verify(&events) {
-        Ok((entries, head)) => json!({ "ok": true, "entries": entries, "head": head }),
-        Err(broken) => json!({
-            "ok": false, "entries": events.len(), "first_bad_seq": broken.seq,
-            "problem": broken.problem, "message": broken.to_string(),
-        }),
-    }))
+    Ok(Json(super::types::AuditVerdict::of(&events)))
 }

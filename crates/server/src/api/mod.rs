@@ -67,6 +67,7 @@ pub mod types;
         types::CreatedToken,
         types::Revoked,
         types::Whoami,
+        types::AuditVerdict,
         jobs::Submit,
         jobs::GoalRequest,
         admin::NewTenant,

@@ -51,3 +51,43 @@ pub struct Whoami {
     /// None for a global admin.
     pub tenant: Option<String>,
 }
+
+/// The audit chain checked: intact with `entries` and `head`, or broken at `first_bad_seq`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AuditVerdict {
+    pub ok: bool,
+    pub entries: usize,
+    /// The last entry's hash, when intact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_bad_seq: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl AuditVerdict {
+    /// The verdict on `events` (`crate::audit::verify`).
+    pub fn of(events: &[crate::store::AuditEvent]) -> Self {
+        match crate::audit::verify(events) {
+            Ok((entries, head)) => AuditVerdict {
+                ok: true,
+                entries,
+                head: Some(head),
+                first_bad_seq: None,
+                problem: None,
+                message: None,
+            },
+            Err(broken) => AuditVerdict {
+                ok: false,
+                entries: events.len(),
+                head: None,
+                first_bad_seq: Some(broken.seq),
+                message: Some(broken.to_string()),
+                problem: Some(broken.problem),
+            },
+        }
+    }
+}
