@@ -167,11 +167,11 @@ pub(super) async fn may_manage_user(
 pub(super) async fn list_tokens(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
-) -> ApiResult<Json<Vec<crate::store::TokenRecord>>> {
+) -> ApiResult<Json<Vec<super::types::TokenView>>> {
     let mut visible = Vec::new();
     for token in state.store.list_tokens().await? {
         if may_manage_user(state.store.as_ref(), &me, &token.user).await? {
-            visible.push(token);
+            visible.push(token.into());
         }
     }
     Ok(Json(visible))

@@ -68,6 +68,7 @@ pub mod types;
         types::Revoked,
         types::Whoami,
         types::AuditVerdict,
+        types::TokenView,
         jobs::Submit,
         jobs::GoalRequest,
         admin::NewTenant,

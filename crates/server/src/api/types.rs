@@ -91,3 +91,25 @@ impl AuditVerdict {
         }
     }
 }
+
+/// A token as listed: never its hash.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TokenView {
+    pub id: String,
+    pub user: String,
+    pub created_at_s: i64,
+    pub expires_at_s: Option<i64>,
+    pub revoked_at_s: Option<i64>,
+}
+
+impl From<crate::store::TokenRecord> for TokenView {
+    fn from(token: crate::store::TokenRecord) -> Self {
+        TokenView {
+            id: token.id,
+            user: token.user,
+            created_at_s: token.created_at_s,
+            expires_at_s: token.expires_at_s,
+            revoked_at_s: token.revoked_at_s,
+        }
+    }
+}
