@@ -106,6 +106,7 @@ pub fn registry(engine: &Engine) -> Registry {
 }
 
 /// Renders the metrics.
+#[utoipa::path(get, path = "/metrics", summary = "Prometheus metrics", responses((status = 200, description = "OK")))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let registry = registry(&*state.engine.lock().await);
     let mut out = String::new();

@@ -152,11 +152,11 @@ pub fn parse_reference(text: &str, client: &Client) -> Result<Reference> {
     let (tenant, name) = match path.split_once('/') {
         Some((t, n)) => (t.to_string(), n.to_string()),
         None => {
-            let me = client.get("/api/v1/whoami")?;
-            let tenant = me["tenant"]
-                .as_str()
+            let me: suanli_server::api::types::Whoami = client.get_as("/api/v1/whoami", &[])?;
+            let tenant = me
+                .tenant
                 .context("you belong to no tenant (admin): write the reference as TENANT/NAME")?;
-            (tenant.to_string(), path.to_string())
+            (tenant, path.to_string())
         }
     };
     if tenant.is_empty() || name.is_empty() || name.contains('/') {

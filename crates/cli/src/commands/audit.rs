@@ -3,11 +3,12 @@
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use serde_json::Value;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use suanli_server::api::types::AuditVerdict;
+use suanli_server::store::AuditEvent;
 
-use super::client::{Client, print_json, text};
+use super::client::{Client, print_json, printable};
 
 /// What to do with the audit log.
 #[derive(Subcommand)]
@@ -49,19 +50,19 @@ pub struct VerifyArgs {
 pub fn run(command: AuditCommand) -> Result<ExitCode> {
     match command {
         AuditCommand::List { json } => {
-            let events = Client::from_env()?.get("/api/v1/audit")?;
+            let events: Vec<AuditEvent> = Client::from_env()?.get_as("/api/v1/audit", &[])?;
             if json {
-                print_json(&events);
+                print_json(&serde_json::to_value(&events)?);
             } else {
-                for e in events.as_array().into_iter().flatten() {
+                for e in &events {
                     println!(
                         "{:>6}  {}  {:<12} {:<36} {:<5} {}",
-                        text(&e["seq"]),
-                        utc(e["at_ms"].as_i64().unwrap_or(0)),
-                        text(&e["actor"]),
-                        text(&e["action"]),
-                        text(&e["outcome"]),
-                        text(&e["target"])
+                        e.seq,
+                        utc(e.at_ms),
+                        printable(&e.actor),
+                        printable(&e.action),
+                        printable(&e.outcome),
+                        printable(&e.target)
                     );
                 }
             }
@@ -71,41 +72,42 @@ pub fn run(command: AuditCommand) -> Result<ExitCode> {
             let verdict = if args.data_dir.is_some() || args.database.is_some() {
                 verify_offline(&args)?
             } else {
-                Client::from_env()?.get("/api/v1/audit/verify")?
+                Client::from_env()?.get_as("/api/v1/audit/verify", &[])?
             };
-            if verdict["ok"] == true {
+            if verdict.ok {
                 println!(
                     "audit log intact: {} entries, head {}",
-                    text(&verdict["entries"]),
-                    text(&verdict["head"])
+                    verdict.entries,
+                    printable(verdict.head.as_deref().unwrap_or("-"))
                 );
                 Ok(ExitCode::SUCCESS)
             } else {
-                eprintln!("{}", text(&verdict["message"]));
+                eprintln!("{}", printable(verdict.message.as_deref().unwrap_or("-")));
                 Ok(ExitCode::FAILURE)
             }
         }
     }
 }
 
-fn verify_offline(args: &VerifyArgs) -> Result<Value> {
+fn verify_offline(args: &VerifyArgs) -> Result<AuditVerdict> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
         let store = match (&args.data_dir, &args.database) {
             (_, Some(url)) => suanli_server::SqlStore::connect(url).await?,
             (Some(dir), None) => {
                 let path = dir.join("suanli.db");
-                anyhow::ensure!(path.exists(), "no store at {}; is --data-dir the server's data directory?", path.display());
+                anyhow::ensure!(
+                    path.exists(),
+                    "no store at {}; is --data-dir the server's data directory?",
+                    path.display()
+                );
                 suanli_server::SqlStore::open_sqlite(&path).await?
             }
             (None, None) => unreachable!("checked by the caller"),
         };
         use suanli_server::Store;
         let events = store.list_audit().await?;
-        Ok(match suanli_server::audit::verify(&events) {
-            Ok((entries, head)) => serde_json::json!({ "ok": true, "entries": entries, "head": head }),
-            Err(broken) => serde_json::json!({ "ok": false, "first_bad_seq": broken.seq, "message": broken.to_string() }),
-        })
+        Ok(AuditVerdict::of(&events))
     })
 }
 

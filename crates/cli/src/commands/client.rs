@@ -149,11 +149,51 @@ impl Client {
         self.json(reqwest::Method::GET, path, None)
     }
 
-    /// GET with a query string, returning JSON.
-    pub fn get_query(&self, path: &str, query: &[(&str, String)]) -> Result<Value> {
+    /// GET of a typed answer: a type shared with the server (`suanli_server::store`), so a
+    /// change on either side is a compile error rather than a silently missing field.
+    pub fn get_as<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<T> {
         self.send(reqwest::Method::GET, path, query, None)?
             .json()
-            .context("the server sent something other than JSON")
+            .with_context(|| {
+                format!("the server's answer to GET {path} is not what this client expects")
+            })
+    }
+
+    /// POST of `body` with a typed answer.
+    pub fn post_as<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<T> {
+        self.send_as(reqwest::Method::POST, path, body)
+    }
+
+    /// DELETE with a typed answer.
+    pub fn delete_as<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.send(reqwest::Method::DELETE, path, &[], None)?
+            .json()
+            .with_context(|| {
+                format!("the server's answer to DELETE {path} is not what this client expects")
+            })
+    }
+
+    /// `method` with the JSON `body` and a typed answer.
+    pub fn send_as<T: serde::de::DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<T> {
+        let body = serde_json::to_value(body).context("encoding the request")?;
+        self.send(method.clone(), path, &[], Some(&body))?
+            .json()
+            .with_context(|| {
+                format!("the server's answer to {method} {path} is not what this client expects")
+            })
     }
 
     /// POST returning JSON.

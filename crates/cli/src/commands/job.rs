@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
 
-use super::client::{Client, print_json, text};
+use suanli_server::store::{JobRecord, JobState};
+
+use super::client::{Client, print_json, printable, text};
 
 /// What to do with jobs.
 #[derive(Subcommand)]
@@ -143,8 +145,8 @@ pub fn run(command: JobCommand) -> Result<ExitCode> {
                 "max_restarts": args.max_restarts, "time_limit_s": args.time_limit,
                 "goal": args.goal_model.map(|model| json!({ "model": model, "tokens": args.goal_tokens })),
             });
-            let job = client.post("/api/v1/jobs", &body)?;
-            println!("{}", job["id"]);
+            let job: JobRecord = client.post_as("/api/v1/jobs", &body)?;
+            println!("{}", job.id);
         }
         JobCommand::List {
             tenant,
@@ -158,31 +160,31 @@ pub fn run(command: JobCommand) -> Result<ExitCode> {
             if let Some(state) = state {
                 query.push(("state", state));
             }
-            let jobs = client.get_query("/api/v1/jobs", &query)?;
+            let jobs: Vec<JobRecord> = client.get_as("/api/v1/jobs", &query)?;
             if json {
-                print_json(&jobs);
+                print_json(&serde_json::to_value(&jobs)?);
             } else {
                 let mut table = super::format::table(&[
                     "id", "name", "tenant", "user", "gpus", "state", "reason",
                 ]);
-                for job in jobs.as_array().into_iter().flatten() {
+                for job in &jobs {
                     table.add_row(vec![
-                        text(&job["id"]),
-                        text(&job["spec"]["name"]),
-                        text(&job["spec"]["tenant"]),
-                        text(&job["spec"]["user"]),
-                        text(&job["spec"]["gpus"]),
-                        text(&job["state"]),
-                        text(&job["reason"]),
+                        job.id.to_string(),
+                        printable(&job.spec.name),
+                        printable(&job.spec.tenant),
+                        printable(&job.spec.user),
+                        job.spec.gpus.to_string(),
+                        job.state.as_str().to_string(),
+                        printable(&job.reason),
                     ]);
                 }
                 println!("{}", super::format::keep_words_whole(&mut table));
             }
         }
         JobCommand::Show { id, json } => {
-            let job = client.get(&format!("/api/v1/jobs/{id}"))?;
+            let job: JobRecord = client.get_as(&format!("/api/v1/jobs/{id}"), &[])?;
             if json {
-                print_json(&job);
+                print_json(&serde_json::to_value(&job)?);
             } else {
                 show(&job);
             }
@@ -224,8 +226,9 @@ pub fn run(command: JobCommand) -> Result<ExitCode> {
         }
         JobCommand::Wait { id } => return wait(&client, id),
         JobCommand::Cancel { id } => {
-            let job = client.post(&format!("/api/v1/jobs/{id}/cancel"), &json!({}))?;
-            println!("job {id}: {}", text(&job["reason"]));
+            let job: JobRecord =
+                client.post_as(&format!("/api/v1/jobs/{id}/cancel"), &json!({}))?;
+            println!("job {id}: {}", printable(&job.reason));
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -234,12 +237,15 @@ pub fn run(command: JobCommand) -> Result<ExitCode> {
 /// Polls the job until it ends; the exit code is the job's (1 when it ended without one).
 fn wait(client: &Client, id: i64) -> Result<ExitCode> {
     loop {
-        let job = client.get(&format!("/api/v1/jobs/{id}"))?;
-        let state = job["state"].as_str().unwrap_or_default();
-        if matches!(state, "succeeded" | "failed" | "cancelled") {
-            eprintln!("job {id} {state}: {}", text(&job["reason"]));
-            let code = job["exit_code"].as_i64().unwrap_or(1);
-            let code = if state == "succeeded" {
+        let job: JobRecord = client.get_as(&format!("/api/v1/jobs/{id}"), &[])?;
+        let state = job.state;
+        if matches!(
+            state,
+            JobState::Succeeded | JobState::Failed | JobState::Cancelled
+        ) {
+            eprintln!("job {id} {}: {}", state.as_str(), printable(&job.reason));
+            let code = job.exit_code.unwrap_or(1);
+            let code = if state == JobState::Succeeded {
                 0
             } else {
                 u8::try_from(code).ok().filter(|&c| c != 0).unwrap_or(1)
@@ -250,82 +256,86 @@ fn wait(client: &Client, id: i64) -> Result<ExitCode> {
     }
 }
 
-fn show(job: &Value) {
-    let spec = &job["spec"];
+/// `-` for nothing, else the value.
+fn or_dash<T: std::fmt::Display>(value: Option<T>) -> String {
+    value.map_or("-".into(), |v| v.to_string())
+}
+
+/// A comma-separated list.
+fn joined<T: std::fmt::Display>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(|i| printable(&i.to_string()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn show(job: &JobRecord) {
+    let spec = &job.spec;
+    let command: Vec<String> = spec.command.iter().map(|c| printable(c)).collect();
+    let types = if spec.accelerators.is_empty() {
+        "any".into()
+    } else {
+        joined(&spec.accelerators)
+    };
     let lines = [
-        ("id", text(&job["id"])),
-        ("name", text(&spec["name"])),
-        ("tenant", text(&spec["tenant"])),
-        ("user", text(&spec["user"])),
-        (
-            "command",
-            spec["command"].as_array().map_or(String::new(), |c| {
-                c.iter().map(text).collect::<Vec<_>>().join(" ")
-            }),
-        ),
+        ("id", job.id.to_string()),
+        ("name", printable(&spec.name)),
+        ("tenant", printable(&spec.tenant)),
+        ("user", printable(&spec.user)),
+        ("command", command.join(" ")),
         (
             "gpus",
             format!(
-                "{} in {} process(es), types {}",
-                text(&spec["gpus"]),
-                text(&spec["processes"]),
-                if spec["accelerators"].as_array().is_none_or(|a| a.is_empty()) {
-                    "any".into()
-                } else {
-                    text(&spec["accelerators"])
-                }
+                "{} in {} process(es), types {types}",
+                spec.gpus, spec.processes
             ),
         ),
-        ("priority", text(&spec["priority"])),
+        ("priority", spec.priority.to_string()),
         (
             "time limit",
-            spec["time_limit_s"]
-                .as_u64()
-                .map_or("-".into(), |s| format!("{s} s")),
+            spec.time_limit_s.map_or("-".into(), |s| format!("{s} s")),
         ),
-        ("state", text(&job["state"])),
-        ("reason", text(&job["reason"])),
+        ("state", job.state.as_str().to_string()),
+        ("reason", printable(&job.reason)),
         (
             "restarts",
-            format!(
-                "{} of {}",
-                text(&job["restarts"]),
-                text(&spec["max_restarts"])
-            ),
+            format!("{} of {}", job.restarts, spec.max_restarts),
         ),
-        ("runs", text(&job["attempts"])),
-        ("exit code", text(&job["exit_code"])),
-        ("checkpoint", text(&spec["checkpoint_dir"])),
+        ("runs", job.attempts.to_string()),
+        ("exit code", or_dash(job.exit_code)),
+        (
+            "checkpoint",
+            or_dash(spec.checkpoint_dir.as_deref().map(printable)),
+        ),
         (
             "devices",
-            if job["run"].is_null() {
-                "-".into()
-            } else {
+            job.run.as_ref().map_or("-".into(), |run| {
                 format!(
                     "{} {} [{}]",
-                    text(&job["run"]["node"]),
-                    text(&job["run"]["accelerator"]),
-                    text(&job["run"]["devices"])
+                    printable(&run.node),
+                    printable(&run.accelerator),
+                    joined(&run.devices)
                 )
-            },
+            }),
         ),
     ];
     for (label, value) in lines {
         println!("{label:>10}  {value}");
     }
-    let goal = &spec["goal"];
-    if goal.is_object() {
+    if let Some(goal) = &spec.goal {
+        // Tokens as JSON prints them (`1e12` reads as `1000000000000.0`), as before the typed client.
         println!(
             "{:>10}  {} tokens of {}",
             "goal",
-            text(&goal["tokens"]),
-            text(&goal["model"])
+            text(&Value::from(goal.tokens)),
+            printable(&goal.model)
         );
-        for (accelerator, hours) in goal["estimated_hours"].as_object().into_iter().flatten() {
+        for (accelerator, hours) in &goal.estimated_hours {
             println!(
-                "{:>10}  {:.1} h on {accelerator}",
+                "{:>10}  {hours:.1} h on {}",
                 "estimate",
-                hours.as_f64().unwrap_or(0.0)
+                printable(accelerator)
             );
         }
     }

@@ -4,6 +4,7 @@ use anyhow::{Result, bail};
 use clap::Subcommand;
 use serde_json::Value;
 use std::process::ExitCode;
+use suanli_server::api::types::NodeChange;
 
 use super::client::{Client, print_json, text};
 
@@ -76,19 +77,25 @@ pub fn run(command: NodeCommand) -> Result<ExitCode> {
         NodeCommand::List { json } => json,
         NodeCommand::Down { pool } => {
             let pool = pool_of(&nodes, &pool)?;
-            let answer = client.post(
+            let answer: NodeChange = client.post_as(
                 &format!("/api/v1/nodes/{pool}/down"),
                 &serde_json::json!({}),
             )?;
+            let requeued = answer.requeued_jobs.unwrap_or_default();
             println!(
                 "{pool} is down; requeued jobs: {}",
-                text(&answer["requeued_jobs"])
+                requeued
+                    .iter()
+                    .map(i64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
             );
             return Ok(ExitCode::SUCCESS);
         }
         NodeCommand::Up { pool } => {
             let pool = pool_of(&nodes, &pool)?;
-            client.post(&format!("/api/v1/nodes/{pool}/up"), &serde_json::json!({}))?;
+            let _: NodeChange =
+                client.post_as(&format!("/api/v1/nodes/{pool}/up"), &serde_json::json!({}))?;
             println!("{pool} is up");
             return Ok(ExitCode::SUCCESS);
         }

@@ -2,10 +2,11 @@
 
 use anyhow::Result;
 use clap::Subcommand;
-use serde_json::json;
 use std::process::ExitCode;
+use suanli_server::api::types::QuotaUsage;
+use suanli_server::store::Quota;
 
-use super::client::{Client, text};
+use super::client::{Client, printable};
 
 /// What to do with quotas.
 #[derive(Subcommand)]
@@ -46,18 +47,19 @@ pub fn run(command: QuotaCommand) -> Result<ExitCode> {
     let client = Client::from_env()?;
     match command {
         QuotaCommand::List { json } => {
-            let quotas = client.get("/api/v1/quotas")?;
+            let quotas: Vec<QuotaUsage> = client.get_as("/api/v1/quotas", &[])?;
             if json {
-                super::client::print_json(&quotas);
+                super::client::print_json(&serde_json::to_value(&quotas)?);
                 return Ok(ExitCode::SUCCESS);
             }
             let mut table = super::format::table(&["tenant", "accelerator", "limit", "used"]);
-            for quota in quotas.as_array().into_iter().flatten() {
-                table.add_row(
-                    ["tenant", "accelerator", "limit", "used"]
-                        .map(|k| text(&quota[k]))
-                        .to_vec(),
-                );
+            for quota in &quotas {
+                table.add_row(vec![
+                    printable(&quota.tenant),
+                    printable(&quota.accelerator),
+                    quota.limit.to_string(),
+                    quota.used.to_string(),
+                ]);
             }
             println!("{}", super::format::keep_words_whole(&mut table));
         }
@@ -66,16 +68,17 @@ pub fn run(command: QuotaCommand) -> Result<ExitCode> {
             accelerator,
             limit,
         } => {
-            let quota = client.json(
-                reqwest::Method::PUT,
-                "/api/v1/quotas",
-                Some(&json!({ "tenant": tenant, "accelerator": accelerator, "limit": limit })),
-            )?;
+            let asked = Quota {
+                tenant,
+                accelerator,
+                limit,
+            };
+            let quota: Quota = client.send_as(reqwest::Method::PUT, "/api/v1/quotas", &asked)?;
             println!(
                 "{} may hold {} {}",
-                text(&quota["tenant"]),
-                text(&quota["limit"]),
-                text(&quota["accelerator"])
+                printable(&quota.tenant),
+                quota.limit,
+                printable(&quota.accelerator)
             );
         }
     }

@@ -4,8 +4,9 @@ use anyhow::Result;
 use clap::Subcommand;
 use serde_json::json;
 use std::process::ExitCode;
+use suanli_server::store::Tenant;
 
-use super::client::{Client, text};
+use super::client::{Client, printable};
 
 /// What to do with tenants.
 #[derive(Subcommand)]
@@ -37,18 +38,18 @@ pub fn run(command: TenantCommand) -> Result<ExitCode> {
     let client = Client::from_env()?;
     match command {
         TenantCommand::List { json } => {
-            let tenants = client.get("/api/v1/tenants")?;
+            let tenants: Vec<Tenant> = client.get_as("/api/v1/tenants", &[])?;
             if json {
-                super::client::print_json(&tenants);
+                super::client::print_json(&serde_json::to_value(&tenants)?);
                 return Ok(ExitCode::SUCCESS);
             }
-            for tenant in tenants.as_array().into_iter().flatten() {
-                println!("{}", text(&tenant["name"]));
+            for tenant in &tenants {
+                println!("{}", printable(&tenant.name));
             }
         }
         TenantCommand::Create { name } => {
-            client.post("/api/v1/tenants", &json!({ "name": name }))?;
-            println!("created tenant {name}");
+            let tenant: Tenant = client.post_as("/api/v1/tenants", &json!({ "name": name }))?;
+            println!("created tenant {}", printable(&tenant.name));
         }
         TenantCommand::Delete { name } => {
             client.json(

@@ -5,7 +5,9 @@ use clap::Subcommand;
 use serde_json::json;
 use std::process::ExitCode;
 
-use super::client::{Client, text};
+use suanli_server::api::types::{CreatedToken, Revoked, TokenView};
+
+use super::client::{Client, printable};
 
 /// What to do with API tokens.
 #[derive(Subcommand)]
@@ -45,47 +47,40 @@ pub fn run(command: TokenCommand) -> Result<ExitCode> {
     let client = Client::from_env()?;
     match command {
         TokenCommand::List { json } => {
-            let tokens = client.get("/api/v1/tokens")?;
+            let tokens: Vec<TokenView> = client.get_as("/api/v1/tokens", &[])?;
             if json {
-                super::client::print_json(&tokens);
+                super::client::print_json(&serde_json::to_value(&tokens)?);
                 return Ok(ExitCode::SUCCESS);
             }
             let mut table = super::format::table(&["id", "user", "created", "expires", "revoked"]);
-            for token in tokens.as_array().into_iter().flatten() {
-                let time = |key: &str| {
-                    token[key]
-                        .as_i64()
-                        .map_or_else(|| "-".to_string(), super::format::utc_time)
-                };
+            let time =
+                |at_s: Option<i64>| at_s.map_or_else(|| "-".to_string(), super::format::utc_time);
+            for token in &tokens {
                 table.add_row(vec![
-                    text(&token["id"]),
-                    text(&token["user"]),
-                    time("created_at_s"),
-                    time("expires_at_s"),
-                    time("revoked_at_s"),
+                    printable(&token.id),
+                    printable(&token.user),
+                    time(Some(token.created_at_s)),
+                    time(token.expires_at_s),
+                    time(token.revoked_at_s),
                 ]);
             }
             println!("{}", super::format::keep_words_whole(&mut table));
         }
         TokenCommand::Create { user, expires_in } => {
-            let token = client.post(
+            let token: CreatedToken = client.post_as(
                 "/api/v1/tokens",
                 &json!({ "user": user, "expires_in_s": expires_in }),
             )?;
             eprintln!(
                 "token {} for {} (shown once; store it now):",
-                text(&token["id"]),
-                text(&token["user"])
+                printable(&token.id),
+                printable(&token.user)
             );
-            println!("{}", text(&token["token"]));
+            println!("{}", printable(&token.token));
         }
         TokenCommand::Revoke { id } => {
-            let answer = client.json(
-                reqwest::Method::DELETE,
-                &format!("/api/v1/tokens/{id}"),
-                None,
-            )?;
-            if answer["revoked"] == true {
+            let answer: Revoked = client.delete_as(&format!("/api/v1/tokens/{id}"))?;
+            if answer.revoked {
                 println!("revoked {id}");
             } else {
                 println!("{id} was already revoked");

@@ -5,7 +5,7 @@ use clap::Subcommand;
 use serde_json::json;
 use std::process::ExitCode;
 
-use super::client::{Client, text};
+use super::client::{Client, printable};
 
 /// What to do with users.
 #[derive(Subcommand)]
@@ -50,17 +50,17 @@ pub fn run(command: UserCommand) -> Result<ExitCode> {
     let client = Client::from_env()?;
     match command {
         UserCommand::List { json } => {
-            let users = client.get("/api/v1/users")?;
+            let users: Vec<suanli_server::store::User> = client.get_as("/api/v1/users", &[])?;
             if json {
-                super::client::print_json(&users);
+                super::client::print_json(&serde_json::to_value(&users)?);
                 return Ok(ExitCode::SUCCESS);
             }
             let mut table = super::format::table(&["name", "tenant", "role"]);
-            for user in users.as_array().into_iter().flatten() {
+            for user in &users {
                 table.add_row(vec![
-                    text(&user["name"]),
-                    text(&user["tenant"]),
-                    text(&user["role"]),
+                    printable(&user.name),
+                    user.tenant.as_deref().map_or("-".into(), printable),
+                    user.role.as_str().to_string(),
                 ]);
             }
             println!("{}", super::format::keep_words_whole(&mut table));

@@ -8,11 +8,11 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{ApiError, ApiResult, AppState, AuditDraft, audited, created};
-use crate::audit;
 use crate::auth::{self, Principal};
 use crate::engine::now_s;
 use crate::store::{Change, Changed, Quota, Role, Store, Tenant, User};
 
+#[utoipa::path(get, path = "/api/v1/tenants", summary = "Tenants the caller can see", responses((status = 200, description = "OK")))]
 pub(super) async fn list_tenants(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
@@ -26,7 +26,7 @@ pub(super) async fn list_tenants(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct NewTenant {
     name: String,
 }
@@ -35,6 +35,7 @@ fn valid_name(kind: &str, name: &str) -> ApiResult<()> {
     super::limits::name(kind, name)
 }
 
+#[utoipa::path(post, path = "/api/v1/tenants", summary = "Create a tenant (admin)", request_body = NewTenant, responses((status = 201, description = "Created")))]
 pub(super) async fn create_tenant(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
@@ -57,6 +58,7 @@ pub(super) async fn create_tenant(
     Ok(created(tenant))
 }
 
+#[utoipa::path(get, path = "/api/v1/users", summary = "Users the caller can see", responses((status = 200, description = "OK")))]
 pub(super) async fn list_users(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
@@ -74,13 +76,16 @@ pub(super) async fn list_users(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct NewUser {
     name: String,
     tenant: Option<String>,
+    /// `admin`, `tenant-admin` or `user`.
+    #[schema(value_type = String)]
     role: Role,
 }
 
+#[utoipa::path(post, path = "/api/v1/users", summary = "Create a user (admin, or tenant-admin in their tenant)", request_body = NewUser, responses((status = 201, description = "Created")))]
 pub(super) async fn create_user(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
@@ -158,25 +163,27 @@ pub(super) async fn may_manage_user(
             .is_some_and(|t| me.can_manage_tenant(t)))
 }
 
+#[utoipa::path(get, path = "/api/v1/tokens", summary = "Tokens the caller can manage (hashes never shown)", responses((status = 200, description = "OK")))]
 pub(super) async fn list_tokens(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
-) -> ApiResult<Json<Vec<crate::store::TokenRecord>>> {
+) -> ApiResult<Json<Vec<super::types::TokenView>>> {
     let mut visible = Vec::new();
     for token in state.store.list_tokens().await? {
         if may_manage_user(state.store.as_ref(), &me, &token.user).await? {
-            visible.push(token);
+            visible.push(token.into());
         }
     }
     Ok(Json(visible))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct NewToken {
     user: Option<String>,
     expires_in_s: Option<i64>,
 }
 
+#[utoipa::path(post, path = "/api/v1/tokens", summary = "Create a token; the secret is returned once", request_body = NewToken, responses((status = 201, description = "Created")))]
 pub(super) async fn create_token(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
@@ -205,11 +212,15 @@ pub(super) async fn create_token(
         .store
         .change_audited(Change::InsertToken(&record), &entry)
         .await?;
-    Ok(created(
-        json!({ "id": record.id, "user": user, "token": secret, "expires_at_s": record.expires_at_s }),
-    ))
+    Ok(created(super::types::CreatedToken {
+        id: record.id,
+        user,
+        token: secret,
+        expires_at_s: record.expires_at_s,
+    }))
 }
 
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", summary = "Revoke a token", params(("id" = i64, Path, description = "Job or token id")), responses((status = 200, description = "OK")))]
 pub(super) async fn revoke_token(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
@@ -230,7 +241,10 @@ pub(super) async fn revoke_token(
     };
     let entry = draft.entry(StatusCode::OK, None);
     let (changed, _) = state.store.change_audited(change, &entry).await?;
-    let body = Json(json!({ "id": id, "revoked": changed == Changed::Done }));
+    let body = Json(super::types::Revoked {
+        id,
+        revoked: changed == Changed::Done,
+    });
     // Revoking a revoked token changes nothing; the middleware records that request.
     Ok(match changed {
         Changed::Unchanged => body.into_response(),
@@ -238,10 +252,11 @@ pub(super) async fn revoke_token(
     })
 }
 
+#[utoipa::path(get, path = "/api/v1/quotas", summary = "Quotas of the tenants the caller can see", responses((status = 200, description = "OK", body = Vec<super::types::QuotaUsage>)))]
 pub(super) async fn list_quotas(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
-) -> ApiResult<Json<Vec<serde_json::Value>>> {
+) -> ApiResult<Json<Vec<super::types::QuotaUsage>>> {
     let quotas = state.store.list_quotas().await?;
     let engine = state.engine.lock().await;
     Ok(Json(
@@ -250,12 +265,18 @@ pub(super) async fn list_quotas(
             .filter(|q| me.can_read_tenant(&q.tenant))
             .map(|q| {
                 let used = engine.admitted_usage(&q.tenant, &q.accelerator);
-                json!({ "tenant": q.tenant, "accelerator": q.accelerator, "limit": q.limit, "used": used })
+                super::types::QuotaUsage {
+                    used,
+                    tenant: q.tenant,
+                    accelerator: q.accelerator,
+                    limit: q.limit,
+                }
             })
             .collect(),
     ))
 }
 
+#[utoipa::path(put, path = "/api/v1/quotas", summary = "Set a tenant's quota for an accelerator type (admin)", responses((status = 200, description = "OK")))]
 pub(super) async fn set_quota(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
@@ -298,6 +319,7 @@ pub(super) async fn set_quota(
     Ok(audited(Json(quota)))
 }
 
+#[utoipa::path(get, path = "/api/v1/nodes", summary = "Nodes and their free accelerators", responses((status = 200, description = "OK")))]
 pub(super) async fn list_nodes(State(state): State<AppState>) -> Json<serde_json::Value> {
     let engine = state.engine.lock().await;
     let pools: Vec<serde_json::Value> = engine
@@ -308,32 +330,41 @@ pub(super) async fn list_nodes(State(state): State<AppState>) -> Json<serde_json
     Json(json!(pools))
 }
 
+#[utoipa::path(post, path = "/api/v1/nodes/{pool}/down", summary = "Mark a pool's node failed: its jobs are requeued (admin)", params(("pool" = String, Path, description = "Node pool")), responses((status = 200, description = "OK", body = super::types::NodeChange)))]
 pub(super) async fn node_down(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
     Path(pool): Path<String>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<super::types::NodeChange>> {
     if !me.is_admin() {
         return Err(ApiError::forbidden("only an admin marks nodes down"));
     }
     let stopped = state.engine.lock().await.node_down(&pool).await?;
-    Ok(Json(
-        json!({ "pool": pool, "state": "down", "requeued_jobs": stopped }),
-    ))
+    Ok(Json(super::types::NodeChange {
+        pool,
+        state: "down".into(),
+        requeued_jobs: Some(stopped),
+    }))
 }
 
+#[utoipa::path(post, path = "/api/v1/nodes/{pool}/up", summary = "Return a failed node to service (admin)", params(("pool" = String, Path, description = "Node pool")), responses((status = 200, description = "OK", body = super::types::NodeChange)))]
 pub(super) async fn node_up(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
     Path(pool): Path<String>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<super::types::NodeChange>> {
     if !me.is_admin() {
         return Err(ApiError::forbidden("only an admin marks nodes up"));
     }
     state.engine.lock().await.node_up(&pool).await?;
-    Ok(Json(json!({ "pool": pool, "state": "up" })))
+    Ok(Json(super::types::NodeChange {
+        pool,
+        state: "up".into(),
+        requeued_jobs: None,
+    }))
 }
 
+#[utoipa::path(get, path = "/api/v1/audit", summary = "The audit log (admin)", responses((status = 200, description = "OK")))]
 pub(super) async fn list_audit(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
@@ -344,19 +375,14 @@ pub(super) async fn list_audit(
     Ok(Json(state.store.list_audit().await?))
 }
 
+#[utoipa::path(get, path = "/api/v1/audit/verify", summary = "Check the audit hash chain (admin)", responses((status = 200, description = "OK")))]
 pub(super) async fn verify_audit(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<super::types::AuditVerdict>> {
     if !me.is_admin() {
         return Err(ApiError::forbidden("only an admin verifies the audit log"));
     }
     let events = state.store.list_audit().await?;
-    Ok(Json(match audit::verify(&events) {
-        Ok((entries, head)) => json!({ "ok": true, "entries": entries, "head": head }),
-        Err(broken) => json!({
-            "ok": false, "entries": events.len(), "first_bad_seq": broken.seq,
-            "problem": broken.problem, "message": broken.to_string(),
-        }),
-    }))
+    Ok(Json(super::types::AuditVerdict::of(&events)))
 }

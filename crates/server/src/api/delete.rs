@@ -13,6 +13,7 @@ use crate::store::Change;
 
 /// DELETE /api/v1/tenants/{name} (admin): only a tenant without users and without queued or
 /// running jobs; its quotas go with it, its ended jobs stay in the history.
+#[utoipa::path(delete, path = "/api/v1/tenants/{name}", summary = "Delete a tenant without users or active jobs (admin)", params(("name" = String, Path, description = "Tenant or user name")), responses((status = 200, description = "OK")))]
 pub(super) async fn delete_tenant(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
@@ -63,6 +64,7 @@ pub(super) async fn delete_tenant(
 
 /// DELETE /api/v1/users/{name} (admin, or tenant-admin for their tenant): the user's tokens are
 /// revoked in the same transaction; nobody deletes themselves.
+#[utoipa::path(delete, path = "/api/v1/users/{name}", summary = "Delete a user and revoke their tokens (admin, or tenant-admin in their tenant)", params(("name" = String, Path, description = "Tenant or user name")), responses((status = 200, description = "OK")))]
 pub(super) async fn delete_user(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,

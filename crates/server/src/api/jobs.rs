@@ -12,7 +12,8 @@ use super::{ApiError, ApiResult, AppState, AuditDraft, audited, created, limits}
 use crate::auth::Principal;
 use crate::store::{JobQuery, JobSpec, JobState};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct JobFilter {
     tenant: Option<String>,
     state: Option<String>,
@@ -23,6 +24,7 @@ pub(super) struct JobFilter {
 
 /// One page of jobs, filtered and paged in the database; a full page carries
 /// `x-suanli-next-after`, the cursor of the next one.
+#[utoipa::path(get, path = "/api/v1/jobs", summary = "Jobs of the caller's tenant (all for an admin); a full page has x-suanli-next-after", params(JobFilter), responses((status = 200, description = "OK")))]
 pub(super) async fn list_jobs(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
@@ -111,7 +113,7 @@ fn check_submit(body: &Submit) -> ApiResult<()> {
     Ok(())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct Submit {
     name: Option<String>,
     tenant: Option<String>,
@@ -131,12 +133,13 @@ pub(super) struct Submit {
     time_limit_s: Option<u64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct GoalRequest {
     model: String,
     tokens: f64,
 }
 
+#[utoipa::path(post, path = "/api/v1/jobs", summary = "Submit a job", request_body = Submit, responses((status = 201, description = "Created")))]
 pub(super) async fn submit_job(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
@@ -216,6 +219,7 @@ pub(super) async fn readable_job(
     Ok(job)
 }
 
+#[utoipa::path(get, path = "/api/v1/jobs/{id}", summary = "One job, with the reason it waits or how it ended", params(("id" = i64, Path, description = "Job or token id")), responses((status = 200, description = "OK")))]
 pub(super) async fn show_job(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
@@ -224,6 +228,7 @@ pub(super) async fn show_job(
     Ok(Json(readable_job(&state, &me, id).await?))
 }
 
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/cancel", summary = "Cancel a job (kills its process group)", params(("id" = i64, Path, description = "Job or token id")), responses((status = 200, description = "OK")))]
 pub(super) async fn cancel_job(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
@@ -248,13 +253,15 @@ pub(super) async fn cancel_job(
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct LogQuery {
     attempt: Option<u32>,
     #[serde(default)]
     offset: u64,
 }
 
+#[utoipa::path(get, path = "/api/v1/jobs/{id}/logs", summary = "A run's output", params(("id" = i64, Path, description = "Job or token id"), LogQuery), responses((status = 200, description = "OK")))]
 pub(super) async fn job_logs(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,

@@ -28,6 +28,55 @@ mod admin;
 mod delete;
 mod jobs;
 pub mod limits;
+pub mod types;
+
+/// The OpenAPI description of the routes in this module, generated from their handlers'
+/// `#[utoipa::path]` attributes (`crate::openapi` adds the artefact routes and the shared parts).
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(
+        healthz,
+        whoami,
+        crate::metrics::metrics,
+        crate::openapi::openapi,
+        admin::list_tenants,
+        admin::create_tenant,
+        admin::list_users,
+        admin::create_user,
+        delete::delete_tenant,
+        delete::delete_user,
+        admin::list_tokens,
+        admin::create_token,
+        admin::revoke_token,
+        admin::list_quotas,
+        admin::set_quota,
+        admin::list_nodes,
+        admin::node_down,
+        admin::node_up,
+        jobs::list_jobs,
+        jobs::submit_job,
+        jobs::show_job,
+        jobs::cancel_job,
+        jobs::job_logs,
+        admin::list_audit,
+        admin::verify_audit,
+    ),
+    components(schemas(
+        types::QuotaUsage,
+        types::NodeChange,
+        types::CreatedToken,
+        types::Revoked,
+        types::Whoami,
+        types::AuditVerdict,
+        types::TokenView,
+        jobs::Submit,
+        jobs::GoalRequest,
+        admin::NewTenant,
+        admin::NewUser,
+        admin::NewToken
+    ))
+)]
+pub struct ApiDoc;
 
 /// Shared by every handler.
 #[derive(Clone)]
@@ -168,7 +217,7 @@ pub fn router(state: AppState) -> Router {
             authenticate,
         ));
     Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .merge(authenticated)
         .with_state(state)
 }
@@ -244,6 +293,16 @@ fn created<T: serde::Serialize>(value: T) -> Response {
     audited((StatusCode::CREATED, Json(value)))
 }
 
-async fn whoami(Extension(me): Extension<Principal>) -> Json<serde_json::Value> {
-    Json(json!({ "user": me.user, "role": me.role, "tenant": me.tenant }))
+#[utoipa::path(get, path = "/healthz", summary = "Liveness; the only unauthenticated route", responses((status = 200, description = "OK")), security(()))]
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+#[utoipa::path(get, path = "/api/v1/whoami", summary = "The caller's user, role and tenant", responses((status = 200, description = "OK")))]
+async fn whoami(Extension(me): Extension<Principal>) -> Json<types::Whoami> {
+    Json(types::Whoami {
+        user: me.user,
+        role: me.role,
+        tenant: me.tenant,
+    })
 }

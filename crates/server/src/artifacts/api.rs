@@ -53,6 +53,25 @@ impl From<crate::store::StoreError> for Fail {
 pub(super) type Answer<T> = Result<T, Fail>;
 
 /// The artefact routes, with read auditing.
+/// The OpenAPI description of these routes, generated from the handlers' `#[utoipa::path]`.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    list,
+    show,
+    delete_artifact,
+    create_version,
+    show_version,
+    delete_version,
+    files::download,
+    files::upload,
+    files::upload_progress,
+    commit,
+    share,
+    unshare,
+    retain,
+))]
+pub struct ArtifactsDoc;
+
 pub fn routes(state: AppState) -> Router<AppState> {
     let base = "/artifacts/{tenant}/{name}";
     Router::new()
@@ -171,6 +190,7 @@ struct ListFilter {
     tenant: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/v1/artifacts", summary = "Artefacts the caller may read", responses((status = 200, description = "OK")))]
 async fn list(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
@@ -211,6 +231,7 @@ fn public_manifest(manifest: &Manifest) -> serde_json::Value {
     })
 }
 
+#[utoipa::path(get, path = "/api/v1/artifacts/{tenant}/{name}", summary = "An artefact's versions and files", params(("tenant" = String, Path, description = "Owning tenant"), ("name" = String, Path, description = "Artefact name")), responses((status = 200, description = "OK")))]
 async fn show(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
@@ -233,6 +254,7 @@ struct NewVersion {
     kind: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/artifacts/{tenant}/{name}/versions", summary = "Start a new partial version", params(("tenant" = String, Path, description = "Owning tenant"), ("name" = String, Path, description = "Artefact name")), responses((status = 201, description = "Created")))]
 async fn create_version(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
@@ -289,6 +311,7 @@ pub(super) fn version_number(text: &str) -> Answer<u64> {
     }
 }
 
+#[utoipa::path(post, path = "/api/v1/artifacts/{tenant}/{name}/versions/{version}/commit", summary = "Make a version complete", params(("tenant" = String, Path, description = "Owning tenant"), ("name" = String, Path, description = "Artefact name"), ("version" = String, Path, description = "Number, latest or sha256:PREFIX")), responses((status = 200, description = "OK")))]
 async fn commit(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
@@ -302,6 +325,7 @@ async fn commit(
     Ok(Json(public_manifest(&manifest)))
 }
 
+#[utoipa::path(get, path = "/api/v1/artifacts/{tenant}/{name}/versions/{version}", summary = "A version's manifest", params(("tenant" = String, Path, description = "Owning tenant"), ("name" = String, Path, description = "Artefact name"), ("version" = String, Path, description = "Number, latest or sha256:PREFIX")), responses((status = 200, description = "OK")))]
 async fn show_version(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
@@ -313,6 +337,7 @@ async fn show_version(
     Ok(Json(public_manifest(&manifest)))
 }
 
+#[utoipa::path(delete, path = "/api/v1/artifacts/{tenant}/{name}/versions/{version}", summary = "Delete a version", params(("tenant" = String, Path, description = "Owning tenant"), ("name" = String, Path, description = "Artefact name"), ("version" = String, Path, description = "Number, latest or sha256:PREFIX")), responses((status = 200, description = "OK")))]
 async fn delete_version(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
@@ -331,6 +356,7 @@ async fn delete_version(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(delete, path = "/api/v1/artifacts/{tenant}/{name}", summary = "Delete an artefact (member of its tenant)", params(("tenant" = String, Path, description = "Owning tenant"), ("name" = String, Path, description = "Artefact name")), responses((status = 200, description = "OK")))]
 async fn delete_artifact(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
@@ -400,6 +426,7 @@ async fn change_share(
     Ok(response)
 }
 
+#[utoipa::path(post, path = "/api/v1/artifacts/{tenant}/{name}/share", summary = "Share read-only with a tenant or everyone (tenant-admin)", params(("tenant" = String, Path, description = "Owning tenant"), ("name" = String, Path, description = "Artefact name")), responses((status = 200, description = "OK")))]
 async fn share(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
@@ -410,6 +437,7 @@ async fn share(
     change_share(state, me, draft, path, body, true).await
 }
 
+#[utoipa::path(post, path = "/api/v1/artifacts/{tenant}/{name}/unshare", summary = "Take back a share (tenant-admin)", params(("tenant" = String, Path, description = "Owning tenant"), ("name" = String, Path, description = "Artefact name")), responses((status = 200, description = "OK")))]
 async fn unshare(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
@@ -427,6 +455,7 @@ struct RetainBody {
     partial_age_s: Option<i64>,
 }
 
+#[utoipa::path(post, path = "/api/v1/artifacts/{tenant}/{name}/retain", summary = "Keep the newest N versions; delete abandoned partial ones", params(("tenant" = String, Path, description = "Owning tenant"), ("name" = String, Path, description = "Artefact name")), responses((status = 200, description = "OK")))]
 async fn retain(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,

@@ -23,6 +23,7 @@ pub(super) struct FileQuery {
     offset: u64,
 }
 
+#[utoipa::path(put, path = "/api/v1/artifacts/{tenant}/{name}/versions/{version}/files", summary = "Stream a file (?path=) into a partial version, encrypted", params(("tenant" = String, Path, description = "Owning tenant"), ("name" = String, Path, description = "Artefact name"), ("version" = String, Path, description = "Number, latest or sha256:PREFIX")), responses((status = 200, description = "OK")))]
 pub(super) async fn upload(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
@@ -45,6 +46,7 @@ pub(super) async fn upload(
 }
 
 /// How much of a file a partial version holds: where an interrupted upload resumes.
+#[utoipa::path(get, path = "/api/v1/artifacts/{tenant}/{name}/versions/{version}/uploads", summary = "Bytes received so far of an interrupted upload (?path=)", params(("tenant" = String, Path, description = "Owning tenant"), ("name" = String, Path, description = "Artefact name"), ("version" = String, Path, description = "Number, latest or sha256:PREFIX")), responses((status = 200, description = "OK")))]
 pub(super) async fn upload_progress(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
@@ -90,6 +92,7 @@ fn range_start(headers: &axum::http::HeaderMap) -> Answer<u64> {
         })
 }
 
+#[utoipa::path(get, path = "/api/v1/artifacts/{tenant}/{name}/versions/{version}/files", summary = "Stream a file (?path=), decrypted and SHA-256-checked", params(("tenant" = String, Path, description = "Owning tenant"), ("name" = String, Path, description = "Artefact name"), ("version" = String, Path, description = "Number, latest or sha256:PREFIX")), responses((status = 200, description = "OK")))]
 pub(super) async fn download(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
