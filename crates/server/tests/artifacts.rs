@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
 use object_store::ObjectStore;
+use object_store::path::Path as ObjectPath;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use suanli_server::artifacts::{ArtifactConfig, SecretKey, backend};
@@ -676,45 +677,73 @@ async fn wrong_master_key_fails_clearly_and_rotation_rewraps(backend: Backend) {
     assert!(error.contains("wrong master key"), "{error}");
 }
 
+/// The server checks integrity through the AEAD chain alone (no SHA-256 on reads): a flipped
+/// bit anywhere, swapped chunks, a cut-off object and another file's object in its place must
+/// each break off the response before the file is delivered whole.
 async fn tampered_objects_are_never_served(backend: Backend) {
     let server = Server::start(&backend).await;
     let alice = server.user("acme", "alice", "member").await;
-    let blob = weights(2 << 20, 3);
-    server
-        .put(&alice, "acme", "m", "model", &[("w.bin", blob)])
-        .await;
+    // 2.5 chunks each, so the last chunk carries plaintext; the same size, so they can swap.
+    let blobs = [weights(5 << 19, 3), weights(5 << 19, 4)];
+    let files = [("a.bin", blobs[0].clone()), ("b.bin", blobs[1].clone())];
+    server.put(&alice, "acme", "m", "model", &files).await;
     let objects = backend.objects();
-    let metas: Vec<_> = objects.list(None).try_collect().await.unwrap();
-    let data = metas
-        .iter()
-        .find(|m| m.location.as_ref().ends_with(".data"))
-        .unwrap();
-    let mut bytes = objects
-        .get(&data.location)
+    let data: Vec<_> = all_objects(&objects)
         .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap()
-        .to_vec();
-    let middle = bytes.len() / 2;
-    bytes[middle] ^= 0x40;
-    objects.put(&data.location, bytes.into()).await.unwrap();
-    let url = format!(
-        "{}/api/v1/artifacts/acme/m/versions/1/files?path=w.bin",
-        server.url
-    );
-    // The damage is found while streaming: either before the headers went out (the connection
-    // closes with no response) or after (the body breaks off). Never a whole body.
-    match server.http.get(url).bearer_auth(&alice).send().await {
-        Err(error) => assert!(error.is_request(), "{error}"),
-        Ok(response) => {
-            assert_eq!(response.status(), StatusCode::OK);
-            assert!(
-                response.bytes().await.is_err(),
-                "a tampered object was served whole"
+        .into_iter()
+        .filter(|(key, _)| key.ends_with(".data"))
+        .collect();
+    assert_eq!(data.len(), 2, "one segment object per file");
+    let (key, original) = (ObjectPath::from(data[0].0.as_str()), data[0].1.clone());
+    let step = (1 << 20) + 16;
+    let (header, len) = (15, original.len());
+    let flip = |at: usize| {
+        let mut b = original.clone();
+        b[at] ^= 0x40;
+        b
+    };
+    let mut swapped = original.clone();
+    swapped[header..header + 2 * step].rotate_left(step);
+    let damaged: [(&str, Vec<u8>); 6] = [
+        ("a bit flipped in the middle", flip(len / 2)),
+        ("a bit flipped in the last chunk", flip(len - 20)),
+        ("chunks 0 and 1 swapped", swapped),
+        (
+            "the last chunk cut off",
+            original[..header + 2 * step].to_vec(),
+        ),
+        ("cut inside the last chunk", original[..len - 100].to_vec()),
+        ("the other file's object in its place", data[1].1.clone()),
+    ];
+    for (what, bytes) in damaged {
+        objects.put(&key, bytes.into()).await.unwrap();
+        let mut broken = 0;
+        for (path, blob) in &files {
+            let url = format!(
+                "{}/api/v1/artifacts/acme/m/versions/1/files?path={path}",
+                server.url
             );
+            // Damage in the first chunk is found before the headers leave (the connection
+            // closes with no answer); later damage breaks off the body.
+            let Ok(response) = server.http.get(url).bearer_auth(&alice).send().await else {
+                broken += 1;
+                continue;
+            };
+            assert_eq!(response.status(), StatusCode::OK, "{what}");
+            match response.bytes().await {
+                Ok(body) => assert!(body == *blob, "{what}: wrong bytes"),
+                Err(_) => broken += 1,
+            }
         }
+        assert_eq!(broken, 1, "{what}: the damaged file was served whole");
+    }
+    objects.put(&key, original.into()).await.unwrap();
+    for (path, blob) in &files {
+        let (status, body) = server.get(&alice, "acme", "m", "1", path).await;
+        assert_eq!(
+            (status, body.as_ref() == Some(blob)),
+            (StatusCode::OK, true)
+        );
     }
     server.stop().await;
 }
