@@ -49,6 +49,7 @@ conformance!(
     quotas_are_replaced_not_added,
     jobs_round_trip_and_leave_the_active_list,
     jobs_are_filtered_and_paged_in_sql,
+    a_batch_of_job_updates_is_all_or_none,
     the_audit_chain_verifies_and_finds_an_edit,
     a_change_and_its_audit_entry_commit_together,
     concurrent_appends_never_fork_the_chain,
@@ -284,6 +285,41 @@ async fn jobs_round_trip_and_leave_the_active_list(store: Arc<dyn Store>) {
         store.update_job(&missing).await,
         Err(StoreError::NotFound(_))
     ));
+}
+
+async fn a_batch_of_job_updates_is_all_or_none(store: Arc<dyn Store>) {
+    let tag = unique("b");
+    let user = tenant_with_user(store.as_ref(), &tag).await;
+    let (done, second) = two_jobs(store.as_ref(), &tag, &user).await;
+    // Two jobs in one batch: both written, in order (the later write of a job wins).
+    let mut started = second.clone();
+    started.state = JobState::Running;
+    started.reason = "running on n1".into();
+    started.attempts = 1;
+    let mut ended = started.clone();
+    ended.state = JobState::Failed;
+    ended.exit_code = Some(3);
+    let mut noted = done.clone();
+    noted.reason = "noted in a batch".into();
+    store
+        .update_jobs(&[started, noted.clone(), ended.clone()])
+        .await
+        .unwrap();
+    assert_eq!(store.get_job(second.id).await.unwrap(), Some(ended.clone()));
+    assert_eq!(store.get_job(done.id).await.unwrap(), Some(noted.clone()));
+    // A batch with an unknown job fails and writes none of its jobs.
+    let mut requeued = ended.clone();
+    requeued.state = JobState::Queued;
+    let missing = JobRecord {
+        id: -7,
+        ..noted.clone()
+    };
+    assert!(matches!(
+        store.update_jobs(&[requeued, missing]).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(store.get_job(second.id).await.unwrap(), Some(ended));
+    store.update_jobs(&[]).await.unwrap();
 }
 
 async fn jobs_are_filtered_and_paged_in_sql(store: Arc<dyn Store>) {

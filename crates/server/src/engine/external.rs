@@ -136,8 +136,16 @@ pub fn node_rows(p: &PoolSlot) -> Vec<serde_json::Value> {
 
 impl Engine {
     /// Applies a batch of reports with one scheduling pass at the end (a poll often reports
-    /// many ends at once; a pass per end would rescan the queue for each).
+    /// many ends at once; a pass per end would rescan the queue for each). The batch's job
+    /// writes and the pass's starts are stored in one transaction, before the pass launches.
     pub async fn on_slurm_events(&mut self, events: Vec<SlurmEvent>) -> Result<(), EngineError> {
+        let owner = self.begin_deferred();
+        let result = self.apply_slurm_events(events).await;
+        let flushed = self.end_deferred(owner).await;
+        result.and(flushed)
+    }
+
+    async fn apply_slurm_events(&mut self, events: Vec<SlurmEvent>) -> Result<(), EngineError> {
         for event in events {
             match event {
                 SlurmEvent::Ended {

@@ -20,6 +20,7 @@ use crate::executor::Executor;
 use crate::store::{JobRecord, JobSpec, JobState, Store, StoreError};
 
 pub mod admission;
+mod batch;
 pub mod clock;
 pub mod control;
 mod external;
@@ -116,6 +117,11 @@ pub struct Engine {
     clock: Arc<dyn Clock>,
     /// Set when the server shuts down: run ends are still recorded, nothing new is started.
     stopping: bool,
+    /// While set, job writes wait in `deferred` for one transaction (see `batch`).
+    deferring: bool,
+    deferred: Vec<JobRecord>,
+    /// Transactions that wrote engine job changes (one per write, or one per deferred batch).
+    job_commits: u64,
 }
 
 /// Wall-clock seconds since the Unix epoch.
@@ -173,6 +179,9 @@ impl Engine {
             checkpoint_base: None,
             clock: Arc::new(SystemClock),
             stopping: false,
+            deferring: false,
+            deferred: Vec::new(),
+            job_commits: 0,
         })
     }
 

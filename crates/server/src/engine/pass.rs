@@ -10,11 +10,40 @@ use crate::store::JobState;
 
 impl Engine {
     /// Runs the scheduler and carries out its decisions, then re-admits held jobs and refreshes
-    /// the reasons queued jobs wait.
+    /// the reasons queued jobs wait. The pass's job writes (with any deferred by the caller,
+    /// such as the run ends that freed the devices) are stored in one transaction before its
+    /// runs are launched.
     pub async fn schedule_pass(&mut self) -> Result<(), EngineError> {
         if self.stopping {
             return Ok(());
         }
+        let owner = self.begin_deferred();
+        let mut launches = Vec::new();
+        let placed = self.place(&mut launches).await;
+        // Stored before any launch, even when placing failed part-way: what was placed and
+        // stored is launched, so no run stays recorded as running without its processes.
+        let result = match self.flush_writes().await {
+            Ok(()) => {
+                let launched = self.launch_and_refresh(launches).await;
+                placed.and(launched)
+            }
+            Err(error) => Err(error),
+        };
+        let ended = self.end_deferred(owner).await;
+        result.and(ended)
+    }
+
+    /// Launches the pass's runs, then refreshes the reasons of queued jobs.
+    async fn launch_and_refresh(&mut self, launches: Vec<(i64, u32)>) -> Result<(), EngineError> {
+        for (id, attempt) in launches {
+            self.launch_run(id, attempt).await?;
+        }
+        self.refresh_reasons().await
+    }
+
+    /// The scheduler's decisions, carried out in memory with their writes deferred; the runs to
+    /// launch are added to `launches`.
+    async fn place(&mut self, launches: &mut Vec<(i64, u32)>) -> Result<(), EngineError> {
         for _ in 0..16 {
             let started = Instant::now();
             let now_s = self.now_s() as u64;
@@ -34,7 +63,11 @@ impl Engine {
                             continue;
                         };
                         let id = self.priority_swap(id);
-                        self.start_run(id, pool.0 as usize, &allocation).await?;
+                        if let Some(attempt) =
+                            self.prepare_start(id, pool.0 as usize, &allocation).await?
+                        {
+                            launches.push((id, attempt));
+                        }
                     }
                     Decision::Preempt { job, reason } => {
                         if let Some(&id) = self.by_sched.get(&job.0) {
@@ -59,7 +92,7 @@ impl Engine {
                 break;
             }
         }
-        self.refresh_reasons().await
+        Ok(())
     }
 
     pub(super) async fn refresh_reasons(&mut self) -> Result<(), EngineError> {

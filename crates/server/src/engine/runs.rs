@@ -18,7 +18,7 @@ impl Engine {
         {
             job.reason = reason;
             let job = job.clone();
-            self.store.update_job(&job).await?;
+            self.write_job(&job).await?;
         }
         Ok(())
     }
@@ -36,11 +36,13 @@ impl Engine {
     ) -> Result<(), EngineError> {
         match audit {
             Some(audit) => {
+                // Deferred writes go first, so the store sees every job's changes in order.
+                self.flush_writes().await?;
                 self.store
                     .change_audited(Change::UpdateJob(&job), audit)
                     .await?;
             }
-            None => self.store.update_job(&job).await?,
+            None => self.write_job(&job).await?,
         }
         if job.state.is_terminal() {
             self.active.remove(&job.id);
@@ -51,14 +53,18 @@ impl Engine {
         Ok(())
     }
 
-    /// Starts attempt `attempts` of job `id` on `allocation` of pool `pool`: recorded as running
-    /// first, then handed to the executor; a start failure ends the attempt with code 127.
-    pub(super) async fn start_run(
+    /// Places attempt `attempts` of job `id` on `allocation` of pool `pool` and records it as
+    /// running (deferred when the caller batches); returns the attempt for `launch_run`, which
+    /// the caller calls once the record is stored.
+    pub(super) async fn prepare_start(
         &mut self,
         id: i64,
         pool: usize,
         allocation: &[(suanli_sched::NodeId, u32)],
-    ) -> Result<(), EngineError> {
+    ) -> Result<Option<u32>, EngineError> {
+        let Some(mut job) = self.active.get(&id).cloned() else {
+            return Ok(None);
+        };
         let slot = &mut self.pools[pool];
         let devices = external::pick_devices(slot, allocation);
         for device in &devices {
@@ -69,9 +75,6 @@ impl Engine {
             slot.name.clone(),
             external::node_names(slot, &devices),
         );
-        let Some(mut job) = self.active.get(&id).cloned() else {
-            return Ok(());
-        };
         let attempt = job.attempts;
         let run_dir = self.run_dir(id, attempt);
         let now = self.now_s();
@@ -82,15 +85,30 @@ impl Engine {
         job.run = Some(RunRecord {
             attempt,
             pool: pool_name,
-            accelerator: accelerator.clone(),
+            accelerator,
             node,
-            devices: devices.clone(),
+            devices,
             run_dir: run_dir.display().to_string(),
             started_at_s: now,
             cancel_requested: false,
         });
         // Recorded before the processes start, so a crash in between is seen by `recover`.
-        self.save(job.clone()).await?;
+        self.save(job).await?;
+        Ok(Some(attempt))
+    }
+
+    /// Hands attempt `attempt` of job `id`, recorded as running by `prepare_start` and stored,
+    /// to the executor; a start failure ends the attempt with code 127.
+    pub(super) async fn launch_run(&mut self, id: i64, attempt: u32) -> Result<(), EngineError> {
+        let Some(job) = self.active.get(&id).cloned() else {
+            return Ok(());
+        };
+        let Some(run) = job.run.clone().filter(|r| r.attempt == attempt) else {
+            return Ok(());
+        };
+        if job.state != JobState::Running {
+            return Ok(());
+        }
         let env = self.run_env(&job, attempt);
         let (run_as, work_dir) = match self.job_identity(&job.spec.tenant, id, attempt) {
             Ok(found) => found,
@@ -100,18 +118,19 @@ impl Engine {
                 return self.finish_run(id, attempt, 127, Some(note)).await;
             }
         };
+        let run_dir = PathBuf::from(&run.run_dir);
         let launch = Launch {
             job_id: id,
             attempt,
             command: job.spec.command.clone(),
             env,
-            accelerator,
-            devices,
+            accelerator: run.accelerator,
+            devices: run.devices,
             processes: job.spec.processes,
             work_dir: work_dir.unwrap_or_else(|| run_dir.clone()),
             run_dir,
             run_as,
-            pool: job.run.as_ref().map(|r| r.pool.clone()).unwrap_or_default(),
+            pool: run.pool,
             priority: job.spec.priority,
         };
         if let Err(error) = self.executor.start(&launch).await {
@@ -148,11 +167,19 @@ impl Engine {
         }
     }
 
-    /// A run ended (reported by the executor).
+    /// A run ended (reported by the executor). Its end and the starts of the pass after it
+    /// are stored in one transaction.
     pub async fn on_exit(&mut self, event: ExitEvent) -> Result<(), EngineError> {
-        self.finish_run(event.job_id, event.attempt, event.exit_code, None)
-            .await?;
-        self.schedule_pass().await
+        let owner = self.begin_deferred();
+        let result = match self
+            .finish_run(event.job_id, event.attempt, event.exit_code, None)
+            .await
+        {
+            Ok(()) => self.schedule_pass().await,
+            Err(error) => Err(error),
+        };
+        let flushed = self.end_deferred(owner).await;
+        result.and(flushed)
     }
 
     /// Ends attempt `attempt` of a running job with `exit_code`: succeeded, cancelled, restarted

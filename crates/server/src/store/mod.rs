@@ -374,6 +374,9 @@ pub trait Store: Send + Sync {
     async fn list_active_jobs(&self) -> Result<Vec<JobRecord>, StoreError>;
     /// Writes a job's mutable fields (state, reason, counters, times, run).
     async fn update_job(&self, job: &JobRecord) -> Result<(), StoreError>;
+    /// Writes several jobs' mutable fields in one transaction, in order: all or none (the
+    /// engine stores one scheduling pass's starts, or one report's ends, with one commit).
+    async fn update_jobs(&self, jobs: &[JobRecord]) -> Result<(), StoreError>;
 
     /// Makes `change` and appends `audit` to the hash chain in one transaction, so a crash
     /// leaves both or neither. A failed change (a conflict, an unknown job) appends nothing; a

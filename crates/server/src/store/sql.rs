@@ -562,6 +562,21 @@ impl Store for SqlStore {
         self.apply_alone(Change::UpdateJob(job)).await.map(drop)
     }
 
+    async fn update_jobs(&self, jobs: &[JobRecord]) -> Result<(), StoreError> {
+        match jobs {
+            [] => Ok(()),
+            [job] => self.update_job(job).await,
+            _ => {
+                let mut transaction = self.pool.begin().await?;
+                for job in jobs {
+                    apply(&mut transaction, Change::UpdateJob(job)).await?;
+                }
+                transaction.commit().await?;
+                Ok(())
+            }
+        }
+    }
+
     async fn change_audited(
         &self,
         change: Change<'_>,

@@ -1,6 +1,7 @@
 //! Unit tests of the engine on a hand-moved clock with a fake executor: nothing sleeps, and every
 //! run's start, stop and end is decided by the test.
 
+mod batch;
 mod control;
 mod lifecycle;
 mod metrics;
@@ -28,6 +29,10 @@ struct FakeExecutor {
     adoptions: Mutex<HashMap<i64, Adopted>>,
     /// Makes every `start` fail, as a missing program would.
     refuse_starts: Mutex<bool>,
+    /// When set, each `start` looks up its job here and keeps the state it found in
+    /// `stored_at_start` (a run must be recorded as running before it starts).
+    store: Mutex<Option<Arc<dyn Store>>>,
+    stored_at_start: Mutex<Vec<JobState>>,
 }
 
 impl FakeExecutor {
@@ -52,6 +57,11 @@ impl Executor for FakeExecutor {
                 program: launch.command[0].clone(),
                 source: std::io::Error::from(std::io::ErrorKind::NotFound),
             });
+        }
+        let store = self.store.lock().unwrap().clone();
+        if let Some(store) = store {
+            let job = store.get_job(launch.job_id).await.unwrap().unwrap();
+            self.stored_at_start.lock().unwrap().push(job.state);
         }
         self.started.lock().unwrap().push(launch.clone());
         Ok(())
