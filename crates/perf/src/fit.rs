@@ -292,6 +292,14 @@ fn percentile_nearest(values: &mut [f64], q: f64) -> f64 {
     values[rank - 1]
 }
 
+/// Whether a row may set constants: rows of confidence `low` rest on a setup the source does
+/// not state (an assumed architecture, accelerator count or batch), so they are predicted and
+/// reported, in sample and cross-validated, but fit nothing; a family whose rows are all `low`
+/// stays unvalidated.
+fn fits_constants(row: &TrainingRun) -> bool {
+    row.confidence.trim() != "low"
+}
+
 /// Fits every family on `rows`, predicts each row in sample and leave-one-source-out, and
 /// measures how far an unvalidated family's conservative constants miss.
 pub fn fit(catalog: &Catalog, rows: &[TrainingRun]) -> FitOutcome {
@@ -325,7 +333,7 @@ pub fn fit(catalog: &Catalog, rows: &[TrainingRun]) -> FitOutcome {
         let set: Vec<&Prepared> = prepared
             .iter()
             .map(|(_, p)| p)
-            .filter(|p| p.family == family && keep(p.row))
+            .filter(|p| p.family == family && fits_constants(p.row) && keep(p.row))
             .collect();
         fit_family(&set)
     };
@@ -371,7 +379,12 @@ pub fn fit(catalog: &Catalog, rows: &[TrainingRun]) -> FitOutcome {
             .filter(|(_, p)| p.family == *family)
             .filter_map(|(i, _)| cross[*i].error_pct.map(f64::abs))
             .collect();
-        if errors.is_empty() {
+        let fitted_rows = prepared
+            .iter()
+            .filter(|(_, p)| p.family == *family && fits_constants(p.row))
+            .count();
+        // A family whose only rows rest on assumptions keeps the unvalidated constants.
+        if errors.is_empty() || fitted_rows == 0 {
             continue;
         }
         let median = crate::validate::median(&mut errors.clone()).unwrap_or(0.0);
@@ -380,7 +393,7 @@ pub fn fit(catalog: &Catalog, rows: &[TrainingRun]) -> FitOutcome {
             FamilyFit {
                 matmul: *matmul,
                 matmul_8bit: *matmul_8bit,
-                rows: errors.len(),
+                rows: fitted_rows,
                 cv_median_abs_error_pct: (median * 10.0).round() / 10.0,
                 uncertainty_pct: (band(&mut errors, pooled_p90) * 10.0).round() / 10.0,
             },

@@ -24,8 +24,9 @@ pub fn token_goal_rates(
 }
 
 /// Training tokens per second that `count` accelerators of one type reach on `model` with the
-/// best layout the planner finds (bf16, 4096-token sequences, the largest global batch of at
-/// most 1024 sequences that the count divides); `None` when the model cannot be trained on them.
+/// best layout the planner finds (bf16, 4096-token sequences, the default global batch of
+/// [`default_global_batch`] moved to the nearest size a layout divides, as `suanli plan train`
+/// does); `None` when the model cannot be trained on them.
 pub fn best_training_tokens_per_s(
     model: &Model,
     accelerator: &Accelerator,
@@ -36,8 +37,12 @@ pub fn best_training_tokens_per_s(
     }
     let mut setup = TrainSetup::new(model.clone(), accelerator.clone(), count as u64);
     setup.per_node = setup.per_node.min(count);
-    setup.global_batch = (1024 / count as u64).max(1) * count as u64;
-    let found = search::search(&setup, &Constraints::default(), 1).ok()?;
+    setup.global_batch = default_global_batch(model, count as u64, setup.seq_len).sequences;
+    let constraints = Constraints::default();
+    if search::candidates(&setup, &constraints).is_empty() {
+        setup.global_batch = search::nearest_valid_global_batch(&setup, &constraints)?;
+    }
+    let found = search::search(&setup, &constraints, 1).ok()?;
     found.top.first().map(|best| best.tokens_per_s)
 }
 

@@ -62,6 +62,11 @@ pub struct Layout {
     /// Interleaved pipeline chunks per device (1 = plain 1F1B).
     pub vpp: u32,
     pub recompute: Recompute,
+    /// With `recompute=full`, how many layers of each device's share recompute; the others
+    /// store every activation (Megatron-LM `--recompute-method block --recompute-num-layers N`,
+    /// NeMo `activations_checkpoint_method: block`). `None` = every layer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recompute_layers: Option<u32>,
     /// Sequence parallelism in the tensor-parallel group (Korthikanti et al. 2022).
     pub sequence_parallel: bool,
     /// How the axes map onto the network: ranks are numbered tp fastest, then cp, then dp,
@@ -93,6 +98,7 @@ impl Default for Layout {
             micro_batch: 1,
             vpp: 1,
             recompute: Recompute::Selective,
+            recompute_layers: None,
             pp_inner: false,
             sequence_parallel: false,
             offload_optimizer: false,
@@ -178,6 +184,20 @@ impl Layout {
                 self.pp, self.vpp, model.layers, model.layers
             ));
         }
+        if let Some(layers) = self.recompute_layers {
+            let here = self.layers_per_device(model);
+            if self.recompute != Recompute::Full {
+                return Err(format!(
+                    "recompute_layers={layers} needs recompute=full: it says how many layers \
+                     recompute their whole forward pass"
+                ));
+            }
+            if layers == 0 || layers > here {
+                return Err(format!(
+                    "recompute_layers={layers} is not in 1..={here}, the layers on one device"
+                ));
+            }
+        }
         if self.offload_activations && self.pp > 1 {
             return Err(
                 "offload=activations needs pp=1: Megatron-Core has no CPU activation offloading \
@@ -249,6 +269,20 @@ impl Layout {
         self.vpp * model.layers.div_ceil(self.pp * self.vpp)
     }
 
+    /// Share of each device's layers whose whole forward pass is recomputed: 1 under
+    /// `recompute=full`, `recompute_layers / layers_per_device` when only a block of layers
+    /// recomputes, 0 otherwise.
+    pub fn full_recompute_share(&self, model: &Model) -> f64 {
+        match (self.recompute, self.recompute_layers) {
+            (Recompute::Full, None) => 1.0,
+            (Recompute::Full, Some(layers)) => {
+                let here = self.layers_per_device(model).max(1);
+                layers.min(here) as f64 / here as f64
+            }
+            _ => 0.0,
+        }
+    }
+
     /// Micro-batches each pipeline runs per optimizer step.
     pub fn micro_batches(&self, global_batch: u64) -> u64 {
         global_batch / (self.dp as u64 * self.micro_batch as u64)
@@ -275,7 +309,7 @@ impl fmt::Display for Layout {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "tp={},pp={},dp={},cp={},ep={},zero={},mb={},vpp={},recompute={}{}{}{}",
+            "tp={},pp={},dp={},cp={},ep={},zero={},mb={},vpp={},recompute={}{}{}{}{}",
             self.tp,
             self.pp,
             self.dp,
@@ -285,6 +319,10 @@ impl fmt::Display for Layout {
             self.micro_batch,
             self.vpp,
             self.recompute.name(),
+            match self.recompute_layers {
+                Some(layers) => format!(",recompute_layers={layers}"),
+                None => String::new(),
+            },
             if self.sequence_parallel {
                 ",sp=true"
             } else {
@@ -360,6 +398,7 @@ impl FromStr for LayoutSpec {
                 "mb" | "micro_batch" => l.micro_batch = number()?,
                 "vpp" => l.vpp = number()?,
                 "recompute" => l.recompute = value.parse()?,
+                "recompute_layers" => l.recompute_layers = Some(number()?),
                 "sp" | "sequence_parallel" => {
                     l.sequence_parallel = match value.trim() {
                         "true" | "1" | "on" => true,
@@ -391,7 +430,7 @@ impl FromStr for LayoutSpec {
                 other => {
                     return Err(format!(
                         "unknown layout key `{other}`; expected tp, pp, dp, cp, ep, zero, mb, vpp, \
-                         recompute, sp, map or offload"
+                         recompute, recompute_layers, sp, map or offload"
                     ));
                 }
             }

@@ -115,11 +115,12 @@ pub fn training_memory(setup: &TrainSetup, layout: &Layout) -> MemoryBreakdown {
 }
 
 /// Stored activation bytes of one micro-batch through one layer, averaged over the model's
-/// dense and MoE layers.
+/// dense and MoE layers, and over the recomputed and storing layers when only a block of
+/// layers recomputes (`recompute_layers`).
 fn mean_layer_activation_bytes(setup: &TrainSetup, layout: &Layout) -> f64 {
     let model = &setup.model;
     let moe_share = model.moe_layers() as f64 / model.layers as f64;
-    let layer = |moe| {
+    let layer = |layout: &Layout, moe| {
         memory::layer_activation_bytes_at(
             model,
             layout,
@@ -129,7 +130,19 @@ fn mean_layer_activation_bytes(setup: &TrainSetup, layout: &Layout) -> f64 {
             setup.precision,
         )
     };
-    (1.0 - moe_share) * layer(false) + moe_share * layer(true)
+    let mean = |layout: &Layout| {
+        (1.0 - moe_share) * layer(layout, false) + moe_share * layer(layout, true)
+    };
+    let full_share = layout.full_recompute_share(model);
+    if layout.recompute_layers.is_none() || full_share >= 1.0 {
+        return mean(layout);
+    }
+    let storing = Layout {
+        recompute: crate::layout::Recompute::None,
+        recompute_layers: None,
+        ..*layout
+    };
+    full_share * mean(layout) + (1.0 - full_share) * mean(&storing)
 }
 
 /// Activation bytes of one micro-batch that go to the host and back under

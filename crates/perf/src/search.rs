@@ -17,6 +17,8 @@ pub struct Constraints {
     pub micro_batch: Option<u32>,
     pub vpp: Option<u32>,
     pub recompute: Option<Recompute>,
+    /// With full recompute, the layers per device that recompute (see [`Layout::recompute_layers`]).
+    pub recompute_layers: Option<u32>,
     pub sequence_parallel: Option<bool>,
     /// Whether pipeline stages sit inside data replicas in rank order (see [`Layout::pp_inner`]).
     pub pp_inner: Option<bool>,
@@ -173,6 +175,9 @@ pub fn candidates(setup: &TrainSetup, constraints: &Constraints) -> Vec<Layout> 
                                         micro_batch,
                                         vpp,
                                         recompute,
+                                        recompute_layers: constraints
+                                            .recompute_layers
+                                            .filter(|_| recompute == Recompute::Full),
                                         sequence_parallel: constraints
                                             .sequence_parallel
                                             .unwrap_or(tp > 1),
@@ -328,6 +333,7 @@ fn explain_no_valid(setup: &TrainSetup, constraints: &Constraints) -> String {
         micro_batch: constraints.micro_batch.unwrap_or(1),
         vpp: constraints.vpp.unwrap_or(1),
         recompute: constraints.recompute.unwrap_or(Recompute::Full),
+        recompute_layers: None,
         sequence_parallel: false,
         pp_inner: false,
         offload_optimizer: false,

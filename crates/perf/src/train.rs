@@ -253,10 +253,13 @@ pub fn estimate(setup: &TrainSetup, layout: &Layout) -> Result<TrainEstimate, Es
         forward_s += quantise_s;
         backward_s += 2.0 * quantise_s;
     }
+    // Full recompute repeats the forward of the recomputed share of the layers (all, or the
+    // block of `recompute_layers`, whose remaining layers store everything).
+    let full_share = layout.full_recompute_share(model);
     let recompute_s = match layout.recompute {
         Recompute::None => 0.0,
         Recompute::Selective => mix(|l| l.attention_fwd_s),
-        Recompute::Full => forward_s,
+        Recompute::Full => full_share * forward_s,
     };
 
     // Tensor parallel: two all-reduces per layer forward and two backward (Shoeybi et al. 2019,
@@ -264,10 +267,7 @@ pub fn estimate(setup: &TrainSetup, layout: &Layout) -> Result<TrainEstimate, Es
     // parallelism (Korthikanti et al. 2022, section 4.2.2); full recompute repeats the forward
     // pair.
     let tp_bytes = tokens * hidden * 2.0;
-    let tp_calls = match layout.recompute {
-        Recompute::Full => 6.0,
-        _ => 4.0,
-    };
+    let tp_calls = 4.0 + 2.0 * full_share;
     let tp_comm_total_s = layers_here * tp_calls * net.tp.time_s(Collective::AllReduce, tp_bytes);
     // With sequence parallelism, Transformer Engine splits the all-gather/reduce-scatter into
     // chunks pipelined with the neighbouring GEMMs (userbuffers, `--tp-comm-overlap`).
@@ -403,6 +403,10 @@ pub fn estimate(setup: &TrainSetup, layout: &Layout) -> Result<TrainEstimate, Es
     let mut model_flops = flops::model_flops_per_step(model, setup.seq_len, setup.global_batch);
     let mut hardware_flops =
         flops::hardware_flops_per_step(model, setup.seq_len, setup.global_batch, layout.recompute);
+    if layout.recompute == Recompute::Full {
+        // A block of recomputed layers repeats only its share of the forward FLOPs.
+        hardware_flops = model_flops + full_share * (hardware_flops - model_flops);
+    }
     if let Workload::Lora { rank } = setup.workload {
         // No weight-gradient GEMMs for the frozen base (a third of the matmul FLOPs, taken here
         // from the whole model count); the adapters add 6 FLOPs per parameter and token.

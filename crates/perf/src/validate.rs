@@ -56,12 +56,19 @@ pub struct TrainingRun {
     /// Optional extension column: ICI slices a TPU job spans (joined by the DCN).
     #[serde(default)]
     pub slices: Option<u32>,
+    /// Optional extension column: with `recompute = full`, the layers per device that
+    /// recompute (Megatron/NeMo block method); empty = every layer.
+    #[serde(default)]
+    pub recompute_layers: Option<u32>,
     /// `pretrain` (or empty) or `lora`.
     #[serde(default)]
     pub workload: Option<String>,
     /// LoRA adapter rank, for `workload = lora`.
     #[serde(default)]
     pub lora_rank: Option<u32>,
+    /// `high`, `medium` or `low`; `low` rows rest on assumptions the source does not state.
+    #[serde(default)]
+    pub confidence: String,
     #[serde(default)]
     pub notes: String,
 }
@@ -308,6 +315,7 @@ pub fn row_setup(
         micro_batch: row.micro_batch,
         vpp: row.virtual_stages,
         recompute,
+        recompute_layers: row.recompute_layers,
         sequence_parallel,
         // Published runs used their framework's rank order: Megatron-Core's tp-cp-dp-pp (the
         // rows with pp > 1 are all Megatron, NeMo or Megatron-DeepSpeed).

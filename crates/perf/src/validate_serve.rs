@@ -177,6 +177,8 @@ pub fn row_setup(catalog: &Catalog, row: &InferenceRun) -> Result<ServeSetup, St
         global_batch: None,
         virtual_stages: None,
         recompute: None,
+        recompute_layers: None,
+        confidence: String::new(),
         metric: row.metric.clone(),
         measured: row.measured,
         tokens_total: None,

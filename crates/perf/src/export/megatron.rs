@@ -78,8 +78,17 @@ fn layout_args(input: &ExportInput) -> Result<Vec<Arg>, ExportError> {
         Recompute::Selective => args.push(value("--recompute-granularity", "selective")),
         Recompute::Full => {
             args.push(value("--recompute-granularity", "full"));
-            args.push(value("--recompute-method", "uniform"));
-            args.push(value("--recompute-num-layers", 1));
+            // A block of layers per stage, or every layer one at a time.
+            match l.recompute_layers {
+                Some(layers) => {
+                    args.push(value("--recompute-method", "block"));
+                    args.push(value("--recompute-num-layers", layers));
+                }
+                None => {
+                    args.push(value("--recompute-method", "uniform"));
+                    args.push(value("--recompute-num-layers", 1));
+                }
+            }
         }
     }
     match input.precision {

@@ -100,8 +100,12 @@ pub(super) fn overrides(input: &ExportInput) -> Result<Vec<(String, String)>, Ex
         }
         Recompute::Full => {
             out.push(("model.config.recompute_granularity", "full".into()));
-            out.push(("model.config.recompute_method", "uniform".into()));
-            out.push(("model.config.recompute_num_layers", "1".into()));
+            let (method, layers) = match l.recompute_layers {
+                Some(layers) => ("block", layers),
+                None => ("uniform", 1),
+            };
+            out.push(("model.config.recompute_method", method.into()));
+            out.push(("model.config.recompute_num_layers", layers.to_string()));
         }
     }
     match input.precision {

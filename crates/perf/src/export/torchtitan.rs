@@ -76,6 +76,12 @@ pub(super) fn export(input: &ExportInput) -> Result<Export, ExportError> {
         "torchtitan always uses sequence parallelism with tensor parallelism".to_string(),
         "set [model] name and flavor to the model's torchtitan definition".to_string(),
     ];
+    if let Some(layers) = l.recompute_layers {
+        notes.push(format!(
+            "torchtitan has no block recompute: every layer recomputes, where the plan \
+             recomputes {layers} per device and stores the rest"
+        ));
+    }
     if input.precision == Precision::Fp8 {
         toml += "\n[model]\nconverters = [\"quantize.linear.float8\"]\n";
         notes.push("fp8 uses torchao float8 linears (the quantize.linear.float8 converter)".into());

@@ -99,8 +99,12 @@ pub fn setups(form: &PlanForm) -> Result<Vec<TrainSetup>, String> {
     }
     let count = html::whole_field("accelerators", &form.count, MAX_COUNT)?.unwrap_or(64);
     let seq_len = html::whole_field("sequence length", &form.seq_len, 1 << 20)?.unwrap_or(4096);
-    let global_batch =
-        html::whole_field("global batch", &form.global_batch, 1 << 20)?.unwrap_or(1024);
+    // Empty: the planner's one default (`suanli plan train` uses the same), moved below to the
+    // nearest size some layout divides.
+    let given_batch = html::whole_field("global batch", &form.global_batch, 1 << 20)?;
+    let global_batch = given_batch.unwrap_or_else(|| {
+        suanli_perf::goal::default_global_batch(&model, count, seq_len).sequences
+    });
     let tokens = optional_positive("tokens", &form.tokens, 1e16)?;
     let price = optional_positive("price per hour", &form.price_per_hour, 1e4)?;
     form.accelerators
@@ -114,6 +118,13 @@ pub fn setups(form: &PlanForm) -> Result<Vec<TrainSetup>, String> {
             setup.global_batch = global_batch;
             setup.tokens_total = tokens;
             setup.price_per_hour = price;
+            let free = Constraints::default();
+            if given_batch.is_none()
+                && search::candidates(&setup, &free).is_empty()
+                && let Some(nearest) = search::nearest_valid_global_batch(&setup, &free)
+            {
+                setup.global_batch = nearest;
+            }
             Ok(setup)
         })
         .collect()
@@ -192,14 +203,14 @@ fn form_html(form: &PlanForm, csrf: &str) -> String {
          <fieldset class=\"checks\"><legend>Accelerator types (up to {MAX_TYPES})</legend>{accelerators}</fieldset>\
          <label for=\"count\">Accelerators</label><input id=\"count\" name=\"count\" inputmode=\"numeric\" value=\"{}\">\
          <label for=\"seq_len\">Sequence length (tokens)</label><input id=\"seq_len\" name=\"seq_len\" inputmode=\"numeric\" value=\"{}\">\
-         <label for=\"global_batch\">Global batch (sequences)</label><input id=\"global_batch\" name=\"global_batch\" inputmode=\"numeric\" value=\"{}\">\
+         <label for=\"global_batch\">Global batch (sequences; empty = the published batch for the model's size)</label><input id=\"global_batch\" name=\"global_batch\" inputmode=\"numeric\" value=\"{}\">\
          <label for=\"tokens\">Training tokens (optional, e.g. 1e12)</label><input id=\"tokens\" name=\"tokens\" value=\"{}\">\
          <label for=\"price_per_hour\">Price per accelerator-hour (optional)</label><input id=\"price_per_hour\" name=\"price_per_hour\" value=\"{}\">\
          <button type=\"submit\">Plan training</button></form>",
         escape(&form.hf_config),
         value(&form.count, "64"),
         value(&form.seq_len, "4096"),
-        value(&form.global_batch, "1024"),
+        escape(&form.global_batch),
         value(&form.tokens, "1e12"),
         escape(&form.price_per_hour),
     )
@@ -209,12 +220,15 @@ fn results_html(setups: &[TrainSetup], estimates: &[Result<TrainEstimate, String
     let model = setups.first().map_or("", |s| s.model.name.as_str());
     let mut out = format!(
         "<section id=\"plan-results\"><h2>Side by side</h2><p id=\"plan-model\">Model: {}</p>\
+         <p id=\"plan-batch\">Global batch: {} sequences of {} tokens</p>\
          <div class=\"scroll\"><table><thead><tr>\
          <th scope=\"col\">Accelerator</th><th scope=\"col\">Layout</th><th scope=\"col\">Step (s)</th>\
          <th scope=\"col\">MFU</th><th scope=\"col\">Tokens/s</th><th scope=\"col\">Memory/device (GB)</th>\
          <th scope=\"col\">Days</th><th scope=\"col\">Accelerator-hours</th><th scope=\"col\">Energy (MWh)</th>\
          <th scope=\"col\">Cost</th></tr></thead><tbody>",
-        escape(model)
+        escape(model),
+        setups.first().map_or(0, |s| s.global_batch),
+        setups.first().map_or(0, |s| s.seq_len),
     );
     let mut time_rows = Vec::new();
     let mut memory_rows = Vec::new();
