@@ -78,7 +78,10 @@ fn recompute_layers_is_written_read_and_checked() {
     assert_eq!(block.recompute, Recompute::Full);
     assert_eq!(block.recompute_layers, Some(21));
     let text = block.to_string();
-    assert!(text.contains("recompute=full,recompute_layers=21"), "{text}");
+    assert!(
+        text.contains("recompute=full,recompute_layers=21"),
+        "{text}"
+    );
     assert_eq!(layout(&text), block);
     let model = mi300x_lora().model;
     assert!(block.check(&model, 8, 8192, 8).is_ok());

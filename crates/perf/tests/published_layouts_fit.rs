@@ -17,8 +17,8 @@ fn every_published_layout_fits_its_accelerator() {
     let mut checked = 0;
     let mut failures = Vec::new();
     for row in &rows {
-        let (setup, constraints) = validate::row_setup(&catalog, row)
-            .unwrap_or_else(|why| panic!("{}: {why}", row.id));
+        let (setup, constraints) =
+            validate::row_setup(&catalog, row).unwrap_or_else(|why| panic!("{}: {why}", row.id));
         let layouts = search::candidates(&setup, &constraints);
         let smallest = layouts
             .iter()
