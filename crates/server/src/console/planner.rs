@@ -396,6 +396,25 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_batch_takes_the_planners_default_like_plan_train() {
+        // Llama 3.1 8B at 4096 tokens: next to GPT-3 6.7B's published 2M-token batch (Brown et
+        // al. 2020, Table 2.1), 512 sequences, which 64 accelerators divide; not the old 1024.
+        let chosen = setups(&form("64")).unwrap();
+        let model = catalog().model("llama-3.1-8b").unwrap();
+        let default = suanli_perf::goal::default_global_batch(model, 64, 4096).sequences;
+        assert_eq!(default, 512);
+        assert!(chosen.iter().all(|s| s.global_batch == default));
+        let mut given = form("64");
+        given.global_batch = "1024".into();
+        assert!(
+            setups(&given)
+                .unwrap()
+                .iter()
+                .all(|s| s.global_batch == 1024)
+        );
+    }
+
+    #[test]
     fn bad_input_is_refused_in_one_line() {
         assert!(setups(&form("0")).unwrap_err().contains("from 1 to"));
         assert!(setups(&form("1e9")).is_err());
