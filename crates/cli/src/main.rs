@@ -286,6 +286,40 @@ mod tests {
     }
 
     #[test]
+    fn policy_help_lists_every_policy_and_a_typo_is_one_line() {
+        let mut command = Cli::command();
+        let simulate = command.find_subcommand_mut("simulate").unwrap();
+        let help = simulate.render_long_help().to_string();
+        for name in suanli_sched::policy::NAMES {
+            assert!(help.contains(&format!("- {name}")), "{name} not in {help}");
+        }
+        assert!(
+            help.contains("the same as gavel-max-min-fairness-hetero"),
+            "{help}"
+        );
+        let error = <Cli as clap::Parser>::try_parse_from([
+            "suanli",
+            "simulate",
+            "--compare",
+            "fifo,tiresias-lass",
+        ])
+        .err()
+        .unwrap();
+        let line = super::choice_error(&error).unwrap();
+        assert!(!line.contains('\n'), "{line}");
+        assert!(
+            line.starts_with(
+                "error: --compare `tiresias-lass` is unknown (did you mean `tiresias-las`?)"
+            ),
+            "{line}"
+        );
+        // Older names are accepted and kept as given, since they label the results.
+        let parsed =
+            <Cli as clap::Parser>::try_parse_from(["suanli", "simulate", "--policy", "gavel"]);
+        assert!(parsed.is_ok());
+    }
+
+    #[test]
     fn every_listing_has_json_for_scripts() {
         let mut commands = Vec::new();
         walk(&Cli::command(), "suanli", &mut commands);

@@ -24,14 +24,6 @@ pub struct Transfer {
     pub progress: bool,
 }
 
-/// `path` for a query string: the few characters a path may hold that a query would alter.
-fn query_escape(path: &str) -> String {
-    path.replace('%', "%25")
-        .replace('+', "%2B")
-        .replace('=', "%3D")
-        .replace('&', "%26")
-}
-
 impl Transfer {
     /// To the server and token of `SUANLI_URL`/`SUANLI_TOKEN` or `suanli login`.
     pub fn from_env() -> Result<Self> {
@@ -98,6 +90,19 @@ impl Transfer {
         self.send(request, &what)?
             .json()
             .with_context(|| format!("{what}: the server's answer is not what this client expects"))
+    }
+
+    /// `/api/v1/artifacts{route}?path=PATH[&offset=N]`, the file path encoded by `url` (so
+    /// `#`, `&`, `+`, `%` and spaces in a file name stay in it).
+    fn file_url(&self, route: &str, path: &str, offset: Option<u64>) -> Result<reqwest::Url> {
+        let mut url = reqwest::Url::parse(&format!("{}/api/v1/artifacts{route}", self.url))
+            .with_context(|| format!("the server URL `{}`", self.url))?;
+        url.query_pairs_mut().append_pair("path", path);
+        if let Some(offset) = offset {
+            url.query_pairs_mut()
+                .append_pair("offset", &offset.to_string());
+        }
+        Ok(url)
     }
 
     /// A GET of `/api/v1/artifacts{path}` with a typed answer.
@@ -211,11 +216,7 @@ impl Transfer {
         full: &Path,
         size: u64,
     ) -> Result<Option<u64>> {
-        let url = format!(
-            "{}/api/v1/artifacts{at}/uploads?path={}",
-            self.url,
-            query_escape(relative)
-        );
+        let url = self.file_url(&format!("{at}/uploads"), relative, None)?;
         let response = self.http.get(url).bearer_auth(&self.token).send()?;
         if !response.status().is_success() {
             return Ok(None);
@@ -256,11 +257,7 @@ impl Transfer {
                 bar.wrap_read(file.take(size - offset)),
                 size - offset,
             );
-            let url = format!(
-                "{}/api/v1/artifacts{at}/files?path={}&offset={offset}",
-                self.url,
-                query_escape(relative)
-            );
+            let url = self.file_url(&format!("{at}/files"), relative, Some(offset))?;
             match self
                 .http
                 .put(url)
@@ -315,12 +312,9 @@ impl Transfer {
                 std::fs::create_dir_all(parent)
                     .with_context(|| format!("creating {}", parent.display()))?;
             }
-            let url = format!(
-                "{}/api/v1/artifacts{base}/versions/{number}/files?path={}",
-                self.url,
-                query_escape(path)
-            );
-            self.download_file(&url, path, &target, file.size_bytes, expected, &bar)?;
+            let route = format!("{base}/versions/{number}/files");
+            let url = self.file_url(&route, path, None)?;
+            self.download_file(url.as_str(), path, &target, file.size_bytes, expected, &bar)?;
         }
         bar.finish_and_clear();
         Ok(manifest)
