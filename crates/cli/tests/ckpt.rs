@@ -432,6 +432,7 @@ fn artifact_put_and_get_round_trip_a_hugging_face_directory() {
     let total: u64 = [
         "config.json",
         "tokenizer.json",
+        "lora+r=8.json",
         "original/consolidated.00.pth",
     ]
     .iter()
