@@ -179,7 +179,7 @@ fn submit_form(caller: &Caller, tenants: &[Tenant], problem: Option<&str>) -> St
             "<option value=\"{name}\"{selected}>{name}</option>"
         );
     }
-    let problem = problem.map_or(String::new(), |p| html::alert(p));
+    let problem = problem.map_or(String::new(), html::alert);
     format!(
         "{problem}<form method=\"post\" action=\"/console/jobs/new\" class=\"card\">{}\
          <label for=\"name\">Name</label><input id=\"name\" name=\"name\" maxlength=\"128\">\
