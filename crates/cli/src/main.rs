@@ -86,8 +86,12 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {
-            let hint = parse_hint(&error, &std::env::args().collect::<Vec<_>>());
             let code = error.exit_code();
+            if let Some(line) = choice_error(&error) {
+                eprintln!("{line}");
+                return ExitCode::from(u8::try_from(code).unwrap_or(2));
+            }
+            let hint = parse_hint(&error, &std::env::args().collect::<Vec<_>>());
             let _ = error.print();
             if let Some(hint) = hint {
                 eprintln!("\n{hint}");
@@ -138,6 +142,34 @@ fn man(dir: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
         None => clap_mangen::Man::new(command).render(&mut std::io::stdout())?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A value outside a fixed list (a policy, a shell) as one line: the flag, what was given, the
+/// closest valid value and every valid one; clap's own message takes five lines.
+fn choice_error(error: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue};
+    if error.kind() != clap::error::ErrorKind::InvalidValue {
+        return None;
+    }
+    let Some(ContextValue::Strings(valid)) = error.get(ContextKind::ValidValue) else {
+        return None;
+    };
+    let Some(ContextValue::String(given)) = error.get(ContextKind::InvalidValue) else {
+        return None;
+    };
+    let flag = error
+        .get(ContextKind::InvalidArg)
+        .map(|arg| arg.to_string())
+        .unwrap_or_default();
+    let flag = flag.split(' ').next().unwrap_or_default();
+    let closest = match error.get(ContextKind::SuggestedValue) {
+        Some(ContextValue::String(near)) => format!(" (did you mean `{near}`?)"),
+        _ => String::new(),
+    };
+    Some(format!(
+        "error: {flag} `{given}` is unknown{closest}; use one of {}",
+        valid.join(", ")
+    ))
 }
 
 /// What clap's message leaves out for the two mistakes a new user makes most: a job's command
@@ -251,6 +283,40 @@ mod tests {
             missing.is_empty(),
             "examples name missing files: {missing:?}"
         );
+    }
+
+    #[test]
+    fn policy_help_lists_every_policy_and_a_typo_is_one_line() {
+        let mut command = Cli::command();
+        let simulate = command.find_subcommand_mut("simulate").unwrap();
+        let help = simulate.render_long_help().to_string();
+        for name in suanli_sched::policy::NAMES {
+            assert!(help.contains(&format!("- {name}")), "{name} not in {help}");
+        }
+        assert!(
+            help.contains("the same as gavel-max-min-fairness-hetero"),
+            "{help}"
+        );
+        let error = <Cli as clap::Parser>::try_parse_from([
+            "suanli",
+            "simulate",
+            "--compare",
+            "fifo,tiresias-lass",
+        ])
+        .err()
+        .unwrap();
+        let line = super::choice_error(&error).unwrap();
+        assert!(!line.contains('\n'), "{line}");
+        assert!(
+            line.starts_with(
+                "error: --compare `tiresias-lass` is unknown (did you mean `tiresias-las`?)"
+            ),
+            "{line}"
+        );
+        // Older names are accepted and kept as given, since they label the results.
+        let parsed =
+            <Cli as clap::Parser>::try_parse_from(["suanli", "simulate", "--policy", "gavel"]);
+        assert!(parsed.is_ok());
     }
 
     #[test]

@@ -308,6 +308,8 @@ fn artifact_put_and_get_round_trip_a_hugging_face_directory() {
     )
     .unwrap();
     std::fs::write(model.join("tokenizer.json"), br#"{"version":"1.0"}"#).unwrap();
+    // `+` and `=` are allowed in file names and mean something in a query string.
+    std::fs::write(model.join("lora+r=8.json"), b"{}").unwrap();
     let weights: Vec<u8> = (0..3_000_000u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
@@ -330,7 +332,7 @@ fn artifact_put_and_get_round_trip_a_hugging_face_directory() {
         suanli(&["artifact", "put", "tiny-llama", model.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(
-        stdout.contains("stored acme/tiny-llama@1 (3 files"),
+        stdout.contains("stored acme/tiny-llama@1 (4 files"),
         "{stdout}"
     );
     let out = unique("suanli-hf-out");
@@ -344,6 +346,7 @@ fn artifact_put_and_get_round_trip_a_hugging_face_directory() {
     for file in [
         "config.json",
         "tokenizer.json",
+        "lora+r=8.json",
         "original/consolidated.00.pth",
     ] {
         assert_eq!(
@@ -414,7 +417,7 @@ fn artifact_put_and_get_round_trip_a_hugging_face_directory() {
         "--resume",
     ]);
     assert_eq!(code, Some(0), "{stderr}");
-    assert!(stdout.contains("stored acme/big@2 (3 files"), "{stdout}");
+    assert!(stdout.contains("stored acme/big@2 (4 files"), "{stdout}");
     assert!(
         stderr.contains("original/consolidated.00.pth: resuming at byte"),
         "{stderr}"
@@ -429,6 +432,7 @@ fn artifact_put_and_get_round_trip_a_hugging_face_directory() {
     let total: u64 = [
         "config.json",
         "tokenizer.json",
+        "lora+r=8.json",
         "original/consolidated.00.pth",
     ]
     .iter()

@@ -3,7 +3,7 @@
 use axum::Json;
 use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, ObjectBuilder, OpenApi, Ref, ResponseBuilder, Type};
+use utoipa::openapi::{ContentBuilder, OpenApi, Ref, ResponseBuilder};
 
 /// The document: every route of `crate::api::router`, with the parts every operation shares.
 pub fn document() -> OpenApi {
@@ -24,12 +24,10 @@ pub fn document() -> OpenApi {
         "bearer",
         SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
     );
+    // The body every refusal carries, from the type the handlers answer with.
     components.schemas.insert(
         "Error".to_string(),
-        ObjectBuilder::new()
-            .property("error", ObjectBuilder::new().schema_type(Type::String))
-            .required("error")
-            .into(),
+        <crate::api::types::ErrorBody as utoipa::PartialSchema>::schema(),
     );
     for item in doc.paths.paths.values_mut() {
         for operation in operations(item) {

@@ -27,6 +27,25 @@ async fn documented(server: &TestServer) -> BTreeSet<(String, String)> {
         .ok(Method::GET, "/openapi.json", &server.admin, None)
         .await;
     assert!(document["openapi"].as_str().unwrap().starts_with("3.1"));
+    // Refusals are `{"error": "..."}` (`ErrorBody`); typed bodies are described, not bare.
+    let schemas = &document["components"]["schemas"];
+    assert_eq!(
+        schemas["Error"]["required"][0], "error",
+        "{}",
+        schemas["Error"]
+    );
+    for shared in [
+        "NodeRow",
+        "NewUser",
+        "ManifestView",
+        "ArtifactSummary",
+        "Submit",
+    ] {
+        assert!(
+            schemas[shared].is_object(),
+            "{shared} missing from the document"
+        );
+    }
     let mut operations = BTreeSet::new();
     for (path, item) in document["paths"].as_object().unwrap() {
         for method in METHODS {

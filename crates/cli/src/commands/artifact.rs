@@ -4,11 +4,14 @@
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use reqwest::Method;
-use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::client::{Client, print_json, text};
+use suanli_server::artifacts::types::{
+    ArtifactSummary, ArtifactView, ManifestView, RetainRequest, Retained, ShareRequest, Sharing,
+};
+
+use super::client::{Client, print_json, printable};
 use super::format::table;
 use super::transfer::Transfer;
 
@@ -229,31 +232,46 @@ pub fn run(command: ArtifactCommand) -> Result<ExitCode> {
             partial_age_s,
         } => {
             let r = parse_reference(&reference, &client)?;
-            let answer = transfer.json(
-                Method::POST,
-                &format!("/{}/{}/retain", r.tenant, r.name),
-                Some(json!({ "keep_last": keep_last, "partial_age_s": partial_age_s })),
-            )?;
-            println!("deleted versions: {}", text(&answer["deleted_versions"]));
+            let body = RetainRequest {
+                keep_last: Some(keep_last),
+                partial_age_s: Some(partial_age_s),
+            };
+            let path = format!("/{}/{}/retain", r.tenant, r.name);
+            let answer: Retained = transfer.call(Method::POST, &path, &[], Some(&body))?;
+            println!("deleted versions: {}", joined(&answer.deleted_versions));
         }
         ArtifactCommand::RotateMasterKey(_) => unreachable!("handled above"),
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn report(manifest: &Value, json: bool, verb: &str) {
+/// Numbers or names joined by `,` (empty when there are none).
+pub fn joined<T: ToString>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(|i| printable(&i.to_string()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// A digest as shown, `-` when there is none yet.
+fn digest_text(digest: Option<&str>) -> String {
+    digest.map_or_else(|| "-".to_string(), printable)
+}
+
+fn report(manifest: &ManifestView, json: bool, verb: &str) {
     if json {
         print_json(manifest);
         return;
     }
     println!(
         "{verb} {}/{}@{} ({} files, {} bytes, {})",
-        text(&manifest["tenant"]),
-        text(&manifest["name"]),
-        text(&manifest["version"]),
-        manifest["files"].as_array().map_or(0, Vec::len),
-        text(&manifest["size_bytes"]),
-        text(&manifest["digest"])
+        printable(&manifest.tenant),
+        printable(&manifest.name),
+        manifest.version,
+        manifest.files.len(),
+        manifest.size_bytes,
+        digest_text(manifest.digest.as_deref())
     );
 }
 
@@ -266,45 +284,48 @@ fn list(
 ) -> Result<()> {
     if let Some(reference) = reference {
         let r = parse_reference(&reference, client)?;
-        let shown = transfer.json(Method::GET, &format!("/{}/{}", r.tenant, r.name), None)?;
+        let shown: ArtifactView = transfer.get(&format!("/{}/{}", r.tenant, r.name))?;
         if json {
             print_json(&shown);
             return Ok(());
         }
         let mut t = table(&["version", "complete", "files", "bytes", "digest", "by"]);
-        for v in shown["versions"].as_array().into_iter().flatten() {
-            let digest = text(&v["digest"]);
+        for v in &shown.versions {
+            let digest = digest_text(v.digest.as_deref());
             t.add_row(vec![
-                text(&v["version"]),
-                text(&v["complete"]),
-                v["files"].as_array().map_or(0, Vec::len).to_string(),
-                text(&v["size_bytes"]),
+                v.version.to_string(),
+                v.complete.to_string(),
+                v.files.len().to_string(),
+                v.size_bytes.to_string(),
                 digest.chars().take(23).collect(),
-                text(&v["created_by"]),
+                printable(&v.created_by),
             ]);
         }
         println!("{t}");
         return Ok(());
     }
-    let query = tenant.map(|t| format!("?tenant={t}")).unwrap_or_default();
-    let listed = transfer.json(Method::GET, &query, None)?;
+    let query: Vec<(&str, &str)> = tenant.iter().map(|t| ("tenant", t.as_str())).collect();
+    let listed: Vec<ArtifactSummary> = transfer.call::<_, ()>(Method::GET, "", &query, None)?;
     if json {
         print_json(&listed);
         return Ok(());
     }
     let mut t = table(&["artifact", "kind", "versions", "latest", "bytes", "shared"]);
-    for a in listed.as_array().into_iter().flatten() {
-        let shared = if a["public"] == true {
+    let or_dash = |n: Option<u64>| n.map_or_else(|| "-".to_string(), |n| n.to_string());
+    for a in &listed {
+        let shared = if a.public {
             "public".to_string()
         } else {
-            text(&a["shared_with"])
+            a.shared_with
+                .as_deref()
+                .map_or_else(|| "-".to_string(), joined)
         };
         t.add_row(vec![
-            format!("{}/{}", text(&a["tenant"]), text(&a["name"])),
-            text(&a["kind"]),
-            text(&a["versions"]),
-            text(&a["latest"]),
-            text(&a["size_bytes"]),
+            format!("{}/{}", printable(&a.tenant), printable(&a.name)),
+            printable(&a.kind),
+            a.versions.to_string(),
+            or_dash(a.latest),
+            or_dash(a.size_bytes),
             shared,
         ]);
     }
@@ -314,24 +335,21 @@ fn list(
 
 fn share(client: &Client, transfer: &Transfer, args: ShareArgs, verb: &str) -> Result<()> {
     let r = parse_reference(&args.reference, client)?;
-    let body = match args.with_tenant {
-        Some(t) => json!({ "tenant": t }),
-        None => json!({ "public": true }),
+    let body = ShareRequest {
+        public: args.with_tenant.is_none(),
+        tenant: args.with_tenant,
     };
-    let answer = transfer.json(
-        Method::POST,
-        &format!("/{}/{}/{verb}", r.tenant, r.name),
-        Some(body),
-    )?;
+    let path = format!("/{}/{}/{verb}", r.tenant, r.name);
+    let answer: Sharing = transfer.call(Method::POST, &path, &[], Some(&body))?;
     println!(
         "{}/{}: public {}, shared with {}",
         r.tenant,
         r.name,
-        text(&answer["public"]),
-        if answer["shared_with"].as_array().is_some_and(Vec::is_empty) {
+        answer.public,
+        if answer.shared_with.is_empty() {
             "-".to_string()
         } else {
-            text(&answer["shared_with"])
+            joined(&answer.shared_with)
         }
     );
     Ok(())

@@ -5,9 +5,11 @@
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
-use serde_json::json;
+use serde::Serialize;
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+use suanli_server::artifacts::types::{ManifestView, RetainRequest, Retained};
 
 use super::client::{Client, print_json};
 use super::transfer::Transfer;
@@ -95,6 +97,13 @@ fn is_missing(error: &anyhow::Error) -> bool {
     error.to_string().contains(": 404 (")
 }
 
+/// What `save --json` prints.
+#[derive(Serialize)]
+struct Saved {
+    manifest: ManifestView,
+    deleted_versions: Vec<u64>,
+}
+
 /// Runs a checkpoint command.
 pub fn run(command: CkptCommand) -> Result<ExitCode> {
     match command {
@@ -107,33 +116,34 @@ pub fn run(command: CkptCommand) -> Result<ExitCode> {
             let (mut transfer, tenant, name) = target(to)?;
             transfer.progress &= !json;
             let manifest = transfer.upload(&tenant, &name, "checkpoint", &source, false)?;
-            let mut deleted = json!([]);
+            let mut deleted_versions = Vec::new();
             if let Some(keep_last) = keep_last {
-                let answer = transfer.json(
-                    reqwest::Method::POST,
-                    &format!("/{tenant}/{name}/retain"),
-                    Some(json!({ "keep_last": keep_last })),
-                )?;
-                deleted = answer["deleted_versions"].clone();
+                let body = RetainRequest {
+                    keep_last: Some(keep_last),
+                    partial_age_s: None,
+                };
+                let path = format!("/{tenant}/{name}/retain");
+                let answer: Retained =
+                    transfer.call(reqwest::Method::POST, &path, &[], Some(&body))?;
+                deleted_versions = answer.deleted_versions;
             }
             if json {
-                print_json(&json!({ "manifest": manifest, "deleted_versions": deleted }));
+                print_json(&Saved {
+                    manifest,
+                    deleted_versions,
+                });
             } else {
                 println!(
                     "saved checkpoint {tenant}/{name}@{} ({} bytes)",
-                    manifest["version"], manifest["size_bytes"]
+                    manifest.version, manifest.size_bytes
                 );
             }
         }
         CkptCommand::Latest { to, json } => {
             let (transfer, tenant, name) = target(to)?;
-            match transfer.json(
-                reqwest::Method::GET,
-                &format!("/{tenant}/{name}/versions/latest"),
-                None,
-            ) {
+            match transfer.get::<ManifestView>(&format!("/{tenant}/{name}/versions/latest")) {
                 Ok(manifest) if json => print_json(&manifest),
-                Ok(manifest) => println!("{}", manifest["version"]),
+                Ok(manifest) => println!("{}", manifest.version),
                 Err(error) if is_missing(&error) => {
                     eprintln!("no complete checkpoint in {tenant}/{name} yet");
                     return Ok(ExitCode::from(NO_CHECKPOINT));
@@ -148,7 +158,7 @@ pub fn run(command: CkptCommand) -> Result<ExitCode> {
                 Ok(manifest) if json => print_json(&manifest),
                 Ok(manifest) => println!(
                     "restored checkpoint {tenant}/{name}@{} into {}",
-                    manifest["version"],
+                    manifest.version,
                     dest.display()
                 ),
                 Err(error) if is_missing(&error) => {

@@ -4,9 +4,11 @@
 //! error is one line.
 
 use anyhow::{Context, Result, anyhow, bail};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::path::PathBuf;
+use suanli_server::api::types::ErrorBody;
 
 /// What `suanli login` saves.
 #[derive(Serialize, Deserialize, Default)]
@@ -98,12 +100,12 @@ impl Client {
 
     /// Sends a request to `path` with `query` (encoded by reqwest, so `&`, `=` and spaces in a
     /// value stay inside it).
-    fn send(
+    fn send<B: Serialize + ?Sized>(
         &self,
         method: reqwest::Method,
         path: &str,
         query: &[(&str, String)],
-        body: Option<&Value>,
+        body: Option<&B>,
     ) -> Result<reqwest::blocking::Response> {
         let Some(token) = &self.token else {
             bail!(
@@ -136,69 +138,51 @@ impl Client {
         )
     }
 
-    /// Sends a request and parses the JSON answer.
-    pub fn json(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Result<Value> {
-        let response = self.send(method, path, &[], body)?;
-        response
-            .json()
-            .context("the server sent something other than JSON")
-    }
-
-    /// GET returning JSON.
-    pub fn get(&self, path: &str) -> Result<Value> {
-        self.json(reqwest::Method::GET, path, None)
-    }
-
-    /// GET of a typed answer: a type shared with the server (`suanli_server::store`), so a
+    /// `method` on `path` with `query` and an optional JSON `body`, decoding the answer as a
+    /// type shared with the server (`suanli_server::api::types`, `suanli_server::store`), so a
     /// change on either side is a compile error rather than a silently missing field.
-    pub fn get_as<T: serde::de::DeserializeOwned>(
-        &self,
-        path: &str,
-        query: &[(&str, String)],
-    ) -> Result<T> {
-        self.send(reqwest::Method::GET, path, query, None)?
-            .json()
-            .with_context(|| {
-                format!("the server's answer to GET {path} is not what this client expects")
-            })
-    }
-
-    /// POST of `body` with a typed answer.
-    pub fn post_as<T: serde::de::DeserializeOwned>(
-        &self,
-        path: &str,
-        body: &impl Serialize,
-    ) -> Result<T> {
-        self.send_as(reqwest::Method::POST, path, body)
-    }
-
-    /// DELETE with a typed answer.
-    pub fn delete_as<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T> {
-        self.send(reqwest::Method::DELETE, path, &[], None)?
-            .json()
-            .with_context(|| {
-                format!("the server's answer to DELETE {path} is not what this client expects")
-            })
-    }
-
-    /// `method` with the JSON `body` and a typed answer.
-    pub fn send_as<T: serde::de::DeserializeOwned>(
+    pub fn call<T: DeserializeOwned, B: Serialize + ?Sized>(
         &self,
         method: reqwest::Method,
         path: &str,
-        body: &impl Serialize,
+        query: &[(&str, String)],
+        body: Option<&B>,
     ) -> Result<T> {
-        let body = serde_json::to_value(body).context("encoding the request")?;
-        self.send(method.clone(), path, &[], Some(&body))?
+        self.send(method.clone(), path, query, body)?
             .json()
             .with_context(|| {
                 format!("the server's answer to {method} {path} is not what this client expects")
             })
     }
 
-    /// POST returning JSON.
-    pub fn post(&self, path: &str, body: &Value) -> Result<Value> {
-        self.json(reqwest::Method::POST, path, Some(body))
+    /// GET of a typed answer.
+    pub fn get_as<T: DeserializeOwned>(&self, path: &str, query: &[(&str, String)]) -> Result<T> {
+        self.call::<T, ()>(reqwest::Method::GET, path, query, None)
+    }
+
+    /// POST of `body` with a typed answer.
+    pub fn post_as<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T> {
+        self.call(reqwest::Method::POST, path, &[], Some(body))
+    }
+
+    /// POST with no body (an action such as cancel) and a typed answer.
+    pub fn post_empty<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.call::<T, ()>(reqwest::Method::POST, path, &[], None)
+    }
+
+    /// DELETE with a typed answer.
+    pub fn delete_as<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.call::<T, ()>(reqwest::Method::DELETE, path, &[], None)
+    }
+
+    /// `method` with the JSON `body` and a typed answer.
+    pub fn send_as<T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<T> {
+        self.call(method, path, &[], Some(body))
     }
 
     /// A job's log from `offset`.
@@ -208,7 +192,7 @@ impl Client {
         if let Some(attempt) = attempt {
             query.push(("attempt", attempt.to_string()));
         }
-        let response = self.send(reqwest::Method::GET, &path, &query, None)?;
+        let response = self.send::<()>(reqwest::Method::GET, &path, &query, None)?;
         let header = |name: &str| {
             response
                 .headers()
@@ -242,11 +226,12 @@ fn local_admin_token(url: &str) -> Option<String> {
     Some(token.trim().to_string()).filter(|t| !t.is_empty())
 }
 
-/// Prints JSON pretty.
-pub fn print_json(value: &Value) {
+/// Prints `value` as pretty JSON with its keys sorted (as the server's answers always were).
+pub fn print_json(value: &impl Serialize) {
+    let sorted = serde_json::to_value(value).unwrap_or_default();
     println!(
         "{}",
-        serde_json::to_string_pretty(value).unwrap_or_default()
+        serde_json::to_string_pretty(&sorted).unwrap_or_default()
     );
 }
 
@@ -271,10 +256,9 @@ pub fn text(value: &Value) -> String {
 /// A refused request as one line for a person: the server's reason without HTTP or JSON-parser
 /// internals, and what to do for the statuses that have an obvious next step.
 pub fn describe_failure(status: u16, body: &str, method: &reqwest::Method, path: &str) -> String {
-    let message = serde_json::from_str::<Value>(body)
-        .ok()
-        .and_then(|v| v["error"].as_str().map(printable))
-        .unwrap_or_else(|| printable(body.trim()));
+    let message = serde_json::from_str::<ErrorBody>(body)
+        .map(|b| printable(&b.error))
+        .unwrap_or_else(|_| printable(body.trim()));
     // axum's JSON rejections: "Failed to deserialize the JSON body into the target type: role:
     // unknown variant `owner`, expected one of ... at line 1 column 40".
     let message = message

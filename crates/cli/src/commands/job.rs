@@ -2,11 +2,12 @@
 
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
 
+use suanli_server::api::types::{GoalRequest, Submit};
 use suanli_server::store::{JobRecord, JobState};
 
 use super::client::{Client, print_json, printable, text};
@@ -138,13 +139,22 @@ pub fn run(command: JobCommand) -> Result<ExitCode> {
                 };
                 env.insert(name.to_string(), value.to_string());
             }
-            let body = json!({
-                "name": args.name, "tenant": args.tenant, "command": args.command, "env": env,
-                "gpus": args.gpus, "processes": args.processes, "accelerators": args.accelerators,
-                "priority": args.priority, "checkpoint_dir": args.checkpoint_dir,
-                "max_restarts": args.max_restarts, "time_limit_s": args.time_limit,
-                "goal": args.goal_model.map(|model| json!({ "model": model, "tokens": args.goal_tokens })),
-            });
+            let goal = args.goal_model.zip(args.goal_tokens);
+            let body = Submit {
+                name: args.name,
+                tenant: args.tenant,
+                command: args.command,
+                env,
+                gpus: Some(args.gpus),
+                processes: Some(args.processes),
+                accelerators: args.accelerators,
+                priority: args.priority,
+                checkpoint_dir: args.checkpoint_dir,
+                max_restarts: args.max_restarts,
+                // At least one second (`parse_duration_whole_s`).
+                time_limit_s: args.time_limit.and_then(|s| u64::try_from(s).ok()),
+                goal: goal.map(|(model, tokens)| GoalRequest { model, tokens }),
+            };
             let job: JobRecord = client.post_as("/api/v1/jobs", &body)?;
             println!("{}", job.id);
         }
@@ -226,8 +236,7 @@ pub fn run(command: JobCommand) -> Result<ExitCode> {
         }
         JobCommand::Wait { id } => return wait(&client, id),
         JobCommand::Cancel { id } => {
-            let job: JobRecord =
-                client.post_as(&format!("/api/v1/jobs/{id}/cancel"), &json!({}))?;
+            let job: JobRecord = client.post_empty(&format!("/api/v1/jobs/{id}/cancel"))?;
             println!("job {id}: {}", printable(&job.reason));
         }
     }

@@ -5,7 +5,8 @@ use clap::Args;
 use std::io::BufRead;
 use std::process::ExitCode;
 
-use super::client::{Client, Credentials, credentials_path, text};
+use super::client::{Client, Credentials, credentials_path, printable};
+use suanli_server::api::types::Whoami;
 
 /// Where to log in.
 #[derive(Args)]
@@ -39,7 +40,7 @@ pub fn run(args: LoginArgs) -> Result<ExitCode> {
         }
     };
     let token = token.trim().to_string();
-    let me = Client::new(&args.url, Some(token.clone())).get("/api/v1/whoami")?;
+    let me: Whoami = Client::new(&args.url, Some(token.clone())).get_as("/api/v1/whoami", &[])?;
     let path = credentials_path()?;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -52,8 +53,8 @@ pub fn run(args: LoginArgs) -> Result<ExitCode> {
         .with_context(|| format!("writing {}", path.display()))?;
     println!(
         "logged in as {} ({}); saved to {}",
-        text(&me["user"]),
-        text(&me["role"]),
+        printable(&me.user),
+        me.role.as_str(),
         path.display()
     );
     Ok(ExitCode::SUCCESS)

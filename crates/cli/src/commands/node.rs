@@ -2,11 +2,10 @@
 
 use anyhow::{Result, bail};
 use clap::Subcommand;
-use serde_json::Value;
 use std::process::ExitCode;
-use suanli_server::api::types::NodeChange;
+use suanli_server::api::types::{NodeChange, NodeRow};
 
-use super::client::{Client, print_json, text};
+use super::client::{Client, print_json, printable};
 
 /// What to do with nodes.
 #[derive(Subcommand)]
@@ -43,22 +42,21 @@ pub enum NodeCommand {
 }
 
 /// The pool a name means: a pool name as is, or the only pool of a node with that name.
-fn pool_of(nodes: &Value, name: &str) -> Result<String> {
-    let rows: Vec<&Value> = nodes.as_array().into_iter().flatten().collect();
-    if rows.iter().any(|n| n["pool"] == name) {
+fn pool_of(nodes: &[NodeRow], name: &str) -> Result<String> {
+    if nodes.iter().any(|n| n.pool == name) {
         return Ok(name.to_string());
     }
-    let pools: Vec<String> = rows
+    let pools: Vec<String> = nodes
         .iter()
-        .filter(|n| n["node"] == name)
-        .map(|n| text(&n["pool"]))
+        .filter(|n| n.node == name)
+        .map(|n| printable(&n.pool))
         .collect();
     match pools.as_slice() {
         [pool] => Ok(pool.clone()),
         [] => {
-            let known: Vec<String> = rows
+            let known: Vec<String> = nodes
                 .iter()
-                .map(|n| format!("{} (pool {})", text(&n["node"]), text(&n["pool"])))
+                .map(|n| format!("{} (pool {})", printable(&n.node), printable(&n.pool)))
                 .collect();
             bail!(
                 "no node or pool `{name}`; `suanli node list` has {}",
@@ -72,15 +70,12 @@ fn pool_of(nodes: &Value, name: &str) -> Result<String> {
 /// Runs a node command.
 pub fn run(command: NodeCommand) -> Result<ExitCode> {
     let client = Client::from_env()?;
-    let nodes = client.get("/api/v1/nodes")?;
+    let nodes: Vec<NodeRow> = client.get_as("/api/v1/nodes", &[])?;
     let json = match command {
         NodeCommand::List { json } => json,
         NodeCommand::Down { pool } => {
             let pool = pool_of(&nodes, &pool)?;
-            let answer: NodeChange = client.post_as(
-                &format!("/api/v1/nodes/{pool}/down"),
-                &serde_json::json!({}),
-            )?;
+            let answer: NodeChange = client.post_empty(&format!("/api/v1/nodes/{pool}/down"))?;
             let requeued = answer.requeued_jobs.unwrap_or_default();
             println!(
                 "{pool} is down; requeued jobs: {}",
@@ -94,8 +89,7 @@ pub fn run(command: NodeCommand) -> Result<ExitCode> {
         }
         NodeCommand::Up { pool } => {
             let pool = pool_of(&nodes, &pool)?;
-            let _: NodeChange =
-                client.post_as(&format!("/api/v1/nodes/{pool}/up"), &serde_json::json!({}))?;
+            let _: NodeChange = client.post_empty(&format!("/api/v1/nodes/{pool}/up"))?;
             println!("{pool} is up");
             return Ok(ExitCode::SUCCESS);
         }
@@ -104,7 +98,7 @@ pub fn run(command: NodeCommand) -> Result<ExitCode> {
         print_json(&nodes);
         return Ok(ExitCode::SUCCESS);
     }
-    let columns = [
+    let mut table = super::format::table(&[
         "node",
         "pool",
         "accelerator",
@@ -112,19 +106,19 @@ pub fn run(command: NodeCommand) -> Result<ExitCode> {
         "free",
         "state",
         "executor",
-    ];
-    let mut table = super::format::table(&columns);
-    for node in nodes.as_array().into_iter().flatten() {
-        let up = node["state"] == "up";
-        table.add_row(
-            columns
-                .map(|k| match k {
-                    // Nothing is placed on a node that is down, whatever it holds.
-                    "free" if !up => "0".to_string(),
-                    _ => text(&node[k]),
-                })
-                .to_vec(),
-        );
+    ]);
+    for node in &nodes {
+        // Nothing is placed on a node that is down, whatever it holds.
+        let free = if node.state == "up" { node.free } else { 0 };
+        table.add_row(vec![
+            printable(&node.node),
+            printable(&node.pool),
+            printable(&node.accelerator),
+            node.total.to_string(),
+            free.to_string(),
+            printable(&node.state),
+            printable(&node.executor),
+        ]);
     }
     println!("{}", super::format::keep_words_whole(&mut table));
     Ok(ExitCode::SUCCESS)

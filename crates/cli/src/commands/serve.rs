@@ -44,8 +44,8 @@ pub struct ServeArgs {
     /// interface (the main address keeps requiring a token for /metrics).
     #[arg(long, value_name = "ADDR")]
     metrics_listen: Option<String>,
-    /// Scheduling policy: fifo, backfill, sjf, las, fair or gavel.
-    #[arg(long, default_value = "fifo")]
+    /// Scheduling policy (the list below; `las` and `gavel` are older names).
+    #[arg(long, default_value = "fifo", value_parser = super::simulate::policy_parser())]
     policy: String,
     /// Run every job as this existing unprivileged user (default as root: one user per
     /// tenant, `suanli-t-TENANT`, created on first use).

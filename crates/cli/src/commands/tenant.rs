@@ -2,8 +2,8 @@
 
 use anyhow::Result;
 use clap::Subcommand;
-use serde_json::json;
 use std::process::ExitCode;
+use suanli_server::api::types::{Deleted, NewTenant};
 use suanli_server::store::Tenant;
 
 use super::client::{Client, printable};
@@ -40,7 +40,7 @@ pub fn run(command: TenantCommand) -> Result<ExitCode> {
         TenantCommand::List { json } => {
             let tenants: Vec<Tenant> = client.get_as("/api/v1/tenants", &[])?;
             if json {
-                super::client::print_json(&serde_json::to_value(&tenants)?);
+                super::client::print_json(&tenants);
                 return Ok(ExitCode::SUCCESS);
             }
             for tenant in &tenants {
@@ -48,15 +48,11 @@ pub fn run(command: TenantCommand) -> Result<ExitCode> {
             }
         }
         TenantCommand::Create { name } => {
-            let tenant: Tenant = client.post_as("/api/v1/tenants", &json!({ "name": name }))?;
+            let tenant: Tenant = client.post_as("/api/v1/tenants", &NewTenant { name })?;
             println!("created tenant {}", printable(&tenant.name));
         }
         TenantCommand::Delete { name } => {
-            client.json(
-                reqwest::Method::DELETE,
-                &format!("/api/v1/tenants/{name}"),
-                None,
-            )?;
+            let _: Deleted = client.delete_as(&format!("/api/v1/tenants/{name}"))?;
             println!("deleted tenant {name}");
         }
     }

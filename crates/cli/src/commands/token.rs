@@ -2,10 +2,9 @@
 
 use anyhow::Result;
 use clap::Subcommand;
-use serde_json::json;
 use std::process::ExitCode;
 
-use suanli_server::api::types::{CreatedToken, Revoked, TokenView};
+use suanli_server::api::types::{CreatedToken, NewToken, Revoked, TokenView};
 
 use super::client::{Client, printable};
 
@@ -49,7 +48,7 @@ pub fn run(command: TokenCommand) -> Result<ExitCode> {
         TokenCommand::List { json } => {
             let tokens: Vec<TokenView> = client.get_as("/api/v1/tokens", &[])?;
             if json {
-                super::client::print_json(&serde_json::to_value(&tokens)?);
+                super::client::print_json(&tokens);
                 return Ok(ExitCode::SUCCESS);
             }
             let mut table = super::format::table(&["id", "user", "created", "expires", "revoked"]);
@@ -67,10 +66,11 @@ pub fn run(command: TokenCommand) -> Result<ExitCode> {
             println!("{}", super::format::keep_words_whole(&mut table));
         }
         TokenCommand::Create { user, expires_in } => {
-            let token: CreatedToken = client.post_as(
-                "/api/v1/tokens",
-                &json!({ "user": user, "expires_in_s": expires_in }),
-            )?;
+            let body = NewToken {
+                user,
+                expires_in_s: expires_in,
+            };
+            let token: CreatedToken = client.post_as("/api/v1/tokens", &body)?;
             eprintln!(
                 "token {} for {} (shown once; store it now):",
                 printable(&token.id),

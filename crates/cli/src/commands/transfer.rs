@@ -4,10 +4,14 @@
 
 use anyhow::{Context, Result, anyhow, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+
+use suanli_server::api::types::ErrorBody;
+use suanli_server::artifacts::types::{ArtifactView, ManifestView, NewVersion, UploadProgress};
 
 use super::client::Client;
 
@@ -18,14 +22,6 @@ pub struct Transfer {
     token: String,
     /// Show progress bars (on a terminal, without --json).
     pub progress: bool,
-}
-
-/// `path` for a query string: the few characters a path may hold that a query would alter.
-fn query_escape(path: &str) -> String {
-    path.replace('%', "%25")
-        .replace('+', "%2B")
-        .replace('=', "%3D")
-        .replace('&', "%26")
 }
 
 impl Transfer {
@@ -71,19 +67,47 @@ impl Transfer {
         Err(failure(response, what))
     }
 
-    /// A JSON request to `/api/v1/artifacts/...`.
-    pub fn json(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value> {
-        let mut request = self.http.request(
-            method.clone(),
-            format!("{}/api/v1/artifacts{path}", self.url),
-        );
+    /// A JSON request to `/api/v1/artifacts{path}` with `query`, its answer decoded as a type
+    /// shared with the server (`suanli_server::artifacts::types`).
+    pub fn call<T: DeserializeOwned, B: Serialize + ?Sized>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&B>,
+    ) -> Result<T> {
+        let mut request = self
+            .http
+            .request(
+                method.clone(),
+                format!("{}/api/v1/artifacts{path}", self.url),
+            )
+            .query(query);
         if let Some(body) = body {
-            request = request.json(&body);
+            request = request.json(body);
         }
         let what = format!("{method} {path}");
         self.send(request, &what)?
             .json()
-            .with_context(|| format!("{what}: the server sent something other than JSON"))
+            .with_context(|| format!("{what}: the server's answer is not what this client expects"))
+    }
+
+    /// `/api/v1/artifacts{route}?path=PATH[&offset=N]`, the file path encoded by `url` (so
+    /// `#`, `&`, `+`, `%` and spaces in a file name stay in it).
+    fn file_url(&self, route: &str, path: &str, offset: Option<u64>) -> Result<reqwest::Url> {
+        let mut url = reqwest::Url::parse(&format!("{}/api/v1/artifacts{route}", self.url))
+            .with_context(|| format!("the server URL `{}`", self.url))?;
+        url.query_pairs_mut().append_pair("path", path);
+        if let Some(offset) = offset {
+            url.query_pairs_mut()
+                .append_pair("offset", &offset.to_string());
+        }
+        Ok(url)
+    }
+
+    /// A GET of `/api/v1/artifacts{path}` with a typed answer.
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.call::<T, ()>(reqwest::Method::GET, path, &[], None)
     }
 
     /// A DELETE under `/api/v1/artifacts` (answered with no body).
@@ -119,7 +143,7 @@ impl Transfer {
         kind: &str,
         source: &Path,
         resume: bool,
-    ) -> Result<Value> {
+    ) -> Result<ManifestView> {
         let files = list_files(source)?;
         let total: u64 = files.iter().map(|(_, _, size)| size).sum();
         let base = format!("/{tenant}/{name}");
@@ -129,13 +153,13 @@ impl Transfer {
             .flatten()
         {
             Some(number) => number,
-            None => self.json(
-                reqwest::Method::POST,
-                &format!("{base}/versions"),
-                Some(json!({ "kind": kind })),
-            )?["version"]
-                .as_u64()
-                .context("the server named no version")?,
+            None => {
+                let kind = NewVersion { kind: kind.into() };
+                let path = format!("{base}/versions");
+                let created: ManifestView =
+                    self.call(reqwest::Method::POST, &path, &[], Some(&kind))?;
+                created.version
+            }
         };
         let bar = self.bar(total, &format!("put {tenant}/{name}@{number}"));
         let mut done = 0;
@@ -156,9 +180,10 @@ impl Transfer {
             bar.set_position(done);
         }
         bar.finish_and_clear();
-        self.json(
+        self.call::<_, ()>(
             reqwest::Method::POST,
             &format!("{base}/versions/{number}/commit"),
+            &[],
             None,
         )
     }
@@ -173,13 +198,12 @@ impl Transfer {
         if !response.status().is_success() {
             return Err(failure(response, "finding the upload to resume"));
         }
-        let shown: Value = response.json()?;
-        Ok(shown["versions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|v| v["complete"] == false)
-            .filter_map(|v| v["version"].as_u64())
+        let shown: ArtifactView = response.json()?;
+        Ok(shown
+            .versions
+            .iter()
+            .filter(|v| !v.complete)
+            .map(|v| v.version)
             .max())
     }
 
@@ -192,25 +216,21 @@ impl Transfer {
         full: &Path,
         size: u64,
     ) -> Result<Option<u64>> {
-        let url = format!(
-            "{}/api/v1/artifacts{at}/uploads?path={}",
-            self.url,
-            query_escape(relative)
-        );
+        let url = self.file_url(&format!("{at}/uploads"), relative, None)?;
         let response = self.http.get(url).bearer_auth(&self.token).send()?;
         if !response.status().is_success() {
             return Ok(None);
         }
-        let progress: Value = response.json()?;
-        let stored = progress["size_bytes"].as_u64().unwrap_or(u64::MAX);
-        if stored > size || (stored == size && progress["interrupted"] == true) {
+        let progress: UploadProgress = response.json()?;
+        let stored = progress.size_bytes;
+        if stored > size || (stored == size && progress.interrupted) {
             return Ok(None);
         }
         let mut hasher = Sha256::new();
         let file =
             std::fs::File::open(full).with_context(|| format!("reading {}", full.display()))?;
         std::io::copy(&mut file.take(stored), &mut HashWriter(&mut hasher))?;
-        let same = hex::encode(hasher.finalize()) == progress["sha256"].as_str().unwrap_or("");
+        let same = hex::encode(hasher.finalize()) == progress.sha256;
         Ok(same.then_some(stored))
     }
 
@@ -237,11 +257,7 @@ impl Transfer {
                 bar.wrap_read(file.take(size - offset)),
                 size - offset,
             );
-            let url = format!(
-                "{}/api/v1/artifacts{at}/files?path={}&offset={offset}",
-                self.url,
-                query_escape(relative)
-            );
+            let url = self.file_url(&format!("{at}/files"), relative, Some(offset))?;
             match self
                 .http
                 .put(url)
@@ -268,22 +284,23 @@ impl Transfer {
 
     /// Downloads version `version` (a number, `latest` or `sha256:...`) of `tenant/name` into
     /// the directory `dest`, checking every file's SHA-256; returns the manifest.
-    pub fn download(&self, tenant: &str, name: &str, version: &str, dest: &Path) -> Result<Value> {
+    pub fn download(
+        &self,
+        tenant: &str,
+        name: &str,
+        version: &str,
+        dest: &Path,
+    ) -> Result<ManifestView> {
         let base = format!("/{tenant}/{name}");
-        let manifest = self.json(
-            reqwest::Method::GET,
-            &format!("{base}/versions/{version}"),
-            None,
-        )?;
-        let number = manifest["version"]
-            .as_u64()
-            .context("the server named no version")?;
-        let files = manifest["files"].as_array().cloned().unwrap_or_default();
-        let total = manifest["size_bytes"].as_u64().unwrap_or(0);
-        let bar = self.bar(total, &format!("get {tenant}/{name}@{number}"));
-        for file in &files {
-            let path = file["path"].as_str().context("a file without a path")?;
-            let expected = file["sha256"].as_str().unwrap_or_default();
+        let manifest: ManifestView = self.get(&format!("{base}/versions/{version}"))?;
+        let number = manifest.version;
+        let bar = self.bar(
+            manifest.size_bytes,
+            &format!("get {tenant}/{name}@{number}"),
+        );
+        for file in &manifest.files {
+            let path = file.path.as_str();
+            let expected = file.sha256.as_str();
             if path
                 .split('/')
                 .any(|p| p.is_empty() || p == ".." || p == ".")
@@ -295,13 +312,9 @@ impl Transfer {
                 std::fs::create_dir_all(parent)
                     .with_context(|| format!("creating {}", parent.display()))?;
             }
-            let url = format!(
-                "{}/api/v1/artifacts{base}/versions/{number}/files?path={}",
-                self.url,
-                query_escape(path)
-            );
-            let size = file["size_bytes"].as_u64().unwrap_or(0);
-            self.download_file(&url, path, &target, size, expected, &bar)?;
+            let route = format!("{base}/versions/{number}/files");
+            let url = self.file_url(&route, path, None)?;
+            self.download_file(url.as_str(), path, &target, file.size_bytes, expected, &bar)?;
         }
         bar.finish_and_clear();
         Ok(manifest)
@@ -376,9 +389,8 @@ impl Transfer {
 fn failure(response: reqwest::blocking::Response, what: &str) -> anyhow::Error {
     let status = response.status().as_u16();
     let text = response.text().unwrap_or_default();
-    let message = serde_json::from_str::<Value>(&text)
-        .ok()
-        .and_then(|v| v["error"].as_str().map(str::to_string))
+    let message = serde_json::from_str::<ErrorBody>(&text)
+        .map(|body| body.error)
         .unwrap_or(text);
     anyhow!("{what}: {status} ({message})")
 }

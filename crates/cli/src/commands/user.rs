@@ -1,9 +1,10 @@
 //! `suanli user list|create`.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Subcommand;
-use serde_json::json;
 use std::process::ExitCode;
+use suanli_server::api::types::{Deleted, NewUser};
+use suanli_server::store::{Role, User};
 
 use super::client::{Client, printable};
 
@@ -50,9 +51,9 @@ pub fn run(command: UserCommand) -> Result<ExitCode> {
     let client = Client::from_env()?;
     match command {
         UserCommand::List { json } => {
-            let users: Vec<suanli_server::store::User> = client.get_as("/api/v1/users", &[])?;
+            let users: Vec<User> = client.get_as("/api/v1/users", &[])?;
             if json {
-                super::client::print_json(&serde_json::to_value(&users)?);
+                super::client::print_json(&users);
                 return Ok(ExitCode::SUCCESS);
             }
             let mut table = super::format::table(&["name", "tenant", "role"]);
@@ -66,20 +67,21 @@ pub fn run(command: UserCommand) -> Result<ExitCode> {
             println!("{}", super::format::keep_words_whole(&mut table));
         }
         UserCommand::Create { name, tenant, role } => {
-            client.post(
-                "/api/v1/users",
-                &json!({ "name": name, "tenant": tenant, "role": role }),
-            )?;
+            let role = Role::parse(&role).with_context(|| {
+                format!("--role `{role}`: use admin, tenant-admin, member or viewer")
+            })?;
+            let body = NewUser {
+                name: name.clone(),
+                tenant,
+                role,
+            };
+            let _: User = client.post_as("/api/v1/users", &body)?;
             println!(
                 "created user {name}; give them a token with `suanli token create --user {name}`"
             );
         }
         UserCommand::Delete { name } => {
-            client.json(
-                reqwest::Method::DELETE,
-                &format!("/api/v1/users/{name}"),
-                None,
-            )?;
+            let _: Deleted = client.delete_as(&format!("/api/v1/users/{name}"))?;
             println!("deleted user {name}; their tokens are revoked");
         }
     }

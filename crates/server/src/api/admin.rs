@@ -4,9 +4,8 @@ use axum::Json;
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::json;
 
+use super::types::{NewTenant, NewToken, NewUser, NodeRow};
 use super::{ApiError, ApiResult, AppState, AuditDraft, audited, created};
 use crate::auth::{self, Principal};
 use crate::engine::now_s;
@@ -24,11 +23,6 @@ pub(super) async fn list_tenants(
             .filter(|t| me.can_read_tenant(&t.name))
             .collect(),
     ))
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-pub(super) struct NewTenant {
-    name: String,
 }
 
 fn valid_name(kind: &str, name: &str) -> ApiResult<()> {
@@ -74,15 +68,6 @@ pub(super) async fn list_users(
             })
             .collect(),
     ))
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-pub(super) struct NewUser {
-    name: String,
-    tenant: Option<String>,
-    /// `admin`, `tenant-admin` or `user`.
-    #[schema(value_type = String)]
-    role: Role,
 }
 
 #[utoipa::path(post, path = "/api/v1/users", summary = "Create a user (admin, or tenant-admin in their tenant)", request_body = NewUser, responses((status = 201, description = "Created")))]
@@ -175,12 +160,6 @@ pub(super) async fn list_tokens(
         }
     }
     Ok(Json(visible))
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-pub(super) struct NewToken {
-    user: Option<String>,
-    expires_in_s: Option<i64>,
 }
 
 #[utoipa::path(post, path = "/api/v1/tokens", summary = "Create a token; the secret is returned once", request_body = NewToken, responses((status = 201, description = "Created")))]
@@ -319,15 +298,10 @@ pub(super) async fn set_quota(
     Ok(audited(Json(quota)))
 }
 
-#[utoipa::path(get, path = "/api/v1/nodes", summary = "Nodes and their free accelerators", responses((status = 200, description = "OK")))]
-pub(super) async fn list_nodes(State(state): State<AppState>) -> Json<serde_json::Value> {
+#[utoipa::path(get, path = "/api/v1/nodes", summary = "Nodes and their free accelerators", responses((status = 200, description = "OK", body = Vec<NodeRow>)))]
+pub(super) async fn list_nodes(State(state): State<AppState>) -> Json<Vec<NodeRow>> {
     let engine = state.engine.lock().await;
-    let pools: Vec<serde_json::Value> = engine
-        .pools
-        .iter()
-        .flat_map(crate::engine::node_rows)
-        .collect();
-    Json(json!(pools))
+    Json(engine.pools.iter().flat_map(NodeRow::of_pool).collect())
 }
 
 #[utoipa::path(post, path = "/api/v1/nodes/{pool}/down", summary = "Mark a pool's node failed: its jobs are requeued (admin)", params(("pool" = String, Path, description = "Node pool")), responses((status = 200, description = "OK", body = super::types::NodeChange)))]

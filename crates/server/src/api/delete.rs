@@ -4,7 +4,6 @@ use axum::Json;
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use serde_json::json;
 
 use super::{ApiError, ApiResult, AppState, AuditDraft, audited};
 use crate::auth::Principal;
@@ -13,7 +12,7 @@ use crate::store::Change;
 
 /// DELETE /api/v1/tenants/{name} (admin): only a tenant without users and without queued or
 /// running jobs; its quotas go with it, its ended jobs stay in the history.
-#[utoipa::path(delete, path = "/api/v1/tenants/{name}", summary = "Delete a tenant without users or active jobs (admin)", params(("name" = String, Path, description = "Tenant or user name")), responses((status = 200, description = "OK")))]
+#[utoipa::path(delete, path = "/api/v1/tenants/{name}", summary = "Delete a tenant without users or active jobs (admin)", params(("name" = String, Path, description = "Tenant or user name")), responses((status = 200, description = "OK", body = super::types::Deleted)))]
 pub(super) async fn delete_tenant(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
@@ -59,12 +58,12 @@ pub(super) async fn delete_tenant(
         .change_audited(Change::DeleteTenant(&name), &entry)
         .await?;
     state.engine.lock().await.reload_quotas().await?;
-    Ok(audited(Json(json!({ "deleted": name }))))
+    Ok(audited(Json(super::types::Deleted { deleted: name })))
 }
 
 /// DELETE /api/v1/users/{name} (admin, or tenant-admin for their tenant): the user's tokens are
 /// revoked in the same transaction; nobody deletes themselves.
-#[utoipa::path(delete, path = "/api/v1/users/{name}", summary = "Delete a user and revoke their tokens (admin, or tenant-admin in their tenant)", params(("name" = String, Path, description = "Tenant or user name")), responses((status = 200, description = "OK")))]
+#[utoipa::path(delete, path = "/api/v1/users/{name}", summary = "Delete a user and revoke their tokens (admin, or tenant-admin in their tenant)", params(("name" = String, Path, description = "Tenant or user name")), responses((status = 200, description = "OK", body = super::types::Deleted)))]
 pub(super) async fn delete_user(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
@@ -94,5 +93,5 @@ pub(super) async fn delete_user(
         now_s: now_s(),
     };
     state.store.change_audited(change, &entry).await?;
-    Ok(audited(Json(json!({ "deleted": name }))))
+    Ok(audited(Json(super::types::Deleted { deleted: name })))
 }

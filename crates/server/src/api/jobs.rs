@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{ApiError, ApiResult, AppState, AuditDraft, audited, created, limits};
 use crate::auth::Principal;
@@ -113,30 +113,32 @@ fn check_submit(body: &Submit) -> ApiResult<()> {
     Ok(())
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
-pub(super) struct Submit {
-    name: Option<String>,
-    tenant: Option<String>,
-    command: Vec<String>,
+/// `POST /api/v1/jobs`: shared with the CLI (`api::types` re-exports it).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Submit {
+    pub name: Option<String>,
+    pub tenant: Option<String>,
+    pub command: Vec<String>,
     #[serde(default)]
-    env: BTreeMap<String, String>,
-    gpus: Option<u32>,
-    processes: Option<u32>,
+    pub env: BTreeMap<String, String>,
+    pub gpus: Option<u32>,
+    pub processes: Option<u32>,
     #[serde(default)]
-    accelerators: Vec<String>,
+    pub accelerators: Vec<String>,
     #[serde(default)]
-    priority: i32,
-    checkpoint_dir: Option<String>,
+    pub priority: i32,
+    pub checkpoint_dir: Option<String>,
     #[serde(default)]
-    max_restarts: u32,
-    goal: Option<GoalRequest>,
-    time_limit_s: Option<u64>,
+    pub max_restarts: u32,
+    pub goal: Option<GoalRequest>,
+    pub time_limit_s: Option<u64>,
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
-pub(super) struct GoalRequest {
-    model: String,
-    tokens: f64,
+/// A goal job's model and token count.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct GoalRequest {
+    pub model: String,
+    pub tokens: f64,
 }
 
 #[utoipa::path(post, path = "/api/v1/jobs", summary = "Submit a job", request_body = Submit, responses((status = 201, description = "Created")))]

@@ -17,7 +17,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::json;
 
 use crate::Engine;
 use crate::auth::{self, Principal};
@@ -71,9 +70,10 @@ pub mod types;
         types::TokenView,
         jobs::Submit,
         jobs::GoalRequest,
-        admin::NewTenant,
-        admin::NewUser,
-        admin::NewToken
+        types::NewTenant,
+        types::NewUser,
+        types::NewToken,
+        types::NodeRow
     ))
 )]
 pub struct ApiDoc;
@@ -106,7 +106,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.0, Json(json!({ "error": self.1 }))).into_response()
+        (self.0, Json(types::ErrorBody { error: self.1 })).into_response()
     }
 }
 

@@ -1,6 +1,9 @@
-//! Response bodies built by the API (not stored as such), shared with the CLI's typed client.
+//! Request bodies and the response bodies built by the API (not stored as such), shared with
+//! the CLI's typed client.
 
 use serde::{Deserialize, Serialize};
+
+pub use super::jobs::{GoalRequest, Submit};
 
 /// A tenant's quota for one accelerator type and what its admitted jobs hold of it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -112,4 +115,107 @@ impl From<crate::store::TokenRecord> for TokenView {
             revoked_at_s: token.revoked_at_s,
         }
     }
+}
+
+/// `POST /api/v1/tenants`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct NewTenant {
+    pub name: String,
+}
+
+/// `POST /api/v1/users`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct NewUser {
+    pub name: String,
+    /// None for an admin.
+    pub tenant: Option<String>,
+    /// `admin`, `tenant-admin`, `member` or `viewer`.
+    #[schema(value_type = String)]
+    pub role: crate::store::Role,
+}
+
+/// `POST /api/v1/tokens`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct NewToken {
+    /// Whose token (default: the caller's).
+    pub user: Option<String>,
+    /// Lifetime in seconds (default: never expires).
+    pub expires_in_s: Option<i64>,
+}
+
+/// One node of a pool in `GET /api/v1/nodes`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct NodeRow {
+    pub node: String,
+    pub pool: String,
+    pub accelerator: String,
+    /// Accelerators on the node.
+    pub total: u32,
+    /// How many are free (the node's own numbering in `free_devices`).
+    pub free: u32,
+    pub free_devices: Vec<u32>,
+    /// `up`/`down`, or Slurm's word for a Slurm node (`idle`, `mixed`, `drained`, `down*`).
+    pub state: String,
+    /// Why Slurm holds the node (Slurm nodes only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// `local`, or the Slurm cluster's label.
+    pub executor: String,
+}
+
+impl NodeRow {
+    /// The rows of a pool: one for a local pool, one per node of a Slurm cluster's.
+    pub fn of_pool(p: &crate::engine::PoolSlot) -> Vec<NodeRow> {
+        if p.nodes.is_empty() {
+            return vec![NodeRow {
+                node: p.node.clone(),
+                pool: p.name.clone(),
+                accelerator: p.accelerator.clone(),
+                total: p.total,
+                free: p.free.len() as u32,
+                free_devices: p.free.iter().copied().collect(),
+                state: if p.up { "up" } else { "down" }.into(),
+                reason: None,
+                executor: p.executor.clone(),
+            }];
+        }
+        let per_node = p.per_node.max(1);
+        p.nodes
+            .iter()
+            .enumerate()
+            .map(|(i, node)| {
+                let range = i as u32 * per_node..(i as u32 + 1) * per_node;
+                let free: Vec<u32> = p.free.range(range).map(|d| d % per_node).collect();
+                NodeRow {
+                    node: node.name.clone(),
+                    pool: p.name.clone(),
+                    accelerator: p.accelerator.clone(),
+                    total: per_node,
+                    free: free.len() as u32,
+                    free_devices: free,
+                    // Slurm's word; `down` when an admin took the whole pool out of service.
+                    state: if p.up {
+                        node.state.clone()
+                    } else {
+                        "down".into()
+                    },
+                    reason: Some(node.reason.clone()),
+                    executor: p.executor.clone(),
+                }
+            })
+            .collect()
+    }
+}
+
+/// Every refusal's body: one line saying what was wrong.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: String,
+}
+
+/// The answer to deleting a tenant or a user.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Deleted {
+    /// The name deleted.
+    pub deleted: String,
 }

@@ -11,11 +11,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::json;
 
 use super::ArtifactError;
 use super::api_files as files;
-use super::model::{self, Acl, Manifest, VersionRef, printable};
+use super::model::{self, Acl, VersionRef, printable};
+use super::types::{
+    ArtifactSummary, ArtifactView, ManifestView, NewVersion, RetainRequest, Retained, ShareRequest,
+    Sharing,
+};
 use crate::api::{AppState, AuditDraft, AuditRecorded};
 use crate::auth::Principal;
 use crate::store::NewAuditEvent;
@@ -25,7 +28,7 @@ pub struct Fail(pub(super) StatusCode, pub(super) String);
 
 impl IntoResponse for Fail {
     fn into_response(self) -> Response {
-        (self.0, Json(json!({ "error": self.1 }))).into_response()
+        (self.0, Json(crate::api::types::ErrorBody { error: self.1 })).into_response()
     }
 }
 
@@ -190,12 +193,12 @@ struct ListFilter {
     tenant: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/artifacts", summary = "Artefacts the caller may read", responses((status = 200, description = "OK")))]
+#[utoipa::path(get, path = "/api/v1/artifacts", summary = "Artefacts the caller may read", responses((status = 200, description = "OK", body = Vec<ArtifactSummary>)))]
 async fn list(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
     Query(filter): Query<ListFilter>,
-) -> Answer<Json<serde_json::Value>> {
+) -> Answer<Json<Vec<ArtifactSummary>>> {
     let mut out = Vec::new();
     for (tenant, name, acl) in state.artifacts.list_artifacts().await? {
         if !may_read(&me, &tenant, &acl) || filter.tenant.as_ref().is_some_and(|t| *t != tenant) {
@@ -203,58 +206,40 @@ async fn list(
         }
         let versions = state.artifacts.versions(&tenant, &name).await?;
         let latest = versions.iter().rev().find(|m| m.complete);
-        let mut row = json!({
-            "tenant": tenant, "name": name, "kind": acl.kind, "public": acl.public,
-            "versions": versions.iter().filter(|m| m.complete).count(),
-            "latest": latest.map(|m| m.version), "size_bytes": latest.map(|m| m.size_bytes),
-            "digest": latest.and_then(|m| m.digest.clone()),
+        out.push(ArtifactSummary {
+            shared_with: me.can_read_tenant(&tenant).then(|| acl.shared_with.clone()),
+            tenant,
+            name,
+            kind: acl.kind,
+            public: acl.public,
+            versions: versions.iter().filter(|m| m.complete).count(),
+            latest: latest.map(|m| m.version),
+            size_bytes: latest.map(|m| m.size_bytes),
+            digest: latest.and_then(|m| m.digest.clone()),
         });
-        if me.can_read_tenant(&tenant) {
-            row["shared_with"] = json!(acl.shared_with);
-        }
-        out.push(row);
     }
-    Ok(Json(json!(out)))
+    Ok(Json(out))
 }
 
-fn public_manifest(manifest: &Manifest) -> serde_json::Value {
-    let files: Vec<_> = manifest
-        .files
-        .iter()
-        .map(|f| json!({ "path": f.path, "size_bytes": f.size_bytes, "sha256": f.sha256 }))
-        .collect();
-    json!({
-        "tenant": manifest.tenant, "name": manifest.name, "version": manifest.version,
-        "kind": manifest.kind, "created_by": manifest.created_by,
-        "created_at_s": manifest.created_at_s, "complete": manifest.complete,
-        "size_bytes": manifest.size_bytes, "digest": manifest.digest, "files": files,
-    })
-}
-
-#[utoipa::path(get, path = "/api/v1/artifacts/{tenant}/{name}", summary = "An artefact's versions and files", params(("tenant" = String, Path, description = "Owning tenant"), ("name" = String, Path, description = "Artefact name")), responses((status = 200, description = "OK")))]
+#[utoipa::path(get, path = "/api/v1/artifacts/{tenant}/{name}", summary = "An artefact's versions and files", params(("tenant" = String, Path, description = "Owning tenant"), ("name" = String, Path, description = "Artefact name")), responses((status = 200, description = "OK", body = ArtifactView)))]
 async fn show(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
     Path((tenant, name)): Path<(String, String)>,
-) -> Answer<Json<serde_json::Value>> {
+) -> Answer<Json<ArtifactView>> {
     let acl = authorize(&state, &me, &tenant, &name, Access::Read).await?;
     let versions = state.artifacts.versions(&tenant, &name).await?;
-    let mut body = json!({
-        "tenant": tenant, "name": name, "kind": acl.kind, "public": acl.public,
-        "versions": versions.iter().map(public_manifest).collect::<Vec<_>>(),
-    });
-    if me.can_read_tenant(&tenant) {
-        body["shared_with"] = json!(acl.shared_with);
-    }
-    Ok(Json(body))
+    Ok(Json(ArtifactView {
+        shared_with: me.can_read_tenant(&tenant).then(|| acl.shared_with.clone()),
+        tenant,
+        name,
+        kind: acl.kind,
+        public: acl.public,
+        versions: versions.iter().map(ManifestView::from).collect(),
+    }))
 }
 
-#[derive(Deserialize)]
-struct NewVersion {
-    kind: String,
-}
-
-#[utoipa::path(post, path = "/api/v1/artifacts/{tenant}/{name}/versions", summary = "Start a new partial version", params(("tenant" = String, Path, description = "Owning tenant"), ("name" = String, Path, description = "Artefact name")), responses((status = 201, description = "Created")))]
+#[utoipa::path(post, path = "/api/v1/artifacts/{tenant}/{name}/versions", summary = "Start a new partial version", request_body = NewVersion, params(("tenant" = String, Path, description = "Owning tenant"), ("name" = String, Path, description = "Artefact name")), responses((status = 201, description = "Created", body = ManifestView)))]
 async fn create_version(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
@@ -298,7 +283,7 @@ async fn create_version(
         .artifacts
         .create_version(&tenant, &name, &body.kind, &me.user)
         .await?;
-    Ok((StatusCode::CREATED, Json(public_manifest(&manifest))).into_response())
+    Ok((StatusCode::CREATED, Json(ManifestView::from(&manifest))).into_response())
 }
 
 pub(super) fn version_number(text: &str) -> Answer<u64> {
@@ -311,30 +296,30 @@ pub(super) fn version_number(text: &str) -> Answer<u64> {
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/artifacts/{tenant}/{name}/versions/{version}/commit", summary = "Make a version complete", params(("tenant" = String, Path, description = "Owning tenant"), ("name" = String, Path, description = "Artefact name"), ("version" = String, Path, description = "Number, latest or sha256:PREFIX")), responses((status = 200, description = "OK")))]
+#[utoipa::path(post, path = "/api/v1/artifacts/{tenant}/{name}/versions/{version}/commit", summary = "Make a version complete", params(("tenant" = String, Path, description = "Owning tenant"), ("name" = String, Path, description = "Artefact name"), ("version" = String, Path, description = "Number, latest or sha256:PREFIX")), responses((status = 200, description = "OK", body = ManifestView)))]
 async fn commit(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
     Path((tenant, name, version)): Path<(String, String, String)>,
-) -> Answer<Json<serde_json::Value>> {
+) -> Answer<Json<ManifestView>> {
     authorize(&state, &me, &tenant, &name, Access::Write).await?;
     let manifest = state
         .artifacts
         .commit(&tenant, &name, version_number(&version)?)
         .await?;
-    Ok(Json(public_manifest(&manifest)))
+    Ok(Json(ManifestView::from(&manifest)))
 }
 
-#[utoipa::path(get, path = "/api/v1/artifacts/{tenant}/{name}/versions/{version}", summary = "A version's manifest", params(("tenant" = String, Path, description = "Owning tenant"), ("name" = String, Path, description = "Artefact name"), ("version" = String, Path, description = "Number, latest or sha256:PREFIX")), responses((status = 200, description = "OK")))]
+#[utoipa::path(get, path = "/api/v1/artifacts/{tenant}/{name}/versions/{version}", summary = "A version's manifest", params(("tenant" = String, Path, description = "Owning tenant"), ("name" = String, Path, description = "Artefact name"), ("version" = String, Path, description = "Number, latest or sha256:PREFIX")), responses((status = 200, description = "OK", body = ManifestView)))]
 async fn show_version(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
     Path((tenant, name, version)): Path<(String, String, String)>,
-) -> Answer<Json<serde_json::Value>> {
+) -> Answer<Json<ManifestView>> {
     authorize(&state, &me, &tenant, &name, Access::Read).await?;
     let which = VersionRef::parse(&version)?;
     let manifest = state.artifacts.manifest(&tenant, &name, &which).await?;
-    Ok(Json(public_manifest(&manifest)))
+    Ok(Json(ManifestView::from(&manifest)))
 }
 
 #[utoipa::path(delete, path = "/api/v1/artifacts/{tenant}/{name}/versions/{version}", summary = "Delete a version", params(("tenant" = String, Path, description = "Owning tenant"), ("name" = String, Path, description = "Artefact name"), ("version" = String, Path, description = "Number, latest or sha256:PREFIX")), responses((status = 200, description = "OK")))]
@@ -367,19 +352,12 @@ async fn delete_artifact(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
-struct ShareBody {
-    tenant: Option<String>,
-    #[serde(default)]
-    public: bool,
-}
-
 async fn change_share(
     state: AppState,
     me: Principal,
     draft: AuditDraft,
     (tenant, name): (String, String),
-    body: ShareBody,
+    body: ShareRequest,
     add: bool,
 ) -> Answer<Response> {
     let mut acl = authorize(&state, &me, &tenant, &name, Access::Share).await?;
@@ -421,47 +399,46 @@ async fn change_share(
     state.artifacts.set_acl(&tenant, &name, &acl).await?;
     let entry = draft.entry(StatusCode::OK, Some(&note));
     state.store.append_audit(&entry).await?;
-    let mut response = Json(json!({ "tenant": tenant, "name": name, "public": acl.public, "shared_with": acl.shared_with })).into_response();
+    let mut response = Json(Sharing {
+        tenant,
+        name,
+        public: acl.public,
+        shared_with: acl.shared_with,
+    })
+    .into_response();
     response.extensions_mut().insert(AuditRecorded);
     Ok(response)
 }
 
-#[utoipa::path(post, path = "/api/v1/artifacts/{tenant}/{name}/share", summary = "Share read-only with a tenant or everyone (tenant-admin)", params(("tenant" = String, Path, description = "Owning tenant"), ("name" = String, Path, description = "Artefact name")), responses((status = 200, description = "OK")))]
+#[utoipa::path(post, path = "/api/v1/artifacts/{tenant}/{name}/share", summary = "Share read-only with a tenant or everyone (tenant-admin)", request_body = ShareRequest, params(("tenant" = String, Path, description = "Owning tenant"), ("name" = String, Path, description = "Artefact name")), responses((status = 200, description = "OK", body = Sharing)))]
 async fn share(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
     Extension(draft): Extension<AuditDraft>,
     Path(path): Path<(String, String)>,
-    Json(body): Json<ShareBody>,
+    Json(body): Json<ShareRequest>,
 ) -> Answer<Response> {
     change_share(state, me, draft, path, body, true).await
 }
 
-#[utoipa::path(post, path = "/api/v1/artifacts/{tenant}/{name}/unshare", summary = "Take back a share (tenant-admin)", params(("tenant" = String, Path, description = "Owning tenant"), ("name" = String, Path, description = "Artefact name")), responses((status = 200, description = "OK")))]
+#[utoipa::path(post, path = "/api/v1/artifacts/{tenant}/{name}/unshare", summary = "Take back a share (tenant-admin)", request_body = ShareRequest, params(("tenant" = String, Path, description = "Owning tenant"), ("name" = String, Path, description = "Artefact name")), responses((status = 200, description = "OK", body = Sharing)))]
 async fn unshare(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
     Extension(draft): Extension<AuditDraft>,
     Path(path): Path<(String, String)>,
-    Json(body): Json<ShareBody>,
+    Json(body): Json<ShareRequest>,
 ) -> Answer<Response> {
     change_share(state, me, draft, path, body, false).await
 }
 
-#[derive(Deserialize)]
-struct RetainBody {
-    keep_last: Option<usize>,
-    /// Partial versions older than this are abandoned uploads (default one hour).
-    partial_age_s: Option<i64>,
-}
-
-#[utoipa::path(post, path = "/api/v1/artifacts/{tenant}/{name}/retain", summary = "Keep the newest N versions; delete abandoned partial ones", params(("tenant" = String, Path, description = "Owning tenant"), ("name" = String, Path, description = "Artefact name")), responses((status = 200, description = "OK")))]
+#[utoipa::path(post, path = "/api/v1/artifacts/{tenant}/{name}/retain", summary = "Keep the newest N versions; delete abandoned partial ones", request_body = RetainRequest, params(("tenant" = String, Path, description = "Owning tenant"), ("name" = String, Path, description = "Artefact name")), responses((status = 200, description = "OK", body = Retained)))]
 async fn retain(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
     Path((tenant, name)): Path<(String, String)>,
-    Json(body): Json<RetainBody>,
-) -> Answer<Json<serde_json::Value>> {
+    Json(body): Json<RetainRequest>,
+) -> Answer<Json<Retained>> {
     authorize(&state, &me, &tenant, &name, Access::Write).await?;
     if body.keep_last == Some(0) {
         return Err(Fail(
@@ -478,5 +455,7 @@ async fn retain(
             body.partial_age_s.unwrap_or(3600).max(0),
         )
         .await?;
-    Ok(Json(json!({ "deleted_versions": deleted })))
+    Ok(Json(Retained {
+        deleted_versions: deleted,
+    }))
 }

@@ -8,10 +8,10 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
 use serde::Deserialize;
-use serde_json::json;
 
 use super::api::{Access, Answer, Fail, authorize, version_number};
 use super::model::{self, VersionRef};
+use super::types::{FileView, UploadProgress};
 use crate::api::AppState;
 use crate::auth::Principal;
 
@@ -38,21 +38,17 @@ pub(super) async fn upload(
         .artifacts
         .put_file(&tenant, &name, version, &query.path, query.offset, stream)
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "path": entry.path, "size_bytes": entry.size_bytes, "sha256": entry.sha256 })),
-    )
-        .into_response())
+    Ok((StatusCode::CREATED, Json(FileView::from(&entry))).into_response())
 }
 
 /// How much of a file a partial version holds: where an interrupted upload resumes.
-#[utoipa::path(get, path = "/api/v1/artifacts/{tenant}/{name}/versions/{version}/uploads", summary = "Bytes received so far of an interrupted upload (?path=)", params(("tenant" = String, Path, description = "Owning tenant"), ("name" = String, Path, description = "Artefact name"), ("version" = String, Path, description = "Number, latest or sha256:PREFIX")), responses((status = 200, description = "OK")))]
+#[utoipa::path(get, path = "/api/v1/artifacts/{tenant}/{name}/versions/{version}/uploads", summary = "Bytes received so far of an interrupted upload (?path=)", params(("tenant" = String, Path, description = "Owning tenant"), ("name" = String, Path, description = "Artefact name"), ("version" = String, Path, description = "Number, latest or sha256:PREFIX")), responses((status = 200, description = "OK", body = UploadProgress)))]
 pub(super) async fn upload_progress(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,
     Path((tenant, name, version)): Path<(String, String, String)>,
     Query(query): Query<FileQuery>,
-) -> Answer<Json<serde_json::Value>> {
+) -> Answer<Json<UploadProgress>> {
     authorize(&state, &me, &tenant, &name, Access::Write).await?;
     let entry = state
         .artifacts
@@ -67,10 +63,7 @@ pub(super) async fn upload_progress(
                 ),
             )
         })?;
-    Ok(Json(json!({
-        "path": entry.path, "size_bytes": entry.size_bytes, "sha256": entry.sha256,
-        "interrupted": entry.interrupted,
-    })))
+    Ok(Json(UploadProgress::from(&entry)))
 }
 
 /// The start of an open-ended `Range: bytes=N-` (the only form a resuming client needs).

@@ -17,6 +17,7 @@ pub mod keys;
 pub mod model;
 mod reading;
 mod repo;
+pub mod types;
 mod writing;
 
 use std::path::{Path, PathBuf};

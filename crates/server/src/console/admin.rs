@@ -7,13 +7,12 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use serde_json::json;
 
-use super::cluster::{Pool, QuotaUse};
 use super::html::{self, csrf_field, escape, url_encode};
 use super::jobs::CsrfOnly;
 use super::{Console, failure_page};
-use crate::store::{AuditEvent, Tenant};
+use crate::api::types::{AuditVerdict, NodeChange, NodeRow, QuotaUsage};
+use crate::store::{AuditEvent, Quota, Tenant};
 
 /// Audit entries per page.
 const AUDIT_PAGE: usize = 100;
@@ -24,17 +23,11 @@ pub async fn tenants(State(console): State<Console>, headers: HeaderMap) -> Resp
         Ok(caller) => caller,
         Err(redirect) => return redirect,
     };
-    let tenants: Vec<Tenant> = match console
-        .json(&caller.token, Method::GET, "/api/v1/tenants", None)
-        .await
-    {
+    let tenants: Vec<Tenant> = match console.get(&caller, "/api/v1/tenants").await {
         Ok(t) => t,
-        Err(failure) => return failure_page(&caller, &failure),
+        Err(page) => return page,
     };
-    let quotas: Vec<QuotaUse> = console
-        .json(&caller.token, Method::GET, "/api/v1/quotas", None)
-        .await
-        .unwrap_or_default();
+    let quotas: Vec<QuotaUsage> = console.get_or_default(&caller, "/api/v1/quotas").await;
     let mut body = String::from(
         "<div class=\"scroll\"><table><thead><tr><th scope=\"col\">Tenant</th>\
          <th scope=\"col\">Created (UTC)</th><th scope=\"col\">Quotas (used / limit)</th>\
@@ -106,9 +99,13 @@ pub async fn set_quota(
         };
         return failure_page(&caller, &failure);
     };
-    let body = json!({ "tenant": form.tenant.trim(), "accelerator": form.accelerator.trim(), "limit": limit });
+    let quota = Quota {
+        tenant: form.tenant.trim().to_string(),
+        accelerator: form.accelerator.trim().to_string(),
+        limit,
+    };
     match console
-        .json::<serde_json::Value>(&caller.token, Method::PUT, "/api/v1/quotas", Some(body))
+        .json::<Quota, _>(&caller.token, Method::PUT, "/api/v1/quotas", Some(&quota))
         .await
     {
         Ok(_) => Redirect::to("/console/tenants").into_response(),
@@ -122,12 +119,9 @@ pub async fn nodes(State(console): State<Console>, headers: HeaderMap) -> Respon
         Ok(caller) => caller,
         Err(redirect) => return redirect,
     };
-    let pools: Vec<Pool> = match console
-        .json(&caller.token, Method::GET, "/api/v1/nodes", None)
-        .await
-    {
+    let pools: Vec<NodeRow> = match console.get(&caller, "/api/v1/nodes").await {
         Ok(p) => p,
-        Err(failure) => return failure_page(&caller, &failure),
+        Err(page) => return page,
     };
     let mut body = String::from(
         "<div class=\"scroll\"><table><thead><tr><th scope=\"col\">Node</th><th scope=\"col\">Pool</th>\
@@ -181,7 +175,7 @@ pub async fn node_action(
     }
     let path = format!("/api/v1/nodes/{}/{action}", url_encode(&pool));
     match console
-        .json::<serde_json::Value>(&caller.token, Method::POST, &path, None)
+        .json::<NodeChange, ()>(&caller.token, Method::POST, &path, None)
         .await
     {
         Ok(_) => Redirect::to("/console/nodes").into_response(),
@@ -205,32 +199,26 @@ pub async fn audit(
         Ok(caller) => caller,
         Err(redirect) => return redirect,
     };
-    let verify: serde_json::Value = match console
-        .json(&caller.token, Method::GET, "/api/v1/audit/verify", None)
-        .await
-    {
+    let verify: AuditVerdict = match console.get(&caller, "/api/v1/audit/verify").await {
         Ok(v) => v,
-        Err(failure) => return failure_page(&caller, &failure),
+        Err(page) => return page,
     };
-    let mut events: Vec<AuditEvent> = match console
-        .json(&caller.token, Method::GET, "/api/v1/audit", None)
-        .await
-    {
+    let mut events: Vec<AuditEvent> = match console.get(&caller, "/api/v1/audit").await {
         Ok(e) => e,
-        Err(failure) => return failure_page(&caller, &failure),
+        Err(page) => return page,
     };
     events.reverse();
-    let mut body = if verify["ok"].as_bool() == Some(true) {
+    let mut body = if verify.ok {
         format!(
             "<p class=\"ok\" id=\"chain\">Chain verified: {} entries, head <code>{}</code>.</p>",
-            verify["entries"],
-            escape(verify["head"].as_str().unwrap_or(""))
+            verify.entries,
+            escape(verify.head.as_deref().unwrap_or(""))
         )
     } else {
         format!(
             "<p class=\"error\" id=\"chain\" role=\"alert\">Chain broken at entry {}: {}</p>",
-            verify["first_bad_seq"],
-            escape(verify["message"].as_str().unwrap_or(""))
+            verify.first_bad_seq.unwrap_or_default(),
+            escape(verify.message.as_deref().unwrap_or(""))
         )
     };
     let pages = events.len().div_ceil(AUDIT_PAGE).max(1);

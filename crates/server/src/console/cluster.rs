@@ -6,13 +6,13 @@ use std::fmt::Write;
 use std::sync::Mutex;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, Method};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 
+use super::Console;
 use super::html::{self, Series, escape};
-use super::{Console, failure_page};
 use crate::api::AppState;
+use crate::api::types::{NodeRow, QuotaUsage};
 use crate::store::JobState;
 
 /// Seconds between samples of the cluster's state.
@@ -84,24 +84,6 @@ pub fn start_sampler(state: AppState, history: std::sync::Arc<History>) {
     });
 }
 
-#[derive(Deserialize)]
-pub struct Pool {
-    pub node: String,
-    pub pool: String,
-    pub accelerator: String,
-    pub total: u32,
-    pub free: u32,
-    pub state: String,
-}
-
-#[derive(Deserialize)]
-pub struct QuotaUse {
-    pub tenant: String,
-    pub accelerator: String,
-    pub limit: u32,
-    pub used: u32,
-}
-
 /// Totals of one accelerator type: total, allocated, free, down.
 #[derive(Default, Debug, PartialEq)]
 pub struct TypeTotals {
@@ -112,7 +94,7 @@ pub struct TypeTotals {
 }
 
 /// Sums pools by accelerator type; a down pool's devices count as down, not free.
-pub fn totals_by_type(pools: &[Pool]) -> BTreeMap<String, TypeTotals> {
+pub fn totals_by_type(pools: &[NodeRow]) -> BTreeMap<String, TypeTotals> {
     let mut out: BTreeMap<String, TypeTotals> = BTreeMap::new();
     for pool in pools {
         let t = out.entry(pool.accelerator.clone()).or_default();
@@ -134,17 +116,11 @@ pub async fn page(State(console): State<Console>, headers: HeaderMap) -> Respons
         Ok(caller) => caller,
         Err(redirect) => return redirect,
     };
-    let pools: Vec<Pool> = match console
-        .json(&caller.token, Method::GET, "/api/v1/nodes", None)
-        .await
-    {
+    let pools: Vec<NodeRow> = match console.get(&caller, "/api/v1/nodes").await {
         Ok(pools) => pools,
-        Err(failure) => return failure_page(&caller, &failure),
+        Err(page) => return page,
     };
-    let quotas: Vec<QuotaUse> = console
-        .json(&caller.token, Method::GET, "/api/v1/quotas", None)
-        .await
-        .unwrap_or_default();
+    let quotas: Vec<QuotaUsage> = console.get_or_default(&caller, "/api/v1/quotas").await;
     let totals = totals_by_type(&pools);
     let mut body = String::from(
         "<section><h2>Pools by accelerator type</h2><div class=\"scroll\"><table>\
@@ -171,7 +147,7 @@ pub async fn page(State(console): State<Console>, headers: HeaderMap) -> Respons
     html::page("Cluster", Some(&caller), "cluster", &body).into_response()
 }
 
-fn nodes_table(pools: &[Pool]) -> String {
+fn nodes_table(pools: &[NodeRow]) -> String {
     let mut out = String::from(
         "<section><h2>Nodes</h2><div class=\"scroll\"><table><thead><tr>\
          <th scope=\"col\">Node</th><th scope=\"col\">Pool</th><th scope=\"col\">Accelerator</th>\
@@ -252,7 +228,7 @@ fn charts(samples: &[Sample]) -> String {
     )
 }
 
-fn quota_table(quotas: &[QuotaUse], totals: &BTreeMap<String, TypeTotals>) -> String {
+fn quota_table(quotas: &[QuotaUsage], totals: &BTreeMap<String, TypeTotals>) -> String {
     let mut out = String::from(
         "<section><h2>Tenants: allocation against quota</h2>\
          <p class=\"hint\">Equal share: the type's accelerators split evenly over the tenants \
@@ -290,14 +266,17 @@ fn quota_table(quotas: &[QuotaUse], totals: &BTreeMap<String, TypeTotals>) -> St
 mod tests {
     use super::*;
 
-    fn pool(accelerator: &str, total: u32, free: u32, state: &str) -> Pool {
-        Pool {
+    fn pool(accelerator: &str, total: u32, free: u32, state: &str) -> NodeRow {
+        NodeRow {
             node: "n".into(),
             pool: format!("n/{accelerator}"),
             accelerator: accelerator.into(),
             total,
             free,
+            free_devices: (0..free).collect(),
             state: state.into(),
+            reason: None,
+            executor: "local".into(),
         }
     }
 

@@ -6,6 +6,11 @@ use axum::response::Html;
 
 use super::Caller;
 
+/// A problem shown on a page, escaped, announced to screen readers.
+pub fn alert(problem: &str) -> String {
+    format!("<p class=\"error\" role=\"alert\">{}</p>", escape(problem))
+}
+
 /// Escapes text for HTML content and quoted attributes, dropping control characters.
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());

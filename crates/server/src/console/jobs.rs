@@ -8,10 +8,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use serde_json::json;
 
 use super::html::{self, csrf_field, escape, url_encode};
 use super::{ApiFailure, Caller, Console, failure_page};
+use crate::api::types::Submit;
 use crate::store::{JobRecord, Tenant};
 
 /// Jobs per page of the list.
@@ -111,14 +111,11 @@ pub async fn list(
             let _ = write!(path, "{key}={}&", url_encode(value));
         }
     }
-    let jobs: Vec<JobRecord> = match console.json(&caller.token, Method::GET, &path, None).await {
+    let jobs: Vec<JobRecord> = match console.get(&caller, &path).await {
         Ok(jobs) => jobs,
-        Err(failure) => return failure_page(&caller, &failure),
+        Err(page) => return page,
     };
-    let tenants: Vec<Tenant> = console
-        .json(&caller.token, Method::GET, "/api/v1/tenants", None)
-        .await
-        .unwrap_or_default();
+    let tenants: Vec<Tenant> = console.get_or_default(&caller, "/api/v1/tenants").await;
     let mut jobs = keep(jobs, filter.user.trim(), filter.kind.trim());
     jobs.sort_by_key(|j| std::cmp::Reverse(j.id));
     let pages = jobs.len().div_ceil(PAGE_SIZE).max(1);
@@ -182,9 +179,7 @@ fn submit_form(caller: &Caller, tenants: &[Tenant], problem: Option<&str>) -> St
             "<option value=\"{name}\"{selected}>{name}</option>"
         );
     }
-    let problem = problem.map_or(String::new(), |p| {
-        format!("<p class=\"error\" role=\"alert\">{}</p>", escape(p))
-    });
+    let problem = problem.map_or(String::new(), html::alert);
     format!(
         "{problem}<form method=\"post\" action=\"/console/jobs/new\" class=\"card\">{}\
          <label for=\"name\">Name</label><input id=\"name\" name=\"name\" maxlength=\"128\">\
@@ -214,10 +209,7 @@ pub async fn new_form(State(console): State<Console>, headers: HeaderMap) -> Res
         Ok(caller) => caller,
         Err(redirect) => return redirect,
     };
-    let tenants: Vec<Tenant> = console
-        .json(&caller.token, Method::GET, "/api/v1/tenants", None)
-        .await
-        .unwrap_or_default();
+    let tenants: Vec<Tenant> = console.get_or_default(&caller, "/api/v1/tenants").await;
     let body = submit_form(&caller, &tenants, None);
     html::page("Submit a job", Some(&caller), "jobs", &body).into_response()
 }
@@ -300,24 +292,19 @@ fn number<T: std::str::FromStr>(field: &str, text: &str, default: T) -> Result<T
         .map_err(|_| format!("{field}: `{text}` is not a whole number in range"))
 }
 
-fn submission(form: &SubmitForm) -> Result<serde_json::Value, String> {
-    let command = split_words(&form.command)?;
-    let mut body = json!({
-        "command": command,
-        "gpus": number::<u32>("accelerators", &form.gpus, 1)?,
-        "processes": number::<u32>("processes", &form.processes, 1)?,
-        "priority": number::<i32>("priority", &form.priority, 0)?,
-        "max_restarts": number::<u32>("restarts", &form.max_restarts, 0)?,
-    });
-    for (key, value) in [("name", &form.name), ("tenant", &form.tenant)] {
-        if !value.trim().is_empty() {
-            body[key] = json!(value.trim());
-        }
-    }
-    if !form.accelerator.trim().is_empty() {
-        body["accelerators"] = json!([form.accelerator.trim()]);
-    }
-    Ok(body)
+fn submission(form: &SubmitForm) -> Result<Submit, String> {
+    let given = |text: &str| Some(text.trim().to_string()).filter(|t| !t.is_empty());
+    Ok(Submit {
+        command: split_words(&form.command)?,
+        gpus: Some(number::<u32>("accelerators", &form.gpus, 1)?),
+        processes: Some(number::<u32>("processes", &form.processes, 1)?),
+        priority: number::<i32>("priority", &form.priority, 0)?,
+        max_restarts: number::<u32>("restarts", &form.max_restarts, 0)?,
+        name: given(&form.name),
+        tenant: given(&form.tenant),
+        accelerators: given(&form.accelerator).into_iter().collect(),
+        ..Submit::default()
+    })
 }
 
 /// `POST /console/jobs/new`: submits through the API and shows the new job.
@@ -333,7 +320,7 @@ pub async fn submit(
     let result = match submission(&form) {
         Ok(body) => {
             console
-                .json::<JobRecord>(&caller.token, Method::POST, "/api/v1/jobs", Some(body))
+                .json::<JobRecord, _>(&caller.token, Method::POST, "/api/v1/jobs", Some(&body))
                 .await
         }
         Err(problem) => Err(ApiFailure {
@@ -344,10 +331,7 @@ pub async fn submit(
     match result {
         Ok(job) => Redirect::to(&format!("/console/jobs/{}", job.id)).into_response(),
         Err(failure) => {
-            let tenants: Vec<Tenant> = console
-                .json(&caller.token, Method::GET, "/api/v1/tenants", None)
-                .await
-                .unwrap_or_default();
+            let tenants: Vec<Tenant> = console.get_or_default(&caller, "/api/v1/tenants").await;
             let body = submit_form(&caller, &tenants, Some(&failure.message));
             (
                 failure.status,
@@ -374,17 +358,9 @@ pub async fn show(
         Ok(caller) => caller,
         Err(redirect) => return redirect,
     };
-    let job: JobRecord = match console
-        .json(
-            &caller.token,
-            Method::GET,
-            &format!("/api/v1/jobs/{id}"),
-            None,
-        )
-        .await
-    {
+    let job: JobRecord = match console.get(&caller, &format!("/api/v1/jobs/{id}")).await {
         Ok(job) => job,
-        Err(failure) => return failure_page(&caller, &failure),
+        Err(page) => return page,
     };
     let attempt = choice.attempt.unwrap_or(job.attempts.saturating_sub(1));
     let logs_path = format!("/api/v1/jobs/{id}/logs?attempt={attempt}");
@@ -423,7 +399,7 @@ pub async fn cancel(
     };
     let path = format!("/api/v1/jobs/{id}/cancel");
     match console
-        .json::<JobRecord>(&caller.token, Method::POST, &path, None)
+        .json::<JobRecord, ()>(&caller.token, Method::POST, &path, None)
         .await
     {
         Ok(_) => Redirect::to(&format!("/console/jobs/{id}")).into_response(),

@@ -13,14 +13,17 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tower::ServiceExt;
 
 use crate::api::AppState;
+use crate::api::types::Whoami;
 use crate::auth::Principal;
 
 mod admin;
 mod cluster;
+mod form;
 mod html;
 mod jobs;
 mod logs;
@@ -126,22 +129,22 @@ pub struct Caller {
 }
 
 impl Console {
-    /// Calls the API as `token`; the body is JSON.
+    /// Calls the API as `token` with a JSON `body` (already encoded).
     async fn call(
         &self,
         token: &str,
         method: Method,
         path: &str,
-        body: Option<serde_json::Value>,
+        body: Option<Vec<u8>>,
     ) -> (StatusCode, HeaderMap, Bytes) {
         let mut request = Request::builder()
             .method(method)
             .uri(path)
             .header(header::AUTHORIZATION, format!("Bearer {token}"));
         let body = match body {
-            Some(value) => {
+            Some(json) => {
                 request = request.header(header::CONTENT_TYPE, "application/json");
-                Body::from(value.to_string())
+                Body::from(json)
             }
             None => Body::empty(),
         };
@@ -157,20 +160,21 @@ impl Console {
         (parts.status, parts.headers, bytes)
     }
 
-    /// Calls the API and decodes a JSON answer, or returns the API's refusal.
-    async fn json<T: DeserializeOwned>(
+    /// Calls the API with a request body of the API's own types (`crate::api::types`) and
+    /// decodes the answer as one, or returns the API's refusal.
+    async fn json<T: DeserializeOwned, B: Serialize>(
         &self,
         token: &str,
         method: Method,
         path: &str,
-        body: Option<serde_json::Value>,
+        body: Option<&B>,
     ) -> Result<T, ApiFailure> {
+        let body = body.map(|b| serde_json::to_vec(b).expect("API types always encode"));
         let (status, _, bytes) = self.call(token, method, path, body).await;
         if !status.is_success() {
-            let message = serde_json::from_slice::<serde_json::Value>(&bytes)
-                .ok()
-                .and_then(|v| v.get("error")?.as_str().map(str::to_string))
-                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
+            let message = serde_json::from_slice::<crate::api::types::ErrorBody>(&bytes)
+                .map(|body| body.error)
+                .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned());
             return Err(ApiFailure { status, message });
         }
         serde_json::from_slice(&bytes).map_err(|e| ApiFailure {
@@ -179,15 +183,33 @@ impl Console {
         })
     }
 
+    /// A GET for a page: the answer, or the page saying why the API refused.
+    async fn get<T: DeserializeOwned>(&self, caller: &Caller, path: &str) -> Result<T, Response> {
+        self.json::<T, ()>(&caller.token, Method::GET, path, None)
+            .await
+            .map_err(|failure| failure_page(caller, &failure))
+    }
+
+    /// A GET for a part of a page that may be missing (quotas, tenants): empty when refused.
+    async fn get_or_default<T: DeserializeOwned + Default>(
+        &self,
+        caller: &Caller,
+        path: &str,
+    ) -> T {
+        self.json::<T, ()>(&caller.token, Method::GET, path, None)
+            .await
+            .unwrap_or_default()
+    }
+
     /// The caller of a page, or a redirect to the sign-in page.
     async fn caller(&self, headers: &HeaderMap) -> Result<Caller, Response> {
         let to_login = || Redirect::to("/console/login").into_response();
         let (token, csrf) = self.sessions.lookup(headers).ok_or_else(to_login)?;
-        let who: serde_json::Value = self
-            .json(&token, Method::GET, "/api/v1/whoami", None)
+        let who: Whoami = self
+            .json::<_, ()>(&token, Method::GET, "/api/v1/whoami", None)
             .await
             .map_err(|_| to_login())?;
-        let me = principal_of(&who).ok_or_else(to_login)?;
+        let me = principal_of(who);
         Ok(Caller { token, csrf, me })
     }
 
@@ -203,12 +225,12 @@ impl Console {
 }
 
 /// The principal the API's `/whoami` describes.
-fn principal_of(who: &serde_json::Value) -> Option<Principal> {
-    Some(Principal {
-        user: who.get("user")?.as_str()?.to_string(),
-        role: crate::store::Role::parse(who.get("role")?.as_str()?)?,
-        tenant: who.get("tenant")?.as_str().map(str::to_string),
-    })
+fn principal_of(who: Whoami) -> Principal {
+    Principal {
+        user: who.user,
+        role: who.role,
+        tenant: who.tenant,
+    }
 }
 
 /// A page with the API's refusal or failure, with its status.

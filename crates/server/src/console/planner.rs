@@ -4,13 +4,15 @@
 use std::fmt::Write;
 use std::sync::OnceLock;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use suanli_catalog::Catalog;
+use serde::Deserialize;
+use suanli_catalog::{Accelerator, Catalog};
 use suanli_perf::search::{self, Constraints};
 use suanli_perf::train::{TrainEstimate, TrainSetup};
 
+use super::form;
 use super::html::{self, escape};
 use super::{Caller, Console};
 
@@ -30,9 +32,11 @@ pub fn catalog() -> &'static Catalog {
 }
 
 /// The planner form as submitted (all text: checked here, with one-line errors).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct PlanForm {
     pub model: String,
+    #[serde(rename = "accelerator", deserialize_with = "form::all")]
     pub accelerators: Vec<String>,
     pub count: String,
     pub seq_len: String,
@@ -41,27 +45,6 @@ pub struct PlanForm {
     pub price_per_hour: String,
     /// A Hugging Face `config.json`, pasted or read from a file; used instead of `model`.
     pub hf_config: String,
-}
-
-impl PlanForm {
-    /// From the query string; `accelerator` may repeat.
-    pub fn from_pairs(pairs: Vec<(String, String)>) -> PlanForm {
-        let mut form = PlanForm::default();
-        for (key, value) in pairs {
-            match key.as_str() {
-                "model" => form.model = value,
-                "accelerator" => form.accelerators.push(value),
-                "count" => form.count = value,
-                "seq_len" => form.seq_len = value,
-                "global_batch" => form.global_batch = value,
-                "tokens" => form.tokens = value,
-                "price_per_hour" => form.price_per_hour = value,
-                "hf_config" => form.hf_config = value,
-                _ => {}
-            }
-        }
-        form
-    }
 }
 
 fn optional_positive(field: &str, text: &str, max: f64) -> Result<Option<f64>, String> {
@@ -94,9 +77,7 @@ pub fn setups(form: &PlanForm) -> Result<Vec<TrainSetup>, String> {
         suanli_catalog::model_from_hf_config(&form.hf_config, "your-config.json")
             .map_err(|e| format!("config.json: {e}"))?
     };
-    if form.accelerators.is_empty() || form.accelerators.len() > MAX_TYPES {
-        return Err(format!("pick 1 to {MAX_TYPES} accelerator types"));
-    }
+    let accelerators = picked(&form.accelerators)?;
     let count = html::whole_field("accelerators", &form.count, MAX_COUNT)?.unwrap_or(64);
     let seq_len = html::whole_field("sequence length", &form.seq_len, 1 << 20)?.unwrap_or(4096);
     // Empty: the planner's one default (`suanli plan train` uses the same), moved below to the
@@ -107,12 +88,9 @@ pub fn setups(form: &PlanForm) -> Result<Vec<TrainSetup>, String> {
     });
     let tokens = optional_positive("tokens", &form.tokens, 1e16)?;
     let price = optional_positive("price per hour", &form.price_per_hour, 1e4)?;
-    form.accelerators
-        .iter()
-        .map(|name| {
-            let accelerator = catalog
-                .accelerator(name.trim())
-                .map_err(|e| e.to_string())?;
+    Ok(accelerators
+        .into_iter()
+        .map(|accelerator| {
             let mut setup = TrainSetup::new(model.clone(), accelerator.clone(), count);
             setup.seq_len = seq_len;
             setup.global_batch = global_batch;
@@ -125,7 +103,22 @@ pub fn setups(form: &PlanForm) -> Result<Vec<TrainSetup>, String> {
             {
                 setup.global_batch = nearest;
             }
-            Ok(setup)
+            setup
+        })
+        .collect())
+}
+
+/// The accelerator types a planner form picked (1 to `MAX_TYPES`), from the catalog.
+pub fn picked(names: &[String]) -> Result<Vec<&'static Accelerator>, String> {
+    if names.is_empty() || names.len() > MAX_TYPES {
+        return Err(format!("pick 1 to {MAX_TYPES} accelerator types"));
+    }
+    names
+        .iter()
+        .map(|name| {
+            catalog()
+                .accelerator(name.trim())
+                .map_err(|e| e.to_string())
         })
         .collect()
 }
@@ -300,15 +293,8 @@ fn results_html(setups: &[TrainSetup], estimates: &[Result<TrainEstimate, String
 }
 
 /// `GET /console/planner`: the form, and the plan when the query has one.
-pub async fn page(
-    State(console): State<Console>,
-    headers: HeaderMap,
-    Query(pairs): Query<Vec<(String, String)>>,
-) -> Response {
-    match console.caller(&headers).await {
-        Ok(caller) => render(&caller, pairs).await,
-        Err(redirect) => redirect,
-    }
+pub async fn page(page: form::FormPage<PlanForm>) -> Response {
+    render(&page.caller, page.submitted, page.form).await
 }
 
 /// `POST /console/planner`: the same, from the form (which may carry a config.json).
@@ -325,23 +311,17 @@ pub async fn post(
         Ok(caller) => caller,
         Err(refusal) => return refusal,
     };
-    render(&caller, pairs).await
+    render(&caller, form::submitted(&pairs), form::read(pairs)).await
 }
 
-async fn render(caller: &Caller, pairs: Vec<(String, String)>) -> Response {
-    let submitted = pairs.iter().any(|(k, _)| k != "csrf");
-    let form = PlanForm::from_pairs(pairs);
+async fn render(caller: &Caller, submitted: bool, form: PlanForm) -> Response {
     let mut body = form_html(&form, &html::csrf_field(caller));
     let mut status = StatusCode::OK;
     if submitted {
         match setups(&form) {
             Err(problem) => {
                 status = StatusCode::BAD_REQUEST;
-                let _ = write!(
-                    body,
-                    "<p class=\"error\" role=\"alert\">{}</p>",
-                    escape(&problem)
-                );
+                body.push_str(&html::alert(&problem));
             }
             Ok(setups) => {
                 let _permit = PLANNING.acquire().await.expect("never closed");

@@ -3,20 +3,22 @@
 
 use std::fmt::Write;
 
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
 use suanli_perf::serve::{self, ServeEstimate, ServeSetup};
 
+use super::form;
 use super::html::{self, escape};
-use super::planner::{MAX_TYPES, PLANNING, accelerator_checks, catalog, model_options};
+use super::planner::{MAX_TYPES, PLANNING, accelerator_checks, catalog, model_options, picked};
 use super::planner_slo::{self, SloForm};
-use super::{Caller, Console};
 
 /// The form as submitted.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct ServeForm {
     pub model: String,
+    #[serde(rename = "accelerator", deserialize_with = "form::all")]
     pub accelerators: Vec<String>,
     pub input_len: String,
     pub output_len: String,
@@ -26,49 +28,24 @@ pub struct ServeForm {
     pub tpot_ms: String,
 }
 
-impl ServeForm {
-    pub fn from_pairs(pairs: Vec<(String, String)>) -> ServeForm {
-        let mut form = ServeForm::default();
-        for (key, value) in pairs {
-            match key.as_str() {
-                "model" => form.model = value,
-                "accelerator" => form.accelerators.push(value),
-                "input_len" => form.input_len = value,
-                "output_len" => form.output_len = value,
-                "batch" => form.batch = value,
-                "rate" => form.rate = value,
-                "ttft_ms" => form.ttft_ms = value,
-                "tpot_ms" => form.tpot_ms = value,
-                _ => {}
-            }
-        }
-        form
-    }
-}
-
 /// One setup per accelerator type, or what is wrong with the form.
 pub fn setups(form: &ServeForm) -> Result<Vec<ServeSetup>, String> {
     let catalog = catalog();
     let model = catalog
         .model(form.model.trim())
         .map_err(|e| e.to_string())?;
-    if form.accelerators.is_empty() || form.accelerators.len() > MAX_TYPES {
-        return Err(format!("pick 1 to {MAX_TYPES} accelerator types"));
-    }
+    let accelerators = picked(&form.accelerators)?;
     let input = html::whole_field("input tokens", &form.input_len, 1 << 20)?.unwrap_or(2048);
     let output = html::whole_field("output tokens", &form.output_len, 1 << 20)?.unwrap_or(256);
     let batch = html::whole_field("batch", &form.batch, 1 << 16)?;
-    form.accelerators
-        .iter()
-        .map(|name| {
-            let accelerator = catalog
-                .accelerator(name.trim())
-                .map_err(|e| e.to_string())?;
+    Ok(accelerators
+        .into_iter()
+        .map(|accelerator| {
             let mut setup = ServeSetup::new(model.clone(), accelerator.clone(), input, output);
             setup.batch = batch;
-            Ok(setup)
+            setup
         })
-        .collect()
+        .collect())
 }
 
 /// The smallest power-of-two tensor-parallel degree (within the scale-up domain) that fits.
@@ -146,17 +123,12 @@ fn results_html(rows: &[(ServeSetup, Result<ServeEstimate, String>)]) -> String 
 }
 
 /// `GET /console/planner/serving`.
-pub async fn page(
-    State(console): State<Console>,
-    headers: HeaderMap,
-    Query(pairs): Query<Vec<(String, String)>>,
-) -> Response {
-    let caller: Caller = match console.caller(&headers).await {
-        Ok(caller) => caller,
-        Err(redirect) => return redirect,
-    };
-    let submitted = !pairs.is_empty();
-    let form = ServeForm::from_pairs(pairs);
+pub async fn page(page: form::FormPage<ServeForm>) -> Response {
+    let form::FormPage {
+        caller,
+        form,
+        submitted,
+    } = page;
     let value = |v: &str, d: &str| escape(if v.is_empty() { d } else { v });
     let mut body = format!(
         "<p><a href=\"/console/planner\">Training</a> · <strong>Serving</strong></p>\
@@ -185,11 +157,7 @@ pub async fn page(
         match setups(&form) {
             Err(problem) => {
                 status = StatusCode::BAD_REQUEST;
-                let _ = write!(
-                    body,
-                    "<p class=\"error\" role=\"alert\">{}</p>",
-                    escape(&problem)
-                );
+                body.push_str(&html::alert(&problem));
             }
             Ok(setups) => {
                 let slo = SloForm {
@@ -228,11 +196,7 @@ pub async fn page(
                     Some(Ok(html)) => body.push_str(&html),
                     Some(Err(problem)) => {
                         status = StatusCode::BAD_REQUEST;
-                        let _ = write!(
-                            body,
-                            "<p class=\"error\" role=\"alert\">{}</p>",
-                            escape(&problem)
-                        );
+                        body.push_str(&html::alert(&problem));
                     }
                     None => {}
                 }

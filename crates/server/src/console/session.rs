@@ -115,9 +115,7 @@ fn set_cookie(response: &mut Response, name: &str, value: &str, max_age_s: i64) 
 }
 
 fn login_form(csrf: &str, problem: Option<&str>) -> String {
-    let problem = problem.map_or(String::new(), |p| {
-        format!("<p class=\"error\" role=\"alert\">{}</p>", html::escape(p))
-    });
+    let problem = problem.map_or(String::new(), html::alert);
     format!(
         "{problem}<form method=\"post\" action=\"/console/login\" class=\"card narrow\">\
          <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
@@ -176,8 +174,8 @@ pub async fn login(
             "Give an API token (it starts with suanli_).",
         );
     }
-    let who: Result<serde_json::Value, _> = console
-        .json(token, Method::GET, "/api/v1/whoami", None)
+    let who: Result<crate::api::types::Whoami, _> = console
+        .json::<_, ()>(token, Method::GET, "/api/v1/whoami", None)
         .await;
     if let Err(failure) = who {
         return refuse(

@@ -4,17 +4,17 @@
 
 use std::fmt::Write;
 
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
+use serde::Deserialize;
 use suanli_sim::metrics::{RunResult, Summary};
 use suanli_sim::trace::{TraceFormat, fit_to_cluster, parse_trace};
 use suanli_sim::workload::{ClusterSpec, TraceJob};
 use suanli_sim::{SimConfig, plot, presets, synthetic};
 
+use super::form;
 use super::html::{self, escape};
-use super::{Caller, Console};
 
 /// The first trace of Gavel's artifact (Narayanan et al., OSDI 2020; MIT licence, see
 /// crates/sim/data/gavel/LICENSE).
@@ -35,32 +35,16 @@ const WORKLOADS: [(&str, &str); 4] = [
 const CLUSTERS: [&str; 3] = ["gavel-36-36-36", "gavel-300-300-300", "gavel-500-0-0"];
 
 /// The form as submitted.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct SimForm {
     pub workload: String,
     pub cluster: String,
     pub jobs: String,
     pub accelerators: String,
+    #[serde(rename = "policy", deserialize_with = "form::all")]
     pub policies: Vec<String>,
     pub seed: String,
-}
-
-impl SimForm {
-    pub fn from_pairs(pairs: Vec<(String, String)>) -> SimForm {
-        let mut form = SimForm::default();
-        for (key, value) in pairs {
-            match key.as_str() {
-                "workload" => form.workload = value,
-                "cluster" => form.cluster = value,
-                "jobs" => form.jobs = value,
-                "accelerators" => form.accelerators = value,
-                "policy" => form.policies.push(value),
-                "seed" => form.seed = value,
-                _ => {}
-            }
-        }
-        form
-    }
 }
 
 /// The cluster, jobs and policies the form asks for, or what is wrong with it.
@@ -264,17 +248,12 @@ fn results_html(cluster: &ClusterSpec, jobs: usize, runs: &[RunResult]) -> Strin
 }
 
 /// `GET /console/simulations`.
-pub async fn page(
-    State(console): State<Console>,
-    headers: HeaderMap,
-    Query(pairs): Query<Vec<(String, String)>>,
-) -> Response {
-    let caller: Caller = match console.caller(&headers).await {
-        Ok(caller) => caller,
-        Err(redirect) => return redirect,
-    };
-    let submitted = !pairs.is_empty();
-    let form = SimForm::from_pairs(pairs);
+pub async fn page(page: form::FormPage<SimForm>) -> Response {
+    let form::FormPage {
+        caller,
+        form,
+        submitted,
+    } = page;
     let mut body = form_html(&form);
     let mut status = StatusCode::OK;
     if submitted {
@@ -290,11 +269,7 @@ pub async fn page(
             Ok(results) => body.push_str(&results),
             Err(problem) => {
                 status = StatusCode::BAD_REQUEST;
-                let _ = write!(
-                    body,
-                    "<p class=\"error\" role=\"alert\">{}</p>",
-                    escape(&problem)
-                );
+                body.push_str(&html::alert(&problem));
             }
         }
     }

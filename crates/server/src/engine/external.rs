@@ -104,36 +104,6 @@ pub(super) fn node_names(slot: &PoolSlot, devices: &[u32]) -> String {
     names.join(",")
 }
 
-/// `GET /nodes` rows of a pool: one per node, with the cluster (executor) it belongs to and,
-/// for a multi-node pool, the node's own state as its engine reports it (`drained`, `down`).
-pub fn node_rows(p: &PoolSlot) -> Vec<serde_json::Value> {
-    let state = |up: bool| if up && p.up { "up" } else { "down" };
-    if p.nodes.is_empty() {
-        return vec![serde_json::json!({
-            "node": p.node, "pool": p.name, "accelerator": p.accelerator,
-            "total": p.total, "free": p.free.len(), "free_devices": p.free,
-            "state": state(true), "executor": p.executor,
-        })];
-    }
-    let per_node = p.per_node.max(1);
-    p.nodes
-        .iter()
-        .enumerate()
-        .map(|(i, node)| {
-            let range = i as u32 * per_node..(i as u32 + 1) * per_node;
-            let free: Vec<u32> = p.free.range(range).map(|d| d % per_node).collect();
-            serde_json::json!({
-                "node": node.name, "pool": p.name, "accelerator": p.accelerator,
-                "total": per_node, "free": free.len(), "free_devices": free,
-                // Slurm's word (`idle`, `mixed`, `drained`, `down*`); `down` when an admin
-                // took the whole pool out of suanli's service.
-                "state": if p.up { node.state.as_str() } else { "down" },
-                "reason": node.reason, "executor": p.executor,
-            })
-        })
-        .collect()
-}
-
 impl Engine {
     /// Applies a batch of reports with one scheduling pass at the end (a poll often reports
     /// many ends at once; a pass per end would rescan the queue for each). The batch's job

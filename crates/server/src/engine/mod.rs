@@ -34,7 +34,7 @@ mod submit;
 mod tests;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use external::{NodeSlot, local_pools, node_rows};
+pub use external::{NodeSlot, local_pools};
 pub use runs::describe_exit;
 
 /// Seconds between SIGTERM and SIGKILL when a run is stopped.
