@@ -174,7 +174,6 @@ fn expert_imbalance_matches_random_routing() {
     assert!(expert_imbalance(1e6, 8.0) < 1.01);
 }
 
-
 /// The search's chosen deployment at `rate`, simulated event by event at its per-replica rate.
 fn chosen_in_simulation(rate: f64) -> (suanli_perf::serve_search::Deployment, sim::Measured) {
     use suanli_perf::serve_search::{self, Candidate, SearchSpec};
@@ -196,7 +195,10 @@ fn chosen_in_simulation(rate: f64) -> (suanli_perf::serve_search::Deployment, si
         top: 1,
     };
     let chosen = serve_search::search(&spec).unwrap().deployments[0].clone();
-    assert!(chosen.pools.is_none(), "short prompts stay colocated: {chosen:?}");
+    assert!(
+        chosen.pools.is_none(),
+        "short prompts stay colocated: {chosen:?}"
+    );
     let mut replica = setup;
     replica.tp = chosen.tp;
     replica.pp = chosen.pp;
@@ -217,7 +219,9 @@ fn the_search_meets_p99_in_simulation_even_at_its_own_limit() {
     replica.tp = first.tp;
     replica.pp = first.pp;
     let cost = iteration_cost(&replica, &TENSORRT_LLM, first.max_batch).unwrap();
-    let limit = queue::max_rate(&cost, 512.0, 290.0, 2.0, 0.2).unwrap().rate_per_s;
+    let limit = queue::max_rate(&cost, 512.0, 290.0, 2.0, 0.2)
+        .unwrap()
+        .rate_per_s;
     for rate in [5.0, 20.0, 45.0, 2.0 * limit * 0.999, 3.0 * limit * 0.999] {
         let (chosen, measured) = chosen_in_simulation(rate);
         assert!(chosen.ttft_s <= 2.0 && chosen.tpot_s <= 0.2, "{chosen:?}");
