@@ -364,3 +364,64 @@ fn help_shows_examples_and_weight_only_precision_is_said() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("dequantised into bf16"), "{text}");
 }
+
+#[test]
+fn a_disaggregated_deployment_is_listed_with_its_pools_and_kv_traffic_when_it_wins() {
+    // 8k-token prompts under a 30 ms p99 TPOT: every prompt chunk would lengthen the decode
+    // iterations of a colocated replica, so separate prefill and decode pools are cheaper.
+    let out = suanli(&[
+        "plan",
+        "serve",
+        "--model",
+        "llama-3.1-70b",
+        "--input-len",
+        "8192",
+        "--output-len",
+        "256",
+        "--precision",
+        "fp8",
+        "--rate",
+        "20",
+        "--ttft-p99",
+        "2s",
+        "--tpot-p99",
+        "30ms",
+        "--accelerators",
+        "b200-sxm-180gb",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("#1 is disaggregated: prefill pool"), "{text}");
+    assert!(
+        text.contains("decode pool") && text.contains("MB per request over"),
+        "{text}"
+    );
+    assert!(text.contains("GB/s between the pools"), "{text}");
+    let out = suanli(&[
+        "plan",
+        "serve",
+        "--model",
+        "llama-3.1-70b",
+        "--input-len",
+        "8192",
+        "--output-len",
+        "256",
+        "--precision",
+        "fp8",
+        "--rate",
+        "20",
+        "--ttft-p99",
+        "2s",
+        "--tpot-p99",
+        "30ms",
+        "--accelerators",
+        "b200-sxm-180gb",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON output");
+    let pools = &json["deployments"][0]["pools"];
+    assert!(pools["prefill_replicas"].as_u64() >= Some(1), "{json}");
+    assert!(pools["decode_replicas"].as_u64() >= Some(1), "{json}");
+    assert!(pools["kv_bytes_per_s"].as_f64() > Some(0.0), "{json}");
+}
