@@ -43,6 +43,16 @@ impl MaxMinProblem<'_> {
     /// group's size) and every job gets its group's share. A trace of a few dozen job types then
     /// solves in a few dozen variables whatever the queue length.
     pub fn solve(&self) -> Option<Allocation> {
+        self.solve_grouped(true)
+    }
+
+    /// The max-min value alone (the first stage of [`MaxMinProblem::solve`]); its allocation is a
+    /// simplex vertex that may leave capacity idle.
+    pub fn max_min_value(&self) -> Option<f64> {
+        self.solve_grouped(false).map(|a| a.objective)
+    }
+
+    fn solve_grouped(&self, second_stage: bool) -> Option<Allocation> {
         if self.coefficients.is_empty() {
             return None;
         }
@@ -69,7 +79,11 @@ impl MaxMinProblem<'_> {
             counts: &count,
             workers: self.workers,
         };
-        let allocation = grouped.solve()?;
+        let allocation = if second_stage {
+            grouped.solve()?
+        } else {
+            grouped.solve_stage(None)?.0
+        };
         Some(Allocation {
             share: group_of
                 .iter()

@@ -44,6 +44,13 @@ pub trait Policy: Send {
     fn next_wakeup_s(&self, _state: &State, _now_s: u64) -> Option<u64> {
         None
     }
+
+    /// True when a pass at an instant other than the policy's own wake-ups changes nothing (a
+    /// round-based policy acts only at round boundaries). A driver may then skip instants that
+    /// carry no change of state, such as a preempted run's leftover completion.
+    fn acts_only_at_wakeups(&self) -> bool {
+        false
+    }
 }
 
 /// Policy names, in the order the command line lists them. The `gavel-*` policies are Gavel's
