@@ -356,6 +356,9 @@ impl State {
         job.attained_acc_s += now_s.saturating_sub(run.started_s) * gang;
         job.done_units = job.spec.work.total_units;
         job.status = Status::Finished { finished_s: now_s };
+        // The per-type rate map is read only at submit (rates live in `job_pools` from then on);
+        // dropping it with the run keeps a replay of a million jobs from holding a million maps.
+        job.spec.work.units_per_s = std::collections::BTreeMap::new();
     }
 
     /// Takes a pending job out of the queue for good. `pending` and `pending_by_tenant` are the

@@ -8,7 +8,8 @@
 //!     synthetic jobs=1000000,accelerators=100000 - fifo
 //! ```
 //!
-//! Arguments: `trace <file> <cluster> <policy>` or `synthetic <spec> - <policy>`. Prints the
+//! Arguments: `trace <file> <cluster> <policy>` or `synthetic <spec> - <policy>`, then optionally
+//! the restart delay in seconds (60 by default; Gavel's simulator charges 0). Prints the
 //! simulation's wall time, events and mean JCT on one line.
 
 use std::path::Path;
@@ -19,11 +20,24 @@ use suanli_sim::{SimConfig, Summary, presets, simulate, synthetic};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [kind, source, cluster, policy] = args.as_slice() else {
-        eprintln!(
-            "usage: replay trace <file> <cluster> <policy> | replay synthetic <spec> - <policy>"
-        );
-        return ExitCode::from(2);
+    let (kind, source, cluster, policy, restart) = match args.as_slice() {
+        [k, s, c, p] => (k, s, c, p, None),
+        [k, s, c, p, r] => (k, s, c, p, Some(r)),
+        _ => {
+            eprintln!(
+                "usage: replay trace <file> <cluster> <policy> [restart delay s] | \
+                 replay synthetic <spec> - <policy> [restart delay s]"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let restart_delay_s = match restart.map(|r| r.parse::<u64>()) {
+        None => None,
+        Some(Ok(seconds)) => Some(seconds),
+        Some(Err(_)) => {
+            eprintln!("restart delay must be whole seconds, e.g. 0 or 60");
+            return ExitCode::from(2);
+        }
     };
     let workload = match kind.as_str() {
         "trace" => presets::load_cluster(cluster)
@@ -46,10 +60,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let config = SimConfig {
+    let mut config = SimConfig {
         policy: policy.clone(),
         ..SimConfig::default()
     };
+    if let Some(seconds) = restart_delay_s {
+        config.sched.restart_delay_s = seconds;
+    }
     match simulate(&cluster, &jobs, &config, None) {
         Ok(run) => {
             let summary = Summary::of(&run);

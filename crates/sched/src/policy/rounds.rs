@@ -34,11 +34,8 @@ use std::collections::BinaryHeap;
 
 use crate::job::JobId;
 use crate::policy::Policy;
-use crate::policy::lp::{MaxMinProblem, proportional_throughputs};
+use crate::policy::lp::{FinishTimeProblem, MaxMinProblem, proportional_throughputs};
 use crate::state::State;
-
-/// LPs per finish-time-fairness allocation at most, besides the final one.
-const FINISH_TIME_ITERATIONS: usize = 8;
 
 /// What the allocation optimises.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -175,57 +172,16 @@ impl RoundBased {
                     .iter()
                     .map(|&id| now_s.saturating_sub(state.job(JobId(id)).submitted_s) as f64)
                     .collect();
-                let demand = |rho: f64| {
-                    scaled(&|j| {
-                        let budget_s = rho * isolated_s[j] - elapsed_s[j];
-                        if budget_s <= 0.0 {
-                            0.0
-                        } else {
-                            budget_s / remaining[j]
-                        }
-                    })
-                };
-                // Minimise the largest rho_j(X) by the fixed-point iteration of generalised
-                // fractional programming (Crouzeix, Ferland and Schaible, 1985): for a candidate
-                // rho, the max-min LP over throughput / demand(rho) gives t*; its allocation
-                // meets every job's demand scaled by t*, so it achieves
-                // rho' = max_j (c_j + (rho - c_j) / t*) with c_j = elapsed_j / isolated_j. rho' is
-                // an upper bound on the optimum, below rho when t* > 1, and equal to rho exactly
-                // when t* = 1, i.e. at the optimum. From above the iterates fall monotonically
-                // (a handful of LPs per allocation, where bisection needed a dozen or more).
-                let floor = elapsed_s
-                    .iter()
-                    .zip(&isolated_s)
-                    .map(|(e, i)| e / i)
-                    .fold(0.0, f64::max);
-                let next = |rho: f64, t: f64| {
-                    elapsed_s
-                        .iter()
-                        .zip(&isolated_s)
-                        .map(|(e, i)| e / i + (rho - e / i) / t)
-                        .fold(0.0, f64::max)
-                };
-                let mut rho = floor + 1.0;
-                for _ in 0..FINISH_TIME_ITERATIONS {
-                    let value = |rho: f64| {
-                        MaxMinProblem {
-                            coefficients: &demand(rho),
-                            scale_factors: &scale,
-                            workers: &workers,
-                        }
-                        .max_min_value()
-                    };
-                    let Some(t) = value(rho).filter(|&t| t > 0.0) else {
-                        break;
-                    };
-                    let better = next(rho, t);
-                    let converged = (better - rho).abs() <= 1e-4 * rho;
-                    rho = better;
-                    if converged {
-                        break;
-                    }
+                FinishTimeProblem {
+                    rates: &rates,
+                    scale_factors: &scale,
+                    workers: &workers,
+                    elapsed_s: &elapsed_s,
+                    isolated_s: &isolated_s,
+                    remaining: &remaining,
                 }
-                solve(&demand(rho))
+                .solve()
+                .map(|(_, allocation)| allocation)
             }
         };
         let allocation = allocation.map(|a| {
