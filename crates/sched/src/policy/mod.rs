@@ -17,7 +17,7 @@ pub use fifo::{Fifo, Sjf};
 pub use gavel::Gavel;
 pub use las::Las;
 pub use las_indexed::IndexedLas;
-pub use lp::{Allocation, MaxMinProblem, proportional_throughputs};
+pub use lp::{Allocation, FinishTimeProblem, MaxMinProblem, proportional_throughputs};
 pub use rounds::{Objective, RoundBased};
 pub use tiresias_2d::TiresiasTwoDLas;
 
