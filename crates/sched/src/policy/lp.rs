@@ -7,7 +7,7 @@
 //! `sum_j scale_factor[j] * X[j][w] <= workers[w]` (a type's accelerators are not oversubscribed).
 //! The objectives are of one shape, `maximize min_j sum_w A[j][w] * X[j][w]`, with a coefficient
 //! matrix `A` that each policy builds (see `rounds.rs`); finish-time fairness is solved as a
-//! sequence of such problems by bisection on its ratio.
+//! short sequence of such problems by a fixed-point iteration on its ratio (`FinishTimeProblem`).
 
 use microlp::{ComparisonOp, OptimizationDirection, Problem, SolveOptions, SolveOutcome, Variable};
 

@@ -24,8 +24,8 @@
 //!   variant treats every type as throughput 1, the `-hetero` variant (`max_min_fairness_perf`)
 //!   uses measured throughputs.
 //! - finish-time fairness (`finish_time_fairness.py`, after Themis, NSDI'20): minimise the largest
-//!   `rho_j = (elapsed_j + remaining_j / throughput_j(X)) / isolated_time_j`, solved by bisection
-//!   on `rho` over max-min feasibility problems.
+//!   `rho_j = (elapsed_j + remaining_j / throughput_j(X)) / isolated_time_j`, solved by a
+//!   fixed-point iteration on `rho` over max-min problems (`lp::FinishTimeProblem`).
 //! - makespan (`min_total_duration.py`): minimise the largest `remaining_j / throughput_j(X)`,
 //!   i.e. maximise the smallest `throughput_j(X) / remaining_j`.
 
