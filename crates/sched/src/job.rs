@@ -24,6 +24,8 @@ pub struct JobId(pub u32);
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Work {
     pub total_units: f64,
+    /// Emptied in the scheduler's record once the job finishes (its rates stay available per
+    /// pool through `State::pools_for`).
     pub units_per_s: BTreeMap<String, f64>,
 }
 

@@ -228,6 +228,12 @@ impl Scheduler {
         std::mem::take(&mut self.state.decisions)
     }
 
+    /// True when `schedule` changes nothing at an instant without a state change other than the
+    /// policy's own wake-ups (its `acts_only_at_wakeups`, and no tenant guarantees to reclaim).
+    pub fn passes_only_at_wakeups(&self) -> bool {
+        self.policy.acts_only_at_wakeups() && !self.state.has_quotas()
+    }
+
     /// When the policy wants to be called again even if nothing happens (round ends, LAS
     /// demotions), if ever.
     pub fn next_wakeup_s(&self, now_s: u64) -> Option<u64> {

@@ -274,8 +274,7 @@ impl State {
             log.push(id.0);
         }
         self.running_by_end[pool.0 as usize].insert((estimated_end_s, id.0));
-        let accelerator = self.cluster.pools[pool.0 as usize].accelerator.clone();
-        self.tenants[tenant].add_usage(&accelerator, gang);
+        self.tenants[tenant].add_usage(&self.cluster.pools[pool.0 as usize].accelerator, gang);
         self.decisions.push(Decision::Start {
             job: id,
             pool,
@@ -300,9 +299,11 @@ impl State {
             log.push(id.0);
         }
         self.running_by_end[run.pool.0 as usize].remove(&(run.estimated_end_s, id.0));
-        let accelerator = self.cluster.pools[run.pool.0 as usize].accelerator.clone();
         let tenant = self.jobs[index].tenant;
-        self.tenants[tenant].remove_usage(&accelerator, self.jobs[index].spec.gang_size);
+        self.tenants[tenant].remove_usage(
+            &self.cluster.pools[run.pool.0 as usize].accelerator,
+            self.jobs[index].spec.gang_size,
+        );
         run
     }
 
@@ -355,6 +356,9 @@ impl State {
         job.attained_acc_s += now_s.saturating_sub(run.started_s) * gang;
         job.done_units = job.spec.work.total_units;
         job.status = Status::Finished { finished_s: now_s };
+        // The per-type rate map is read only at submit (rates live in `job_pools` from then on);
+        // dropping it with the run keeps a replay of a million jobs from holding a million maps.
+        job.spec.work.units_per_s = std::collections::BTreeMap::new();
     }
 
     /// Takes a pending job out of the queue for good. `pending` and `pending_by_tenant` are the

@@ -65,7 +65,12 @@ impl Tenant {
     }
 
     pub(crate) fn add_usage(&mut self, accelerator: &str, count: u32) {
-        *self.used.entry(accelerator.to_string()).or_insert(0) += count;
+        match self.used.get_mut(accelerator) {
+            Some(used) => *used += count,
+            None => {
+                self.used.insert(accelerator.to_string(), count);
+            }
+        }
         self.used_total += count;
     }
 

@@ -2,12 +2,14 @@
 //! driving `suanli-sched` through the calls the server makes (`submit`, `on_finish`,
 //! `on_node_failure`, `on_node_repair`, `schedule`, `next_wakeup_s`).
 //!
-//! Virtual time is whole seconds (`u64`). Events sit in a binary heap ordered by (time, kind,
-//! sequence number): at one instant, completions come first, then repairs, failures, arrivals and
-//! policy wake-ups, each kind in the order it was queued, and the scheduler runs once after all
-//! of them. Failure times come from a seeded `StdRng`, one exponential draw per node per failure,
-//! so a seed fixes the whole run. A completion event carries the run's number; one left over from
-//! a run that was since preempted or killed is ignored.
+//! Virtual time is whole seconds (`u64`). Events are handled in (time, kind, sequence number)
+//! order: at one instant, completions come first, then repairs, failures, arrivals and policy
+//! wake-ups, each kind in the order it was queued, and the scheduler runs once after all of them.
+//! Arrivals come from the trace sorted once by time; the other events sit in a binary heap that
+//! holds only what is in flight. Failure times come from a seeded `StdRng`, one exponential draw
+//! per node per failure, so a seed fixes the whole run. A completion event carries the run's
+//! number; one left over from a run that was since preempted or killed is ignored (and dropped
+//! from the heap in bulk when the policy acts only at its own wake-ups).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap};
@@ -104,13 +106,15 @@ pub fn simulate(
 
     let mut order: Vec<u32> = (0..jobs.len() as u32).collect();
     order.sort_by_key(|&i| (jobs[i as usize].arrival_s, i));
-    for &index in &order {
-        push(
-            &mut heap,
-            jobs[index as usize].arrival_s,
-            Event::Arrival { index },
-        );
-    }
+    // Arrivals are not queued in the heap: they are read from `order` (by time, then trace
+    // position) and merged with the heap's head, which keeps the heap as small as the jobs in
+    // flight instead of the whole trace.
+    let mut next_arrival = 0usize;
+    let arrival_at = |next: usize| -> Option<(u64, Event)> {
+        order
+            .get(next)
+            .map(|&index| (jobs[index as usize].arrival_s, Event::Arrival { index }))
+    };
     let node_count = scheduler.state().cluster.nodes.len();
     for node in 0..node_count {
         let capacity = scheduler.state().cluster.nodes[node].capacity;
@@ -139,17 +143,36 @@ pub fn simulate(
     let (mut events, mut node_failures, mut jobs_killed) = (0u64, 0u64, 0u64);
     let mut now_s = 0;
     let mut idle_passes = 0u32;
+    // Completion events of runs that were since preempted or killed. Each still costs a heap
+    // operation and a (no-op) scheduling pass; a policy that acts only at its own wake-ups lets
+    // the engine drop them once they are half the heap.
+    let mut stale = 0usize;
 
-    while let Some(&Reverse((at_s, _, _))) = heap.peek() {
+    // The earlier of the heap's head and the next arrival, in (time, kind) order; taken off
+    // its queue by `take`.
+    let head = |heap: &BinaryHeap<Reverse<(u64, Event, u64)>>, next: usize| {
+        let queued = heap.peek().map(|&Reverse((t, event, _))| (t, event));
+        match (queued, arrival_at(next)) {
+            (Some(q), Some(a)) => Some((q.min(a), q <= a)),
+            (Some(q), None) => Some((q, true)),
+            (None, Some(a)) => Some((a, false)),
+            (None, None) => None,
+        }
+    };
+    while let Some(((at_s, _), _)) = head(&heap, next_arrival) {
         if arrivals_left == 0 && unfinished == 0 {
             break;
         }
         now_s = at_s;
-        while let Some(&Reverse((t, event, _))) = heap.peek() {
+        while let Some(((t, event), from_heap)) = head(&heap, next_arrival) {
             if t != now_s {
                 break;
             }
-            heap.pop();
+            if from_heap {
+                heap.pop();
+            } else {
+                next_arrival += 1;
+            }
             events += 1;
             match event {
                 Event::Arrival { index } => {
@@ -193,7 +216,9 @@ pub fn simulate(
                 }
                 Event::Failure { node } => {
                     node_failures += 1;
-                    jobs_killed += scheduler.on_node_failure(NodeId(node), now_s)?.len() as u64;
+                    let killed = scheduler.on_node_failure(NodeId(node), now_s)?.len();
+                    jobs_killed += killed as u64;
+                    stale += killed;
                     push(
                         &mut heap,
                         now_s + config.failures.repair_s.max(1),
@@ -225,24 +250,36 @@ pub fn simulate(
             }
         }
         for decision in scheduler.schedule(now_s) {
-            if let Decision::Start {
-                job,
-                expected_finish_s,
-                pool,
-                ..
-            } = decision
-            {
-                runs[job.0 as usize] += 1;
-                last_pool[job.0 as usize] = pool;
-                push(
-                    &mut heap,
+            match decision {
+                Decision::Start {
+                    job,
                     expected_finish_s,
-                    Event::Finish {
-                        job: job.0,
-                        run: runs[job.0 as usize],
-                    },
-                );
+                    pool,
+                    ..
+                } => {
+                    runs[job.0 as usize] += 1;
+                    last_pool[job.0 as usize] = pool;
+                    push(
+                        &mut heap,
+                        expected_finish_s,
+                        Event::Finish {
+                            job: job.0,
+                            run: runs[job.0 as usize],
+                        },
+                    );
+                }
+                Decision::Preempt { .. } => stale += 1,
             }
+        }
+        if stale > 4096 && stale * 2 > heap.len() && scheduler.passes_only_at_wakeups() {
+            let state = scheduler.state();
+            heap.retain(|Reverse((_, event, _))| match *event {
+                Event::Finish { job, run } => {
+                    runs[job as usize] == run && state.jobs[job as usize].run().is_some()
+                }
+                _ => true,
+            });
+            stale = 0;
         }
         if let Some(wake_s) = scheduler.next_wakeup_s(now_s)
             && wakeups.insert(wake_s)

@@ -17,7 +17,7 @@ pub use fifo::{Fifo, Sjf};
 pub use gavel::Gavel;
 pub use las::Las;
 pub use las_indexed::IndexedLas;
-pub use lp::{Allocation, MaxMinProblem, proportional_throughputs};
+pub use lp::{Allocation, FinishTimeProblem, MaxMinProblem, proportional_throughputs};
 pub use rounds::{Objective, RoundBased};
 pub use tiresias_2d::TiresiasTwoDLas;
 
@@ -43,6 +43,13 @@ pub trait Policy: Send {
     /// When the policy wants another pass even if no event happens.
     fn next_wakeup_s(&self, _state: &State, _now_s: u64) -> Option<u64> {
         None
+    }
+
+    /// True when a pass at an instant other than the policy's own wake-ups changes nothing (a
+    /// round-based policy acts only at round boundaries). A driver may then skip instants that
+    /// carry no change of state, such as a preempted run's leftover completion.
+    fn acts_only_at_wakeups(&self) -> bool {
+        false
     }
 }
 

@@ -24,17 +24,17 @@
 //!   variant treats every type as throughput 1, the `-hetero` variant (`max_min_fairness_perf`)
 //!   uses measured throughputs.
 //! - finish-time fairness (`finish_time_fairness.py`, after Themis, NSDI'20): minimise the largest
-//!   `rho_j = (elapsed_j + remaining_j / throughput_j(X)) / isolated_time_j`, solved by bisection
-//!   on `rho` over max-min feasibility problems.
+//!   `rho_j = (elapsed_j + remaining_j / throughput_j(X)) / isolated_time_j`, solved by a
+//!   fixed-point iteration on `rho` over max-min problems (`lp::FinishTimeProblem`).
 //! - makespan (`min_total_duration.py`): minimise the largest `remaining_j / throughput_j(X)`,
 //!   i.e. maximise the smallest `throughput_j(X) / remaining_j`.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 
 use crate::job::JobId;
 use crate::policy::Policy;
-use crate::policy::lp::{MaxMinProblem, proportional_throughputs};
+use crate::policy::lp::{FinishTimeProblem, MaxMinProblem, proportional_throughputs};
 use crate::state::State;
 
 /// What the allocation optimises.
@@ -56,15 +56,6 @@ impl Objective {
     }
 }
 
-/// One active job's allocation and what it has received since the allocation was computed.
-#[derive(Clone, Debug)]
-struct Share {
-    /// `X[j][w]` by pool.
-    share: Vec<f64>,
-    /// Seconds run on each pool since the last reset.
-    received_s: Vec<f64>,
-}
-
 /// Gavel-style round-based scheduling with an LP allocation.
 #[derive(Clone, Debug)]
 pub struct RoundBased {
@@ -78,8 +69,15 @@ pub struct RoundBased {
     reset_s: u64,
     /// Active job ids of the current allocation, ascending.
     active: Vec<u32>,
-    /// By job id; looked up only, never iterated (so a hash map keeps runs deterministic).
-    shares: HashMap<u32, Share>,
+    /// Pools (accelerator types) per row of `share` and `received_s`.
+    pools: usize,
+    /// `X[j][w]` by position in `active`, then pool (row-major).
+    share: Vec<f64>,
+    /// Seconds each job of `active` ran on each pool since the last reset (row-major).
+    received_s: Vec<f64>,
+    /// Scratch buffers reused by every round (no allocation per round once warm).
+    scratch_active: Vec<u32>,
+    scratch_keys: Vec<u128>,
 }
 
 impl RoundBased {
@@ -94,7 +92,11 @@ impl RoundBased {
             last_round_s: 0,
             reset_s: 0,
             active: Vec::new(),
-            shares: HashMap::new(),
+            pools: 0,
+            share: Vec::new(),
+            received_s: Vec::new(),
+            scratch_active: Vec::new(),
+            scratch_keys: Vec::new(),
         }
     }
 
@@ -170,38 +172,16 @@ impl RoundBased {
                     .iter()
                     .map(|&id| now_s.saturating_sub(state.job(JobId(id)).submitted_s) as f64)
                     .collect();
-                let demand = |rho: f64| {
-                    scaled(&|j| {
-                        let budget_s = rho * isolated_s[j] - elapsed_s[j];
-                        if budget_s <= 0.0 {
-                            0.0
-                        } else {
-                            budget_s / remaining[j]
-                        }
-                    })
-                };
-                let feasible = |rho: f64| solve(&demand(rho)).is_some_and(|a| a.objective >= 1.0);
-                let mut low = elapsed_s
-                    .iter()
-                    .zip(&isolated_s)
-                    .map(|(e, i)| e / i)
-                    .fold(0.0, f64::max);
-                let mut high = low.max(1.0) * 2.0;
-                let mut tries = 0;
-                while !feasible(high) && tries < 30 {
-                    low = high;
-                    high *= 2.0;
-                    tries += 1;
+                FinishTimeProblem {
+                    rates: &rates,
+                    scale_factors: &scale,
+                    workers: &workers,
+                    elapsed_s: &elapsed_s,
+                    isolated_s: &isolated_s,
+                    remaining: &remaining,
                 }
-                for _ in 0..12 {
-                    let mid = 0.5 * (low + high);
-                    if feasible(mid) {
-                        high = mid;
-                    } else {
-                        low = mid;
-                    }
-                }
-                solve(&demand(high))
+                .solve()
+                .map(|(_, allocation)| allocation)
             }
         };
         let allocation = allocation.map(|a| {
@@ -224,94 +204,125 @@ impl RoundBased {
         )
     }
 
+    /// The row of job `id` in the current allocation, if it has one.
+    fn row_of(&self, id: u32) -> Option<usize> {
+        self.active.binary_search(&id).ok()
+    }
+
     /// Adds the time each running job held its pool since the last round.
     fn account(&mut self, state: &State, now_s: u64) {
-        for id in state.running_jobs() {
-            let run = state.job(id).run().expect("running");
+        for &id in &state.running {
+            let run = state.job(JobId(id)).run().expect("running");
             let held_s = now_s.saturating_sub(run.started_s.max(self.last_round_s)) as f64;
-            if let Some(share) = self.shares.get_mut(&id.0) {
-                share.received_s[run.pool.0 as usize] += held_s;
+            if let Some(row) = self.row_of(id) {
+                self.received_s[row * self.pools + run.pool.0 as usize] += held_s;
             }
         }
     }
 
     fn round(&mut self, state: &mut State, now_s: u64) {
         self.account(state, now_s);
-        let mut active: Vec<u32> = state.running_jobs().iter().map(|j| j.0).collect();
+        let mut active = std::mem::take(&mut self.scratch_active);
+        active.clear();
+        active.extend(state.running.iter().copied());
         active.extend(
             state
-                .pending_prefix(state.config.max_scan_jobs)
+                .pending
                 .iter()
-                .map(|j| j.0),
+                .take(state.config.max_scan_jobs)
+                .map(|&(_, _, id)| id),
         );
         active.sort_unstable();
-        let first = self.shares.is_empty();
+        let first = self.active.is_empty();
         let interval_passed = now_s.saturating_sub(self.reset_s) >= self.min_reset_interval_s;
         if active != self.active && (first || interval_passed) {
             let shares = self.allocate(state, &active, now_s);
-            let pools = state.cluster.pools.len();
+            self.pools = state.cluster.pools.len();
+            self.share = shares.into_iter().flatten().collect();
             // Gavel's `_reset_time_run_so_far`: every job starts at half a round on each type.
-            self.shares = active
-                .iter()
-                .zip(shares)
-                .map(|(&id, share)| {
-                    let received_s = vec![self.round_s as f64 / 2.0; pools];
-                    (id, Share { share, received_s })
-                })
-                .collect();
-            self.active = active.clone();
+            self.received_s = vec![self.round_s as f64 / 2.0; self.share.len()];
+            self.active.clone_from(&active);
             self.reset_s = now_s;
         }
         let plan = self.plan(state, &active, now_s);
         apply(state, &plan, now_s);
+        self.scratch_active = active;
         self.last_round_s = now_s;
     }
 
-    /// Which pool each job runs on this round: (job, pool) by priority. `active` holds the jobs
+    /// Which pool each job runs on this round: (job, pool) in job order. `active` holds the jobs
     /// that are running or waiting now (the allocation may be older).
-    fn plan(&self, state: &State, active: &[u32], now_s: u64) -> BTreeMap<u32, usize> {
+    fn plan(&mut self, state: &State, active: &[u32], now_s: u64) -> Vec<(u32, usize)> {
         let elapsed_s = (now_s.saturating_sub(self.reset_s) as f64).max(self.round_s as f64);
-        // (priority class, -ln priority, job, pool): class 0 are the (job, type) pairs the
-        // allocation gives time, by priority; class 1 the pairs at priority 0, oldest job first.
-        // Priorities within 1e-5 of each other (solver noise) tie, and ties go to the older job.
-        let mut candidates: Vec<(u8, i64, u32, usize)> = Vec::new();
-        for &id in active {
-            let share = self.shares.get(&id);
+        // (priority class, -ln priority, job, pool), packed into one integer in that order:
+        // class 0 are the (job, type) pairs the allocation gives time, by priority; class 1 the
+        // pairs at priority 0, oldest job first. Priorities within 1e-5 of each other (solver
+        // noise) tie, and ties go to the older job (`active` is in id order, so its index orders
+        // jobs as their ids do).
+        let mut keys = std::mem::take(&mut self.scratch_keys);
+        keys.clear();
+        let mut min_gang = u32::MAX;
+        for (index, &id) in active.iter().enumerate() {
+            let row = self.row_of(id);
+            min_gang = min_gang.min(state.job(JobId(id)).spec.gang_size);
             for &(pool, rate) in state.pools_for(JobId(id)) {
                 let w = pool.0 as usize;
                 if rate <= 0.0 {
                     continue;
                 }
-                match share.map_or(0.0, |s| s.share[w]) {
-                    x if x > 1e-9 => {
-                        let share = share.expect("a positive share has a record");
-                        let fraction = share.received_s[w] / elapsed_s;
+                let x = row.map_or(0.0, |r| self.share[r * self.pools + w]);
+                let key = match row {
+                    Some(r) if x > 1e-9 => {
+                        let fraction = self.received_s[r * self.pools + w] / elapsed_s;
                         let priority = x / fraction.max(1e-12);
-                        candidates.push((0, -(priority.ln() * 1e5).round() as i64, id, w));
+                        pack(0, -(priority.ln() * 1e5).round() as i64, index, w)
                     }
-                    _ => candidates.push((1, 0, id, w)),
-                }
+                    _ => pack(1, 0, index, w),
+                };
+                keys.push(key);
             }
         }
         // Only the head of the order is handed accelerators: heapify (linear) and pop until every
-        // type is full instead of sorting every pair.
-        let mut order: BinaryHeap<Reverse<(u8, i64, u32, usize)>> =
-            candidates.into_iter().map(Reverse).collect();
+        // job is placed or no type has room for the smallest gang, instead of sorting every pair.
+        let mut order: BinaryHeap<Reverse<u128>> =
+            std::mem::take(&mut keys).into_iter().map(Reverse).collect();
         let mut room: Vec<u32> = state.cluster.pools.iter().map(|p| p.up_capacity).collect();
-        let mut plan = BTreeMap::new();
-        while let Some(Reverse((_, _, id, w))) = order.pop() {
+        let mut placed = vec![false; active.len()];
+        let mut plan = Vec::new();
+        while let Some(Reverse(key)) = order.pop() {
+            let (index, w) = unpack(key);
+            let id = active[index];
             let gang = state.job(JobId(id)).spec.gang_size;
-            if plan.contains_key(&id) || room[w] < gang {
+            if placed[index] || room[w] < gang {
                 continue;
             }
             room[w] -= gang;
-            plan.insert(id, w);
-            if room.iter().all(|&r| r == 0) {
+            placed[index] = true;
+            plan.push((id, w));
+            if plan.len() == active.len() || room.iter().all(|&r| r < min_gang) {
                 break;
             }
         }
+        self.scratch_keys = order.into_vec().into_iter().map(|Reverse(k)| k).collect();
+        plan.sort_unstable();
         plan
     }
+}
+
+/// A (class, priority key, job index, pool) candidate as one integer with the same order.
+fn pack(class: u8, priority_key: i64, index: usize, pool: usize) -> u128 {
+    (u128::from(class) << 112)
+        | (u128::from((priority_key as u64) ^ (1 << 63)) << 48)
+        | ((index as u128) << 16)
+        | pool as u128
+}
+
+/// The job index and pool of a packed candidate.
+fn unpack(key: u128) -> (usize, usize) {
+    (
+        ((key >> 16) & 0xffff_ffff) as usize,
+        (key & 0xffff) as usize,
+    )
 }
 
 /// A heterogeneity-agnostic allocation says only how much time each job gets; which type is
@@ -334,15 +345,20 @@ fn spread_by_capacity(share: Vec<Vec<f64>>, rates: &[Vec<f64>], workers: &[f64])
         .collect()
 }
 
-/// Preempts running jobs not planned on their pool, then starts the planned ones.
-fn apply(state: &mut State, plan: &BTreeMap<u32, usize>, now_s: u64) {
+/// Preempts running jobs not planned on their pool, then starts the planned ones (`plan` is in
+/// job order).
+fn apply(state: &mut State, plan: &[(u32, usize)], now_s: u64) {
     for id in state.running_jobs() {
         let pool = state.job(id).run().expect("running").pool.0 as usize;
-        if plan.get(&id.0) != Some(&pool) {
+        let planned = plan
+            .binary_search_by_key(&id.0, |&(job, _)| job)
+            .ok()
+            .map(|i| plan[i].1);
+        if planned != Some(pool) {
             state.preempt(id, now_s);
         }
     }
-    for (&id, &pool) in plan {
+    for &(id, pool) in plan {
         let id = JobId(id);
         if state.job(id).run().is_none() {
             state.start(id, crate::cluster::PoolId(pool as u32), now_s);
@@ -371,10 +387,17 @@ impl Policy for RoundBased {
     }
 
     fn schedule(&mut self, state: &mut State, now_s: u64) {
-        if now_s >= self.next_round_s {
+        // A round starts only when there is work: an instant with nothing running or waiting
+        // leaves the round clock alone, so the next arrival starts a round at once.
+        let busy = state.pending_count() > 0 || state.running_count() > 0;
+        if now_s >= self.next_round_s && busy {
             self.next_round_s = now_s + self.round_s;
             self.round(state, now_s);
         }
+    }
+
+    fn acts_only_at_wakeups(&self) -> bool {
+        true
     }
 
     fn next_wakeup_s(&self, state: &State, _now_s: u64) -> Option<u64> {
