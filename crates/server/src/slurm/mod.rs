@@ -14,6 +14,7 @@ pub mod parse;
 mod poll;
 mod run;
 pub mod script;
+mod session;
 mod spares;
 mod submit;
 

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
 use super::script::shell_quote;
+use super::session::Session;
 use super::{SlurmConfig, SlurmError, command, parse};
 
 /// How far ahead a spare's start time is: Slurm never starts it unless suanli releases it.
@@ -47,6 +48,8 @@ pub(super) struct Spares {
     /// Spares being submitted, by key.
     submitting: Mutex<HashMap<Key, usize>>,
     slots: Arc<Semaphore>,
+    /// Releases go through one long-lived `scontrol`.
+    session: Session,
 }
 
 impl Spares {
@@ -63,12 +66,13 @@ impl Spares {
         // For people and tests: `scancel --name=$(cat name)` removes them.
         super::submit::write_atomic(&dir.join("name"), &name)?;
         Ok(Spares {
-            config,
             dir,
             name,
             ready: Mutex::default(),
             submitting: Mutex::default(),
             slots: Arc::new(Semaphore::new(PARALLEL_SPARE_SUBMITS)),
+            session: Session::new(config.clone()),
+            config,
         })
     }
 
@@ -210,12 +214,12 @@ impl Spares {
         if let Some(nodes) = nodes {
             args.push(format!("NodeList={nodes}"));
         }
-        let updated = command(&self.config, "scontrol", &args).await;
+        let updated = self.session.run(&args).await;
         if updated.is_err() {
             let _ = std::fs::remove_file(&binding);
             self.cancel(id);
         }
-        updated.map(|_| ())
+        updated
     }
 
     /// Cancels a spare in the background.

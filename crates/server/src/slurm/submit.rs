@@ -197,7 +197,7 @@ mod tests {
     use super::*;
 
     fn bin_dir(sbatch: &str) -> PathBuf {
-        bin_dir_with(sbatch, "exit 0")
+        bin_dir_with(sbatch, "true")
     }
 
     /// Stand-ins for `sbatch` and `scontrol` (`scancel` only logs); every call is logged.
@@ -213,9 +213,16 @@ mod tests {
         for (name, body) in [
             ("sbatch", sbatch.to_string()),
             ("scancel", "echo \"scancel $*\" >> \"$0.log\"".to_string()),
+            // Interactive without arguments, as the session runs it: unknown words are
+            // answered on stderr, as Slurm's scontrol does.
             (
                 "scontrol",
-                format!("echo \"scontrol $*\" >> \"$0.log\"\n{scontrol}"),
+                format!(
+                    "if [ $# -eq 0 ]; then\n while IFS= read -r line; do case \"$line\" in\n \
+                     update*) echo \"scontrol $line\" >> \"$0.log\"; {scontrol} ;;\n \
+                     *) echo \"invalid keyword: $line\" >&2 ;;\n esac; done; exit 0\nfi\n\
+                     echo \"scontrol $*\" >> \"$0.log\"\n{scontrol}"
+                ),
             ),
         ] {
             let path = dir.join(name);
@@ -384,6 +391,7 @@ mod tests {
         pending.lock().unwrap().insert(run_dir.clone(), false);
         queue.send(submission).unwrap();
         wait_tracked(&tracked, 77).await;
+        // One scontrol process (the session), no sbatch.
         assert_eq!(calls(&dir), "scontrol\n", "no sbatch for a released spare");
         let update = std::fs::read_to_string(dir.join("scontrol.log")).unwrap();
         assert_eq!(
@@ -401,7 +409,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_spare_slurm_refuses_is_cancelled_and_the_run_submitted_with_sbatch() {
-        let dir = bin_dir_with("echo 4243", "echo 'Invalid job id specified' >&2; exit 1");
+        let dir = bin_dir_with("echo 4243", "echo 'Invalid job id specified' >&2; false");
         let (queue, _events, pending, tracked) = submitter(&dir);
         let submission = spare_run(&dir, "e", 11, 78);
         pending
@@ -428,5 +436,12 @@ mod tests {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        // The session's scontrol reported the refusal itself (no second scontrol spawned).
+        assert_eq!(
+            calls(&dir).matches("scontrol").count(),
+            1,
+            "{}",
+            calls(&dir)
+        );
     }
 }
