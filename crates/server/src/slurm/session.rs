@@ -1,4 +1,4 @@
-//! One long-lived `scontrol` reading commands from its standard input, for the one command a
+//! A long-lived `scontrol` reading commands from its standard input, for the one command a
 //! run's start needs (releasing a spare): a new `scontrol` process per command costs ~15 ms of
 //! CPU (loading libslurm, `slurm.conf` and the auth plugin), one command in a running one
 //! ~2.5 ms (measured on the CI cluster at load 22). Each command is followed by a marker word
@@ -42,6 +42,11 @@ impl Session {
             markers: AtomicU64::new(0),
             unusable: AtomicBool::new(false),
         }
+    }
+
+    /// No command under way (a hint: another may start at once).
+    pub(super) fn is_idle(&self) -> bool {
+        self.process.try_lock().is_ok()
     }
 
     /// Runs `scontrol <words>`: in the session, or as its own process when the session cannot

@@ -32,6 +32,9 @@ const MAX_AGE: Duration = Duration::from_secs(20 * 3600);
 /// `sbatch` processes submitting spares at once (runs' own submissions have their own slots).
 const PARALLEL_SPARE_SUBMITS: usize = 4;
 
+/// Long-lived `scontrol` sessions releasing spares.
+const SESSIONS: usize = 4;
+
 /// The allocation of a run, as `sbatch` arguments (`--nodes`, `--ntasks-per-node`, `--gres`):
 /// runs and spares of the same key are interchangeable.
 pub(super) type Key = Vec<String>;
@@ -48,8 +51,9 @@ pub(super) struct Spares {
     /// Spares being submitted, by key.
     submitting: Mutex<HashMap<Key, usize>>,
     slots: Arc<Semaphore>,
-    /// Releases go through one long-lived `scontrol`.
-    session: Session,
+    /// Releases go through a few long-lived `scontrol`s (slurmctld answers several at once).
+    sessions: Vec<Session>,
+    next_session: std::sync::atomic::AtomicUsize,
 }
 
 impl Spares {
@@ -71,7 +75,10 @@ impl Spares {
             ready: Mutex::default(),
             submitting: Mutex::default(),
             slots: Arc::new(Semaphore::new(PARALLEL_SPARE_SUBMITS)),
-            session: Session::new(config.clone()),
+            sessions: (0..SESSIONS)
+                .map(|_| Session::new(config.clone()))
+                .collect(),
+            next_session: Default::default(),
             config,
         })
     }
@@ -214,12 +221,24 @@ impl Spares {
         if let Some(nodes) = nodes {
             args.push(format!("NodeList={nodes}"));
         }
-        let updated = self.session.run(&args).await;
+        let updated = self.session().run(&args).await;
         if updated.is_err() {
             let _ = std::fs::remove_file(&binding);
             self.cancel(id);
         }
         updated
+    }
+
+    /// An idle session if there is one, else the next in turn.
+    fn session(&self) -> &Session {
+        let turn = self
+            .next_session
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let n = self.sessions.len();
+        (0..n)
+            .map(|i| &self.sessions[(turn + i) % n])
+            .find(|s| s.is_idle())
+            .unwrap_or(&self.sessions[turn % n])
     }
 
     /// Cancels a spare in the background.
