@@ -61,6 +61,14 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // Killed, the server leaves its spares pending in Slurm (a graceful stop cancels them).
+        let name = self.data_dir.join("slurm-spares/slurm/name");
+        if let Ok(name) = std::fs::read_to_string(name) {
+            let _ = Command::new("scancel")
+                .args([format!("--name={}", name.trim()), "--state=PENDING".into()])
+                .env("SLURM_CONF", slurm_conf())
+                .status();
+        }
     }
 }
 
@@ -472,4 +480,47 @@ fn a_local_pool_and_a_slurm_pool_take_jobs_by_type_and_quota() {
         Some(json!({})),
     );
     server.wait(a100, "succeeded", 60, |j| j["state"] == "succeeded");
+}
+
+#[test]
+fn a_spare_submitted_ahead_runs_the_next_gang_of_its_shape_once() {
+    let Some(_cluster) = cluster() else { return };
+    let server = slurm_server(&[]);
+    let gang = |env: &str| {
+        let script = "echo rank=$RANK world=$WORLD_SIZE who=$WHO dir=$(pwd)";
+        json!({ "gpus": 16, "processes": 4, "accelerators": ["h100"],
+                "env": { "WHO": env }, "command": ["sh", "-c", script] })
+    };
+    let first = server.submit(gang("sbatch"));
+    server.wait(first, "succeeded", 60, |j| j["state"] == "succeeded");
+    // The first run of its shape went through `sbatch` and asked for spares of that shape.
+    let spares_dir = server.data_dir.join("slurm-spares/slurm");
+    let name = std::fs::read_to_string(spares_dir.join("name")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let pending = || {
+        slurm(
+            "squeue",
+            &["-h", "-t", "pending", "--name", name.trim(), "-o", "%i"],
+        )
+    };
+    while pending().trim().is_empty() {
+        assert!(Instant::now() < deadline, "no spare submitted");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let id = server.submit(gang("spare"));
+    let job = server.wait(id, "succeeded", 60, |j| j["state"] == "succeeded");
+    let shown = slurm_job(&job);
+    assert!(
+        shown.contains(&format!("WorkDir={}", spares_dir.display())),
+        "not run from a spare: {shown}"
+    );
+    let logs = server.logs(id, 0);
+    let run_dir = job["run"]["run_dir"].as_str().unwrap();
+    let lines: Vec<&str> = logs.lines().filter(|l| l.starts_with("rank=")).collect();
+    assert_eq!(lines.len(), 4, "{logs}");
+    for rank in 0..4 {
+        let line = format!("rank={rank} world=4 who=spare dir={run_dir}");
+        assert!(lines.contains(&line.as_str()), "{line} missing: {logs}");
+    }
+    assert_eq!(server.slurm_jobs(id).len(), 1, "ran twice");
 }

@@ -49,7 +49,25 @@ fn unfinished(name: &str) -> usize {
         .count()
 }
 
-/// Jobs whose name starts with `prefix` that Slurm has not finished.
+/// Runs of this server's (names starting with `prefix`) that Slurm ran from a spare (its working
+/// directory is the spares directory), of all it lists.
+fn from_spares(prefix: &str) -> (usize, usize) {
+    let output = Command::new("squeue")
+        .args(["-h", "-t", "all", "-o", "%j|%Z"])
+        .env("SLURM_CONF", slurm_conf())
+        .output()
+        .expect("squeue");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let runs: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with(prefix) && !l.contains("-spare|"))
+        .collect();
+    let spares = runs.iter().filter(|l| l.contains("/slurm-spares/")).count();
+    (spares, runs.len())
+}
+
+/// Jobs whose name starts with `prefix` that Slurm has not finished (spares, which wait
+/// unallocated until suanli releases them, are not work).
 fn unfinished_prefix(prefix: &str) -> usize {
     let output = Command::new("squeue")
         .args([
@@ -64,7 +82,7 @@ fn unfinished_prefix(prefix: &str) -> usize {
         .expect("squeue");
     String::from_utf8_lossy(&output.stdout)
         .lines()
-        .filter(|l| l.trim().starts_with(prefix))
+        .filter(|l| l.trim().starts_with(prefix) && !l.trim().ends_with("-spare"))
         .count()
 }
 
@@ -244,17 +262,29 @@ async fn through_suanli(jobs: usize, poll_ms: u64, keep_data: bool) -> (f64, f64
     {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    while tokio::task::spawn_blocking(|| unfinished_prefix("suanli-"))
-        .await
-        .unwrap()
-        > 0
-    {
+    // This server's Slurm jobs are named `suanli-<tag>-...`; its spares' name says the tag.
+    let spare_name = std::fs::read_to_string(data_dir.join("slurm-spares/slurm/name")).unwrap();
+    let prefix = spare_name.trim().trim_end_matches("spare").to_string();
+    loop {
+        let waited = prefix.clone();
+        let left = tokio::task::spawn_blocking(move || unfinished_prefix(&waited))
+            .await
+            .unwrap();
+        if left == 0 {
+            break;
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let end_to_end = jobs as f64 / started.elapsed().as_secs_f64();
     let done = list(&http, &url, &token, "succeeded", jobs).await;
     let succeeded = done.len();
-    let profiled = profile(&done);
+    let mut profiled = profile(&done);
+    let (spared, listed) = tokio::task::spawn_blocking(move || from_spares(&prefix))
+        .await
+        .unwrap();
+    profiled.push_str(&format!(
+        "\n{spared} of the {listed} runs Slurm still lists were released from spares"
+    ));
     if succeeded < jobs {
         // Reported, not hidden: a job Slurm failed (e.g. slurmd could not exec the batch
         // script) counts in the time but is named here.

@@ -75,4 +75,10 @@ impl Executor for Clusters {
             cluster.executor.stop(run_dir, grace).await;
         }
     }
+
+    async fn shutdown(&self) {
+        for cluster in &self.clusters {
+            cluster.executor.shutdown().await;
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! Executors start, watch and stop a job's processes. `LocalExecutor` runs them on this machine;
-//! Slurm and Kubernetes executors will implement the same trait.
+//! `slurm::SlurmExecutor` runs them through Slurm (and a Kubernetes one would implement the same
+//! trait).
 //!
 //! A local run lives in its own directory under the server's data directory: `log` (stdout and
 //! stderr of every rank), `processes` (the declared gang size), and per rank `rankN.pid` and
@@ -79,6 +80,23 @@ pub enum ExecError {
     },
 }
 
+impl ExecError {
+    /// Turns an I/O error on run directory `path` (or a file in it) into `RunDir`.
+    pub fn run_dir(path: &Path) -> impl Fn(std::io::Error) -> ExecError + '_ {
+        move |source| ExecError::RunDir {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+}
+
+impl Launch {
+    /// Creates the run's directory (every executor's first step).
+    pub fn create_run_dir(&self) -> Result<(), ExecError> {
+        std::fs::create_dir_all(&self.run_dir).map_err(ExecError::run_dir(&self.run_dir))
+    }
+}
+
 /// Starts, re-attaches to and stops runs; reports each run's end once on its event channel.
 #[async_trait::async_trait]
 pub trait Executor: Send + Sync {
@@ -90,6 +108,9 @@ pub trait Executor: Send + Sync {
     async fn adopt(&self, job_id: i64, attempt: u32, run_dir: &Path) -> Adopted;
     /// Stops a run: SIGTERM to its processes, SIGKILL after `grace`.
     async fn stop(&self, run_dir: &Path, grace: Duration);
+    /// The server is stopping: gives back what the executor holds beyond runs (Slurm: its
+    /// spares). Runs keep running.
+    async fn shutdown(&self) {}
 }
 
 /// Runs processes on this machine, each run in its own process group.
@@ -295,25 +316,22 @@ impl Executor for LocalExecutor {
 
     async fn start(&self, launch: &Launch) -> Result<(), ExecError> {
         let run_dir = &launch.run_dir;
-        let dir_error = |source| ExecError::RunDir {
-            path: run_dir.display().to_string(),
-            source,
-        };
-        std::fs::create_dir_all(run_dir).map_err(dir_error)?;
+        let dir_error = ExecError::run_dir(run_dir);
+        launch.create_run_dir()?;
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(run_dir.join("log"))
-            .map_err(dir_error)?;
+            .map_err(&dir_error)?;
         let processes = launch.processes.max(1);
         // Declared before any rank starts, so recovery can tell a gang cut short by a crash.
-        std::fs::write(declared_file(run_dir), processes.to_string()).map_err(dir_error)?;
+        std::fs::write(declared_file(run_dir), processes.to_string()).map_err(&dir_error)?;
         let master_port = free_port();
         let (results_tx, results_rx) = mpsc::unbounded_channel();
         let mut pgid = 0;
         for rank in 0..processes {
             let spawned = rank_command(launch, rank, master_port, pgid, &log)
-                .map_err(dir_error)
+                .map_err(&dir_error)
                 .and_then(|mut command| {
                     command.spawn().map_err(|source| ExecError::Spawn {
                         program: launch.command.first().cloned().unwrap_or_default(),
@@ -332,7 +350,7 @@ impl Executor for LocalExecutor {
             };
             if rank == 0 {
                 pgid = child.id().map_or(0, |id| id as i32);
-                std::fs::write(run_dir.join("pgid"), pgid.to_string()).map_err(dir_error)?;
+                std::fs::write(run_dir.join("pgid"), pgid.to_string()).map_err(&dir_error)?;
             }
             fault_point(rank);
             let exit_path = exit_file(run_dir, rank);

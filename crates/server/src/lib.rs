@@ -405,7 +405,7 @@ pub async fn serve_all(
     let executor = Arc::new(clusters::Clusters::new(routes));
     let mut engine = Engine::with_pools(
         store.clone(),
-        executor,
+        executor.clone(),
         pools,
         &config.policy,
         &config.data_dir,
@@ -442,6 +442,7 @@ pub async fn serve_all(
     if let Err(error) = control_loop.await {
         tracing::error!(%error, "control loop panicked");
     }
+    executor::Executor::shutdown(executor.as_ref()).await;
     Ok(())
 }
 

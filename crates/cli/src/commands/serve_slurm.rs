@@ -34,6 +34,10 @@ pub struct SlurmArgs {
     /// Time limit of every Slurm run, minutes.
     #[arg(long, default_value_t = 24 * 60)]
     slurm_time_limit_min: u32,
+    /// Slurm jobs kept submitted ahead of placement per allocation shape, released when suanli
+    /// places a run (keeps `sbatch` off the start of a run); 0 submits each run at placement.
+    #[arg(long, default_value_t = 16)]
+    slurm_spares: usize,
 }
 
 impl SlurmArgs {
@@ -48,6 +52,7 @@ impl SlurmArgs {
             config.qos = self.slurm_qos.clone();
             config.mode = mode;
             config.time_limit_min = self.slurm_time_limit_min;
+            config.spares = self.slurm_spares;
             config
         };
         let mut executors = suanli_server::Executors {

@@ -14,6 +14,8 @@ pub mod parse;
 mod poll;
 mod run;
 pub mod script;
+mod session;
+mod spares;
 mod submit;
 
 pub use nodes::{Health, SlurmNode, SlurmPool};
@@ -65,6 +67,9 @@ pub struct SlurmConfig {
     pub exit_check_interval: Duration,
     /// `sbatch` processes run at once (submissions run off the engine's lock).
     pub max_parallel_submits: usize,
+    /// Spares kept per allocation shape (Slurm jobs submitted ahead of placement and released
+    /// on it, see `spares`); 0 submits every run with its own `sbatch` at placement.
+    pub spares: usize,
 }
 
 impl SlurmConfig {
@@ -82,6 +87,7 @@ impl SlurmConfig {
             poll_interval: Duration::from_secs(1),
             exit_check_interval: Duration::from_millis(50),
             max_parallel_submits: 8,
+            spares: 16,
         }
     }
 }
@@ -129,6 +135,11 @@ pub enum SlurmError {
     Parse(#[from] parse::ParseError),
     #[error("cluster `{0}` offers no GPUs (no `gpu` GRES in sinfo)")]
     NoGpus(String),
+    #[error("cannot prepare {path}: {source}")]
+    Dir {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// One run Slurm is executing for suanli.
@@ -172,6 +183,8 @@ pub struct SlurmExecutor {
     tracked: TrackedRuns,
     /// Runs whose `sbatch` is queued or under way.
     pending: submit::Pending,
+    /// Slurm jobs submitted ahead of placement.
+    spares: Arc<spares::Spares>,
     submissions: mpsc::UnboundedSender<submit::Submission>,
     events: mpsc::UnboundedSender<SlurmEvent>,
 }
@@ -248,11 +261,24 @@ impl SlurmExecutor {
         let tag = hex::encode(&digest[..4]);
         let tracked = Arc::new(Mutex::new(HashMap::new()));
         let pending = submit::Pending::default();
+        let spares_dir = data_dir.join("slurm-spares").join(&config.label);
+        let spares = spares::Spares::new(
+            config.clone(),
+            spares_dir.clone(),
+            format!("suanli-{tag}-spare"),
+        )
+        .map_err(|source| SlurmError::Dir {
+            path: spares_dir.display().to_string(),
+            source,
+        })?;
+        let spares = Arc::new(spares);
+        spares.cancel_all().await;
         let (submissions, queue) = mpsc::unbounded_channel();
         let submitter = submit::Submitter {
             config: config.clone(),
             tracked: tracked.clone(),
             pending: pending.clone(),
+            spares: spares.clone(),
             events: events.clone(),
         };
         submit::spawn(submitter, queue);
@@ -262,6 +288,7 @@ impl SlurmExecutor {
             tag,
             tracked,
             pending,
+            spares,
             submissions,
             events,
         });

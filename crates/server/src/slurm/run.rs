@@ -6,8 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::parse::{self, Phase};
-use super::script::{Shape, batch_script, sbatch_args};
-use super::submit::{JOB_ID_FILE, Submission, write_atomic};
+use super::script::{Shape, allocation_args, batch_script, sbatch_args};
+use super::submit::{JOB_ID_FILE, Spare, Submission, write_atomic};
 use super::{SlurmExecutor, Tracked, command};
 use crate::executor::{Adopted, ExecError, Executor, Launch};
 
@@ -107,11 +107,8 @@ impl Executor for SlurmExecutor {
 
     async fn start(&self, launch: &Launch) -> Result<(), ExecError> {
         let run_dir = &launch.run_dir;
-        let dir_error = |source| ExecError::RunDir {
-            path: run_dir.display().to_string(),
-            source,
-        };
-        std::fs::create_dir_all(run_dir).map_err(dir_error)?;
+        let dir_error = ExecError::run_dir(run_dir);
+        launch.create_run_dir()?;
         let shape = self.shape(launch)?;
         // Pinned nodes (suanli schedules): the first one's address is known here.
         let master = match self.config.mode {
@@ -121,13 +118,36 @@ impl Executor for SlurmExecutor {
         let script = batch_script(&launch.command, &launch.env, run_dir, master.as_deref())
             .map_err(|e| slurm_error("sh", e))?;
         let script_path = run_dir.join("job.sh");
-        std::fs::write(&script_path, script).map_err(dir_error)?;
+        std::fs::write(&script_path, script).map_err(&dir_error)?;
         let name = self.job_name(launch.job_id, launch.attempt);
-        // The name first: a server killed during `sbatch` finds the job by it.
-        write_atomic(&run_dir.join(JOB_NAME_FILE), &name).map_err(dir_error)?;
+        // The name first: a server killed during `sbatch` finds the job by it. (An id left by
+        // a spare that was never released is stale.)
+        let _ = std::fs::remove_file(run_dir.join(JOB_ID_FILE));
+        write_atomic(&run_dir.join(JOB_NAME_FILE), &name).map_err(&dir_error)?;
         let gpus = launch.devices.len() as u32;
         let mut args = sbatch_args(&self.config, &shape, gpus, &name, run_dir, launch.priority);
         args.push(script_path.display().to_string());
+        // Spares serve runs whose nodes suanli picks (Slurm's own choices carry per-run hints).
+        let spare = match self.config.mode {
+            super::Mode::Suanli => {
+                self.spares
+                    .take(&allocation_args(&shape, gpus))
+                    .map(|id| Spare {
+                        id,
+                        script: script_path.clone(),
+                        job_name: name.clone(),
+                        nodes: Some(
+                            shape
+                                .nodes
+                                .iter()
+                                .map(|(n, _)| n.as_str())
+                                .collect::<Vec<_>>()
+                                .join(","),
+                        ),
+                    })
+            }
+            super::Mode::Slurm => None,
+        };
         // `sbatch` runs in the submitter, off the engine's lock; a refusal ends the run there.
         self.pending
             .lock()
@@ -138,6 +158,7 @@ impl Executor for SlurmExecutor {
             attempt: launch.attempt,
             run_dir: run_dir.clone(),
             args,
+            spare,
         };
         if self.submissions.send(submission).is_err() {
             self.pending.lock().expect("pending lock").remove(run_dir);
@@ -161,6 +182,14 @@ impl Executor for SlurmExecutor {
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
         match found {
+            // A spare bound to this run but never released (the server died before its
+            // update): nothing ran. Without its binding it never will; run it again.
+            Ok(Some(row)) if self.spares.is_spare(&row.name) => {
+                let _ = std::fs::remove_file(self.spares.binding(row.job_id));
+                self.spares.cancel(row.job_id);
+                let _ = std::fs::remove_file(run_dir.join(JOB_ID_FILE));
+                Adopted::NeverStarted
+            }
             Ok(Some(row)) => match row.state.phase() {
                 Phase::Ended(ending) => Adopted::Exited(ending.exit_code(row.wait_status)),
                 _ => {
@@ -190,6 +219,10 @@ impl Executor for SlurmExecutor {
                 }
             }
         }
+    }
+
+    async fn shutdown(&self) {
+        self.spares.cancel_all().await;
     }
 
     async fn stop(&self, run_dir: &Path, _grace: Duration) {

@@ -53,6 +53,10 @@ pub fn batch_script(
         script.push_str(&format!("export {key}={}\n", shell_quote(value)));
     }
     let run_dir = shell_quote(&run_dir.display().to_string());
+    // Also when a spare runs it (see `spares`): its own directory and log.
+    script.push_str(&format!(
+        "cd {run_dir} || exit 1\nexec >> {run_dir}/log 2>&1\n"
+    ));
     // The first node's address: known when suanli chose the nodes, else asked of Slurm.
     match master_addr {
         Some(addr) => script.push_str(&format!("export MASTER_ADDR={}\n", shell_quote(addr))),
@@ -79,6 +83,28 @@ srun --kill-on-bad-exit=1 sh -c '{task}' suanli-task"#,
     Ok(script)
 }
 
+/// The allocation of a run as `sbatch` arguments: `--nodes`, then `--ntasks-per-node` and
+/// `--gres` when every node has the same share, else `--ntasks` and `--gpus` in all.
+pub fn allocation_args(shape: &Shape, gpus: u32) -> Vec<String> {
+    let nodes = shape.nodes.len().max(1) as u32;
+    let even = shape.nodes.windows(2).all(|w| w[0].1 == w[1].1)
+        && shape.processes.is_multiple_of(nodes)
+        && gpus.is_multiple_of(nodes);
+    if even {
+        vec![
+            format!("--nodes={nodes}"),
+            format!("--ntasks-per-node={}", shape.processes / nodes),
+            format!("--gres=gpu:{}:{}", shape.gres_type, gpus / nodes),
+        ]
+    } else {
+        vec![
+            format!("--nodes={nodes}"),
+            format!("--ntasks={}", shape.processes),
+            format!("--gpus={}:{gpus}", shape.gres_type),
+        ]
+    }
+}
+
 /// `sbatch` arguments (before the script path) for a run.
 pub fn sbatch_args(
     config: &SlurmConfig,
@@ -88,7 +114,6 @@ pub fn sbatch_args(
     run_dir: &Path,
     priority: i32,
 ) -> Vec<String> {
-    let nodes = shape.nodes.len().max(1) as u32;
     let mut args = vec![
         "--parsable".to_string(),
         format!("--job-name={name}"),
@@ -99,19 +124,9 @@ pub fn sbatch_args(
         // its checkpoint, on nodes it knows are up.
         "--no-requeue".into(),
         "--export=ALL".into(),
-        format!("--nodes={nodes}"),
         format!("--time={}", config.time_limit_min.max(1)),
     ];
-    let even = shape.nodes.windows(2).all(|w| w[0].1 == w[1].1)
-        && shape.processes.is_multiple_of(nodes)
-        && gpus.is_multiple_of(nodes);
-    if even {
-        args.push(format!("--ntasks-per-node={}", shape.processes / nodes));
-        args.push(format!("--gres=gpu:{}:{}", shape.gres_type, gpus / nodes));
-    } else {
-        args.push(format!("--ntasks={}", shape.processes));
-        args.push(format!("--gpus={}:{gpus}", shape.gres_type));
-    }
+    args.extend(allocation_args(shape, gpus));
     if let Some(partition) = &config.partition {
         args.push(format!("--partition={partition}"));
     }

@@ -11,7 +11,8 @@ use std::time::Instant;
 
 use tokio::sync::{Semaphore, mpsc};
 
-use super::{SlurmConfig, SlurmEvent, Tracked, TrackedRuns, command, parse};
+use super::spares::Spares;
+use super::{SlurmConfig, SlurmError, SlurmEvent, Tracked, TrackedRuns, command, parse};
 
 /// The file holding a submitted run's Slurm job id.
 pub(super) const JOB_ID_FILE: &str = "slurm-job-id";
@@ -24,6 +25,18 @@ pub(super) struct Submission {
     pub run_dir: PathBuf,
     /// `sbatch` arguments, the script path last.
     pub args: Vec<String>,
+    /// A spare of the run's shape to release instead of `sbatch` (see `spares`).
+    pub spare: Option<Spare>,
+}
+
+/// A spare taken for a run, and what its release needs.
+#[derive(Debug)]
+pub(super) struct Spare {
+    pub id: u64,
+    pub script: PathBuf,
+    pub job_name: String,
+    /// The pinned nodes (`n1,n2`); none when Slurm picks.
+    pub nodes: Option<String>,
 }
 
 /// Runs queued for `sbatch` or under way, by run directory: `true` once stopped.
@@ -34,6 +47,7 @@ pub(super) struct Submitter {
     pub config: SlurmConfig,
     pub tracked: TrackedRuns,
     pub pending: Pending,
+    pub spares: Arc<Spares>,
     pub events: mpsc::UnboundedSender<SlurmEvent>,
 }
 
@@ -77,18 +91,35 @@ impl Submitter {
                 .lock()
                 .expect("pending lock")
                 .remove(&run.run_dir);
+            if let Some(spare) = &run.spare {
+                self.spares.cancel(spare.id);
+            }
             self.ended(&run, 128 + 15, "stopped before it reached Slurm".into());
             return;
         }
         let started = Instant::now();
-        let submitted = command(&self.config, "sbatch", &run.args)
-            .await
-            .and_then(|out| Ok(parse::parse_sbatch(&out)?));
+        let released = match &run.spare {
+            Some(spare) => match self.release(&run, spare).await {
+                Ok(()) => Some(spare.id),
+                Err(error) => {
+                    tracing::warn!(job = run.job_id, %error, "spare not released; submitting");
+                    None
+                }
+            },
+            None => None,
+        };
+        let submitted = match released {
+            Some(id) => Ok(id),
+            None => command(&self.config, "sbatch", &run.args)
+                .await
+                .and_then(|out| Ok(parse::parse_sbatch(&out)?)),
+        };
         tracing::debug!(
             job = run.job_id,
             attempt = run.attempt,
+            spare = released.is_some(),
             ms = started.elapsed().as_millis() as u64,
-            "sbatch"
+            "submitted"
         );
         let slurm_id = match submitted {
             Ok(id) => id,
@@ -122,6 +153,29 @@ impl Submitter {
         }
     }
 
+    /// Releases a spare for `run`. Its id is recorded first, so a server that dies before the
+    /// update finds the spare (still named as one) and runs the run again (see `spares`).
+    async fn release(&self, run: &Submission, spare: &Spare) -> Result<(), SlurmError> {
+        let id_file = run.run_dir.join(JOB_ID_FILE);
+        write_atomic(&id_file, &spare.id.to_string()).map_err(|source| SlurmError::Dir {
+            path: id_file.display().to_string(),
+            source,
+        })?;
+        let bound = self
+            .spares
+            .bind(
+                spare.id,
+                &spare.script,
+                &spare.job_name,
+                spare.nodes.as_deref(),
+            )
+            .await;
+        if bound.is_err() {
+            let _ = std::fs::remove_file(&id_file);
+        }
+        bound
+    }
+
     fn ended(&self, run: &Submission, exit_code: i32, note: String) {
         let _ = self.events.send(SlurmEvent::Ended {
             job_id: run.job_id,
@@ -143,6 +197,11 @@ mod tests {
     use super::*;
 
     fn bin_dir(sbatch: &str) -> PathBuf {
+        bin_dir_with(sbatch, "true")
+    }
+
+    /// Stand-ins for `sbatch` and `scontrol` (`scancel` only logs); every call is logged.
+    fn bin_dir_with(sbatch: &str, scontrol: &str) -> PathBuf {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -154,6 +213,17 @@ mod tests {
         for (name, body) in [
             ("sbatch", sbatch.to_string()),
             ("scancel", "echo \"scancel $*\" >> \"$0.log\"".to_string()),
+            // Interactive without arguments, as the session runs it: unknown words are
+            // answered on stderr, as Slurm's scontrol does.
+            (
+                "scontrol",
+                format!(
+                    "if [ $# -eq 0 ]; then\n while IFS= read -r line; do case \"$line\" in\n \
+                     update*) echo \"scontrol $line\" >> \"$0.log\"; {scontrol} ;;\n \
+                     *) echo \"invalid keyword: $line\" >&2 ;;\n esac; done; exit 0\nfi\n\
+                     echo \"scontrol $*\" >> \"$0.log\"\n{scontrol}"
+                ),
+            ),
         ] {
             let path = dir.join(name);
             let script = format!("#!/bin/sh\necho {name} >> '{}'\n{body}\n", log.display());
@@ -177,10 +247,12 @@ mod tests {
         let (queue, queue_rx) = mpsc::unbounded_channel();
         let pending = Pending::default();
         let tracked = Arc::new(Mutex::new(HashMap::new()));
+        let spares = Spares::new(config.clone(), dir.join("spares"), "spare".into()).unwrap();
         let shared = Submitter {
             config,
             tracked: tracked.clone(),
             pending: pending.clone(),
+            spares: Arc::new(spares),
             events,
         };
         spawn(shared, queue_rx);
@@ -195,6 +267,7 @@ mod tests {
             attempt: 0,
             run_dir,
             args: vec!["job.sh".into()],
+            spare: None,
         }
     }
 
@@ -288,5 +361,87 @@ mod tests {
         }
         assert!(tracked.lock().unwrap().is_empty());
         assert!(pending.lock().unwrap().is_empty());
+    }
+
+    fn spare_run(dir: &std::path::Path, name: &str, job_id: i64, spare: u64) -> Submission {
+        let mut submission = run(dir, name, job_id);
+        submission.spare = Some(Spare {
+            id: spare,
+            script: submission.run_dir.join("job.sh"),
+            job_name: format!("suanli-x-{job_id}-a0"),
+            nodes: Some("n2".into()),
+        });
+        submission
+    }
+
+    async fn wait_tracked(tracked: &TrackedRuns, id: u64) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !tracked.lock().unwrap().contains_key(&id) {
+            assert!(std::time::Instant::now() < deadline, "{id} never tracked");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_spare_is_renamed_pinned_and_released_in_one_update_without_sbatch() {
+        let dir = bin_dir("echo 4242");
+        let (queue, _events, pending, tracked) = submitter(&dir);
+        let submission = spare_run(&dir, "d", 10, 77);
+        let run_dir = submission.run_dir.clone();
+        pending.lock().unwrap().insert(run_dir.clone(), false);
+        queue.send(submission).unwrap();
+        wait_tracked(&tracked, 77).await;
+        // One scontrol process (the session), no sbatch.
+        assert_eq!(calls(&dir), "scontrol\n", "no sbatch for a released spare");
+        let update = std::fs::read_to_string(dir.join("scontrol.log")).unwrap();
+        assert_eq!(
+            update.trim(),
+            "scontrol update JobId=77 JobName=suanli-x-10-a0 StartTime=now NodeList=n2"
+        );
+        // The spare's script finds the run's script through its binding.
+        let binding = std::fs::read_to_string(dir.join("spares/bound-77")).unwrap();
+        assert_eq!(binding, run_dir.join("job.sh").display().to_string());
+        assert_eq!(
+            std::fs::read_to_string(run_dir.join(JOB_ID_FILE)).unwrap(),
+            "77"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_spare_slurm_refuses_is_cancelled_and_the_run_submitted_with_sbatch() {
+        let dir = bin_dir_with("echo 4243", "echo 'Invalid job id specified' >&2; false");
+        let (queue, _events, pending, tracked) = submitter(&dir);
+        let submission = spare_run(&dir, "e", 11, 78);
+        pending
+            .lock()
+            .unwrap()
+            .insert(submission.run_dir.clone(), false);
+        let run_dir = submission.run_dir.clone();
+        queue.send(submission).unwrap();
+        wait_tracked(&tracked, 4243).await;
+        assert!(!tracked.lock().unwrap().contains_key(&78));
+        assert!(!dir.join("spares/bound-78").exists(), "binding left behind");
+        assert_eq!(
+            std::fs::read_to_string(run_dir.join(JOB_ID_FILE)).unwrap(),
+            "4243"
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !std::fs::read_to_string(dir.join("scancel.log"))
+            .unwrap_or_default()
+            .contains("scancel 78")
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "spare never cancelled"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // The session's scontrol reported the refusal itself (no second scontrol spawned).
+        assert_eq!(
+            calls(&dir).matches("scontrol").count(),
+            1,
+            "{}",
+            calls(&dir)
+        );
     }
 }
