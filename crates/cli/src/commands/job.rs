@@ -19,6 +19,8 @@ Examples:
   suanli job submit --tenant research --gpus 8 --accelerator h100 -- python train.py
   suanli job submit --gpus 2 --processes 2 --checkpoint-dir /ckpt --max-restarts 3 -- torchrun.sh
   suanli job submit --gpus 8 --goal-model llama-2-7b --goal-tokens 1e11 -- python train.py
+  suanli job plan --goal model=llama-3.1-8b,tokens=20B,deadline=2026-12-24T00:00Z
+  suanli job submit --goal model=llama-3.1-8b,tokens=20B,deadline=36h --framework megatron -- ./train.sh
   suanli job list
   suanli job show 12 --json
   suanli job logs 12 --follow
@@ -73,6 +75,12 @@ pub enum JobCommand {
         /// The job's id.
         id: i64,
     },
+    /// Dry run of a goal job: every option (type, count, layout, predicted start and finish,
+    /// cost, error band) and why the others lose; exits 1 when none meets the goal.
+    #[command(
+        after_help = "Example:\n  suanli job plan --goal model=llama-3.1-8b,tokens=20B,deadline=2026-12-24T00:00Z,budget=5000\n  suanli job plan --goal model=llama-3.1-8b,tokens=5B,deadline=12h --json"
+    )]
+    Plan(super::job_goal::PlanArgs),
     /// Wait until a job ends; exits with the job's exit code (1 if it was cancelled).
     #[command(after_help = "Example:\n  suanli job wait 12 && echo done")]
     Wait {
@@ -84,9 +92,9 @@ pub enum JobCommand {
 /// A job to submit.
 #[derive(Args)]
 pub struct SubmitArgs {
-    /// Accelerators in the gang.
-    #[arg(long, short = 'g', default_value_t = 1)]
-    gpus: u32,
+    /// Accelerators in the gang [default: 1, or chosen by the server for a --goal].
+    #[arg(long, short = 'g')]
+    gpus: Option<u32>,
     /// Processes the gang runs as; each gets RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT.
     #[arg(long, default_value_t = 1)]
     processes: u32,
@@ -121,6 +129,17 @@ pub struct SubmitArgs {
     /// Training goal: tokens to train, e.g. 1e12.
     #[arg(long, requires = "goal_model")]
     goal_tokens: Option<f64>,
+    /// Training goal model=ID,tokens=N[,deadline=UTC-TIME|DURATION][,budget=USD]: without
+    /// --gpus the server chooses type, gang size and layout (see `job plan`).
+    #[arg(long, conflicts_with = "goal_model")]
+    goal: Option<String>,
+    /// Framework of the goal job's SUANLI_LAUNCH_ARGS: megatron, nemo, torchtitan or deepspeed.
+    #[arg(long, requires = "goal")]
+    framework: Option<String>,
+    /// What a run is expected to take, e.g. 20m: the scheduler plans on it (backfill, start
+    /// predictions of `job plan`); nothing is stopped at it.
+    #[arg(long, value_parser = crate::units::parse_duration_whole_s)]
+    expected_time: Option<i64>,
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true)]
     command: Vec<String>,
@@ -138,12 +157,23 @@ pub fn run(command: JobCommand) -> Result<ExitCode> {
                 };
                 env.insert(name.to_string(), value.to_string());
             }
+            let goal = match &args.goal {
+                Some(text) => Some(serde_json::to_value(super::job_goal::parse_goal(
+                    text,
+                    super::job_goal::now_s(),
+                    args.framework.clone(),
+                )?)?),
+                None => args
+                    .goal_model
+                    .map(|model| json!({ "model": model, "tokens": args.goal_tokens })),
+            };
+            let gpus = args.gpus.or(goal.is_none().then_some(1));
             let body = json!({
                 "name": args.name, "tenant": args.tenant, "command": args.command, "env": env,
-                "gpus": args.gpus, "processes": args.processes, "accelerators": args.accelerators,
+                "gpus": gpus, "processes": args.processes, "accelerators": args.accelerators,
                 "priority": args.priority, "checkpoint_dir": args.checkpoint_dir,
                 "max_restarts": args.max_restarts, "time_limit_s": args.time_limit,
-                "goal": args.goal_model.map(|model| json!({ "model": model, "tokens": args.goal_tokens })),
+                "expected_s": args.expected_time, "goal": goal,
             });
             let job: JobRecord = client.post_as("/api/v1/jobs", &body)?;
             println!("{}", job.id);
@@ -225,6 +255,7 @@ pub fn run(command: JobCommand) -> Result<ExitCode> {
             }
         }
         JobCommand::Wait { id } => return wait(&client, id),
+        JobCommand::Plan(args) => return super::job_goal::plan(&client, args),
         JobCommand::Cancel { id } => {
             let job: JobRecord =
                 client.post_as(&format!("/api/v1/jobs/{id}/cancel"), &json!({}))?;
@@ -296,6 +327,10 @@ fn show(job: &JobRecord) {
             "time limit",
             spec.time_limit_s.map_or("-".into(), |s| format!("{s} s")),
         ),
+        (
+            "expected",
+            spec.expected_s.map_or("-".into(), |s| format!("{s} s")),
+        ),
         ("state", job.state.as_str().to_string()),
         ("reason", printable(&job.reason)),
         (
@@ -338,5 +373,6 @@ fn show(job: &JobRecord) {
                 printable(accelerator)
             );
         }
+        super::job_goal::show_goal(job, goal);
     }
 }

@@ -129,14 +129,11 @@ pub(super) struct Submit {
     checkpoint_dir: Option<String>,
     #[serde(default)]
     max_restarts: u32,
-    goal: Option<GoalRequest>,
+    /// A training goal; without `gpus` the server chooses type, gang size and layout.
+    goal: Option<crate::engine::goal::GoalRequest>,
     time_limit_s: Option<u64>,
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-pub(super) struct GoalRequest {
-    model: String,
-    tokens: f64,
+    /// Seconds a run is expected to take (the scheduler plans on it; nothing is stopped).
+    expected_s: Option<u64>,
 }
 
 #[utoipa::path(post, path = "/api/v1/jobs", summary = "Submit a job", request_body = Submit, responses((status = 201, description = "Created")))]
@@ -184,17 +181,10 @@ pub(super) async fn submit_job(
         max_restarts: body.max_restarts,
         goal: None,
         time_limit_s: body.time_limit_s,
+        expected_s: body.expected_s,
     };
     if let Some(goal) = body.goal {
-        let types = state.engine.lock().await.job_types(&spec);
-        let gpus = spec.gpus;
-        // The layout search is CPU work: off the async threads.
-        let planned = tokio::task::spawn_blocking(move || {
-            crate::store::Goal::plan(&goal.model, goal.tokens, gpus, &types)
-        })
-        .await
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-        spec.goal = Some(planned.map_err(ApiError::bad)?);
+        super::goals::plan_into(&state, &mut spec, goal, body.gpus.is_none()).await?;
     }
     // The store appends ` job ID` to the entry's target once the job has its id.
     let entry = draft.entry(StatusCode::CREATED, None);
