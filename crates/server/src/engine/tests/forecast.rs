@@ -102,3 +102,38 @@ async fn a_quota_holds_the_forecast_job_until_the_tenants_own_job_ends() {
     let other = forecast::candidate("b", "h100", 4, 20);
     assert_eq!(rig.engine.snapshot().start_of(&other).unwrap() as i64, T0_S);
 }
+
+#[tokio::test]
+async fn a_progress_file_is_read_into_the_goal() {
+    let mut rig = Rig::new("fifo", 8).await;
+    let mut goal_spec = spec("a", 8);
+    goal_spec.goal = Some(crate::engine::goal::goal_from(
+        &crate::engine::goal::GoalRequest {
+            model: "m".into(),
+            tokens: 1e6,
+            deadline_s: None,
+            budget_usd: None,
+            seq_len: None,
+            framework: None,
+        },
+        "m",
+    ));
+    let job = rig
+        .engine
+        .submit(goal_spec, &audit("POST /api/v1/jobs"))
+        .await
+        .unwrap();
+    assert_state(&job, JobState::Running);
+    let launch = &rig.executor.starts()[0];
+    let path = PathBuf::from(&launch.env["SUANLI_PROGRESS_FILE"]);
+    assert_eq!(rig.engine.progress_files.get(&job.id), Some(&path));
+    // The rig's run directories do not exist: point the job at a file that does.
+    let file = std::env::temp_dir().join(format!("suanli-progress-{}", std::process::id()));
+    std::fs::write(&file, "250000\n").unwrap();
+    rig.engine.progress_files.insert(job.id, file.clone());
+    rig.engine.read_progress_files().await;
+    let stored = rig.job(job.id).await;
+    let progress = stored.spec.goal.unwrap().progress.unwrap();
+    assert_eq!(progress.tokens, 250_000.0);
+    std::fs::remove_file(file).unwrap();
+}
