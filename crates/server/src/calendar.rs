@@ -38,6 +38,23 @@ pub fn utc_text(epoch_s: i64) -> String {
     )
 }
 
+/// A span of seconds as `45s`, `12m`, `7h31m` or `1d07h32m`, to the nearest minute from a
+/// minute up (plans print spans from now, which read the same on every run).
+pub fn span_text(seconds: i64) -> String {
+    let sign = if seconds < 0 { "-" } else { "" };
+    let s = seconds.unsigned_abs();
+    if s < 60 {
+        return format!("{sign}{s}s");
+    }
+    let minutes = (s + 30) / 60;
+    let (d, h, m) = (minutes / 1440, minutes % 1440 / 60, minutes % 60);
+    match (d, h) {
+        (0, 0) => format!("{sign}{m}m"),
+        (0, _) => format!("{sign}{h}h{m:02}m"),
+        _ => format!("{sign}{d}d{h:02}h{m:02}m"),
+    }
+}
+
 /// A UTC time as `2026-12-24`, `2026-12-24T06:00Z` or `2026-12-24T06:00:30Z` (a space may
 /// stand for the `T`; the `Z` may be left out) to Unix seconds.
 pub fn parse_utc(text: &str) -> Result<i64, String> {
@@ -90,6 +107,11 @@ mod tests {
         assert_eq!(super::parse_utc("2000-02-29"), Ok(951_782_400));
         assert_eq!(super::parse_utc("2000-02-29 00:00:30"), Ok(951_782_430));
         assert_eq!(super::utc_text(1_798_070_400), "2026-12-24 00:00 UTC");
+        assert_eq!(super::span_text(59), "59s");
+        assert_eq!(super::span_text(89), "1m");
+        assert_eq!(super::span_text(90), "2m");
+        assert_eq!(super::span_text(27_124), "7h32m");
+        assert_eq!(super::span_text(86_399), "1d00h00m");
         assert!(super::parse_utc("2026-02-30").is_err());
         assert!(super::parse_utc("tomorrow").unwrap_err().contains("2026-12-24T00:00Z"));
     }

@@ -176,7 +176,7 @@ async fn a_goal_job_takes_the_cheapest_pool_that_meets_its_deadline() {
     assert_eq!(status, 400, "{body}");
     let error = body["error"].as_str().unwrap();
     assert!(
-        error.starts_with("no option finishes by ")
+        error.starts_with("no option finishes by the deadline, ")
             && error.contains(&format!("the fastest, 8 x {other_type}, would finish"))
             && !error.contains('\n'),
         "{error}"

@@ -327,10 +327,7 @@ fn show(job: &JobRecord) {
             "time limit",
             spec.time_limit_s.map_or("-".into(), |s| format!("{s} s")),
         ),
-        (
-            "expected",
-            spec.expected_s.map_or("-".into(), |s| format!("{s} s")),
-        ),
+
         ("state", job.state.as_str().to_string()),
         ("reason", printable(&job.reason)),
         (
@@ -357,6 +354,11 @@ fn show(job: &JobRecord) {
     ];
     for (label, value) in lines {
         println!("{label:>10}  {value}");
+        if label == "time limit"
+            && let Some(expected) = spec.expected_s
+        {
+            println!("{:>10}  {expected} s", "expected");
+        }
     }
     if let Some(goal) = &spec.goal {
         // Tokens as JSON prints them (`1e12` reads as `1000000000000.0`), as before the typed client.

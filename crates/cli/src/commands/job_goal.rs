@@ -5,7 +5,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use serde_json::json;
 
-use suanli_server::calendar::{parse_utc, utc_text};
+use suanli_server::calendar::{parse_utc, span_text, utc_text};
 use suanli_server::engine::goal::{GoalPlan, GoalRequest};
 use suanli_server::store::{Goal, GoalOption, JobRecord};
 
@@ -109,14 +109,11 @@ pub fn plan(client: &Client, args: PlanArgs) -> Result<std::process::ExitCode> {
     Ok(std::process::ExitCode::SUCCESS)
 }
 
-/// `in 2h 5m` from `now_s` to `at_s`.
+/// `now`, or `+7h32m` from `now_s` to `at_s`.
 fn after(now_s: i64, at_s: i64) -> String {
-    let s = (at_s - now_s).max(0);
-    match s {
-        0..60 => format!("+{s}s"),
-        60..3600 => format!("+{}m{:02}s", s / 60, s % 60),
-        3600..86_400 => format!("+{}h{:02}m", s / 3600, s % 3600 / 60),
-        _ => format!("+{}d{:02}h", s / 86_400, s % 86_400 / 3600),
+    match at_s - now_s {
+        0 => "now".into(),
+        s => format!("+{}", span_text(s)),
     }
 }
 
@@ -138,7 +135,7 @@ fn print_plan(plan: &GoalPlan) {
     let rows = plan.chosen.iter().map(|o| (true, o)).chain(plan.options.iter().map(|o| (false, o)));
     for (chosen, o) in rows {
         let finish = o.predicted_finish_s.map_or("-".into(), |f| {
-            format!("{} ±{}", after(now, f), after(0, o.finish_band_s).trim_start_matches('+'))
+            format!("{} ±{}", after(now, f), span_text(o.finish_band_s))
         });
         table.add_row(vec![
             if chosen { "*".into() } else { String::new() },
@@ -155,13 +152,14 @@ fn print_plan(plan: &GoalPlan) {
     if let Some(chosen) = &plan.chosen
         && let Some(finish) = chosen.predicted_finish_s
     {
+        let start = chosen.predicted_start_s.unwrap_or(now);
         println!(
-            "chosen: {} x {}, start {}, finish {} (±{} from the model's error band)",
+            "chosen: {} x {}, starts {}, finishes {} (±{}, the model's error band)",
             chosen.count,
             printable(&chosen.accelerator),
-            utc_text(chosen.predicted_start_s.unwrap_or(now)),
-            utc_text(finish),
-            after(0, chosen.finish_band_s).trim_start_matches('+')
+            if start == now { "now".into() } else { format!("in {}", span_text(start - now)) },
+            format_args!("in {}", span_text(finish - now)),
+            span_text(chosen.finish_band_s)
         );
     }
 }

@@ -13,7 +13,7 @@ use suanli_perf::goal_plan::{self, GangPlan};
 
 use super::forecast::{self, Snapshot};
 use super::{Engine, EngineError};
-use crate::calendar::utc_text;
+use crate::calendar::span_text;
 use crate::store::{Goal, GoalOption, JobSpec};
 
 /// A goal as a request gives it.
@@ -207,7 +207,7 @@ pub fn plan(inputs: &PlanInputs, request: &GoalRequest) -> Result<GoalPlan, Engi
             ) {
                 Ok(gang) => gang,
                 Err(why) => {
-                    option.lost = Some(format!("memory: {why}"));
+                    option.lost = Some(short_reason(&why));
                     options.push(option);
                     continue;
                 }
@@ -234,6 +234,18 @@ pub fn plan(inputs: &PlanInputs, request: &GoalRequest) -> Result<GoalPlan, Engi
     choose(now_s, options, request, &model)
 }
 
+/// The planner's reason a gang cannot train the model, in a few words: `memory: the smallest
+/// layout needs 151.3 GB per device`, else the first clause of its message.
+fn short_reason(why: &str) -> String {
+    if let Some(at) = why.find("needs ")
+        && let Some(end) = why[at..].find(" per device")
+    {
+        return format!("memory: the smallest layout {} per device", &why[at..at + end]);
+    }
+    let first = why.split("; ").next().unwrap_or(why);
+    format!("layout: {first}")
+}
+
 /// Why an option misses the deadline, the budget or has no price.
 fn lost_to_limits(option: &GoalOption, request: &GoalRequest) -> Option<String> {
     let finish = option.predicted_finish_s?;
@@ -247,9 +259,8 @@ fn lost_to_limits(option: &GoalOption, request: &GoalRequest) -> Option<String> 
         && finish > deadline
     {
         return Some(format!(
-            "deadline: would finish {}, after the deadline {}",
-            utc_text(finish),
-            utc_text(deadline)
+            "deadline: would finish {} after it",
+            span_text(finish - deadline)
         ));
     }
     if let Some(budget) = request.budget_usd
@@ -296,7 +307,7 @@ fn choose(
         problem: None,
     };
     let Some(best) = best else {
-        plan.problem = Some(no_option(&options, request));
+        plan.problem = Some(no_option(now_s, &options, request));
         plan.options = options;
         return Ok(plan);
     };
@@ -309,9 +320,11 @@ fn choose(
                 dollars(chosen.cost_usd.unwrap_or(0.0))
             ),
             None => format!(
-                "later: would finish {}, after {}",
-                utc_text(option.predicted_finish_s.unwrap_or(0)),
-                utc_text(chosen.predicted_finish_s.unwrap_or(0))
+                "later: would finish {} after it",
+                span_text(
+                    option.predicted_finish_s.unwrap_or(0)
+                        - chosen.predicted_finish_s.unwrap_or(0)
+                )
             ),
         });
     }
@@ -330,7 +343,7 @@ fn choose(
 }
 
 /// One line for a goal no option meets: the fastest option's finish, or the cheapest's cost.
-fn no_option(options: &[GoalOption], request: &GoalRequest) -> String {
+fn no_option(now_s: i64, options: &[GoalOption], request: &GoalRequest) -> String {
     let name = |o: &GoalOption| format!("{} x {}", o.count, o.accelerator);
     let priced = || options.iter().filter(|o| o.cost_usd.is_some());
     let fastest = priced()
@@ -340,10 +353,10 @@ fn no_option(options: &[GoalOption], request: &GoalRequest) -> String {
         && fastest.predicted_finish_s.is_some_and(|f| f > deadline)
     {
         return format!(
-            "no option finishes by {}: the fastest, {}, would finish {}",
-            utc_text(deadline),
+            "no option finishes by the deadline, {} from now: the fastest, {}, would finish {} from now",
+            span_text(deadline - now_s),
             name(fastest),
-            utc_text(fastest.predicted_finish_s.unwrap_or(0))
+            span_text(fastest.predicted_finish_s.unwrap_or(0) - now_s)
         );
     }
     let cheapest = priced()

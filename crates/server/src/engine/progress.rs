@@ -125,7 +125,9 @@ impl Engine {
     ) -> Option<std::path::PathBuf> {
         let job = self.active.get(&id)?;
         job.spec.goal.as_ref()?;
-        let path = work_dir.join("suanli-progress");
+        // Absolute: the job runs in its working directory, which a relative data directory
+        // would otherwise be resolved against twice.
+        let path = std::path::absolute(work_dir.join("suanli-progress")).ok()?;
         self.progress_files.insert(id, path.clone());
         Some(path)
     }
