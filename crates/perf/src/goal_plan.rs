@@ -166,7 +166,10 @@ mod tests {
         let mfu = plan.tokens_per_s * 6.0 * 8.03e9 / (8.0 * 989e12);
         assert!((0.2..0.8).contains(&mfu), "MFU {mfu}");
         let env = layout_env(&plan);
-        assert!(env.iter().any(|(k, v)| k == "SUANLI_GLOBAL_BATCH" && *v == plan.global_batch.to_string()));
+        assert!(
+            env.iter()
+                .any(|(k, v)| k == "SUANLI_GLOBAL_BATCH" && *v == plan.global_batch.to_string())
+        );
         let args = launch_args(model, &plan, Framework::Megatron).unwrap();
         assert!(
             args.contains(&format!("--tensor-model-parallel-size {}", l.tp)),

@@ -58,9 +58,8 @@ pub fn span_text(seconds: i64) -> String {
 /// A UTC time as `2026-12-24`, `2026-12-24T06:00Z` or `2026-12-24T06:00:30Z` (a space may
 /// stand for the `T`; the `Z` may be left out) to Unix seconds.
 pub fn parse_utc(text: &str) -> Result<i64, String> {
-    let bad = || {
-        format!("`{text}` is not a UTC time; write it like 2026-12-24T00:00Z or 2026-12-24")
-    };
+    let bad =
+        || format!("`{text}` is not a UTC time; write it like 2026-12-24T00:00Z or 2026-12-24");
     let trimmed = text.trim().trim_end_matches(['Z', 'z']);
     let (date, time) = match trimmed.split_once(['T', 't', ' ']) {
         Some((date, time)) => (date, time),
@@ -69,7 +68,9 @@ pub fn parse_utc(text: &str) -> Result<i64, String> {
     let numbers = |part: &str, sep: char| -> Option<Vec<i64>> {
         part.split(sep).map(|n| n.parse::<i64>().ok()).collect()
     };
-    let date = numbers(date, '-').filter(|d| d.len() == 3).ok_or_else(bad)?;
+    let date = numbers(date, '-')
+        .filter(|d| d.len() == 3)
+        .ok_or_else(bad)?;
     let time = numbers(time, ':')
         .filter(|t| (2..=3).contains(&t.len()))
         .ok_or_else(bad)?;
@@ -113,6 +114,10 @@ mod tests {
         assert_eq!(super::span_text(27_124), "7h32m");
         assert_eq!(super::span_text(86_399), "1d00h00m");
         assert!(super::parse_utc("2026-02-30").is_err());
-        assert!(super::parse_utc("tomorrow").unwrap_err().contains("2026-12-24T00:00Z"));
+        assert!(
+            super::parse_utc("tomorrow")
+                .unwrap_err()
+                .contains("2026-12-24T00:00Z")
+        );
     }
 }

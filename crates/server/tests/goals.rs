@@ -38,7 +38,11 @@ async fn plan(server: &TestServer, token: &str, goal: Value) -> Value {
 
 /// Every option the plan lists, the chosen one first.
 fn options(plan: &Value) -> Vec<Value> {
-    let mut all: Vec<Value> = plan["chosen"].as_object().map(|_| plan["chosen"].clone()).into_iter().collect();
+    let mut all: Vec<Value> = plan["chosen"]
+        .as_object()
+        .map(|_| plan["chosen"].clone())
+        .into_iter()
+        .collect();
     all.extend(plan["options"].as_array().unwrap().iter().cloned());
     all
 }
@@ -73,7 +77,10 @@ async fn a_goal_job_takes_the_cheapest_pool_that_meets_its_deadline() {
         all.into_iter().partition(|o| o["plan"].is_object());
     assert!(too_small.iter().any(|o| o["count"] == 1), "{loose}");
     for option in &too_small {
-        assert!(option["lost"].as_str().unwrap().starts_with("memory:"), "{option}");
+        assert!(
+            option["lost"].as_str().unwrap().starts_with("memory:"),
+            "{option}"
+        );
     }
     let all = fitting;
     for option in &all {
@@ -81,14 +88,22 @@ async fn a_goal_job_takes_the_cheapest_pool_that_meets_its_deadline() {
         let count = option["count"].as_f64().unwrap();
         let run_s = (tokens / rate).ceil();
         let cost = count * price(option["accelerator"].as_str().unwrap()) * run_s / 3600.0;
-        assert!((option["cost_usd"].as_f64().unwrap() - cost).abs() < 1e-6 * cost, "{option}");
+        assert!(
+            (option["cost_usd"].as_f64().unwrap() - cost).abs() < 1e-6 * cost,
+            "{option}"
+        );
         let start = option["predicted_start_s"].as_i64().unwrap();
-        assert_eq!(option["predicted_finish_s"].as_i64().unwrap(), start + run_s as i64);
+        assert_eq!(
+            option["predicted_finish_s"].as_i64().unwrap(),
+            start + run_s as i64
+        );
     }
     let chosen = &loose["chosen"];
     assert_eq!(chosen["accelerator"], "h100-sxm5-80gb", "{loose}");
     // It waits for the blocker: a day of the forecast's clock.
-    assert!(chosen["predicted_start_s"].as_i64().unwrap() - loose["now_s"].as_i64().unwrap() >= 86_390);
+    assert!(
+        chosen["predicted_start_s"].as_i64().unwrap() - loose["now_s"].as_i64().unwrap() >= 86_390
+    );
     let cheapest = all
         .iter()
         .map(|o| o["cost_usd"].as_f64().unwrap())
@@ -121,7 +136,10 @@ async fn a_goal_job_takes_the_cheapest_pool_that_meets_its_deadline() {
         json!({ "model": "llama-3.1-8b", "tokens": tokens, "deadline_s": tight }),
     )
     .await;
-    assert_eq!(tight_plan["chosen"]["accelerator"], other_type, "{tight_plan}");
+    assert_eq!(
+        tight_plan["chosen"]["accelerator"], other_type,
+        "{tight_plan}"
+    );
     let lost: Vec<&str> = tight_plan["options"]
         .as_array()
         .unwrap()
@@ -182,7 +200,12 @@ async fn a_goal_job_takes_the_cheapest_pool_that_meets_its_deadline() {
         "{error}"
     );
     server
-        .ok(Method::POST, &format!("/api/v1/jobs/{blocker}/cancel"), &alice, None)
+        .ok(
+            Method::POST,
+            &format!("/api/v1/jobs/{blocker}/cancel"),
+            &alice,
+            None,
+        )
         .await;
 }
 
@@ -231,8 +254,14 @@ async fn the_planned_start_behind_a_busy_queue_is_the_real_start_within_ten_perc
     let wait_real = (started - planned_at) as f64;
     assert!(wait_predicted >= 15.0, "{planned}");
     let error = (wait_real - wait_predicted).abs() / wait_predicted;
-    eprintln!("predicted wait {wait_predicted} s, real {wait_real} s, error {:.1}%", error * 100.0);
-    assert!(error <= 0.10, "predicted wait {wait_predicted} s, real {wait_real} s");
+    eprintln!(
+        "predicted wait {wait_predicted} s, real {wait_real} s, error {:.1}%",
+        error * 100.0
+    );
+    assert!(
+        error <= 0.10,
+        "predicted wait {wait_predicted} s, real {wait_real} s"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -297,11 +326,21 @@ async fn progress_moves_the_predicted_finish_and_roles_hold_on_the_new_routes() 
     // Through the API: a member may report, a viewer may not, another tenant sees no job.
     let path = format!("/api/v1/jobs/{id}/progress");
     let (status, _) = server
-        .call(Method::POST, &path, Some(&viewer), Some(json!({ "tokens": 5e6 })))
+        .call(
+            Method::POST,
+            &path,
+            Some(&viewer),
+            Some(json!({ "tokens": 5e6 })),
+        )
         .await;
     assert_eq!(status, 403);
     let (status, _) = server
-        .call(Method::POST, &path, Some(&mallory), Some(json!({ "tokens": 5e6 })))
+        .call(
+            Method::POST,
+            &path,
+            Some(&mallory),
+            Some(json!({ "tokens": 5e6 })),
+        )
         .await;
     assert_eq!(status, 404);
     let reported = server
@@ -315,7 +354,12 @@ async fn progress_moves_the_predicted_finish_and_roles_hold_on_the_new_routes() 
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| (e["target"].as_str().unwrap_or("").to_string(), e["outcome"].as_str().unwrap_or("").to_string()))
+        .map(|e| {
+            (
+                e["target"].as_str().unwrap_or("").to_string(),
+                e["outcome"].as_str().unwrap_or("").to_string(),
+            )
+        })
         .collect();
     for (target, outcome) in [
         ("/api/v1/jobs/plan", "403"),
@@ -329,6 +373,11 @@ async fn progress_moves_the_predicted_finish_and_roles_hold_on_the_new_routes() 
         );
     }
     server
-        .ok(Method::POST, &format!("/api/v1/jobs/{id}/cancel"), &alice, None)
+        .ok(
+            Method::POST,
+            &format!("/api/v1/jobs/{id}/cancel"),
+            &alice,
+            None,
+        )
         .await;
 }

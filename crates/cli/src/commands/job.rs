@@ -327,7 +327,6 @@ fn show(job: &JobRecord) {
             "time limit",
             spec.time_limit_s.map_or("-".into(), |s| format!("{s} s")),
         ),
-
         ("state", job.state.as_str().to_string()),
         ("reason", printable(&job.reason)),
         (

@@ -36,18 +36,26 @@ pub fn parse_goal(text: &str, now_s: i64, framework: Option<String>) -> Result<G
             "deadline" => goal.deadline_s = Some(parse_deadline(value, now_s)?),
             "budget" => {
                 let dollars = value.trim_start_matches('$').replace('_', "");
-                goal.budget_usd = Some(dollars.parse::<f64>().ok().filter(|b| *b > 0.0).with_context(
-                    || format!("--goal budget `{value}` is not a number of dollars, like 20000"),
-                )?)
+                goal.budget_usd = Some(
+                    dollars
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|b| *b > 0.0)
+                        .with_context(|| {
+                            format!(
+                                "--goal budget `{value}` is not a number of dollars, like 20000"
+                            )
+                        })?,
+                )
             }
             "seq" | "seq_len" => {
                 goal.seq_len = Some(value.parse().ok().filter(|s| *s > 0).with_context(|| {
                     format!("--goal seq `{value}` is not a sequence length, like 4096")
                 })?)
             }
-            other => bail!(
-                "--goal: unknown key `{other}`; use model, tokens, deadline, budget or seq"
-            ),
+            other => {
+                bail!("--goal: unknown key `{other}`; use model, tokens, deadline, budget or seq")
+            }
         }
     }
     if goal.model.is_empty() || goal.tokens <= 0.0 {
@@ -58,7 +66,8 @@ pub fn parse_goal(text: &str, now_s: i64, framework: Option<String>) -> Result<G
 
 /// A UTC time (`2026-12-24T00:00Z`) or a duration from now (`36h`, `+2d`).
 fn parse_deadline(value: &str, now_s: i64) -> Result<i64> {
-    if let Ok(duration) = suanli_catalog::units::parse_duration_whole_s(value.trim_start_matches('+'))
+    if let Ok(duration) =
+        suanli_catalog::units::parse_duration_whole_s(value.trim_start_matches('+'))
     {
         return Ok(now_s + duration);
     }
@@ -132,7 +141,11 @@ fn print_plan(plan: &GoalPlan) {
     let mut table = super::format::table(&[
         "", "type", "count", "layout", "start", "finish", "cost", "why not",
     ]);
-    let rows = plan.chosen.iter().map(|o| (true, o)).chain(plan.options.iter().map(|o| (false, o)));
+    let rows = plan
+        .chosen
+        .iter()
+        .map(|o| (true, o))
+        .chain(plan.options.iter().map(|o| (false, o)));
     for (chosen, o) in rows {
         let finish = o.predicted_finish_s.map_or("-".into(), |f| {
             format!("{} ±{}", after(now, f), span_text(o.finish_band_s))
@@ -157,7 +170,11 @@ fn print_plan(plan: &GoalPlan) {
             "chosen: {} x {}, starts {}, finishes {} (±{}, the model's error band)",
             chosen.count,
             printable(&chosen.accelerator),
-            if start == now { "now".into() } else { format!("in {}", span_text(start - now)) },
+            if start == now {
+                "now".into()
+            } else {
+                format!("in {}", span_text(start - now))
+            },
             format_args!("in {}", span_text(finish - now)),
             span_text(chosen.finish_band_s)
         );
@@ -176,14 +193,22 @@ pub fn show_goal(job: &JobRecord, goal: &Goal) {
     if let Some(choice) = &goal.choice {
         line(
             "chosen",
-            format!("{} x {}, {}", choice.count, printable(&choice.accelerator), layout(choice)),
+            format!(
+                "{} x {}, {}",
+                choice.count,
+                printable(&choice.accelerator),
+                layout(choice)
+            ),
         );
         if let Some(start) = choice.predicted_start_s {
-            line("planned", format!(
-                "start {}, finish {}",
-                utc_text(start),
-                choice.predicted_finish_s.map_or("-".into(), utc_text)
-            ));
+            line(
+                "planned",
+                format!(
+                    "start {}, finish {}",
+                    utc_text(start),
+                    choice.predicted_finish_s.map_or("-".into(), utc_text)
+                ),
+            );
         }
         if let Some(cost) = choice.cost_usd {
             line("cost", format!("${cost:.0} at indicative prices"));
@@ -201,7 +226,10 @@ pub fn show_goal(job: &JobRecord, goal: &Goal) {
             ),
         );
         if job.state == suanli_server::store::JobState::Running {
-            line("finish", format!("{} (from progress)", utc_text(progress.predicted_finish_s)));
+            line(
+                "finish",
+                format!("{} (from progress)", utc_text(progress.predicted_finish_s)),
+            );
         }
     }
 }
@@ -241,10 +269,15 @@ pub fn progress(args: ProgressArgs) -> Result<std::process::ExitCode> {
             .context("give --job ID (outside a job SUANLI_JOB_ID is not set)")?,
     };
     let client = Client::from_env()?;
-    let job: JobRecord =
-        client.post_as(&format!("/api/v1/jobs/{id}/progress"), &json!({ "tokens": args.tokens }))?;
+    let job: JobRecord = client.post_as(
+        &format!("/api/v1/jobs/{id}/progress"),
+        &json!({ "tokens": args.tokens }),
+    )?;
     if let Some(p) = job.spec.goal.as_ref().and_then(|g| g.progress.as_ref()) {
-        println!("job {id}: predicted finish {}", utc_text(p.predicted_finish_s));
+        println!(
+            "job {id}: predicted finish {}",
+            utc_text(p.predicted_finish_s)
+        );
     }
     Ok(std::process::ExitCode::SUCCESS)
 }
@@ -268,9 +301,17 @@ mod tests {
         assert_eq!(goal.budget_usd, Some(20_000.0));
         let goal = parse_goal("model=m,tokens=1e9,deadline=36h", 1000, None).unwrap();
         assert_eq!(goal.deadline_s, Some(1000 + 36 * 3600));
-        for bad in ["model=m", "model=m,tokens=1e9,colour=red", "model=m,tokens=x", "tokens=1e9,model=m,deadline=soon"] {
+        for bad in [
+            "model=m",
+            "model=m,tokens=1e9,colour=red",
+            "model=m,tokens=x",
+            "tokens=1e9,model=m,deadline=soon",
+        ] {
             let err = parse_goal(bad, 0, None).unwrap_err().to_string();
-            assert!(!err.contains('\n') && err.starts_with("--goal"), "{bad}: {err}");
+            assert!(
+                !err.contains('\n') && err.starts_with("--goal"),
+                "{bad}: {err}"
+            );
         }
     }
 }

@@ -21,11 +21,7 @@ async fn plan_goal(
     request: GoalRequest,
 ) -> ApiResult<(GoalPlan, String)> {
     limits::name("model", &request.model)?;
-    let inputs = state
-        .engine
-        .lock()
-        .await
-        .goal_inputs(tenant, accelerators);
+    let inputs = state.engine.lock().await.goal_inputs(tenant, accelerators);
     let (plan, model) = tokio::task::spawn_blocking(move || {
         let model = inputs
             .catalog()
@@ -51,7 +47,10 @@ pub(super) async fn plan_into(
         let (plan, model) =
             plan_goal(state, &spec.tenant, &spec.accelerators, request.clone()).await?;
         let chosen = plan.chosen.ok_or_else(|| {
-            ApiError::bad(plan.problem.unwrap_or_else(|| "no option meets the goal".into()))
+            ApiError::bad(
+                plan.problem
+                    .unwrap_or_else(|| "no option meets the goal".into()),
+            )
         })?;
         goal::apply_choice(spec, &request, &model, chosen);
         return Ok(());

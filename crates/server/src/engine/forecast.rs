@@ -146,7 +146,9 @@ impl Engine {
 /// A forecast that cannot give a start.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ForecastError {
-    #[error("waits behind job {0}, whose run time is unknown (submit it with --expected-time or --time-limit)")]
+    #[error(
+        "waits behind job {0}, whose run time is unknown (submit it with --expected-time or --time-limit)"
+    )]
     UnknownLength(i64),
     #[error("never starts: no pool of its type can hold it")]
     Never,
@@ -330,7 +332,12 @@ impl Snapshot {
             let ended: Vec<JobId> = state
                 .running_jobs()
                 .into_iter()
-                .filter(|&id| state.job(id).run().is_some_and(|r| r.expected_finish_s <= t))
+                .filter(|&id| {
+                    state
+                        .job(id)
+                        .run()
+                        .is_some_and(|r| r.expected_finish_s <= t)
+                })
                 .collect();
             for id in ended {
                 let _ = replay.scheduler.on_finish(id, t);

@@ -108,9 +108,11 @@ fn cached_plan(
         return found.clone();
     }
     let model = catalog.model(model).map_err(|e| e.to_string())?;
-    let device = catalog.accelerator(accelerator).map_err(|e| e.to_string())?;
-    let found = goal_plan::plan_gang(model, device, count, per_node, seq_len)
-        .map_err(|e| e.to_string());
+    let device = catalog
+        .accelerator(accelerator)
+        .map_err(|e| e.to_string())?;
+    let found =
+        goal_plan::plan_gang(model, device, count, per_node, seq_len).map_err(|e| e.to_string());
     if let Ok(mut cache) = cache.lock() {
         cache.insert(key, found.clone());
     }
@@ -240,7 +242,10 @@ fn short_reason(why: &str) -> String {
     if let Some(at) = why.find("needs ")
         && let Some(end) = why[at..].find(" per device")
     {
-        return format!("memory: the smallest layout {} per device", &why[at..at + end]);
+        return format!(
+            "memory: the smallest layout {} per device",
+            &why[at..at + end]
+        );
     }
     let first = why.split("; ").next().unwrap_or(why);
     format!("layout: {first}")
@@ -322,8 +327,7 @@ fn choose(
             None => format!(
                 "later: would finish {} after it",
                 span_text(
-                    option.predicted_finish_s.unwrap_or(0)
-                        - chosen.predicted_finish_s.unwrap_or(0)
+                    option.predicted_finish_s.unwrap_or(0) - chosen.predicted_finish_s.unwrap_or(0)
                 )
             ),
         });

@@ -180,7 +180,10 @@ mod tests {
         g.progress = Some(second);
         // A new run starts measuring again from its own first report.
         let restarted = next_progress(&g, 400.0, 2_000, 1, 10.0);
-        assert_eq!((restarted.first_at_s, restarted.tokens_per_s), (2_000, 10.0));
+        assert_eq!(
+            (restarted.first_at_s, restarted.tokens_per_s),
+            (2_000, 10.0)
+        );
         assert_eq!(restarted.predicted_finish_s, 2_060);
     }
 }

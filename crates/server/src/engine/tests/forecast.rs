@@ -68,7 +68,13 @@ async fn the_forecast_start_is_the_start_the_engine_gives() {
             .await
             .unwrap();
         let started = run_until_started(&mut rig, job.id, 1000).await;
-        assert_eq!(started, predicted, "{policy}: predicted {} s after T0, started {} s after", predicted - T0_S, started - T0_S);
+        assert_eq!(
+            started,
+            predicted,
+            "{policy}: predicted {} s after T0, started {} s after",
+            predicted - T0_S,
+            started - T0_S
+        );
     }
 }
 
