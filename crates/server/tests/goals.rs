@@ -381,3 +381,53 @@ async fn progress_moves_the_predicted_finish_and_roles_hold_on_the_new_routes() 
         )
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_goal_job_is_replanned_onto_the_pool_that_still_meets_its_deadline() {
+    let server = TestServer::start("h100-sxm5-80gb:8,a100-sxm4-80gb:8").await;
+    let alice = server.user("research", "alice", "member").await;
+    let checkpoint = common::shared_dir("suanli-elastic-ckpt");
+    // 2B tokens of an 8B model: 7.5 h on 8 H100 (the cheapest), 18 h on 8 A100; due in 20 h.
+    let script = r#"if [ -z "$SUANLI_RESUME_FROM" ]; then sleep 2; exit 3; fi; echo resumed tp=$SUANLI_TP dp=$SUANLI_DP"#;
+    let goal = json!({ "model": "llama-3.1-8b", "tokens": 2e9, "deadline_s": now_s() + 20 * 3600 });
+    let job = server
+        .ok(
+            Method::POST,
+            "/api/v1/jobs",
+            &alice,
+            Some(
+                json!({ "command": ["sh", "-c", script], "goal": goal, "max_restarts": 1,
+                "checkpoint_dir": checkpoint.display().to_string() }),
+            ),
+        )
+        .await;
+    let id = job["id"].as_i64().unwrap();
+    assert_eq!(
+        job["spec"]["accelerators"],
+        json!(["h100-sxm5-80gb"]),
+        "{job}"
+    );
+    server.wait_state(&alice, id, "running").await;
+    // While it runs, a day-long job queues for the H100s: it goes first when they free up.
+    let blocker = server
+        .submit(
+            &alice,
+            json!({ "gpus": 8, "accelerators": ["h100-sxm5-80gb"], "command": ["sleep", "600"],
+                "expected_s": 86_400 }),
+        )
+        .await;
+    let done = server.wait_state(&alice, id, "succeeded").await;
+    assert_eq!(done["restarts"], 1, "{done}");
+    assert_eq!(done["run"]["accelerator"], "a100-sxm4-80gb", "{done}");
+    assert_eq!(done["spec"]["gpus"], 8);
+    let log = server.logs(&alice, id, 1).await;
+    assert!(log.starts_with("resumed tp="), "{log}");
+    server
+        .ok(
+            Method::POST,
+            &format!("/api/v1/jobs/{blocker}/cancel"),
+            &alice,
+            None,
+        )
+        .await;
+}

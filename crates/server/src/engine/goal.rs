@@ -489,3 +489,69 @@ impl PlanInputs {
         &self.catalog
     }
 }
+
+impl Engine {
+    /// Before a goal job the server planned runs again after a failure: while its deadline is
+    /// still ahead, plans its remaining tokens afresh on the cluster as it is now (the live queue
+    /// included) and moves it to the winning type and gang size, resuming from its checkpoint
+    /// (`SUANLI_RESUME_FROM`). Keeps the gang it had when nothing wins or planning fails.
+    pub(super) fn replan_restart(&mut self, id: i64) {
+        let Some(job) = self.active.get(&id) else {
+            return;
+        };
+        let Some(goal) = job.spec.goal.clone() else {
+            return;
+        };
+        let (Some(choice), Some(deadline)) = (goal.choice.clone(), goal.deadline_s) else {
+            return;
+        };
+        if deadline <= self.now_s() {
+            return;
+        }
+        let done = goal.progress.as_ref().map_or(0.0, |p| p.tokens);
+        let request = GoalRequest {
+            model: goal.model.clone(),
+            tokens: (goal.tokens - done).max(1.0),
+            deadline_s: Some(deadline),
+            budget_usd: goal.budget_usd,
+            seq_len: choice.plan.as_ref().map(|p| p.seq_len),
+            framework: goal.framework.clone(),
+        };
+        // Types the job was first allowed: any, as a job the server placed was.
+        let inputs = self.goal_inputs(&job.spec.tenant, &[]);
+        let planned = match plan(&inputs, &request) {
+            Ok(planned) => planned,
+            Err(error) => {
+                tracing::warn!(job = id, %error, "re-planning the restart failed; same gang");
+                return;
+            }
+        };
+        let Some(chosen) = planned.chosen else {
+            return;
+        };
+        if (chosen.accelerator.as_str(), chosen.count)
+            == (choice.accelerator.as_str(), choice.count)
+        {
+            return;
+        }
+        tracing::info!(
+            job = id,
+            from = %format!("{} x {}", choice.count, choice.accelerator),
+            to = %format!("{} x {}", chosen.count, chosen.accelerator),
+            "goal job re-planned for its restart"
+        );
+        let Some(job) = self.active.get_mut(&id) else {
+            return;
+        };
+        let mut request = request;
+        request.tokens = goal.tokens;
+        let progress = goal.progress.clone();
+        apply_choice(&mut job.spec, &request, &goal.model, chosen);
+        if let Some(goal) = job.spec.goal.as_mut() {
+            goal.progress = progress;
+        }
+        if job.spec.processes > job.spec.gpus || !job.spec.gpus.is_multiple_of(job.spec.processes) {
+            job.spec.processes = 1;
+        }
+    }
+}

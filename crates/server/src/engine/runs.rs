@@ -235,6 +235,8 @@ impl Engine {
             if self.recovering {
                 return Ok(());
             }
+            // A goal job may come back on another gang (elastic restart); stored with its reason.
+            self.replan_restart(id);
             return self.admit_or_hold(id).await;
         } else {
             job.state = JobState::Failed;
