@@ -26,6 +26,7 @@ pub mod control;
 mod external;
 pub mod forecast;
 pub mod goal;
+mod goal_job;
 mod limits;
 mod nodes;
 mod pass;
