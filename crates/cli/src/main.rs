@@ -78,6 +78,8 @@ Examples:
     /// Save, find and restore a job's checkpoints (for jobs that do not speak S3).
     #[command(subcommand)]
     Ckpt(commands::ckpt::CkptCommand),
+    /// Inside a goal job: report the tokens trained, so `job show` predicts the finish from them.
+    Progress(commands::job_goal::ProgressArgs),
     // Further commands are added here, one line each, with their module in commands/.
 }
 
@@ -106,6 +108,7 @@ fn main() -> ExitCode {
         Command::Simulate(args) => commands::simulate::run(*args),
         Command::Serve(args) => commands::serve::run(args),
         Command::Job(command) => commands::job::run(command),
+        Command::Progress(args) => commands::job_goal::progress(args),
         Command::Node(command) => commands::node::run(command),
         Command::Tenant(command) => commands::tenant::run(command),
         Command::User(command) => commands::user::run(command),

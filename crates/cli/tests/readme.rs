@@ -292,6 +292,8 @@ fn every_readme_transcript_prints_what_the_readme_shows() {
         match step {
             Step::Serve { args, line } => {
                 eprintln!("README.md:{line}: suanli serve {}", args.join(" "));
+                // The previous server goes first: its directory is the one the next one gets.
+                drop(server.take());
                 server = Some(start_server(args));
             }
             Step::Run {

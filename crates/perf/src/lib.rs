@@ -21,6 +21,7 @@ pub mod export;
 pub mod fit;
 pub mod flops;
 pub mod goal;
+pub mod goal_plan;
 pub mod kernels;
 pub mod layout;
 pub mod lora;

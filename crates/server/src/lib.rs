@@ -65,6 +65,8 @@ pub struct ServerConfig {
     pub limits: conn::ConnLimits,
     /// Per-tenant admission limits (queued jobs, priority range).
     pub admission: engine::admission::AdmissionLimits,
+    /// Models and accelerators goal jobs are planned with; `None` means the built-in catalog.
+    pub catalog: Option<suanli_catalog::Catalog>,
 }
 
 /// What stops the server from starting.
@@ -413,6 +415,9 @@ pub async fn serve_all(
     .map_err(ServerError::Engine)?;
     engine.set_isolation(Arc::new(isolation));
     engine.admission = config.admission;
+    if let Some(catalog) = config.catalog {
+        engine.catalog = Arc::new(catalog);
+    }
     engine.checkpoint_base = Some(checkpoint_base);
     engine
         .recover()

@@ -229,6 +229,7 @@ async fn two_jobs(store: &dyn Store, tag: &str, user: &User) -> (JobRecord, JobR
         max_restarts: 2,
         goal: None,
         time_limit_s: None,
+        expected_s: None,
     };
     let first = store.insert_job(&spec, 100).await.unwrap();
     let second = store.insert_job(&spec, 101).await.unwrap();

@@ -20,6 +20,8 @@ Examples:
   suanli job submit --tenant research --gpus 8 --accelerator h100 -- python train.py
   suanli job submit --gpus 2 --processes 2 --checkpoint-dir /ckpt --max-restarts 3 -- torchrun.sh
   suanli job submit --gpus 8 --goal-model llama-2-7b --goal-tokens 1e11 -- python train.py
+  suanli job plan --goal model=llama-3.1-8b,tokens=20B,deadline=2026-12-24T00:00Z
+  suanli job submit --goal model=llama-3.1-8b,tokens=20B,deadline=36h --framework megatron -- ./train.sh
   suanli job list
   suanli job show 12 --json
   suanli job logs 12 --follow
@@ -74,6 +76,12 @@ pub enum JobCommand {
         /// The job's id.
         id: i64,
     },
+    /// Dry run of a goal job: every option (type, count, layout, predicted start and finish,
+    /// cost, error band) and why the others lose; exits 1 when none meets the goal.
+    #[command(
+        after_help = "Example:\n  suanli job plan --goal model=llama-3.1-8b,tokens=20B,deadline=2026-12-24T00:00Z,budget=5000\n  suanli job plan --goal model=llama-3.1-8b,tokens=5B,deadline=12h --json"
+    )]
+    Plan(super::job_goal::PlanArgs),
     /// Wait until a job ends; exits with the job's exit code (1 if it was cancelled).
     #[command(after_help = "Example:\n  suanli job wait 12 && echo done")]
     Wait {
@@ -85,9 +93,9 @@ pub enum JobCommand {
 /// A job to submit.
 #[derive(Args)]
 pub struct SubmitArgs {
-    /// Accelerators in the gang.
-    #[arg(long, short = 'g', default_value_t = 1)]
-    gpus: u32,
+    /// Accelerators in the gang [default: 1, or chosen by the server for a --goal].
+    #[arg(long, short = 'g')]
+    gpus: Option<u32>,
     /// Processes the gang runs as; each gets RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT.
     #[arg(long, default_value_t = 1)]
     processes: u32,
@@ -122,6 +130,17 @@ pub struct SubmitArgs {
     /// Training goal: tokens to train, e.g. 1e12.
     #[arg(long, requires = "goal_model")]
     goal_tokens: Option<f64>,
+    /// Training goal model=ID,tokens=N[,deadline=UTC-TIME|DURATION][,budget=USD]: without
+    /// --gpus the server chooses type, gang size and layout (see `job plan`).
+    #[arg(long, conflicts_with = "goal_model")]
+    goal: Option<String>,
+    /// Framework of the goal job's SUANLI_LAUNCH_ARGS: megatron, nemo, torchtitan or deepspeed.
+    #[arg(long, requires = "goal")]
+    framework: Option<String>,
+    /// What a run is expected to take, e.g. 20m: the scheduler plans on it (backfill, start
+    /// predictions of `job plan`); nothing is stopped at it.
+    #[arg(long, value_parser = crate::units::parse_duration_whole_s)]
+    expected_time: Option<i64>,
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true)]
     command: Vec<String>,
@@ -139,13 +158,28 @@ pub fn run(command: JobCommand) -> Result<ExitCode> {
                 };
                 env.insert(name.to_string(), value.to_string());
             }
-            let goal = args.goal_model.zip(args.goal_tokens);
+            let goal = match &args.goal {
+                Some(text) => Some(super::job_goal::parse_goal(
+                    text,
+                    super::job_goal::now_s(),
+                    args.framework.clone(),
+                )?),
+                None => args.goal_model.map(|model| GoalRequest {
+                    model,
+                    tokens: args.goal_tokens.unwrap_or_default(),
+                    deadline_s: None,
+                    budget_usd: None,
+                    seq_len: None,
+                    framework: None,
+                }),
+            };
+            let gpus = args.gpus.or(goal.is_none().then_some(1));
             let body = Submit {
                 name: args.name,
                 tenant: args.tenant,
                 command: args.command,
                 env,
-                gpus: Some(args.gpus),
+                gpus,
                 processes: Some(args.processes),
                 accelerators: args.accelerators,
                 priority: args.priority,
@@ -153,7 +187,8 @@ pub fn run(command: JobCommand) -> Result<ExitCode> {
                 max_restarts: args.max_restarts,
                 // At least one second (`parse_duration_whole_s`).
                 time_limit_s: args.time_limit.and_then(|s| u64::try_from(s).ok()),
-                goal: goal.map(|(model, tokens)| GoalRequest { model, tokens }),
+                expected_s: args.expected_time.and_then(|s| u64::try_from(s).ok()),
+                goal,
             };
             let job: JobRecord = client.post_as("/api/v1/jobs", &body)?;
             println!("{}", job.id);
@@ -235,6 +270,7 @@ pub fn run(command: JobCommand) -> Result<ExitCode> {
             }
         }
         JobCommand::Wait { id } => return wait(&client, id),
+        JobCommand::Plan(args) => return super::job_goal::plan(&client, args),
         JobCommand::Cancel { id } => {
             let job: JobRecord = client.post_empty(&format!("/api/v1/jobs/{id}/cancel"))?;
             println!("job {id}: {}", printable(&job.reason));
@@ -331,6 +367,11 @@ fn show(job: &JobRecord) {
     ];
     for (label, value) in lines {
         println!("{label:>10}  {value}");
+        if label == "time limit"
+            && let Some(expected) = spec.expected_s
+        {
+            println!("{:>10}  {expected} s", "expected");
+        }
     }
     if let Some(goal) = &spec.goal {
         // Tokens as JSON prints them (`1e12` reads as `1000000000000.0`), as before the typed client.
@@ -347,5 +388,6 @@ fn show(job: &JobRecord) {
                 printable(accelerator)
             );
         }
+        super::job_goal::show_goal(job, goal);
     }
 }

@@ -7,6 +7,7 @@ pub mod ckpt;
 pub mod client;
 pub mod format;
 pub mod job;
+pub mod job_goal;
 pub mod login;
 pub mod node;
 pub mod plan;

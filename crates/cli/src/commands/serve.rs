@@ -123,6 +123,14 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
                 max_connections: args.max_connections,
                 ..Default::default()
             },
+            // Goal jobs are planned with the catalog every command uses (SUANLI_CATALOG).
+            catalog: Some(
+                suanli_catalog::Catalog::load(
+                    &[] as &[&str],
+                    std::env::var_os(suanli_catalog::ENV_VAR).as_deref(),
+                )
+                .context("loading the catalog for goal jobs (SUANLI_CATALOG)")?,
+            ),
             ..Default::default()
         };
         // The flags win over SUANLI_STORE and SUANLI_MASTER_KEY_FILE.

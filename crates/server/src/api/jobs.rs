@@ -130,15 +130,11 @@ pub struct Submit {
     pub checkpoint_dir: Option<String>,
     #[serde(default)]
     pub max_restarts: u32,
-    pub goal: Option<GoalRequest>,
+    /// A training goal; without `gpus` the server chooses type, gang size and layout.
+    pub goal: Option<crate::engine::goal::GoalRequest>,
     pub time_limit_s: Option<u64>,
-}
-
-/// A goal job's model and token count.
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct GoalRequest {
-    pub model: String,
-    pub tokens: f64,
+    /// Seconds a run is expected to take (the scheduler plans on it; nothing is stopped).
+    pub expected_s: Option<u64>,
 }
 
 #[utoipa::path(post, path = "/api/v1/jobs", summary = "Submit a job", request_body = Submit, responses((status = 201, description = "Created")))]
@@ -186,17 +182,10 @@ pub(super) async fn submit_job(
         max_restarts: body.max_restarts,
         goal: None,
         time_limit_s: body.time_limit_s,
+        expected_s: body.expected_s,
     };
     if let Some(goal) = body.goal {
-        let types = state.engine.lock().await.job_types(&spec);
-        let gpus = spec.gpus;
-        // The layout search is CPU work: off the async threads.
-        let planned = tokio::task::spawn_blocking(move || {
-            crate::store::Goal::plan(&goal.model, goal.tokens, gpus, &types)
-        })
-        .await
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-        spec.goal = Some(planned.map_err(ApiError::bad)?);
+        super::goals::plan_into(&state, &mut spec, goal, body.gpus.is_none()).await?;
     }
     // The store appends ` job ID` to the entry's target once the job has its id.
     let entry = draft.entry(StatusCode::CREATED, None);

@@ -25,6 +25,7 @@ use crate::store::{NewAuditEvent, Store, StoreError};
 
 mod admin;
 mod delete;
+mod goals;
 mod jobs;
 pub mod limits;
 pub mod types;
@@ -57,6 +58,8 @@ pub mod types;
         jobs::show_job,
         jobs::cancel_job,
         jobs::job_logs,
+        goals::plan_job,
+        goals::report_progress,
         admin::list_audit,
         admin::verify_audit,
     ),
@@ -69,7 +72,11 @@ pub mod types;
         types::AuditVerdict,
         types::TokenView,
         jobs::Submit,
-        jobs::GoalRequest,
+        crate::engine::goal::GoalRequest,
+        crate::engine::goal::GoalPlan,
+        crate::store::GoalOption,
+        goals::PlanBody,
+        goals::ProgressBody,
         types::NewTenant,
         types::NewUser,
         types::NewToken,
@@ -200,7 +207,9 @@ pub fn router(state: AppState) -> Router {
                 .post(jobs::submit_job)
                 .layer(DefaultBodyLimit::max(limits::SUBMIT_BODY_BYTES)),
         )
+        .route("/jobs/plan", post(goals::plan_job))
         .route("/jobs/{id}", get(jobs::show_job))
+        .route("/jobs/{id}/progress", post(goals::report_progress))
         .route("/jobs/{id}/cancel", post(jobs::cancel_job))
         .route("/jobs/{id}/logs", get(jobs::job_logs))
         .route("/audit", get(admin::list_audit))

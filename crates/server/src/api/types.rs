@@ -3,7 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-pub use super::jobs::{GoalRequest, Submit};
+pub use super::goals::{PlanBody, ProgressBody};
+pub use super::jobs::Submit;
+pub use crate::engine::goal::GoalRequest;
 
 /// A tenant's quota for one accelerator type and what its admitted jobs hold of it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

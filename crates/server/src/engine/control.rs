@@ -53,6 +53,7 @@ pub async fn control_loop(
             _ = tick.tick() => {
                 let mut engine = engine.lock().await;
                 engine.enforce_time_limits().await;
+                engine.read_progress_files().await;
                 if let Err(error) = engine.schedule_pass().await {
                     tracing::error!(%error, "scheduling pass failed");
                 }

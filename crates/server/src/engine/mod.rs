@@ -24,9 +24,13 @@ mod batch;
 pub mod clock;
 pub mod control;
 mod external;
+pub mod forecast;
+pub mod goal;
+mod goal_job;
 mod limits;
 mod nodes;
 mod pass;
+pub mod progress;
 mod recovery;
 mod runs;
 mod submit;
@@ -122,6 +126,13 @@ pub struct Engine {
     deferred: Vec<JobRecord>,
     /// Transactions that wrote engine job changes (one per write, or one per deferred batch).
     job_commits: u64,
+    /// The scheduler's pools, for forecasts on a copy of it (`forecast`).
+    pool_configs: Vec<suanli_sched::PoolConfig>,
+    /// Models and accelerators goal jobs are planned with (the built-in catalog plus the
+    /// server's `SUANLI_CATALOG` files).
+    pub catalog: Arc<suanli_catalog::Catalog>,
+    /// Where each running goal job writes its progress (`SUANLI_PROGRESS_FILE`).
+    progress_files: HashMap<i64, PathBuf>,
 }
 
 /// Wall-clock seconds since the Unix epoch.
@@ -182,6 +193,9 @@ impl Engine {
             deferring: false,
             deferred: Vec::new(),
             job_commits: 0,
+            pool_configs: configs,
+            catalog: Arc::new(suanli_catalog::Catalog::builtin()),
+            progress_files: HashMap::new(),
         })
     }
 

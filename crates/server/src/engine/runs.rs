@@ -109,7 +109,7 @@ impl Engine {
         if job.state != JobState::Running {
             return Ok(());
         }
-        let env = self.run_env(&job, attempt);
+        let mut env = self.run_env(&job, attempt);
         let (run_as, work_dir) = match self.job_identity(&job.spec.tenant, id, attempt) {
             Ok(found) => found,
             Err(error) => {
@@ -119,6 +119,9 @@ impl Engine {
             }
         };
         let run_dir = PathBuf::from(&run.run_dir);
+        if let Some(file) = self.progress_file(id, work_dir.as_ref().unwrap_or(&run_dir)) {
+            env.insert("SUANLI_PROGRESS_FILE".into(), file.display().to_string());
+        }
         let launch = Launch {
             job_id: id,
             attempt,
@@ -232,6 +235,8 @@ impl Engine {
             if self.recovering {
                 return Ok(());
             }
+            // A goal job may come back on another gang (elastic restart); stored with its reason.
+            self.replan_restart(id);
             return self.admit_or_hold(id).await;
         } else {
             job.state = JobState::Failed;
@@ -307,6 +312,7 @@ impl Engine {
         let mut env = job.spec.env.clone();
         env.insert("SUANLI_JOB_ID".into(), id.to_string());
         env.insert("SUANLI_ATTEMPT".into(), attempt.to_string());
+        env.extend(super::goal::goal_env(&job.spec));
         if let Some(base) = &self.checkpoint_base {
             // The same artefact on every attempt, wherever it runs: `suanli ckpt` uses it.
             let url = format!("{base}/{}/ckpt-job-{id}", job.spec.tenant);

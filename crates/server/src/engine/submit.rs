@@ -1,8 +1,6 @@
 //! Accepting a job: checks that it can ever run here, stores it, and admits it to the scheduler
 //! or holds it for its tenant's quota.
 
-use suanli_sched::Work;
-
 use super::{Engine, EngineError};
 use crate::store::{JobRecord, JobSpec, NewAuditEvent};
 
@@ -130,37 +128,7 @@ impl Engine {
         types: &[String],
     ) -> Result<(), EngineError> {
         let job = &self.active[&id];
-        let goal_rates: std::collections::BTreeMap<String, f64> = job
-            .spec
-            .goal
-            .as_ref()
-            .map(|g| {
-                g.tokens_per_s
-                    .iter()
-                    .filter(|(t, _)| types.contains(t))
-                    .map(|(t, r)| (t.clone(), *r))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let (work, estimate_s) = match &job.spec.goal {
-            // A goal's length is known from the performance model.
-            Some(goal) if !goal_rates.is_empty() => {
-                let work = Work {
-                    total_units: goal.tokens,
-                    units_per_s: goal_rates,
-                };
-                let estimate_s = work.ideal_runtime_s().ceil() as u64;
-                (work, Some(estimate_s))
-            }
-            // A command's length is unknown: a long nominal run at rate 1 on every allowed type.
-            _ => (
-                Work {
-                    total_units: 1e12,
-                    units_per_s: types.iter().map(|t| (t.clone(), 1.0)).collect(),
-                },
-                None,
-            ),
-        };
+        let (work, estimate_s) = super::forecast::sched_work(&job.spec, types);
         let spec = suanli_sched::JobSpec {
             name: format!("job-{id}"),
             gang_size: job.spec.gpus,
@@ -169,7 +137,7 @@ impl Engine {
             // tenants the policy (submission order, fair share) decides, so no tenant can jump
             // the others.
             priority: 0,
-            work: work.clone(),
+            work,
             runtime_estimate_s: estimate_s,
             checkpoint_interval_s: None,
             checkpoint_cost_s: 0,

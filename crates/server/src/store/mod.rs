@@ -127,9 +127,13 @@ pub struct JobSpec {
     /// Wall-clock seconds a run may take before it is stopped and the job fails (no restart).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_limit_s: Option<u64>,
+    /// Seconds the user expects a run to take; the scheduler plans on it (backfill, start
+    /// predictions) but nothing is stopped at it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_s: Option<u64>,
 }
 
-/// A training goal: train `model` on `tokens` tokens.
+/// A training goal: train `model` on `tokens` tokens, by `deadline_s` within `budget_usd`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Goal {
     pub model: String,
@@ -140,51 +144,64 @@ pub struct Goal {
     /// Hours to the goal on each type (`tokens / tokens_per_s`).
     #[serde(default)]
     pub estimated_hours: BTreeMap<String, f64>,
+    /// Finish by this time (Unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_s: Option<i64>,
+    /// Spend at most this many US dollars (at the indicative prices of `suanli-perf`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_usd: Option<f64>,
+    /// The framework `SUANLI_LAUNCH_ARGS` is written for (megatron, nemo, torchtitan, deepspeed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub framework: Option<String>,
+    /// The option the server chose when the job gave no gang size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub choice: Option<GoalOption>,
+    /// The latest progress the job reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<Progress>,
 }
 
-impl Goal {
-    /// Fills the rates and estimates for a gang of `gpus` of each of `accelerators`, with the
-    /// planner's best layout; types the model cannot train on are left out. CPU-heavy.
-    pub fn plan(
-        model: &str,
-        tokens: f64,
-        gpus: u32,
-        accelerators: &[String],
-    ) -> Result<Goal, String> {
-        if !(tokens > 0.0 && tokens.is_finite()) {
-            return Err(format!(
-                "goal tokens must be a positive number, not {tokens}"
-            ));
-        }
-        let catalog = suanli_catalog::Catalog::builtin();
-        let model_entry = catalog.model(model).map_err(|e| e.to_string())?;
-        let types: Vec<&suanli_catalog::Accelerator> = accelerators
-            .iter()
-            .filter_map(|a| catalog.accelerator(a).ok())
-            .collect();
-        let work = suanli_sched::Work {
-            total_units: tokens,
-            units_per_s: suanli_perf::goal::token_goal_rates(model_entry, &types, gpus),
-        };
-        if work.units_per_s.is_empty() {
-            return Err(format!(
-                "{} accelerators of {} cannot train `{model}` (it does not fit, or the types are not in the catalog)",
-                gpus,
-                accelerators.join(" or ")
-            ));
-        }
-        let estimated_hours = work
-            .units_per_s
-            .iter()
-            .map(|(t, rate)| (t.clone(), tokens / rate / 3600.0))
-            .collect();
-        Ok(Goal {
-            model: model_entry.id.clone(),
-            tokens,
-            tokens_per_s: work.units_per_s,
-            estimated_hours,
-        })
-    }
+/// One way to run a goal: a gang of one type, its layout, and when it would start and finish.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct GoalOption {
+    pub accelerator: String,
+    pub count: u32,
+    /// The planner's layout; absent when none fits (see `lost`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub plan: Option<suanli_perf::goal_plan::GangPlan>,
+    /// Start predicted by running the live queue forward with the engine's scheduler.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predicted_start_s: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predicted_finish_s: Option<i64>,
+    /// Plus or minus this many seconds on the finish: the run time times the error band.
+    #[serde(default)]
+    pub finish_band_s: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+    /// `SUANLI_LAUNCH_ARGS` for the goal's framework.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launch_args: Option<String>,
+    /// Why this option loses (quota, memory, deadline, budget, cost); none for the chosen one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost: Option<String>,
+}
+
+/// Progress a goal job reported (`suanli progress` or its progress file).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    /// Tokens trained so far, over every run.
+    pub tokens: f64,
+    pub at_s: i64,
+    /// The first report of the current run, which the measured rate starts from.
+    pub first_tokens: f64,
+    pub first_at_s: i64,
+    pub attempt: u32,
+    /// Tokens/s measured between the run's first and latest reports (the plan's rate before).
+    pub tokens_per_s: f64,
+    /// `at_s` plus the remaining tokens at `tokens_per_s`.
+    pub predicted_finish_s: i64,
 }
 
 fn one() -> u32 {

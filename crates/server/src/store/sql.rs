@@ -266,7 +266,8 @@ async fn apply(connection: &mut AnyConnection, change: Change<'_>) -> Result<Cha
         Change::UpdateJob(job) => {
             let result = sqlx::query(
                 "UPDATE jobs SET state = $1, reason = $2, restarts = $3, attempts = $4, \
-                 exit_code = $5, started_at_s = $6, finished_at_s = $7, run = $8 WHERE id = $9",
+                 exit_code = $5, started_at_s = $6, finished_at_s = $7, run = $8, spec = $9 \
+                 WHERE id = $10",
             )
             .bind(job.state.as_str())
             .bind(&job.reason)
@@ -276,6 +277,8 @@ async fn apply(connection: &mut AnyConnection, change: Change<'_>) -> Result<Cha
             .bind(job.started_at_s)
             .bind(job.finished_at_s)
             .bind(job.run.as_ref().map(to_json))
+            // The spec changes only in its goal's progress and choice (goal jobs).
+            .bind(to_json(&job.spec))
             .bind(job.id)
             .execute(&mut *connection)
             .await?;

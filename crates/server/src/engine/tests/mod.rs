@@ -3,6 +3,7 @@
 
 mod batch;
 mod control;
+mod forecast;
 mod lifecycle;
 mod metrics;
 mod recovery;
@@ -174,6 +175,7 @@ fn spec(tenant: &str, gpus: u32) -> JobSpec {
         max_restarts: 0,
         goal: None,
         time_limit_s: None,
+        expected_s: None,
     }
 }
 
