@@ -262,11 +262,11 @@ impl Opener {
         let prefix = self.prefix.expect("header read before chunks");
         let nonce = chunk_nonce(&prefix, self.index, last);
         let plain = self.cipher.open(nonce, b"", sealed).map_err(|_| {
-                CryptoError::Damaged(format!(
-                    "chunk {} fails authentication (wrong data key, tampered, reordered or truncated)",
-                    self.index
-                ))
-            })?;
+            CryptoError::Damaged(format!(
+                "chunk {} fails authentication (wrong data key, tampered, reordered or truncated)",
+                self.index
+            ))
+        })?;
         self.index = self.index.wrapping_add(1);
         Ok(plain)
     }
