@@ -1,11 +1,7 @@
 //! Random access to what `Sealer` made: where chunk `i` lies in the object, and opening runs of
 //! chunks independently, so a reader can fetch ranges in parallel and resume at any offset.
 
-use aes_gcm::Aes256Gcm;
-use aes_gcm::Nonce;
-use aes_gcm::aead::{Aead, AeadInPlace};
-
-use super::{CryptoError, HEADER_BYTES, MAGIC, SecretKey, TAG_BYTES, chunk_nonce};
+use super::{Cipher, CryptoError, HEADER_BYTES, MAGIC, SecretKey, TAG_BYTES, chunk_nonce};
 
 /// The shape of a sealed object of `plain_bytes` plaintext in chunks of `chunk_bytes`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,7 +38,7 @@ impl SealedLayout {
 /// Opens chunks at known indices with the nonce prefix from an object's header.
 #[derive(Clone)]
 pub struct ChunkOpener {
-    cipher: Aes256Gcm,
+    cipher: Cipher,
     prefix: [u8; 7],
     chunk_bytes: usize,
 }
@@ -112,10 +108,7 @@ impl ChunkOpener {
                 u32::try_from(index).map_err(|_| CryptoError::Damaged("chunk index".into()))?,
                 last && ends_object,
             );
-            let plain = self
-                .cipher
-                .decrypt(Nonce::from_slice(&nonce), &rest[..take])
-                .map_err(|_| {
+            let plain = self.cipher.open(nonce, b"", &rest[..take]).map_err(|_| {
                     CryptoError::Damaged(format!(
                         "chunk {index} fails authentication (wrong data key, tampered, reordered or truncated)"
                     ))
@@ -161,7 +154,7 @@ impl ChunkOpener {
             );
             let (text, tag) = sealed[start..start + take].split_at_mut(take - TAG_BYTES);
             self.cipher
-                .decrypt_in_place_detached(Nonce::from_slice(&nonce), b"", text, (&*tag).into())
+                .open_in_place(nonce, b"", text, tag)
                 .map_err(|_| {
                     CryptoError::Damaged(format!(
                         "chunk {index} fails authentication (wrong data key, tampered, reordered or truncated)"

@@ -2,8 +2,9 @@
 //! connections (at the cap, the connection that has gone longest without a response is closed to
 //! make room, so idle or slow clients cannot lock out `/healthz` or exhaust file descriptors) and
 //! a request timeout (a connection must receive a response within `request_timeout` of opening
-//! or of its previous response; this bounds both reading a request's headers and idle
-//! keep-alive connections).
+//! or of its previous response, or deliver `PROGRESS_BYTES` of request in that time; this
+//! bounds both reading a request's headers and idle keep-alive connections, while a large
+//! upload that keeps sending is not cut off).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -17,6 +18,11 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{Instant, Sleep};
+
+/// Request bytes that count as progress like a response: an upload streaming for longer than
+/// the request timeout stays open while it delivers this much per timeout (a client trickling
+/// headers a few bytes at a time does not).
+const PROGRESS_BYTES: u64 = 1 << 20;
 
 /// Limits of the HTTP listener.
 #[derive(Clone, Copy, Debug)]
@@ -140,6 +146,7 @@ impl axum::serve::Listener for GuardedListener {
                 table: self.table.clone(),
                 timeout: self.limits.request_timeout,
                 timer: Box::pin(tokio::time::sleep(self.limits.request_timeout)),
+                read_since_mark: 0,
             };
             return (io, address);
         }
@@ -160,6 +167,8 @@ pub struct GuardedStream {
     table: Arc<Mutex<Table>>,
     timeout: Duration,
     timer: Pin<Box<Sleep>>,
+    /// Request bytes read since the last response or progress mark.
+    read_since_mark: u64,
 }
 
 impl GuardedStream {
@@ -181,7 +190,8 @@ impl GuardedStream {
         self.timer.as_mut().poll(cx).is_ready() || self.state.evicted.load(Ordering::SeqCst)
     }
 
-    fn mark_response(&self) {
+    fn mark_response(&mut self) {
+        self.read_since_mark = 0;
         let now_ms = self.table.lock().expect("table lock").now_ms();
         self.state.waiting_since_ms.store(now_ms, Ordering::SeqCst);
     }
@@ -197,7 +207,15 @@ impl AsyncRead for GuardedStream {
             // End of stream: hyper closes the connection.
             return Poll::Ready(Ok(()));
         }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let read = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = read {
+            self.read_since_mark += (buf.filled().len() - before) as u64;
+            if self.read_since_mark >= PROGRESS_BYTES {
+                self.mark_response();
+            }
+        }
+        read
     }
 }
 

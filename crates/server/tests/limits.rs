@@ -354,3 +354,42 @@ async fn priority_does_not_jump_other_tenants() {
         .await;
     assert_eq!(job["state"], "queued", "{job}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_that_keeps_sending_outlives_the_request_timeout() {
+    // A 1 s request timeout and a 6 MiB upload streamed over about 3 s (2 MiB/s): the body's
+    // progress keeps the connection, and the file arrives whole.
+    let server = TestServer::start_config(config(1024, Duration::from_secs(1))).await;
+    let alice = server.user("research", "alice", "member").await;
+    let created = server
+        .ok(
+            Method::POST,
+            "/api/v1/artifacts/research/slow/versions",
+            &alice,
+            Some(json!({ "kind": "checkpoint" })),
+        )
+        .await;
+    let version = created["version"].as_u64().unwrap();
+    let (piece_bytes, pieces) = (512usize << 10, 12usize);
+    let address = server.url.trim_start_matches("http://").to_string();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "PUT /api/v1/artifacts/research/slow/versions/{version}/files?path=ckpt.bin HTTP/1.1\r\n\
+         Host: x\r\nAuthorization: Bearer {alice}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        piece_bytes * pieces
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    for i in 0..pieces {
+        stream.write_all(&vec![i as u8; piece_bytes]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    assert!(started.elapsed() > Duration::from_secs(2));
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    assert!(
+        answer.contains(&format!("\"size_bytes\":{}", piece_bytes * pieces)),
+        "{answer}"
+    );
+}

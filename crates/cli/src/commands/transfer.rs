@@ -356,20 +356,8 @@ impl Transfer {
                 have = 0;
                 hasher = Sha256::new();
             }
-            let mut buffer = vec![0u8; 1 << 20];
-            loop {
-                let n = response
-                    .read(&mut buffer)
-                    .with_context(|| format!("downloading {path}: the transfer broke off after {have} bytes (the server found the stored bytes damaged, or the connection failed); run the same command again to resume"))?;
-                if n == 0 {
-                    break;
-                }
-                hasher.update(&buffer[..n]);
-                out.write_all(&buffer[..n])
-                    .with_context(|| format!("writing {}", partial.display()))?;
-                have += n as u64;
-                bar.inc(n as u64);
-            }
+            let what = format!("downloading {path}");
+            (hasher, out) = receive(&mut response, hasher, out, (&what, &partial), have, bar)?;
         }
         out.sync_all()?;
         let got = hex::encode(hasher.finalize());
@@ -383,6 +371,77 @@ impl Transfer {
             .with_context(|| format!("writing {}", target.display()))?;
         Ok(())
     }
+}
+
+/// Bytes per buffer between the receiving and the hashing/writing thread.
+const RECEIVE_BUFFER_BYTES: usize = 4 << 20;
+/// Buffers in circulation: a download holds at most this many times `RECEIVE_BUFFER_BYTES`.
+const RECEIVE_BUFFERS: usize = 4;
+
+/// Reads `response` to its end into `out` (a file positioned at byte `have`), feeding
+/// `hasher`: this thread receives into large buffers while another hashes and writes the
+/// previous ones, so the SHA-256 and the disk writes overlap the transfer. Returns the hasher,
+/// and the file. A transfer that breaks off leaves everything received written (for a later
+/// resume) and fails naming `what` and the bytes held; a failed write names `partial`.
+fn receive(
+    response: &mut impl Read,
+    mut hasher: Sha256,
+    mut out: std::fs::File,
+    (what, partial): (&str, &Path),
+    have: u64,
+    bar: &ProgressBar,
+) -> Result<(Sha256, std::fs::File)> {
+    let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<(Vec<u8>, usize)>(RECEIVE_BUFFERS);
+    let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    for _ in 0..RECEIVE_BUFFERS {
+        empty_tx
+            .send(vec![0u8; RECEIVE_BUFFER_BYTES])
+            .expect("receiver alive");
+    }
+    std::thread::scope(|scope| {
+        let worker = scope.spawn(move || -> std::io::Result<(Sha256, std::fs::File)> {
+            for (buffer, n) in full_rx {
+                hasher.update(&buffer[..n]);
+                out.write_all(&buffer[..n])?;
+                let _ = empty_tx.send(buffer);
+            }
+            Ok((hasher, out))
+        });
+        let mut received = 0u64;
+        let mut broken = None;
+        'receiving: while let Ok(mut buffer) = empty_rx.recv() {
+            let mut n = 0;
+            while n < buffer.len() {
+                match response.read(&mut buffer[n..]) {
+                    Ok(0) => break,
+                    Ok(k) => n += k,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        broken = Some(e);
+                        break;
+                    }
+                }
+            }
+            received += n as u64;
+            bar.inc(n as u64);
+            let ended = n < buffer.len();
+            if (n > 0 && full_tx.send((buffer, n)).is_err()) || ended {
+                break 'receiving;
+            }
+        }
+        drop(full_tx);
+        let (hasher, out) = worker
+            .join()
+            .expect("the writing thread does not panic")
+            .with_context(|| format!("writing {}", partial.display()))?;
+        if let Some(e) = broken {
+            bail!(
+                "{what}: the transfer broke off after {} bytes ({e}: the server found the stored bytes damaged, or the connection failed); run the same command again to resume",
+                have + received
+            );
+        }
+        Ok((hasher, out))
+    })
 }
 
 /// The error for a non-success answer: status and the server's message.

@@ -1,10 +1,12 @@
 //! Reading a stored file: one GET per segment object from the chunk holding the first wanted
-//! byte, decrypted in batches on a blocking thread by a task that runs ahead of the response;
+//! byte, decrypted in batches on blocking threads (each as soon as it has arrived, while the
+//! next is read) by a task that runs a bounded distance ahead of the response;
 //! integrity is the AEAD chain's (every chunk authenticated with its segment's nonce prefix from
 //! the sealed manifest, its index and its last-chunk flag) plus the recorded size, so tampered,
 //! swapped, reordered or truncated objects end the read in an error. The whole file's SHA-256
 //! is not recomputed here: the client checks it end to end against the recorded one.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -17,10 +19,15 @@ use super::crypto::{CHUNK_BYTES, ChunkOpener, CryptoError, SealedLayout, SecretK
 use super::model::{self, FileEntry};
 
 /// Encrypted chunks (of `CHUNK_BYTES` plaintext) decrypted at a time.
-const CHUNKS_PER_BATCH: u64 = 8;
-/// Decrypted batches a download holds ready ahead of the response (as chunk-sized slices of
-/// the batch, decrypted in place): with `CHUNKS_PER_BATCH` about (4 + 2) x 8 MiB per download.
+const CHUNKS_PER_BATCH: u64 = 4;
+/// Batches read ahead of the response: each is decrypted on a blocking thread as soon as it
+/// has arrived, while the next is read, and waits in order for the response to send it. With
+/// the one being read and the one being sent, a download holds at most (4 + 2) x 4 MiB.
 const BATCHES_AHEAD: usize = 4;
+
+/// A batch being decrypted: the buffer (plaintext in place once done) and where each chunk's
+/// plaintext lies in it.
+type Opening = tokio::task::JoinHandle<Result<(Bytes, Vec<Range<usize>>), ArtifactError>>;
 
 /// What the ordered stream carries between pieces.
 struct Checking {
@@ -106,20 +113,40 @@ pub(super) fn read_from(
         )));
     }
     let reads = plan_reads(stem, &key, &entry, from)?;
-    // A task of its own reads and decrypts ahead of the response (which polls its stream only
-    // between sends), bounded by the channel.
-    let (sender, receiver) = tokio::sync::mpsc::channel(BATCHES_AHEAD * CHUNKS_PER_BATCH as usize);
+    // A task of its own reads the objects and starts decrypting each batch as it arrives,
+    // ahead of the response (which polls its stream only between sends); the channel bounds
+    // how far ahead.
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Opening>(BATCHES_AHEAD);
     tokio::spawn(async move {
         for read in reads {
-            if let Err(error) = pump_segment(&store, read, &sender).await {
-                let _ = sender.send(Err(error)).await;
+            if let Err(error) = read_segment(&store, read, &sender).await {
+                let _ = sender.send(tokio::spawn(async { Err(error) })).await;
                 return;
             }
         }
     });
-    let pieces = futures::stream::unfold(receiver, |mut receiver| async move {
-        receiver.recv().await.map(|piece| (piece, receiver))
-    })
+    let pieces = futures::stream::unfold(
+        (receiver, None::<(Bytes, std::vec::IntoIter<Range<usize>>)>),
+        |(mut receiver, mut current)| async move {
+            loop {
+                if let Some((batch, ranges)) = current.as_mut()
+                    && let Some(range) = ranges.next()
+                {
+                    let piece = batch.slice(range);
+                    return Some((Ok(piece), (receiver, current)));
+                }
+                let opening = receiver.recv().await?;
+                match opening.await {
+                    Ok(Ok((batch, ranges))) => current = Some((batch, ranges.into_iter())),
+                    Ok(Err(error)) => return Some((Err(error), (receiver, None))),
+                    Err(e) => {
+                        let error = ArtifactError::Config(format!("decryption task: {e}"));
+                        return Some((Err(error), (receiver, None)));
+                    }
+                }
+            }
+        },
+    )
     .boxed();
     let state = Checking {
         pieces,
@@ -131,12 +158,13 @@ pub(super) fn read_from(
     Ok(futures::stream::try_unfold(state, next_piece).boxed())
 }
 
-/// Streams one segment with a single GET from its first chunk on, decrypting batches of
-/// `CHUNKS_PER_BATCH` chunks on a blocking thread; stops when the reader has gone.
-async fn pump_segment(
+/// Reads one segment with a single GET from its first chunk on, in batches of
+/// `CHUNKS_PER_BATCH` chunks, each handed to a blocking thread to decrypt in place as soon as
+/// it is whole; stops when the reader has gone.
+async fn read_segment(
     store: &Arc<dyn ObjectStore>,
     read: SegmentRead,
-    sender: &tokio::sync::mpsc::Sender<Result<Bytes, ArtifactError>>,
+    sender: &tokio::sync::mpsc::Sender<Opening>,
 ) -> Result<(), ArtifactError> {
     let range = read.layout.range_of(read.first, read.layout.chunks());
     let total = (range.end - range.start) as usize;
@@ -146,32 +174,33 @@ async fn pump_segment(
     };
     let mut raw = store.get_opts(&read.key, options).await?.into_stream();
     let step = CHUNK_BYTES + TAG_BYTES;
-    let mut buffer = BytesMut::new();
     let (mut consumed, mut index) = (0usize, read.first);
+    // What arrived past the batch being filled (a piece may straddle two batches).
+    let mut spill = Bytes::new();
     while consumed < total {
         let want = (CHUNKS_PER_BATCH as usize * step).min(total - consumed);
-        while buffer.len() < want {
-            match raw.next().await {
-                Some(piece) => buffer.extend_from_slice(&piece?),
-                None => return Err(CryptoError::Damaged("truncated".into()).into()),
+        let mut batch = BytesMut::with_capacity(want);
+        while batch.len() < want {
+            if spill.is_empty() {
+                spill = match raw.next().await {
+                    Some(piece) => piece?,
+                    None => return Err(CryptoError::Damaged("truncated".into()).into()),
+                };
             }
+            let take = (want - batch.len()).min(spill.len());
+            batch.extend_from_slice(&spill.split_to(take));
         }
-        let mut batch = buffer.split_to(want);
         consumed += want;
         let ends = consumed == total;
         let opener = read.opener.clone();
         let first = index;
         index += want.div_ceil(step) as u64;
-        let (batch, plain) = tokio::task::spawn_blocking(move || {
-            let plain = opener.open_run_in_place(first, &mut batch, ends);
-            (batch.freeze(), plain)
-        })
-        .await
-        .map_err(|e| ArtifactError::Config(format!("decryption task: {e}")))?;
-        for range in plain? {
-            if sender.send(Ok(batch.slice(range))).await.is_err() {
-                return Ok(());
-            }
+        let opening = tokio::task::spawn_blocking(move || -> Result<_, ArtifactError> {
+            let plain = opener.open_run_in_place(first, &mut batch, ends)?;
+            Ok((batch.freeze(), plain))
+        });
+        if sender.send(opening).await.is_err() {
+            return Ok(());
         }
     }
     Ok(())
