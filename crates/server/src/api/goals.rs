@@ -99,18 +99,8 @@ pub(super) async fn plan_job(
     for accelerator in &body.accelerators {
         limits::name("accelerator", accelerator)?;
     }
-    let tenant = body
-        .tenant
-        .or(me.tenant.clone())
-        .or_else(|| me.is_admin().then(|| crate::DEFAULT_TENANT.to_string()))
-        .ok_or_else(|| ApiError::bad("give `tenant`: this user belongs to no tenant"))?;
     // Planning is a submission's first half: who cannot submit there cannot plan there.
-    if !me.can_submit_to(&tenant) {
-        return Err(ApiError::forbidden(&format!(
-            "role {} cannot plan jobs for tenant `{tenant}`",
-            me.role.as_str()
-        )));
-    }
+    let tenant = super::jobs::submit_tenant(&me, body.tenant, "plan jobs for")?;
     let accelerators: Vec<String> = body
         .accelerators
         .iter()

@@ -137,6 +137,26 @@ pub struct Submit {
     pub expected_s: Option<u64>,
 }
 
+/// The tenant a submission (or its dry run) goes to: the one given, else the caller's (`default`
+/// for an admin), refused unless the caller may submit there; `action` words the refusal.
+pub(super) fn submit_tenant(
+    me: &Principal,
+    given: Option<String>,
+    action: &str,
+) -> ApiResult<String> {
+    let tenant = given
+        .or(me.tenant.clone())
+        .or_else(|| me.is_admin().then(|| crate::DEFAULT_TENANT.to_string()))
+        .ok_or_else(|| ApiError::bad("give `tenant`: this user belongs to no tenant"))?;
+    if !me.can_submit_to(&tenant) {
+        return Err(ApiError::forbidden(&format!(
+            "role {} cannot {action} tenant `{tenant}`",
+            me.role.as_str()
+        )));
+    }
+    Ok(tenant)
+}
+
 #[utoipa::path(post, path = "/api/v1/jobs", summary = "Submit a job", request_body = Submit, responses((status = 201, description = "Created")))]
 pub(super) async fn submit_job(
     State(state): State<AppState>,
@@ -145,17 +165,7 @@ pub(super) async fn submit_job(
     Json(body): Json<Submit>,
 ) -> ApiResult<Response> {
     check_submit(&body)?;
-    let tenant = body
-        .tenant
-        .or(me.tenant.clone())
-        .or_else(|| me.is_admin().then(|| crate::DEFAULT_TENANT.to_string()))
-        .ok_or_else(|| ApiError::bad("give `tenant`: this user belongs to no tenant"))?;
-    if !me.can_submit_to(&tenant) {
-        return Err(ApiError::forbidden(&format!(
-            "role {} cannot submit jobs to tenant `{tenant}`",
-            me.role.as_str()
-        )));
-    }
+    let tenant = submit_tenant(&me, body.tenant, "submit jobs to")?;
     let tenants = state.store.list_tenants().await?;
     if !tenants.iter().any(|t| t.name == tenant) {
         return Err(ApiError::not_found(format!("tenant `{tenant}`")));
