@@ -3,7 +3,7 @@
 //! accelerator, parallelism, precisions, batch and lengths, and reports the error in the same
 //! shape as training validation.
 
-use crate::serve::scenario::{Scenario, engine_named, sequences_that_fit, server_rate};
+use crate::serve::scenario::{Scenario, engine_of, sequences_that_fit, server_rate};
 use crate::serve::{self, DecodeAttention, ServeError, ServeEstimate, ServeSetup};
 use crate::validate::{Report, RowResult, TrainingRun, row_model, summarise};
 use serde::Deserialize;
@@ -55,6 +55,9 @@ pub struct InferenceRun {
     /// Limit on the 99th-percentile time per output token, ms.
     #[serde(default)]
     pub tpot_slo_ms: Option<f64>,
+    /// The engine's version as the source states it (`0.4.3+rocm614`); empty = not stated.
+    #[serde(default)]
+    pub engine_version: Option<String>,
 }
 
 /// Reads rows from CSV text; the error names the line and the field.
@@ -227,6 +230,11 @@ pub fn row_setup(catalog: &Catalog, row: &InferenceRun) -> Result<ServeSetup, St
     setup.kv_precision = precision(&row.kv_precision)?;
     setup.batch = row.batch;
     setup.decode_attention = decode_attention_of(&row.engine, &row.source);
+    if let Some(profile) = engine_of(&row.engine, row.engine_version.as_deref()).host {
+        setup.host_s_per_sequence = profile
+            .host_s_per_sequence(catalog)
+            .map_err(|e| e.to_string())?;
+    }
     Ok(setup)
 }
 
@@ -318,7 +326,7 @@ fn candidate_tps(setup: &ServeSetup, devices: u64) -> Vec<u32> {
 /// The row's metric predicted for one setup, under the row's scenario, and the layout text.
 fn predict_row(row: &InferenceRun, setup: &ServeSetup) -> Result<(String, f64), String> {
     let scenario: Scenario = row.scenario.as_deref().unwrap_or("").parse()?;
-    let engine = engine_named(&row.engine);
+    let engine = engine_of(&row.engine, row.engine_version.as_deref());
     let text = |e: ServeError| e.to_string();
     let continuous = !matches!(scenario, Scenario::Batch);
     let fits = sequences_that_fit(setup, &engine, continuous).map_err(text)?;

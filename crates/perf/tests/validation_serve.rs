@@ -33,6 +33,15 @@ fn the_inference_table_is_evaluated_with_the_measured_error() {
     // 99.8% before the p99 TTFT counted the congested state near capacity: the lower server
     // predictions raised the CDNA3 constant and the ROCm TP8 row reads +103.3%.
     assert!(report.summary.max_abs_error_pct.unwrap() <= 105.0);
+    // The MLPerf v4.1 MI300X rows ran vLLM 0.4.3, whose host scheduling the model charges
+    // (serve::host): +78% and +60% without it, +48.5% and +35.8% with it.
+    for row in report
+        .rows
+        .iter()
+        .filter(|r| r.id.contains("inf41-llama2-70b-mi300x"))
+    {
+        assert!(row.error_pct.unwrap().abs() <= 50.0, "{}", row.id);
+    }
 }
 
 #[test]

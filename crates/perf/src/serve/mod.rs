@@ -26,6 +26,7 @@ use serde::Serialize;
 use suanli_catalog::{Accelerator, Model, Precision};
 
 pub mod fitted;
+pub mod host;
 mod memory;
 pub mod queue;
 pub mod scenario;
@@ -86,6 +87,9 @@ pub struct ServeSetup {
     /// Serving GEMM efficiency of the accelerator's family relative to the training model's,
     /// fitted by `suanli validate serve --fit` (`fitted::gemm_scale`); 1 = the training value.
     pub gemm_scale: f64,
+    /// Host (CPU) seconds per running sequence per decode step with the GPU idle (engines that
+    /// schedule serially with the GPU, [`host::VLLM_BEFORE_0_6`]); 0 = overlapped.
+    pub host_s_per_sequence: f64,
 }
 
 impl ServeSetup {
@@ -113,6 +117,7 @@ impl ServeSetup {
             batch: None,
             decode_attention: DecodeAttention::Grouped,
             continuous_batching: false,
+            host_s_per_sequence: 0.0,
         }
     }
 

@@ -3,6 +3,7 @@
 //! highest Poisson rate within p99 limits (server, interactive), one request in flight
 //! (single-stream).
 
+use super::host::{HostProfile, VLLM_BEFORE_0_6, version_before};
 use super::queue::{self, IterationCost, Latencies};
 use super::{ServeError, ServeSetup, decode_step, memory, prefill};
 use serde::Serialize;
@@ -58,6 +59,9 @@ pub struct Engine {
     pub cuda_graphs: bool,
     /// Whether prompts are chunked into decode iterations (else they run alone, first).
     pub chunked_prefill: bool,
+    /// Host scheduling that runs serially with the GPU, from a published profile; `None` where
+    /// the engine overlaps it with the GPU step.
+    pub host: Option<HostProfile>,
 }
 
 /// TensorRT-LLM: `max_num_tokens` 8192 and `tokens_per_block` 64 (trtllm-build defaults,
@@ -69,6 +73,7 @@ pub const TENSORRT_LLM: Engine = Engine {
     kv_block_tokens: 64,
     cuda_graphs: true,
     chunked_prefill: true,
+    host: None,
 };
 
 /// vLLM (V1 engine): `max_num_batched_tokens` 8192 for offline use, chunked prefill on, block
@@ -79,6 +84,7 @@ pub const VLLM: Engine = Engine {
     kv_block_tokens: 16,
     cuda_graphs: true,
     chunked_prefill: true,
+    host: None,
 };
 
 /// SGLang: `chunked_prefill_size` 8192 on 80 GB-class GPUs, token-granular KV pages
@@ -89,6 +95,7 @@ pub const SGLANG: Engine = Engine {
     kv_block_tokens: 1,
     cuda_graphs: true,
     chunked_prefill: true,
+    host: None,
 };
 
 /// Text Generation Inference: `max_batch_prefill_tokens` 4096, prefill batches run ahead of
@@ -100,7 +107,30 @@ pub const TGI: Engine = Engine {
     kv_block_tokens: 16,
     cuda_graphs: true,
     chunked_prefill: false,
+    host: None,
 };
+
+/// vLLM before v0.6 (v0.5.3 and earlier): the V0 engine scheduled each step, prepared its
+/// inputs and processed its outputs while the GPU waited (vLLM blog, 2024-09-05); chunked
+/// prefill was off by default (prompts ran as whole prefill steps ahead of decode).
+pub const VLLM_BEFORE_0_6_ENGINE: Engine = Engine {
+    name: "vLLM < 0.6",
+    chunked_prefill: false,
+    host: Some(VLLM_BEFORE_0_6),
+    ..VLLM
+};
+
+/// The engine a name and version refer to: [`engine_named`], and for vLLM a version before 0.6
+/// [`VLLM_BEFORE_0_6_ENGINE`]. An empty or unreadable version is the current engine.
+pub fn engine_of(name: &str, version: Option<&str>) -> Engine {
+    let engine = engine_named(name);
+    let before_0_6 = version.and_then(|v| version_before(v, 0, 6)) == Some(true);
+    if engine.name == VLLM.name && before_0_6 {
+        VLLM_BEFORE_0_6_ENGINE
+    } else {
+        engine
+    }
+}
 
 /// The engine a free-text name refers to; TensorRT-LLM (and NVIDIA NIM, built on it) when the
 /// name is not recognised.

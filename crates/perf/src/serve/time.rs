@@ -31,6 +31,8 @@ pub struct PassTime {
     pub tp_comm_s: f64,
     /// Pipeline sends between stages.
     pub pp_comm_s: f64,
+    /// Host scheduling between steps with the GPU idle (decode; 0 where the engine overlaps it).
+    pub host_s: f64,
     /// Sum of the above over all stages a token passes through.
     pub total_s: f64,
 }
@@ -322,6 +324,7 @@ pub fn prefill(setup: &ServeSetup, sequences: u64, input_len: u64) -> Result<Pas
         elementwise_s: stages * layers * elementwise_layer,
         tp_comm_s: stages * layers * tp_layer,
         pp_comm_s,
+        host_s: 0.0,
         total_s: 0.0,
     };
     time.total_s =
@@ -386,10 +389,15 @@ pub fn decode_step(setup: &ServeSetup, batch: u64, context: f64) -> Result<PassT
         elementwise_s: stages * layers * elementwise_layer,
         tp_comm_s: stages * layers * tp_layer,
         pp_comm_s: pipeline_sends_s(setup, &hw, micro),
+        host_s: batch as f64 * setup.host_s_per_sequence,
         total_s: 0.0,
     };
-    time.total_s =
-        time.matmul_s + time.attention_s + time.elementwise_s + time.tp_comm_s + time.pp_comm_s;
+    time.total_s = time.matmul_s
+        + time.attention_s
+        + time.elementwise_s
+        + time.tp_comm_s
+        + time.pp_comm_s
+        + time.host_s;
     Ok(time)
 }
 
