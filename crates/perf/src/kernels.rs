@@ -5,7 +5,7 @@
 use crate::efficiency::Efficiency;
 use crate::layout::Layout;
 use serde::{Deserialize, Serialize};
-use suanli_catalog::Model;
+use suanli_catalog::{Mla, Model};
 
 /// How the attention core is implemented.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,6 +41,32 @@ fn round_up(x: f64, tile: f64) -> f64 {
 }
 
 impl Device {
+    /// Seconds of the attention projection GEMMs of one MLA layer for `tokens` rows, heads split
+    /// over `tp`: the query through its low-rank compression where the model has one, the
+    /// joint KV compression with the decoupled rope key, its up-projection to per-head keys
+    /// and values, and the output projection (DeepSeek-AI 2024, DeepSeek-V2, section 2.1).
+    pub fn mla_projections_s(&self, model: &Model, mla: &Mla, tokens: f64, tp: f64) -> f64 {
+        let hidden = model.hidden as f64;
+        let heads = model.heads as f64;
+        let qk = (mla.qk_nope_head_dim + mla.qk_rope_head_dim) as f64;
+        let q = match mla.q_lora_rank {
+            Some(rank) => {
+                self.gemm_s(tokens, rank as f64, hidden)
+                    + self.gemm_s(tokens, heads * qk / tp, rank as f64)
+            }
+            None => self.gemm_s(tokens, heads * qk / tp, hidden),
+        };
+        let kv_rank = mla.kv_lora_rank as f64;
+        let kv = self.gemm_s(tokens, kv_rank + mla.qk_rope_head_dim as f64, hidden)
+            + self.gemm_s(
+                tokens,
+                heads * (mla.qk_nope_head_dim + mla.v_head_dim) as f64 / tp,
+                kv_rank,
+            );
+        let out = self.gemm_s(tokens, hidden, heads * mla.v_head_dim as f64 / tp);
+        q + kv + out
+    }
+
     /// Seconds for an (m x k) by (k x n) GEMM: the roofline of its tile-quantised FLOPs at the
     /// achievable matmul rate and its operand and result bytes at the achievable bandwidth
     /// (Williams, Waterman and Patterson 2009), plus one launch.
@@ -118,25 +144,7 @@ impl LayerShape<'_> {
         // Attention projections: Megatron splits heads over tp (column-parallel QKV,
         // row-parallel output; Shoeybi et al. 2019, section 3).
         let mut matmul_fwd_s = match &model.mla {
-            Some(mla) => {
-                let qk = (mla.qk_nope_head_dim + mla.qk_rope_head_dim) as f64;
-                let q = match mla.q_lora_rank {
-                    Some(rank) => {
-                        device.gemm_s(tokens, rank as f64, hidden)
-                            + device.gemm_s(tokens, heads * qk / tp, rank as f64)
-                    }
-                    None => device.gemm_s(tokens, heads * qk / tp, hidden),
-                };
-                let kv_rank = mla.kv_lora_rank as f64;
-                let kv = device.gemm_s(tokens, kv_rank + mla.qk_rope_head_dim as f64, hidden)
-                    + device.gemm_s(
-                        tokens,
-                        heads * (mla.qk_nope_head_dim + mla.v_head_dim) as f64 / tp,
-                        kv_rank,
-                    );
-                let out = device.gemm_s(tokens, hidden, heads * mla.v_head_dim as f64 / tp);
-                q + kv + out
-            }
+            Some(mla) => device.mla_projections_s(model, mla, tokens, tp),
             None => {
                 let qkv_width = (heads + 2.0 * kv_heads) * head_dim / tp;
                 device.gemm_s(tokens, qkv_width, hidden)

@@ -174,24 +174,7 @@ fn layer_gemms_s(setup: &ServeSetup, device: &Device, tokens: f64, moe_layer: bo
     let hidden = model.hidden as f64;
     let heads = model.heads as f64;
     let attention = match &model.mla {
-        Some(mla) => {
-            let qk = (mla.qk_nope_head_dim + mla.qk_rope_head_dim) as f64;
-            let q = match mla.q_lora_rank {
-                Some(rank) => {
-                    device.gemm_s(tokens, rank as f64, hidden)
-                        + device.gemm_s(tokens, heads * qk / tp, rank as f64)
-                }
-                None => device.gemm_s(tokens, heads * qk / tp, hidden),
-            };
-            let rank = mla.kv_lora_rank as f64;
-            q + device.gemm_s(tokens, rank + mla.qk_rope_head_dim as f64, hidden)
-                + device.gemm_s(
-                    tokens,
-                    heads * (mla.qk_nope_head_dim + mla.v_head_dim) as f64 / tp,
-                    rank,
-                )
-                + device.gemm_s(tokens, hidden, heads * mla.v_head_dim as f64 / tp)
-        }
+        Some(mla) => device.mla_projections_s(model, mla, tokens, tp),
         None => {
             let head_dim = model.head_dim() as f64;
             let kv_heads = model.kv_heads.div_ceil(setup.tp) as f64 * setup.tp as f64;
