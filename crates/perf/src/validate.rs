@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use suanli_catalog::{Catalog, Mla, Mlp, Model, Moe, Precision};
 
 /// One row of training-runs.csv; empty cells are `None`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 pub struct TrainingRun {
     pub id: String,
     #[serde(default)]
@@ -182,7 +182,8 @@ fn describe_csv_error(error: &csv::Error, headers: &csv::StringRecord) -> String
     }
 }
 
-fn need<T: Copy>(value: Option<T>, field: &str) -> Result<T, String> {
+/// The value of a column the row must fill; the error names it.
+pub(crate) fn need<T: Copy>(value: Option<T>, field: &str) -> Result<T, String> {
     value.ok_or_else(|| format!("column `{field}` is empty"))
 }
 

@@ -5,7 +5,7 @@
 
 use crate::serve::scenario::{Scenario, engine_of, sequences_that_fit, server_rate};
 use crate::serve::{self, DecodeAttention, ServeError, ServeEstimate, ServeSetup};
-use crate::validate::{Report, RowResult, TrainingRun, row_model, summarise};
+use crate::validate::{Report, RowResult, TrainingRun, need, row_model, summarise};
 use serde::Deserialize;
 use suanli_catalog::{Catalog, Precision};
 
@@ -63,10 +63,6 @@ pub struct InferenceRun {
 /// Reads rows from CSV text; the error names the line and the field.
 pub fn read_inference_runs(csv_text: &str) -> Result<Vec<InferenceRun>, String> {
     crate::validate::read_rows(csv_text)
-}
-
-fn need<T: Copy>(value: Option<T>, field: &str) -> Result<T, String> {
-    value.ok_or_else(|| format!("column `{field}` is empty"))
 }
 
 /// The decode attention kernel an engine used: TensorRT-LLM up to v0.6 ran masked multi-head
@@ -157,39 +153,13 @@ pub fn row_setup(catalog: &Catalog, row: &InferenceRun) -> Result<ServeSetup, St
         head_dim: row.head_dim,
         ffn: row.ffn,
         vocab: row.vocab,
-        seq_len: None,
         mlp: row.mlp.clone(),
         moe_experts: row.moe_experts,
         moe_top_k: row.moe_top_k,
         moe_expert_ffn: row.moe_expert_ffn,
         moe_shared_experts: row.moe_shared_experts,
         moe_dense_layers: row.moe_dense_layers,
-        accelerator: row.accelerator.clone(),
-        num_accelerators: row.num_accelerators,
-        accelerators_per_node: None,
-        scaleout_gbps_per_accelerator: None,
-        precision: None,
-        tp: row.tp,
-        pp: row.pp,
-        dp: None,
-        cp: None,
-        ep: None,
-        sequence_parallel: None,
-        zero: None,
-        micro_batch: None,
-        global_batch: None,
-        virtual_stages: None,
-        recompute: None,
-        recompute_layers: None,
-        confidence: String::new(),
-        metric: row.metric.clone(),
-        measured: row.measured,
-        tokens_total: None,
-        attention: None,
-        workload: None,
-        lora_rank: None,
-        slices: None,
-        notes: String::new(),
+        ..TrainingRun::default()
     };
     let model = row_model(&shape)?;
     let accelerator = catalog
