@@ -44,8 +44,9 @@ impl std::str::FromStr for Scenario {
 }
 
 /// Scheduler properties of a serving engine, with their sources; named per engine, never per
-/// measurement. The model uses `token_budget` (the queueing model's iteration budget) and
-/// `kv_block_tokens` (KV capacity); `cuda_graphs` and `chunked_prefill` are recorded but not
+/// measurement. The model uses `token_budget` (the queueing model's iteration budget),
+/// `kv_block_tokens` (KV capacity) and `host` (serial host scheduling, through
+/// `ServeSetup::host_s_per_sequence`); `cuda_graphs` and `chunked_prefill` are recorded but not
 /// yet used (every engine here chunks prompts or batches them under the same budget, and the
 /// kernel launch cost is the training model's).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
