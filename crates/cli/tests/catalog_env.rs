@@ -1,5 +1,6 @@
 //! `SUANLI_CATALOG` works the same for every command (issue 12): the user's models appear in
-//! `catalog models` as they do in `plan train`.
+//! `catalog models` as they do in `plan train` and `plan serve`; `validate` and `serve` load it
+//! through the same `plan::load_catalog`.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -50,6 +51,25 @@ fn every_command_sees_the_models_of_suanli_catalog() {
     ));
     let value: serde_json::Value = serde_json::from_str(&plan).unwrap();
     assert_eq!(value["setup"]["model"]["id"], "my-gpt2-xl", "{plan}");
+
+    // `plan serve` sees it too; without the variable the same command does not know it.
+    let serve = [
+        "plan",
+        "serve",
+        "--model",
+        "my-gpt2-xl",
+        "--accelerator",
+        "h100-sxm5-80gb",
+        "--input-len",
+        "512",
+        "--output-len",
+        "128",
+    ];
+    let served = text(&suanli(&serve, mine));
+    assert!(served.starts_with("My GPT-2 XL on 1 x"), "{served}");
+    let unknown = suanli(&serve, None);
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("my-gpt2-xl"));
 
     // A broken path is one line naming it, for `catalog` as for `plan`.
     let out = suanli(&["catalog", "models"], Some("tests/data/missing.toml"));

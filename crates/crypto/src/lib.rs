@@ -153,6 +153,13 @@ fn chunk_nonce(prefix: &[u8; 7], index: u32, last: bool) -> [u8; 12] {
     nonce
 }
 
+/// Chunk `index` does not open with its nonce and key.
+fn chunk_rejected(index: u64) -> CryptoError {
+    CryptoError::Damaged(format!(
+        "chunk {index} fails authentication (wrong data key, tampered, reordered or truncated)"
+    ))
+}
+
 /// Encrypts a stream: feed plaintext with `push`, end with `finish`; both return ciphertext.
 pub struct Sealer {
     cipher: Cipher,
@@ -261,12 +268,10 @@ impl Opener {
     fn open(&mut self, sealed: &[u8], last: bool) -> Result<Vec<u8>, CryptoError> {
         let prefix = self.prefix.expect("header read before chunks");
         let nonce = chunk_nonce(&prefix, self.index, last);
-        let plain = self.cipher.open(nonce, b"", sealed).map_err(|_| {
-            CryptoError::Damaged(format!(
-                "chunk {} fails authentication (wrong data key, tampered, reordered or truncated)",
-                self.index
-            ))
-        })?;
+        let plain = self
+            .cipher
+            .open(nonce, b"", sealed)
+            .map_err(|_| chunk_rejected(self.index.into()))?;
         self.index = self.index.wrapping_add(1);
         Ok(plain)
     }

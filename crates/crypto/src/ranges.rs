@@ -1,7 +1,9 @@
 //! Random access to what `Sealer` made: where chunk `i` lies in the object, and opening runs of
 //! chunks independently, so a reader can fetch ranges in parallel and resume at any offset.
 
-use super::{Cipher, CryptoError, HEADER_BYTES, MAGIC, SecretKey, TAG_BYTES, chunk_nonce};
+use super::{
+    Cipher, CryptoError, HEADER_BYTES, MAGIC, SecretKey, TAG_BYTES, chunk_nonce, chunk_rejected,
+};
 
 /// The shape of a sealed object of `plain_bytes` plaintext in chunks of `chunk_bytes`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,44 +86,19 @@ impl ChunkOpener {
         sealed: &[u8],
         ends_object: bool,
     ) -> Result<Vec<u8>, CryptoError> {
-        let step = self.chunk_bytes + TAG_BYTES;
-        let mut out = Vec::with_capacity(sealed.len());
-        let mut index = first;
-        let mut rest = sealed;
-        if rest.is_empty() {
-            return Err(CryptoError::Damaged("an empty range".into()));
+        let mut out = sealed.to_vec();
+        let plain = self.open_run_in_place(first, &mut out, ends_object)?;
+        // Close the gaps the tags leave: each chunk's plaintext moves down to follow the last.
+        let mut filled = 0;
+        for range in plain {
+            let len = range.len();
+            out.copy_within(range, filled);
+            filled += len;
         }
-        while !rest.is_empty() {
-            let take = step.min(rest.len());
-            let last = take == rest.len();
-            // Only the object's final chunk is short (its plaintext is under one chunk).
-            let fits = if last && ends_object {
-                (TAG_BYTES..step).contains(&take)
-            } else {
-                take == step
-            };
-            if !fits {
-                return Err(CryptoError::Damaged("truncated".into()));
-            }
-            let nonce = chunk_nonce(
-                &self.prefix,
-                u32::try_from(index).map_err(|_| CryptoError::Damaged("chunk index".into()))?,
-                last && ends_object,
-            );
-            let plain = self.cipher.open(nonce, b"", &rest[..take]).map_err(|_| {
-                    CryptoError::Damaged(format!(
-                        "chunk {index} fails authentication (wrong data key, tampered, reordered or truncated)"
-                    ))
-                })?;
-            out.extend_from_slice(&plain);
-            rest = &rest[take..];
-            index += 1;
-        }
+        out.truncate(filled);
         Ok(out)
     }
-}
 
-impl ChunkOpener {
     /// Like `open_run`, but decrypts in place: returns where each chunk's plaintext now lies
     /// in `sealed` (its tag follows it), with no allocation or copy.
     pub fn open_run_in_place(
@@ -155,11 +132,7 @@ impl ChunkOpener {
             let (text, tag) = sealed[start..start + take].split_at_mut(take - TAG_BYTES);
             self.cipher
                 .open_in_place(nonce, b"", text, tag)
-                .map_err(|_| {
-                    CryptoError::Damaged(format!(
-                        "chunk {index} fails authentication (wrong data key, tampered, reordered or truncated)"
-                    ))
-                })?;
+                .map_err(|_| chunk_rejected(index))?;
             out.push(start..start + take - TAG_BYTES);
             start += take;
             index += 1;

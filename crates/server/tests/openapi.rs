@@ -154,3 +154,34 @@ fn every_route_in_the_router_source_is_documented() {
     let registered: BTreeSet<String> = routes.into_iter().collect();
     assert_eq!(registered, documented);
 }
+
+/// Every `$ref` in `value`, recursively.
+fn references<'a>(value: &'a Value, found: &mut Vec<&'a str>) {
+    match value {
+        Value::Object(map) => {
+            for (key, inner) in map {
+                match (key.as_str(), inner) {
+                    ("$ref", Value::String(target)) => found.push(target),
+                    _ => references(inner, found),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|item| references(item, found)),
+        _ => {}
+    }
+}
+
+#[test]
+fn every_reference_in_the_document_resolves() {
+    let document = serde_json::to_value(suanli_server::openapi::document()).unwrap();
+    let mut found = Vec::new();
+    references(&document, &mut found);
+    assert!(found.len() >= 20, "{} references", found.len());
+    for target in found {
+        let pointer = target.strip_prefix('#').expect("a local reference");
+        assert!(
+            document.pointer(pointer).is_some(),
+            "{target} resolves to nothing"
+        );
+    }
+}

@@ -125,11 +125,8 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
             },
             // Goal jobs are planned with the catalog every command uses (SUANLI_CATALOG).
             catalog: Some(
-                suanli_catalog::Catalog::load(
-                    &[] as &[&str],
-                    std::env::var_os(suanli_catalog::ENV_VAR).as_deref(),
-                )
-                .context("loading the catalog for goal jobs (SUANLI_CATALOG)")?,
+                super::plan::load_catalog(&[])
+                    .context("loading the catalog for goal jobs (SUANLI_CATALOG)")?,
             ),
             ..Default::default()
         };

@@ -90,22 +90,9 @@ pub(super) async fn plan_job(
     if let Some(tenant) = &body.tenant {
         limits::name("tenant", tenant)?;
     }
-    if body.accelerators.len() > limits::ACCELERATOR_TYPES {
-        return Err(ApiError::bad(format!(
-            "at most {} accelerator types",
-            limits::ACCELERATOR_TYPES
-        )));
-    }
-    for accelerator in &body.accelerators {
-        limits::name("accelerator", accelerator)?;
-    }
+    let accelerators = limits::accelerator_types(&body.accelerators)?;
     // Planning is a submission's first half: who cannot submit there cannot plan there.
     let tenant = super::jobs::submit_tenant(&me, body.tenant, "plan jobs for")?;
-    let accelerators: Vec<String> = body
-        .accelerators
-        .iter()
-        .map(|a| crate::devices::canonical_type(a))
-        .collect();
     let (plan, _) = plan_goal(&state, &tenant, &accelerators, body.goal).await?;
     Ok(Json(plan))
 }

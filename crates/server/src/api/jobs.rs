@@ -77,8 +77,9 @@ pub(super) async fn list_jobs(
     Ok(response)
 }
 
-/// Bounds every field of a submission before anything else looks at it.
-fn check_submit(body: &Submit) -> ApiResult<()> {
+/// Bounds every field of a submission before anything else looks at it; returns its
+/// accelerator types in canonical spelling.
+fn check_submit(body: &Submit) -> ApiResult<Vec<String>> {
     if let Some(name) = &body.name {
         limits::job_name(name)?;
     }
@@ -89,15 +90,7 @@ fn check_submit(body: &Submit) -> ApiResult<()> {
     limits::env(&body.env)?;
     limits::count("gpus", body.gpus.unwrap_or(1), limits::MAX_GPUS)?;
     limits::count("processes", body.processes.unwrap_or(1), limits::MAX_GPUS)?;
-    if body.accelerators.len() > limits::ACCELERATOR_TYPES {
-        return Err(ApiError::bad(format!(
-            "at most {} accelerator types",
-            limits::ACCELERATOR_TYPES
-        )));
-    }
-    for accelerator in &body.accelerators {
-        limits::name("accelerator", accelerator)?;
-    }
+    let accelerators = limits::accelerator_types(&body.accelerators)?;
     if let Some(dir) = &body.checkpoint_dir {
         limits::path("checkpoint_dir", dir)?;
     }
@@ -110,7 +103,7 @@ fn check_submit(body: &Submit) -> ApiResult<()> {
     if let Some(goal) = &body.goal {
         limits::name("model", &goal.model)?;
     }
-    Ok(())
+    Ok(accelerators)
 }
 
 /// `POST /api/v1/jobs`: shared with the CLI (`api::types` re-exports it).
@@ -164,7 +157,7 @@ pub(super) async fn submit_job(
     Extension(draft): Extension<AuditDraft>,
     Json(body): Json<Submit>,
 ) -> ApiResult<Response> {
-    check_submit(&body)?;
+    let accelerators = check_submit(&body)?;
     let tenant = submit_tenant(&me, body.tenant, "submit jobs to")?;
     let tenants = state.store.list_tenants().await?;
     if !tenants.iter().any(|t| t.name == tenant) {
@@ -182,11 +175,7 @@ pub(super) async fn submit_job(
         env: body.env,
         gpus: body.gpus.unwrap_or(1),
         processes: body.processes.unwrap_or(1),
-        accelerators: body
-            .accelerators
-            .iter()
-            .map(|a| crate::devices::canonical_type(a))
-            .collect(),
+        accelerators,
         priority: body.priority,
         checkpoint_dir: body.checkpoint_dir,
         max_restarts: body.max_restarts,

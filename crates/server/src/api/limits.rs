@@ -48,6 +48,23 @@ pub fn name(kind: &str, text: &str) -> Result<(), ApiError> {
     }
 }
 
+/// The accelerator types a job or plan names: at most `ACCELERATOR_TYPES`, each a `name`;
+/// returned in canonical spelling (`h100` for `H100-SXM`).
+pub fn accelerator_types(given: &[String]) -> Result<Vec<String>, ApiError> {
+    if given.len() > ACCELERATOR_TYPES {
+        return Err(ApiError::bad(format!(
+            "at most {ACCELERATOR_TYPES} accelerator types"
+        )));
+    }
+    for accelerator in given {
+        name("accelerator", accelerator)?;
+    }
+    Ok(given
+        .iter()
+        .map(|a| crate::devices::canonical_type(a))
+        .collect())
+}
+
 /// A job's display name: at most `NAME_BYTES` of printable text.
 pub fn job_name(text: &str) -> Result<(), ApiError> {
     if text.len() > NAME_BYTES || text.chars().any(char::is_control) {

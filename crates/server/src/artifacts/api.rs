@@ -58,21 +58,24 @@ pub(super) type Answer<T> = Result<T, Fail>;
 /// The artefact routes, with read auditing.
 /// The OpenAPI description of these routes, generated from the handlers' `#[utoipa::path]`.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(
-    list,
-    show,
-    delete_artifact,
-    create_version,
-    show_version,
-    delete_version,
-    files::download,
-    files::upload,
-    files::upload_progress,
-    commit,
-    share,
-    unshare,
-    retain,
-))]
+#[openapi(
+    paths(
+        list,
+        show,
+        delete_artifact,
+        create_version,
+        show_version,
+        delete_version,
+        files::download,
+        files::upload,
+        files::upload_progress,
+        commit,
+        share,
+        unshare,
+        retain,
+    ),
+    components(schemas(super::types::FileView))
+)]
 pub struct ArtifactsDoc;
 
 pub fn routes(state: AppState) -> Router<AppState> {
@@ -352,14 +355,17 @@ async fn delete_artifact(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn change_share(
-    state: AppState,
-    me: Principal,
-    draft: AuditDraft,
-    (tenant, name): (String, String),
-    body: ShareRequest,
-    add: bool,
-) -> Answer<Response> {
+/// What a share or an unshare extracts besides its body.
+type ShareParts = (
+    State<AppState>,
+    Extension<Principal>,
+    Extension<AuditDraft>,
+    Path<(String, String)>,
+);
+
+/// Shares (`add`) or takes back a share, audited with what changed.
+async fn change_share(parts: ShareParts, body: ShareRequest, add: bool) -> Answer<Response> {
+    let (State(state), Extension(me), Extension(draft), Path((tenant, name))) = parts;
     let mut acl = authorize(&state, &me, &tenant, &name, Access::Share).await?;
     let note = match (&body.tenant, body.public) {
         (Some(other), false) => {
@@ -411,25 +417,13 @@ async fn change_share(
 }
 
 #[utoipa::path(post, path = "/api/v1/artifacts/{tenant}/{name}/share", summary = "Share read-only with a tenant or everyone (tenant-admin)", request_body = ShareRequest, params(("tenant" = String, Path, description = "Owning tenant"), ("name" = String, Path, description = "Artefact name")), responses((status = 200, description = "OK", body = Sharing)))]
-async fn share(
-    State(state): State<AppState>,
-    Extension(me): Extension<Principal>,
-    Extension(draft): Extension<AuditDraft>,
-    Path(path): Path<(String, String)>,
-    Json(body): Json<ShareRequest>,
-) -> Answer<Response> {
-    change_share(state, me, draft, path, body, true).await
+async fn share(parts: ShareParts, Json(body): Json<ShareRequest>) -> Answer<Response> {
+    change_share(parts, body, true).await
 }
 
 #[utoipa::path(post, path = "/api/v1/artifacts/{tenant}/{name}/unshare", summary = "Take back a share (tenant-admin)", request_body = ShareRequest, params(("tenant" = String, Path, description = "Owning tenant"), ("name" = String, Path, description = "Artefact name")), responses((status = 200, description = "OK", body = Sharing)))]
-async fn unshare(
-    State(state): State<AppState>,
-    Extension(me): Extension<Principal>,
-    Extension(draft): Extension<AuditDraft>,
-    Path(path): Path<(String, String)>,
-    Json(body): Json<ShareRequest>,
-) -> Answer<Response> {
-    change_share(state, me, draft, path, body, false).await
+async fn unshare(parts: ShareParts, Json(body): Json<ShareRequest>) -> Answer<Response> {
+    change_share(parts, body, false).await
 }
 
 #[utoipa::path(post, path = "/api/v1/artifacts/{tenant}/{name}/retain", summary = "Keep the newest N versions; delete abandoned partial ones", request_body = RetainRequest, params(("tenant" = String, Path, description = "Owning tenant"), ("name" = String, Path, description = "Artefact name")), responses((status = 200, description = "OK", body = Retained)))]

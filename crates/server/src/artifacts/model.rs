@@ -65,22 +65,48 @@ pub fn segment_key(stem: &str, index: usize) -> String {
     format!("{stem}.{index:05}.data")
 }
 
-/// A version of an artefact: complete once committed.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Manifest {
+/// A version of an artefact: complete once committed. The store keeps each file as a
+/// `FileEntry` (with its wrapped key and segments); the API shows it as a `FileView`
+/// (`types::ManifestView`), so both share this one list of fields.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(
+    as = ManifestView,
+    description = "A version: its files, size and content address once complete."
+)]
+pub struct Manifest<F = FileEntry> {
     pub tenant: String,
     pub name: String,
     pub version: u64,
+    /// `model` or `checkpoint`.
     pub kind: String,
     pub created_by: String,
     pub created_at_s: i64,
     pub complete: bool,
-    /// Sorted by path; filled at commit.
-    #[serde(default)]
-    pub files: Vec<FileEntry>,
     pub size_bytes: u64,
-    /// SHA-256 over every file's path and digest: the version's content address.
+    /// `sha256:...` over every file's path and digest: the version's content address; none
+    /// until committed.
     pub digest: Option<String>,
+    /// Sorted by path; filled at commit.
+    #[serde(default = "Vec::new")]
+    pub files: Vec<F>,
+}
+
+impl<F> Manifest<F> {
+    /// The same version with each file shown through `show`.
+    pub fn map_files<G>(&self, show: impl FnMut(&F) -> G) -> Manifest<G> {
+        Manifest {
+            tenant: self.tenant.clone(),
+            name: self.name.clone(),
+            version: self.version,
+            kind: self.kind.clone(),
+            created_by: self.created_by.clone(),
+            created_at_s: self.created_at_s,
+            complete: self.complete,
+            size_bytes: self.size_bytes,
+            digest: self.digest.clone(),
+            files: self.files.iter().map(show).collect(),
+        }
+    }
 }
 
 impl Manifest {

@@ -47,37 +47,12 @@ impl From<&FileEntry> for UploadProgress {
     }
 }
 
-/// A version: its files, size and content address once complete.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ManifestView {
-    pub tenant: String,
-    pub name: String,
-    pub version: u64,
-    /// `model` or `checkpoint`.
-    pub kind: String,
-    pub created_by: String,
-    pub created_at_s: i64,
-    pub complete: bool,
-    pub size_bytes: u64,
-    /// `sha256:...` over every file's path and digest; none until committed.
-    pub digest: Option<String>,
-    pub files: Vec<FileView>,
-}
+/// A version as the API shows it: its files without their keys, size and content address.
+pub type ManifestView = Manifest<FileView>;
 
 impl From<&Manifest> for ManifestView {
     fn from(manifest: &Manifest) -> Self {
-        ManifestView {
-            tenant: manifest.tenant.clone(),
-            name: manifest.name.clone(),
-            version: manifest.version,
-            kind: manifest.kind.clone(),
-            created_by: manifest.created_by.clone(),
-            created_at_s: manifest.created_at_s,
-            complete: manifest.complete,
-            size_bytes: manifest.size_bytes,
-            digest: manifest.digest.clone(),
-            files: manifest.files.iter().map(FileView::from).collect(),
-        }
+        manifest.map_files(|file| FileView::from(file))
     }
 }
 

@@ -272,6 +272,12 @@ pub fn meter(label: &str, used: f64, limit: f64) -> String {
     )
 }
 
+/// A row of `stacked_bars` in GB from parts given in bytes.
+pub fn gigabytes(label: &str, parts: &[(&'static str, f64)]) -> (String, Vec<(&'static str, f64)>) {
+    let parts = parts.iter().map(|&(name, bytes)| (name, bytes / 1e9));
+    (label.to_string(), parts.collect())
+}
+
 /// Horizontal stacked bars, one per row, sharing a scale; each part is (name, value in `unit`).
 pub fn stacked_bars(title: &str, unit: &str, rows: &[(String, Vec<(&str, f64)>)]) -> String {
     const W: f64 = 640.0;

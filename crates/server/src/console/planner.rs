@@ -271,14 +271,14 @@ fn results_html(setups: &[TrainSetup], estimates: &[Result<TrainEstimate, String
             ],
         ));
         let m = &e.memory;
-        memory_rows.push((
-            setup.accelerator.id.clone(),
-            vec![
-                ("weights", m.weights_bytes / 1e9),
-                ("gradients", m.gradients_bytes / 1e9),
-                ("optimizer", m.optimizer_bytes / 1e9),
-                ("activations", m.activations_bytes / 1e9),
-                ("buffers", m.buffers_bytes / 1e9),
+        memory_rows.push(html::gigabytes(
+            &setup.accelerator.id,
+            &[
+                ("weights", m.weights_bytes),
+                ("gradients", m.gradients_bytes),
+                ("optimizer", m.optimizer_bytes),
+                ("activations", m.activations_bytes),
+                ("buffers", m.buffers_bytes),
             ],
         ));
     }

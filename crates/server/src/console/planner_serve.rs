@@ -100,13 +100,13 @@ fn results_html(rows: &[(ServeSetup, Result<ServeEstimate, String>)]) -> String 
                     html::short(e.memory.kv_capacity_tokens as f64),
                 );
                 let m = &e.memory;
-                memory.push((
-                    setup.accelerator.id.clone(),
-                    vec![
-                        ("weights", m.weights_bytes / 1e9),
-                        ("KV cache", m.kv_cache_bytes / 1e9),
-                        ("activations", m.activations_bytes / 1e9),
-                        ("reserve", m.reserve_bytes / 1e9),
+                memory.push(html::gigabytes(
+                    &setup.accelerator.id,
+                    &[
+                        ("weights", m.weights_bytes),
+                        ("KV cache", m.kv_cache_bytes),
+                        ("activations", m.activations_bytes),
+                        ("reserve", m.reserve_bytes),
                     ],
                 ));
             }
