@@ -5,18 +5,57 @@
 //! `n_routed_experts`). Field names follow `transformers`' configuration classes. Multimodal
 //! configs that nest the language model under `text_config` are read from there.
 
-use crate::{Mla, Mlp, Model, Moe};
+use crate::{Mla, Mlp, Model, ModelError, Moe};
 use serde_json::{Map, Value};
 
 type Object = Map<String, Value>;
 
+/// Why a `config.json` cannot be read into a model, in one line naming the field.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum HfConfigError {
+    #[error("not valid JSON: {0}")]
+    Json(String),
+    #[error("expected a JSON object at the top level")]
+    NotAnObject,
+    #[error("missing field `{0}`")]
+    Missing(&'static str),
+    #[error("field `{field}` must be {expected}, found {found}")]
+    WrongType {
+        field: &'static str,
+        expected: &'static str,
+        found: String,
+    },
+    #[error("field `{field}` is too large: {value}")]
+    TooLarge { field: &'static str, value: u64 },
+    #[error("field `num_key_value_heads` ({kv_heads}) must divide `num_attention_heads` ({heads})")]
+    KvHeads { kv_heads: u32, heads: u32 },
+    #[error(
+        "field `head_dim` is missing and `hidden_size` ({hidden}) is not a multiple of `num_attention_heads` ({heads})"
+    )]
+    HeadDim { hidden: u64, heads: u32 },
+    #[error(
+        "field `moe_layer_freq` is {0}; only 1 (every layer after the dense ones) is supported"
+    )]
+    MoeLayerFrequency(u64),
+    #[error(
+        "field `shared_expert_intermediate_size` ({shared}) is not a multiple of `moe_intermediate_size` ({expert})"
+    )]
+    SharedExpertSize { shared: u64, expert: u64 },
+    #[error(
+        "fields `decoder_sparse_step`/`mlp_only_layers` interleave dense and MoE layers, which is not supported"
+    )]
+    InterleavedMoe,
+    #[error(transparent)]
+    Shape(#[from] ModelError),
+}
+
 /// Parses a Hugging Face `config.json` (Llama, Qwen2, Mistral/Mixtral, DeepSeek-V3 formats).
 ///
 /// `id` becomes the model's catalog id and name. Errors name the missing or malformed field.
-pub fn model_from_hf_config(json: &str, id: &str) -> Result<Model, String> {
-    let root: Value = serde_json::from_str(json).map_err(|e| format!("not valid JSON: {e}"))?;
+pub fn model_from_hf_config(json: &str, id: &str) -> Result<Model, HfConfigError> {
+    let root: Value = serde_json::from_str(json).map_err(|e| HfConfigError::Json(e.to_string()))?;
     let Some(top) = root.as_object() else {
-        return Err("expected a JSON object at the top level".to_string());
+        return Err(HfConfigError::NotAnObject);
     };
     let config = match top.get("text_config").and_then(Value::as_object) {
         Some(text) if !top.contains_key("hidden_size") => text,
@@ -49,23 +88,20 @@ pub fn model_from_hf_config(json: &str, id: &str) -> Result<Model, String> {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
         Some(other) => {
-            return Err(format!(
-                "field `tie_word_embeddings` must be true or false, found {other}"
-            ));
+            return Err(HfConfigError::WrongType {
+                field: "tie_word_embeddings",
+                expected: "true or false",
+                found: other.to_string(),
+            });
         }
     };
 
     if heads == 0 || kv_heads == 0 || heads % kv_heads != 0 {
-        return Err(format!(
-            "field `num_key_value_heads` ({kv_heads}) must divide `num_attention_heads` ({heads})"
-        ));
+        return Err(HfConfigError::KvHeads { kv_heads, heads });
     }
     let mla = read_mla(config)?;
     if head_dim.is_none() && mla.is_none() && hidden % heads as u64 != 0 {
-        return Err(format!(
-            "field `head_dim` is missing and `hidden_size` ({hidden}) is not a multiple of \
-             `num_attention_heads` ({heads})"
-        ));
+        return Err(HfConfigError::HeadDim { hidden, heads });
     }
     // For MLA the per-head query/key width is the sum of the two parts.
     let head_dim = match &mla {
@@ -99,7 +135,7 @@ pub fn model_from_hf_config(json: &str, id: &str) -> Result<Model, String> {
 }
 
 /// Mixture-of-experts shape: Mixtral, Qwen MoE or DeepSeek field names.
-fn read_moe(config: &Object, layers: u32) -> Result<Option<Moe>, String> {
+fn read_moe(config: &Object, layers: u32) -> Result<Option<Moe>, HfConfigError> {
     if let Some(experts) = optional(config, "num_local_experts")? {
         // Mixtral: every layer is MoE and experts have the dense intermediate size.
         return Ok(Some(Moe {
@@ -117,10 +153,7 @@ fn read_moe(config: &Object, layers: u32) -> Result<Option<Moe>, String> {
         // DeepSeek-V2/V3: the first `first_k_dense_replace` layers keep a dense MLP.
         let freq = optional(config, "moe_layer_freq")?.unwrap_or(1);
         if freq != 1 {
-            return Err(format!(
-                "field `moe_layer_freq` is {freq}; only 1 (every layer after the dense ones) \
-                 is supported"
-            ));
+            return Err(HfConfigError::MoeLayerFrequency(freq));
         }
         let dense_layers = optional(config, "first_k_dense_replace")?.unwrap_or(0);
         return Ok(Some(Moe {
@@ -143,10 +176,10 @@ fn read_moe(config: &Object, layers: u32) -> Result<Option<Moe>, String> {
         let expert_ffn = required(config, "moe_intermediate_size")?;
         let shared_ffn = optional(config, "shared_expert_intermediate_size")?.unwrap_or(0);
         if expert_ffn == 0 || shared_ffn % expert_ffn != 0 {
-            return Err(format!(
-                "field `shared_expert_intermediate_size` ({shared_ffn}) is not a multiple of \
-                 `moe_intermediate_size` ({expert_ffn})"
-            ));
+            return Err(HfConfigError::SharedExpertSize {
+                shared: shared_ffn,
+                expert: expert_ffn,
+            });
         }
         let sparse_step = optional(config, "decoder_sparse_step")?.unwrap_or(1);
         let dense_only_layers = config
@@ -154,11 +187,7 @@ fn read_moe(config: &Object, layers: u32) -> Result<Option<Moe>, String> {
             .and_then(Value::as_array)
             .is_some_and(|a| !a.is_empty());
         if sparse_step != 1 || dense_only_layers {
-            return Err(
-                "fields `decoder_sparse_step`/`mlp_only_layers` interleave dense and MoE layers, \
-                 which is not supported"
-                    .to_string(),
-            );
+            return Err(HfConfigError::InterleavedMoe);
         }
         return Ok(Some(Moe {
             experts: to_u32(experts, "num_experts")?,
@@ -175,7 +204,7 @@ fn read_moe(config: &Object, layers: u32) -> Result<Option<Moe>, String> {
 }
 
 /// Multi-head latent attention (DeepSeek-V2/V3), recognised by `kv_lora_rank`.
-fn read_mla(config: &Object) -> Result<Option<Mla>, String> {
+fn read_mla(config: &Object) -> Result<Option<Mla>, HfConfigError> {
     let Some(kv_lora_rank) = optional(config, "kv_lora_rank")? else {
         return Ok(None);
     };
@@ -190,20 +219,25 @@ fn read_mla(config: &Object) -> Result<Option<Mla>, String> {
 }
 
 /// A non-negative integer field that must be present.
-fn required(config: &Object, field: &str) -> Result<u64, String> {
-    optional(config, field)?.ok_or_else(|| format!("missing field `{field}`"))
+fn required(config: &Object, field: &'static str) -> Result<u64, HfConfigError> {
+    optional(config, field)?.ok_or(HfConfigError::Missing(field))
 }
 
 /// A non-negative integer field; absent or `null` gives `None`.
-fn optional(config: &Object, field: &str) -> Result<Option<u64>, String> {
+fn optional(config: &Object, field: &'static str) -> Result<Option<u64>, HfConfigError> {
     match config.get(field) {
         None | Some(Value::Null) => Ok(None),
-        Some(value) => value.as_u64().map(Some).ok_or_else(|| {
-            format!("field `{field}` must be a non-negative integer, found {value}")
-        }),
+        Some(value) => value
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| HfConfigError::WrongType {
+                field,
+                expected: "a non-negative integer",
+                found: value.to_string(),
+            }),
     }
 }
 
-fn to_u32(value: u64, field: &str) -> Result<u32, String> {
-    u32::try_from(value).map_err(|_| format!("field `{field}` is too large: {value}"))
+fn to_u32(value: u64, field: &'static str) -> Result<u32, HfConfigError> {
+    u32::try_from(value).map_err(|_| HfConfigError::TooLarge { field, value })
 }

@@ -20,8 +20,8 @@ mod precision;
 pub mod units;
 
 pub use accelerator::{Accelerator, Confidence, DenseTflops, NodeShape, ScaleUp};
-pub use hf::model_from_hf_config;
-pub use model::{Mla, Mlp, Model, Moe};
+pub use hf::{HfConfigError, model_from_hf_config};
+pub use model::{Mla, Mlp, Model, ModelError, Moe};
 pub use precision::{Precision, UnknownPrecision};
 
 use serde::Deserialize;
@@ -239,9 +239,9 @@ impl Catalog {
             .map(|name| name.to_string_lossy().to_string())
             .filter(|name| !name.is_empty())
             .unwrap_or_else(|| "custom".to_string());
-        model_from_hf_config(&text, &id).map_err(|message| CatalogError::BadHfConfig {
+        model_from_hf_config(&text, &id).map_err(|error| CatalogError::BadHfConfig {
             path: name_or_path.to_string(),
-            message,
+            message: error.to_string(),
         })
     }
 }

@@ -110,12 +110,40 @@ pub mod bounds {
     pub const PARAMS: f64 = 1e15;
 }
 
-/// `value` is within `1..=max`, else a one-line error naming the field.
-fn in_range(field: &str, value: u64, max: u64) -> Result<(), String> {
+/// Why a model's shape is refused, in one line naming the field.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum ModelError {
+    #[error("`id` is empty")]
+    EmptyId,
+    #[error("`{field}` is {value}; it must be between 1 and {max}")]
+    OutOfRange {
+        field: &'static str,
+        value: u64,
+        max: u64,
+    },
+    #[error("`kv_heads` ({kv_heads}) must divide `heads` ({heads})")]
+    KvHeadsNotDivisor { kv_heads: u32, heads: u32 },
+    #[error("`hidden` ({hidden}) is smaller than `heads` ({heads}); give `head_dim`")]
+    HeadDimNeeded { hidden: u64, heads: u32 },
+    #[error(
+        "`moe.shared_experts` ({shared_experts}) must be at most {max} and `moe.dense_layers` ({dense_layers}) at most `layers` ({layers})"
+    )]
+    MoeLayers {
+        shared_experts: u32,
+        max: u64,
+        dense_layers: u32,
+        layers: u32,
+    },
+    #[error("`params_b_reported` is {0}; it must be a positive number")]
+    ParamsReported(f64),
+    #[error("the shape gives about {params:.2e} parameters; at most {max:.0e} are supported")]
+    TooManyParameters { params: f64, max: f64 },
+}
+
+/// `value` is within `1..=max`, else the error naming the field.
+fn in_range(field: &'static str, value: u64, max: u64) -> Result<(), ModelError> {
     if value == 0 || value > max {
-        return Err(format!(
-            "`{field}` is {value}; it must be between 1 and {max}"
-        ));
+        return Err(ModelError::OutOfRange { field, value, max });
     }
     Ok(())
 }
@@ -124,27 +152,27 @@ impl Model {
     /// Checks the shape makes sense (every size positive and within `bounds`, `kv_heads`
     /// divides `heads`, `top_k` at most `experts`, ...), so no later formula divides by zero,
     /// overflows or searches forever. The error is one line naming the field.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ModelError> {
         if self.id.trim().is_empty() {
-            return Err("`id` is empty".into());
+            return Err(ModelError::EmptyId);
         }
         in_range("layers", self.layers.into(), bounds::LAYERS)?;
         in_range("hidden", self.hidden, bounds::HIDDEN)?;
         in_range("heads", self.heads.into(), bounds::HEADS)?;
         in_range("kv_heads", self.kv_heads.into(), self.heads.into())?;
         if !self.heads.is_multiple_of(self.kv_heads) {
-            return Err(format!(
-                "`kv_heads` ({}) must divide `heads` ({})",
-                self.kv_heads, self.heads
-            ));
+            return Err(ModelError::KvHeadsNotDivisor {
+                kv_heads: self.kv_heads,
+                heads: self.heads,
+            });
         }
         match self.head_dim {
             Some(dim) => in_range("head_dim", dim, bounds::HEAD_DIM)?,
             None if self.hidden < self.heads as u64 => {
-                return Err(format!(
-                    "`hidden` ({}) is smaller than `heads` ({}); give `head_dim`",
-                    self.hidden, self.heads
-                ));
+                return Err(ModelError::HeadDimNeeded {
+                    hidden: self.hidden,
+                    heads: self.heads,
+                });
             }
             None => {}
         }
@@ -158,13 +186,12 @@ impl Model {
             in_range("moe.top_k", moe.top_k.into(), moe.experts.into())?;
             in_range("moe.expert_ffn", moe.expert_ffn, bounds::FFN)?;
             if moe.shared_experts as u64 > bounds::EXPERTS || moe.dense_layers > self.layers {
-                return Err(format!(
-                    "`moe.shared_experts` ({}) must be at most {} and `moe.dense_layers` ({}) at most `layers` ({})",
-                    moe.shared_experts,
-                    bounds::EXPERTS,
-                    moe.dense_layers,
-                    self.layers
-                ));
+                return Err(ModelError::MoeLayers {
+                    shared_experts: moe.shared_experts,
+                    max: bounds::EXPERTS,
+                    dense_layers: moe.dense_layers,
+                    layers: self.layers,
+                });
             }
         }
         if let Some(mla) = &self.mla {
@@ -187,16 +214,14 @@ impl Model {
         if let Some(b) = self.params_b_reported
             && !(b.is_finite() && b > 0.0)
         {
-            return Err(format!(
-                "`params_b_reported` is {b}; it must be a positive number"
-            ));
+            return Err(ModelError::ParamsReported(b));
         }
         let params = self.params_upper_bound();
         if params > bounds::PARAMS {
-            return Err(format!(
-                "the shape gives about {params:.2e} parameters; at most {:.0e} are supported",
-                bounds::PARAMS
-            ));
+            return Err(ModelError::TooManyParameters {
+                params,
+                max: bounds::PARAMS,
+            });
         }
         Ok(())
     }

@@ -86,7 +86,7 @@ proptest! {
         let json = serde_json::to_string(&fields).unwrap();
         match model_from_hf_config(&json, "fuzz") {
             Ok(model) => exercise(&model),
-            Err(message) => one_line(&message),
+            Err(error) => one_line(&error.to_string()),
         }
     }
 

@@ -1,7 +1,7 @@
 //! Reading Hugging Face config.json files: each supported format against the catalog entry for the
 //! same model, and the error messages for files that cannot be used.
 
-use suanli_catalog::{Catalog, CatalogError, Model, model_from_hf_config};
+use suanli_catalog::{Catalog, CatalogError, HfConfigError, Model, model_from_hf_config};
 
 fn fixture(name: &str) -> String {
     let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -94,11 +94,15 @@ fn head_dim_and_tied_embeddings_are_read_when_present() {
 fn a_missing_field_is_named() {
     let without_ffn = fixture("llama-3.1-8b.json").replace("\"intermediate_size\": 14336,", "");
     let error = model_from_hf_config(&without_ffn, "x").unwrap_err();
+    assert_eq!(error, HfConfigError::Missing("intermediate_size"));
+    let error = error.to_string();
     assert!(error.contains("`intermediate_size`"), "{error}");
 
     let without_experts =
         fixture("deepseek-v3.json").replace("\"moe_intermediate_size\": 2048,", "");
-    let error = model_from_hf_config(&without_experts, "x").unwrap_err();
+    let error = model_from_hf_config(&without_experts, "x")
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("`moe_intermediate_size`"), "{error}");
 }
 
@@ -106,15 +110,17 @@ fn a_missing_field_is_named() {
 fn a_malformed_field_is_named() {
     let text = fixture("mistral-7b-v0.1.json")
         .replace("\"hidden_size\": 4096", "\"hidden_size\": \"4096\"");
-    let error = model_from_hf_config(&text, "x").unwrap_err();
+    let error = model_from_hf_config(&text, "x").unwrap_err().to_string();
     assert!(
         error.contains("`hidden_size`") && error.contains("integer"),
         "{error}"
     );
 
-    let error = model_from_hf_config("[1, 2]", "x").unwrap_err();
+    let error = model_from_hf_config("[1, 2]", "x").unwrap_err().to_string();
     assert!(error.contains("object"), "{error}");
-    let error = model_from_hf_config("{ not json", "x").unwrap_err();
+    let error = model_from_hf_config("{ not json", "x")
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("JSON"), "{error}");
 }
 
@@ -122,7 +128,7 @@ fn a_malformed_field_is_named() {
 fn kv_heads_must_divide_heads() {
     let text = fixture("mistral-7b-v0.1.json")
         .replace("\"num_key_value_heads\": 8", "\"num_key_value_heads\": 5");
-    let error = model_from_hf_config(&text, "x").unwrap_err();
+    let error = model_from_hf_config(&text, "x").unwrap_err().to_string();
     assert!(error.contains("`num_key_value_heads`"), "{error}");
 }
 

@@ -229,7 +229,7 @@ pub fn row_model(row: &TrainingRun) -> Result<Model, String> {
         mla: None::<Mla>,
         source: row.source.clone(),
     };
-    model.validate()?;
+    model.validate().map_err(|e| e.to_string())?;
     // The schema has no column for tied embeddings or learned positions; take the combination
     // whose parameter count is closest to the reported `params_b` (the schema's cross-check),
     // and GPT-style defaults (tied, learned positions for GeLU models) when it is empty.
