@@ -87,8 +87,8 @@ pub struct Fitted {
 
 impl Fitted {
     /// Parses a fitted table.
-    pub fn from_toml(text: &str) -> Result<Fitted, String> {
-        toml::from_str(text).map_err(|e| e.to_string())
+    pub fn from_toml(text: &str) -> Result<Fitted, toml::de::Error> {
+        toml::from_str(text)
     }
 
     /// The table embedded in the binary.

@@ -20,18 +20,34 @@ pub enum Workload {
     Lora { rank: u32 },
 }
 
+/// Why a workload and rank do not go together.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum WorkloadError {
+    #[error("lora_rank is only for workload `lora`")]
+    RankWithoutLora,
+    #[error("lora rank {0} is not in 1..={MAX_LORA_RANK}")]
+    RankOutOfRange(u32),
+    #[error("workload `lora` needs a lora rank (e.g. 16)")]
+    MissingRank,
+    #[error("unknown workload `{0}`; expected pretrain or lora")]
+    Unknown(String),
+}
+
+/// The largest adapter rank accepted (far above the 8-256 used in practice).
+pub const MAX_LORA_RANK: u32 = 65536;
+
 impl Workload {
     /// Parses the `workload` column / `--workload` flag with its `lora_rank`.
-    pub fn parse(kind: Option<&str>, rank: Option<u32>) -> Result<Workload, String> {
+    pub fn parse(kind: Option<&str>, rank: Option<u32>) -> Result<Workload, WorkloadError> {
         match (kind.unwrap_or("pretrain"), rank) {
             ("pretrain" | "", None) => Ok(Workload::Pretrain),
-            ("pretrain" | "", Some(_)) => Err("lora_rank is only for workload `lora`".into()),
-            ("lora", Some(rank)) if (1..=65536).contains(&rank) => Ok(Workload::Lora { rank }),
-            ("lora", Some(rank)) => Err(format!("lora rank {rank} is not in 1..=65536")),
-            ("lora", None) => Err("workload `lora` needs a lora rank (e.g. 16)".into()),
-            (other, _) => Err(format!(
-                "unknown workload `{other}`; expected pretrain or lora"
-            )),
+            ("pretrain" | "", Some(_)) => Err(WorkloadError::RankWithoutLora),
+            ("lora", Some(rank)) if (1..=MAX_LORA_RANK).contains(&rank) => {
+                Ok(Workload::Lora { rank })
+            }
+            ("lora", Some(rank)) => Err(WorkloadError::RankOutOfRange(rank)),
+            ("lora", None) => Err(WorkloadError::MissingRank),
+            (other, _) => Err(WorkloadError::Unknown(other.to_string())),
         }
     }
 
@@ -109,9 +125,21 @@ mod tests {
             Workload::parse(Some("lora"), Some(16)),
             Ok(Workload::Lora { rank: 16 })
         );
-        assert!(Workload::parse(Some("lora"), None).is_err());
-        assert!(Workload::parse(Some("lora"), Some(0)).is_err());
-        assert!(Workload::parse(Some("dpo"), None).is_err());
-        assert!(Workload::parse(Some("pretrain"), Some(8)).is_err());
+        assert_eq!(
+            Workload::parse(Some("lora"), None),
+            Err(WorkloadError::MissingRank)
+        );
+        assert_eq!(
+            Workload::parse(Some("lora"), Some(0)),
+            Err(WorkloadError::RankOutOfRange(0))
+        );
+        assert_eq!(
+            Workload::parse(Some("dpo"), None),
+            Err(WorkloadError::Unknown("dpo".into()))
+        );
+        assert_eq!(
+            Workload::parse(Some("pretrain"), Some(8)),
+            Err(WorkloadError::RankWithoutLora)
+        );
     }
 }

@@ -290,7 +290,8 @@ pub fn row_setup(
         })?;
         setup.slice_size = Some(slice_size);
     }
-    setup.workload = crate::lora::Workload::parse(row.workload.as_deref(), row.lora_rank)?;
+    setup.workload = crate::lora::Workload::parse(row.workload.as_deref(), row.lora_rank)
+        .map_err(|e| e.to_string())?;
     setup.seq_len = need(row.seq_len, "seq_len")?;
     setup.global_batch = need(row.global_batch, "global_batch")?;
     setup.tokens_total = row.tokens_total;

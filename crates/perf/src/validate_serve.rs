@@ -3,7 +3,9 @@
 //! accelerator, parallelism, precisions, batch and lengths, and reports the error in the same
 //! shape as training validation.
 
-use crate::serve::scenario::{Scenario, engine_of, sequences_that_fit, server_rate};
+use crate::serve::scenario::{
+    Scenario, UnknownScenario, engine_of, sequences_that_fit, server_rate,
+};
 use crate::serve::{self, DecodeAttention, ServeError, ServeEstimate, ServeSetup};
 use crate::validate::{Report, RowResult, TrainingRun, need, row_model, summarise};
 use serde::Deserialize;
@@ -295,7 +297,12 @@ fn candidate_tps(setup: &ServeSetup, devices: u64) -> Vec<u32> {
 
 /// The row's metric predicted for one setup, under the row's scenario, and the layout text.
 fn predict_row(row: &InferenceRun, setup: &ServeSetup) -> Result<(String, f64), String> {
-    let scenario: Scenario = row.scenario.as_deref().unwrap_or("").parse()?;
+    let scenario: Scenario = row
+        .scenario
+        .as_deref()
+        .unwrap_or("")
+        .parse()
+        .map_err(|e: UnknownScenario| e.to_string())?;
     let engine = engine_of(&row.engine, row.engine_version.as_deref());
     let text = |e: ServeError| e.to_string();
     let continuous = !matches!(scenario, Scenario::Batch);

@@ -24,21 +24,23 @@ pub enum Scenario {
     SingleStream,
 }
 
+/// A scenario name that is none of the known ones.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error(
+    "unknown scenario `{0}`; expected offline, server, interactive, single-stream or empty (a fixed batch)"
+)]
+pub struct UnknownScenario(pub String);
+
 impl std::str::FromStr for Scenario {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Scenario, String> {
+    type Err = UnknownScenario;
+    fn from_str(text: &str) -> Result<Scenario, UnknownScenario> {
         Ok(match text {
             "" | "batch" => Scenario::Batch,
             "offline" => Scenario::Offline,
             "server" => Scenario::Server,
             "interactive" => Scenario::Interactive,
             "single-stream" => Scenario::SingleStream,
-            other => {
-                return Err(format!(
-                    "unknown scenario `{other}`; expected offline, server, interactive, \
-                     single-stream or empty (a fixed batch)"
-                ));
-            }
+            other => return Err(UnknownScenario(other.to_string())),
         })
     }
 }
