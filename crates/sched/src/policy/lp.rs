@@ -11,6 +11,8 @@
 
 use microlp::{ComparisonOp, OptimizationDirection, Problem, SolveOptions, SolveOutcome, Variable};
 
+mod uniform;
+
 /// The allocation problem's data.
 #[derive(Clone, Debug)]
 pub struct MaxMinProblem<'a> {
@@ -56,23 +58,33 @@ impl MaxMinProblem<'_> {
         if self.coefficients.is_empty() {
             return None;
         }
+        // Groups by (row, gang): a fingerprint of the row's bits and the gang finds the candidate
+        // groups, and an exact comparison decides, so no key is allocated per job.
         let mut group_of: Vec<usize> = Vec::with_capacity(self.coefficients.len());
-        let mut groups: std::collections::HashMap<(Vec<u64>, u32), usize> =
+        let mut groups: std::collections::HashMap<(u64, u32), Vec<usize>> =
             std::collections::HashMap::new();
-        let mut rows: Vec<Vec<f64>> = Vec::new();
+        let mut rows: Vec<&[f64]> = Vec::new();
         let mut scale: Vec<u32> = Vec::new();
         let mut count: Vec<f64> = Vec::new();
         for (row, &gang) in self.coefficients.iter().zip(self.scale_factors) {
-            let key = (row.iter().map(|a| a.to_bits()).collect(), gang);
-            let g = *groups.entry(key).or_insert_with(|| {
-                rows.push(row.clone());
-                scale.push(gang);
-                count.push(0.0);
-                rows.len() - 1
+            let fingerprint = row.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, a| {
+                (h ^ a.to_bits()).wrapping_mul(0x0100_0000_01b3)
             });
+            let candidates = groups.entry((fingerprint, gang)).or_default();
+            let g = match candidates.iter().find(|&&g| rows[g] == row.as_slice()) {
+                Some(&g) => g,
+                None => {
+                    rows.push(row);
+                    scale.push(gang);
+                    count.push(0.0);
+                    candidates.push(rows.len() - 1);
+                    rows.len() - 1
+                }
+            };
             count[g] += 1.0;
             group_of.push(g);
         }
+        let rows: Vec<Vec<f64>> = rows.into_iter().map(<[f64]>::to_vec).collect();
         let grouped = Grouped {
             coefficients: &rows,
             scale_factors: &scale,
@@ -117,9 +129,18 @@ impl Grouped<'_> {
             .or(Some(first))
     }
 
-    /// One LP: with `floor = None` the max-min problem, otherwise maximise the weighted sum with
-    /// every job at least `floor`. Returns the allocation and the min-job value.
+    /// One stage: with `floor = None` the max-min problem, otherwise maximise the weighted sum
+    /// with every job at least `floor`. Returns the allocation and the min-job value. In closed
+    /// form when no group distinguishes between the types (`uniform.rs`), else as an LP.
     fn solve_stage(&self, floor: Option<f64>) -> Option<(Allocation, f64)> {
+        match uniform::uniform_values(self) {
+            Some(values) => Some(uniform::solve_stage(self, &values, floor)),
+            None => self.solve_stage_lp(floor),
+        }
+    }
+
+    /// [`Grouped::solve_stage`] as an LP solved by `microlp`.
+    fn solve_stage_lp(&self, floor: Option<f64>) -> Option<(Allocation, f64)> {
         let types = self.workers.len();
         let mut problem = Problem::new(OptimizationDirection::Maximize);
         let t = match floor {
