@@ -45,57 +45,14 @@ impl MaxMinProblem<'_> {
     /// group's size) and every job gets its group's share. A trace of a few dozen job types then
     /// solves in a few dozen variables whatever the queue length.
     pub fn solve(&self) -> Option<Allocation> {
-        self.solve_grouped(true)
-    }
-
-    /// The max-min value alone (the first stage of [`MaxMinProblem::solve`]); its allocation is a
-    /// simplex vertex that may leave capacity idle.
-    pub fn max_min_value(&self) -> Option<f64> {
-        self.solve_grouped(false).map(|a| a.objective)
-    }
-
-    fn solve_grouped(&self, second_stage: bool) -> Option<Allocation> {
-        if self.coefficients.is_empty() {
-            return None;
-        }
-        // Groups by (row, gang): a fingerprint of the row's bits and the gang finds the candidate
-        // groups, and an exact comparison decides, so no key is allocated per job.
-        let mut group_of: Vec<usize> = Vec::with_capacity(self.coefficients.len());
-        let mut groups: std::collections::HashMap<(u64, u32), Vec<usize>> =
-            std::collections::HashMap::new();
-        let mut rows: Vec<&[f64]> = Vec::new();
-        let mut scale: Vec<u32> = Vec::new();
-        let mut count: Vec<f64> = Vec::new();
-        for (row, &gang) in self.coefficients.iter().zip(self.scale_factors) {
-            let fingerprint = row.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, a| {
-                (h ^ a.to_bits()).wrapping_mul(0x0100_0000_01b3)
-            });
-            let candidates = groups.entry((fingerprint, gang)).or_default();
-            let g = match candidates.iter().find(|&&g| rows[g] == row.as_slice()) {
-                Some(&g) => g,
-                None => {
-                    rows.push(row);
-                    scale.push(gang);
-                    count.push(0.0);
-                    candidates.push(rows.len() - 1);
-                    rows.len() - 1
-                }
-            };
-            count[g] += 1.0;
-            group_of.push(g);
-        }
-        let rows: Vec<Vec<f64>> = rows.into_iter().map(<[f64]>::to_vec).collect();
-        let grouped = Grouped {
+        let (rows, scale, count, group_of) = self.groups()?;
+        let allocation = Grouped {
             coefficients: &rows,
             scale_factors: &scale,
             counts: &count,
             workers: self.workers,
-        };
-        let allocation = if second_stage {
-            grouped.solve()?
-        } else {
-            grouped.solve_stage(None)?.0
-        };
+        }
+        .solve()?;
         Some(Allocation {
             share: group_of
                 .iter()
@@ -103,6 +60,99 @@ impl MaxMinProblem<'_> {
                 .collect(),
             objective: allocation.objective,
         })
+    }
+
+    /// The max-min value alone (the first stage of [`MaxMinProblem::solve`]); its allocation is a
+    /// simplex vertex that may leave capacity idle.
+    pub fn max_min_value(&self) -> Option<f64> {
+        let (rows, scale, count, _) = self.groups()?;
+        let grouped = Grouped {
+            coefficients: &rows,
+            scale_factors: &scale,
+            counts: &count,
+            workers: self.workers,
+        };
+        grouped.solve_stage(None).map(|(a, _)| a.objective)
+    }
+
+    /// The groups of interchangeable jobs: each group's row, gang and size, and each job's group.
+    #[allow(clippy::type_complexity)]
+    fn groups(&self) -> Option<(Vec<Vec<f64>>, Vec<u32>, Vec<f64>, Vec<usize>)> {
+        if self.coefficients.is_empty() {
+            return None;
+        }
+        // Groups by (row, gang): a fingerprint of the row's bits and the gang finds the candidate
+        // groups, and an exact comparison decides, so no key is allocated per job.
+        let mut group_of: Vec<usize> = Vec::with_capacity(self.coefficients.len());
+        // The first group of each (fingerprint, gang); further ones chain through `next`.
+        let mut groups: std::collections::HashMap<(u64, u32), usize, Fingerprinted> =
+            std::collections::HashMap::default();
+        let mut next: Vec<usize> = Vec::new();
+        let mut rows: Vec<&[f64]> = Vec::new();
+        let mut scale: Vec<u32> = Vec::new();
+        let mut count: Vec<f64> = Vec::new();
+        for (row, &gang) in self.coefficients.iter().zip(self.scale_factors) {
+            let fingerprint = row.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, a| {
+                (h ^ a.to_bits()).wrapping_mul(0x0100_0000_01b3)
+            });
+            let new = rows.len();
+            let head = *groups.entry((fingerprint, gang)).or_insert(new);
+            let mut candidate = (head < new).then_some(head);
+            while let Some(g) = candidate.filter(|&g| rows[g] != row.as_slice()) {
+                candidate = (next[g] != usize::MAX).then_some(next[g]);
+            }
+            let g = match candidate {
+                Some(g) => g,
+                None => {
+                    if head < new {
+                        // Chain behind the head: the new group becomes the head's successor.
+                        next.push(next[head]);
+                        next[head] = new;
+                    } else {
+                        next.push(usize::MAX);
+                    }
+                    rows.push(row);
+                    scale.push(gang);
+                    count.push(0.0);
+                    new
+                }
+            };
+            count[g] += 1.0;
+            group_of.push(g);
+        }
+        let rows: Vec<Vec<f64>> = rows.into_iter().map(<[f64]>::to_vec).collect();
+        Some((rows, scale, count, group_of))
+    }
+}
+
+/// Hashes the grouping key, already a fingerprint, by one multiply instead of SipHash.
+#[derive(Clone, Copy, Default)]
+struct Fingerprinted;
+
+impl std::hash::BuildHasher for Fingerprinted {
+    type Hasher = FingerprintHasher;
+    fn build_hasher(&self) -> FingerprintHasher {
+        FingerprintHasher(0)
+    }
+}
+
+#[derive(Default)]
+struct FingerprintHasher(u64);
+
+impl std::hash::Hasher for FingerprintHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
     }
 }
 
@@ -133,7 +183,7 @@ impl Grouped<'_> {
     /// with every job at least `floor`. Returns the allocation and the min-job value. In closed
     /// form when no group distinguishes between the types (`uniform.rs`), else as an LP.
     fn solve_stage(&self, floor: Option<f64>) -> Option<(Allocation, f64)> {
-        match uniform::uniform_values(self) {
+        match uniform::uniform_values(self).filter(|_| std::env::var_os("LPONLY").is_none()) {
             Some(values) => Some(uniform::solve_stage(self, &values, floor)),
             None => self.solve_stage_lp(floor),
         }

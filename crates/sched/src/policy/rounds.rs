@@ -75,6 +75,10 @@ pub struct RoundBased {
     share: Vec<f64>,
     /// Seconds each job of `active` ran on each pool since the last reset (row-major).
     received_s: Vec<f64>,
+    /// `ln` of `share` (where positive) and of `received_s`, kept so that a round computes no
+    /// logarithm for a (job, type) pair whose figures did not change.
+    share_ln: Vec<f64>,
+    received_ln: Vec<f64>,
     /// Scratch buffers reused by every round (no allocation per round once warm).
     scratch_active: Vec<u32>,
     scratch_keys: Vec<u128>,
@@ -95,6 +99,8 @@ impl RoundBased {
             pools: 0,
             share: Vec::new(),
             received_s: Vec::new(),
+            share_ln: Vec::new(),
+            received_ln: Vec::new(),
             scratch_active: Vec::new(),
             scratch_keys: Vec::new(),
         }
@@ -215,7 +221,9 @@ impl RoundBased {
             let run = state.job(JobId(id)).run().expect("running");
             let held_s = now_s.saturating_sub(run.started_s.max(self.last_round_s)) as f64;
             if let Some(row) = self.row_of(id) {
-                self.received_s[row * self.pools + run.pool.0 as usize] += held_s;
+                let i = row * self.pools + run.pool.0 as usize;
+                self.received_s[i] += held_s;
+                self.received_ln[i] = self.received_s[i].ln();
             }
         }
     }
@@ -241,6 +249,12 @@ impl RoundBased {
             self.share = shares.into_iter().flatten().collect();
             // Gavel's `_reset_time_run_so_far`: every job starts at half a round on each type.
             self.received_s = vec![self.round_s as f64 / 2.0; self.share.len()];
+            self.received_ln = vec![(self.round_s as f64 / 2.0).ln(); self.share.len()];
+            self.share_ln = self
+                .share
+                .iter()
+                .map(|&x| if x > 1e-9 { x.ln() } else { 0.0 })
+                .collect();
             self.active.clone_from(&active);
             self.reset_s = now_s;
         }
@@ -254,6 +268,7 @@ impl RoundBased {
     /// that are running or waiting now (the allocation may be older).
     fn plan(&mut self, state: &State, active: &[u32], now_s: u64) -> Vec<(u32, usize)> {
         let elapsed_s = (now_s.saturating_sub(self.reset_s) as f64).max(self.round_s as f64);
+        let elapsed_ln = elapsed_s.ln();
         // (priority class, -ln priority, job, pool), packed into one integer in that order:
         // class 0 are the (job, type) pairs the allocation gives time, by priority; class 1 the
         // pairs at priority 0, oldest job first. Priorities within 1e-5 of each other (solver
@@ -273,9 +288,11 @@ impl RoundBased {
                 let x = row.map_or(0.0, |r| self.share[r * self.pools + w]);
                 let key = match row {
                     Some(r) if x > 1e-9 => {
-                        let fraction = self.received_s[r * self.pools + w] / elapsed_s;
-                        let priority = x / fraction.max(1e-12);
-                        pack(0, -(priority.ln() * 1e5).round() as i64, index, w)
+                        // ln(x / (received / elapsed)); received >= half a round, so the
+                        // fraction is positive.
+                        let i = r * self.pools + w;
+                        let ln_priority = self.share_ln[i] - self.received_ln[i] + elapsed_ln;
+                        pack(0, -(ln_priority * 1e5).round() as i64, index, w)
                     }
                     _ => pack(1, 0, index, w),
                 };
