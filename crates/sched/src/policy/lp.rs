@@ -183,7 +183,7 @@ impl Grouped<'_> {
     /// with every job at least `floor`. Returns the allocation and the min-job value. In closed
     /// form when no group distinguishes between the types (`uniform.rs`), else as an LP.
     fn solve_stage(&self, floor: Option<f64>) -> Option<(Allocation, f64)> {
-        match uniform::uniform_values(self).filter(|_| std::env::var_os("LPONLY").is_none()) {
+        match uniform::uniform_values(self) {
             Some(values) => Some(uniform::solve_stage(self, &values, floor)),
             None => self.solve_stage_lp(floor),
         }
@@ -330,13 +330,17 @@ impl FinishTimeProblem<'_> {
     pub fn solve(&self) -> Option<(f64, Allocation)> {
         let ratio = |j: usize| self.elapsed_s[j] / self.isolated_s[j];
         let floor = (0..self.rates.len()).map(ratio).fold(0.0, f64::max);
+        // Each job its own group: jobs almost never share a budget, so grouping would only cost.
+        let ones = vec![1.0; self.rates.len()];
         let value = |rho: f64| {
-            MaxMinProblem {
+            Grouped {
                 coefficients: &self.coefficients(rho),
                 scale_factors: self.scale_factors,
+                counts: &ones,
                 workers: self.workers,
             }
-            .max_min_value()
+            .solve_stage(None)
+            .map(|(a, _)| a.objective)
         };
         let mut rho = floor + 1.0;
         for _ in 0..FINISH_TIME_ITERATIONS {
