@@ -300,12 +300,17 @@ impl FinishTimeProblem<'_> {
             .iter()
             .enumerate()
             .map(|(j, row)| {
-                let budget_s = (rho * self.isolated_s[j] - self.elapsed_s[j]).max(0.0);
+                let budget_s = self.budget_s(j, rho);
                 row.iter()
                     .map(|r| r * budget_s / self.remaining[j])
                     .collect()
             })
             .collect()
+    }
+
+    /// Seconds job `j` may still take to finish within `rho` times its isolated time.
+    fn budget_s(&self, j: usize, rho: f64) -> f64 {
+        (rho * self.isolated_s[j] - self.elapsed_s[j]).max(0.0)
     }
 
     /// The largest `rho_j` an allocation gives (infinite when some job gets no throughput).
@@ -332,12 +337,27 @@ impl FinishTimeProblem<'_> {
         let floor = (0..self.rates.len()).map(ratio).fold(0.0, f64::max);
         // Each job its own group: jobs almost never share a budget, so grouping would only cost.
         let ones = vec![1.0; self.rates.len()];
+        let by_job = Grouped {
+            coefficients: self.rates,
+            scale_factors: self.scale_factors,
+            counts: &ones,
+            workers: self.workers,
+        };
+        // When the rates do not distinguish the types a job can use (the agnostic policy), so
+        // do the coefficients at every rho: the closed form's value straight from the rates.
+        let agnostic = uniform::uniform_values(&by_job);
         let value = |rho: f64| {
+            if let Some(agnostic) = &agnostic {
+                let values: Vec<f64> = (0..self.rates.len())
+                    .map(|j| agnostic.values[j] * self.budget_s(j, rho) / self.remaining[j])
+                    .collect();
+                if values.iter().all(|&a| a > 0.0 && a.is_finite()) {
+                    return Some(uniform::max_min_value(&by_job, &values, &agnostic.masks));
+                }
+            }
             Grouped {
                 coefficients: &self.coefficients(rho),
-                scale_factors: self.scale_factors,
-                counts: &ones,
-                workers: self.workers,
+                ..by_job
             }
             .solve_stage(None)
             .map(|(a, _)| a.objective)
@@ -468,8 +488,22 @@ mod tests {
             vec![3.0, 2.0],
             vec![2.0, 0.0],
         ];
+        finish_time_matches_bisection(&rates);
+        // The agnostic policy's rates (1 wherever a job can run): the closed form's path.
+        let agnostic: Vec<Vec<f64>> = rates
+            .iter()
+            .map(|row| {
+                row.iter()
+                    .map(|&r| if r > 0.0 { 1.0 } else { 0.0 })
+                    .collect()
+            })
+            .collect();
+        finish_time_matches_bisection(&agnostic);
+    }
+
+    fn finish_time_matches_bisection(rates: &[Vec<f64>]) {
         let problem = FinishTimeProblem {
-            rates: &rates,
+            rates,
             scale_factors: &[1, 1, 2, 1],
             workers: &[2.0, 3.0],
             elapsed_s: &[0.0, 500.0, 200.0, 1000.0],

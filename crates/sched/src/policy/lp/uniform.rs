@@ -35,8 +35,8 @@ const MAX_TYPES: usize = 8;
 
 /// The value and the mask of types of each group, when the closed form applies.
 pub(super) struct Agnostic {
-    values: Vec<f64>,
-    masks: Vec<u32>,
+    pub(super) values: Vec<f64>,
+    pub(super) masks: Vec<u32>,
 }
 
 /// `a_g` and `m_g` per group when every group's coefficients are one positive value on the types
@@ -96,7 +96,7 @@ pub(super) fn solve_stage(
     let values = &agnostic.values;
     let time_share: Vec<f64> = match floor {
         None => {
-            let t = max_min_level(problem, agnostic, &cap);
+            let t = max_min_level(problem, values, &agnostic.masks, &cap);
             values.iter().map(|a| (t / a).min(1.0)).collect()
         }
         Some(floor) => greedy(problem, agnostic, &cap, floor),
@@ -121,18 +121,24 @@ fn demand(problem: &Grouped, g: usize) -> f64 {
     problem.counts[g] * f64::from(problem.scale_factors[g])
 }
 
-/// Stage 1: the largest `t` with `t <= a_g` and `sum_{m_g within S} n_g s_g t / a_g <= cap(S)`.
-fn max_min_level(problem: &Grouped, agnostic: &Agnostic, cap: &[f64]) -> f64 {
-    let smallest = agnostic
-        .values
+/// Stage 1's value, as [`solve_stage`] reports it, for `values` (all positive) and `masks` of
+/// `problem`'s groups (its coefficients are not read), without building the allocation.
+pub(super) fn max_min_value(problem: &Grouped, values: &[f64], masks: &[u32]) -> f64 {
+    let t = max_min_level(problem, values, masks, &capacities(problem.workers));
+    values
         .iter()
-        .copied()
-        .fold(f64::INFINITY, f64::min);
+        .map(|a| (t / a).min(1.0) * a)
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// Stage 1: the largest `t` with `t <= a_g` and `sum_{m_g within S} n_g s_g t / a_g <= cap(S)`.
+fn max_min_level(problem: &Grouped, values: &[f64], masks: &[u32], cap: &[f64]) -> f64 {
+    let smallest = values.iter().copied().fold(f64::INFINITY, f64::min);
     (1..cap.len())
         .filter_map(|set| {
-            let per_level: f64 = (0..agnostic.values.len())
-                .filter(|&g| within(agnostic.masks[g], set))
-                .map(|g| demand(problem, g) / agnostic.values[g])
+            let per_level: f64 = (0..values.len())
+                .filter(|&g| within(masks[g], set))
+                .map(|g| demand(problem, g) / values[g])
                 .sum();
             (per_level > 0.0).then(|| cap[set] / per_level)
         })
