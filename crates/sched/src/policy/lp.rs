@@ -45,16 +45,11 @@ impl MaxMinProblem<'_> {
     /// group's size) and every job gets its group's share. A trace of a few dozen job types then
     /// solves in a few dozen variables whatever the queue length.
     pub fn solve(&self) -> Option<Allocation> {
-        let (rows, scale, count, group_of) = self.groups()?;
-        let allocation = Grouped {
-            coefficients: &rows,
-            scale_factors: &scale,
-            counts: &count,
-            workers: self.workers,
-        }
-        .solve()?;
+        let groups = self.groups()?;
+        let allocation = groups.problem(self.workers).solve()?;
         Some(Allocation {
-            share: group_of
+            share: groups
+                .group_of
                 .iter()
                 .map(|&g| allocation.share[g].clone())
                 .collect(),
@@ -65,19 +60,13 @@ impl MaxMinProblem<'_> {
     /// The max-min value alone (the first stage of [`MaxMinProblem::solve`]); its allocation is a
     /// simplex vertex that may leave capacity idle.
     pub fn max_min_value(&self) -> Option<f64> {
-        let (rows, scale, count, _) = self.groups()?;
-        let grouped = Grouped {
-            coefficients: &rows,
-            scale_factors: &scale,
-            counts: &count,
-            workers: self.workers,
-        };
-        grouped.solve_stage(None).map(|(a, _)| a.objective)
+        let groups = self.groups()?;
+        let problem = groups.problem(self.workers);
+        problem.solve_stage(None).map(|(a, _)| a.objective)
     }
 
     /// The groups of interchangeable jobs: each group's row, gang and size, and each job's group.
-    #[allow(clippy::type_complexity)]
-    fn groups(&self) -> Option<(Vec<Vec<f64>>, Vec<u32>, Vec<f64>, Vec<usize>)> {
+    fn groups(&self) -> Option<Groups> {
         if self.coefficients.is_empty() {
             return None;
         }
@@ -120,8 +109,31 @@ impl MaxMinProblem<'_> {
             count[g] += 1.0;
             group_of.push(g);
         }
-        let rows: Vec<Vec<f64>> = rows.into_iter().map(<[f64]>::to_vec).collect();
-        Some((rows, scale, count, group_of))
+        Some(Groups {
+            rows: rows.into_iter().map(<[f64]>::to_vec).collect(),
+            scale,
+            count,
+            group_of,
+        })
+    }
+}
+
+/// Interchangeable jobs grouped: each group's row, gang and size, and each job's group.
+struct Groups {
+    rows: Vec<Vec<f64>>,
+    scale: Vec<u32>,
+    count: Vec<f64>,
+    group_of: Vec<usize>,
+}
+
+impl Groups {
+    fn problem<'a>(&'a self, workers: &'a [f64]) -> Grouped<'a> {
+        Grouped {
+            coefficients: &self.rows,
+            scale_factors: &self.scale,
+            counts: &self.count,
+            workers,
+        }
     }
 }
 

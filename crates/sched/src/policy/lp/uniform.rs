@@ -450,6 +450,16 @@ mod tests {
         }
     }
 
+    /// Two single jobs (groups of one) with these rows and gangs on these types.
+    fn two_jobs<'a>(rows: &'a [Vec<f64>], gangs: &'a [u32], workers: &'a [f64]) -> Grouped<'a> {
+        Grouped {
+            coefficients: rows,
+            scale_factors: gangs,
+            counts: &[1.0, 1.0],
+            workers,
+        }
+    }
+
     #[test]
     fn equal_value_per_accelerator_is_water_filled() {
         // Agnostic max-min on 10 accelerators: a single-GPU job (value 1) and a 4-GPU gang (value
@@ -457,12 +467,7 @@ mod tests {
         // whole time binds, t* = 1, the gang uses 0.25 x 4 = 1), leaving 8 accelerators; the
         // gang alone can still grow, to all its time (4 accelerators), and 5 stay idle.
         let coefficients = vec![vec![1.0, 1.0], vec![4.0, 4.0]];
-        let problem = Grouped {
-            coefficients: &coefficients,
-            scale_factors: &[1, 4],
-            counts: &[1.0, 1.0],
-            workers: &[5.0, 5.0],
-        };
+        let problem = two_jobs(&coefficients, &[1, 4], &[5.0, 5.0]);
         let agnostic = uniform_values(&problem).unwrap();
         let allocation = problem.solve().unwrap();
         assert!((allocation.objective - 1.0).abs() < 1e-9, "{allocation:?}");
@@ -480,12 +485,7 @@ mod tests {
         // One V100 and one K80; job 0 can only use the V100, job 1 either. By hand: max-min
         // gives both all their time (t* = 1), job 0 on the V100 and job 1 on the K80.
         let coefficients = vec![vec![1.0, 0.0], vec![1.0, 1.0]];
-        let problem = Grouped {
-            coefficients: &coefficients,
-            scale_factors: &[1, 1],
-            counts: &[1.0, 1.0],
-            workers: &[1.0, 1.0],
-        };
+        let problem = two_jobs(&coefficients, &[1, 1], &[1.0, 1.0]);
         let allocation = problem.solve().unwrap();
         assert!((allocation.objective - 1.0).abs() < 1e-9, "{allocation:?}");
         assert!(
