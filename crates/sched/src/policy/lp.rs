@@ -11,6 +11,11 @@
 
 use microlp::{ComparisonOp, OptimizationDirection, Problem, SolveOptions, SolveOutcome, Variable};
 
+mod finish_time;
+mod uniform;
+
+pub use finish_time::FinishTimeProblem;
+
 /// The allocation problem's data.
 #[derive(Clone, Debug)]
 pub struct MaxMinProblem<'a> {
@@ -43,54 +48,126 @@ impl MaxMinProblem<'_> {
     /// group's size) and every job gets its group's share. A trace of a few dozen job types then
     /// solves in a few dozen variables whatever the queue length.
     pub fn solve(&self) -> Option<Allocation> {
-        self.solve_grouped(true)
-    }
-
-    /// The max-min value alone (the first stage of [`MaxMinProblem::solve`]); its allocation is a
-    /// simplex vertex that may leave capacity idle.
-    pub fn max_min_value(&self) -> Option<f64> {
-        self.solve_grouped(false).map(|a| a.objective)
-    }
-
-    fn solve_grouped(&self, second_stage: bool) -> Option<Allocation> {
-        if self.coefficients.is_empty() {
-            return None;
-        }
-        let mut group_of: Vec<usize> = Vec::with_capacity(self.coefficients.len());
-        let mut groups: std::collections::HashMap<(Vec<u64>, u32), usize> =
-            std::collections::HashMap::new();
-        let mut rows: Vec<Vec<f64>> = Vec::new();
-        let mut scale: Vec<u32> = Vec::new();
-        let mut count: Vec<f64> = Vec::new();
-        for (row, &gang) in self.coefficients.iter().zip(self.scale_factors) {
-            let key = (row.iter().map(|a| a.to_bits()).collect(), gang);
-            let g = *groups.entry(key).or_insert_with(|| {
-                rows.push(row.clone());
-                scale.push(gang);
-                count.push(0.0);
-                rows.len() - 1
-            });
-            count[g] += 1.0;
-            group_of.push(g);
-        }
-        let grouped = Grouped {
-            coefficients: &rows,
-            scale_factors: &scale,
-            counts: &count,
-            workers: self.workers,
-        };
-        let allocation = if second_stage {
-            grouped.solve()?
-        } else {
-            grouped.solve_stage(None)?.0
-        };
+        let groups = self.groups()?;
+        let allocation = groups.problem(self.workers).solve()?;
         Some(Allocation {
-            share: group_of
+            share: groups
+                .group_of
                 .iter()
                 .map(|&g| allocation.share[g].clone())
                 .collect(),
             objective: allocation.objective,
         })
+    }
+
+    /// The max-min value alone (the first stage of [`MaxMinProblem::solve`]); its allocation is a
+    /// simplex vertex that may leave capacity idle.
+    pub fn max_min_value(&self) -> Option<f64> {
+        let groups = self.groups()?;
+        let problem = groups.problem(self.workers);
+        problem.solve_stage(None).map(|(a, _)| a.objective)
+    }
+
+    /// The groups of interchangeable jobs: each group's row, gang and size, and each job's group.
+    fn groups(&self) -> Option<Groups> {
+        if self.coefficients.is_empty() {
+            return None;
+        }
+        // Groups by (row, gang): a fingerprint of the row's bits and the gang finds the candidate
+        // groups, and an exact comparison decides, so no key is allocated per job.
+        let mut group_of: Vec<usize> = Vec::with_capacity(self.coefficients.len());
+        // The first group of each (fingerprint, gang); further ones chain through `next`.
+        let mut groups: std::collections::HashMap<(u64, u32), usize, Fingerprinted> =
+            std::collections::HashMap::default();
+        let mut next: Vec<usize> = Vec::new();
+        let mut rows: Vec<&[f64]> = Vec::new();
+        let mut scale: Vec<u32> = Vec::new();
+        let mut count: Vec<f64> = Vec::new();
+        for (row, &gang) in self.coefficients.iter().zip(self.scale_factors) {
+            let fingerprint = row.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, a| {
+                (h ^ a.to_bits()).wrapping_mul(0x0100_0000_01b3)
+            });
+            let new = rows.len();
+            let head = *groups.entry((fingerprint, gang)).or_insert(new);
+            let mut candidate = (head < new).then_some(head);
+            while let Some(g) = candidate.filter(|&g| rows[g] != row.as_slice()) {
+                candidate = (next[g] != usize::MAX).then_some(next[g]);
+            }
+            let g = match candidate {
+                Some(g) => g,
+                None => {
+                    if head < new {
+                        // Chain behind the head: the new group becomes the head's successor.
+                        next.push(next[head]);
+                        next[head] = new;
+                    } else {
+                        next.push(usize::MAX);
+                    }
+                    rows.push(row);
+                    scale.push(gang);
+                    count.push(0.0);
+                    new
+                }
+            };
+            count[g] += 1.0;
+            group_of.push(g);
+        }
+        Some(Groups {
+            rows: rows.into_iter().map(<[f64]>::to_vec).collect(),
+            scale,
+            count,
+            group_of,
+        })
+    }
+}
+
+/// Interchangeable jobs grouped: each group's row, gang and size, and each job's group.
+struct Groups {
+    rows: Vec<Vec<f64>>,
+    scale: Vec<u32>,
+    count: Vec<f64>,
+    group_of: Vec<usize>,
+}
+
+impl Groups {
+    fn problem<'a>(&'a self, workers: &'a [f64]) -> Grouped<'a> {
+        Grouped {
+            coefficients: &self.rows,
+            scale_factors: &self.scale,
+            counts: &self.count,
+            workers,
+        }
+    }
+}
+
+/// Hashes the grouping key, already a fingerprint, by one multiply instead of SipHash.
+#[derive(Clone, Copy, Default)]
+struct Fingerprinted;
+
+impl std::hash::BuildHasher for Fingerprinted {
+    type Hasher = FingerprintHasher;
+    fn build_hasher(&self) -> FingerprintHasher {
+        FingerprintHasher(0)
+    }
+}
+
+#[derive(Default)]
+struct FingerprintHasher(u64);
+
+impl std::hash::Hasher for FingerprintHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
     }
 }
 
@@ -117,9 +194,18 @@ impl Grouped<'_> {
             .or(Some(first))
     }
 
-    /// One LP: with `floor = None` the max-min problem, otherwise maximise the weighted sum with
-    /// every job at least `floor`. Returns the allocation and the min-job value.
+    /// One stage: with `floor = None` the max-min problem, otherwise maximise the weighted sum
+    /// with every job at least `floor`. Returns the allocation and the min-job value. In closed
+    /// form when no group distinguishes between the types (`uniform.rs`), else as an LP.
     fn solve_stage(&self, floor: Option<f64>) -> Option<(Allocation, f64)> {
+        match uniform::uniform_values(self) {
+            Some(values) => Some(uniform::solve_stage(self, &values, floor)),
+            None => self.solve_stage_lp(floor),
+        }
+    }
+
+    /// [`Grouped::solve_stage`] as an LP solved by `microlp`.
+    fn solve_stage_lp(&self, floor: Option<f64>) -> Option<(Allocation, f64)> {
         let types = self.workers.len();
         let mut problem = Problem::new(OptimizationDirection::Maximize);
         let t = match floor {
@@ -198,96 +284,6 @@ impl Grouped<'_> {
             },
             min_value,
         ))
-    }
-}
-
-/// LPs per finish-time-fairness allocation at most, besides the final one.
-const FINISH_TIME_ITERATIONS: usize = 8;
-
-/// Finish-time fairness (Gavel's `finish_time_fairness`, after Themis): minimise the largest
-/// `rho_j(X) = (elapsed_j + remaining_j / throughput_j(X)) / isolated_j` over the base
-/// constraints, where `throughput_j(X) = sum_w rates[j][w] X[j][w]`.
-#[derive(Clone, Debug)]
-pub struct FinishTimeProblem<'a> {
-    /// Units/s of each job's gang on each type (0 where it cannot run).
-    pub rates: &'a [Vec<f64>],
-    pub scale_factors: &'a [u32],
-    pub workers: &'a [f64],
-    /// Seconds since each job was submitted.
-    pub elapsed_s: &'a [f64],
-    /// Each job's run time with its isolated (equal) share.
-    pub isolated_s: &'a [f64],
-    /// Units of work each job has left (positive).
-    pub remaining: &'a [f64],
-}
-
-impl FinishTimeProblem<'_> {
-    /// The max-min coefficients whose value reaches 1 exactly when every job can finish within
-    /// `rho` times its isolated time: `rates[j][w] * (rho * isolated_j - elapsed_j) / remaining_j`.
-    pub fn coefficients(&self, rho: f64) -> Vec<Vec<f64>> {
-        self.rates
-            .iter()
-            .enumerate()
-            .map(|(j, row)| {
-                let budget_s = (rho * self.isolated_s[j] - self.elapsed_s[j]).max(0.0);
-                row.iter()
-                    .map(|r| r * budget_s / self.remaining[j])
-                    .collect()
-            })
-            .collect()
-    }
-
-    /// The largest `rho_j` an allocation gives (infinite when some job gets no throughput).
-    pub fn worst_ratio(&self, share: &[Vec<f64>]) -> f64 {
-        share
-            .iter()
-            .enumerate()
-            .map(|(j, x)| {
-                let throughput: f64 = x.iter().zip(&self.rates[j]).map(|(x, r)| x * r).sum();
-                (self.elapsed_s[j] + self.remaining[j] / throughput) / self.isolated_s[j]
-            })
-            .fold(0.0, f64::max)
-    }
-
-    /// The optimal ratio and its allocation, by the fixed-point iteration of generalised
-    /// fractional programming (Crouzeix, Ferland and Schaible, 1985). For a candidate `rho` the
-    /// max-min LP over `coefficients(rho)` gives `t*`; its allocation meets every job's demand
-    /// scaled by `t*`, so it achieves `rho' = max_j (c_j + (rho - c_j) / t*)` with
-    /// `c_j = elapsed_j / isolated_j`. `rho'` bounds the optimum from above, is below `rho` when
-    /// `t* > 1` and equals it exactly when `t* = 1`, i.e. at the optimum; from above the iterates
-    /// fall monotonically, in a handful of LPs where bisection needs a dozen or more.
-    pub fn solve(&self) -> Option<(f64, Allocation)> {
-        let ratio = |j: usize| self.elapsed_s[j] / self.isolated_s[j];
-        let floor = (0..self.rates.len()).map(ratio).fold(0.0, f64::max);
-        let value = |rho: f64| {
-            MaxMinProblem {
-                coefficients: &self.coefficients(rho),
-                scale_factors: self.scale_factors,
-                workers: self.workers,
-            }
-            .max_min_value()
-        };
-        let mut rho = floor + 1.0;
-        for _ in 0..FINISH_TIME_ITERATIONS {
-            let Some(t) = value(rho).filter(|&t| t > 0.0) else {
-                break;
-            };
-            let better = (0..self.rates.len())
-                .map(|j| ratio(j) + (rho - ratio(j)) / t)
-                .fold(0.0, f64::max);
-            let converged = (better - rho).abs() <= 1e-4 * rho;
-            rho = better;
-            if converged {
-                break;
-            }
-        }
-        let allocation = MaxMinProblem {
-            coefficients: &self.coefficients(rho),
-            scale_factors: self.scale_factors,
-            workers: self.workers,
-        }
-        .solve()?;
-        Some((rho, allocation))
     }
 }
 
@@ -380,53 +376,6 @@ mod tests {
         for row in &alloc.share {
             assert!((row[0] - 0.6).abs() < 1e-5, "{alloc:?}");
         }
-    }
-
-    #[test]
-    fn finish_time_fairness_matches_bisection_on_its_feasibility_problem() {
-        // Four jobs on two types (fast: 2 accelerators, slow: 3), different speed-ups, ages and
-        // work left. The reference is the textbook method the iteration replaces: bisection on
-        // rho until the max-min LP over coefficients(rho) just reaches 1 (60 halvings).
-        let rates = vec![
-            vec![4.0, 1.0],
-            vec![1.5, 1.0],
-            vec![3.0, 2.0],
-            vec![2.0, 0.0],
-        ];
-        let problem = FinishTimeProblem {
-            rates: &rates,
-            scale_factors: &[1, 1, 2, 1],
-            workers: &[2.0, 3.0],
-            elapsed_s: &[0.0, 500.0, 200.0, 1000.0],
-            isolated_s: &[1000.0, 800.0, 2000.0, 1500.0],
-            remaining: &[3000.0, 600.0, 4000.0, 900.0],
-        };
-        let feasible = |rho: f64| {
-            MaxMinProblem {
-                coefficients: &problem.coefficients(rho),
-                scale_factors: problem.scale_factors,
-                workers: problem.workers,
-            }
-            .max_min_value()
-            .is_some_and(|t| t >= 1.0)
-        };
-        let (mut low, mut high) = (0.0, 1e3);
-        for _ in 0..60 {
-            let mid = 0.5 * (low + high);
-            if feasible(mid) {
-                high = mid;
-            } else {
-                low = mid;
-            }
-        }
-        let (rho, allocation) = problem.solve().unwrap();
-        assert!(
-            (rho - high).abs() <= 1e-3 * high,
-            "{rho} vs bisection {high}"
-        );
-        // The allocation achieves the ratio it reports.
-        let achieved = problem.worst_ratio(&allocation.share);
-        assert!(achieved <= rho * (1.0 + 1e-3), "{achieved} > {rho}");
     }
 
     #[test]

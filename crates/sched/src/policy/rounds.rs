@@ -75,9 +75,17 @@ pub struct RoundBased {
     share: Vec<f64>,
     /// Seconds each job of `active` ran on each pool since the last reset (row-major).
     received_s: Vec<f64>,
+    /// `ln` of `share` (where positive) and of `received_s`, kept so that a round computes no
+    /// logarithm for a (job, type) pair whose figures did not change.
+    share_ln: Vec<f64>,
+    received_ln: Vec<f64>,
     /// Scratch buffers reused by every round (no allocation per round once warm).
     scratch_active: Vec<u32>,
     scratch_keys: Vec<u128>,
+    /// Per job id, `gang << 32 | mask of the pools it runs on` (0 = not yet seen), so a round
+    /// reads each active job's figures from one dense array instead of its scheduler record;
+    /// used on clusters of at most 32 pools.
+    job_pools: Vec<u64>,
 }
 
 impl RoundBased {
@@ -95,8 +103,11 @@ impl RoundBased {
             pools: 0,
             share: Vec::new(),
             received_s: Vec::new(),
+            share_ln: Vec::new(),
+            received_ln: Vec::new(),
             scratch_active: Vec::new(),
             scratch_keys: Vec::new(),
+            job_pools: Vec::new(),
         }
     }
 
@@ -215,7 +226,9 @@ impl RoundBased {
             let run = state.job(JobId(id)).run().expect("running");
             let held_s = now_s.saturating_sub(run.started_s.max(self.last_round_s)) as f64;
             if let Some(row) = self.row_of(id) {
-                self.received_s[row * self.pools + run.pool.0 as usize] += held_s;
+                let i = row * self.pools + run.pool.0 as usize;
+                self.received_s[i] += held_s;
+                self.received_ln[i] = self.received_s[i].ln();
             }
         }
     }
@@ -241,6 +254,12 @@ impl RoundBased {
             self.share = shares.into_iter().flatten().collect();
             // Gavel's `_reset_time_run_so_far`: every job starts at half a round on each type.
             self.received_s = vec![self.round_s as f64 / 2.0; self.share.len()];
+            self.received_ln = vec![(self.round_s as f64 / 2.0).ln(); self.share.len()];
+            self.share_ln = self
+                .share
+                .iter()
+                .map(|&x| if x > 1e-9 { x.ln() } else { 0.0 })
+                .collect();
             self.active.clone_from(&active);
             self.reset_s = now_s;
         }
@@ -254,6 +273,7 @@ impl RoundBased {
     /// that are running or waiting now (the allocation may be older).
     fn plan(&mut self, state: &State, active: &[u32], now_s: u64) -> Vec<(u32, usize)> {
         let elapsed_s = (now_s.saturating_sub(self.reset_s) as f64).max(self.round_s as f64);
+        let elapsed_ln = elapsed_s.ln();
         // (priority class, -ln priority, job, pool), packed into one integer in that order:
         // class 0 are the (job, type) pairs the allocation gives time, by priority; class 1 the
         // pairs at priority 0, oldest job first. Priorities within 1e-5 of each other (solver
@@ -262,20 +282,32 @@ impl RoundBased {
         let mut keys = std::mem::take(&mut self.scratch_keys);
         keys.clear();
         let mut min_gang = u32::MAX;
+        let mut job_pools = std::mem::take(&mut self.job_pools);
+        let mut gangs = Vec::with_capacity(active.len());
+        let mut usable: Vec<usize> = Vec::new();
+        // `active` and `self.active` are both ascending: walk them together for the rows.
+        let mut cursor = 0;
         for (index, &id) in active.iter().enumerate() {
-            let row = self.row_of(id);
-            min_gang = min_gang.min(state.job(JobId(id)).spec.gang_size);
-            for &(pool, rate) in state.pools_for(JobId(id)) {
-                let w = pool.0 as usize;
-                if rate <= 0.0 {
-                    continue;
-                }
+            while cursor < self.active.len() && self.active[cursor] < id {
+                cursor += 1;
+            }
+            let row = self
+                .active
+                .get(cursor)
+                .is_some_and(|&a| a == id)
+                .then_some(cursor);
+            let gang = pools_of(&mut job_pools, state, id, &mut usable);
+            gangs.push(gang);
+            min_gang = min_gang.min(gang);
+            for &w in &usable {
                 let x = row.map_or(0.0, |r| self.share[r * self.pools + w]);
                 let key = match row {
                     Some(r) if x > 1e-9 => {
-                        let fraction = self.received_s[r * self.pools + w] / elapsed_s;
-                        let priority = x / fraction.max(1e-12);
-                        pack(0, -(priority.ln() * 1e5).round() as i64, index, w)
+                        // ln(x / (received / elapsed)); received >= half a round, so the
+                        // fraction is positive.
+                        let i = r * self.pools + w;
+                        let ln_priority = self.share_ln[i] - self.received_ln[i] + elapsed_ln;
+                        pack(0, -(ln_priority * 1e5).round() as i64, index, w)
                     }
                     _ => pack(1, 0, index, w),
                 };
@@ -292,7 +324,7 @@ impl RoundBased {
         while let Some(Reverse(key)) = order.pop() {
             let (index, w) = unpack(key);
             let id = active[index];
-            let gang = state.job(JobId(id)).spec.gang_size;
+            let gang = gangs[index];
             if placed[index] || room[w] < gang {
                 continue;
             }
@@ -304,9 +336,42 @@ impl RoundBased {
             }
         }
         self.scratch_keys = order.into_vec().into_iter().map(|Reverse(k)| k).collect();
+        self.job_pools = job_pools;
         plan.sort_unstable();
         plan
     }
+}
+
+/// Job `id`'s gang, with the pools it can run on (rate > 0) in `usable`, from the dense cache
+/// where the cluster has at most 32 pools (a job's gang and rates do not change).
+fn pools_of(cache: &mut Vec<u64>, state: &State, id: u32, usable: &mut Vec<usize>) -> u32 {
+    usable.clear();
+    let lookup = |usable: &mut Vec<usize>| {
+        usable.extend(
+            state
+                .pools_for(JobId(id))
+                .iter()
+                .filter(|&&(_, rate)| rate > 0.0)
+                .map(|&(pool, _)| pool.0 as usize),
+        );
+        state.job(JobId(id)).spec.gang_size
+    };
+    if state.cluster.pools.len() > 32 {
+        return lookup(usable);
+    }
+    let slot = id as usize;
+    if cache.len() <= slot {
+        cache.resize(slot + 1, 0);
+    }
+    if cache[slot] == 0 {
+        let gang = lookup(usable);
+        let mask = usable.iter().fold(0u64, |m, &w| m | 1 << w);
+        cache[slot] = u64::from(gang) << 32 | mask;
+        return gang;
+    }
+    let (gang, mask) = ((cache[slot] >> 32) as u32, cache[slot] & 0xffff_ffff);
+    usable.extend((0..32).filter(|w| mask & 1 << w != 0));
+    gang
 }
 
 /// A (class, priority key, job index, pool) candidate as one integer with the same order.
