@@ -423,6 +423,7 @@ pub async fn serve_all(
         .recover()
         .await
         .map_err(|e| ServerError::Engine(e.to_string()))?;
+    let catalog = engine.catalog.clone();
     let engine = Arc::new(tokio::sync::Mutex::new(engine));
     tracing::info!(%address, store = store.kind(), data_dir = %config.data_dir.display(), "serving");
 
@@ -438,6 +439,7 @@ pub async fn serve_all(
     ));
     let state = api::AppState {
         store,
+        catalog,
         engine,
         data_dir: config.data_dir.clone(),
         artifacts,

@@ -93,6 +93,8 @@ pub struct AppState {
     pub data_dir: PathBuf,
     /// Models and checkpoints (`crate::artifacts`).
     pub artifacts: Arc<crate::artifacts::Repository>,
+    /// Models and accelerators the planners use: the server's catalog (`SUANLI_CATALOG` too).
+    pub catalog: Arc<suanli_catalog::Catalog>,
 }
 
 /// An error as the API returns it: a status and a one-line JSON message.

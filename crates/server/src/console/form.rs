@@ -18,6 +18,8 @@ pub struct FormPage<T> {
     pub caller: Caller,
     pub form: T,
     pub submitted: bool,
+    /// The server's catalog (the planners offer its models and accelerators).
+    pub catalog: std::sync::Arc<suanli_catalog::Catalog>,
 }
 
 impl<T: DeserializeOwned + Default + Send> FromRequestParts<Console> for FormPage<T> {
@@ -30,6 +32,7 @@ impl<T: DeserializeOwned + Default + Send> FromRequestParts<Console> for FormPag
             .map_err(IntoResponse::into_response)?;
         Ok(FormPage {
             caller,
+            catalog: console.catalog.clone(),
             submitted: submitted(&pairs),
             form: read(pairs),
         })

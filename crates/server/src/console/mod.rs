@@ -42,16 +42,20 @@ pub struct Console {
     api: Router,
     sessions: Arc<Sessions>,
     history: Arc<cluster::History>,
+    /// The server's catalog, which the planners offer and plan with.
+    catalog: Arc<suanli_catalog::Catalog>,
 }
 
 /// The console's routes; `api` is the API router they call.
 pub fn router(state: AppState, api: Router) -> Router {
     let history = Arc::new(cluster::History::default());
+    let catalog = state.catalog.clone();
     cluster::start_sampler(state, history.clone());
     let console = Console {
         api,
         sessions: Arc::new(Sessions::default()),
         history,
+        catalog,
     };
     Router::new()
         .route("/", get(|| async { Redirect::to("/console/cluster") }))

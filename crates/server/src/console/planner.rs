@@ -2,7 +2,6 @@
 //! `suanli-perf` (step time, MFU, memory, days, energy, cost), with the breakdowns as charts.
 
 use std::fmt::Write;
-use std::sync::OnceLock;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -24,12 +23,6 @@ const MAX_CONFIG_BYTES: usize = 64 << 10;
 const MAX_COUNT: u64 = 65_536;
 /// One plan computes at a time, so the planner cannot starve the API of CPU.
 pub static PLANNING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
-
-/// The built-in catalog, parsed once.
-pub fn catalog() -> &'static Catalog {
-    static CATALOG: OnceLock<Catalog> = OnceLock::new();
-    CATALOG.get_or_init(Catalog::builtin)
-}
 
 /// The planner form as submitted (all text: checked here, with one-line errors).
 #[derive(Debug, Default, Deserialize)]
@@ -61,8 +54,7 @@ fn optional_positive(field: &str, text: &str, max: f64) -> Result<Option<f64>, S
 }
 
 /// The setups the form asks for, one per accelerator type, or what is wrong with it.
-pub fn setups(form: &PlanForm) -> Result<Vec<TrainSetup>, String> {
-    let catalog = catalog();
+pub fn setups(catalog: &Catalog, form: &PlanForm) -> Result<Vec<TrainSetup>, String> {
     let model = if form.hf_config.trim().is_empty() {
         catalog
             .model(form.model.trim())
@@ -77,7 +69,7 @@ pub fn setups(form: &PlanForm) -> Result<Vec<TrainSetup>, String> {
         suanli_catalog::model_from_hf_config(&form.hf_config, "your-config.json")
             .map_err(|e| format!("config.json: {e}"))?
     };
-    let accelerators = picked(&form.accelerators)?;
+    let accelerators = picked(catalog, &form.accelerators)?;
     let count = html::whole_field("accelerators", &form.count, MAX_COUNT)?.unwrap_or(64);
     let seq_len = html::whole_field("sequence length", &form.seq_len, 1 << 20)?.unwrap_or(4096);
     // Empty: the planner's one default (`suanli plan train` uses the same), moved below to the
@@ -109,17 +101,13 @@ pub fn setups(form: &PlanForm) -> Result<Vec<TrainSetup>, String> {
 }
 
 /// The accelerator types a planner form picked (1 to `MAX_TYPES`), from the catalog.
-pub fn picked(names: &[String]) -> Result<Vec<&'static Accelerator>, String> {
+pub fn picked<'c>(catalog: &'c Catalog, names: &[String]) -> Result<Vec<&'c Accelerator>, String> {
     if names.is_empty() || names.len() > MAX_TYPES {
         return Err(format!("pick 1 to {MAX_TYPES} accelerator types"));
     }
     names
         .iter()
-        .map(|name| {
-            catalog()
-                .accelerator(name.trim())
-                .map_err(|e| e.to_string())
-        })
+        .map(|name| catalog.accelerator(name.trim()).map_err(|e| e.to_string()))
         .collect()
 }
 
@@ -140,14 +128,14 @@ fn plan(setups: &[TrainSetup]) -> Vec<Result<TrainEstimate, String>> {
 }
 
 /// The `<select>` options of the catalog's models, `current` (or Llama 3.1 8B) selected.
-pub fn model_options(current: &str) -> String {
+pub fn model_options(catalog: &Catalog, current: &str) -> String {
     let chosen = if current.is_empty() {
         "llama-3.1-8b"
     } else {
         current
     };
     let mut models = String::new();
-    for m in &catalog().models {
+    for m in &catalog.models {
         let selected = if m.id == chosen { " selected" } else { "" };
         let _ = write!(
             models,
@@ -160,10 +148,10 @@ pub fn model_options(current: &str) -> String {
 }
 
 /// A checkbox per catalog accelerator; H100 and MI300X when none was chosen.
-pub fn accelerator_checks(chosen: &[String]) -> String {
+pub fn accelerator_checks(catalog: &Catalog, chosen: &[String]) -> String {
     let defaults = ["h100-sxm5-80gb", "mi300x"];
     let mut out = String::new();
-    for (i, a) in catalog().accelerators.iter().enumerate() {
+    for (i, a) in catalog.accelerators.iter().enumerate() {
         let checked = if chosen.is_empty() {
             defaults.contains(&a.id.as_str())
         } else {
@@ -181,9 +169,9 @@ pub fn accelerator_checks(chosen: &[String]) -> String {
     out
 }
 
-fn form_html(form: &PlanForm, csrf: &str) -> String {
-    let models = model_options(&form.model);
-    let accelerators = accelerator_checks(&form.accelerators);
+fn form_html(catalog: &Catalog, form: &PlanForm, csrf: &str) -> String {
+    let models = model_options(catalog, &form.model);
+    let accelerators = accelerator_checks(catalog, &form.accelerators);
     let value = |v: &str, d: &str| escape(if v.is_empty() { d } else { v });
     format!(
         "<p><strong>Training</strong> · <a href=\"/console/planner/serving\">Serving</a></p>\
@@ -294,7 +282,7 @@ fn results_html(setups: &[TrainSetup], estimates: &[Result<TrainEstimate, String
 
 /// `GET /console/planner`: the form, and the plan when the query has one.
 pub async fn page(page: form::FormPage<PlanForm>) -> Response {
-    render(&page.caller, page.submitted, page.form).await
+    render(&page.catalog, &page.caller, page.submitted, page.form).await
 }
 
 /// `POST /console/planner`: the same, from the form (which may carry a config.json).
@@ -311,14 +299,21 @@ pub async fn post(
         Ok(caller) => caller,
         Err(refusal) => return refusal,
     };
-    render(&caller, form::submitted(&pairs), form::read(pairs)).await
+    let catalog = console.catalog.clone();
+    render(
+        &catalog,
+        &caller,
+        form::submitted(&pairs),
+        form::read(pairs),
+    )
+    .await
 }
 
-async fn render(caller: &Caller, submitted: bool, form: PlanForm) -> Response {
-    let mut body = form_html(&form, &html::csrf_field(caller));
+async fn render(catalog: &Catalog, caller: &Caller, submitted: bool, form: PlanForm) -> Response {
+    let mut body = form_html(catalog, &form, &html::csrf_field(caller));
     let mut status = StatusCode::OK;
     if submitted {
-        match setups(&form) {
+        match setups(catalog, &form) {
             Err(problem) => {
                 status = StatusCode::BAD_REQUEST;
                 body.push_str(&html::alert(&problem));
@@ -365,29 +360,38 @@ mod tests {
             "max_position_embeddings": 131072, "rms_norm_eps": 1e-05,
             "tie_word_embeddings": false}"#
             .into();
-        let from_config = setups(&f).unwrap();
-        let from_catalog = setups(&form("8")).unwrap();
+        let from_config = setups(&Catalog::builtin(), &f).unwrap();
+        let from_catalog = setups(&Catalog::builtin(), &form("8")).unwrap();
         let shape = |s: &TrainSetup| (s.model.layers, s.model.hidden);
         assert_eq!(shape(&from_config[0]), shape(&from_catalog[0]));
         f.hf_config = "{\"model_type\": \"llama\"}".into();
-        assert!(setups(&f).unwrap_err().starts_with("config.json:"));
+        assert!(
+            setups(&Catalog::builtin(), &f)
+                .unwrap_err()
+                .starts_with("config.json:")
+        );
         f.hf_config = "x".repeat(MAX_CONFIG_BYTES + 1);
-        assert!(setups(&f).unwrap_err().contains("at most"));
+        assert!(
+            setups(&Catalog::builtin(), &f)
+                .unwrap_err()
+                .contains("at most")
+        );
     }
 
     #[test]
     fn an_empty_batch_takes_the_planners_default_like_plan_train() {
         // Llama 3.1 8B at 4096 tokens: next to GPT-3 6.7B's published 2M-token batch (Brown et
         // al. 2020, Table 2.1), 512 sequences, which 64 accelerators divide; not the old 1024.
-        let chosen = setups(&form("64")).unwrap();
-        let model = catalog().model("llama-3.1-8b").unwrap();
+        let chosen = setups(&Catalog::builtin(), &form("64")).unwrap();
+        let catalog = Catalog::builtin();
+        let model = catalog.model("llama-3.1-8b").unwrap();
         let default = suanli_perf::goal::default_global_batch(model, 64, 4096).sequences;
         assert_eq!(default, 512);
         assert!(chosen.iter().all(|s| s.global_batch == default));
         let mut given = form("64");
         given.global_batch = "1024".into();
         assert!(
-            setups(&given)
+            setups(&Catalog::builtin(), &given)
                 .unwrap()
                 .iter()
                 .all(|s| s.global_batch == 1024)
@@ -396,19 +400,27 @@ mod tests {
 
     #[test]
     fn bad_input_is_refused_in_one_line() {
-        assert!(setups(&form("0")).unwrap_err().contains("from 1 to"));
-        assert!(setups(&form("1e9")).is_err());
+        assert!(
+            setups(&Catalog::builtin(), &form("0"))
+                .unwrap_err()
+                .contains("from 1 to")
+        );
+        assert!(setups(&Catalog::builtin(), &form("1e9")).is_err());
         let mut f = form("8");
         f.tokens = "NaN".into();
-        assert!(setups(&f).unwrap_err().starts_with("tokens:"));
+        assert!(
+            setups(&Catalog::builtin(), &f)
+                .unwrap_err()
+                .starts_with("tokens:")
+        );
         f.tokens.clear();
         f.model = "no-such-model".into();
-        assert!(setups(&f).is_err());
+        assert!(setups(&Catalog::builtin(), &f).is_err());
     }
 
     #[test]
     fn capacities_are_the_published_memory_and_the_plan_fits() {
-        let estimates = plan(&setups(&form("8")).unwrap());
+        let estimates = plan(&setups(&Catalog::builtin(), &form("8")).unwrap());
         let h100 = estimates[0].as_ref().unwrap();
         let mi300x = estimates[1].as_ref().unwrap();
         // Capacities as published: H100 SXM5 80 GB, MI300X 192 GB.

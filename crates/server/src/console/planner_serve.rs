@@ -10,8 +10,9 @@ use suanli_perf::serve::{self, ServeEstimate, ServeSetup};
 
 use super::form;
 use super::html::{self, escape};
-use super::planner::{MAX_TYPES, PLANNING, accelerator_checks, catalog, model_options, picked};
+use super::planner::{MAX_TYPES, PLANNING, accelerator_checks, model_options, picked};
 use super::planner_slo::{self, SloForm};
+use suanli_catalog::Catalog;
 
 /// The form as submitted.
 #[derive(Debug, Default, Deserialize)]
@@ -29,12 +30,11 @@ pub struct ServeForm {
 }
 
 /// One setup per accelerator type, or what is wrong with the form.
-pub fn setups(form: &ServeForm) -> Result<Vec<ServeSetup>, String> {
-    let catalog = catalog();
+pub fn setups(catalog: &Catalog, form: &ServeForm) -> Result<Vec<ServeSetup>, String> {
     let model = catalog
         .model(form.model.trim())
         .map_err(|e| e.to_string())?;
-    let accelerators = picked(&form.accelerators)?;
+    let accelerators = picked(catalog, &form.accelerators)?;
     let input = html::whole_field("input tokens", &form.input_len, 1 << 20)?.unwrap_or(2048);
     let output = html::whole_field("output tokens", &form.output_len, 1 << 20)?.unwrap_or(256);
     let batch = html::whole_field("batch", &form.batch, 1 << 16)?;
@@ -128,6 +128,7 @@ pub async fn page(page: form::FormPage<ServeForm>) -> Response {
         caller,
         form,
         submitted,
+        catalog,
     } = page;
     let value = |v: &str, d: &str| escape(if v.is_empty() { d } else { v });
     let mut body = format!(
@@ -143,8 +144,8 @@ pub async fn page(page: form::FormPage<ServeForm>) -> Response {
          <label for=\"ttft_ms\">TTFT target (ms)</label><input id=\"ttft_ms\" name=\"ttft_ms\" inputmode=\"decimal\" value=\"{}\">\
          <label for=\"tpot_ms\">TPOT target (ms)</label><input id=\"tpot_ms\" name=\"tpot_ms\" inputmode=\"decimal\" value=\"{}\">\
          </fieldset><button type=\"submit\">Plan serving</button></form>",
-        model_options(&form.model),
-        accelerator_checks(&form.accelerators),
+        model_options(&catalog, &form.model),
+        accelerator_checks(&catalog, &form.accelerators),
         value(&form.input_len, "2048"),
         value(&form.output_len, "256"),
         escape(&form.batch),
@@ -154,7 +155,7 @@ pub async fn page(page: form::FormPage<ServeForm>) -> Response {
     );
     let mut status = StatusCode::OK;
     if submitted {
-        match setups(&form) {
+        match setups(&catalog, &form) {
             Err(problem) => {
                 status = StatusCode::BAD_REQUEST;
                 body.push_str(&html::alert(&problem));
@@ -167,6 +168,7 @@ pub async fn page(page: form::FormPage<ServeForm>) -> Response {
                 };
                 let first = &setups[0];
                 let search = planner_slo::spec(
+                    &catalog,
                     &slo,
                     &first.model,
                     &form.accelerators,
@@ -221,7 +223,7 @@ mod tests {
             accelerators: vec!["h100-sxm5-80gb".into(), "mi300x".into()],
             ..ServeForm::default()
         };
-        let mut setups = setups(&form).unwrap();
+        let mut setups = setups(&Catalog::builtin(), &form).unwrap();
         let h100 = smallest_fitting(&mut setups[0]).unwrap();
         let mi300x = smallest_fitting(&mut setups[1]).unwrap();
         // 70.6e9 bf16 parameters are 141 GB: two 80 GB H100s at least, one 192 GB MI300X.
@@ -238,6 +240,10 @@ mod tests {
             input_len: "0".into(),
             ..ServeForm::default()
         };
-        assert!(setups(&form).unwrap_err().starts_with("input tokens:"));
+        assert!(
+            setups(&Catalog::builtin(), &form)
+                .unwrap_err()
+                .starts_with("input tokens:")
+        );
     }
 }

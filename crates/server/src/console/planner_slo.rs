@@ -4,11 +4,10 @@
 
 use std::fmt::Write;
 
-use suanli_catalog::{Model, Precision};
+use suanli_catalog::{Catalog, Model, Precision};
 use suanli_perf::serve_search::{self, Candidate, SearchResult, SearchSpec};
 
 use super::html::escape;
-use super::planner::catalog;
 
 /// Highest request rate searched, per second.
 const MAX_RATE_PER_S: f64 = 1e6;
@@ -34,6 +33,7 @@ fn positive(field: &str, text: &str, max: f64) -> Result<f64, String> {
 
 /// The search spec, or what is wrong; `None` when no rate was given (no search asked for).
 pub fn spec(
+    catalog: &Catalog,
     form: &SloForm,
     model: &Model,
     accelerators: &[String],
@@ -49,7 +49,7 @@ pub fn spec(
         let tpot_slo_s = positive("TPOT target", form.tpot_ms, 1e6)? / 1e3;
         let mut candidates = Vec::new();
         for name in accelerators {
-            let accelerator = catalog()
+            let accelerator = catalog
                 .accelerator(name.trim())
                 .map_err(|e| e.to_string())?;
             let price_per_hour = serve_search::default_price(&accelerator.id).ok_or_else(|| {
@@ -135,27 +135,31 @@ mod tests {
 
     #[test]
     fn targets_are_checked_and_a_search_meets_them() {
-        let model = catalog().model("llama-3.1-8b").unwrap().clone();
+        let model = Catalog::builtin().model("llama-3.1-8b").unwrap().clone();
         let types = ["h100-sxm5-80gb".to_string()];
         let empty = SloForm {
             rate: " ",
             ttft_ms: "",
             tpot_ms: "",
         };
-        assert!(spec(&empty, &model, &types, 2048, 256).is_none());
+        assert!(spec(&Catalog::builtin(), &empty, &model, &types, 2048, 256).is_none());
         let bad = SloForm {
             rate: "5",
             ttft_ms: "-1",
             tpot_ms: "50",
         };
-        let problem = spec(&bad, &model, &types, 2048, 256).unwrap().unwrap_err();
+        let problem = spec(&Catalog::builtin(), &bad, &model, &types, 2048, 256)
+            .unwrap()
+            .unwrap_err();
         assert!(problem.starts_with("TTFT target:"), "{problem}");
         let good = SloForm {
             rate: "5",
             ttft_ms: "500",
             tpot_ms: "50",
         };
-        let spec = spec(&good, &model, &types, 2048, 256).unwrap().unwrap();
+        let spec = spec(&Catalog::builtin(), &good, &model, &types, 2048, 256)
+            .unwrap()
+            .unwrap();
         let result = run(&spec).unwrap();
         let best = &result.deployments[0];
         assert!(best.ttft_s <= 0.5 && best.tpot_s <= 0.05, "{best:?}");

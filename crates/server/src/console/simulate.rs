@@ -253,6 +253,7 @@ pub async fn page(page: form::FormPage<SimForm>) -> Response {
         caller,
         form,
         submitted,
+        ..
     } = page;
     let mut body = form_html(&form);
     let mut status = StatusCode::OK;

@@ -12,7 +12,7 @@ pub struct TestServer {
     pub url: String,
     pub admin: String,
     pub data_dir: PathBuf,
-    http: reqwest::Client,
+    pub http: reqwest::Client,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
