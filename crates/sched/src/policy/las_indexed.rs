@@ -5,8 +5,11 @@
 //! quadratic over a long run: 100,000 jobs on 16,384 accelerators took about 20 s. Here the
 //! running jobs live in an index ordered by that key, kept up to date from the state's log of
 //! starts and stops, and a job moves to its next queue when a heap of demotion times says it has
-//! crossed a threshold. A pass merges the (few) waiting jobs into the index and walks only as far
-//! as the last waiting job; the tail is walked only when a start needs preemption victims. With
+//! crossed a threshold. A pass merges the (few) waiting jobs into the index and walks only from
+//! the first waiting job to the last: the running jobs ranked ahead of the first all keep their
+//! accelerators (they fit together, being all running, and nothing is claimed before them), so
+//! they enter the pass as per-pool sums kept by queue. The tail is walked only when a start needs
+//! preemption victims. With
 //! tenant guarantees it falls back to [`Las`]'s full pass (guarantees change which running jobs
 //! count, per pass).
 
@@ -39,12 +42,20 @@ impl IndexedLas {
     }
 }
 
+/// `RunningIndex::filed` of a job that is not in the index.
+const NOT_FILED: (u32, u32) = (u32::MAX, u32::MAX);
+
 #[derive(Clone, Debug, Default)]
 struct RunningIndex {
     /// Every running job by rank.
     by_rank: BTreeSet<RankKey>,
-    /// The key each job is filed under, by job id (`None` when not running).
-    key_of: Vec<Option<RankKey>>,
+    /// (queue, pool) each job is filed under, by job id (`NOT_FILED` when not running); its key
+    /// is (queue, submit time, id).
+    filed: Vec<(u32, u32)>,
+    /// Accelerators held by the filed jobs, per queue and pool.
+    held_by_queue: Vec<Vec<u64>>,
+    /// Starts and stops taken from the state's log, reused from pass to pass.
+    changed: Vec<u32>,
     /// When each running job reaches its next queue (`u64::MAX`: never), by job id.
     demotion_s: Vec<u64>,
     /// (demotion time, id); an entry is current when it matches `demotion_s`.
@@ -54,16 +65,24 @@ struct RunningIndex {
 }
 
 impl RunningIndex {
-    fn grow(&mut self, jobs: usize) {
-        if self.key_of.len() < jobs {
-            self.key_of.resize(jobs, None);
+    fn grow(&mut self, queues: &Las, state: &State) {
+        let jobs = state.jobs.len();
+        if self.filed.len() < jobs {
+            self.filed.resize(jobs, NOT_FILED);
             self.demotion_s.resize(jobs, u64::MAX);
+        }
+        if self.held_by_queue.is_empty() {
+            let pools = state.cluster.pools.len();
+            self.held_by_queue = vec![vec![0; pools]; queues.thresholds_acc_s.len() + 1];
         }
     }
 
-    fn remove(&mut self, id: u32) {
-        if let Some(key) = self.key_of[id as usize].take() {
-            self.by_rank.remove(&key);
+    fn remove(&mut self, state: &State, id: u32) {
+        let (queue, pool) = std::mem::replace(&mut self.filed[id as usize], NOT_FILED);
+        if (queue, pool) != NOT_FILED {
+            let job = state.job(JobId(id));
+            self.by_rank.remove(&(queue as usize, job.submitted_s, id));
+            self.held_by_queue[queue as usize][pool as usize] -= u64::from(job.spec.gang_size);
         }
         self.demotion_s[id as usize] = u64::MAX;
     }
@@ -73,9 +92,10 @@ impl RunningIndex {
         let job = state.job(JobId(id));
         let Some(run) = job.run() else { return };
         let attained = job.attained_at(now_s);
-        let key = (queues.queue_of(attained), job.submitted_s, id);
-        self.by_rank.insert(key);
-        self.key_of[id as usize] = Some(key);
+        let queue = queues.queue_of(attained);
+        self.by_rank.insert((queue, job.submitted_s, id));
+        self.filed[id as usize] = (queue as u32, run.pool.0);
+        self.held_by_queue[queue][run.pool.0 as usize] += u64::from(job.spec.gang_size);
         let next = queues.thresholds_acc_s.iter().find(|&&t| t > attained);
         let at_s = next.map_or(u64::MAX, |&threshold| {
             let gang = u64::from(job.spec.gang_size);
@@ -89,24 +109,24 @@ impl RunningIndex {
 
     /// Brings the index up to date at `now_s`: applies logged starts and stops and due demotions.
     fn sync(&mut self, queues: &Las, state: &mut State, now_s: u64) {
-        self.grow(state.jobs.len());
-        let changed: Vec<u32> = if self.synced {
-            state
-                .running_log
-                .as_mut()
-                .map(std::mem::take)
-                .unwrap_or_default()
+        self.grow(queues, state);
+        let mut changed = std::mem::take(&mut self.changed);
+        if self.synced {
+            if let Some(log) = state.running_log.as_mut() {
+                std::mem::swap(log, &mut changed);
+            }
         } else {
             self.synced = true;
             state.running_log = Some(Vec::new());
-            state.running.iter().copied().collect()
-        };
-        for id in changed {
-            self.remove(id);
-            if state.running.contains(&id) {
-                self.insert(queues, state, id, now_s);
-            }
+            changed.extend(state.running.iter().copied());
         }
+        for &id in &changed {
+            self.remove(state, id);
+            // Files the job again if it is (still) running.
+            self.insert(queues, state, id, now_s);
+        }
+        changed.clear();
+        self.changed = changed;
         while let Some(&Reverse((at_s, id))) = self.demotions.peek() {
             let current = self.demotion_s[id as usize] == at_s;
             if current && at_s > now_s {
@@ -114,7 +134,7 @@ impl RunningIndex {
             }
             self.demotions.pop();
             if current {
-                self.remove(id);
+                self.remove(state, id);
                 self.insert(queues, state, id, now_s);
             }
         }
@@ -198,7 +218,20 @@ impl IndexedLas {
                 victims[pool].push(JobId(id));
             }
         };
-        let mut running = self.index.by_rank.iter().peekable();
+        // The running jobs ranked ahead of the first waiting job, as sums: every queue above its
+        // queue, and its own queue but for the jobs from the first waiting job on.
+        let first = waiting[0];
+        for held in self.index.held_by_queue.iter().take(first.0 + 1) {
+            for (pool, &acc) in held.iter().enumerate() {
+                capacity[pool] -= acc as u32;
+            }
+        }
+        for &(_, _, id) in self.index.by_rank.range(first..(first.0 + 1, 0, 0)) {
+            let job = state.job(JobId(id));
+            let pool = job.run().expect("indexed jobs run").pool.0 as usize;
+            capacity[pool] += job.spec.gang_size;
+        }
+        let mut running = self.index.by_rank.range(first..).peekable();
         for &key in &waiting {
             while let Some(&(_, _, id)) = running.next_if(|&&r| r < key) {
                 claim(state, &mut capacity, id);
