@@ -21,8 +21,35 @@ use crate::job::JobId;
 use crate::policy::{Las, Policy};
 use crate::state::State;
 
-/// (queue, submit time, id): the LAS rank, smaller first.
-type RankKey = (usize, u64, u32);
+/// (queue, waiting, entry time, id): the rank, smaller first. Plain LAS ranks by (queue, submit
+/// time, id) and files every job with `waiting` false; 2D-LAS puts a queue's running jobs ahead
+/// of its waiting ones and counts from the last promotion.
+pub(crate) type RankKey = (usize, bool, u64, u32);
+
+/// What a LAS variant tells the index about a running job.
+pub(crate) trait Ranking {
+    /// The queue thresholds.
+    fn queues(&self) -> &Las;
+    /// Attained accelerator-seconds not counted towards the queue (service before the last
+    /// promotion; 0 for plain LAS).
+    fn base_acc_s(&self, id: u32) -> u64;
+    /// The time a job is ranked by within its queue (submission, or the last promotion).
+    fn entry_s(&self, state: &State, id: u32) -> u64;
+}
+
+impl Ranking for Las {
+    fn queues(&self) -> &Las {
+        self
+    }
+
+    fn base_acc_s(&self, _id: u32) -> u64 {
+        0
+    }
+
+    fn entry_s(&self, state: &State, id: u32) -> u64 {
+        state.job(JobId(id)).submitted_s
+    }
+}
 
 /// Tiresias-style discretised LAS with an index of running jobs by rank.
 #[derive(Clone, Debug, Default)]
@@ -45,12 +72,14 @@ impl IndexedLas {
 /// `RunningIndex::filed` of a job that is not in the index.
 const NOT_FILED: (u32, u32) = (u32::MAX, u32::MAX);
 
+/// Running jobs by rank, kept up to date from the state's log of starts and stops and a heap of
+/// demotion times.
 #[derive(Clone, Debug, Default)]
-struct RunningIndex {
+pub(crate) struct RunningIndex {
     /// Every running job by rank.
     by_rank: BTreeSet<RankKey>,
     /// (queue, pool) each job is filed under, by job id (`NOT_FILED` when not running); its key
-    /// is (queue, submit time, id).
+    /// is (queue, false, entry time, id).
     filed: Vec<(u32, u32)>,
     /// Accelerators held by the filed jobs, per queue and pool.
     held_by_queue: Vec<Vec<u64>>,
@@ -77,29 +106,35 @@ impl RunningIndex {
         }
     }
 
-    fn remove(&mut self, state: &State, id: u32) {
+    fn remove(&mut self, ranking: &impl Ranking, state: &State, id: u32) {
         let (queue, pool) = std::mem::replace(&mut self.filed[id as usize], NOT_FILED);
         if (queue, pool) != NOT_FILED {
-            let job = state.job(JobId(id));
-            self.by_rank.remove(&(queue as usize, job.submitted_s, id));
-            self.held_by_queue[queue as usize][pool as usize] -= u64::from(job.spec.gang_size);
+            let key = (queue as usize, false, ranking.entry_s(state, id), id);
+            let removed = self.by_rank.remove(&key);
+            debug_assert!(removed, "a filed job is in the index under its key");
+            let gang = u64::from(state.job(JobId(id)).spec.gang_size);
+            self.held_by_queue[queue as usize][pool as usize] -= gang;
         }
         self.demotion_s[id as usize] = u64::MAX;
     }
 
     /// Files a running job under its rank at `now_s` and schedules its next demotion.
-    fn insert(&mut self, queues: &Las, state: &State, id: u32, now_s: u64) {
+    fn insert(&mut self, ranking: &impl Ranking, state: &State, id: u32, now_s: u64) {
         let job = state.job(JobId(id));
         let Some(run) = job.run() else { return };
-        let attained = job.attained_at(now_s);
-        let queue = queues.queue_of(attained);
-        self.by_rank.insert((queue, job.submitted_s, id));
+        let queues = ranking.queues();
+        let base_acc_s = ranking.base_acc_s(id);
+        let service_acc_s = job.attained_at(now_s).saturating_sub(base_acc_s);
+        let queue = queues.queue_of(service_acc_s);
+        self.by_rank
+            .insert((queue, false, ranking.entry_s(state, id), id));
         self.filed[id as usize] = (queue as u32, run.pool.0);
         self.held_by_queue[queue][run.pool.0 as usize] += u64::from(job.spec.gang_size);
-        let next = queues.thresholds_acc_s.iter().find(|&&t| t > attained);
+        let next = queues.thresholds_acc_s.iter().find(|&&t| t > service_acc_s);
         let at_s = next.map_or(u64::MAX, |&threshold| {
             let gang = u64::from(job.spec.gang_size);
-            run.started_s + (threshold - job.attained_acc_s).div_ceil(gang)
+            let held_acc_s = job.attained_acc_s.saturating_sub(base_acc_s);
+            run.started_s + (threshold - held_acc_s.min(threshold)).div_ceil(gang)
         });
         self.demotion_s[id as usize] = at_s;
         if at_s != u64::MAX {
@@ -108,8 +143,8 @@ impl RunningIndex {
     }
 
     /// Brings the index up to date at `now_s`: applies logged starts and stops and due demotions.
-    fn sync(&mut self, queues: &Las, state: &mut State, now_s: u64) {
-        self.grow(queues, state);
+    pub(crate) fn sync(&mut self, ranking: &impl Ranking, state: &mut State, now_s: u64) {
+        self.grow(ranking.queues(), state);
         let mut changed = std::mem::take(&mut self.changed);
         if self.synced {
             if let Some(log) = state.running_log.as_mut() {
@@ -121,9 +156,9 @@ impl RunningIndex {
             changed.extend(state.running.iter().copied());
         }
         for &id in &changed {
-            self.remove(state, id);
+            self.remove(ranking, state, id);
             // Files the job again if it is (still) running.
-            self.insert(queues, state, id, now_s);
+            self.insert(ranking, state, id, now_s);
         }
         changed.clear();
         self.changed = changed;
@@ -134,15 +169,15 @@ impl RunningIndex {
             }
             self.demotions.pop();
             if current {
-                self.remove(state, id);
-                self.insert(queues, state, id, now_s);
+                self.remove(ranking, state, id);
+                self.insert(ranking, state, id, now_s);
             }
         }
     }
 
     /// The next demotion, if the index is current (nothing started or stopped since the last
     /// sync) and it is after `now_s`.
-    fn next_demotion_s(&self, state: &State, now_s: u64) -> Option<Option<u64>> {
+    pub(crate) fn next_demotion_s(&self, state: &State, now_s: u64) -> Option<Option<u64>> {
         let current = self.synced && state.running_log.as_ref().is_some_and(Vec::is_empty);
         if !current {
             return None;
@@ -153,57 +188,31 @@ impl RunningIndex {
             Some(_) => None,
         }
     }
-}
 
-impl Policy for IndexedLas {
-    fn name(&self) -> &'static str {
-        "tiresias-las"
-    }
-
-    fn queue_key(&self, job: &crate::Job, pools: &[(PoolId, f64)]) -> i64 {
-        self.queues.queue_key(job, pools)
-    }
-
-    fn schedule(&mut self, state: &mut State, now_s: u64) {
-        self.index.sync(&self.queues, state, now_s);
-        if state.has_quotas() {
-            self.queues.schedule(state, now_s);
-        } else {
-            self.indexed_pass(state, now_s);
-        }
-        // File this pass's starts and preemptions so `next_wakeup_s` can use the index.
-        self.index.sync(&self.queues, state, now_s);
-    }
-
-    fn next_wakeup_s(&self, state: &State, now_s: u64) -> Option<u64> {
-        if state.pending_count() == 0 {
-            return None;
-        }
-        match self.index.next_demotion_s(state, now_s) {
-            Some(next) => next,
-            None => self.queues.next_wakeup_s(state, now_s),
-        }
-    }
-}
-
-impl IndexedLas {
-    /// [`crate::policy::las`]'s preemptive pass without tenant guarantees, walking the index.
-    fn indexed_pass(&self, state: &mut State, now_s: u64) {
-        let mut waiting: Vec<RankKey> = state
-            .pending_prefix(state.config.max_scan_jobs)
-            .into_iter()
-            .map(|id| {
-                let job = state.job(id);
-                let queue = self.queues.queue_of(job.attained_at(now_s));
-                (queue, job.submitted_s, id.0)
-            })
-            .collect();
+    /// The preemptive LAS pass without tenant guarantees, walking the index: `waiting` are the
+    /// waiting jobs' keys in any order.
+    pub(crate) fn pass(&self, state: &mut State, mut waiting: Vec<RankKey>, now_s: u64) {
         if waiting.is_empty() {
             return;
         }
         waiting.sort_unstable();
         let pools = state.cluster.pools.len();
         let mut capacity: Vec<u32> = state.cluster.pools.iter().map(|p| p.up_capacity).collect();
+        // The running jobs ranked ahead of the first waiting job all keep their accelerators
+        // (they fit together, being all running, and nothing is claimed before them): take them
+        // as sums, every queue above its queue, and its own queue but for the jobs from the first
+        // waiting job on.
+        let first = waiting[0];
+        for held in self.held_by_queue.iter().take(first.0 + 1) {
+            for (pool, &acc) in held.iter().enumerate() {
+                capacity[pool] -= acc as u32;
+            }
+        }
+        for &(_, _, _, id) in self.by_rank.range(first..(first.0 + 1, false, 0, 0)) {
+            let job = state.job(JobId(id));
+            let pool = job.run().expect("indexed jobs run").pool.0 as usize;
+            capacity[pool] += job.spec.gang_size;
+        }
         let mut victims: Vec<Vec<JobId>> = vec![Vec::new(); pools];
         let mut to_start: Vec<(JobId, PoolId)> = Vec::new();
         // A running job ranked ahead keeps its accelerators if they are still unclaimed in this
@@ -218,25 +227,12 @@ impl IndexedLas {
                 victims[pool].push(JobId(id));
             }
         };
-        // The running jobs ranked ahead of the first waiting job, as sums: every queue above its
-        // queue, and its own queue but for the jobs from the first waiting job on.
-        let first = waiting[0];
-        for held in self.index.held_by_queue.iter().take(first.0 + 1) {
-            for (pool, &acc) in held.iter().enumerate() {
-                capacity[pool] -= acc as u32;
-            }
-        }
-        for &(_, _, id) in self.index.by_rank.range(first..(first.0 + 1, 0, 0)) {
-            let job = state.job(JobId(id));
-            let pool = job.run().expect("indexed jobs run").pool.0 as usize;
-            capacity[pool] += job.spec.gang_size;
-        }
-        let mut running = self.index.by_rank.range(first..).peekable();
+        let mut running = self.by_rank.range(first..).peekable();
         for &key in &waiting {
-            while let Some(&(_, _, id)) = running.next_if(|&&r| r < key) {
+            while let Some(&(_, _, _, id)) = running.next_if(|&&r| r < key) {
                 claim(state, &mut capacity, id);
             }
-            let id = JobId(key.2);
+            let id = JobId(key.3);
             let gang = state.job(id).spec.gang_size;
             // Type-agnostic: the allowed pool with the most room in this pass.
             let pool = state
@@ -256,10 +252,50 @@ impl IndexedLas {
         }
         let preempts = (0..pools).any(|p| needed[p] > state.cluster.pools[p].free && needed[p] > 0);
         if preempts {
-            for &(_, _, id) in running {
+            for &(_, _, _, id) in running {
                 claim(state, &mut capacity, id);
             }
         }
         crate::policy::las::start_with_victims(state, to_start, &mut victims, now_s);
+    }
+}
+
+impl Policy for IndexedLas {
+    fn name(&self) -> &'static str {
+        "tiresias-las"
+    }
+
+    fn queue_key(&self, job: &crate::Job, pools: &[(PoolId, f64)]) -> i64 {
+        self.queues.queue_key(job, pools)
+    }
+
+    fn schedule(&mut self, state: &mut State, now_s: u64) {
+        self.index.sync(&self.queues, state, now_s);
+        if state.has_quotas() {
+            self.queues.schedule(state, now_s);
+        } else {
+            let waiting: Vec<RankKey> = state
+                .pending_prefix(state.config.max_scan_jobs)
+                .into_iter()
+                .map(|id| {
+                    let job = state.job(id);
+                    let queue = self.queues.queue_of(job.attained_at(now_s));
+                    (queue, false, job.submitted_s, id.0)
+                })
+                .collect();
+            self.index.pass(state, waiting, now_s);
+        }
+        // File this pass's starts and preemptions so `next_wakeup_s` can use the index.
+        self.index.sync(&self.queues, state, now_s);
+    }
+
+    fn next_wakeup_s(&self, state: &State, now_s: u64) -> Option<u64> {
+        if state.pending_count() == 0 {
+            return None;
+        }
+        match self.index.next_demotion_s(state, now_s) {
+            Some(next) => next,
+            None => self.queues.next_wakeup_s(state, now_s),
+        }
     }
 }
