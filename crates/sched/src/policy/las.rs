@@ -53,15 +53,7 @@ impl Policy for Las {
             let job = state.job(id);
             (self.queue_of(job.attained_at(now_s)), job.submitted_s, id.0)
         };
-        preemptive_pass(state, now_s, order, |state, id, capacity| {
-            // Type-agnostic: the allowed pool with the most room in this pass.
-            state
-                .pools_for(id)
-                .iter()
-                .map(|&(p, _)| p)
-                .filter(|p| capacity[p.0 as usize] >= state.job(id).spec.gang_size)
-                .max_by_key(|p| (capacity[p.0 as usize], std::cmp::Reverse(p.0)))
-        });
+        preemptive_pass(state, now_s, order, roomiest_pool);
     }
 
     fn next_wakeup_s(&self, state: &State, now_s: u64) -> Option<u64> {
@@ -82,6 +74,19 @@ impl Policy for Las {
             })
             .min()
     }
+}
+
+/// Type-agnostic pool choice of every LAS pass: the job's allowed pool with the most
+/// accelerators still unclaimed in this pass (`capacity`), the first in configuration order on a
+/// tie; `None` if none holds the gang.
+pub(crate) fn roomiest_pool(state: &State, id: JobId, capacity: &[u32]) -> Option<PoolId> {
+    let gang = state.job(id).spec.gang_size;
+    state
+        .pools_for(id)
+        .iter()
+        .map(|&(p, _)| p)
+        .filter(|p| capacity[p.0 as usize] >= gang)
+        .max_by_key(|p| (capacity[p.0 as usize], std::cmp::Reverse(p.0)))
 }
 
 /// One pass of a preemptive priority policy. `order` ranks jobs (smaller first); `choose_pool`

@@ -233,16 +233,8 @@ impl RunningIndex {
                 claim(state, &mut capacity, id);
             }
             let id = JobId(key.3);
-            let gang = state.job(id).spec.gang_size;
-            // Type-agnostic: the allowed pool with the most room in this pass.
-            let pool = state
-                .pools_for(id)
-                .iter()
-                .map(|&(p, _)| p)
-                .filter(|p| capacity[p.0 as usize] >= gang)
-                .max_by_key(|p| (capacity[p.0 as usize], Reverse(p.0)));
-            if let Some(pool) = pool {
-                capacity[pool.0 as usize] -= gang;
+            if let Some(pool) = crate::policy::las::roomiest_pool(state, id, &capacity) {
+                capacity[pool.0 as usize] -= state.job(id).spec.gang_size;
                 to_start.push((id, pool));
             }
         }

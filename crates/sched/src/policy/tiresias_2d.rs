@@ -19,21 +19,27 @@
 
 use crate::cluster::PoolId;
 use crate::job::JobId;
-use crate::policy::las::preemptive_pass;
+use crate::policy::las::{preemptive_pass, roomiest_pool};
 use crate::policy::las_indexed::{RankKey, Ranking, RunningIndex};
 use crate::policy::{Las, Policy};
 use crate::state::State;
 
-/// Per-job promotion bookkeeping, indexed by job id.
-#[derive(Clone, Debug, Default)]
-struct Promotions {
+/// One job's promotion bookkeeping.
+#[derive(Clone, Copy, Debug, Default)]
+struct Promotion {
     /// Attained accelerator-seconds at the last promotion (0: never promoted).
-    base_acc_s: Vec<u64>,
-    /// When the last promotion happened (the submit time if never).
-    promoted_s: Vec<u64>,
+    base_acc_s: u64,
+    /// When the last promotion happened (`None`: never; the count starts at submission).
+    promoted_s: Option<u64>,
     /// Seconds waited since the last promotion, in waiting spells that ended.
-    waited_s: Vec<u64>,
+    waited_s: u64,
 }
+
+/// Promotion bookkeeping of the jobs that have any (promoted, or restarted after a wait), by job
+/// id; the others count from submission with nothing waited. Kept sparse: in a long replay few
+/// jobs are ever preempted.
+#[derive(Clone, Debug, Default)]
+struct Promotions(std::collections::HashMap<u32, Promotion>);
 
 /// Tiresias 2D-LAS with promotion of starving jobs.
 #[derive(Clone, Debug)]
@@ -76,21 +82,23 @@ impl Default for TiresiasTwoDLas {
 }
 
 impl Promotions {
+    fn of(&self, id: JobId) -> Promotion {
+        self.0.get(&id.0).copied().unwrap_or_default()
+    }
+
     fn base_acc_s(&self, id: JobId) -> u64 {
-        self.base_acc_s.get(id.0 as usize).copied().unwrap_or(0)
+        self.of(id).base_acc_s
     }
 
     /// When the current count started: the last promotion, or submission.
     fn since_s(&self, state: &State, id: JobId) -> u64 {
-        let submitted_s = state.job(id).submitted_s;
-        self.promoted_s
-            .get(id.0 as usize)
-            .copied()
-            .unwrap_or(submitted_s)
+        self.of(id)
+            .promoted_s
+            .unwrap_or_else(|| state.job(id).submitted_s)
     }
 
     fn waited_s(&self, id: JobId) -> u64 {
-        self.waited_s.get(id.0 as usize).copied().unwrap_or(0)
+        self.of(id).waited_s
     }
 }
 
@@ -113,14 +121,7 @@ impl TiresiasTwoDLas {
             let waiting = state.job(id).run().is_none();
             (queue, waiting, self.promotions.since_s(state, id), id.0)
         };
-        preemptive_pass(state, now_s, order, |state, id, capacity| {
-            state
-                .pools_for(id)
-                .iter()
-                .map(|&(p, _)| p)
-                .filter(|p| capacity[p.0 as usize] >= state.job(id).spec.gang_size)
-                .max_by_key(|p| (capacity[p.0 as usize], std::cmp::Reverse(p.0)))
-        });
+        preemptive_pass(state, now_s, order, roomiest_pool);
     }
 
     /// Brings the index of running jobs up to date.
@@ -201,24 +202,17 @@ impl TiresiasTwoDLas {
 
     /// Promotes every waiting job in the scan window whose wait has reached its limit.
     fn promote_starving(&mut self, state: &State, now_s: u64) {
-        let jobs = state.jobs.len();
-        let p = &mut self.promotions;
-        if p.base_acc_s.len() < jobs {
-            p.base_acc_s.resize(jobs, 0);
-            p.waited_s.resize(jobs, 0);
-            let start = p.promoted_s.len();
-            p.promoted_s
-                .extend(state.jobs[start..].iter().map(|j| j.submitted_s));
-        }
         for id in state.pending_prefix(state.config.max_scan_jobs) {
             if self
                 .promotion_at_s(state, id, now_s)
                 .is_some_and(|at| at <= now_s)
             {
-                let index = id.0 as usize;
-                self.promotions.base_acc_s[index] = state.job(id).attained_acc_s;
-                self.promotions.promoted_s[index] = now_s;
-                self.promotions.waited_s[index] = 0;
+                let promotion = Promotion {
+                    base_acc_s: state.job(id).attained_acc_s,
+                    promoted_s: Some(now_s),
+                    waited_s: 0,
+                };
+                self.promotions.0.insert(id.0, promotion);
             }
         }
     }
@@ -257,11 +251,10 @@ impl Policy for TiresiasTwoDLas {
         self.sync(state, now_s);
         // Close the waiting spells of the jobs that started in this pass.
         for id in waiting_before {
-            let index = id.0 as usize;
             if state.job(id).run().is_some()
                 && let Some((waited_s, _)) = self.wait_and_run_s(state, id, now_s)
             {
-                self.promotions.waited_s[index] = waited_s;
+                self.promotions.0.entry(id.0).or_default().waited_s = waited_s;
             }
         }
     }
