@@ -172,6 +172,23 @@ impl State {
         }
     }
 
+    /// Offers up to `max_scan_jobs` pending jobs to `visit`, in queue order, while some up
+    /// accelerator is free; a job `visit` starts leaves the queue without moving the cursor past
+    /// the next one (the scan of policies that skip what does not fit: sjf, backfill).
+    pub fn scan_pending(&mut self, mut visit: impl FnMut(&mut State, JobId)) {
+        let mut cursor = None;
+        for _ in 0..self.config.max_scan_jobs {
+            if self.cluster_full() {
+                break;
+            }
+            let Some(key) = self.next_pending(cursor) else {
+                break;
+            };
+            cursor = Some(key);
+            visit(self, JobId(key.2));
+        }
+    }
+
     /// All pending jobs in queue order.
     pub fn pending_jobs(&self) -> Vec<JobId> {
         self.pending.iter().map(|&(_, _, id)| JobId(id)).collect()

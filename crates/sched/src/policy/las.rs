@@ -61,18 +61,7 @@ impl Policy for Las {
             return None;
         }
         // The next demotion of a running job can change the order.
-        state
-            .running_jobs()
-            .into_iter()
-            .filter_map(|id| {
-                let job = state.job(id);
-                let run = job.run()?;
-                let attained = job.attained_at(now_s);
-                let next = *self.thresholds_acc_s.iter().find(|&&t| t > attained)?;
-                let gang = u64::from(job.spec.gang_size);
-                Some(run.started_s + (next - job.attained_acc_s).div_ceil(gang))
-            })
-            .min()
+        crate::policy::las_indexed::next_demotion_s(self, state, now_s)
     }
 }
 

@@ -37,6 +37,37 @@ pub(crate) trait Ranking {
     fn entry_s(&self, state: &State, id: u32) -> u64;
 }
 
+/// When a running job crosses its next queue threshold (`None`: it is in the last queue, or not
+/// running): its service since the ranking's base reaches the threshold.
+pub(crate) fn demotion_at_s(
+    ranking: &impl Ranking,
+    state: &State,
+    id: u32,
+    now_s: u64,
+) -> Option<u64> {
+    let job = state.job(JobId(id));
+    let run = job.run()?;
+    let base_acc_s = ranking.base_acc_s(id);
+    let service_acc_s = job.attained_at(now_s).saturating_sub(base_acc_s);
+    let threshold = *ranking
+        .queues()
+        .thresholds_acc_s
+        .iter()
+        .find(|&&t| t > service_acc_s)?;
+    let held_acc_s = job.attained_acc_s.saturating_sub(base_acc_s);
+    let gang = u64::from(job.spec.gang_size);
+    Some(run.started_s + (threshold - held_acc_s.min(threshold)).div_ceil(gang))
+}
+
+/// The earliest demotion over every running job (what the index keeps, computed afresh).
+pub(crate) fn next_demotion_s(ranking: &impl Ranking, state: &State, now_s: u64) -> Option<u64> {
+    state
+        .running
+        .iter()
+        .filter_map(|&id| demotion_at_s(ranking, state, id, now_s))
+        .min()
+}
+
 impl Ranking for Las {
     fn queues(&self) -> &Las {
         self
@@ -122,20 +153,15 @@ impl RunningIndex {
     fn insert(&mut self, ranking: &impl Ranking, state: &State, id: u32, now_s: u64) {
         let job = state.job(JobId(id));
         let Some(run) = job.run() else { return };
-        let queues = ranking.queues();
-        let base_acc_s = ranking.base_acc_s(id);
-        let service_acc_s = job.attained_at(now_s).saturating_sub(base_acc_s);
-        let queue = queues.queue_of(service_acc_s);
+        let service_acc_s = job
+            .attained_at(now_s)
+            .saturating_sub(ranking.base_acc_s(id));
+        let queue = ranking.queues().queue_of(service_acc_s);
         self.by_rank
             .insert((queue, false, ranking.entry_s(state, id), id));
         self.filed[id as usize] = (queue as u32, run.pool.0);
         self.held_by_queue[queue][run.pool.0 as usize] += u64::from(job.spec.gang_size);
-        let next = queues.thresholds_acc_s.iter().find(|&&t| t > service_acc_s);
-        let at_s = next.map_or(u64::MAX, |&threshold| {
-            let gang = u64::from(job.spec.gang_size);
-            let held_acc_s = job.attained_acc_s.saturating_sub(base_acc_s);
-            run.started_s + (threshold - held_acc_s.min(threshold)).div_ceil(gang)
-        });
+        let at_s = demotion_at_s(ranking, state, id, now_s).unwrap_or(u64::MAX);
         self.demotion_s[id as usize] = at_s;
         if at_s != u64::MAX {
             self.demotions.push(Reverse((at_s, id)));

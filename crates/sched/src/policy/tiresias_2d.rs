@@ -133,30 +133,6 @@ impl TiresiasTwoDLas {
         self.index.sync(&ranking, state, now_s);
     }
 
-    /// The next demotion of a running job, from every running job (when the index is not
-    /// current).
-    fn next_demotion_s(&self, state: &State, now_s: u64) -> Option<u64> {
-        state
-            .running_jobs()
-            .into_iter()
-            .filter_map(|id| {
-                let job = state.job(id);
-                let run = job.run()?;
-                let service = self.service_acc_s(state, id, now_s);
-                let next = *self
-                    .queues
-                    .thresholds_acc_s
-                    .iter()
-                    .find(|&&t| t > service)?;
-                let gang = u64::from(job.spec.gang_size);
-                let held_acc_s = job
-                    .attained_acc_s
-                    .saturating_sub(self.promotions.base_acc_s(id));
-                Some(run.started_s + (next - held_acc_s.min(next)).div_ceil(gang))
-            })
-            .min()
-    }
-
     /// Service since the last promotion, accelerator-seconds.
     fn service_acc_s(&self, state: &State, id: JobId, now_s: u64) -> u64 {
         let base = self.promotions.base_acc_s(id);
@@ -265,7 +241,13 @@ impl Policy for TiresiasTwoDLas {
         }
         let demotion = match self.index.next_demotion_s(state, now_s) {
             Some(next) => next,
-            None => self.next_demotion_s(state, now_s),
+            None => {
+                let ranking = TwoDRanking {
+                    queues: &self.queues,
+                    promotions: &self.promotions,
+                };
+                crate::policy::las_indexed::next_demotion_s(&ranking, state, now_s)
+            }
         };
         let promotion = state
             .pending_prefix(state.config.max_scan_jobs)
