@@ -8,10 +8,9 @@
 //! the last completed checkpoint is lost; a preemption checkpoints first when
 //! `SchedConfig::checkpoint_on_preempt` is set (as Tiresias and Gavel assume), so loses nothing.
 
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
-
 use crate::cluster::{NodeId, PoolId};
+use crate::rates::Rates;
+use serde::{Deserialize, Serialize};
 
 /// Dense job handle returned by `Scheduler::submit`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -26,7 +25,7 @@ pub struct Work {
     pub total_units: f64,
     /// Emptied in the scheduler's record once the job finishes (its rates stay available per
     /// pool through `State::pools_for`).
-    pub units_per_s: BTreeMap<String, f64>,
+    pub units_per_s: Rates,
 }
 
 impl Work {
@@ -34,7 +33,7 @@ impl Work {
     pub fn duration_on(accelerator: &str, duration_s: f64) -> Self {
         Work {
             total_units: duration_s,
-            units_per_s: BTreeMap::from([(accelerator.to_string(), 1.0)]),
+            units_per_s: Rates::from([(accelerator.to_string(), 1.0)]),
         }
     }
 
@@ -52,6 +51,8 @@ impl Work {
 /// What is submitted.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JobSpec {
+    /// Emptied in the scheduler's record once the job finishes, like `tenant` and the work's
+    /// rates (a long replay would otherwise keep a million copies the driver already has).
     pub name: String,
     /// Accelerators needed at once, all of one type.
     pub gang_size: u32,
@@ -86,7 +87,9 @@ pub struct Run {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Status {
     Pending,
-    Running(Run),
+    /// Boxed so that the many finished and waiting jobs of a long replay do not each carry the
+    /// space of a run.
+    Running(Box<Run>),
     Finished {
         finished_s: u64,
     },
@@ -129,7 +132,7 @@ impl Job {
     /// The current run, if running.
     pub fn run(&self) -> Option<&Run> {
         match &self.status {
-            Status::Running(run) => Some(run),
+            Status::Running(run) => Some(run.as_ref()),
             _ => None,
         }
     }

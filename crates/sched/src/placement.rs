@@ -9,7 +9,7 @@
 //! broken towards leaves with more free accelerators, and the last node by best fit. Minimising
 //! leaves within a pod or pool is greedy, not exact.
 
-use crate::cluster::{Cluster, NodeId, PoolId};
+use crate::cluster::{Cluster, Domain, NodeId, PoolId};
 
 /// Accelerators taken on each node.
 pub type Allocation = Vec<(NodeId, u32)>;
@@ -28,12 +28,20 @@ impl Cluster {
             return Some(vec![(NodeId(node), gang)]);
         }
         let k_min = min_nodes(&p.free_histogram, gang);
+        let leaves = &self.leaves[p.first_leaf as usize..(p.first_leaf + p.leaf_count) as usize];
+        let pods = &self.pods[p.first_pod as usize..(p.first_pod + p.pod_count) as usize];
+        self.best_in_one_of(leaves, gang, k_min)
+            .or_else(|| self.best_in_one_of(pods, gang, k_min))
+            .or_else(|| {
+                self.plan_in(p.first_node, p.node_count, gang)
+                    .map(|(_, a)| a)
+            })
+    }
+
+    /// The best plan of `k_min` nodes inside any one of `domains` (leaves or pods).
+    fn best_in_one_of(&self, domains: &[Domain], gang: u32, k_min: u32) -> Option<Allocation> {
         let mut best: Option<(Plan, Allocation)> = None;
-        for leaf in p.first_leaf..p.first_leaf + p.leaf_count {
-            let domain = &self.leaves[leaf as usize];
-            if domain.free < gang {
-                continue;
-            }
+        for domain in domains.iter().filter(|d| d.free >= gang) {
             if let Some((plan, allocation)) =
                 self.plan_in(domain.first_node, domain.node_count, gang)
                 && plan.nodes == k_min
@@ -42,26 +50,7 @@ impl Cluster {
                 best = Some((plan, allocation));
             }
         }
-        if best.is_none() {
-            for pod in p.first_pod..p.first_pod + p.pod_count {
-                let domain = &self.pods[pod as usize];
-                if domain.free < gang {
-                    continue;
-                }
-                if let Some((plan, allocation)) =
-                    self.plan_in(domain.first_node, domain.node_count, gang)
-                    && plan.nodes == k_min
-                    && best.as_ref().is_none_or(|(b, _)| plan < *b)
-                {
-                    best = Some((plan, allocation));
-                }
-            }
-        }
-        if let Some((_, allocation)) = best {
-            return Some(allocation);
-        }
-        self.plan_in(p.first_node, p.node_count, gang)
-            .map(|(_, allocation)| allocation)
+        best.map(|(_, allocation)| allocation)
     }
 
     /// Emptiest-first plan over the nodes `first..first + count`.

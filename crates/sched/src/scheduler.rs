@@ -155,7 +155,7 @@ impl Scheduler {
             pending_since_s: now_s,
         };
         let key = self.policy.queue_key(&job, &pools);
-        self.state.enqueue(job, pools, key);
+        self.state.enqueue(job, &pools, key);
         Ok(id)
     }
 

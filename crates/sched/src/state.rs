@@ -99,8 +99,11 @@ pub struct State {
     pub jobs: Vec<Job>,
     pub tenants: Vec<Tenant>,
     pub config: SchedConfig,
-    /// Pools that can run each job, with its rate there (parallel to `jobs`).
-    pub(crate) job_pools: Vec<Vec<(PoolId, f64)>>,
+    /// Pools that can run each job, with its rate there: job `i`'s are
+    /// `pool_rates[pool_rates_start[i]..pool_rates_start[i + 1]]`. One flat vector instead of a
+    /// vector per job: a million jobs would otherwise hold a million small allocations.
+    pool_rates: Vec<(PoolId, f64)>,
+    pool_rates_start: Vec<u32>,
     /// (policy key, submit time, id), smallest first.
     pub(crate) pending: BTreeSet<(i64, u64, u32)>,
     pub(crate) pending_keys: Vec<i64>,
@@ -123,7 +126,8 @@ impl State {
             jobs: Vec::new(),
             tenants,
             config,
-            job_pools: Vec::new(),
+            pool_rates: Vec::new(),
+            pool_rates_start: vec![0],
             pending: BTreeSet::new(),
             pending_keys: Vec::new(),
             pending_by_tenant: vec![BTreeSet::new(); tenant_count],
@@ -141,7 +145,9 @@ impl State {
 
     /// Pools that can run the job, with its units/s there.
     pub fn pools_for(&self, id: JobId) -> &[(PoolId, f64)] {
-        &self.job_pools[id.0 as usize]
+        let index = id.0 as usize;
+        &self.pool_rates
+            [self.pool_rates_start[index] as usize..self.pool_rates_start[index + 1] as usize]
     }
 
     /// Up to `limit` pending jobs in queue order.
@@ -163,6 +169,23 @@ impl State {
                 .range((std::ops::Bound::Excluded(key), std::ops::Bound::Unbounded))
                 .next()
                 .copied(),
+        }
+    }
+
+    /// Offers up to `max_scan_jobs` pending jobs to `visit`, in queue order, while some up
+    /// accelerator is free; a job `visit` starts leaves the queue without moving the cursor past
+    /// the next one (the scan of policies that skip what does not fit: sjf, backfill).
+    pub fn scan_pending(&mut self, mut visit: impl FnMut(&mut State, JobId)) {
+        let mut cursor = None;
+        for _ in 0..self.config.max_scan_jobs {
+            if self.cluster_full() {
+                break;
+            }
+            let Some(key) = self.next_pending(cursor) else {
+                break;
+            };
+            cursor = Some(key);
+            visit(self, JobId(key.2));
         }
     }
 
@@ -228,7 +251,7 @@ impl State {
             matches!(self.jobs[index].status, Status::Pending),
             "starting a job that is not pending"
         );
-        let Some(&(_, units_per_s)) = self.job_pools[index].iter().find(|(p, _)| *p == pool) else {
+        let Some(&(_, units_per_s)) = self.pools_for(id).iter().find(|(p, _)| *p == pool) else {
             return false;
         };
         let gang = self.jobs[index].spec.gang_size;
@@ -255,7 +278,7 @@ impl State {
             None => u64::MAX,
         };
         job.first_start_s.get_or_insert(now_s);
-        job.status = Status::Running(Run {
+        job.status = Status::Running(Box::new(Run {
             pool,
             allocation: allocation.clone(),
             started_s: now_s,
@@ -263,7 +286,7 @@ impl State {
             units_per_s,
             expected_finish_s,
             estimated_end_s,
-        });
+        }));
         let tenant = job.tenant;
         let key = (self.pending_keys[index], job.submitted_s, id.0);
         let submitted_s = job.submitted_s;
@@ -304,7 +327,7 @@ impl State {
             &self.cluster.pools[run.pool.0 as usize].accelerator,
             self.jobs[index].spec.gang_size,
         );
-        run
+        *run
     }
 
     /// Ends a run early; the job goes back to the queue with the work it keeps.
@@ -356,9 +379,13 @@ impl State {
         job.attained_acc_s += now_s.saturating_sub(run.started_s) * gang;
         job.done_units = job.spec.work.total_units;
         job.status = Status::Finished { finished_s: now_s };
-        // The per-type rate map is read only at submit (rates live in `job_pools` from then on);
+        // The per-type rate map is read only at submit (rates live in `pool_rates` from then on);
         // dropping it with the run keeps a replay of a million jobs from holding a million maps.
-        job.spec.work.units_per_s = std::collections::BTreeMap::new();
+        job.spec.work.units_per_s = crate::Rates::new();
+        // Likewise the name and tenant strings: the driver has the name, and the tenant stays
+        // known by index (`Job::tenant`, `State::tenants`).
+        job.spec.name = String::new();
+        job.spec.tenant = String::new();
     }
 
     /// Takes a pending job out of the queue for good. `pending` and `pending_by_tenant` are the
@@ -398,12 +425,13 @@ impl State {
     }
 
     /// Adds a submitted job to the queue.
-    pub(crate) fn enqueue(&mut self, job: Job, pools: Vec<(PoolId, f64)>, key: i64) {
+    pub(crate) fn enqueue(&mut self, job: Job, pools: &[(PoolId, f64)], key: i64) {
         let id = job.id.0;
         self.pending.insert((key, job.submitted_s, id));
         self.pending_by_tenant[job.tenant].insert((job.submitted_s, id));
         self.pending_keys.push(key);
-        self.job_pools.push(pools);
+        self.pool_rates.extend_from_slice(pools);
+        self.pool_rates_start.push(self.pool_rates.len() as u32);
         self.jobs.push(job);
     }
 }

@@ -2,7 +2,6 @@
 
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
 use suanli_sched::{
     JobId, JobSpec, PoolConfig, SchedConfig, Scheduler, TenantConfig, Work, policy,
 };
@@ -54,10 +53,7 @@ pub fn hetero_job(name: &str, gang_size: u32, total_units: f64, rates: &[(&str, 
     JobSpec {
         work: Work {
             total_units,
-            units_per_s: rates
-                .iter()
-                .map(|(t, r)| (t.to_string(), *r))
-                .collect::<BTreeMap<_, _>>(),
+            units_per_s: rates.iter().map(|(t, r)| (t.to_string(), *r)).collect(),
         },
         ..job(name, gang_size, "x", 1.0)
     }

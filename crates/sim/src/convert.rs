@@ -26,7 +26,7 @@ pub fn job_spec(
     let mut units_per_s = job.work.units_per_s.clone();
     if let Some(rate) = units_per_s.remove(ANY_ACCELERATOR) {
         for pool in &cluster.pools {
-            units_per_s.entry(pool.accelerator.clone()).or_insert(rate);
+            units_per_s.insert_if_absent(pool.accelerator.clone(), rate);
         }
     }
     let checkpoint_interval_s = match checkpoint {

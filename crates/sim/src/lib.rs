@@ -2,7 +2,6 @@
 //! clock, with injected node failures, and reports what happened.
 //!
 //! ```
-//! use std::collections::BTreeMap;
 //! use suanli_sim::workload::{ClusterSpec, PoolSpec, TraceJob, Work};
 //! use suanli_sim::{simulate, SimConfig, Summary};
 //!
@@ -11,7 +10,7 @@
 //!     nodes_per_leaf: 2, leaves_per_pod: 1 }] };
 //! let job = |id: &str, arrival_s| TraceJob {
 //!     id: id.into(), arrival_s, gang_size: 16, tenant: "t".into(), priority: 0,
-//!     work: Work { total_units: 600.0, units_per_s: BTreeMap::from([("a100".into(), 1.0)]) },
+//!     work: Work { total_units: 600.0, units_per_s: [("a100".into(), 1.0)].into() },
 //!     runtime_estimate_s: None, checkpoint_interval_s: None };
 //! let run = simulate(&cluster, &[job("a", 0), job("b", 0)], &SimConfig::default(), None).unwrap();
 //! let summary = Summary::of(&run);

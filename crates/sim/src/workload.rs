@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 /// predicts per type. A rate under [`crate::convert::ANY_ACCELERATOR`] applies to every type.
 pub use suanli_sched::Work;
 
+/// Units/s per accelerator type (a small sorted vector with a map's interface).
+pub use suanli_sched::Rates;
+
 /// One job as read from a trace or generated.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TraceJob {

@@ -1,7 +1,6 @@
 //! The engine end to end on small hand-made workloads: determinism, failures with checkpoints,
 //! every policy completing, and the report formats.
 
-use std::collections::BTreeMap;
 use suanli_sim::workload::{ClusterSpec, PoolSpec, TraceJob, Work};
 use suanli_sim::{CheckpointPolicy, FailureModel, SimConfig, Summary, simulate};
 
@@ -33,7 +32,7 @@ fn workload() -> Vec<TraceJob> {
                 priority: 0,
                 work: Work {
                     total_units: 1_800.0 + (i % 7) as f64 * 3_600.0,
-                    units_per_s: BTreeMap::from([("k80".into(), 1.0), ("v100".into(), speedup)]),
+                    units_per_s: [("k80".into(), 1.0), ("v100".into(), speedup)].into(),
                 },
                 runtime_estimate_s: Some(4 * 3_600 + (i % 7) * 3_600),
                 checkpoint_interval_s: Some(1_800),

@@ -32,30 +32,17 @@ impl Policy for Backfill {
     }
 
     fn schedule(&mut self, state: &mut State, now_s: u64) {
-        let mut cursor = None;
         let mut reservation: Option<Reservation> = None;
-        for _ in 0..state.config.max_scan_jobs {
-            if state.cluster_full() {
-                break;
-            }
-            let Some(key) = state.next_pending(cursor) else {
-                break;
-            };
-            cursor = Some(key);
-            let id = JobId(key.2);
-            match reservation.as_mut() {
-                None => {
-                    if !state.start_anywhere(id, now_s) {
-                        reservation = reserve(state, id, now_s);
-                        if reservation.is_none() {
-                            // No pool can ever hold the head right now (nodes down): nothing to protect.
-                            continue;
-                        }
-                    }
+        state.scan_pending(|state, id| match reservation.as_mut() {
+            None => {
+                // With no pool able to hold the head right now (nodes down) there is nothing to
+                // protect: the reservation stays `None` and the next job is a head in turn.
+                if !state.start_anywhere(id, now_s) {
+                    reservation = reserve(state, id, now_s);
                 }
-                Some(reservation) => backfill_one(state, id, now_s, reservation),
             }
-        }
+            Some(reservation) => backfill_one(state, id, now_s, reservation),
+        });
     }
 }
 

@@ -42,16 +42,8 @@ impl Policy for Sjf {
     }
 
     fn schedule(&mut self, state: &mut State, now_s: u64) {
-        let mut cursor = None;
-        for _ in 0..state.config.max_scan_jobs {
-            if state.cluster_full() {
-                break;
-            }
-            let Some(key) = state.next_pending(cursor) else {
-                break;
-            };
-            cursor = Some(key);
-            state.start_anywhere(JobId(key.2), now_s);
-        }
+        state.scan_pending(|state, id| {
+            state.start_anywhere(id, now_s);
+        });
     }
 }

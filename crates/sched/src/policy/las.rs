@@ -53,15 +53,7 @@ impl Policy for Las {
             let job = state.job(id);
             (self.queue_of(job.attained_at(now_s)), job.submitted_s, id.0)
         };
-        preemptive_pass(state, now_s, order, |state, id, capacity| {
-            // Type-agnostic: the allowed pool with the most room in this pass.
-            state
-                .pools_for(id)
-                .iter()
-                .map(|&(p, _)| p)
-                .filter(|p| capacity[p.0 as usize] >= state.job(id).spec.gang_size)
-                .max_by_key(|p| (capacity[p.0 as usize], std::cmp::Reverse(p.0)))
-        });
+        preemptive_pass(state, now_s, order, roomiest_pool);
     }
 
     fn next_wakeup_s(&self, state: &State, now_s: u64) -> Option<u64> {
@@ -69,19 +61,21 @@ impl Policy for Las {
             return None;
         }
         // The next demotion of a running job can change the order.
-        state
-            .running_jobs()
-            .into_iter()
-            .filter_map(|id| {
-                let job = state.job(id);
-                let run = job.run()?;
-                let attained = job.attained_at(now_s);
-                let next = *self.thresholds_acc_s.iter().find(|&&t| t > attained)?;
-                let gang = u64::from(job.spec.gang_size);
-                Some(run.started_s + (next - job.attained_acc_s).div_ceil(gang))
-            })
-            .min()
+        crate::policy::las_indexed::next_demotion_s(self, state, now_s)
     }
+}
+
+/// Type-agnostic pool choice of every LAS pass: the job's allowed pool with the most
+/// accelerators still unclaimed in this pass (`capacity`), the first in configuration order on a
+/// tie; `None` if none holds the gang.
+pub(crate) fn roomiest_pool(state: &State, id: JobId, capacity: &[u32]) -> Option<PoolId> {
+    let gang = state.job(id).spec.gang_size;
+    state
+        .pools_for(id)
+        .iter()
+        .map(|&(p, _)| p)
+        .filter(|p| capacity[p.0 as usize] >= gang)
+        .max_by_key(|p| (capacity[p.0 as usize], std::cmp::Reverse(p.0)))
 }
 
 /// One pass of a preemptive priority policy. `order` ranks jobs (smaller first); `choose_pool`

@@ -5,8 +5,11 @@
 //! quadratic over a long run: 100,000 jobs on 16,384 accelerators took about 20 s. Here the
 //! running jobs live in an index ordered by that key, kept up to date from the state's log of
 //! starts and stops, and a job moves to its next queue when a heap of demotion times says it has
-//! crossed a threshold. A pass merges the (few) waiting jobs into the index and walks only as far
-//! as the last waiting job; the tail is walked only when a start needs preemption victims. With
+//! crossed a threshold. A pass merges the (few) waiting jobs into the index and walks only from
+//! the first waiting job to the last: the running jobs ranked ahead of the first all keep their
+//! accelerators (they fit together, being all running, and nothing is claimed before them), so
+//! they enter the pass as per-pool sums kept by queue. The tail is walked only when a start needs
+//! preemption victims. With
 //! tenant guarantees it falls back to [`Las`]'s full pass (guarantees change which running jobs
 //! count, per pass).
 
@@ -18,8 +21,66 @@ use crate::job::JobId;
 use crate::policy::{Las, Policy};
 use crate::state::State;
 
-/// (queue, submit time, id): the LAS rank, smaller first.
-type RankKey = (usize, u64, u32);
+/// (queue, waiting, entry time, id): the rank, smaller first. Plain LAS ranks by (queue, submit
+/// time, id) and files every job with `waiting` false; 2D-LAS puts a queue's running jobs ahead
+/// of its waiting ones and counts from the last promotion.
+pub(crate) type RankKey = (usize, bool, u64, u32);
+
+/// What a LAS variant tells the index about a running job.
+pub(crate) trait Ranking {
+    /// The queue thresholds.
+    fn queues(&self) -> &Las;
+    /// Attained accelerator-seconds not counted towards the queue (service before the last
+    /// promotion; 0 for plain LAS).
+    fn base_acc_s(&self, id: u32) -> u64;
+    /// The time a job is ranked by within its queue (submission, or the last promotion).
+    fn entry_s(&self, state: &State, id: u32) -> u64;
+}
+
+/// When a running job crosses its next queue threshold (`None`: it is in the last queue, or not
+/// running): its service since the ranking's base reaches the threshold.
+pub(crate) fn demotion_at_s(
+    ranking: &impl Ranking,
+    state: &State,
+    id: u32,
+    now_s: u64,
+) -> Option<u64> {
+    let job = state.job(JobId(id));
+    let run = job.run()?;
+    let base_acc_s = ranking.base_acc_s(id);
+    let service_acc_s = job.attained_at(now_s).saturating_sub(base_acc_s);
+    let threshold = *ranking
+        .queues()
+        .thresholds_acc_s
+        .iter()
+        .find(|&&t| t > service_acc_s)?;
+    let held_acc_s = job.attained_acc_s.saturating_sub(base_acc_s);
+    let gang = u64::from(job.spec.gang_size);
+    Some(run.started_s + (threshold - held_acc_s.min(threshold)).div_ceil(gang))
+}
+
+/// The earliest demotion over every running job (what the index keeps, computed afresh).
+pub(crate) fn next_demotion_s(ranking: &impl Ranking, state: &State, now_s: u64) -> Option<u64> {
+    state
+        .running
+        .iter()
+        .filter_map(|&id| demotion_at_s(ranking, state, id, now_s))
+        .min()
+}
+
+impl Ranking for Las {
+    fn queues(&self) -> &Las {
+        self
+    }
+
+    fn base_acc_s(&self, _id: u32) -> u64 {
+        0
+    }
+
+    fn entry_s(&self, state: &State, id: u32) -> u64 {
+        state.job(JobId(id)).submitted_s
+    }
+}
 
 /// Tiresias-style discretised LAS with an index of running jobs by rank.
 #[derive(Clone, Debug, Default)]
@@ -39,12 +100,22 @@ impl IndexedLas {
     }
 }
 
+/// `RunningIndex::filed` of a job that is not in the index.
+const NOT_FILED: (u32, u32) = (u32::MAX, u32::MAX);
+
+/// Running jobs by rank, kept up to date from the state's log of starts and stops and a heap of
+/// demotion times.
 #[derive(Clone, Debug, Default)]
-struct RunningIndex {
+pub(crate) struct RunningIndex {
     /// Every running job by rank.
     by_rank: BTreeSet<RankKey>,
-    /// The key each job is filed under, by job id (`None` when not running).
-    key_of: Vec<Option<RankKey>>,
+    /// (queue, pool) each job is filed under, by job id (`NOT_FILED` when not running); its key
+    /// is (queue, false, entry time, id).
+    filed: Vec<(u32, u32)>,
+    /// Accelerators held by the filed jobs, per queue and pool.
+    held_by_queue: Vec<Vec<u64>>,
+    /// Starts and stops taken from the state's log, reused from pass to pass.
+    changed: Vec<u32>,
     /// When each running job reaches its next queue (`u64::MAX`: never), by job id.
     demotion_s: Vec<u64>,
     /// (demotion time, id); an entry is current when it matches `demotion_s`.
@@ -54,33 +125,43 @@ struct RunningIndex {
 }
 
 impl RunningIndex {
-    fn grow(&mut self, jobs: usize) {
-        if self.key_of.len() < jobs {
-            self.key_of.resize(jobs, None);
+    fn grow(&mut self, queues: &Las, state: &State) {
+        let jobs = state.jobs.len();
+        if self.filed.len() < jobs {
+            self.filed.resize(jobs, NOT_FILED);
             self.demotion_s.resize(jobs, u64::MAX);
+        }
+        if self.held_by_queue.is_empty() {
+            let pools = state.cluster.pools.len();
+            self.held_by_queue = vec![vec![0; pools]; queues.thresholds_acc_s.len() + 1];
         }
     }
 
-    fn remove(&mut self, id: u32) {
-        if let Some(key) = self.key_of[id as usize].take() {
-            self.by_rank.remove(&key);
+    fn remove(&mut self, ranking: &impl Ranking, state: &State, id: u32) {
+        let (queue, pool) = std::mem::replace(&mut self.filed[id as usize], NOT_FILED);
+        if (queue, pool) != NOT_FILED {
+            let key = (queue as usize, false, ranking.entry_s(state, id), id);
+            let removed = self.by_rank.remove(&key);
+            debug_assert!(removed, "a filed job is in the index under its key");
+            let gang = u64::from(state.job(JobId(id)).spec.gang_size);
+            self.held_by_queue[queue as usize][pool as usize] -= gang;
         }
         self.demotion_s[id as usize] = u64::MAX;
     }
 
     /// Files a running job under its rank at `now_s` and schedules its next demotion.
-    fn insert(&mut self, queues: &Las, state: &State, id: u32, now_s: u64) {
+    fn insert(&mut self, ranking: &impl Ranking, state: &State, id: u32, now_s: u64) {
         let job = state.job(JobId(id));
         let Some(run) = job.run() else { return };
-        let attained = job.attained_at(now_s);
-        let key = (queues.queue_of(attained), job.submitted_s, id);
-        self.by_rank.insert(key);
-        self.key_of[id as usize] = Some(key);
-        let next = queues.thresholds_acc_s.iter().find(|&&t| t > attained);
-        let at_s = next.map_or(u64::MAX, |&threshold| {
-            let gang = u64::from(job.spec.gang_size);
-            run.started_s + (threshold - job.attained_acc_s).div_ceil(gang)
-        });
+        let service_acc_s = job
+            .attained_at(now_s)
+            .saturating_sub(ranking.base_acc_s(id));
+        let queue = ranking.queues().queue_of(service_acc_s);
+        self.by_rank
+            .insert((queue, false, ranking.entry_s(state, id), id));
+        self.filed[id as usize] = (queue as u32, run.pool.0);
+        self.held_by_queue[queue][run.pool.0 as usize] += u64::from(job.spec.gang_size);
+        let at_s = demotion_at_s(ranking, state, id, now_s).unwrap_or(u64::MAX);
         self.demotion_s[id as usize] = at_s;
         if at_s != u64::MAX {
             self.demotions.push(Reverse((at_s, id)));
@@ -88,25 +169,25 @@ impl RunningIndex {
     }
 
     /// Brings the index up to date at `now_s`: applies logged starts and stops and due demotions.
-    fn sync(&mut self, queues: &Las, state: &mut State, now_s: u64) {
-        self.grow(state.jobs.len());
-        let changed: Vec<u32> = if self.synced {
-            state
-                .running_log
-                .as_mut()
-                .map(std::mem::take)
-                .unwrap_or_default()
+    pub(crate) fn sync(&mut self, ranking: &impl Ranking, state: &mut State, now_s: u64) {
+        self.grow(ranking.queues(), state);
+        let mut changed = std::mem::take(&mut self.changed);
+        if self.synced {
+            if let Some(log) = state.running_log.as_mut() {
+                std::mem::swap(log, &mut changed);
+            }
         } else {
             self.synced = true;
             state.running_log = Some(Vec::new());
-            state.running.iter().copied().collect()
-        };
-        for id in changed {
-            self.remove(id);
-            if state.running.contains(&id) {
-                self.insert(queues, state, id, now_s);
-            }
+            changed.extend(state.running.iter().copied());
         }
+        for &id in &changed {
+            self.remove(ranking, state, id);
+            // Files the job again if it is (still) running.
+            self.insert(ranking, state, id, now_s);
+        }
+        changed.clear();
+        self.changed = changed;
         while let Some(&Reverse((at_s, id))) = self.demotions.peek() {
             let current = self.demotion_s[id as usize] == at_s;
             if current && at_s > now_s {
@@ -114,15 +195,15 @@ impl RunningIndex {
             }
             self.demotions.pop();
             if current {
-                self.remove(id);
-                self.insert(queues, state, id, now_s);
+                self.remove(ranking, state, id);
+                self.insert(ranking, state, id, now_s);
             }
         }
     }
 
     /// The next demotion, if the index is current (nothing started or stopped since the last
     /// sync) and it is after `now_s`.
-    fn next_demotion_s(&self, state: &State, now_s: u64) -> Option<Option<u64>> {
+    pub(crate) fn next_demotion_s(&self, state: &State, now_s: u64) -> Option<Option<u64>> {
         let current = self.synced && state.running_log.as_ref().is_some_and(Vec::is_empty);
         if !current {
             return None;
@@ -132,6 +213,68 @@ impl RunningIndex {
             Some(&Reverse((at_s, _))) if at_s > now_s => Some(Some(at_s)),
             Some(_) => None,
         }
+    }
+
+    /// The preemptive LAS pass without tenant guarantees, walking the index: `waiting` are the
+    /// waiting jobs' keys in any order.
+    pub(crate) fn pass(&self, state: &mut State, mut waiting: Vec<RankKey>, now_s: u64) {
+        if waiting.is_empty() {
+            return;
+        }
+        waiting.sort_unstable();
+        let pools = state.cluster.pools.len();
+        let mut capacity: Vec<u32> = state.cluster.pools.iter().map(|p| p.up_capacity).collect();
+        // The running jobs ranked ahead of the first waiting job all keep their accelerators
+        // (they fit together, being all running, and nothing is claimed before them): take them
+        // as sums, every queue above its queue, and its own queue but for the jobs from the first
+        // waiting job on.
+        let first = waiting[0];
+        for held in self.held_by_queue.iter().take(first.0 + 1) {
+            for (pool, &acc) in held.iter().enumerate() {
+                capacity[pool] -= acc as u32;
+            }
+        }
+        for &(_, _, _, id) in self.by_rank.range(first..(first.0 + 1, false, 0, 0)) {
+            let job = state.job(JobId(id));
+            let pool = job.run().expect("indexed jobs run").pool.0 as usize;
+            capacity[pool] += job.spec.gang_size;
+        }
+        let mut victims: Vec<Vec<JobId>> = vec![Vec::new(); pools];
+        let mut to_start: Vec<(JobId, PoolId)> = Vec::new();
+        // A running job ranked ahead keeps its accelerators if they are still unclaimed in this
+        // pass; otherwise it is a candidate victim, as in the full pass.
+        let mut claim = |state: &State, capacity: &mut [u32], id: u32| {
+            let job = state.job(JobId(id));
+            let run = job.run().expect("indexed jobs run");
+            let pool = run.pool.0 as usize;
+            if capacity[pool] >= job.spec.gang_size {
+                capacity[pool] -= job.spec.gang_size;
+            } else {
+                victims[pool].push(JobId(id));
+            }
+        };
+        let mut running = self.by_rank.range(first..).peekable();
+        for &key in &waiting {
+            while let Some(&(_, _, _, id)) = running.next_if(|&&r| r < key) {
+                claim(state, &mut capacity, id);
+            }
+            let id = JobId(key.3);
+            if let Some(pool) = crate::policy::las::roomiest_pool(state, id, &capacity) {
+                capacity[pool.0 as usize] -= state.job(id).spec.gang_size;
+                to_start.push((id, pool));
+            }
+        }
+        let mut needed = vec![0u32; pools];
+        for &(id, pool) in &to_start {
+            needed[pool.0 as usize] += state.job(id).spec.gang_size;
+        }
+        let preempts = (0..pools).any(|p| needed[p] > state.cluster.pools[p].free && needed[p] > 0);
+        if preempts {
+            for &(_, _, _, id) in running {
+                claim(state, &mut capacity, id);
+            }
+        }
+        crate::policy::las::start_with_victims(state, to_start, &mut victims, now_s);
     }
 }
 
@@ -149,7 +292,16 @@ impl Policy for IndexedLas {
         if state.has_quotas() {
             self.queues.schedule(state, now_s);
         } else {
-            self.indexed_pass(state, now_s);
+            let waiting: Vec<RankKey> = state
+                .pending_prefix(state.config.max_scan_jobs)
+                .into_iter()
+                .map(|id| {
+                    let job = state.job(id);
+                    let queue = self.queues.queue_of(job.attained_at(now_s));
+                    (queue, false, job.submitted_s, id.0)
+                })
+                .collect();
+            self.index.pass(state, waiting, now_s);
         }
         // File this pass's starts and preemptions so `next_wakeup_s` can use the index.
         self.index.sync(&self.queues, state, now_s);
@@ -163,70 +315,5 @@ impl Policy for IndexedLas {
             Some(next) => next,
             None => self.queues.next_wakeup_s(state, now_s),
         }
-    }
-}
-
-impl IndexedLas {
-    /// [`crate::policy::las`]'s preemptive pass without tenant guarantees, walking the index.
-    fn indexed_pass(&self, state: &mut State, now_s: u64) {
-        let mut waiting: Vec<RankKey> = state
-            .pending_prefix(state.config.max_scan_jobs)
-            .into_iter()
-            .map(|id| {
-                let job = state.job(id);
-                let queue = self.queues.queue_of(job.attained_at(now_s));
-                (queue, job.submitted_s, id.0)
-            })
-            .collect();
-        if waiting.is_empty() {
-            return;
-        }
-        waiting.sort_unstable();
-        let pools = state.cluster.pools.len();
-        let mut capacity: Vec<u32> = state.cluster.pools.iter().map(|p| p.up_capacity).collect();
-        let mut victims: Vec<Vec<JobId>> = vec![Vec::new(); pools];
-        let mut to_start: Vec<(JobId, PoolId)> = Vec::new();
-        // A running job ranked ahead keeps its accelerators if they are still unclaimed in this
-        // pass; otherwise it is a candidate victim, as in the full pass.
-        let mut claim = |state: &State, capacity: &mut [u32], id: u32| {
-            let job = state.job(JobId(id));
-            let run = job.run().expect("indexed jobs run");
-            let pool = run.pool.0 as usize;
-            if capacity[pool] >= job.spec.gang_size {
-                capacity[pool] -= job.spec.gang_size;
-            } else {
-                victims[pool].push(JobId(id));
-            }
-        };
-        let mut running = self.index.by_rank.iter().peekable();
-        for &key in &waiting {
-            while let Some(&(_, _, id)) = running.next_if(|&&r| r < key) {
-                claim(state, &mut capacity, id);
-            }
-            let id = JobId(key.2);
-            let gang = state.job(id).spec.gang_size;
-            // Type-agnostic: the allowed pool with the most room in this pass.
-            let pool = state
-                .pools_for(id)
-                .iter()
-                .map(|&(p, _)| p)
-                .filter(|p| capacity[p.0 as usize] >= gang)
-                .max_by_key(|p| (capacity[p.0 as usize], Reverse(p.0)));
-            if let Some(pool) = pool {
-                capacity[pool.0 as usize] -= gang;
-                to_start.push((id, pool));
-            }
-        }
-        let mut needed = vec![0u32; pools];
-        for &(id, pool) in &to_start {
-            needed[pool.0 as usize] += state.job(id).spec.gang_size;
-        }
-        let preempts = (0..pools).any(|p| needed[p] > state.cluster.pools[p].free && needed[p] > 0);
-        if preempts {
-            for &(_, _, id) in running {
-                claim(state, &mut capacity, id);
-            }
-        }
-        crate::policy::las::start_with_victims(state, to_start, &mut victims, now_s);
     }
 }

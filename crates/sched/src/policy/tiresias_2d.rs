@@ -11,23 +11,35 @@
 //! in `run_sim.py`); promotion resets both counters. Without the guard (knob 0) this is
 //! `tiresias-las`. Promotions are checked on every pass and the policy asks to be woken at the
 //! next one, as the authors' simulator does with its `next_job_jump` event.
+//!
+//! Running jobs are kept in the index of [`crate::policy::IndexedLas`] (their rank changes only
+//! when they cross a threshold: promotions touch waiting jobs only), so a pass costs the waiting
+//! jobs and the running jobs ranked among them, not every running job. With tenant guarantees
+//! the pass re-ranks everything ([`preemptive_pass`]).
 
 use crate::cluster::PoolId;
 use crate::job::JobId;
-use crate::policy::las::preemptive_pass;
+use crate::policy::las::{preemptive_pass, roomiest_pool};
+use crate::policy::las_indexed::{RankKey, Ranking, RunningIndex};
 use crate::policy::{Las, Policy};
 use crate::state::State;
 
-/// Per-job promotion bookkeeping, indexed by job id.
-#[derive(Clone, Debug, Default)]
-struct Promotions {
+/// One job's promotion bookkeeping.
+#[derive(Clone, Copy, Debug, Default)]
+struct Promotion {
     /// Attained accelerator-seconds at the last promotion (0: never promoted).
-    base_acc_s: Vec<u64>,
-    /// When the last promotion happened (the submit time if never).
-    promoted_s: Vec<u64>,
+    base_acc_s: u64,
+    /// When the last promotion happened (`None`: never; the count starts at submission).
+    promoted_s: Option<u64>,
     /// Seconds waited since the last promotion, in waiting spells that ended.
-    waited_s: Vec<u64>,
+    waited_s: u64,
 }
+
+/// Promotion bookkeeping of the jobs that have any (promoted, or restarted after a wait), by job
+/// id; the others count from submission with nothing waited. Kept sparse: in a long replay few
+/// jobs are ever preempted.
+#[derive(Clone, Debug, Default)]
+struct Promotions(std::collections::HashMap<u32, Promotion>);
 
 /// Tiresias 2D-LAS with promotion of starving jobs.
 #[derive(Clone, Debug)]
@@ -39,6 +51,28 @@ pub struct TiresiasTwoDLas {
     /// the guard off.
     pub promote_knob: f64,
     promotions: Promotions,
+    index: RunningIndex,
+}
+
+/// The 2D-LAS rank of running jobs, for the index: service since the last promotion, ranked by
+/// the time of that promotion (or submission).
+struct TwoDRanking<'a> {
+    queues: &'a Las,
+    promotions: &'a Promotions,
+}
+
+impl Ranking for TwoDRanking<'_> {
+    fn queues(&self) -> &Las {
+        self.queues
+    }
+
+    fn base_acc_s(&self, id: u32) -> u64 {
+        self.promotions.base_acc_s(JobId(id))
+    }
+
+    fn entry_s(&self, state: &State, id: u32) -> u64 {
+        self.promotions.since_s(state, JobId(id))
+    }
 }
 
 impl Default for TiresiasTwoDLas {
@@ -48,21 +82,23 @@ impl Default for TiresiasTwoDLas {
 }
 
 impl Promotions {
+    fn of(&self, id: JobId) -> Promotion {
+        self.0.get(&id.0).copied().unwrap_or_default()
+    }
+
     fn base_acc_s(&self, id: JobId) -> u64 {
-        self.base_acc_s.get(id.0 as usize).copied().unwrap_or(0)
+        self.of(id).base_acc_s
     }
 
     /// When the current count started: the last promotion, or submission.
     fn since_s(&self, state: &State, id: JobId) -> u64 {
-        let submitted_s = state.job(id).submitted_s;
-        self.promoted_s
-            .get(id.0 as usize)
-            .copied()
-            .unwrap_or(submitted_s)
+        self.of(id)
+            .promoted_s
+            .unwrap_or_else(|| state.job(id).submitted_s)
     }
 
     fn waited_s(&self, id: JobId) -> u64 {
-        self.waited_s.get(id.0 as usize).copied().unwrap_or(0)
+        self.of(id).waited_s
     }
 }
 
@@ -73,7 +109,28 @@ impl TiresiasTwoDLas {
             queues,
             promote_knob,
             promotions: Promotions::default(),
+            index: RunningIndex::default(),
         }
+    }
+
+    /// The reference pass: re-ranks every running and waiting job (used with tenant guarantees,
+    /// which decide per pass which running jobs count).
+    fn full_pass(&self, state: &mut State, now_s: u64) {
+        let order = |state: &State, id: JobId| {
+            let queue = self.queues.queue_of(self.service_acc_s(state, id, now_s));
+            let waiting = state.job(id).run().is_none();
+            (queue, waiting, self.promotions.since_s(state, id), id.0)
+        };
+        preemptive_pass(state, now_s, order, roomiest_pool);
+    }
+
+    /// Brings the index of running jobs up to date.
+    fn sync(&mut self, state: &mut State, now_s: u64) {
+        let ranking = TwoDRanking {
+            queues: &self.queues,
+            promotions: &self.promotions,
+        };
+        self.index.sync(&ranking, state, now_s);
     }
 
     /// Service since the last promotion, accelerator-seconds.
@@ -121,24 +178,17 @@ impl TiresiasTwoDLas {
 
     /// Promotes every waiting job in the scan window whose wait has reached its limit.
     fn promote_starving(&mut self, state: &State, now_s: u64) {
-        let jobs = state.jobs.len();
-        let p = &mut self.promotions;
-        if p.base_acc_s.len() < jobs {
-            p.base_acc_s.resize(jobs, 0);
-            p.waited_s.resize(jobs, 0);
-            let start = p.promoted_s.len();
-            p.promoted_s
-                .extend(state.jobs[start..].iter().map(|j| j.submitted_s));
-        }
         for id in state.pending_prefix(state.config.max_scan_jobs) {
             if self
                 .promotion_at_s(state, id, now_s)
                 .is_some_and(|at| at <= now_s)
             {
-                let index = id.0 as usize;
-                self.promotions.base_acc_s[index] = state.job(id).attained_acc_s;
-                self.promotions.promoted_s[index] = now_s;
-                self.promotions.waited_s[index] = 0;
+                let promotion = Promotion {
+                    base_acc_s: state.job(id).attained_acc_s,
+                    promoted_s: Some(now_s),
+                    waited_s: 0,
+                };
+                self.promotions.0.insert(id.0, promotion);
             }
         }
     }
@@ -154,33 +204,33 @@ impl Policy for TiresiasTwoDLas {
     }
 
     fn schedule(&mut self, state: &mut State, now_s: u64) {
+        self.sync(state, now_s);
         self.promote_starving(state, now_s);
         let waiting_before: Vec<JobId> = state.pending_prefix(state.config.max_scan_jobs);
-        let this = &*self;
-        // Within a queue Tiresias keeps running jobs ahead of waiting ones (it moves waiting
-        // jobs to the end of their queue after each pass), so a waiting job never preempts a
-        // running job of its own queue; then by when the job entered the count (submission or
-        // last promotion: a promoted job is appended to the top queue).
-        let order = |state: &State, id: JobId| {
-            let queue = this.queues.queue_of(this.service_acc_s(state, id, now_s));
-            let waiting = state.job(id).run().is_none();
-            (queue, waiting, this.promotions.since_s(state, id), id.0)
-        };
-        preemptive_pass(state, now_s, order, |state, id, capacity| {
-            state
-                .pools_for(id)
+        if state.has_quotas() {
+            self.full_pass(state, now_s);
+        } else {
+            // Within a queue Tiresias keeps running jobs ahead of waiting ones (it moves waiting
+            // jobs to the end of their queue after each pass), so a waiting job never preempts a
+            // running job of its own queue; then by when the job entered the count (submission
+            // or last promotion: a promoted job is appended to the top queue).
+            let waiting: Vec<RankKey> = waiting_before
                 .iter()
-                .map(|&(p, _)| p)
-                .filter(|p| capacity[p.0 as usize] >= state.job(id).spec.gang_size)
-                .max_by_key(|p| (capacity[p.0 as usize], std::cmp::Reverse(p.0)))
-        });
+                .map(|&id| {
+                    let queue = self.queues.queue_of(self.service_acc_s(state, id, now_s));
+                    (queue, true, self.promotions.since_s(state, id), id.0)
+                })
+                .collect();
+            self.index.pass(state, waiting, now_s);
+        }
+        // File this pass's starts and preemptions so `next_wakeup_s` can use the index.
+        self.sync(state, now_s);
         // Close the waiting spells of the jobs that started in this pass.
         for id in waiting_before {
-            let index = id.0 as usize;
             if state.job(id).run().is_some()
                 && let Some((waited_s, _)) = self.wait_and_run_s(state, id, now_s)
             {
-                self.promotions.waited_s[index] = waited_s;
+                self.promotions.0.entry(id.0).or_default().waited_s = waited_s;
             }
         }
     }
@@ -189,25 +239,16 @@ impl Policy for TiresiasTwoDLas {
         if state.pending_count() == 0 {
             return None;
         }
-        let demotion = state
-            .running_jobs()
-            .into_iter()
-            .filter_map(|id| {
-                let job = state.job(id);
-                let run = job.run()?;
-                let service = self.service_acc_s(state, id, now_s);
-                let next = *self
-                    .queues
-                    .thresholds_acc_s
-                    .iter()
-                    .find(|&&t| t > service)?;
-                let gang = u64::from(job.spec.gang_size);
-                let held_acc_s = job
-                    .attained_acc_s
-                    .saturating_sub(self.promotions.base_acc_s(id));
-                Some(run.started_s + (next - held_acc_s.min(next)).div_ceil(gang))
-            })
-            .min();
+        let demotion = match self.index.next_demotion_s(state, now_s) {
+            Some(next) => next,
+            None => {
+                let ranking = TwoDRanking {
+                    queues: &self.queues,
+                    promotions: &self.promotions,
+                };
+                crate::policy::las_indexed::next_demotion_s(&ranking, state, now_s)
+            }
+        };
         let promotion = state
             .pending_prefix(state.config.max_scan_jobs)
             .into_iter()

@@ -33,7 +33,7 @@ pub(super) fn sched_work(spec: &JobSpec, types: &[String]) -> (Work, Option<u64>
         if !rates.is_empty() {
             let work = Work {
                 total_units: goal.tokens,
-                units_per_s: rates,
+                units_per_s: rates.into(),
             };
             let estimate_s = work.ideal_runtime_s().ceil() as u64;
             return (work, Some(estimate_s));

@@ -18,10 +18,9 @@ pub use profile::{
 };
 
 use crate::trace::DEFAULT_TENANT;
-use crate::workload::{ClusterSpec, PoolSpec, TraceJob, Work};
+use crate::workload::{ClusterSpec, PoolSpec, Rates, TraceJob, Work};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use std::collections::BTreeMap;
 
 /// Keys `parse` accepts.
 pub const KEYS: &str = "jobs, accelerators, per_node, types, load, rate, seed, profile, tenants, \
@@ -257,7 +256,7 @@ pub fn generate(spec: &SyntheticSpec) -> Result<SyntheticWorkload, SpecError> {
             Some((*g, *sum))
         })
         .collect();
-    let rates: BTreeMap<String, f64> = cluster
+    let rates: Rates = cluster
         .pools
         .iter()
         .map(|p| (p.accelerator.clone(), 1.0))

@@ -54,7 +54,7 @@ pub fn fit_to_cluster(jobs: Vec<TraceJob>, cluster: &ClusterSpec) -> (Vec<TraceJ
         if let Some(any_rate) = rates.remove(ANY_ACCELERATOR) {
             report.any_type_expanded += 1;
             for accelerator in largest_pool_by_type.keys() {
-                rates.entry(accelerator.to_string()).or_insert(any_rate);
+                rates.insert_if_absent(accelerator.to_string(), any_rate);
             }
         }
         let before = rates.len();

@@ -145,7 +145,7 @@ impl<'t> GavelRow<'t> {
             priority: 0,
             work: Work {
                 total_units,
-                units_per_s: rates.steps_per_s,
+                units_per_s: rates.steps_per_s.into(),
             },
             runtime_estimate_s: Some((total_units / fastest_steps_per_s).ceil() as u64),
             checkpoint_interval_s: None,

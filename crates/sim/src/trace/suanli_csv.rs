@@ -17,8 +17,8 @@ use super::error::TraceError;
 use super::report::ReadReport;
 use super::table::{Columns, Row, for_each_row};
 use super::{ANY_ACCELERATOR, DEFAULT_TENANT};
-use crate::workload::{TraceJob, Work};
-use std::collections::{BTreeMap, HashSet};
+use crate::workload::{Rates, TraceJob, Work};
+use std::collections::HashSet;
 
 /// The header the writer produces.
 pub const HEADER: [&str; 9] = [
@@ -111,7 +111,7 @@ fn parse_work(row: &Row<'_>) -> Result<Work, TraceError> {
         if !(duration_s.is_finite() && duration_s > 0.0) {
             return Err(row.error("duration_s", "seconds > 0"));
         }
-        let mut units_per_s = BTreeMap::new();
+        let mut units_per_s = Rates::new();
         for name in row.get("allowed_types").unwrap_or("").split('|') {
             if !name.trim().is_empty() {
                 units_per_s.insert(name.trim().to_string(), 1.0);
@@ -130,7 +130,7 @@ fn parse_work(row: &Row<'_>) -> Result<Work, TraceError> {
     if !(total_units.is_finite() && total_units > 0.0) {
         return Err(row.error("total_units", "a number > 0"));
     }
-    let mut units_per_s = BTreeMap::new();
+    let mut units_per_s = Rates::new();
     for pair in row.get("units_per_s").unwrap_or("").split('|') {
         let (name, rate) = pair
             .split_once('=')

@@ -10,7 +10,6 @@ use super::report::ReadReport;
 use super::table::{Columns, for_each_row};
 use super::{ANY_ACCELERATOR, DEFAULT_TENANT};
 use crate::workload::{TraceJob, Work};
-use std::collections::BTreeMap;
 
 /// Columns the reader understands; only `duration` is required.
 pub const OPTIONAL_COLUMNS: [&str; 6] = [
@@ -61,7 +60,7 @@ pub fn parse(text: &str, file: &str) -> Result<(Vec<TraceJob>, ReadReport), Trac
             priority: 0,
             work: Work {
                 total_units: duration_s as f64,
-                units_per_s: BTreeMap::from([(ANY_ACCELERATOR.to_string(), 1.0)]),
+                units_per_s: [(ANY_ACCELERATOR.to_string(), 1.0)].into(),
             },
             runtime_estimate_s: Some(duration_s),
             checkpoint_interval_s: None,
