@@ -30,8 +30,8 @@ fn slurm_conf() -> String {
     std::env::var("SLURM_CONF").unwrap_or_else(|_| "/var/tmp/suanli-slurm/etc/slurm.conf".into())
 }
 
-/// Jobs named `name` Slurm has not finished.
-fn unfinished(name: &str) -> usize {
+/// Jobs whose name `counts` that Slurm has not finished.
+fn unfinished(counts: impl Fn(&str) -> bool) -> usize {
     let output = Command::new("squeue")
         .args([
             "-h",
@@ -45,7 +45,7 @@ fn unfinished(name: &str) -> usize {
         .expect("squeue");
     String::from_utf8_lossy(&output.stdout)
         .lines()
-        .filter(|l| l.trim() == name)
+        .filter(|l| counts(l.trim()))
         .count()
 }
 
@@ -69,21 +69,65 @@ fn from_spares(prefix: &str) -> (usize, usize) {
 /// Jobs whose name starts with `prefix` that Slurm has not finished (spares, which wait
 /// unallocated until suanli releases them, are not work).
 fn unfinished_prefix(prefix: &str) -> usize {
-    let output = Command::new("squeue")
-        .args([
-            "-h",
-            "-t",
-            "pending,running,completing,configuring",
-            "-o",
-            "%j",
-        ])
+    unfinished(|name| name.starts_with(prefix) && !name.ends_with("-spare"))
+}
+
+/// Clears slurmctld's request counters (`sdiag -r`; needs root or SlurmUser).
+fn reset_requests() -> bool {
+    Command::new("sdiag")
+        .arg("-r")
+        .env("SLURM_CONF", slurm_conf())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Requests slurmctld served since `reset_requests`, by message type (sdiag's "Remote
+/// Procedure Call statistics by message type"), without sdiag's own.
+fn requests() -> Vec<(String, u64)> {
+    let Ok(output) = Command::new("sdiag")
         .env("SLURM_CONF", slurm_conf())
         .output()
-        .expect("squeue");
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter(|l| l.trim().starts_with(prefix) && !l.trim().ends_with("-spare"))
-        .count()
+    else {
+        return Vec::new();
+    };
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.lines()
+        .skip_while(|l| !l.contains("by message type"))
+        .skip(1)
+        .take_while(|l| !l.contains("by user"))
+        .filter_map(|l| {
+            let name = l.split_whitespace().next()?;
+            let count = l.split("count:").nth(1)?.split_whitespace().next()?;
+            let count = count.parse().ok()?;
+            (name != "REQUEST_STATS_INFO").then(|| (name.to_string(), count))
+        })
+        .collect()
+}
+
+/// Requests per job: all, and without queries (`*_INFO*`: `squeue`, `sinfo`, and `scontrol`
+/// looking a job up), which both sides make at rates of their own (the plain runs' wait loop
+/// asks `squeue` every 100 ms, suanli every poll), then every type.
+fn per_job(label: &str, counts: &[(String, u64)], jobs: usize) -> String {
+    let per = |n: u64| n as f64 / jobs.max(1) as f64;
+    let all: u64 = counts.iter().map(|(_, n)| n).sum();
+    let work: u64 = counts
+        .iter()
+        .filter(|(name, _)| !name.contains("_INFO"))
+        .map(|(_, n)| n)
+        .sum();
+    let mut sorted = counts.to_vec();
+    sorted.sort_by_key(|entry| std::cmp::Reverse(entry.1));
+    let each: Vec<String> = sorted
+        .iter()
+        .map(|(name, n)| format!("{} {:.2}", name.trim_start_matches("REQUEST_"), per(*n)))
+        .collect();
+    format!(
+        "slurmctld requests per job, {label}: {:.2} without queries, {:.2} in all ({})",
+        per(work),
+        per(all),
+        each.join(", ")
+    )
 }
 
 /// suanli's jobs in `state`, counted up to `up_to`.
@@ -195,7 +239,7 @@ fn plain_sbatch(jobs: usize, wrap: &str) -> (f64, f64) {
         assert!(status.success(), "sbatch failed");
     }
     let accepted = jobs as f64 / started.elapsed().as_secs_f64();
-    while unfinished(&name) > 0 {
+    while unfinished(|job| job == name) > 0 {
         std::thread::sleep(Duration::from_millis(100));
     }
     (accepted, jobs as f64 / started.elapsed().as_secs_f64())
@@ -319,18 +363,23 @@ async fn main() {
     // Plain first: suanli then runs beside their 2 x N ended jobs, which Slurm keeps listing
     // for MinJobAge.
     let plain = !args.iter().any(|a| a == "--skip-plain");
-    let (mut plain_rows, mut step_jobs) = (Vec::new(), None);
+    let (mut plain_rows, mut step_jobs, mut request_lines) = (Vec::new(), None, Vec::new());
+    let counted = reset_requests();
     if plain {
         for (label, wrap) in [("sbatch true", "true"), ("sbatch srun true", "srun true")] {
+            reset_requests();
             let (accepted, per_s) = tokio::task::spawn_blocking(move || plain_sbatch(jobs, wrap))
                 .await
                 .unwrap();
+            request_lines.push(per_job(label, &requests(), jobs));
             plain_rows.push((label, accepted, per_s));
             step_jobs = Some(per_s);
         }
     }
+    reset_requests();
     let (suanli_accepted, suanli_jobs, profiled) =
         through_suanli(jobs, poll_ms, args.iter().any(|a| a == "--keep-data")).await;
+    request_lines.push(per_job("through suanli", &requests(), jobs));
     println!("{jobs} jobs (`true`, 1 GPU each) on the 4-node Slurm of .ci/slurm.sh");
     println!("{:<18} {:>12} {:>14}", "", "accepted/s", "end-to-end/s");
     for (label, accepted, per_s) in &plain_rows {
@@ -341,6 +390,11 @@ async fn main() {
         "through suanli"
     );
     println!("{profiled}");
+    if counted {
+        for line in &request_lines {
+            println!("{line}");
+        }
+    }
     if let Some(step_jobs) = step_jobs {
         println!(
             "suanli takes {:.2}x the end-to-end time of `sbatch srun true`",

@@ -28,15 +28,16 @@ pub struct SlurmArgs {
     /// Slurm QOS to submit with (a priority hint in --slurm-mode slurm).
     #[arg(long)]
     slurm_qos: Option<String>,
-    /// Who picks nodes: `suanli` (suanli's policy, pinned with --nodelist) or `slurm`.
+    /// Who picks nodes: `suanli` (suanli's policy pins them) or `slurm`.
     #[arg(long, default_value = "suanli")]
     slurm_mode: String,
     /// Time limit of every Slurm run, minutes.
     #[arg(long, default_value_t = 24 * 60)]
     slurm_time_limit_min: u32,
     /// Slurm jobs kept submitted ahead of placement per allocation shape, released when suanli
-    /// places a run (keeps `sbatch` off the start of a run); 0 submits each run at placement.
-    #[arg(long, default_value_t = 16)]
+    /// places a run (keeps `sbatch` off the start of a run); submitted as one job array once
+    /// half are used; 0 submits each run at placement.
+    #[arg(long, default_value_t = 32)]
     slurm_spares: usize,
 }
 

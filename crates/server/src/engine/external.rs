@@ -117,24 +117,23 @@ impl Engine {
 
     async fn apply_slurm_events(&mut self, events: Vec<SlurmEvent>) -> Result<(), EngineError> {
         for event in events {
-            match event {
-                SlurmEvent::Ended {
-                    job_id,
-                    attempt,
-                    exit_code,
-                    note,
-                } => {
-                    self.finish_run(job_id, attempt, exit_code, Some(note))
-                        .await?
-                }
-                other => self.on_slurm_event(other).await?,
-            }
+            self.apply_slurm_event(event).await?;
         }
         self.schedule_pass().await
     }
 
-    /// Applies what a Slurm cluster reported.
+    /// Applies what a Slurm cluster reported; an end is followed by a scheduling pass.
     pub async fn on_slurm_event(&mut self, event: SlurmEvent) -> Result<(), EngineError> {
+        let ended = matches!(event, SlurmEvent::Ended { .. });
+        self.apply_slurm_event(event).await?;
+        if ended {
+            self.schedule_pass().await?;
+        }
+        Ok(())
+    }
+
+    /// Applies one report, without a scheduling pass.
+    async fn apply_slurm_event(&mut self, event: SlurmEvent) -> Result<(), EngineError> {
         match event {
             SlurmEvent::Note {
                 job_id,
@@ -163,8 +162,7 @@ impl Engine {
                 note,
             } => {
                 self.finish_run(job_id, attempt, exit_code, Some(note))
-                    .await?;
-                self.schedule_pass().await
+                    .await
             }
             SlurmEvent::Node {
                 pool,

@@ -234,14 +234,18 @@ impl Engine {
 
     /// Replaces the quota table (after a quota change) and re-admits held jobs.
     pub async fn reload_quotas(&mut self) -> Result<(), EngineError> {
-        self.quotas = self
-            .store
-            .list_quotas()
-            .await?
+        self.load_quotas().await?;
+        self.schedule_pass().await
+    }
+
+    /// Reads the quota table from the store.
+    async fn load_quotas(&mut self) -> Result<(), EngineError> {
+        let quotas = self.store.list_quotas().await?;
+        self.quotas = quotas
             .into_iter()
             .map(|q| ((q.tenant, q.accelerator), q.limit))
             .collect();
-        self.schedule_pass().await
+        Ok(())
     }
 
     /// Types of the local pools a job may run on.

@@ -14,13 +14,7 @@ impl Engine {
     /// processes survived, settles runs that ended while the server was down, and queues the rest
     /// again in submission order.
     pub async fn recover(&mut self) -> Result<(), EngineError> {
-        self.quotas = self
-            .store
-            .list_quotas()
-            .await?
-            .into_iter()
-            .map(|q| ((q.tenant, q.accelerator), q.limit))
-            .collect();
+        self.load_quotas().await?;
         let jobs = self.store.list_active_jobs().await?;
         self.recovering = true;
         let mut adopted: BTreeMap<i64, RunRecord> = BTreeMap::new();

@@ -87,7 +87,7 @@ impl SlurmConfig {
             poll_interval: Duration::from_secs(1),
             exit_check_interval: Duration::from_millis(50),
             max_parallel_submits: 8,
-            spares: 16,
+            spares: 32,
         }
     }
 }
@@ -157,8 +157,9 @@ struct Tracked {
     missing: u32,
 }
 
-/// Runs in Slurm this executor follows, by Slurm job id.
-type TrackedRuns = Arc<Mutex<HashMap<u64, Tracked>>>;
+/// Runs in Slurm this executor follows, by Slurm job id (`12`, or `12_3` for a task of a job
+/// array: a run released from a spare, see `spares`).
+type TrackedRuns = Arc<Mutex<HashMap<String, Tracked>>>;
 
 impl Tracked {
     fn new(job_id: i64, attempt: u32, run_dir: &Path) -> Tracked {

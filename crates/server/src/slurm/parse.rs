@@ -2,8 +2,10 @@
 //! `sbatch --parsable`) and the mapping of every Slurm job and node state to suanli's terms.
 
 /// `squeue` columns the executor asks for, `|`-separated; the job name is last because it is the
-/// only free-text field (it may itself contain `|`).
-pub const SQUEUE_FORMAT: &str = "JobID:|,State:|,Reason:|,NodeList:|,exit_code:|,Name:|";
+/// only free-text field (it may itself contain `|`). `JobArrayID` is a job's id (`12`), or
+/// `<array>_<task>` for a task of a job array (spares are submitted as arrays, see `spares`),
+/// the form `squeue --jobs`, `scontrol` and `scancel` take.
+pub const SQUEUE_FORMAT: &str = "JobArrayID:|,State:|,Reason:|,NodeList:|,exit_code:|,Name:|";
 
 /// `sinfo -N` columns; the reason is last because it is free text.
 pub const SINFO_FORMAT: &str =
@@ -182,7 +184,8 @@ pub fn decode_wait_status(status: i32) -> i32 {
 /// One row of `squeue -O SQUEUE_FORMAT`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QueueRow {
-    pub job_id: u64,
+    /// `12`, or `12_3` for task 3 of job array 12.
+    pub job_id: String,
     pub state: JobState,
     /// Slurm's reason (`Resources`, `Priority`, `None`, ...).
     pub reason: String,
@@ -222,7 +225,7 @@ pub fn parse_squeue(text: &str) -> Result<Vec<QueueRow>, ParseError> {
             value: value.chars().take(80).collect(),
         };
         rows.push(QueueRow {
-            job_id: f[0].trim().parse().map_err(|_| value("job id", f[0]))?,
+            job_id: job_id(f[0].trim()).ok_or_else(|| value("job id", f[0]))?,
             state: JobState::parse(f[1].trim())?,
             reason: f[2].trim().to_string(),
             nodes: f[3].trim().to_string(),
@@ -231,6 +234,16 @@ pub fn parse_squeue(text: &str) -> Result<Vec<QueueRow>, ParseError> {
         });
     }
     Ok(rows)
+}
+
+/// A job id as the Slurm commands take it: `12`, or `12_3` (task 3 of array 12).
+pub fn job_id(text: &str) -> Option<String> {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let valid = match text.split_once('_') {
+        Some((array, task)) => digits(array) && digits(task),
+        None => digits(text),
+    };
+    valid.then(|| text.to_string())
 }
 
 /// `sbatch --parsable` prints `JOBID` or `JOBID;CLUSTER`.

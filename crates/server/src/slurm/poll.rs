@@ -87,14 +87,14 @@ fn report_nodes(
 /// released). Runs ended otherwise (cancelled, node failure, time limit) have no exit file and
 /// are settled by `squeue`.
 fn check_exit_files(executor: &SlurmExecutor) {
-    let runs: Vec<(u64, std::path::PathBuf)> = {
+    let runs: Vec<(String, std::path::PathBuf)> = {
         let tracked = executor.tracked.lock().expect("tracked lock");
         tracked
             .iter()
-            .map(|(id, run)| (*id, run.run_dir.clone()))
+            .map(|(id, run)| (id.clone(), run.run_dir.clone()))
             .collect()
     };
-    let exited: Vec<(u64, i32)> = runs
+    let exited: Vec<(String, i32)> = runs
         .into_iter()
         .filter_map(|(id, dir)| exit_file(&dir).map(|code| (id, code)))
         .collect();
@@ -122,14 +122,15 @@ fn check_exit_files(executor: &SlurmExecutor) {
 async fn poll_jobs(executor: &SlurmExecutor) {
     let ids: Vec<String> = {
         let tracked = executor.tracked.lock().expect("tracked lock");
-        tracked.keys().map(u64::to_string).collect()
+        tracked.keys().cloned().collect()
     };
     if ids.is_empty() {
         return;
     }
     // Only this server's runs (Slurm may hold many thousands of other jobs), while their ids
     // fit well within one argument (Linux allows 128 KiB).
-    let mut args = ["-h", "-a", "-t", "all", "-O", parse::SQUEUE_FORMAT]
+    // `-r`: one line per array task, also for tasks still pending in their array.
+    let mut args = ["-h", "-a", "-r", "-t", "all", "-O", parse::SQUEUE_FORMAT]
         .map(String::from)
         .to_vec();
     if ids.len() <= MAX_LISTED_JOBS {
@@ -153,10 +154,10 @@ async fn poll_jobs(executor: &SlurmExecutor) {
             return;
         }
     };
-    let mut rows: HashMap<u64, QueueRow> = HashMap::new();
+    let mut rows: HashMap<String, QueueRow> = HashMap::new();
     for line in text.lines() {
         match parse::parse_squeue(line) {
-            Ok(parsed) => rows.extend(parsed.into_iter().map(|r| (r.job_id, r))),
+            Ok(parsed) => rows.extend(parsed.into_iter().map(|r| (r.job_id.clone(), r))),
             // Unknown states are reported, never guessed; the job stays tracked.
             Err(error) => {
                 tracing::error!(cluster = %executor.config.label, %error, "squeue line not understood")
@@ -186,7 +187,7 @@ async fn poll_jobs(executor: &SlurmExecutor) {
                         exit_code,
                         note,
                     });
-                    ended.push(*slurm_id);
+                    ended.push(slurm_id.clone());
                 }
                 continue;
             };
@@ -209,7 +210,7 @@ async fn poll_jobs(executor: &SlurmExecutor) {
                             crate::engine::describe_exit(exit_code)
                         ),
                     });
-                    ended.push(*slurm_id);
+                    ended.push(slurm_id.clone());
                 }
                 phase => {
                     let text = match phase {

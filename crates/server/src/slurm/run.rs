@@ -65,7 +65,21 @@ impl SlurmExecutor {
         pool.addresses.get(index).cloned()
     }
 
-    fn track(&self, slurm_id: u64, job_id: i64, attempt: u32, run_dir: &Path) {
+    /// The pool's nodes other than `shape`'s: a spare released with them excluded can only
+    /// start on `shape`'s nodes (see `spares`).
+    fn other_nodes(&self, launch: &Launch, shape: &Shape) -> String {
+        let Some((_, pool)) = self.pools.iter().find(|(name, _)| *name == launch.pool) else {
+            return String::new();
+        };
+        pool.nodes
+            .iter()
+            .filter(|node| !shape.nodes.iter().any(|(n, _)| n == *node))
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn track(&self, slurm_id: String, job_id: i64, attempt: u32, run_dir: &Path) {
         self.tracked
             .lock()
             .expect("tracked lock")
@@ -74,12 +88,12 @@ impl SlurmExecutor {
 
     /// The Slurm job of a run directory: its id file, or a job of its name still in the queue.
     async fn find_job(&self, run_dir: &Path) -> Result<Option<parse::QueueRow>, ExecError> {
-        let id = read_trimmed(&run_dir.join(JOB_ID_FILE)).and_then(|s| s.parse::<u64>().ok());
+        let id = read_trimmed(&run_dir.join(JOB_ID_FILE)).and_then(|s| parse::job_id(&s));
         let name = read_trimmed(&run_dir.join(JOB_NAME_FILE));
-        let mut args = ["-h", "-a", "-t", "all", "-O", parse::SQUEUE_FORMAT]
+        let mut args = ["-h", "-a", "-r", "-t", "all", "-O", parse::SQUEUE_FORMAT]
             .map(String::from)
             .to_vec();
-        match (id, &name) {
+        match (&id, &name) {
             (Some(id), _) => args.push(format!("--jobs={id}")),
             (None, Some(name)) => args.push(format!("--name={name}")),
             (None, None) => return Ok(None),
@@ -95,7 +109,7 @@ impl SlurmExecutor {
         let rows = parse::parse_squeue(&text).map_err(|e| slurm_error("squeue", e))?;
         Ok(rows
             .into_iter()
-            .find(|row| id.is_none_or(|id| row.job_id == id)))
+            .find(|row| id.as_ref().is_none_or(|id| row.job_id == *id)))
     }
 }
 
@@ -136,14 +150,7 @@ impl Executor for SlurmExecutor {
                         id,
                         script: script_path.clone(),
                         job_name: name.clone(),
-                        nodes: Some(
-                            shape
-                                .nodes
-                                .iter()
-                                .map(|(n, _)| n.as_str())
-                                .collect::<Vec<_>>()
-                                .join(","),
-                        ),
+                        exclude: self.other_nodes(launch, &shape),
                     })
             }
             super::Mode::Slurm => None,
@@ -185,8 +192,8 @@ impl Executor for SlurmExecutor {
             // A spare bound to this run but never released (the server died before its
             // update): nothing ran. Without its binding it never will; run it again.
             Ok(Some(row)) if self.spares.is_spare(&row.name) => {
-                let _ = std::fs::remove_file(self.spares.binding(row.job_id));
-                self.spares.cancel(row.job_id);
+                let _ = std::fs::remove_file(self.spares.binding(&row.job_id));
+                self.spares.cancel(&row.job_id);
                 let _ = std::fs::remove_file(run_dir.join(JOB_ID_FILE));
                 Adopted::NeverStarted
             }
@@ -194,7 +201,7 @@ impl Executor for SlurmExecutor {
                 Phase::Ended(ending) => Adopted::Exited(ending.exit_code(row.wait_status)),
                 _ => {
                     if !run_dir.join(JOB_ID_FILE).exists() {
-                        let _ = write_atomic(&run_dir.join(JOB_ID_FILE), &row.job_id.to_string());
+                        let _ = write_atomic(&run_dir.join(JOB_ID_FILE), &row.job_id);
                     }
                     self.track(row.job_id, job_id, attempt, run_dir);
                     Adopted::Alive
@@ -210,7 +217,7 @@ impl Executor for SlurmExecutor {
             Err(error) => {
                 // Slurm unreachable: keep following it by id; the poller settles it later.
                 tracing::warn!(job = job_id, %error, "Slurm unreachable while re-attaching; will keep polling");
-                match read_trimmed(&run_dir.join(JOB_ID_FILE)).and_then(|s| s.parse().ok()) {
+                match read_trimmed(&run_dir.join(JOB_ID_FILE)).and_then(|s| parse::job_id(&s)) {
                     Some(id) => {
                         self.track(id, job_id, attempt, run_dir);
                         Adopted::Alive

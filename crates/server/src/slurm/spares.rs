@@ -1,10 +1,19 @@
 //! Spares: Slurm jobs submitted ahead of placement, so `sbatch` is off the path from a run's
 //! placement to its start. A spare has a run's allocation shape (nodes, tasks per node, GPUs per
-//! node) and no nodes; it is submitted with a start time a day ahead (`--begin`), so Slurm
-//! keeps it pending (`BeginTime`) without allocating anything. When suanli places a run of that
-//! shape, one `scontrol update jobid=N JobName=<run> StartTime=now NodeList=<nodes>` renames,
-//! pins and releases it in one step, and its batch script runs the run's own script, which
-//! `bound-N` in the spares directory names.
+//! node) and no nodes; spares are submitted as the tasks of one job array (one `sbatch`, one
+//! request to slurmctld for many) with a start time a day ahead (`--begin`), so Slurm keeps them
+//! pending (`BeginTime`) without allocating anything. When suanli places a run of that shape,
+//! one `scontrol update JobId=<array>_<task> JobName=<run> StartTime=now ExcNodeList=<the pool's
+//! other nodes>` renames, pins and releases one task in one request (slurmctld splits it off its
+//! array), and its batch script runs the run's own script, which `bound-<array>_<task>` in the
+//! spares directory names. A run costs slurmctld that one update, as a plain job costs one
+//! `sbatch`.
+//!
+//! Pinning excludes the pool's other nodes rather than naming the run's (`NodeList=`): with
+//! `NodeList` scontrol 22.05 first asks slurmctld for the federation and for the job (three
+//! requests per release, measured with `sdiag`), with `ExcNodeList` it sends the update alone.
+//! The spare asks for exactly as many nodes (`--nodes`) as the run's nodes, which are the only
+//! nodes of its GPU type not excluded, so Slurm can start it on those and no others.
 //!
 //! The rename and the release are one update, so a spare still named as a spare has not run
 //! anything: a server that died between binding and the update removes the binding (the spare
@@ -32,6 +41,10 @@ const MAX_AGE: Duration = Duration::from_secs(20 * 3600);
 /// `sbatch` processes submitting spares at once (runs' own submissions have their own slots).
 const PARALLEL_SPARE_SUBMITS: usize = 4;
 
+/// Spares of a shape are submitted when fewer than this share of `config.spares` are ready or
+/// on their way, all missing ones in one array: one `sbatch` per half of `config.spares` runs.
+const REFILL_BELOW: usize = 2;
+
 /// Long-lived `scontrol` sessions releasing spares.
 const SESSIONS: usize = 4;
 
@@ -46,8 +59,8 @@ pub(super) struct Spares {
     dir: PathBuf,
     /// Name of every spare of this server (`suanli-<tag>-spare`).
     name: String,
-    /// Submitted spares by key, with when.
-    ready: Mutex<HashMap<Key, Vec<(u64, Instant)>>>,
+    /// Submitted spares by key (`<array>_<task>`), with when.
+    ready: Mutex<HashMap<Key, Vec<(String, Instant)>>>,
     /// Spares being submitted, by key.
     submitting: Mutex<HashMap<Key, usize>>,
     slots: Arc<Semaphore>,
@@ -62,7 +75,7 @@ impl Spares {
         std::fs::create_dir_all(&dir)?;
         let script = format!(
             "#!/bin/sh\n# A suanli spare: runs the run suanli bound to it, else nothing.\n\
-             b={}/bound-$SLURM_JOB_ID\n[ -f \"$b\" ] || exit 0\nscript=$(cat \"$b\")\n\
+             b={}/bound-${{SLURM_ARRAY_JOB_ID}}_$SLURM_ARRAY_TASK_ID\n[ -f \"$b\" ] || exit 0\nscript=$(cat \"$b\")\n\
              rm -f \"$b\"\nexec sh \"$script\"\n",
             shell_quote(&dir.display().to_string())
         );
@@ -83,8 +96,8 @@ impl Spares {
         })
     }
 
-    /// The file binding spare `id` to a run's script.
-    pub(super) fn binding(&self, id: u64) -> PathBuf {
+    /// The file binding spare `id` (`<array>_<task>`) to a run's script.
+    pub(super) fn binding(&self, id: &str) -> PathBuf {
         self.dir.join(format!("bound-{id}"))
     }
 
@@ -105,7 +118,7 @@ impl Spares {
 
     /// Takes a spare of `key`, if one is ready, and submits more so that `config.spares` are
     /// ready or on their way.
-    pub(super) fn take(self: &Arc<Self>, key: &Key) -> Option<u64> {
+    pub(super) fn take(self: &Arc<Self>, key: &Key) -> Option<String> {
         if self.config.spares == 0 {
             return None;
         }
@@ -116,19 +129,20 @@ impl Spares {
             stale.extend(
                 list.iter()
                     .filter(|(_, at)| at.elapsed() > MAX_AGE)
-                    .map(|(id, _)| *id),
+                    .map(|(id, _)| id.clone()),
             );
             list.retain(|(_, at)| at.elapsed() <= MAX_AGE);
             list.pop().map(|(id, _)| id)
         };
         for id in stale {
-            self.cancel(id);
+            self.cancel(&id);
         }
         self.refill(key);
         taken
     }
 
-    /// Submits spares of `key` until `config.spares` are ready or being submitted.
+    /// Once fewer than half of `config.spares` of `key` are ready or being submitted, submits
+    /// the missing ones as one job array.
     fn refill(self: &Arc<Self>, key: &Key) {
         let have = self
             .ready
@@ -139,41 +153,43 @@ impl Spares {
         let missing = {
             let mut submitting = self.submitting.lock().expect("spares lock");
             let on_way = submitting.entry(key.clone()).or_default();
-            let missing = self.config.spares.saturating_sub(have + *on_way);
+            if (have + *on_way) * REFILL_BELOW >= self.config.spares {
+                return;
+            }
+            let missing = self.config.spares - (have + *on_way);
             *on_way += missing;
             missing
         };
-        for _ in 0..missing {
-            let spares = self.clone();
-            let key = key.clone();
-            tokio::spawn(async move {
-                let submitted = match spares.slots.clone().acquire_owned().await {
-                    Ok(_permit) => spares.submit(&key).await,
-                    Err(_) => return,
-                };
-                if let Some(count) = spares.submitting.lock().expect("spares lock").get_mut(&key) {
-                    *count = count.saturating_sub(1);
+        let spares = self.clone();
+        let key = key.clone();
+        tokio::spawn(async move {
+            let submitted = match spares.slots.clone().acquire_owned().await {
+                Ok(_permit) => spares.submit(&key, missing).await,
+                Err(_) => return,
+            };
+            if let Some(count) = spares.submitting.lock().expect("spares lock").get_mut(&key) {
+                *count = count.saturating_sub(missing);
+            }
+            match submitted {
+                Ok(array) => {
+                    let now = Instant::now();
+                    let tasks = (0..missing).map(|task| (format!("{array}_{task}"), now));
+                    let mut ready = spares.ready.lock().expect("spares lock");
+                    ready.entry(key).or_default().extend(tasks);
                 }
-                match submitted {
-                    Ok(id) => spares
-                        .ready
-                        .lock()
-                        .expect("spares lock")
-                        .entry(key)
-                        .or_default()
-                        .push((id, Instant::now())),
-                    // The run that needs it goes through `sbatch`; the next take tries again.
-                    Err(error) => {
-                        tracing::warn!(cluster = %spares.config.label, %error, "cannot submit a spare")
-                    }
+                // The run that needs it goes through `sbatch`; the next take tries again.
+                Err(error) => {
+                    tracing::warn!(cluster = %spares.config.label, %error, "cannot submit spares")
                 }
-            });
-        }
+            }
+        });
     }
 
-    async fn submit(&self, key: &Key) -> Result<u64, SlurmError> {
+    /// Submits `count` spares of `key` as one job array; returns the array's id.
+    async fn submit(&self, key: &Key, count: usize) -> Result<u64, SlurmError> {
         let mut args = vec![
             "--parsable".to_string(),
+            format!("--array=0-{}", count.max(1) - 1),
             format!("--job-name={}", self.name),
             format!("--chdir={}", self.dir.display()),
             format!("--output={}", self.dir.join("log").display()),
@@ -196,14 +212,14 @@ impl Spares {
     }
 
     /// Binds spare `id` to the run whose script is `script` and releases it under `job_name`,
-    /// pinned to `nodes` (none: Slurm picks). On failure the binding is removed and the spare
-    /// cancelled.
+    /// kept off the nodes `exclude` (the pool's nodes other than the run's; empty: none). On
+    /// failure the binding is removed and the spare cancelled.
     pub(super) async fn bind(
         &self,
-        id: u64,
+        id: &str,
         script: &Path,
         job_name: &str,
-        nodes: Option<&str>,
+        exclude: &str,
     ) -> Result<(), SlurmError> {
         let binding = self.binding(id);
         super::submit::write_atomic(&binding, &script.display().to_string()).map_err(|e| {
@@ -218,8 +234,8 @@ impl Spares {
             format!("JobName={job_name}"),
             "StartTime=now".into(),
         ];
-        if let Some(nodes) = nodes {
-            args.push(format!("NodeList={nodes}"));
+        if !exclude.is_empty() {
+            args.push(format!("ExcNodeList={exclude}"));
         }
         let updated = self.session().run(&args).await;
         if updated.is_err() {
@@ -242,11 +258,12 @@ impl Spares {
     }
 
     /// Cancels a spare in the background.
-    pub(super) fn cancel(&self, id: u64) {
+    pub(super) fn cancel(&self, id: &str) {
         let config = self.config.clone();
+        let id = id.to_string();
         tokio::spawn(async move {
-            if let Err(error) = command(&config, "scancel", &[id.to_string()]).await {
-                tracing::warn!(spare = id, %error, "cannot cancel a spare");
+            if let Err(error) = command(&config, "scancel", std::slice::from_ref(&id)).await {
+                tracing::warn!(spare = %id, %error, "cannot cancel a spare");
             }
         });
     }

@@ -32,11 +32,12 @@ pub(super) struct Submission {
 /// A spare taken for a run, and what its release needs.
 #[derive(Debug)]
 pub(super) struct Spare {
-    pub id: u64,
+    /// `<array>_<task>`.
+    pub id: String,
     pub script: PathBuf,
     pub job_name: String,
-    /// The pinned nodes (`n1,n2`); none when Slurm picks.
-    pub nodes: Option<String>,
+    /// The pool's nodes other than the run's (`n3,n4`), which the run is kept off.
+    pub exclude: String,
 }
 
 /// Runs queued for `sbatch` or under way, by run directory: `true` once stopped.
@@ -92,7 +93,7 @@ impl Submitter {
                 .expect("pending lock")
                 .remove(&run.run_dir);
             if let Some(spare) = &run.spare {
-                self.spares.cancel(spare.id);
+                self.spares.cancel(&spare.id);
             }
             self.ended(&run, 128 + 15, "stopped before it reached Slurm".into());
             return;
@@ -100,7 +101,7 @@ impl Submitter {
         let started = Instant::now();
         let released = match &run.spare {
             Some(spare) => match self.release(&run, spare).await {
-                Ok(()) => Some(spare.id),
+                Ok(()) => Some(spare.id.clone()),
                 Err(error) => {
                     tracing::warn!(job = run.job_id, %error, "spare not released; submitting");
                     None
@@ -108,16 +109,17 @@ impl Submitter {
             },
             None => None,
         };
+        let from_spare = released.is_some();
         let submitted = match released {
             Some(id) => Ok(id),
             None => command(&self.config, "sbatch", &run.args)
                 .await
-                .and_then(|out| Ok(parse::parse_sbatch(&out)?)),
+                .and_then(|out| Ok(parse::parse_sbatch(&out)?.to_string())),
         };
         tracing::debug!(
             job = run.job_id,
             attempt = run.attempt,
-            spare = released.is_some(),
+            spare = from_spare,
             ms = started.elapsed().as_millis() as u64,
             "submitted"
         );
@@ -136,19 +138,17 @@ impl Submitter {
         let stopped = {
             let mut pending = self.pending.lock().expect("pending lock");
             let id_file = run.run_dir.join(JOB_ID_FILE);
-            if let Err(error) = write_atomic(&id_file, &slurm_id.to_string()) {
+            if let Err(error) = write_atomic(&id_file, &slurm_id) {
                 // The job name still finds it after a restart.
                 tracing::warn!(job = run.job_id, %error, "cannot record the Slurm job id");
             }
             self.tracked.lock().expect("tracked lock").insert(
-                slurm_id,
+                slurm_id.clone(),
                 Tracked::new(run.job_id, run.attempt, &run.run_dir),
             );
             pending.remove(&run.run_dir).unwrap_or(false)
         };
-        if stopped
-            && let Err(error) = command(&self.config, "scancel", &[slurm_id.to_string()]).await
-        {
+        if stopped && let Err(error) = command(&self.config, "scancel", &[slurm_id]).await {
             tracing::warn!(job = run.job_id, %error, "scancel failed");
         }
     }
@@ -157,18 +157,13 @@ impl Submitter {
     /// update finds the spare (still named as one) and runs the run again (see `spares`).
     async fn release(&self, run: &Submission, spare: &Spare) -> Result<(), SlurmError> {
         let id_file = run.run_dir.join(JOB_ID_FILE);
-        write_atomic(&id_file, &spare.id.to_string()).map_err(|source| SlurmError::Dir {
+        write_atomic(&id_file, &spare.id).map_err(|source| SlurmError::Dir {
             path: id_file.display().to_string(),
             source,
         })?;
         let bound = self
             .spares
-            .bind(
-                spare.id,
-                &spare.script,
-                &spare.job_name,
-                spare.nodes.as_deref(),
-            )
+            .bind(&spare.id, &spare.script, &spare.job_name, &spare.exclude)
             .await;
         if bound.is_err() {
             let _ = std::fs::remove_file(&id_file);
@@ -325,7 +320,7 @@ mod tests {
         let log = std::fs::read_to_string(dir.join("scancel.log")).unwrap();
         assert_eq!(log.trim(), "scancel 4242");
         // Followed, so Slurm's CANCELLED ends it; the id is on disk for a restarted server.
-        assert!(tracked.lock().unwrap().contains_key(&4242));
+        assert!(tracked.lock().unwrap().contains_key("4242"));
         let id = std::fs::read_to_string(run_dir.join(JOB_ID_FILE)).unwrap();
         assert_eq!(id, "4242");
         assert!(pending.lock().unwrap().is_empty());
@@ -363,20 +358,20 @@ mod tests {
         assert!(pending.lock().unwrap().is_empty());
     }
 
-    fn spare_run(dir: &std::path::Path, name: &str, job_id: i64, spare: u64) -> Submission {
+    fn spare_run(dir: &std::path::Path, name: &str, job_id: i64, spare: &str) -> Submission {
         let mut submission = run(dir, name, job_id);
         submission.spare = Some(Spare {
-            id: spare,
+            id: spare.into(),
             script: submission.run_dir.join("job.sh"),
             job_name: format!("suanli-x-{job_id}-a0"),
-            nodes: Some("n2".into()),
+            exclude: "n1,n3,n4".into(),
         });
         submission
     }
 
-    async fn wait_tracked(tracked: &TrackedRuns, id: u64) {
+    async fn wait_tracked(tracked: &TrackedRuns, id: &str) {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while !tracked.lock().unwrap().contains_key(&id) {
+        while !tracked.lock().unwrap().contains_key(id) {
             assert!(std::time::Instant::now() < deadline, "{id} never tracked");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -386,24 +381,24 @@ mod tests {
     async fn a_spare_is_renamed_pinned_and_released_in_one_update_without_sbatch() {
         let dir = bin_dir("echo 4242");
         let (queue, _events, pending, tracked) = submitter(&dir);
-        let submission = spare_run(&dir, "d", 10, 77);
+        let submission = spare_run(&dir, "d", 10, "77_3");
         let run_dir = submission.run_dir.clone();
         pending.lock().unwrap().insert(run_dir.clone(), false);
         queue.send(submission).unwrap();
-        wait_tracked(&tracked, 77).await;
+        wait_tracked(&tracked, "77_3").await;
         // One scontrol process (the session), no sbatch.
         assert_eq!(calls(&dir), "scontrol\n", "no sbatch for a released spare");
         let update = std::fs::read_to_string(dir.join("scontrol.log")).unwrap();
         assert_eq!(
             update.trim(),
-            "scontrol update JobId=77 JobName=suanli-x-10-a0 StartTime=now NodeList=n2"
+            "scontrol update JobId=77_3 JobName=suanli-x-10-a0 StartTime=now ExcNodeList=n1,n3,n4"
         );
         // The spare's script finds the run's script through its binding.
-        let binding = std::fs::read_to_string(dir.join("spares/bound-77")).unwrap();
+        let binding = std::fs::read_to_string(dir.join("spares/bound-77_3")).unwrap();
         assert_eq!(binding, run_dir.join("job.sh").display().to_string());
         assert_eq!(
             std::fs::read_to_string(run_dir.join(JOB_ID_FILE)).unwrap(),
-            "77"
+            "77_3"
         );
     }
 
@@ -411,16 +406,19 @@ mod tests {
     async fn a_spare_slurm_refuses_is_cancelled_and_the_run_submitted_with_sbatch() {
         let dir = bin_dir_with("echo 4243", "echo 'Invalid job id specified' >&2; false");
         let (queue, _events, pending, tracked) = submitter(&dir);
-        let submission = spare_run(&dir, "e", 11, 78);
+        let submission = spare_run(&dir, "e", 11, "78_0");
         pending
             .lock()
             .unwrap()
             .insert(submission.run_dir.clone(), false);
         let run_dir = submission.run_dir.clone();
         queue.send(submission).unwrap();
-        wait_tracked(&tracked, 4243).await;
-        assert!(!tracked.lock().unwrap().contains_key(&78));
-        assert!(!dir.join("spares/bound-78").exists(), "binding left behind");
+        wait_tracked(&tracked, "4243").await;
+        assert!(!tracked.lock().unwrap().contains_key("78_0"));
+        assert!(
+            !dir.join("spares/bound-78_0").exists(),
+            "binding left behind"
+        );
         assert_eq!(
             std::fs::read_to_string(run_dir.join(JOB_ID_FILE)).unwrap(),
             "4243"
@@ -428,7 +426,7 @@ mod tests {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while !std::fs::read_to_string(dir.join("scancel.log"))
             .unwrap_or_default()
-            .contains("scancel 78")
+            .contains("scancel 78_0")
         {
             assert!(
                 std::time::Instant::now() < deadline,

@@ -11,13 +11,14 @@ use super::script::{Shape, batch_script, sbatch_args, shell_quote};
 use super::{Mode, SlurmConfig};
 
 const SQUEUE: &str = include_str!("../../data/slurm/squeue.txt");
+const SQUEUE_ARRAY: &str = include_str!("../../data/slurm/squeue-array.txt");
 const SINFO: &str = include_str!("../../data/slurm/sinfo.txt");
 
 #[test]
 fn reads_captured_squeue() {
     let rows = parse_squeue(SQUEUE).unwrap();
     assert_eq!(rows.len(), 8);
-    let by_id = |id: u64| rows.iter().find(|r| r.job_id == id).unwrap();
+    let by_id = |id: u64| rows.iter().find(|r| r.job_id == id.to_string()).unwrap();
     assert_eq!(by_id(1).state, JobState::Completed);
     assert_eq!(by_id(1).nodes, "n[1-2]");
     // `exit 3`: wait status 768 = 3 << 8.
@@ -35,6 +36,21 @@ fn reads_captured_squeue() {
     assert_eq!(by_id(10).state, JobState::NodeFail);
     assert_eq!(by_id(10).state.phase(), Phase::Ended(Ending::NodeFailed));
     assert_eq!(by_id(10).reason, "NodeDown");
+}
+
+#[test]
+fn reads_captured_array_tasks() {
+    let rows = parse_squeue(SQUEUE_ARRAY).unwrap();
+    let ids: Vec<&str> = rows.iter().map(|r| r.job_id.as_str()).collect();
+    assert_eq!(ids, ["19_2", "19_0", "19_1", "19_3"]);
+    // Released with ExcNodeList=n1,n2,n4: Slurm ran it on the one node left.
+    assert_eq!(rows[0].nodes, "n3");
+    assert_eq!(rows[0].name, "r1");
+    assert_eq!(rows[2].reason, "BeginTime");
+    assert_eq!(rows[2].state.phase(), Phase::Waiting);
+    for bad in ["", "12_", "_3", "1a", "12_3_4"] {
+        assert_eq!(super::parse::job_id(bad), None, "{bad}");
+    }
 }
 
 #[test]
