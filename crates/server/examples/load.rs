@@ -10,6 +10,8 @@
 //! the given PostgreSQL). One job holds the only accelerator, so every submitted job is stored,
 //! audited, admitted and queued behind it: the queue grows to the number of accepted jobs.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -45,20 +47,7 @@ async fn main() {
     let server = tokio::spawn(suanli_server::run(config, listener, async {
         let _ = stop_rx.await;
     }));
-    let http = reqwest::Client::new();
-    while http.get(format!("{url}/healthz")).send().await.is_err() {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let token = std::fs::read_to_string(data_dir.join("admin-token"))
-        .unwrap()
-        .trim()
-        .to_string();
-    http.post(format!("{url}/api/v1/tenants"))
-        .bearer_auth(&token)
-        .json(&json!({ "name": "load" }))
-        .send()
-        .await
-        .unwrap();
+    let (http, token) = common::admin_with_tenant(&url, &data_dir, "load").await;
     let blocker: serde_json::Value = http
         .post(format!("{url}/api/v1/jobs"))
         .bearer_auth(&token)

@@ -15,6 +15,8 @@
 //! The suanli server runs in this process with SQLite in a fresh temporary directory and only
 //! the Slurm executor (`suanli serve --executor slurm`), polling Slurm every `--poll-ms`.
 
+mod common;
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -273,20 +275,7 @@ async fn through_suanli(jobs: usize, poll_ms: u64, keep_data: bool) -> (f64, f64
             let _ = stop_rx.await;
         },
     ));
-    let http = reqwest::Client::new();
-    while http.get(format!("{url}/healthz")).send().await.is_err() {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let token = std::fs::read_to_string(data_dir.join("admin-token"))
-        .unwrap()
-        .trim()
-        .to_string();
-    http.post(format!("{url}/api/v1/tenants"))
-        .bearer_auth(&token)
-        .json(&json!({ "name": "bench" }))
-        .send()
-        .await
-        .unwrap();
+    let (http, token) = common::admin_with_tenant(&url, &data_dir, "bench").await;
     let started = Instant::now();
     for _ in 0..jobs {
         let response = http
