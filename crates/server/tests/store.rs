@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use suanli_server::audit;
 use suanli_server::store::{
-    Change, Changed, JobRecord, JobSpec, JobState, NewAuditEvent, Quota, Role, RunRecord, Store,
-    StoreError, Tenant, User,
+    Change, Changed, JobRecord, JobSpec, JobState, NewAuditEvent, Quota, Role, RunRecord, RunSpec,
+    Store, StoreError, Tenant, User,
 };
 
 /// A test per case and store: `sqlite::CASE` on a fresh file, `postgres::CASE` on the shared
@@ -219,17 +219,19 @@ async fn two_jobs(store: &dyn Store, tag: &str, user: &User) -> (JobRecord, JobR
         name: "train".into(),
         tenant: tag.to_string(),
         user: user.name.clone(),
-        command: vec!["sh".into(), "-c".into(), "echo hi".into()],
-        env: BTreeMap::from([("A".into(), "1".into())]),
+        run: RunSpec {
+            command: vec!["sh".into(), "-c".into(), "echo hi".into()],
+            env: BTreeMap::from([("A".into(), "1".into())]),
+            accelerators: vec!["h100-sxm5-80gb".into()],
+            priority: 3,
+            checkpoint_dir: Some("/tmp/ckpt".into()),
+            max_restarts: 2,
+            time_limit_s: None,
+            expected_s: None,
+        },
         gpus: 2,
         processes: 2,
-        accelerators: vec!["h100-sxm5-80gb".into()],
-        priority: 3,
-        checkpoint_dir: Some("/tmp/ckpt".into()),
-        max_restarts: 2,
         goal: None,
-        time_limit_s: None,
-        expected_s: None,
     };
     let first = store.insert_job(&spec, 100).await.unwrap();
     let second = store.insert_job(&spec, 101).await.unwrap();

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
 
-use suanli_server::api::types::{GoalRequest, Submit};
+use suanli_server::api::types::{GoalRequest, RunSpec, Submit};
 use suanli_server::store::{JobRecord, JobState};
 
 use super::client::{Client, print_json, printable, text};
@@ -177,17 +177,19 @@ pub fn run(command: JobCommand) -> Result<ExitCode> {
             let body = Submit {
                 name: args.name,
                 tenant: args.tenant,
-                command: args.command,
-                env,
+                run: RunSpec {
+                    command: args.command,
+                    env,
+                    accelerators: args.accelerators,
+                    priority: args.priority,
+                    checkpoint_dir: args.checkpoint_dir,
+                    max_restarts: args.max_restarts,
+                    // At least one second (`parse_duration_whole_s`).
+                    time_limit_s: args.time_limit.and_then(|s| u64::try_from(s).ok()),
+                    expected_s: args.expected_time.and_then(|s| u64::try_from(s).ok()),
+                },
                 gpus,
                 processes: Some(args.processes),
-                accelerators: args.accelerators,
-                priority: args.priority,
-                checkpoint_dir: args.checkpoint_dir,
-                max_restarts: args.max_restarts,
-                // At least one second (`parse_duration_whole_s`).
-                time_limit_s: args.time_limit.and_then(|s| u64::try_from(s).ok()),
-                expected_s: args.expected_time.and_then(|s| u64::try_from(s).ok()),
                 goal,
             };
             let job: JobRecord = client.post_as("/api/v1/jobs", &body)?;
@@ -317,11 +319,11 @@ fn joined<T: std::fmt::Display>(items: &[T]) -> String {
 
 fn show(job: &JobRecord) {
     let spec = &job.spec;
-    let command: Vec<String> = spec.command.iter().map(|c| printable(c)).collect();
-    let types = if spec.accelerators.is_empty() {
+    let command: Vec<String> = spec.run.command.iter().map(|c| printable(c)).collect();
+    let types = if spec.run.accelerators.is_empty() {
         "any".into()
     } else {
-        joined(&spec.accelerators)
+        joined(&spec.run.accelerators)
     };
     let lines = [
         ("id", job.id.to_string()),
@@ -336,22 +338,24 @@ fn show(job: &JobRecord) {
                 spec.gpus, spec.processes
             ),
         ),
-        ("priority", spec.priority.to_string()),
+        ("priority", spec.run.priority.to_string()),
         (
             "time limit",
-            spec.time_limit_s.map_or("-".into(), |s| format!("{s} s")),
+            spec.run
+                .time_limit_s
+                .map_or("-".into(), |s| format!("{s} s")),
         ),
         ("state", job.state.as_str().to_string()),
         ("reason", printable(&job.reason)),
         (
             "restarts",
-            format!("{} of {}", job.restarts, spec.max_restarts),
+            format!("{} of {}", job.restarts, spec.run.max_restarts),
         ),
         ("runs", job.attempts.to_string()),
         ("exit code", or_dash(job.exit_code)),
         (
             "checkpoint",
-            or_dash(spec.checkpoint_dir.as_deref().map(printable)),
+            or_dash(spec.run.checkpoint_dir.as_deref().map(printable)),
         ),
         (
             "devices",
@@ -368,7 +372,7 @@ fn show(job: &JobRecord) {
     for (label, value) in lines {
         println!("{label:>10}  {value}");
         if label == "time limit"
-            && let Some(expected) = spec.expected_s
+            && let Some(expected) = spec.run.expected_s
         {
             println!("{:>10}  {expected} s", "expected");
         }

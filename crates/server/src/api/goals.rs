@@ -45,7 +45,7 @@ pub(super) async fn plan_into(
 ) -> ApiResult<()> {
     if choose {
         let (plan, model) =
-            plan_goal(state, &spec.tenant, &spec.accelerators, request.clone()).await?;
+            plan_goal(state, &spec.tenant, &spec.run.accelerators, request.clone()).await?;
         let chosen = plan.chosen.ok_or_else(|| {
             ApiError::bad(
                 plan.problem
@@ -59,7 +59,7 @@ pub(super) async fn plan_into(
         .engine
         .lock()
         .await
-        .goal_inputs(&spec.tenant, &spec.accelerators);
+        .goal_inputs(&spec.tenant, &spec.run.accelerators);
     let gpus = spec.gpus;
     let planned = tokio::task::spawn_blocking(move || {
         goal::goal_for_gang(inputs.catalog(), &request, gpus, inputs.types())

@@ -1,7 +1,5 @@
 //! Jobs: submit, list, show, cancel and logs.
 
-use std::collections::BTreeMap;
-
 use axum::Json;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -86,15 +84,15 @@ fn check_submit(body: &Submit) -> ApiResult<Vec<String>> {
     if let Some(tenant) = &body.tenant {
         limits::name("tenant", tenant)?;
     }
-    limits::command(&body.command)?;
-    limits::env(&body.env)?;
+    limits::command(&body.run.command)?;
+    limits::env(&body.run.env)?;
     limits::count("gpus", body.gpus.unwrap_or(1), limits::MAX_GPUS)?;
     limits::count("processes", body.processes.unwrap_or(1), limits::MAX_GPUS)?;
-    let accelerators = limits::accelerator_types(&body.accelerators)?;
-    if let Some(dir) = &body.checkpoint_dir {
+    let accelerators = limits::accelerator_types(&body.run.accelerators)?;
+    if let Some(dir) = &body.run.checkpoint_dir {
         limits::path("checkpoint_dir", dir)?;
     }
-    if body.max_restarts > limits::MAX_RESTARTS {
+    if body.run.max_restarts > limits::MAX_RESTARTS {
         return Err(ApiError::bad(format!(
             "max_restarts must be at most {}",
             limits::MAX_RESTARTS
@@ -111,23 +109,12 @@ fn check_submit(body: &Submit) -> ApiResult<Vec<String>> {
 pub struct Submit {
     pub name: Option<String>,
     pub tenant: Option<String>,
-    pub command: Vec<String>,
-    #[serde(default)]
-    pub env: BTreeMap<String, String>,
+    #[serde(flatten)]
+    pub run: crate::store::RunSpec,
     pub gpus: Option<u32>,
     pub processes: Option<u32>,
-    #[serde(default)]
-    pub accelerators: Vec<String>,
-    #[serde(default)]
-    pub priority: i32,
-    pub checkpoint_dir: Option<String>,
-    #[serde(default)]
-    pub max_restarts: u32,
     /// A training goal; without `gpus` the server chooses type, gang size and layout.
     pub goal: Option<crate::engine::goal::GoalRequest>,
-    pub time_limit_s: Option<u64>,
-    /// Seconds a run is expected to take (the scheduler plans on it; nothing is stopped).
-    pub expected_s: Option<u64>,
 }
 
 /// The tenant a submission (or its dry run) goes to: the one given, else the caller's (`default`
@@ -164,24 +151,20 @@ pub(super) async fn submit_job(
         return Err(ApiError::not_found(format!("tenant `{tenant}`")));
     }
     let name = body.name.unwrap_or_else(|| {
-        let program = body.command.first().cloned().unwrap_or_default();
+        let program = body.run.command.first().cloned().unwrap_or_default();
         limits::printable(&program, limits::NAME_BYTES)
     });
     let mut spec = JobSpec {
         name,
         tenant,
         user: me.user.clone(),
-        command: body.command,
-        env: body.env,
+        run: crate::store::RunSpec {
+            accelerators,
+            ..body.run
+        },
         gpus: body.gpus.unwrap_or(1),
         processes: body.processes.unwrap_or(1),
-        accelerators,
-        priority: body.priority,
-        checkpoint_dir: body.checkpoint_dir,
-        max_restarts: body.max_restarts,
         goal: None,
-        time_limit_s: body.time_limit_s,
-        expected_s: body.expected_s,
     };
     if let Some(goal) = body.goal {
         super::goals::plan_into(&state, &mut spec, goal, body.gpus.is_none()).await?;

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 pub use super::goals::{PlanBody, ProgressBody};
 pub use super::jobs::Submit;
 pub use crate::engine::goal::GoalRequest;
+pub use crate::store::RunSpec;
 
 /// A tenant's quota for one accelerator type and what its admitted jobs hold of it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

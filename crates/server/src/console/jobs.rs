@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::html::{self, csrf_field, escape, url_encode};
 use super::{ApiFailure, Caller, Console, failure_page};
 use crate::api::types::Submit;
-use crate::store::{JobRecord, Tenant};
+use crate::store::{JobRecord, RunSpec, Tenant};
 
 /// Jobs per page of the list.
 const PAGE_SIZE: usize = 50;
@@ -35,7 +35,13 @@ pub struct Filter {
 
 /// The accelerator types a job asked for or runs on.
 fn job_types(job: &JobRecord) -> Vec<&str> {
-    let mut types: Vec<&str> = job.spec.accelerators.iter().map(String::as_str).collect();
+    let mut types: Vec<&str> = job
+        .spec
+        .run
+        .accelerators
+        .iter()
+        .map(String::as_str)
+        .collect();
     if let Some(run) = &job.run {
         types.push(&run.accelerator);
     }
@@ -295,14 +301,17 @@ fn number<T: std::str::FromStr>(field: &str, text: &str, default: T) -> Result<T
 fn submission(form: &SubmitForm) -> Result<Submit, String> {
     let given = |text: &str| Some(text.trim().to_string()).filter(|t| !t.is_empty());
     Ok(Submit {
-        command: split_words(&form.command)?,
+        run: RunSpec {
+            command: split_words(&form.command)?,
+            priority: number::<i32>("priority", &form.priority, 0)?,
+            max_restarts: number::<u32>("restarts", &form.max_restarts, 0)?,
+            accelerators: given(&form.accelerator).into_iter().collect(),
+            ..RunSpec::default()
+        },
         gpus: Some(number::<u32>("accelerators", &form.gpus, 1)?),
         processes: Some(number::<u32>("processes", &form.processes, 1)?),
-        priority: number::<i32>("priority", &form.priority, 0)?,
-        max_restarts: number::<u32>("restarts", &form.max_restarts, 0)?,
         name: given(&form.name),
         tenant: given(&form.tenant),
-        accelerators: given(&form.accelerator).into_iter().collect(),
         ..Submit::default()
     })
 }

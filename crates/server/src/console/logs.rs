@@ -72,25 +72,25 @@ pub fn job_body(
     row(
         &mut out,
         "Command",
-        &format!("<code>{}</code>", escape(&shell_quoted(&s.command))),
+        &format!("<code>{}</code>", escape(&shell_quoted(&s.run.command))),
     );
-    let types = if s.accelerators.is_empty() {
+    let types = if s.run.accelerators.is_empty() {
         "any type".to_string()
     } else {
-        s.accelerators.join(", ")
+        s.run.accelerators.join(", ")
     };
     row(
         &mut out,
         "Asks for",
         &escape(&format!(
             "{} accelerators ({types}) in {} processes, priority {}",
-            s.gpus, s.processes, s.priority
+            s.gpus, s.processes, s.run.priority
         )),
     );
     row(
         &mut out,
         "Restarts",
-        &format!("{} of {} allowed", job.restarts, s.max_restarts),
+        &format!("{} of {} allowed", job.restarts, s.run.max_restarts),
     );
     if let Some(code) = job.exit_code {
         row(&mut out, "Exit code", &code.to_string());

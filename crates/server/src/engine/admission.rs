@@ -36,10 +36,10 @@ impl Engine {
     /// Why `spec` may not be queued now, if it may not.
     pub(super) async fn admission_problem(&mut self, spec: &JobSpec) -> Result<(), EngineError> {
         let limit = self.admission.max_priority;
-        if !(-limit..=limit).contains(&spec.priority) {
+        if !(-limit..=limit).contains(&spec.run.priority) {
             return Err(EngineError::Rejected(format!(
                 "priority {} is out of range; use -{limit} to {limit} (it orders a tenant's own jobs)",
-                spec.priority
+                spec.run.priority
             )));
         }
         let active = self
@@ -102,17 +102,17 @@ impl Engine {
             other.state == crate::store::JobState::Queued
                 && other.spec.tenant == job.spec.tenant
                 && other.spec.gpus == job.spec.gpus
-                && other.spec.accelerators == job.spec.accelerators
+                && other.spec.run.accelerators == job.spec.run.accelerators
                 && other.spec.goal.is_none()
                 && job.spec.goal.is_none()
-                && other.spec.priority > job.spec.priority
+                && other.spec.run.priority > job.spec.run.priority
         };
         let best = self
             .sched_of
             .keys()
             .filter_map(|other| self.active.get(other))
             .filter(|other| same_shape(other))
-            .max_by_key(|other| (other.spec.priority, std::cmp::Reverse(other.id)))
+            .max_by_key(|other| (other.spec.run.priority, std::cmp::Reverse(other.id)))
             .map(|other| other.id);
         let Some(best) = best else {
             return id;

@@ -43,7 +43,12 @@ pub(super) fn sched_work(spec: &JobSpec, types: &[String]) -> (Work, Option<u64>
         total_units: units,
         units_per_s: types.iter().map(|t| (t.clone(), 1.0)).collect(),
     };
-    match spec.expected_s.or(spec.time_limit_s).filter(|&s| s > 0) {
+    match spec
+        .run
+        .expected_s
+        .or(spec.run.time_limit_s)
+        .filter(|&s| s > 0)
+    {
         Some(estimate_s) => (every_type(estimate_s as f64), Some(estimate_s)),
         None => (every_type(UNKNOWN_UNITS), None),
     }

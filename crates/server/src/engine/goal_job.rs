@@ -75,7 +75,7 @@ pub fn apply_choice(spec: &mut JobSpec, request: &GoalRequest, model_id: &str, c
         );
     }
     spec.gpus = chosen.count;
-    spec.accelerators = vec![chosen.accelerator.clone()];
+    spec.run.accelerators = vec![chosen.accelerator.clone()];
     goal.choice = Some(chosen);
     spec.goal = Some(goal);
 }

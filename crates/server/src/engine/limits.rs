@@ -12,7 +12,7 @@ impl Engine {
             .values()
             .filter(|job| job.state == JobState::Running && !self.timed_out.contains(&job.id))
             .filter_map(|job| {
-                let limit_s = job.spec.time_limit_s?;
+                let limit_s = job.spec.run.time_limit_s?;
                 let run = job.run.as_ref()?;
                 let ran_s = now.saturating_sub(run.started_at_s);
                 (ran_s >= i64::try_from(limit_s).unwrap_or(i64::MAX))

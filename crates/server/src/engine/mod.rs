@@ -252,7 +252,9 @@ impl Engine {
     pub fn job_types(&self, spec: &JobSpec) -> Vec<String> {
         self.pools
             .iter()
-            .filter(|p| spec.accelerators.is_empty() || spec.accelerators.contains(&p.accelerator))
+            .filter(|p| {
+                spec.run.accelerators.is_empty() || spec.run.accelerators.contains(&p.accelerator)
+            })
             .map(|p| p.accelerator.clone())
             .collect()
     }

@@ -125,7 +125,7 @@ impl Engine {
         let launch = Launch {
             job_id: id,
             attempt,
-            command: job.spec.command.clone(),
+            command: job.spec.run.command.clone(),
             env,
             accelerator: run.accelerator,
             devices: run.devices,
@@ -134,7 +134,7 @@ impl Engine {
             run_dir,
             run_as,
             pool: run.pool,
-            priority: job.spec.priority,
+            priority: job.spec.run.priority,
         };
         if let Err(error) = self.executor.start(&launch).await {
             tracing::warn!(job = id, %error, "failed to start run");
@@ -211,7 +211,12 @@ impl Engine {
         self.release(&run);
         job.exit_code = Some(exit_code);
         let described = note.unwrap_or_else(|| describe_exit(exit_code));
-        if let Some(limit_s) = job.spec.time_limit_s.filter(|_| self.timed_out.remove(&id)) {
+        if let Some(limit_s) = job
+            .spec
+            .run
+            .time_limit_s
+            .filter(|_| self.timed_out.remove(&id))
+        {
             job.state = JobState::Failed;
             job.reason = format!("time limit of {limit_s} s reached; stopped ({described})");
             job.finished_at_s = Some(now);
@@ -223,13 +228,13 @@ impl Engine {
             job.state = JobState::Succeeded;
             job.reason = "exited 0".into();
             job.finished_at_s = Some(now);
-        } else if job.restarts < job.spec.max_restarts {
+        } else if job.restarts < job.spec.run.max_restarts {
             job.restarts += 1;
             job.state = JobState::Queued;
             job.run = None;
             job.reason = format!(
                 "restarting: {described} (restart {} of {})",
-                job.restarts, job.spec.max_restarts
+                job.restarts, job.spec.run.max_restarts
             );
             self.save(job).await?;
             if self.recovering {
@@ -242,7 +247,7 @@ impl Engine {
             job.state = JobState::Failed;
             job.reason = format!(
                 "{described}; no restarts left ({} of {} used)",
-                job.restarts, job.spec.max_restarts
+                job.restarts, job.spec.run.max_restarts
             );
             job.finished_at_s = Some(now);
         }
@@ -309,7 +314,7 @@ impl Engine {
     /// The job's environment plus what the server adds for attempt `attempt`.
     fn run_env(&self, job: &JobRecord, attempt: u32) -> BTreeMap<String, String> {
         let id = job.id;
-        let mut env = job.spec.env.clone();
+        let mut env = job.spec.run.env.clone();
         env.insert("SUANLI_JOB_ID".into(), id.to_string());
         env.insert("SUANLI_ATTEMPT".into(), attempt.to_string());
         env.extend(super::goal::goal_env(&job.spec));
@@ -318,7 +323,7 @@ impl Engine {
             let url = format!("{base}/{}/ckpt-job-{id}", job.spec.tenant);
             env.entry("SUANLI_CHECKPOINT_URL".into()).or_insert(url);
         }
-        if let Some(dir) = &job.spec.checkpoint_dir {
+        if let Some(dir) = &job.spec.run.checkpoint_dir {
             env.insert("SUANLI_CHECKPOINT_DIR".into(), dir.clone());
             if attempt > 0 {
                 env.insert("SUANLI_RESUME_FROM".into(), dir.clone());

@@ -7,7 +7,7 @@ use crate::store::{JobRecord, JobSpec, NewAuditEvent};
 impl Engine {
     /// Checks a spec can ever run here; the message says what would be right.
     pub(super) fn validate(&self, spec: &JobSpec) -> Result<(), EngineError> {
-        if spec.command.is_empty() {
+        if spec.run.command.is_empty() {
             return Err(EngineError::Rejected("the command is empty".into()));
         }
         if spec.gpus == 0 || spec.processes == 0 || !spec.gpus.is_multiple_of(spec.processes) {
@@ -22,17 +22,17 @@ impl Engine {
             .map(|p| format!("{}:{}", p.accelerator, p.total))
             .collect();
         let fits = self.pools.iter().any(|p| {
-            (spec.accelerators.is_empty() || spec.accelerators.contains(&p.accelerator))
+            (spec.run.accelerators.is_empty() || spec.run.accelerators.contains(&p.accelerator))
                 && p.total >= spec.gpus
         });
         if !fits {
             return Err(EngineError::Rejected(format!(
                 "job can never run: it needs {} accelerators of {}; this cluster has {}",
                 spec.gpus,
-                if spec.accelerators.is_empty() {
+                if spec.run.accelerators.is_empty() {
                     "any type".to_string()
                 } else {
-                    spec.accelerators.join(" or ")
+                    spec.run.accelerators.join(" or ")
                 },
                 offered.join(", ")
             )));

@@ -99,31 +99,22 @@ pub struct Quota {
     pub limit: u32,
 }
 
-/// What a job asks for.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct JobSpec {
-    pub name: String,
-    pub tenant: String,
-    pub user: String,
+/// What a job runs and how it is treated: the same fields in a submission (`api::Submit`) and in
+/// the stored spec, flattened into both (the JSON keeps one level).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RunSpec {
     pub command: Vec<String>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
-    /// Accelerators in the gang.
-    pub gpus: u32,
-    /// Processes the gang runs as (each gets `gpus / processes` accelerators and a rank).
-    #[serde(default = "one")]
-    pub processes: u32,
     /// Accelerator types the job may run on; empty means any.
     #[serde(default)]
     pub accelerators: Vec<String>,
     #[serde(default)]
     pub priority: i32,
+    #[serde(default)]
     pub checkpoint_dir: Option<String>,
     #[serde(default)]
     pub max_restarts: u32,
-    /// A training goal the planner turned into rates, so the scheduler knows the job's length.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub goal: Option<Goal>,
     /// Wall-clock seconds a run may take before it is stopped and the job fails (no restart).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_limit_s: Option<u64>,
@@ -131,6 +122,24 @@ pub struct JobSpec {
     /// predictions) but nothing is stopped at it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected_s: Option<u64>,
+}
+
+/// What a job asks for.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobSpec {
+    pub name: String,
+    pub tenant: String,
+    pub user: String,
+    #[serde(flatten)]
+    pub run: RunSpec,
+    /// Accelerators in the gang.
+    pub gpus: u32,
+    /// Processes the gang runs as (each gets `gpus / processes` accelerators and a rank).
+    #[serde(default = "one")]
+    pub processes: u32,
+    /// A training goal the planner turned into rates, so the scheduler knows the job's length.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub goal: Option<Goal>,
 }
 
 /// A training goal: train `model` on `tokens` tokens, by `deadline_s` within `budget_usd`.

@@ -6,10 +6,9 @@ use crate::engine::{Clock, forecast};
 
 /// A job of `gpus` that says it runs `expected_s`.
 fn timed(tenant: &str, gpus: u32, expected_s: u64) -> JobSpec {
-    JobSpec {
-        expected_s: Some(expected_s),
-        ..spec(tenant, gpus)
-    }
+    let mut spec = spec(tenant, gpus);
+    spec.run.expected_s = Some(expected_s);
+    spec
 }
 
 /// Moves the clock a second at a time, ending each run when its expected time is up and running
@@ -27,7 +26,7 @@ async fn run_until_started(rig: &mut Rig, id: i64, horizon_s: i64) -> i64 {
             .active_jobs()
             .filter_map(|j| {
                 let run = j.run.as_ref()?;
-                let expected = j.spec.expected_s? as i64;
+                let expected = j.spec.run.expected_s? as i64;
                 (j.state == JobState::Running && now - run.started_at_s >= expected)
                     .then_some((j.id, run.attempt))
             })

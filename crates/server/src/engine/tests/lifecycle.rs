@@ -74,7 +74,7 @@ async fn requests_that_can_never_be_met_are_rejected_and_not_stored() {
         "{uneven:?}"
     );
     let mut loud = spec("a", 1);
-    loud.priority = 101;
+    loud.run.priority = 101;
     let loud = rig.engine.submit(loud, &post).await;
     assert!(matches!(loud, Err(EngineError::Rejected(_))), "{loud:?}");
     let quota = Quota {
@@ -159,8 +159,8 @@ async fn cancel_ends_a_queued_job_at_once_and_a_running_one_when_it_exits() {
 async fn a_failed_run_restarts_from_its_checkpoint_until_restarts_run_out() {
     let mut rig = Rig::new("fifo", 8).await;
     let mut with_restart = spec("a", 2);
-    with_restart.max_restarts = 1;
-    with_restart.checkpoint_dir = Some("/ckpt/a".into());
+    with_restart.run.max_restarts = 1;
+    with_restart.run.checkpoint_dir = Some("/ckpt/a".into());
     let job = rig
         .engine
         .submit(with_restart, &audit("POST /api/v1/jobs"))
@@ -197,8 +197,8 @@ async fn a_failed_run_restarts_from_its_checkpoint_until_restarts_run_out() {
 async fn a_run_past_its_time_limit_is_stopped_and_fails_without_restart() {
     let mut rig = Rig::new("fifo", 8).await;
     let mut limited = spec("a", 1);
-    limited.time_limit_s = Some(60);
-    limited.max_restarts = 3;
+    limited.run.time_limit_s = Some(60);
+    limited.run.max_restarts = 3;
     let job = rig
         .engine
         .submit(limited, &audit("POST /api/v1/jobs"))

@@ -16,7 +16,7 @@ use std::time::Duration;
 use super::{Engine, ManualClock};
 use crate::devices::DeviceGroup;
 use crate::executor::{Adopted, ExecError, Executor, ExitEvent, Launch};
-use crate::store::{JobRecord, JobSpec, JobState, NewAuditEvent, SqlStore, Store};
+use crate::store::{JobRecord, JobSpec, JobState, NewAuditEvent, RunSpec, SqlStore, Store};
 
 /// The time the tests' clock starts at (2026-01-01T00:00:00Z).
 const T0_S: i64 = 1_767_225_600;
@@ -165,17 +165,13 @@ fn spec(tenant: &str, gpus: u32) -> JobSpec {
         name: format!("{tenant}-{gpus}"),
         tenant: tenant.into(),
         user: "alice".into(),
-        command: vec!["train".into()],
-        env: Default::default(),
+        run: RunSpec {
+            command: vec!["train".into()],
+            ..RunSpec::default()
+        },
         gpus,
         processes: 1,
-        accelerators: Vec::new(),
-        priority: 0,
-        checkpoint_dir: None,
-        max_restarts: 0,
         goal: None,
-        time_limit_s: None,
-        expected_s: None,
     }
 }
 
