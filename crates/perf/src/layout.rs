@@ -6,6 +6,8 @@ use std::fmt;
 use std::str::FromStr;
 use suanli_catalog::Model;
 
+pub use crate::layout_error::LayoutError;
+
 /// Which activations the backward pass recomputes instead of storing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -33,12 +35,12 @@ impl Recompute {
 }
 
 impl FromStr for Recompute {
-    type Err = String;
+    type Err = LayoutError;
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         Recompute::ALL
             .into_iter()
             .find(|r| r.name() == text.trim().to_ascii_lowercase())
-            .ok_or_else(|| format!("unknown recompute `{text}`; expected none, selective or full"))
+            .ok_or_else(|| LayoutError::UnknownRecompute { text: text.into() })
     }
 }
 
@@ -121,7 +123,7 @@ impl Layout {
         devices: u64,
         seq_len: u64,
         global_batch: u64,
-    ) -> Result<(), String> {
+    ) -> Result<(), LayoutError> {
         if [
             self.tp,
             self.pp,
@@ -133,134 +135,120 @@ impl Layout {
         ]
         .contains(&0)
         {
-            return Err("every layout size must be at least 1".into());
+            return Err(LayoutError::ZeroSize);
         }
         if self.zero > 3 {
-            return Err(format!(
-                "zero={} is not a ZeRO stage; use 0, 1, 2 or 3",
-                self.zero
-            ));
+            return Err(LayoutError::ZeroStage { zero: self.zero });
         }
         if self.devices() != devices {
-            return Err(format!(
-                "tp*pp*dp*cp = {}*{}*{}*{} = {} but there are {devices} accelerators; \
-                 choose sizes whose product is {devices}",
-                self.tp,
-                self.pp,
-                self.dp,
-                self.cp,
-                self.devices()
-            ));
+            return Err(LayoutError::DeviceCount {
+                tp: self.tp,
+                pp: self.pp,
+                dp: self.dp,
+                cp: self.cp,
+                product: self.devices(),
+                devices,
+            });
         }
-        if !model.heads.is_multiple_of(self.tp) {
-            return Err(format!(
-                "tp={} does not divide the {} attention heads; use tp in {}",
-                self.tp,
-                model.heads,
-                divisors_text(model.heads)
-            ));
-        }
-        if self.tp > model.kv_heads && !self.tp.is_multiple_of(model.kv_heads) {
-            return Err(format!(
-                "tp={} cannot split {} kv heads evenly; use tp in {} or a multiple of {}",
-                self.tp,
-                model.kv_heads,
-                divisors_text(model.kv_heads),
-                model.kv_heads
-            ));
-        }
-        if self.tp <= model.kv_heads && !model.kv_heads.is_multiple_of(self.tp) {
-            return Err(format!(
-                "tp={} does not divide the {} kv heads; use tp in {}",
-                self.tp,
-                model.kv_heads,
-                divisors_text(model.kv_heads)
-            ));
-        }
-        let chunks = self.pp * self.vpp;
-        if chunks > model.layers {
-            return Err(format!(
-                "pp*vpp = {}*{} = {chunks} is more than the {} layers; use pp*vpp <= {}",
-                self.pp, self.vpp, model.layers, model.layers
-            ));
-        }
-        if let Some(layers) = self.recompute_layers {
-            let here = self.layers_per_device(model);
-            if self.recompute != Recompute::Full {
-                return Err(format!(
-                    "recompute_layers={layers} needs recompute=full: it says how many layers \
-                     recompute their whole forward pass"
-                ));
-            }
-            if layers == 0 || layers > here {
-                return Err(format!(
-                    "recompute_layers={layers} is not in 1..={here}, the layers on one device"
-                ));
-            }
-        }
-        if self.offload_activations && self.pp > 1 {
-            return Err(
-                "offload=activations needs pp=1: Megatron-Core has no CPU activation offloading \
-                 with pipeline parallelism; use offload=optimizer or pp=1"
-                    .into(),
-            );
-        }
-        if self.vpp > 1 && self.pp == 1 {
-            return Err("vpp>1 needs pp>1: interleaving splits pipeline stages".into());
-        }
+        self.check_model(model)?;
         if !seq_len.is_multiple_of(2 * self.cp as u64) && self.cp > 1 {
-            return Err(format!(
-                "cp={} needs the sequence length {seq_len} divisible by 2*cp",
-                self.cp
-            ));
+            return Err(LayoutError::ContextSeqLen {
+                cp: self.cp,
+                seq_len,
+            });
         }
-        match &model.moe {
-            Some(moe) => {
-                if moe.experts % self.ep != 0 {
-                    return Err(format!(
-                        "ep={} does not divide the {} experts; use ep in {}",
-                        self.ep,
-                        moe.experts,
-                        divisors_text(moe.experts)
-                    ));
-                }
-                if !(self.dp * self.cp).is_multiple_of(self.ep) {
-                    return Err(format!(
-                        "ep={} must divide dp*cp = {}: expert-parallel ranks come from the \
-                         data- and context-parallel group",
-                        self.ep,
-                        self.dp * self.cp
-                    ));
-                }
-            }
-            None if self.ep > 1 => {
-                return Err(format!(
-                    "ep={} needs a mixture-of-experts model; use ep=1",
-                    self.ep
-                ));
-            }
-            None => {}
-        }
+        self.check_experts(model)?;
         let per_step = self.dp as u64 * self.micro_batch as u64;
         if !global_batch.is_multiple_of(per_step) {
-            return Err(format!(
-                "global batch {global_batch} is not a multiple of dp*mb = {}*{} = {per_step}",
-                self.dp, self.micro_batch
-            ));
+            return Err(LayoutError::GlobalBatch {
+                global_batch,
+                dp: self.dp,
+                micro_batch: self.micro_batch,
+                per_step,
+            });
         }
         if self.vpp > 1
             && !self
                 .micro_batches(global_batch)
                 .is_multiple_of(self.pp as u64)
         {
-            return Err(format!(
-                "interleaving (vpp={}) needs the {} micro-batches per step to be a multiple of pp={}",
-                self.vpp,
-                self.micro_batches(global_batch),
-                self.pp
-            ));
+            return Err(LayoutError::InterleavingMicroBatches {
+                vpp: self.vpp,
+                micro_batches: self.micro_batches(global_batch),
+                pp: self.pp,
+            });
         }
         Ok(())
+    }
+
+    /// The rules that tie tp, pp, vpp, recompute and offload to the model's heads and layers.
+    fn check_model(&self, model: &Model) -> Result<(), LayoutError> {
+        if !model.heads.is_multiple_of(self.tp) {
+            return Err(LayoutError::TpHeads {
+                tp: self.tp,
+                heads: model.heads,
+            });
+        }
+        if self.tp > model.kv_heads && !self.tp.is_multiple_of(model.kv_heads) {
+            return Err(LayoutError::TpKvSplit {
+                tp: self.tp,
+                kv_heads: model.kv_heads,
+            });
+        }
+        if self.tp <= model.kv_heads && !model.kv_heads.is_multiple_of(self.tp) {
+            return Err(LayoutError::TpKvHeads {
+                tp: self.tp,
+                kv_heads: model.kv_heads,
+            });
+        }
+        let chunks = self.pp * self.vpp;
+        if chunks > model.layers {
+            return Err(LayoutError::TooManyChunks {
+                pp: self.pp,
+                vpp: self.vpp,
+                chunks,
+                layers: model.layers,
+            });
+        }
+        if let Some(layers) = self.recompute_layers {
+            let here = self.layers_per_device(model);
+            if self.recompute != Recompute::Full {
+                return Err(LayoutError::RecomputeLayersNeedFull { layers });
+            }
+            if layers == 0 || layers > here {
+                return Err(LayoutError::RecomputeLayersRange { layers, here });
+            }
+        }
+        if self.offload_activations && self.pp > 1 {
+            return Err(LayoutError::OffloadActivationsPipeline);
+        }
+        if self.vpp > 1 && self.pp == 1 {
+            return Err(LayoutError::VppNeedsPipeline);
+        }
+        Ok(())
+    }
+
+    /// Expert parallelism: ep divides the experts and the dp x cp group it is drawn from.
+    fn check_experts(&self, model: &Model) -> Result<(), LayoutError> {
+        match &model.moe {
+            Some(moe) => {
+                if moe.experts % self.ep != 0 {
+                    return Err(LayoutError::EpExperts {
+                        ep: self.ep,
+                        experts: moe.experts,
+                    });
+                }
+                if !(self.dp * self.cp).is_multiple_of(self.ep) {
+                    return Err(LayoutError::EpGroup {
+                        ep: self.ep,
+                        dp_cp: self.dp * self.cp,
+                    });
+                }
+                Ok(())
+            }
+            None if self.ep > 1 => Err(LayoutError::EpDense { ep: self.ep }),
+            None => Ok(()),
+        }
     }
 
     /// Layers on the most loaded device: stages need not be equal (Llama 3 405B ran 126 layers
@@ -286,22 +274,6 @@ impl Layout {
     /// Micro-batches each pipeline runs per optimizer step.
     pub fn micro_batches(&self, global_batch: u64) -> u64 {
         global_batch / (self.dp as u64 * self.micro_batch as u64)
-    }
-}
-
-fn divisors_text(n: u32) -> String {
-    let divisors: Vec<String> = crate::search::divisors(n.into())
-        .iter()
-        .map(|d| d.to_string())
-        .collect();
-    if divisors.len() > 12 {
-        format!(
-            "{{{} ... {}}}",
-            divisors[..8].join(","),
-            divisors[divisors.len() - 1]
-        )
-    } else {
-        format!("{{{}}}", divisors.join(","))
     }
 }
 
@@ -350,14 +322,15 @@ pub struct LayoutSpec {
 
 impl LayoutSpec {
     /// Completes the layout for `devices` accelerators.
-    pub fn resolve(&self, devices: u64) -> Result<Layout, String> {
+    pub fn resolve(&self, devices: u64) -> Result<Layout, LayoutError> {
         let mut layout = self.layout;
         let model_parallel = layout.tp as u64 * layout.pp as u64 * layout.cp as u64;
         if !self.dp_given {
             if model_parallel == 0 || !devices.is_multiple_of(model_parallel) {
-                return Err(format!(
-                    "tp*pp*cp = {model_parallel} does not divide the {devices} accelerators"
-                ));
+                return Err(LayoutError::ModelParallelDevices {
+                    model_parallel,
+                    devices,
+                });
             }
             layout.dp = (devices / model_parallel) as u32;
         }
@@ -369,20 +342,23 @@ impl LayoutSpec {
 }
 
 impl FromStr for LayoutSpec {
-    type Err = String;
+    type Err = LayoutError;
 
     /// Parses `tp=8,pp=16,dp=128,cp=1,ep=1,zero=1,mb=1,vpp=1,recompute=selective,sp=true`.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let mut spec = LayoutSpec::default();
         for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (key, value) = part.split_once('=').ok_or_else(|| {
-                format!("layout part `{part}` is not key=value (e.g. tp=8,pp=4,mb=1)")
-            })?;
-            let number = || -> Result<u32, String> {
+            let (key, value) = part
+                .split_once('=')
+                .ok_or_else(|| LayoutError::NotKeyValue { part: part.into() })?;
+            let number = || -> Result<u32, LayoutError> {
                 value
                     .trim()
                     .parse::<u32>()
-                    .map_err(|_| format!("layout `{key}={value}`: `{value}` is not a whole number"))
+                    .map_err(|_| LayoutError::NotWholeNumber {
+                        key: key.into(),
+                        value: value.into(),
+                    })
             };
             let l = &mut spec.layout;
             match key.trim() {
@@ -403,7 +379,11 @@ impl FromStr for LayoutSpec {
                     l.sequence_parallel = match value.trim() {
                         "true" | "1" | "on" => true,
                         "false" | "0" | "off" => false,
-                        _ => return Err(format!("layout `sp={value}`: use sp=true or sp=false")),
+                        _ => {
+                            return Err(LayoutError::SequenceParallel {
+                                value: value.into(),
+                            });
+                        }
                     };
                     spec.sp_given = true;
                 }
@@ -414,9 +394,9 @@ impl FromStr for LayoutSpec {
                         "activations" | "act" => (false, true),
                         "both" => (true, true),
                         _ => {
-                            return Err(format!(
-                                "layout `offload={value}`: use none, optimizer, activations or both"
-                            ));
+                            return Err(LayoutError::Offload {
+                                value: value.into(),
+                            });
                         }
                     }
                 }
@@ -424,14 +404,15 @@ impl FromStr for LayoutSpec {
                     l.pp_inner = match value.trim() {
                         "dp-inner" => false,
                         "pp-inner" => true,
-                        _ => return Err(format!("layout `map={value}`: use dp-inner or pp-inner")),
+                        _ => {
+                            return Err(LayoutError::Map {
+                                value: value.into(),
+                            });
+                        }
                     }
                 }
                 other => {
-                    return Err(format!(
-                        "unknown layout key `{other}`; expected tp, pp, dp, cp, ep, zero, mb, vpp, \
-                         recompute, recompute_layers, sp, map or offload"
-                    ));
+                    return Err(LayoutError::UnknownKey { key: other.into() });
                 }
             }
         }

@@ -24,6 +24,7 @@ pub mod goal;
 pub mod goal_plan;
 pub mod kernels;
 pub mod layout;
+mod layout_error;
 pub mod lora;
 pub mod memory;
 pub mod memory_train;
@@ -40,4 +41,4 @@ pub mod validate_serve_fit;
 mod xla;
 
 pub use kernels::AttentionImpl;
-pub use layout::{Layout, LayoutSpec, Recompute};
+pub use layout::{Layout, LayoutError, LayoutSpec, Recompute};

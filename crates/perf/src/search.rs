@@ -341,7 +341,7 @@ fn explain_no_valid(setup: &TrainSetup, constraints: &Constraints) -> String {
     };
     let devices = layout.devices();
     match layout.check(&setup.model, devices, setup.seq_len, setup.global_batch) {
-        Err(reason) => reason,
+        Err(reason) => reason.to_string(),
         Ok(()) => format!(
             "{} accelerators with global batch {} leave no tp*pp*dp*cp split; try a count that \
              is a multiple of 8 and a global batch divisible by the data-parallel size",

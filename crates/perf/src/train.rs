@@ -158,7 +158,10 @@ pub enum EstimateError {
         supported: String,
     },
     #[error("layout {layout} does not fit: {reason}")]
-    Invalid { layout: String, reason: String },
+    Invalid {
+        layout: String,
+        reason: crate::layout::LayoutError,
+    },
 }
 
 /// Memory only, cheap enough to prune a search before timing a layout.

@@ -299,7 +299,7 @@ pub fn row_setup(
     // Pre-FlashAttention stacks also predate overlapped tensor-parallel communication.
     setup.tp_overlap = setup.attention == AttentionImpl::Flash;
     let recompute = match row.recompute.as_deref() {
-        Some(text) => Some(text.parse::<Recompute>()?),
+        Some(text) => Some(text.parse::<Recompute>().map_err(|e| e.to_string())?),
         None => None,
     };
     let sequence_parallel = match row.sequence_parallel.as_deref() {

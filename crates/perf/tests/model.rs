@@ -3,7 +3,7 @@
 use suanli_catalog::{Catalog, Precision};
 use suanli_perf::search::{self, Constraints};
 use suanli_perf::train::{self, TrainSetup};
-use suanli_perf::{Layout, LayoutSpec, Recompute, flops, memory};
+use suanli_perf::{Layout, LayoutError, LayoutSpec, Recompute, flops, memory};
 
 fn catalog() -> Catalog {
     Catalog::builtin()
@@ -204,21 +204,43 @@ fn layouts_that_do_not_divide_the_model_say_what_would() {
         ..Layout::default()
     };
     let error = layout.check(&m, 3, 4096, 64).unwrap_err();
-    assert!(
-        error.contains("tp=3 does not divide the 64 attention heads"),
-        "{error}"
+    assert_eq!(error, LayoutError::TpHeads { tp: 3, heads: 64 });
+    assert_eq!(
+        error.to_string(),
+        "tp=3 does not divide the 64 attention heads; use tp in {1,2,4,8,16,32,64}"
+    );
+    let error = "tp=8,bogus=1".parse::<LayoutSpec>().unwrap_err();
+    assert_eq!(
+        error,
+        LayoutError::UnknownKey {
+            key: "bogus".into()
+        }
     );
     assert!(
-        "tp=8,bogus=1"
-            .parse::<LayoutSpec>()
-            .unwrap_err()
-            .contains("unknown layout key")
+        error
+            .to_string()
+            .starts_with("unknown layout key `bogus`; expected tp")
     );
-    assert!(
-        "tp=x"
-            .parse::<LayoutSpec>()
-            .unwrap_err()
-            .contains("not a whole number")
+    let error = "tp=x".parse::<LayoutSpec>().unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "layout `tp=x`: `x` is not a whole number"
+    );
+    let error = "tp=3"
+        .parse::<LayoutSpec>()
+        .unwrap()
+        .resolve(8)
+        .unwrap_err();
+    assert_eq!(
+        error,
+        LayoutError::ModelParallelDevices {
+            model_parallel: 3,
+            devices: 8
+        }
+    );
+    assert_eq!(
+        error.to_string(),
+        "tp*pp*cp = 3 does not divide the 8 accelerators"
     );
 }
 

@@ -3,7 +3,7 @@
 
 use suanli_catalog::{Catalog, Precision};
 use suanli_perf::train::{self, TrainSetup};
-use suanli_perf::{LayoutSpec, search, validate};
+use suanli_perf::{LayoutError, LayoutSpec, search, validate};
 
 #[test]
 fn every_published_layout_fits_its_accelerator() {
@@ -161,5 +161,6 @@ fn offloaded_activations_leave_two_layers_and_cost_host_link_time() {
     assert!(b.time.offload_s > 0.0 && b.step_time_s > a.step_time_s);
     let pipelined = resolve("tp=1,pp=2,zero=1,offload=activations");
     let err = pipelined.check(&s.model, 8, 8192, 64).unwrap_err();
-    assert!(err.contains("pp=1"), "{err}");
+    assert_eq!(err, LayoutError::OffloadActivationsPipeline);
+    assert!(err.to_string().contains("pp=1"), "{err}");
 }

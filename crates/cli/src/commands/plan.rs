@@ -11,7 +11,7 @@ use suanli_perf::fit;
 use suanli_perf::lora::Workload;
 use suanli_perf::search::{self, Constraints};
 use suanli_perf::train::{self, TrainEstimate, TrainSetup};
-use suanli_perf::{AttentionImpl, LayoutSpec};
+use suanli_perf::{AttentionImpl, LayoutError, LayoutSpec};
 
 /// What to plan.
 #[derive(Subcommand)]
@@ -316,7 +316,7 @@ fn evaluate_layout(
 ) -> anyhow::Result<TrainEstimate> {
     let spec: LayoutSpec = text
         .parse()
-        .map_err(|e: String| anyhow::anyhow!("--layout: {e}"))?;
+        .map_err(|e: LayoutError| anyhow::anyhow!("--layout: {e}"))?;
     let layout = spec
         .resolve(setup.count)
         .map_err(|e| anyhow::anyhow!("--layout: {e}"))?;
