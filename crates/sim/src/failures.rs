@@ -13,7 +13,27 @@
 //! repair times; we assume 4 hours for a node to be swapped or repaired.
 
 use serde::Serialize;
+use suanli_catalog::units::UnitError;
 use suanli_perf::reliability;
+
+/// Why a `--failures` or `--checkpoint` spec cannot be read; the message says what is allowed.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum SpecError {
+    #[error(
+        "failure model `{text}`: `{part}` is not understood; use `none`, `llama3` or \
+         `mtbf=50700h,repair=4h`"
+    )]
+    NotUnderstood { text: String, part: String },
+    #[error("failure model `{text}`: {error}")]
+    Duration { text: String, error: UnitError },
+    #[error(
+        "failure model `{text}`: unknown key `{key}` (or mtbf of 0); keys are \
+         `mtbf` (per accelerator, > 0) and `repair`"
+    )]
+    UnknownKey { text: String, key: String },
+    #[error("checkpoint `{text}`: use `trace`, `young-daly` or an interval like `30m`")]
+    Checkpoint { text: String },
+}
 
 /// Per-accelerator MTBF, hours, from the planner's failure rate for H100 (Llama 3's 419
 /// unplanned interruptions in 54 days on 16,384 GPUs).
@@ -52,7 +72,7 @@ impl FailureModel {
     /// Parses `none`, `llama3`, or `mtbf=<duration>[,repair=<duration>]` where a duration is a
     /// number with a unit `s`, `m`, `h` or `d` (`mtbf=50000h,repair=2h`); `llama3,repair=1h`
     /// changes the repair time only.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, SpecError> {
         let mut model = FailureModel::llama3();
         for (index, part) in text.split(',').map(str::trim).enumerate() {
             match part {
@@ -60,23 +80,25 @@ impl FailureModel {
                 "llama3" if index == 0 => {}
                 _ => {
                     let Some((key, value)) = part.split_once('=') else {
-                        return Err(format!(
-                            "failure model `{text}`: `{part}` is not understood; use `none`, `llama3` or \
-                             `mtbf=50700h,repair=4h`"
-                        ));
+                        return Err(SpecError::NotUnderstood {
+                            text: text.into(),
+                            part: part.into(),
+                        });
                     };
-                    let seconds = parse_duration_s(value)
-                        .map_err(|e| format!("failure model `{text}`: {e}"))?;
+                    let seconds = parse_duration_s(value).map_err(|error| SpecError::Duration {
+                        text: text.into(),
+                        error,
+                    })?;
                     match key.trim() {
                         "mtbf" if seconds > 0 => {
                             model.mtbf_per_accelerator_h = Some(seconds as f64 / 3600.0)
                         }
                         "repair" => model.repair_s = seconds,
                         other => {
-                            return Err(format!(
-                                "failure model `{text}`: unknown key `{other}` (or mtbf of 0); keys are \
-                                 `mtbf` (per accelerator, > 0) and `repair`"
-                            ));
+                            return Err(SpecError::UnknownKey {
+                                text: text.into(),
+                                key: other.into(),
+                            });
                         }
                     }
                 }
@@ -94,10 +116,8 @@ impl FailureModel {
 
 /// Whole seconds of a duration with its unit (`90s`, `15m`, `4h`, `2d`), by the one parser of
 /// durations ([`suanli_catalog::units`]): a bare number is an error naming the unit to add.
-pub fn parse_duration_s(text: &str) -> Result<u64, String> {
-    suanli_catalog::units::parse_duration_s(text)
-        .map(|seconds| seconds.round() as u64)
-        .map_err(|e| e.to_string())
+pub fn parse_duration_s(text: &str) -> Result<u64, UnitError> {
+    suanli_catalog::units::parse_duration_s(text).map(|seconds| seconds.round() as u64)
 }
 
 /// How each job's checkpoint interval is chosen.
@@ -113,7 +133,7 @@ pub enum CheckpointPolicy {
 
 impl CheckpointPolicy {
     /// Parses `trace`, `young-daly` or a duration like `30m`.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, SpecError> {
         match text.trim() {
             "trace" => Ok(CheckpointPolicy::AsTrace),
             "young-daly" | "daly" | "young" => Ok(CheckpointPolicy::YoungDaly),
@@ -121,11 +141,7 @@ impl CheckpointPolicy {
                 .ok()
                 .filter(|&s| s > 0)
                 .map(|interval_s| CheckpointPolicy::Every { interval_s })
-                .ok_or_else(|| {
-                    format!(
-                        "checkpoint `{other}`: use `trace`, `young-daly` or an interval like `30m`"
-                    )
-                }),
+                .ok_or_else(|| SpecError::Checkpoint { text: other.into() }),
         }
     }
 }
@@ -171,20 +187,32 @@ mod tests {
             FailureModel::parse("llama3,repair=1h").unwrap().repair_s,
             3600
         );
-        let error = FailureModel::parse("mtbf=soon").unwrap_err();
+        let error = FailureModel::parse("mtbf=soon").unwrap_err().to_string();
         assert!(error.contains("write a number and a unit"), "{error}");
         // One duration parser: a bare number names the unit to add instead of meaning seconds.
         let error = FailureModel::parse("mtbf=50000").unwrap_err();
-        assert!(error.contains("has no unit"), "{error}");
-        assert!(
-            FailureModel::parse("sometimes")
-                .unwrap_err()
-                .contains("use `none`, `llama3`")
+        assert!(matches!(&error, SpecError::Duration { text, .. } if text == "mtbf=50000"));
+        assert!(error.to_string().contains("has no unit"), "{error}");
+        let error = FailureModel::parse("sometimes").unwrap_err();
+        assert_eq!(
+            error,
+            SpecError::NotUnderstood {
+                text: "sometimes".into(),
+                part: "sometimes".into()
+            }
+        );
+        assert_eq!(
+            error.to_string(),
+            "failure model `sometimes`: `sometimes` is not understood; use `none`, `llama3` or \
+             `mtbf=50700h,repair=4h`"
         );
         assert_eq!(
             CheckpointPolicy::parse("30m").unwrap(),
             CheckpointPolicy::Every { interval_s: 1800 }
         );
-        assert!(CheckpointPolicy::parse("0s").is_err());
+        assert_eq!(
+            CheckpointPolicy::parse(" 0s").unwrap_err(),
+            SpecError::Checkpoint { text: "0s".into() }
+        );
     }
 }

@@ -32,5 +32,5 @@ pub mod report;
 pub mod tenants;
 
 pub use engine::{SimConfig, SimError, simulate};
-pub use failures::{CheckpointPolicy, FailureModel};
+pub use failures::{CheckpointPolicy, FailureModel, SpecError};
 pub use metrics::{JobRecord, RunResult, Summary, TenantSummary};

@@ -6,6 +6,17 @@ use plotters::prelude::*;
 
 use crate::metrics::{RunResult, Summary, utilisation_series};
 
+/// plotters could not draw or write the SVG; the message is plotters' own.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct PlotError(pub String);
+
+impl<E: std::error::Error + Send + Sync> From<DrawingAreaErrorKind<E>> for PlotError {
+    fn from(error: DrawingAreaErrorKind<E>) -> Self {
+        PlotError(error.to_string())
+    }
+}
+
 const COLOURS: [RGBColor; 6] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
@@ -40,7 +51,7 @@ fn tick(value: &f64) -> String {
 }
 
 /// The legend, one line per run, in the right-hand area.
-fn legend(area: &DrawingArea<SVGBackend<'_>, Shift>, labels: &[String]) -> Result<(), String> {
+fn legend(area: &DrawingArea<SVGBackend<'_>, Shift>, labels: &[String]) -> Result<(), PlotError> {
     let font = ("sans-serif", 15).into_font();
     for (i, label) in labels.iter().enumerate() {
         let y = 70 + 26 * i as i32;
@@ -48,20 +59,18 @@ fn legend(area: &DrawingArea<SVGBackend<'_>, Shift>, labels: &[String]) -> Resul
         area.draw(&PathElement::new(
             vec![(8, y), (34, y)],
             colour.stroke_width(3),
-        ))
-        .map_err(|e| e.to_string())?;
-        area.draw(&Text::new(label.clone(), (40, y - 8), font.clone()))
-            .map_err(|e| e.to_string())?;
+        ))?;
+        area.draw(&Text::new(label.clone(), (40, y - 8), font.clone()))?;
     }
     Ok(())
 }
 
 /// The JCT CDF of each run, hours on a log axis, as an SVG document.
-pub fn jct_cdf_svg(runs: &[RunResult], subject: &str) -> Result<String, String> {
+pub fn jct_cdf_svg(runs: &[RunResult], subject: &str) -> Result<String, PlotError> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        root.fill(&WHITE)?;
         let (plot_area, legend_area) = root.split_horizontally(SIZE.0 - LEGEND_WIDTH);
         let hours = |s: u64| (s as f64 / 3600.0).max(1.0 / 60.0);
         let max_h = runs
@@ -76,8 +85,7 @@ pub fn jct_cdf_svg(runs: &[RunResult], subject: &str) -> Result<String, String> 
             .margin(12)
             .x_label_area_size(44)
             .y_label_area_size(56)
-            .build_cartesian_2d((1.0 / 60.0..max_h * 1.1).log_scale(), 0.0..1.0)
-            .map_err(|e| e.to_string())?;
+            .build_cartesian_2d((1.0 / 60.0..max_h * 1.1).log_scale(), 0.0..1.0)?;
         chart
             .configure_mesh()
             .x_desc("completion time (hours, log scale)")
@@ -85,8 +93,7 @@ pub fn jct_cdf_svg(runs: &[RunResult], subject: &str) -> Result<String, String> 
             .x_label_formatter(&tick)
             .y_label_formatter(&tick)
             .label_style(("sans-serif", 14))
-            .draw()
-            .map_err(|e| e.to_string())?;
+            .draw()?;
         for (i, run) in runs.iter().enumerate() {
             let mut values: Vec<f64> = run.jobs.iter().map(|j| hours(j.jct_s)).collect();
             values.sort_by(f64::total_cmp);
@@ -96,13 +103,11 @@ pub fn jct_cdf_svg(runs: &[RunResult], subject: &str) -> Result<String, String> 
                 .iter()
                 .enumerate()
                 .map(|(k, &v)| (v, (k + 1) as f64 / n));
-            chart
-                .draw_series(LineSeries::new(points, colour.stroke_width(2)))
-                .map_err(|e| e.to_string())?;
+            chart.draw_series(LineSeries::new(points, colour.stroke_width(2)))?;
         }
         let labels: Vec<String> = runs.iter().map(|r| r.policy.clone()).collect();
         legend(&legend_area, &labels)?;
-        root.present().map_err(|e| e.to_string())?;
+        root.present()?;
     }
     Ok(svg)
 }
@@ -110,11 +115,11 @@ pub fn jct_cdf_svg(runs: &[RunResult], subject: &str) -> Result<String, String> 
 /// Busy fraction of all accelerators over time for each run, as an SVG document. A grey band
 /// marks the arrival window (first to last arrival), and each legend line gives the run's busy
 /// share over that window: the table's "utilisation, arrivals".
-pub fn utilisation_svg(runs: &[RunResult], subject: &str) -> Result<String, String> {
+pub fn utilisation_svg(runs: &[RunResult], subject: &str) -> Result<String, PlotError> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        root.fill(&WHITE)?;
         let (plot_area, legend_area) = root.split_horizontally(SIZE.0 - LEGEND_WIDTH);
         let end_s = runs.iter().map(|r| r.end_s).max().unwrap_or(1).max(1);
         let summaries: Vec<Summary> = runs.iter().map(Summary::of).collect();
@@ -126,8 +131,7 @@ pub fn utilisation_svg(runs: &[RunResult], subject: &str) -> Result<String, Stri
             .margin(12)
             .x_label_area_size(44)
             .y_label_area_size(56)
-            .build_cartesian_2d(0.0..end_s as f64 / 3600.0, 0.0..1.0)
-            .map_err(|e| e.to_string())?;
+            .build_cartesian_2d(0.0..end_s as f64 / 3600.0, 0.0..1.0)?;
         chart
             .configure_mesh()
             .x_desc("time (hours)")
@@ -135,28 +139,23 @@ pub fn utilisation_svg(runs: &[RunResult], subject: &str) -> Result<String, Stri
             .x_label_formatter(&tick)
             .y_label_formatter(&tick)
             .label_style(("sans-serif", 14))
-            .draw()
-            .map_err(|e| e.to_string())?;
+            .draw()?;
         if let Some(first) = runs.first() {
             let from_h = first.jobs.iter().map(|j| j.arrival_s).min().unwrap_or(0) as f64 / 3600.0;
             let to_h = first.jobs.iter().map(|j| j.arrival_s).max().unwrap_or(0) as f64 / 3600.0;
-            chart
-                .draw_series(std::iter::once(Rectangle::new(
-                    [(from_h, 0.0), (to_h, 1.0)],
-                    RGBColor(0, 0, 0).mix(0.07).filled(),
-                )))
-                .map_err(|e| e.to_string())?;
+            chart.draw_series(std::iter::once(Rectangle::new(
+                [(from_h, 0.0), (to_h, 1.0)],
+                RGBColor(0, 0, 0).mix(0.07).filled(),
+            )))?;
         }
         for (i, run) in runs.iter().enumerate() {
             let series =
                 utilisation_series(&run.timeline, run.total_accelerators, run.end_s.max(1), 300);
             let colour = COLOURS[i % COLOURS.len()];
-            chart
-                .draw_series(LineSeries::new(
-                    series.into_iter().map(|(t, u)| (t / 3600.0, u)),
-                    colour.stroke_width(2),
-                ))
-                .map_err(|e| e.to_string())?;
+            chart.draw_series(LineSeries::new(
+                series.into_iter().map(|(t, u)| (t / 3600.0, u)),
+                colour.stroke_width(2),
+            ))?;
         }
         let labels: Vec<String> = summaries
             .iter()
@@ -173,11 +172,9 @@ pub fn utilisation_svg(runs: &[RunResult], subject: &str) -> Result<String, Stri
         .iter()
         .enumerate()
         {
-            legend_area
-                .draw(&Text::new(*line, (8, y + 18 * k as i32), note.clone()))
-                .map_err(|e| e.to_string())?;
+            legend_area.draw(&Text::new(*line, (8, y + 18 * k as i32), note.clone()))?;
         }
-        root.present().map_err(|e| e.to_string())?;
+        root.present()?;
     }
     Ok(svg)
 }

@@ -215,13 +215,13 @@ fn results_html(cluster: &ClusterSpec, jobs: usize, runs: &[RunResult]) -> Strin
     match plot::jct_cdf_svg(runs, "") {
         Ok(svg) => out.push_str(&svg_image(&svg, "Job completion time CDF by policy")),
         Err(e) => {
-            let _ = write!(out, "<p class=\"hint\">{}</p>", escape(&e));
+            let _ = write!(out, "<p class=\"hint\">{}</p>", escape(&e.to_string()));
         }
     }
     match plot::utilisation_svg(runs, "") {
         Ok(svg) => out.push_str(&svg_image(&svg, "Cluster utilisation over time by policy")),
         Err(e) => {
-            let _ = write!(out, "<p class=\"hint\">{}</p>", escape(&e));
+            let _ = write!(out, "<p class=\"hint\">{}</p>", escape(&e.to_string()));
         }
     }
     out.push_str(
