@@ -177,7 +177,7 @@ struct Prepared<'a> {
 
 impl Prepared<'_> {
     /// The row's metric predicted with GEMM fractions (`matmul`, `matmul_8bit`).
-    fn predict(&self, constants: (f64, f64)) -> Result<(String, f64), String> {
+    fn predict(&self, constants: (f64, f64)) -> Result<(String, f64), validate::RowError> {
         let mut setup = self.setup.clone();
         setup.efficiency.matmul = constants.0;
         setup.efficiency.matmul_8bit = constants.1;

@@ -36,6 +36,7 @@ pub mod serve_search;
 pub mod train;
 mod train_comm;
 pub mod validate;
+mod validate_error;
 pub mod validate_serve;
 pub mod validate_serve_fit;
 mod xla;

@@ -9,6 +9,8 @@ use crate::train::{TrainEstimate, TrainSetup};
 use serde::{Deserialize, Serialize};
 use suanli_catalog::{Catalog, Mla, Mlp, Model, Moe, Precision};
 
+pub use crate::validate_error::RowError;
+
 /// One row of training-runs.csv; empty cells are `None`.
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct TrainingRun {
@@ -92,7 +94,7 @@ pub struct RowResult {
 
 impl RowResult {
     /// Fills in the prediction (the evaluated layout and the value) or the reason there is none.
-    pub(crate) fn record(&mut self, outcome: Result<(String, f64), String>) {
+    pub(crate) fn record(&mut self, outcome: Result<(String, f64), RowError>) {
         match outcome {
             Ok((layout, predicted)) => {
                 self.layout = Some(layout);
@@ -104,7 +106,7 @@ impl RowResult {
                     self.reason = Some("column `measured` is empty".into());
                 }
             }
-            Err(reason) => self.reason = Some(reason),
+            Err(reason) => self.reason = Some(reason.to_string()),
         }
     }
 }
@@ -183,19 +185,21 @@ fn describe_csv_error(error: &csv::Error, headers: &csv::StringRecord) -> String
 }
 
 /// The value of a column the row must fill; the error names it.
-pub(crate) fn need<T: Copy>(value: Option<T>, field: &str) -> Result<T, String> {
-    value.ok_or_else(|| format!("column `{field}` is empty"))
+pub(crate) fn need<T: Copy>(value: Option<T>, field: &str) -> Result<T, RowError> {
+    value.ok_or_else(|| RowError::EmptyColumn {
+        column: field.into(),
+    })
 }
 
 /// The model a row describes, built from its shape columns.
-pub fn row_model(row: &TrainingRun) -> Result<Model, String> {
+pub fn row_model(row: &TrainingRun) -> Result<Model, RowError> {
     let mlp = match row.mlp.as_deref() {
         Some("gelu") => Mlp::Gelu,
         Some("swiglu") => Mlp::Swiglu,
         other => {
-            return Err(format!(
-                "column `mlp` is {other:?}; expected gelu or swiglu"
-            ));
+            return Err(RowError::Mlp {
+                found: other.map(str::to_string),
+            });
         }
     };
     let moe = match row.moe_experts {
@@ -229,7 +233,7 @@ pub fn row_model(row: &TrainingRun) -> Result<Model, String> {
         mla: None::<Mla>,
         source: row.source.clone(),
     };
-    model.validate().map_err(|e| e.to_string())?;
+    model.validate()?;
     // The schema has no column for tied embeddings or learned positions; take the combination
     // whose parameter count is closest to the reported `params_b` (the schema's cross-check),
     // and GPT-style defaults (tied, learned positions for GeLU models) when it is empty.
@@ -258,12 +262,9 @@ pub fn row_model(row: &TrainingRun) -> Result<Model, String> {
 pub fn row_setup(
     catalog: &Catalog,
     row: &TrainingRun,
-) -> Result<(TrainSetup, Constraints), String> {
+) -> Result<(TrainSetup, Constraints), RowError> {
     let model = row_model(row)?;
-    let accelerator = catalog
-        .accelerator(&row.accelerator)
-        .map_err(|e| e.to_string())?
-        .clone();
+    let accelerator = catalog.accelerator(&row.accelerator)?.clone();
     let count = need(row.num_accelerators, "num_accelerators")?;
     let mut setup = TrainSetup::new(model, accelerator, count);
     if let Some(per_node) = row.accelerators_per_node {
@@ -273,25 +274,20 @@ pub fn row_setup(
         setup.scaleout_gb_per_s = gb_per_s;
     }
     setup.precision = match row.precision.as_deref() {
-        Some(text) => text.parse::<Precision>().map_err(|e| e.to_string())?,
+        Some(text) => text.parse::<Precision>()?,
         None => Precision::Bf16,
     };
     if let Some(slices) = row.slices {
         if slices == 0 || count % slices as u64 != 0 {
-            return Err(format!(
-                "column `slices` is {slices}; expected a whole divisor of num_accelerators ({count})"
-            ));
+            return Err(RowError::Slices { slices, count });
         }
-        let slice_size = u32::try_from(count / slices as u64).map_err(|_| {
-            format!(
-                "column `slices`: slices of {} devices are too large",
-                count / slices as u64
-            )
-        })?;
+        let slice_size =
+            u32::try_from(count / slices as u64).map_err(|_| RowError::SliceTooLarge {
+                devices: count / slices as u64,
+            })?;
         setup.slice_size = Some(slice_size);
     }
-    setup.workload = crate::lora::Workload::parse(row.workload.as_deref(), row.lora_rank)
-        .map_err(|e| e.to_string())?;
+    setup.workload = crate::lora::Workload::parse(row.workload.as_deref(), row.lora_rank)?;
     setup.seq_len = need(row.seq_len, "seq_len")?;
     setup.global_batch = need(row.global_batch, "global_batch")?;
     setup.tokens_total = row.tokens_total;
@@ -299,7 +295,7 @@ pub fn row_setup(
     // Pre-FlashAttention stacks also predate overlapped tensor-parallel communication.
     setup.tp_overlap = setup.attention == AttentionImpl::Flash;
     let recompute = match row.recompute.as_deref() {
-        Some(text) => Some(text.parse::<Recompute>().map_err(|e| e.to_string())?),
+        Some(text) => Some(text.parse::<Recompute>()?),
         None => None,
     };
     let sequence_parallel = match row.sequence_parallel.as_deref() {
@@ -353,16 +349,18 @@ pub fn predicted_metric(
     metric: &str,
     estimate: &TrainEstimate,
     setup: &TrainSetup,
-) -> Result<f64, String> {
+) -> Result<f64, RowError> {
     let tokens_per_s = estimate.tokens_per_s;
     let budget = || {
         setup
             .tokens_total
-            .ok_or_else(|| format!("metric `{metric}` needs tokens_total"))
+            .ok_or_else(|| RowError::NeedsTokensTotal {
+                metric: metric.into(),
+            })
     };
     let expected = |tokens: f64| {
         crate::reliability::expected_with_defaults(setup, tokens, tokens_per_s)
-            .map_err(|e| e.to_string())
+            .map_err(RowError::from)
     };
     Ok(match metric {
         "tflops_per_gpu_hw" => estimate.tflops_per_device_hardware,
@@ -374,10 +372,9 @@ pub fn predicted_metric(
         "gpu_hours" => expected(budget()?)?.expected_accelerator_hours,
         "days" => expected(budget()?)?.expected_days,
         other => {
-            return Err(format!(
-                "unknown metric `{other}`; expected tflops_per_gpu_hw, tflops_per_gpu_model, mfu, \
-                 step_time_s, tokens_per_s_per_gpu, gpu_hours or days"
-            ));
+            return Err(RowError::UnknownTrainingMetric {
+                metric: other.into(),
+            });
         }
     })
 }
@@ -411,8 +408,8 @@ pub fn predict_row(
     row: &TrainingRun,
     setup: &TrainSetup,
     constraints: &Constraints,
-) -> Result<(String, f64), String> {
-    let found = search::search(setup, constraints, 1).map_err(|e| e.to_string())?;
+) -> Result<(String, f64), RowError> {
+    let found = search::search(setup, constraints, 1)?;
     let best = &found.top[0];
     let mut value = predicted_metric(&row.metric, best, setup)?;
     if row.metric == "tokens_per_s_per_gpu" {

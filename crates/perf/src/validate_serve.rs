@@ -3,11 +3,9 @@
 //! accelerator, parallelism, precisions, batch and lengths, and reports the error in the same
 //! shape as training validation.
 
-use crate::serve::scenario::{
-    Scenario, UnknownScenario, engine_of, sequences_that_fit, server_rate,
-};
-use crate::serve::{self, DecodeAttention, ServeError, ServeEstimate, ServeSetup};
-use crate::validate::{Report, RowResult, TrainingRun, need, row_model, summarise};
+use crate::serve::scenario::{Scenario, engine_of, sequences_that_fit, server_rate};
+use crate::serve::{self, DecodeAttention, ServeEstimate, ServeSetup};
+use crate::validate::{Report, RowError, RowResult, TrainingRun, need, row_model, summarise};
 use serde::Deserialize;
 use suanli_catalog::{Catalog, Precision};
 
@@ -91,11 +89,12 @@ pub fn decode_attention_of(engine: &str, source: &str) -> DecodeAttention {
 
 /// A mean length in whole tokens: the model's setup counts whole tokens, and rounding a mean of
 /// a few hundred moves a prediction by under 0.2%.
-fn mean_tokens(mean: f64, field: &str) -> Result<u64, String> {
+fn mean_tokens(mean: f64, field: &str) -> Result<u64, RowError> {
     if !(mean.is_finite() && (0.5..=1e7).contains(&mean)) {
-        return Err(format!(
-            "column `{field}` = {mean} is not a token count between 1 and 10 million"
-        ));
+        return Err(RowError::TokenCount {
+            column: field.into(),
+            mean,
+        });
     }
     Ok(mean.round() as u64)
 }
@@ -141,7 +140,7 @@ pub fn dataset_of(model: &str) -> Option<&'static MlperfDataset> {
 }
 
 /// The serving setup a row describes.
-pub fn row_setup(catalog: &Catalog, row: &InferenceRun) -> Result<ServeSetup, String> {
+pub fn row_setup(catalog: &Catalog, row: &InferenceRun) -> Result<ServeSetup, RowError> {
     // The model columns are those of training-runs.csv: reuse its reader.
     let shape = TrainingRun {
         id: row.id.clone(),
@@ -164,15 +163,12 @@ pub fn row_setup(catalog: &Catalog, row: &InferenceRun) -> Result<ServeSetup, St
         ..TrainingRun::default()
     };
     let model = row_model(&shape)?;
-    let accelerator = catalog
-        .accelerator(&row.accelerator)
-        .map_err(|e| e.to_string())?
-        .clone();
+    let accelerator = catalog.accelerator(&row.accelerator)?.clone();
     let input_len = match row.input_len {
         Some(mean) => mean,
         None => {
             dataset_of(&row.model)
-                .ok_or("column `input_len` is empty and the model names no MLPerf dataset")?
+                .ok_or(RowError::NoInputLen)?
                 .assumed_input_len
         }
     };
@@ -187,14 +183,15 @@ pub fn row_setup(catalog: &Catalog, row: &InferenceRun) -> Result<ServeSetup, St
     setup.pp = row.pp.unwrap_or(1);
     let per_replica = setup.devices_per_replica().max(1);
     if !devices.is_multiple_of(per_replica) {
-        return Err(format!(
-            "num_accelerators {devices} is not a multiple of tp x pp = {per_replica}"
-        ));
+        return Err(RowError::DevicesPerReplica {
+            devices,
+            per_replica,
+        });
     }
     setup.replicas = (devices / per_replica).max(1) as u32;
-    let precision = |text: &Option<String>| -> Result<Precision, String> {
+    let precision = |text: &Option<String>| -> Result<Precision, RowError> {
         match text.as_deref() {
-            Some(text) => text.parse::<Precision>().map_err(|e| e.to_string()),
+            Some(text) => Ok(text.parse::<Precision>()?),
             None => Ok(Precision::Fp16),
         }
     };
@@ -203,15 +200,13 @@ pub fn row_setup(catalog: &Catalog, row: &InferenceRun) -> Result<ServeSetup, St
     setup.batch = row.batch;
     setup.decode_attention = decode_attention_of(&row.engine, &row.source);
     if let Some(profile) = engine_of(&row.engine, row.engine_version.as_deref()).host {
-        setup.host_s_per_sequence = profile
-            .host_s_per_sequence(catalog)
-            .map_err(|e| e.to_string())?;
+        setup.host_s_per_sequence = profile.host_s_per_sequence(catalog)?;
     }
     Ok(setup)
 }
 
 /// The value of `metric` an estimate predicts.
-pub fn predicted_metric(metric: &str, estimate: &ServeEstimate) -> Result<f64, String> {
+pub fn predicted_metric(metric: &str, estimate: &ServeEstimate) -> Result<f64, RowError> {
     Ok(match metric {
         "output_tokens_per_s_per_gpu" => estimate.output_tokens_per_s_per_device,
         "output_tokens_per_s_total" => estimate.output_tokens_per_s_total,
@@ -219,10 +214,9 @@ pub fn predicted_metric(metric: &str, estimate: &ServeEstimate) -> Result<f64, S
         "tpot_ms" => estimate.tpot_s * 1e3,
         "e2e_latency_s" => estimate.e2e_latency_s,
         other => {
-            return Err(format!(
-                "unknown metric `{other}`; expected output_tokens_per_s_per_gpu, \
-                 output_tokens_per_s_total, ttft_ms, tpot_ms or e2e_latency_s"
-            ));
+            return Err(RowError::UnknownServingMetric {
+                metric: other.into(),
+            });
         }
     })
 }
@@ -258,7 +252,7 @@ pub fn evaluate_row_with(
             None => candidate_tps(&setup, row.num_accelerators.unwrap_or(1)),
         };
         let mut best: Option<(String, f64)> = None;
-        let mut last_error = String::from("no tensor-parallel size divides the devices");
+        let mut last_error = RowError::NoTensorParallel;
         for tp in tps {
             let mut setup = setup.clone();
             setup.tp = tp;
@@ -296,17 +290,11 @@ fn candidate_tps(setup: &ServeSetup, devices: u64) -> Vec<u32> {
 }
 
 /// The row's metric predicted for one setup, under the row's scenario, and the layout text.
-fn predict_row(row: &InferenceRun, setup: &ServeSetup) -> Result<(String, f64), String> {
-    let scenario: Scenario = row
-        .scenario
-        .as_deref()
-        .unwrap_or("")
-        .parse()
-        .map_err(|e: UnknownScenario| e.to_string())?;
+fn predict_row(row: &InferenceRun, setup: &ServeSetup) -> Result<(String, f64), RowError> {
+    let scenario: Scenario = row.scenario.as_deref().unwrap_or("").parse::<Scenario>()?;
     let engine = engine_of(&row.engine, row.engine_version.as_deref());
-    let text = |e: ServeError| e.to_string();
     let continuous = !matches!(scenario, Scenario::Batch);
-    let fits = sequences_that_fit(setup, &engine, continuous).map_err(text)?;
+    let fits = sequences_that_fit(setup, &engine, continuous)?;
     let layout = |batch: String| {
         format!(
             "{},tp={},pp={},batch={batch},{}/{}",
@@ -326,7 +314,7 @@ fn predict_row(row: &InferenceRun, setup: &ServeSetup) -> Result<(String, f64), 
                 Scenario::Offline => Some(row.batch.unwrap_or(fits).min(fits).max(1)),
                 _ => row.batch.or(Some(fits.max(1))),
             };
-            let estimate = serve::estimate(&setup).map_err(text)?;
+            let estimate = serve::estimate(&setup)?;
             let value = predicted_metric(&row.metric, &estimate)?;
             Ok((layout(estimate.batch.to_string()), value))
         }
@@ -337,14 +325,10 @@ fn predict_row(row: &InferenceRun, setup: &ServeSetup) -> Result<(String, f64), 
             let mut setup = setup.clone();
             setup.continuous_batching = true;
             let setup = &setup;
-            let load = server_rate(setup, &engine, cap, ttft, tpot)
-                .map_err(text)?
-                .ok_or_else(|| {
-                    format!(
-                        "no request rate meets p99 TTFT {} ms and TPOT {} ms",
-                        ttft * 1e3,
-                        tpot * 1e3
-                    )
+            let load =
+                server_rate(setup, &engine, cap, ttft, tpot)?.ok_or(RowError::NoRequestRate {
+                    ttft_ms: ttft * 1e3,
+                    tpot_ms: tpot * 1e3,
                 })?;
             let total = load.rate_per_s * setup.output_len as f64 * setup.replicas as f64;
             let devices = (setup.devices_per_replica() * setup.replicas as u64) as f64;
@@ -354,9 +338,9 @@ fn predict_row(row: &InferenceRun, setup: &ServeSetup) -> Result<(String, f64), 
                 "ttft_ms" => load.ttft_mean_s * 1e3,
                 "tpot_ms" => load.tpot_mean_s * 1e3,
                 other => {
-                    return Err(format!(
-                        "metric `{other}` has no server-scenario prediction"
-                    ));
+                    return Err(RowError::NoServerPrediction {
+                        metric: other.into(),
+                    });
                 }
             };
             let batch = format!("{:.0}/{cap}", load.mean_batch);

@@ -54,7 +54,7 @@ fn check(text: &str) {
     for row in &rows {
         match validate::row_model(row) {
             Ok(model) => model.validate().unwrap(),
-            Err(message) => assert!(!message.contains('\n'), "{message}"),
+            Err(message) => assert!(!message.to_string().contains('\n'), "{message}"),
         }
         let result = validate::evaluate_row(&Catalog::builtin(), row);
         if let Some(error) = result.error_pct {
@@ -89,7 +89,7 @@ fn issue_9_reproducers_are_refused_with_one_line() {
         ("kv_heads", "5", "must divide"),
     ] {
         let rows = validate::read_training_runs(&row_with(column, value)).unwrap();
-        let message = validate::row_model(&rows[0]).unwrap_err();
+        let message = validate::row_model(&rows[0]).unwrap_err().to_string();
         assert!(message.contains(expected), "{column}={value}: {message}");
     }
 }
