@@ -10,7 +10,7 @@
 
 use crate::serve::queue::{self, Latencies};
 use crate::serve::scenario::{TENSORRT_LLM, iteration_cost};
-use crate::serve::{self, ServeSetup};
+use crate::serve::{self, ServeError, ServeSetup};
 use crate::serve_disagg::{Pools, size_pools};
 use serde::Serialize;
 use suanli_catalog::{Accelerator, Model, Precision};
@@ -128,6 +128,34 @@ pub enum SearchError {
     Invalid(String),
 }
 
+/// Why one accelerator type has no deployment; [`Rejection::reason`] is its text.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum RejectReason {
+    #[error("no replica of up to {max_devices} devices holds it: {}", fit_text(.why))]
+    NoReplicaHolds {
+        max_devices: u32,
+        why: Option<ServeError>,
+    },
+    #[error("TPOT at batch 1 is {best_ms:.1} ms at best, above the {target_ms:.1} ms target")]
+    Tpot { best_ms: f64, target_ms: f64 },
+    #[error(
+        "TTFT of a lone request is {best_ms:.0} ms at best, above the {target_ms:.0} ms target"
+    )]
+    Ttft { best_ms: f64, target_ms: f64 },
+    #[error("no replica count meets both targets at this rate")]
+    NoReplicaCount,
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+}
+
+/// The last reason a replica shape did not hold the model, or that the KV cache had no room.
+fn fit_text(why: &Option<ServeError>) -> String {
+    match why {
+        Some(error) => error.to_string(),
+        None => "no room for the KV cache of one sequence".into(),
+    }
+}
+
 /// Searches every candidate, tp in powers of two up to its scale-up domain, pp in powers of two,
 /// and the fewest replicas that meet both targets; returns the cheapest deployment of each
 /// accelerator type, the `top` cheapest types first.
@@ -150,7 +178,7 @@ pub fn search(spec: &SearchSpec) -> Result<SearchResult, SearchError> {
             Ok(_) => {}
             Err(reason) => rejected.push(Rejection {
                 accelerator: candidate.accelerator.id.clone(),
-                reason,
+                reason: reason.to_string(),
             }),
         }
     }
@@ -175,7 +203,7 @@ pub fn search(spec: &SearchSpec) -> Result<SearchResult, SearchError> {
 }
 
 /// The feasible deployments of one accelerator type, one per replica shape, or why there is none.
-fn search_one(spec: &SearchSpec, candidate: &Candidate) -> Result<Vec<Deployment>, String> {
+fn search_one(spec: &SearchSpec, candidate: &Candidate) -> Result<Vec<Deployment>, RejectReason> {
     let accelerator = &candidate.accelerator;
     let mut setup = ServeSetup::new(
         spec.model.clone(),
@@ -205,14 +233,14 @@ fn search_one(spec: &SearchSpec, candidate: &Candidate) -> Result<Vec<Deployment
             setup.pp = pp;
             setup.ep = 1;
             if let Err(error) = serve::check(&setup) {
-                last_fit_error = Some(error.to_string());
+                last_fit_error = Some(error);
                 continue;
             }
             let memory = match serve::memory(&setup, 1) {
                 Ok(memory) if memory.max_sequences >= 1 => memory,
                 Ok(_) => continue,
                 Err(error) => {
-                    last_fit_error = Some(error.to_string());
+                    last_fit_error = Some(error);
                     continue;
                 }
             };
@@ -224,11 +252,9 @@ fn search_one(spec: &SearchSpec, candidate: &Candidate) -> Result<Vec<Deployment
             };
             for ep in expert_parallel {
                 setup.ep = ep;
-                let prefill_s = serve::prefill(&setup, 1, spec.input_len)
-                    .map_err(|e| e.to_string())?
-                    .total_s;
+                let prefill_s = serve::prefill(&setup, 1, spec.input_len)?.total_s;
                 let context = spec.input_len as f64 + (spec.output_len as f64 + 1.0) / 2.0;
-                let alone = serve::decode_step(&setup, 1, context).map_err(|e| e.to_string())?;
+                let alone = serve::decode_step(&setup, 1, context)?;
                 best_tpot = best_tpot.min(alone.total_s);
                 best_ttft = best_ttft.min(prefill_s + alone.total_s / 2.0);
                 if alone.total_s > spec.tpot_slo_s || prefill_s > spec.ttft_slo_s {
@@ -248,27 +274,24 @@ fn search_one(spec: &SearchSpec, candidate: &Candidate) -> Result<Vec<Deployment
         found.extend(disaggregated(spec, candidate, &setup, max_tp)?);
     }
     if !fits_somewhere {
-        return Err(format!(
-            "no replica of up to {} devices holds it: {}",
-            spec.max_devices_per_replica,
-            last_fit_error.unwrap_or_else(|| "no room for the KV cache of one sequence".into())
-        ));
+        return Err(RejectReason::NoReplicaHolds {
+            max_devices: spec.max_devices_per_replica,
+            why: last_fit_error,
+        });
     }
     if found.is_empty() {
         let reason = if best_tpot > spec.tpot_slo_s {
-            format!(
-                "TPOT at batch 1 is {:.1} ms at best, above the {:.1} ms target",
-                best_tpot * 1e3,
-                spec.tpot_slo_s * 1e3
-            )
+            RejectReason::Tpot {
+                best_ms: best_tpot * 1e3,
+                target_ms: spec.tpot_slo_s * 1e3,
+            }
         } else if best_ttft > spec.ttft_slo_s {
-            format!(
-                "TTFT of a lone request is {:.0} ms at best, above the {:.0} ms target",
-                best_ttft * 1e3,
-                spec.ttft_slo_s * 1e3
-            )
+            RejectReason::Ttft {
+                best_ms: best_ttft * 1e3,
+                target_ms: spec.ttft_slo_s * 1e3,
+            }
         } else {
-            "no replica count meets both targets at this rate".to_string()
+            RejectReason::NoReplicaCount
         };
         return Err(reason);
     }
@@ -282,12 +305,14 @@ fn powers_of_two(limit: u32) -> impl Iterator<Item = u32> {
 }
 
 /// The largest batch (up to what fits) whose decode step stays within the TPOT target.
-fn batch_cap(setup: &ServeSetup, fits: u64, context: f64, tpot_slo_s: f64) -> Result<u64, String> {
-    let within = |batch: u64| -> Result<bool, String> {
-        Ok(serve::decode_step(setup, batch, context)
-            .map_err(|e| e.to_string())?
-            .total_s
-            <= tpot_slo_s)
+fn batch_cap(
+    setup: &ServeSetup,
+    fits: u64,
+    context: f64,
+    tpot_slo_s: f64,
+) -> Result<u64, ServeError> {
+    let within = |batch: u64| -> Result<bool, ServeError> {
+        Ok(serve::decode_step(setup, batch, context)?.total_s <= tpot_slo_s)
     };
     if within(fits)? {
         return Ok(fits);
@@ -312,12 +337,12 @@ fn fewest_replicas(
     setup: &ServeSetup,
     prefill_s: f64,
     max_batch: u64,
-) -> Result<Option<Deployment>, String> {
+) -> Result<Option<Deployment>, ServeError> {
     let _ = prefill_s;
-    let cost = iteration_cost(setup, &TENSORRT_LLM, max_batch).map_err(|e| e.to_string())?;
+    let cost = iteration_cost(setup, &TENSORRT_LLM, max_batch)?;
     let (input, output) = (spec.input_len as f64, spec.output_len as f64);
     let capacity = queue::capacity_rate(&cost, input, output);
-    let meets = |replicas: u32| -> Result<Option<Latencies>, String> {
+    let meets = |replicas: u32| -> Result<Option<Latencies>, ServeError> {
         let rate = spec.rate_per_s / replicas as f64;
         let (ttft, tpot) = (spec.ttft_slo_s, spec.tpot_slo_s);
         Ok(queue::meets(
@@ -375,7 +400,7 @@ fn disaggregated(
     candidate: &Candidate,
     base: &ServeSetup,
     max_tp: u32,
-) -> Result<Option<Deployment>, String> {
+) -> Result<Option<Deployment>, ServeError> {
     let shaped = |tp: u32| -> Option<ServeSetup> {
         let mut setup = base.clone();
         setup.tp = tp;
@@ -397,9 +422,7 @@ fn disaggregated(
             let Some(decode) = shaped(decode_tp) else {
                 continue;
             };
-            let fits = serve::memory(&decode, 1)
-                .map_err(|e| e.to_string())?
-                .max_sequences;
+            let fits = serve::memory(&decode, 1)?.max_sequences;
             let cap = batch_cap(&decode, fits, context, spec.tpot_slo_s)?;
             let sized = size_pools(
                 &prefill,
@@ -408,8 +431,7 @@ fn disaggregated(
                 spec.rate_per_s,
                 spec.ttft_slo_s,
                 spec.tpot_slo_s,
-            )
-            .map_err(|e| e.to_string())?;
+            )?;
             let Some(pools) = sized else { continue };
             let devices = prefill_tp as u64 * pools.prefill_replicas as u64
                 + decode_tp as u64 * pools.decode_replicas as u64;

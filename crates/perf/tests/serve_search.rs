@@ -172,3 +172,25 @@ fn long_prompts_under_a_tight_tpot_choose_disaggregated_pools_and_short_ones_do_
     let chosen = serve_search::search(&short).unwrap().deployments[0].clone();
     assert!(chosen.pools.is_none(), "{chosen:?}");
 }
+
+#[test]
+fn rejection_reasons_are_typed_and_keep_their_text() {
+    use suanli_perf::serve_search::RejectReason;
+    let tpot = RejectReason::Tpot {
+        best_ms: 12.34,
+        target_ms: 10.0,
+    };
+    assert_eq!(
+        tpot.to_string(),
+        "TPOT at batch 1 is 12.3 ms at best, above the 10.0 ms target"
+    );
+    let holds = RejectReason::NoReplicaHolds {
+        max_devices: 8,
+        why: None,
+    };
+    assert_eq!(
+        holds.to_string(),
+        "no replica of up to 8 devices holds it: no room for the KV cache of one sequence"
+    );
+    assert_ne!(holds, RejectReason::NoReplicaCount);
+}
