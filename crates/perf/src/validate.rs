@@ -9,7 +9,7 @@ use crate::train::{TrainEstimate, TrainSetup};
 use serde::{Deserialize, Serialize};
 use suanli_catalog::{Catalog, Mla, Mlp, Model, Moe, Precision};
 
-pub use crate::validate_error::RowError;
+pub use crate::validate_error::{RowError, TableError};
 
 /// One row of training-runs.csv; empty cells are `None`.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -128,7 +128,7 @@ pub struct Report {
 }
 
 /// Reads rows from CSV text; the error names the line and the field.
-pub fn read_training_runs(csv_text: &str) -> Result<Vec<TrainingRun>, String> {
+pub fn read_training_runs(csv_text: &str) -> Result<Vec<TrainingRun>, TableError> {
     let rows: Vec<TrainingRun> = read_rows(csv_text)?;
     for row in &rows {
         // Zero, negative or NaN here gave an infinite or NaN error and ranked NaN layouts first.
@@ -140,10 +140,10 @@ pub fn read_training_runs(csv_text: &str) -> Result<Vec<TrainingRun>, String> {
             ),
         ] {
             if value.is_some_and(|v| !(v.is_finite() && v > 0.0)) {
-                return Err(format!(
-                    "row `{}`: column `{column}` must be a positive number",
-                    row.id
-                ));
+                return Err(TableError::NotPositive {
+                    id: row.id.clone(),
+                    column,
+                });
             }
         }
     }
@@ -151,36 +151,33 @@ pub fn read_training_runs(csv_text: &str) -> Result<Vec<TrainingRun>, String> {
 }
 
 /// Reads CSV text with a header into rows of `T`; the error names the line and the column.
-pub(crate) fn read_rows<T: serde::de::DeserializeOwned>(csv_text: &str) -> Result<Vec<T>, String> {
+pub(crate) fn read_rows<T: serde::de::DeserializeOwned>(
+    csv_text: &str,
+) -> Result<Vec<T>, TableError> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .from_reader(csv_text.as_bytes());
-    let headers = reader
-        .headers()
-        .map_err(|e| format!("cannot read the header line: {e}"))?
-        .clone();
+    let headers = reader.headers().map_err(TableError::Header)?.clone();
     let mut rows = Vec::new();
     for record in reader.deserialize::<T>() {
-        rows.push(record.map_err(|e| describe_csv_error(&e, &headers))?);
+        rows.push(record.map_err(|e| describe_csv_error(e, &headers))?);
     }
     Ok(rows)
 }
 
 /// One line naming the CSV line, the column and what was wrong.
-fn describe_csv_error(error: &csv::Error, headers: &csv::StringRecord) -> String {
+fn describe_csv_error(error: csv::Error, headers: &csv::StringRecord) -> TableError {
     match error.kind() {
-        csv::ErrorKind::Deserialize { pos, err } => {
-            let column = err
+        csv::ErrorKind::Deserialize { pos, err } => TableError::Cell {
+            line: pos.as_ref().map_or(0, |p| p.line()),
+            column: err
                 .field()
                 .and_then(|index| headers.get(index as usize))
-                .unwrap_or("?");
-            format!(
-                "line {}: column `{column}`: {}",
-                pos.as_ref().map_or(0, |p| p.line()),
-                err.kind()
-            )
-        }
-        _ => error.to_string(),
+                .unwrap_or("?")
+                .to_string(),
+            kind: err.kind().clone(),
+        },
+        _ => TableError::Csv(error),
     }
 }
 

@@ -9,6 +9,23 @@ use crate::serve::ServeError;
 use crate::serve::scenario::UnknownScenario;
 use suanli_catalog::{CatalogError, ModelError, UnknownPrecision};
 
+/// Why a validation table cannot be read; the message names the line and the column.
+#[derive(Debug, thiserror::Error)]
+pub enum TableError {
+    #[error("cannot read the header line: {0}")]
+    Header(csv::Error),
+    #[error("line {line}: column `{column}`: {kind}")]
+    Cell {
+        line: u64,
+        column: String,
+        kind: csv::DeserializeErrorKind,
+    },
+    #[error(transparent)]
+    Csv(csv::Error),
+    #[error("row `{id}`: column `{column}` must be a positive number")]
+    NotPositive { id: String, column: &'static str },
+}
+
 /// Why one row of training-runs.csv or inference-runs.csv cannot be evaluated.
 #[derive(Debug, thiserror::Error)]
 pub enum RowError {

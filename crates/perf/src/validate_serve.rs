@@ -61,7 +61,9 @@ pub struct InferenceRun {
 }
 
 /// Reads rows from CSV text; the error names the line and the field.
-pub fn read_inference_runs(csv_text: &str) -> Result<Vec<InferenceRun>, String> {
+pub fn read_inference_runs(
+    csv_text: &str,
+) -> Result<Vec<InferenceRun>, crate::validate::TableError> {
     crate::validate::read_rows(csv_text)
 }
 

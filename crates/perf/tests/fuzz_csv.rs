@@ -49,7 +49,7 @@ fn row_with(column: &str, value: &str) -> String {
 fn check(text: &str) {
     let rows = match validate::read_training_runs(text) {
         Ok(rows) => rows,
-        Err(message) => return assert!(!message.contains('\n'), "{message}"),
+        Err(message) => return assert!(!message.to_string().contains('\n'), "{message}"),
     };
     for row in &rows {
         match validate::row_model(row) {

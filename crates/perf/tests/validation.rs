@@ -126,6 +126,11 @@ fn a_malformed_cell_names_its_line_and_field() {
     let text = "id,model,accelerator,metric,layers\nx,GPT,a100-sxm4-80gb,mfu,many\n";
     let error = validate::read_training_runs(text).unwrap_err();
     assert!(
+        matches!(&error, validate::TableError::Cell { line: 2, column, .. } if column == "layers"),
+        "{error}"
+    );
+    let error = error.to_string();
+    assert!(
         error.contains("line 2") && error.contains("column `layers`"),
         "{error}"
     );

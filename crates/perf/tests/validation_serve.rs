@@ -72,7 +72,7 @@ fn a_bad_cell_names_its_column() {
     );
     let text = std::fs::read_to_string(path).unwrap();
     let broken = text.replacen(",768,128,128,", ",many,128,128,", 1);
-    let error = read_inference_runs(&broken).unwrap_err();
+    let error = read_inference_runs(&broken).unwrap_err().to_string();
     assert!(
         error.starts_with("line ") && error.contains("column `batch`"),
         "{error}"

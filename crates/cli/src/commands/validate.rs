@@ -66,7 +66,7 @@ pub fn run(command: ValidateCommand) -> anyhow::Result<ExitCode> {
     let catalog = super::plan::load_catalog(&args.catalog)?;
     let text = std::fs::read_to_string(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
-    let in_file = |e: String| anyhow::anyhow!("{}: {e}", args.file.display());
+    let in_file = |e: validate::TableError| anyhow::anyhow!("{}: {e}", args.file.display());
     if (args.cv || args.fit) && !serving {
         let rows = validate::read_training_runs(&text).map_err(in_file)?;
         let header = text.lines().next().unwrap_or_default();
