@@ -16,7 +16,7 @@
 //! divided by its batch. The blog's own second figure checks the form: with the API server the
 //! host takes (33 + 29) / 38 = 1.6 GPU steps for Llama 3 8B on one H100 and, at the same host
 //! time per sequence, about 0.8 for Llama 3 70B on four H100s, whose GPU step is about twice as
-//! long; the blog measures v0.6.0 1.8x faster there (tests/serve.rs checks this).
+//! long; the blog measures v0.6.0 1.8x faster there (tests/serve_host.rs checks this).
 
 use super::{ServeError, ServeSetup, decode_step};
 use serde::Serialize;
