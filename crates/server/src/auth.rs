@@ -32,14 +32,32 @@ pub fn token_hash(token: &str) -> String {
 }
 
 /// Why a token was refused.
-pub fn token_problem(record: &TokenRecord, now_s: i64) -> Option<&'static str> {
+pub fn token_problem(record: &TokenRecord, now_s: i64) -> Option<AuthError> {
     if record.revoked_at_s.is_some() {
-        Some("token revoked")
+        Some(AuthError::Revoked)
     } else if record.expires_at_s.is_some_and(|at| at <= now_s) {
-        Some("token expired")
+        Some(AuthError::Expired)
     } else {
         None
     }
+}
+
+/// Why a request is not authenticated (the API answers 401 with this text).
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("missing bearer token")]
+    Missing,
+    #[error("invalid token")]
+    Invalid,
+    #[error("token revoked")]
+    Revoked,
+    #[error("token expired")]
+    Expired,
+    /// The token's user was deleted.
+    #[error("token of an unknown user")]
+    UnknownUser,
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 /// The authenticated caller.

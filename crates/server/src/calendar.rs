@@ -55,11 +55,15 @@ pub fn span_text(seconds: i64) -> String {
     }
 }
 
+/// Text that is not a UTC time [`parse_utc`] reads; the message shows the forms it takes.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a UTC time; write it like 2026-12-24T00:00Z or 2026-12-24")]
+pub struct NotUtcTime(pub String);
+
 /// A UTC time as `2026-12-24`, `2026-12-24T06:00Z` or `2026-12-24T06:00:30Z` (a space may
 /// stand for the `T`; the `Z` may be left out) to Unix seconds.
-pub fn parse_utc(text: &str) -> Result<i64, String> {
-    let bad =
-        || format!("`{text}` is not a UTC time; write it like 2026-12-24T00:00Z or 2026-12-24");
+pub fn parse_utc(text: &str) -> Result<i64, NotUtcTime> {
+    let bad = || NotUtcTime(text.to_string());
     let trimmed = text.trim().trim_end_matches(['Z', 'z']);
     let (date, time) = match trimmed.split_once(['T', 't', ' ']) {
         Some((date, time)) => (date, time),
@@ -117,6 +121,7 @@ mod tests {
         assert!(
             super::parse_utc("tomorrow")
                 .unwrap_err()
+                .to_string()
                 .contains("2026-12-24T00:00Z")
         );
     }

@@ -18,46 +18,68 @@ pub struct DeviceGroup {
     pub count: u32,
 }
 
+/// What is wrong with a `--devices` list; the message shows the right form.
+#[derive(Debug, thiserror::Error)]
+pub enum DevicesError {
+    /// A count that is not a whole number.
+    #[error("`{item}`: the count after `:` must be a whole number, e.g. h100-sxm5-80gb:8")]
+    Count { item: String },
+    /// An empty type or a zero count.
+    #[error("`{item}`: give a type and a positive count, e.g. h100-sxm5-80gb:8")]
+    Missing { item: String },
+    /// A type that is neither in the catalog nor `cpu`.
+    #[error("`{item}`: {error}")]
+    Type { item: String, error: UnknownType },
+    /// An empty list.
+    #[error("no devices given; use TYPE:COUNT,..., e.g. h100-sxm5-80gb:8")]
+    Empty,
+}
+
+/// A declared accelerator type that is neither a catalog id or alias nor `cpu`.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} (or `cpu`; `suanli catalog accelerators` lists them all)")]
+pub struct UnknownType(#[from] pub suanli_catalog::CatalogError);
+
 /// Parses `h100-sxm5-80gb:8,mi300x:4`; a type without a count means one device.
-pub fn parse_devices(text: &str) -> Result<Vec<DeviceGroup>, String> {
+pub fn parse_devices(text: &str) -> Result<Vec<DeviceGroup>, DevicesError> {
     let mut groups: Vec<DeviceGroup> = Vec::new();
     for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let (name, count) = match item.rsplit_once(':') {
             Some((name, count)) => {
-                let count: u32 = count.parse().map_err(|_| {
-                    format!("`{item}`: the count after `:` must be a whole number, e.g. h100-sxm5-80gb:8")
+                let count: u32 = count.parse().map_err(|_| DevicesError::Count {
+                    item: item.to_string(),
                 })?;
                 (name, count)
             }
             None => (item, 1),
         };
         if count == 0 || name.is_empty() {
-            return Err(format!(
-                "`{item}`: give a type and a positive count, e.g. h100-sxm5-80gb:8"
-            ));
+            return Err(DevicesError::Missing {
+                item: item.to_string(),
+            });
         }
-        let accelerator = declared_type(name).map_err(|e| format!("`{item}`: {e}"))?;
+        let accelerator = declared_type(name).map_err(|error| DevicesError::Type {
+            item: item.to_string(),
+            error,
+        })?;
         match groups.iter_mut().find(|g| g.accelerator == accelerator) {
             Some(group) => group.count += count,
             None => groups.push(DeviceGroup { accelerator, count }),
         }
     }
     if groups.is_empty() {
-        return Err("no devices given; use TYPE:COUNT,..., e.g. h100-sxm5-80gb:8".into());
+        return Err(DevicesError::Empty);
     }
     Ok(groups)
 }
 
 /// A type a user declares: a catalog id or alias (as its id), or `cpu`. Anything else is a typo
 /// until shown otherwise; the error suggests the nearest catalog names.
-pub fn declared_type(name: &str) -> Result<String, String> {
+pub fn declared_type(name: &str) -> Result<String, UnknownType> {
     if name.trim().eq_ignore_ascii_case("cpu") {
         return Ok("cpu".into());
     }
-    catalog()
-        .accelerator(name.trim())
-        .map(|accelerator| accelerator.id.clone())
-        .map_err(|e| format!("{e} (or `cpu`; `suanli catalog accelerators` lists them all)"))
+    Ok(catalog().accelerator(name.trim())?.id.clone())
 }
 
 /// The catalog id for a name or alias, or the name lower-cased and kebab-cased.
@@ -195,11 +217,12 @@ mod tests {
         assert!(parse_devices("h100:x").is_err());
         assert!(parse_devices("h100:0").is_err());
         assert!(parse_devices("").is_err());
-        let typo = parse_devices("h10:8").unwrap_err();
+        let typo = parse_devices("h10:8").unwrap_err().to_string();
         assert!(typo.contains("did you mean h100-sxm5-80gb"), "{typo}");
         assert!(
             parse_devices("foo")
                 .unwrap_err()
+                .to_string()
                 .contains("unknown accelerator `foo`")
         );
     }

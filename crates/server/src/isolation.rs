@@ -33,6 +33,41 @@ pub struct Identity {
     pub gid: u32,
 }
 
+/// Why jobs cannot run as the configured users; each message says what would fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum IsolationError {
+    /// `--run-as` or a tenant mapping on a server that is not root.
+    #[error("--run-as and tenant user mappings need the server to run as root")]
+    NeedsRoot,
+    /// `--run-as` names a user the system does not have.
+    #[error("--run-as: no user `{0}`")]
+    NoRunAsUser(String),
+    /// A tenant's mapped (or the fixed) user does not exist.
+    #[error("no user `{user}` for tenant `{tenant}`")]
+    NoTenantUser { user: String, tenant: String },
+    /// The user would be root.
+    #[error("user `{0}` is root; jobs must run as an unprivileged user")]
+    Root(String),
+    /// The work root cannot be created or opened up.
+    #[error("work directory {path}: {source}")]
+    WorkRoot {
+        path: String,
+        source: std::io::Error,
+    },
+    /// One run's working directory cannot be created.
+    #[error("working directory: {0}")]
+    RunDir(std::io::Error),
+    /// `useradd` cannot be started.
+    #[error("cannot run useradd to create job user `{user}`: {source}")]
+    UserAddMissing {
+        user: String,
+        source: std::io::Error,
+    },
+    /// `useradd` kept failing.
+    #[error("cannot create job user `{user}`: {stderr}; create it, or map the tenant to a user")]
+    UserAdd { user: String, stderr: String },
+}
+
 /// Resolves the identity of each tenant's jobs and prepares their working directories.
 #[derive(Debug)]
 pub struct Isolation {
@@ -55,24 +90,31 @@ impl Isolation {
         users: JobUsers,
         mapped: BTreeMap<String, String>,
         work_root: PathBuf,
-    ) -> Result<Isolation, String> {
+    ) -> Result<Isolation, IsolationError> {
         // SAFETY: geteuid has no preconditions.
         let can_switch = unsafe { libc::geteuid() } == 0;
         if !can_switch && (matches!(users, JobUsers::Fixed(_)) || !mapped.is_empty()) {
-            return Err("--run-as and tenant user mappings need the server to run as root".into());
+            return Err(IsolationError::NeedsRoot);
         }
         if let JobUsers::Fixed(name) = &users {
-            let identity = lookup(name).ok_or_else(|| format!("--run-as: no user `{name}`"))?;
+            let identity = lookup(name).ok_or_else(|| IsolationError::NoRunAsUser(name.clone()))?;
             refuse_root(&identity)?;
         }
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o711)
             .create(&work_root)
-            .map_err(|e| format!("work directory {}: {e}", work_root.display()))?;
+            .map_err(|source| IsolationError::WorkRoot {
+                path: work_root.display().to_string(),
+                source,
+            })?;
         // Others may pass through (to their own directory) but not list it.
-        std::fs::set_permissions(&work_root, std::fs::Permissions::from_mode(0o711))
-            .map_err(|e| format!("work directory {}: {e}", work_root.display()))?;
+        std::fs::set_permissions(&work_root, std::fs::Permissions::from_mode(0o711)).map_err(
+            |source| IsolationError::WorkRoot {
+                path: work_root.display().to_string(),
+                source,
+            },
+        )?;
         Ok(Isolation {
             users,
             mapped,
@@ -102,7 +144,7 @@ impl Isolation {
     }
 
     /// The user `tenant`'s jobs run as; `None` means the server's own user (not root).
-    pub fn identity(&self, tenant: &str) -> Result<Option<Identity>, String> {
+    pub fn identity(&self, tenant: &str) -> Result<Option<Identity>, IsolationError> {
         if !self.can_switch {
             return Ok(None);
         }
@@ -111,7 +153,10 @@ impl Isolation {
         }
         let identity = match (&self.users, self.mapped.get(tenant)) {
             (_, Some(name)) | (JobUsers::Fixed(name), None) => {
-                lookup(name).ok_or_else(|| format!("no user `{name}` for tenant `{tenant}`"))?
+                lookup(name).ok_or_else(|| IsolationError::NoTenantUser {
+                    user: name.clone(),
+                    tenant: tenant.to_string(),
+                })?
             }
             (JobUsers::PerTenant, None) => ensure_user(&tenant_user_name(tenant))?,
         };
@@ -147,12 +192,9 @@ impl Isolation {
     }
 }
 
-fn refuse_root(identity: &Identity) -> Result<(), String> {
+fn refuse_root(identity: &Identity) -> Result<(), IsolationError> {
     if identity.uid == 0 {
-        return Err(format!(
-            "user `{}` is root; jobs must run as an unprivileged user",
-            identity.name
-        ));
+        return Err(IsolationError::Root(identity.name.clone()));
     }
     Ok(())
 }
@@ -205,7 +247,7 @@ pub fn lookup(name: &str) -> Option<Identity> {
 
 /// Looks `name` up, creating it as a system user with its own group and no login shell if
 /// missing. Retries while another process holds the password file's lock.
-fn ensure_user(name: &str) -> Result<Identity, String> {
+fn ensure_user(name: &str) -> Result<Identity, IsolationError> {
     let _serial = USERADD.lock().unwrap_or_else(|e| e.into_inner());
     let mut last_error = String::new();
     for _ in 0..50 {
@@ -217,16 +259,20 @@ fn ensure_user(name: &str) -> Result<Identity, String> {
             .args(["--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin"])
             .arg(name)
             .output()
-            .map_err(|e| format!("cannot run useradd to create job user `{name}`: {e}"))?;
+            .map_err(|source| IsolationError::UserAddMissing {
+                user: name.to_string(),
+                source,
+            })?;
         if output.status.success() {
             continue;
         }
         last_error = String::from_utf8_lossy(&output.stderr).trim().to_string();
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    Err(format!(
-        "cannot create job user `{name}`: {last_error}; create it, or map the tenant to a user"
-    ))
+    Err(IsolationError::UserAdd {
+        user: name.to_string(),
+        stderr: last_error,
+    })
 }
 
 /// The default work root: a sibling of the data directory (`DATA-work`), outside its 0700 tree.

@@ -80,9 +80,13 @@ pub enum ServerError {
     #[error(transparent)]
     Store(#[from] store::StoreError),
     #[error("--devices: {0}")]
-    Devices(String),
+    Devices(#[from] devices::DevicesError),
     #[error("{0}")]
     Engine(String),
+    #[error(transparent)]
+    Scheduler(#[from] suanli_sched::SchedError),
+    #[error(transparent)]
+    Isolation(#[from] isolation::IsolationError),
     #[error("serving: {0}")]
     Serve(std::io::Error),
     #[error("artifact store: {0}")]
@@ -166,7 +170,7 @@ pub fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
 /// The local pool: declared, detected, or one `cpu` slot per core when neither finds anything.
 fn local_devices(declared: Option<&str>) -> Result<Vec<devices::DeviceGroup>, ServerError> {
     if let Some(text) = declared {
-        return devices::parse_devices(text).map_err(ServerError::Devices);
+        return Ok(devices::parse_devices(text)?);
     }
     let detected = devices::detect();
     if !detected.is_empty() {
@@ -327,8 +331,7 @@ fn job_isolation(config: &ServerConfig) -> Result<isolation::Isolation, ServerEr
         config.job_users.clone(),
         config.tenant_users.clone(),
         work_root,
-    )
-    .map_err(ServerError::Engine)?;
+    )?;
     if isolation.isolates() {
         tracing::info!("jobs: {}", isolation.describe());
     } else {
@@ -411,8 +414,7 @@ pub async fn serve_all(
         pools,
         &config.policy,
         &config.data_dir,
-    )
-    .map_err(ServerError::Engine)?;
+    )?;
     engine.set_isolation(Arc::new(isolation));
     engine.admission = config.admission;
     if let Some(catalog) = config.catalog {

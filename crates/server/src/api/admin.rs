@@ -283,7 +283,8 @@ pub(super) async fn set_quota(
     let accelerator = if offered {
         crate::devices::canonical_type(&quota.accelerator)
     } else {
-        crate::devices::declared_type(&quota.accelerator).map_err(ApiError::bad)?
+        crate::devices::declared_type(&quota.accelerator)
+            .map_err(|e| ApiError::bad(e.to_string()))?
     };
     let quota = Quota {
         accelerator,

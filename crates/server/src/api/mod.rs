@@ -19,7 +19,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 
 use crate::Engine;
-use crate::auth::{self, Principal};
+use crate::auth::{self, AuthError, Principal};
 use crate::engine::{EngineError, now_s};
 use crate::store::{NewAuditEvent, Store, StoreError};
 
@@ -242,21 +242,19 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
-async fn resolve(store: &dyn Store, token: Option<&str>) -> Result<Principal, String> {
-    let token = token.ok_or("missing bearer token")?;
+async fn resolve(store: &dyn Store, token: Option<&str>) -> Result<Principal, AuthError> {
+    let token = token.ok_or(AuthError::Missing)?;
     let record = store
         .token_by_hash(&auth::token_hash(token))
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or("invalid token")?;
+        .await?
+        .ok_or(AuthError::Invalid)?;
     if let Some(problem) = auth::token_problem(&record, now_s()) {
-        return Err(problem.into());
+        return Err(problem);
     }
     let user = store
         .get_user(&record.user)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or("token of an unknown user")?;
+        .await?
+        .ok_or(AuthError::UnknownUser)?;
     Ok(Principal::from(&user))
 }
 
@@ -275,7 +273,8 @@ async fn authenticate(State(state): State<AppState>, mut request: Request, next:
     };
     let response = match principal {
         Err(problem) => {
-            let mut response = ApiError(StatusCode::UNAUTHORIZED, problem).into_response();
+            let mut response =
+                ApiError(StatusCode::UNAUTHORIZED, problem.to_string()).into_response();
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

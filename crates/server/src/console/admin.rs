@@ -229,16 +229,14 @@ pub async fn audit(
          <th scope=\"col\">Outcome</th></tr></thead><tbody>",
     );
     for e in events.iter().skip(page * AUDIT_PAGE).take(AUDIT_PAGE) {
-        let _ = write!(
-            body,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            e.seq,
-            html::time(e.at_ms.div_euclid(1000)),
-            escape(&e.actor),
-            escape(&e.action),
-            escape(&e.target),
-            escape(&e.outcome)
-        );
+        body.push_str(&html::row(&[
+            &e.seq,
+            &html::time(e.at_ms.div_euclid(1000)),
+            &escape(&e.actor),
+            &escape(&e.action),
+            &escape(&e.target),
+            &escape(&e.outcome),
+        ]));
     }
     body.push_str("</tbody></table></div>");
     let _ = write!(body, "<nav aria-label=\"Pages\" class=\"pages\">");

@@ -247,16 +247,14 @@ fn quota_table(quotas: &[QuotaUsage], totals: &BTreeMap<String, TypeTotals>) -> 
             .count()
             .max(1) as f64;
         let total = totals.get(&q.accelerator).map_or(0, |t| t.total);
-        let _ = write!(
-            out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            escape(&q.tenant),
-            escape(&q.accelerator),
-            q.used,
-            q.limit,
-            html::short(f64::from(total) / holders),
-            html::meter(&q.tenant, f64::from(q.used), f64::from(q.limit)),
-        );
+        out.push_str(&html::row(&[
+            &escape(&q.tenant),
+            &escape(&q.accelerator),
+            &q.used,
+            &q.limit,
+            &html::short(f64::from(total) / holders),
+            &html::meter(&q.tenant, f64::from(q.used), f64::from(q.limit)),
+        ]));
     }
     out.push_str("</tbody></table></div></section>");
     out

@@ -123,3 +123,89 @@ mod tests {
         assert_eq!((twice.count.as_str(), twice.model.as_str()), ("16", "m"));
     }
 }
+
+/// What is wrong with a console form, shown above it; the planners and simulations also pass on
+/// the model, planner and simulator errors behind a field.
+#[derive(Debug, thiserror::Error)]
+pub enum FormError {
+    /// A whole-number field out of 1..=max or not a number.
+    #[error("{field}: `{text}` must be a whole number from 1 to {max}")]
+    WholeNumber {
+        field: &'static str,
+        text: String,
+        max: u64,
+    },
+    /// A whole-number field its type cannot hold.
+    #[error("{field}: `{text}` is not a whole number in range")]
+    NotInRange { field: &'static str, text: String },
+    /// A positive real field out of (0, max]; `max` as the form prints it.
+    #[error("{field}: `{text}` must be a number above 0 and at most {max}")]
+    Positive {
+        field: &'static str,
+        text: String,
+        max: String,
+    },
+    /// A command line ending in `\`.
+    #[error("the command ends with a lone backslash")]
+    LoneBackslash,
+    /// A command line with a quote left open.
+    #[error("the command has an unclosed quote")]
+    UnclosedQuote,
+    /// An empty command line.
+    #[error("give a command to run")]
+    NoCommand,
+    /// A pasted `config.json` over the size limit.
+    #[error("config.json: {bytes} bytes; at most {max_bytes}")]
+    ConfigTooLarge { bytes: usize, max_bytes: usize },
+    /// A pasted `config.json` that is not a usable model.
+    #[error("config.json: {0}")]
+    HfConfig(#[from] suanli_catalog::HfConfigError),
+    /// An unknown model or accelerator.
+    #[error(transparent)]
+    Catalog(#[from] suanli_catalog::CatalogError),
+    /// Too few or too many accelerator types ticked.
+    #[error("pick 1 to {max} accelerator types")]
+    AcceleratorTypes { max: usize },
+    /// An accelerator the serving search cannot price.
+    #[error("{0} has no documented price; the search needs one (CLI: --price)")]
+    NoPrice(String),
+    /// A simulation seed that is not a whole number.
+    #[error("seed: a whole number")]
+    Seed,
+    /// No scheduling policy ticked.
+    #[error("pick at least one policy")]
+    NoPolicy,
+    /// A policy the scheduler does not know.
+    #[error("unknown policy `{given}`; choose from {names}")]
+    UnknownPolicy { given: String, names: String },
+    /// A cluster preset the page does not offer.
+    #[error("unknown cluster `{given}`; choose from {names}")]
+    UnknownCluster { given: String, names: String },
+    /// A workload kind the page does not offer.
+    #[error("unknown workload `{0}`")]
+    UnknownWorkload(String),
+    /// The serving search's own error.
+    #[error(transparent)]
+    ServeSearch(#[from] suanli_perf::serve_search::SearchError),
+    /// A cluster preset that does not load.
+    #[error(transparent)]
+    Cluster(#[from] suanli_sim::presets::ClusterError),
+    /// The built-in trace that does not parse.
+    #[error(transparent)]
+    Trace(#[from] suanli_sim::trace::TraceError),
+    /// A simulation setting that does not parse.
+    #[error(transparent)]
+    Setting(#[from] suanli_sim::SpecError),
+    /// A synthetic workload that does not parse.
+    #[error(transparent)]
+    Synthetic(#[from] suanli_sim::synthetic::SpecError),
+    /// A simulation that panicked or was cancelled.
+    #[error("the simulation failed: {0}")]
+    Crashed(tokio::task::JoinError),
+    /// A simulation that fails, with the policy it ran.
+    #[error("{policy}: {error}")]
+    Simulation {
+        policy: String,
+        error: suanli_sim::SimError,
+    },
+}

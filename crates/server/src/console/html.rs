@@ -7,8 +7,21 @@ use axum::response::Html;
 use super::Caller;
 
 /// A problem shown on a page, escaped, announced to screen readers.
-pub fn alert(problem: &str) -> String {
-    format!("<p class=\"error\" role=\"alert\">{}</p>", escape(problem))
+pub fn alert(problem: &dyn std::fmt::Display) -> String {
+    format!(
+        "<p class=\"error\" role=\"alert\">{}</p>",
+        escape(&problem.to_string())
+    )
+}
+
+/// One table row of plain cells, each as it displays (escape text before passing it).
+pub fn row(cells: &[&dyn std::fmt::Display]) -> String {
+    let mut out = String::from("<tr>");
+    for cell in cells {
+        let _ = write!(out, "<td>{cell}</td>");
+    }
+    out.push_str("</tr>");
+    out
 }
 
 /// Escapes text for HTML content and quoted attributes, dropping control characters.
@@ -43,16 +56,22 @@ pub fn url_encode(text: &str) -> String {
 }
 
 /// A form field holding a whole number from 1 to `max`; `None` when left empty.
-pub fn whole_field(field: &str, text: &str, max: u64) -> Result<Option<u64>, String> {
+pub fn whole_field(
+    field: &'static str,
+    text: &str,
+    max: u64,
+) -> Result<Option<u64>, super::form::FormError> {
     let text = text.trim();
     if text.is_empty() {
         return Ok(None);
     }
     match text.parse::<u64>() {
         Ok(v) if (1..=max).contains(&v) => Ok(Some(v)),
-        _ => Err(format!(
-            "{field}: `{text}` must be a whole number from 1 to {max}"
-        )),
+        _ => Err(super::form::FormError::WholeNumber {
+            field,
+            text: text.to_string(),
+            max,
+        }),
     }
 }
 

@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
+use super::form::FormError;
 use super::html::{self, csrf_field, escape, url_encode};
 use super::{ApiFailure, Caller, Console, failure_page};
 use crate::api::types::Submit;
@@ -185,7 +186,7 @@ fn submit_form(caller: &Caller, tenants: &[Tenant], problem: Option<&str>) -> St
             "<option value=\"{name}\"{selected}>{name}</option>"
         );
     }
-    let problem = problem.map_or(String::new(), html::alert);
+    let problem = problem.map_or(String::new(), |p| html::alert(&p));
     format!(
         "{problem}<form method=\"post\" action=\"/console/jobs/new\" class=\"card\">{}\
          <label for=\"name\">Name</label><input id=\"name\" name=\"name\" maxlength=\"128\">\
@@ -244,7 +245,7 @@ pub struct SubmitForm {
 
 /// Splits a command line into words: whitespace separates, single and double quotes group,
 /// a backslash escapes the next character outside single quotes.
-pub fn split_words(line: &str) -> Result<Vec<String>, String> {
+pub fn split_words(line: &str) -> Result<Vec<String>, FormError> {
     let (mut words, mut word, mut in_word) = (Vec::new(), String::new(), false);
     let mut quote: Option<char> = None;
     let mut chars = line.chars();
@@ -253,11 +254,7 @@ pub fn split_words(line: &str) -> Result<Vec<String>, String> {
             (Some(q), c) if c == q => quote = None,
             (Some('\''), c) => word.push(c),
             (_, '\\') => {
-                word.push(
-                    chars
-                        .next()
-                        .ok_or("the command ends with a lone backslash")?,
-                );
+                word.push(chars.next().ok_or(FormError::LoneBackslash)?);
                 in_word = true;
             }
             (Some(_), c) => word.push(c),
@@ -278,27 +275,33 @@ pub fn split_words(line: &str) -> Result<Vec<String>, String> {
         }
     }
     if quote.is_some() {
-        return Err("the command has an unclosed quote".into());
+        return Err(FormError::UnclosedQuote);
     }
     if in_word {
         words.push(word);
     }
     if words.is_empty() {
-        return Err("give a command to run".into());
+        return Err(FormError::NoCommand);
     }
     Ok(words)
 }
 
-fn number<T: std::str::FromStr>(field: &str, text: &str, default: T) -> Result<T, String> {
+fn number<T: std::str::FromStr>(
+    field: &'static str,
+    text: &str,
+    default: T,
+) -> Result<T, FormError> {
     let text = text.trim();
     if text.is_empty() {
         return Ok(default);
     }
-    text.parse()
-        .map_err(|_| format!("{field}: `{text}` is not a whole number in range"))
+    text.parse().map_err(|_| FormError::NotInRange {
+        field,
+        text: text.to_string(),
+    })
 }
 
-fn submission(form: &SubmitForm) -> Result<Submit, String> {
+fn submission(form: &SubmitForm) -> Result<Submit, FormError> {
     let given = |text: &str| Some(text.trim().to_string()).filter(|t| !t.is_empty());
     Ok(Submit {
         run: RunSpec {
@@ -334,7 +337,7 @@ pub async fn submit(
         }
         Err(problem) => Err(ApiFailure {
             status: StatusCode::BAD_REQUEST,
-            message: problem,
+            message: problem.to_string(),
         }),
     };
     match result {
@@ -434,8 +437,8 @@ mod tests {
 
     #[test]
     fn numbers_are_checked() {
-        assert_eq!(number::<u32>("gpus", " 4 ", 1), Ok(4));
-        assert_eq!(number::<u32>("gpus", "", 1), Ok(1));
+        assert_eq!(number::<u32>("gpus", " 4 ", 1).ok(), Some(4));
+        assert_eq!(number::<u32>("gpus", "", 1).ok(), Some(1));
         assert!(number::<u32>("gpus", "-1", 1).is_err());
         assert!(number::<u32>("gpus", "1e9999", 1).is_err());
     }

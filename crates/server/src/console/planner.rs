@@ -8,10 +8,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use suanli_catalog::{Accelerator, Catalog};
-use suanli_perf::search::{self, Constraints};
+use suanli_perf::search::{self, Constraints, SearchError};
 use suanli_perf::train::{TrainEstimate, TrainSetup};
 
-use super::form;
+use super::form::{self, FormError};
 use super::html::{self, escape};
 use super::{Caller, Console};
 
@@ -40,34 +40,32 @@ pub struct PlanForm {
     pub hf_config: String,
 }
 
-fn optional_positive(field: &str, text: &str, max: f64) -> Result<Option<f64>, String> {
+fn optional_positive(field: &'static str, text: &str, max: f64) -> Result<Option<f64>, FormError> {
     let text = text.trim();
     if text.is_empty() {
         return Ok(None);
     }
     match text.parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 && v <= max => Ok(Some(v)),
-        _ => Err(format!(
-            "{field}: `{text}` must be a number above 0 and at most {max:e}"
-        )),
+        _ => Err(FormError::Positive {
+            field,
+            text: text.to_string(),
+            max: format!("{max:e}"),
+        }),
     }
 }
 
 /// The setups the form asks for, one per accelerator type, or what is wrong with it.
-pub fn setups(catalog: &Catalog, form: &PlanForm) -> Result<Vec<TrainSetup>, String> {
+pub fn setups(catalog: &Catalog, form: &PlanForm) -> Result<Vec<TrainSetup>, FormError> {
     let model = if form.hf_config.trim().is_empty() {
-        catalog
-            .model(form.model.trim())
-            .map_err(|e| e.to_string())?
-            .clone()
+        catalog.model(form.model.trim())?.clone()
     } else if form.hf_config.len() > MAX_CONFIG_BYTES {
-        return Err(format!(
-            "config.json: {} bytes; at most {MAX_CONFIG_BYTES}",
-            form.hf_config.len()
-        ));
+        return Err(FormError::ConfigTooLarge {
+            bytes: form.hf_config.len(),
+            max_bytes: MAX_CONFIG_BYTES,
+        });
     } else {
-        suanli_catalog::model_from_hf_config(&form.hf_config, "your-config.json")
-            .map_err(|e| format!("config.json: {e}"))?
+        suanli_catalog::model_from_hf_config(&form.hf_config, "your-config.json")?
     };
     let accelerators = picked(catalog, &form.accelerators)?;
     let count = html::whole_field("accelerators", &form.count, MAX_COUNT)?.unwrap_or(64);
@@ -101,28 +99,30 @@ pub fn setups(catalog: &Catalog, form: &PlanForm) -> Result<Vec<TrainSetup>, Str
 }
 
 /// The accelerator types a planner form picked (1 to `MAX_TYPES`), from the catalog.
-pub fn picked<'c>(catalog: &'c Catalog, names: &[String]) -> Result<Vec<&'c Accelerator>, String> {
+pub fn picked<'c>(
+    catalog: &'c Catalog,
+    names: &[String],
+) -> Result<Vec<&'c Accelerator>, FormError> {
     if names.is_empty() || names.len() > MAX_TYPES {
-        return Err(format!("pick 1 to {MAX_TYPES} accelerator types"));
+        return Err(FormError::AcceleratorTypes { max: MAX_TYPES });
     }
     names
         .iter()
-        .map(|name| catalog.accelerator(name.trim()).map_err(|e| e.to_string()))
+        .map(|name| Ok(catalog.accelerator(name.trim())?))
         .collect()
 }
 
 /// The fastest layout of each setup, or why none fits.
-fn plan(setups: &[TrainSetup]) -> Vec<Result<TrainEstimate, String>> {
+fn plan(setups: &[TrainSetup]) -> Vec<Result<TrainEstimate, SearchError>> {
     setups
         .iter()
         .map(|setup| {
-            let found =
-                search::search(setup, &Constraints::default(), 1).map_err(|e| e.to_string())?;
+            let found = search::search(setup, &Constraints::default(), 1)?;
             found
                 .top
                 .into_iter()
                 .next()
-                .ok_or_else(|| "no layout fits in memory".to_string())
+                .ok_or_else(|| SearchError::NothingFits("the search kept none".into()))
         })
         .collect()
 }
@@ -197,7 +197,7 @@ fn form_html(catalog: &Catalog, form: &PlanForm, csrf: &str) -> String {
     )
 }
 
-fn results_html(setups: &[TrainSetup], estimates: &[Result<TrainEstimate, String>]) -> String {
+fn results_html(setups: &[TrainSetup], estimates: &[Result<TrainEstimate, SearchError>]) -> String {
     let model = setups.first().map_or("", |s| s.model.name.as_str());
     let mut out = format!(
         "<section id=\"plan-results\"><h2>Side by side</h2><p id=\"plan-model\">Model: {}</p>\
@@ -221,7 +221,7 @@ fn results_html(setups: &[TrainSetup], estimates: &[Result<TrainEstimate, String
                 let _ = write!(
                     out,
                     "<tr><td>{name}</td><td colspan=\"9\" class=\"error\">{}</td></tr>",
-                    escape(why)
+                    escape(&why.to_string())
                 );
                 continue;
             }
@@ -368,12 +368,14 @@ mod tests {
         assert!(
             setups(&Catalog::builtin(), &f)
                 .unwrap_err()
+                .to_string()
                 .starts_with("config.json:")
         );
         f.hf_config = "x".repeat(MAX_CONFIG_BYTES + 1);
         assert!(
             setups(&Catalog::builtin(), &f)
                 .unwrap_err()
+                .to_string()
                 .contains("at most")
         );
     }
@@ -403,6 +405,7 @@ mod tests {
         assert!(
             setups(&Catalog::builtin(), &form("0"))
                 .unwrap_err()
+                .to_string()
                 .contains("from 1 to")
         );
         assert!(setups(&Catalog::builtin(), &form("1e9")).is_err());
@@ -411,6 +414,7 @@ mod tests {
         assert!(
             setups(&Catalog::builtin(), &f)
                 .unwrap_err()
+                .to_string()
                 .starts_with("tokens:")
         );
         f.tokens.clear();

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use suanli_perf::serve::{self, ServeEstimate, ServeSetup};
 
-use super::form;
+use super::form::{self, FormError};
 use super::html::{self, escape};
 use super::planner::{MAX_TYPES, PLANNING, accelerator_checks, model_options, picked};
 use super::planner_slo::{self, SloForm};
@@ -30,10 +30,8 @@ pub struct ServeForm {
 }
 
 /// One setup per accelerator type, or what is wrong with the form.
-pub fn setups(catalog: &Catalog, form: &ServeForm) -> Result<Vec<ServeSetup>, String> {
-    let model = catalog
-        .model(form.model.trim())
-        .map_err(|e| e.to_string())?;
+pub fn setups(catalog: &Catalog, form: &ServeForm) -> Result<Vec<ServeSetup>, FormError> {
+    let model = catalog.model(form.model.trim())?;
     let accelerators = picked(catalog, &form.accelerators)?;
     let input = html::whole_field("input tokens", &form.input_len, 1 << 20)?.unwrap_or(2048);
     let output = html::whole_field("output tokens", &form.output_len, 1 << 20)?.unwrap_or(256);
@@ -49,7 +47,7 @@ pub fn setups(catalog: &Catalog, form: &ServeForm) -> Result<Vec<ServeSetup>, St
 }
 
 /// The smallest power-of-two tensor-parallel degree (within the scale-up domain) that fits.
-fn smallest_fitting(setup: &mut ServeSetup) -> Result<ServeEstimate, String> {
+fn smallest_fitting(setup: &mut ServeSetup) -> Result<ServeEstimate, NoDegreeFits> {
     let limit = setup
         .accelerator
         .scaleup
@@ -57,19 +55,25 @@ fn smallest_fitting(setup: &mut ServeSetup) -> Result<ServeEstimate, String> {
         .max(setup.per_node)
         .max(1);
     let mut tp = 1;
-    let mut last = String::from("no tensor-parallel degree to try");
-    while tp <= limit {
+    loop {
         setup.tp = tp;
         match serve::estimate(setup) {
             Ok(estimate) => return Ok(estimate),
-            Err(error) => last = error.to_string(),
+            Err(last) if tp * 2 > limit => return Err(NoDegreeFits { last, max_tp: tp }),
+            Err(_) => tp *= 2,
         }
-        tp *= 2;
     }
-    Err(format!("{last} (tried tp=1 to {})", tp / 2))
 }
 
-fn results_html(rows: &[(ServeSetup, Result<ServeEstimate, String>)]) -> String {
+/// Why no tensor-parallel degree serves a setup: the error at the largest degree tried.
+#[derive(Debug, thiserror::Error)]
+#[error("{last} (tried tp=1 to {max_tp})")]
+struct NoDegreeFits {
+    last: serve::ServeError,
+    max_tp: u32,
+}
+
+fn results_html(rows: &[(ServeSetup, Result<ServeEstimate, NoDegreeFits>)]) -> String {
     let mut out = String::from(
         "<section id=\"serve-results\"><h2>Side by side</h2><div class=\"scroll\"><table><thead><tr>\
          <th scope=\"col\">Accelerator</th><th scope=\"col\">TP</th><th scope=\"col\">Batch</th>\
@@ -85,7 +89,7 @@ fn results_html(rows: &[(ServeSetup, Result<ServeEstimate, String>)]) -> String 
                 let _ = write!(
                     out,
                     "<tr><td>{name}</td><td colspan=\"6\" class=\"error\">{}</td></tr>",
-                    escape(why)
+                    escape(&why.to_string())
                 );
             }
             Ok(e) => {
@@ -187,7 +191,7 @@ pub async fn page(page: form::FormPage<ServeForm>) -> Response {
                     let searched = search.map(|spec| {
                         let spec = spec?;
                         let result = planner_slo::run(&spec)?;
-                        Ok::<_, String>(planner_slo::results_html(&spec, &result))
+                        Ok::<_, FormError>(planner_slo::results_html(&spec, &result))
                     });
                     (rows, searched)
                 })
@@ -243,6 +247,7 @@ mod tests {
         assert!(
             setups(&Catalog::builtin(), &form)
                 .unwrap_err()
+                .to_string()
                 .starts_with("input tokens:")
         );
     }

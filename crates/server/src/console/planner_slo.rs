@@ -7,6 +7,7 @@ use std::fmt::Write;
 use suanli_catalog::{Catalog, Model, Precision};
 use suanli_perf::serve_search::{self, Candidate, SearchResult, SearchSpec};
 
+use super::form::FormError;
 use super::html::escape;
 
 /// Highest request rate searched, per second.
@@ -21,13 +22,14 @@ pub struct SloForm<'a> {
     pub tpot_ms: &'a str,
 }
 
-fn positive(field: &str, text: &str, max: f64) -> Result<f64, String> {
+fn positive(field: &'static str, text: &str, max: f64) -> Result<f64, FormError> {
     match text.trim().parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 && v <= max => Ok(v),
-        _ => Err(format!(
-            "{field}: `{}` must be a number above 0 and at most {max}",
-            text.trim()
-        )),
+        _ => Err(FormError::Positive {
+            field,
+            text: text.trim().to_string(),
+            max: max.to_string(),
+        }),
     }
 }
 
@@ -39,25 +41,19 @@ pub fn spec(
     accelerators: &[String],
     input_len: u64,
     output_len: u64,
-) -> Option<Result<SearchSpec, String>> {
+) -> Option<Result<SearchSpec, FormError>> {
     if form.rate.trim().is_empty() {
         return None;
     }
-    let build = || -> Result<SearchSpec, String> {
+    let build = || -> Result<SearchSpec, FormError> {
         let rate_per_s = positive("rate", form.rate, MAX_RATE_PER_S)?;
         let ttft_slo_s = positive("TTFT target", form.ttft_ms, 1e6)? / 1e3;
         let tpot_slo_s = positive("TPOT target", form.tpot_ms, 1e6)? / 1e3;
         let mut candidates = Vec::new();
         for name in accelerators {
-            let accelerator = catalog
-                .accelerator(name.trim())
-                .map_err(|e| e.to_string())?;
-            let price_per_hour = serve_search::default_price(&accelerator.id).ok_or_else(|| {
-                format!(
-                    "{} has no documented price; the search needs one (CLI: --price)",
-                    accelerator.id
-                )
-            })?;
+            let accelerator = catalog.accelerator(name.trim())?;
+            let price_per_hour = serve_search::default_price(&accelerator.id)
+                .ok_or_else(|| FormError::NoPrice(accelerator.id.clone()))?;
             candidates.push(Candidate {
                 accelerator: accelerator.clone(),
                 price_per_hour,
@@ -81,8 +77,8 @@ pub fn spec(
 }
 
 /// Runs the search (CPU work: call it off the async threads).
-pub fn run(spec: &SearchSpec) -> Result<SearchResult, String> {
-    serve_search::search(spec).map_err(|e| e.to_string())
+pub fn run(spec: &SearchSpec) -> Result<SearchResult, serve_search::SearchError> {
+    serve_search::search(spec)
 }
 
 /// The deployments, cheapest first, and why the other types have none.
@@ -150,7 +146,8 @@ mod tests {
         };
         let problem = spec(&Catalog::builtin(), &bad, &model, &types, 2048, 256)
             .unwrap()
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(problem.starts_with("TTFT target:"), "{problem}");
         let good = SloForm {
             rate: "5",

@@ -115,7 +115,7 @@ fn set_cookie(response: &mut Response, name: &str, value: &str, max_age_s: i64) 
 }
 
 fn login_form(csrf: &str, problem: Option<&str>) -> String {
-    let problem = problem.map_or(String::new(), html::alert);
+    let problem = problem.map_or(String::new(), |p| html::alert(&p));
     format!(
         "{problem}<form method=\"post\" action=\"/console/login\" class=\"card narrow\">\
          <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\

@@ -13,7 +13,7 @@ use suanli_sim::trace::{TraceFormat, fit_to_cluster, parse_trace};
 use suanli_sim::workload::{ClusterSpec, TraceJob};
 use suanli_sim::{SimConfig, plot, presets, synthetic};
 
-use super::form;
+use super::form::{self, FormError};
 use super::html::{self, escape};
 
 /// The first trace of Gavel's artifact (Narayanan et al., OSDI 2020; MIT licence, see
@@ -48,7 +48,7 @@ pub struct SimForm {
 }
 
 /// The cluster, jobs and policies the form asks for, or what is wrong with it.
-pub fn workload(form: &SimForm) -> Result<(ClusterSpec, Vec<TraceJob>, Vec<String>), String> {
+pub fn workload(form: &SimForm) -> Result<(ClusterSpec, Vec<TraceJob>, Vec<String>), FormError> {
     let jobs = html::whole_field("jobs", &form.jobs, MAX_JOBS as u64)?.unwrap_or(300) as usize;
     let seed = if form.seed.trim().is_empty() {
         0
@@ -56,17 +56,17 @@ pub fn workload(form: &SimForm) -> Result<(ClusterSpec, Vec<TraceJob>, Vec<Strin
         form.seed
             .trim()
             .parse::<u64>()
-            .map_err(|_| "seed: a whole number".to_string())?
+            .map_err(|_| FormError::Seed)?
     };
     if form.policies.is_empty() {
-        return Err("pick at least one policy".into());
+        return Err(FormError::NoPolicy);
     }
     for p in &form.policies {
         if suanli_sched::policy::by_name(p).is_err() {
-            return Err(format!(
-                "unknown policy `{p}`; choose from {}",
-                suanli_sched::policy::NAMES.join(", ")
-            ));
+            return Err(FormError::UnknownPolicy {
+                given: p.clone(),
+                names: suanli_sched::policy::NAMES.join(", "),
+            });
         }
     }
     let (cluster, all) = match form.workload.as_str() {
@@ -77,14 +77,13 @@ pub fn workload(form: &SimForm) -> Result<(ClusterSpec, Vec<TraceJob>, Vec<Strin
                 form.cluster.as_str()
             };
             if !CLUSTERS.contains(&name) {
-                return Err(format!(
-                    "unknown cluster `{name}`; choose from {}",
-                    CLUSTERS.join(", ")
-                ));
+                return Err(FormError::UnknownCluster {
+                    given: name.to_string(),
+                    names: CLUSTERS.join(", "),
+                });
             }
-            let cluster = presets::preset(name).map_err(|e| e.to_string())?;
-            let trace = parse_trace(GAVEL_TRACE, "0e4a51.trace", TraceFormat::Gavel)
-                .map_err(|e| e.to_string())?;
+            let cluster = presets::preset(name)?;
+            let trace = parse_trace(GAVEL_TRACE, "0e4a51.trace", TraceFormat::Gavel)?;
             (cluster, trace.jobs)
         }
         profile @ ("philly" | "acme" | "gavel") => {
@@ -94,10 +93,10 @@ pub fn workload(form: &SimForm) -> Result<(ClusterSpec, Vec<TraceJob>, Vec<Strin
             let spec = format!(
                 "jobs={jobs},accelerators={accelerators},load=0.9,profile={profile},tenants=4,seed={seed}"
             );
-            let w = synthetic::from_spec(&spec).map_err(|e| e.to_string())?;
+            let w = synthetic::from_spec(&spec)?;
             (w.cluster, w.jobs)
         }
-        other => return Err(format!("unknown workload `{other}`")),
+        other => return Err(FormError::UnknownWorkload(other.to_string())),
     };
     let (mut fitted, _) = fit_to_cluster(all, &cluster);
     fitted.truncate(jobs);
@@ -108,21 +107,25 @@ fn run(
     cluster: &ClusterSpec,
     jobs: &[TraceJob],
     policies: &[String],
-) -> Result<Vec<RunResult>, String> {
+) -> Result<Vec<RunResult>, FormError> {
     policies
         .iter()
         .map(|policy| {
             let config = SimConfig {
                 policy: policy.clone(),
-                failures: suanli_sim::FailureModel::parse("none").map_err(|e| e.to_string())?,
-                checkpoint: suanli_sim::CheckpointPolicy::parse("trace")
-                    .map_err(|e| e.to_string())?,
+                failures: suanli_sim::FailureModel::parse("none")?,
+                checkpoint: suanli_sim::CheckpointPolicy::parse("trace")?,
                 checkpoint_cost_s: 0,
                 seed: 0,
                 sched: suanli_sched::SchedConfig::default(),
                 tenants: Vec::new(),
             };
-            suanli_sim::simulate(cluster, jobs, &config, None).map_err(|e| format!("{policy}: {e}"))
+            suanli_sim::simulate(cluster, jobs, &config, None).map_err(|error| {
+                FormError::Simulation {
+                    policy: policy.clone(),
+                    error,
+                }
+            })
         })
         .collect()
 }
@@ -231,16 +234,14 @@ fn results_html(cluster: &ClusterSpec, jobs: usize, runs: &[RunResult]) -> Strin
     );
     for s in &summaries {
         for t in s.tenants.iter().take(20) {
-            let _ = write!(
-                out,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{:.2}</td><td>{:.1}%</td></tr>",
-                escape(&s.policy),
-                escape(&t.tenant),
-                t.jobs_completed,
-                t.jct_mean_s / 3600.0,
-                t.slowdown_mean,
-                t.allocated_share * 100.0
-            );
+            out.push_str(&html::row(&[
+                &escape(&s.policy),
+                &escape(&t.tenant),
+                &t.jobs_completed,
+                &format!("{:.2}", t.jct_mean_s / 3600.0),
+                &format!("{:.2}", t.slowdown_mean),
+                &format!("{:.1}%", t.allocated_share * 100.0),
+            ]));
         }
     }
     out.push_str("</tbody></table></div></section>");
@@ -262,10 +263,10 @@ pub async fn page(page: form::FormPage<SimForm>) -> Response {
         let outcome = tokio::task::spawn_blocking(move || {
             let (cluster, jobs, policies) = workload(&form)?;
             let runs = run(&cluster, &jobs, &policies)?;
-            Ok::<_, String>(results_html(&cluster, jobs.len(), &runs))
+            Ok::<_, FormError>(results_html(&cluster, jobs.len(), &runs))
         })
         .await
-        .unwrap_or_else(|e| Err(format!("the simulation failed: {e}")));
+        .unwrap_or_else(|e| Err(FormError::Crashed(e)));
         match outcome {
             Ok(results) => body.push_str(&results),
             Err(problem) => {
@@ -299,6 +300,7 @@ mod tests {
         assert!(
             workload(&form(&["lottery"]))
                 .unwrap_err()
+                .to_string()
                 .contains("unknown policy")
         );
         let mut f = form(&["fifo"]);

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::{Engine, EngineError};
-use crate::isolation::{Identity, Isolation};
+use crate::isolation::{Identity, Isolation, IsolationError};
 use crate::store::{JobQuery, JobSpec};
 
 /// What one tenant may ask of the engine.
@@ -132,14 +132,14 @@ impl Engine {
         tenant: &str,
         job_id: i64,
         attempt: u32,
-    ) -> Result<(Option<Identity>, Option<PathBuf>), String> {
+    ) -> Result<(Option<Identity>, Option<PathBuf>), IsolationError> {
         let Some(isolation) = &self.isolation else {
             return Ok((None, None));
         };
         let identity = isolation.identity(tenant)?;
         let work_dir = isolation
             .work_dir(identity.as_ref(), job_id, attempt)
-            .map_err(|e| format!("working directory: {e}"))?;
+            .map_err(IsolationError::RunDir)?;
         Ok((identity, Some(work_dir)))
     }
 }

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use serde::{Deserialize, Serialize};
 use suanli_catalog::Catalog;
 use suanli_perf::goal_plan::{self, GangPlan};
+use suanli_perf::search::SearchError;
 
 use super::forecast::{self, Snapshot};
 pub use super::goal_job::{apply_choice, goal_env, goal_for_gang, goal_from};
@@ -91,6 +92,16 @@ impl Engine {
     }
 }
 
+/// Why a gang has no plan: a name the catalog does not know, or no layout that fits.
+#[derive(Debug, thiserror::Error)]
+pub enum GangPlanError {
+    #[error(transparent)]
+    Catalog(#[from] suanli_catalog::CatalogError),
+    /// Shared with the cache, which keeps the answer for the next ask.
+    #[error(transparent)]
+    Search(Arc<SearchError>),
+}
+
 /// Gang plans already searched, by (model, type, count, per node, sequence length): a plan and
 /// the submit after it ask for the same ones.
 pub(super) fn cached_plan(
@@ -100,24 +111,33 @@ pub(super) fn cached_plan(
     count: u32,
     per_node: u32,
     seq_len: u64,
-) -> Result<GangPlan, String> {
+) -> Result<GangPlan, GangPlanError> {
     type Key = (String, String, u32, u32, u64);
-    static CACHE: OnceLock<Mutex<HashMap<Key, Result<GangPlan, String>>>> = OnceLock::new();
-    let key = (model.into(), accelerator.into(), count, per_node, seq_len);
-    let cache = CACHE.get_or_init(Default::default);
-    if let Some(found) = cache.lock().map_err(|e| e.to_string())?.get(&key) {
-        return found.clone();
-    }
-    let model = catalog.model(model).map_err(|e| e.to_string())?;
-    let device = catalog
-        .accelerator(accelerator)
-        .map_err(|e| e.to_string())?;
-    let found =
-        goal_plan::plan_gang(model, device, count, per_node, seq_len).map_err(|e| e.to_string());
-    if let Ok(mut cache) = cache.lock() {
-        cache.insert(key, found.clone());
-    }
-    found
+    type Found = Result<GangPlan, Arc<SearchError>>;
+    static CACHE: OnceLock<Mutex<HashMap<Key, Found>>> = OnceLock::new();
+    let model = catalog.model(model)?;
+    let device = catalog.accelerator(accelerator)?;
+    let key = (
+        model.id.clone(),
+        device.id.clone(),
+        count,
+        per_node,
+        seq_len,
+    );
+    // A poisoned lock still holds whole entries: each is inserted in one call.
+    let cache = || {
+        CACHE
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    };
+    let known = cache().get(&key).cloned();
+    let found = known.unwrap_or_else(|| {
+        let found = goal_plan::plan_gang(model, device, count, per_node, seq_len).map_err(Arc::new);
+        cache().insert(key, found.clone());
+        found
+    });
+    found.map_err(GangPlanError::Search)
 }
 
 fn dollars(usd: f64) -> String {
@@ -210,7 +230,7 @@ pub fn plan(inputs: &PlanInputs, request: &GoalRequest) -> Result<GoalPlan, Engi
             ) {
                 Ok(gang) => gang,
                 Err(why) => {
-                    option.lost = Some(short_reason(&why));
+                    option.lost = Some(short_reason(&why.to_string()));
                     options.push(option);
                     continue;
                 }

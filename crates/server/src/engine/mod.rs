@@ -151,7 +151,7 @@ impl Engine {
         node: &str,
         policy: &str,
         data_dir: &std::path::Path,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, suanli_sched::SchedError> {
         let pools = local_pools(devices, node);
         Self::with_pools(store, executor, pools, policy, data_dir)
     }
@@ -163,11 +163,11 @@ impl Engine {
         mut pools: Vec<PoolSlot>,
         policy: &str,
         data_dir: &std::path::Path,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, suanli_sched::SchedError> {
         let configs = external::number_nodes(&mut pools);
-        let policy = suanli_sched::policy::by_name(policy).map_err(|e| e.to_string())?;
-        let scheduler = Scheduler::new(&configs, &[], policy, suanli_sched::SchedConfig::default())
-            .map_err(|e| e.to_string())?;
+        let policy = suanli_sched::policy::by_name(policy)?;
+        let scheduler =
+            Scheduler::new(&configs, &[], policy, suanli_sched::SchedConfig::default())?;
         Ok(Engine {
             store,
             executor,
