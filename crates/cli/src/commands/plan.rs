@@ -123,13 +123,11 @@ pub struct TrainArgs {
     time: super::plan_time::TimeArgs,
 }
 
-fn parse_attention(text: &str) -> Result<AttentionImpl, String> {
+fn parse_attention(text: &str) -> anyhow::Result<AttentionImpl> {
     match text {
         "flash" => Ok(AttentionImpl::Flash),
         "unfused" => Ok(AttentionImpl::Unfused),
-        _ => Err(format!(
-            "`{text}` is not an attention implementation; use flash or unfused"
-        )),
+        _ => bail!("`{text}` is not an attention implementation; use flash or unfused"),
     }
 }
 
@@ -203,8 +201,7 @@ fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         (_, Some(seqs)) => Some(super::plan_batch::BatchSpec::Sequences(seqs)),
         (spec, None) => spec,
     };
-    let (global_batch, batch_note) =
-        super::plan_batch::resolve(batch_spec, &setup).map_err(anyhow::Error::msg)?;
+    let (global_batch, batch_note) = super::plan_batch::resolve(batch_spec, &setup)?;
     setup.global_batch = global_batch;
     let mut notes: Vec<String> = batch_note.into_iter().collect();
     setup.precision = args.precision;
@@ -218,7 +215,7 @@ fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         bail!("--oversubscription must be between 1 and 64 (1 = non-blocking fat tree)");
     }
     setup.oversubscription = args.oversubscription;
-    super::plan_checks::check_batch(&setup).map_err(anyhow::Error::msg)?;
+    super::plan_checks::check_batch(&setup)?;
     for warning in super::plan_checks::setup_warnings(&setup) {
         eprintln!("warning: {warning}");
     }

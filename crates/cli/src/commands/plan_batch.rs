@@ -15,7 +15,7 @@ pub enum BatchSpec {
 
 /// Parses `--global-batch`: `16M`, `16M tokens`, `4Mtok` are tokens (binary suffixes, as batch
 /// sizes are quoted: Llama 3's 16M = 2048 x 8192); `2048`, `2k`, `2048 seqs` are sequences.
-pub fn parse_global_batch(text: &str) -> Result<BatchSpec, String> {
+pub fn parse_global_batch(text: &str) -> anyhow::Result<BatchSpec> {
     let lower = text.trim().to_ascii_lowercase();
     let strip = |units: &[&str]| {
         units
@@ -32,7 +32,7 @@ pub fn parse_global_batch(text: &str) -> Result<BatchSpec, String> {
     // Without a unit word, a million-or-more suffix can only mean tokens.
     let tokens = tokens.unwrap_or_else(|| number.ends_with(['m', 'g', 'b', 't']));
     let bad = || {
-        format!(
+        anyhow::anyhow!(
             "--global-batch `{text}`: write tokens as 16M or 16M tokens, or sequences as 2048 or \
              2048 seqs"
         )
@@ -51,11 +51,11 @@ pub fn parse_global_batch(text: &str) -> Result<BatchSpec, String> {
 pub fn resolve(
     spec: Option<BatchSpec>,
     setup: &TrainSetup,
-) -> Result<(u64, Option<String>), String> {
+) -> anyhow::Result<(u64, Option<String>)> {
     let seq_len = setup.seq_len.max(1);
     match spec {
         Some(BatchSpec::Sequences(0)) | Some(BatchSpec::Tokens(0)) => {
-            Err("--global-batch must be at least one sequence".into())
+            anyhow::bail!("--global-batch must be at least one sequence")
         }
         Some(BatchSpec::Sequences(n)) => Ok((n, None)),
         Some(BatchSpec::Tokens(tokens)) => {
@@ -129,21 +129,34 @@ mod tests {
 
     #[test]
     fn units_decide_tokens_or_sequences() {
-        assert_eq!(parse_global_batch("16M"), Ok(BatchSpec::Tokens(16 << 20)));
         assert_eq!(
-            parse_global_batch("16M tokens"),
-            Ok(BatchSpec::Tokens(16 << 20))
+            parse_global_batch("16M").ok(),
+            Some(BatchSpec::Tokens(16 << 20))
         );
-        assert_eq!(parse_global_batch("4096 tok"), Ok(BatchSpec::Tokens(4096)));
-        assert_eq!(parse_global_batch("2048"), Ok(BatchSpec::Sequences(2048)));
-        assert_eq!(parse_global_batch("2k"), Ok(BatchSpec::Sequences(2000)));
         assert_eq!(
-            parse_global_batch("1536 seqs"),
-            Ok(BatchSpec::Sequences(1536))
+            parse_global_batch("16M tokens").ok(),
+            Some(BatchSpec::Tokens(16 << 20))
+        );
+        assert_eq!(
+            parse_global_batch("4096 tok").ok(),
+            Some(BatchSpec::Tokens(4096))
+        );
+        assert_eq!(
+            parse_global_batch("2048").ok(),
+            Some(BatchSpec::Sequences(2048))
+        );
+        assert_eq!(
+            parse_global_batch("2k").ok(),
+            Some(BatchSpec::Sequences(2000))
+        );
+        assert_eq!(
+            parse_global_batch("1536 seqs").ok(),
+            Some(BatchSpec::Sequences(1536))
         );
         assert!(
             parse_global_batch("lots")
                 .unwrap_err()
+                .to_string()
                 .contains("16M tokens")
         );
         assert!(parse_global_batch("-5").is_err());

@@ -8,17 +8,17 @@ use suanli_perf::train::TrainSetup;
 const MAX_TOKENS_PER_STEP: f64 = 1.6e8;
 
 /// Refuses a global batch that only makes sense read as tokens.
-pub fn check_batch(setup: &TrainSetup) -> Result<(), String> {
+pub fn check_batch(setup: &TrainSetup) -> anyhow::Result<()> {
     let tokens = setup.global_batch as f64 * setup.seq_len as f64;
     if tokens > MAX_TOKENS_PER_STEP {
-        return Err(format!(
+        anyhow::bail!(
             "--global-batch {} sequences x seq-len {} is {:.3e} tokens per step, ten times the largest published batch; \
              for a batch of 4M tokens write --global-batch 4M (tokens) or --global-batch-seqs {}",
             setup.global_batch,
             setup.seq_len,
             tokens,
             (4_194_304 / setup.seq_len).max(1)
-        ));
+        );
     }
     Ok(())
 }

@@ -116,15 +116,15 @@ pub struct ServeArgs {
 }
 
 /// Parses `id=dollars`.
-fn parse_price(text: &str) -> Result<(String, f64), String> {
+fn parse_price(text: &str) -> anyhow::Result<(String, f64)> {
     let parsed = text
         .split_once('=')
         .and_then(|(id, price)| Some((id.trim().to_string(), price.trim().parse::<f64>().ok()?)));
     match parsed {
         Some((id, price)) if !id.is_empty() && price >= 0.0 && price.is_finite() => Ok((id, price)),
-        _ => Err(format!(
+        _ => bail!(
             "`{text}` is not a price; write accelerator=dollars per hour, e.g. h100-sxm5-80gb=2.5"
-        )),
+        ),
     }
 }
 
