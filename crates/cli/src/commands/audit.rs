@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use suanli_server::api::types::AuditVerdict;
 use suanli_server::store::AuditEvent;
 
-use super::client::{Client, print_json, printable};
+use super::client::{Client, printable};
 
 /// What to do with the audit log.
 #[derive(Subcommand)]
@@ -50,10 +50,9 @@ pub struct VerifyArgs {
 pub fn run(command: AuditCommand) -> Result<ExitCode> {
     match command {
         AuditCommand::List { json } => {
-            let events: Vec<AuditEvent> = Client::from_env()?.get_as("/api/v1/audit", &[])?;
-            if json {
-                print_json(&serde_json::to_value(&events)?);
-            } else {
+            let events: Option<Vec<AuditEvent>> =
+                Client::from_env()?.get_or_print("/api/v1/audit", &[], json)?;
+            if let Some(events) = events {
                 for e in &events {
                     println!(
                         "{:>6}  {}  {:<12} {:<36} {:<5} {}",

@@ -160,6 +160,22 @@ impl Client {
         self.call::<T, ()>(reqwest::Method::GET, path, query, None)
     }
 
+    /// GET with a typed answer for a command's `--json` switch: with `json` the answer is printed
+    /// as JSON and `None` returned, else the answer, for the command to show as text.
+    pub fn get_or_print<T: DeserializeOwned + Serialize>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        json: bool,
+    ) -> Result<Option<T>> {
+        let answer: T = self.get_as(path, query)?;
+        if json {
+            print_json(&answer);
+            return Ok(None);
+        }
+        Ok(Some(answer))
+    }
+
     /// POST of `body` with a typed answer.
     pub fn post_as<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T> {
         self.call(reqwest::Method::POST, path, &[], Some(body))

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use suanli_server::api::types::{GoalRequest, RunSpec, Submit};
 use suanli_server::store::{JobRecord, JobState};
 
-use super::client::{Client, print_json, printable, text};
+use super::client::{Client, printable, text};
 
 /// What to do with jobs.
 #[derive(Subcommand)]
@@ -207,10 +207,8 @@ pub fn run(command: JobCommand) -> Result<ExitCode> {
             if let Some(state) = state {
                 query.push(("state", state));
             }
-            let jobs: Vec<JobRecord> = client.get_as("/api/v1/jobs", &query)?;
-            if json {
-                print_json(&serde_json::to_value(&jobs)?);
-            } else {
+            let jobs: Option<Vec<JobRecord>> = client.get_or_print("/api/v1/jobs", &query, json)?;
+            if let Some(jobs) = jobs {
                 let mut table = super::format::table(&[
                     "id", "name", "tenant", "user", "gpus", "state", "reason",
                 ]);
@@ -229,10 +227,8 @@ pub fn run(command: JobCommand) -> Result<ExitCode> {
             }
         }
         JobCommand::Show { id, json } => {
-            let job: JobRecord = client.get_as(&format!("/api/v1/jobs/{id}"), &[])?;
-            if json {
-                print_json(&serde_json::to_value(&job)?);
-            } else {
+            let path = format!("/api/v1/jobs/{id}");
+            if let Some(job) = client.get_or_print::<JobRecord>(&path, &[], json)? {
                 show(&job);
             }
         }

@@ -47,11 +47,11 @@ pub fn run(command: QuotaCommand) -> Result<ExitCode> {
     let client = Client::from_env()?;
     match command {
         QuotaCommand::List { json } => {
-            let quotas: Vec<QuotaUsage> = client.get_as("/api/v1/quotas", &[])?;
-            if json {
-                super::client::print_json(&serde_json::to_value(&quotas)?);
+            let Some(quotas) =
+                client.get_or_print::<Vec<QuotaUsage>>("/api/v1/quotas", &[], json)?
+            else {
                 return Ok(ExitCode::SUCCESS);
-            }
+            };
             let mut table = super::format::table(&["tenant", "accelerator", "limit", "used"]);
             for quota in &quotas {
                 table.add_row(vec![

@@ -38,12 +38,8 @@ pub fn run(command: TenantCommand) -> Result<ExitCode> {
     let client = Client::from_env()?;
     match command {
         TenantCommand::List { json } => {
-            let tenants: Vec<Tenant> = client.get_as("/api/v1/tenants", &[])?;
-            if json {
-                super::client::print_json(&tenants);
-                return Ok(ExitCode::SUCCESS);
-            }
-            for tenant in &tenants {
+            let tenants: Option<Vec<Tenant>> = client.get_or_print("/api/v1/tenants", &[], json)?;
+            for tenant in tenants.iter().flatten() {
                 println!("{}", printable(&tenant.name));
             }
         }

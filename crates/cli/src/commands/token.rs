@@ -46,11 +46,11 @@ pub fn run(command: TokenCommand) -> Result<ExitCode> {
     let client = Client::from_env()?;
     match command {
         TokenCommand::List { json } => {
-            let tokens: Vec<TokenView> = client.get_as("/api/v1/tokens", &[])?;
-            if json {
-                super::client::print_json(&tokens);
+            let Some(tokens) =
+                client.get_or_print::<Vec<TokenView>>("/api/v1/tokens", &[], json)?
+            else {
                 return Ok(ExitCode::SUCCESS);
-            }
+            };
             let mut table = super::format::table(&["id", "user", "created", "expires", "revoked"]);
             let time =
                 |at_s: Option<i64>| at_s.map_or_else(|| "-".to_string(), super::format::utc_time);

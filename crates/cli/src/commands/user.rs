@@ -51,11 +51,9 @@ pub fn run(command: UserCommand) -> Result<ExitCode> {
     let client = Client::from_env()?;
     match command {
         UserCommand::List { json } => {
-            let users: Vec<User> = client.get_as("/api/v1/users", &[])?;
-            if json {
-                super::client::print_json(&users);
+            let Some(users) = client.get_or_print::<Vec<User>>("/api/v1/users", &[], json)? else {
                 return Ok(ExitCode::SUCCESS);
-            }
+            };
             let mut table = super::format::table(&["name", "tenant", "role"]);
             for user in &users {
                 table.add_row(vec![
