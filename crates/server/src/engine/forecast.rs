@@ -149,7 +149,7 @@ impl Engine {
 }
 
 /// A forecast that cannot give a start.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, PartialEq, thiserror::Error)]
 pub enum ForecastError {
     #[error(
         "waits behind job {0}, whose run time is unknown (submit it with --expected-time or --time-limit)"
@@ -160,7 +160,7 @@ pub enum ForecastError {
     #[error("no start within {0} scheduling events")]
     TooFar(usize),
     #[error("the forecast's scheduler: {0}")]
-    Scheduler(String),
+    Scheduler(#[from] suanli_sched::SchedError),
 }
 
 /// The forecast's scheduler and the engine job behind each of its ids.
@@ -184,10 +184,7 @@ impl Replay {
             checkpoint_interval_s: None,
             checkpoint_cost_s: 0,
         };
-        let id = self
-            .scheduler
-            .submit(spec, now_s)
-            .map_err(|e| ForecastError::Scheduler(e.to_string()))?;
+        let id = self.scheduler.submit(spec, now_s)?;
         self.engine_id.insert(id.0, job.id);
         self.admitted.push(job.clone());
         Ok(id.0)
@@ -242,10 +239,8 @@ impl Snapshot {
     /// When `candidate` (a job not yet submitted; its id is ignored) would start if submitted now,
     /// Unix seconds: the live queue run forward with the engine's policy.
     pub(super) fn start_of(&self, candidate: &ForecastJob) -> Result<u64, ForecastError> {
-        let policy = suanli_sched::policy::by_name(&self.policy)
-            .map_err(|e| ForecastError::Scheduler(e.to_string()))?;
-        let scheduler = Scheduler::new(&self.pools, &[], policy, SchedConfig::default())
-            .map_err(|e| ForecastError::Scheduler(e.to_string()))?;
+        let policy = suanli_sched::policy::by_name(&self.policy)?;
+        let scheduler = Scheduler::new(&self.pools, &[], policy, SchedConfig::default())?;
         let mut replay = Replay {
             scheduler,
             engine_id: BTreeMap::new(),

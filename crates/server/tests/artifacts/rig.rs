@@ -1,0 +1,303 @@
+//! The rig of the artefact suite: a back end (local directory or S3) and a server over it with
+//! helpers to call the API as a given user, plus incompressible test weights.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::TryStreamExt;
+use object_store::ObjectStore;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use suanli_server::artifacts::{ArtifactConfig, SecretKey, backend};
+
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}
+
+/// A back end to run the suite on: a store URL (None = local) shared by the servers of a test.
+#[derive(Clone)]
+pub struct Backend {
+    pub store: Option<String>,
+    pub key_file: PathBuf,
+}
+
+impl Backend {
+    pub fn local() -> Backend {
+        let dir = std::env::temp_dir().join(unique("suanli-objects"));
+        Backend::with(Some(format!("file://{}", dir.display())))
+    }
+
+    /// The S3 back end, or `None` when `SUANLI_TEST_S3_URL` is unset. Each test gets its own
+    /// key prefix in the bucket.
+    pub fn s3() -> Option<Backend> {
+        let url = std::env::var("SUANLI_TEST_S3_URL").ok()?;
+        let sep = if url.contains('?') { '&' } else { '?' };
+        Some(Backend::with(Some(format!(
+            "{url}{sep}prefix={}",
+            unique("t")
+        ))))
+    }
+
+    pub fn with(store: Option<String>) -> Backend {
+        let key_file = std::env::temp_dir().join(unique("suanli-master-key"));
+        std::fs::write(&key_file, SecretKey::generate().to_hex()).unwrap();
+        Backend { store, key_file }
+    }
+
+    pub fn config(&self) -> ArtifactConfig {
+        ArtifactConfig {
+            store: self.store.clone(),
+            master_key_file: Some(self.key_file.clone()),
+            public_url: None,
+        }
+    }
+
+    pub fn objects(&self) -> Arc<dyn ObjectStore> {
+        backend::open(self.store.as_deref(), Path::new("/nonexistent")).unwrap()
+    }
+}
+
+pub struct Server {
+    pub url: String,
+    pub admin: String,
+    pub http: reqwest::Client,
+    pub stop: Option<tokio::sync::oneshot::Sender<()>>,
+    pub task: tokio::task::JoinHandle<Result<(), suanli_server::ServerError>>,
+}
+
+impl Server {
+    /// A server in a fresh data directory over `config`'s store; `Err` if it does not start.
+    pub async fn try_start(config: ArtifactConfig) -> Result<Server, String> {
+        let data_dir = std::env::temp_dir().join(unique("suanli-artifacts-test"));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let server_config = suanli_server::ServerConfig {
+            data_dir: data_dir.clone(),
+            database: None,
+            devices: Some("cpu:2".into()),
+            policy: "fifo".into(),
+            ..Default::default()
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(suanli_server::run_with(
+            server_config,
+            config,
+            listener,
+            async {
+                let _ = rx.await;
+            },
+        ));
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if task.is_finished() {
+                return Err(task.await.unwrap().unwrap_err().to_string());
+            }
+            if let Ok(r) = http.get(format!("{url}/healthz")).send().await
+                && r.status() == StatusCode::OK
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "server did not come up");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let admin = std::fs::read_to_string(data_dir.join("admin-token")).unwrap();
+        Ok(Server {
+            url,
+            admin: admin.trim().to_string(),
+            http,
+            stop: Some(tx),
+            task,
+        })
+    }
+
+    pub async fn start(backend: &Backend) -> Server {
+        Server::try_start(backend.config()).await.unwrap()
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        let _ = (&mut self.task).await;
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub async fn ok(&self, method: Method, path: &str, token: &str, body: Option<Value>) -> Value {
+        let (status, value) = self.call(method.clone(), path, token, body).await;
+        assert!(status.is_success(), "{method} {path}: {status} {value}");
+        value
+    }
+
+    pub async fn user(&self, tenant: &str, name: &str, role: &str) -> String {
+        let _ = self
+            .call(
+                Method::POST,
+                "/api/v1/tenants",
+                &self.admin,
+                Some(json!({ "name": tenant })),
+            )
+            .await;
+        self.ok(
+            Method::POST,
+            "/api/v1/users",
+            &self.admin,
+            Some(json!({ "name": name, "tenant": tenant, "role": role })),
+        )
+        .await;
+        let token = self
+            .ok(
+                Method::POST,
+                "/api/v1/tokens",
+                &self.admin,
+                Some(json!({ "user": name })),
+            )
+            .await;
+        token["token"].as_str().unwrap().to_string()
+    }
+
+    /// Uploads `files` as a new committed version; returns the manifest.
+    pub async fn put(
+        &self,
+        token: &str,
+        tenant: &str,
+        name: &str,
+        kind: &str,
+        files: &[(&str, Vec<u8>)],
+    ) -> Value {
+        let base = format!("/api/v1/artifacts/{tenant}/{name}");
+        let version = self
+            .ok(
+                Method::POST,
+                &format!("{base}/versions"),
+                token,
+                Some(json!({ "kind": kind })),
+            )
+            .await;
+        let version = version["version"].as_u64().unwrap();
+        for (path, bytes) in files {
+            let response = self
+                .http
+                .put(format!(
+                    "{}{base}/versions/{version}/files?path={path}",
+                    self.url
+                ))
+                .bearer_auth(token)
+                .body(bytes.clone())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                response.status(),
+                StatusCode::CREATED,
+                "{}",
+                response.text().await.unwrap()
+            );
+        }
+        self.ok(
+            Method::POST,
+            &format!("{base}/versions/{version}/commit"),
+            token,
+            None,
+        )
+        .await
+    }
+
+    /// Downloads a file from byte `from` on (`Range: bytes=FROM-`).
+    pub async fn get_from(
+        &self,
+        token: &str,
+        tenant: &str,
+        name: &str,
+        version: &str,
+        path: &str,
+        from: usize,
+    ) -> (StatusCode, Option<Vec<u8>>) {
+        let url = format!(
+            "{}/api/v1/artifacts/{tenant}/{name}/versions/{version}/files?path={path}",
+            self.url
+        );
+        let response = self
+            .http
+            .get(url)
+            .bearer_auth(token)
+            .header("range", format!("bytes={from}-"))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.bytes().await.ok().map(|b| b.to_vec()))
+    }
+
+    /// Downloads a file; the status, and the bytes or `None` if the transfer broke off.
+    pub async fn get(
+        &self,
+        token: &str,
+        tenant: &str,
+        name: &str,
+        version: &str,
+        path: &str,
+    ) -> (StatusCode, Option<Vec<u8>>) {
+        let url = format!(
+            "{}/api/v1/artifacts/{tenant}/{name}/versions/{version}/files?path={path}",
+            self.url
+        );
+        let response = self.http.get(url).bearer_auth(token).send().await.unwrap();
+        let status = response.status();
+        (status, response.bytes().await.ok().map(|b| b.to_vec()))
+    }
+}
+
+pub fn weights(len: usize, seed: u64) -> Vec<u8> {
+    // xorshift64: incompressible bytes spanning several cipher chunks and upload parts
+    let mut x = seed.max(1);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+pub async fn all_objects(objects: &Arc<dyn ObjectStore>) -> Vec<(String, Vec<u8>)> {
+    let metas: Vec<_> = objects.list(None).try_collect().await.unwrap();
+    let mut out = Vec::new();
+    for meta in metas {
+        let bytes = objects
+            .get(&meta.location)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        out.push((meta.location.to_string(), bytes.to_vec()));
+    }
+    out
+}
