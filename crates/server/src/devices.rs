@@ -38,7 +38,7 @@ pub enum DevicesError {
 /// A declared accelerator type that is neither a catalog id or alias nor `cpu`.
 #[derive(Debug, thiserror::Error)]
 #[error("{0} (or `cpu`; `suanli catalog accelerators` lists them all)")]
-pub struct UnknownType(#[from] pub suanli_catalog::CatalogError);
+pub struct UnknownType(pub suanli_catalog::CatalogError);
 
 /// Parses `h100-sxm5-80gb:8,mi300x:4`; a type without a count means one device.
 pub fn parse_devices(text: &str) -> Result<Vec<DeviceGroup>, DevicesError> {
@@ -79,7 +79,10 @@ pub fn declared_type(name: &str) -> Result<String, UnknownType> {
     if name.trim().eq_ignore_ascii_case("cpu") {
         return Ok("cpu".into());
     }
-    Ok(catalog().accelerator(name.trim())?.id.clone())
+    catalog()
+        .accelerator(name.trim())
+        .map(|accelerator| accelerator.id.clone())
+        .map_err(UnknownType)
 }
 
 /// The catalog id for a name or alias, or the name lower-cased and kebab-cased.
@@ -225,6 +228,15 @@ mod tests {
                 .to_string()
                 .contains("unknown accelerator `foo`")
         );
+    }
+
+    #[test]
+    fn a_bad_list_names_its_cause_once() {
+        // The CLI prints an error with its chain of sources (`{:#}`), and the message already
+        // holds the cause: a source as well would print it twice.
+        let error = crate::local_devices(Some("h10:8")).unwrap_err();
+        assert!(std::error::Error::source(&error).is_none());
+        assert_eq!(error.to_string().matches("unknown accelerator").count(), 1);
     }
 
     #[test]

@@ -49,20 +49,14 @@ pub enum IsolationError {
     #[error("user `{0}` is root; jobs must run as an unprivileged user")]
     Root(String),
     /// The work root cannot be created or opened up.
-    #[error("work directory {path}: {source}")]
-    WorkRoot {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("work directory {path}: {error}")]
+    WorkRoot { path: String, error: std::io::Error },
     /// One run's working directory cannot be created.
     #[error("working directory: {0}")]
     RunDir(std::io::Error),
     /// `useradd` cannot be started.
-    #[error("cannot run useradd to create job user `{user}`: {source}")]
-    UserAddMissing {
-        user: String,
-        source: std::io::Error,
-    },
+    #[error("cannot run useradd to create job user `{user}`: {error}")]
+    UserAddMissing { user: String, error: std::io::Error },
     /// `useradd` kept failing.
     #[error("cannot create job user `{user}`: {stderr}; create it, or map the tenant to a user")]
     UserAdd { user: String, stderr: String },
@@ -104,15 +98,15 @@ impl Isolation {
             .recursive(true)
             .mode(0o711)
             .create(&work_root)
-            .map_err(|source| IsolationError::WorkRoot {
+            .map_err(|error| IsolationError::WorkRoot {
                 path: work_root.display().to_string(),
-                source,
+                error,
             })?;
         // Others may pass through (to their own directory) but not list it.
         std::fs::set_permissions(&work_root, std::fs::Permissions::from_mode(0o711)).map_err(
-            |source| IsolationError::WorkRoot {
+            |error| IsolationError::WorkRoot {
                 path: work_root.display().to_string(),
-                source,
+                error,
             },
         )?;
         Ok(Isolation {
@@ -259,9 +253,9 @@ fn ensure_user(name: &str) -> Result<Identity, IsolationError> {
             .args(["--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin"])
             .arg(name)
             .output()
-            .map_err(|source| IsolationError::UserAddMissing {
+            .map_err(|error| IsolationError::UserAddMissing {
                 user: name.to_string(),
-                source,
+                error,
             })?;
         if output.status.success() {
             continue;

@@ -72,17 +72,25 @@ pub struct ServerConfig {
 /// What stops the server from starting.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error("data directory {path}: {source}")]
-    DataDir {
-        path: String,
-        source: std::io::Error,
-    },
+    /// `error` is not a `#[source]`: the message already holds it, and the CLI prints the chain.
+    #[error("data directory {path}: {error}")]
+    DataDir { path: String, error: std::io::Error },
     #[error(transparent)]
     Store(#[from] store::StoreError),
+    /// Not a `#[source]`, like `DataDir`'s error.
     #[error("--devices: {0}")]
-    Devices(#[from] devices::DevicesError),
-    #[error("{0}")]
-    Engine(String),
+    Devices(devices::DevicesError),
+    /// A Slurm cluster that cannot be reached or read at start.
+    #[error("Slurm cluster `{cluster}`: {error}")]
+    Slurm {
+        cluster: String,
+        error: slurm::SlurmError,
+    },
+    #[error("no pools: the local machine is left out and no Slurm cluster was given")]
+    NoPools,
+    /// Recovery from the store failed.
+    #[error(transparent)]
+    Engine(#[from] engine::EngineError),
     #[error(transparent)]
     Scheduler(#[from] suanli_sched::SchedError),
     #[error(transparent)]
@@ -143,9 +151,9 @@ async fn bootstrap(store: &dyn Store, data_dir: &Path) -> Result<(), ServerError
     let (secret, record) = auth::new_token("admin", now, None);
     store.insert_token(&record).await?;
     let path = data_dir.join("admin-token");
-    write_secret(&path, &secret).map_err(|source| ServerError::DataDir {
+    write_secret(&path, &secret).map_err(|error| ServerError::DataDir {
         path: path.display().to_string(),
-        source,
+        error,
     })?;
     tracing::info!(path = %path.display(), "first start: created user `admin`; its token is in this file");
     Ok(())
@@ -170,7 +178,7 @@ pub fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
 /// The local pool: declared, detected, or one `cpu` slot per core when neither finds anything.
 fn local_devices(declared: Option<&str>) -> Result<Vec<devices::DeviceGroup>, ServerError> {
     if let Some(text) = declared {
-        return Ok(devices::parse_devices(text)?);
+        return devices::parse_devices(text).map_err(ServerError::Devices);
     }
     let detected = devices::detect();
     if !detected.is_empty() {
@@ -314,9 +322,9 @@ fn private_data_dir(data_dir: &Path) -> Result<(), ServerError> {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
         })
-        .map_err(|source| ServerError::DataDir {
+        .map_err(|error| ServerError::DataDir {
             path: data_dir.display().to_string(),
-            source,
+            error,
         })?;
     Ok(())
 }
@@ -358,8 +366,9 @@ async fn cluster_routes(
         let (executor, nodes) =
             slurm::SlurmExecutor::connect(cluster.clone(), data_dir, slurm_tx.clone())
                 .await
-                .map_err(|e| {
-                    ServerError::Engine(format!("Slurm cluster `{}`: {e}", cluster.label))
+                .map_err(|error| ServerError::Slurm {
+                    cluster: cluster.label.clone(),
+                    error,
                 })?;
         let cluster_pools = slurm_pools(&executor, &nodes);
         routes.push(clusters::Cluster {
@@ -370,9 +379,7 @@ async fn cluster_routes(
         pools.extend(cluster_pools);
     }
     if pools.is_empty() {
-        return Err(ServerError::Engine(
-            "no pools: the local machine is left out and no Slurm cluster was given".into(),
-        ));
+        return Err(ServerError::NoPools);
     }
     Ok((pools, routes))
 }
@@ -392,8 +399,7 @@ pub async fn serve_all(
     } else {
         local_devices(config.devices.as_deref())?
     };
-    suanli_sched::policy::by_name(&config.policy)
-        .map_err(|e| ServerError::Engine(e.to_string()))?;
+    suanli_sched::policy::by_name(&config.policy)?;
     let address = listener.local_addr().map_err(ServerError::Serve)?;
     let checkpoint_base =
         artifacts::checkpoint_base(artifact_config.public_url.as_deref(), address, &host_name())?;
@@ -421,10 +427,7 @@ pub async fn serve_all(
         engine.catalog = Arc::new(catalog);
     }
     engine.checkpoint_base = Some(checkpoint_base);
-    engine
-        .recover()
-        .await
-        .map_err(|e| ServerError::Engine(e.to_string()))?;
+    engine.recover().await?;
     let catalog = engine.catalog.clone();
     let engine = Arc::new(tokio::sync::Mutex::new(engine));
     tracing::info!(%address, store = store.kind(), data_dir = %config.data_dir.display(), "serving");

@@ -160,7 +160,7 @@ pub enum ForecastError {
     #[error("no start within {0} scheduling events")]
     TooFar(usize),
     #[error("the forecast's scheduler: {0}")]
-    Scheduler(#[from] suanli_sched::SchedError),
+    Scheduler(suanli_sched::SchedError),
 }
 
 /// The forecast's scheduler and the engine job behind each of its ids.
@@ -184,7 +184,10 @@ impl Replay {
             checkpoint_interval_s: None,
             checkpoint_cost_s: 0,
         };
-        let id = self.scheduler.submit(spec, now_s)?;
+        let id = self
+            .scheduler
+            .submit(spec, now_s)
+            .map_err(ForecastError::Scheduler)?;
         self.engine_id.insert(id.0, job.id);
         self.admitted.push(job.clone());
         Ok(id.0)
@@ -239,8 +242,10 @@ impl Snapshot {
     /// When `candidate` (a job not yet submitted; its id is ignored) would start if submitted now,
     /// Unix seconds: the live queue run forward with the engine's policy.
     pub(super) fn start_of(&self, candidate: &ForecastJob) -> Result<u64, ForecastError> {
-        let policy = suanli_sched::policy::by_name(&self.policy)?;
-        let scheduler = Scheduler::new(&self.pools, &[], policy, SchedConfig::default())?;
+        let policy =
+            suanli_sched::policy::by_name(&self.policy).map_err(ForecastError::Scheduler)?;
+        let scheduler = Scheduler::new(&self.pools, &[], policy, SchedConfig::default())
+            .map_err(ForecastError::Scheduler)?;
         let mut replay = Replay {
             scheduler,
             engine_id: BTreeMap::new(),
