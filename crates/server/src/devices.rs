@@ -40,8 +40,12 @@ pub enum DevicesError {
 #[error("{0} (or `cpu`; `suanli catalog accelerators` lists them all)")]
 pub struct UnknownType(pub suanli_catalog::CatalogError);
 
-/// Parses `h100-sxm5-80gb:8,mi300x:4`; a type without a count means one device.
-pub fn parse_devices(text: &str) -> Result<Vec<DeviceGroup>, DevicesError> {
+/// Parses `h100-sxm5-80gb:8,mi300x:4` against `catalog` (the server's: built-in plus
+/// `SUANLI_CATALOG`); a type without a count means one device.
+pub fn parse_devices(
+    text: &str,
+    catalog: &suanli_catalog::Catalog,
+) -> Result<Vec<DeviceGroup>, DevicesError> {
     let mut groups: Vec<DeviceGroup> = Vec::new();
     for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let (name, count) = match item.rsplit_once(':') {
@@ -58,7 +62,7 @@ pub fn parse_devices(text: &str) -> Result<Vec<DeviceGroup>, DevicesError> {
                 item: item.to_string(),
             });
         }
-        let accelerator = declared_type(name).map_err(|error| DevicesError::Type {
+        let accelerator = declared_type(name, catalog).map_err(|error| DevicesError::Type {
             item: item.to_string(),
             error,
         })?;
@@ -75,11 +79,11 @@ pub fn parse_devices(text: &str) -> Result<Vec<DeviceGroup>, DevicesError> {
 
 /// A type a user declares: a catalog id or alias (as its id), or `cpu`. Anything else is a typo
 /// until shown otherwise; the error suggests the nearest catalog names.
-pub fn declared_type(name: &str) -> Result<String, UnknownType> {
+pub fn declared_type(name: &str, catalog: &suanli_catalog::Catalog) -> Result<String, UnknownType> {
     if name.trim().eq_ignore_ascii_case("cpu") {
         return Ok("cpu".into());
     }
-    catalog()
+    catalog
         .accelerator(name.trim())
         .map(|accelerator| accelerator.id.clone())
         .map_err(UnknownType)
@@ -196,10 +200,28 @@ fn amd_type(series: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use suanli_catalog::Catalog;
+
+    fn builtin() -> Catalog {
+        Catalog::builtin()
+    }
+
+    #[test]
+    fn the_servers_catalog_declares_types() {
+        // `suanli serve` passes the catalog with the user's files (SUANLI_CATALOG) in it.
+        let mut mine = builtin();
+        let mut accelerator = mine.accelerator("h100").unwrap().clone();
+        accelerator.id = "my-h100-variant".into();
+        accelerator.aliases.clear();
+        mine.accelerators.push(accelerator);
+        let groups = parse_devices("my-h100-variant:4", &mine).unwrap();
+        assert_eq!(groups[0].accelerator, "my-h100-variant");
+        assert!(parse_devices("my-h100-variant:4", &builtin()).is_err());
+    }
 
     #[test]
     fn parses_declared_devices() {
-        let groups = parse_devices("h100:8, mi300x:2,h100-sxm5-80gb:1,cpu").unwrap();
+        let groups = parse_devices("h100:8, mi300x:2,h100-sxm5-80gb:1,cpu", &builtin()).unwrap();
         assert_eq!(
             groups,
             vec![
@@ -217,13 +239,13 @@ mod tests {
                 },
             ]
         );
-        assert!(parse_devices("h100:x").is_err());
-        assert!(parse_devices("h100:0").is_err());
-        assert!(parse_devices("").is_err());
-        let typo = parse_devices("h10:8").unwrap_err().to_string();
+        assert!(parse_devices("h100:x", &builtin()).is_err());
+        assert!(parse_devices("h100:0", &builtin()).is_err());
+        assert!(parse_devices("", &builtin()).is_err());
+        let typo = parse_devices("h10:8", &builtin()).unwrap_err().to_string();
         assert!(typo.contains("did you mean h100-sxm5-80gb"), "{typo}");
         assert!(
-            parse_devices("foo")
+            parse_devices("foo", &builtin())
                 .unwrap_err()
                 .to_string()
                 .contains("unknown accelerator `foo`")
@@ -234,7 +256,7 @@ mod tests {
     fn a_bad_list_names_its_cause_once() {
         // The CLI prints an error with its chain of sources (`{:#}`), and the message already
         // holds the cause: a source as well would print it twice.
-        let error = crate::local_devices(Some("h10:8")).unwrap_err();
+        let error = crate::local_devices(Some("h10:8"), &builtin()).unwrap_err();
         assert!(std::error::Error::source(&error).is_none());
         assert_eq!(error.to_string().matches("unknown accelerator").count(), 1);
     }

@@ -176,9 +176,12 @@ pub fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
 }
 
 /// The local pool: declared, detected, or one `cpu` slot per core when neither finds anything.
-fn local_devices(declared: Option<&str>) -> Result<Vec<devices::DeviceGroup>, ServerError> {
+fn local_devices(
+    declared: Option<&str>,
+    catalog: &suanli_catalog::Catalog,
+) -> Result<Vec<devices::DeviceGroup>, ServerError> {
     if let Some(text) = declared {
-        return devices::parse_devices(text).map_err(ServerError::Devices);
+        return devices::parse_devices(text, catalog).map_err(ServerError::Devices);
     }
     let detected = devices::detect();
     if !detected.is_empty() {
@@ -397,7 +400,15 @@ pub async fn serve_all(
     let devices = if executors.no_local {
         Vec::new()
     } else {
-        local_devices(config.devices.as_deref())?
+        let builtin;
+        let catalog = match &config.catalog {
+            Some(catalog) => catalog,
+            None => {
+                builtin = suanli_catalog::Catalog::builtin();
+                &builtin
+            }
+        };
+        local_devices(config.devices.as_deref(), catalog)?
     };
     suanli_sched::policy::by_name(&config.policy)?;
     let address = listener.local_addr().map_err(ServerError::Serve)?;

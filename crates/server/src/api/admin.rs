@@ -273,17 +273,18 @@ pub(super) async fn set_quota(
     }
     // A quota on a type this cluster has (detected types may be outside the catalog) or a
     // catalog type; anything else is a typo that would silently never apply.
-    let offered = state
-        .engine
-        .lock()
-        .await
-        .pools
-        .iter()
-        .any(|p| p.accelerator == crate::devices::canonical_type(&quota.accelerator));
+    let (offered, catalog) = {
+        let engine = state.engine.lock().await;
+        let offered = engine
+            .pools
+            .iter()
+            .any(|p| p.accelerator == crate::devices::canonical_type(&quota.accelerator));
+        (offered, engine.catalog.clone())
+    };
     let accelerator = if offered {
         crate::devices::canonical_type(&quota.accelerator)
     } else {
-        crate::devices::declared_type(&quota.accelerator)
+        crate::devices::declared_type(&quota.accelerator, &catalog)
             .map_err(|e| ApiError::bad(e.to_string()))?
     };
     let quota = Quota {
