@@ -77,6 +77,30 @@ pub fn parse_devices(
     Ok(groups)
 }
 
+/// The local pool: declared, detected, or one `cpu` slot per core when neither finds anything.
+pub fn local(
+    declared: Option<&str>,
+    catalog: &suanli_catalog::Catalog,
+) -> Result<Vec<DeviceGroup>, DevicesError> {
+    if let Some(text) = declared {
+        return parse_devices(text, catalog);
+    }
+    let detected = detect();
+    if !detected.is_empty() {
+        tracing::info!(?detected, "detected accelerators");
+        return Ok(detected);
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    tracing::info!(
+        cores,
+        "no accelerators detected; offering one `cpu` slot per core"
+    );
+    Ok(vec![DeviceGroup {
+        accelerator: "cpu".into(),
+        count: cores,
+    }])
+}
+
 /// A type a user declares: a catalog id or alias (as its id), or `cpu`. Anything else is a typo
 /// until shown otherwise; the error suggests the nearest catalog names.
 pub fn declared_type(name: &str, catalog: &suanli_catalog::Catalog) -> Result<String, UnknownType> {
@@ -256,7 +280,7 @@ mod tests {
     fn a_bad_list_names_its_cause_once() {
         // The CLI prints an error with its chain of sources (`{:#}`), and the message already
         // holds the cause: a source as well would print it twice.
-        let error = crate::local_devices(Some("h10:8"), &builtin()).unwrap_err();
+        let error = crate::ServerError::Devices(local(Some("h10:8"), &builtin()).unwrap_err());
         assert!(std::error::Error::source(&error).is_none());
         assert_eq!(error.to_string().matches("unknown accelerator").count(), 1);
     }

@@ -175,30 +175,6 @@ pub fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
     file.sync_all()
 }
 
-/// The local pool: declared, detected, or one `cpu` slot per core when neither finds anything.
-fn local_devices(
-    declared: Option<&str>,
-    catalog: &suanli_catalog::Catalog,
-) -> Result<Vec<devices::DeviceGroup>, ServerError> {
-    if let Some(text) = declared {
-        return devices::parse_devices(text, catalog).map_err(ServerError::Devices);
-    }
-    let detected = devices::detect();
-    if !detected.is_empty() {
-        tracing::info!(?detected, "detected accelerators");
-        return Ok(detected);
-    }
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
-    tracing::info!(
-        cores,
-        "no accelerators detected; offering one `cpu` slot per core"
-    );
-    Ok(vec![devices::DeviceGroup {
-        accelerator: "cpu".into(),
-        count: cores,
-    }])
-}
-
 fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
@@ -400,15 +376,9 @@ pub async fn serve_all(
     let devices = if executors.no_local {
         Vec::new()
     } else {
-        let builtin;
-        let catalog = match &config.catalog {
-            Some(catalog) => catalog,
-            None => {
-                builtin = suanli_catalog::Catalog::builtin();
-                &builtin
-            }
-        };
-        local_devices(config.devices.as_deref(), catalog)?
+        let builtin = suanli_catalog::Catalog::builtin();
+        let catalog = config.catalog.as_ref().unwrap_or(&builtin);
+        devices::local(config.devices.as_deref(), catalog).map_err(ServerError::Devices)?
     };
     suanli_sched::policy::by_name(&config.policy)?;
     let address = listener.local_addr().map_err(ServerError::Serve)?;
