@@ -32,6 +32,9 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
+mod received;
+
+use crate::cluster::PoolId;
 use crate::job::JobId;
 use crate::policy::Policy;
 use crate::policy::lp::{FinishTimeProblem, MaxMinProblem, proportional_throughputs};
@@ -69,16 +72,22 @@ pub struct RoundBased {
     reset_s: u64,
     /// Active job ids of the current allocation, ascending.
     active: Vec<u32>,
-    /// Pools (accelerator types) per row of `share` and `received_s`.
+    /// Pools (accelerator types) per row of `share` and `received`.
     pools: usize,
     /// `X[j][w]` by position in `active`, then pool (row-major).
     share: Vec<f64>,
-    /// Seconds each job of `active` ran on each pool since the last reset (row-major).
-    received_s: Vec<f64>,
-    /// `ln` of `share` (where positive) and of `received_s`, kept so that a round computes no
-    /// logarithm for a (job, type) pair whose figures did not change.
+    /// `ln` of `share` where positive, so that a round computes no logarithm of it.
     share_ln: Vec<f64>,
-    received_ln: Vec<f64>,
+    /// The accelerators per pool when the allocation was last due, and whether `share` is still
+    /// to be computed for them: the max-min allocations depend only on the job set and these, so
+    /// they are solved when a round first ranks jobs by priority, not at every reset.
+    reset_workers: Vec<f64>,
+    allocation_due: bool,
+    /// Seconds each job of `active` ran on each pool since the last reset.
+    received: received::Received,
+    /// Whether a round in which every waiting job fits hands them accelerators directly
+    /// (`everything_fits`); off only to check that shortcut against the full hand-out.
+    pub shortcut: bool,
     /// Scratch buffers reused by every round (no allocation per round once warm).
     scratch_active: Vec<u32>,
     scratch_keys: Vec<u128>,
@@ -102,9 +111,11 @@ impl RoundBased {
             active: Vec::new(),
             pools: 0,
             share: Vec::new(),
-            received_s: Vec::new(),
             share_ln: Vec::new(),
-            received_ln: Vec::new(),
+            reset_workers: Vec::new(),
+            allocation_due: false,
+            received: received::Received::default(),
+            shortcut: true,
             scratch_active: Vec::new(),
             scratch_keys: Vec::new(),
             job_pools: Vec::new(),
@@ -131,29 +142,32 @@ impl RoundBased {
             .collect()
     }
 
-    /// Solves the objective's allocation for `active` at `now_s`.
-    fn allocate(&self, state: &State, active: &[u32], now_s: u64) -> Vec<Vec<f64>> {
+    /// Solves the objective's allocation for `active` at `now_s` on `workers` accelerators per
+    /// pool.
+    fn allocate(
+        &self,
+        state: &State,
+        active: &[u32],
+        now_s: u64,
+        workers: &[f64],
+    ) -> Vec<Vec<f64>> {
         let rates = self.rates(state, active);
-        let workers: Vec<f64> = state
-            .cluster
-            .pools
-            .iter()
-            .map(|p| f64::from(p.up_capacity))
-            .collect();
         let scale: Vec<u32> = active
             .iter()
             .map(|&id| state.job(JobId(id)).spec.gang_size)
             .collect();
-        let equal = proportional_throughputs(&rates, &workers);
-        let remaining: Vec<f64> = active
-            .iter()
-            .map(|&id| remaining_units(state, id, now_s).max(1e-9))
-            .collect();
+        let equal = proportional_throughputs(&rates, workers);
+        let remaining = || -> Vec<f64> {
+            active
+                .iter()
+                .map(|&id| remaining_units(state, id, now_s).max(1e-9))
+                .collect()
+        };
         let solve = |coefficients: &[Vec<f64>]| {
             MaxMinProblem {
                 coefficients,
                 scale_factors: &scale,
-                workers: &workers,
+                workers,
             }
             .solve()
         };
@@ -168,7 +182,10 @@ impl RoundBased {
             Objective::MaxMinFairness | Objective::MaxMinFairnessHetero => {
                 solve(&scaled(&|j| f64::from(scale[j]) / equal[j].max(1e-12)))
             }
-            Objective::Makespan => solve(&scaled(&|j| 1.0 / remaining[j])),
+            Objective::Makespan => {
+                let remaining = remaining();
+                solve(&scaled(&|j| 1.0 / remaining[j]))
+            }
             Objective::FinishTimeFairness | Objective::FinishTimeFairnessHetero => {
                 // Isolated time: the whole job at its equal-share throughput (Themis's
                 // "independent" share); elapsed: since submission.
@@ -186,10 +203,10 @@ impl RoundBased {
                 FinishTimeProblem {
                     rates: &rates,
                     scale_factors: &scale,
-                    workers: &workers,
+                    workers,
                     elapsed_s: &elapsed_s,
                     isolated_s: &isolated_s,
-                    remaining: &remaining,
+                    remaining: &remaining(),
                 }
                 .solve()
                 .map(|(_, allocation)| allocation)
@@ -199,7 +216,7 @@ impl RoundBased {
             if self.objective.heterogeneity_aware() {
                 a.share
             } else {
-                spread_by_capacity(a.share, &rates, &workers)
+                spread_by_capacity(a.share, &rates, workers)
             }
         });
         // Shares to 1e-4: solver noise (and the second stage's 1e-6 slack) must not decide
@@ -220,53 +237,178 @@ impl RoundBased {
         self.active.binary_search(&id).ok()
     }
 
-    /// Adds the time each running job held its pool since the last round.
-    fn account(&mut self, state: &State, now_s: u64) {
-        for &id in &state.running {
-            let run = state.job(JobId(id)).run().expect("running");
-            let held_s = now_s.saturating_sub(run.started_s.max(self.last_round_s)) as f64;
-            if let Some(row) = self.row_of(id) {
-                let i = row * self.pools + run.pool.0 as usize;
-                self.received_s[i] += held_s;
-                self.received_ln[i] = self.received_s[i].ln();
+    fn round(&mut self, state: &mut State, now_s: u64) {
+        self.sync_log(state);
+        let first = self.active.is_empty();
+        let interval_passed = now_s.saturating_sub(self.reset_s) >= self.min_reset_interval_s;
+        if (first || interval_passed) && self.active_changed(state) {
+            self.reset(state, now_s);
+        }
+        if self.shortcut && everything_fits(state) {
+            self.start_waiting(state, now_s);
+        } else {
+            self.received.catch_up(now_s);
+            self.ensure_allocation(state);
+            let mut active = std::mem::take(&mut self.scratch_active);
+            fill_active(state, &mut active);
+            let plan = self.plan(state, &active, now_s);
+            self.apply(state, &plan, now_s);
+            self.scratch_active = active;
+        }
+        // The starts and stops of this round are accounted already.
+        if let Some(log) = state.running_log.as_mut() {
+            log.clear();
+        }
+        self.last_round_s = now_s;
+    }
+
+    /// Accounts the runs the simulation ended since the last round (completions, failures,
+    /// cancellations), read from the state's log of starts and stops (switched on here).
+    fn sync_log(&mut self, state: &mut State) {
+        let Some(log) = state.running_log.as_mut() else {
+            state.running_log = Some(Vec::new());
+            return;
+        };
+        let changed = std::mem::take(log);
+        for &id in &changed {
+            if state.job(JobId(id)).run().is_none()
+                && let Some(row) = self.row_of(id)
+            {
+                self.received.stopped(row, self.last_round_s);
             }
+        }
+        let mut changed = changed;
+        changed.clear();
+        state.running_log = Some(changed);
+    }
+
+    /// Whether the jobs running or waiting now (`fill_active`) differ from those of the
+    /// allocation, without listing them: they are the same exactly when they are as many and
+    /// each has a row (running rows are counted as runs start and stop; the waiting prefix is
+    /// short).
+    fn active_changed(&self, state: &State) -> bool {
+        let mut count = state.running.len();
+        let mut with_row = self.received.running_rows();
+        for &(_, _, id) in state.pending.iter().take(state.config.max_scan_jobs) {
+            count += 1;
+            with_row += usize::from(self.row_of(id).is_some());
+        }
+        let changed = !(count == self.active.len() && with_row == count);
+        #[cfg(debug_assertions)]
+        {
+            let mut active = Vec::new();
+            fill_active(state, &mut active);
+            debug_assert_eq!(changed, active != self.active, "running rows miscounted");
+        }
+        changed
+    }
+
+    /// A new allocation for the jobs running or waiting now (solved at once, or when first
+    /// needed for the max-min objectives), with the time received reset.
+    fn reset(&mut self, state: &State, now_s: u64) {
+        let mut active = std::mem::take(&mut self.scratch_active);
+        fill_active(state, &mut active);
+        self.scratch_active = std::mem::replace(&mut self.active, active);
+        self.pools = state.cluster.pools.len();
+        self.reset_workers.clear();
+        self.reset_workers.extend(
+            state
+                .cluster
+                .pools
+                .iter()
+                .map(|p| f64::from(p.up_capacity)),
+        );
+        self.reset_s = now_s;
+        self.allocation_due = true;
+        self.share.clear();
+        self.share_ln.clear();
+        // Gavel's `_reset_time_run_so_far`: every job starts at half a round on each type.
+        let half_round_s = self.round_s as f64 / 2.0;
+        self.received
+            .reset(state, &self.active, self.pools, half_round_s, now_s);
+        if matches!(
+            self.objective,
+            Objective::Makespan
+                | Objective::FinishTimeFairness
+                | Objective::FinishTimeFairnessHetero
+        ) {
+            // These depend on the work left now.
+            self.ensure_allocation_at(state, now_s);
         }
     }
 
-    fn round(&mut self, state: &mut State, now_s: u64) {
-        self.account(state, now_s);
-        let mut active = std::mem::take(&mut self.scratch_active);
-        active.clear();
-        active.extend(state.running.iter().copied());
-        active.extend(
+    /// Solves the allocation of the last reset if it is still due.
+    fn ensure_allocation(&mut self, state: &State) {
+        self.ensure_allocation_at(state, self.reset_s);
+    }
+
+    fn ensure_allocation_at(&mut self, state: &State, now_s: u64) {
+        if !self.allocation_due {
+            return;
+        }
+        let shares = self.allocate(state, &self.active, now_s, &self.reset_workers);
+        self.share.clear();
+        self.share.extend(shares.into_iter().flatten());
+        self.share_ln.clear();
+        self.share_ln.extend(
+            self.share
+                .iter()
+                .map(|&x| if x > 1e-9 { x.ln() } else { 0.0 }),
+        );
+        self.allocation_due = false;
+    }
+
+    /// The round's hand-out when every waiting job fits (`everything_fits`): the full hand-out
+    /// would keep every running job and start every waiting one, in job order, so do just that.
+    fn start_waiting(&mut self, state: &mut State, now_s: u64) {
+        let mut waiting = std::mem::take(&mut self.scratch_active);
+        waiting.clear();
+        waiting.extend(
             state
                 .pending
                 .iter()
                 .take(state.config.max_scan_jobs)
                 .map(|&(_, _, id)| id),
         );
-        active.sort_unstable();
-        let first = self.active.is_empty();
-        let interval_passed = now_s.saturating_sub(self.reset_s) >= self.min_reset_interval_s;
-        if active != self.active && (first || interval_passed) {
-            let shares = self.allocate(state, &active, now_s);
-            self.pools = state.cluster.pools.len();
-            self.share = shares.into_iter().flatten().collect();
-            // Gavel's `_reset_time_run_so_far`: every job starts at half a round on each type.
-            self.received_s = vec![self.round_s as f64 / 2.0; self.share.len()];
-            self.received_ln = vec![(self.round_s as f64 / 2.0).ln(); self.share.len()];
-            self.share_ln = self
-                .share
-                .iter()
-                .map(|&x| if x > 1e-9 { x.ln() } else { 0.0 })
-                .collect();
-            self.active.clone_from(&active);
-            self.reset_s = now_s;
+        waiting.sort_unstable();
+        for &id in &waiting {
+            let Some(&(pool, _)) = state.pools_for(JobId(id)).first() else {
+                continue;
+            };
+            if state.start(JobId(id), pool, now_s)
+                && let Some(row) = self.row_of(id)
+            {
+                self.received.started(row, pool.0, now_s);
+            }
         }
-        let plan = self.plan(state, &active, now_s);
-        apply(state, &plan, now_s);
-        self.scratch_active = active;
-        self.last_round_s = now_s;
+        self.scratch_active = waiting;
+    }
+
+    /// Preempts running jobs not planned on their pool, then starts the planned ones (`plan` is
+    /// in job order), accounting the runs that end and start.
+    fn apply(&mut self, state: &mut State, plan: &[(u32, usize)], now_s: u64) {
+        for id in state.running_jobs() {
+            let pool = state.job(id).run().expect("running").pool.0 as usize;
+            let planned = plan
+                .binary_search_by_key(&id.0, |&(job, _)| job)
+                .ok()
+                .map(|i| plan[i].1);
+            if planned != Some(pool) {
+                if let Some(row) = self.row_of(id.0) {
+                    self.received.stopped(row, now_s);
+                }
+                state.preempt(id, now_s);
+            }
+        }
+        for &(id, pool) in plan {
+            let job = JobId(id);
+            if state.job(job).run().is_none()
+                && state.start(job, PoolId(pool as u32), now_s)
+                && let Some(row) = self.row_of(id)
+            {
+                self.received.started(row, pool as u32, now_s);
+            }
+        }
     }
 
     /// Which pool each job runs on this round: (job, pool) in job order. `active` holds the jobs
@@ -306,7 +448,7 @@ impl RoundBased {
                         // ln(x / (received / elapsed)); received >= half a round, so the
                         // fraction is positive.
                         let i = r * self.pools + w;
-                        let ln_priority = self.share_ln[i] - self.received_ln[i] + elapsed_ln;
+                        let ln_priority = self.share_ln[i] - self.received.ln[i] + elapsed_ln;
                         pack(0, -(ln_priority * 1e5).round() as i64, index, w)
                     }
                     _ => pack(1, 0, index, w),
@@ -410,25 +552,45 @@ fn spread_by_capacity(share: Vec<Vec<f64>>, rates: &[Vec<f64>], workers: &[f64])
         .collect()
 }
 
-/// Preempts running jobs not planned on their pool, then starts the planned ones (`plan` is in
-/// job order).
-fn apply(state: &mut State, plan: &[(u32, usize)], now_s: u64) {
-    for id in state.running_jobs() {
-        let pool = state.job(id).run().expect("running").pool.0 as usize;
-        let planned = plan
-            .binary_search_by_key(&id.0, |&(job, _)| job)
-            .ok()
-            .map(|i| plan[i].1);
-        if planned != Some(pool) {
-            state.preempt(id, now_s);
+/// The jobs running or waiting now (up to `max_scan_jobs` of the queue), ascending.
+fn fill_active(state: &State, active: &mut Vec<u32>) {
+    active.clear();
+    active.extend(state.running.iter().copied());
+    active.extend(
+        state
+            .pending
+            .iter()
+            .take(state.config.max_scan_jobs)
+            .map(|&(_, _, id)| id),
+    );
+    active.sort_unstable();
+}
+
+/// Whether the full hand-out would place every job running or waiting now where it is or on its
+/// only type: true on a one-pool cluster whose free accelerators can hold every waiting gang (in
+/// accelerators, as the hand-out counts them). Every running job then keeps its place (no
+/// pair outranks a job on the only type, and the room left always holds the rest), so the
+/// priorities need not be computed.
+fn everything_fits(state: &State) -> bool {
+    let [pool] = state.cluster.pools.as_slice() else {
+        return false;
+    };
+    let mut demand: u64 = 0;
+    for &(_, _, id) in state.pending.iter().take(state.config.max_scan_jobs) {
+        if !state.pools_for(JobId(id)).is_empty() {
+            demand += u64::from(state.job(JobId(id)).spec.gang_size);
         }
     }
-    for &(id, pool) in plan {
-        let id = JobId(id);
-        if state.job(id).run().is_none() {
-            state.start(id, crate::cluster::PoolId(pool as u32), now_s);
-        }
-    }
+    debug_assert_eq!(
+        state
+            .running
+            .iter()
+            .map(|&id| u64::from(state.job(JobId(id)).spec.gang_size))
+            .sum::<u64>(),
+        u64::from(pool.up_capacity - pool.free),
+        "running gangs and the pool's free accelerators disagree"
+    );
+    demand <= u64::from(pool.free)
 }
 
 /// Units of work left, counting the current run's progress up to `now_s`.
