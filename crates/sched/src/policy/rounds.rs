@@ -50,6 +50,15 @@ pub enum Objective {
 }
 
 impl Objective {
+    fn uses_work_left(self) -> bool {
+        matches!(
+            self,
+            Objective::Makespan
+                | Objective::FinishTimeFairness
+                | Objective::FinishTimeFairnessHetero
+        )
+    }
+
     fn heterogeneity_aware(self) -> bool {
         !matches!(
             self,
@@ -77,10 +86,12 @@ pub struct RoundBased {
     share: Vec<f64>,
     /// `ln` of `share` where positive, so that a round computes no logarithm of it.
     share_ln: Vec<f64>,
-    /// The accelerators per pool when the allocation was last due, and whether `share` is still
-    /// to be computed for them: the max-min allocations depend only on the job set and these, so
-    /// they are solved when a round first ranks jobs by priority, not at every reset.
+    /// The accelerators per pool at the last reset, and whether `share` is still to be computed
+    /// for them (`reset`: solved when a round first ranks jobs by priority).
     reset_workers: Vec<f64>,
+    /// Units of work each job of `active` had left at the reset (makespan and finish-time
+    /// fairness only).
+    reset_remaining: Vec<f64>,
     allocation_due: bool,
     /// Seconds each job of `active` ran on each pool since the last reset.
     received: received::Received,
@@ -112,6 +123,7 @@ impl RoundBased {
             share: Vec::new(),
             share_ln: Vec::new(),
             reset_workers: Vec::new(),
+            reset_remaining: Vec::new(),
             allocation_due: false,
             received: received::Received::default(),
             shortcut: true,
@@ -142,13 +154,14 @@ impl RoundBased {
     }
 
     /// Solves the objective's allocation for `active` at `now_s` on `workers` accelerators per
-    /// pool.
+    /// pool, with `remaining` units of work per job (used by makespan and finish-time fairness).
     fn allocate(
         &self,
         state: &State,
         active: &[u32],
         now_s: u64,
         workers: &[f64],
+        remaining: &[f64],
     ) -> Vec<Vec<f64>> {
         let rates = self.rates(state, active);
         let scale: Vec<u32> = active
@@ -156,12 +169,6 @@ impl RoundBased {
             .map(|&id| state.job(JobId(id)).spec.gang_size)
             .collect();
         let equal = proportional_throughputs(&rates, workers);
-        let remaining = || -> Vec<f64> {
-            active
-                .iter()
-                .map(|&id| remaining_units(state, id, now_s).max(1e-9))
-                .collect()
-        };
         let solve = |coefficients: &[Vec<f64>]| {
             MaxMinProblem {
                 coefficients,
@@ -181,10 +188,7 @@ impl RoundBased {
             Objective::MaxMinFairness | Objective::MaxMinFairnessHetero => {
                 solve(&scaled(&|j| f64::from(scale[j]) / equal[j].max(1e-12)))
             }
-            Objective::Makespan => {
-                let remaining = remaining();
-                solve(&scaled(&|j| 1.0 / remaining[j]))
-            }
+            Objective::Makespan => solve(&scaled(&|j| 1.0 / remaining[j])),
             Objective::FinishTimeFairness | Objective::FinishTimeFairnessHetero => {
                 // Isolated time: the whole job at its equal-share throughput (Themis's
                 // "independent" share); elapsed: since submission.
@@ -205,7 +209,7 @@ impl RoundBased {
                     workers,
                     elapsed_s: &elapsed_s,
                     isolated_s: &isolated_s,
-                    remaining: &remaining(),
+                    remaining,
                 }
                 .solve()
                 .map(|(_, allocation)| allocation)
@@ -302,8 +306,11 @@ impl RoundBased {
         changed
     }
 
-    /// A new allocation for the jobs running or waiting now (solved at once, or when first
-    /// needed for the max-min objectives), with the time received reset.
+    /// A new allocation for the jobs running or waiting now, with the time received reset. The
+    /// allocation depends only on the jobs, the accelerators up and (makespan, finish-time
+    /// fairness) the work each job has left, all taken now; it is solved when a round first
+    /// ranks jobs by priority, so resets whose rounds never rank (`everything_fits`) solve
+    /// nothing.
     fn reset(&mut self, state: &State, now_s: u64) {
         let mut active = std::mem::take(&mut self.scratch_active);
         fill_active(state, &mut active);
@@ -320,27 +327,28 @@ impl RoundBased {
         let half_round_s = self.round_s as f64 / 2.0;
         self.received
             .reset(state, &self.active, self.pools, half_round_s, now_s);
-        if matches!(
-            self.objective,
-            Objective::Makespan
-                | Objective::FinishTimeFairness
-                | Objective::FinishTimeFairnessHetero
-        ) {
-            // These depend on the work left now.
-            self.ensure_allocation_at(state, now_s);
+        self.reset_remaining.clear();
+        if self.objective.uses_work_left() {
+            self.reset_remaining.extend(
+                self.active
+                    .iter()
+                    .map(|&id| remaining_units(state, id, now_s).max(1e-9)),
+            );
         }
     }
 
     /// Solves the allocation of the last reset if it is still due.
     fn ensure_allocation(&mut self, state: &State) {
-        self.ensure_allocation_at(state, self.reset_s);
-    }
-
-    fn ensure_allocation_at(&mut self, state: &State, now_s: u64) {
         if !self.allocation_due {
             return;
         }
-        let shares = self.allocate(state, &self.active, now_s, &self.reset_workers);
+        let shares = self.allocate(
+            state,
+            &self.active,
+            self.reset_s,
+            &self.reset_workers,
+            &self.reset_remaining,
+        );
         self.share.clear();
         self.share.extend(shares.into_iter().flatten());
         self.share_ln.clear();
