@@ -110,7 +110,12 @@ fn pools_of(cache: &mut Vec<u64>, state: &State, id: u32, usable: &mut Vec<usize
         return gang;
     }
     let (gang, mask) = ((cache[slot] >> 32) as u32, cache[slot] & 0xffff_ffff);
-    usable.extend((0..32).filter(|w| mask & 1 << w != 0));
+    // The set bits, lowest first.
+    let mut rest = mask;
+    while rest != 0 {
+        usable.push(rest.trailing_zeros() as usize);
+        rest &= rest - 1;
+    }
     gang
 }
 
@@ -141,7 +146,11 @@ pub(super) fn fill_active(state: &State, active: &mut Vec<u32>) {
             .take(state.config.max_scan_jobs)
             .map(|&(_, _, id)| id),
     );
-    active.sort_unstable();
+    let running = state.running.len();
+    active[running..].sort_unstable();
+    // Two ascending runs (ids are unique): the run-detecting stable sort merges them in linear
+    // time where a quicksort would start over.
+    active.sort();
 }
 
 /// Whether the full hand-out would place every job running or waiting now where it is or on its
