@@ -29,13 +29,15 @@
 //! - makespan (`min_total_duration.py`): minimise the largest `remaining_j / throughput_j(X)`,
 //!   i.e. maximise the smallest `throughput_j(X) / remaining_j`.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+mod hand_out;
+mod received;
 
+use crate::cluster::PoolId;
 use crate::job::JobId;
 use crate::policy::Policy;
 use crate::policy::lp::{FinishTimeProblem, MaxMinProblem, proportional_throughputs};
 use crate::state::State;
+use hand_out::{everything_fits, fill_active};
 
 /// What the allocation optimises.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,6 +50,15 @@ pub enum Objective {
 }
 
 impl Objective {
+    fn uses_work_left(self) -> bool {
+        matches!(
+            self,
+            Objective::Makespan
+                | Objective::FinishTimeFairness
+                | Objective::FinishTimeFairnessHetero
+        )
+    }
+
     fn heterogeneity_aware(self) -> bool {
         !matches!(
             self,
@@ -69,16 +80,24 @@ pub struct RoundBased {
     reset_s: u64,
     /// Active job ids of the current allocation, ascending.
     active: Vec<u32>,
-    /// Pools (accelerator types) per row of `share` and `received_s`.
+    /// Pools (accelerator types) per row of `share` and `received`.
     pools: usize,
     /// `X[j][w]` by position in `active`, then pool (row-major).
     share: Vec<f64>,
-    /// Seconds each job of `active` ran on each pool since the last reset (row-major).
-    received_s: Vec<f64>,
-    /// `ln` of `share` (where positive) and of `received_s`, kept so that a round computes no
-    /// logarithm for a (job, type) pair whose figures did not change.
+    /// `ln` of `share` where positive, so that a round computes no logarithm of it.
     share_ln: Vec<f64>,
-    received_ln: Vec<f64>,
+    /// The accelerators per pool at the last reset, and whether `share` is still to be computed
+    /// for them (`reset`: solved when a round first ranks jobs by priority).
+    reset_workers: Vec<f64>,
+    /// Units of work each job of `active` had left at the reset (makespan and finish-time
+    /// fairness only).
+    reset_remaining: Vec<f64>,
+    allocation_due: bool,
+    /// Seconds each job of `active` ran on each pool since the last reset.
+    received: received::Received,
+    /// Whether a round in which every waiting job fits hands them accelerators directly
+    /// (`everything_fits`); off only to check that shortcut against the full hand-out.
+    pub shortcut: bool,
     /// Scratch buffers reused by every round (no allocation per round once warm).
     scratch_active: Vec<u32>,
     scratch_keys: Vec<u128>,
@@ -102,9 +121,12 @@ impl RoundBased {
             active: Vec::new(),
             pools: 0,
             share: Vec::new(),
-            received_s: Vec::new(),
             share_ln: Vec::new(),
-            received_ln: Vec::new(),
+            reset_workers: Vec::new(),
+            reset_remaining: Vec::new(),
+            allocation_due: false,
+            received: received::Received::default(),
+            shortcut: true,
             scratch_active: Vec::new(),
             scratch_keys: Vec::new(),
             job_pools: Vec::new(),
@@ -131,29 +153,27 @@ impl RoundBased {
             .collect()
     }
 
-    /// Solves the objective's allocation for `active` at `now_s`.
-    fn allocate(&self, state: &State, active: &[u32], now_s: u64) -> Vec<Vec<f64>> {
+    /// Solves the objective's allocation for `active` at `now_s` on `workers` accelerators per
+    /// pool, with `remaining` units of work per job (used by makespan and finish-time fairness).
+    fn allocate(
+        &self,
+        state: &State,
+        active: &[u32],
+        now_s: u64,
+        workers: &[f64],
+        remaining: &[f64],
+    ) -> Vec<Vec<f64>> {
         let rates = self.rates(state, active);
-        let workers: Vec<f64> = state
-            .cluster
-            .pools
-            .iter()
-            .map(|p| f64::from(p.up_capacity))
-            .collect();
         let scale: Vec<u32> = active
             .iter()
             .map(|&id| state.job(JobId(id)).spec.gang_size)
             .collect();
-        let equal = proportional_throughputs(&rates, &workers);
-        let remaining: Vec<f64> = active
-            .iter()
-            .map(|&id| remaining_units(state, id, now_s).max(1e-9))
-            .collect();
+        let equal = proportional_throughputs(&rates, workers);
         let solve = |coefficients: &[Vec<f64>]| {
             MaxMinProblem {
                 coefficients,
                 scale_factors: &scale,
-                workers: &workers,
+                workers,
             }
             .solve()
         };
@@ -186,10 +206,10 @@ impl RoundBased {
                 FinishTimeProblem {
                     rates: &rates,
                     scale_factors: &scale,
-                    workers: &workers,
+                    workers,
                     elapsed_s: &elapsed_s,
                     isolated_s: &isolated_s,
-                    remaining: &remaining,
+                    remaining,
                 }
                 .solve()
                 .map(|(_, allocation)| allocation)
@@ -199,7 +219,7 @@ impl RoundBased {
             if self.objective.heterogeneity_aware() {
                 a.share
             } else {
-                spread_by_capacity(a.share, &rates, &workers)
+                spread_by_capacity(a.share, &rates, workers)
             }
         });
         // Shares to 1e-4: solver noise (and the second stage's 1e-6 slack) must not decide
@@ -220,174 +240,178 @@ impl RoundBased {
         self.active.binary_search(&id).ok()
     }
 
-    /// Adds the time each running job held its pool since the last round.
-    fn account(&mut self, state: &State, now_s: u64) {
-        for &id in &state.running {
-            let run = state.job(JobId(id)).run().expect("running");
-            let held_s = now_s.saturating_sub(run.started_s.max(self.last_round_s)) as f64;
-            if let Some(row) = self.row_of(id) {
-                let i = row * self.pools + run.pool.0 as usize;
-                self.received_s[i] += held_s;
-                self.received_ln[i] = self.received_s[i].ln();
+    fn round(&mut self, state: &mut State, now_s: u64) {
+        self.sync_log(state);
+        let first = self.active.is_empty();
+        let interval_passed = now_s.saturating_sub(self.reset_s) >= self.min_reset_interval_s;
+        if (first || interval_passed) && self.active_changed(state) {
+            self.reset(state, now_s);
+        }
+        if self.shortcut && everything_fits(state) {
+            self.start_waiting(state, now_s);
+        } else {
+            self.received.catch_up(now_s);
+            self.ensure_allocation(state);
+            let mut active = std::mem::take(&mut self.scratch_active);
+            fill_active(state, &mut active);
+            let plan = self.plan(state, &active, now_s);
+            self.apply(state, &plan, now_s);
+            self.scratch_active = active;
+        }
+        // The starts and stops of this round are accounted already.
+        if let Some(log) = state.running_log.as_mut() {
+            log.clear();
+        }
+        self.last_round_s = now_s;
+    }
+
+    /// Accounts the runs the simulation ended since the last round (completions, failures,
+    /// cancellations), read from the state's log of starts and stops (switched on here).
+    fn sync_log(&mut self, state: &mut State) {
+        let Some(log) = state.running_log.as_mut() else {
+            state.running_log = Some(Vec::new());
+            return;
+        };
+        let changed = std::mem::take(log);
+        for &id in &changed {
+            if state.job(JobId(id)).run().is_none()
+                && let Some(row) = self.row_of(id)
+            {
+                self.received.stopped(row, self.last_round_s);
             }
+        }
+        let mut changed = changed;
+        changed.clear();
+        state.running_log = Some(changed);
+    }
+
+    /// Whether the jobs running or waiting now (`fill_active`) differ from those of the
+    /// allocation, without listing them: they are the same exactly when they are as many and
+    /// each has a row (running rows are counted as runs start and stop; the waiting prefix is
+    /// short).
+    fn active_changed(&self, state: &State) -> bool {
+        let mut count = state.running.len();
+        let mut with_row = self.received.running_rows();
+        for &(_, _, id) in state.pending.iter().take(state.config.max_scan_jobs) {
+            count += 1;
+            with_row += usize::from(self.row_of(id).is_some());
+        }
+        let changed = !(count == self.active.len() && with_row == count);
+        #[cfg(debug_assertions)]
+        {
+            let mut active = Vec::new();
+            fill_active(state, &mut active);
+            debug_assert_eq!(changed, active != self.active, "running rows miscounted");
+        }
+        changed
+    }
+
+    /// A new allocation for the jobs running or waiting now, with the time received reset. The
+    /// allocation depends only on the jobs, the accelerators up and (makespan, finish-time
+    /// fairness) the work each job has left, all taken now; it is solved when a round first
+    /// ranks jobs by priority, so resets whose rounds never rank (`everything_fits`) solve
+    /// nothing.
+    fn reset(&mut self, state: &State, now_s: u64) {
+        let mut active = std::mem::take(&mut self.scratch_active);
+        fill_active(state, &mut active);
+        self.scratch_active = std::mem::replace(&mut self.active, active);
+        self.pools = state.cluster.pools.len();
+        self.reset_workers.clear();
+        self.reset_workers
+            .extend(state.cluster.pools.iter().map(|p| f64::from(p.up_capacity)));
+        self.reset_s = now_s;
+        self.allocation_due = true;
+        self.share.clear();
+        self.share_ln.clear();
+        // Gavel's `_reset_time_run_so_far`: every job starts at half a round on each type.
+        let half_round_s = self.round_s as f64 / 2.0;
+        self.received
+            .reset(state, &self.active, self.pools, half_round_s, now_s);
+        self.reset_remaining.clear();
+        if self.objective.uses_work_left() {
+            self.reset_remaining.extend(
+                self.active
+                    .iter()
+                    .map(|&id| remaining_units(state, id, now_s).max(1e-9)),
+            );
         }
     }
 
-    fn round(&mut self, state: &mut State, now_s: u64) {
-        self.account(state, now_s);
-        let mut active = std::mem::take(&mut self.scratch_active);
-        active.clear();
-        active.extend(state.running.iter().copied());
-        active.extend(
+    /// Solves the allocation of the last reset if it is still due.
+    fn ensure_allocation(&mut self, state: &State) {
+        if !self.allocation_due {
+            return;
+        }
+        let shares = self.allocate(
+            state,
+            &self.active,
+            self.reset_s,
+            &self.reset_workers,
+            &self.reset_remaining,
+        );
+        self.share.clear();
+        self.share.extend(shares.into_iter().flatten());
+        self.share_ln.clear();
+        self.share_ln.extend(
+            self.share
+                .iter()
+                .map(|&x| if x > 1e-9 { x.ln() } else { 0.0 }),
+        );
+        self.allocation_due = false;
+    }
+
+    /// The round's hand-out when every waiting job fits (`everything_fits`): the full hand-out
+    /// would keep every running job and start every waiting one, in job order, so do just that.
+    fn start_waiting(&mut self, state: &mut State, now_s: u64) {
+        let mut waiting = std::mem::take(&mut self.scratch_active);
+        waiting.clear();
+        waiting.extend(
             state
                 .pending
                 .iter()
                 .take(state.config.max_scan_jobs)
                 .map(|&(_, _, id)| id),
         );
-        active.sort_unstable();
-        let first = self.active.is_empty();
-        let interval_passed = now_s.saturating_sub(self.reset_s) >= self.min_reset_interval_s;
-        if active != self.active && (first || interval_passed) {
-            let shares = self.allocate(state, &active, now_s);
-            self.pools = state.cluster.pools.len();
-            self.share = shares.into_iter().flatten().collect();
-            // Gavel's `_reset_time_run_so_far`: every job starts at half a round on each type.
-            self.received_s = vec![self.round_s as f64 / 2.0; self.share.len()];
-            self.received_ln = vec![(self.round_s as f64 / 2.0).ln(); self.share.len()];
-            self.share_ln = self
-                .share
-                .iter()
-                .map(|&x| if x > 1e-9 { x.ln() } else { 0.0 })
-                .collect();
-            self.active.clone_from(&active);
-            self.reset_s = now_s;
-        }
-        let plan = self.plan(state, &active, now_s);
-        apply(state, &plan, now_s);
-        self.scratch_active = active;
-        self.last_round_s = now_s;
-    }
-
-    /// Which pool each job runs on this round: (job, pool) in job order. `active` holds the jobs
-    /// that are running or waiting now (the allocation may be older).
-    fn plan(&mut self, state: &State, active: &[u32], now_s: u64) -> Vec<(u32, usize)> {
-        let elapsed_s = (now_s.saturating_sub(self.reset_s) as f64).max(self.round_s as f64);
-        let elapsed_ln = elapsed_s.ln();
-        // (priority class, -ln priority, job, pool), packed into one integer in that order:
-        // class 0 are the (job, type) pairs the allocation gives time, by priority; class 1 the
-        // pairs at priority 0, oldest job first. Priorities within 1e-5 of each other (solver
-        // noise) tie, and ties go to the older job (`active` is in id order, so its index orders
-        // jobs as their ids do).
-        let mut keys = std::mem::take(&mut self.scratch_keys);
-        keys.clear();
-        let mut min_gang = u32::MAX;
-        let mut job_pools = std::mem::take(&mut self.job_pools);
-        let mut gangs = Vec::with_capacity(active.len());
-        let mut usable: Vec<usize> = Vec::new();
-        // `active` and `self.active` are both ascending: walk them together for the rows.
-        let mut cursor = 0;
-        for (index, &id) in active.iter().enumerate() {
-            while cursor < self.active.len() && self.active[cursor] < id {
-                cursor += 1;
-            }
-            let row = self
-                .active
-                .get(cursor)
-                .is_some_and(|&a| a == id)
-                .then_some(cursor);
-            let gang = pools_of(&mut job_pools, state, id, &mut usable);
-            gangs.push(gang);
-            min_gang = min_gang.min(gang);
-            for &w in &usable {
-                let x = row.map_or(0.0, |r| self.share[r * self.pools + w]);
-                let key = match row {
-                    Some(r) if x > 1e-9 => {
-                        // ln(x / (received / elapsed)); received >= half a round, so the
-                        // fraction is positive.
-                        let i = r * self.pools + w;
-                        let ln_priority = self.share_ln[i] - self.received_ln[i] + elapsed_ln;
-                        pack(0, -(ln_priority * 1e5).round() as i64, index, w)
-                    }
-                    _ => pack(1, 0, index, w),
-                };
-                keys.push(key);
-            }
-        }
-        // Only the head of the order is handed accelerators: heapify (linear) and pop until every
-        // job is placed or no type has room for the smallest gang, instead of sorting every pair.
-        let mut order: BinaryHeap<Reverse<u128>> =
-            std::mem::take(&mut keys).into_iter().map(Reverse).collect();
-        let mut room: Vec<u32> = state.cluster.pools.iter().map(|p| p.up_capacity).collect();
-        let mut placed = vec![false; active.len()];
-        let mut plan = Vec::new();
-        while let Some(Reverse(key)) = order.pop() {
-            let (index, w) = unpack(key);
-            let id = active[index];
-            let gang = gangs[index];
-            if placed[index] || room[w] < gang {
+        waiting.sort_unstable();
+        for &id in &waiting {
+            let Some(&(pool, _)) = state.pools_for(JobId(id)).first() else {
                 continue;
-            }
-            room[w] -= gang;
-            placed[index] = true;
-            plan.push((id, w));
-            if plan.len() == active.len() || room.iter().all(|&r| r < min_gang) {
-                break;
+            };
+            if state.start(JobId(id), pool, now_s)
+                && let Some(row) = self.row_of(id)
+            {
+                self.received.started(row, pool.0, now_s);
             }
         }
-        self.scratch_keys = order.into_vec().into_iter().map(|Reverse(k)| k).collect();
-        self.job_pools = job_pools;
-        plan.sort_unstable();
-        plan
+        self.scratch_active = waiting;
     }
-}
 
-/// Job `id`'s gang, with the pools it can run on (rate > 0) in `usable`, from the dense cache
-/// where the cluster has at most 32 pools (a job's gang and rates do not change).
-fn pools_of(cache: &mut Vec<u64>, state: &State, id: u32, usable: &mut Vec<usize>) -> u32 {
-    usable.clear();
-    let lookup = |usable: &mut Vec<usize>| {
-        usable.extend(
-            state
-                .pools_for(JobId(id))
-                .iter()
-                .filter(|&&(_, rate)| rate > 0.0)
-                .map(|&(pool, _)| pool.0 as usize),
-        );
-        state.job(JobId(id)).spec.gang_size
-    };
-    if state.cluster.pools.len() > 32 {
-        return lookup(usable);
+    /// Preempts running jobs not planned on their pool, then starts the planned ones (`plan` is
+    /// in job order), accounting the runs that end and start.
+    fn apply(&mut self, state: &mut State, plan: &[(u32, usize)], now_s: u64) {
+        for id in state.running_jobs() {
+            let pool = state.job(id).run().expect("running").pool.0 as usize;
+            let planned = plan
+                .binary_search_by_key(&id.0, |&(job, _)| job)
+                .ok()
+                .map(|i| plan[i].1);
+            if planned != Some(pool) {
+                if let Some(row) = self.row_of(id.0) {
+                    self.received.stopped(row, now_s);
+                }
+                state.preempt(id, now_s);
+            }
+        }
+        for &(id, pool) in plan {
+            let job = JobId(id);
+            if state.job(job).run().is_none()
+                && state.start(job, PoolId(pool as u32), now_s)
+                && let Some(row) = self.row_of(id)
+            {
+                self.received.started(row, pool as u32, now_s);
+            }
+        }
     }
-    let slot = id as usize;
-    if cache.len() <= slot {
-        cache.resize(slot + 1, 0);
-    }
-    if cache[slot] == 0 {
-        let gang = lookup(usable);
-        let mask = usable.iter().fold(0u64, |m, &w| m | 1 << w);
-        cache[slot] = u64::from(gang) << 32 | mask;
-        return gang;
-    }
-    let (gang, mask) = ((cache[slot] >> 32) as u32, cache[slot] & 0xffff_ffff);
-    usable.extend((0..32).filter(|w| mask & 1 << w != 0));
-    gang
-}
-
-/// A (class, priority key, job index, pool) candidate as one integer with the same order.
-fn pack(class: u8, priority_key: i64, index: usize, pool: usize) -> u128 {
-    (u128::from(class) << 112)
-        | (u128::from((priority_key as u64) ^ (1 << 63)) << 48)
-        | ((index as u128) << 16)
-        | pool as u128
-}
-
-/// The job index and pool of a packed candidate.
-fn unpack(key: u128) -> (usize, usize) {
-    (
-        ((key >> 16) & 0xffff_ffff) as usize,
-        (key & 0xffff) as usize,
-    )
 }
 
 /// A heterogeneity-agnostic allocation says only how much time each job gets; which type is
@@ -408,27 +432,6 @@ fn spread_by_capacity(share: Vec<Vec<f64>>, rates: &[Vec<f64>], workers: &[f64])
             workers.iter().map(|n| total * n / capacity).collect()
         })
         .collect()
-}
-
-/// Preempts running jobs not planned on their pool, then starts the planned ones (`plan` is in
-/// job order).
-fn apply(state: &mut State, plan: &[(u32, usize)], now_s: u64) {
-    for id in state.running_jobs() {
-        let pool = state.job(id).run().expect("running").pool.0 as usize;
-        let planned = plan
-            .binary_search_by_key(&id.0, |&(job, _)| job)
-            .ok()
-            .map(|i| plan[i].1);
-        if planned != Some(pool) {
-            state.preempt(id, now_s);
-        }
-    }
-    for &(id, pool) in plan {
-        let id = JobId(id);
-        if state.job(id).run().is_none() {
-            state.start(id, crate::cluster::PoolId(pool as u32), now_s);
-        }
-    }
 }
 
 /// Units of work left, counting the current run's progress up to `now_s`.
