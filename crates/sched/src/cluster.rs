@@ -83,6 +83,12 @@ pub struct Cluster {
     pub nodes: Vec<Node>,
     pub leaves: Vec<Domain>,
     pub pods: Vec<Domain>,
+    /// Per leaf switch, the number of up nodes with each free count: leaf `l`'s count of nodes
+    /// with `f` free is `leaf_free_histogram[l * histogram_stride + f]`. Lets placement rank a
+    /// leaf's plan without visiting its nodes.
+    pub(crate) leaf_free_histogram: Vec<u32>,
+    /// Largest accelerators per node over the pools, plus one.
+    pub(crate) histogram_stride: u32,
 }
 
 impl Cluster {
@@ -93,11 +99,19 @@ impl Cluster {
                 "a cluster needs at least one pool".into(),
             ));
         }
+        let histogram_stride = pools
+            .iter()
+            .map(|p| p.accelerators_per_node)
+            .max()
+            .unwrap_or(0)
+            + 1;
         let mut cluster = Cluster {
             pools: Vec::new(),
             nodes: Vec::new(),
             leaves: Vec::new(),
             pods: Vec::new(),
+            leaf_free_histogram: Vec::new(),
+            histogram_stride,
         };
         for (pool_index, config) in pools.iter().enumerate() {
             for (field, value) in [
@@ -137,6 +151,13 @@ impl Cluster {
                 }
                 cluster.leaves[leaf as usize].node_count += 1;
                 cluster.leaves[leaf as usize].free += per_node;
+                let slot = (leaf * histogram_stride + per_node) as usize;
+                if cluster.leaf_free_histogram.len() <= slot {
+                    cluster
+                        .leaf_free_histogram
+                        .resize(((leaf + 1) * histogram_stride) as usize, 0);
+                }
+                cluster.leaf_free_histogram[slot] += 1;
                 cluster.pods[pod as usize].node_count += 1;
                 cluster.pods[pod as usize].free += per_node;
                 cluster.nodes.push(Node {
@@ -209,6 +230,7 @@ impl Cluster {
             p.by_free.remove(&(free, node));
         }
         self.leaves[leaf].free -= free;
+        self.leaf_free_histogram[leaf * self.histogram_stride as usize + free as usize] -= 1;
         self.pods[pod].free -= free;
     }
 
@@ -225,6 +247,7 @@ impl Cluster {
             p.by_free.insert((free, node));
         }
         self.leaves[leaf].free += free;
+        self.leaf_free_histogram[leaf * self.histogram_stride as usize + free as usize] += 1;
         self.pods[pod].free += free;
     }
 

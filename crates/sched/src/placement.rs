@@ -28,14 +28,48 @@ impl Cluster {
             return Some(vec![(NodeId(node), gang)]);
         }
         let k_min = min_nodes(&p.free_histogram, gang);
-        let leaves = &self.leaves[p.first_leaf as usize..(p.first_leaf + p.leaf_count) as usize];
         let pods = &self.pods[p.first_pod as usize..(p.first_pod + p.pod_count) as usize];
-        self.best_in_one_of(leaves, gang, k_min)
+        self.best_in_one_leaf(p.first_leaf, p.leaf_count, gang, k_min)
             .or_else(|| self.best_in_one_of(pods, gang, k_min))
             .or_else(|| {
                 self.plan_in(p.first_node, p.node_count, gang)
                     .map(|(_, a)| a)
             })
+    }
+
+    /// The best plan of `k_min` nodes inside one of the leaves `first..first + count`: what
+    /// [`Self::best_in_one_of`] over those leaves returns, but each leaf is ranked from its
+    /// free-count histogram (a plan inside one leaf has one leaf, so only its node count and
+    /// stranded accelerators differ) and only the winner's nodes are visited.
+    fn best_in_one_leaf(
+        &self,
+        first: u32,
+        count: u32,
+        gang: u32,
+        k_min: u32,
+    ) -> Option<Allocation> {
+        let stride = self.histogram_stride as usize;
+        let mut best: Option<(u32, usize)> = None;
+        for leaf in first as usize..(first + count) as usize {
+            if self.leaves[leaf].free < gang {
+                continue;
+            }
+            let histogram = &self.leaf_free_histogram[leaf * stride..(leaf + 1) * stride];
+            if let Some((nodes, stranded)) = plan_shape(histogram, gang)
+                && nodes == k_min
+                && best.is_none_or(|(b, _)| stranded < b)
+            {
+                best = Some((stranded, leaf));
+                if stranded == 0 {
+                    // Nothing later can be strictly better, and ties keep the first.
+                    break;
+                }
+            }
+        }
+        let (_, leaf) = best?;
+        let domain = &self.leaves[leaf];
+        self.plan_in(domain.first_node, domain.node_count, gang)
+            .map(|(_, allocation)| allocation)
     }
 
     /// The best plan of `k_min` nodes inside any one of `domains` (leaves or pods).
@@ -108,6 +142,36 @@ struct Plan {
     stranded: u32,
 }
 
+/// (nodes, stranded accelerators) of the plan [`Cluster::plan_in`] makes for `gang` over nodes
+/// whose free counts are `histogram` (`histogram[f]` nodes with `f` free), or `None` if they
+/// hold fewer. Emptiest first: whole nodes are taken while the next one does not cover what is
+/// still needed; then the last node is the one with the fewest free that covers it.
+fn plan_shape(histogram: &[u32], gang: u32) -> Option<(u32, u32)> {
+    let mut still_needed = gang;
+    let mut nodes = 0u32;
+    for free in (1..histogram.len() as u32).rev() {
+        let count = histogram[free as usize];
+        if count == 0 {
+            continue;
+        }
+        // Nodes with this many free taken whole before one covers the rest.
+        let whole = if free >= still_needed {
+            0
+        } else {
+            still_needed.div_ceil(free) - 1
+        };
+        if whole < count {
+            still_needed -= whole * free;
+            // Untaken nodes: the rest of this count and every smaller one.
+            let last = (still_needed..=free).find(|&f| histogram[f as usize] > 0)?;
+            return Some((nodes + whole + 1, last - still_needed));
+        }
+        still_needed -= count * free;
+        nodes += count;
+    }
+    None
+}
+
 /// The fewest nodes whose free accelerators add up to `gang`, from a free-count histogram.
 fn min_nodes(free_histogram: &[u32], gang: u32) -> u32 {
     let mut remaining = gang;
@@ -138,5 +202,35 @@ mod tests {
         assert_eq!(min_nodes(&histogram, 16), 2);
         assert_eq!(min_nodes(&histogram, 25), 5);
         assert_eq!(min_nodes(&histogram, 26), u32::MAX);
+    }
+
+    proptest::proptest! {
+        /// The histogram shortcut ranks a leaf's plan as the node-by-node plan does.
+        #[test]
+        fn plan_shape_matches_the_node_by_node_plan(
+            taken in proptest::collection::vec(0u32..=8, 1..12),
+            gang in 1u32..100,
+        ) {
+            let pool = crate::cluster::PoolConfig {
+                name: "p".into(),
+                accelerator: "a".into(),
+                nodes: taken.len() as u32,
+                accelerators_per_node: 8,
+                nodes_per_leaf: 16,
+                leaves_per_pod: 1,
+            };
+            let mut cluster = Cluster::new(&[pool]).unwrap();
+            for (node, &count) in taken.iter().enumerate() {
+                if count > 0 {
+                    cluster.allocate(NodeId(node as u32), count);
+                }
+            }
+            let stride = cluster.histogram_stride as usize;
+            let shape = plan_shape(&cluster.leaf_free_histogram[..stride], gang);
+            let plan = cluster
+                .plan_in(0, taken.len() as u32, gang)
+                .map(|(plan, _)| (plan.nodes, plan.stranded));
+            proptest::prop_assert_eq!(shape, plan);
+        }
     }
 }

@@ -15,6 +15,8 @@ pub struct Scheduler {
     state: State,
     policy: Box<dyn Policy>,
     tenant_index: BTreeMap<String, usize>,
+    /// The pools a job being submitted can run on, reused from submit to submit.
+    pools_scratch: Vec<(PoolId, f64)>,
 }
 
 impl std::fmt::Debug for Scheduler {
@@ -53,6 +55,7 @@ impl Scheduler {
             state: State::new(cluster, tenant_list, config),
             policy,
             tenant_index,
+            pools_scratch: Vec::new(),
         })
     }
 
@@ -88,18 +91,20 @@ impl Scheduler {
                 spec.name, spec.work.total_units
             )));
         }
-        let pools: Vec<(PoolId, f64)> = self
-            .state
-            .cluster
-            .pools
-            .iter()
-            .enumerate()
-            .filter_map(|(i, pool)| {
-                let rate = spec.work.units_per_s.get(&pool.accelerator).copied()?;
-                let fits = pool.accelerators_per_node * pool.node_count >= spec.gang_size;
-                (rate > 0.0 && rate.is_finite() && fits).then_some((PoolId(i as u32), rate))
-            })
-            .collect();
+        let mut pools = std::mem::take(&mut self.pools_scratch);
+        pools.clear();
+        pools.extend(
+            self.state
+                .cluster
+                .pools
+                .iter()
+                .enumerate()
+                .filter_map(|(i, pool)| {
+                    let rate = spec.work.units_per_s.get(&pool.accelerator).copied()?;
+                    let fits = pool.accelerators_per_node * pool.node_count >= spec.gang_size;
+                    (rate > 0.0 && rate.is_finite() && fits).then_some((PoolId(i as u32), rate))
+                }),
+        );
         if pools.is_empty() {
             let types: Vec<&str> = spec.work.units_per_s.keys().map(String::as_str).collect();
             let offered: Vec<String> = self
@@ -156,6 +161,7 @@ impl Scheduler {
         };
         let key = self.policy.queue_key(&job, &pools);
         self.state.enqueue(job, &pools, key);
+        self.pools_scratch = pools;
         Ok(id)
     }
 

@@ -233,6 +233,10 @@ impl State {
     /// Starts the job on the first pool in `pools_by_free` where it can be placed.
     pub fn start_anywhere(&mut self, id: JobId, now_s: u64) -> bool {
         let gang = self.job(id).spec.gang_size;
+        if let &[(pool, _)] = self.pools_for(id) {
+            // One pool (most jobs on a one-type cluster): nothing to order, nothing to allocate.
+            return self.cluster.pools[pool.0 as usize].free >= gang && self.start(id, pool, now_s);
+        }
         for (pool, _) in self.pools_by_free(id) {
             if self.cluster.pools[pool.0 as usize].free < gang {
                 break;

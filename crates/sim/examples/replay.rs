@@ -67,7 +67,7 @@ fn main() -> ExitCode {
     if let Some(seconds) = restart_delay_s {
         config.sched.restart_delay_s = seconds;
     }
-    match simulate(&cluster, &jobs, &config, None) {
+    let code = match simulate(&cluster, &jobs, &config, None) {
         Ok(run) => {
             let summary = Summary::of(&run);
             println!(
@@ -81,11 +81,17 @@ fn main() -> ExitCode {
                     .map(|j| u64::from(j.preemptions))
                     .sum::<u64>()
             );
+            // The process ends here: leave the million result records to the OS instead of
+            // freeing them one by one (about 4% of the instructions of a 1M-job run).
+            std::mem::forget(run);
             ExitCode::SUCCESS
         }
         Err(error) => {
             eprintln!("{error}");
             ExitCode::FAILURE
         }
-    }
+    };
+    // Likewise the workload.
+    std::mem::forget(jobs);
+    code
 }

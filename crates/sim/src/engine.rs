@@ -2,10 +2,10 @@
 //! driving `suanli-sched` through the calls the server makes (`submit`, `on_finish`,
 //! `on_node_failure`, `on_node_repair`, `schedule`, `next_wakeup_s`).
 //!
-//! Virtual time is whole seconds (`u64`). Events are handled in (time, kind, sequence number)
-//! order: at one instant, completions come first, then repairs, failures, arrivals and policy
-//! wake-ups, each kind in the order it was queued, and the scheduler runs once after all of them.
-//! Arrivals come from the trace sorted once by time; the other events sit in a binary heap that
+//! Virtual time is whole seconds (`u64`). Events are handled in (time, kind, fields) order: at
+//! one instant, completions come first (by job, then run number), then repairs and failures (by
+//! node), arrivals (by time, then trace position) and policy wake-ups, and the scheduler runs
+//! once after all of them. Arrivals come from the trace sorted once by time; the other events sit in a binary heap that
 //! holds only what is in flight. Failure times come from a seeded `StdRng`, one exponential draw
 //! per node per failure, so a seed fixes the whole run. A completion event carries the run's
 //! number; one left over from a run that was since preempted or killed is ignored (and dropped
@@ -80,6 +80,51 @@ enum Event {
     Wakeup,
 }
 
+/// An event in the heap as one integer that sorts in handling order: time (64 bits), kind (3
+/// bits), then the kind's fields (job and run number, or node). Comparing one `u128` is what
+/// made the heap cheap; two equal keys are the same event, so no sequence number is needed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Queued(u128);
+
+/// Bits of a run number in a [`Queued`] key.
+const RUN_BITS: u32 = 29;
+
+impl Queued {
+    fn new(at_s: u64, event: Event) -> Self {
+        let (kind, a, b) = match event {
+            Event::Finish { job, run } => (0u128, job, run),
+            Event::Repair { node } => (1, node, 0),
+            Event::Failure { node } => (2, node, 0),
+            Event::Arrival { index } => (3, index, 0),
+            Event::Wakeup => (4, 0, 0),
+        };
+        debug_assert!(b < 1 << RUN_BITS, "a job restarted 2^29 times");
+        Queued(
+            (u128::from(at_s) << 64)
+                | (kind << 61)
+                | (u128::from(a) << RUN_BITS)
+                | u128::from(b & ((1 << RUN_BITS) - 1)),
+        )
+    }
+
+    fn at_s(self) -> u64 {
+        (self.0 >> 64) as u64
+    }
+
+    fn event(self) -> Event {
+        // The low 32 bits after the shift are the first field.
+        let a = (self.0 >> RUN_BITS) as u32;
+        let b = (self.0 & ((1 << RUN_BITS) - 1)) as u32;
+        match (self.0 >> 61) & 0b111 {
+            0 => Event::Finish { job: a, run: b },
+            1 => Event::Repair { node: a },
+            2 => Event::Failure { node: a },
+            3 => Event::Arrival { index: a },
+            _ => Event::Wakeup,
+        }
+    }
+}
+
 /// Receives progress as (jobs done, jobs total) every few thousand events.
 pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
 
@@ -97,15 +142,13 @@ pub fn simulate(
         Scheduler::new(&pool_configs, &config.tenants, policy, config.sched.clone())?;
     let total_accelerators = scheduler.state().cluster.total_accelerators();
     let mut rng = StdRng::seed_from_u64(config.seed);
-    let mut heap: BinaryHeap<Reverse<(u64, Event, u64)>> = BinaryHeap::new();
-    let mut sequence = 0u64;
-    let mut push = |heap: &mut BinaryHeap<Reverse<(u64, Event, u64)>>, at_s: u64, event: Event| {
-        sequence += 1;
-        heap.push(Reverse((at_s, event, sequence)));
+    let mut heap: BinaryHeap<Reverse<Queued>> = BinaryHeap::new();
+    let push = |heap: &mut BinaryHeap<Reverse<Queued>>, at_s: u64, event: Event| {
+        heap.push(Reverse(Queued::new(at_s, event)));
     };
 
     let mut order: Vec<u32> = (0..jobs.len() as u32).collect();
-    order.sort_by_key(|&i| (jobs[i as usize].arrival_s, i));
+    order.sort_unstable_by_key(|&i| (jobs[i as usize].arrival_s, i));
     // Arrivals are not queued in the heap: they are read from `order` (by time, then trace
     // position) and merged with the heap's head, which keeps the heap as small as the jobs in
     // flight instead of the whole trace.
@@ -150,8 +193,8 @@ pub fn simulate(
 
     // The earlier of the heap's head and the next arrival, in (time, kind) order; taken off
     // its queue by `take`.
-    let head = |heap: &BinaryHeap<Reverse<(u64, Event, u64)>>, next: usize| {
-        let queued = heap.peek().map(|&Reverse((t, event, _))| (t, event));
+    let head = |heap: &BinaryHeap<Reverse<Queued>>, next: usize| {
+        let queued = heap.peek().map(|&Reverse(q)| (q.at_s(), q.event()));
         match (queued, arrival_at(next)) {
             (Some(q), Some(a)) => Some((q.min(a), q <= a)),
             (Some(q), None) => Some((q, true)),
@@ -273,7 +316,7 @@ pub fn simulate(
         }
         if stale > 4096 && stale * 2 > heap.len() && scheduler.passes_only_at_wakeups() {
             let state = scheduler.state();
-            heap.retain(|Reverse((_, event, _))| match *event {
+            heap.retain(|Reverse(queued)| match queued.event() {
                 Event::Finish { job, run } => {
                     runs[job as usize] == run && state.jobs[job as usize].run().is_some()
                 }

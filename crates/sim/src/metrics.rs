@@ -108,7 +108,8 @@ impl Distribution {
         if values.is_empty() {
             return Distribution::default();
         }
-        values.sort_by(f64::total_cmp);
+        // Unstable is enough: values equal under `total_cmp` are the same bits.
+        values.sort_unstable_by(f64::total_cmp);
         let rank =
             |q: f64| values[((q * values.len() as f64).ceil() as usize).clamp(1, values.len()) - 1];
         Distribution {

@@ -288,6 +288,12 @@ impl Policy for IndexedLas {
     }
 
     fn schedule(&mut self, state: &mut State, now_s: u64) {
+        if state.pending_count() == 0 {
+            // Nothing waits, so the pass would change nothing and `next_wakeup_s` asks for no
+            // wake-up: leave the index to the next pass that needs it (starts and stops stay in
+            // the state's log; a job that started and stopped since costs nothing then).
+            return;
+        }
         self.index.sync(&self.queues, state, now_s);
         if state.has_quotas() {
             self.queues.schedule(state, now_s);

@@ -204,6 +204,11 @@ impl Policy for TiresiasTwoDLas {
     }
 
     fn schedule(&mut self, state: &mut State, now_s: u64) {
+        if state.pending_count() == 0 {
+            // Nothing waits: no promotion, no start, no wake-up; the index catches up on the
+            // state's log at the next pass that needs it (as in `IndexedLas`).
+            return;
+        }
         self.sync(state, now_s);
         self.promote_starving(state, now_s);
         let waiting_before: Vec<JobId> = state.pending_prefix(state.config.max_scan_jobs);
