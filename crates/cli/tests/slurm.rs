@@ -524,3 +524,112 @@ fn a_spare_submitted_ahead_runs_the_next_gang_of_its_shape_once() {
     }
     assert_eq!(server.slurm_jobs(id).len(), 1, "ran twice");
 }
+
+#[test]
+fn warm_spares_on_busy_nodes_run_the_next_jobs_placed_there_once_each() {
+    let Some(_cluster) = cluster() else { return };
+    let server = slurm_server(&[]);
+    let whole_node = |n: usize| {
+        json!({ "gpus": 8, "env": { "N": n.to_string() },
+                "command": ["sh", "-c", "sleep 2; echo job=$N rank=$RANK"] })
+    };
+    // Three waves of four whole-node jobs on the four nodes: while jobs are queued, suanli
+    // keeps warm spares released onto the nodes of the runs it places, and later runs on those
+    // nodes are bound to them.
+    let ids: Vec<i64> = (0..12).map(|n| server.submit(whole_node(n))).collect();
+    for &id in &ids {
+        server.wait(id, "succeeded", 120, |j| j["state"] == "succeeded");
+    }
+    let spare_name = std::fs::read_to_string(server.data_dir.join("slurm-spares/slurm/name"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let mut warm = 0;
+    for (n, &id) in ids.iter().enumerate() {
+        let job = server.job(id);
+        assert_eq!(job["attempts"], 1, "{job}");
+        let logs = server.logs(id, 0);
+        let lines: Vec<&str> = logs.lines().filter(|l| l.starts_with("job=")).collect();
+        assert_eq!(
+            lines,
+            [format!("job={n} rank=0")],
+            "job {id} ran other than once"
+        );
+        if slurm_job(&job).contains(&format!("JobName={spare_name} ")) {
+            warm += 1;
+        }
+    }
+    assert!(warm > 0, "no run was bound to a warm spare");
+    // Nothing left holding GPUs once the queue is empty: unclaimed warm spares are given back.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let held = slurm(
+            "squeue",
+            &[
+                "-h",
+                "-t",
+                "running,completing",
+                "--name",
+                &spare_name,
+                "-o",
+                "%i",
+            ],
+        );
+        if held.trim().is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "warm spares still hold GPUs: {held}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn runs_bound_to_warm_spares_survive_suanli_killed_and_restarted_once_each() {
+    let Some(_cluster) = cluster() else { return };
+    let mut server = slurm_server(&[]);
+    let whole_node = |n: usize| {
+        json!({ "gpus": 8, "env": { "N": n.to_string() },
+                "command": ["sh", "-c", "sleep 4; echo job=$N"] })
+    };
+    let ids: Vec<i64> = (0..12).map(|n| server.submit(whole_node(n))).collect();
+    let spare_name = std::fs::read_to_string(server.data_dir.join("slurm-spares/slurm/name"))
+        .unwrap()
+        .trim()
+        .to_string();
+    // Killed while a run bound to a warm spare runs (others may be bound and still pending).
+    let deadline = Instant::now() + Duration::from_secs(90);
+    'wait: loop {
+        for &id in &ids {
+            let job = server.job(id);
+            if job["state"] == "running" && job["run"]["run_dir"].is_string() {
+                let shown = slurm_job(&job);
+                if shown.contains(&format!("JobName={spare_name} "))
+                    && shown.contains("JobState=RUNNING")
+                {
+                    break 'wait;
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no run bound to a running warm spare"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // SAFETY: SIGKILL to the server process this test started.
+    unsafe { libc::kill(server.child.id() as i32, libc::SIGKILL) };
+    let _ = server.child.wait();
+    let (data_dir, port) = (server.data_dir.clone(), server.port);
+    drop(server);
+    let server = serve(&data_dir, port, &["--executor", "slurm"]);
+    for (n, &id) in ids.iter().enumerate() {
+        let job = server.wait(id, "succeeded", 120, |j| j["state"] == "succeeded");
+        assert_eq!(job["attempts"], 1, "{job}");
+        let logs = server.logs(id, 0);
+        let lines: Vec<&str> = logs.lines().filter(|l| l.starts_with("job=")).collect();
+        assert_eq!(lines, [format!("job={n}")], "job {id} ran other than once");
+    }
+}

@@ -8,6 +8,7 @@
 //! cargo run --release -p suanli-server --example slurm_bench -- --jobs 1000
 //! ```
 //!
+//! `--warm-spares N` sets the warm spares kept per node set (0: none, as before they existed),
 //! `--skip-plain` leaves the plain runs out, `--keep-data` keeps suanli's data directory (run
 //! directories with their scripts, Slurm job ids and exit files); `SUANLI_LOG=suanli_server=debug` logs how long
 //! every `sbatch`, `squeue` and Slurm report took, with timestamps.
@@ -32,46 +33,55 @@ fn slurm_conf() -> String {
     std::env::var("SLURM_CONF").unwrap_or_else(|_| "/var/tmp/suanli-slurm/etc/slurm.conf".into())
 }
 
-/// Jobs whose name `counts` that Slurm has not finished.
-fn unfinished(counts: impl Fn(&str) -> bool) -> usize {
+/// Jobs whose name and state (`PENDING`, `RUNNING`, ...) `count` that Slurm has not finished.
+fn unfinished(counts: impl Fn(&str, &str) -> bool) -> usize {
     let output = Command::new("squeue")
         .args([
             "-h",
             "-t",
             "pending,running,completing,configuring",
             "-o",
-            "%j",
+            "%T|%j",
         ])
         .env("SLURM_CONF", slurm_conf())
         .output()
         .expect("squeue");
     String::from_utf8_lossy(&output.stdout)
         .lines()
-        .filter(|l| counts(l.trim()))
+        .filter_map(|l| l.trim().split_once('|'))
+        .filter(|(state, name)| counts(name, state))
         .count()
 }
 
-/// Runs of this server's (names starting with `prefix`) that Slurm ran from a spare (its working
-/// directory is the spares directory), of all it lists.
-fn from_spares(prefix: &str) -> (usize, usize) {
+/// How this server's runs reached Slurm, from the Slurm job id each run directory recorded:
+/// (bound to a warm spare, which keeps the spare's name; released from a spare, renamed to the
+/// run; submitted with `sbatch`).
+fn how_started(spare_name: &str, ids: &[String]) -> (usize, usize, usize) {
     let output = Command::new("squeue")
-        .args(["-h", "-t", "all", "-o", "%j|%Z"])
+        .args(["-h", "-r", "-t", "all", "-o", "%i|%j"])
         .env("SLURM_CONF", slurm_conf())
         .output()
         .expect("squeue");
     let text = String::from_utf8_lossy(&output.stdout);
-    let runs: Vec<&str> = text
+    let names: std::collections::HashMap<&str, &str> = text
         .lines()
-        .filter(|l| l.starts_with(prefix) && !l.contains("-spare|"))
+        .filter_map(|l| l.trim().split_once('|'))
         .collect();
-    let spares = runs.iter().filter(|l| l.contains("/slurm-spares/")).count();
-    (spares, runs.len())
+    let warm = ids
+        .iter()
+        .filter(|id| names.get(id.as_str()) == Some(&spare_name))
+        .count();
+    let spares = ids.iter().filter(|id| id.contains('_')).count() - warm;
+    (warm, spares, ids.len() - warm - spares)
 }
 
-/// Jobs whose name starts with `prefix` that Slurm has not finished (spares, which wait
-/// unallocated until suanli releases them, are not work).
+/// Jobs of this server (names starting with `prefix`) that Slurm has not finished: runs, and
+/// spares that hold an allocation (pending spares wait unallocated until suanli releases them,
+/// and are not work; a warm spare bound to a run keeps the spare's name).
 fn unfinished_prefix(prefix: &str) -> usize {
-    unfinished(|name| name.starts_with(prefix) && !name.ends_with("-spare"))
+    unfinished(|name, state| {
+        name.starts_with(prefix) && (!name.ends_with("-spare") || state != "PENDING")
+    })
 }
 
 /// Clears slurmctld's request counters (`sdiag -r`; needs root or SlurmUser).
@@ -241,13 +251,18 @@ fn plain_sbatch(jobs: usize, wrap: &str) -> (f64, f64) {
         assert!(status.success(), "sbatch failed");
     }
     let accepted = jobs as f64 / started.elapsed().as_secs_f64();
-    while unfinished(|job| job == name) > 0 {
+    while unfinished(|job, _| job == name) > 0 {
         std::thread::sleep(Duration::from_millis(100));
     }
     (accepted, jobs as f64 / started.elapsed().as_secs_f64())
 }
 
-async fn through_suanli(jobs: usize, poll_ms: u64, keep_data: bool) -> (f64, f64, String) {
+async fn through_suanli(
+    jobs: usize,
+    poll_ms: u64,
+    warm_spares: usize,
+    keep_data: bool,
+) -> (f64, f64, String) {
     let data_dir = std::env::temp_dir().join(format!("suanli-slurm-bench-{}", std::process::id()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -261,6 +276,7 @@ async fn through_suanli(jobs: usize, poll_ms: u64, keep_data: bool) -> (f64, f64
     let mut cluster = suanli_server::slurm::SlurmConfig::new("slurm");
     cluster.slurm_conf = Some(slurm_conf().into());
     cluster.poll_interval = Duration::from_millis(poll_ms);
+    cluster.warm_spares = warm_spares;
     let executors = suanli_server::Executors {
         no_local: true,
         slurm: vec![cluster],
@@ -312,11 +328,21 @@ async fn through_suanli(jobs: usize, poll_ms: u64, keep_data: bool) -> (f64, f64
     let done = list(&http, &url, &token, "succeeded", jobs).await;
     let succeeded = done.len();
     let mut profiled = profile(&done);
-    let (spared, listed) = tokio::task::spawn_blocking(move || from_spares(&prefix))
-        .await
-        .unwrap();
+    let ids: Vec<String> = done
+        .iter()
+        .filter_map(|job| job["run"]["run_dir"].as_str())
+        .filter_map(|dir| {
+            std::fs::read_to_string(std::path::Path::new(dir).join("slurm-job-id")).ok()
+        })
+        .map(|id| id.trim().to_string())
+        .collect();
+    let spare_name = spare_name.trim().to_string();
+    let (warm, spared, sbatch) =
+        tokio::task::spawn_blocking(move || how_started(&spare_name, &ids))
+            .await
+            .unwrap();
     profiled.push_str(&format!(
-        "\n{spared} of the {listed} runs Slurm still lists were released from spares"
+        "\nruns bound to warm spares {warm}, released from spares {spared}, submitted with sbatch {sbatch}"
     ));
     if succeeded < jobs {
         // Reported, not hidden: a job Slurm failed (e.g. slurmd could not exec the batch
@@ -348,6 +374,10 @@ async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let jobs: usize = flag(&args, "--jobs").map_or(1000, |s| s.parse().expect("--jobs N"));
     let poll_ms: u64 = flag(&args, "--poll-ms").map_or(1000, |s| s.parse().expect("--poll-ms N"));
+    let warm_spares = flag(&args, "--warm-spares").map_or(
+        suanli_server::slurm::SlurmConfig::new("slurm").warm_spares,
+        |s| s.parse().expect("--warm-spares N"),
+    );
     // `true` alone, and `srun true`: a job step, as every suanli run (and every gang) has.
     // Plain first: suanli then runs beside their 2 x N ended jobs, which Slurm keeps listing
     // for MinJobAge.
@@ -366,8 +396,13 @@ async fn main() {
         }
     }
     reset_requests();
-    let (suanli_accepted, suanli_jobs, profiled) =
-        through_suanli(jobs, poll_ms, args.iter().any(|a| a == "--keep-data")).await;
+    let (suanli_accepted, suanli_jobs, profiled) = through_suanli(
+        jobs,
+        poll_ms,
+        warm_spares,
+        args.iter().any(|a| a == "--keep-data"),
+    )
+    .await;
     request_lines.push(per_job("through suanli", &requests(), jobs));
     println!("{jobs} jobs (`true`, 1 GPU each) on the 4-node Slurm of .ci/slurm.sh");
     println!("{:<18} {:>12} {:>14}", "", "accepted/s", "end-to-end/s");

@@ -81,4 +81,10 @@ impl Executor for Clusters {
             cluster.executor.shutdown().await;
         }
     }
+
+    fn nothing_queued(&self) {
+        for cluster in &self.clusters {
+            cluster.executor.nothing_queued();
+        }
+    }
 }

@@ -40,6 +40,9 @@ pub struct Launch {
     pub pool: String,
     /// The job's priority (a hint for executors whose engine schedules, e.g. Slurm).
     pub priority: i32,
+    /// Jobs still queued after the pass that placed this run (a hint: the Slurm executor keeps
+    /// warm spares while more starts are coming).
+    pub queued_jobs: usize,
 }
 
 /// A run ended: every rank exited, or one failed and the rest were killed.
@@ -111,6 +114,9 @@ pub trait Executor: Send + Sync {
     /// The server is stopping: gives back what the executor holds beyond runs (Slurm: its
     /// spares). Runs keep running.
     async fn shutdown(&self) {}
+    /// No job is queued after a scheduling pass: gives back what the executor holds for starts
+    /// to come (Slurm: its warm spares).
+    fn nothing_queued(&self) {}
 }
 
 /// Runs processes on this machine, each run in its own process group.

@@ -38,6 +38,9 @@ impl Engine {
         for (id, attempt) in launches {
             self.launch_run(id, attempt).await?;
         }
+        if self.scheduler.state().pending_count() == 0 {
+            self.executor.nothing_queued();
+        }
         self.refresh_reasons().await
     }
 

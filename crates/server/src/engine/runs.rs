@@ -135,6 +135,7 @@ impl Engine {
             run_as,
             pool: run.pool,
             priority: job.spec.run.priority,
+            queued_jobs: self.scheduler.state().pending_count(),
         };
         if let Err(error) = self.executor.start(&launch).await {
             tracing::warn!(job = id, %error, "failed to start run");

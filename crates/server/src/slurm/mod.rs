@@ -70,6 +70,10 @@ pub struct SlurmConfig {
     /// Spares kept per allocation shape (Slurm jobs submitted ahead of placement and released
     /// on it, see `spares`); 0 submits every run with its own `sbatch` at placement.
     pub spares: usize,
+    /// Warm spares kept per node set and allocation shape while jobs are queued (spares
+    /// released onto the nodes of a run before the next run is placed there, see
+    /// `spares/warm.rs`); 0 turns them off.
+    pub warm_spares: usize,
 }
 
 impl SlurmConfig {
@@ -88,6 +92,7 @@ impl SlurmConfig {
             exit_check_interval: Duration::from_millis(50),
             max_parallel_submits: 8,
             spares: 32,
+            warm_spares: 2,
         }
     }
 }

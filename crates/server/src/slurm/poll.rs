@@ -107,6 +107,7 @@ fn check_exit_files(executor: &SlurmExecutor) {
         let Some(run) = tracked.remove(&slurm_id) else {
             continue;
         };
+        executor.spares.forget(&slurm_id);
         let _ = executor.events.send(SlurmEvent::Ended {
             job_id: run.job_id,
             attempt: run.attempt,
@@ -233,6 +234,7 @@ async fn poll_jobs(executor: &SlurmExecutor) {
         }
         for id in ended {
             tracked.remove(&id);
+            executor.spares.forget(&id);
         }
     }
     for event in events {

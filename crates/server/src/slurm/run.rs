@@ -144,14 +144,27 @@ impl Executor for SlurmExecutor {
         // Spares serve runs whose nodes suanli picks (Slurm's own choices carry per-run hints).
         let spare = match self.config.mode {
             super::Mode::Suanli => {
-                self.spares
-                    .take(&allocation_args(&shape, gpus))
-                    .map(|id| Spare {
-                        id,
-                        script: script_path.clone(),
-                        job_name: name.clone(),
-                        exclude: self.other_nodes(launch, &shape),
-                    })
+                let key = allocation_args(&shape, gpus);
+                let exclude = self.other_nodes(launch, &shape);
+                let set = (node_set(&shape), key.clone());
+                // A warm spare on these nodes: bound by a file, nothing asked of Slurm.
+                let warm = self
+                    .spares
+                    .claim_warm(&set, &script_path, &run_dir.join(JOB_ID_FILE));
+                if launch.queued_jobs > 0 {
+                    self.spares.warm_up(&set, &exclude);
+                }
+                if let Some(id) = warm {
+                    tracing::debug!(job = launch.job_id, spare = %id, "bound to a warm spare");
+                    self.track(id, launch.job_id, launch.attempt, run_dir);
+                    return Ok(());
+                }
+                self.spares.take(&key).map(|id| Spare {
+                    id,
+                    script: script_path.clone(),
+                    job_name: name.clone(),
+                    exclude,
+                })
             }
             super::Mode::Slurm => None,
         };
@@ -189,9 +202,13 @@ impl Executor for SlurmExecutor {
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
         match found {
-            // A spare bound to this run but never released (the server died before its
-            // update): nothing ran. Without its binding it never will; run it again.
-            Ok(Some(row)) if self.spares.is_spare(&row.name) => {
+            // A spare bound to this run that never took its binding (not released: the server
+            // died before its update; or released warm and not yet started): nothing ran. With
+            // its binding revoked it never will; run it again. A warm spare that took its
+            // binding runs the run under the spare's name: followed below like any run.
+            Ok(Some(row))
+                if self.spares.is_spare(&row.name) && !self.spares.took_binding(&row.job_id) =>
+            {
                 let _ = std::fs::remove_file(self.spares.binding(&row.job_id));
                 self.spares.cancel(&row.job_id);
                 let _ = std::fs::remove_file(run_dir.join(JOB_ID_FILE));
@@ -232,6 +249,10 @@ impl Executor for SlurmExecutor {
         self.spares.cancel_all().await;
     }
 
+    fn nothing_queued(&self) {
+        self.spares.cool_down();
+    }
+
     async fn stop(&self, run_dir: &Path, _grace: Duration) {
         // Not yet in Slurm: the submitter drops it, or cancels it once it has an id.
         if let Some(stopped) = self.pending.lock().expect("pending lock").get_mut(run_dir) {
@@ -251,6 +272,12 @@ impl Executor for SlurmExecutor {
             tracing::warn!(run_dir = %run_dir.display(), %error, "scancel failed");
         }
     }
+}
+
+/// The nodes of a shape, `n1,n2`: warm spares are kept per node set.
+fn node_set(shape: &Shape) -> String {
+    let names: Vec<&str> = shape.nodes.iter().map(|(n, _)| n.as_str()).collect();
+    names.join(",")
 }
 
 /// The exit code the batch script recorded, if it got that far.

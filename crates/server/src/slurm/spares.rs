@@ -28,9 +28,12 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
-use super::script::shell_quote;
 use super::session::Session;
 use super::{SlurmConfig, SlurmError, command, parse};
+
+mod warm;
+
+use warm::Set;
 
 /// How far ahead a spare's start time is: Slurm never starts it unless suanli releases it.
 const BEGIN_AHEAD: &str = "now+1day";
@@ -61,6 +64,13 @@ pub(super) struct Spares {
     name: String,
     /// Submitted spares by key (`<array>_<task>`), with when.
     ready: Mutex<HashMap<Key, Vec<(String, Instant)>>>,
+    /// Spares released warm onto a node set and not yet claimed (see `warm`).
+    warm: Mutex<HashMap<Set, Vec<String>>>,
+    /// Warm releases under way, by set.
+    warming: Mutex<HashMap<Set, usize>>,
+    /// How many times warm spares were given back (a release under way then gives its spare
+    /// back too).
+    cooled: std::sync::atomic::AtomicU64,
     /// Spares being submitted, by key.
     submitting: Mutex<HashMap<Key, usize>>,
     slots: Arc<Semaphore>,
@@ -73,19 +83,16 @@ impl Spares {
     /// Spares for `config`'s cluster in `dir` (created, with the spare script), named `name`.
     pub(super) fn new(config: SlurmConfig, dir: PathBuf, name: String) -> std::io::Result<Spares> {
         std::fs::create_dir_all(&dir)?;
-        let script = format!(
-            "#!/bin/sh\n# A suanli spare: runs the run suanli bound to it, else nothing.\n\
-             b={}/bound-${{SLURM_ARRAY_JOB_ID}}_$SLURM_ARRAY_TASK_ID\n[ -f \"$b\" ] || exit 0\nscript=$(cat \"$b\")\n\
-             rm -f \"$b\"\nexec sh \"$script\"\n",
-            shell_quote(&dir.display().to_string())
-        );
-        super::submit::write_atomic(&dir.join("spare.sh"), &script)?;
+        super::submit::write_atomic(&dir.join("spare.sh"), &warm::script(&dir))?;
         // For people and tests: `scancel --name=$(cat name)` removes them.
         super::submit::write_atomic(&dir.join("name"), &name)?;
         Ok(Spares {
             dir,
             name,
             ready: Mutex::default(),
+            warm: Mutex::default(),
+            warming: Mutex::default(),
+            cooled: Default::default(),
             submitting: Mutex::default(),
             slots: Arc::new(Semaphore::new(PARALLEL_SPARE_SUBMITS)),
             sessions: (0..SESSIONS)
@@ -110,6 +117,7 @@ impl Spares {
     /// earlier server left, at shutdown this one's.
     pub(super) async fn cancel_all(&self) {
         self.ready.lock().expect("spares lock").clear();
+        self.cool_down();
         let args = [format!("--name={}", self.name), "--state=PENDING".into()];
         if let Err(error) = command(&self.config, "scancel", &args).await {
             tracing::warn!(cluster = %self.config.label, %error, "cannot cancel spares");
@@ -259,11 +267,15 @@ impl Spares {
 
     /// Cancels a spare in the background.
     pub(super) fn cancel(&self, id: &str) {
+        self.cancel_many(vec![id.to_string()]);
+    }
+
+    /// Cancels spares in the background, with one `scancel`.
+    fn cancel_many(&self, ids: Vec<String>) {
         let config = self.config.clone();
-        let id = id.to_string();
         tokio::spawn(async move {
-            if let Err(error) = command(&config, "scancel", std::slice::from_ref(&id)).await {
-                tracing::warn!(spare = %id, %error, "cannot cancel a spare");
+            if let Err(error) = command(&config, "scancel", &ids).await {
+                tracing::warn!(spares = %ids.join(","), %error, "cannot cancel spares");
             }
         });
     }

@@ -182,7 +182,7 @@ impl Submitter {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     //! The submitter against stand-in `sbatch`/`scancel` scripts (`bin_dir`): what matters here
     //! is the order of events around a stop, which a real Slurm cannot make happen on cue.
 
@@ -196,7 +196,7 @@ mod tests {
     }
 
     /// Stand-ins for `sbatch` and `scontrol` (`scancel` only logs); every call is logged.
-    fn bin_dir_with(sbatch: &str, scontrol: &str) -> PathBuf {
+    pub(in crate::slurm) fn bin_dir_with(sbatch: &str, scontrol: &str) -> PathBuf {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
