@@ -101,38 +101,55 @@ fn mean_tokens(mean: f64, field: &str) -> Result<u64, RowError> {
     Ok(mean.round() as u64)
 }
 
-/// An MLPerf Inference dataset whose mean prompt length no public source states, and the one
-/// documented assumption made for it: half the prompt-length cap of the benchmark's
-/// preprocessing (mean of a uniform spread below the cap). Rows that use it say so.
+/// An MLPerf Inference dataset and the mean prompt length of its samples, which the rows leave
+/// empty (prompts vary in length; the logs give only generated tokens). Rows that use it say so.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct MlperfDataset {
     /// The benchmark name as it appears in the `model` column, e.g. `MLPerf llama2-70b`.
     pub benchmark: &'static str,
     /// Prompt-length cap of the preprocessing.
     pub prompt_cap: u64,
-    pub assumed_input_len: f64,
-    pub cap_source: &'static str,
+    /// Samples in the dataset.
+    pub samples: u64,
+    /// Mean of the dataset's tokenised prompt lengths (`tok_input_length` of MLCommons'
+    /// preprocessed set), tokens.
+    pub mean_input_len: f64,
+    /// Where the cap and the mean come from.
+    pub source: &'static str,
 }
+
+/// Where the mean prompt lengths come from: per-sample token lengths that
+/// openshift-psap/performance-dashboard extracted from MLCommons' preprocessed datasets
+/// (`mlperf-data/summaries/*.csv`, written by `mlperf-data/original/generate_dataset_summaries.py`
+/// from the `tok_input_length` column; commit 7100702). Checks that share no figure with the
+/// means: the sample counts are MLCommons' (24,576, 15,000, 8,313), the longest llama2-70b prompt
+/// is 1,021 tokens (the cap is 1,024), and the 405B file's mean reference output, 684.685
+/// tokens, is the 684.68 of mlcommons/inference language/llama3.1-405b/README.md.
+pub const MLPERF_LENGTHS_SOURCE: &str =
+    "openshift-psap/performance-dashboard mlperf-data/summaries (MLCommons tok_input_length)";
 
 /// The MLPerf datasets of the validation table.
 pub const MLPERF_DATASETS: &[MlperfDataset] = &[
     MlperfDataset {
         benchmark: "MLPerf llama2-70b",
         prompt_cap: 1024,
-        assumed_input_len: 512.0,
-        cap_source: "mlcommons/inference language/llama2-70b/processorca.py, seqlen_limit=1024",
+        samples: 24_576,
+        mean_input_len: 222.33,
+        source: "llama2-70b-99.csv; cap: mlcommons/inference language/llama2-70b/processorca.py",
     },
     MlperfDataset {
         benchmark: "MLPerf mixtral-8x7b",
         prompt_cap: 2048,
-        assumed_input_len: 1024.0,
-        cap_source: "mlcommons/inference language/mixtral-8x7b: prompts up to 2048 tokens",
+        samples: 15_000,
+        mean_input_len: 427.39,
+        source: "mixtral-8x7b.csv; cap: mlcommons/inference language/mixtral-8x7b",
     },
     MlperfDataset {
         benchmark: "MLPerf llama3.1-405b",
         prompt_cap: 20000,
-        assumed_input_len: 10000.0,
-        cap_source: "NVIDIA MLPerf v5.1 llama3_1-405b configs, max_input_len 20000",
+        samples: 8_313,
+        mean_input_len: 9428.64,
+        source: "llama3-1-405b.csv; cap: NVIDIA MLPerf v5.1 llama3_1-405b max_input_len",
     },
 ];
 
@@ -171,7 +188,7 @@ pub fn row_setup(catalog: &Catalog, row: &InferenceRun) -> Result<ServeSetup, Ro
         None => {
             dataset_of(&row.model)
                 .ok_or(RowError::NoInputLen)?
-                .assumed_input_len
+                .mean_input_len
         }
     };
     let mut setup = ServeSetup::new(
@@ -272,7 +289,7 @@ pub fn evaluate_row_with(
         }
         let (mut layout, value) = best.ok_or(last_error)?;
         if row.input_len.is_none() {
-            layout.push_str(", input_len assumed");
+            layout.push_str(", input_len dataset mean");
         }
         Ok((layout, value))
     });
