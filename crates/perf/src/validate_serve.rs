@@ -111,8 +111,8 @@ pub struct MlperfDataset {
     pub prompt_cap: u64,
     /// Samples in the dataset.
     pub samples: u64,
-    /// Mean of the dataset's tokenised prompt lengths (`tok_input_length` of MLCommons'
-    /// preprocessed set), tokens.
+    /// Mean of the dataset's tokenised prompt lengths (`tok_input_length` or `tok_input_len` of
+    /// MLCommons' preprocessed set), tokens.
     pub mean_input_len: f64,
     /// Where the cap and the mean come from.
     pub source: &'static str,
@@ -120,13 +120,15 @@ pub struct MlperfDataset {
 
 /// Where the mean prompt lengths come from: per-sample token lengths that
 /// openshift-psap/performance-dashboard extracted from MLCommons' preprocessed datasets
-/// (`mlperf-data/summaries/*.csv`, written by `mlperf-data/original/generate_dataset_summaries.py`
-/// from the `tok_input_length` column; commit 7100702). Checks that share no figure with the
-/// means: the sample counts are MLCommons' (24,576, 15,000, 8,313), the longest llama2-70b prompt
-/// is 1,021 tokens (the cap is 1,024), and the 405B file's mean reference output, 684.685
-/// tokens, is the 684.68 of mlcommons/inference language/llama3.1-405b/README.md.
+/// (`open_orca_gpt4_tokenized_llama.sampled_24576.pkl`, `09292024_mixtral_15k_mintoken2_v1.pkl`,
+/// `mlperf_llama3.1_405b_dataset_8313_processed_fp16_eval.pkl`) into `mlperf-data/summaries/*.csv`
+/// with `mlperf-data/original/generate_dataset_summaries.py` (commit 7100702). Checks that share
+/// no figure with the means: the sample counts are MLCommons' (24,576, 15,000, 8,313), the
+/// longest llama2-70b prompt is 1,021 tokens (the cap is 1,024), and the 405B file's mean
+/// reference output, 684.685 tokens, is the 684.68 of mlcommons/inference
+/// language/llama3.1-405b/README.md.
 pub const MLPERF_LENGTHS_SOURCE: &str =
-    "openshift-psap/performance-dashboard mlperf-data/summaries (MLCommons tok_input_length)";
+    "openshift-psap/performance-dashboard mlperf-data/summaries (MLCommons tokenised prompts)";
 
 /// The MLPerf datasets of the validation table.
 pub const MLPERF_DATASETS: &[MlperfDataset] = &[
