@@ -16,21 +16,10 @@ pub struct InferenceRun {
     #[serde(default)]
     pub source: String,
     pub model: String,
-    pub params_b: Option<f64>,
-    pub layers: Option<u32>,
-    pub hidden: Option<u64>,
-    pub heads: Option<u32>,
-    pub kv_heads: Option<u32>,
-    pub head_dim: Option<u64>,
-    pub ffn: Option<u64>,
-    pub vocab: Option<u64>,
-    pub mlp: Option<String>,
-    pub moe_experts: Option<u32>,
-    pub moe_top_k: Option<u32>,
-    pub moe_expert_ffn: Option<u64>,
-    pub moe_shared_experts: Option<u32>,
-    #[serde(default)]
-    pub moe_dense_layers: Option<u32>,
+    /// The model columns (`params_b` to `moe_shared_experts`), which are training-runs.csv's:
+    /// read from the same record by that table's reader.
+    #[serde(skip)]
+    pub shape: TrainingRun,
     pub accelerator: String,
     pub num_accelerators: Option<u64>,
     pub tp: Option<u32>,
@@ -64,7 +53,14 @@ pub struct InferenceRun {
 pub fn read_inference_runs(
     csv_text: &str,
 ) -> Result<Vec<InferenceRun>, crate::validate::TableError> {
-    crate::validate::read_rows(csv_text)
+    let rows = crate::validate::read_row_pairs::<InferenceRun, TrainingRun>(csv_text)?;
+    Ok(rows
+        .into_iter()
+        .map(|(mut run, shape)| {
+            run.shape = shape;
+            run
+        })
+        .collect())
 }
 
 /// The decode attention kernel an engine used: TensorRT-LLM up to v0.6 ran masked multi-head
@@ -162,28 +158,7 @@ pub fn dataset_of(model: &str) -> Option<&'static MlperfDataset> {
 
 /// The serving setup a row describes.
 pub fn row_setup(catalog: &Catalog, row: &InferenceRun) -> Result<ServeSetup, RowError> {
-    // The model columns are those of training-runs.csv: reuse its reader.
-    let shape = TrainingRun {
-        id: row.id.clone(),
-        source: row.source.clone(),
-        model: row.model.clone(),
-        params_b: row.params_b,
-        layers: row.layers,
-        hidden: row.hidden,
-        heads: row.heads,
-        kv_heads: row.kv_heads,
-        head_dim: row.head_dim,
-        ffn: row.ffn,
-        vocab: row.vocab,
-        mlp: row.mlp.clone(),
-        moe_experts: row.moe_experts,
-        moe_top_k: row.moe_top_k,
-        moe_expert_ffn: row.moe_expert_ffn,
-        moe_shared_experts: row.moe_shared_experts,
-        moe_dense_layers: row.moe_dense_layers,
-        ..TrainingRun::default()
-    };
-    let model = row_model(&shape)?;
+    let model = row_model(&row.shape)?;
     let accelerator = catalog.accelerator(&row.accelerator)?.clone();
     let input_len = match row.input_len {
         Some(mean) => mean,
