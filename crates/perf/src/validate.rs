@@ -165,6 +165,29 @@ pub(crate) fn read_rows<T: serde::de::DeserializeOwned>(
     Ok(rows)
 }
 
+/// Reads CSV text with a header into pairs of `A` and `B`, both read from each record (two
+/// tables that share columns: inference-runs.csv carries training-runs.csv's model columns);
+/// the error names the line and the column.
+pub(crate) fn read_row_pairs<A, B>(csv_text: &str) -> Result<Vec<(A, B)>, TableError>
+where
+    A: serde::de::DeserializeOwned,
+    B: serde::de::DeserializeOwned,
+{
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(csv_text.as_bytes());
+    let headers = reader.headers().map_err(TableError::Header)?.clone();
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| describe_csv_error(e, &headers))?;
+        let first = record.deserialize(Some(&headers));
+        let first = first.map_err(|e| describe_csv_error(e, &headers))?;
+        let second = record.deserialize(Some(&headers));
+        rows.push((first, second.map_err(|e| describe_csv_error(e, &headers))?));
+    }
+    Ok(rows)
+}
+
 /// One line naming the CSV line, the column and what was wrong.
 fn describe_csv_error(error: csv::Error, headers: &csv::StringRecord) -> TableError {
     match error.kind() {

@@ -16,21 +16,10 @@ pub struct InferenceRun {
     #[serde(default)]
     pub source: String,
     pub model: String,
-    pub params_b: Option<f64>,
-    pub layers: Option<u32>,
-    pub hidden: Option<u64>,
-    pub heads: Option<u32>,
-    pub kv_heads: Option<u32>,
-    pub head_dim: Option<u64>,
-    pub ffn: Option<u64>,
-    pub vocab: Option<u64>,
-    pub mlp: Option<String>,
-    pub moe_experts: Option<u32>,
-    pub moe_top_k: Option<u32>,
-    pub moe_expert_ffn: Option<u64>,
-    pub moe_shared_experts: Option<u32>,
-    #[serde(default)]
-    pub moe_dense_layers: Option<u32>,
+    /// The model columns (`params_b` to `moe_shared_experts`), which are training-runs.csv's:
+    /// read from the same record by that table's reader.
+    #[serde(skip)]
+    pub shape: TrainingRun,
     pub accelerator: String,
     pub num_accelerators: Option<u64>,
     pub tp: Option<u32>,
@@ -64,7 +53,14 @@ pub struct InferenceRun {
 pub fn read_inference_runs(
     csv_text: &str,
 ) -> Result<Vec<InferenceRun>, crate::validate::TableError> {
-    crate::validate::read_rows(csv_text)
+    let rows = crate::validate::read_row_pairs::<InferenceRun, TrainingRun>(csv_text)?;
+    Ok(rows
+        .into_iter()
+        .map(|(mut run, shape)| {
+            run.shape = shape;
+            run
+        })
+        .collect())
 }
 
 /// The decode attention kernel an engine used: TensorRT-LLM up to v0.6 ran masked multi-head
@@ -101,38 +97,57 @@ fn mean_tokens(mean: f64, field: &str) -> Result<u64, RowError> {
     Ok(mean.round() as u64)
 }
 
-/// An MLPerf Inference dataset whose mean prompt length no public source states, and the one
-/// documented assumption made for it: half the prompt-length cap of the benchmark's
-/// preprocessing (mean of a uniform spread below the cap). Rows that use it say so.
+/// An MLPerf Inference dataset and the mean prompt length of its samples, which the rows leave
+/// empty (prompts vary in length; the logs give only generated tokens). Rows that use it say so.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct MlperfDataset {
     /// The benchmark name as it appears in the `model` column, e.g. `MLPerf llama2-70b`.
     pub benchmark: &'static str,
     /// Prompt-length cap of the preprocessing.
     pub prompt_cap: u64,
-    pub assumed_input_len: f64,
-    pub cap_source: &'static str,
+    /// Samples in the dataset.
+    pub samples: u64,
+    /// Mean of the dataset's tokenised prompt lengths (`tok_input_length` or `tok_input_len` of
+    /// MLCommons' preprocessed set), tokens.
+    pub mean_input_len: f64,
+    /// Where the cap and the mean come from.
+    pub source: &'static str,
 }
+
+/// Where the mean prompt lengths come from: per-sample token lengths that
+/// openshift-psap/performance-dashboard extracted from MLCommons' preprocessed datasets
+/// (`open_orca_gpt4_tokenized_llama.sampled_24576.pkl`, `09292024_mixtral_15k_mintoken2_v1.pkl`,
+/// `mlperf_llama3.1_405b_dataset_8313_processed_fp16_eval.pkl`) into `mlperf-data/summaries/*.csv`
+/// with `mlperf-data/original/generate_dataset_summaries.py` (commit 7100702). Checks that share
+/// no figure with the means: the sample counts are MLCommons' (24,576, 15,000, 8,313), the
+/// longest llama2-70b prompt is 1,021 tokens (the cap is 1,024), and the 405B file's mean
+/// reference output, 684.685 tokens, is the 684.68 of mlcommons/inference
+/// language/llama3.1-405b/README.md.
+pub const MLPERF_LENGTHS_SOURCE: &str =
+    "openshift-psap/performance-dashboard mlperf-data/summaries (MLCommons tokenised prompts)";
 
 /// The MLPerf datasets of the validation table.
 pub const MLPERF_DATASETS: &[MlperfDataset] = &[
     MlperfDataset {
         benchmark: "MLPerf llama2-70b",
         prompt_cap: 1024,
-        assumed_input_len: 512.0,
-        cap_source: "mlcommons/inference language/llama2-70b/processorca.py, seqlen_limit=1024",
+        samples: 24_576,
+        mean_input_len: 222.33,
+        source: "llama2-70b-99.csv; cap: mlcommons/inference language/llama2-70b/processorca.py",
     },
     MlperfDataset {
         benchmark: "MLPerf mixtral-8x7b",
         prompt_cap: 2048,
-        assumed_input_len: 1024.0,
-        cap_source: "mlcommons/inference language/mixtral-8x7b: prompts up to 2048 tokens",
+        samples: 15_000,
+        mean_input_len: 427.39,
+        source: "mixtral-8x7b.csv; cap: mlcommons/inference language/mixtral-8x7b",
     },
     MlperfDataset {
         benchmark: "MLPerf llama3.1-405b",
         prompt_cap: 20000,
-        assumed_input_len: 10000.0,
-        cap_source: "NVIDIA MLPerf v5.1 llama3_1-405b configs, max_input_len 20000",
+        samples: 8_313,
+        mean_input_len: 9428.64,
+        source: "llama3-1-405b.csv; cap: NVIDIA MLPerf v5.1 llama3_1-405b max_input_len",
     },
 ];
 
@@ -143,35 +158,14 @@ pub fn dataset_of(model: &str) -> Option<&'static MlperfDataset> {
 
 /// The serving setup a row describes.
 pub fn row_setup(catalog: &Catalog, row: &InferenceRun) -> Result<ServeSetup, RowError> {
-    // The model columns are those of training-runs.csv: reuse its reader.
-    let shape = TrainingRun {
-        id: row.id.clone(),
-        source: row.source.clone(),
-        model: row.model.clone(),
-        params_b: row.params_b,
-        layers: row.layers,
-        hidden: row.hidden,
-        heads: row.heads,
-        kv_heads: row.kv_heads,
-        head_dim: row.head_dim,
-        ffn: row.ffn,
-        vocab: row.vocab,
-        mlp: row.mlp.clone(),
-        moe_experts: row.moe_experts,
-        moe_top_k: row.moe_top_k,
-        moe_expert_ffn: row.moe_expert_ffn,
-        moe_shared_experts: row.moe_shared_experts,
-        moe_dense_layers: row.moe_dense_layers,
-        ..TrainingRun::default()
-    };
-    let model = row_model(&shape)?;
+    let model = row_model(&row.shape)?;
     let accelerator = catalog.accelerator(&row.accelerator)?.clone();
     let input_len = match row.input_len {
         Some(mean) => mean,
         None => {
             dataset_of(&row.model)
                 .ok_or(RowError::NoInputLen)?
-                .assumed_input_len
+                .mean_input_len
         }
     };
     let mut setup = ServeSetup::new(
@@ -272,7 +266,7 @@ pub fn evaluate_row_with(
         }
         let (mut layout, value) = best.ok_or(last_error)?;
         if row.input_len.is_none() {
-            layout.push_str(", input_len assumed");
+            layout.push_str(", input_len dataset mean");
         }
         Ok((layout, value))
     });

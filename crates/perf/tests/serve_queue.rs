@@ -32,11 +32,15 @@ fn within(model: f64, simulated: f64, tolerance: f64) -> bool {
 fn percentiles_match_the_discrete_event_simulation_at_three_loads() {
     let cost = cost();
     let limit = queue::max_rate(&cost, 512.0, 290.0, 2.0, 0.2).expect("a rate meets the limits");
-    // Loads up to 85% of the limit: above it the replica turns bistable (a burst can tip it
+    // Loads up to 75% of the limit: above it the replica turns bistable (a burst can tip it
     // into a congested state that holds itself, see `queue::fixed_point`), the simulation
     // mixes both states, and the mean-field figures only bound it; the search's choice at the
-    // limit is checked against the simulation in the next test.
-    for share in [0.3, 0.6, 0.85] {
+    // limit is checked against the simulation in the next test. (Up to 85% before the MLPerf
+    // prompt lengths were measured: the refitted Hopper constant makes the decode step climb
+    // from 26 ms at 100 sequences to 65 ms at 300, and at 80% the simulation's p99 TPOT is 74
+    // ms against the model's 56 ms, at 85% its mean TPOT 55 ms against 78 ms;
+    // docs/validation-serving.md.)
+    for share in [0.3, 0.6, 0.75] {
         let rate = limit.rate_per_s * share;
         let model = queue::latencies(&cost, 512.0, 290.0, rate).unwrap();
         let measured = sim::simulate(&cost, 512, 290, rate, 6000, 7);
