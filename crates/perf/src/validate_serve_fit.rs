@@ -10,7 +10,8 @@ use crate::serve::fitted::{FamilyFit, family};
 use crate::validate::{Report, RowResult, summarise};
 use crate::validate_serve::{InferenceRun, evaluate_row_with};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
 use suanli_catalog::Catalog;
 
 /// Scales tried: 0.50 to 2.50 in steps of 0.02.
@@ -27,19 +28,49 @@ fn log_error(result: &RowResult) -> Option<f64> {
 
 /// Fits every family that has rows among `rows`; families are sorted by name.
 pub fn fit(catalog: &Catalog, rows: &[InferenceRun]) -> Vec<FamilyFit> {
-    let mut by_family: BTreeMap<String, Vec<&InferenceRun>> = BTreeMap::new();
-    for row in rows {
+    let indexed: Vec<(usize, &InferenceRun)> = rows.iter().enumerate().collect();
+    fit_with(&indexed, &|_, row, scale| {
+        evaluate_row_with(catalog, row, Some(scale))
+    })
+}
+
+/// Row evaluations at each scale, computed once: the leave-one-source-out folds fit on
+/// overlapping rows at the same grid of scales, so each (row, scale) is evaluated once in all.
+struct Evaluations<'a> {
+    catalog: &'a Catalog,
+    done: RefCell<HashMap<(usize, u64), RowResult>>,
+}
+
+impl Evaluations<'_> {
+    fn get(&self, index: usize, row: &InferenceRun, scale: f64) -> RowResult {
+        let key = (index, scale.to_bits());
+        if let Some(found) = self.done.borrow().get(&key) {
+            return found.clone();
+        }
+        let result = evaluate_row_with(self.catalog, row, Some(scale));
+        self.done.borrow_mut().insert(key, result.clone());
+        result
+    }
+}
+
+/// `fit` on rows numbered for `evaluate` (row number, row, scale).
+fn fit_with(
+    rows: &[(usize, &InferenceRun)],
+    evaluate: &dyn Fn(usize, &InferenceRun, f64) -> RowResult,
+) -> Vec<FamilyFit> {
+    let mut by_family: BTreeMap<String, Vec<(usize, &InferenceRun)>> = BTreeMap::new();
+    for &(index, row) in rows {
         by_family
             .entry(family(&row.accelerator).to_string())
             .or_default()
-            .push(row);
+            .push((index, row));
     }
     let mut fits = Vec::new();
     for (name, members) in by_family {
         let score = |scale: f64| -> (f64, Vec<RowResult>) {
             let results: Vec<RowResult> = members
                 .iter()
-                .map(|row| evaluate_row_with(catalog, row, Some(scale)))
+                .map(|&(index, row)| evaluate(index, row, scale))
                 .collect();
             let errors: Vec<f64> = results.iter().filter_map(log_error).collect();
             let mean = errors.iter().sum::<f64>() / errors.len().max(1) as f64;
@@ -179,14 +210,21 @@ pub fn cross_validate(catalog: &Catalog, rows: &[InferenceRun]) -> CrossValidati
     distinct.dedup();
     let mut results: Vec<Option<RowResult>> = vec![None; rows.len()];
     let mut folds = Vec::new();
+    let evaluations = Evaluations {
+        catalog,
+        done: RefCell::new(HashMap::new()),
+    };
+    let evaluate =
+        |index: usize, row: &InferenceRun, scale: f64| evaluations.get(index, row, scale);
     for held_out in &distinct {
-        let training: Vec<InferenceRun> = rows
+        let training: Vec<(usize, &InferenceRun)> = rows
             .iter()
+            .enumerate()
             .zip(&sources)
             .filter(|(_, s)| *s != held_out)
-            .map(|(r, _)| r.clone())
+            .map(|(r, _)| r)
             .collect();
-        let fits = fit(catalog, &training);
+        let fits = fit_with(&training, &evaluate);
         let mut fold = Vec::new();
         for (index, row) in rows.iter().enumerate() {
             if &sources[index] != held_out {
@@ -196,7 +234,7 @@ pub fn cross_validate(catalog: &Catalog, rows: &[InferenceRun]) -> CrossValidati
                 .iter()
                 .find(|f| f.family == family(&row.accelerator))
                 .map_or(1.0, |f| f.gemm_scale);
-            let result = evaluate_row_with(catalog, row, Some(scale));
+            let result = evaluate(index, row, scale);
             fold.push(result.clone());
             results[index] = Some(result);
         }

@@ -32,15 +32,12 @@ fn within(model: f64, simulated: f64, tolerance: f64) -> bool {
 fn percentiles_match_the_discrete_event_simulation_at_three_loads() {
     let cost = cost();
     let limit = queue::max_rate(&cost, 512.0, 290.0, 2.0, 0.2).expect("a rate meets the limits");
-    // Loads up to 75% of the limit: above it the replica turns bistable (a burst can tip it
-    // into a congested state that holds itself, see `queue::fixed_point`), the simulation
-    // mixes both states, and the mean-field figures only bound it; the search's choice at the
-    // limit is checked against the simulation in the next test. (Up to 85% before the MLPerf
-    // prompt lengths were measured: the refitted Hopper constant makes the decode step climb
-    // from 26 ms at 100 sequences to 65 ms at 300, and at 80% the simulation's p99 TPOT is 74
-    // ms against the model's 56 ms, at 85% its mean TPOT 55 ms against 78 ms;
-    // docs/validation-serving.md.)
-    for share in [0.3, 0.6, 0.75] {
+    // Loads up to 85% of the limit. Near the decode step's tile stair the replica is bistable
+    // (a burst can tip it into a congested state that holds itself); the model weighs the two
+    // states by the stationary distribution of the batch (`queue::stationary_modes`). While
+    // it took the congested state alone, the check held only up to 75%: at 85% (then 6.58
+    // req/s) its mean TPOT read 78 ms against the simulation's 55 ms.
+    for share in [0.3, 0.6, 0.85] {
         let rate = limit.rate_per_s * share;
         let model = queue::latencies(&cost, 512.0, 290.0, rate).unwrap();
         let measured = sim::simulate(&cost, 512, 290, rate, 6000, 7);
@@ -115,6 +112,28 @@ fn the_search_chooses_a_deployment_that_meets_p99_in_simulation() {
         assert!(load.is_none_or(|l| l.ttft_p99_s > 2.0 || l.tpot_p99_s > 0.2));
     }
     let _ = catalog;
+}
+
+#[test]
+fn the_model_highest_rate_meets_both_limits_in_simulation() {
+    // At the model's own highest rate for the server limits the simulation's p99 TTFT and
+    // TPOT stay within them on several seeds. (Before the full-batch state entered the TPOT
+    // mixture the limit was 7.74 req/s, where seed 7 measured a p99 TPOT of 207 ms.) The
+    // interactive limit binds on a unimodal batch, where the model's p99 TPOT is a normal
+    // approximation (1-2% under the simulation's, inside the 12% of the test above): there the
+    // simulation stays within that tolerance of the limit.
+    let cost = cost();
+    for (ttft_s, tpot_s, slack) in [(2.0, 0.2, 1.0), (0.45, 0.04, 1.12)] {
+        let limit = queue::max_rate(&cost, 512.0, 290.0, ttft_s, tpot_s).unwrap();
+        for seed in [7, 13, 29] {
+            let measured = sim::simulate(&cost, 512, 290, limit.rate_per_s, 6000, seed);
+            assert!(
+                measured.ttft_p99_s <= ttft_s * slack && measured.tpot_p99_s <= tpot_s * slack,
+                "limits {ttft_s} s / {tpot_s} s, rate {:.3}, seed {seed}: {measured:?}",
+                limit.rate_per_s
+            );
+        }
+    }
 }
 
 #[test]

@@ -13,6 +13,12 @@
 //!   (Little 1961), solved as a fixed point. It vanishes (a saddle-node) at the replica's
 //!   capacity, where the decode step turns compute-bound and more sequences no longer raise the
 //!   token rate;
+//! - where the decode step climbs a stair (the GEMMs' row tiles fill) the map has two stable
+//!   fixed points, and Poisson arrivals visit both. The figures come from the stationary
+//!   distribution of N (a diffusion with the map's drift, `stationary_modes`), mode by mode,
+//!   weighted by the share of time the batch spends in each; the mean TPOT is Little's
+//!   `E[N] / (lambda O)`. Taking the congested point alone read a mean TPOT of 78 ms where the
+//!   simulation measured 55 ms (51 ms over 60,000 requests; the model now 49 ms);
 //! - fluctuations of N feed back through the step time with gain g = lambda O D'(N) / (1 -
 //!   lambda I p), so N's variance is N / (1 - g);
 //! - below capacity, Poisson bursts still outrun the replica for a while. With arrivals in a
@@ -39,12 +45,18 @@
 //!   0.40 s at its highest rate where the simulation measured 2.37 s; with it the model's p99
 //!   TTFT stays at or above 90% of the simulation's from 95% to 99% of capacity (a window of
 //!   the feedback-stretched correlation time O tau / (1 - g) instead falls below it);
-//! - a request's TPOT is the mean iteration over its `O` iterations. Two things vary it: the
-//!   sequences decoding beside it (Poisson with mean N in an M/G/infinity system; its average over
-//!   a window of one residence time has variance 2N/3, from the triangular autocovariance of a
-//!   constant-residence M/D/infinity count) and the prompts prefilled during its life (Poisson,
-//!   lambda O tau of them, each adding I p). Linearising D around N gives the variance; p99 is
-//!   mean + 2.326 sd (normal approximation, both counts being large);
+//! - a request's TPOT is the mean iteration over its `O` iterations. Two things vary it within
+//!   a mode: the sequences decoding beside it (N's variance from the stationary distribution,
+//!   averaged over one residence time S as an Ornstein-Uhlenbeck process relaxing at
+//!   (1 - g) / S) and the prompts prefilled during its life (Poisson, lambda O tau of them, each
+//!   adding I p). Linearising D around the mode gives a normal TPOT per mode; p99 is that of the
+//!   mixture over the modes and the full-batch state;
+//! - the full-batch state is the one whose chance the slot wait below uses: while every slot is
+//!   taken a prompt starts only when a sequence finishes, so an iteration takes
+//!   `D(B) + B I p / O` (211 ms on the test replica) whatever the arrival rate. The TTFT has
+//!   counted that state since the simulation check near capacity; leaving it out of the TPOT
+//!   let the highest rate (7.74 req/s) reach a simulated p99 TPOT of 207 ms against a 200 ms
+//!   limit, and with it the highest rate is 7.09 req/s, simulated at 128 ms;
 //! - a prompt's TTFT is its wait in the prefill queue plus the iterations it rides in (its first
 //!   token leaves when the iteration holding its last chunk ends). Prefill is an M/D/1
 //!   queue whose service is `s = I (p + D(N) / (B - N))` (each of its tokens takes p and a
@@ -57,37 +69,22 @@
 
 use serde::Serialize;
 
-/// z of the 99th percentile of the standard normal distribution.
-const Z99: f64 = 2.326;
+use stationary::{Mode, Z99, mixture_p99, normal_cdf, stationary_modes};
 
-/// The standard normal CDF, via erf (Abramowitz and Stegun 1964, 7.1.26; |error| < 1.5e-7).
-fn normal_cdf(x: f64) -> f64 {
-    let z = x.abs() / std::f64::consts::SQRT_2;
-    let t = 1.0 / (1.0 + 0.327_591_1 * z);
-    let poly = t
-        * (0.254_829_592
-            + t * (-0.284_496_736
-                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
-    let erf = 1.0 - poly * (-z * z).exp();
-    if x >= 0.0 {
-        0.5 * (1.0 + erf)
-    } else {
-        0.5 * (1.0 - erf)
-    }
-}
+mod stationary;
 
-/// Mean and 99th percentile of the wait for a batch slot when `n` sequences (variance
-/// `n_variance`) use `slots` slots and, all slots taken, they free `drain_per_s` faster than
-/// requests arrive (see the module documentation).
+/// Mean and 99th percentile of the wait for a batch slot, and the chance that all slots are
+/// taken, when `n` sequences (variance `n_variance`) use `slots` slots and, all slots taken,
+/// they free `drain_per_s` faster than requests arrive (see the module documentation).
 fn slot_wait_s(
     slots: f64,
     n: f64,
     n_variance: f64,
     drain_per_s: f64,
     congested: f64,
-) -> (f64, f64) {
+) -> (f64, f64, f64) {
     if drain_per_s <= 0.0 {
-        return (f64::INFINITY, f64::INFINITY);
+        return (f64::INFINITY, f64::INFINITY, 1.0);
     }
     let beta = (slots - n) / n_variance.max(1e-9).sqrt();
     let density = (-0.5 * beta * beta).exp() / (2.0 * std::f64::consts::PI).sqrt();
@@ -99,7 +96,14 @@ fn slot_wait_s(
     } else {
         0.0
     };
-    (waits * conditional_mean, p99)
+    (waits * conditional_mean, p99, waits.min(1.0))
+}
+
+/// The decode step's slope over the range N fluctuates in, N +- z sd(N).
+fn decode_slope(cost: &IterationCost, n: f64, n_variance: f64) -> f64 {
+    let reach = (Z99 * n_variance.sqrt()).max(1.0);
+    let low = (n - reach).max(1.0);
+    (cost.decode(n + reach) - cost.decode(low)) / (n + reach - low)
 }
 
 /// The cost of one engine iteration on one replica.
@@ -160,14 +164,12 @@ pub struct Latencies {
     pub prefill_share: f64,
 }
 
-/// The steady state of the fixed point N = lambda O tau(N), tau = D(N) / (1 - rho_p): mean
-/// sequences decoding and mean iteration, or `None` when it does not exist below the cap.
+/// The fixed point N = lambda O tau(N), tau = D(N) / (1 - rho_p): sequences decoding and mean
+/// iteration, or `None` when it does not exist below the cap. It decides only whether the
+/// replica keeps up (the capacity); the latencies come from the stationary distribution.
 ///
-/// Where the map has two stable fixed points (the decode step's slope changes along the batch,
-/// so a burst can tip the replica from an uncongested state into a congested one that holds
-/// itself, since longer iterations keep sequences longer), Poisson arrivals visit both and the
-/// congested one sets the percentiles: the search starts from the cap and walks down to the
-/// largest fixed point, and only when the map exceeds the cap there does it start from one.
+/// Where the map has two stable fixed points the search starts from the cap and walks down to
+/// the largest, and only when the map exceeds the cap there does it start from one.
 fn fixed_point(
     cost: &IterationCost,
     output: f64,
@@ -226,8 +228,87 @@ fn congested_share(rate: f64, capacity: Option<f64>, residence_s: f64) -> f64 {
     }
 }
 
-/// Latencies at `rate` given the replica's capacity (`None`: the steady state alone, without
-/// the congestion of windows above capacity; `capacity_rate` bisects on it).
+/// The TPOT distribution as a mixture of normals, (weight, mean, sd): one per mode of the batch
+/// and one for the full-batch state, whose share is `full_share`.
+fn tpot_parts(
+    cost: &IterationCost,
+    modes: &[Mode],
+    full_share: f64,
+    input: f64,
+    output: f64,
+    rate: f64,
+) -> Vec<(f64, f64, f64)> {
+    let p = cost.prefill_token_s;
+    let prefill_share = rate * input * p;
+    let slots = cost.max_batch as f64;
+    // Prompt work during a life lengthens it and lets more prompts in: a Poisson branching
+    // process with mean offspring rho_p = lambda I p, whose total work has variance
+    // 1 / (1 - rho_p)^3 times that of the first generation (busy-period moments, M/G/1).
+    let amplification = (1.0 - prefill_share).powi(-3);
+    // TPOT of one request in a mode: D(N_avg) + K I p / O with N_avg averaged over one
+    // residence (variance 2/3 of N's, the triangular autocovariance of a constant-residence
+    // count) and K ~ Poisson(lambda O tau) prompts; p99 of the mixture over the modes, each
+    // normal (both counts being large).
+    let mut parts: Vec<(f64, f64, f64)> = modes
+        .iter()
+        .map(|m| {
+            let slope = decode_slope(cost, m.mean, m.variance);
+            let mode_tau = m.mean / (rate * output);
+            // N relaxes at (1 - g) / S (S = O tau, g the feedback gain): the average of an
+            // Ornstein-Uhlenbeck process over a window S, x = S / theta = 1 - g, keeps
+            // 2 (x - 1 + exp(-x)) / x^2 of its variance (0.74 at g = 0, 1 as g reaches 1).
+            let gain = rate * output * slope / (1.0 - prefill_share);
+            let x = (1.0 - gain).max(1e-3);
+            let kept = 2.0 * (x - 1.0 + (-x).exp()) / (x * x);
+            let variance = slope * slope * kept * m.variance
+                + amplification * rate * output * mode_tau * (input * p / output).powi(2);
+            ((1.0 - full_share) * m.weight, mode_tau, variance.sqrt())
+        })
+        .collect();
+    // While every slot is taken (the chance the slot wait above gives), a prompt starts only
+    // when a sequence finishes: B sequences decode and each brings I p of prefill per O
+    // iterations, so an iteration takes D(B) + B I p / O whatever the arrival rate, with the
+    // Poisson(B) count of prompts started during a life as its spread. Requests living in that
+    // state set the p99 TPOT once it holds more than 1% of them.
+    let full_tau = cost.decode(slots) + slots * input * p / output;
+    parts.push((full_share, full_tau, slots.sqrt() * input * p / output));
+    parts
+}
+
+/// The mean-field steady state at `rate`: the sequences decoding at the largest fixed point, or
+/// `None` when the replica cannot keep up. It decides the capacity alone (`capacity_rate` bisects
+/// on it); the latencies come from the stationary distribution.
+fn steady_state(cost: &IterationCost, input: f64, output: f64, rate: f64) -> Option<f64> {
+    let prefill_share = rate * input * cost.prefill_token_s;
+    if rate.is_nan() || rate <= 0.0 || prefill_share >= 1.0 {
+        return None;
+    }
+    let (fixed_n, _) = fixed_point(cost, output, rate, prefill_share)?;
+    // More sequences decoding lengthen the step, which keeps them longer: a fluctuation of N
+    // feeds back with gain g = lambda O D'(N) / (1 - rho_p) (the slope of the fixed-point map),
+    // with the slope taken over the range N fluctuates in (the step rises in stairs where the
+    // GEMMs' row tiles fill, `kernels::Device::gemm_s`). As g reaches 1 at the largest fixed
+    // point the replica saturates.
+    let mut fixed_variance = fixed_n;
+    for _ in 0..8 {
+        let slope = decode_slope(cost, fixed_n, fixed_variance);
+        let gain = rate * output * slope / (1.0 - prefill_share);
+        if gain >= 1.0 {
+            return None;
+        }
+        fixed_variance = fixed_n / (1.0 - gain);
+    }
+    if fixed_n >= cost.max_batch as f64 {
+        return None;
+    }
+    // The prefill queue (see `latencies_below`) must keep up too.
+    let room = (cost.token_budget as f64 - fixed_n).max(1.0);
+    let service = input * (cost.prefill_token_s + cost.decode(fixed_n) / room);
+    (rate * service < 1.0).then_some(fixed_n)
+}
+
+/// Latencies at `rate` given the replica's capacity (`None`: without the congestion of windows
+/// above capacity).
 pub fn latencies_below(
     cost: &IterationCost,
     capacity: Option<f64>,
@@ -237,60 +318,33 @@ pub fn latencies_below(
 ) -> Option<Latencies> {
     let p = cost.prefill_token_s;
     let prefill_share = rate * input * p;
-    if rate.is_nan() || rate <= 0.0 || prefill_share >= 1.0 {
-        return None;
-    }
-    let (n, tau) = fixed_point(cost, output, rate, prefill_share)?;
-    // TPOT of one request: D(N_avg) + K I p / O with N_avg ~ (N, 2N/3) and K ~ Poisson(lambda O tau).
-    // The step's slope over the range N fluctuates in (+-z sd of the Poisson count), not at N
-    // alone: the step rises in stairs where the GEMMs' row tiles fill (`kernels::Device::
-    // gemm_s`), and a fluctuation that climbs a stair feeds back like a steep slope.
+    steady_state(cost, input, output, rate)?;
+    // The figures come from the stationary distribution of N, mode by mode: near the tile
+    // stair a burst can tip the batch into a congested state that holds itself, and the
+    // replica spends a share of its time there that the diffusion gives (`stationary_modes`).
+    let modes = stationary_modes(cost, input, output, rate);
+    let n: f64 = modes.iter().map(|m| m.weight * m.mean).sum();
+    let n_variance = modes
+        .iter()
+        .map(|m| m.weight * (m.variance + m.mean * m.mean))
+        .sum::<f64>()
+        - n * n;
+    // Little: N = lambda O tau, so the mean iteration (and TPOT) in a mode is N / (lambda O).
+    let tau = n / (rate * output);
     let decode_mean = cost.decode(n);
-    let arrivals = rate * output * tau;
-    // More sequences decoding lengthen the step, which keeps them longer: a fluctuation of N
-    // feeds back with gain g = lambda O D'(N) / (1 - rho_p) (the slope of the fixed-point map),
-    // so N's variance is the Poisson N / (1 - g) (a linear response to the Poisson input). As
-    // g reaches 1 the fixed point disappears: the replica saturates. The slope is taken over
-    // the range N itself fluctuates in, +-z sd(N), and sd(N) includes the feedback, so the two
-    // are solved together (a few fixed-point rounds from the Poisson spread).
-    let (mut slope, mut n_variance) = (0.0, n);
-    for _ in 0..8 {
-        let reach = (Z99 * n_variance.sqrt()).max(1.0);
-        let low = (n - reach).max(1.0);
-        slope = (cost.decode(n + reach) - cost.decode(low)) / (n + reach - low);
-        let gain = rate * output * slope / (1.0 - prefill_share);
-        if gain >= 1.0 {
-            return None;
-        }
-        n_variance = n / (1.0 - gain);
-    }
-    if n >= cost.max_batch as f64 {
-        return None;
-    }
     let slots = cost.max_batch as f64;
     let full_batch_hold_s = output * cost.decode(slots) / (1.0 - prefill_share);
     let congested = congested_share(rate, capacity, output * tau);
-    let (slot_wait_mean, slot_wait_p99) = slot_wait_s(
+    let (slot_wait_mean, slot_wait_p99, full_share) = slot_wait_s(
         slots,
         n,
         n_variance,
         slots / full_batch_hold_s - rate,
         congested,
     );
-    // Prompt work during a life lengthens it and lets more prompts in: a Poisson branching
-    // process with mean offspring rho_p = lambda I p, whose total work has variance
-    // 1 / (1 - rho_p)^3 times that of the first generation (busy-period moments, M/G/1).
-    let amplification = (1.0 - prefill_share).powi(-3);
-    let variance = slope * slope * 2.0 * n_variance / 3.0
-        + amplification * arrivals * (input * p / output).powi(2);
-    // The step is not linear in N, so its mean over N's spread is not the step at the mean
-    // (Jensen): three-point Gauss-Hermite quadrature over N ~ Normal(N, N / (1 - g)) (nodes at
-    // 0 and +-sqrt(3) sd, weights 2/3 and 1/6; Abramowitz and Stegun 1964, 25.4.46).
-    let spread = (3.0 * n_variance).sqrt();
-    let decode_over_spread = 2.0 / 3.0 * decode_mean
-        + (cost.decode((n - spread).max(1.0)) + cost.decode(n + spread)) / 6.0;
-    let tpot_mean_s = decode_over_spread + arrivals * input * p / output;
-    let tpot_p99_s = tpot_mean_s + Z99 * variance.sqrt();
+    let parts = tpot_parts(cost, &modes, full_share, input, output, rate);
+    let tpot_mean_s = parts.iter().map(|(w, m, _)| w * m).sum::<f64>();
+    let tpot_p99_s = mixture_p99(&parts);
     // TTFT: M/D/1 prefill queue.
     let room = (cost.token_budget as f64 - n).max(1.0);
     let service = input * (p + decode_mean / room);
@@ -325,7 +379,7 @@ pub fn latencies_below(
 pub fn capacity_rate(cost: &IterationCost, input: f64, output: f64) -> f64 {
     let ceiling = (1.0 / (input * cost.prefill_token_s))
         .min(cost.max_batch as f64 / (output * cost.decode(1.0)));
-    let exists = |rate: f64| latencies_below(cost, None, input, output, rate).is_some();
+    let exists = |rate: f64| steady_state(cost, input, output, rate).is_some();
     let (mut low, mut high) = (ceiling * 1e-6, ceiling);
     if !exists(low) {
         return 0.0;
