@@ -107,7 +107,13 @@ pub(crate) fn hardware(setup: &ServeSetup) -> Result<Hardware, ServeError> {
         .ok_or_else(|| ServeError::Invalid(format!("{} has no 16-bit peak", accelerator.id)))?;
     let math_peak = accelerator.peak_flops_per_s(math).unwrap_or(half_peak);
     let mut gemm_efficiency = efficiency;
-    if matches!(math, Precision::Fp8 | Precision::Int8 | Precision::Fp4) {
+    // 8-bit GEMMs reach a smaller share of a doubled datasheet peak than 16-bit ones
+    // (`Efficiency::matmul_8bit`). Where the 8-bit peak is no higher than the 16-bit one (Gaudi
+    // 3's matrix engines run fp8 at their bf16 rate, 1,835 TFLOP/s each; Intel Gaudi 3 white
+    // paper) there is no doubled rate to fall short of, and the 8-bit GEMM keeps the 16-bit
+    // share.
+    let doubled = math_peak > 1.5 * half_peak;
+    if matches!(math, Precision::Fp8 | Precision::Int8 | Precision::Fp4) && doubled {
         gemm_efficiency.matmul = efficiency.matmul_8bit;
     }
     // The family's fitted serving scale; no GEMM passes 95% of its peak.
