@@ -192,13 +192,31 @@ pub fn row_setup(catalog: &Catalog, row: &InferenceRun) -> Result<ServeSetup, Ro
         }
     };
     setup.weight_precision = precision(&row.weight_precision)?;
-    setup.kv_precision = precision(&row.kv_precision)?;
+    setup.kv_precision = match row.kv_precision {
+        Some(_) => precision(&row.kv_precision)?,
+        None => default_kv_precision(&row.engine, setup.weight_precision),
+    };
     setup.batch = row.batch;
     setup.decode_attention = decode_attention_of(&row.engine, &row.source);
     if let Some(profile) = engine_of(&row.engine, row.engine_version.as_deref()).host {
         setup.host_s_per_sequence = profile.host_s_per_sequence(catalog)?;
     }
     Ok(setup)
+}
+
+/// The KV-cache precision of a row that does not state it: the engine's default.
+/// TensorRT-LLM (and NVIDIA NIM, built on it) runs NVIDIA's ModelOpt checkpoints, whose
+/// quantiser stores the KV cache in fp8 unless told otherwise (`hf_ptq.py --kv_cache_qformat`,
+/// default `fp8`, recorded as `kv_cache_quant_algo` in the checkpoint's `hf_quant_config.json`),
+/// and its `KvCacheConfig(dtype="auto")` takes the checkpoint's format (TensorRT-LLM docs,
+/// "Quantization": FP8 KV cache "inherited from the checkpoint with dtype=auto"). vLLM's
+/// `--kv-cache-dtype auto` keeps the model's 16-bit type, and so do the other engines here.
+fn default_kv_precision(engine: &str, weights: Precision) -> Precision {
+    let tensorrt = engine.to_ascii_lowercase().contains("tensorrt");
+    match weights {
+        Precision::Fp8 | Precision::Fp4 if tensorrt => Precision::Fp8,
+        _ => Precision::Fp16,
+    }
 }
 
 /// The value of `metric` an estimate predicts.
