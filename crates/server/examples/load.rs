@@ -16,6 +16,20 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+/// Submits the job `body` to the server at `url` as the holder of `token`.
+async fn submit(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    body: &serde_json::Value,
+) -> reqwest::Result<reqwest::Response> {
+    http.post(format!("{url}/api/v1/jobs"))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+}
+
 fn flag(args: &[String], name: &str) -> Option<String> {
     args.iter()
         .position(|a| a == name)
@@ -48,16 +62,14 @@ async fn main() {
         let _ = stop_rx.await;
     }));
     let (http, token) = common::admin_with_tenant(&url, &data_dir, "load").await;
-    let blocker: serde_json::Value = http
-        .post(format!("{url}/api/v1/jobs"))
-        .bearer_auth(&token)
-        .json(&json!({ "tenant": "load", "command": ["sleep", (seconds + 30).to_string()] }))
-        .send()
+    let blocker = json!({ "tenant": "load", "command": ["sleep", (seconds + 30).to_string()] });
+    let blocker: serde_json::Value = submit(&http, &url, &token, &blocker)
         .await
-        .unwrap()
+        .and_then(reqwest::Response::error_for_status)
+        .expect("the blocking job is accepted")
         .json()
         .await
-        .unwrap();
+        .expect("the server answers a job");
 
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
@@ -70,13 +82,9 @@ async fn main() {
             let mut n = 0u64;
             while Instant::now() < deadline {
                 let sent = Instant::now();
-                let response = http
-                    .post(format!("{url}/api/v1/jobs"))
-                    .bearer_auth(&token)
-                    .json(&json!({ "tenant": "load", "name": format!("c{client}-{n}"),
-                        "command": ["true"], "env": { "N": n.to_string() } }))
-                    .send()
-                    .await;
+                let job = json!({ "tenant": "load", "name": format!("c{client}-{n}"),
+                    "command": ["true"], "env": { "N": n.to_string() } });
+                let response = submit(&http, &url, &token, &job).await;
                 match response {
                     Ok(r) if r.status() == 201 => latencies.push(sent.elapsed()),
                     _ => errors += 1,

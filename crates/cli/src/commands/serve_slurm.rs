@@ -44,7 +44,7 @@ pub struct SlurmArgs {
 impl SlurmArgs {
     /// The executors the options name; errors say what would be right.
     pub fn executors(&self) -> Result<suanli_server::Executors> {
-        let mode: Mode = self.slurm_mode.parse().map_err(anyhow::Error::msg)?;
+        let mode: Mode = self.slurm_mode.parse()?;
         let cluster = |label: &str, conf: Option<PathBuf>| {
             let mut config = SlurmConfig::new(label);
             config.slurm_conf = conf.or_else(|| std::env::var_os("SLURM_CONF").map(PathBuf::from));

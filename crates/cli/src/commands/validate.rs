@@ -8,6 +8,22 @@ use std::process::ExitCode;
 use suanli_perf::validate::{self, Report};
 use suanli_perf::validate_serve;
 
+/// The `after_help` examples of `validate KIND` on the validation table `FILE`: one plain run,
+/// then one run with each of `--json`, `--cv` and `--fit`.
+macro_rules! examples {
+    ($kind:literal, $file:literal) => {
+        examples!(@run concat!("suanli validate ", $kind, " data/validation/", $file))
+    };
+    (@run $run:expr) => {
+        concat!(
+            "Example:\n  ", $run,
+            "\n  ", $run, " --json | jq .summary",
+            "\n  ", $run, " --cv",
+            "\n  ", $run, " --fit",
+        )
+    };
+}
+
 /// What to validate.
 #[derive(Subcommand)]
 #[command(
@@ -16,20 +32,10 @@ use suanli_perf::validate_serve;
 )]
 pub enum ValidateCommand {
     /// Training runs (schema: training-runs.csv of the validation tables).
-    #[command(
-        after_help = "Example:\n  suanli validate train data/validation/training-runs.csv\n  \
-        suanli validate train data/validation/training-runs.csv --json | jq .summary\n  \
-        suanli validate train data/validation/training-runs.csv --cv\n  \
-        suanli validate train data/validation/training-runs.csv --fit"
-    )]
+    #[command(after_help = examples!("train", "training-runs.csv"))]
     Train(ValidateArgs),
     /// Inference runs (schema: inference-runs.csv of the validation tables).
-    #[command(
-        after_help = "Example:\n  suanli validate serve data/validation/inference-runs.csv\n  \
-        suanli validate serve data/validation/inference-runs.csv --json | jq .summary\n  \
-        suanli validate serve data/validation/inference-runs.csv --fit\n  \
-        suanli validate serve data/validation/inference-runs.csv --cv"
-    )]
+    #[command(after_help = examples!("serve", "inference-runs.csv"))]
     Serve(ValidateArgs),
 }
 

@@ -31,15 +31,20 @@ pub enum Mode {
     Slurm,
 }
 
+/// A scheduling mode that is neither `suanli` nor `slurm`.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "`{0}` is not a scheduling mode; use `suanli` (suanli picks nodes) or `slurm` (Slurm does)"
+)]
+pub struct UnknownMode(pub String);
+
 impl std::str::FromStr for Mode {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Mode, String> {
+    type Err = UnknownMode;
+    fn from_str(text: &str) -> Result<Mode, UnknownMode> {
         match text {
             "suanli" => Ok(Mode::Suanli),
             "slurm" => Ok(Mode::Slurm),
-            other => Err(format!(
-                "`{other}` is not a scheduling mode; use `suanli` (suanli picks nodes) or `slurm` (Slurm does)"
-            )),
+            other => Err(UnknownMode(other.into())),
         }
     }
 }

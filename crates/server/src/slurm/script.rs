@@ -33,6 +33,11 @@ fn valid_name(name: &str) -> bool {
 /// `LOCAL_RANK` of `SLURM_GPUS_ON_NODE / SLURM_NTASKS_PER_NODE`).
 const TASK: &str = r#"export RANK=$SLURM_PROCID LOCAL_RANK=$SLURM_LOCALID; n=0; [ -n "$SLURM_NTASKS_PER_NODE" ] && n=$(( ${SLURM_GPUS_ON_NODE:-0} / SLURM_NTASKS_PER_NODE )); if [ -n "$CUDA_VISIBLE_DEVICES" ] && [ "$n" -gt 0 ]; then CUDA_VISIBLE_DEVICES=$(echo "$CUDA_VISIBLE_DEVICES" | cut -d, -f$((LOCAL_RANK * n + 1))-$((LOCAL_RANK * n + n))); export CUDA_VISIBLE_DEVICES; fi; exec "$@""#;
 
+/// An environment variable name a shell cannot `export`.
+#[derive(Debug, thiserror::Error)]
+#[error("environment variable name `{0}` is not valid in a shell")]
+pub struct InvalidEnvName(pub String);
+
 /// The batch script: the job's environment, `MASTER_ADDR`/`MASTER_PORT` from the first node of
 /// the allocation, then one `srun` task per process with `RANK`, `LOCAL_RANK` and `WORLD_SIZE`
 /// from Slurm's `SLURM_PROCID`, `SLURM_LOCALID` and `SLURM_NTASKS`. The exit code lands in
@@ -42,13 +47,11 @@ pub fn batch_script(
     env: &BTreeMap<String, String>,
     run_dir: &Path,
     master_addr: Option<&str>,
-) -> Result<String, String> {
+) -> Result<String, InvalidEnvName> {
     let mut script = String::from("#!/bin/sh\n# Written by suanli; one run of one job.\n");
     for (key, value) in env {
         if !valid_name(key) {
-            return Err(format!(
-                "environment variable name `{key}` is not valid in a shell"
-            ));
+            return Err(InvalidEnvName(key.clone()));
         }
         script.push_str(&format!("export {key}={}\n", shell_quote(value)));
     }

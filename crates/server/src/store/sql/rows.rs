@@ -6,68 +6,68 @@ use sqlx::any::AnyRow;
 
 use super::super::{AuditEvent, JobRecord, JobState, Role, StoreError, TokenRecord, User};
 
+/// A record whose fields are read from the row's columns of the same name, or of the name after
+/// `=`; the fields after `;` are the local variables of that name (columns that needed parsing).
+/// `derive(sqlx::FromRow)` would say the same, but it builds sqlx's proc-macro crate and, for
+/// the host, both database drivers again: the choice `migrate.rs` makes for `migrate!`.
+macro_rules! from_columns {
+    ($row:ident => $record:ident {
+        $($field:ident $(= $column:literal)?),* $(; $($local:ident),*)? $(,)?
+    }) => {
+        $record {
+            $($field: $row.try_get(from_columns!(@column $field $($column)?))?,)*
+            $($($local,)*)?
+        }
+    };
+    (@column $field:ident) => {
+        stringify!($field)
+    };
+    (@column $field:ident $column:literal) => {
+        $column
+    };
+}
+
 pub(super) fn user_from_row(row: &AnyRow) -> Result<User, StoreError> {
     let role: String = row.try_get("role")?;
-    Ok(User {
-        name: row.try_get("name")?,
-        tenant: row.try_get("tenant")?,
-        role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role `{role}`")))?,
-        created_at_s: row.try_get("created_at_s")?,
-    })
+    let role = Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role `{role}`")))?;
+    Ok(from_columns!(row => User { name, tenant, created_at_s; role }))
 }
 
 pub(super) fn token_from_row(row: &AnyRow) -> Result<TokenRecord, StoreError> {
-    Ok(TokenRecord {
-        id: row.try_get("id")?,
-        user: row.try_get("user_name")?,
-        hash: row.try_get("hash")?,
-        created_at_s: row.try_get("created_at_s")?,
-        expires_at_s: row.try_get("expires_at_s")?,
-        revoked_at_s: row.try_get("revoked_at_s")?,
-    })
+    Ok(from_columns!(row => TokenRecord {
+        id, user = "user_name", hash, created_at_s, expires_at_s, revoked_at_s
+    }))
 }
 
 pub(super) fn job_from_row(row: &AnyRow) -> Result<JobRecord, StoreError> {
     let state: String = row.try_get("state")?;
+    let state = JobState::parse(&state)
+        .ok_or_else(|| StoreError::Corrupt(format!("job state `{state}`")))?;
     let spec: String = row.try_get("spec")?;
-    let run: Option<String> = row.try_get("run")?;
-    let exit_code: Option<i64> = row.try_get("exit_code")?;
-    let restarts: i64 = row.try_get("restarts")?;
-    let attempts: i64 = row.try_get("attempts")?;
-    Ok(JobRecord {
-        id: row.try_get("id")?,
-        spec: serde_json::from_str(&spec)
-            .map_err(|e| StoreError::Corrupt(format!("job spec: {e}")))?,
-        state: JobState::parse(&state)
-            .ok_or_else(|| StoreError::Corrupt(format!("job state `{state}`")))?,
-        reason: row.try_get("reason")?,
-        restarts: restarts as u32,
-        attempts: attempts as u32,
-        exit_code: exit_code.map(|c| c as i32),
-        submitted_at_s: row.try_get("submitted_at_s")?,
-        started_at_s: row.try_get("started_at_s")?,
-        finished_at_s: row.try_get("finished_at_s")?,
-        run: match run {
-            Some(text) if !text.is_empty() => Some(
-                serde_json::from_str(&text)
-                    .map_err(|e| StoreError::Corrupt(format!("job run: {e}")))?,
-            ),
-            _ => None,
-        },
-    })
+    let spec =
+        serde_json::from_str(&spec).map_err(|e| StoreError::Corrupt(format!("job spec: {e}")))?;
+    let run = match row.try_get::<Option<String>, _>("run")? {
+        Some(text) if !text.is_empty() => Some(
+            serde_json::from_str(&text)
+                .map_err(|e| StoreError::Corrupt(format!("job run: {e}")))?,
+        ),
+        _ => None,
+    };
+    let restarts = row.try_get::<i64, _>("restarts")? as u32;
+    let attempts = row.try_get::<i64, _>("attempts")? as u32;
+    let exit_code = row
+        .try_get::<Option<i64>, _>("exit_code")?
+        .map(|c| c as i32);
+    Ok(from_columns!(row => JobRecord {
+        id, reason, submitted_at_s, started_at_s, finished_at_s;
+        spec, state, restarts, attempts, exit_code, run
+    }))
 }
 
 pub(super) fn audit_from_row(row: &AnyRow) -> Result<AuditEvent, StoreError> {
-    Ok(AuditEvent {
-        seq: row.try_get("seq")?,
-        at_ms: row.try_get("at_ms")?,
-        actor: row.try_get("actor")?,
-        action: row.try_get("action")?,
-        target: row.try_get("target")?,
-        outcome: row.try_get("outcome")?,
-        prev_hash: row.try_get("prev_hash")?,
-        hash: row.try_get("hash")?,
-    })
+    Ok(from_columns!(row => AuditEvent {
+        seq, at_ms, actor, action, target, outcome, prev_hash, hash
+    }))
 }
 
 pub(super) fn to_json<T: serde::Serialize>(value: &T) -> String {
