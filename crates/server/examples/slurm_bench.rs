@@ -142,6 +142,66 @@ fn per_job(label: &str, counts: &[(String, u64)], jobs: usize) -> String {
     )
 }
 
+/// CPU time at one moment, in seconds: the whole host's busy time (`/proc/stat`: every state
+/// but idle and iowait, all cores) and this process's own (server, HTTP client and the
+/// commands it spawned and reaped: `getrusage` of self and children), with the wall clock.
+#[derive(Clone, Copy)]
+struct Cpu {
+    wall: Instant,
+    host_busy_s: f64,
+    bench_s: f64,
+}
+
+impl Cpu {
+    fn now() -> Cpu {
+        let ticks = 100.0; // USER_HZ, as /proc/stat counts
+        let host_busy_s = std::fs::read_to_string("/proc/stat")
+            .ok()
+            .and_then(|text| {
+                let line = text.lines().next()?.to_string();
+                let fields: Vec<f64> = line
+                    .split_whitespace()
+                    .skip(1)
+                    .filter_map(|f| f.parse().ok())
+                    .collect();
+                // user nice system idle iowait irq softirq steal
+                let busy: f64 = fields.iter().take(8).sum::<f64>()
+                    - fields.get(3).copied().unwrap_or(0.0)
+                    - fields.get(4).copied().unwrap_or(0.0);
+                Some(busy / ticks)
+            })
+            .unwrap_or(0.0);
+        let usage = |who| {
+            // SAFETY: getrusage only writes the struct it is given.
+            let mut r: libc::rusage = unsafe { std::mem::zeroed() };
+            unsafe { libc::getrusage(who, &mut r) };
+            let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+            secs(r.ru_utime) + secs(r.ru_stime)
+        };
+        Cpu {
+            wall: Instant::now(),
+            host_busy_s,
+            bench_s: usage(libc::RUSAGE_SELF) + usage(libc::RUSAGE_CHILDREN),
+        }
+    }
+
+    /// What a phase of `jobs` jobs used since `start`: host CPU per job, how busy the cores
+    /// were, and this process's share.
+    fn since(&self, start: &Cpu, label: &str, jobs: usize) -> String {
+        let wall_s = self.wall.duration_since(start.wall).as_secs_f64();
+        let host = self.host_busy_s - start.host_busy_s;
+        let bench = self.bench_s - start.bench_s;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        format!(
+            "cpu, {label}: host {:.1} ms per job ({:.0}% of {cores} cores busy over {wall_s:.1} s), \
+             of which this process and its commands {:.1} ms per job",
+            1e3 * host / jobs.max(1) as f64,
+            100.0 * host / (wall_s * cores).max(1e-9),
+            1e3 * bench / jobs.max(1) as f64,
+        )
+    }
+}
+
 /// suanli's jobs in `state`, counted up to `up_to`.
 async fn count(http: &reqwest::Client, url: &str, token: &str, state: &str, up_to: usize) -> usize {
     list(http, url, token, state, up_to).await.len()
@@ -383,19 +443,23 @@ async fn main() {
     // for MinJobAge.
     let plain = !args.iter().any(|a| a == "--skip-plain");
     let (mut plain_rows, mut step_jobs, mut request_lines) = (Vec::new(), None, Vec::new());
+    let mut cpu_lines = Vec::new();
     let counted = reset_requests();
     if plain {
         for (label, wrap) in [("sbatch true", "true"), ("sbatch srun true", "srun true")] {
             reset_requests();
+            let cpu = Cpu::now();
             let (accepted, per_s) = tokio::task::spawn_blocking(move || plain_sbatch(jobs, wrap))
                 .await
                 .unwrap();
+            cpu_lines.push(Cpu::now().since(&cpu, label, jobs));
             request_lines.push(per_job(label, &requests(), jobs));
             plain_rows.push((label, accepted, per_s));
             step_jobs = Some(per_s);
         }
     }
     reset_requests();
+    let cpu = Cpu::now();
     let (suanli_accepted, suanli_jobs, profiled) = through_suanli(
         jobs,
         poll_ms,
@@ -403,6 +467,7 @@ async fn main() {
         args.iter().any(|a| a == "--keep-data"),
     )
     .await;
+    cpu_lines.push(Cpu::now().since(&cpu, "through suanli", jobs));
     request_lines.push(per_job("through suanli", &requests(), jobs));
     println!("{jobs} jobs (`true`, 1 GPU each) on the 4-node Slurm of .ci/slurm.sh");
     println!("{:<18} {:>12} {:>14}", "", "accepted/s", "end-to-end/s");
@@ -418,6 +483,9 @@ async fn main() {
         for line in &request_lines {
             println!("{line}");
         }
+    }
+    for line in &cpu_lines {
+        println!("{line}");
     }
     if let Some(step_jobs) = step_jobs {
         println!(

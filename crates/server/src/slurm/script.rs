@@ -30,8 +30,11 @@ fn valid_name(name: &str) -> bool {
 
 /// Each task: its rank from Slurm, and its share of the node's GPUs (Slurm gives every task of
 /// a node all of the node's GPUs in `CUDA_VISIBLE_DEVICES`; rank `LOCAL_RANK` takes slice
-/// `LOCAL_RANK` of `SLURM_GPUS_ON_NODE / SLURM_NTASKS_PER_NODE`).
-const TASK: &str = r#"export RANK=$SLURM_PROCID LOCAL_RANK=$SLURM_LOCALID; n=0; [ -n "$SLURM_NTASKS_PER_NODE" ] && n=$(( ${SLURM_GPUS_ON_NODE:-0} / SLURM_NTASKS_PER_NODE )); if [ -n "$CUDA_VISIBLE_DEVICES" ] && [ "$n" -gt 0 ]; then CUDA_VISIBLE_DEVICES=$(echo "$CUDA_VISIBLE_DEVICES" | cut -d, -f$((LOCAL_RANK * n + 1))-$((LOCAL_RANK * n + n))); export CUDA_VISIBLE_DEVICES; fi; exec "$@""#;
+/// `LOCAL_RANK` of `SLURM_GPUS_ON_NODE / SLURM_NTASKS_PER_NODE`). Shell built-ins only: the
+/// slice is cut by `IFS=,` and a loop, and a node's only task keeps the whole list, so a task
+/// starts no process but its command (on a 2-core host every process costs ~1 ms of CPU per
+/// run, see docs/slurm.md). No `'`: the batch script quotes it.
+pub(super) const TASK: &str = r#"export RANK=$SLURM_PROCID LOCAL_RANK=$SLURM_LOCALID; n=0; [ -n "$SLURM_NTASKS_PER_NODE" ] && n=$(( ${SLURM_GPUS_ON_NODE:-0} / SLURM_NTASKS_PER_NODE )); if [ -n "$CUDA_VISIBLE_DEVICES" ] && [ "$n" -gt 0 ] && [ "$SLURM_NTASKS_PER_NODE" -gt 1 ]; then first=$((LOCAL_RANK * n)); i=0; s=; IFS=,; for g in $CUDA_VISIBLE_DEVICES; do [ $i -ge $first ] && [ $i -lt $((first + n)) ] && s=${s:+$s,}$g; i=$((i + 1)); done; unset IFS; CUDA_VISIBLE_DEVICES=$s; export CUDA_VISIBLE_DEVICES; fi; exec "$@""#;
 
 /// An environment variable name a shell cannot `export`.
 #[derive(Debug, thiserror::Error)]

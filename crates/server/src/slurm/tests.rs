@@ -205,3 +205,45 @@ fn scripts_quote_everything_and_pin_nodes_only_when_suanli_schedules() {
     assert!(args.iter().any(|a| a == "--gpus=h100:8"));
     assert!(args.iter().any(|a| a == "--ntasks=4"));
 }
+
+/// What `srun` task `local` of `per_node` tasks sees of `visible` (`None`: unset), run by `sh`
+/// as `srun` runs it: its rank and its slice of the node's GPUs.
+fn task_sees(visible: Option<&str>, gpus: u32, per_node: Option<u32>, local: u32) -> String {
+    let mut command = std::process::Command::new("sh");
+    command
+        .args(["-c", super::script::TASK, "suanli-task", "sh", "-c"])
+        .arg(r#"echo "$RANK $LOCAL_RANK ${CUDA_VISIBLE_DEVICES-unset}""#)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("SLURM_PROCID", (10 + local).to_string())
+        .env("SLURM_LOCALID", local.to_string())
+        .env("SLURM_GPUS_ON_NODE", gpus.to_string());
+    if let Some(visible) = visible {
+        command.env("CUDA_VISIBLE_DEVICES", visible);
+    }
+    if let Some(per_node) = per_node {
+        command.env("SLURM_NTASKS_PER_NODE", per_node.to_string());
+    }
+    let output = command.output().expect("sh");
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8(output.stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn each_task_gets_its_slice_of_the_nodes_gpus_with_shell_builtins() {
+    let all = Some("0,1,2,3,4,5,6,7");
+    // 4 tasks x 2 GPUs: task 2 takes the third pair.
+    assert_eq!(task_sees(all, 8, Some(4), 2), "12 2 4,5");
+    assert_eq!(task_sees(all, 8, Some(4), 0), "10 0 0,1");
+    // 2 tasks x 2 GPUs of devices Slurm numbered unevenly: positions, not values.
+    assert_eq!(task_sees(Some("3,5,6,7"), 4, Some(2), 1), "11 1 6,7");
+    // 8 tasks x 1 GPU.
+    assert_eq!(task_sees(all, 8, Some(8), 7), "17 7 7");
+    // A node's only task keeps every GPU; no GPUs or no per-node count: left as Slurm set it.
+    assert_eq!(task_sees(Some("2"), 1, Some(1), 0), "10 0 2");
+    assert_eq!(task_sees(all, 8, Some(1), 0), "10 0 0,1,2,3,4,5,6,7");
+    assert_eq!(task_sees(None, 0, Some(2), 1), "11 1 unset");
+    assert_eq!(task_sees(all, 8, None, 0), "10 0 0,1,2,3,4,5,6,7");
+    // The batch script quotes the task in `'...'`.
+    assert!(!super::script::TASK.contains('\''));
+}

@@ -53,8 +53,8 @@ until [ -e "$b" ] && mv "$b" "$t" 2>/dev/null; do
   n=$((n + 1))
   sleep 0.05
 done
-rm -f "$c"
-exec sh "$(cat "$t")"
+IFS= read -r s < "$t"
+exec sh "$s"
 "#,
         dir = shell_quote(&dir.display().to_string())
     )
@@ -188,9 +188,11 @@ impl Spares {
         self.file("taken", id).exists()
     }
 
-    /// Forgets spare `id` once the run it took has ended.
+    /// Forgets spare `id` once the run it took has ended (its claim too: the spare leaves it,
+    /// which saves a process on every start).
     pub(in crate::slurm) fn forget(&self, id: &str) {
         let _ = std::fs::remove_file(self.file("taken", id));
+        let _ = std::fs::remove_file(self.file("claimed", id));
     }
 
     /// Warm spares of `set` released and not claimed.
@@ -283,7 +285,9 @@ mod tests {
         wait(&mut children[0], Duration::from_secs(5));
         assert_eq!(ran(&dir, 0), "ran\n");
         assert!(spares.took_binding("5_0"), "a restarted server sees it ran");
+        spares.forget("5_0");
         assert!(!spares.file("claimed", "5_0").exists());
+        assert!(!spares.file("taken", "5_0").exists());
         // Cold spares without a binding end at once, and run nothing.
         for task in [2, 3] {
             assert!(wait(&mut children[task], Duration::from_secs(2)) < Duration::from_secs(2));
