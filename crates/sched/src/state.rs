@@ -428,6 +428,14 @@ impl State {
         job.status = Status::Cancelled { cancelled_s: now_s };
     }
 
+    /// Room for `additional` more jobs in the per-job vectors.
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        self.jobs.reserve(additional);
+        self.pending_keys.reserve(additional);
+        self.pool_rates_start.reserve(additional);
+        self.pool_rates.reserve(additional);
+    }
+
     /// Adds a submitted job to the queue.
     pub(crate) fn enqueue(&mut self, job: Job, pools: &[(PoolId, f64)], key: i64) {
         let id = job.id.0;

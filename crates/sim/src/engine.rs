@@ -22,7 +22,7 @@ use suanli_sched::{
     policy,
 };
 
-use crate::convert::{job_spec, pools};
+use crate::convert::{pools, unnamed_job_spec};
 use crate::failures::{CheckpointPolicy, FailureModel};
 use crate::metrics::{JobRecord, RunResult, UtilisationStep};
 use crate::workload::{ClusterSpec, TraceJob};
@@ -140,6 +140,7 @@ pub fn simulate(
     let pool_configs = pools(cluster);
     let mut scheduler =
         Scheduler::new(&pool_configs, &config.tenants, policy, config.sched.clone())?;
+    scheduler.reserve(jobs.len());
     let total_accelerators = scheduler.state().cluster.total_accelerators();
     let mut rng = StdRng::seed_from_u64(config.seed);
     let mut heap: BinaryHeap<Reverse<Queued>> = BinaryHeap::new();
@@ -221,14 +222,19 @@ pub fn simulate(
                 Event::Arrival { index } => {
                     arrivals_left -= 1;
                     let trace_job = &jobs[index as usize];
-                    let spec = job_spec(
+                    let spec = unnamed_job_spec(
                         trace_job,
                         cluster,
                         &config.checkpoint,
                         config.checkpoint_cost_s,
                         &config.failures,
                     );
-                    match scheduler.submit(spec, now_s) {
+                    match scheduler.submit_borrowed(
+                        spec,
+                        &trace_job.id,
+                        &trace_job.tenant,
+                        now_s,
+                    ) {
                         Ok(id) => {
                             debug_assert_eq!(id.0 as usize, trace_index_of.len());
                             trace_index_of.push(index);
