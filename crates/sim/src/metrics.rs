@@ -5,16 +5,18 @@
 use serde::Serialize;
 use suanli_sched::{Job, State, Status};
 
+use crate::label::Label;
 use crate::workload::TraceJob;
 
-/// One finished job.
+/// One finished job. Its texts are [`Label`]s: a million records would otherwise hold three
+/// million small heap strings.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct JobRecord {
-    pub id: String,
-    pub tenant: String,
+    pub id: Label,
+    pub tenant: Label,
     pub gang_size: u32,
     /// Accelerator type of the run that completed.
-    pub accelerator: String,
+    pub accelerator: Label,
     pub arrival_s: u64,
     pub first_start_s: u64,
     pub finish_s: u64,
@@ -47,10 +49,10 @@ impl JobRecord {
             .iter()
             .max_by(|a, b| a.1.total_cmp(&b.1));
         JobRecord {
-            id: trace_job.id.clone(),
-            tenant: trace_job.tenant.clone(),
+            id: Label::from(trace_job.id.as_str()),
+            tenant: Label::from(trace_job.tenant.as_str()),
             gang_size: job.spec.gang_size,
-            accelerator: accelerator.to_string(),
+            accelerator: Label::from(accelerator),
             arrival_s: job.submitted_s,
             first_start_s,
             finish_s,
