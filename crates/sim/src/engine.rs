@@ -18,8 +18,8 @@ use std::time::Instant;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use suanli_sched::{
-    Decision, JobId, NodeId, PoolId, SchedConfig, SchedError, Scheduler, Status, TenantConfig,
-    policy,
+    Decision, JobId, NodeId, PoolId, SchedConfig, SchedError, Scheduler, State, Status,
+    TenantConfig, policy,
 };
 
 use crate::convert::{pools, unnamed_job_spec};
@@ -171,8 +171,9 @@ pub fn simulate(
         }
     }
 
-    let mut trace_index_of: Vec<u32> = Vec::with_capacity(jobs.len());
-    let mut records: Vec<Option<JobRecord>> = vec![None; jobs.len()];
+    // The scheduler's id of each trace job (`NOT_SUBMITTED` until it arrives, or if rejected).
+    let mut job_of_trace: Vec<u32> = vec![NOT_SUBMITTED; jobs.len()];
+    let mut submitted = 0usize;
     let mut runs: Vec<u32> = Vec::with_capacity(jobs.len());
     let mut last_pool: Vec<PoolId> = Vec::with_capacity(jobs.len());
     let mut rejected: Vec<(String, String)> = Vec::new();
@@ -236,8 +237,9 @@ pub fn simulate(
                         now_s,
                     ) {
                         Ok(id) => {
-                            debug_assert_eq!(id.0 as usize, trace_index_of.len());
-                            trace_index_of.push(index);
+                            debug_assert_eq!(id.0 as usize, submitted);
+                            submitted += 1;
+                            job_of_trace[index as usize] = id.0;
                             runs.push(0);
                             last_pool.push(PoolId(0));
                             unfinished += 1;
@@ -251,16 +253,6 @@ pub fn simulate(
                     if running && runs[job as usize] == run {
                         scheduler.on_finish(id, now_s)?;
                         unfinished -= 1;
-                        let index = trace_index_of[job as usize] as usize;
-                        let state = scheduler.state();
-                        let accelerator =
-                            &state.cluster.pools[last_pool[job as usize].0 as usize].accelerator;
-                        records[index] = Some(JobRecord::of(
-                            &jobs[index],
-                            scheduler.job(id)?,
-                            state,
-                            accelerator,
-                        ));
                     }
                 }
                 Event::Failure { node } => {
@@ -371,7 +363,7 @@ pub fn simulate(
     Ok(RunResult {
         policy: config.policy.clone(),
         total_accelerators,
-        jobs: records.into_iter().flatten().collect(),
+        jobs: records(jobs, &job_of_trace, &last_pool, scheduler.state()),
         rejected,
         timeline,
         end_s: now_s,
@@ -380,6 +372,39 @@ pub fn simulate(
         jobs_killed,
         wall_s: started.elapsed().as_secs_f64(),
     })
+}
+
+/// `job_of_trace` of a trace job the scheduler has not taken.
+const NOT_SUBMITTED: u32 = u32::MAX;
+
+/// The records of the finished jobs, in trace order. Built once the run is over, from the
+/// scheduler's final records (a finished job's record no longer changes), in one sequential sweep
+/// rather than one scattered write per completion.
+fn records(
+    jobs: &[TraceJob],
+    job_of_trace: &[u32],
+    last_pool: &[PoolId],
+    state: &State,
+) -> Vec<JobRecord> {
+    let finished = |id: u32| {
+        let job = &state.jobs[id as usize];
+        matches!(job.status, Status::Finished { .. }).then_some(job)
+    };
+    let count = job_of_trace
+        .iter()
+        .filter(|&&id| id != NOT_SUBMITTED && finished(id).is_some())
+        .count();
+    let mut records = Vec::with_capacity(count);
+    for (trace_job, &id) in jobs.iter().zip(job_of_trace) {
+        if id == NOT_SUBMITTED {
+            continue;
+        }
+        if let Some(job) = finished(id) {
+            let pool = &state.cluster.pools[last_pool[id as usize].0 as usize];
+            records.push(JobRecord::of(trace_job, job, state, &pool.accelerator));
+        }
+    }
+    records
 }
 
 /// An exponential draw with mean `mean_s`, at least one second.
