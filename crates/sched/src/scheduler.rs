@@ -263,11 +263,19 @@ impl Scheduler {
 
     /// Runs quota reclaim and the policy; returns what to start and stop, in order.
     pub fn schedule(&mut self, now_s: u64) -> Vec<Decision> {
+        let mut decisions = Vec::new();
+        self.schedule_into(now_s, &mut decisions);
+        decisions
+    }
+
+    /// `schedule`, appending the decisions to `decisions`: a driver that calls it at every
+    /// event reuses one vector instead of receiving a new one each time.
+    pub fn schedule_into(&mut self, now_s: u64, decisions: &mut Vec<Decision>) {
         if self.state.has_quotas() {
             self.state.reclaim_guarantees(now_s);
         }
         self.policy.schedule(&mut self.state, now_s);
-        std::mem::take(&mut self.state.decisions)
+        decisions.append(&mut self.state.decisions);
     }
 
     /// True when `schedule` changes nothing at an instant without a state change other than the

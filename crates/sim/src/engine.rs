@@ -188,6 +188,7 @@ pub fn simulate(
     let (mut events, mut node_failures, mut jobs_killed) = (0u64, 0u64, 0u64);
     let mut now_s = 0;
     let mut idle_passes = 0u32;
+    let mut decisions = Vec::new();
     // Completion events of runs that were since preempted or killed. Each still costs a heap
     // operation and a (no-op) scheduling pass; a policy that acts only at its own wake-ups lets
     // the engine drop them once they are half the heap.
@@ -290,7 +291,8 @@ pub fn simulate(
                 );
             }
         }
-        for decision in scheduler.schedule(now_s) {
+        scheduler.schedule_into(now_s, &mut decisions);
+        for decision in decisions.drain(..) {
             match decision {
                 Decision::Start {
                     job,

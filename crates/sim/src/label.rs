@@ -29,6 +29,14 @@ impl Label {
     /// Texts up to this many bytes are held in place (the label is as large as a `String`).
     pub const INLINE_BYTES: usize = 22;
 
+    /// The text's bytes (compared without checking them again).
+    fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Repr::Shared(text) => text.as_bytes(),
+        }
+    }
+
     /// The text.
     pub fn as_str(&self) -> &str {
         match &self.0 {
@@ -78,11 +86,24 @@ impl AsRef<str> for Label {
 
 impl PartialEq for Label {
     fn eq(&self, other: &Self) -> bool {
-        self.as_str() == other.as_str()
+        self.as_bytes() == other.as_bytes()
     }
 }
 
 impl Eq for Label {}
+
+/// The order of the texts (`str` orders by bytes).
+impl Ord for Label {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
+
+impl PartialOrd for Label {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 
 impl PartialEq<str> for Label {
     fn eq(&self, other: &str) -> bool {
@@ -132,6 +153,7 @@ mod tests {
             assert_eq!(label.as_str(), text);
             assert_eq!(label, text);
             assert_eq!(label.clone(), label);
+            assert_eq!(label.cmp(&Label::from("m")), text.cmp("m"));
             assert_eq!(label.to_string(), text);
             assert_eq!(format!("{label:?}"), format!("{text:?}"));
             assert_eq!(

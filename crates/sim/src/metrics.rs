@@ -182,9 +182,9 @@ pub struct TenantSummary {
 impl TenantSummary {
     /// The tenants of `jobs`, sorted by name.
     pub fn of_jobs(jobs: &[JobRecord]) -> Vec<TenantSummary> {
-        let mut by_tenant: std::collections::BTreeMap<&str, Vec<&JobRecord>> = Default::default();
+        let mut by_tenant: std::collections::BTreeMap<&Label, Vec<&JobRecord>> = Default::default();
         for job in jobs {
-            by_tenant.entry(job.tenant.as_str()).or_default().push(job);
+            by_tenant.entry(&job.tenant).or_default().push(job);
         }
         let allocated_total: u64 = jobs.iter().map(|j| j.allocated_acc_s).sum();
         by_tenant
@@ -303,9 +303,9 @@ pub fn utilisation_series(
 
 /// Jain's fairness index (Jain, Chiu and Hawe 1984) of `1 / mean(metric)` per tenant.
 fn jain_over_tenants(jobs: &[JobRecord], metric: impl Fn(&JobRecord) -> f64) -> f64 {
-    let mut per_tenant: std::collections::BTreeMap<&str, (f64, u32)> = Default::default();
+    let mut per_tenant: std::collections::BTreeMap<&Label, (f64, u32)> = Default::default();
     for job in jobs {
-        let entry = per_tenant.entry(job.tenant.as_str()).or_default();
+        let entry = per_tenant.entry(&job.tenant).or_default();
         entry.0 += metric(job);
         entry.1 += 1;
     }
