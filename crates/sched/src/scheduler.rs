@@ -232,19 +232,18 @@ impl Scheduler {
         if !self.state.cluster.node(node)?.up {
             return Ok(Vec::new());
         }
-        let pool = self.state.cluster.nodes[node.0 as usize].pool;
+        // Running jobs are kept in id order.
         let killed: Vec<JobId> = self
             .state
-            .running_by_estimated_end(pool)
-            .map(|(_, id)| id)
+            .running
+            .iter()
+            .map(|&id| JobId(id))
             .filter(|&id| {
                 self.state
                     .job(id)
                     .run()
                     .is_some_and(|r| r.allocation.iter().any(|(n, _)| *n == node))
             })
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
             .collect();
         for &id in &killed {
             self.state.interrupt(id, now_s, Interruption::Failed);

@@ -102,6 +102,7 @@ impl State {
 
     /// Starts waiting jobs of tenants inside their guarantee, preempting borrowers if needed.
     pub(crate) fn reclaim_guarantees(&mut self, now_s: u64) {
+        self.keep_tenant_queues();
         for tenant in 0..self.tenants.len() {
             if self.tenants[tenant].guaranteed.is_empty() {
                 continue;
