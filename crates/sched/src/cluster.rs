@@ -6,8 +6,8 @@
 //! accelerators are indexed by free count (for best-fit) and histogrammed (for the minimum number
 //! of nodes a gang needs).
 
-use serde::{Deserialize, Serialize};
 use crate::free_index::FreeIndex;
+use serde::{Deserialize, Serialize};
 
 use crate::SchedError;
 

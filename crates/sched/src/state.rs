@@ -239,7 +239,9 @@ impl State {
             ends.sort_unstable();
             ends.into_iter()
         });
-        kept.into_iter().flatten().chain(sorted.into_iter().flatten())
+        kept.into_iter()
+            .flatten()
+            .chain(sorted.into_iter().flatten())
     }
 
     /// Keeps `running_by_end` from now on, filling it from the running jobs the first time.
@@ -248,7 +250,9 @@ impl State {
             return;
         }
         for &id in &self.running {
-            let run = self.jobs[id as usize].run().expect("running jobs have a run");
+            let run = self.jobs[id as usize]
+                .run()
+                .expect("running jobs have a run");
             self.running_by_end[run.pool.0 as usize].insert((run.estimated_end_s, id));
         }
         self.running_ends_kept = true;

@@ -147,8 +147,7 @@ impl Distribution {
         let count = values.len();
         let index = |q: f64| ((q * count as f64).ceil() as usize).clamp(1, count) - 1;
         // Selecting the highest rank first leaves the lower ranks in the part below it.
-        let (max_at, p99_at, p95_at, median_at) =
-            (count - 1, index(0.99), index(0.95), index(0.5));
+        let (max_at, p99_at, p95_at, median_at) = (count - 1, index(0.99), index(0.95), index(0.5));
         let max = *values.select_nth_unstable_by(max_at, f64::total_cmp).1;
         let p99 = *values[..=max_at]
             .select_nth_unstable_by(p99_at, f64::total_cmp)
