@@ -110,9 +110,6 @@ impl Distribution {
         if values.is_empty() {
             return Distribution::default();
         }
-        if let Some(distribution) = Self::of_whole_numbers(&mut values) {
-            return distribution;
-        }
         // Unstable is enough: values equal under `total_cmp` are the same bits.
         values.sort_unstable_by(f64::total_cmp);
         let rank =
@@ -124,47 +121,6 @@ impl Distribution {
             p99: rank(0.99),
             max: values[values.len() - 1],
         }
-    }
-}
-
-impl Distribution {
-    /// `of` without sorting, for whole numbers of seconds (completion times, delays): their sum
-    /// is exact in any order while it stays below 2^53, so the mean is the same bits as from the
-    /// sorted values, and each percentile is an order statistic that selection finds in linear
-    /// time. `None` (and `values` untouched) for anything else.
-    fn of_whole_numbers(values: &mut [f64]) -> Option<Self> {
-        const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
-        let mut sum = 0.0;
-        for &value in values.iter() {
-            if !(value >= 0.0 && value.fract() == 0.0) {
-                return None;
-            }
-            sum += value;
-        }
-        if sum >= EXACT {
-            return None;
-        }
-        let count = values.len();
-        let index = |q: f64| ((q * count as f64).ceil() as usize).clamp(1, count) - 1;
-        // Selecting the highest rank first leaves the lower ranks in the part below it.
-        let (max_at, p99_at, p95_at, median_at) = (count - 1, index(0.99), index(0.95), index(0.5));
-        let max = *values.select_nth_unstable_by(max_at, f64::total_cmp).1;
-        let p99 = *values[..=max_at]
-            .select_nth_unstable_by(p99_at, f64::total_cmp)
-            .1;
-        let p95 = *values[..=p99_at]
-            .select_nth_unstable_by(p95_at, f64::total_cmp)
-            .1;
-        let median = *values[..=p95_at]
-            .select_nth_unstable_by(median_at, f64::total_cmp)
-            .1;
-        Some(Distribution {
-            mean: sum / count as f64,
-            median,
-            p95,
-            p99,
-            max,
-        })
     }
 }
 
@@ -360,42 +316,4 @@ fn jain_over_tenants(jobs: &[JobRecord], metric: impl Fn(&JobRecord) -> f64) -> 
     let sum: f64 = values.iter().sum();
     let squares: f64 = values.iter().map(|v| v * v).sum();
     ratio(sum * sum, values.len() as f64 * squares)
-}
-
-#[cfg(test)]
-mod tests {
-    use proptest::prelude::*;
-
-    use super::*;
-
-    /// `of` by sorting, as it was before whole numbers took the selection path.
-    fn sorted(mut values: Vec<f64>) -> Distribution {
-        values.sort_unstable_by(f64::total_cmp);
-        let rank =
-            |q: f64| values[((q * values.len() as f64).ceil() as usize).clamp(1, values.len()) - 1];
-        Distribution {
-            mean: values.iter().sum::<f64>() / values.len() as f64,
-            median: rank(0.5),
-            p95: rank(0.95),
-            p99: rank(0.99),
-            max: values[values.len() - 1],
-        }
-    }
-
-    proptest! {
-        #[test]
-        fn selection_gives_the_sorted_answer(
-            values in proptest::collection::vec(0u64..1_000_000, 1..500),
-            fractional in proptest::bool::ANY,
-        ) {
-            let values: Vec<f64> = values
-                .into_iter()
-                .map(|v| v as f64 / if fractional { 7.0 } else { 1.0 })
-                .collect();
-            let expected = sorted(values.clone());
-            let got = Distribution::of(values);
-            prop_assert_eq!(got.mean.to_bits(), expected.mean.to_bits());
-            prop_assert_eq!(got, expected);
-        }
-    }
 }
