@@ -96,6 +96,10 @@ impl State {
         let job = self.job(id);
         let Some(run) = job.run() else { return false };
         let tenant = &self.tenants[job.tenant];
+        if tenant.guaranteed.is_empty() {
+            // Its usage includes this job's gang (at least 1) and its guarantee is 0.
+            return false;
+        }
         let accelerator = &self.cluster.pools[run.pool.0 as usize].accelerator;
         tenant.used_of(accelerator) <= tenant.guaranteed_of(accelerator)
     }
