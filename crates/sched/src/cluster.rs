@@ -6,8 +6,8 @@
 //! accelerators are indexed by free count (for best-fit) and histogrammed (for the minimum number
 //! of nodes a gang needs).
 
+use crate::free_index::FreeIndex;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
 
 use crate::SchedError;
 
@@ -62,8 +62,8 @@ pub struct Pool {
     pub free: u32,
     /// Accelerators on up nodes.
     pub up_capacity: u32,
-    /// Up nodes with free > 0, ordered by (free, node).
-    pub(crate) by_free: BTreeSet<(u32, u32)>,
+    /// Up nodes with free > 0, by free count (best-fit lookups).
+    pub(crate) by_free: FreeIndex,
     /// `free_histogram[f]` = number of up nodes with exactly `f` free accelerators.
     pub(crate) free_histogram: Vec<u32>,
 }
@@ -183,9 +183,13 @@ impl Cluster {
                 pod_count: cluster.pods.len() as u32 - first_pod,
                 free: per_node * config.nodes,
                 up_capacity: per_node * config.nodes,
-                by_free: (first_node..first_node + config.nodes)
-                    .map(|n| (per_node, n))
-                    .collect(),
+                by_free: {
+                    let mut index = FreeIndex::new(first_node, config.nodes, per_node);
+                    for node in first_node..first_node + config.nodes {
+                        index.insert(per_node, node);
+                    }
+                    index
+                },
                 free_histogram,
             });
         }
@@ -227,7 +231,7 @@ impl Cluster {
         p.free -= free;
         p.free_histogram[free as usize] -= 1;
         if free > 0 {
-            p.by_free.remove(&(free, node));
+            p.by_free.remove(free, node);
         }
         self.leaves[leaf].free -= free;
         self.leaf_free_histogram[leaf * self.histogram_stride as usize + free as usize] -= 1;
@@ -244,7 +248,7 @@ impl Cluster {
         p.free += free;
         p.free_histogram[free as usize] += 1;
         if free > 0 {
-            p.by_free.insert((free, node));
+            p.by_free.insert(free, node);
         }
         self.leaves[leaf].free += free;
         self.leaf_free_histogram[leaf * self.histogram_stride as usize + free as usize] += 1;

@@ -26,6 +26,7 @@
 
 pub mod checkpoint;
 pub mod cluster;
+mod free_index;
 pub mod job;
 mod placement;
 pub mod policy;

@@ -23,7 +23,7 @@ impl Cluster {
             return None;
         }
         if gang <= p.accelerators_per_node
-            && let Some(&(_, node)) = p.by_free.range((gang, 0)..).next()
+            && let Some(node) = p.by_free.first_at_least(gang)
         {
             return Some(vec![(NodeId(node), gang)]);
         }

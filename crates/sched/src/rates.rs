@@ -7,27 +7,57 @@
 //! exactly its entries.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Units/s per accelerator type id, in type-name order; at most one entry per type.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Rates(Vec<(String, f64)>);
+///
+/// The entries sit behind an `Arc`, so a clone shares them: a synthetic workload gives every job
+/// the same rates, and the simulator copies a job's rates into the scheduler's spec, so a million
+/// jobs would otherwise hold (and allocate, and free) a million identical vectors twice over.
+/// Changing a shared value copies it first (`Arc::make_mut`). No entries: no allocation.
+#[derive(Clone, Debug, Default)]
+pub struct Rates(Option<Arc<Vec<(String, f64)>>>);
+
+impl PartialEq for Rates {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries() == other.entries()
+    }
+}
 
 impl Rates {
     /// No types.
     pub fn new() -> Self {
-        Rates(Vec::new())
+        Rates(None)
+    }
+
+    fn entries(&self) -> &[(String, f64)] {
+        self.0.as_deref().map_or(&[], Vec::as_slice)
+    }
+
+    /// The entries to change in place (unshared first if shared).
+    fn entries_mut(&mut self) -> &mut Vec<(String, f64)> {
+        Arc::make_mut(self.0.get_or_insert_with(Default::default))
+    }
+
+    /// Drops the vector once it holds nothing, so that "no types" has one representation.
+    fn drop_if_empty(&mut self) {
+        if self.0.as_ref().is_some_and(|entries| entries.is_empty()) {
+            self.0 = None;
+        }
     }
 
     fn position(&self, accelerator: &str) -> Result<usize, usize> {
-        self.0
+        self.entries()
             .binary_search_by(|(name, _)| name.as_str().cmp(accelerator))
     }
 
     /// The rate on a type, if the job can run there.
     pub fn get(&self, accelerator: &str) -> Option<&f64> {
-        self.position(accelerator).ok().map(|i| &self.0[i].1)
+        self.position(accelerator)
+            .ok()
+            .map(|i| &self.entries()[i].1)
     }
 
     /// True when the type has a rate.
@@ -38,9 +68,9 @@ impl Rates {
     /// Sets the rate on a type; returns the previous one.
     pub fn insert(&mut self, accelerator: String, rate: f64) -> Option<f64> {
         match self.position(&accelerator) {
-            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, rate)),
+            Ok(i) => Some(std::mem::replace(&mut self.entries_mut()[i].1, rate)),
             Err(i) => {
-                self.0.insert(i, (accelerator, rate));
+                self.entries_mut().insert(i, (accelerator, rate));
                 None
             }
         }
@@ -49,44 +79,51 @@ impl Rates {
     /// Sets the rate on a type that has none yet (a map's `entry(..).or_insert(..)`).
     pub fn insert_if_absent(&mut self, accelerator: String, rate: f64) {
         if let Err(i) = self.position(&accelerator) {
-            self.0.insert(i, (accelerator, rate));
+            self.entries_mut().insert(i, (accelerator, rate));
         }
     }
 
     /// Keeps only the types for which `keep` holds.
     pub fn retain(&mut self, mut keep: impl FnMut(&String, &mut f64) -> bool) {
-        self.0.retain_mut(|(name, rate)| keep(name, rate));
+        if self.is_empty() {
+            return;
+        }
+        self.entries_mut()
+            .retain_mut(|(name, rate)| keep(name, rate));
+        self.drop_if_empty();
     }
 
     /// Takes a type's rate out.
     pub fn remove(&mut self, accelerator: &str) -> Option<f64> {
         let i = self.position(accelerator).ok()?;
-        Some(self.0.remove(i).1)
+        let rate = self.entries_mut().remove(i).1;
+        self.drop_if_empty();
+        Some(rate)
     }
 
     /// Type ids in name order.
     pub fn keys(&self) -> impl Iterator<Item = &String> {
-        self.0.iter().map(|(name, _)| name)
+        self.entries().iter().map(|(name, _)| name)
     }
 
     /// Rates in type-name order.
     pub fn values(&self) -> impl Iterator<Item = &f64> {
-        self.0.iter().map(|(_, rate)| rate)
+        self.entries().iter().map(|(_, rate)| rate)
     }
 
     /// (type id, rate) in name order.
     pub fn iter(&self) -> impl Iterator<Item = (&String, &f64)> {
-        self.0.iter().map(|(name, rate)| (name, rate))
+        self.entries().iter().map(|(name, rate)| (name, rate))
     }
 
     /// Number of types.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.entries().len()
     }
 
     /// True when no type can run the job.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.entries().is_empty()
     }
 }
 
@@ -107,7 +144,9 @@ impl FromIterator<(String, f64)> for Rates {
         for (accelerator, rate) in entries {
             rates.insert(accelerator, rate);
         }
-        rates.0.shrink_to_fit();
+        if let Some(entries) = rates.0.as_mut().and_then(Arc::get_mut) {
+            entries.shrink_to_fit();
+        }
         rates
     }
 }
@@ -121,7 +160,8 @@ impl<const N: usize> From<[(String, f64); N]> for Rates {
 impl From<BTreeMap<String, f64>> for Rates {
     fn from(map: BTreeMap<String, f64>) -> Self {
         // Already sorted and unique.
-        Rates(map.into_iter().collect())
+        let entries: Vec<(String, f64)> = map.into_iter().collect();
+        Rates((!entries.is_empty()).then(|| Arc::new(entries)))
     }
 }
 
@@ -133,7 +173,7 @@ impl<'a> IntoIterator for &'a Rates {
     >;
 
     fn into_iter(self) -> Self::IntoIter {
-        self.0.iter().map(|(name, rate)| (name, rate))
+        self.entries().iter().map(|(name, rate)| (name, rate))
     }
 }
 
@@ -142,7 +182,10 @@ impl IntoIterator for Rates {
     type IntoIter = std::vec::IntoIter<(String, f64)>;
 
     fn into_iter(self) -> Self::IntoIter {
-        self.0.into_iter()
+        let entries = self.0.map_or_else(Vec::new, |shared| {
+            Arc::try_unwrap(shared).unwrap_or_else(|shared| (*shared).clone())
+        });
+        entries.into_iter()
     }
 }
 
@@ -180,5 +223,19 @@ mod tests {
         assert_eq!(rates.remove("p100"), Some(1.5));
         assert_eq!(rates.insert("a100".into(), 3.0), None);
         assert_eq!(rates.keys().collect::<Vec<_>>(), ["a100", "k80", "v100"]);
+    }
+
+    #[test]
+    fn a_clone_shares_until_changed() {
+        let original: Rates = [("a100".to_string(), 2.0), ("h100".to_string(), 3.0)].into();
+        let mut copy = original.clone();
+        assert_eq!(copy, original);
+        assert_eq!(copy.remove("a100"), Some(2.0));
+        assert_eq!(original.get("a100"), Some(&2.0));
+        assert_eq!(copy.keys().collect::<Vec<_>>(), ["h100"]);
+        assert_eq!(copy.remove("h100"), Some(3.0));
+        assert!(copy.is_empty());
+        assert_eq!(copy, Rates::new());
+        assert_eq!(original.clone().into_iter().count(), 2);
     }
 }

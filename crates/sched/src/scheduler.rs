@@ -77,18 +77,48 @@ impl Scheduler {
             .ok_or(SchedError::UnknownJob(id.0))
     }
 
+    /// Room for `additional` more jobs in the scheduler's records, so that a driver that knows
+    /// how many jobs will come (a replay) does not pay for the records being moved as they grow.
+    pub fn reserve(&mut self, additional: usize) {
+        self.state.reserve(additional);
+    }
+
     /// Queues a job. Fails if no pool of an allowed type could ever hold its gang.
     pub fn submit(&mut self, spec: JobSpec, now_s: u64) -> Result<JobId, SchedError> {
+        let tenant = self.admit(&spec, &spec.name, &spec.tenant)?;
+        Ok(self.enqueue(spec, tenant, now_s))
+    }
+
+    /// Queues a job whose name and tenant the driver keeps: `name` (used in error messages) and
+    /// `tenant` are borrowed, and `spec.name` and `spec.tenant` are ignored (leave them empty,
+    /// which allocates nothing). The record then holds an empty name and tenant from the start;
+    /// the tenant stays known by index (`Job::tenant`). Otherwise the same as `submit`.
+    pub fn submit_borrowed(
+        &mut self,
+        mut spec: JobSpec,
+        name: &str,
+        tenant: &str,
+        now_s: u64,
+    ) -> Result<JobId, SchedError> {
+        let tenant = self.admit(&spec, name, tenant)?;
+        spec.name = String::new();
+        spec.tenant = String::new();
+        Ok(self.enqueue(spec, tenant, now_s))
+    }
+
+    /// Checks that the job can ever run, leaves the pools it can run on (with its rates there)
+    /// in `pools_scratch`, and returns its tenant's index (a tenant seen for the first time is
+    /// created without a guarantee).
+    fn admit(&mut self, spec: &JobSpec, name: &str, tenant: &str) -> Result<usize, SchedError> {
         if spec.gang_size == 0 {
             return Err(SchedError::InvalidJob(format!(
-                "job `{}`: gang size is 0; it must be at least 1",
-                spec.name
+                "job `{name}`: gang size is 0; it must be at least 1"
             )));
         }
         if !(spec.work.total_units > 0.0 && spec.work.total_units.is_finite()) {
             return Err(SchedError::InvalidJob(format!(
-                "job `{}`: total work is {}; it must be a positive number",
-                spec.name, spec.work.total_units
+                "job `{name}`: total work is {}; it must be a positive number",
+                spec.work.total_units
             )));
         }
         let mut pools = std::mem::take(&mut self.pools_scratch);
@@ -105,7 +135,9 @@ impl Scheduler {
                     (rate > 0.0 && rate.is_finite() && fits).then_some((PoolId(i as u32), rate))
                 }),
         );
-        if pools.is_empty() {
+        let placeable = !pools.is_empty();
+        self.pools_scratch = pools;
+        if !placeable {
             let types: Vec<&str> = spec.work.units_per_s.keys().map(String::as_str).collect();
             let offered: Vec<String> = self
                 .state
@@ -121,27 +153,31 @@ impl Scheduler {
                 })
                 .collect();
             return Err(SchedError::Unplaceable(format!(
-                "job `{}` needs {} accelerators of [{}]; the cluster has {}",
-                spec.name,
+                "job `{name}` needs {} accelerators of [{}]; the cluster has {}",
                 spec.gang_size,
                 types.join(", "),
                 offered.join(", ")
             )));
         }
-        let tenant = match self.tenant_index.get(&spec.tenant) {
+        Ok(match self.tenant_index.get(tenant) {
             Some(&t) => t,
             None => {
                 let t = self.state.tenants.len();
                 self.state.tenants.push(Tenant::new(&TenantConfig {
-                    name: spec.tenant.clone(),
+                    name: tenant.to_string(),
                     guaranteed: BTreeMap::new(),
                     weight: 1.0,
                 }));
                 self.state.pending_by_tenant.push(Default::default());
-                self.tenant_index.insert(spec.tenant.clone(), t);
+                self.tenant_index.insert(tenant.to_string(), t);
                 t
             }
-        };
+        })
+    }
+
+    /// Files an admitted job (its pools in `pools_scratch`) in the queue.
+    fn enqueue(&mut self, spec: JobSpec, tenant: usize, now_s: u64) -> JobId {
+        let pools = std::mem::take(&mut self.pools_scratch);
         let id = JobId(self.state.jobs.len() as u32);
         let job = Job {
             id,
@@ -162,7 +198,7 @@ impl Scheduler {
         let key = self.policy.queue_key(&job, &pools);
         self.state.enqueue(job, &pools, key);
         self.pools_scratch = pools;
-        Ok(id)
+        id
     }
 
     /// A running job completed.
@@ -196,19 +232,18 @@ impl Scheduler {
         if !self.state.cluster.node(node)?.up {
             return Ok(Vec::new());
         }
-        let pool = self.state.cluster.nodes[node.0 as usize].pool;
+        // Running jobs are kept in id order.
         let killed: Vec<JobId> = self
             .state
-            .running_by_estimated_end(pool)
-            .map(|(_, id)| id)
+            .running
+            .iter()
+            .map(|&id| JobId(id))
             .filter(|&id| {
                 self.state
                     .job(id)
                     .run()
                     .is_some_and(|r| r.allocation.iter().any(|(n, _)| *n == node))
             })
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
             .collect();
         for &id in &killed {
             self.state.interrupt(id, now_s, Interruption::Failed);
@@ -227,11 +262,19 @@ impl Scheduler {
 
     /// Runs quota reclaim and the policy; returns what to start and stop, in order.
     pub fn schedule(&mut self, now_s: u64) -> Vec<Decision> {
+        let mut decisions = Vec::new();
+        self.schedule_into(now_s, &mut decisions);
+        decisions
+    }
+
+    /// `schedule`, appending the decisions to `decisions`: a driver that calls it at every
+    /// event reuses one vector instead of receiving a new one each time.
+    pub fn schedule_into(&mut self, now_s: u64, decisions: &mut Vec<Decision>) {
         if self.state.has_quotas() {
             self.state.reclaim_guarantees(now_s);
         }
         self.policy.schedule(&mut self.state, now_s);
-        std::mem::take(&mut self.state.decisions)
+        decisions.append(&mut self.state.decisions);
     }
 
     /// True when `schedule` changes nothing at an instant without a state change other than the

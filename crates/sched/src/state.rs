@@ -107,10 +107,17 @@ pub struct State {
     /// (policy key, submit time, id), smallest first.
     pub(crate) pending: BTreeSet<(i64, u64, u32)>,
     pub(crate) pending_keys: Vec<i64>,
+    /// Per tenant: (submit time, id) of its pending jobs. Kept only once something asks for
+    /// them (`keep_tenant_queues`: the fair policy, tenant guarantees); empty until then, which
+    /// spares the other policies two B-tree updates per start.
     pub(crate) pending_by_tenant: Vec<BTreeSet<(u64, u32)>>,
+    pub(crate) tenant_queues_kept: bool,
     pub(crate) running: BTreeSet<u32>,
     /// Per pool: (estimated end, id) of running jobs, for backfill reservations.
     pub(crate) running_by_end: Vec<BTreeSet<(u64, u32)>>,
+    /// True once `running_by_end` is kept (`keep_running_ends`: backfill asks for it); until
+    /// then it is empty and `running_by_estimated_end` sorts a pool's running jobs on demand.
+    pub(crate) running_ends_kept: bool,
     pub(crate) decisions: Vec<Decision>,
     /// Ids of jobs that started or stopped running since a policy last drained it; kept only
     /// once a policy with its own index of running jobs asks for it (`None` until then).
@@ -131,8 +138,10 @@ impl State {
             pending: BTreeSet::new(),
             pending_keys: Vec::new(),
             pending_by_tenant: vec![BTreeSet::new(); tenant_count],
+            tenant_queues_kept: false,
             running: BTreeSet::new(),
             running_by_end: vec![BTreeSet::new(); pools],
+            running_ends_kept: false,
             decisions: Vec::new(),
             running_log: None,
         }
@@ -207,14 +216,46 @@ impl State {
         self.running.len()
     }
 
-    /// Running jobs on a pool by estimated end (earliest first).
+    /// Running jobs on a pool by estimated end (earliest first), then id. From the kept index
+    /// once backfill keeps one (`keep_running_ends`), else sorted from the running jobs here.
     pub fn running_by_estimated_end(
         &self,
         pool: PoolId,
     ) -> impl Iterator<Item = (u64, JobId)> + '_ {
-        self.running_by_end[pool.0 as usize]
-            .iter()
-            .map(|&(end, id)| (end, JobId(id)))
+        let kept = self.running_ends_kept.then(|| {
+            self.running_by_end[pool.0 as usize]
+                .iter()
+                .map(|&(end, id)| (end, JobId(id)))
+        });
+        let sorted = (!self.running_ends_kept).then(|| {
+            let mut ends: Vec<(u64, JobId)> = self
+                .running
+                .iter()
+                .filter_map(|&id| {
+                    let run = self.job(JobId(id)).run()?;
+                    (run.pool == pool).then_some((run.estimated_end_s, JobId(id)))
+                })
+                .collect();
+            ends.sort_unstable();
+            ends.into_iter()
+        });
+        kept.into_iter()
+            .flatten()
+            .chain(sorted.into_iter().flatten())
+    }
+
+    /// Keeps `running_by_end` from now on, filling it from the running jobs the first time.
+    pub(crate) fn keep_running_ends(&mut self) {
+        if self.running_ends_kept {
+            return;
+        }
+        for &id in &self.running {
+            let run = self.jobs[id as usize]
+                .run()
+                .expect("running jobs have a run");
+            self.running_by_end[run.pool.0 as usize].insert((run.estimated_end_s, id));
+        }
+        self.running_ends_kept = true;
     }
 
     /// True when no up node has a free accelerator.
@@ -295,12 +336,16 @@ impl State {
         let key = (self.pending_keys[index], job.submitted_s, id.0);
         let submitted_s = job.submitted_s;
         self.pending.remove(&key);
-        self.pending_by_tenant[tenant].remove(&(submitted_s, id.0));
+        if self.tenant_queues_kept {
+            self.pending_by_tenant[tenant].remove(&(submitted_s, id.0));
+        }
         self.running.insert(id.0);
         if let Some(log) = &mut self.running_log {
             log.push(id.0);
         }
-        self.running_by_end[pool.0 as usize].insert((estimated_end_s, id.0));
+        if self.running_ends_kept {
+            self.running_by_end[pool.0 as usize].insert((estimated_end_s, id.0));
+        }
         self.tenants[tenant].add_usage(&self.cluster.pools[pool.0 as usize].accelerator, gang);
         self.decisions.push(Decision::Start {
             job: id,
@@ -325,7 +370,9 @@ impl State {
         if let Some(log) = &mut self.running_log {
             log.push(id.0);
         }
-        self.running_by_end[run.pool.0 as usize].remove(&(run.estimated_end_s, id.0));
+        if self.running_ends_kept {
+            self.running_by_end[run.pool.0 as usize].remove(&(run.estimated_end_s, id.0));
+        }
         let tenant = self.jobs[index].tenant;
         self.tenants[tenant].remove_usage(
             &self.cluster.pools[run.pool.0 as usize].accelerator,
@@ -366,7 +413,9 @@ impl State {
         let (tenant, submitted_s) = (job.tenant, job.submitted_s);
         self.pending
             .insert((self.pending_keys[id.0 as usize], submitted_s, id.0));
-        self.pending_by_tenant[tenant].insert((submitted_s, id.0));
+        if self.tenant_queues_kept {
+            self.pending_by_tenant[tenant].insert((submitted_s, id.0));
+        }
     }
 
     /// Preempts a running job for the policy.
@@ -402,7 +451,8 @@ impl State {
         let removed = self
             .pending
             .remove(&(self.pending_keys[index], job.submitted_s, id.0));
-        let removed_by_tenant = self.pending_by_tenant[job.tenant].remove(&(job.submitted_s, id.0));
+        let removed_by_tenant = !self.tenant_queues_kept
+            || self.pending_by_tenant[job.tenant].remove(&(job.submitted_s, id.0));
         debug_assert!(
             removed && removed_by_tenant,
             "a pending job is in both queues"
@@ -428,11 +478,34 @@ impl State {
         job.status = Status::Cancelled { cancelled_s: now_s };
     }
 
+    /// Keeps `pending_by_tenant` from now on, filling it from the queue the first time (the same
+    /// content as if it had been kept all along: it depends only on which jobs are pending).
+    pub(crate) fn keep_tenant_queues(&mut self) {
+        if self.tenant_queues_kept {
+            return;
+        }
+        for &(_, submitted_s, id) in &self.pending {
+            let tenant = self.jobs[id as usize].tenant;
+            self.pending_by_tenant[tenant].insert((submitted_s, id));
+        }
+        self.tenant_queues_kept = true;
+    }
+
+    /// Room for `additional` more jobs in the per-job vectors.
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        self.jobs.reserve(additional);
+        self.pending_keys.reserve(additional);
+        self.pool_rates_start.reserve(additional);
+        self.pool_rates.reserve(additional);
+    }
+
     /// Adds a submitted job to the queue.
     pub(crate) fn enqueue(&mut self, job: Job, pools: &[(PoolId, f64)], key: i64) {
         let id = job.id.0;
         self.pending.insert((key, job.submitted_s, id));
-        self.pending_by_tenant[job.tenant].insert((job.submitted_s, id));
+        if self.tenant_queues_kept {
+            self.pending_by_tenant[job.tenant].insert((job.submitted_s, id));
+        }
         self.pending_keys.push(key);
         self.pool_rates.extend_from_slice(pools);
         self.pool_rates_start.push(self.pool_rates.len() as u32);

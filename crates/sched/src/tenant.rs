@@ -96,12 +96,17 @@ impl State {
         let job = self.job(id);
         let Some(run) = job.run() else { return false };
         let tenant = &self.tenants[job.tenant];
+        if tenant.guaranteed.is_empty() {
+            // Its usage includes this job's gang (at least 1) and its guarantee is 0.
+            return false;
+        }
         let accelerator = &self.cluster.pools[run.pool.0 as usize].accelerator;
         tenant.used_of(accelerator) <= tenant.guaranteed_of(accelerator)
     }
 
     /// Starts waiting jobs of tenants inside their guarantee, preempting borrowers if needed.
     pub(crate) fn reclaim_guarantees(&mut self, now_s: u64) {
+        self.keep_tenant_queues();
         for tenant in 0..self.tenants.len() {
             if self.tenants[tenant].guaranteed.is_empty() {
                 continue;

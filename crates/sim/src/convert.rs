@@ -23,6 +23,22 @@ pub fn job_spec(
     checkpoint_cost_s: u64,
     failures: &FailureModel,
 ) -> JobSpec {
+    JobSpec {
+        name: job.id.clone(),
+        tenant: job.tenant.clone(),
+        ..unnamed_job_spec(job, cluster, checkpoint, checkpoint_cost_s, failures)
+    }
+}
+
+/// `job_spec` with an empty name and tenant (nothing allocated), for
+/// `Scheduler::submit_borrowed`, which borrows them from the trace job instead.
+pub fn unnamed_job_spec(
+    job: &TraceJob,
+    cluster: &ClusterSpec,
+    checkpoint: &CheckpointPolicy,
+    checkpoint_cost_s: u64,
+    failures: &FailureModel,
+) -> JobSpec {
     let mut units_per_s = job.work.units_per_s.clone();
     if let Some(rate) = units_per_s.remove(ANY_ACCELERATOR) {
         for pool in &cluster.pools {
@@ -40,9 +56,9 @@ pub fn job_spec(
         }),
     };
     JobSpec {
-        name: job.id.clone(),
+        name: String::new(),
         gang_size: job.gang_size,
-        tenant: job.tenant.clone(),
+        tenant: String::new(),
         priority: job.priority,
         work: Work {
             total_units: job.work.total_units,

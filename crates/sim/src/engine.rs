@@ -18,11 +18,11 @@ use std::time::Instant;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use suanli_sched::{
-    Decision, JobId, NodeId, PoolId, SchedConfig, SchedError, Scheduler, Status, TenantConfig,
-    policy,
+    Decision, JobId, NodeId, PoolId, SchedConfig, SchedError, Scheduler, State, Status,
+    TenantConfig, policy,
 };
 
-use crate::convert::{job_spec, pools};
+use crate::convert::{pools, unnamed_job_spec};
 use crate::failures::{CheckpointPolicy, FailureModel};
 use crate::metrics::{JobRecord, RunResult, UtilisationStep};
 use crate::workload::{ClusterSpec, TraceJob};
@@ -140,6 +140,7 @@ pub fn simulate(
     let pool_configs = pools(cluster);
     let mut scheduler =
         Scheduler::new(&pool_configs, &config.tenants, policy, config.sched.clone())?;
+    scheduler.reserve(jobs.len());
     let total_accelerators = scheduler.state().cluster.total_accelerators();
     let mut rng = StdRng::seed_from_u64(config.seed);
     let mut heap: BinaryHeap<Reverse<Queued>> = BinaryHeap::new();
@@ -148,7 +149,11 @@ pub fn simulate(
     };
 
     let mut order: Vec<u32> = (0..jobs.len() as u32).collect();
-    order.sort_unstable_by_key(|&i| (jobs[i as usize].arrival_s, i));
+    // Generated workloads (and most traces) come in arrival order already: one sequential check
+    // instead of a sort that reads the jobs in random order.
+    if !jobs.is_sorted_by_key(|job| job.arrival_s) {
+        order.sort_unstable_by_key(|&i| (jobs[i as usize].arrival_s, i));
+    }
     // Arrivals are not queued in the heap: they are read from `order` (by time, then trace
     // position) and merged with the heap's head, which keeps the heap as small as the jobs in
     // flight instead of the whole trace.
@@ -170,8 +175,9 @@ pub fn simulate(
         }
     }
 
-    let mut trace_index_of: Vec<u32> = Vec::with_capacity(jobs.len());
-    let mut records: Vec<Option<JobRecord>> = vec![None; jobs.len()];
+    // The scheduler's id of each trace job (`NOT_SUBMITTED` until it arrives, or if rejected).
+    let mut job_of_trace: Vec<u32> = vec![NOT_SUBMITTED; jobs.len()];
+    let mut submitted = 0usize;
     let mut runs: Vec<u32> = Vec::with_capacity(jobs.len());
     let mut last_pool: Vec<PoolId> = Vec::with_capacity(jobs.len());
     let mut rejected: Vec<(String, String)> = Vec::new();
@@ -186,6 +192,7 @@ pub fn simulate(
     let (mut events, mut node_failures, mut jobs_killed) = (0u64, 0u64, 0u64);
     let mut now_s = 0;
     let mut idle_passes = 0u32;
+    let mut decisions = Vec::new();
     // Completion events of runs that were since preempted or killed. Each still costs a heap
     // operation and a (no-op) scheduling pass; a policy that acts only at its own wake-ups lets
     // the engine drop them once they are half the heap.
@@ -221,17 +228,18 @@ pub fn simulate(
                 Event::Arrival { index } => {
                     arrivals_left -= 1;
                     let trace_job = &jobs[index as usize];
-                    let spec = job_spec(
+                    let spec = unnamed_job_spec(
                         trace_job,
                         cluster,
                         &config.checkpoint,
                         config.checkpoint_cost_s,
                         &config.failures,
                     );
-                    match scheduler.submit(spec, now_s) {
+                    match scheduler.submit_borrowed(spec, &trace_job.id, &trace_job.tenant, now_s) {
                         Ok(id) => {
-                            debug_assert_eq!(id.0 as usize, trace_index_of.len());
-                            trace_index_of.push(index);
+                            debug_assert_eq!(id.0 as usize, submitted);
+                            submitted += 1;
+                            job_of_trace[index as usize] = id.0;
                             runs.push(0);
                             last_pool.push(PoolId(0));
                             unfinished += 1;
@@ -245,16 +253,6 @@ pub fn simulate(
                     if running && runs[job as usize] == run {
                         scheduler.on_finish(id, now_s)?;
                         unfinished -= 1;
-                        let index = trace_index_of[job as usize] as usize;
-                        let state = scheduler.state();
-                        let accelerator =
-                            &state.cluster.pools[last_pool[job as usize].0 as usize].accelerator;
-                        records[index] = Some(JobRecord::of(
-                            &jobs[index],
-                            scheduler.job(id)?,
-                            state,
-                            accelerator,
-                        ));
                     }
                 }
                 Event::Failure { node } => {
@@ -292,7 +290,8 @@ pub fn simulate(
                 );
             }
         }
-        for decision in scheduler.schedule(now_s) {
+        scheduler.schedule_into(now_s, &mut decisions);
+        for decision in decisions.drain(..) {
             match decision {
                 Decision::Start {
                     job,
@@ -365,7 +364,7 @@ pub fn simulate(
     Ok(RunResult {
         policy: config.policy.clone(),
         total_accelerators,
-        jobs: records.into_iter().flatten().collect(),
+        jobs: records(jobs, &job_of_trace, &last_pool, scheduler.state()),
         rejected,
         timeline,
         end_s: now_s,
@@ -374,6 +373,39 @@ pub fn simulate(
         jobs_killed,
         wall_s: started.elapsed().as_secs_f64(),
     })
+}
+
+/// `job_of_trace` of a trace job the scheduler has not taken.
+const NOT_SUBMITTED: u32 = u32::MAX;
+
+/// The records of the finished jobs, in trace order. Built once the run is over, from the
+/// scheduler's final records (a finished job's record no longer changes), in one sequential sweep
+/// rather than one scattered write per completion.
+fn records(
+    jobs: &[TraceJob],
+    job_of_trace: &[u32],
+    last_pool: &[PoolId],
+    state: &State,
+) -> Vec<JobRecord> {
+    let finished = |id: u32| {
+        let job = &state.jobs[id as usize];
+        matches!(job.status, Status::Finished { .. }).then_some(job)
+    };
+    let count = job_of_trace
+        .iter()
+        .filter(|&&id| id != NOT_SUBMITTED && finished(id).is_some())
+        .count();
+    let mut records = Vec::with_capacity(count);
+    for (trace_job, &id) in jobs.iter().zip(job_of_trace) {
+        if id == NOT_SUBMITTED {
+            continue;
+        }
+        if let Some(job) = finished(id) {
+            let pool = &state.cluster.pools[last_pool[id as usize].0 as usize];
+            records.push(JobRecord::of(trace_job, job, state, &pool.accelerator));
+        }
+    }
+    records
 }
 
 /// An exponential draw with mean `mean_s`, at least one second.

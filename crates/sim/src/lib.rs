@@ -25,6 +25,7 @@ pub mod workload;
 pub mod convert;
 pub mod engine;
 pub mod failures;
+pub mod label;
 pub mod limits;
 pub mod metrics;
 pub mod plot;
@@ -33,4 +34,5 @@ pub mod tenants;
 
 pub use engine::{SimConfig, SimError, simulate};
 pub use failures::{CheckpointPolicy, FailureModel, SpecError};
+pub use label::Label;
 pub use metrics::{JobRecord, RunResult, Summary, TenantSummary};

@@ -5,16 +5,18 @@
 use serde::Serialize;
 use suanli_sched::{Job, State, Status};
 
+use crate::label::Label;
 use crate::workload::TraceJob;
 
-/// One finished job.
+/// One finished job. Its texts are [`Label`]s: a million records would otherwise hold three
+/// million small heap strings.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct JobRecord {
-    pub id: String,
-    pub tenant: String,
+    pub id: Label,
+    pub tenant: Label,
     pub gang_size: u32,
     /// Accelerator type of the run that completed.
-    pub accelerator: String,
+    pub accelerator: Label,
     pub arrival_s: u64,
     pub first_start_s: u64,
     pub finish_s: u64,
@@ -47,10 +49,10 @@ impl JobRecord {
             .iter()
             .max_by(|a, b| a.1.total_cmp(&b.1));
         JobRecord {
-            id: trace_job.id.clone(),
-            tenant: trace_job.tenant.clone(),
+            id: Label::from(trace_job.id.as_str()),
+            tenant: Label::from(trace_job.tenant.as_str()),
             gang_size: job.spec.gang_size,
-            accelerator: accelerator.to_string(),
+            accelerator: Label::from(accelerator),
             arrival_s: job.submitted_s,
             first_start_s,
             finish_s,
@@ -180,9 +182,9 @@ pub struct TenantSummary {
 impl TenantSummary {
     /// The tenants of `jobs`, sorted by name.
     pub fn of_jobs(jobs: &[JobRecord]) -> Vec<TenantSummary> {
-        let mut by_tenant: std::collections::BTreeMap<&str, Vec<&JobRecord>> = Default::default();
+        let mut by_tenant: std::collections::BTreeMap<&Label, Vec<&JobRecord>> = Default::default();
         for job in jobs {
-            by_tenant.entry(job.tenant.as_str()).or_default().push(job);
+            by_tenant.entry(&job.tenant).or_default().push(job);
         }
         let allocated_total: u64 = jobs.iter().map(|j| j.allocated_acc_s).sum();
         by_tenant
@@ -301,9 +303,9 @@ pub fn utilisation_series(
 
 /// Jain's fairness index (Jain, Chiu and Hawe 1984) of `1 / mean(metric)` per tenant.
 fn jain_over_tenants(jobs: &[JobRecord], metric: impl Fn(&JobRecord) -> f64) -> f64 {
-    let mut per_tenant: std::collections::BTreeMap<&str, (f64, u32)> = Default::default();
+    let mut per_tenant: std::collections::BTreeMap<&Label, (f64, u32)> = Default::default();
     for job in jobs {
-        let entry = per_tenant.entry(job.tenant.as_str()).or_default();
+        let entry = per_tenant.entry(&job.tenant).or_default();
         entry.0 += metric(job);
         entry.1 += 1;
     }

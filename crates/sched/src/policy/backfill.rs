@@ -32,6 +32,7 @@ impl Policy for Backfill {
     }
 
     fn schedule(&mut self, state: &mut State, now_s: u64) {
+        state.keep_running_ends();
         let mut reservation: Option<Reservation> = None;
         state.scan_pending(|state, id| match reservation.as_mut() {
             None => {

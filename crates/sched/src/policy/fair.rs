@@ -25,6 +25,7 @@ impl Policy for Fair {
     }
 
     fn schedule(&mut self, state: &mut State, now_s: u64) {
+        state.keep_tenant_queues();
         let share = |state: &State, tenant: usize| {
             let t = &state.tenants[tenant];
             // Integer key so the heap order is total and deterministic.

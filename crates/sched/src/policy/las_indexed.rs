@@ -120,6 +120,10 @@ pub(crate) struct RunningIndex {
     demotion_s: Vec<u64>,
     /// (demotion time, id); an entry is current when it matches `demotion_s`.
     demotions: BinaryHeap<Reverse<(u64, u32)>>,
+    /// About how many entries of `demotions` are no longer current (their job stopped or was
+    /// filed again); when they are most of the heap, they are dropped in one sweep instead of
+    /// each costing a pop at its time.
+    stale_demotions: usize,
     /// True once the state logs starts and stops for us.
     synced: bool,
 }
@@ -146,7 +150,9 @@ impl RunningIndex {
             let gang = u64::from(state.job(JobId(id)).spec.gang_size);
             self.held_by_queue[queue as usize][pool as usize] -= gang;
         }
-        self.demotion_s[id as usize] = u64::MAX;
+        if std::mem::replace(&mut self.demotion_s[id as usize], u64::MAX) != u64::MAX {
+            self.stale_demotions += 1;
+        }
     }
 
     /// Files a running job under its rank at `now_s` and schedules its next demotion.
@@ -188,6 +194,14 @@ impl RunningIndex {
         }
         changed.clear();
         self.changed = changed;
+        if self.stale_demotions > 4096 && self.stale_demotions * 2 > self.demotions.len() {
+            // Dropping entries that are not current changes nothing the loop below or
+            // `next_demotion_s` sees: both skip them.
+            let demotion_s = &self.demotion_s;
+            self.demotions
+                .retain(|&Reverse((at_s, id))| demotion_s[id as usize] == at_s);
+            self.stale_demotions = 0;
+        }
         while let Some(&Reverse((at_s, id))) = self.demotions.peek() {
             let current = self.demotion_s[id as usize] == at_s;
             if current && at_s > now_s {
@@ -197,6 +211,8 @@ impl RunningIndex {
             if current {
                 self.remove(ranking, state, id);
                 self.insert(ranking, state, id, now_s);
+            } else {
+                self.stale_demotions = self.stale_demotions.saturating_sub(1);
             }
         }
     }
