@@ -11,6 +11,7 @@
 
 use microlp::{ComparisonOp, OptimizationDirection, Problem, SolveOptions, SolveOutcome, Variable};
 
+mod decompose;
 mod finish_time;
 mod uniform;
 
@@ -185,8 +186,9 @@ impl Grouped<'_> {
         if t_star <= 0.0 {
             return Some(first);
         }
-        // Stage 2: the same feasible set with every job kept at (nearly) t*.
-        self.solve_stage(Some(t_star * (1.0 - 1e-6)))
+        // Stage 2: the same feasible set with every job kept at (nearly) t*, starting from stage
+        // 1's optimum.
+        self.solve_stage_from(Some(t_star * (1.0 - 1e-6)), Some(&first.share))
             .map(|(a, _)| Allocation {
                 share: a.share,
                 objective: t_star,
@@ -198,10 +200,23 @@ impl Grouped<'_> {
     /// with every job at least `floor`. Returns the allocation and the min-job value. In closed
     /// form when no group distinguishes between the types (`uniform.rs`), else as an LP.
     fn solve_stage(&self, floor: Option<f64>) -> Option<(Allocation, f64)> {
-        match uniform::uniform_values(self) {
-            Some(values) => Some(uniform::solve_stage(self, &values, floor)),
-            None => self.solve_stage_lp(floor),
+        self.solve_stage_from(floor, None)
+    }
+
+    /// [`Grouped::solve_stage`], where stage 2 (`floor`) may start from a feasible allocation
+    /// that meets the floor (stage 1's). In closed form when no group distinguishes between the
+    /// types (`uniform.rs`), else by decomposition on the capacity rows (`decompose.rs`), and as
+    /// a plain LP only where that does not apply or converge.
+    fn solve_stage_from(
+        &self,
+        floor: Option<f64>,
+        start: Option<&[Vec<f64>]>,
+    ) -> Option<(Allocation, f64)> {
+        if let Some(values) = uniform::uniform_values(self) {
+            return Some(uniform::solve_stage(self, &values, floor));
         }
+        self.solve_stage_decomposed(floor, start)
+            .or_else(|| self.solve_stage_lp(floor))
     }
 
     /// [`Grouped::solve_stage`] as an LP solved by `microlp`.
