@@ -59,17 +59,17 @@ impl Grouped<'_> {
             .copied()
             .filter(|a| a.is_finite())
             .fold(0.0, f64::max);
-        if scale <= 0.0 || self.coefficients.is_empty() {
+        let types = self.workers.len();
+        if scale <= 0.0 || self.coefficients.is_empty() || types > pricing::MAX_TYPES {
             return None;
         }
-        let pricing = Pricing::new(self, scale, floor.map(|f| f / scale))?;
-        let types = self.workers.len();
+        let mut pricing = Pricing::new(self, scale, floor.map(|f| f / scale))?;
         let mut master = Master::new(self.workers);
         // Stage 1 starts from the origin (t = 0, nothing runs); stage 2 from the caller's
         // allocation, which meets the floor and the capacities (stage 1's optimum).
         let first = match (floor, start) {
-            (None, _) => vec![vec![0.0; types]; self.coefficients.len()],
-            (Some(_), Some(start)) => start.to_vec(),
+            (None, _) => vec![0.0; types * self.coefficients.len()],
+            (Some(_), Some(start)) => start.iter().flat_map(|row| row.iter().copied()).collect(),
             (Some(_), None) => return None,
         };
         let (value, usage) = pricing.evaluate(&first);
@@ -110,24 +110,19 @@ impl Grouped<'_> {
     }
 }
 
-/// `sum_i weight_i x^(i)`, clamped to `[0, 1]`.
-fn combine(points: &[Vec<Vec<f64>>], weights: &[f64], types: usize) -> Vec<Vec<f64>> {
-    let groups = points.first().map_or(0, Vec::len);
-    let mut share = vec![vec![0.0; types]; groups];
+/// `sum_i weight_i x^(i)` (row-major points, `types` shares per group), clamped to `[0, 1]`.
+fn combine(points: &[Vec<f64>], weights: &[f64], types: usize) -> Vec<Vec<f64>> {
+    let len = points.first().map_or(0, Vec::len);
+    let mut share = vec![0.0; len];
     for (point, &weight) in points.iter().zip(weights) {
-        if weight <= 0.0 {
-            continue;
-        }
-        for (row, x) in share.iter_mut().zip(point) {
-            for (s, x) in row.iter_mut().zip(x) {
+        if weight > 0.0 {
+            for (s, x) in share.iter_mut().zip(point) {
                 *s += weight * x;
             }
         }
     }
-    for row in &mut share {
-        for s in row {
-            *s = s.clamp(0.0, 1.0);
-        }
-    }
     share
+        .chunks(types.max(1))
+        .map(|row| row.iter().map(|s| s.clamp(0.0, 1.0)).collect())
+        .collect()
 }
