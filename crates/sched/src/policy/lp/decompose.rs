@@ -52,6 +52,18 @@ impl Grouped<'_> {
         floor: Option<f64>,
         start: Option<&[Vec<f64>]>,
     ) -> Option<(Allocation, f64)> {
+        self.solve_stage_warm(floor, start, None)
+    }
+
+    /// [`Grouped::solve_stage_decomposed`] that also prices a first column at `prices` (per
+    /// type, in the coefficients' units per accelerator; a previous solve's, when the caller
+    /// solves a sequence of similar problems) and leaves there the optimum's prices.
+    pub(super) fn solve_stage_warm(
+        &self,
+        floor: Option<f64>,
+        start: Option<&[Vec<f64>]>,
+        prices: Option<&mut Vec<f64>>,
+    ) -> Option<(Allocation, f64)> {
         let scale = self
             .coefficients
             .iter()
@@ -75,26 +87,22 @@ impl Grouped<'_> {
         let (value, usage) = pricing.evaluate(&first);
         master.add_column(value, &usage);
         let mut points = vec![first];
-        loop {
-            master.optimise()?;
-            let (prices, bound) = master.duals();
-            let point = pricing.best(&prices);
+        if let Some(hint) = prices.as_deref().filter(|p| p.len() == types) {
+            let scaled: Vec<f64> = hint.iter().map(|p| p / scale).collect();
+            let point = pricing.best(&scaled);
             let (value, usage) = pricing.evaluate(&point);
-            let reduced =
-                value - prices.iter().zip(&usage).map(|(p, u)| p * u).sum::<f64>() - bound;
-            // The master's value is within `reduced` of the optimum (one convexity row); a
-            // column already present cannot improve it, whatever rounding says.
-            if reduced <= ENTER * master.value().abs().max(value.abs()) || master.has(value, &usage)
-            {
-                break;
+            if !master.has(value, &usage) {
+                master.add_column(value, &usage);
+                points.push(point);
             }
-            if points.len() >= MAX_COLUMNS {
-                return None;
-            }
-            master.add_column(value, &usage);
-            points.push(point);
         }
-        let share = combine(&points, &master.weights(), types);
+        let optimum = generate(&mut master, &mut pricing, &mut points)?;
+        if let Some(prices) = prices {
+            prices.clear();
+            prices.extend(optimum.iter().map(|p| p * scale));
+        }
+        let mut share = combine(&points, &master.weights(), types);
+        self.fit_capacities(&mut share);
         let min_value = share
             .iter()
             .zip(self.coefficients)
@@ -107,6 +115,54 @@ impl Grouped<'_> {
             },
             min_value,
         ))
+    }
+}
+
+impl Grouped<'_> {
+    /// Scales each type's shares down where they use more than its accelerators. The master
+    /// keeps its basic values above `-1e-9` (Harris's ratio test) and `combine` drops negative
+    /// weights, so a type may be over by about 1e-9 relative; this makes the allocation
+    /// feasible exactly at a cost of that order in the objective.
+    fn fit_capacities(&self, share: &mut [Vec<f64>]) {
+        for (w, &capacity) in self.workers.iter().enumerate() {
+            let used: f64 = share
+                .iter()
+                .enumerate()
+                .map(|(g, x)| x[w] * f64::from(self.scale_factors[g]) * self.counts[g])
+                .sum();
+            if used > capacity {
+                let factor = capacity.max(0.0) / used;
+                share.iter_mut().for_each(|x| x[w] *= factor);
+            }
+        }
+    }
+}
+
+/// Column generation from the master's columns so far (`points`, in order): alternately
+/// optimises the master and adds the point its prices favour, until no point improves the
+/// master by more than `ENTER`. Returns the final prices (scaled units); `None` when the master
+/// fails or `MAX_COLUMNS` is reached.
+fn generate(
+    master: &mut Master,
+    pricing: &mut Pricing,
+    points: &mut Vec<Vec<f64>>,
+) -> Option<Vec<f64>> {
+    loop {
+        master.optimise()?;
+        let (prices, bound) = master.duals();
+        let point = pricing.best(&prices);
+        let (value, usage) = pricing.evaluate(&point);
+        let reduced = value - prices.iter().zip(&usage).map(|(p, u)| p * u).sum::<f64>() - bound;
+        // The master's value is within `reduced` of the optimum (one convexity row); a column
+        // already present cannot improve it, whatever rounding says.
+        if reduced <= ENTER * master.value().abs().max(value.abs()) || master.has(value, &usage) {
+            return Some(prices);
+        }
+        if points.len() >= MAX_COLUMNS {
+            return None;
+        }
+        master.add_column(value, &usage);
+        points.push(point);
     }
 }
 

@@ -77,7 +77,10 @@ impl FinishTimeProblem<'_> {
         // When the rates do not distinguish the types a job can use (the agnostic policy), so
         // do the coefficients at every rho: the closed form's value straight from the rates.
         let agnostic = uniform::uniform_values(&by_job);
-        let value = |rho: f64| {
+        // The type prices of the last solve start the next one (the problems differ only in
+        // each job's budget).
+        let mut prices: Vec<f64> = Vec::new();
+        let mut value = |rho: f64| {
             if let Some(agnostic) = &agnostic {
                 let values: Vec<f64> = (0..self.rates.len())
                     .map(|j| agnostic.values[j] * self.budget_s(j, rho) / self.remaining[j])
@@ -86,12 +89,14 @@ impl FinishTimeProblem<'_> {
                     return Some(uniform::max_min_value(&by_job, &values, &agnostic.masks));
                 }
             }
-            Grouped {
+            let problem = Grouped {
                 coefficients: &self.coefficients(rho),
                 ..by_job
-            }
-            .solve_stage(None)
-            .map(|(a, _)| a.objective)
+            };
+            problem
+                .solve_stage_warm(None, None, Some(&mut prices))
+                .or_else(|| problem.solve_stage(None))
+                .map(|(a, _)| a.objective)
         };
         let mut rho = floor + 1.0;
         for _ in 0..FINISH_TIME_ITERATIONS {

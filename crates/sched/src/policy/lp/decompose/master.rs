@@ -97,7 +97,7 @@ impl Master {
         }
         let step = candidates
             .clone()
-            .map(|r| (self.values[r].max(0.0) + FEASIBLE) / direction[r])
+            .map(|r| (self.values[r] + FEASIBLE).max(0.0) / direction[r])
             .min_by(f64::total_cmp)?;
         candidates.filter(|&r| ratio(r) <= step).max_by(|&a, &b| {
             direction[a]

@@ -56,7 +56,12 @@ fn check(problem: &Grouped) -> Result<(), TestCaseError> {
         "stage 1: {t} vs lp {lp_t}"
     );
     feasible(problem, &first.share).map_err(TestCaseError::fail)?;
-    if lp_t <= 0.0 {
+    let largest = problem
+        .coefficients
+        .iter()
+        .flatten()
+        .fold(0.0, |m: f64, &a| m.max(a));
+    if lp_t <= 1e-12 * largest {
         return Ok(());
     }
     let floor = lp_t * (1.0 - 1e-6);
