@@ -52,18 +52,6 @@ impl Grouped<'_> {
         floor: Option<f64>,
         start: Option<&[Vec<f64>]>,
     ) -> Option<(Allocation, f64)> {
-        self.solve_stage_warm(floor, start, None)
-    }
-
-    /// [`Grouped::solve_stage_decomposed`] that also prices a first column at `prices` (per
-    /// type, in the coefficients' units per accelerator; a previous solve's, when the caller
-    /// solves a sequence of similar problems) and leaves there the optimum's prices.
-    pub(super) fn solve_stage_warm(
-        &self,
-        floor: Option<f64>,
-        start: Option<&[Vec<f64>]>,
-        prices: Option<&mut Vec<f64>>,
-    ) -> Option<(Allocation, f64)> {
         let scale = self
             .coefficients
             .iter()
@@ -87,20 +75,7 @@ impl Grouped<'_> {
         let (value, usage) = pricing.evaluate(&first);
         master.add_column(value, &usage);
         let mut points = vec![first];
-        if let Some(hint) = prices.as_deref().filter(|p| p.len() == types) {
-            let scaled: Vec<f64> = hint.iter().map(|p| p / scale).collect();
-            let point = pricing.best(&scaled);
-            let (value, usage) = pricing.evaluate(&point);
-            if !master.has(value, &usage) {
-                master.add_column(value, &usage);
-                points.push(point);
-            }
-        }
-        let optimum = generate(&mut master, &mut pricing, &mut points)?;
-        if let Some(prices) = prices {
-            prices.clear();
-            prices.extend(optimum.iter().map(|p| p * scale));
-        }
+        generate(&mut master, &mut pricing, &mut points)?;
         let mut share = combine(&points, &master.weights(), types);
         self.fit_capacities(&mut share);
         let min_value = share
@@ -140,13 +115,8 @@ impl Grouped<'_> {
 
 /// Column generation from the master's columns so far (`points`, in order): alternately
 /// optimises the master and adds the point its prices favour, until no point improves the
-/// master by more than `ENTER`. Returns the final prices (scaled units); `None` when the master
-/// fails or `MAX_COLUMNS` is reached.
-fn generate(
-    master: &mut Master,
-    pricing: &mut Pricing,
-    points: &mut Vec<Vec<f64>>,
-) -> Option<Vec<f64>> {
+/// master by more than `ENTER`. `None` when the master fails or `MAX_COLUMNS` is reached.
+fn generate(master: &mut Master, pricing: &mut Pricing, points: &mut Vec<Vec<f64>>) -> Option<()> {
     loop {
         master.optimise()?;
         let (prices, bound) = master.duals();
@@ -156,7 +126,7 @@ fn generate(
         // The master's value is within `reduced` of the optimum (one convexity row); a column
         // already present cannot improve it, whatever rounding says.
         if reduced <= ENTER * master.value().abs().max(value.abs()) || master.has(value, &usage) {
-            return Some(prices);
+            return Some(());
         }
         if points.len() >= MAX_COLUMNS {
             return None;
