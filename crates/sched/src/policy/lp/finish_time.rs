@@ -77,6 +77,9 @@ impl FinishTimeProblem<'_> {
         // When the rates do not distinguish the types a job can use (the agnostic policy), so
         // do the coefficients at every rho: the closed form's value straight from the rates.
         let agnostic = uniform::uniform_values(&by_job);
+        // The points the last solve's optimum combined start the next one: the problems
+        // differ only in each job's budget.
+        let mut seeds: Vec<Vec<f64>> = Vec::new();
         let value = |rho: f64| {
             if let Some(agnostic) = &agnostic {
                 let values: Vec<f64> = (0..self.rates.len())
@@ -86,12 +89,17 @@ impl FinishTimeProblem<'_> {
                     return Some(uniform::max_min_value(&by_job, &values, &agnostic.masks));
                 }
             }
-            Grouped {
+            let problem = Grouped {
                 coefficients: &self.coefficients(rho),
                 ..by_job
+            };
+            if agnostic.is_some() {
+                return problem.solve_stage(None).map(|(a, _)| a.objective);
             }
-            .solve_stage(None)
-            .map(|(a, _)| a.objective)
+            problem
+                .solve_stage_seeded(None, None, &mut seeds)
+                .or_else(|| problem.solve_stage_lp(None))
+                .map(|(a, _)| a.objective)
         };
         let rho = self.search(floor, value);
         let allocation = MaxMinProblem {
@@ -110,7 +118,7 @@ impl FinishTimeProblem<'_> {
     /// bounds, else the upper bound (the fixed-point step of Crouzeix, Ferland and Schaible,
     /// which converges only linearly, by about half per solve on Gavel's traces). Returns the
     /// best upper bound.
-    fn search(&self, floor: f64, value: impl Fn(f64) -> Option<f64>) -> f64 {
+    fn search(&self, floor: f64, mut value: impl FnMut(f64) -> Option<f64>) -> f64 {
         let ratio = |j: usize| self.elapsed_s[j] / self.isolated_s[j];
         let (mut lower, mut upper) = (floor, f64::INFINITY);
         let mut rho = floor + 1.0;
