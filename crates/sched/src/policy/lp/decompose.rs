@@ -52,20 +52,6 @@ impl Grouped<'_> {
         floor: Option<f64>,
         start: Option<&[Vec<f64>]>,
     ) -> Option<(Allocation, f64)> {
-        self.solve_stage_seeded(floor, start, &mut Vec::new())
-    }
-
-    /// [`Grouped::solve_stage_decomposed`] with `seeds` (row-major points of `Z`, `types` shares
-    /// per group, e.g. from a similar problem solved before) among the first columns; on return
-    /// `seeds` holds the points the optimum combines. A sequence of problems that differ only in
-    /// their coefficients (finish-time fairness's candidate ratios) then starts each solve near
-    /// its optimum.
-    pub(super) fn solve_stage_seeded(
-        &self,
-        floor: Option<f64>,
-        start: Option<&[Vec<f64>]>,
-        seeds: &mut Vec<Vec<f64>>,
-    ) -> Option<(Allocation, f64)> {
         let scale = self
             .coefficients
             .iter()
@@ -89,24 +75,8 @@ impl Grouped<'_> {
         let (value, usage) = pricing.evaluate(&first);
         master.add_column(value, &usage);
         let mut points = vec![first];
-        let size = types * self.coefficients.len();
-        for seed in seeds.drain(..).filter(|seed| seed.len() == size) {
-            let (value, usage) = pricing.evaluate(&seed);
-            if !master.has(value, &usage) {
-                master.add_column(value, &usage);
-                points.push(seed);
-            }
-        }
         generate(&mut master, &mut pricing, &mut points)?;
-        let weights = master.weights();
-        let mut share = combine(&points, &weights, types);
-        seeds.extend(
-            points
-                .into_iter()
-                .zip(&weights)
-                .filter(|(_, w)| **w > 0.0)
-                .map(|(point, _)| point),
-        );
+        let mut share = combine(&points, &master.weights(), types);
         self.fit_capacities(&mut share);
         let min_value = share
             .iter()

@@ -56,13 +56,16 @@ impl FinishTimeProblem<'_> {
             .fold(0.0, f64::max)
     }
 
-    /// The optimal ratio and its allocation. For a candidate `rho` the max-min LP over
-    /// `coefficients(rho)` gives `t*`; its allocation meets every job's demand scaled by `t*`, so
-    /// it achieves `rho' = max_j (c_j + (rho - c_j) / t*)` with `c_j = elapsed_j / isolated_j`,
-    /// an upper bound on the optimum that equals `rho` exactly when `t* = 1`, i.e. at the
-    /// optimum (the fixed point of generalised fractional programming, Crouzeix, Ferland and
-    /// Schaible, 1985); `search` finds it in a handful of LPs where bisection needs a dozen or
-    /// more.
+    /// The optimal ratio and its allocation, by the fixed-point iteration of generalised
+    /// fractional programming (Crouzeix, Ferland and Schaible, 1985). For a candidate `rho` the
+    /// max-min LP over `coefficients(rho)` gives `t*` and an allocation, which achieves the ratio
+    /// `rho' = max_j rho_j(X)` (at most `max_j (c_j + (rho - c_j) / t*)` with
+    /// `c_j = elapsed_j / isolated_j`, every job meeting at least `t*` of its demand). `rho'`
+    /// bounds the optimum from above, is below `rho` when `t* > 1` and equals it exactly when
+    /// `t* = 1`, i.e. at the optimum; from above the iterates fall monotonically. Taking each
+    /// job's own value rather than `t*` for all is Dinkelbach's step on the ratio that binds,
+    /// in a handful of LPs where bisection needs a dozen or more. (The closed form of the
+    /// agnostic policy gives `t*` alone and takes the bound from it.)
     pub fn solve(&self) -> Option<(f64, Allocation)> {
         let ratio = |j: usize| self.elapsed_s[j] / self.isolated_s[j];
         let floor = (0..self.rates.len()).map(ratio).fold(0.0, f64::max);
@@ -77,31 +80,41 @@ impl FinishTimeProblem<'_> {
         // When the rates do not distinguish the types a job can use (the agnostic policy), so
         // do the coefficients at every rho: the closed form's value straight from the rates.
         let agnostic = uniform::uniform_values(&by_job);
-        // The points the last solve's optimum combined start the next one: the problems
-        // differ only in each job's budget.
-        let mut seeds: Vec<Vec<f64>> = Vec::new();
         let value = |rho: f64| {
             if let Some(agnostic) = &agnostic {
                 let values: Vec<f64> = (0..self.rates.len())
                     .map(|j| agnostic.values[j] * self.budget_s(j, rho) / self.remaining[j])
                     .collect();
                 if values.iter().all(|&a| a > 0.0 && a.is_finite()) {
-                    return Some(uniform::max_min_value(&by_job, &values, &agnostic.masks));
+                    let t = uniform::max_min_value(&by_job, &values, &agnostic.masks);
+                    return Some((t, f64::INFINITY));
                 }
             }
-            let problem = Grouped {
+            let allocation = Grouped {
                 coefficients: &self.coefficients(rho),
                 ..by_job
-            };
-            if agnostic.is_some() {
-                return problem.solve_stage(None).map(|(a, _)| a.objective);
             }
-            problem
-                .solve_stage_seeded(None, None, &mut seeds)
-                .or_else(|| problem.solve_stage_lp(None))
-                .map(|(a, _)| a.objective)
+            .solve_stage(None)?
+            .0;
+            // Each job at its own value: the ratio the allocation achieves, at most the bound
+            // from `t*` alone.
+            Some((allocation.objective, self.worst_ratio(&allocation.share)))
         };
-        let rho = self.search(floor, value);
+        let mut rho = floor + 1.0;
+        for _ in 0..FINISH_TIME_ITERATIONS {
+            let Some((t, achieved)) = value(rho).filter(|&(t, _)| t > 0.0) else {
+                break;
+            };
+            let better = (0..self.rates.len())
+                .map(|j| ratio(j) + (rho - ratio(j)) / t)
+                .fold(0.0, f64::max)
+                .min(achieved);
+            let converged = (better - rho).abs() <= 1e-4 * rho;
+            rho = better;
+            if converged {
+                break;
+            }
+        }
         let allocation = MaxMinProblem {
             coefficients: &self.coefficients(rho),
             scale_factors: self.scale_factors,
@@ -109,42 +122,6 @@ impl FinishTimeProblem<'_> {
         }
         .solve()?;
         Some((rho, allocation))
-    }
-
-    /// The optimal ratio from the candidates' max-min values `value(rho)`. Every solve gives an
-    /// upper bound, the ratio its allocation achieves, `max_j (c_j + (rho - c_j) / t*)`, and a
-    /// lower bound when `t* < 1` (no allocation reaches `rho`). The next candidate is the secant
-    /// step towards `t* = 1` through the last two solves when it falls strictly between the
-    /// bounds, else the upper bound (the fixed-point step of Crouzeix, Ferland and Schaible,
-    /// which converges only linearly, by about half per solve on Gavel's traces). Returns the
-    /// best upper bound.
-    fn search(&self, floor: f64, mut value: impl FnMut(f64) -> Option<f64>) -> f64 {
-        let ratio = |j: usize| self.elapsed_s[j] / self.isolated_s[j];
-        let (mut lower, mut upper) = (floor, f64::INFINITY);
-        let mut rho = floor + 1.0;
-        let mut previous: Option<(f64, f64)> = None;
-        for _ in 0..FINISH_TIME_ITERATIONS {
-            let Some(t) = value(rho).filter(|&t| t > 0.0) else {
-                break;
-            };
-            let achieved = (0..self.rates.len())
-                .map(|j| ratio(j) + (rho - ratio(j)) / t)
-                .fold(0.0, f64::max);
-            upper = upper.min(achieved);
-            if t < 1.0 {
-                lower = lower.max(rho);
-            }
-            if upper - lower <= 1e-4 * upper || (achieved - rho).abs() <= 1e-4 * rho {
-                break;
-            }
-            let secant = previous.and_then(|(rho_0, t_0)| {
-                let slope = (t - t_0) / (rho - rho_0);
-                (slope > 0.0 && slope.is_finite()).then(|| rho + (1.0 - t) / slope)
-            });
-            previous = Some((rho, t));
-            rho = secant.filter(|&r| r > lower && r < upper).unwrap_or(upper);
-        }
-        if upper.is_finite() { upper } else { rho }
     }
 }
 
