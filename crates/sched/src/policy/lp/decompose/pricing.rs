@@ -154,8 +154,14 @@ impl Pricing {
             if hull.len() >= 2 {
                 slope += gradient(0);
             }
-            for i in 1..hull.len().saturating_sub(1) {
-                events.push((hull[i].throughput, gradient(i) - gradient(i - 1)));
+            // At each inner vertex the slope grows by the difference of its segments' slopes.
+            for (i, vertex) in hull
+                .iter()
+                .enumerate()
+                .skip(1)
+                .take(hull.len().saturating_sub(2))
+            {
+                events.push((vertex.throughput, gradient(i) - gradient(i - 1)));
             }
         }
         events.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
