@@ -1,5 +1,7 @@
 //! Gavel's allocation problems (Narayanan et al., OSDI'20, section 4) as linear programs, solved
-//! with `microlp` (pure Rust simplex).
+//! in closed form when no job distinguishes between its types (`uniform.rs`), else by
+//! Dantzig-Wolfe decomposition on the capacity rows (`decompose.rs`), with `microlp` (pure Rust
+//! simplex) as the reference the tests compare against and the fallback.
 //!
 //! An allocation `X[j][w]` is the fraction of time job `j` should spend on worker type (pool) `w`.
 //! Every policy here shares Gavel's base constraints (`policies/policy.py`,
