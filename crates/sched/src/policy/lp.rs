@@ -1,5 +1,7 @@
 //! Gavel's allocation problems (Narayanan et al., OSDI'20, section 4) as linear programs, solved
-//! with `microlp` (pure Rust simplex).
+//! in closed form when no job distinguishes between its types (`uniform.rs`), else by
+//! Dantzig-Wolfe decomposition on the capacity rows (`decompose.rs`), with `microlp` (pure Rust
+//! simplex) as the reference the tests compare against and the fallback.
 //!
 //! An allocation `X[j][w]` is the fraction of time job `j` should spend on worker type (pool) `w`.
 //! Every policy here shares Gavel's base constraints (`policies/policy.py`,
@@ -11,6 +13,7 @@
 
 use microlp::{ComparisonOp, OptimizationDirection, Problem, SolveOptions, SolveOutcome, Variable};
 
+mod decompose;
 mod finish_time;
 mod uniform;
 
@@ -185,8 +188,9 @@ impl Grouped<'_> {
         if t_star <= 0.0 {
             return Some(first);
         }
-        // Stage 2: the same feasible set with every job kept at (nearly) t*.
-        self.solve_stage(Some(t_star * (1.0 - 1e-6)))
+        // Stage 2: the same feasible set with every job kept at (nearly) t*, starting from stage
+        // 1's optimum.
+        self.solve_stage_from(Some(t_star * (1.0 - 1e-6)), Some(&first.share))
             .map(|(a, _)| Allocation {
                 share: a.share,
                 objective: t_star,
@@ -198,10 +202,23 @@ impl Grouped<'_> {
     /// with every job at least `floor`. Returns the allocation and the min-job value. In closed
     /// form when no group distinguishes between the types (`uniform.rs`), else as an LP.
     fn solve_stage(&self, floor: Option<f64>) -> Option<(Allocation, f64)> {
-        match uniform::uniform_values(self) {
-            Some(values) => Some(uniform::solve_stage(self, &values, floor)),
-            None => self.solve_stage_lp(floor),
+        self.solve_stage_from(floor, None)
+    }
+
+    /// [`Grouped::solve_stage`], where stage 2 (`floor`) may start from a feasible allocation
+    /// that meets the floor (stage 1's). In closed form when no group distinguishes between the
+    /// types (`uniform.rs`), else by decomposition on the capacity rows (`decompose.rs`), and as
+    /// a plain LP only where that does not apply or converge.
+    fn solve_stage_from(
+        &self,
+        floor: Option<f64>,
+        start: Option<&[Vec<f64>]>,
+    ) -> Option<(Allocation, f64)> {
+        if let Some(values) = uniform::uniform_values(self) {
+            return Some(uniform::solve_stage(self, &values, floor));
         }
+        self.solve_stage_decomposed(floor, start)
+            .or_else(|| self.solve_stage_lp(floor))
     }
 
     /// [`Grouped::solve_stage`] as an LP solved by `microlp`.

@@ -1,0 +1,240 @@
+//! The master LP of the decomposition: `max sum_i c_i lambda_i` subject to
+//! `sum_i lambda_i usage_i + slack = workers` and `sum_i lambda_i = 1`, `lambda, slack >= 0`,
+//! by a revised simplex that keeps the basis inverse explicitly (`k + 1` rows: a few types).
+
+/// Pivots of one `optimise` at most (it returns `None` beyond: cycling or numerical trouble).
+const MAX_PIVOTS: usize = 10_000;
+
+/// After this many pivots in one `optimise`, Bland's rule (smallest index) replaces the
+/// largest-reduced-cost rule, which cannot cycle.
+const BLAND_AFTER: usize = 64;
+
+/// A relative reduced cost smaller than this is zero.
+const ZERO: f64 = 1e-9;
+
+/// A basic value may fall this far below zero in a step (Harris's ratio test).
+const FEASIBLE: f64 = 1e-9;
+
+/// A direction entry must exceed this to block (and be pivoted on).
+const PIVOT: f64 = 1e-9;
+
+pub(super) struct Master {
+    /// Rows: one per type, then the convexity row.
+    rows: usize,
+    rhs: Vec<f64>,
+    /// Columns: the `rows - 1` slacks, then the generated columns; each its cost and entries.
+    costs: Vec<f64>,
+    entries: Vec<Vec<f64>>,
+    basis: Vec<usize>,
+    /// The basis inverse, row-major, and the basic values and duals it gives.
+    inverse: Vec<f64>,
+    values: Vec<f64>,
+    duals: Vec<f64>,
+}
+
+impl Master {
+    pub(super) fn new(workers: &[f64]) -> Self {
+        let types = workers.len();
+        let rows = types + 1;
+        let mut rhs = workers.to_vec();
+        rhs.push(1.0);
+        let entries = (0..types)
+            .map(|w| (0..rows).map(|r| if r == w { 1.0 } else { 0.0 }).collect())
+            .collect();
+        Master {
+            rows,
+            rhs,
+            costs: vec![0.0; types],
+            entries,
+            basis: Vec::new(),
+            inverse: Vec::new(),
+            values: Vec::new(),
+            duals: Vec::new(),
+        }
+    }
+
+    /// Adds a column of objective `cost` using `usage` accelerators of each type. The first one
+    /// must satisfy the capacities: with the slacks it forms the starting basis.
+    pub(super) fn add_column(&mut self, cost: f64, usage: &[f64]) {
+        let mut column = usage.to_vec();
+        column.push(1.0);
+        self.costs.push(cost);
+        self.entries.push(column);
+        if self.basis.is_empty() {
+            self.basis = (0..self.rows).collect();
+        }
+    }
+
+    /// Runs the primal simplex to optimality over the columns so far. `None` on a singular basis,
+    /// an unbounded direction (impossible for a bounded master) or too many pivots.
+    pub(super) fn optimise(&mut self) -> Option<()> {
+        for pivot in 0..MAX_PIVOTS {
+            self.refresh()?;
+            let bland = pivot >= BLAND_AFTER;
+            let Some(entering) = self.entering(bland) else {
+                return Some(());
+            };
+            let direction = self.times_inverse(&self.entries[entering]);
+            let leaving = self.leaving(&direction, bland)?;
+            self.basis[leaving] = entering;
+        }
+        None
+    }
+
+    /// The row that leaves when a column of `direction` (`B^-1 a`) enters. Harris's two-pass
+    /// ratio test: the longest step that leaves no basic value below `-FEASIBLE`, then among the
+    /// rows that block within it the largest pivot (a tiny one would leave a nearly singular
+    /// basis); with `bland`, the smallest ratio and then the smallest column index (no cycling).
+    fn leaving(&self, direction: &[f64], bland: bool) -> Option<usize> {
+        let candidates = (0..self.rows).filter(|&r| direction[r] > PIVOT);
+        let ratio = |r: usize| self.values[r].max(0.0) / direction[r];
+        if bland {
+            return candidates.min_by(|&a, &b| {
+                ratio(a)
+                    .total_cmp(&ratio(b))
+                    .then(self.basis[a].cmp(&self.basis[b]))
+            });
+        }
+        let step = candidates
+            .clone()
+            .map(|r| (self.values[r] + FEASIBLE).max(0.0) / direction[r])
+            .min_by(f64::total_cmp)?;
+        candidates.filter(|&r| ratio(r) <= step).max_by(|&a, &b| {
+            direction[a]
+                .total_cmp(&direction[b])
+                .then(self.basis[b].cmp(&self.basis[a]))
+        })
+    }
+
+    /// The column with the largest positive reduced cost, or with `bland` the first one.
+    fn entering(&self, bland: bool) -> Option<usize> {
+        // Reduced costs are compared with the objective's scale, the largest column value: the
+        // rounding in a dual of the order of 1e-17 must not let a slack enter.
+        let scale = self.costs.iter().fold(0.0, |m: f64, c| m.max(c.abs()));
+        let mut best: Option<(usize, f64)> = None;
+        for (j, (cost, column)) in self.costs.iter().zip(&self.entries).enumerate() {
+            if self.basis.contains(&j) {
+                continue;
+            }
+            let priced = dot(&self.duals, column);
+            let reduced = cost - priced;
+            let reference = cost.abs().max(priced.abs()).max(scale);
+            if reduced > ZERO * reference && best.is_none_or(|(_, b)| reduced > b) {
+                best = Some((j, reduced));
+                if bland {
+                    break;
+                }
+            }
+        }
+        best.map(|(j, _)| j)
+    }
+
+    /// Inverts the basis and computes the basic values and the duals.
+    fn refresh(&mut self) -> Option<()> {
+        let m = self.rows;
+        let mut matrix = vec![0.0; m * m];
+        for (c, &j) in self.basis.iter().enumerate() {
+            for r in 0..m {
+                matrix[r * m + c] = self.entries[j][r];
+            }
+        }
+        self.inverse = invert(matrix, m)?;
+        self.values = self.times_inverse(&self.rhs);
+        self.duals = (0..m)
+            .map(|c| {
+                (0..m)
+                    .map(|r| self.costs[self.basis[r]] * self.inverse[r * m + c])
+                    .sum()
+            })
+            .collect();
+        Some(())
+    }
+
+    /// `B^-1 v`.
+    fn times_inverse(&self, v: &[f64]) -> Vec<f64> {
+        let m = self.rows;
+        (0..m)
+            .map(|r| dot(&self.inverse[r * m..(r + 1) * m], v))
+            .collect()
+    }
+
+    /// The prices of the types (duals of the capacity rows, at least 0) and the dual of the
+    /// convexity row (the bound a new column must beat).
+    pub(super) fn duals(&self) -> (Vec<f64>, f64) {
+        let types = self.rows - 1;
+        let prices = self.duals[..types].iter().map(|&p| p.max(0.0)).collect();
+        (prices, self.duals[types])
+    }
+
+    /// The objective at the current basis.
+    pub(super) fn value(&self) -> f64 {
+        self.basis
+            .iter()
+            .zip(&self.values)
+            .map(|(&j, v)| self.costs[j] * v)
+            .sum()
+    }
+
+    /// Whether a column of this cost and usage is already present.
+    pub(super) fn has(&self, cost: f64, usage: &[f64]) -> bool {
+        let types = self.rows - 1;
+        self.costs[types..]
+            .iter()
+            .zip(&self.entries[types..])
+            .any(|(&c, column)| c == cost && column[..types] == *usage)
+    }
+
+    /// The weight of each generated column in the optimum, in the order they were added.
+    pub(super) fn weights(&self) -> Vec<f64> {
+        let types = self.rows - 1;
+        let mut weights = vec![0.0; self.costs.len() - types];
+        for (r, &j) in self.basis.iter().enumerate() {
+            if j >= types {
+                weights[j - types] = self.values[r].max(0.0);
+            }
+        }
+        let total: f64 = weights.iter().sum();
+        if total > 0.0 {
+            weights.iter_mut().for_each(|w| *w /= total);
+        }
+        weights
+    }
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(a, b)| a * b).sum()
+}
+
+/// The inverse of the `m x m` row-major `matrix` by Gauss-Jordan elimination with partial
+/// pivoting; `None` when singular.
+fn invert(mut matrix: Vec<f64>, m: usize) -> Option<Vec<f64>> {
+    let mut inverse: Vec<f64> = (0..m * m)
+        .map(|i| if i / m == i % m { 1.0 } else { 0.0 })
+        .collect();
+    for c in 0..m {
+        let pivot =
+            (c..m).max_by(|&a, &b| matrix[a * m + c].abs().total_cmp(&matrix[b * m + c].abs()))?;
+        if matrix[pivot * m + c].abs() < 1e-14 {
+            return None;
+        }
+        for k in 0..m {
+            matrix.swap(c * m + k, pivot * m + k);
+            inverse.swap(c * m + k, pivot * m + k);
+        }
+        let scale = 1.0 / matrix[c * m + c];
+        for k in 0..m {
+            matrix[c * m + k] *= scale;
+            inverse[c * m + k] *= scale;
+        }
+        for r in (0..m).filter(|&r| r != c) {
+            let factor = matrix[r * m + c];
+            if factor != 0.0 {
+                for k in 0..m {
+                    matrix[r * m + k] -= factor * matrix[c * m + k];
+                    inverse[r * m + k] -= factor * inverse[c * m + k];
+                }
+            }
+        }
+    }
+    Some(inverse)
+}
