@@ -37,11 +37,11 @@ fn percentiles_match_the_discrete_event_simulation_at_four_loads() {
     // at 85% spreads from 44 to 48 ms with the seed). The model weighs the two states by the
     // stationary distribution of the batch (`queue::stationary`); while it took the congested
     // state alone the check held only up to 75% (at 85%, then 6.58 req/s, its mean TPOT read
-    // 78 ms against the simulation's 55 ms). Its p99 TPOT is checked up to 80%: at 85% (6.60
-    // req/s with the refitted Hopper constant) it reads 57 ms where the simulation measures
-    // 71-72 ms (seeds 7 and 11), 21% under: the mixture gives the congested state too little
-    // weight there (docs/validation-serving.md, open).
-    for (share, p99_tpot_checked) in [(0.3, true), (0.6, true), (0.8, true), (0.85, false)] {
+    // 78 ms against the simulation's 55 ms). Until the batch's spread counted each prompt's
+    // stall for a whole residence (shot noise) and the p99 TPOT took the step's rise above the
+    // mode, amplified by the prompts a longer life lets in, the p99 TPOT held only up to 80%:
+    // at 85% it read 57 ms where the simulation measures 71-72 ms (seeds 7 and 11).
+    for share in [0.3, 0.6, 0.8, 0.85] {
         let rate = limit.rate_per_s * share;
         let model = queue::latencies(&cost, 512.0, 290.0, rate).unwrap();
         let measured = sim::simulate(&cost, 512, 290, rate, 60_000, 7);
@@ -52,7 +52,7 @@ fn percentiles_match_the_discrete_event_simulation_at_four_loads() {
             measured.tpot_mean_s
         );
         assert!(
-            !p99_tpot_checked || within(model.tpot_p99_s, measured.tpot_p99_s, 0.12),
+            within(model.tpot_p99_s, measured.tpot_p99_s, 0.12),
             "rate {rate:.2}: TPOT p99 model {:.4} vs simulated {:.4}",
             model.tpot_p99_s,
             measured.tpot_p99_s

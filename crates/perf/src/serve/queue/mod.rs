@@ -49,8 +49,12 @@
 //!   a mode: the sequences decoding beside it (N's variance from the stationary distribution,
 //!   averaged over one residence time S as an Ornstein-Uhlenbeck process relaxing at
 //!   (1 - g) / S) and the prompts prefilled during its life (Poisson, lambda O tau of them, each
-//!   adding I p). Linearising D around the mode gives a normal TPOT per mode; p99 is that of the
-//!   mixture over the modes and the full-batch state;
+//!   adding I p). A life made longer by more sequences lets in more prompts, lambda I p per
+//!   unit of life, so N's share of the TPOT moves by `D'(N) / (1 - rho_p)`; and since the TPOT
+//!   rises with N, its p99 is the step at N's p99, so the slope is the step's rise from the
+//!   mode's mean up to that point (the step climbs stairs, steeper above a mode than below).
+//!   That gives a normal TPOT per mode; p99 is that of the mixture over the modes and the
+//!   full-batch state;
 //! - the full-batch state is the one whose chance the slot wait below uses: while every slot is
 //!   taken a prompt starts only when a sequence finishes, so an iteration takes
 //!   `D(B) + B I p / O` (211 ms on the test replica) whatever the arrival rate. The TTFT has
@@ -260,7 +264,12 @@ fn tpot_parts(
             let gain = rate * output * slope / (1.0 - prefill_share);
             let x = (1.0 - gain).max(1e-3);
             let kept = 2.0 * (x - 1.0 + (-x).exp()) / (x * x);
-            let variance = slope * slope * kept * m.variance
+            // The p99 reads the upper tail: the step's rise from the mean to N's p99 (over the
+            // averaged spread), with the prompts a longer life lets in, 1 / (1 - rho_p).
+            let reach = (Z99 * (kept * m.variance).sqrt()).max(1.0);
+            let upward =
+                (cost.decode(m.mean + reach) - cost.decode(m.mean)) / reach / (1.0 - prefill_share);
+            let variance = upward * upward * kept * m.variance
                 + amplification * rate * output * mode_tau * (input * p / output).powi(2);
             ((1.0 - full_share) * m.weight, mode_tau, variance.sqrt())
         })
