@@ -4,7 +4,9 @@
 use suanli_catalog::{Catalog, Precision};
 use suanli_perf::serve::ServeSetup;
 use suanli_perf::serve::queue::{self, IterationCost};
-use suanli_perf::serve::scenario::{TENSORRT_LLM, iteration_cost, sequences_that_fit};
+use suanli_perf::serve::scenario::{
+    Engine, TENSORRT_LLM, VLLM, iteration_cost, sequences_that_fit,
+};
 use suanli_perf::serve::sim;
 
 fn llama70b_h200() -> ServeSetup {
@@ -65,6 +67,70 @@ fn percentiles_match_the_discrete_event_simulation_at_four_loads() {
         );
         let throughput = rate * 290.0;
         assert!(within(throughput, measured.output_tokens_per_s, 0.05));
+    }
+}
+
+/// The p99 TPOT on three other replicas (model, accelerator, lengths, cap and engine unlike the
+/// H200 replica above), against the simulation up to 85% of each replica's highest rate.
+/// Measured with this check's figures (model / simulated, ms): Llama 3.1 8B bf16 on one H100,
+/// 1024 + 256, 17.8 / 18.5 at 60% and 36.2 / 32.7 at 85% (before the shot-noise spread and
+/// the upper slope of `queue`: 42.8 / 32.7); Llama 3.1 70B fp8 on one MI300X, 222 + 291, 67.1 /
+/// 65.6 at 85%; on one H200, 2048 + 128, 83.9 / 89.4 at 85%.
+#[test]
+fn p99_tpot_matches_the_simulation_on_other_replicas() {
+    let catalog = Catalog::builtin();
+    let replicas: [(&str, &str, u64, u64, u64, Precision, &Engine); 3] = [
+        (
+            "llama-3.1-8b",
+            "h100-sxm5-80gb",
+            1024,
+            256,
+            256,
+            Precision::Bf16,
+            &VLLM,
+        ),
+        (
+            "llama-3.1-70b",
+            "mi300x",
+            222,
+            291,
+            1024,
+            Precision::Fp8,
+            &VLLM,
+        ),
+        (
+            "llama-3.1-70b",
+            "h200-sxm-141gb",
+            2048,
+            128,
+            512,
+            Precision::Fp8,
+            &TENSORRT_LLM,
+        ),
+    ];
+    for (model, accelerator, input, output, cap, precision, engine) in replicas {
+        let model = catalog.model(model).unwrap().clone();
+        let accelerator = catalog.accelerator(accelerator).unwrap().clone();
+        let mut setup = ServeSetup::new(model, accelerator, input, output);
+        setup.weight_precision = precision;
+        setup.kv_precision = precision;
+        setup.continuous_batching = true;
+        let fits = sequences_that_fit(&setup, engine, true).unwrap();
+        let cost = iteration_cost(&setup, engine, fits.min(cap)).unwrap();
+        let (i, o) = (input as f64, output as f64);
+        let limit = queue::max_rate(&cost, i, o, 2.0, 0.2).unwrap();
+        for share in [0.3, 0.6, 0.8, 0.85] {
+            let rate = limit.rate_per_s * share;
+            let model = queue::latencies(&cost, i, o, rate).unwrap();
+            let measured = sim::simulate(&cost, input, output, rate, 40_000, 7);
+            assert!(
+                within(model.tpot_p99_s, measured.tpot_p99_s, 0.15),
+                "{} + {output} at {share}: TPOT p99 model {:.4} vs simulated {:.4}",
+                input,
+                model.tpot_p99_s,
+                measured.tpot_p99_s
+            );
+        }
     }
 }
 
