@@ -1,39 +1,16 @@
 //! `suanli plan serve` and `suanli validate serve` as a user runs them: output, JSON and the
 //! one-line errors with a non-zero exit.
 
-use std::process::{Command, Output};
+mod common;
 
-fn suanli(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_suanli"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).to_string()
-}
+use common::{assert_one_line_error, json, run, stderr, suanli, success};
 
 #[test]
 fn a_plan_prints_latency_throughput_kv_capacity_and_memory() {
-    let out = suanli(&[
-        "plan",
-        "serve",
-        "--model",
-        "llama-3.1-70b",
-        "--accelerator",
-        "h100",
-        "--tp",
-        "4",
-        "--input-len",
-        "2048",
-        "--output-len",
-        "256",
-        "--precision",
-        "fp8",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = success(&run(
+        "plan serve --model llama-3.1-70b --accelerator h100 --tp 4 \
+         --input-len 2048 --output-len 256 --precision fp8",
+    ));
     for expected in [
         "TTFT",
         "TPOT",
@@ -48,23 +25,8 @@ fn a_plan_prints_latency_throughput_kv_capacity_and_memory() {
 
 #[test]
 fn without_tp_the_smallest_fitting_one_is_chosen_and_json_has_the_estimate() {
-    let out = suanli(&[
-        "plan",
-        "serve",
-        "--model",
-        "llama-3.1-70b",
-        "--accelerator",
-        "h100",
-        "--input-len",
-        "1024",
-        "--output-len",
-        "128",
-        "--batch",
-        "4",
-        "--json",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let value: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let value = json(&run("plan serve --model llama-3.1-70b --accelerator h100 \
+         --input-len 1024 --output-len 128 --batch 4 --json"));
     assert_eq!(value["setup"]["tp"], 2);
     assert_eq!(value["estimate"]["batch"], 4);
     assert!(value["estimate"]["ttft_s"].as_f64().unwrap() > 0.0);
@@ -72,72 +34,32 @@ fn without_tp_the_smallest_fitting_one_is_chosen_and_json_has_the_estimate() {
 
 #[test]
 fn a_model_too_large_for_the_devices_is_a_clear_error() {
-    let out = suanli(&[
-        "plan",
-        "serve",
-        "--model",
-        "llama-3.1-405b",
-        "--accelerator",
-        "l40s",
-        "--count",
-        "2",
-        "--input-len",
-        "1024",
-        "--output-len",
-        "128",
-    ]);
-    assert!(!out.status.success());
-    let message = stderr(&out);
+    let message = assert_one_line_error(&run("plan serve --model llama-3.1-405b \
+         --accelerator l40s --count 2 --input-len 1024 --output-len 128"));
     assert!(message.contains("does not fit"), "{message}");
-    assert!(!message.contains("panicked"), "{message}");
 }
 
 #[test]
 fn an_unknown_accelerator_and_a_too_large_batch_are_clear_errors() {
-    let out = suanli(&[
-        "plan",
-        "serve",
-        "--model",
-        "llama-3.1-8b",
-        "--accelerator",
-        "h1000",
-        "--input-len",
-        "16",
-        "--output-len",
-        "16",
-    ]);
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("unknown accelerator"),
-        "{}",
-        stderr(&out)
-    );
-
-    let out = suanli(&[
-        "plan",
-        "serve",
-        "--model",
-        "llama-3.1-8b",
-        "--accelerator",
-        "h100",
-        "--input-len",
-        "4096",
-        "--output-len",
-        "4096",
-        "--batch",
-        "100000",
-    ]);
-    assert!(!out.status.success());
-    assert!(stderr(&out).contains("does not fit"), "{}", stderr(&out));
+    for (command_line, expected) in [
+        (
+            "plan serve --model llama-3.1-8b --accelerator h1000 --input-len 16 --output-len 16",
+            "unknown accelerator",
+        ),
+        (
+            "plan serve --model llama-3.1-8b --accelerator h100 --input-len 4096 \
+             --output-len 4096 --batch 100000",
+            "does not fit",
+        ),
+    ] {
+        let message = assert_one_line_error(&run(command_line));
+        assert!(message.contains(expected), "{command_line}: {message}");
+    }
 }
 
 #[test]
 fn validate_serve_evaluates_the_repo_table() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../data/validation/inference-runs.csv"
-    );
-    let out = suanli(&["validate", "serve", path, "--json"]);
+    let out = run("validate serve data/validation/inference-runs.csv --json");
     // One row (Gaudi 3, batch 512 of 128 + 2048 tokens on 2 devices) does not fit in memory:
     // the command says why and exits 1.
     assert!(!out.status.success());
@@ -148,20 +70,16 @@ fn validate_serve_evaluates_the_repo_table() {
 
 #[test]
 fn validate_serve_fits_and_cross_validates() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../data/validation/inference-runs.csv"
-    );
+    let path = "data/validation/inference-runs.csv";
     let fitted = std::env::temp_dir().join(format!("suanli-fit-{}.csv", std::process::id()));
-    let out = suanli(&[
+    success(&suanli(&[
         "validate",
         "serve",
         path,
         "--fit",
         "--fit-out",
         fitted.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    ]));
     let text = std::fs::read_to_string(&fitted).unwrap();
     assert!(
         text.starts_with(
@@ -170,12 +88,10 @@ fn validate_serve_fits_and_cross_validates() {
     );
     assert!(text.contains("nvidia-hopper,"), "{text}");
     // The repository's table is what that command writes.
-    let repo = concat!(env!("CARGO_MANIFEST_DIR"), "/../perf/data/serving-fit.csv");
+    let repo = common::repo_root().join("crates/perf/data/serving-fit.csv");
     assert_eq!(text, std::fs::read_to_string(repo).unwrap());
     let _ = std::fs::remove_file(&fitted);
-    let out = suanli(&["validate", "serve", path, "--cv", "--json"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let value: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let value = json(&suanli(&["validate", "serve", path, "--cv", "--json"]));
     assert!(value["sources"].as_array().unwrap().len() >= 5);
     assert!(
         value["report"]["summary"]["median_abs_error_pct"]
@@ -189,99 +105,32 @@ fn validate_serve_fits_and_cross_validates() {
 
 #[test]
 fn plan_serve_server_scenario_takes_p99_targets() {
-    let out = suanli(&[
-        "plan",
-        "serve",
-        "--model",
-        "llama-3.1-70b",
-        "--accelerator",
-        "h200-sxm-141gb",
-        "--tp",
-        "1",
-        "--count",
-        "8",
-        "--input-len",
-        "512",
-        "--output-len",
-        "290",
-        "--precision",
-        "fp8",
-        "--scenario",
-        "server",
-        "--ttft-p99",
-        "2s",
-        "--tpot-p99",
-        "200ms",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = success(&run("plan serve --model llama-3.1-70b \
+         --accelerator h200-sxm-141gb --tp 1 --count 8 --input-len 512 --output-len 290 \
+         --precision fp8 --scenario server --ttft-p99 2s --tpot-p99 200ms"));
     assert!(
         text.contains("highest Poisson rate within p99 TTFT"),
         "{text}"
     );
     assert!(text.contains("validated: nvidia-hopper family"), "{text}");
-    let out = suanli(&[
-        "plan",
-        "serve",
-        "--model",
-        "llama-3.1-70b",
-        "--accelerator",
-        "h200-sxm-141gb",
-        "--input-len",
-        "512",
-        "--output-len",
-        "290",
-        "--scenario",
-        "server",
-    ]);
+    let out = run(
+        "plan serve --model llama-3.1-70b --accelerator h200-sxm-141gb \
+         --input-len 512 --output-len 290 --scenario server",
+    );
     assert!(!out.status.success());
     assert!(stderr(&out).contains("--ttft-p99"), "{}", stderr(&out));
-    let out = suanli(&[
-        "plan",
-        "serve",
-        "--model",
-        "llama-3.1-8b",
-        "--accelerator",
-        "tpu-v5e",
-        "--tp",
-        "2",
-        "--input-len",
-        "512",
-        "--output-len",
-        "128",
-        "--scenario",
-        "offline",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("unvalidated"));
+    let text = success(&run(
+        "plan serve --model llama-3.1-8b --accelerator tpu-v5e --tp 2 \
+         --input-len 512 --output-len 128 --scenario offline",
+    ));
+    assert!(text.contains("unvalidated"));
 }
 
 #[test]
 fn a_deployment_search_lists_the_cheapest_and_the_rejected() {
-    let out = suanli(&[
-        "plan",
-        "serve",
-        "--model",
-        "llama-3.1-70b",
-        "--input-len",
-        "2048",
-        "--output-len",
-        "256",
-        "--precision",
-        "fp8",
-        "--rate",
-        "20",
-        "--ttft-slo",
-        "500ms",
-        "--tpot-slo",
-        "50ms",
-        "--accelerators",
-        "h100-sxm5-80gb,l40s",
-        "--price",
-        "h100=2",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = success(&run("plan serve --model llama-3.1-70b --input-len 2048 \
+         --output-len 256 --precision fp8 --rate 20 --ttft-slo 500ms --tpot-slo 50ms \
+         --accelerators h100-sxm5-80gb,l40s --price h100=2"));
     assert!(
         text.contains("h100-sxm5-80gb") && text.contains("USD/M output tokens"),
         "{text}"
@@ -291,77 +140,30 @@ fn a_deployment_search_lists_the_cheapest_and_the_rejected() {
 
 #[test]
 fn targets_impossible_at_any_size_are_a_clear_error() {
-    let out = suanli(&[
-        "plan",
-        "serve",
-        "--model",
-        "llama-3.1-70b",
-        "--input-len",
-        "2048",
-        "--output-len",
-        "256",
-        "--rate",
-        "1",
-        "--ttft-slo",
-        "5ms",
-        "--tpot-slo",
-        "50ms",
-        "--accelerators",
-        "h100",
-    ]);
-    assert!(!out.status.success());
-    let message = stderr(&out);
+    let message = assert_one_line_error(&run("plan serve --model llama-3.1-70b \
+         --input-len 2048 --output-len 256 --rate 1 --ttft-slo 5ms --tpot-slo 50ms \
+         --accelerators h100"));
     assert!(
         message.contains("no deployment") && message.contains("TTFT"),
         "{message}"
     );
-
-    let out = suanli(&[
-        "plan",
-        "serve",
-        "--model",
-        "llama-3.1-8b",
-        "--input-len",
-        "16",
-        "--output-len",
-        "16",
-        "--rate",
-        "1",
-        "--ttft-slo",
-        "fast",
-        "--tpot-slo",
-        "50ms",
-    ]);
+    let out = run(
+        "plan serve --model llama-3.1-8b --input-len 16 --output-len 16 \
+         --rate 1 --ttft-slo fast --tpot-slo 50ms",
+    );
     assert!(!out.status.success());
     assert!(stderr(&out).contains("not a duration"), "{}", stderr(&out));
 }
 
 #[test]
 fn help_shows_examples_and_weight_only_precision_is_said() {
-    let out = suanli(&["plan", "serve", "--help"]);
-    assert!(out.status.success());
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = success(&run("plan serve --help"));
     assert!(
         text.contains("Examples:") && text.contains("--tpot-slo 50ms"),
         "{text}"
     );
-
-    let out = suanli(&[
-        "plan",
-        "serve",
-        "--model",
-        "llama-3.1-8b",
-        "--accelerator",
-        "a100-sxm4-80gb",
-        "--precision",
-        "int4",
-        "--input-len",
-        "512",
-        "--output-len",
-        "128",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = success(&run("plan serve --model llama-3.1-8b \
+         --accelerator a100-sxm4-80gb --precision int4 --input-len 512 --output-len 128"));
     assert!(text.contains("dequantised into bf16"), "{text}");
 }
 
@@ -369,57 +171,16 @@ fn help_shows_examples_and_weight_only_precision_is_said() {
 fn a_disaggregated_deployment_is_listed_with_its_pools_and_kv_traffic_when_it_wins() {
     // 8k-token prompts under a 30 ms p99 TPOT: every prompt chunk would lengthen the decode
     // iterations of a colocated replica, so separate prefill and decode pools are cheaper.
-    let out = suanli(&[
-        "plan",
-        "serve",
-        "--model",
-        "llama-3.1-70b",
-        "--input-len",
-        "8192",
-        "--output-len",
-        "256",
-        "--precision",
-        "fp8",
-        "--rate",
-        "20",
-        "--ttft-p99",
-        "2s",
-        "--tpot-p99",
-        "30ms",
-        "--accelerators",
-        "b200-sxm-180gb",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let text = String::from_utf8_lossy(&out.stdout);
+    let command_line = "plan serve --model llama-3.1-70b --input-len 8192 --output-len 256 \
+         --precision fp8 --rate 20 --ttft-p99 2s --tpot-p99 30ms --accelerators b200-sxm-180gb";
+    let text = success(&run(command_line));
     assert!(text.contains("#1 is disaggregated: prefill pool"), "{text}");
     assert!(
         text.contains("decode pool") && text.contains("MB per request over"),
         "{text}"
     );
     assert!(text.contains("GB/s between the pools"), "{text}");
-    let out = suanli(&[
-        "plan",
-        "serve",
-        "--model",
-        "llama-3.1-70b",
-        "--input-len",
-        "8192",
-        "--output-len",
-        "256",
-        "--precision",
-        "fp8",
-        "--rate",
-        "20",
-        "--ttft-p99",
-        "2s",
-        "--tpot-p99",
-        "30ms",
-        "--accelerators",
-        "b200-sxm-180gb",
-        "--json",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON output");
+    let json = json(&run(&format!("{command_line} --json")));
     let pools = &json["deployments"][0]["pools"];
     assert!(pools["prefill_replicas"].as_u64() >= Some(1), "{json}");
     assert!(pools["decode_replicas"].as_u64() >= Some(1), "{json}");

@@ -1,0 +1,78 @@
+//! What the CLI test binaries share: running `suanli` as a user would, reading what it printed,
+//! and the checks every user error must pass. Each test binary uses only part of it.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// The repository root: where a user runs `suanli`, so `data/validation/...` resolves.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A command for the `suanli` binary, run from the repository root with no user config, no
+/// `SUANLI_CATALOG` and no stdin, so a test sees what a new user sees.
+pub fn suanli_command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_suanli"));
+    command
+        .current_dir(repo_root())
+        .env("SUANLI_CONFIG_DIR", "/nonexistent-suanli-config")
+        .env_remove("SUANLI_CATALOG")
+        .stdin(Stdio::null());
+    command
+}
+
+/// Runs `suanli` with these arguments.
+pub fn suanli(args: &[&str]) -> Output {
+    suanli_command()
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+/// Runs a command line as a user types it: `run("plan serve --model llama-3.1-8b ...")`. The
+/// words are split on whitespace, with no quoting; pass an argument with a space to `suanli`.
+pub fn run(command_line: &str) -> Output {
+    suanli(&command_line.split_whitespace().collect::<Vec<_>>())
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The stdout of a run that must have succeeded (its stderr in the panic if not).
+pub fn success(output: &Output) -> String {
+    assert!(output.status.success(), "{}", stderr(output));
+    stdout(output)
+}
+
+/// The JSON document a run that must have succeeded printed.
+pub fn json(output: &Output) -> serde_json::Value {
+    assert!(output.status.success(), "{}", stderr(output));
+    serde_json::from_slice(&output.stdout).expect("stdout is JSON")
+}
+
+/// The stderr of a run that must have failed.
+pub fn failure(output: &Output) -> String {
+    assert!(
+        !output.status.success(),
+        "expected a failure: {}",
+        stdout(output)
+    );
+    stderr(output)
+}
+
+/// Asserts a user error: non-zero exit, no panic or backtrace, one line on stderr. Returns it.
+pub fn assert_one_line_error(output: &Output) -> String {
+    let text = failure(output);
+    assert!(!text.contains("panicked"), "panicked: {text}");
+    assert!(!text.contains("backtrace"), "backtrace: {text}");
+    assert!(!text.contains("RUST_BACKTRACE"), "backtrace hint: {text}");
+    assert_eq!(text.trim_end().lines().count(), 1, "not one line: {text}");
+    text
+}
