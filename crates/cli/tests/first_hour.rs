@@ -1,27 +1,13 @@
 //! What a new user trips over in the first hour (issue 14): each answer that used to be wrong
 //! without a word is now an error naming the fix, a warning, or right.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn suanli(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_suanli"))
-        .args(args)
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
-        .env("SUANLI_CONFIG_DIR", "/nonexistent-suanli-config")
-        .stdin(Stdio::null())
-        .output()
-        .expect("the binary runs")
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
+use common::{free_port, json, run, stderr, stdout, suanli, wait_until_healthy};
 
 const SERVE: [&str; 11] = [
     "plan",
@@ -54,49 +40,29 @@ fn a_latency_without_a_unit_is_refused_and_the_error_names_the_unit() {
     }
 }
 
-fn plan_json(extra: &[&str]) -> serde_json::Value {
-    let base = [
-        "plan",
-        "train",
-        "--model",
-        "llama-3.1-8b",
-        "--accelerator",
-        "h100",
-        "--count",
-        "64",
-        "--json",
-    ];
-    let out = suanli(&[&base[..], extra].concat());
-    assert!(out.status.success(), "{extra:?}: {}", stderr(&out));
-    serde_json::from_slice(&out.stdout).unwrap()
+fn plan_json(extra: &str) -> serde_json::Value {
+    json(&run(&format!(
+        "plan train --model llama-3.1-8b --accelerator h100 --count 64 --json {extra}"
+    )))
 }
 
 #[test]
 fn sizes_take_suffixes_and_a_batch_in_tokens_is_caught() {
-    let setup =
-        &plan_json(&["--seq-len", "8k", "--global-batch", "512", "--tokens", "2t"])["setup"];
+    let setup = &plan_json("--seq-len 8k --global-batch 512 --tokens 2t")["setup"];
     assert_eq!(setup["seq_len"], 8192);
     assert_eq!(setup["global_batch"], 512);
     assert_eq!(setup["tokens_total"], 2e12);
-    let upper = &plan_json(&["--global-batch", "2k", "--tokens", "2T"])["setup"];
+    let upper = &plan_json("--global-batch 2k --tokens 2T")["setup"];
     assert_eq!(upper["global_batch"], 2000);
     assert_eq!(upper["tokens_total"], 2e12);
     // A million-suffixed batch is tokens: 4M = 4 x 2^20 tokens = 1024 sequences of 4096.
-    let tokens = &plan_json(&["--global-batch", "4M"])["setup"];
+    let tokens = &plan_json("--global-batch 4M")["setup"];
     assert_eq!(tokens["global_batch"], 1024);
     // Four million sequences is caught as surely meant in tokens.
-    let out = suanli(&[
-        "plan",
-        "train",
-        "--model",
-        "llama-3.1-8b",
-        "--accelerator",
-        "h100",
-        "--count",
-        "64",
-        "--global-batch-seqs",
-        "4000000",
-    ]);
+    let out = run(
+        "plan train --model llama-3.1-8b --accelerator h100 --count 64 \
+         --global-batch-seqs 4000000",
+    );
     assert_eq!(out.status.code(), Some(1));
     let error = stderr(&out);
     assert!(
@@ -105,42 +71,29 @@ fn sizes_take_suffixes_and_a_batch_in_tokens_is_caught() {
     );
 }
 
-fn plan_warnings(extra: &[&str]) -> String {
-    let base = [
-        "plan",
-        "train",
-        "--model",
-        "llama-3.1-70b",
-        "--accelerator",
-        "h100",
-    ];
-    let out = suanli(&[&base[..], extra].concat());
-    assert!(out.status.success(), "{extra:?}: {}", stderr(&out));
+fn plan_warnings(extra: &str) -> String {
+    let out = run(&format!(
+        "plan train --model llama-3.1-70b --accelerator h100 {extra}"
+    ));
+    assert!(out.status.success(), "{extra}: {}", stderr(&out));
     stderr(&out)
 }
 
 #[test]
 fn layouts_and_lengths_a_user_would_not_want_are_named() {
-    let uneven = plan_warnings(&["--count", "48", "--layout", "tp=8,pp=3"]);
+    let uneven = plan_warnings("--count 48 --layout tp=8,pp=3");
     assert!(
         uneven.contains("pp=3 does not divide 80 layers"),
         "{uneven}"
     );
-    let wide = plan_warnings(&["--count", "64", "--layout", "tp=64"]);
+    let wide = plan_warnings("--count 64 --layout tp=64");
     assert!(wide.contains("tp=64 spans 8 nodes of 8"), "{wide}");
-    let long = plan_warnings(&[
-        "--count",
-        "512",
-        "--seq-len",
-        "256k",
-        "--global-batch",
-        "64",
-    ]);
+    let long = plan_warnings("--count 512 --seq-len 256k --global-batch 64");
     assert!(
         long.contains("beyond Llama 3.1 70B's context of 131072"),
         "{long}"
     );
-    let fine = plan_warnings(&["--count", "64", "--layout", "tp=8,pp=4"]);
+    let fine = plan_warnings("--count 64 --layout tp=8,pp=4");
     assert!(!fine.contains("warning"), "{fine}");
 }
 
@@ -165,15 +118,8 @@ fn validate_fails_when_it_evaluated_nothing() {
 
 #[test]
 fn a_simulation_whose_jobs_cannot_run_says_so_and_fails() {
-    let out = suanli(&[
-        "simulate",
-        "--cluster",
-        "alibaba-spot-2026",
-        "--synthetic",
-        "jobs=200,load=0.9",
-        "--policy",
-        "fair",
-    ]);
+    let out =
+        run("simulate --cluster alibaba-spot-2026 --synthetic jobs=200,load=0.9 --policy fair");
     assert_eq!(out.status.code(), Some(1));
     let error = stderr(&out);
     assert!(
@@ -185,20 +131,14 @@ fn a_simulation_whose_jobs_cannot_run_says_so_and_fails() {
 #[test]
 fn a_typo_in_serve_devices_stops_the_server_with_suggestions() {
     for devices in ["foo", "h10:8"] {
-        let out = suanli(&[
-            "serve",
-            "--devices",
-            devices,
-            "--data-dir",
-            "/nonexistent/x",
-            "--listen",
-            "127.0.0.1:0",
-        ]);
+        let out = run(&format!(
+            "serve --devices {devices} --data-dir /nonexistent/x --listen 127.0.0.1:0"
+        ));
         assert!(!out.status.success(), "{devices} was accepted");
         let error = stderr(&out);
         assert!(error.contains("unknown accelerator"), "{devices}: {error}");
     }
-    let out = suanli(&["serve", "--devices", "h10:8", "--listen", "127.0.0.1:0"]);
+    let out = run("serve --devices h10:8 --listen 127.0.0.1:0");
     assert!(
         stderr(&out).contains("did you mean h100-sxm5-80gb"),
         "{}",
@@ -208,7 +148,7 @@ fn a_typo_in_serve_devices_stops_the_server_with_suggestions() {
 
 #[test]
 fn a_bare_job_command_gets_the_double_dash_hint() {
-    let out = suanli(&["job", "submit", "--tenant", "research", "true"]);
+    let out = run("job submit --tenant research true");
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("after `--`"), "{}", stderr(&out));
 }
@@ -233,22 +173,10 @@ fn fresh_server(name: &str) -> Server {
     fresh_server_with(name, &[])
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn fresh_server_with(name: &str, extra: &[&str]) -> Server {
     let dir = std::env::temp_dir().join(format!("suanli-first-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_suanli"))
         .args(["serve", "--devices", "h100:4", "--listen"])
         .arg(format!("127.0.0.1:{port}"))
@@ -259,11 +187,7 @@ fn fresh_server_with(name: &str, extra: &[&str]) -> Server {
         .stdin(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while reqwest::blocking::get(format!("http://127.0.0.1:{port}/healthz")).is_err() {
-        assert!(Instant::now() < deadline, "server did not come up");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until_healthy(port, Duration::from_secs(30));
     let token = std::fs::read_to_string(dir.join("admin-token"))
         .unwrap()
         .trim()
@@ -278,15 +202,19 @@ fn fresh_server_with(name: &str, extra: &[&str]) -> Server {
     }
 }
 
-fn client(server: &Server, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_suanli"))
+/// Runs `suanli` as a client of `server` with the given token.
+fn client_as(server: &Server, token: &str, args: &[&str]) -> Output {
+    common::suanli_command()
         .args(args)
         .env("SUANLI_URL", &server.url)
-        .env("SUANLI_TOKEN", &server.token)
-        .env("SUANLI_CONFIG_DIR", "/nonexistent-suanli-config")
-        .stdin(Stdio::null())
+        .env("SUANLI_TOKEN", token)
         .output()
         .unwrap()
+}
+
+/// Runs `suanli` as the admin's client of `server`.
+fn client(server: &Server, args: &[&str]) -> Output {
+    client_as(server, &server.token, args)
 }
 
 #[test]
@@ -417,44 +345,20 @@ fn quotas_tokens_and_nodes_read_as_a_person_expects() {
     assert_eq!(cells[5], "0", "{row}");
 }
 
-#[test]
-fn plan_serve_takes_a_node_shape_as_plan_train_does() {
-    let out = suanli(&[
-        "plan",
-        "serve",
-        "--model",
-        "llama-3.1-70b",
-        "--node",
-        "p5.48xlarge",
-        "--tp",
-        "4",
-        "--input-len",
-        "2048",
-        "--output-len",
-        "256",
-        "--json",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let setup = &value["setup"];
+/// What the catalog says of p5.48xlarge: 8 H100 SXM5 per node and, from AWS, 3,200 Gb/s of
+/// EFA for 8 GPUs = 50 GB/s per GPU.
+fn assert_a_p5_node(setup: &serde_json::Value) {
     assert_eq!(setup["accelerator"]["id"], "h100-sxm5-80gb");
     assert_eq!(setup["per_node"], 8);
-    // AWS: p5.48xlarge has 3,200 Gb/s of EFA for 8 GPUs = 50 GB/s per GPU.
     assert_eq!(setup["scaleout_gb_per_s"], 50.0);
-    let out = suanli(&[
-        "plan",
-        "serve",
-        "--model",
-        "llama-3.1-70b",
-        "--node",
-        "p5.48xlarge",
-        "--accelerator",
-        "mi300x",
-        "--input-len",
-        "2048",
-        "--output-len",
-        "256",
-    ]);
+}
+
+#[test]
+fn plan_serve_takes_a_node_shape_as_plan_train_does() {
+    let plan = "plan serve --model llama-3.1-70b --node p5.48xlarge --input-len 2048 \
+         --output-len 256";
+    assert_a_p5_node(&json(&run(&format!("{plan} --tp 4 --json")))["setup"]);
+    let out = run(&format!("{plan} --accelerator mi300x"));
     assert!(!out.status.success());
     assert!(
         stderr(&out).contains("holds h100-sxm5-80gb, not mi300x"),
@@ -465,36 +369,9 @@ fn plan_serve_takes_a_node_shape_as_plan_train_does() {
 
 #[test]
 fn a_node_shape_from_the_catalog_sets_accelerator_per_node_and_nics() {
-    let out = suanli(&[
-        "plan",
-        "train",
-        "--model",
-        "llama-3.1-8b",
-        "--node",
-        "p5.48xlarge",
-        "--count",
-        "64",
-        "--json",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let setup = &value["setup"];
-    assert_eq!(setup["accelerator"]["id"], "h100-sxm5-80gb");
-    assert_eq!(setup["per_node"], 8);
-    // AWS: p5.48xlarge has 3,200 Gb/s of EFA for 8 GPUs = 50 GB/s per GPU.
-    assert_eq!(setup["scaleout_gb_per_s"], 50.0);
-    let out = suanli(&[
-        "plan",
-        "train",
-        "--model",
-        "llama-3.1-8b",
-        "--node",
-        "p5.48xlarge",
-        "--accelerator",
-        "mi300x",
-        "--count",
-        "64",
-    ]);
+    let plan = "plan train --model llama-3.1-8b --node p5.48xlarge --count 64";
+    assert_a_p5_node(&json(&run(&format!("{plan} --json")))["setup"]);
+    let out = run(&format!("{plan} --accelerator mi300x"));
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("holds h100-sxm5-80gb, not mi300x"),
@@ -542,13 +419,7 @@ fn users_and_tenants_can_be_deleted_once_nothing_depends_on_them() {
     let out = client(&server, &["user", "delete", "carol"]);
     assert!(out.status.success(), "{}", stderr(&out));
     // Her token no longer works.
-    let out = Command::new(env!("CARGO_BIN_EXE_suanli"))
-        .args(["job", "list"])
-        .env("SUANLI_URL", &server.url)
-        .env("SUANLI_TOKEN", &carol)
-        .env("SUANLI_CONFIG_DIR", "/nonexistent-suanli-config")
-        .output()
-        .unwrap();
+    let out = client_as(&server, &carol, &["job", "list"]);
     assert_eq!(out.status.code(), Some(1));
     let out = client(&server, &["tenant", "delete", "lab"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -577,18 +448,13 @@ fn serve_then_submit_needs_no_other_step() {
         .stdin(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while reqwest::blocking::get(format!("http://127.0.0.1:{port}/healthz")).is_err() {
-        assert!(Instant::now() < deadline, "server did not come up");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until_healthy(port, Duration::from_secs(30));
     let run = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_suanli"))
+        common::suanli_command()
             .args(args)
             .current_dir(&dir)
             .env("SUANLI_URL", format!("127.0.0.1:{port}"))
             .env_remove("SUANLI_TOKEN")
-            .env("SUANLI_CONFIG_DIR", "/nonexistent-suanli-config")
             .output()
             .unwrap()
     };

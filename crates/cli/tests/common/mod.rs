@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// The repository root: where a user runs `suanli`, so `data/validation/...` resolves.
 pub fn repo_root() -> PathBuf {
@@ -75,4 +76,19 @@ pub fn assert_one_line_error(output: &Output) -> String {
     assert!(!text.contains("RUST_BACKTRACE"), "backtrace hint: {text}");
     assert_eq!(text.trim_end().lines().count(), 1, "not one line: {text}");
     text
+}
+
+/// A port free at the time of the call (another process may take it before the server binds).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// Waits until a server on 127.0.0.1:`port` answers `/healthz`, for at most `timeout`.
+pub fn wait_until_healthy(port: u16, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while reqwest::blocking::get(format!("http://127.0.0.1:{port}/healthz")).is_err() {
+        assert!(Instant::now() < deadline, "server did not come up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
