@@ -1,37 +1,15 @@
 //! `suanli plan train` and `suanli validate train` as a user runs them: output, JSON and the
 //! one-line errors with a non-zero exit.
 
-use std::process::{Command, Output};
+mod common;
 
-fn suanli(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_suanli"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).to_string()
-}
+use common::{assert_one_line_error, json, run, stderr, suanli, success};
 
 #[test]
 fn search_prints_a_ranked_table_and_the_breakdown() {
-    let out = suanli(&[
-        "plan",
-        "train",
-        "--model",
-        "llama-3.1-8b",
-        "--accelerator",
-        "h100",
-        "--count",
-        "16",
-        "--tokens",
-        "1T",
-        "--top",
-        "2",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = success(&run(
+        "plan train --model llama-3.1-8b --accelerator h100 --count 16 --tokens 1T --top 2",
+    ));
     assert!(
         text.contains("pipeline bubble") && text.contains("optimizer states"),
         "{text}"
@@ -44,23 +22,10 @@ fn search_prints_a_ranked_table_and_the_breakdown() {
 
 #[test]
 fn json_holds_the_whole_estimate() {
-    let out = suanli(&[
-        "plan",
-        "train",
-        "--model",
-        "llama-2-7b",
-        "--accelerator",
-        "a100-sxm4-80gb",
-        "--count",
-        "8",
-        "--global-batch",
-        "64",
-        "--layout",
-        "tp=1,pp=1,mb=1,zero=2",
-        "--json",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let value = json(&run(
+        "plan train --model llama-2-7b --accelerator a100-sxm4-80gb --count 8 \
+         --global-batch 64 --layout tp=1,pp=1,mb=1,zero=2 --json",
+    ));
     let estimate = &value["estimates"][0];
     assert_eq!(estimate["layout"]["dp"], 8);
     assert!(estimate["step_time_s"].as_f64().unwrap() > 0.0);
@@ -69,76 +34,32 @@ fn json_holds_the_whole_estimate() {
 
 #[test]
 fn user_errors_are_one_line_and_exit_non_zero() {
-    let cases: [(&[&str], &str); 4] = [
+    for (flags, expected) in [
         (
-            &[
-                "--model",
-                "lama-3-70b",
-                "--accelerator",
-                "h100",
-                "--count",
-                "8",
-            ],
+            "--model lama-3-70b --accelerator h100 --count 8",
             "did you mean",
         ),
         (
-            &[
-                "--model",
-                "llama-3.1-70b",
-                "--accelerator",
-                "h1000",
-                "--count",
-                "8",
-            ],
+            "--model llama-3.1-70b --accelerator h1000 --count 8",
             "unknown accelerator",
         ),
         (
-            &[
-                "--model",
-                "llama-3.1-70b",
-                "--accelerator",
-                "h100",
-                "--count",
-                "64",
-                "--layout",
-                "tp=3",
-            ],
+            "--model llama-3.1-70b --accelerator h100 --count 64 --layout tp=3",
             "does not divide",
         ),
         (
-            &[
-                "--model",
-                "llama-3.1-405b",
-                "--accelerator",
-                "a100-sxm4-40gb",
-                "--count",
-                "8",
-            ],
+            "--model llama-3.1-405b --accelerator a100-sxm4-40gb --count 8",
             "no layout fits",
         ),
-    ];
-    for (args, expected) in cases {
-        let mut all = vec!["plan", "train"];
-        all.extend_from_slice(args);
-        let out = suanli(&all);
-        let err = stderr(&out);
-        assert!(!out.status.success(), "{args:?} succeeded");
-        assert!(err.contains(expected), "{args:?}: {err}");
-        assert!(
-            !err.contains("panicked") && !err.contains("backtrace"),
-            "{err}"
-        );
-        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    ] {
+        let err = assert_one_line_error(&run(&format!("plan train {flags}")));
+        assert!(err.contains(expected), "{flags}: {err}");
     }
 }
 
 #[test]
 fn validate_train_json_has_the_documented_shape() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../data/validation/training-runs.csv"
-    );
-    let out = suanli(&["validate", "train", path, "--json"]);
+    let out = run("validate train data/validation/training-runs.csv --json");
     // Exit status is 1 while some rows cannot be evaluated; the JSON is printed either way.
     let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(value["summary"]["rows"], 70);
@@ -151,7 +72,7 @@ fn validate_train_json_has_the_documented_shape() {
 
 #[test]
 fn validate_a_missing_file_says_so() {
-    let out = suanli(&["validate", "train", "/no/such/file.csv"]);
+    let out = run("validate train /no/such/file.csv");
     assert!(!out.status.success());
     assert!(stderr(&out).contains("cannot read /no/such/file.csv"));
 }
@@ -190,72 +111,24 @@ fn every_catalog_accelerator_states_its_band_or_that_it_is_unvalidated() {
 
 #[test]
 fn plan_json_carries_the_band_and_the_rows_behind_it() {
-    let out = suanli(&[
-        "plan",
-        "train",
-        "--model",
-        "llama-3.1-8b",
-        "--accelerator",
-        "h100",
-        "--count",
-        "16",
-        "--top",
-        "1",
-        "--json",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let plan = |accelerator: &str| {
+        run(&format!(
+            "plan train --model llama-3.1-8b --accelerator {accelerator} --count 16 --top 1 --json"
+        ))
+    };
+    let value = json(&plan("h100"));
     assert!(value["uncertainty_pct"].as_f64().unwrap() > 0.0);
     assert!(value["validated_rows"].as_u64().unwrap() >= 3);
-    let out = suanli(&[
-        "plan",
-        "train",
-        "--model",
-        "llama-3.1-8b",
-        "--accelerator",
-        "gaudi3",
-        "--count",
-        "16",
-        "--top",
-        "1",
-        "--json",
-    ]);
+    let out = plan("gaudi3");
     let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(value["validated_rows"], 0);
 }
 
 #[test]
 fn lora_plans_train_only_the_adapters() {
-    let args = |workload: &'static str| {
-        let mut a = vec![
-            "plan",
-            "train",
-            "--model",
-            "llama-2-70b",
-            "--accelerator",
-            "h100",
-            "--count",
-            "8",
-            "--seq-len",
-            "8192",
-            "--global-batch",
-            "8",
-            "--precision",
-            "fp8",
-            "--top",
-            "1",
-            "--json",
-            "--workload",
-            workload,
-        ];
-        if workload == "lora" {
-            a.extend(["--lora-rank", "16"]);
-        }
-        a
-    };
-    let out = suanli(&args("lora"));
-    assert!(out.status.success(), "{}", stderr(&out));
-    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let plan = "plan train --model llama-2-70b --accelerator h100 --count 8";
+    let sized = format!("{plan} --seq-len 8192 --global-batch 8 --precision fp8 --top 1 --json");
+    let value = json(&run(&format!("{sized} --workload lora --lora-rank 16")));
     let memory = &value["estimates"][0]["memory"];
     // 44.6 M adapter parameters: Adam states of a few hundred MB at most, not 70B x 12 bytes.
     assert!(
@@ -263,40 +136,18 @@ fn lora_plans_train_only_the_adapters() {
         "{memory}"
     );
     // Full training of 70B on 8 x 80 GB does not fit at all.
-    let out = suanli(&args("pretrain"));
+    let out = run(&format!("{sized} --workload pretrain"));
     assert!(!out.status.success());
-    let out = suanli(&[
-        "plan",
-        "train",
-        "--model",
-        "llama-2-70b",
-        "--accelerator",
-        "h100",
-        "--count",
-        "8",
-        "--workload",
-        "lora",
-    ]);
+    let out = run(&format!("{plan} --workload lora"));
     assert!(!out.status.success());
     assert!(stderr(&out).contains("lora rank"), "{}", stderr(&out));
 }
 
 #[test]
 fn an_explicit_layout_that_does_not_fit_is_still_planned_with_its_overflow() {
-    let out = suanli(&[
-        "plan",
-        "train",
-        "--model",
-        "llama-3.1-70b",
-        "--accelerator",
-        "h100",
-        "--count",
-        "8",
-        "--layout",
-        "tp=8,zero=0",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = success(&run(
+        "plan train --model llama-3.1-70b --accelerator h100 --count 8 --layout tp=8,zero=0",
+    ));
     assert!(text.contains("step "), "{text}");
     let line = text
         .lines()
