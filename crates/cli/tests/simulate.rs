@@ -1,26 +1,26 @@
 //! `suanli simulate` as a user runs it: a small gavel trace under `--compare`, the `--json`
 //! document, the files `--out` writes, and the one-line errors with a non-zero exit.
 
+mod common;
+
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
+
+use common::{assert_one_line_error, json, run, stderr, suanli, success};
 
 /// A 9-job gavel trace shipped with the simulator: replays in well under a second in debug.
-const SMALL_GAVEL_TRACE: &str = "../sim/data/gavel/seed0/23dbec.trace";
+const SMALL_GAVEL_TRACE: &str = "crates/sim/data/gavel/seed0/23dbec.trace";
 
-fn suanli(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_suanli"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).to_string()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).to_string()
+/// `suanli simulate` of the small gavel trace on its 108-accelerator cluster, with `extra`.
+fn simulate_small(extra: &[&str]) -> Output {
+    let base = [
+        "simulate",
+        "--cluster",
+        "gavel-36-36-36",
+        "--trace",
+        SMALL_GAVEL_TRACE,
+    ];
+    suanli(&[&base[..], extra].concat())
 }
 
 /// A fresh directory under the system temp dir, unique to this test.
@@ -34,29 +34,12 @@ fn scratch_dir(test_name: &str) -> PathBuf {
     dir
 }
 
-/// Asserts a user error: non-zero exit, no panic or backtrace, one line on stderr.
-fn assert_one_line_error(output: &Output) -> String {
-    assert!(!output.status.success(), "expected a failure");
-    let text = stderr(output);
-    assert!(!text.contains("panicked"), "panicked: {text}");
-    assert!(!text.contains("RUST_BACKTRACE"), "backtrace hint: {text}");
-    assert_eq!(text.trim_end().lines().count(), 1, "not one line: {text}");
-    text
-}
-
 #[test]
 fn compare_prints_one_column_per_policy_and_every_job_completes() {
-    let out = suanli(&[
-        "simulate",
-        "--cluster",
-        "gavel-36-36-36",
-        "--trace",
-        SMALL_GAVEL_TRACE,
+    let text = success(&simulate_small(&[
         "--compare",
         "fifo,backfill,sjf,las,fair,gavel",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let text = stdout(&out);
+    ]));
     assert!(
         text.starts_with("9 jobs on gavel-36-36-36 (108 accelerators)"),
         "{text}"
@@ -77,18 +60,7 @@ fn compare_prints_one_column_per_policy_and_every_job_completes() {
 
 #[test]
 fn json_has_the_cluster_and_one_summary_per_policy() {
-    let out = suanli(&[
-        "simulate",
-        "--cluster",
-        "gavel-36-36-36",
-        "--trace",
-        SMALL_GAVEL_TRACE,
-        "--compare",
-        "fifo,gavel",
-        "--json",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    let report = json(&simulate_small(&["--compare", "fifo,gavel", "--json"]));
     assert_eq!(report["cluster"], "gavel-36-36-36");
     assert_eq!(report["accelerators"], 108);
     assert_eq!(report["seed"], 0);
@@ -123,18 +95,12 @@ fn json_has_the_cluster_and_one_summary_per_policy() {
 #[test]
 fn out_writes_summary_a_csv_per_policy_and_two_svg_plots() {
     let dir = scratch_dir("out");
-    let out = suanli(&[
-        "simulate",
-        "--cluster",
-        "gavel-36-36-36",
-        "--trace",
-        SMALL_GAVEL_TRACE,
+    success(&simulate_small(&[
         "--compare",
         "fifo,las",
         "--out",
         dir.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    ]));
     let read = |name: &str| {
         std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
     };
@@ -187,13 +153,7 @@ fn a_bad_trace_line_is_one_error_naming_the_line_and_the_field() {
 
 #[test]
 fn a_missing_trace_file_is_one_error() {
-    let out = suanli(&[
-        "simulate",
-        "--cluster",
-        "gavel-36-36-36",
-        "--trace",
-        "no/such/file.trace",
-    ]);
+    let out = run("simulate --cluster gavel-36-36-36 --trace no/such/file.trace");
     let error = assert_one_line_error(&out);
     assert!(error.contains("no/such/file.trace"), "{error}");
 }
@@ -201,16 +161,7 @@ fn a_missing_trace_file_is_one_error() {
 #[test]
 fn an_unknown_policy_lists_the_valid_ones() {
     for flag in ["--policy", "--compare"] {
-        let out = suanli(&[
-            "simulate",
-            "--cluster",
-            "gavel-36-36-36",
-            "--trace",
-            SMALL_GAVEL_TRACE,
-            flag,
-            "lottery",
-        ]);
-        let error = assert_one_line_error(&out);
+        let error = assert_one_line_error(&simulate_small(&[flag, "lottery"]));
         assert!(error.contains("`lottery`"), "{error}");
         assert!(
             error.contains("fifo, backfill, sjf, fair, tiresias-las, gavel-max-min-fairness"),
@@ -221,13 +172,9 @@ fn an_unknown_policy_lists_the_valid_ones() {
 
 #[test]
 fn an_unknown_cluster_preset_lists_the_presets() {
-    let out = suanli(&[
-        "simulate",
-        "--cluster",
-        "gavel-1-2",
-        "--trace",
-        SMALL_GAVEL_TRACE,
-    ]);
+    let out = run(&format!(
+        "simulate --cluster gavel-1-2 --trace {SMALL_GAVEL_TRACE}"
+    ));
     let error = assert_one_line_error(&out);
     assert!(error.contains("\"gavel-1-2\""), "{error}");
     for preset in ["gavel-36-36-36", "alibaba-2023", "alibaba-spot-2026"] {
@@ -237,16 +184,7 @@ fn an_unknown_cluster_preset_lists_the_presets() {
 
 #[test]
 fn an_unknown_trace_format_lists_the_formats() {
-    let out = suanli(&[
-        "simulate",
-        "--cluster",
-        "gavel-36-36-36",
-        "--trace",
-        SMALL_GAVEL_TRACE,
-        "--trace-format",
-        "slurm",
-    ]);
-    let error = assert_one_line_error(&out);
+    let error = assert_one_line_error(&simulate_small(&["--trace-format", "slurm"]));
     for format in ["gavel", "tiresias", "alibaba-gpu-2023", "suanli"] {
         assert!(error.contains(format), "{format} not listed: {error}");
     }
@@ -254,22 +192,10 @@ fn an_unknown_trace_format_lists_the_formats() {
 
 #[test]
 fn a_synthetic_workload_runs_with_failures() {
-    let out = suanli(&[
-        "simulate",
-        "--synthetic",
-        "jobs=200,accelerators=64,load=0.9,seed=3",
-        "--policy",
-        "backfill",
-        "--failures",
-        "mtbf=500h,repair=1h",
-        "--checkpoint",
-        "young-daly",
-        "--checkpoint-cost",
-        "1m",
-        "--json",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = json(&run(
+        "simulate --synthetic jobs=200,accelerators=64,load=0.9,seed=3 --policy backfill \
+         --failures mtbf=500h,repair=1h --checkpoint young-daly --checkpoint-cost 1m --json",
+    ));
     assert_eq!(report["accelerators"], 64);
     assert_eq!(report["runs"][0]["jobs_completed"], 200);
     assert!(report["runs"][0]["node_failures"].as_u64().unwrap() > 0);
@@ -277,20 +203,13 @@ fn a_synthetic_workload_runs_with_failures() {
 
 #[test]
 fn tenants_from_a_file_get_a_fairness_table_and_json_figures() {
-    let args = [
-        "simulate",
-        "--cluster",
-        "gavel-36-36-36",
-        "--trace",
-        SMALL_GAVEL_TRACE,
+    let tenants = [
         "--tenants",
-        "../sim/data/tenants/gavel-families.toml",
+        "crates/sim/data/tenants/gavel-families.toml",
         "--compare",
         "fifo,backfill,sjf,las,fair,gavel",
     ];
-    let out = suanli(&args);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let text = stdout(&out);
+    let text = success(&simulate_small(&tenants));
     // Piped: plain ASCII, and six policies side by side still fit in 100 columns.
     assert!(text.is_ascii(), "{text}");
     let widest = text.lines().map(str::len).max().unwrap_or(0);
@@ -305,9 +224,7 @@ fn tenants_from_a_file_get_a_fairness_table_and_json_figures() {
         .expect("a resnet-50 row");
     assert!(row.contains("v100=12"), "{row}");
 
-    let out = suanli(&[&args[..], &["--json"]].concat());
-    assert!(out.status.success(), "{}", stderr(&out));
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = json(&simulate_small(&[&tenants[..], &["--json"]].concat()));
     assert_eq!(report["tenants"][0]["name"], "resnet-50");
     assert_eq!(report["tenants"][0]["weight"], 2.0);
     assert_eq!(report["tenants"][0]["guaranteed"]["v100"], 12);
@@ -346,15 +263,7 @@ fn a_bad_tenant_file_is_one_error_naming_the_line_and_the_field() {
     for (text, expected) in cases {
         let file = dir.join("tenants.toml");
         std::fs::write(&file, text).unwrap();
-        let out = suanli(&[
-            "simulate",
-            "--cluster",
-            "gavel-36-36-36",
-            "--trace",
-            SMALL_GAVEL_TRACE,
-            "--tenants",
-            file.to_str().unwrap(),
-        ]);
+        let out = simulate_small(&["--tenants", file.to_str().unwrap()]);
         assert!(!out.status.success());
         let error = stderr(&out);
         let last = error.trim_end().lines().last().unwrap_or_default();
