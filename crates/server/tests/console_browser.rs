@@ -226,12 +226,7 @@ async fn viewer_sees_no_cancel_and_a_forged_cancel_is_refused() {
     let main = browser.text("main").await;
     assert!(main.contains("forbidden") && main.contains("403"), "{main}");
     browser.screenshot("desktop-07-viewer-refused").await;
-    assert_eq!(
-        server
-            .ok(Method::GET, &format!("/api/v1/jobs/{job}"), &member, None)
-            .await["state"],
-        "running"
-    );
+    assert_eq!(server.job(&member, job).await["state"], "running");
     // A form without the CSRF token is refused before the API is asked.
     let status = browser
         .script(&format!(

@@ -199,14 +199,7 @@ async fn a_goal_job_takes_the_cheapest_pool_that_meets_its_deadline() {
             && !error.contains('\n'),
         "{error}"
     );
-    server
-        .ok(
-            Method::POST,
-            &format!("/api/v1/jobs/{blocker}/cancel"),
-            &alice,
-            None,
-        )
-        .await;
+    server.cancel(&alice, blocker).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -241,9 +234,7 @@ async fn the_planned_start_behind_a_busy_queue_is_the_real_start_within_ten_perc
     let id = job["id"].as_i64().unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
     let started = loop {
-        let job = server
-            .ok(Method::GET, &format!("/api/v1/jobs/{id}"), &alice, None)
-            .await;
+        let job = server.job(&alice, id).await;
         if let Some(started) = job["started_at_s"].as_i64() {
             break started;
         }
@@ -372,14 +363,7 @@ async fn progress_moves_the_predicted_finish_and_roles_hold_on_the_new_routes() 
             "no audit entry {target} {outcome}: {entries:?}"
         );
     }
-    server
-        .ok(
-            Method::POST,
-            &format!("/api/v1/jobs/{id}/cancel"),
-            &alice,
-            None,
-        )
-        .await;
+    server.cancel(&alice, id).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -422,12 +406,5 @@ async fn a_failed_goal_job_is_replanned_onto_the_pool_that_still_meets_its_deadl
     assert_eq!(done["spec"]["gpus"], 8);
     let log = server.logs(&alice, id, 1).await;
     assert!(log.starts_with("resumed tp="), "{log}");
-    server
-        .ok(
-            Method::POST,
-            &format!("/api/v1/jobs/{blocker}/cancel"),
-            &alice,
-            None,
-        )
-        .await;
+    server.cancel(&alice, blocker).await;
 }

@@ -11,11 +11,9 @@ use reqwest::Method;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn job_lifecycle_queue_reason_and_cancel() {
+async fn a_job_runs_on_its_devices_and_its_output_lands_in_its_log() {
     let server = TestServer::start("h100-sxm5-80gb:4").await;
     let alice = server.user("research", "alice", "member").await;
-
-    // A job runs, sees its devices, and its output lands in its log.
     let id = server
         .submit(&alice, json!({ "name": "hello", "gpus": 2,
             "command": ["sh", "-c", "echo hello devices=$CUDA_VISIBLE_DEVICES job=$SUANLI_JOB_ID; echo oops >&2"] }))
@@ -39,23 +37,21 @@ async fn job_lifecycle_queue_reason_and_cancel() {
         )
         .await;
     assert_eq!(tail.as_str().unwrap(), &log[6..]);
+}
 
-    // A job holding all devices makes the next one wait, with the reason.
+/// A job holding all devices makes the next one wait, with the reason; cancelling the running
+/// job kills its process group and lets the waiting one run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_lifecycle_queue_reason_and_cancel() {
+    let server = TestServer::start("h100-sxm5-80gb:4").await;
+    let alice = server.user("research", "alice", "member").await;
     let long = server
-        .submit(&alice, json!({ "gpus": 4, "command": ["sleep", "30"] }))
+        .submit_running(&alice, json!({ "gpus": 4, "command": ["sleep", "30"] }))
         .await;
-    server.wait_state(&alice, long, "running").await;
     let waiting = server
         .submit(&alice, json!({ "gpus": 2, "command": ["true"] }))
         .await;
-    let job = server
-        .ok(
-            Method::GET,
-            &format!("/api/v1/jobs/{waiting}"),
-            &alice,
-            None,
-        )
-        .await;
+    let job = server.job(&alice, waiting).await;
     assert_eq!(job["state"], "queued");
     assert!(
         job["reason"]
@@ -82,24 +78,19 @@ async fn job_lifecycle_queue_reason_and_cancel() {
         "{metrics}"
     );
 
-    // Cancelling the running job kills its process group and lets the waiting one run.
-    server
-        .ok(
-            Method::POST,
-            &format!("/api/v1/jobs/{long}/cancel"),
-            &alice,
-            None,
-        )
-        .await;
+    server.cancel(&alice, long).await;
     let job = server.wait_state(&alice, long, "cancelled").await;
     assert_eq!(job["reason"], "cancelled");
     server.wait_state(&alice, waiting, "succeeded").await;
+}
 
-    // A queued job can be cancelled too; an ended one cannot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_job_can_be_cancelled_too_and_an_ended_one_cannot() {
+    let server = TestServer::start("h100-sxm5-80gb:4").await;
+    let alice = server.user("research", "alice", "member").await;
     let blocker = server
-        .submit(&alice, json!({ "gpus": 4, "command": ["sleep", "30"] }))
+        .submit_running(&alice, json!({ "gpus": 4, "command": ["sleep", "30"] }))
         .await;
-    server.wait_state(&alice, blocker, "running").await;
     let queued = server
         .submit(&alice, json!({ "gpus": 4, "command": ["true"] }))
         .await;
@@ -109,24 +100,10 @@ async fn job_lifecycle_queue_reason_and_cancel() {
             json!({ "gpus": 4, "command": ["sh", "-c", "echo devices=$CUDA_VISIBLE_DEVICES"] }),
         )
         .await;
-    server
-        .ok(
-            Method::POST,
-            &format!("/api/v1/jobs/{queued}/cancel"),
-            &alice,
-            None,
-        )
-        .await;
+    server.cancel(&alice, queued).await;
     let job = server.wait_state(&alice, queued, "cancelled").await;
     assert_eq!(job["reason"], "cancelled while queued");
-    server
-        .ok(
-            Method::POST,
-            &format!("/api/v1/jobs/{blocker}/cancel"),
-            &alice,
-            None,
-        )
-        .await;
+    server.cancel(&alice, blocker).await;
     server.wait_state(&alice, blocker, "cancelled").await;
     // The blocker's devices go straight to the next job; the cancelled one never starts.
     server.wait_state(&alice, next, "succeeded").await;
@@ -136,9 +113,7 @@ async fn job_lifecycle_queue_reason_and_cancel() {
             .await
             .contains("devices=0,1,2,3")
     );
-    let job = server
-        .ok(Method::GET, &format!("/api/v1/jobs/{queued}"), &alice, None)
-        .await;
+    let job = server.job(&alice, queued).await;
     assert_eq!(job["state"], "cancelled");
     assert!(job["run"].is_null(), "{job}");
     assert_eq!(job["attempts"], 0, "{job}");
@@ -163,8 +138,15 @@ async fn job_lifecycle_queue_reason_and_cancel() {
     // The cancelled queued job never ran, and the devices are all free again.
     let nodes = server.ok(Method::GET, "/api/v1/nodes", &alice, None).await;
     assert_eq!(nodes[0]["free"], 4);
+    // All three are listed, the cancelled one too.
+    let jobs = server.ok(Method::GET, "/api/v1/jobs", &alice, None).await;
+    assert_eq!(jobs.as_array().unwrap().len(), 3);
+}
 
-    // A job that can never fit is refused with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_can_never_fit_is_refused_with_the_reason() {
+    let server = TestServer::start("h100-sxm5-80gb:4").await;
+    let alice = server.user("research", "alice", "member").await;
     let (status, body) = server
         .call(
             Method::POST,
@@ -178,9 +160,9 @@ async fn job_lifecycle_queue_reason_and_cancel() {
         body["error"].as_str().unwrap().contains("can never run"),
         "{body}"
     );
-
+    // Refused, it is not a job.
     let jobs = server.ok(Method::GET, "/api/v1/jobs", &alice, None).await;
-    assert_eq!(jobs.as_array().unwrap().len(), 6);
+    assert_eq!(jobs.as_array().unwrap().len(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -224,15 +206,12 @@ async fn quota_holds_jobs_until_usage_drops() {
         )
         .await;
     let first = server
-        .submit(&alice, json!({ "gpus": 2, "command": ["sleep", "30"] }))
+        .submit_running(&alice, json!({ "gpus": 2, "command": ["sleep", "30"] }))
         .await;
-    server.wait_state(&alice, first, "running").await;
     let second = server
         .submit(&alice, json!({ "gpus": 2, "command": ["true"] }))
         .await;
-    let job = server
-        .ok(Method::GET, &format!("/api/v1/jobs/{second}"), &alice, None)
-        .await;
+    let job = server.job(&alice, second).await;
     assert_eq!(job["state"], "queued");
     assert!(
         job["reason"]
@@ -241,14 +220,7 @@ async fn quota_holds_jobs_until_usage_drops() {
             .starts_with("quota: tenant `research` has 2 of its 2 h100-sxm5-80gb"),
         "{job}"
     );
-    server
-        .ok(
-            Method::POST,
-            &format!("/api/v1/jobs/{first}/cancel"),
-            &alice,
-            None,
-        )
-        .await;
+    server.cancel(&alice, first).await;
     server.wait_state(&alice, second, "succeeded").await;
     let quotas = server.ok(Method::GET, "/api/v1/quotas", &alice, None).await;
     assert_eq!(quotas[0]["limit"], 2);
@@ -316,14 +288,7 @@ async fn cancel_kills_the_whole_process_group() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     };
-    server
-        .ok(
-            Method::POST,
-            &format!("/api/v1/jobs/{id}/cancel"),
-            &alice,
-            None,
-        )
-        .await;
+    server.cancel(&alice, id).await;
     server.wait_state(&alice, id, "cancelled").await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     // SAFETY: signal 0 only checks whether the grandchild still exists.

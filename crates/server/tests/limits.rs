@@ -203,9 +203,8 @@ async fn lists_are_paged_and_filtered_and_other_tenants_jobs_are_404() {
     let boss = server.user("research", "boss", "tenant-admin").await;
     let bob = server.user("infra", "bob", "member").await;
     let blocker = server
-        .submit(&alice, json!({ "command": ["sleep", "30"] }))
+        .submit_running(&alice, json!({ "command": ["sleep", "30"] }))
         .await;
-    server.wait_state(&alice, blocker, "running").await;
     let mut ids = vec![blocker];
     for _ in 0..3 {
         ids.push(server.submit(&alice, json!({ "command": ["true"] })).await);
@@ -305,27 +304,17 @@ async fn priority_does_not_jump_other_tenants() {
     let alice = server.user("research", "alice", "member").await;
     let bob = server.user("infra", "bob", "member").await;
     let blocker = server
-        .submit(&bob, json!({ "command": ["sleep", "30"] }))
+        .submit_running(&bob, json!({ "command": ["sleep", "30"] }))
         .await;
-    server.wait_state(&bob, blocker, "running").await;
     let earlier = server
         .submit(&bob, json!({ "command": ["sleep", "30"] }))
         .await;
     let pushy = server
         .submit(&alice, json!({ "command": ["true"], "priority": 100 }))
         .await;
-    server
-        .ok(
-            Method::POST,
-            &format!("/api/v1/jobs/{blocker}/cancel"),
-            &bob,
-            None,
-        )
-        .await;
+    server.cancel(&bob, blocker).await;
     server.wait_state(&bob, earlier, "running").await;
-    let job = server
-        .ok(Method::GET, &format!("/api/v1/jobs/{pushy}"), &alice, None)
-        .await;
+    let job = server.job(&alice, pushy).await;
     assert_eq!(job["state"], "queued", "{job}");
 
     // Within alice's own queue, her higher-priority job goes first.
@@ -338,20 +327,11 @@ async fn priority_does_not_jump_other_tenants() {
             json!({ "command": ["sleep", "30"], "priority": 50 }),
         )
         .await;
-    server
-        .ok(
-            Method::POST,
-            &format!("/api/v1/jobs/{earlier}/cancel"),
-            &bob,
-            None,
-        )
-        .await;
+    server.cancel(&bob, earlier).await;
     // `pushy` (100) was first in alice's queue and highest; then `high` before `low`.
     server.wait_state(&alice, pushy, "succeeded").await;
     server.wait_state(&alice, high, "running").await;
-    let job = server
-        .ok(Method::GET, &format!("/api/v1/jobs/{low}"), &alice, None)
-        .await;
+    let job = server.job(&alice, low).await;
     assert_eq!(job["state"], "queued", "{job}");
 }
 

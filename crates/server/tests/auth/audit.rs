@@ -120,9 +120,8 @@ async fn every_change_and_every_request_that_changes_nothing_gets_one_entry() {
         .ok(Method::DELETE, &token_path, &server.admin, None)
         .await;
     let running = server
-        .submit(&alice, json!({ "command": ["sleep", "30"] }))
+        .submit_running(&alice, json!({ "command": ["sleep", "30"] }))
         .await;
-    server.wait_state(&alice, running, "running").await;
     let queued = server.submit(&alice, json!({ "command": ["true"] })).await;
     let cancel_path = format!("/api/v1/jobs/{queued}/cancel");
     server.ok(Method::POST, &cancel_path, &alice, None).await;

@@ -162,6 +162,30 @@ impl TestServer {
         job["id"].as_i64().unwrap()
     }
 
+    /// Submits a job and waits until it runs; returns its id.
+    pub async fn submit_running(&self, token: &str, body: Value) -> i64 {
+        let id = self.submit(token, body).await;
+        self.wait_state(token, id, "running").await;
+        id
+    }
+
+    /// The job as `GET /api/v1/jobs/{id}` shows it to `token`.
+    pub async fn job(&self, token: &str, id: i64) -> Value {
+        self.ok(Method::GET, &format!("/api/v1/jobs/{id}"), token, None)
+            .await
+    }
+
+    /// Cancels a job (queued or running) as `token`; the call must succeed.
+    pub async fn cancel(&self, token: &str, id: i64) -> Value {
+        self.ok(
+            Method::POST,
+            &format!("/api/v1/jobs/{id}/cancel"),
+            token,
+            None,
+        )
+        .await
+    }
+
     /// Polls a job until `done(job)` or the timeout.
     pub async fn wait_job(
         &self,
@@ -172,9 +196,7 @@ impl TestServer {
     ) -> Value {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let job = self
-                .ok(Method::GET, &format!("/api/v1/jobs/{id}"), token, None)
-                .await;
+            let job = self.job(token, id).await;
             if done(&job) {
                 return job;
             }

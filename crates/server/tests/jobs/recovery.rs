@@ -182,9 +182,8 @@ async fn a_restart_with_fewer_devices_fails_jobs_that_can_no_longer_run() {
     // The blocker is still running when the server stops (a cancel here would race the
     // shutdown: its end, if reported before, lets the next server-side pass start `big`).
     let blocker = first
-        .submit(&alice, json!({ "gpus": 4, "command": ["sleep", "30"] }))
+        .submit_running(&alice, json!({ "gpus": 4, "command": ["sleep", "30"] }))
         .await;
-    first.wait_state(&alice, blocker, "running").await;
     let big = first
         .submit(&alice, json!({ "gpus": 4, "command": ["true"] }))
         .await;
