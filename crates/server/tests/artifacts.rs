@@ -3,6 +3,7 @@
 //! Face layout, no plaintext in the raw objects, tenant isolation and sharing with audit, wrong
 //! master keys, tampering, rotation, and checkpoints found from another server.
 
+mod common;
 #[path = "artifacts/rig.rs"]
 mod rig;
 #[path = "artifacts/tenants.rs"]
@@ -17,7 +18,7 @@ use rig::{Backend, Server, all_objects, weights};
 use tenants::tenants_cannot_see_each_others_artifacts;
 
 async fn model_round_trip_leaves_no_plaintext(backend: Backend) {
-    let server = Server::start(&backend).await;
+    let server = Server::start_on(&backend).await;
     let alice = server.user("acme", "alice", "member").await;
     let config = br#"{"architectures":["LlamaForCausalLM"],"hidden_size":4096,"secret_marker":"zebra-quartz-7731"}"#.to_vec();
     let tokenizer = b"{\"model\":{\"type\":\"BPE\",\"vocab\":{\"zebra-quartz-7731\":0}}}".to_vec();
@@ -125,7 +126,7 @@ async fn model_round_trip_leaves_no_plaintext(backend: Backend) {
 }
 
 async fn wrong_master_key_fails_clearly_and_rotation_rewraps(backend: Backend) {
-    let server = Server::start(&backend).await;
+    let server = Server::start_on(&backend).await;
     let alice = server.user("acme", "alice", "member").await;
     let blob = weights(3 << 20, 11);
     server
@@ -135,7 +136,7 @@ async fn wrong_master_key_fails_clearly_and_rotation_rewraps(backend: Backend) {
     let before = all_objects(&backend.objects()).await;
     // A server with another master key refuses to start, saying why.
     let wrong = Backend::with(backend.store.clone());
-    let error = Server::try_start(wrong.config())
+    let error = Server::try_start_on(wrong.config())
         .await
         .err()
         .expect("must not start");
@@ -150,7 +151,7 @@ async fn wrong_master_key_fails_clearly_and_rotation_rewraps(backend: Backend) {
         let now = &after.iter().find(|(k, _)| k == key).unwrap().1;
         assert_eq!(key.starts_with("keys/"), now != bytes, "{key}");
     }
-    let server = Server::start(&wrong).await;
+    let server = Server::start_on(&wrong).await;
     let alice = server.user("acme", "alice", "member").await;
     let (status, body) = server.get(&alice, "acme", "m", "1", "w.bin").await;
     assert_eq!(
@@ -159,7 +160,7 @@ async fn wrong_master_key_fails_clearly_and_rotation_rewraps(backend: Backend) {
     );
     server.stop().await;
     // ... and the old key no longer opens the store.
-    let error = Server::try_start(backend.config())
+    let error = Server::try_start_on(backend.config())
         .await
         .err()
         .expect("old key must fail");
@@ -170,7 +171,7 @@ async fn wrong_master_key_fails_clearly_and_rotation_rewraps(backend: Backend) {
 /// bit anywhere, swapped chunks, a cut-off object and another file's object in its place must
 /// each break off the response before the file is delivered whole.
 async fn tampered_objects_are_never_served(backend: Backend) {
-    let server = Server::start(&backend).await;
+    let server = Server::start_on(&backend).await;
     let alice = server.user("acme", "alice", "member").await;
     // 2.5 chunks each, so the last chunk carries plaintext; the same size, so they can swap.
     let blobs = [weights(5 << 19, 3), weights(5 << 19, 4)];
@@ -239,8 +240,8 @@ async fn tampered_objects_are_never_served(backend: Backend) {
 
 async fn checkpoints_resume_from_another_server(backend: Backend) {
     // Two servers (two nodes) with their own databases share the store and the master key.
-    let node_a = Server::start(&backend).await;
-    let node_b = Server::start(&backend).await;
+    let node_a = Server::start_on(&backend).await;
+    let node_b = Server::start_on(&backend).await;
     let token_a = node_a.user("acme", "alice", "member").await;
     let token_b = node_b.user("acme", "alice", "member").await;
     for step in 1..=3u8 {
@@ -321,7 +322,7 @@ async fn broken_upload(url: &str, path_and_query: &str, token: &str, body: &[u8]
 
 async fn interrupted_uploads_resume_where_they_broke_off(backend: Backend) {
     use sha2::Digest;
-    let server = Server::start(&backend).await;
+    let server = Server::start_on(&backend).await;
     let alice = server.user("acme", "alice", "member").await;
     let blob = weights(11 << 20, 5);
     let base = "/api/v1/artifacts/acme/big";
@@ -346,7 +347,9 @@ async fn interrupted_uploads_resume_where_they_broke_off(backend: Backend) {
     let progress_path = format!("{base}/versions/1/uploads?path=w.bin");
     let mut progress = Value::Null;
     for _ in 0..100 {
-        let (status, value) = server.call(Method::GET, &progress_path, &alice, None).await;
+        let (status, value) = server
+            .call(Method::GET, &progress_path, Some(&alice), None)
+            .await;
         if status == StatusCode::OK {
             progress = value;
             if progress["interrupted"] == true {
@@ -363,7 +366,7 @@ async fn interrupted_uploads_resume_where_they_broke_off(backend: Backend) {
         hex::encode(sha2::Sha256::digest(&blob[..stored]))
     );
     let commit = format!("{base}/versions/1/commit");
-    let (status, value) = server.call(Method::POST, &commit, &alice, None).await;
+    let (status, value) = server.call(Method::POST, &commit, Some(&alice), None).await;
     assert_eq!(status, StatusCode::CONFLICT, "{value}");
     assert!(
         value.to_string().contains(&format!("offset={stored}")),
@@ -382,7 +385,7 @@ async fn interrupted_uploads_resume_where_they_broke_off(backend: Backend) {
     assert_eq!(response.status(), StatusCode::CONFLICT);
     // Resumed through another server (node), which has no hash state of the upload and
     // re-reads the stored prefix to continue the file's SHA-256.
-    let other = Server::start(&backend).await;
+    let other = Server::start_on(&backend).await;
     let alice_b = other.user("acme", "alice", "member").await;
     let response = other
         .http
@@ -397,7 +400,7 @@ async fn interrupted_uploads_resume_where_they_broke_off(backend: Backend) {
     let answer: Value = response.json().await.unwrap();
     assert_eq!(answer["sha256"], hex::encode(sha2::Sha256::digest(&blob)));
     assert_eq!(answer["size_bytes"], blob.len() as u64);
-    let (status, _) = server.call(Method::POST, &commit, &alice, None).await;
+    let (status, _) = server.call(Method::POST, &commit, Some(&alice), None).await;
     assert_eq!(status, StatusCode::OK);
     let (status, body) = server.get(&alice, "acme", "big", "1", "w.bin").await;
     assert_eq!(status, StatusCode::OK);

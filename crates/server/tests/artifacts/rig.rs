@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
 use object_store::ObjectStore;
@@ -11,13 +10,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use suanli_server::artifacts::{ArtifactConfig, SecretKey, backend};
 
-pub fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{prefix}-{}-{nanos}", std::process::id())
-}
+use crate::common::{unique, unique_dir};
 
 /// A back end to run the suite on: a store URL (None = local) shared by the servers of a test.
 #[derive(Clone)]
@@ -28,7 +21,7 @@ pub struct Backend {
 
 impl Backend {
     pub fn local() -> Backend {
-        let dir = std::env::temp_dir().join(unique("suanli-objects"));
+        let dir = unique_dir("suanli-objects");
         Backend::with(Some(format!("file://{}", dir.display())))
     }
 
@@ -44,7 +37,7 @@ impl Backend {
     }
 
     pub fn with(store: Option<String>) -> Backend {
-        let key_file = std::env::temp_dir().join(unique("suanli-master-key"));
+        let key_file = unique_dir("suanli-master-key");
         std::fs::write(&key_file, SecretKey::generate().to_hex()).unwrap();
         Backend { store, key_file }
     }
@@ -62,123 +55,24 @@ impl Backend {
     }
 }
 
-pub struct Server {
-    pub url: String,
-    pub admin: String,
-    pub http: reqwest::Client,
-    pub stop: Option<tokio::sync::oneshot::Sender<()>>,
-    pub task: tokio::task::JoinHandle<Result<(), suanli_server::ServerError>>,
-}
+/// The suite's server: the common test server over an artefact store, with calls for files.
+pub use crate::common::TestServer as Server;
 
 impl Server {
     /// A server in a fresh data directory over `config`'s store; `Err` if it does not start.
-    pub async fn try_start(config: ArtifactConfig) -> Result<Server, String> {
-        let data_dir = std::env::temp_dir().join(unique("suanli-artifacts-test"));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
+    pub async fn try_start_on(config: ArtifactConfig) -> Result<Server, String> {
         let server_config = suanli_server::ServerConfig {
-            data_dir: data_dir.clone(),
+            data_dir: unique_dir("suanli-artifacts-test"),
             database: None,
             devices: Some("cpu:2".into()),
             policy: "fifo".into(),
             ..Default::default()
         };
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(suanli_server::run_with(
-            server_config,
-            config,
-            listener,
-            async {
-                let _ = rx.await;
-            },
-        ));
-        let http = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if task.is_finished() {
-                return Err(task.await.unwrap().unwrap_err().to_string());
-            }
-            if let Ok(r) = http.get(format!("{url}/healthz")).send().await
-                && r.status() == StatusCode::OK
-            {
-                break;
-            }
-            assert!(Instant::now() < deadline, "server did not come up");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let admin = std::fs::read_to_string(data_dir.join("admin-token")).unwrap();
-        Ok(Server {
-            url,
-            admin: admin.trim().to_string(),
-            http,
-            stop: Some(tx),
-            task,
-        })
+        Server::try_start_with_artifacts(server_config, config).await
     }
 
-    pub async fn start(backend: &Backend) -> Server {
-        Server::try_start(backend.config()).await.unwrap()
-    }
-
-    pub async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        let _ = (&mut self.task).await;
-    }
-
-    pub async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        token: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.url))
-            .bearer_auth(token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-
-    pub async fn ok(&self, method: Method, path: &str, token: &str, body: Option<Value>) -> Value {
-        let (status, value) = self.call(method.clone(), path, token, body).await;
-        assert!(status.is_success(), "{method} {path}: {status} {value}");
-        value
-    }
-
-    pub async fn user(&self, tenant: &str, name: &str, role: &str) -> String {
-        let _ = self
-            .call(
-                Method::POST,
-                "/api/v1/tenants",
-                &self.admin,
-                Some(json!({ "name": tenant })),
-            )
-            .await;
-        self.ok(
-            Method::POST,
-            "/api/v1/users",
-            &self.admin,
-            Some(json!({ "name": name, "tenant": tenant, "role": role })),
-        )
-        .await;
-        let token = self
-            .ok(
-                Method::POST,
-                "/api/v1/tokens",
-                &self.admin,
-                Some(json!({ "user": name })),
-            )
-            .await;
-        token["token"].as_str().unwrap().to_string()
+    pub async fn start_on(backend: &Backend) -> Server {
+        Server::try_start_on(backend.config()).await.unwrap()
     }
 
     /// Uploads `files` as a new committed version; returns the manifest.

@@ -7,7 +7,7 @@ use serde_json::json;
 use super::rig::{Backend, Server};
 
 pub async fn tenants_cannot_see_each_others_artifacts(backend: Backend) {
-    let server = Server::start(&backend).await;
+    let server = Server::start_on(&backend).await;
     let alice = server.user("acme", "alice", "member").await;
     let viewer = server.user("acme", "vera", "viewer").await;
     let boss = server.user("acme", "ann", "tenant-admin").await;
@@ -37,12 +37,17 @@ pub async fn tenants_cannot_see_each_others_artifacts(backend: Backend) {
             .call(
                 method.clone(),
                 &format!("{base}{suffix}"),
-                &bob,
+                Some(&bob),
                 body.clone(),
             )
             .await;
         let fake = server
-            .call(method.clone(), &format!("{missing}{suffix}"), &bob, body)
+            .call(
+                method.clone(),
+                &format!("{missing}{suffix}"),
+                Some(&bob),
+                body,
+            )
             .await;
         assert_eq!(
             real.0,
@@ -79,7 +84,7 @@ pub async fn tenants_cannot_see_each_others_artifacts(backend: Backend) {
             .call(
                 Method::POST,
                 &format!("{base}/versions"),
-                &viewer,
+                Some(&viewer),
                 Some(json!({ "kind": "model" }))
             )
             .await
@@ -91,7 +96,7 @@ pub async fn tenants_cannot_see_each_others_artifacts(backend: Backend) {
             .call(
                 Method::POST,
                 &format!("{base}/share"),
-                &alice,
+                Some(&alice),
                 Some(json!({ "tenant": "rival" }))
             )
             .await
@@ -125,7 +130,7 @@ pub async fn tenants_cannot_see_each_others_artifacts(backend: Backend) {
             .call(
                 Method::POST,
                 &format!("{base}/versions"),
-                &bob,
+                Some(&bob),
                 Some(json!({ "kind": "model" }))
             )
             .await
@@ -133,7 +138,7 @@ pub async fn tenants_cannot_see_each_others_artifacts(backend: Backend) {
         StatusCode::FORBIDDEN
     );
     assert_eq!(
-        server.call(Method::DELETE, base, &bob, None).await.0,
+        server.call(Method::DELETE, base, Some(&bob), None).await.0,
         StatusCode::FORBIDDEN
     );
     assert_eq!(

@@ -14,7 +14,7 @@ pub struct TestServer {
     pub data_dir: PathBuf,
     pub http: reqwest::Client,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), suanli_server::ServerError>>>,
 }
 
 /// A fresh directory every job user may write to (mode 1777, like /tmp): jobs run as
@@ -27,12 +27,18 @@ pub fn shared_dir(prefix: &str) -> PathBuf {
     dir
 }
 
-pub fn unique_dir(prefix: &str) -> PathBuf {
+/// A name no other test or run uses: `prefix`, the process id and the time in nanoseconds.
+pub fn unique(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos();
-    std::env::temp_dir().join(format!("{prefix}-{}-{nanos}", std::process::id()))
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}
+
+/// A path under the system temp dir no other test uses (not created).
+pub fn unique_dir(prefix: &str) -> PathBuf {
+    std::env::temp_dir().join(unique(prefix))
 }
 
 impl TestServer {
@@ -61,22 +67,42 @@ impl TestServer {
         Self::start_config(config).await
     }
 
-    /// A server with a configuration of the test's own.
+    /// A server with a configuration of the test's own (the artefact store from the
+    /// environment, as `suanli_server::run` takes it).
     pub async fn start_config(config: suanli_server::ServerConfig) -> TestServer {
+        let artifacts = suanli_server::artifacts::ArtifactConfig::from_env();
+        Self::try_start_with_artifacts(config, artifacts)
+            .await
+            .unwrap_or_else(|error| panic!("the server did not start: {error}"))
+    }
+
+    /// A server over the given artefact store; `Err` with the server's error if it stops
+    /// before it answers `/healthz`.
+    pub async fn try_start_with_artifacts(
+        config: suanli_server::ServerConfig,
+        artifacts: suanli_server::artifacts::ArtifactConfig,
+    ) -> Result<TestServer, String> {
         let data_dir = config.data_dir.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            suanli_server::run(config, listener, async {
+        let task = tokio::spawn(suanli_server::run_with(
+            config,
+            artifacts,
+            listener,
+            async {
                 let _ = rx.await;
-            })
-            .await
-            .unwrap();
-        });
+            },
+        ));
         let http = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(30);
         loop {
+            if task.is_finished() {
+                return Err(match task.await.unwrap() {
+                    Err(error) => error.to_string(),
+                    Ok(()) => "it stopped without an error".into(),
+                });
+            }
             if let Ok(response) = http.get(format!("{url}/healthz")).send().await
                 && response.status() == StatusCode::OK
             {
@@ -89,14 +115,14 @@ impl TestServer {
             .unwrap()
             .trim()
             .to_string();
-        TestServer {
+        Ok(TestServer {
             url,
             admin,
             data_dir,
             http,
             shutdown: Some(tx),
             task: Some(task),
-        }
+        })
     }
 
     /// Calls the API; returns the status and the JSON body (or the text as a JSON string).
