@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_port, json, run, stderr, stdout, suanli, wait_until_healthy};
+use common::{
+    assert_stderr_contains, free_port, json, run, stderr, stdout, suanli, wait_until_healthy,
+};
 
 const SERVE: [&str; 11] = [
     "plan",
@@ -105,14 +107,10 @@ fn validate_fails_when_it_evaluated_nothing() {
     std::fs::write(&empty, "").unwrap();
     let out = suanli(&["validate", "train", empty.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("no rows to evaluate"),
-        "{}",
-        stderr(&out)
-    );
+    assert_stderr_contains(&out, "no rows to evaluate");
     let out = suanli(&["validate", "train", "data/validation/inference-runs.csv"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("validate serve"), "{}", stderr(&out));
+    assert_stderr_contains(&out, "validate serve");
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -139,18 +137,14 @@ fn a_typo_in_serve_devices_stops_the_server_with_suggestions() {
         assert!(error.contains("unknown accelerator"), "{devices}: {error}");
     }
     let out = run("serve --devices h10:8 --listen 127.0.0.1:0");
-    assert!(
-        stderr(&out).contains("did you mean h100-sxm5-80gb"),
-        "{}",
-        stderr(&out)
-    );
+    assert_stderr_contains(&out, "did you mean h100-sxm5-80gb");
 }
 
 #[test]
 fn a_bare_job_command_gets_the_double_dash_hint() {
     let out = run("job submit --tenant research true");
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("after `--`"), "{}", stderr(&out));
+    assert_stderr_contains(&out, "after `--`");
 }
 
 struct Server {
@@ -266,16 +260,12 @@ fn a_job_past_its_time_limit_is_stopped_and_fails() {
         started.elapsed() < Duration::from_secs(20),
         "not stopped at its limit"
     );
-    assert!(
-        stderr(&out).contains("time limit of 1 s reached"),
-        "{}",
-        stderr(&out)
-    );
+    assert_stderr_contains(&out, "time limit of 1 s reached");
     let out = client(
         &server,
         &["job", "submit", "--time-limit", "1", "--", "true"],
     );
-    assert!(stderr(&out).contains("has no unit"), "{}", stderr(&out));
+    assert_stderr_contains(&out, "has no unit");
 }
 
 #[test]
@@ -299,11 +289,7 @@ fn quotas_tokens_and_nodes_read_as_a_person_expects() {
             "2",
         ],
     );
-    assert!(
-        stderr(&out).contains("did you mean h100-sxm5-80gb"),
-        "{}",
-        stderr(&out)
-    );
+    assert_stderr_contains(&out, "did you mean h100-sxm5-80gb");
     let out = client(
         &server,
         &[
@@ -323,16 +309,12 @@ fn quotas_tokens_and_nodes_read_as_a_person_expects() {
         &["job", "submit", "-t", "research", "-g", "3", "--", "true"],
     );
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("may hold at most 2"),
-        "{}",
-        stderr(&out)
-    );
+    assert_stderr_contains(&out, "may hold at most 2");
 
     let out = client(&server, &["token", "create", "--expires-in", "30d"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let out = client(&server, &["token", "create", "--expires-in", "30"]);
-    assert!(stderr(&out).contains("has no unit"), "{}", stderr(&out));
+    assert_stderr_contains(&out, "has no unit");
     let list = stdout(&client(&server, &["token", "list"]));
     assert!(list.contains(" UTC"), "{list}");
 
@@ -360,11 +342,7 @@ fn plan_serve_takes_a_node_shape_as_plan_train_does() {
     assert_a_p5_node(&json(&run(&format!("{plan} --tp 4 --json")))["setup"]);
     let out = run(&format!("{plan} --accelerator mi300x"));
     assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("holds h100-sxm5-80gb, not mi300x"),
-        "{}",
-        stderr(&out)
-    );
+    assert_stderr_contains(&out, "holds h100-sxm5-80gb, not mi300x");
 }
 
 #[test]
@@ -373,11 +351,7 @@ fn a_node_shape_from_the_catalog_sets_accelerator_per_node_and_nics() {
     assert_a_p5_node(&json(&run(&format!("{plan} --json")))["setup"]);
     let out = run(&format!("{plan} --accelerator mi300x"));
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("holds h100-sxm5-80gb, not mi300x"),
-        "{}",
-        stderr(&out)
-    );
+    assert_stderr_contains(&out, "holds h100-sxm5-80gb, not mi300x");
 }
 
 #[test]
@@ -411,11 +385,7 @@ fn users_and_tenants_can_be_deleted_once_nothing_depends_on_them() {
         .to_string();
     let out = client(&server, &["tenant", "delete", "lab"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("still has users carol"),
-        "{}",
-        stderr(&out)
-    );
+    assert_stderr_contains(&out, "still has users carol");
     let out = client(&server, &["user", "delete", "carol"]);
     assert!(out.status.success(), "{}", stderr(&out));
     // Her token no longer works.
@@ -425,11 +395,7 @@ fn users_and_tenants_can_be_deleted_once_nothing_depends_on_them() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!stdout(&client(&server, &["tenant", "list"])).contains("lab"));
     let out = client(&server, &["user", "delete", "admin"]);
-    assert!(
-        stderr(&out).contains("cannot delete yourself"),
-        "{}",
-        stderr(&out)
-    );
+    assert_stderr_contains(&out, "cannot delete yourself");
 }
 
 /// The "done when": `suanli serve` then `suanli job submit -- python3 -c ...` on a fresh

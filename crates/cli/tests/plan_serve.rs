@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{assert_one_line_error, json, run, stderr, suanli, success};
+use common::{assert_one_line_error, assert_stderr_contains, json, run, suanli, success};
 
 #[test]
 fn a_plan_prints_latency_throughput_kv_capacity_and_memory() {
@@ -118,7 +118,7 @@ fn plan_serve_server_scenario_takes_p99_targets() {
          --input-len 512 --output-len 290 --scenario server",
     );
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("--ttft-p99"), "{}", stderr(&out));
+    assert_stderr_contains(&out, "--ttft-p99");
     let text = success(&run(
         "plan serve --model llama-3.1-8b --accelerator tpu-v5e --tp 2 \
          --input-len 512 --output-len 128 --scenario offline",
@@ -152,7 +152,7 @@ fn targets_impossible_at_any_size_are_a_clear_error() {
          --rate 1 --ttft-slo fast --tpot-slo 50ms",
     );
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("not a duration"), "{}", stderr(&out));
+    assert_stderr_contains(&out, "not a duration");
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{assert_one_line_error, json, run, stderr, suanli, success};
+use common::{assert_one_line_error, assert_stderr_contains, json, run, stderr, suanli, success};
 
 #[test]
 fn search_prints_a_ranked_table_and_the_breakdown() {
@@ -140,7 +140,7 @@ fn lora_plans_train_only_the_adapters() {
     assert!(!out.status.success());
     let out = run(&format!("{plan} --workload lora"));
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("lora rank"), "{}", stderr(&out));
+    assert_stderr_contains(&out, "lora rank");
 }
 
 #[test]

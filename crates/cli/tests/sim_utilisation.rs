@@ -2,27 +2,12 @@
 //! with the plot and with the jobs' own start and finish times, `load=` is the offered load, and
 //! a workload without contention says so instead of printing the same numbers for every policy.
 
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+mod common;
 
-fn suanli(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_suanli"))
-        .args(args)
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
-        .env("SUANLI_CONFIG_DIR", "/nonexistent-suanli-config")
-        .stdin(Stdio::null())
-        .output()
-        .expect("the binary runs")
-}
+use common::{run, suanli, success};
 
-fn stdout(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
+/// The gavel trace the utilisation figures below are of.
+const GAVEL_TRACE: &str = "crates/sim/data/gavel/seed0/ee9e8c.trace";
 
 /// The cells of the table row whose first cell is `name` (any border style).
 fn row(text: &str, name: &str) -> Vec<String> {
@@ -45,12 +30,12 @@ fn percent(cell: &str) -> f64 {
 fn ee9e8c_fifo_utilisation_agrees_with_its_plot_and_its_jobs() {
     let dir = std::env::temp_dir().join(format!("suanli-util-{}", std::process::id()));
     let dir_text = dir.display().to_string();
-    let text = stdout(&suanli(&[
+    let text = success(&suanli(&[
         "simulate",
         "--cluster",
         "gavel-36-36-36",
         "--trace",
-        "crates/sim/data/gavel/seed0/ee9e8c.trace",
+        GAVEL_TRACE,
         "--policy",
         "fifo",
         "--out",
@@ -97,29 +82,23 @@ fn ee9e8c_fifo_utilisation_agrees_with_its_plot_and_its_jobs() {
 
 #[test]
 fn load_is_the_offered_load_and_short_arrivals_are_named() {
-    let text = stdout(&suanli(&[
-        "simulate",
-        "--synthetic",
-        "jobs=20000,accelerators=16384,load=0.9",
-    ]));
+    let text = success(&run(
+        "simulate --synthetic jobs=20000,accelerators=16384,load=0.9",
+    ));
     assert_eq!(row(&text, "offered load")[0], "0.900");
     // Philly's run times (up to 1,178 h) dwarf the ~11 h of arrivals: the run says so.
     assert!(text.contains("no steady state"), "{text}");
 
-    let text = stdout(&suanli(&[
-        "simulate",
-        "--synthetic",
-        "jobs=20000,accelerators=256,load=0.9,profile=gavel",
-    ]));
+    let text = success(&run(
+        "simulate --synthetic jobs=20000,accelerators=256,load=0.9,profile=gavel",
+    ));
     let busy = percent(&row(&text, "util. over arrivals")[0]);
     assert!((84.0..=93.0).contains(&busy), "{text}");
     assert!(!text.contains("no steady state"), "{text}");
 
-    let text = stdout(&suanli(&[
-        "simulate",
-        "--synthetic",
-        "jobs=3000,accelerators=256,load=5,profile=gavel",
-    ]));
+    let text = success(&run(
+        "simulate --synthetic jobs=3000,accelerators=256,load=5,profile=gavel",
+    ));
     let queued_h: f64 = row(&text, "queueing median")[0]
         .trim_end_matches(" h")
         .parse()
@@ -129,15 +108,8 @@ fn load_is_the_offered_load_and_short_arrivals_are_named() {
 
 #[test]
 fn a_trace_without_contention_says_every_policy_is_the_same() {
-    let text = stdout(&suanli(&[
-        "simulate",
-        "--cluster",
-        "alibaba-2023",
-        "--trace",
-        "crates/sim/data/alibaba-gpu-2023/openb_pod_list_default.csv",
-        "--compare",
-        "fifo,sjf",
-    ]));
+    let text = success(&run("simulate --cluster alibaba-2023 \
+         --trace crates/sim/data/alibaba-gpu-2023/openb_pod_list_default.csv --compare fifo,sjf"));
     let line = text
         .lines()
         .find(|l| l.starts_with("no contention"))
@@ -147,12 +119,8 @@ fn a_trace_without_contention_says_every_policy_is_the_same() {
         "{line}"
     );
     // A trace with contention does not get the line.
-    let text = stdout(&suanli(&[
-        "simulate",
-        "--cluster",
-        "gavel-36-36-36",
-        "--trace",
-        "crates/sim/data/gavel/seed0/ee9e8c.trace",
-    ]));
+    let text = success(&run(&format!(
+        "simulate --cluster gavel-36-36-36 --trace {GAVEL_TRACE}"
+    )));
     assert!(!text.contains("no contention"), "{text}");
 }

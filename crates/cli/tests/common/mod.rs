@@ -46,6 +46,12 @@ pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// Asserts that the run's stderr contains `expected` (the whole stderr in the panic if not).
+pub fn assert_stderr_contains(output: &Output, expected: &str) {
+    let text = stderr(output);
+    assert!(text.contains(expected), "no {expected:?} in: {text}");
+}
+
 /// The stdout of a run that must have succeeded (its stderr in the panic if not).
 pub fn success(output: &Output) -> String {
     assert!(output.status.success(), "{}", stderr(output));
