@@ -14,7 +14,8 @@ use object_store::path::Path as ObjectPath;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use rig::{Backend, Server, all_objects, weights};
+use common::weights;
+use rig::{Backend, Server, all_objects};
 use tenants::tenants_cannot_see_each_others_artifacts;
 
 async fn model_round_trip_leaves_no_plaintext(backend: Backend) {

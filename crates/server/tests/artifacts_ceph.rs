@@ -3,6 +3,8 @@
 //! in `.ci/run` (Ceph takes a minute and ~300 MB to install):
 //! `. .ci/ceph.sh && cargo test -p suanli-server --test artifacts_ceph -- --nocapture`.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -12,17 +14,7 @@ use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use suanli_server::artifacts::{Repository, SecretKey, VersionRef, backend};
 
-fn weights(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.max(1);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
+use common::weights;
 
 fn ceph(conf: &str, args: &[&str]) -> String {
     let out = Command::new("ceph")

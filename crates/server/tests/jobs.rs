@@ -6,7 +6,7 @@ mod common;
 #[path = "jobs/recovery.rs"]
 mod recovery;
 
-use common::TestServer;
+use common::{TestServer, assert_reason_starts_with};
 use reqwest::Method;
 use serde_json::json;
 
@@ -53,13 +53,7 @@ async fn job_lifecycle_queue_reason_and_cancel() {
         .await;
     let job = server.job(&alice, waiting).await;
     assert_eq!(job["state"], "queued");
-    assert!(
-        job["reason"]
-            .as_str()
-            .unwrap()
-            .starts_with("capacity: needs 2 of h100-sxm5-80gb; 0 free"),
-        "{job}"
-    );
+    assert_reason_starts_with(&job, "capacity: needs 2 of h100-sxm5-80gb; 0 free");
     let nodes = server.ok(Method::GET, "/api/v1/nodes", &alice, None).await;
     assert_eq!(nodes[0]["free"], 0);
     let metrics = server
@@ -213,12 +207,9 @@ async fn quota_holds_jobs_until_usage_drops() {
         .await;
     let job = server.job(&alice, second).await;
     assert_eq!(job["state"], "queued");
-    assert!(
-        job["reason"]
-            .as_str()
-            .unwrap()
-            .starts_with("quota: tenant `research` has 2 of its 2 h100-sxm5-80gb"),
-        "{job}"
+    assert_reason_starts_with(
+        &job,
+        "quota: tenant `research` has 2 of its 2 h100-sxm5-80gb",
     );
     server.cancel(&alice, first).await;
     server.wait_state(&alice, second, "succeeded").await;

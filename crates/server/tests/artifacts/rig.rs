@@ -132,20 +132,14 @@ impl Server {
         path: &str,
         from: usize,
     ) -> (StatusCode, Option<Vec<u8>>) {
-        let url = format!(
-            "{}/api/v1/artifacts/{tenant}/{name}/versions/{version}/files?path={path}",
-            self.url
-        );
-        let response = self
-            .http
-            .get(url)
-            .bearer_auth(token)
-            .header("range", format!("bytes={from}-"))
-            .send()
-            .await
-            .unwrap();
-        let status = response.status();
-        (status, response.bytes().await.ok().map(|b| b.to_vec()))
+        let range = Some(format!("bytes={from}-"));
+        self.download(
+            token,
+            &format!("{tenant}/{name}/versions/{version}"),
+            path,
+            range,
+        )
+        .await
     }
 
     /// Downloads a file; the status, and the bytes or `None` if the transfer broke off.
@@ -157,27 +151,31 @@ impl Server {
         version: &str,
         path: &str,
     ) -> (StatusCode, Option<Vec<u8>>) {
-        let url = format!(
-            "{}/api/v1/artifacts/{tenant}/{name}/versions/{version}/files?path={path}",
-            self.url
-        );
-        let response = self.http.get(url).bearer_auth(token).send().await.unwrap();
+        self.download(
+            token,
+            &format!("{tenant}/{name}/versions/{version}"),
+            path,
+            None,
+        )
+        .await
+    }
+
+    async fn download(
+        &self,
+        token: &str,
+        version: &str,
+        path: &str,
+        range: Option<String>,
+    ) -> (StatusCode, Option<Vec<u8>>) {
+        let url = format!("{}/api/v1/artifacts/{version}/files?path={path}", self.url);
+        let mut request = self.http.get(url).bearer_auth(token);
+        if let Some(range) = range {
+            request = request.header("range", range);
+        }
+        let response = request.send().await.unwrap();
         let status = response.status();
         (status, response.bytes().await.ok().map(|b| b.to_vec()))
     }
-}
-
-pub fn weights(len: usize, seed: u64) -> Vec<u8> {
-    // xorshift64: incompressible bytes spanning several cipher chunks and upload parts
-    let mut x = seed.max(1);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 pub async fn all_objects(objects: &Arc<dyn ObjectStore>) -> Vec<(String, Vec<u8>)> {

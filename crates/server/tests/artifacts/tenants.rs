@@ -226,9 +226,7 @@ pub async fn tenants_cannot_see_each_others_artifacts(backend: Backend) {
         "\"403\""
     ]));
     assert!(has(&["vera", "GET", "\"200\""]));
-    let verified = server
-        .ok(Method::GET, "/api/v1/audit/verify", &server.admin, None)
-        .await;
+    let verified = server.verify_audit().await;
     assert_eq!(verified["ok"], true, "{verified}");
     server.stop().await;
 }

@@ -59,9 +59,7 @@ async fn audit_log_records_changes_and_catches_an_edited_row() {
         ]
     );
     assert_eq!(events[7]["target"], format!("/api/v1/jobs job {id}"));
-    let verdict = server
-        .ok(Method::GET, "/api/v1/audit/verify", &server.admin, None)
-        .await;
+    let verdict = server.verify_audit().await;
     assert_eq!(verdict["ok"], true, "{verdict}");
     assert_eq!(verdict["entries"], 8);
 
@@ -74,9 +72,7 @@ async fn audit_log_records_changes_and_catches_an_edited_row() {
         .execute(&pool)
         .await
         .unwrap();
-    let verdict = server
-        .ok(Method::GET, "/api/v1/audit/verify", &server.admin, None)
-        .await;
+    let verdict = server.verify_audit().await;
     assert_eq!(verdict["ok"], false);
     assert_eq!(verdict["first_bad_seq"], 6, "{verdict}");
 
@@ -89,9 +85,7 @@ async fn audit_log_records_changes_and_catches_an_edited_row() {
         .execute(&pool)
         .await
         .unwrap();
-    let verdict = server
-        .ok(Method::GET, "/api/v1/audit/verify", &server.admin, None)
-        .await;
+    let verdict = server.verify_audit().await;
     assert_eq!(verdict["first_bad_seq"], 3, "{verdict}");
 }
 
@@ -173,8 +167,6 @@ async fn every_change_and_every_request_that_changes_nothing_gets_one_entry() {
             "admin POST /api/v1/tenants /api/v1/tenants 409".to_string(),
         ]
     );
-    let verdict = server
-        .ok(Method::GET, "/api/v1/audit/verify", &server.admin, None)
-        .await;
+    let verdict = server.verify_audit().await;
     assert_eq!(verdict["ok"], true, "{verdict}");
 }

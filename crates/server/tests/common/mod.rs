@@ -41,6 +41,26 @@ pub fn unique_dir(prefix: &str) -> PathBuf {
     std::env::temp_dir().join(unique(prefix))
 }
 
+/// `len` incompressible bytes (xorshift64 from `seed`): test weights that span several cipher
+/// chunks and upload parts and that no compression or deduplication can shrink.
+pub fn weights(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.max(1);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// Asserts that a job's `reason` starts with `prefix` (the job in the panic if not).
+pub fn assert_reason_starts_with(job: &Value, prefix: &str) {
+    let reason = job["reason"].as_str().unwrap_or_default();
+    assert!(reason.starts_with(prefix), "{job}");
+}
+
 impl TestServer {
     pub async fn start(devices: &str) -> TestServer {
         Self::start_with(devices, None).await
@@ -210,6 +230,12 @@ impl TestServer {
             None,
         )
         .await
+    }
+
+    /// The verdict of `GET /api/v1/audit/verify`, asked as the admin.
+    pub async fn verify_audit(&self) -> Value {
+        self.ok(Method::GET, "/api/v1/audit/verify", &self.admin, None)
+            .await
     }
 
     /// Polls a job until `done(job)` or the timeout.

@@ -5,7 +5,7 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::common::{self, TestServer};
+use crate::common::{self, TestServer, assert_reason_starts_with};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_job_restarts_from_its_checkpoint() {
@@ -162,9 +162,7 @@ async fn server_runs_on_postgres() {
             .await;
         server.wait_state(&alice, id, "succeeded").await;
         assert_eq!(server.logs(&alice, id, 0).await, "on postgres\n");
-        let verdict = server
-            .ok(Method::GET, "/api/v1/audit/verify", &server.admin, None)
-            .await;
+        let verdict = server.verify_audit().await;
         assert_eq!(verdict["ok"], true);
     }
     // Let the first server's pool close before the database is dropped.
@@ -195,21 +193,9 @@ async fn a_restart_with_fewer_devices_fails_jobs_that_can_no_longer_run() {
     // Same data directory, now with two devices: the 4-device job is failed with the reason.
     let second = TestServer::restart(&data_dir, "h100:2").await;
     let job = second.wait_state(&alice, big, "failed").await;
-    assert!(
-        job["reason"]
-            .as_str()
-            .unwrap()
-            .starts_with("can no longer run on this cluster"),
-        "{job}"
-    );
+    assert_reason_starts_with(&job, "can no longer run on this cluster");
     second.wait_state(&alice, small, "succeeded").await;
     // The surviving run's devices are gone: it is stopped, and fails for the same reason.
     let job = second.wait_state(&alice, blocker, "failed").await;
-    assert!(
-        job["reason"]
-            .as_str()
-            .unwrap()
-            .starts_with("can no longer run on this cluster"),
-        "{job}"
-    );
+    assert_reason_starts_with(&job, "can no longer run on this cluster");
 }
