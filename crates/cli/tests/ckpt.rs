@@ -3,10 +3,13 @@
 //! and the master key (local directory, and S3 when `SUANLI_TEST_S3_URL` is set); and
 //! `suanli artifact put/get` round-trips a Hugging Face directory byte for byte.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{free_port, unique_dir, wait_until_healthy};
 use serde_json::{Value, json};
 
 struct Server {
@@ -22,14 +25,6 @@ impl Drop for Server {
     }
 }
 
-fn unique(prefix: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    std::env::temp_dir().join(format!("{prefix}-{}-{nanos}", std::process::id()))
-}
-
 /// Held by each test: `free_port` releases the port before the server binds it, so tests that
 /// ran at once could hand two servers the same port.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -38,14 +33,9 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
 /// A node: its own data directory and database, the shared store and key.
 fn start(store: &str, key_file: &Path) -> Server {
-    let data_dir = unique("suanli-ckpt-node");
+    let data_dir = unique_dir("suanli-ckpt-node");
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_suanli"))
         .args([
@@ -63,11 +53,7 @@ fn start(store: &str, key_file: &Path) -> Server {
         .stdin(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while reqwest::blocking::get(format!("http://127.0.0.1:{port}/healthz")).is_err() {
-        assert!(Instant::now() < deadline, "server did not come up");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until_healthy(port, Duration::from_secs(30));
     let admin = std::fs::read_to_string(data_dir.join("admin-token")).unwrap();
     Server {
         child,
@@ -135,7 +121,7 @@ impl Server {
 }
 
 fn key_file() -> PathBuf {
-    let path = unique("suanli-ckpt-key");
+    let path = unique_dir("suanli-ckpt-key");
     let key: String = (0..32)
         .map(|i| format!("{:02x}", (i * 37 + 11) % 256))
         .collect();
@@ -144,13 +130,13 @@ fn key_file() -> PathBuf {
 }
 
 fn local_store() -> String {
-    format!("file://{}", unique("suanli-ckpt-objects").display())
+    format!("file://{}", unique_dir("suanli-ckpt-objects").display())
 }
 
 fn s3_store() -> Option<String> {
     let url = std::env::var("SUANLI_TEST_S3_URL").ok()?;
     let sep = if url.contains('?') { '&' } else { '?' };
-    let prefix = unique("ckpt")
+    let prefix = unique_dir("ckpt")
         .file_name()
         .unwrap()
         .to_string_lossy()
@@ -171,8 +157,8 @@ fn submit(node: &Server, token: &str) -> i64 {
     let url = format!("http://127.0.0.1:{}/api/v1/artifacts/acme/run-7", node.port);
     let env = json!({
         "SUANLI": env!("CARGO_BIN_EXE_suanli"), "SUANLI_TOKEN": token,
-        "SUANLI_CHECKPOINT_URL": url, "SUANLI_CONFIG_DIR": unique("suanli-ckpt-config"),
-        "WORKDIR": unique("suanli-ckpt-job"),
+        "SUANLI_CHECKPOINT_URL": url, "SUANLI_CONFIG_DIR": unique_dir("suanli-ckpt-config"),
+        "WORKDIR": unique_dir("suanli-ckpt-job"),
     });
     let job = node.ok(
         token,
@@ -300,7 +286,7 @@ fn artifact_put_and_get_round_trip_a_hugging_face_directory() {
     let _serial = serial();
     let node = start(&local_store(), &key_file());
     let token = node.member("acme", "alice");
-    let model = unique("suanli-hf-model");
+    let model = unique_dir("suanli-hf-model");
     std::fs::create_dir_all(model.join("original")).unwrap();
     std::fs::write(
         model.join("config.json"),
@@ -319,7 +305,7 @@ fn artifact_put_and_get_round_trip_a_hugging_face_directory() {
             .args(args)
             .env("SUANLI_URL", format!("http://127.0.0.1:{}", node.port))
             .env("SUANLI_TOKEN", &token)
-            .env("SUANLI_CONFIG_DIR", unique("suanli-cfg"))
+            .env("SUANLI_CONFIG_DIR", unique_dir("suanli-cfg"))
             .output()
             .unwrap();
         (
@@ -335,7 +321,7 @@ fn artifact_put_and_get_round_trip_a_hugging_face_directory() {
         stdout.contains("stored acme/tiny-llama@1 (4 files"),
         "{stdout}"
     );
-    let out = unique("suanli-hf-out");
+    let out = unique_dir("suanli-hf-out");
     let (code, _, stderr) = suanli(&[
         "artifact",
         "get",
@@ -359,7 +345,7 @@ fn artifact_put_and_get_round_trip_a_hugging_face_directory() {
     // ranged request; a part holding wrong bytes is caught by the SHA-256 check and removed.
     use sha2::Digest;
     let sha = hex::encode(sha2::Sha256::digest(&weights));
-    let resumed = unique("suanli-hf-resume");
+    let resumed = unique_dir("suanli-hf-resume");
     std::fs::create_dir_all(resumed.join("original")).unwrap();
     let part = resumed.join(format!(
         "original/.consolidated.00.pth.{}.suanli-part",
@@ -422,7 +408,7 @@ fn artifact_put_and_get_round_trip_a_hugging_face_directory() {
         stderr.contains("original/consolidated.00.pth: resuming at byte"),
         "{stderr}"
     );
-    let big = unique("suanli-hf-big");
+    let big = unique_dir("suanli-hf-big");
     let (code, _, stderr) = suanli(&["artifact", "get", "acme/big@2", big.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(std::fs::read(big.join("original/consolidated.00.pth")).unwrap() == weights);

@@ -3,10 +3,13 @@
 //! the server was down are settled by their restart policy. Then `suanli audit verify
 //! --data-dir` catches an edited row.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{free_port, unique_dir, wait_until_healthy};
 use serde_json::{Value, json};
 
 struct Server {
@@ -18,14 +21,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn start(data_dir: &Path, port: u16) -> Server {
@@ -43,11 +38,7 @@ fn start(data_dir: &Path, port: u16) -> Server {
         .stdin(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while reqwest::blocking::get(format!("http://127.0.0.1:{port}/healthz")).is_err() {
-        assert!(Instant::now() < deadline, "server did not come up");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until_healthy(port, Duration::from_secs(20));
     Server { child }
 }
 
@@ -81,12 +72,7 @@ fn marks(dir: &Path, name: &str) -> usize {
 
 #[test]
 fn kill_9_of_the_server_loses_and_duplicates_nothing() {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let root: PathBuf =
-        std::env::temp_dir().join(format!("suanli-crash-{}-{nanos}", std::process::id()));
+    let root = unique_dir("suanli-crash");
     let data_dir = root.join("data");
     let marks_dir = root.join("marks");
     std::fs::create_dir_all(&marks_dir).unwrap();
@@ -246,11 +232,7 @@ fn suanli(url: &str, token: &str, args: &[&str]) -> std::process::Output {
 
 #[test]
 fn cli_client_submits_follows_and_fails_cleanly() {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let data_dir = std::env::temp_dir().join(format!("suanli-cli-{}-{nanos}", std::process::id()));
+    let data_dir = unique_dir("suanli-cli");
     let port = free_port();
     let _server = start(&data_dir, port);
     let url = format!("http://127.0.0.1:{port}");

@@ -84,6 +84,15 @@ pub fn assert_one_line_error(output: &Output) -> String {
     text
 }
 
+/// A path under the system temp dir no other test or run uses (not created).
+pub fn unique_dir(prefix: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    std::env::temp_dir().join(format!("{prefix}-{}-{nanos}", std::process::id()))
+}
+
 /// A port free at the time of the call (another process may take it before the server binds).
 pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
