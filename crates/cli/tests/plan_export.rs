@@ -1,15 +1,9 @@
 //! `suanli plan train --export`: the config on stdout, the launch line on stderr, bad formats
 //! refused with the right names.
 
-use std::process::{Command, Output};
+mod common;
 
-fn suanli(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_suanli"))
-        .args(args)
-        .env_remove("SUANLI_CATALOG")
-        .output()
-        .expect("suanli runs")
-}
+use common::suanli;
 
 const PLAN: [&str; 12] = [
     "plan",

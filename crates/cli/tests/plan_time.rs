@@ -1,9 +1,14 @@
 //! `suanli plan train` prints and returns both the ideal and the expected time to train.
 
-use std::process::{Command, Output};
+mod common;
 
+use std::process::Output;
+
+use common::{json, suanli, success};
+
+/// `suanli plan train` of Llama 3.1 8B on 16 H100 for 1T tokens, best layout only, with `extra`.
 fn plan(extra: &[&str]) -> Output {
-    let mut args = vec![
+    let base = [
         "plan",
         "train",
         "--model",
@@ -17,35 +22,16 @@ fn plan(extra: &[&str]) -> Output {
         "--top",
         "1",
     ];
-    args.extend_from_slice(extra);
-    Command::new(env!("CARGO_BIN_EXE_suanli"))
-        .args(&args)
-        .output()
-        .expect("the binary runs")
+    suanli(&[&base[..], extra].concat())
 }
 
 fn json_time(extra: &[&str]) -> serde_json::Value {
-    let mut flags = vec!["--json"];
-    flags.extend_from_slice(extra);
-    let out = plan(&flags);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    value["time_to_train"][0].clone()
+    json(&plan(&[&["--json"][..], extra].concat()))["time_to_train"][0].clone()
 }
 
 #[test]
 fn table_shows_ideal_and_expected_time_with_the_source() {
-    let out = plan(&[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = success(&plan(&[]));
     assert!(
         text.contains("ideal") && text.contains("expected") && text.contains("goodput"),
         "{text}"
