@@ -276,33 +276,15 @@ fn quotas_tokens_and_nodes_read_as_a_person_expects() {
             .status
             .success()
     );
-    let out = client(
-        &server,
-        &[
-            "quota",
-            "set",
-            "--tenant",
-            "research",
-            "--accelerator",
-            "h10",
-            "--limit",
-            "2",
-        ],
-    );
-    assert_stderr_contains(&out, "did you mean h100-sxm5-80gb");
-    let out = client(
-        &server,
-        &[
-            "quota",
-            "set",
-            "--tenant",
-            "research",
-            "--accelerator",
-            "h100",
-            "--limit",
-            "2",
-        ],
-    );
+    let quota_of_two = |accelerator: &str| {
+        let args = ["quota", "set", "--tenant", "research", "--limit", "2"];
+        client(
+            &server,
+            &[&args[..], &["--accelerator", accelerator]].concat(),
+        )
+    };
+    assert_stderr_contains(&quota_of_two("h10"), "did you mean h100-sxm5-80gb");
+    let out = quota_of_two("h100");
     assert!(out.status.success(), "{}", stderr(&out));
     let out = client(
         &server,
