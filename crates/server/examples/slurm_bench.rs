@@ -11,7 +11,9 @@
 //! `--warm-spares N` sets the warm spares kept per node set (0: none, as before they existed),
 //! `--skip-plain` leaves the plain runs out, `--keep-data` keeps suanli's data directory (run
 //! directories with their scripts, Slurm job ids and exit files); `SUANLI_LOG=suanli_server=debug` logs how long
-//! every `sbatch`, `squeue` and Slurm report took, with timestamps.
+//! every `sbatch`, `squeue` and Slurm report took, with timestamps. Each phase prints its CPU per
+//! job (see `slurm_bench/cpu.rs`; Slurm's own when `SUANLI_BENCH_SLURM_CGROUP` names a cpuacct
+//! cgroup holding slurmctld, slurmd and munged).
 //!
 //! The suanli server runs in this process with SQLite in a fresh temporary directory and only
 //! the Slurm executor (`suanli serve --executor slurm`), polling Slurm every `--poll-ms`.
