@@ -11,17 +11,23 @@
 //! `--warm-spares N` sets the warm spares kept per node set (0: none, as before they existed),
 //! `--skip-plain` leaves the plain runs out, `--keep-data` keeps suanli's data directory (run
 //! directories with their scripts, Slurm job ids and exit files); `SUANLI_LOG=suanli_server=debug` logs how long
-//! every `sbatch`, `squeue` and Slurm report took, with timestamps.
+//! every `sbatch`, `squeue` and Slurm report took, with timestamps. Each phase prints its CPU per
+//! job (see `slurm_bench/cpu.rs`; Slurm's own when `SUANLI_BENCH_SLURM_CGROUP` names a cpuacct
+//! cgroup holding slurmctld, slurmd and munged).
 //!
 //! The suanli server runs in this process with SQLite in a fresh temporary directory and only
 //! the Slurm executor (`suanli serve --executor slurm`), polling Slurm every `--poll-ms`.
 
 mod common;
+#[path = "slurm_bench/cpu.rs"]
+mod cpu;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+
+use cpu::Cpu;
 
 fn flag(args: &[String], name: &str) -> Option<String> {
     args.iter()
@@ -140,66 +146,6 @@ fn per_job(label: &str, counts: &[(String, u64)], jobs: usize) -> String {
         per(all),
         each.join(", ")
     )
-}
-
-/// CPU time at one moment, in seconds: the whole host's busy time (`/proc/stat`: every state
-/// but idle and iowait, all cores) and this process's own (server, HTTP client and the
-/// commands it spawned and reaped: `getrusage` of self and children), with the wall clock.
-#[derive(Clone, Copy)]
-struct Cpu {
-    wall: Instant,
-    host_busy_s: f64,
-    bench_s: f64,
-}
-
-impl Cpu {
-    fn now() -> Cpu {
-        let ticks = 100.0; // USER_HZ, as /proc/stat counts
-        let host_busy_s = std::fs::read_to_string("/proc/stat")
-            .ok()
-            .and_then(|text| {
-                let line = text.lines().next()?.to_string();
-                let fields: Vec<f64> = line
-                    .split_whitespace()
-                    .skip(1)
-                    .filter_map(|f| f.parse().ok())
-                    .collect();
-                // user nice system idle iowait irq softirq steal
-                let busy: f64 = fields.iter().take(8).sum::<f64>()
-                    - fields.get(3).copied().unwrap_or(0.0)
-                    - fields.get(4).copied().unwrap_or(0.0);
-                Some(busy / ticks)
-            })
-            .unwrap_or(0.0);
-        let usage = |who| {
-            // SAFETY: getrusage only writes the struct it is given.
-            let mut r: libc::rusage = unsafe { std::mem::zeroed() };
-            unsafe { libc::getrusage(who, &mut r) };
-            let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-            secs(r.ru_utime) + secs(r.ru_stime)
-        };
-        Cpu {
-            wall: Instant::now(),
-            host_busy_s,
-            bench_s: usage(libc::RUSAGE_SELF) + usage(libc::RUSAGE_CHILDREN),
-        }
-    }
-
-    /// What a phase of `jobs` jobs used since `start`: host CPU per job, how busy the cores
-    /// were, and this process's share.
-    fn since(&self, start: &Cpu, label: &str, jobs: usize) -> String {
-        let wall_s = self.wall.duration_since(start.wall).as_secs_f64();
-        let host = self.host_busy_s - start.host_busy_s;
-        let bench = self.bench_s - start.bench_s;
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-        format!(
-            "cpu, {label}: host {:.1} ms per job ({:.0}% of {cores} cores busy over {wall_s:.1} s), \
-             of which this process and its commands {:.1} ms per job",
-            1e3 * host / jobs.max(1) as f64,
-            100.0 * host / (wall_s * cores).max(1e-9),
-            1e3 * bench / jobs.max(1) as f64,
-        )
-    }
 }
 
 /// suanli's jobs in `state`, counted up to `up_to`.

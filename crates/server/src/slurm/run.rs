@@ -129,8 +129,14 @@ impl Executor for SlurmExecutor {
             super::Mode::Suanli => self.master_address(launch, &shape),
             super::Mode::Slurm => None,
         };
-        let script = batch_script(&launch.command, &launch.env, run_dir, master.as_deref())
-            .map_err(|e| slurm_error("sh", e))?;
+        let script = batch_script(
+            &launch.command,
+            &launch.env,
+            run_dir,
+            master.as_deref(),
+            shape.processes,
+        )
+        .map_err(|e| slurm_error("sh", e))?;
         let script_path = run_dir.join("job.sh");
         std::fs::write(&script_path, script).map_err(&dir_error)?;
         let name = self.job_name(launch.job_id, launch.attempt);
@@ -280,7 +286,9 @@ fn node_set(shape: &Shape) -> String {
     names.join(",")
 }
 
-/// The exit code the batch script recorded, if it got that far.
+/// The exit code the batch script recorded, if it got that far. The script writes it in place
+/// with one `echo`, so it counts once its newline is there.
 pub(super) fn exit_file(run_dir: &Path) -> Option<i32> {
-    read_trimmed(&run_dir.join("exit"))?.parse().ok()
+    let text = std::fs::read_to_string(run_dir.join("exit")).ok()?;
+    text.strip_suffix('\n')?.trim().parse().ok()
 }

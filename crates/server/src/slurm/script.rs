@@ -43,13 +43,17 @@ pub struct InvalidEnvName(pub String);
 
 /// The batch script: the job's environment, `MASTER_ADDR`/`MASTER_PORT` from the first node of
 /// the allocation, then one `srun` task per process with `RANK`, `LOCAL_RANK` and `WORLD_SIZE`
-/// from Slurm's `SLURM_PROCID`, `SLURM_LOCALID` and `SLURM_NTASKS`. The exit code lands in
-/// `exit` in the run directory, so it is known even after Slurm forgets the job.
+/// from Slurm's `SLURM_PROCID`, `SLURM_LOCALID` and `SLURM_NTASKS` (a run of one process gets
+/// `RANK=0 LOCAL_RANK=0` from the script and its command straight from `srun`, without the
+/// per-task shell). The exit code lands in `exit` in the run directory, so it is known even
+/// after Slurm forgets the job: one `echo` (one write), so a reader takes it once its newline is
+/// there (see `run::exit_file`), and no `mv` process per run.
 pub fn batch_script(
     command: &[String],
     env: &BTreeMap<String, String>,
     run_dir: &Path,
     master_addr: Option<&str>,
+    processes: u32,
 ) -> Result<String, InvalidEnvName> {
     let mut script = String::from("#!/bin/sh\n# Written by suanli; one run of one job.\n");
     for (key, value) in env {
@@ -73,18 +77,22 @@ export MASTER_ADDR="${addr:-$first}"
 "#,
         ),
     }
-    script.push_str(&format!(
-        r#"export MASTER_PORT=$((20000 + SLURM_JOB_ID % 20000))
-export WORLD_SIZE="$SLURM_NTASKS"
-srun --kill-on-bad-exit=1 sh -c '{task}' suanli-task"#,
-        task = TASK
-    ));
+    script.push_str(
+        "export MASTER_PORT=$((20000 + SLURM_JOB_ID % 20000))\nexport WORLD_SIZE=\"$SLURM_NTASKS\"\n",
+    );
+    if processes == 1 {
+        script.push_str("export RANK=0 LOCAL_RANK=0\nsrun --kill-on-bad-exit=1 --");
+    } else {
+        script.push_str(&format!(
+            "srun --kill-on-bad-exit=1 sh -c '{TASK}' suanli-task"
+        ));
+    }
     for word in command {
         script.push(' ');
         script.push_str(&shell_quote(word));
     }
     script.push_str(&format!(
-        "\ncode=$?\necho $code > {run_dir}/exit.tmp && mv {run_dir}/exit.tmp {run_dir}/exit\nexit $code\n"
+        "\ncode=$?\necho $code > {run_dir}/exit\nexit $code\n"
     ));
     Ok(script)
 }

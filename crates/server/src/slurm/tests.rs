@@ -154,7 +154,14 @@ fn scripts_quote_everything_and_pin_nodes_only_when_suanli_schedules() {
     assert_eq!(shell_quote("it's"), r"'it'\''s'");
     let mut env = BTreeMap::new();
     env.insert("NOTE".to_string(), "$(rm -rf /)'; x".to_string());
-    let script = batch_script(&["echo".into(), "a b".into()], &env, Path::new("/r"), None).unwrap();
+    let script = batch_script(
+        &["echo".into(), "a b".into()],
+        &env,
+        Path::new("/r"),
+        None,
+        2,
+    )
+    .unwrap();
     assert!(script.contains(r"export NOTE='$(rm -rf /)'\''; x'"));
     assert!(script.contains("suanli-task 'echo' 'a b'"));
     env.insert("BAD NAME".into(), "x".into());
@@ -164,9 +171,14 @@ fn scripts_quote_everything_and_pin_nodes_only_when_suanli_schedules() {
         &BTreeMap::new(),
         Path::new("/r"),
         Some("10.0.0.1"),
-    );
-    assert!(pinned.unwrap().contains("export MASTER_ADDR='10.0.0.1'\n"));
-    assert!(batch_script(&["true".into()], &env, Path::new("/r"), None).is_err());
+        1,
+    )
+    .unwrap();
+    assert!(pinned.contains("export MASTER_ADDR='10.0.0.1'\n"));
+    // One process: its rank from the script, its command straight from `srun`.
+    assert!(pinned.contains("export RANK=0 LOCAL_RANK=0\nsrun --kill-on-bad-exit=1 -- 'true'\n"));
+    assert!(!pinned.contains("suanli-task"));
+    assert!(batch_script(&["true".into()], &env, Path::new("/r"), None, 1).is_err());
 
     let mut config = SlurmConfig::new("slurm");
     config.partition = Some("gpu".into());
@@ -246,4 +258,55 @@ fn each_task_gets_its_slice_of_the_nodes_gpus_with_shell_builtins() {
     assert_eq!(task_sees(all, 8, None, 0), "10 0 0,1,2,3,4,5,6,7");
     // The batch script quotes the task in `'...'`.
     assert!(!super::script::TASK.contains('\''));
+}
+
+/// The batch script of a one-process run, run by `sh` with a stand-in `srun` (which runs the
+/// command after `--`, as Slurm's does for one task): the rank variables, and the exit code
+/// written in place and read back only once whole.
+#[test]
+fn a_one_process_script_runs_its_command_through_srun_and_records_its_exit_code() {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let dir = std::env::temp_dir().join(format!("suanli-script-{}-{nanos}", std::process::id()));
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let srun = bin.join("srun");
+    let stand_in = "#!/bin/sh\nwhile [ \"$1\" != -- ]; do shift; done\nshift\nexec \"$@\"\n";
+    std::fs::write(&srun, stand_in).unwrap();
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&srun)
+        .status()
+        .unwrap();
+    let command = [
+        "sh",
+        "-c",
+        r#"echo "$RANK $LOCAL_RANK $WORLD_SIZE"; exit 3"#,
+    ]
+    .map(String::from);
+    let script = batch_script(&command, &BTreeMap::new(), &dir, Some("n1"), 1).unwrap();
+    let path = dir.join("job.sh");
+    std::fs::write(&path, script).unwrap();
+    let status = std::process::Command::new("sh")
+        .arg(&path)
+        .env(
+            "PATH",
+            format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+        )
+        .env("SLURM_JOB_ID", "7")
+        .env("SLURM_NTASKS", "1")
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(3));
+    assert_eq!(std::fs::read_to_string(dir.join("log")).unwrap(), "0 0 1\n");
+    assert_eq!(std::fs::read_to_string(dir.join("exit")).unwrap(), "3\n");
+    assert_eq!(super::run::exit_file(&dir), Some(3));
+    // Caught between `echo`'s open and its write, or cut short: not yet an exit code.
+    for partial in ["", "3", " \n"] {
+        std::fs::write(dir.join("exit"), partial).unwrap();
+        assert_eq!(super::run::exit_file(&dir), None, "{partial:?}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -8,9 +8,12 @@
 //! Who gets a warm spare is decided by renames, each of which only one side can win:
 //! - the executor claims it (`warm-<id>` -> `claimed-<id>`) after writing the binding;
 //! - the spare gives up when nothing claimed it in time (`rm warm-<id>`) and exits;
-//! - the spare takes its binding (`bound-<id>` -> `taken-<id>`) and runs the run's script;
-//! - a restarted server revokes a binding not yet taken (`rm bound-<id>`): that run never ran
-//!   and is run again; `taken-<id>` says it did.
+//! - the spare takes its binding by creating `taken-<id>` (`set -C`: an exclusive create, a
+//!   shell built-in, so no `mv` process per run) and runs the run's script in its own shell
+//!   (`.`, no second `sh`);
+//! - a restarted server revokes a binding not yet taken by creating `taken-<id>` itself, whole,
+//!   with `revoked` in it (a hard link of a file written beforehand): that run never ran and
+//!   is run again; any other `taken-<id>` (also an empty one, being written) says it did.
 //!
 //! Warm releases carry `Nice=100`, so a run released the ordinary way onto the same GPUs goes
 //! first. A warm spare that starts on GPUs suanli gives to a run of another shape holds them
@@ -32,6 +35,9 @@ const WAIT_CHECKS: u32 = 60;
 /// server died in between (then the restarted server cancels it).
 const CLAIMED_CHECKS: u32 = 1200;
 
+/// What a restarted server writes into `taken-<id>` to revoke a binding the spare has not taken.
+const REVOKED: &str = "revoked\n";
+
 /// A node set (`n1,n2`) and an allocation shape.
 pub(super) type Set = (String, Key);
 
@@ -44,7 +50,9 @@ d={dir}
 id=${{SLURM_ARRAY_JOB_ID}}_$SLURM_ARRAY_TASK_ID
 b="$d/bound-$id"; t="$d/taken-$id"; w="$d/warm-$id"; c="$d/claimed-$id"
 n=0
-until [ -e "$b" ] && mv "$b" "$t" 2>/dev/null; do
+set -C
+until [ -e "$b" ] && {{ echo taken > "$t"; }} 2>/dev/null; do
+  [ -e "$t" ] && exit 0
   if [ -e "$c" ]; then
     [ $n -lt {CLAIMED_CHECKS} ] || exit 0
   elif [ $n -ge {WAIT_CHECKS} ] || ! [ -e "$w" ]; then
@@ -53,8 +61,9 @@ until [ -e "$b" ] && mv "$b" "$t" 2>/dev/null; do
   n=$((n + 1))
   sleep 0.05
 done
-IFS= read -r s < "$t"
-exec sh "$s"
+set +C
+IFS= read -r s < "$b"
+. "$s"
 "#,
         dir = shell_quote(&dir.display().to_string())
     )
@@ -180,19 +189,28 @@ impl Spares {
     }
 
     /// Whether spare `id`, bound to a run, took its binding (so it runs or ran the run). If not,
-    /// the binding is revoked first, so it never will.
+    /// the binding is revoked first, so it never will: `taken-<id>` is created here, whole, with
+    /// [`REVOKED`] in it, unless the spare created it first.
     pub(in crate::slurm) fn took_binding(&self, id: &str) -> bool {
-        if std::fs::remove_file(self.binding(id)).is_ok() {
+        let taken = self.file("taken", id);
+        let revoking = self.file("revoking", id);
+        let revoked =
+            std::fs::write(&revoking, REVOKED).and_then(|()| std::fs::hard_link(&revoking, &taken));
+        let _ = std::fs::remove_file(&revoking);
+        if revoked.is_ok() {
+            let _ = std::fs::remove_file(self.binding(id));
             return false;
         }
-        self.file("taken", id).exists()
+        // The spare's word (possibly still empty: it is being written), or an earlier revocation.
+        std::fs::read_to_string(&taken).is_ok_and(|text| text != REVOKED)
     }
 
-    /// Forgets spare `id` once the run it took has ended (its claim too: the spare leaves it,
-    /// which saves a process on every start).
+    /// Forgets spare `id` once the run it took has ended: its binding, its claim and its taking
+    /// (the spare leaves them, which saves processes on every start).
     pub(in crate::slurm) fn forget(&self, id: &str) {
-        let _ = std::fs::remove_file(self.file("taken", id));
-        let _ = std::fs::remove_file(self.file("claimed", id));
+        for what in ["taken", "claimed", "bound"] {
+            let _ = std::fs::remove_file(self.file(what, id));
+        }
     }
 
     /// Warm spares of `set` released and not claimed.
@@ -271,6 +289,11 @@ mod tests {
         let script3 = run_script(&dir, 3);
         std::fs::write(spares.binding("5_3"), script3.display().to_string()).unwrap();
         assert!(!spares.took_binding("5_3"), "revoked before it started");
+        assert!(
+            !spares.took_binding("5_3"),
+            "and still revoked when asked again"
+        );
+        assert!(!spares.binding("5_3").exists());
         let mut children: Vec<Child> = (0..4).map(|task| start(&dir, task)).collect();
         std::thread::sleep(Duration::from_millis(300));
         spares
@@ -288,6 +311,7 @@ mod tests {
         spares.forget("5_0");
         assert!(!spares.file("claimed", "5_0").exists());
         assert!(!spares.file("taken", "5_0").exists());
+        assert!(!spares.binding("5_0").exists());
         // Cold spares without a binding end at once, and run nothing.
         for task in [2, 3] {
             assert!(wait(&mut children[task], Duration::from_secs(2)) < Duration::from_secs(2));
