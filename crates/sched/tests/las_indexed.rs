@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::{hetero_job, pool, tenant};
-use suanli_sched::policy::{IndexedLas, Las, Policy};
+use suanli_sched::policy::{IndexedLas, Las, Policy, TiresiasTwoDLas};
 use suanli_sched::{Decision, JobId, NodeId, SchedConfig, Scheduler, TenantConfig};
 
 /// A small deterministic generator (64-bit LCG, Knuth's constants); no `rand` in this crate.
@@ -161,6 +161,21 @@ fn on_one_pool_indexed_las_decides_as_the_reference() {
     let reference = replay(Box::new(Las::default()), &[], true);
     let indexed = replay(Box::new(IndexedLas::default()), &[], true);
     assert!(reference.len() > 1_000, "{} decisions", reference.len());
+    assert!(
+        reference.iter().any(|d| d.contains("preempt")),
+        "the workload must preempt"
+    );
+    assert_eq!(reference, indexed);
+}
+
+#[test]
+fn on_one_pool_2d_las_decides_as_its_full_pass() {
+    // A guarantee held by a tenant without jobs protects no job, but turns on the pass that
+    // re-ranks every running and waiting job: the reference for the index and its shortcut.
+    let nobody = [tenant("nobody", &[("v100", 1)])];
+    let reference = replay(Box::new(TiresiasTwoDLas::default()), &nobody, true);
+    let indexed = replay(Box::new(TiresiasTwoDLas::default()), &[], true);
+    assert!(reference.len() > 800, "{} decisions", reference.len());
     assert!(
         reference.iter().any(|d| d.contains("preempt")),
         "the workload must preempt"
