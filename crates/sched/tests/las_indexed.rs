@@ -1,13 +1,14 @@
 //! `IndexedLas` (what `las` names) makes exactly the decisions of the reference `Las`, which
-//! re-ranks every job on every pass: both are driven through the same busy, heterogeneous,
-//! failing workload and every pass's decisions are compared.
+//! re-ranks every job on every pass: both are driven through the same busy, failing workload
+//! (heterogeneous, or on one pool, where a pass whose waiting jobs all fit in the free
+//! accelerators starts them without the index) and every pass's decisions are compared.
 
 mod common;
 
 use std::collections::BTreeMap;
 
 use common::{hetero_job, pool, tenant};
-use suanli_sched::policy::{IndexedLas, Las, Policy};
+use suanli_sched::policy::{IndexedLas, Las, Policy, TiresiasTwoDLas};
 use suanli_sched::{Decision, JobId, NodeId, SchedConfig, Scheduler, TenantConfig};
 
 /// A small deterministic generator (64-bit LCG, Knuth's constants); no `rand` in this crate.
@@ -23,18 +24,31 @@ impl Lcg {
     }
 }
 
-/// Replays 600 jobs with node failures; returns every pass's decisions, rendered.
-fn replay(policy: Box<dyn Policy>, tenants: &[TenantConfig]) -> Vec<String> {
-    let pools = [pool("a", "v100", 6, 4, 2, 2), pool("b", "k80", 4, 8, 2, 1)];
+/// Replays 600 jobs with node failures on two pools (or, with `one_pool`, on ten v100 nodes);
+/// returns every pass's decisions, rendered.
+fn replay(policy: Box<dyn Policy>, tenants: &[TenantConfig], one_pool: bool) -> Vec<String> {
+    let pools = if one_pool {
+        vec![pool("a", "v100", 10, 8, 2, 2)]
+    } else {
+        vec![pool("a", "v100", 6, 4, 2, 2), pool("b", "k80", 4, 8, 2, 1)]
+    };
     let mut scheduler = Scheduler::new(&pools, tenants, policy, SchedConfig::default()).unwrap();
     let mut random = Lcg(7);
     let mut arrivals: Vec<(u64, suanli_sched::JobSpec)> = Vec::new();
     let mut clock_s = 0;
     for index in 0..600 {
-        clock_s += random.below(900);
+        // On one pool, arrivals in bursts (a quarter at the same instant as the previous one) and
+        // at about the cluster's rate, so that passes alternate between everything fitting in
+        // the free accelerators and preempting.
+        clock_s += if one_pool {
+            random.below(4) * 400
+        } else {
+            random.below(900)
+        };
         let gang = [1, 1, 2, 4, 8, 16][random.below(6) as usize];
-        let units = 60.0 + random.below(40_000) as f64;
+        let units = 60.0 + random.below(if one_pool { 15_000 } else { 40_000 }) as f64;
         let mut job = match random.below(3) {
+            _ if one_pool => hetero_job(&format!("j{index}"), gang, units, &[("v100", 1.0)]),
             0 => hetero_job(
                 &format!("j{index}"),
                 gang,
@@ -121,8 +135,8 @@ fn replay(policy: Box<dyn Policy>, tenants: &[TenantConfig]) -> Vec<String> {
 
 #[test]
 fn indexed_las_decides_exactly_as_the_reference_las() {
-    let reference = replay(Box::new(Las::default()), &[]);
-    let indexed = replay(Box::new(IndexedLas::default()), &[]);
+    let reference = replay(Box::new(Las::default()), &[], false);
+    let indexed = replay(Box::new(IndexedLas::default()), &[], false);
     assert!(reference.len() > 1_500, "{} decisions", reference.len());
     assert!(
         reference.iter().any(|d| d.contains("preempt")),
@@ -137,7 +151,34 @@ fn indexed_las_decides_exactly_as_the_reference_las() {
 #[test]
 fn with_guarantees_indexed_las_still_decides_as_the_reference() {
     let tenants = [tenant("t0", &[("v100", 8)]), tenant("t1", &[("k80", 8)])];
-    let reference = replay(Box::new(Las::default()), &tenants);
-    let indexed = replay(Box::new(IndexedLas::default()), &tenants);
+    let reference = replay(Box::new(Las::default()), &tenants, false);
+    let indexed = replay(Box::new(IndexedLas::default()), &tenants, false);
+    assert_eq!(reference, indexed);
+}
+
+#[test]
+fn on_one_pool_indexed_las_decides_as_the_reference() {
+    let reference = replay(Box::new(Las::default()), &[], true);
+    let indexed = replay(Box::new(IndexedLas::default()), &[], true);
+    assert!(reference.len() > 1_000, "{} decisions", reference.len());
+    assert!(
+        reference.iter().any(|d| d.contains("preempt")),
+        "the workload must preempt"
+    );
+    assert_eq!(reference, indexed);
+}
+
+#[test]
+fn on_one_pool_2d_las_decides_as_its_full_pass() {
+    // A guarantee held by a tenant without jobs protects no job, but turns on the pass that
+    // re-ranks every running and waiting job: the reference for the index and its shortcut.
+    let nobody = [tenant("nobody", &[("v100", 1)])];
+    let reference = replay(Box::new(TiresiasTwoDLas::default()), &nobody, true);
+    let indexed = replay(Box::new(TiresiasTwoDLas::default()), &[], true);
+    assert!(reference.len() > 800, "{} decisions", reference.len());
+    assert!(
+        reference.iter().any(|d| d.contains("preempt")),
+        "the workload must preempt"
+    );
     assert_eq!(reference, indexed);
 }

@@ -169,3 +169,48 @@ fn a_hundred_thousand_jobs_generate_quickly() {
     assert!(elapsed.as_secs_f64() < 5.0, "took {elapsed:?}");
     println!("100,000 jobs in {elapsed:?}");
 }
+
+#[test]
+fn tenant_summaries_are_each_tenants_jobs_summed_in_order() {
+    // The summary groups the jobs by tenant; the reference filters each tenant's jobs and sums
+    // them in trace order, as the summary does, so the figures must agree to the bit.
+    let workload = from_spec("jobs=3000,accelerators=256,load=1.1,seed=5,tenants=7").unwrap();
+    let config = suanli_sim::SimConfig {
+        policy: "fair".into(),
+        ..suanli_sim::SimConfig::default()
+    };
+    let run = suanli_sim::simulate(&workload.cluster, &workload.jobs, &config, None).unwrap();
+    let summary = suanli_sim::Summary::of(&run);
+    let mut names: Vec<&str> = run.jobs.iter().map(|j| &*j.tenant).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), 7);
+    let allocated_total: u64 = run.jobs.iter().map(|j| j.allocated_acc_s).sum();
+    for (tenant, name) in summary.tenants.iter().zip(&names) {
+        let jobs: Vec<_> = run.jobs.iter().filter(|j| &*j.tenant == *name).collect();
+        let count = jobs.len() as f64;
+        let sum = |value: &dyn Fn(&suanli_sim::JobRecord) -> f64| {
+            jobs.iter().map(|j| value(j)).sum::<f64>()
+        };
+        let allocated: u64 = jobs.iter().map(|j| j.allocated_acc_s).sum();
+        assert_eq!(tenant.tenant, *name);
+        assert_eq!(tenant.jobs_completed, jobs.len());
+        assert_eq!(tenant.jct_mean_s, sum(&|j| j.jct_s as f64) / count);
+        assert_eq!(
+            tenant.queueing_delay_mean_s,
+            sum(&|j| j.queueing_delay_s as f64) / count
+        );
+        assert_eq!(
+            tenant.slowdown_mean,
+            sum(&|j| j.jct_s as f64 / j.ideal_runtime_s.max(1.0)) / count
+        );
+        assert_eq!(tenant.allocated_acc_h, allocated as f64 / 3600.0);
+        assert_eq!(
+            tenant.allocated_share,
+            allocated as f64 / allocated_total as f64
+        );
+        let preemptions: u64 = jobs.iter().map(|j| u64::from(j.preemptions)).sum();
+        assert_eq!(tenant.preemptions, preemptions);
+    }
+    assert_eq!(summary.tenants.len(), names.len());
+}

@@ -9,7 +9,9 @@
 //! the first waiting job to the last: the running jobs ranked ahead of the first all keep their
 //! accelerators (they fit together, being all running, and nothing is claimed before them), so
 //! they enter the pass as per-pool sums kept by queue. The tail is walked only when a start needs
-//! preemption victims. With
+//! preemption victims. On one pool, a pass whose waiting jobs all fit in the free accelerators
+//! starts them in rank order without reading the index (`starts_in_free`), which then catches up
+//! from the log at the next pass that needs it. With
 //! tenant guarantees it falls back to [`Las`]'s full pass (guarantees change which running jobs
 //! count, per pass).
 
@@ -18,6 +20,7 @@ use std::collections::{BTreeSet, BinaryHeap};
 
 use crate::cluster::PoolId;
 use crate::job::JobId;
+use crate::policy::las::start_with_victims;
 use crate::policy::{Las, Policy};
 use crate::state::State;
 
@@ -294,6 +297,30 @@ impl RunningIndex {
     }
 }
 
+/// The pass's starts when every waiting job fits in the free accelerators of a one-pool cluster
+/// (`waiting`: every pending job's key; sorted here): then the pass starts them all in rank
+/// order and preempts nothing, whatever the running jobs' ranks, since each waiting job finds at
+/// least the free accelerators not yet claimed by the waiting jobs ahead of it. The index is not
+/// read, so it need not be brought up to date. `None` otherwise (the full pass decides).
+pub(crate) fn starts_in_free(
+    state: &State,
+    waiting: &mut [RankKey],
+) -> Option<Vec<(JobId, PoolId)>> {
+    if state.cluster.pools.len() != 1 || waiting.len() != state.pending_count() {
+        return None;
+    }
+    waiting.sort_unstable();
+    let mut free = [state.cluster.pools[0].free];
+    let mut to_start = Vec::with_capacity(waiting.len());
+    for &(_, _, _, id) in waiting.iter() {
+        let id = JobId(id);
+        let pool = crate::policy::las::roomiest_pool(state, id, &free)?;
+        free[0] -= state.job(id).spec.gang_size;
+        to_start.push((id, pool));
+    }
+    Some(to_start)
+}
+
 impl Policy for IndexedLas {
     fn name(&self) -> &'static str {
         "tiresias-las"
@@ -310,11 +337,11 @@ impl Policy for IndexedLas {
             // the state's log; a job that started and stopped since costs nothing then).
             return;
         }
-        self.index.sync(&self.queues, state, now_s);
         if state.has_quotas() {
+            self.index.sync(&self.queues, state, now_s);
             self.queues.schedule(state, now_s);
         } else {
-            let waiting: Vec<RankKey> = state
+            let mut waiting: Vec<RankKey> = state
                 .pending_prefix(state.config.max_scan_jobs)
                 .into_iter()
                 .map(|id| {
@@ -323,7 +350,16 @@ impl Policy for IndexedLas {
                     (queue, false, job.submitted_s, id.0)
                 })
                 .collect();
-            self.index.pass(state, waiting, now_s);
+            if let Some(to_start) = starts_in_free(state, &mut waiting) {
+                start_with_victims(state, to_start, &mut [Vec::new()], now_s);
+                if state.pending_count() == 0 {
+                    // As after an idle pass: the index catches up from the log when needed.
+                    return;
+                }
+            } else {
+                self.index.sync(&self.queues, state, now_s);
+                self.index.pass(state, waiting, now_s);
+            }
         }
         // File this pass's starts and preemptions so `next_wakeup_s` can use the index.
         self.index.sync(&self.queues, state, now_s);

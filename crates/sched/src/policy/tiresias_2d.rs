@@ -19,8 +19,8 @@
 
 use crate::cluster::PoolId;
 use crate::job::JobId;
-use crate::policy::las::{preemptive_pass, roomiest_pool};
-use crate::policy::las_indexed::{RankKey, Ranking, RunningIndex};
+use crate::policy::las::{preemptive_pass, roomiest_pool, start_with_victims};
+use crate::policy::las_indexed::{RankKey, Ranking, RunningIndex, starts_in_free};
 use crate::policy::{Las, Policy};
 use crate::state::State;
 
@@ -176,21 +176,42 @@ impl TiresiasTwoDLas {
         Some(now_s + limit_s.saturating_sub(waited_s))
     }
 
-    /// Promotes every waiting job in the scan window whose wait has reached its limit.
-    fn promote_starving(&mut self, state: &State, now_s: u64) {
-        for id in state.pending_prefix(state.config.max_scan_jobs) {
-            if self
-                .promotion_at_s(state, id, now_s)
-                .is_some_and(|at| at <= now_s)
-            {
-                let promotion = Promotion {
-                    base_acc_s: state.job(id).attained_acc_s,
-                    promoted_s: Some(now_s),
-                    waited_s: 0,
-                };
-                self.promotions.0.insert(id.0, promotion);
-            }
+    /// The waiting jobs of `waiting` whose wait has reached its limit.
+    fn starving(&self, state: &State, waiting: &[JobId], now_s: u64) -> Vec<JobId> {
+        waiting
+            .iter()
+            .copied()
+            .filter(|&id| {
+                self.promotion_at_s(state, id, now_s)
+                    .is_some_and(|at| at <= now_s)
+            })
+            .collect()
+    }
+
+    /// Promotes `starving` (from [`Self::starving`]) at `now_s`.
+    fn promote(&mut self, state: &State, starving: &[JobId], now_s: u64) {
+        for &id in starving {
+            let promotion = Promotion {
+                base_acc_s: state.job(id).attained_acc_s,
+                promoted_s: Some(now_s),
+                waited_s: 0,
+            };
+            self.promotions.0.insert(id.0, promotion);
         }
+    }
+
+    /// The waiting jobs' ranks: within a queue Tiresias keeps running jobs ahead of waiting ones
+    /// (it moves waiting jobs to the end of their queue after each pass), so a waiting job never
+    /// preempts a running job of its own queue; then by when the job entered the count
+    /// (submission or last promotion: a promoted job is appended to the top queue).
+    fn waiting_keys(&self, state: &State, waiting: &[JobId], now_s: u64) -> Vec<RankKey> {
+        waiting
+            .iter()
+            .map(|&id| {
+                let queue = self.queues.queue_of(self.service_acc_s(state, id, now_s));
+                (queue, true, self.promotions.since_s(state, id), id.0)
+            })
+            .collect()
     }
 }
 
@@ -209,27 +230,34 @@ impl Policy for TiresiasTwoDLas {
             // state's log at the next pass that needs it (as in `IndexedLas`).
             return;
         }
-        self.sync(state, now_s);
-        self.promote_starving(state, now_s);
         let waiting_before: Vec<JobId> = state.pending_prefix(state.config.max_scan_jobs);
-        if state.has_quotas() {
-            self.full_pass(state, now_s);
-        } else {
-            // Within a queue Tiresias keeps running jobs ahead of waiting ones (it moves waiting
-            // jobs to the end of their queue after each pass), so a waiting job never preempts a
-            // running job of its own queue; then by when the job entered the count (submission
-            // or last promotion: a promoted job is appended to the top queue).
-            let waiting: Vec<RankKey> = waiting_before
-                .iter()
-                .map(|&id| {
-                    let queue = self.queues.queue_of(self.service_acc_s(state, id, now_s));
-                    (queue, true, self.promotions.since_s(state, id), id.0)
-                })
-                .collect();
-            self.index.pass(state, waiting, now_s);
+        // Which jobs to promote depends on the state and the promotions, not on the index; the
+        // index is synced before any promotion (it finds a filed job by its promotion time).
+        let starving = self.starving(state, &waiting_before, now_s);
+        let mut shortcut = None;
+        if !state.has_quotas() && starving.is_empty() {
+            let mut waiting = self.waiting_keys(state, &waiting_before, now_s);
+            shortcut = starts_in_free(state, &mut waiting);
         }
-        // File this pass's starts and preemptions so `next_wakeup_s` can use the index.
-        self.sync(state, now_s);
+        if let Some(to_start) = shortcut {
+            // Every waiting job fits in the free accelerators of the one pool: the pass would
+            // start them in rank order and preempt nothing, so the index is not read.
+            start_with_victims(state, to_start, &mut [Vec::new()], now_s);
+        } else {
+            self.sync(state, now_s);
+            self.promote(state, &starving, now_s);
+            if state.has_quotas() {
+                self.full_pass(state, now_s);
+            } else {
+                let waiting = self.waiting_keys(state, &waiting_before, now_s);
+                self.index.pass(state, waiting, now_s);
+            }
+        }
+        // File this pass's starts and preemptions so `next_wakeup_s` can use the index (unless
+        // nothing waits: then the index catches up from the log at the next pass that needs it).
+        if state.pending_count() > 0 {
+            self.sync(state, now_s);
+        }
         // Close the waiting spells of the jobs that started in this pass.
         for id in waiting_before {
             if state.job(id).run().is_some()

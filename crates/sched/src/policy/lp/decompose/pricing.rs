@@ -3,7 +3,7 @@
 
 use super::super::Grouped;
 
-/// Clusters with more types than this take the LP (a group's types are sorted on the stack).
+/// Clusters with more types than this take the LP (a group's row positions are kept as `u8`).
 pub(super) const MAX_TYPES: usize = 8;
 
 pub(super) struct Pricing {
@@ -12,6 +12,9 @@ pub(super) struct Pricing {
     /// `entries[offsets[g]..offsets[g + 1]]`.
     entries: Vec<(usize, f64)>,
     offsets: Vec<usize>,
+    /// Per group, the positions of its entries in its row by throughput (stable: equal
+    /// throughputs in row order), fixed across prices: `by_throughput[offsets[g]..offsets[g + 1]]`.
+    by_throughput: Vec<u8>,
     /// Accelerators a group holds per unit of time share on a type: `n_g s_g`.
     usage: Vec<f64>,
     counts: Vec<f64>,
@@ -65,6 +68,14 @@ impl Pricing {
         if floor.is_some_and(|f| f > t_max) {
             return None;
         }
+        let mut by_throughput = Vec::with_capacity(entries.len());
+        for g in 0..offsets.len() - 1 {
+            let row = &entries[offsets[g]..offsets[g + 1]];
+            let start = by_throughput.len();
+            by_throughput.extend((0..row.len()).map(|i| i as u8));
+            by_throughput[start..]
+                .sort_by(|&i, &j| row[i as usize].1.total_cmp(&row[j as usize].1));
+        }
         let usage = problem
             .scale_factors
             .iter()
@@ -75,6 +86,7 @@ impl Pricing {
             types,
             entries,
             offsets,
+            by_throughput,
             usage,
             counts: problem.counts.to_vec(),
             floor,
@@ -155,11 +167,13 @@ impl Pricing {
                 slope += gradient(0);
             }
             // At each inner vertex the slope grows by the difference of its segments' slopes.
+            // Breakpoints at or beyond `t_max` are never reached by the sweep.
             for (i, vertex) in hull
                 .iter()
                 .enumerate()
                 .skip(1)
                 .take(hull.len().saturating_sub(2))
+                .take_while(|(_, v)| v.throughput < self.t_max)
             {
                 events.push((vertex.throughput, gradient(i) - gradient(i - 1)));
             }
@@ -193,29 +207,23 @@ impl Pricing {
         let start = hull.len();
         hull.push(ORIGIN);
         let row = self.row(g);
-        // Types by throughput, then cost (insertion: a handful of types).
-        let mut order: [usize; MAX_TYPES] = [0; MAX_TYPES];
-        for i in 0..row.len() {
-            let mut j = i;
-            while j > 0 && {
-                let (a, b) = (row[order[j - 1]], row[i]);
-                a.1 > b.1 || (a.1 == b.1 && prices[a.0] > prices[b.0])
-            } {
-                order[j] = order[j - 1];
-                j -= 1;
+        let order = &self.by_throughput[self.offsets[g]..self.offsets[g + 1]];
+        let mut next = 0;
+        while next < order.len() {
+            // Of the types with this throughput, the cheapest (the first in row order on ties).
+            let (mut w, a) = row[order[next] as usize];
+            next += 1;
+            while let Some(&i) = order.get(next).filter(|&&i| row[i as usize].1 == a) {
+                if prices[row[i as usize].0] < prices[w] {
+                    w = row[i as usize].0;
+                }
+                next += 1;
             }
-            order[j] = i;
-        }
-        for &i in &order[..row.len()] {
-            let (w, a) = row[i];
             let p = Vertex {
                 throughput: a,
                 cost: self.usage[g] * prices[w],
                 kind: w,
             };
-            if hull[hull.len() - 1].throughput == p.throughput {
-                continue; // same throughput at a higher (or equal) cost
-            }
             while hull.len() - start >= 2 {
                 let (a, b) = (hull[hull.len() - 2], hull[hull.len() - 1]);
                 let turn = (b.throughput - a.throughput) * (p.cost - a.cost)
