@@ -8,7 +8,8 @@ pub(super) const MAX_TYPES: usize = 8;
 
 pub(super) struct Pricing {
     types: usize,
-    /// Per group `g`, its usable types and their coefficients scaled to at most 1:
+    /// Per group `g`, its usable types (a positive coefficient and some accelerators) and their
+    /// coefficients scaled to at most 1:
     /// `entries[offsets[g]..offsets[g + 1]]`.
     entries: Vec<(usize, f64)>,
     offsets: Vec<usize>,
@@ -57,7 +58,9 @@ impl Pricing {
             let mut best = 0.0_f64;
             for w in 0..types {
                 let a = row.get(w).copied().unwrap_or(0.0);
-                if a > 0.0 && a.is_finite() {
+                // A type without accelerators is unusable: its capacity row forces every share
+                // on it to 0, and a point using it would be in the master only by tolerance.
+                if a > 0.0 && a.is_finite() && problem.workers[w] > 0.0 {
                     entries.push((w, a / scale));
                     best = best.max(a / scale);
                 }
