@@ -183,6 +183,35 @@ struct Grouped<'a> {
 }
 
 impl Grouped<'_> {
+    /// Accelerators of type `w` that `share` holds: `sum_g n_g s_g X[g][w]`.
+    fn used(&self, share: &[Vec<f64>], w: usize) -> f64 {
+        share
+            .iter()
+            .enumerate()
+            .map(|(g, x)| x[w] * f64::from(self.scale_factors[g]) * self.counts[g])
+            .sum()
+    }
+
+    /// The smallest job value, `min_g A[g] . X[g]` (stage 1's objective).
+    fn smallest_value(&self, share: &[Vec<f64>]) -> f64 {
+        share
+            .iter()
+            .zip(self.coefficients)
+            .map(|(x, a)| x.iter().zip(a).map(|(x, a)| x * a).sum::<f64>())
+            .fold(f64::INFINITY, f64::min)
+    }
+
+    /// Stage 2's objective, `sum_g n_g A[g] . X[g]`.
+    #[cfg(test)]
+    fn total_value(&self, share: &[Vec<f64>]) -> f64 {
+        share
+            .iter()
+            .zip(self.coefficients)
+            .zip(self.counts)
+            .map(|((x, a), n)| n * x.iter().zip(a).map(|(x, a)| x * a).sum::<f64>())
+            .sum()
+    }
+
     fn solve(&self) -> Option<Allocation> {
         let (first, t_star) = self.solve_stage(None)?;
         if t_star <= 0.0 {
@@ -289,11 +318,7 @@ impl Grouped<'_> {
                     .collect()
             })
             .collect();
-        let min_value = share
-            .iter()
-            .zip(self.coefficients)
-            .map(|(x, a)| x.iter().zip(a).map(|(x, a)| x * a).sum::<f64>())
-            .fold(f64::INFINITY, f64::min);
+        let min_value = self.smallest_value(&share);
         Some((
             Allocation {
                 share,

@@ -78,11 +78,7 @@ impl Grouped<'_> {
         generate(&mut master, &mut pricing, &mut points)?;
         let mut share = combine(&points, &master.weights(), types);
         self.fit_capacities(&mut share);
-        let min_value = share
-            .iter()
-            .zip(self.coefficients)
-            .map(|(x, a)| x.iter().zip(a).map(|(x, a)| x * a).sum::<f64>())
-            .fold(f64::INFINITY, f64::min);
+        let min_value = self.smallest_value(&share);
         Some((
             Allocation {
                 share,
@@ -100,11 +96,7 @@ impl Grouped<'_> {
     /// feasible exactly at a cost of that order in the objective.
     fn fit_capacities(&self, share: &mut [Vec<f64>]) {
         for (w, &capacity) in self.workers.iter().enumerate() {
-            let used: f64 = share
-                .iter()
-                .enumerate()
-                .map(|(g, x)| x[w] * f64::from(self.scale_factors[g]) * self.counts[g])
-                .sum();
+            let used = self.used(share, w);
             if used > capacity {
                 let factor = capacity.max(0.0) / used;
                 share.iter_mut().for_each(|x| x[w] *= factor);

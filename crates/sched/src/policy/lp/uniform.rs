@@ -363,32 +363,13 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// Stage 2's objective, `sum_g n_g sum_w a_g X[g][w]`.
-    fn total_value(problem: &Grouped, share: &[Vec<f64>]) -> f64 {
-        share
-            .iter()
-            .enumerate()
-            .map(|(g, x)| {
-                problem.counts[g]
-                    * x.iter()
-                        .zip(&problem.coefficients[g])
-                        .map(|(x, a)| x * a)
-                        .sum::<f64>()
-            })
-            .sum()
-    }
-
     fn assert_feasible(problem: &Grouped, share: &[Vec<f64>]) {
         for row in share {
             assert!(row.iter().all(|&x| x >= -1e-12), "{share:?}");
             assert!(row.iter().sum::<f64>() <= 1.0 + 1e-9, "{share:?}");
         }
         for (w, &cap) in problem.workers.iter().enumerate() {
-            let used: f64 = share
-                .iter()
-                .enumerate()
-                .map(|(g, x)| x[w] * f64::from(problem.scale_factors[g]) * problem.counts[g])
-                .sum();
+            let used = problem.used(share, w);
             assert!(
                 used <= cap * (1.0 + 1e-9) + 1e-9,
                 "type {w}: {used} > {cap}"
@@ -445,7 +426,7 @@ mod tests {
             let (second, min_value) = solve_stage(&problem, &values, Some(floor));
             assert_feasible(&problem, &second.share);
             prop_assert!(min_value >= floor * (1.0 - 1e-9), "{min_value} < {floor}");
-            let (ours, lp) = (total_value(&problem, &second.share), total_value(&problem, &lp_second.share));
+            let (ours, lp) = (problem.total_value(&second.share), problem.total_value(&lp_second.share));
             prop_assert!(close(ours, lp), "stage 2: {ours} vs lp {lp}");
         }
     }

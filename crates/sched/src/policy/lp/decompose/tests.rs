@@ -3,30 +3,6 @@
 use super::super::Grouped;
 use proptest::prelude::*;
 
-/// Stage 2's objective, `sum_g n_g sum_w A[g][w] X[g][w]`.
-fn total_value(problem: &Grouped, share: &[Vec<f64>]) -> f64 {
-    share
-        .iter()
-        .enumerate()
-        .map(|(g, x)| {
-            problem.counts[g]
-                * x.iter()
-                    .zip(&problem.coefficients[g])
-                    .map(|(x, a)| x * a)
-                    .sum::<f64>()
-        })
-        .sum()
-}
-
-/// The smallest job value, `min_g A[g] . X[g]`.
-fn smallest_value(problem: &Grouped, share: &[Vec<f64>]) -> f64 {
-    share
-        .iter()
-        .zip(problem.coefficients)
-        .map(|(x, a)| x.iter().zip(a).map(|(x, a)| x * a).sum::<f64>())
-        .fold(f64::INFINITY, f64::min)
-}
-
 fn feasible(problem: &Grouped, share: &[Vec<f64>]) -> Result<(), String> {
     for row in share {
         if row.iter().any(|&x| x < -1e-12) || row.iter().sum::<f64>() > 1.0 + 1e-9 {
@@ -34,11 +10,7 @@ fn feasible(problem: &Grouped, share: &[Vec<f64>]) -> Result<(), String> {
         }
     }
     for (w, &cap) in problem.workers.iter().enumerate() {
-        let used: f64 = share
-            .iter()
-            .enumerate()
-            .map(|(g, x)| x[w] * f64::from(problem.scale_factors[g]) * problem.counts[g])
-            .sum();
+        let used = problem.used(share, w);
         if used > cap * (1.0 + 1e-9) + 1e-9 {
             return Err(format!("type {w}: {used} > {cap}"));
         }
@@ -78,7 +50,7 @@ fn check(problem: &Grouped) -> Result<(), TestCaseError> {
     // As in stage 1: `microlp` may leave a job under the floor by its tolerance, which on small
     // coefficients frees capacity worth more than 1e-6 of the total; such instances say nothing.
     prop_assume!(feasible(problem, &lp_second.share).is_ok());
-    prop_assume!(smallest_value(problem, &lp_second.share) >= floor * (1.0 - 1e-9));
+    prop_assume!(problem.smallest_value(&lp_second.share) >= floor * (1.0 - 1e-9));
     let (second, min_value) = problem
         .solve_stage_decomposed(Some(floor), Some(&first.share))
         .expect("stage 2 converges");
@@ -88,11 +60,57 @@ fn check(problem: &Grouped) -> Result<(), TestCaseError> {
     // `fit_capacities` scales that type down by as much: the floor holds to 1e-7 relative.
     prop_assert!(min_value >= floor * (1.0 - 1e-7), "{min_value} < {floor}");
     let (ours, lp) = (
-        total_value(problem, &second.share),
-        total_value(problem, &lp_second.share),
+        problem.total_value(&second.share),
+        problem.total_value(&lp_second.share),
     );
     prop_assert!(close(ours, lp), "stage 2: {ours} vs lp {lp}");
     Ok(())
+}
+
+/// One group of a generated instance: per-type coefficients (0: unusable), gang size, number of
+/// jobs and the power of ten the coefficients are divided by.
+type GroupSpec = ([u32; 4], u32, u32, u32);
+
+/// The owned parts of a [`Grouped`] built from group specs over `workers.len()` types; a group
+/// with no usable type gets the first one (every job can run somewhere).
+struct Instance {
+    coefficients: Vec<Vec<f64>>,
+    scale_factors: Vec<u32>,
+    counts: Vec<f64>,
+    workers: Vec<f64>,
+}
+
+impl Instance {
+    fn new(groups: &[GroupSpec], workers: Vec<f64>) -> Self {
+        let types = workers.len();
+        let coefficients = groups
+            .iter()
+            .map(|(row, _, _, magnitude)| {
+                let scale = 10f64.powi(-(*magnitude as i32));
+                let mut row: Vec<f64> =
+                    row[..types].iter().map(|&a| f64::from(a) * scale).collect();
+                if row.iter().all(|&a| a == 0.0) {
+                    row[0] = scale;
+                }
+                row
+            })
+            .collect();
+        Instance {
+            coefficients,
+            scale_factors: groups.iter().map(|g| g.1).collect(),
+            counts: groups.iter().map(|g| f64::from(g.2)).collect(),
+            workers,
+        }
+    }
+
+    fn problem(&self) -> Grouped<'_> {
+        Grouped {
+            coefficients: &self.coefficients,
+            scale_factors: &self.scale_factors,
+            counts: &self.counts,
+            workers: &self.workers,
+        }
+    }
 }
 
 proptest! {
@@ -106,7 +124,7 @@ proptest! {
     fn decomposition_matches_the_lp(
         groups in proptest::collection::vec(
             (
-                proptest::collection::vec(prop_oneof![Just(0u32), 1u32..100], 4),
+                proptest::array::uniform4(prop_oneof![Just(0u32), 1u32..100]),
                 prop_oneof![Just(1u32), Just(2), Just(4), Just(8)],
                 1u32..6,
                 0u32..4,
@@ -116,23 +134,8 @@ proptest! {
         workers in proptest::collection::vec(0u32..24, 1..5),
     ) {
         prop_assume!(workers.iter().sum::<u32>() > 0);
-        let types = workers.len();
-        let workers: Vec<f64> = workers.into_iter().map(f64::from).collect();
-        let coefficients: Vec<Vec<f64>> = groups
-            .iter()
-            .map(|(row, _, _, magnitude)| {
-                let scale = 10f64.powi(-(*magnitude as i32));
-                let mut row: Vec<f64> = row[..types].iter().map(|&a| f64::from(a) * scale).collect();
-                if row.iter().all(|&a| a == 0.0) {
-                    row[0] = scale;
-                }
-                row
-            })
-            .collect();
-        let scale: Vec<u32> = groups.iter().map(|g| g.1).collect();
-        let counts: Vec<f64> = groups.iter().map(|g| f64::from(g.2)).collect();
-        let problem = Grouped { coefficients: &coefficients, scale_factors: &scale, counts: &counts, workers: &workers };
-        check(&problem)?;
+        let instance = Instance::new(&groups, workers.into_iter().map(f64::from).collect());
+        check(&instance.problem())?;
     }
 }
 
@@ -165,7 +168,7 @@ fn the_hand_solved_two_type_instance() {
 
 #[test]
 fn a_type_without_accelerators_takes_no_share() {
-    let groups: [([u32; 4], u32, u32, u32); 10] = [
+    let groups: [GroupSpec; 10] = [
         ([0, 0, 78, 0], 1, 1, 0),
         ([79, 51, 0, 0], 8, 1, 1),
         ([0, 0, 47, 0], 2, 4, 1),
@@ -177,21 +180,6 @@ fn a_type_without_accelerators_takes_no_share() {
         ([0, 0, 75, 55], 8, 4, 1),
         ([0, 0, 0, 86], 1, 3, 2),
     ];
-    let workers = vec![5.0, 0.0, 11.0, 22.0];
-    let coefficients: Vec<Vec<f64>> = groups
-        .iter()
-        .map(|(row, _, _, magnitude)| {
-            let scale = 10f64.powi(-(*magnitude as i32));
-            row.iter().map(|&a| f64::from(a) * scale).collect()
-        })
-        .collect();
-    let scale: Vec<u32> = groups.iter().map(|g| g.1).collect();
-    let counts: Vec<f64> = groups.iter().map(|g| f64::from(g.2)).collect();
-    let problem = Grouped {
-        coefficients: &coefficients,
-        scale_factors: &scale,
-        counts: &counts,
-        workers: &workers,
-    };
-    check(&problem).unwrap();
+    let instance = Instance::new(&groups, vec![5.0, 0.0, 11.0, 22.0]);
+    check(&instance.problem()).unwrap();
 }
