@@ -26,8 +26,8 @@
 //! prompts arriving together lengthen the iteration they share, and that a long iteration (one
 //! carrying prompts) is the likelier one to arrive in.
 
-/// Prompts waiting that the chain tracks beyond the budget at most (the rest is folded into the
-/// last state).
+/// The most states (prompts waiting, 0 up) the chain is solved on; a queue whose top state still
+/// holds mass there counts as saturated.
 const MAX_STATES: usize = 2048;
 
 /// Where the prompts carried over from an iteration land: (state, share) twice.
@@ -47,16 +47,30 @@ pub(super) struct PrefillQueue {
     pub per_iteration: f64,
 }
 
-/// The TTFT distribution of one queue: atoms of probability, each a wait `W` after the rest of
-/// an iteration of `T` seconds (uniform in (0, T)).
+/// One atom of a TTFT distribution: with probability `chance`, the rest of an iteration of
+/// `iteration_s` (uniform in (0, iteration_s)) and then `wait_s`.
+#[derive(Clone, Copy, Debug)]
+struct Atom {
+    chance: f64,
+    iteration_s: f64,
+    wait_s: f64,
+}
+
+/// The TTFT distribution of one queue.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Ttft {
-    atoms: Vec<(f64, f64, f64)>,
+    atoms: Vec<Atom>,
 }
 
 impl PrefillQueue {
+    /// Seconds of an iteration that starts with `waiting` prompts waiting.
     fn iteration_s(&self, waiting: f64) -> f64 {
         self.decode_s + self.prompt_s * waiting.min(self.per_iteration)
+    }
+
+    /// Seconds of a mean iteration, `D / (1 - rho_p)` (Little's law with every prompt served).
+    fn mean_iteration_s(&self) -> f64 {
+        self.decode_s / (1.0 - self.rate * self.prompt_s).max(0.05)
     }
 
     /// The stationary distribution of prompts waiting at an iteration's start, `None` when the
@@ -69,7 +83,7 @@ impl PrefillQueue {
         }
         // Room for the arrivals of a long iteration (six standard deviations over those of a
         // mean one, D / (1 - rho_p)); doubled until the top state is empty.
-        let arrivals = self.rate * self.decode_s / (1.0 - self.rate * self.prompt_s).max(0.05);
+        let arrivals = self.rate * self.mean_iteration_s();
         let mut states = (arrivals + 6.0 * arrivals.sqrt()) as usize + 12;
         while states <= MAX_STATES {
             let pi = self.stationary_on(states);
@@ -100,8 +114,7 @@ impl PrefillQueue {
         // Start from the arrivals of one mean iteration, D / (1 - rho_p); the chain forgets its
         // start at about rho_p per iteration (the mean of a Galton-Watson process with
         // immigration).
-        let mean_length = self.decode_s / (1.0 - self.rate * self.prompt_s).max(0.05);
-        let mut pi = poisson(self.rate * mean_length, states);
+        let mut pi = poisson(self.rate * self.mean_iteration_s(), states);
         pi.resize(states, 0.0);
         let mut next = vec![0.0; states];
         for _ in 0..5000 {
@@ -158,7 +171,11 @@ impl PrefillQueue {
                 };
                 // Atoms under 1e-9 move the 1% tail by less than a part in 10^5 together.
                 if seen * chance > 1e-9 {
-                    atoms.push((seen * chance, length, wait));
+                    atoms.push(Atom {
+                        chance: seen * chance,
+                        iteration_s: length,
+                        wait_s: wait,
+                    });
                 }
             }
         }
@@ -168,20 +185,26 @@ impl PrefillQueue {
 
 impl Ttft {
     pub fn mean_s(&self) -> f64 {
-        self.atoms.iter().map(|(p, t, w)| p * (t / 2.0 + w)).sum()
+        self.atoms
+            .iter()
+            .map(|a| a.chance * (a.iteration_s / 2.0 + a.wait_s))
+            .sum()
     }
 
     /// The chance the TTFT exceeds `t`.
     pub fn tail(&self, t: f64) -> f64 {
         self.atoms
             .iter()
-            .map(|&(p, length, wait)| p * ((length - (t - wait)) / length).clamp(0.0, 1.0))
+            .map(|a| a.chance * ((a.iteration_s - (t - a.wait_s)) / a.iteration_s).clamp(0.0, 1.0))
             .sum()
     }
 
     /// The longest TTFT of any atom, where the tail reaches 0.
     pub fn longest_s(&self) -> f64 {
-        self.atoms.iter().map(|(_, t, w)| t + w).fold(0.0, f64::max)
+        self.atoms
+            .iter()
+            .map(|a| a.iteration_s + a.wait_s)
+            .fold(0.0, f64::max)
     }
 }
 
