@@ -59,8 +59,13 @@ fn percentiles_match_the_discrete_event_simulation_at_four_loads() {
             model.tpot_p99_s,
             measured.tpot_p99_s
         );
+        // p99 TTFT: 0.233 / 0.326 / 0.416 / 0.438 s in the model against 0.233 / 0.326 /
+        // 0.423 / 0.448 s simulated (seed 7, measured over 40,000 requests). Until the prefill
+        // queue served the prompts that arrive during an iteration together in the next
+        // (`queue::prefill`), an M/D/1 queue of one prompt at a time read 8-19% under, and the
+        // tolerance was 25%.
         assert!(
-            within(model.ttft_p99_s, measured.ttft_p99_s, 0.25),
+            within(model.ttft_p99_s, measured.ttft_p99_s, 0.08),
             "rate {rate:.2}: TTFT p99 model {:.4} vs simulated {:.4}",
             model.ttft_p99_s,
             measured.ttft_p99_s
@@ -70,14 +75,14 @@ fn percentiles_match_the_discrete_event_simulation_at_four_loads() {
     }
 }
 
-/// The p99 TPOT on three other replicas (model, accelerator, lengths, cap and engine unlike the
+/// The p99 TPOT and TTFT on three other replicas (model, accelerator, lengths, cap and engine unlike the
 /// H200 replica above), against the simulation up to 85% of each replica's highest rate.
 /// Measured with this check's figures (model / simulated, ms): Llama 3.1 8B bf16 on one H100,
 /// 1024 + 256, 17.8 / 18.5 at 60% and 36.2 / 32.7 at 85% (before the shot-noise spread and
 /// the upper slope of `queue`: 42.8 / 32.7); Llama 3.1 70B fp8 on one MI300X, 222 + 291, 67.1 /
 /// 65.6 at 85%; on one H200, 2048 + 128, 83.9 / 89.4 at 85%.
 #[test]
-fn p99_tpot_matches_the_simulation_on_other_replicas() {
+fn p99_tpot_and_ttft_match_the_simulation_on_other_replicas() {
     let catalog = Catalog::builtin();
     let replicas: [(&str, &str, u64, u64, u64, Precision, &Engine); 3] = [
         (
@@ -129,6 +134,15 @@ fn p99_tpot_matches_the_simulation_on_other_replicas() {
                 input,
                 model.tpot_p99_s,
                 measured.tpot_p99_s
+            );
+            // With the bulk-service prefill queue the p99 TTFT is within 5% on the first two
+            // replicas and -10% on the 2048-token one at 85% (the M/D/1 queue: -17% to -22%).
+            assert!(
+                within(model.ttft_p99_s, measured.ttft_p99_s, 0.12),
+                "{} + {output} at {share}: TTFT p99 model {:.4} vs simulated {:.4}",
+                input,
+                model.ttft_p99_s,
+                measured.ttft_p99_s
             );
         }
     }

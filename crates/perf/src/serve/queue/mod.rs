@@ -61,20 +61,21 @@
 //!   counted that state since the simulation check near capacity; leaving it out of the TPOT
 //!   let the highest rate (7.74 req/s) reach a simulated p99 TPOT of 207 ms against a 200 ms
 //!   limit, and with it the highest rate is 7.09 req/s, simulated at 128 ms;
-//! - a prompt's TTFT is its wait in the prefill queue plus the iterations it rides in (its first
-//!   token leaves when the iteration holding its last chunk ends). Prefill is an M/D/1
-//!   queue whose service is `s = I (p + D(N) / (B - N))` (each of its tokens takes p and a
-//!   share of the decode step of the iterations it rides in), utilisation `rho = lambda s`; the
-//!   mean wait is Pollaczek-Khinchine's `rho s / (2 (1 - rho))` and the waiting time beyond zero
-//!   is taken exponential with that conditional mean (Kingman's heavy-traffic approximation), so
-//!   `P(W > t) = rho exp(-t rho / Wq)`.
+//! - a prompt's TTFT is the rest of the iteration it arrives in plus the iterations until its
+//!   last chunk is computed: the engine starts the prompts that arrived during an iteration
+//!   together, in the next one, as many as the budget left beside the decoding sequences holds,
+//!   so prefill is a bulk-service queue whose iteration grows with the prompts it carries
+//!   (`prefill`, its stationary chain solved per mode of the batch). The M/D/1 queue of one
+//!   prompt at a time it replaced read the p99 TTFT 5-26% under the simulation.
 //!
 //! `crate::serve::sim` runs the same batching event by event; the tests compare the two.
 
 use serde::Serialize;
 
+use prefill::PrefillQueue;
 use stationary::{Mode, Z99, mixture_p99, normal_cdf, stationary_modes};
 
+mod prefill;
 mod stationary;
 
 /// Mean and 99th percentile of the wait for a batch slot, and the chance that all slots are
@@ -354,30 +355,32 @@ pub fn latencies_below(
     let parts = tpot_parts(cost, &modes, full_share, input, output, rate);
     let tpot_mean_s = parts.iter().map(|(w, m, _)| w * m).sum::<f64>();
     let tpot_p99_s = mixture_p99(&parts);
-    // TTFT: M/D/1 prefill queue.
-    let room = (cost.token_budget as f64 - n).max(1.0);
-    let service = input * (p + decode_mean / room);
-    let rho = rate * service;
-    if rho >= 1.0 {
+    // TTFT: the prefill queue, a batch-service queue in each mode of the batch (`prefill`);
+    // it keeps up while the budget left beside the decoding sequences outpaces the prompts.
+    let room = |n: f64| (cost.token_budget as f64 - n).max(1.0);
+    if rate * input * (p + decode_mean / room(n)) >= 1.0 {
         return None;
     }
-    let wait_mean = rho * service / (2.0 * (1.0 - rho));
-    let wait_p99 = if rho > 0.01 {
-        wait_mean / rho * (rho / 0.01).ln()
-    } else {
-        0.0
-    };
-    // The first token leaves at the end of the last iteration that holds a chunk of the prompt:
-    // the prompt joins at an iteration boundary (half an iteration in progress, on average) and
-    // rides in ceil(I / (B - N)) iterations, each a typical iteration (tau: the decode step and
-    // the other prompts' chunks) plus its own chunk.
-    let iterations = (input / room).ceil().max(1.0);
-    let aligned = tau / 2.0 + iterations * tau + input * p;
+    let mut prefill_parts = Vec::with_capacity(modes.len());
+    for m in &modes {
+        let queue = PrefillQueue {
+            rate,
+            decode_s: cost.decode(m.mean.max(1.0)),
+            prompt_s: input * p,
+            per_iteration: room(m.mean) / input,
+        };
+        prefill_parts.push((m.weight, queue.ttft()?));
+    }
+    let ttft_mean_s = prefill_parts
+        .iter()
+        .map(|(w, d)| w * d.mean_s())
+        .sum::<f64>();
+    let ttft_p99_s = prefill::ttft_p99(&prefill_parts);
     Some(Latencies {
         rate_per_s: rate,
         mean_batch: n,
-        ttft_mean_s: slot_wait_mean + wait_mean + aligned,
-        ttft_p99_s: slot_wait_p99 + wait_p99 + aligned,
+        ttft_mean_s: slot_wait_mean + ttft_mean_s,
+        ttft_p99_s: slot_wait_p99 + ttft_p99_s,
         tpot_mean_s,
         tpot_p99_s,
         prefill_share,
