@@ -183,3 +183,31 @@ fn a_type_without_accelerators_takes_no_share() {
     let instance = Instance::new(&groups, vec![5.0, 0.0, 11.0, 22.0]);
     check(&instance.problem()).unwrap();
 }
+
+#[test]
+fn a_degenerate_pivot_keeps_every_job_at_the_floor() {
+    // Stage 2 ended with a basic weight of -2.5e-4: a value Harris's test had left at -1e-9 was
+    // divided by a pivot entry of 4e-6, and dropping that weight cut the jobs of the second
+    // all-default group (0.001 on type 0, at all their time) 2.5e-4 under the floor.
+    let groups: [GroupSpec; 8] = [
+        ([38, 0, 0, 0], 1, 2, 2),
+        ([0, 0, 0, 0], 1, 5, 0),
+        ([0, 0, 0, 0], 2, 4, 3),
+        ([0, 59, 0, 0], 4, 3, 1),
+        ([0, 48, 0, 0], 2, 2, 0),
+        ([0, 0, 4, 0], 2, 2, 0),
+        ([0, 1, 60, 0], 1, 4, 1),
+        ([33, 0, 0, 0], 2, 1, 1),
+    ];
+    let instance = Instance::new(&groups, vec![17.0, 18.0, 2.0]);
+    check(&instance.problem()).unwrap();
+}
+
+#[test]
+fn a_column_twice_ends_the_generation() {
+    // Pricing returned a point equal to a column to rounding, whose reduced cost rounding put
+    // above the entering tolerance; the simplex then swapped the twins until its pivot limit.
+    let groups: [GroupSpec; 2] = [([90, 0, 0, 0], 4, 4, 3), ([0, 0, 0, 0], 1, 1, 2)];
+    let instance = Instance::new(&groups, vec![17.0]);
+    check(&instance.problem()).unwrap();
+}
