@@ -9,6 +9,10 @@ const MAX_PIVOTS: usize = 10_000;
 /// largest-reduced-cost rule, which cannot cycle.
 const BLAND_AFTER: usize = 64;
 
+/// Pivots in a row without progress after which the master is optimal to rounding (twice the
+/// pivots after which Bland's rule takes over).
+const STALL: usize = 2 * BLAND_AFTER;
+
 /// A relative reduced cost smaller than this is zero.
 const ZERO: f64 = 1e-9;
 
@@ -75,8 +79,23 @@ impl Master {
     /// Runs the primal simplex to optimality over the columns so far. `None` on a singular basis,
     /// an unbounded direction (impossible for a bounded master) or too many pivots.
     pub(super) fn optimise(&mut self) -> Option<()> {
+        let mut best = f64::NEG_INFINITY;
+        let mut stalled = 0;
         for pivot in 0..MAX_PIVOTS {
             self.refresh()?;
+            // Pivots that move no value up by more than rounding: Bland's rule ends a degenerate
+            // run in exact arithmetic, but two columns whose reduced costs are positive only by
+            // rounding can take turns forever; after `STALL` of them the basis is optimal to
+            // rounding.
+            let value = self.value();
+            if value > best + ZERO * self.scale().max(best.abs()) {
+                (best, stalled) = (value, 0);
+            } else {
+                stalled += 1;
+                if stalled > STALL {
+                    return Some(());
+                }
+            }
             let bland = pivot >= BLAND_AFTER;
             let Some(entering) = self.entering(bland) else {
                 return Some(());
@@ -86,6 +105,15 @@ impl Master {
             self.basis[leaving] = entering;
         }
         None
+    }
+
+    /// The objective at the current basis.
+    fn value(&self) -> f64 {
+        self.basis
+            .iter()
+            .zip(&self.values)
+            .map(|(&j, v)| self.costs[j] * v)
+            .sum()
     }
 
     /// The row that leaves when a column of `direction` (`B^-1 a`) enters. Harris's two-pass
