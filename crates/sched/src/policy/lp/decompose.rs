@@ -74,14 +74,7 @@ impl Grouped<'_> {
         generate(&mut master, &mut pricing, &mut points)?;
         let mut share = combine(&points, &master.weights(), types);
         self.fit_capacities(&mut share);
-        let min_value = self.smallest_value(&share);
-        Some((
-            Allocation {
-                share,
-                objective: min_value,
-            },
-            min_value,
-        ))
+        Some(self.stage_result(share))
     }
 }
 

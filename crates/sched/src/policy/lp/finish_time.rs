@@ -91,7 +91,14 @@ impl FinishTimeProblem<'_> {
                     .all(|&a| a > 0.0 && a.is_finite())
                     .then(|| uniform::max_min_value(&by_job, &values, &agnostic.masks))
             };
-            return self.max_min_at(self.fixed_point(floor, value));
+            // Each job its own group here too: the closed form raises jobs of equal value per
+            // accelerator together, so equal jobs get equal shares without grouping them.
+            let rho = self.fixed_point(floor, value);
+            let at_rho = Grouped {
+                coefficients: &self.coefficients(rho),
+                ..by_job
+            };
+            return at_rho.solve().map(|allocation| (rho, allocation));
         }
         let value = |rho: f64| {
             let (allocation, t) = Grouped {

@@ -151,30 +151,27 @@ proptest! {
     }
 }
 
-#[test]
-fn a_job_that_cannot_run_anywhere_holds_everyone_at_zero() {
-    let coefficients = vec![vec![2.0, 1.0], vec![0.0, 0.0]];
+/// Stage 1's value by decomposition for two one-accelerator jobs on two types of one
+/// accelerator each.
+fn two_jobs_two_types(coefficients: &[Vec<f64>]) -> f64 {
     let problem = Grouped {
-        coefficients: &coefficients,
+        coefficients,
         scale_factors: &[1, 1],
         counts: &[1.0, 1.0],
         workers: &[1.0, 1.0],
     };
-    let (_, t) = problem.solve_stage_decomposed(None, None).unwrap();
-    assert_eq!(t, 0.0);
+    problem.solve_stage_decomposed(None, None).unwrap().1
+}
+
+#[test]
+fn a_job_that_cannot_run_anywhere_holds_everyone_at_zero() {
+    assert_eq!(two_jobs_two_types(&[vec![2.0, 1.0], vec![0.0, 0.0]]), 0.0);
 }
 
 #[test]
 fn the_hand_solved_two_type_instance() {
     // As `heterogeneity_aware_max_min_matches_the_hand_solution` in lp.rs: optimum 1.1875.
-    let coefficients = vec![vec![4.0, 1.0], vec![1.2, 1.0]];
-    let problem = Grouped {
-        coefficients: &coefficients,
-        scale_factors: &[1, 1],
-        counts: &[1.0, 1.0],
-        workers: &[1.0, 1.0],
-    };
-    let (_, t) = problem.solve_stage_decomposed(None, None).unwrap();
+    let t = two_jobs_two_types(&[vec![4.0, 1.0], vec![1.2, 1.0]]);
     assert!((t - 1.1875).abs() < 1e-9, "{t}");
 }
 
