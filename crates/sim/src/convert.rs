@@ -14,24 +14,9 @@ pub fn pools(cluster: &ClusterSpec) -> Vec<PoolConfig> {
     cluster.pools.clone()
 }
 
-/// The scheduler's job for a trace job: a rate under `*` applies to every type in the cluster,
-/// and the checkpoint interval follows `checkpoint`.
-pub fn job_spec(
-    job: &TraceJob,
-    cluster: &ClusterSpec,
-    checkpoint: &CheckpointPolicy,
-    checkpoint_cost_s: u64,
-    failures: &FailureModel,
-) -> JobSpec {
-    JobSpec {
-        name: job.id.clone(),
-        tenant: job.tenant.clone(),
-        ..unnamed_job_spec(job, cluster, checkpoint, checkpoint_cost_s, failures)
-    }
-}
-
-/// `job_spec` with an empty name and tenant (nothing allocated), for
-/// `Scheduler::submit_borrowed`, which borrows them from the trace job instead.
+/// The scheduler's job for a trace job, with an empty name and tenant (nothing allocated) for
+/// `Scheduler::submit_borrowed`, which borrows them from the trace job: a rate under `*` applies
+/// to every type in the cluster, and the checkpoint interval follows `checkpoint`.
 pub fn unnamed_job_spec(
     job: &TraceJob,
     cluster: &ClusterSpec,

@@ -128,7 +128,7 @@ fn a_seed_fixes_the_run_and_failures_cost_work() {
 fn young_daly_sets_checkpoints_only_when_failures_are_on() {
     let job = &workload()[3]; // gang of 8
     let failures = FailureModel::llama3();
-    let spec = suanli_sim::convert::job_spec(
+    let spec = suanli_sim::convert::unnamed_job_spec(
         job,
         &cluster(),
         &CheckpointPolicy::YoungDaly,
@@ -138,7 +138,7 @@ fn young_daly_sets_checkpoints_only_when_failures_are_on() {
     // Per-GPU MTBF 16,384 × 54 × 24 / 419 = 50,677 h (Llama 3):
     // sqrt(2 * 120 s * 50,677 h * 3600 / 8) = 73,980.5 s.
     assert_eq!(spec.checkpoint_interval_s, Some(73_981));
-    let off = suanli_sim::convert::job_spec(
+    let off = suanli_sim::convert::unnamed_job_spec(
         job,
         &cluster(),
         &CheckpointPolicy::YoungDaly,

@@ -213,6 +213,16 @@ impl Grouped<'_> {
     }
 
     fn solve(&self) -> Option<Allocation> {
+        if let Some(agnostic) = uniform::uniform_values(self) {
+            // In closed form stage 2 needs stage 1's value alone, not its allocation.
+            let t_star = uniform::max_min_value(self, &agnostic.values, &agnostic.masks);
+            let floor = (t_star > 0.0).then_some(t_star * (1.0 - 1e-6));
+            let (allocation, _) = uniform::solve_stage(self, &agnostic, floor);
+            return Some(Allocation {
+                share: allocation.share,
+                objective: t_star,
+            });
+        }
         let (first, t_star) = self.solve_stage(None)?;
         if t_star <= 0.0 {
             return Some(first);
@@ -318,14 +328,17 @@ impl Grouped<'_> {
                     .collect()
             })
             .collect();
+        Some(self.stage_result(share))
+    }
+
+    /// A stage's allocation with its smallest job value as the objective, and that value.
+    fn stage_result(&self, share: Vec<Vec<f64>>) -> (Allocation, f64) {
         let min_value = self.smallest_value(&share);
-        Some((
-            Allocation {
-                share,
-                objective: min_value,
-            },
-            min_value,
-        ))
+        let allocation = Allocation {
+            share,
+            objective: min_value,
+        };
+        (allocation, min_value)
     }
 }
 

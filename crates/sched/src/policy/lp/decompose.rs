@@ -38,10 +38,6 @@ use pricing::Pricing;
 /// Column generation stops after this many columns (and the caller falls back to the LP).
 const MAX_COLUMNS: usize = 2_000;
 
-/// A column enters when its reduced cost exceeds this relative to the objective: the master's
-/// value is then within this of the optimum.
-const ENTER: f64 = 1e-10;
-
 impl Grouped<'_> {
     /// One stage by column generation: with `floor = None` the max-min problem, otherwise the
     /// weighted sum with every job at least `floor` (as `Grouped::solve_stage_lp`). `None` when
@@ -78,14 +74,7 @@ impl Grouped<'_> {
         generate(&mut master, &mut pricing, &mut points)?;
         let mut share = combine(&points, &master.weights(), types);
         self.fit_capacities(&mut share);
-        let min_value = self.smallest_value(&share);
-        Some((
-            Allocation {
-                share,
-                objective: min_value,
-            },
-            min_value,
-        ))
+        Some(self.stage_result(share))
     }
 }
 
@@ -107,17 +96,16 @@ impl Grouped<'_> {
 
 /// Column generation from the master's columns so far (`points`, in order): alternately
 /// optimises the master and adds the point its prices favour, until no point improves the
-/// master by more than `ENTER`. `None` when the master fails or `MAX_COLUMNS` is reached.
+/// master (`Master::would_enter`). `None` when the master fails or `MAX_COLUMNS` is reached.
 fn generate(master: &mut Master, pricing: &mut Pricing, points: &mut Vec<Vec<f64>>) -> Option<()> {
     loop {
         master.optimise()?;
-        let (prices, bound) = master.duals();
-        let point = pricing.best(&prices);
+        let point = pricing.best(&master.prices());
         let (value, usage) = pricing.evaluate(&point);
-        let reduced = value - prices.iter().zip(&usage).map(|(p, u)| p * u).sum::<f64>() - bound;
-        // The master's value is within `reduced` of the optimum (one convexity row); a column
-        // already present cannot improve it, whatever rounding says.
-        if reduced <= ENTER * master.value().abs().max(value.abs()) || master.has(value, &usage) {
+        // The master's value is within the point's reduced cost of the optimum (one convexity
+        // row); it stops on the simplex's own entering test (so every column added is one the
+        // master takes) or on a column it already has.
+        if !master.would_enter(value, &usage) || master.has(value, &usage) {
             return Some(());
         }
         if points.len() >= MAX_COLUMNS {

@@ -80,31 +80,54 @@ impl FinishTimeProblem<'_> {
         // When the rates do not distinguish the types a job can use (the agnostic policy), so
         // do the coefficients at every rho: the closed form's value straight from the rates.
         let agnostic = uniform::uniform_values(&by_job);
-        let value = |rho: f64| {
-            if let Some(agnostic) = &agnostic {
+        if let Some(agnostic) = &agnostic {
+            // The closed form's value straight from the rates: `t*` alone, the bound from it.
+            let value = |rho: f64| {
                 let values: Vec<f64> = (0..self.rates.len())
                     .map(|j| agnostic.values[j] * self.budget_s(j, rho) / self.remaining[j])
                     .collect();
-                if values.iter().all(|&a| a > 0.0 && a.is_finite()) {
-                    let t = uniform::max_min_value(&by_job, &values, &agnostic.masks);
-                    return Some((t, f64::INFINITY));
-                }
-            }
-            let allocation = Grouped {
+                values
+                    .iter()
+                    .all(|&a| a > 0.0 && a.is_finite())
+                    .then(|| uniform::max_min_value(&by_job, &values, &agnostic.masks))
+            };
+            // Each job its own group here too: the closed form raises jobs of equal value per
+            // accelerator together, so equal jobs get equal shares without grouping them.
+            let rho = self.fixed_point(floor, value);
+            let at_rho = Grouped {
+                coefficients: &self.coefficients(rho),
+                ..by_job
+            };
+            return at_rho.solve().map(|allocation| (rho, allocation));
+        }
+        let value = |rho: f64| {
+            let (allocation, t) = Grouped {
                 coefficients: &self.coefficients(rho),
                 ..by_job
             }
-            .solve_stage(None)?
-            .0;
-            // Each job at its own value: the ratio the allocation achieves, at most the bound
-            // from `t*` alone.
-            Some((allocation.objective, self.worst_ratio(&allocation.share)))
+            .solve_stage(None)?;
+            Some((t, allocation.share))
         };
-        let rho = if agnostic.is_some() {
-            self.fixed_point(floor, value)
-        } else {
-            self.bracketed(floor, value)
+        let (rho, best) = self.bracketed(floor, value);
+        let Some(best) = best else {
+            return self.max_min_at(rho);
         };
+        // Every job within `rho` of its isolated time is every value at `coefficients(rho)` at
+        // least 1, which `best` meets: the second stage keeps that (to rounding) and hands out
+        // what is left to maximise the total, as `MaxMinProblem::solve` does after its first.
+        let at_rho = Grouped {
+            coefficients: &self.coefficients(rho),
+            ..by_job
+        };
+        let share = at_rho
+            .solve_stage_from(Some(1.0 - 1e-6), Some(&best))
+            .map_or(best, |(a, _)| a.share);
+        let objective = at_rho.smallest_value(&share);
+        Some((rho, Allocation { share, objective }))
+    }
+
+    /// The two-stage max-min allocation at `coefficients(rho)`.
+    fn max_min_at(&self, rho: f64) -> Option<(f64, Allocation)> {
         let allocation = MaxMinProblem {
             coefficients: &self.coefficients(rho),
             scale_factors: self.scale_factors,
@@ -114,15 +137,15 @@ impl FinishTimeProblem<'_> {
         Some((rho, allocation))
     }
 
-    /// The fixed-point iteration from `floor + 1`: each step to the ratio the last allocation
-    /// achieves (`value(rho)` gives `t*` and that ratio, or infinity when only `t*` is known).
-    fn fixed_point(&self, floor: f64, value: impl Fn(f64) -> Option<(f64, f64)>) -> f64 {
+    /// The fixed-point iteration from `floor + 1`: each step to the ratio bound by `t*` at the
+    /// last `rho` (`value(rho)`).
+    fn fixed_point(&self, floor: f64, value: impl Fn(f64) -> Option<f64>) -> f64 {
         let mut rho = floor + 1.0;
         for _ in 0..FINISH_TIME_ITERATIONS {
-            let Some((t, achieved)) = value(rho).filter(|&(t, _)| t > 0.0) else {
+            let Some(t) = value(rho).filter(|&t| t > 0.0) else {
                 break;
             };
-            let better = self.achieved_bound(rho, t).min(achieved);
+            let better = self.achieved_bound(rho, t);
             let converged = (better - rho).abs() <= 1e-4 * rho;
             rho = better;
             if converged {
@@ -151,8 +174,13 @@ impl FinishTimeProblem<'_> {
     /// next candidate is the regula falsi step to `t* = 1` between the closest points on either
     /// side, or the secant through the two last points above, taken when strictly inside the
     /// bounds, else the fixed-point step (which alone shrinks the error only by a constant
-    /// factor, about 0.4 on Gavel's traces). Returns the best upper bound.
-    fn bracketed(&self, floor: f64, value: impl Fn(f64) -> Option<(f64, f64)>) -> f64 {
+    /// factor, about 0.4 on Gavel's traces). `value(rho)` gives `t*` and its allocation; returns
+    /// the best upper bound and the allocation that achieves it (`None` when no solve gave one).
+    fn bracketed(
+        &self,
+        floor: f64,
+        value: impl Fn(f64) -> Option<(f64, Vec<Vec<f64>>)>,
+    ) -> (f64, Option<Vec<Vec<f64>>>) {
         let alone = (0..self.rates.len())
             .map(|j| {
                 let best = self.rates[j].iter().copied().fold(0.0, f64::max);
@@ -165,20 +193,34 @@ impl FinishTimeProblem<'_> {
             (lower_bound, rho) = (alone, alone);
         }
         let mut upper = f64::INFINITY;
+        let mut best = None;
         let mut below: Option<(f64, f64)> = None;
         let mut above: Vec<(f64, f64)> = Vec::new();
+        // Points in a row on the side of the last one (Illinois: the far end's weight halves).
+        let mut last_above = None;
+        let mut repeats = 0;
         for _ in 0..FINISH_TIME_ITERATIONS {
-            let Some((t, achieved)) = value(rho).filter(|&(t, _)| t > 0.0) else {
+            let Some((t, share)) = value(rho).filter(|&(t, _)| t > 0.0) else {
                 break;
             };
-            let bound = self.achieved_bound(rho, t).min(achieved);
-            upper = upper.min(bound);
+            // Each job at its own value: the ratio the allocation achieves, at most the bound
+            // from `t*` alone.
+            let bound = self.achieved_bound(rho, t).min(self.worst_ratio(&share));
+            if bound < upper {
+                (upper, best) = (bound, Some(share));
+            }
             if t < 1.0 {
                 lower_bound = lower_bound.max(rho);
                 below = below.filter(|b| b.0 > rho).or(Some((rho, t)));
             } else {
                 above.push((rho, t));
             }
+            repeats = if last_above == Some(t >= 1.0) {
+                repeats + 1
+            } else {
+                0
+            };
+            last_above = Some(t >= 1.0);
             if upper - lower_bound <= 1e-4 * upper || (bound - rho).abs() <= 1e-4 * rho {
                 break;
             }
@@ -186,8 +228,15 @@ impl FinishTimeProblem<'_> {
                 let slope = (t1 - t0) / (r1 - r0);
                 (slope > 0.0 && slope.is_finite()).then(|| r1 + (1.0 - t1) / slope)
             };
+            // Regula falsi keeps the end on the side not taken, and on a concave `t*` that is
+            // every step below: linear convergence. The Illinois variant (Dowell and Jarratt,
+            // BIT 11, 1971) halves that end's distance from 1 for each repeat.
+            let weight = 0.5_f64.powi(repeats);
             let step = match (below, above.as_slice()) {
-                (Some(below), [.., last]) => through(below, *last),
+                (Some((r, t)), [.., last]) if t < 1.0 && last_above == Some(true) => {
+                    through((r, 1.0 - (1.0 - t) * weight), *last)
+                }
+                (Some(below), [.., (r, t)]) => through(below, (*r, 1.0 + (t - 1.0) * weight)),
                 (None, [.., previous, last]) => through(*previous, *last),
                 _ => None,
             };
@@ -195,7 +244,11 @@ impl FinishTimeProblem<'_> {
                 .filter(|&r| r > lower_bound && r < upper)
                 .unwrap_or(upper);
         }
-        if upper.is_finite() { upper } else { rho }
+        if upper.is_finite() {
+            (upper, best)
+        } else {
+            (rho, None)
+        }
     }
 }
 
@@ -262,5 +315,21 @@ mod tests {
         // The allocation achieves the ratio it reports.
         let achieved = problem.worst_ratio(&allocation.share);
         assert!(achieved <= rho * (1.0 + 1e-3), "{achieved} > {rho}");
+        // And hands out what the ratio leaves: as much total throughput (each job's weighted by
+        // its coefficients at rho) as microlp's LP with every job within rho.
+        let ones = vec![1.0; rates.len()];
+        let coefficients = problem.coefficients(rho);
+        let at_rho = Grouped {
+            coefficients: &coefficients,
+            scale_factors: problem.scale_factors,
+            counts: &ones,
+            workers: problem.workers,
+        };
+        let (lp, _) = at_rho.solve_stage_lp(Some(1.0 - 1e-6)).unwrap();
+        let (ours, best) = (
+            at_rho.total_value(&allocation.share),
+            at_rho.total_value(&lp.share),
+        );
+        assert!(ours >= best * (1.0 - 1e-6), "total {ours} < lp {best}");
     }
 }

@@ -9,11 +9,22 @@ const MAX_PIVOTS: usize = 10_000;
 /// largest-reduced-cost rule, which cannot cycle.
 const BLAND_AFTER: usize = 64;
 
+/// Pivots in a row without progress after which the master is optimal to rounding (twice the
+/// pivots after which Bland's rule takes over).
+const STALL: usize = 2 * BLAND_AFTER;
+
 /// A relative reduced cost smaller than this is zero.
 const ZERO: f64 = 1e-9;
 
 /// A basic value may fall this far below zero in a step (Harris's ratio test).
 const FEASIBLE: f64 = 1e-9;
+
+/// A basic value further below 0 than this is numerical trouble, not Harris's tolerance: the
+/// master gives up (and the caller solves the LP).
+const SHIFT_LIMIT: f64 = 1e-6;
+
+/// Two columns whose entries and costs agree to this, relative, are the same column.
+const TWIN: f64 = 1e-12;
 
 /// A direction entry must exceed this to block (and be pivoted on).
 const PIVOT: f64 = 1e-9;
@@ -68,8 +79,23 @@ impl Master {
     /// Runs the primal simplex to optimality over the columns so far. `None` on a singular basis,
     /// an unbounded direction (impossible for a bounded master) or too many pivots.
     pub(super) fn optimise(&mut self) -> Option<()> {
+        let mut best = f64::NEG_INFINITY;
+        let mut stalled = 0;
         for pivot in 0..MAX_PIVOTS {
             self.refresh()?;
+            // Pivots that move no value up by more than rounding: Bland's rule ends a degenerate
+            // run in exact arithmetic, but two columns whose reduced costs are positive only by
+            // rounding can take turns forever; after `STALL` of them the basis is optimal to
+            // rounding.
+            let value = self.value();
+            if value > best + ZERO * self.scale().max(best.abs()) {
+                (best, stalled) = (value, 0);
+            } else {
+                stalled += 1;
+                if stalled > STALL {
+                    return Some(());
+                }
+            }
             let bland = pivot >= BLAND_AFTER;
             let Some(entering) = self.entering(bland) else {
                 return Some(());
@@ -79,6 +105,15 @@ impl Master {
             self.basis[leaving] = entering;
         }
         None
+    }
+
+    /// The objective at the current basis.
+    fn value(&self) -> f64 {
+        self.basis
+            .iter()
+            .zip(&self.values)
+            .map(|(&j, v)| self.costs[j] * v)
+            .sum()
     }
 
     /// The row that leaves when a column of `direction` (`B^-1 a`) enters. Harris's two-pass
@@ -108,18 +143,16 @@ impl Master {
 
     /// The column with the largest positive reduced cost, or with `bland` the first one.
     fn entering(&self, bland: bool) -> Option<usize> {
-        // Reduced costs are compared with the objective's scale, the largest column value: the
-        // rounding in a dual of the order of 1e-17 must not let a slack enter.
-        let scale = self.costs.iter().fold(0.0, |m: f64, c| m.max(c.abs()));
+        let scale = self.scale();
         let mut best: Option<(usize, f64)> = None;
-        for (j, (cost, column)) in self.costs.iter().zip(&self.entries).enumerate() {
+        for (j, (&cost, column)) in self.costs.iter().zip(&self.entries).enumerate() {
             if self.basis.contains(&j) {
                 continue;
             }
-            let priced = dot(&self.duals, column);
-            let reduced = cost - priced;
-            let reference = cost.abs().max(priced.abs()).max(scale);
-            if reduced > ZERO * reference && best.is_none_or(|(_, b)| reduced > b) {
+            let Some(reduced) = self.reduced_cost(cost, column, scale) else {
+                continue;
+            };
+            if best.is_none_or(|(_, b)| reduced > b) {
                 best = Some((j, reduced));
                 if bland {
                     break;
@@ -127,6 +160,30 @@ impl Master {
             }
         }
         best.map(|(j, _)| j)
+    }
+
+    /// Whether a column of this cost and usage would enter at the current duals: the loop that
+    /// generates columns stops on the same test as the simplex, so every column it adds is one
+    /// the master takes.
+    pub(super) fn would_enter(&self, cost: f64, usage: &[f64]) -> bool {
+        let scale = self.scale().max(cost.abs());
+        let mut column = usage.to_vec();
+        column.push(1.0);
+        self.reduced_cost(cost, &column, scale).is_some()
+    }
+
+    /// The objective's scale, the largest column value: reduced costs are compared with it, so
+    /// that the rounding in a dual of the order of 1e-17 does not let a slack enter.
+    fn scale(&self) -> f64 {
+        self.costs.iter().fold(0.0, |m: f64, c| m.max(c.abs()))
+    }
+
+    /// A column's reduced cost at the current duals when it is positive beyond rounding.
+    fn reduced_cost(&self, cost: f64, column: &[f64], scale: f64) -> Option<f64> {
+        let priced = dot(&self.duals, column);
+        let reduced = cost - priced;
+        let reference = cost.abs().max(priced.abs()).max(scale);
+        (reduced > ZERO * reference).then_some(reduced)
     }
 
     /// Inverts the basis and computes the basic values and the duals.
@@ -140,6 +197,25 @@ impl Master {
         }
         self.inverse = invert(matrix, m)?;
         self.values = self.times_inverse(&self.rhs);
+        // A basic value Harris's test left below 0 (by at most `FEASIBLE` per step) becomes 0 by
+        // shifting the right-hand side by as much of its column: a later pivot on a small entry
+        // in its row would otherwise carry it into the entering value divided by that entry
+        // (one such pivot turned -1e-9 into -2.5e-4 and cut a job under stage 2's floor). The
+        // shift moves each row by about `FEASIBLE` times a column's usage, which
+        // `fit_capacities` takes back.
+        for r in 0..m {
+            let value = self.values[r];
+            if value < 0.0 {
+                if value < -SHIFT_LIMIT {
+                    return None;
+                }
+                let column = &self.entries[self.basis[r]];
+                for (rhs, a) in self.rhs.iter_mut().zip(column) {
+                    *rhs -= value * a;
+                }
+                self.values[r] = 0.0;
+            }
+        }
         self.duals = (0..m)
             .map(|c| {
                 (0..m)
@@ -158,30 +234,23 @@ impl Master {
             .collect()
     }
 
-    /// The prices of the types (duals of the capacity rows, at least 0) and the dual of the
-    /// convexity row (the bound a new column must beat).
-    pub(super) fn duals(&self) -> (Vec<f64>, f64) {
+    /// The prices of the types: the duals of the capacity rows, at least 0.
+    pub(super) fn prices(&self) -> Vec<f64> {
         let types = self.rows - 1;
-        let prices = self.duals[..types].iter().map(|&p| p.max(0.0)).collect();
-        (prices, self.duals[types])
+        self.duals[..types].iter().map(|&p| p.max(0.0)).collect()
     }
 
-    /// The objective at the current basis.
-    pub(super) fn value(&self) -> f64 {
-        self.basis
-            .iter()
-            .zip(&self.values)
-            .map(|(&j, v)| self.costs[j] * v)
-            .sum()
-    }
-
-    /// Whether a column of this cost and usage is already present.
+    /// Whether a column of (nearly, to rounding) this cost and usage is already present: the
+    /// simplex would otherwise swap two twins forever on rounding in their reduced costs.
     pub(super) fn has(&self, cost: f64, usage: &[f64]) -> bool {
         let types = self.rows - 1;
+        let same = |a: f64, b: f64| (a - b).abs() <= TWIN * a.abs().max(b.abs());
         self.costs[types..]
             .iter()
             .zip(&self.entries[types..])
-            .any(|(&c, column)| c == cost && column[..types] == *usage)
+            .any(|(&c, column)| {
+                same(c, cost) && column.iter().zip(usage).all(|(&a, &b)| same(a, b))
+            })
     }
 
     /// The weight of each generated column in the optimum, in the order they were added.
