@@ -25,12 +25,21 @@ use super::{COMMAND_TIMEOUT, SlurmConfig, SlurmError};
 /// How long the marker alone may take when a session starts (nothing is sent to slurmctld).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Lines (commands and markers) after which a session is replaced by a new `scontrol`.
+/// scontrol's readline keeps every line in its history and each new line costs time in
+/// proportion to it (`_hs_replace_history_data`): 25,000 lines took 2.0 s of CPU, 50,000 7.6 s
+/// and 200,000 94 s on the CI host, about 5 ns per line already in the history. A new session
+/// costs ~15 ms; 2,500 lines keep the two at about 6 us a line each.
+const MAX_LINES: usize = 2500;
+
 struct Process {
     _child: Child,
     stdin: ChildStdin,
     stderr: Lines<BufReader<ChildStderr>>,
     /// Read by sessions for queries only (else `/dev/null`).
     stdout: Option<Lines<BufReader<ChildStdout>>>,
+    /// Lines sent so far.
+    lines: usize,
 }
 
 /// What scontrol said to one command: its output (sessions for queries only; the lines it
@@ -50,6 +59,8 @@ pub(super) struct Session {
     unusable: AtomicBool,
     /// Runs `scontrol -o` and reads its standard output.
     queries: bool,
+    /// Lines after which the process is replaced (`MAX_LINES`).
+    max_lines: usize,
 }
 
 impl Session {
@@ -60,6 +71,7 @@ impl Session {
             markers: AtomicU64::new(0),
             unusable: AtomicBool::new(false),
             queries: false,
+            max_lines: MAX_LINES,
         }
     }
 
@@ -135,6 +147,10 @@ impl Session {
     /// The session's process, started and probed if there is none.
     async fn started(&self) -> Result<tokio::sync::MutexGuard<'_, Option<Process>>, SlurmError> {
         let mut guard = self.process.lock().await;
+        if guard.as_ref().is_some_and(|p| p.lines >= self.max_lines) {
+            // Dropping it kills it (`kill_on_drop`).
+            *guard = None;
+        }
         if guard.is_none() {
             let mut process = self.spawn()?;
             let probe = self
@@ -192,6 +208,7 @@ impl Session {
             stdin,
             stderr: BufReader::new(stderr).lines(),
             stdout,
+            lines: 0,
         })
     }
 
@@ -223,6 +240,7 @@ impl Session {
             input.push_str(marker);
             input.push('\n');
         }
+        process.lines += input.lines().count();
         let Process {
             stdin,
             stderr,
@@ -289,6 +307,37 @@ async fn until_markers<R: tokio::io::AsyncBufRead + Unpin>(
 mod tests {
     use super::*;
     use crate::slurm::parse::{Ending, Phase, parse_show_job};
+
+    #[tokio::test]
+    async fn a_session_is_replaced_once_it_has_read_its_share_of_lines() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("suanli-session-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // Answers unknown words on stderr, as scontrol does; logs every start.
+        let fake = format!(
+            "#!/bin/sh\necho start >> '{}/starts'\n\
+             while IFS= read -r line; do echo \"invalid keyword: $line\" >&2; done\n",
+            dir.display()
+        );
+        std::fs::write(dir.join("scontrol"), fake).unwrap();
+        std::fs::set_permissions(dir.join("scontrol"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+        let mut config = SlurmConfig::new("fake");
+        config.bin_dir = Some(dir.clone());
+        let session = Session {
+            max_lines: 5,
+            ..Session::new(config)
+        };
+        // The probe is one line, each command two (itself and its marker): the third command
+        // finds 5 lines sent and starts a new process.
+        let update = ["update".to_string(), "JobId=1".into()];
+        for _ in 0..3 {
+            session.run(&update).await.unwrap_err();
+        }
+        let starts = std::fs::read_to_string(dir.join("starts")).unwrap();
+        assert_eq!(starts.lines().count(), 2, "{starts}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     /// Against the CI cluster (`SUANLI_TEST_SLURM=1` after `. .ci/slurm.sh`): one session
     /// answers several `show job`s in order, each with its own output and errors.
