@@ -198,6 +198,8 @@ pub struct SlurmExecutor {
     spares: Arc<spares::Spares>,
     submissions: mpsc::UnboundedSender<submit::Submission>,
     events: mpsc::UnboundedSender<SlurmEvent>,
+    /// The poller's own long-lived `scontrol -o` (`show job <id>` per tracked run).
+    queries: session::Session,
 }
 
 /// Slurm commands answer within this, or count as failed (slurmctld down or restarting).
@@ -294,7 +296,7 @@ impl SlurmExecutor {
         };
         submit::spawn(submitter, queue);
         let executor = Arc::new(SlurmExecutor {
-            config,
+            config: config.clone(),
             pools,
             tag,
             tracked,
@@ -302,6 +304,7 @@ impl SlurmExecutor {
             spares,
             submissions,
             events,
+            queries: session::Session::for_queries(config.clone()),
         });
         poll::spawn(executor.clone(), &nodes);
         Ok((executor, nodes))

@@ -1,5 +1,5 @@
 //! Parsers for Slurm's machine-readable output (`squeue -O ...:|`, `sinfo -N -O ...:|`,
-//! `sbatch --parsable`) and the mapping of every Slurm job and node state to suanli's terms.
+//! `scontrol -o show job`, `sbatch --parsable`) and the mapping of every Slurm job and node state to suanli's terms.
 
 /// `squeue` columns the executor asks for, `|`-separated; the job name is last because it is the
 /// only free-text field (it may itself contain `|`). `JobArrayID` is a job's id (`12`), or
@@ -27,6 +27,8 @@ pub enum ParseError {
         what: &'static str,
         value: String,
     },
+    #[error("`scontrol show job` line without {field}: `{text}`")]
+    Missing { field: &'static str, text: String },
     #[error("unknown Slurm job state `{0}`; suanli knows the states of Slurm 20.11 to 24.05")]
     UnknownJobState(String),
     #[error("unknown Slurm node state `{0}`")]
@@ -234,6 +236,78 @@ pub fn parse_squeue(text: &str) -> Result<Vec<QueueRow>, ParseError> {
         });
     }
     Ok(rows)
+}
+
+/// Parses one line of `scontrol -o show job <id>` (Slurm's `key=value` pairs separated by
+/// spaces) into the fields `squeue -O SQUEUE_FORMAT` gives. A value may contain spaces (a job
+/// name, a path): a word without `key=` continues the previous value; the first occurrence of
+/// a key counts. The id is `<ArrayJobId>_<ArrayTaskId>` for an array task (as asked and as
+/// `squeue -r` prints it), else `JobId`. `ExitCode=<code>:<signal>` becomes the wait(2)
+/// status `squeue` prints, so one `Ending::exit_code` serves both.
+pub fn parse_show_job(line: &str) -> Result<QueueRow, ParseError> {
+    let text = || line.chars().take(200).collect::<String>();
+    if !line.starts_with("JobId=") {
+        return Err(ParseError::Missing {
+            field: "a leading JobId=",
+            text: text(),
+        });
+    }
+    let mut fields: Vec<(&str, String)> = Vec::new();
+    for word in line.split(' ').filter(|w| !w.is_empty()) {
+        match word.split_once('=') {
+            Some((key, value)) if is_key(key) => fields.push((key, value.to_string())),
+            _ => match fields.last_mut() {
+                Some((_, value)) => {
+                    value.push(' ');
+                    value.push_str(word);
+                }
+                None => unreachable!("the line starts with JobId="),
+            },
+        }
+    }
+    let get = |field: &'static str| {
+        fields
+            .iter()
+            .find(|(key, _)| *key == field)
+            .map(|(_, value)| value.as_str())
+            .ok_or_else(|| ParseError::Missing {
+                field,
+                text: text(),
+            })
+    };
+    let value = |what: &'static str, value: &str| ParseError::Value {
+        line: 1,
+        what,
+        value: value.chars().take(80).collect(),
+    };
+    let id = match (get("ArrayJobId"), get("ArrayTaskId")) {
+        (Ok(array), Ok(task)) => format!("{array}_{task}"),
+        _ => get("JobId")?.to_string(),
+    };
+    let exit = get("ExitCode")?;
+    let wait_status = exit
+        .split_once(':')
+        .and_then(|(code, signal)| Some((code.parse::<i32>().ok()?, signal.parse::<i32>().ok()?)))
+        .filter(|&(code, signal)| (0..256).contains(&code) && (0..128).contains(&signal))
+        .map(|(code, signal)| code << 8 | signal)
+        .ok_or_else(|| value("ExitCode (code:signal)", exit))?;
+    let nodes = get("NodeList")?;
+    Ok(QueueRow {
+        job_id: job_id(&id).ok_or_else(|| value("job id", &id))?,
+        state: JobState::parse(get("JobState")?)?,
+        reason: get("Reason")?.to_string(),
+        nodes: if nodes == "(null)" { "" } else { nodes }.to_string(),
+        wait_status,
+        name: get("JobName")?.to_string(),
+    })
+}
+
+/// A `scontrol show job` key: `JobId`, `MCS_label`, `AllocNode:Sid`, `CPUs/Task`.
+fn is_key(word: &str) -> bool {
+    word.starts_with(|c: char| c.is_ascii_uppercase())
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b':' | b'/'))
 }
 
 /// A job id as the Slurm commands take it: `12`, or `12_3` (task 3 of array 12).

@@ -1,5 +1,5 @@
-//! Follows the cluster: one `squeue` per interval for every tracked run (state changes become
-//! notes, ends become `Ended`), one `sinfo` for node health, and, more often, the exit files
+//! Follows the cluster: once per interval, Slurm's view of every tracked run (state changes
+//! become notes, ends become `Ended`), one `sinfo` for node health, and, more often, the exit files
 //! the batch scripts write (a run ends as soon as its script has recorded how). A failing
 //! command (slurmctld down or restarting) only skips that pass: nothing is concluded from
 //! silence.
@@ -18,6 +18,13 @@ const MISSING_POLLS: u32 = 3;
 
 /// Tracked runs up to which `squeue` is asked for them by id rather than for every job.
 const MAX_LISTED_JOBS: usize = 4000;
+
+/// Tracked runs up to which each is asked for with `show job <id>` in the poller's `scontrol`
+/// session rather than with one `squeue`. Slurm 22.05 answers every `squeue` (even `--jobs`
+/// with two ids, `--me`) with all the jobs it remembers (REQUEST_JOB_INFO); `show job <id>` is
+/// REQUEST_FED_INFO plus REQUEST_JOB_INFO_SINGLE. See docs/slurm.md ("Following runs") for the
+/// measurements this bound comes from.
+const MAX_ASKED_BY_ID: usize = 64;
 
 pub(super) fn spawn(executor: Arc<SlurmExecutor>, nodes: &[SlurmNode]) {
     let mut health: HashMap<String, Health> =
@@ -128,6 +135,66 @@ async fn poll_jobs(executor: &SlurmExecutor) {
     if ids.is_empty() {
         return;
     }
+    let rows = match ids.len() <= MAX_ASKED_BY_ID {
+        true => match ask_by_id(executor, &ids).await {
+            Ok(rows) => Some(rows),
+            Err(error) => {
+                tracing::warn!(cluster = %executor.config.label, %error, "scontrol show job failed; asking squeue");
+                list_jobs(executor, &ids).await
+            }
+        },
+        false => list_jobs(executor, &ids).await,
+    };
+    if let Some(rows) = rows {
+        settle(executor, &rows);
+    }
+}
+
+/// Every tracked run Slurm still knows, by id: one `show job <id>` each in the poller's
+/// `scontrol` session. An id Slurm has forgotten is left out (as `squeue` leaves it out);
+/// any other error fails the whole pass.
+async fn ask_by_id(
+    executor: &SlurmExecutor,
+    ids: &[String],
+) -> Result<HashMap<String, QueueRow>, super::SlurmError> {
+    let commands: Vec<String> = ids.iter().map(|id| format!("show job {id}")).collect();
+    let started = Instant::now();
+    let answers = executor.queries.query(&commands).await?;
+    tracing::debug!(
+        runs = ids.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "scontrol show job"
+    );
+    let mut rows = HashMap::new();
+    for (id, answer) in ids.iter().zip(answers) {
+        if let Some(error) = answer.errors.first() {
+            if error.contains("Invalid job id") {
+                continue;
+            }
+            return Err(super::SlurmError::Failed {
+                program: format!("scontrol show job {id}"),
+                stderr: answer.errors.join("; ").chars().take(500).collect(),
+            });
+        }
+        // The rest of the output is the session's echo of the command.
+        for line in answer.output.iter().filter(|l| l.starts_with("JobId=")) {
+            match parse::parse_show_job(line) {
+                Ok(row) if row.job_id == *id => {
+                    rows.insert(id.clone(), row);
+                }
+                Ok(_) => {}
+                // Unknown states are reported, never guessed; the job stays tracked.
+                Err(error) => {
+                    tracing::error!(cluster = %executor.config.label, %error, "scontrol line not understood")
+                }
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// Tracked runs as one `squeue` lists them; `None` when it failed (the pass is skipped).
+async fn list_jobs(executor: &SlurmExecutor, ids: &[String]) -> Option<HashMap<String, QueueRow>> {
     // Only this server's runs (Slurm may hold many thousands of other jobs), while their ids
     // fit well within one argument (Linux allows 128 KiB).
     // `-r`: one line per array task, also for tasks still pending in their array.
@@ -152,7 +219,7 @@ async fn poll_jobs(executor: &SlurmExecutor) {
         }
         Err(error) => {
             tracing::warn!(cluster = %executor.config.label, %error, "squeue failed; will retry");
-            return;
+            return None;
         }
     };
     let mut rows: HashMap<String, QueueRow> = HashMap::new();
@@ -165,6 +232,11 @@ async fn poll_jobs(executor: &SlurmExecutor) {
             }
         }
     }
+    Some(rows)
+}
+
+/// Turns Slurm's view of the tracked runs into notes and ends.
+fn settle(executor: &SlurmExecutor, rows: &HashMap<String, QueueRow>) {
     let mut events = Vec::new();
     {
         let mut tracked = executor.tracked.lock().expect("tracked lock");

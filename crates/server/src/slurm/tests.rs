@@ -5,13 +5,15 @@ use std::path::Path;
 
 use super::nodes::{Health, parse_gres, parse_node_state, parse_sinfo, pools};
 use super::parse::{
-    Ending, JobState, ParseError, Phase, decode_wait_status, parse_sbatch, parse_squeue,
+    Ending, JobState, ParseError, Phase, decode_wait_status, parse_sbatch, parse_show_job,
+    parse_squeue,
 };
 use super::script::{Shape, batch_script, sbatch_args, shell_quote};
 use super::{Mode, SlurmConfig};
 
 const SQUEUE: &str = include_str!("../../data/slurm/squeue.txt");
 const SQUEUE_ARRAY: &str = include_str!("../../data/slurm/squeue-array.txt");
+const SHOW_JOB: &str = include_str!("../../data/slurm/scontrol-show-job.txt");
 const SINFO: &str = include_str!("../../data/slurm/sinfo.txt");
 
 #[test]
@@ -51,6 +53,80 @@ fn reads_captured_array_tasks() {
     for bad in ["", "12_", "_3", "1a", "12_3_4"] {
         assert_eq!(super::parse::job_id(bad), None, "{bad}");
     }
+}
+
+#[test]
+fn reads_captured_scontrol_show_job_lines() {
+    let rows: Vec<_> = SHOW_JOB
+        .lines()
+        .map(|l| parse_show_job(l).unwrap())
+        .collect();
+    let ids: Vec<&str> = rows.iter().map(|r| r.job_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "41597_2", "41593", "41594", "41597_2", "41601", "41593", "41587", "41589", "41588",
+            "41591", "41592", "41600", "41597_2"
+        ]
+    );
+    let summary = |r: &super::parse::QueueRow| {
+        let code = match r.state.phase() {
+            Phase::Ended(ending) => ending.exit_code(r.wait_status).to_string(),
+            _ => "-".into(),
+        };
+        format!("{} {} [{}] {}", r.state.name(), r.reason, r.nodes, code)
+    };
+    let got: Vec<String> = rows.iter().map(summary).collect();
+    assert_eq!(
+        got,
+        [
+            // A spare task still in its array, then (split off by its release) waiting.
+            "PENDING BeginTime [] -",
+            "PENDING Resources [] -",
+            "PENDING Priority [] -",
+            "PENDING Priority [] -",
+            "RUNNING None [n[1-2]] -",
+            // Cancelled while pending.
+            "CANCELLED Resources [] 143",
+            "COMPLETED None [n1] 0",
+            "COMPLETED None [n1] 0",
+            // `exit 3`: ExitCode=3:0.
+            "FAILED NonZeroExitCode [n1] 3",
+            // scancel while running: ExitCode=0:15.
+            "CANCELLED None [n1] 143",
+            "TIMEOUT TimeLimit [n1] 124",
+            // `scontrol update nodename=n3 state=down` under a --no-requeue job.
+            "NODE_FAIL NodeDown [n3] 137",
+            "COMPLETED None [n1] 0",
+        ]
+    );
+    assert_eq!(decode_wait_status(rows[8].wait_status), 3);
+    assert_eq!(decode_wait_status(rows[9].wait_status), 128 + 15);
+    assert_eq!(rows[0].name, "suanli-test-spare");
+}
+
+#[test]
+fn a_show_job_line_that_is_not_one_is_refused_in_one_line() {
+    let good = SHOW_JOB.lines().nth(6).unwrap();
+    let bad = [
+        String::new(),
+        // What scontrol says of an id it no longer knows (on stderr).
+        "slurm_load_jobs error: Invalid job id specified".into(),
+        good.replace("JobState=COMPLETED", "JobState=HOVERING"),
+        good.replace("ExitCode=0:0", "ExitCode=0"),
+        good.replace("ExitCode=0:0", "ExitCode=300:0"),
+        good.replace(" NodeList=n1", " Nodes=n1"),
+        good.replace("JobId=41587", "JobId=x"),
+        good.chars().take(200).collect(),
+    ];
+    for line in bad {
+        let error = parse_show_job(&line).unwrap_err().to_string();
+        assert!(!error.contains('\n'), "{error}");
+        assert!(error.len() < 400, "{error}");
+    }
+    // A value with spaces (a job name) continues until the next key.
+    let spaced = good.replace("JobName=wrap", "JobName=my job");
+    assert_eq!(parse_show_job(&spaced).unwrap().name, "my job");
 }
 
 #[test]
