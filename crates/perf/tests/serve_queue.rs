@@ -128,22 +128,17 @@ fn p99_tpot_and_ttft_match_the_simulation_on_other_replicas() {
             let rate = limit.rate_per_s * share;
             let model = queue::latencies(&cost, i, o, rate).unwrap();
             let measured = sim::simulate(&cost, input, output, rate, 40_000, 7);
-            assert!(
-                within(model.tpot_p99_s, measured.tpot_p99_s, 0.15),
-                "{} + {output} at {share}: TPOT p99 model {:.4} vs simulated {:.4}",
-                input,
-                model.tpot_p99_s,
-                measured.tpot_p99_s
-            );
+            let check = |name: &str, model: f64, simulated: f64, tolerance: f64| {
+                assert!(
+                    within(model, simulated, tolerance),
+                    "{input} + {output} at {share}: {name} p99 model {model:.4} vs simulated \
+                     {simulated:.4}"
+                );
+            };
+            check("TPOT", model.tpot_p99_s, measured.tpot_p99_s, 0.15);
             // With the bulk-service prefill queue the p99 TTFT is within 5% on the first two
             // replicas and -10% on the 2048-token one at 85% (the M/D/1 queue: -17% to -22%).
-            assert!(
-                within(model.ttft_p99_s, measured.ttft_p99_s, 0.12),
-                "{} + {output} at {share}: TTFT p99 model {:.4} vs simulated {:.4}",
-                input,
-                model.ttft_p99_s,
-                measured.ttft_p99_s
-            );
+            check("TTFT", model.ttft_p99_s, measured.ttft_p99_s, 0.12);
         }
     }
 }

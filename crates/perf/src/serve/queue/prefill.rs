@@ -211,19 +211,8 @@ impl Ttft {
 /// The 99th percentile of a mixture of TTFT distributions, (weight, distribution).
 pub(super) fn ttft_p99(parts: &[(f64, Ttft)]) -> f64 {
     let tail = |t: f64| parts.iter().map(|(w, d)| w * d.tail(t)).sum::<f64>();
-    let (mut low, mut high) = (
-        0.0,
-        parts.iter().map(|(_, d)| d.longest_s()).fold(0.0, f64::max),
-    );
-    while high - low > 1e-5 * high {
-        let middle = 0.5 * (low + high);
-        if tail(middle) > 0.01 {
-            low = middle;
-        } else {
-            high = middle;
-        }
-    }
-    high
+    let longest_s = parts.iter().map(|(_, d)| d.longest_s()).fold(0.0, f64::max);
+    super::stationary::p99_by_bisection(tail, (0.0, longest_s), 1e-5, usize::MAX)
 }
 
 /// Poisson probabilities of 0, 1, ... stopped once past the mean and under 1e-11, or at `limit`

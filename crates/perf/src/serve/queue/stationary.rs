@@ -148,14 +148,28 @@ pub(super) fn mixture_p99(parts: &[(f64, f64, f64)]) -> f64 {
             .map(|(w, m, s)| w * (1.0 - normal_cdf((t - m) / s.max(1e-12))))
             .sum::<f64>()
     };
-    let (mut low, mut high) = parts
+    let bracket = parts
         .iter()
         .fold((f64::MAX, f64::MIN), |(l, h), (_, m, s)| {
             (l.min(*m), h.max(m + 4.0 * Z99 * s))
         });
-    for _ in 0..60 {
+    p99_by_bisection(above, bracket, 0.0, 60)
+}
+
+/// Where `tail` (the share of requests slower than `t`, falling in `t`) crosses 1 %: bisection
+/// on `(low, high)` until the bracket is within `relative` of its top, at most `halvings` times.
+pub(super) fn p99_by_bisection(
+    tail: impl Fn(f64) -> f64,
+    (mut low, mut high): (f64, f64),
+    relative: f64,
+    halvings: usize,
+) -> f64 {
+    for _ in 0..halvings {
+        if high - low <= relative * high {
+            break;
+        }
         let middle = 0.5 * (low + high);
-        if above(middle) > 0.01 {
+        if tail(middle) > 0.01 {
             low = middle;
         } else {
             high = middle;

@@ -81,7 +81,7 @@ impl FinishTimeProblem<'_> {
         // do the coefficients at every rho: the closed form's value straight from the rates.
         let agnostic = uniform::uniform_values(&by_job);
         if let Some(agnostic) = &agnostic {
-            // The closed form's value straight from the rates: `t*` alone, the bound from it.
+            // `t*` alone, and the fixed-point iteration takes the bound from it.
             let value = |rho: f64| {
                 let values: Vec<f64> = (0..self.rates.len())
                     .map(|j| agnostic.values[j] * self.budget_s(j, rho) / self.remaining[j])
@@ -171,8 +171,8 @@ impl FinishTimeProblem<'_> {
     /// optimum from below, and it is the optimum whenever `t*(rho_alone) >= 1` (the bottleneck
     /// is one job's speed, not capacity): often one LP. Else every solve gives an upper bound
     /// (the ratio its allocation achieves) and, when `t* < 1`, a point below the optimum; the
-    /// next candidate is the regula falsi step to `t* = 1` between the closest points on either
-    /// side, or the secant through the two last points above, taken when strictly inside the
+    /// next candidate is the regula falsi step (Illinois-weighted) to `t* = 1` between the
+    /// closest points on either side, or the secant through the two last points above, taken when strictly inside the
     /// bounds, else the fixed-point step (which alone shrinks the error only by a constant
     /// factor, about 0.4 on Gavel's traces). `value(rho)` gives `t*` and its allocation; returns
     /// the best upper bound and the allocation that achieves it (`None` when no solve gave one).

@@ -79,6 +79,7 @@ impl Master {
     /// Runs the primal simplex to optimality over the columns so far. `None` on a singular basis,
     /// an unbounded direction (impossible for a bounded master) or too many pivots.
     pub(super) fn optimise(&mut self) -> Option<()> {
+        let scale = self.scale();
         let mut best = f64::NEG_INFINITY;
         let mut stalled = 0;
         for pivot in 0..MAX_PIVOTS {
@@ -88,7 +89,7 @@ impl Master {
             // rounding can take turns forever; after `STALL` of them the basis is optimal to
             // rounding.
             let value = self.value();
-            if value > best + ZERO * self.scale().max(best.abs()) {
+            if value > best + ZERO * scale.max(best.abs()) {
                 (best, stalled) = (value, 0);
             } else {
                 stalled += 1;
@@ -97,7 +98,7 @@ impl Master {
                 }
             }
             let bland = pivot >= BLAND_AFTER;
-            let Some(entering) = self.entering(bland) else {
+            let Some(entering) = self.entering(bland, scale) else {
                 return Some(());
             };
             let direction = self.times_inverse(&self.entries[entering]);
@@ -141,9 +142,9 @@ impl Master {
         })
     }
 
-    /// The column with the largest positive reduced cost, or with `bland` the first one.
-    fn entering(&self, bland: bool) -> Option<usize> {
-        let scale = self.scale();
+    /// The column with the largest positive reduced cost, or with `bland` the first one
+    /// (`scale`: the objective's, [`Master::scale`]).
+    fn entering(&self, bland: bool, scale: f64) -> Option<usize> {
         let mut best: Option<(usize, f64)> = None;
         for (j, (&cost, column)) in self.costs.iter().zip(&self.entries).enumerate() {
             if self.basis.contains(&j) {
@@ -166,10 +167,9 @@ impl Master {
     /// generates columns stops on the same test as the simplex, so every column it adds is one
     /// the master takes.
     pub(super) fn would_enter(&self, cost: f64, usage: &[f64]) -> bool {
-        let scale = self.scale().max(cost.abs());
         let mut column = usage.to_vec();
         column.push(1.0);
-        self.reduced_cost(cost, &column, scale).is_some()
+        self.reduced_cost(cost, &column, self.scale()).is_some()
     }
 
     /// The objective's scale, the largest column value: reduced costs are compared with it, so
