@@ -6,23 +6,15 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{free_port, unique_dir, wait_until_healthy};
+use common::{ServeProcess, free_port, serve_command, unique_dir};
 use serde_json::{Value, json};
 
 struct Server {
-    child: Child,
-    port: u16,
+    process: ServeProcess,
     admin: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Held by each test: `free_port` releases the port before the server binds it, so tests that
@@ -37,27 +29,14 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 fn start(store: &str, key_file: &Path) -> Server {
     let data_dir = unique_dir("suanli-ckpt-node");
     let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_suanli"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--devices",
-            "h100:2",
-        ])
-        .args(["--store", store, "--master-key-file"])
-        .arg(key_file)
-        .arg("--data-dir")
-        .arg(&data_dir)
-        .env("SUANLI_LOG", "warn")
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_until_healthy(port, Duration::from_secs(30));
+    let mut command = serve_command(port, &data_dir);
+    command
+        .args(["--devices", "h100:2", "--store", store, "--master-key-file"])
+        .arg(key_file);
+    let process = ServeProcess::spawn(command, port, Duration::from_secs(30));
     let admin = std::fs::read_to_string(data_dir.join("admin-token")).unwrap();
     Server {
-        child,
-        port,
+        process,
         admin: admin.trim().to_string(),
     }
 }
@@ -72,7 +51,10 @@ impl Server {
     ) -> (u16, String) {
         let client = reqwest::blocking::Client::new();
         let mut request = client
-            .request(method, format!("http://127.0.0.1:{}{path}", self.port))
+            .request(
+                method,
+                format!("http://127.0.0.1:{}{path}", self.process.port),
+            )
             .bearer_auth(token);
         if let Some(body) = body {
             request = request.json(&body);
@@ -154,7 +136,10 @@ done
 echo finished"#;
 
 fn submit(node: &Server, token: &str) -> i64 {
-    let url = format!("http://127.0.0.1:{}/api/v1/artifacts/acme/run-7", node.port);
+    let url = format!(
+        "http://127.0.0.1:{}/api/v1/artifacts/acme/run-7",
+        node.process.port
+    );
     let env = json!({
         "SUANLI": env!("CARGO_BIN_EXE_suanli"), "SUANLI_TOKEN": token,
         "SUANLI_CHECKPOINT_URL": url, "SUANLI_CONFIG_DIR": unique_dir("suanli-ckpt-config"),
@@ -303,7 +288,10 @@ fn artifact_put_and_get_round_trip_a_hugging_face_directory() {
     let suanli = |args: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_suanli"))
             .args(args)
-            .env("SUANLI_URL", format!("http://127.0.0.1:{}", node.port))
+            .env(
+                "SUANLI_URL",
+                format!("http://127.0.0.1:{}", node.process.port),
+            )
             .env("SUANLI_TOKEN", &token)
             .env("SUANLI_CONFIG_DIR", unique_dir("suanli-cfg"))
             .output()
@@ -384,7 +372,7 @@ fn artifact_put_and_get_round_trip_a_hugging_face_directory() {
     );
     {
         use std::io::Write;
-        let mut socket = std::net::TcpStream::connect(("127.0.0.1", node.port)).unwrap();
+        let mut socket = std::net::TcpStream::connect(("127.0.0.1", node.process.port)).unwrap();
         write!(
             socket,
             "PUT /api/v1/artifacts/acme/big/versions/2/files?path=original/consolidated.00.pth HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n",
@@ -435,7 +423,10 @@ fn artifact_put_and_get_round_trip_a_hugging_face_directory() {
         "ckpt",
         "latest",
         "--to",
-        &format!("http://127.0.0.1:{}/api/v1/artifacts/acme/none", node.port),
+        &format!(
+            "http://127.0.0.1:{}/api/v1/artifacts/acme/none",
+            node.process.port
+        ),
     ]);
     assert_eq!(code, Some(3), "{stderr}");
 }

@@ -6,40 +6,16 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_port, unique_dir, wait_until_healthy};
+use common::{ServeProcess, free_port, serve_command, unique_dir};
 use serde_json::{Value, json};
 
-struct Server {
-    child: Child,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(data_dir: &Path, port: u16) -> Server {
-    let child = Command::new(env!("CARGO_BIN_EXE_suanli"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--devices",
-            "h100:4",
-            "--data-dir",
-        ])
-        .arg(data_dir)
-        .env("SUANLI_LOG", "warn")
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_until_healthy(port, Duration::from_secs(20));
-    Server { child }
+fn start(data_dir: &Path, port: u16) -> ServeProcess {
+    let mut command = serve_command(port, data_dir);
+    command.args(["--devices", "h100:4"]);
+    ServeProcess::spawn(command, port, Duration::from_secs(20))
 }
 
 fn call(port: u16, token: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
@@ -135,9 +111,7 @@ fn kill_9_of_the_server_loses_and_duplicates_nothing() {
 
     // kill -9 the server.
     let mut server = server;
-    // SAFETY: SIGKILL to the server process this test started.
-    unsafe { libc::kill(server.child.id() as i32, libc::SIGKILL) };
-    server.child.wait().unwrap();
+    server.kill_9();
     drop(server);
     std::thread::sleep(Duration::from_millis(2000));
     assert_eq!(marks(&marks_dir, "long"), 1);

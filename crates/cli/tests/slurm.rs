@@ -5,215 +5,18 @@
 //! Runs when SUANLI_TEST_SLURM=1 (and then fails on any problem); otherwise each test says it
 //! was skipped. The tests share the cluster, so they run one at a time.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
+mod common;
+#[path = "slurm/rig.rs"]
+mod rig;
+
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::{free_port, unique_dir};
 use reqwest::Method;
-use serde_json::{Value, json};
-
-static CLUSTER: Mutex<()> = Mutex::new(());
-
-/// The cluster, or `None` (with a message) when the tests are not asked for.
-fn cluster() -> Option<std::sync::MutexGuard<'static, ()>> {
-    if std::env::var("SUANLI_TEST_SLURM").as_deref() != Ok("1") {
-        eprintln!("skipped: set SUANLI_TEST_SLURM=1 after `. .ci/slurm.sh` to run the Slurm tests");
-        return None;
-    }
-    let guard = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
-    let out = slurm("sinfo", &["-h", "-N", "-o", "%N %T"]);
-    let idle = out
-        .lines()
-        .filter(|l| !l.contains("drain") && !l.contains("down"))
-        .count();
-    assert!(idle >= 4, "SUANLI_TEST_SLURM=1 but not 4 nodes up:\n{out}");
-    Some(guard)
-}
-
-fn slurm_conf() -> String {
-    std::env::var("SUANLI_SLURM_CONF")
-        .unwrap_or_else(|_| "/var/tmp/suanli-slurm/etc/slurm.conf".into())
-}
-
-fn slurm(program: &str, args: &[&str]) -> String {
-    let output = Command::new(program)
-        .args(args)
-        .env("SLURM_CONF", slurm_conf())
-        .output()
-        .unwrap_or_else(|e| panic!("{program}: {e}"));
-    assert!(
-        output.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-struct Server {
-    child: Child,
-    port: u16,
-    token: String,
-    data_dir: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        // Killed, the server leaves its spares pending in Slurm (a graceful stop cancels them).
-        let name = self.data_dir.join("slurm-spares/slurm/name");
-        if let Ok(name) = std::fs::read_to_string(name) {
-            let _ = Command::new("scancel")
-                .args([format!("--name={}", name.trim()), "--state=PENDING".into()])
-                .env("SLURM_CONF", slurm_conf())
-                .status();
-        }
-    }
-}
-
-fn unique_dir(prefix: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    std::env::temp_dir().join(format!("{prefix}-{}-{nanos}", std::process::id()))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `suanli serve` with the given extra arguments on a data directory.
-fn serve(data_dir: &Path, port: u16, extra: &[&str]) -> Server {
-    let child = Command::new(env!("CARGO_BIN_EXE_suanli"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(data_dir)
-        .args(extra)
-        .env("SLURM_CONF", slurm_conf())
-        .env("SUANLI_LOG", "warn")
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while reqwest::blocking::get(format!("http://127.0.0.1:{port}/healthz")).is_err() {
-        assert!(Instant::now() < deadline, "server did not come up");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let token = std::fs::read_to_string(data_dir.join("admin-token"))
-        .unwrap()
-        .trim()
-        .to_string();
-    Server {
-        child,
-        port,
-        token,
-        data_dir: data_dir.to_path_buf(),
-    }
-}
-
-fn slurm_server(extra: &[&str]) -> Server {
-    let mut args = vec!["--executor", "slurm"];
-    args.extend_from_slice(extra);
-    let server = serve(&unique_dir("suanli-slurm"), free_port(), &args);
-    server.call(
-        Method::POST,
-        "/api/v1/tenants",
-        Some(json!({ "name": "lab" })),
-    );
-    server
-}
-
-impl Server {
-    fn call(&self, method: Method, path: &str, body: Option<Value>) -> Value {
-        let client = reqwest::blocking::Client::new();
-        let mut request = client
-            .request(method, format!("http://127.0.0.1:{}{path}", self.port))
-            .bearer_auth(&self.token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().unwrap();
-        let status = response.status();
-        let text = response.text().unwrap();
-        assert!(status.is_success(), "{path}: {status} {text}");
-        serde_json::from_str(&text).unwrap_or(Value::String(text))
-    }
-
-    fn submit(&self, body: Value) -> i64 {
-        let mut body = body;
-        body["tenant"] = json!("lab");
-        self.call(Method::POST, "/api/v1/jobs", Some(body))["id"]
-            .as_i64()
-            .unwrap()
-    }
-
-    fn job(&self, id: i64) -> Value {
-        self.call(Method::GET, &format!("/api/v1/jobs/{id}"), None)
-    }
-
-    fn wait(&self, id: i64, what: &str, seconds: u64, done: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(seconds);
-        loop {
-            let job = self.job(id);
-            if done(&job) {
-                return job;
-            }
-            assert!(Instant::now() < deadline, "job {id} never {what}: {job}");
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    fn logs(&self, id: i64, attempt: u32) -> String {
-        match self.call(
-            Method::GET,
-            &format!("/api/v1/jobs/{id}/logs?attempt={attempt}"),
-            None,
-        ) {
-            Value::String(text) => text,
-            other => other.to_string(),
-        }
-    }
-
-    /// Slurm jobs this server submitted for suanli job `id` (any attempt).
-    fn slurm_jobs(&self, id: i64) -> Vec<(String, String)> {
-        let name = std::fs::read_to_string(
-            self.data_dir
-                .join(format!("jobs/{id}/attempt-0/slurm-job-name")),
-        )
-        .unwrap();
-        let prefix = name.trim().trim_end_matches("-a0").to_string();
-        slurm("squeue", &["-h", "-a", "-t", "all", "-o", "%i %j %T"])
-            .lines()
-            .filter_map(|l| {
-                let f: Vec<&str> = l.split_whitespace().collect();
-                (f.len() == 3 && f[1].starts_with(&format!("{prefix}-a")))
-                    .then(|| (f[0].to_string(), f[2].to_string()))
-            })
-            .collect()
-    }
-}
-
-/// `scontrol show job` of the Slurm job behind a suanli job's current run, one line.
-fn slurm_job(job: &Value) -> String {
-    let run_dir = job["run"]["run_dir"].as_str().unwrap();
-    let id = std::fs::read_to_string(Path::new(run_dir).join("slurm-job-id")).unwrap();
-    slurm("scontrol", &["show", "job", "-o", id.trim()])
-}
-
-fn is_running_in_slurm(job: &Value) -> bool {
-    let reason = job["reason"].as_str().unwrap_or("");
-    job["state"] == "running" && reason.starts_with("slurm job") && reason.contains("running on")
-}
+use rig::{cluster, is_running_in_slurm, serve, slurm, slurm_conf, slurm_job, slurm_server};
+use serde_json::json;
 
 #[test]
 fn a_gang_spans_two_nodes_with_ranks_and_one_master() {
@@ -404,12 +207,10 @@ fn suanli_killed_and_restarted_neither_loses_nor_duplicates_slurm_jobs() {
     server.wait(running, "running in Slurm", 30, is_running_in_slurm);
     let short = server.submit(json!({ "gpus": 8, "command": ["sleep", "3"] }));
     server.wait(short, "running in Slurm", 30, is_running_in_slurm);
-    // SAFETY: SIGKILL to the server process this test started.
-    unsafe { libc::kill(server.child.id() as i32, libc::SIGKILL) };
-    let _ = server.child.wait();
+    server.process.kill_9();
     // The short job ends while suanli is down.
     std::thread::sleep(Duration::from_secs(4));
-    let (data_dir, port) = (server.data_dir.clone(), server.port);
+    let (data_dir, port) = (server.data_dir.clone(), server.process.port);
     drop(server);
     let server = serve(&data_dir, port, &["--executor", "slurm"]);
     for id in [running, short] {
@@ -466,7 +267,10 @@ fn a_local_pool_and_a_slurm_pool_take_jobs_by_type_and_quota() {
         Some(json!({ "tenant": "lab", "accelerator": "h100", "limit": 0 })),
     );
     let refused = reqwest::blocking::Client::new()
-        .post(format!("http://127.0.0.1:{}/api/v1/jobs", server.port))
+        .post(format!(
+            "http://127.0.0.1:{}/api/v1/jobs",
+            server.process.port
+        ))
         .bearer_auth(&server.token)
         .json(&json!({ "tenant": "lab", "gpus": 8, "accelerators": ["h100"], "command": ["true"] }))
         .send()
@@ -619,10 +423,8 @@ fn runs_bound_to_warm_spares_survive_suanli_killed_and_restarted_once_each() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    // SAFETY: SIGKILL to the server process this test started.
-    unsafe { libc::kill(server.child.id() as i32, libc::SIGKILL) };
-    let _ = server.child.wait();
-    let (data_dir, port) = (server.data_dir.clone(), server.port);
+    server.process.kill_9();
+    let (data_dir, port) = (server.data_dir.clone(), server.process.port);
     drop(server);
     let server = serve(&data_dir, port, &["--executor", "slurm"]);
     for (n, &id) in ids.iter().enumerate() {

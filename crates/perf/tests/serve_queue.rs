@@ -145,25 +145,6 @@ fn p99_tpot_and_ttft_match_the_simulation_on_other_replicas() {
 
 #[test]
 fn the_search_chooses_a_deployment_that_meets_p99_in_simulation() {
-    use suanli_perf::serve_search::{self, Candidate, SearchSpec};
-    let catalog = Catalog::builtin();
-    let setup = llama70b_h200();
-    let spec = SearchSpec {
-        model: setup.model.clone(),
-        candidates: vec![Candidate {
-            accelerator: setup.accelerator.clone(),
-            price_per_hour: 3.5,
-        }],
-        input_len: 512,
-        output_len: 290,
-        weight_precision: Precision::Fp8,
-        kv_precision: Precision::Fp8,
-        rate_per_s: 40.0,
-        ttft_slo_s: 2.0,
-        tpot_slo_s: 0.2,
-        max_devices_per_replica: 8,
-        top: 1,
-    };
     // The model's highest rate itself meets both limits event by event.
     let limit = queue::max_rate(&cost(), 512.0, 290.0, 2.0, 0.2).unwrap();
     let at_limit = sim::simulate(&cost(), 512, 290, limit.rate_per_s, 6000, 13);
@@ -171,26 +152,20 @@ fn the_search_chooses_a_deployment_that_meets_p99_in_simulation() {
         at_limit.ttft_p99_s <= 2.0 && at_limit.tpot_p99_s <= 0.2,
         "{at_limit:?}"
     );
-    let chosen = serve_search::search(&spec).unwrap().deployments[0].clone();
+    let rate = 40.0;
+    let (chosen, cost) = chosen_at(rate);
     assert!(chosen.ttft_s <= 2.0 && chosen.tpot_s <= 0.2);
-    let mut replica = setup.clone();
-    replica.tp = chosen.tp;
-    replica.pp = chosen.pp;
-    replica.ep = chosen.ep;
-    let cost = iteration_cost(&replica, &TENSORRT_LLM, chosen.max_batch).unwrap();
-    let rate = spec.rate_per_s / chosen.replicas as f64;
-    let measured = sim::simulate(&cost, 512, 290, rate, 6000, 3);
+    let measured = sim::simulate(&cost, 512, 290, rate / chosen.replicas as f64, 6000, 3);
     assert!(
         measured.ttft_p99_s <= 2.0 && measured.tpot_p99_s <= 0.2,
         "{chosen:?}\n{measured:?}"
     );
     // One replica fewer misses a target in the model.
     if chosen.replicas > 1 {
-        let fewer = spec.rate_per_s / (chosen.replicas - 1) as f64;
+        let fewer = rate / (chosen.replicas - 1) as f64;
         let load = queue::latencies(&cost, 512.0, 290.0, fewer);
         assert!(load.is_none_or(|l| l.ttft_p99_s > 2.0 || l.tpot_p99_s > 0.2));
     }
-    let _ = catalog;
 }
 
 #[test]
@@ -276,8 +251,9 @@ fn expert_imbalance_matches_random_routing() {
     assert!(expert_imbalance(1e6, 8.0) < 1.01);
 }
 
-/// The search's chosen deployment at `rate`, simulated event by event at its per-replica rate.
-fn chosen_in_simulation(rate: f64) -> (suanli_perf::serve_search::Deployment, sim::Measured) {
+/// The search's cheapest deployment for 512+290-token requests at `rate` on H200s at the server
+/// limits (2 s p99 TTFT, 200 ms p99 TPOT), and one replica's iteration cost.
+fn chosen_at(rate: f64) -> (suanli_perf::serve_search::Deployment, IterationCost) {
     use suanli_perf::serve_search::{self, Candidate, SearchSpec};
     let setup = llama70b_h200();
     let spec = SearchSpec {
@@ -297,15 +273,21 @@ fn chosen_in_simulation(rate: f64) -> (suanli_perf::serve_search::Deployment, si
         top: 1,
     };
     let chosen = serve_search::search(&spec).unwrap().deployments[0].clone();
-    assert!(
-        chosen.pools.is_none(),
-        "short prompts stay colocated: {chosen:?}"
-    );
     let mut replica = setup;
     replica.tp = chosen.tp;
     replica.pp = chosen.pp;
     replica.ep = chosen.ep;
     let cost = iteration_cost(&replica, &TENSORRT_LLM, chosen.max_batch).unwrap();
+    (chosen, cost)
+}
+
+/// The search's chosen deployment at `rate`, simulated event by event at its per-replica rate.
+fn chosen_in_simulation(rate: f64) -> (suanli_perf::serve_search::Deployment, sim::Measured) {
+    let (chosen, cost) = chosen_at(rate);
+    assert!(
+        chosen.pools.is_none(),
+        "short prompts stay colocated: {chosen:?}"
+    );
     let measured = sim::simulate(&cost, 512, 290, rate / chosen.replicas as f64, 6000, 17);
     (chosen, measured)
 }

@@ -54,7 +54,7 @@ async fn model_round_trip_leaves_no_plaintext(backend: Backend) {
     ] {
         for version in ["1", "latest", &manifest["digest"].as_str().unwrap()[..20]] {
             let (status, body) = server
-                .get(&alice, "acme", "llama-tiny", version, path)
+                .get(&alice, "acme", "llama-tiny", version, path, None)
                 .await;
             assert_eq!(status, StatusCode::OK, "{version} {path}");
             assert!(body.as_ref() == Some(bytes), "{path} at {version} differs");
@@ -63,13 +63,13 @@ async fn model_round_trip_leaves_no_plaintext(backend: Backend) {
     // Resuming a download: `Range: bytes=N-` from inside a chunk gives exactly the rest.
     for from in [1usize, (1 << 20) + 5, 8 << 20, blob.len() - 1] {
         let (status, body) = server
-            .get_from(
+            .get(
                 &alice,
                 "acme",
                 "llama-tiny",
                 "1",
                 "original/model.safetensors",
-                from,
+                Some(from),
             )
             .await;
         assert_eq!(status, StatusCode::PARTIAL_CONTENT, "from {from}");
@@ -79,13 +79,13 @@ async fn model_round_trip_leaves_no_plaintext(backend: Backend) {
         );
     }
     let (status, _) = server
-        .get_from(
+        .get(
             &alice,
             "acme",
             "llama-tiny",
             "1",
             "config.json",
-            config.len(),
+            Some(config.len()),
         )
         .await;
     assert_eq!(status, StatusCode::RANGE_NOT_SATISFIABLE);
@@ -154,7 +154,7 @@ async fn wrong_master_key_fails_clearly_and_rotation_rewraps(backend: Backend) {
     }
     let server = Server::start_on(&wrong).await;
     let alice = server.user("acme", "alice", "member").await;
-    let (status, body) = server.get(&alice, "acme", "m", "1", "w.bin").await;
+    let (status, body) = server.get(&alice, "acme", "m", "1", "w.bin", None).await;
     assert_eq!(
         (status, body.as_ref() == Some(&blob)),
         (StatusCode::OK, true)
@@ -230,7 +230,7 @@ async fn tampered_objects_are_never_served(backend: Backend) {
     }
     objects.put(&key, original.into()).await.unwrap();
     for (path, blob) in &files {
-        let (status, body) = server.get(&alice, "acme", "m", "1", path).await;
+        let (status, body) = server.get(&alice, "acme", "m", "1", path, None).await;
         assert_eq!(
             (status, body.as_ref() == Some(blob)),
             (StatusCode::OK, true)
@@ -276,7 +276,7 @@ async fn checkpoints_resume_from_another_server(backend: Backend) {
         .await;
     assert_eq!(latest["version"], 3);
     let (status, body) = node_b
-        .get(&token_b, "acme", "ckpt-job-7", "latest", "state.pt")
+        .get(&token_b, "acme", "ckpt-job-7", "latest", "state.pt", None)
         .await;
     assert_eq!((status, body.unwrap()), (StatusCode::OK, vec![3u8; 1000]));
     let swept = node_b
@@ -403,7 +403,7 @@ async fn interrupted_uploads_resume_where_they_broke_off(backend: Backend) {
     assert_eq!(answer["size_bytes"], blob.len() as u64);
     let (status, _) = server.call(Method::POST, &commit, Some(&alice), None).await;
     assert_eq!(status, StatusCode::OK);
-    let (status, body) = server.get(&alice, "acme", "big", "1", "w.bin").await;
+    let (status, body) = server.get(&alice, "acme", "big", "1", "w.bin", None).await;
     assert_eq!(status, StatusCode::OK);
     assert!(
         body.as_deref() == Some(&blob[..]),
@@ -411,7 +411,7 @@ async fn interrupted_uploads_resume_where_they_broke_off(backend: Backend) {
     );
     for from in [stored - 3, stored, stored + 1] {
         let (status, body) = server
-            .get_from(&alice, "acme", "big", "1", "w.bin", from)
+            .get(&alice, "acme", "big", "1", "w.bin", Some(from))
             .await;
         assert_eq!(status, StatusCode::PARTIAL_CONTENT);
         assert!(

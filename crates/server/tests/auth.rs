@@ -15,8 +15,7 @@ fn method(name: &str) -> Method {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_endpoint_needs_a_valid_token() {
-    let server = TestServer::start("h100:2").await;
-    let alice = server.user("research", "alice", "member").await;
+    let (server, alice) = TestServer::with_alice("h100:2").await;
     let token = server
         .ok(Method::POST, "/api/v1/tokens", &alice, Some(json!({})))
         .await;
@@ -80,8 +79,7 @@ async fn every_endpoint_needs_a_valid_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn roles_and_tenants_are_enforced_on_every_endpoint() {
-    let server = TestServer::start("h100:2").await;
-    let alice = server.user("research", "alice", "member").await;
+    let (server, alice) = TestServer::with_alice("h100:2").await;
     let carol = server.user("research", "carol", "member").await;
     let victor = server.user("research", "victor", "viewer").await;
     let rita = server.user("research", "rita", "tenant-admin").await;

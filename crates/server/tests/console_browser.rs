@@ -46,14 +46,7 @@ async fn tenant(server: &TestServer) -> (String, String) {
     let member = server.user("ml", "alice", "member").await;
     let viewer = server.user("ml", "victor", "viewer").await;
     for (accelerator, limit) in [("h100", 4), ("mi300x", 2)] {
-        server
-            .ok(
-                Method::PUT,
-                "/api/v1/quotas",
-                &server.admin,
-                Some(json!({ "tenant": "ml", "accelerator": accelerator, "limit": limit })),
-            )
-            .await;
+        server.set_quota("ml", accelerator, limit).await;
     }
     (member, viewer)
 }

@@ -49,17 +49,10 @@ fn options(plan: &Value) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_goal_job_takes_the_cheapest_pool_that_meets_its_deadline() {
-    let server = TestServer::start("h100-sxm5-80gb:8,a100-sxm4-80gb:8").await;
-    let alice = server.user("research", "alice", "member").await;
+    let (server, alice) = TestServer::with_alice("h100-sxm5-80gb:8,a100-sxm4-80gb:8").await;
     // At these prices the H100 is the cheaper per token (about 3x the A100's rate at 1.7x its
     // price), so it is the cheap pool; a day-long job holds it, which is what makes it slow.
-    let blocker = server
-        .submit(
-            &alice,
-            json!({ "gpus": 8, "accelerators": ["h100-sxm5-80gb"], "command": ["sleep", "600"],
-                "expected_s": 86_400 }),
-        )
-        .await;
+    let blocker = day_long_h100_job(&server, &alice).await;
     server.wait_state(&alice, blocker, "running").await;
     let tokens = 2e9;
     let loose = plan(
@@ -183,13 +176,8 @@ async fn a_goal_job_takes_the_cheapest_pool_that_meets_its_deadline() {
 
     // A deadline nothing meets: one line naming the fastest option's finish.
     let (status, body) = server
-        .call(
-            Method::POST,
-            "/api/v1/jobs",
-            Some(&alice),
-            Some(json!({ "command": ["true"],
-                "goal": { "model": "llama-3.1-8b", "tokens": tokens, "deadline_s": now_s() + 60 } })),
-        )
+        .submit_refused(&alice, json!({ "command": ["true"],
+                "goal": { "model": "llama-3.1-8b", "tokens": tokens, "deadline_s": now_s() + 60 } }))
         .await;
     assert_eq!(status, 400, "{body}");
     let error = body["error"].as_str().unwrap();
@@ -204,8 +192,7 @@ async fn a_goal_job_takes_the_cheapest_pool_that_meets_its_deadline() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_planned_start_behind_a_busy_queue_is_the_real_start_within_ten_percent() {
-    let server = TestServer::start("h100-sxm5-80gb:8").await;
-    let alice = server.user("research", "alice", "member").await;
+    let (server, alice) = TestServer::with_alice("h100-sxm5-80gb:8").await;
     // Two whole-pool jobs that say how long they run: 10 s each.
     let mut busy = Vec::new();
     for _ in 0..2 {
@@ -257,18 +244,10 @@ async fn the_planned_start_behind_a_busy_queue_is_the_real_start_within_ten_perc
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn progress_moves_the_predicted_finish_and_roles_hold_on_the_new_routes() {
-    let server = TestServer::start("h100-sxm5-80gb:8").await;
-    let alice = server.user("research", "alice", "member").await;
+    let (server, alice) = TestServer::with_alice("h100-sxm5-80gb:8").await;
     let viewer = server.user("research", "vera", "viewer").await;
     let mallory = server.user("other", "mallory", "member").await;
-    server
-        .ok(
-            Method::PUT,
-            "/api/v1/quotas",
-            &server.admin,
-            Some(json!({ "tenant": "research", "accelerator": "h100-sxm5-80gb", "limit": 4 })),
-        )
-        .await;
+    server.set_quota("research", "h100-sxm5-80gb", 4).await;
     let goal = json!({ "model": "llama-3.1-8b", "tokens": 1e12 });
     let planned = plan(&server, &alice, goal.clone()).await;
     // The quota rules out the whole pool.
@@ -316,24 +295,11 @@ async fn progress_moves_the_predicted_finish_and_roles_hold_on_the_new_routes() 
     assert_eq!(progress["predicted_finish_s"].as_i64().unwrap(), finish);
     // Through the API: a member may report, a viewer may not, another tenant sees no job.
     let path = format!("/api/v1/jobs/{id}/progress");
-    let (status, _) = server
-        .call(
-            Method::POST,
-            &path,
-            Some(&viewer),
-            Some(json!({ "tokens": 5e6 })),
-        )
-        .await;
-    assert_eq!(status, 403);
-    let (status, _) = server
-        .call(
-            Method::POST,
-            &path,
-            Some(&mallory),
-            Some(json!({ "tokens": 5e6 })),
-        )
-        .await;
-    assert_eq!(status, 404);
+    for (who, refused) in [(&viewer, 403), (&mallory, 404)] {
+        let body = Some(json!({ "tokens": 5e6 }));
+        let (status, _) = server.call(Method::POST, &path, Some(who), body).await;
+        assert_eq!(status, refused);
+    }
     let reported = server
         .ok(Method::POST, &path, &alice, Some(json!({ "tokens": 5e6 })))
         .await;
@@ -368,8 +334,7 @@ async fn progress_moves_the_predicted_finish_and_roles_hold_on_the_new_routes() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_goal_job_is_replanned_onto_the_pool_that_still_meets_its_deadline() {
-    let server = TestServer::start("h100-sxm5-80gb:8,a100-sxm4-80gb:8").await;
-    let alice = server.user("research", "alice", "member").await;
+    let (server, alice) = TestServer::with_alice("h100-sxm5-80gb:8,a100-sxm4-80gb:8").await;
     let checkpoint = common::shared_dir("suanli-elastic-ckpt");
     // 2B tokens of an 8B model: 7.5 h on 8 H100 (the cheapest), 18 h on 8 A100; due in 20 h.
     let script = r#"if [ -z "$SUANLI_RESUME_FROM" ]; then sleep 2; exit 3; fi; echo resumed tp=$SUANLI_TP dp=$SUANLI_DP"#;
@@ -393,13 +358,7 @@ async fn a_failed_goal_job_is_replanned_onto_the_pool_that_still_meets_its_deadl
     );
     server.wait_state(&alice, id, "running").await;
     // While it runs, a day-long job queues for the H100s: it goes first when they free up.
-    let blocker = server
-        .submit(
-            &alice,
-            json!({ "gpus": 8, "accelerators": ["h100-sxm5-80gb"], "command": ["sleep", "600"],
-                "expected_s": 86_400 }),
-        )
-        .await;
+    let blocker = day_long_h100_job(&server, &alice).await;
     let done = server.wait_state(&alice, id, "succeeded").await;
     assert_eq!(done["restarts"], 1, "{done}");
     assert_eq!(done["run"]["accelerator"], "a100-sxm4-80gb", "{done}");
@@ -407,4 +366,11 @@ async fn a_failed_goal_job_is_replanned_onto_the_pool_that_still_meets_its_deadl
     let log = server.logs(&alice, id, 1).await;
     assert!(log.starts_with("resumed tp="), "{log}");
     server.cancel(&alice, blocker).await;
+}
+
+/// A whole-pool job on the eight H100s that says it runs a day (it sleeps 10 minutes).
+async fn day_long_h100_job(server: &TestServer, token: &str) -> i64 {
+    let body = json!({ "gpus": 8, "accelerators": ["h100-sxm5-80gb"], "command": ["sleep", "600"],
+        "expected_s": 86_400 });
+    server.submit(token, body).await
 }

@@ -4,7 +4,6 @@
 mod common;
 
 use common::TestServer;
-use reqwest::Method;
 use serde_json::json;
 
 fn is_root() -> bool {
@@ -14,19 +13,13 @@ fn is_root() -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_members_job_cannot_read_the_servers_secrets_or_other_tenants() {
-    let server = TestServer::start("h100:2").await;
-    let alice = server.user("research", "alice", "member").await;
+    let (server, alice) = TestServer::with_alice("h100:2").await;
     let mallory = server.user("intruders", "mallory", "member").await;
     if !is_root() {
         // Without root the server cannot switch users, so it must refuse a second tenant.
         server.submit(&alice, json!({ "command": ["true"] })).await;
         let (status, body) = server
-            .call(
-                Method::POST,
-                "/api/v1/jobs",
-                Some(&mallory),
-                Some(json!({ "command": ["true"] })),
-            )
+            .submit_refused(&mallory, json!({ "command": ["true"] }))
             .await;
         assert_eq!(status, 400, "{body}");
         assert!(

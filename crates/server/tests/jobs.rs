@@ -12,8 +12,7 @@ use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_runs_on_its_devices_and_its_output_lands_in_its_log() {
-    let server = TestServer::start("h100-sxm5-80gb:4").await;
-    let alice = server.user("research", "alice", "member").await;
+    let (server, alice) = TestServer::with_alice("h100-sxm5-80gb:4").await;
     let id = server
         .submit(&alice, json!({ "name": "hello", "gpus": 2,
             "command": ["sh", "-c", "echo hello devices=$CUDA_VISIBLE_DEVICES job=$SUANLI_JOB_ID; echo oops >&2"] }))
@@ -43,8 +42,7 @@ async fn a_job_runs_on_its_devices_and_its_output_lands_in_its_log() {
 /// job kills its process group and lets the waiting one run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn job_lifecycle_queue_reason_and_cancel() {
-    let server = TestServer::start("h100-sxm5-80gb:4").await;
-    let alice = server.user("research", "alice", "member").await;
+    let (server, alice) = TestServer::with_alice("h100-sxm5-80gb:4").await;
     let long = server
         .submit_running(&alice, json!({ "gpus": 4, "command": ["sleep", "30"] }))
         .await;
@@ -80,8 +78,7 @@ async fn job_lifecycle_queue_reason_and_cancel() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queued_job_can_be_cancelled_too_and_an_ended_one_cannot() {
-    let server = TestServer::start("h100-sxm5-80gb:4").await;
-    let alice = server.user("research", "alice", "member").await;
+    let (server, alice) = TestServer::with_alice("h100-sxm5-80gb:4").await;
     let blocker = server
         .submit_running(&alice, json!({ "gpus": 4, "command": ["sleep", "30"] }))
         .await;
@@ -139,15 +136,9 @@ async fn a_queued_job_can_be_cancelled_too_and_an_ended_one_cannot() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_that_can_never_fit_is_refused_with_the_reason() {
-    let server = TestServer::start("h100-sxm5-80gb:4").await;
-    let alice = server.user("research", "alice", "member").await;
+    let (server, alice) = TestServer::with_alice("h100-sxm5-80gb:4").await;
     let (status, body) = server
-        .call(
-            Method::POST,
-            "/api/v1/jobs",
-            Some(&alice),
-            Some(json!({ "gpus": 8, "command": ["true"] })),
-        )
+        .submit_refused(&alice, json!({ "gpus": 8, "command": ["true"] }))
         .await;
     assert_eq!(status, 400);
     assert!(
@@ -189,16 +180,8 @@ async fn gang_processes_get_ranks() {
 }
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quota_holds_jobs_until_usage_drops() {
-    let server = TestServer::start("h100:8").await;
-    let alice = server.user("research", "alice", "member").await;
-    server
-        .ok(
-            Method::PUT,
-            "/api/v1/quotas",
-            &server.admin,
-            Some(json!({ "tenant": "research", "accelerator": "h100", "limit": 2 })),
-        )
-        .await;
+    let (server, alice) = TestServer::with_alice("h100:8").await;
+    server.set_quota("research", "h100", 2).await;
     let first = server
         .submit_running(&alice, json!({ "gpus": 2, "command": ["sleep", "30"] }))
         .await;
@@ -220,8 +203,7 @@ async fn quota_holds_jobs_until_usage_drops() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn goal_jobs_get_an_estimate_from_the_planner() {
-    let server = TestServer::start("h100:8,mi300x:8").await;
-    let alice = server.user("research", "alice", "member").await;
+    let (server, alice) = TestServer::with_alice("h100:8,mi300x:8").await;
     let job = server
         .ok(
             Method::POST,
@@ -243,12 +225,10 @@ async fn goal_jobs_get_an_estimate_from_the_planner() {
         .wait_state(&alice, job["id"].as_i64().unwrap(), "succeeded")
         .await;
     let (status, body) = server
-        .call(
-            Method::POST,
-            "/api/v1/jobs",
-            Some(&alice),
-            Some(json!({ "command": ["true"],
-            "goal": { "model": "no-such-model", "tokens": 1e9 } })),
+        .submit_refused(
+            &alice,
+            json!({ "command": ["true"],
+            "goal": { "model": "no-such-model", "tokens": 1e9 } }),
         )
         .await;
     assert_eq!(status, 400, "{body}");
@@ -256,8 +236,7 @@ async fn goal_jobs_get_an_estimate_from_the_planner() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_kills_the_whole_process_group() {
-    let server = TestServer::start("h100:1").await;
-    let alice = server.user("research", "alice", "member").await;
+    let (server, alice) = TestServer::with_alice("h100:1").await;
     let dir = common::shared_dir("suanli-pgroup");
     let pid_file = dir.join("grandchild");
     // The job starts a background grandchild and waits on it.

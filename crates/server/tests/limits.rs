@@ -95,8 +95,7 @@ async fn a_connection_that_never_finishes_its_headers_is_closed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_and_malformed_fields_are_refused_with_400() {
-    let server = TestServer::start("h100:1").await;
-    let alice = server.user("research", "alice", "member").await;
+    let (server, alice) = TestServer::with_alice("h100:1").await;
     let submit = |body: serde_json::Value| {
         let server = &server;
         let alice = alice.clone();
@@ -211,12 +210,7 @@ async fn lists_are_paged_and_filtered_and_other_tenants_jobs_are_404() {
     }
     // The tenant's cap on queued and running jobs.
     let (status, body) = server
-        .call(
-            Method::POST,
-            "/api/v1/jobs",
-            Some(&alice),
-            Some(json!({ "command": ["true"] })),
-        )
+        .submit_refused(&alice, json!({ "command": ["true"] }))
         .await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
 
@@ -300,8 +294,7 @@ async fn lists_are_paged_and_filtered_and_other_tenants_jobs_are_404() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn priority_does_not_jump_other_tenants() {
-    let server = TestServer::start("h100:1").await;
-    let alice = server.user("research", "alice", "member").await;
+    let (server, alice) = TestServer::with_alice("h100:1").await;
     let bob = server.user("infra", "bob", "member").await;
     let blocker = server
         .submit_running(&bob, json!({ "command": ["sleep", "30"] }))

@@ -6,7 +6,6 @@
 use anyhow::{Context, Result, anyhow, bail};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use std::path::PathBuf;
 use suanli_server::api::types::ErrorBody;
 
@@ -259,16 +258,6 @@ pub fn printable(text: &str) -> String {
         .collect()
 }
 
-/// A JSON field as display text (`-` when absent), control characters replaced (`printable`).
-pub fn text(value: &Value) -> String {
-    match value {
-        Value::Null => "-".into(),
-        Value::String(s) => printable(s),
-        Value::Array(items) => items.iter().map(text).collect::<Vec<_>>().join(","),
-        other => other.to_string(),
-    }
-}
-
 /// A refused request as one line for a person: the server's reason without HTTP or JSON-parser
 /// internals, and what to do for the statuses that have an obvious next step.
 pub fn describe_failure(status: u16, body: &str, method: &reqwest::Method, path: &str) -> String {
@@ -318,8 +307,7 @@ mod tests {
 
     #[test]
     fn terminal_text_has_no_control_characters() {
-        let hostile = serde_json::json!("job\u{1b}]0;owned\u{7}\r\u{9b}31m");
-        let shown = super::text(&hostile);
+        let shown = super::printable("job\u{1b}]0;owned\u{7}\r\u{9b}31m");
         assert_eq!(shown, "job?]0;owned???31m");
         assert!(!shown.chars().any(char::is_control));
     }

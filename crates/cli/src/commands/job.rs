@@ -2,7 +2,6 @@
 
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
-use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
@@ -10,7 +9,7 @@ use std::process::ExitCode;
 use suanli_server::api::types::{GoalRequest, RunSpec, Submit};
 use suanli_server::store::{JobRecord, JobState};
 
-use super::client::{Client, printable, text};
+use super::client::{Client, printable};
 
 /// What to do with jobs.
 #[derive(Subcommand)]
@@ -378,7 +377,7 @@ fn show(job: &JobRecord) {
         println!(
             "{:>10}  {} tokens of {}",
             "goal",
-            text(&Value::from(goal.tokens)),
+            serde_json::to_string(&goal.tokens).unwrap_or_default(),
             printable(&goal.model)
         );
         for (accelerator, hours) in &goal.estimated_hours {

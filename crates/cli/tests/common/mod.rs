@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// The repository root: where a user runs `suanli`, so `data/validation/...` resolves.
@@ -105,5 +105,52 @@ pub fn wait_until_healthy(port: u16, timeout: Duration) {
     while reqwest::blocking::get(format!("http://127.0.0.1:{port}/healthz")).is_err() {
         assert!(Instant::now() < deadline, "server did not come up");
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `suanli serve --listen 127.0.0.1:PORT --data-dir DATA_DIR` with quiet logs and no stdin;
+/// callers add their arguments and environment and start it with [`ServeProcess::spawn`].
+pub fn serve_command(port: u16, data_dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_suanli"));
+    command
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .env("SUANLI_LOG", "warn")
+        .stdin(Stdio::null());
+    command
+}
+
+/// A real `suanli serve` on 127.0.0.1:`port`, killed when dropped.
+pub struct ServeProcess {
+    pub child: Child,
+    pub port: u16,
+}
+
+impl ServeProcess {
+    /// Spawns `command` (from [`serve_command`] on `port`) and waits up to `timeout` for
+    /// `/healthz`.
+    pub fn spawn(mut command: Command, port: u16, timeout: Duration) -> ServeProcess {
+        let child = command.spawn().unwrap();
+        // Killed on drop, also when the server never comes up.
+        let process = ServeProcess { child, port };
+        wait_until_healthy(port, timeout);
+        process
+    }
+
+    /// Kills the server at once (SIGKILL, no shutdown) and reaps it.
+    pub fn kill_9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        self.kill_9();
     }
 }

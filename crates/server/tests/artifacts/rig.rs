@@ -122,27 +122,8 @@ impl Server {
         .await
     }
 
-    /// Downloads a file from byte `from` on (`Range: bytes=FROM-`).
-    pub async fn get_from(
-        &self,
-        token: &str,
-        tenant: &str,
-        name: &str,
-        version: &str,
-        path: &str,
-        from: usize,
-    ) -> (StatusCode, Option<Vec<u8>>) {
-        let range = Some(format!("bytes={from}-"));
-        self.download(
-            token,
-            &format!("{tenant}/{name}/versions/{version}"),
-            path,
-            range,
-        )
-        .await
-    }
-
-    /// Downloads a file; the status, and the bytes or `None` if the transfer broke off.
+    /// Downloads a file, from byte `from` on when given (`Range: bytes=FROM-`); the status, and
+    /// the bytes or `None` if the transfer broke off.
     pub async fn get(
         &self,
         token: &str,
@@ -150,27 +131,15 @@ impl Server {
         name: &str,
         version: &str,
         path: &str,
+        from: Option<usize>,
     ) -> (StatusCode, Option<Vec<u8>>) {
-        self.download(
-            token,
-            &format!("{tenant}/{name}/versions/{version}"),
-            path,
-            None,
-        )
-        .await
-    }
-
-    async fn download(
-        &self,
-        token: &str,
-        version: &str,
-        path: &str,
-        range: Option<String>,
-    ) -> (StatusCode, Option<Vec<u8>>) {
-        let url = format!("{}/api/v1/artifacts/{version}/files?path={path}", self.url);
+        let url = format!(
+            "{}/api/v1/artifacts/{tenant}/{name}/versions/{version}/files?path={path}",
+            self.url
+        );
         let mut request = self.http.get(url).bearer_auth(token);
-        if let Some(range) = range {
-            request = request.header("range", range);
+        if let Some(from) = from {
+            request = request.header("range", format!("bytes={from}-"));
         }
         let response = request.send().await.unwrap();
         let status = response.status();

@@ -8,8 +8,7 @@ use crate::common::TestServer;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_log_records_changes_and_catches_an_edited_row() {
-    let server = TestServer::start("h100:2").await;
-    let alice = server.user("research", "alice", "member").await;
+    let (server, alice) = TestServer::with_alice("h100:2").await;
     let (status, _) = server
         .call(
             Method::POST,
@@ -91,8 +90,7 @@ async fn audit_log_records_changes_and_catches_an_edited_row() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_change_and_every_request_that_changes_nothing_gets_one_entry() {
-    let server = TestServer::start("h100:1").await;
-    let alice = server.user("research", "alice", "member").await;
+    let (server, alice) = TestServer::with_alice("h100:1").await;
     let before = server
         .ok(Method::GET, "/api/v1/audit", &server.admin, None)
         .await
@@ -138,21 +136,7 @@ async fn every_change_and_every_request_that_changes_nothing_gets_one_entry() {
         .await;
     assert_eq!(status, 409);
 
-    let events = server
-        .ok(Method::GET, "/api/v1/audit", &server.admin, None)
-        .await;
-    let summary: Vec<String> = events.as_array().unwrap()[before..]
-        .iter()
-        .map(|e| {
-            format!(
-                "{} {} {} {}",
-                e["actor"].as_str().unwrap(),
-                e["action"].as_str().unwrap(),
-                e["target"].as_str().unwrap(),
-                e["outcome"].as_str().unwrap()
-            )
-        })
-        .collect();
+    let summary = server.audit_lines().await[before..].to_vec();
     let token_id = token["id"].as_str().unwrap();
     assert_eq!(
         summary,

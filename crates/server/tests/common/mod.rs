@@ -67,6 +67,14 @@ impl TestServer {
     }
 
     /// A server on the given database URL (SQLite in the data directory when `None`).
+    /// A server on `devices` and the token of alice, a member of tenant `research`: the setting
+    /// of most tests.
+    pub async fn with_alice(devices: &str) -> (TestServer, String) {
+        let server = Self::start(devices).await;
+        let alice = server.user("research", "alice", "member").await;
+        (server, alice)
+    }
+
     pub async fn start_with(devices: &str, database: Option<String>) -> TestServer {
         Self::start_in(unique_dir("suanli-server-test"), devices, database).await
     }
@@ -208,6 +216,12 @@ impl TestServer {
         job["id"].as_i64().unwrap()
     }
 
+    /// Submits a job the server should refuse: the status and the answer.
+    pub async fn submit_refused(&self, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, "/api/v1/jobs", Some(token), Some(body))
+            .await
+    }
+
     /// Submits a job and waits until it runs; returns its id.
     pub async fn submit_running(&self, token: &str, body: Value) -> i64 {
         let id = self.submit(token, body).await;
@@ -230,6 +244,32 @@ impl TestServer {
             None,
         )
         .await
+    }
+
+    /// Sets `tenant`'s quota of `accelerator` to `limit` devices, as the admin.
+    pub async fn set_quota(&self, tenant: &str, accelerator: &str, limit: u32) {
+        let body = json!({ "tenant": tenant, "accelerator": accelerator, "limit": limit });
+        self.ok(Method::PUT, "/api/v1/quotas", &self.admin, Some(body))
+            .await;
+    }
+
+    /// The audit log as the admin reads it, one `actor action target outcome` line an entry,
+    /// oldest first.
+    pub async fn audit_lines(&self) -> Vec<String> {
+        let entries = self
+            .ok(Method::GET, "/api/v1/audit", &self.admin, None)
+            .await;
+        let field = |e: &Value, key: &str| e[key].as_str().unwrap().to_string();
+        entries
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let [actor, action, target, outcome] =
+                    ["actor", "action", "target", "outcome"].map(|k| field(e, k));
+                format!("{actor} {action} {target} {outcome}")
+            })
+            .collect()
     }
 
     /// The verdict of `GET /api/v1/audit/verify`, asked as the admin.

@@ -9,8 +9,7 @@ use crate::common::{self, TestServer, assert_reason_starts_with};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_job_restarts_from_its_checkpoint() {
-    let server = TestServer::start("h100:2").await;
-    let alice = server.user("research", "alice", "member").await;
+    let (server, alice) = TestServer::with_alice("h100:2").await;
     let checkpoint = common::shared_dir("suanli-ckpt");
     let script = r#"
         if [ -n "$SUANLI_RESUME_FROM" ]; then
@@ -70,8 +69,7 @@ async fn killed_job_restarts_from_its_checkpoint() {
 }
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_node_requeues_its_jobs_which_resume_elsewhere() {
-    let server = TestServer::start("h100:2,mi300x:2").await;
-    let alice = server.user("research", "alice", "member").await;
+    let (server, alice) = TestServer::with_alice("h100:2,mi300x:2").await;
     let checkpoint = common::unique_dir("suanli-node-ckpt");
     let script = r#"if [ -n "$SUANLI_RESUME_FROM" ]; then echo resumed on $SUANLI_DEVICES; exit 0; fi; exec sleep 30"#;
     let id = server
