@@ -54,11 +54,13 @@ fn the_duration_form_reads_hand_written_files() {
         .unwrap()
         .jobs;
     assert_eq!(jobs.len(), 2);
-    assert_eq!(jobs[0].work.units_per_s.len(), 2);
-    assert_eq!(jobs[0].checkpoint_interval_s, Some(600));
-    assert_eq!(jobs[1].tenant, "default");
-    assert_eq!(jobs[1].work.units_per_s["*"], 1.0);
-    assert_eq!((jobs[1].priority, jobs[1].runtime_estimate_s), (0, None));
+    let (a, b) = (&jobs[0].spec, &jobs[1].spec);
+    assert_eq!(a.work.units_per_s.len(), 2);
+    assert_eq!(a.checkpoint_interval_s, Some(600));
+    assert_eq!(b.tenant, "default");
+    assert_eq!(b.work.units_per_s["*"], 1.0);
+    assert_eq!((b.priority, b.runtime_estimate_s), (0, None));
+    assert_eq!((a.checkpoint_cost_s, b.checkpoint_cost_s), (0, 0));
 }
 
 #[test]

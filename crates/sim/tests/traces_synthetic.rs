@@ -30,12 +30,13 @@ fn fitted_profiles_reproduce_the_summary_means() {
         let spec = format!("jobs=200000,accelerators=16384,profile={name},seed=1");
         let workload = from_spec(&spec).unwrap();
         let jobs = &workload.jobs;
-        let gang_mean = mean(jobs.iter().map(|j| f64::from(j.gang_size)));
-        let run_mean = mean(jobs.iter().map(|j| j.work.total_units));
-        let mut runs: Vec<f64> = jobs.iter().map(|j| j.work.total_units).collect();
+        let gang_mean = mean(jobs.iter().map(|j| f64::from(j.spec.gang_size)));
+        let run_mean = mean(jobs.iter().map(|j| j.spec.work.total_units));
+        let mut runs: Vec<f64> = jobs.iter().map(|j| j.spec.work.total_units).collect();
         runs.sort_by(f64::total_cmp);
         let run_median = runs[runs.len() / 2];
-        let single = jobs.iter().filter(|j| j.gang_size == 1).count() as f64 / jobs.len() as f64;
+        let single =
+            jobs.iter().filter(|j| j.spec.gang_size == 1).count() as f64 / jobs.len() as f64;
         println!(
             "{name}: gang mean {gang_mean:.3} (target {}), run mean {run_mean:.0} s (target {}), \
              median {run_median:.0} s (target {})",
@@ -48,7 +49,7 @@ fn fitted_profiles_reproduce_the_summary_means() {
             "{name}"
         );
         assert!((single - 0.7).abs() < 0.01, "{name}");
-        assert!(jobs.iter().all(|j| u64::from(j.gang_size) <= 16_384));
+        assert!(jobs.iter().all(|j| u64::from(j.spec.gang_size) <= 16_384));
     }
 }
 
@@ -59,7 +60,7 @@ fn offered_load_sets_the_arrival_rate() {
     let span_s = jobs.last().unwrap().arrival_s as f64;
     let demand: f64 = jobs
         .iter()
-        .map(|j| f64::from(j.gang_size) * j.work.total_units)
+        .map(|j| f64::from(j.spec.gang_size) * j.spec.work.total_units)
         .sum();
     let load = demand / (span_s * total_accelerators(&workload.cluster) as f64);
     assert!((load - 0.5).abs() < 0.001, "offered load {load}");
@@ -88,7 +89,7 @@ fn heavy_tailed_samples_still_offer_the_load_asked_for() {
         let window_s = jobs.last().unwrap().arrival_s as f64;
         let demand: f64 = jobs
             .iter()
-            .map(|j| f64::from(j.gang_size) * j.work.total_units)
+            .map(|j| f64::from(j.spec.gang_size) * j.spec.work.total_units)
             .sum();
         let load = demand / (window_s * total_accelerators(&workload.cluster) as f64);
         assert!(
@@ -107,7 +108,7 @@ fn heavy_tailed_samples_still_offer_the_load_asked_for() {
     let sampled_acc_s: f64 = workload
         .jobs
         .iter()
-        .map(|j| f64::from(j.gang_size) * j.work.total_units)
+        .map(|j| f64::from(j.spec.gang_size) * j.spec.work.total_units)
         .sum::<f64>()
         / 20000.0;
     // The old rule (rate from the distribution's mean) would have offered ~0.76.
@@ -128,14 +129,14 @@ fn spec_keys_values_and_cluster() {
     let nodes: Vec<u32> = workload.cluster.pools.iter().map(|p| p.nodes).collect();
     assert_eq!(nodes, vec![4, 4, 4]);
     assert!(
-        workload.jobs.iter().all(|j| j.gang_size <= 32),
+        workload.jobs.iter().all(|j| j.spec.gang_size <= 32),
         "clipped to a pool"
     );
     assert!(
         workload
             .jobs
             .iter()
-            .all(|j| j.tenant.starts_with("tenant-"))
+            .all(|j| j.spec.tenant.starts_with("tenant-"))
     );
 
     let errors = [

@@ -17,7 +17,7 @@ use super::error::TraceError;
 use super::report::ReadReport;
 use super::table::{Columns, Row, for_each_row};
 use super::{ANY_ACCELERATOR, DEFAULT_TENANT};
-use crate::workload::{Rates, TraceJob, Work};
+use crate::workload::{JobSpec, Rates, TraceJob, Work};
 use std::collections::HashSet;
 
 /// The header the writer produces.
@@ -77,17 +77,20 @@ pub fn parse(text: &str, file: &str) -> Result<(Vec<TraceJob>, ReadReport), Trac
             return Err(row.error("checkpoint_interval_s", "whole seconds > 0, or empty"));
         }
         jobs.push(TraceJob {
-            id: id.to_string(),
             arrival_s: row.parse("arrival_s", "whole seconds >= 0")?,
-            gang_size,
-            tenant,
-            priority: row
-                .parse_optional("priority", "a whole number")?
-                .unwrap_or(0),
-            work: parse_work(row)?,
-            runtime_estimate_s: row
-                .parse_optional("runtime_estimate_s", "whole seconds >= 0, or empty")?,
-            checkpoint_interval_s,
+            spec: JobSpec {
+                name: id.to_string(),
+                gang_size,
+                tenant,
+                priority: row
+                    .parse_optional("priority", "a whole number")?
+                    .unwrap_or(0),
+                work: parse_work(row)?,
+                runtime_estimate_s: row
+                    .parse_optional("runtime_estimate_s", "whole seconds >= 0, or empty")?,
+                checkpoint_interval_s,
+                checkpoint_cost_s: 0,
+            },
         });
         Ok(())
     })?;
@@ -156,15 +159,15 @@ fn parse_work(row: &Row<'_>) -> Result<Work, TraceError> {
 pub fn write(jobs: &[TraceJob], out: impl std::io::Write) -> std::io::Result<()> {
     let mut writer = csv::Writer::from_writer(out);
     writer.write_record(HEADER)?;
-    for job in jobs {
-        let mut rates = Vec::with_capacity(job.work.units_per_s.len());
-        for (name, rate) in &job.work.units_per_s {
+    for TraceJob { arrival_s, spec } in jobs {
+        let mut rates = Vec::with_capacity(spec.work.units_per_s.len());
+        for (name, rate) in &spec.work.units_per_s {
             if name.contains(['=', '|']) || name.trim() != name || name.is_empty() {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::InvalidData,
                     format!(
                         "job {}: accelerator type {name:?} cannot be written",
-                        job.id
+                        spec.name
                     ),
                 ));
             }
@@ -172,15 +175,15 @@ pub fn write(jobs: &[TraceJob], out: impl std::io::Write) -> std::io::Result<()>
         }
         let optional = |value: Option<u64>| value.map(|v| v.to_string()).unwrap_or_default();
         writer.write_record([
-            job.id.clone(),
-            job.arrival_s.to_string(),
-            job.gang_size.to_string(),
-            job.tenant.clone(),
-            job.priority.to_string(),
-            job.work.total_units.to_string(),
+            spec.name.clone(),
+            arrival_s.to_string(),
+            spec.gang_size.to_string(),
+            spec.tenant.clone(),
+            spec.priority.to_string(),
+            spec.work.total_units.to_string(),
             rates.join("|"),
-            optional(job.runtime_estimate_s),
-            optional(job.checkpoint_interval_s),
+            optional(spec.runtime_estimate_s),
+            optional(spec.checkpoint_interval_s),
         ])?;
     }
     writer.flush()
