@@ -235,7 +235,12 @@ pub fn simulate(
                         config.checkpoint_cost_s,
                         &config.failures,
                     );
-                    match scheduler.submit_borrowed(spec, &trace_job.id, &trace_job.tenant, now_s) {
+                    match scheduler.submit_borrowed(
+                        spec,
+                        trace_job.id(),
+                        &trace_job.spec.tenant,
+                        now_s,
+                    ) {
                         Ok(id) => {
                             debug_assert_eq!(id.0 as usize, submitted);
                             submitted += 1;
@@ -244,7 +249,9 @@ pub fn simulate(
                             last_pool.push(PoolId(0));
                             unfinished += 1;
                         }
-                        Err(error) => rejected.push((trace_job.id.clone(), error.to_string())),
+                        Err(error) => {
+                            rejected.push((trace_job.id().to_string(), error.to_string()))
+                        }
                     }
                 }
                 Event::Finish { job, run } => {

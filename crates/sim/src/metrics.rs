@@ -49,8 +49,8 @@ impl JobRecord {
             .iter()
             .max_by(|a, b| a.1.total_cmp(&b.1));
         JobRecord {
-            id: Label::from(trace_job.id.as_str()),
-            tenant: Label::from(trace_job.tenant.as_str()),
+            id: Label::from(trace_job.id()),
+            tenant: Label::from(trace_job.spec.tenant.as_str()),
             gang_size: job.spec.gang_size,
             accelerator: Label::from(accelerator),
             arrival_s: job.submitted_s,

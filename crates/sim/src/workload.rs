@@ -12,21 +12,27 @@ pub use suanli_sched::Work;
 /// Units/s per accelerator type (a small sorted vector with a map's interface).
 pub use suanli_sched::Rates;
 
-/// One job as read from a trace or generated.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// What the scheduler is given for a job: its own type. In a [`TraceJob`] its `name` is the
+/// trace's job id.
+pub use suanli_sched::JobSpec;
+
+/// One job as read from a trace or generated: the scheduler's [`JobSpec`] and what only a trace
+/// has, the arrival time.
+#[derive(Clone, Debug, PartialEq)]
 pub struct TraceJob {
-    pub id: String,
+    /// Seconds from the start of the trace.
     pub arrival_s: u64,
-    /// Accelerators the job needs at once (all of one type).
-    pub gang_size: u32,
-    pub tenant: String,
-    /// Higher runs first where a policy uses priority.
-    pub priority: i32,
-    pub work: Work,
-    /// What the user told the scheduler about run time (for backfill), seconds.
-    pub runtime_estimate_s: Option<u64>,
-    /// Seconds between checkpoints; `None` = no checkpoints (a restart loses everything).
-    pub checkpoint_interval_s: Option<u64>,
+    /// The job as the trace gives it, its id in `name`. The readers and the generator leave
+    /// `checkpoint_cost_s` at 0: what a checkpoint costs is the run's choice
+    /// (`SimConfig::checkpoint_cost_s`), which [`crate::convert::unnamed_job_spec`] sets.
+    pub spec: JobSpec,
+}
+
+impl TraceJob {
+    /// The trace's id of the job (`spec.name`).
+    pub fn id(&self) -> &str {
+        &self.spec.name
+    }
 }
 
 /// A pool of identical nodes: the scheduler's own pool configuration (accelerator type id, nodes,

@@ -1,7 +1,7 @@
 //! The engine end to end on small hand-made workloads: determinism, failures with checkpoints,
 //! every policy completing, and the report formats.
 
-use suanli_sim::workload::{ClusterSpec, PoolSpec, TraceJob, Work};
+use suanli_sim::workload::{ClusterSpec, JobSpec, PoolSpec, TraceJob, Work};
 use suanli_sim::{CheckpointPolicy, FailureModel, SimConfig, Summary, simulate};
 
 fn cluster() -> ClusterSpec {
@@ -25,17 +25,20 @@ fn workload() -> Vec<TraceJob> {
         .map(|i| {
             let speedup = if i % 3 == 0 { 5.0 } else { 1.2 };
             TraceJob {
-                id: format!("job{i}"),
                 arrival_s: i * 300,
-                gang_size: [1, 2, 4, 8][(i % 4) as usize],
-                tenant: format!("tenant{}", i % 3),
-                priority: 0,
-                work: Work {
-                    total_units: 1_800.0 + (i % 7) as f64 * 3_600.0,
-                    units_per_s: [("k80".into(), 1.0), ("v100".into(), speedup)].into(),
+                spec: JobSpec {
+                    name: format!("job{i}"),
+                    gang_size: [1, 2, 4, 8][(i % 4) as usize],
+                    tenant: format!("tenant{}", i % 3),
+                    priority: 0,
+                    work: Work {
+                        total_units: 1_800.0 + (i % 7) as f64 * 3_600.0,
+                        units_per_s: [("k80".into(), 1.0), ("v100".into(), speedup)].into(),
+                    },
+                    runtime_estimate_s: Some(4 * 3_600 + (i % 7) * 3_600),
+                    checkpoint_interval_s: Some(1_800),
+                    checkpoint_cost_s: 0,
                 },
-                runtime_estimate_s: Some(4 * 3_600 + (i % 7) * 3_600),
-                checkpoint_interval_s: Some(1_800),
             }
         })
         .collect()

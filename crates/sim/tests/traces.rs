@@ -45,9 +45,9 @@ fn every_gavel_seed0_trace_parses_with_the_expected_counts() {
             "{name}"
         );
         for job in &trace.jobs {
-            assert!(job.work.total_units > 0.0);
-            assert!(!job.work.units_per_s.is_empty());
-            assert!(job.work.units_per_s.values().all(|rate| *rate > 0.0));
+            assert!(job.spec.work.total_units > 0.0);
+            assert!(!job.spec.work.units_per_s.is_empty());
+            assert!(job.spec.work.units_per_s.values().all(|rate| *rate > 0.0));
         }
     }
 }
@@ -57,23 +57,28 @@ fn gavel_jobs_carry_measured_rates_and_a_family_tenant() {
     let trace = read_trace(&data("gavel/seed0/ee9e8c.trace"), None).unwrap();
     // Line 1: Transformer (batch size 128), 15,486,530 steps, arrival 0, 1 GPU.
     let first = &trace.jobs[0];
-    assert_eq!(first.id, "0");
-    assert_eq!((first.arrival_s, first.gang_size), (0, 1));
-    assert_eq!(first.tenant, "transformer");
-    assert_eq!(first.work.total_units, 15_486_530.0);
-    let v100 = first.work.units_per_s["v100"];
+    assert_eq!(first.id(), "0");
+    assert_eq!((first.arrival_s, first.spec.gang_size), (0, 1));
+    assert_eq!(first.spec.tenant, "transformer");
+    assert_eq!(first.spec.work.total_units, 15_486_530.0);
+    let v100 = first.spec.work.units_per_s["v100"];
     assert!(
         (v100 - 5.446).abs() < 1e-3,
         "measured V100 rate, got {v100}"
     );
-    let estimate = first.runtime_estimate_s.unwrap();
+    let estimate = first.spec.runtime_estimate_s.unwrap();
     assert_eq!(estimate, (15_486_530.0 / v100).ceil() as u64);
     // Line 2: Recommendation (batch size 8192) on 8 GPUs is measured at scale 1 only.
     let second = &trace.jobs[1];
-    assert_eq!((second.arrival_s, second.gang_size), (336_541, 8));
-    assert!(trace.report.derived_throughput_job_ids.contains(&second.id));
+    assert_eq!((second.arrival_s, second.spec.gang_size), (336_541, 8));
+    assert!(
+        trace
+            .report
+            .derived_throughput_job_ids
+            .contains(&second.spec.name)
+    );
     let k80_one = 2.699;
-    assert!((second.work.units_per_s["k80"] - 8.0 * k80_one).abs() < 0.01);
+    assert!((second.spec.work.units_per_s["k80"] - 8.0 * k80_one).abs() < 0.01);
 }
 
 #[test]
@@ -81,7 +86,7 @@ fn gavel_jobs_that_do_not_fit_a_k80_omit_it() {
     // ResNet-50 (batch size 128) is measured at 0 steps/s on 2, 4 and 8 K80s.
     let line = "ResNet-50 (batch size 128)\tcd %s && python3 main.py\t--num_steps\t1\t1000\t5.0\t4";
     let parsed = trace::parse_trace(line, "inline.trace", TraceFormat::Gavel).unwrap();
-    let rates = &parsed.jobs[0].work.units_per_s;
+    let rates = &parsed.jobs[0].spec.work.units_per_s;
     assert!(!rates.contains_key("k80"));
     assert!(rates.contains_key("v100") && rates.contains_key("p100"));
 }
@@ -136,12 +141,12 @@ fn tiresias_60_job_and_yarn_durations_parse() {
     assert_eq!(sample.jobs.len(), 60);
     let first = &sample.jobs[0];
     assert_eq!(
-        (first.id.as_str(), first.gang_size, first.arrival_s),
+        (first.id(), first.spec.gang_size, first.arrival_s),
         ("0", 1, 0)
     );
-    assert_eq!(first.work.total_units, 164.0);
-    assert_eq!(first.work.units_per_s[ANY_ACCELERATOR], 1.0);
-    let total_s: f64 = sample.jobs.iter().map(|j| j.work.total_units).sum();
+    assert_eq!(first.spec.work.total_units, 164.0);
+    assert_eq!(first.spec.work.units_per_s[ANY_ACCELERATOR], 1.0);
+    let total_s: f64 = sample.jobs.iter().map(|j| j.spec.work.total_units).sum();
     assert_eq!(total_s, 10_705.0);
 
     let yarn = read_trace(&data("tiresias/yarn-gput1000.csv"), None).unwrap();
@@ -149,9 +154,9 @@ fn tiresias_60_job_and_yarn_durations_parse() {
     assert!(
         yarn.jobs
             .iter()
-            .all(|j| j.gang_size == 1 && j.arrival_s == 0)
+            .all(|j| j.spec.gang_size == 1 && j.arrival_s == 0)
     );
-    assert_eq!(yarn.jobs[0].work.total_units, 121.0);
+    assert_eq!(yarn.jobs[0].spec.work.total_units, 121.0);
 }
 
 #[test]
@@ -166,14 +171,14 @@ fn alibaba_default_parses_with_documented_skips() {
     assert_eq!(report.adjusted_by(alibaba::ADJUST_FRACTIONAL_GPU), 2573);
     assert_eq!(trace.jobs.len(), 6203);
     let first = &trace.jobs[0];
-    assert_eq!(first.id, "openb-pod-0000");
-    assert_eq!(first.work.total_units, 12_537_496.0);
-    assert_eq!(first.priority, 1, "LS pods have priority 1");
+    assert_eq!(first.id(), "openb-pod-0000");
+    assert_eq!(first.spec.work.total_units, 12_537_496.0);
+    assert_eq!(first.spec.priority, 1, "LS pods have priority 1");
     assert!(
         trace
             .jobs
             .iter()
-            .all(|j| j.work.units_per_s.contains_key("*"))
+            .all(|j| j.spec.work.units_per_s.contains_key("*"))
     );
 }
 
@@ -184,7 +189,7 @@ fn alibaba_gpu_spec_constrains_types() {
     let constrained: Vec<_> = trace
         .jobs
         .iter()
-        .filter(|j| !j.work.units_per_s.contains_key(ANY_ACCELERATOR))
+        .filter(|j| !j.spec.work.units_per_s.contains_key(ANY_ACCELERATOR))
         .collect();
     assert_eq!(constrained.len(), 2092);
     let cluster = suanli_sim::presets::preset("alibaba-2023").unwrap();

@@ -153,7 +153,7 @@ fn fitting_expands_any_type_and_sets_aside_impossible_gangs() {
     let (jobs, fit) = fit_to_cluster(tiresias.jobs, &cluster);
     assert_eq!(fit.any_type_expanded, 60);
     assert_eq!(jobs.len(), 60);
-    assert!(jobs.iter().all(|j| j.work.units_per_s.len() == 3));
+    assert!(jobs.iter().all(|j| j.spec.work.units_per_s.len() == 3));
 
     // ee9e8c holds 5 jobs of 32 GPUs and 1 of 20: no 36-GPU pool can hold more than 36.
     let gavel = read_trace(&data("gavel/seed0/ee9e8c.trace"), None).unwrap();

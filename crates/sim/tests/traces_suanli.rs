@@ -1,5 +1,6 @@
 //! The suanli CSV format: every shipped trace and a synthetic workload survive a write and a
-//! read unchanged; hand-written files in the duration form parse; bad rows are named.
+//! read unchanged; the writer refuses what it could not read back; hand-written files in the
+//! duration form parse; bad rows are named.
 
 use std::path::PathBuf;
 use suanli_sim::trace::{TraceFormat, parse_trace, read_trace, suanli_csv};
@@ -45,6 +46,26 @@ fn synthetic_workloads_round_trip_exactly() {
 }
 
 #[test]
+fn the_writer_refuses_what_it_could_not_read_back() {
+    let jobs = read_trace(&data("tiresias/60_job.csv"), None).unwrap().jobs;
+    let mut with_cost = jobs[..2].to_vec();
+    with_cost[1].spec.checkpoint_cost_s = 120;
+    let message = suanli_csv::to_csv_string(&with_cost)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.starts_with("job 1: a checkpoint cost (120 s)"),
+        "{message}"
+    );
+    let mut bad_type = jobs[..1].to_vec();
+    bad_type[0].spec.work.units_per_s = [("v100|p100".to_string(), 1.0)].into();
+    let message = suanli_csv::to_csv_string(&bad_type)
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("cannot be written"), "{message}");
+}
+
+#[test]
 fn the_duration_form_reads_hand_written_files() {
     let text = "# two jobs written by hand\n\
                 id,arrival_s,gang_size,tenant,duration_s,allowed_types,checkpoint_interval_s\n\
@@ -54,11 +75,13 @@ fn the_duration_form_reads_hand_written_files() {
         .unwrap()
         .jobs;
     assert_eq!(jobs.len(), 2);
-    assert_eq!(jobs[0].work.units_per_s.len(), 2);
-    assert_eq!(jobs[0].checkpoint_interval_s, Some(600));
-    assert_eq!(jobs[1].tenant, "default");
-    assert_eq!(jobs[1].work.units_per_s["*"], 1.0);
-    assert_eq!((jobs[1].priority, jobs[1].runtime_estimate_s), (0, None));
+    let (a, b) = (&jobs[0].spec, &jobs[1].spec);
+    assert_eq!(a.work.units_per_s.len(), 2);
+    assert_eq!(a.checkpoint_interval_s, Some(600));
+    assert_eq!(b.tenant, "default");
+    assert_eq!(b.work.units_per_s["*"], 1.0);
+    assert_eq!((b.priority, b.runtime_estimate_s), (0, None));
+    assert_eq!((a.checkpoint_cost_s, b.checkpoint_cost_s), (0, 0));
 }
 
 #[test]

@@ -2,11 +2,28 @@
 //! spec errors that say what is wrong, and fast enough for 100,000 jobs.
 
 use suanli_sim::presets::total_accelerators;
-use suanli_sim::synthetic::{Arrivals, Profile, Summary, SyntheticSpec, from_spec, generate};
+use suanli_sim::synthetic::{
+    Arrivals, Profile, Summary, SyntheticSpec, SyntheticWorkload, from_spec, generate,
+};
+use suanli_sim::workload::TraceJob;
 
 fn mean(values: impl Iterator<Item = f64>) -> f64 {
     let (sum, count) = values.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
     sum / count as f64
+}
+
+/// Accelerator-seconds the jobs ask for (gang size x run time; the generator's rates are 1).
+fn demand_acc_s(jobs: &[TraceJob]) -> f64 {
+    jobs.iter()
+        .map(|j| f64::from(j.spec.gang_size) * j.spec.work.total_units)
+        .sum()
+}
+
+/// The load a workload offers: its demand over the cluster's capacity from the first arrival
+/// (at 0) to the last.
+fn offered_load(workload: &SyntheticWorkload) -> f64 {
+    let window_s = workload.jobs.last().unwrap().arrival_s as f64;
+    demand_acc_s(&workload.jobs) / (window_s * total_accelerators(&workload.cluster) as f64)
 }
 
 #[test]
@@ -30,12 +47,13 @@ fn fitted_profiles_reproduce_the_summary_means() {
         let spec = format!("jobs=200000,accelerators=16384,profile={name},seed=1");
         let workload = from_spec(&spec).unwrap();
         let jobs = &workload.jobs;
-        let gang_mean = mean(jobs.iter().map(|j| f64::from(j.gang_size)));
-        let run_mean = mean(jobs.iter().map(|j| j.work.total_units));
-        let mut runs: Vec<f64> = jobs.iter().map(|j| j.work.total_units).collect();
+        let gang_mean = mean(jobs.iter().map(|j| f64::from(j.spec.gang_size)));
+        let run_mean = mean(jobs.iter().map(|j| j.spec.work.total_units));
+        let mut runs: Vec<f64> = jobs.iter().map(|j| j.spec.work.total_units).collect();
         runs.sort_by(f64::total_cmp);
         let run_median = runs[runs.len() / 2];
-        let single = jobs.iter().filter(|j| j.gang_size == 1).count() as f64 / jobs.len() as f64;
+        let single =
+            jobs.iter().filter(|j| j.spec.gang_size == 1).count() as f64 / jobs.len() as f64;
         println!(
             "{name}: gang mean {gang_mean:.3} (target {}), run mean {run_mean:.0} s (target {}), \
              median {run_median:.0} s (target {})",
@@ -48,7 +66,7 @@ fn fitted_profiles_reproduce_the_summary_means() {
             "{name}"
         );
         assert!((single - 0.7).abs() < 0.01, "{name}");
-        assert!(jobs.iter().all(|j| u64::from(j.gang_size) <= 16_384));
+        assert!(jobs.iter().all(|j| u64::from(j.spec.gang_size) <= 16_384));
     }
 }
 
@@ -56,12 +74,7 @@ fn fitted_profiles_reproduce_the_summary_means() {
 fn offered_load_sets_the_arrival_rate() {
     let workload = from_spec("jobs=100000,accelerators=1024,load=0.5,profile=gavel").unwrap();
     let jobs = &workload.jobs;
-    let span_s = jobs.last().unwrap().arrival_s as f64;
-    let demand: f64 = jobs
-        .iter()
-        .map(|j| f64::from(j.gang_size) * j.work.total_units)
-        .sum();
-    let load = demand / (span_s * total_accelerators(&workload.cluster) as f64);
+    let load = offered_load(&workload);
     assert!((load - 0.5).abs() < 0.001, "offered load {load}");
     assert!(jobs.windows(2).all(|w| w[0].arrival_s <= w[1].arrival_s));
 
@@ -85,12 +98,7 @@ fn heavy_tailed_samples_still_offer_the_load_asked_for() {
         let workload = from_spec(spec).unwrap();
         let jobs = &workload.jobs;
         assert_eq!(jobs[0].arrival_s, 0, "{spec}");
-        let window_s = jobs.last().unwrap().arrival_s as f64;
-        let demand: f64 = jobs
-            .iter()
-            .map(|j| f64::from(j.gang_size) * j.work.total_units)
-            .sum();
-        let load = demand / (window_s * total_accelerators(&workload.cluster) as f64);
+        let load = offered_load(&workload);
         assert!(
             (load / asked - 1.0).abs() < 0.01,
             "{spec}: offered load {load}"
@@ -104,12 +112,7 @@ fn heavy_tailed_samples_still_offer_the_load_asked_for() {
             .iter()
             .map(|(g, p)| f64::from(*g) * p)
             .sum::<f64>();
-    let sampled_acc_s: f64 = workload
-        .jobs
-        .iter()
-        .map(|j| f64::from(j.gang_size) * j.work.total_units)
-        .sum::<f64>()
-        / 20000.0;
+    let sampled_acc_s = demand_acc_s(&workload.jobs) / 20000.0;
     // The old rule (rate from the distribution's mean) would have offered ~0.76.
     assert!(
         sampled_acc_s < 0.9 * mean_acc_s,
@@ -128,14 +131,14 @@ fn spec_keys_values_and_cluster() {
     let nodes: Vec<u32> = workload.cluster.pools.iter().map(|p| p.nodes).collect();
     assert_eq!(nodes, vec![4, 4, 4]);
     assert!(
-        workload.jobs.iter().all(|j| j.gang_size <= 32),
+        workload.jobs.iter().all(|j| j.spec.gang_size <= 32),
         "clipped to a pool"
     );
     assert!(
         workload
             .jobs
             .iter()
-            .all(|j| j.tenant.starts_with("tenant-"))
+            .all(|j| j.spec.tenant.starts_with("tenant-"))
     );
 
     let errors = [

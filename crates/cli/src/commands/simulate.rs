@@ -223,7 +223,7 @@ fn load_tenant_file(
 ) -> Result<Vec<TenantConfig>> {
     let tenants = load_tenants(path)?;
     check_against_cluster(&tenants, cluster, &path.display().to_string())?;
-    let in_trace: BTreeSet<&str> = jobs.iter().map(|j| j.tenant.as_str()).collect();
+    let in_trace: BTreeSet<&str> = jobs.iter().map(|j| j.spec.tenant.as_str()).collect();
     for tenant in &tenants {
         if !in_trace.contains(tenant.name.as_str()) {
             let known: Vec<&str> = in_trace.iter().copied().take(10).collect();

@@ -18,7 +18,7 @@ pub use profile::{
 };
 
 use crate::trace::DEFAULT_TENANT;
-use crate::workload::{ClusterSpec, PoolSpec, Rates, TraceJob, Work};
+use crate::workload::{ClusterSpec, JobSpec, PoolSpec, Rates, TraceJob, Work};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -280,17 +280,20 @@ pub fn generate(spec: &SyntheticSpec) -> Result<SyntheticWorkload, SpecError> {
         let duration_s = sample_duration_s(&profile.durations, &mut rng);
         let tenant = tenants[rng.random_range(0..tenants.len())].clone();
         jobs.push(TraceJob {
-            id: index.to_string(),
             arrival_s: 0,
-            gang_size,
-            tenant,
-            priority: 0,
-            work: Work {
-                total_units: duration_s as f64,
-                units_per_s: rates.clone(),
+            spec: JobSpec {
+                name: index.to_string(),
+                gang_size,
+                tenant,
+                priority: 0,
+                work: Work {
+                    total_units: duration_s as f64,
+                    units_per_s: rates.clone(),
+                },
+                runtime_estimate_s: Some(duration_s),
+                checkpoint_interval_s: spec.checkpoint_interval_s,
+                checkpoint_cost_s: 0,
             },
-            runtime_estimate_s: Some(duration_s),
-            checkpoint_interval_s: spec.checkpoint_interval_s,
         });
     }
     let arrival_rate_per_s = place_arrivals(&mut jobs, &gaps, spec.arrivals, accelerators);
@@ -326,7 +329,7 @@ fn place_arrivals(
         Arrivals::Load(load) => {
             let work_acc_s: f64 = jobs
                 .iter()
-                .map(|j| f64::from(j.gang_size) * j.work.total_units)
+                .map(|j| f64::from(j.spec.gang_size) * j.spec.work.total_units)
                 .sum();
             let window_s = work_acc_s / (load * accelerators);
             // Gaps between jobs: the first job's own gap is dropped so it arrives at 0.

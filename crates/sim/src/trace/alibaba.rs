@@ -12,7 +12,7 @@ use super::error::TraceError;
 use super::report::ReadReport;
 use super::table::{Columns, Row, for_each_row};
 use super::{ANY_ACCELERATOR, DEFAULT_TENANT};
-use crate::workload::{TraceJob, Work};
+use crate::workload::{JobSpec, TraceJob, Work};
 
 /// Skip rule: the pod asks for no GPU.
 pub const SKIP_CPU_ONLY: &str = "cpu-only pod (num_gpu = 0)";
@@ -100,17 +100,20 @@ fn pod_to_job(row: &Row<'_>, report: &mut ReadReport) -> Result<Option<TraceJob>
     let duration_s = deletion_s - scheduled_s;
     let units_per_s = allowed_types.into_iter().map(|t| (t, 1.0)).collect();
     Ok(Some(TraceJob {
-        id: name.to_string(),
         arrival_s: creation_s,
-        gang_size: num_gpu,
-        tenant: DEFAULT_TENANT.to_string(),
-        priority,
-        work: Work {
-            total_units: duration_s as f64,
-            units_per_s,
+        spec: JobSpec {
+            name: name.to_string(),
+            gang_size: num_gpu,
+            tenant: DEFAULT_TENANT.to_string(),
+            priority,
+            work: Work {
+                total_units: duration_s as f64,
+                units_per_s,
+            },
+            runtime_estimate_s: Some(duration_s),
+            checkpoint_interval_s: None,
+            checkpoint_cost_s: 0,
         },
-        runtime_estimate_s: Some(duration_s),
-        checkpoint_interval_s: None,
     }))
 }
 

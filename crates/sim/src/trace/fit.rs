@@ -50,7 +50,7 @@ pub fn fit_to_cluster(jobs: Vec<TraceJob>, cluster: &ClusterSpec) -> (Vec<TraceJ
     let mut report = FitReport::default();
     let mut runnable = Vec::with_capacity(jobs.len());
     for mut job in jobs {
-        let rates = &mut job.work.units_per_s;
+        let rates = &mut job.spec.work.units_per_s;
         if let Some(any_rate) = rates.remove(ANY_ACCELERATOR) {
             report.any_type_expanded += 1;
             for accelerator in largest_pool_by_type.keys() {
@@ -68,17 +68,17 @@ pub fn fit_to_cluster(jobs: Vec<TraceJob>, cluster: &ClusterSpec) -> (Vec<TraceJ
             .max();
         match largest_allowed {
             None => report.unrunnable.push((
-                job.id.clone(),
+                job.id().to_string(),
                 format!(
                     "the cluster {} has none of its accelerator types",
                     cluster.name
                 ),
             )),
-            Some(largest) if largest < u64::from(job.gang_size) => report.unrunnable.push((
-                job.id.clone(),
+            Some(largest) if largest < u64::from(job.spec.gang_size) => report.unrunnable.push((
+                job.id().to_string(),
                 format!(
                     "needs {} accelerators of one type, the largest pool it may use has {largest}",
-                    job.gang_size
+                    job.spec.gang_size
                 ),
             )),
             Some(_) => runnable.push(job),

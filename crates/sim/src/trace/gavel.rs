@@ -9,7 +9,7 @@
 use super::error::TraceError;
 use super::report::ReadReport;
 use super::throughputs::Throughputs;
-use crate::workload::{TraceJob, Work};
+use crate::workload::{JobSpec, TraceJob, Work};
 
 /// Fields per line.
 pub const FIELDS: usize = 7;
@@ -138,17 +138,20 @@ impl<'t> GavelRow<'t> {
         }
         let total_units = self.total_steps as f64;
         let job = TraceJob {
-            id,
             arrival_s: self.arrival_s,
-            gang_size: self.scale_factor,
-            tenant: job_family(self.job_type),
-            priority: 0,
-            work: Work {
-                total_units,
-                units_per_s: rates.steps_per_s.into(),
+            spec: JobSpec {
+                name: id,
+                gang_size: self.scale_factor,
+                tenant: job_family(self.job_type),
+                priority: 0,
+                work: Work {
+                    total_units,
+                    units_per_s: rates.steps_per_s.into(),
+                },
+                runtime_estimate_s: Some((total_units / fastest_steps_per_s).ceil() as u64),
+                checkpoint_interval_s: None,
+                checkpoint_cost_s: 0,
             },
-            runtime_estimate_s: Some((total_units / fastest_steps_per_s).ceil() as u64),
-            checkpoint_interval_s: None,
         };
         Some((job, rates.derived))
     }

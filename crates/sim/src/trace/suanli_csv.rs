@@ -1,4 +1,5 @@
-//! The suanli CSV workload format: any [`TraceJob`] list can be written and read back exactly.
+//! The suanli CSV workload format: any [`TraceJob`] list a reader or the generator produces can be
+//! written and read back exactly.
 //!
 //! ```text
 //! id,arrival_s,gang_size,tenant,priority,total_units,units_per_s,runtime_estimate_s,checkpoint_interval_s
@@ -11,13 +12,15 @@
 //! `duration_s` plus an optional `allowed_types` (`|`-separated; empty or absent = any type, at
 //! rate 1). Optional: `tenant` (default `default`), `priority` (0), `runtime_estimate_s` and
 //! `checkpoint_interval_s` (empty = none). Lines starting with `#` are comments. The writer always
-//! uses the first form and prints rates in Rust's shortest round-trip notation.
+//! uses the first form and prints rates in Rust's shortest round-trip notation. What a checkpoint
+//! costs is the run's choice, not the trace's: the reader leaves it at 0 and the writer refuses a
+//! job that sets it.
 
 use super::error::TraceError;
 use super::report::ReadReport;
 use super::table::{Columns, Row, for_each_row};
 use super::{ANY_ACCELERATOR, DEFAULT_TENANT};
-use crate::workload::{Rates, TraceJob, Work};
+use crate::workload::{JobSpec, Rates, TraceJob, Work};
 use std::collections::HashSet;
 
 /// The header the writer produces.
@@ -77,17 +80,20 @@ pub fn parse(text: &str, file: &str) -> Result<(Vec<TraceJob>, ReadReport), Trac
             return Err(row.error("checkpoint_interval_s", "whole seconds > 0, or empty"));
         }
         jobs.push(TraceJob {
-            id: id.to_string(),
             arrival_s: row.parse("arrival_s", "whole seconds >= 0")?,
-            gang_size,
-            tenant,
-            priority: row
-                .parse_optional("priority", "a whole number")?
-                .unwrap_or(0),
-            work: parse_work(row)?,
-            runtime_estimate_s: row
-                .parse_optional("runtime_estimate_s", "whole seconds >= 0, or empty")?,
-            checkpoint_interval_s,
+            spec: JobSpec {
+                name: id.to_string(),
+                gang_size,
+                tenant,
+                priority: row
+                    .parse_optional("priority", "a whole number")?
+                    .unwrap_or(0),
+                work: parse_work(row)?,
+                runtime_estimate_s: row
+                    .parse_optional("runtime_estimate_s", "whole seconds >= 0, or empty")?,
+                checkpoint_interval_s,
+                checkpoint_cost_s: 0,
+            },
         });
         Ok(())
     })?;
@@ -152,35 +158,42 @@ fn parse_work(row: &Row<'_>) -> Result<Work, TraceError> {
     })
 }
 
-/// Writes `jobs` in the suanli CSV format (header [`HEADER`]).
+/// Writes `jobs` in the suanli CSV format (header [`HEADER`]); refuses what it could not read
+/// back (an accelerator type with `=`, `|` or surrounding blanks, a checkpoint cost).
 pub fn write(jobs: &[TraceJob], out: impl std::io::Write) -> std::io::Result<()> {
+    let unwritable =
+        |problem: String| std::io::Error::new(std::io::ErrorKind::InvalidData, problem);
     let mut writer = csv::Writer::from_writer(out);
     writer.write_record(HEADER)?;
-    for job in jobs {
-        let mut rates = Vec::with_capacity(job.work.units_per_s.len());
-        for (name, rate) in &job.work.units_per_s {
+    for TraceJob { arrival_s, spec } in jobs {
+        if spec.checkpoint_cost_s != 0 {
+            return Err(unwritable(format!(
+                "job {}: a checkpoint cost ({} s) is the run's choice and cannot be written; \
+                 leave it at 0",
+                spec.name, spec.checkpoint_cost_s
+            )));
+        }
+        let mut rates = Vec::with_capacity(spec.work.units_per_s.len());
+        for (name, rate) in &spec.work.units_per_s {
             if name.contains(['=', '|']) || name.trim() != name || name.is_empty() {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!(
-                        "job {}: accelerator type {name:?} cannot be written",
-                        job.id
-                    ),
-                ));
+                return Err(unwritable(format!(
+                    "job {}: accelerator type {name:?} cannot be written",
+                    spec.name
+                )));
             }
             rates.push(format!("{name}={rate}"));
         }
         let optional = |value: Option<u64>| value.map(|v| v.to_string()).unwrap_or_default();
         writer.write_record([
-            job.id.clone(),
-            job.arrival_s.to_string(),
-            job.gang_size.to_string(),
-            job.tenant.clone(),
-            job.priority.to_string(),
-            job.work.total_units.to_string(),
+            spec.name.clone(),
+            arrival_s.to_string(),
+            spec.gang_size.to_string(),
+            spec.tenant.clone(),
+            spec.priority.to_string(),
+            spec.work.total_units.to_string(),
             rates.join("|"),
-            optional(job.runtime_estimate_s),
-            optional(job.checkpoint_interval_s),
+            optional(spec.runtime_estimate_s),
+            optional(spec.checkpoint_interval_s),
         ])?;
     }
     writer.flush()

@@ -9,7 +9,7 @@ use super::error::TraceError;
 use super::report::ReadReport;
 use super::table::{Columns, for_each_row};
 use super::{ANY_ACCELERATOR, DEFAULT_TENANT};
-use crate::workload::{TraceJob, Work};
+use crate::workload::{JobSpec, TraceJob, Work};
 
 /// Columns the reader understands; only `duration` is required.
 pub const OPTIONAL_COLUMNS: [&str; 6] = [
@@ -53,17 +53,20 @@ pub fn parse(text: &str, file: &str) -> Result<(Vec<TraceJob>, ReadReport), Trac
         row.parse_optional::<u64>("iterations", "a whole number of iterations")?;
         row.parse_optional::<u64>("interval", "whole seconds to the next submission")?;
         jobs.push(TraceJob {
-            id,
             arrival_s,
-            gang_size,
-            tenant: DEFAULT_TENANT.to_string(),
-            priority: 0,
-            work: Work {
-                total_units: duration_s as f64,
-                units_per_s: [(ANY_ACCELERATOR.to_string(), 1.0)].into(),
+            spec: JobSpec {
+                name: id,
+                gang_size,
+                tenant: DEFAULT_TENANT.to_string(),
+                priority: 0,
+                work: Work {
+                    total_units: duration_s as f64,
+                    units_per_s: [(ANY_ACCELERATOR.to_string(), 1.0)].into(),
+                },
+                runtime_estimate_s: Some(duration_s),
+                checkpoint_interval_s: None,
+                checkpoint_cost_s: 0,
             },
-            runtime_estimate_s: Some(duration_s),
-            checkpoint_interval_s: None,
         });
         Ok(())
     })?;
