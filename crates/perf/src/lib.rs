@@ -35,6 +35,7 @@ pub mod serve_disagg;
 pub mod serve_search;
 pub mod train;
 mod train_comm;
+mod train_micro;
 pub mod validate;
 mod validate_error;
 pub mod validate_serve;

@@ -1,15 +1,14 @@
 //! Training step time, memory and what follows from them (MFU, tokens/s, days, energy, cost)
 //! for one model, cluster and layout.
 
-use crate::collective::Collective;
 use crate::efficiency::Efficiency;
 use crate::flops;
-use crate::kernels::{AttentionImpl, Device, LayerShape, LayerTime};
+use crate::kernels::{AttentionImpl, Device};
 use crate::layout::{Layout, Recompute};
 use crate::lora::{self, Workload};
 use crate::memory::{self, MemoryBreakdown};
 use crate::train_comm::{Network, data_parallel_time, precision_efficiency};
-use crate::xla;
+use crate::train_micro::MicroBatch;
 use serde::Serialize;
 use suanli_catalog::{Accelerator, Model, Precision};
 
@@ -116,6 +115,22 @@ pub struct TimeBreakdown {
     pub dp_comm_total_s: f64,
 }
 
+impl TimeBreakdown {
+    /// The step: every part but `dp_comm_total_s`.
+    pub fn step_s(&self) -> f64 {
+        self.compute_s
+            + self.recompute_s
+            + self.tp_comm_s
+            + self.cp_comm_s
+            + self.ep_comm_s
+            + self.pp_p2p_s
+            + self.pp_bubble_s
+            + self.dp_comm_exposed_s
+            + self.optimizer_s
+            + self.offload_s
+    }
+}
+
 /// Time, energy and money to a token budget.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Budget {
@@ -172,174 +187,24 @@ pub fn memory(setup: &TrainSetup, layout: &Layout) -> MemoryBreakdown {
 /// Estimates one layout. The layout must already pass [`Layout::check`].
 pub fn estimate(setup: &TrainSetup, layout: &Layout) -> Result<TrainEstimate, EstimateError> {
     let model = &setup.model;
-    let accelerator = &setup.accelerator;
-    let efficiency = precision_efficiency(setup);
-    let peak = accelerator
-        .peak_flops_per_s(setup.precision)
-        .ok_or_else(|| EstimateError::PrecisionUnsupported {
-            accelerator: accelerator.id.clone(),
-            precision: setup.precision,
-            supported: Precision::ALL
-                .into_iter()
-                .filter(|p| accelerator.peak_flops_per_s(*p).is_some())
-                .map(|p| p.name())
-                .collect::<Vec<_>>()
-                .join(", "),
-        })?;
+    let peak = peak_flops_per_s(setup)?;
     if let Err(reason) = layout.check(model, setup.count, setup.seq_len, setup.global_batch) {
         return Err(EstimateError::Invalid {
             layout: layout.to_string(),
             reason,
         });
     }
+    let efficiency = precision_efficiency(setup);
     let device = Device {
         peak_flops_per_s: peak,
-        memory_bytes_per_s: accelerator.memory_bandwidth_bytes_per_s(),
+        memory_bytes_per_s: setup.accelerator.memory_bandwidth_bytes_per_s(),
         activation_bytes: 2.0,
         efficiency,
     };
     let net = Network::new(setup, layout, &efficiency);
     let micro_batches = layout.micro_batches(setup.global_batch);
-    let pp = layout.pp as f64;
-    let layers_here = layout.layers_per_device(model) as f64;
-    let moe_share = model.moe_layers() as f64 / model.layers as f64;
-
-    let shape = |moe| LayerShape {
-        model,
-        layout,
-        seq_len: setup.seq_len,
-        attention: setup.attention,
-        moe,
-    };
-    let dense_layer = shape(false).time(&device);
-    let moe_layer = if model.moe.is_some() {
-        shape(true).time(&device)
-    } else {
-        dense_layer
-    };
-    let mix = |f: fn(&LayerTime) -> f64| {
-        layers_here * ((1.0 - moe_share) * f(&dense_layer) + moe_share * f(&moe_layer))
-    };
-    let tokens = shape(false).tokens();
-    let hidden = model.hidden as f64;
-
-    // Logit layer on the last stage: a (tokens x h) by (h x V/tp) GEMM forward, two backward,
-    // plus the fp32 softmax cross-entropy over the logits.
-    let logit_passes = match setup.workload {
-        Workload::Pretrain => 3.0,
-        Workload::Lora { .. } => 2.0,
-    };
-    let logits_s = logit_passes
-        * device.gemm_s(tokens, model.vocab as f64 / layout.tp as f64, hidden)
-        + device.stream_s(tokens * model.vocab as f64 / layout.tp as f64 * 12.0, 3.0);
-    let mut forward_s = mix(LayerTime::forward_s);
-    let mut backward_s = mix(LayerTime::backward_s);
-    if let Workload::Lora { rank } = setup.workload {
-        // Frozen GEMMs skip their weight gradient; adapters run forward and two backward GEMMs.
-        let adapters_s =
-            layers_here * lora::adapter_forward_s(&device, model, rank, tokens, layout.tp as f64);
-        backward_s += 2.0 * adapters_s - mix(|l| l.matmul_fwd_s);
-        forward_s += adapters_s;
-    }
-    if setup.precision == Precision::Int8 {
-        // The quantisation pass of both operands of every weight GEMM, forward; the backward's
-        // data- and weight-gradient GEMMs quantise twice as many operands (the gradient dY
-        // along two axes, the weight transposed, the input again), the same 2x rule as the
-        // GEMMs themselves.
-        let elements = layers_here
-            * ((1.0 - moe_share) * shape(false).weight_gemm_operand_elements()
-                + moe_share * shape(true).weight_gemm_operand_elements());
-        let quantise_s = device.stream_s(
-            elements * xla::AQT_BYTES_PER_OPERAND_ELEMENT,
-            4.0 * layers_here,
-        );
-        forward_s += quantise_s;
-        backward_s += 2.0 * quantise_s;
-    }
-    // Full recompute repeats the forward of the recomputed share of the layers (all, or the
-    // block of `recompute_layers`, whose remaining layers store everything).
-    let full_share = layout.full_recompute_share(model);
-    let recompute_s = match layout.recompute {
-        Recompute::None => 0.0,
-        Recompute::Selective => mix(|l| l.attention_fwd_s),
-        Recompute::Full => full_share * forward_s,
-    };
-
-    // Tensor parallel: two all-reduces per layer forward and two backward (Shoeybi et al. 2019,
-    // Figure 4), or the same bytes as all-gather + reduce-scatter pairs with sequence
-    // parallelism (Korthikanti et al. 2022, section 4.2.2); full recompute repeats the forward
-    // pair.
-    let tp_bytes = tokens * hidden * 2.0;
-    let tp_calls = 4.0 + 2.0 * full_share;
-    let tp_comm_total_s = layers_here * tp_calls * net.tp.time_s(Collective::AllReduce, tp_bytes);
-    // With sequence parallelism, Transformer Engine splits the all-gather/reduce-scatter into
-    // chunks pipelined with the neighbouring GEMMs (userbuffers, `--tp-comm-overlap`).
-    let tp_comm_s = if setup.tp_overlap && layout.sequence_parallel {
-        exposed_s(mix(|l| l.matmul_fwd_s * 3.0), tp_comm_total_s)
-    } else {
-        tp_comm_total_s
-    };
-
-    // Context parallel: a ring passes each rank's K and V blocks to the other cp-1 ranks,
-    // overlapped block by block with the attention core (see `context_parallel_exposed_s`).
-    let kv_width = match &model.mla {
-        Some(mla) => (mla.kv_lora_rank + mla.qk_rope_head_dim) as f64,
-        None => 2.0 * (model.kv_heads as f64 * model.head_dim() as f64) / layout.tp as f64,
-    };
-    let cp_comm_s = crate::train_comm::context_parallel_exposed_s(
-        &net.cp,
-        layout.cp,
-        tokens * kv_width * 2.0,
-        mix(|l| l.attention_fwd_s),
-        mix(|l| l.attention_bwd_s),
-        layers_here,
-    );
-
-    // Expert parallel: dispatch and combine all-to-all per MoE layer forward, again backward
-    // (Lepikhin et al. 2020, GShard, section 2.2).
-    let ep_comm_s = match &model.moe {
-        Some(moe) if layout.ep > 1 => {
-            let bytes = tokens * moe.top_k as f64 * hidden * 2.0 * crate::train_comm::EP_IMBALANCE;
-            layers_here * moe_share * 4.0 * net.ep.time_s(Collective::AllToAll, bytes)
-        }
-        _ => 0.0,
-    };
-
-    // Pipeline: each micro-batch sends its activations forward and its gradients back at every
-    // chunk boundary; with sequence parallelism only 1/tp of them crosses (the scatter/gather
-    // optimisation of Narayanan et al. 2021, section 4.1).
-    let p2p_bytes = tokens * hidden * 2.0 / layout.tp as f64;
-    let p2p_per_micro_s = if layout.pp > 1 {
-        2.0 * layout.vpp as f64 * net.pp.point_to_point_s(p2p_bytes, net.pp_crosses_nodes)
-    } else {
-        0.0
-    };
-
-    // Activation offload: the stored activations go to the host during the forward and come
-    // back during the backward, each copy overlapped with that pass (Megatron-Core
-    // `--cpu-offloading`).
-    let offload_per_micro_s = if layout.offload_activations {
-        let (link_gb_per_s, _) = crate::memory_train::host_bandwidths_gb_per_s(&accelerator.id);
-        let copy_s =
-            crate::memory_train::offloaded_activation_bytes(setup, layout) / (link_gb_per_s * 1e9);
-        exposed_s(forward_s, copy_s) + exposed_s(backward_s + recompute_s, copy_s)
-    } else {
-        0.0
-    };
-    let per_micro_s = forward_s
-        + backward_s
-        + recompute_s
-        + (tp_comm_s + cp_comm_s + ep_comm_s)
-        + p2p_per_micro_s
-        + if layout.pp == 1 {
-            logits_s
-        } else {
-            logits_s / pp
-        };
-    // The last stage also runs the logit layer; with pp > 1 the stage imbalance shows in the
-    // whole pipeline (Narayanan et al. 2021, section 3.2), spread here as an average.
+    let micro = MicroBatch::time(setup, layout, &device, &net);
     let m = micro_batches as f64;
-    let bubble_s = (pp - 1.0) / layout.vpp as f64 * per_micro_s;
 
     // Data parallel (and ZeRO) traffic, over dp x cp ranks for dense weights.
     let params = memory::device_params(model, layout);
@@ -349,90 +214,27 @@ pub fn estimate(setup: &TrainSetup, layout: &Layout) -> Result<TrainEstimate, Es
         &net,
         &params,
         m,
-        forward_s,
-        backward_s + recompute_s,
+        micro.forward_s,
+        micro.backward_s + micro.recompute_s,
     );
-
-    // Adam: read gradient, master weight, m, v; write master, m, v and the 16-bit weight
-    // (~30 bytes per parameter), on this device's shard.
-    let shard = if layout.zero >= 1 {
-        (layout.dp * layout.cp) as f64
-    } else {
-        1.0
-    };
-    let trained = match setup.workload {
-        Workload::Pretrain => params.total(),
-        Workload::Lora { rank } => {
-            lora::adapter_params_per_layer(model, rank) * layers_here / layout.tp as f64
-        }
-    };
-    let optimizer_s = if layout.offload_optimizer {
-        crate::memory_train::optimizer_offload_s(&accelerator.id, trained / shard)
-    } else {
-        device.stream_s(trained / shard * 30.0, 4.0)
-    };
-
     let time = TimeBreakdown {
-        compute_s: m
-            * (forward_s
-                + backward_s
-                + if layout.pp == 1 {
-                    logits_s
-                } else {
-                    logits_s / pp
-                }),
-        recompute_s: m * recompute_s,
-        tp_comm_s: m * tp_comm_s,
-        cp_comm_s: m * cp_comm_s,
-        ep_comm_s: m * ep_comm_s,
-        pp_p2p_s: m * p2p_per_micro_s,
-        pp_bubble_s: bubble_s,
+        compute_s: m * (micro.forward_s + micro.backward_s + micro.logits_s),
+        recompute_s: m * micro.recompute_s,
+        tp_comm_s: m * micro.tp_comm_s,
+        cp_comm_s: m * micro.cp_comm_s,
+        ep_comm_s: m * micro.ep_comm_s,
+        pp_p2p_s: m * micro.p2p_s,
+        // Fill and drain: pp - 1 micro-batch slots, shortened by interleaving.
+        pp_bubble_s: (layout.pp as f64 - 1.0) / layout.vpp as f64 * micro.total_s(),
         dp_comm_exposed_s,
-        optimizer_s,
-        offload_s: m * offload_per_micro_s,
+        optimizer_s: optimizer_s(setup, layout, &device, &params),
+        offload_s: m * micro.offload_s,
         dp_comm_total_s: dp_total_s,
     };
-    let step_time_s = time.compute_s
-        + time.recompute_s
-        + time.tp_comm_s
-        + time.cp_comm_s
-        + time.ep_comm_s
-        + time.pp_p2p_s
-        + time.pp_bubble_s
-        + time.dp_comm_exposed_s
-        + time.optimizer_s
-        + time.offload_s;
-
-    let mut model_flops = flops::model_flops_per_step(model, setup.seq_len, setup.global_batch);
-    let mut hardware_flops =
-        flops::hardware_flops_per_step(model, setup.seq_len, setup.global_batch, layout.recompute);
-    if layout.recompute == Recompute::Full {
-        // A block of recomputed layers repeats only its share of the forward FLOPs.
-        hardware_flops = model_flops + full_share * (hardware_flops - model_flops);
-    }
-    if let Workload::Lora { rank } = setup.workload {
-        // No weight-gradient GEMMs for the frozen base (a third of the matmul FLOPs, taken here
-        // from the whole model count); the adapters add 6 FLOPs per parameter and token.
-        let tokens = (setup.seq_len * setup.global_batch) as f64;
-        let saved = model_flops / 3.0;
-        let adapters =
-            6.0 * tokens * lora::adapter_params_per_layer(model, rank) * model.layers as f64;
-        model_flops += adapters - saved;
-        hardware_flops += adapters - saved;
-    }
+    let step_time_s = time.step_s();
+    let (model_flops, hardware_flops) = flops_per_step(setup, layout);
     let devices = setup.count as f64;
     let tokens_per_s = (setup.seq_len * setup.global_batch) as f64 / step_time_s;
-    let budget = setup.tokens_total.map(|tokens| {
-        let seconds = tokens / tokens_per_s;
-        let accelerator_hours = seconds / 3600.0 * devices;
-        Budget {
-            tokens,
-            days: seconds / 86400.0,
-            accelerator_hours,
-            energy_kwh: accelerator.tdp_w.map(|w| w * accelerator_hours / 1000.0),
-            cost: setup.price_per_hour.map(|price| price * accelerator_hours),
-        }
-    });
     Ok(TrainEstimate {
         layout: *layout,
         step_time_s,
@@ -447,6 +249,92 @@ pub fn estimate(setup: &TrainSetup, layout: &Layout) -> Result<TrainEstimate, Es
         tflops_per_device_hardware: hardware_flops / (step_time_s * devices) / 1e12,
         tokens_per_s,
         tokens_per_s_per_device: tokens_per_s / devices,
-        budget,
+        budget: budget(setup, tokens_per_s),
+    })
+}
+
+/// The accelerator's dense peak at the run's precision, or which precisions it has.
+fn peak_flops_per_s(setup: &TrainSetup) -> Result<f64, EstimateError> {
+    let accelerator = &setup.accelerator;
+    accelerator
+        .peak_flops_per_s(setup.precision)
+        .ok_or_else(|| EstimateError::PrecisionUnsupported {
+            accelerator: accelerator.id.clone(),
+            precision: setup.precision,
+            supported: Precision::ALL
+                .into_iter()
+                .filter(|p| accelerator.peak_flops_per_s(*p).is_some())
+                .map(|p| p.name())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+}
+
+/// Adam: read gradient, master weight, m, v; write master, m, v and the 16-bit weight (~30 bytes
+/// per parameter), on this device's shard of what trains.
+fn optimizer_s(
+    setup: &TrainSetup,
+    layout: &Layout,
+    device: &Device,
+    params: &memory::DeviceParams,
+) -> f64 {
+    let shard = if layout.zero >= 1 {
+        (layout.dp * layout.cp) as f64
+    } else {
+        1.0
+    };
+    let trained = match setup.workload {
+        Workload::Pretrain => params.total(),
+        Workload::Lora { rank } => {
+            let layers_here = layout.layers_per_device(&setup.model) as f64;
+            lora::adapter_params_per_layer(&setup.model, rank) * layers_here / layout.tp as f64
+        }
+    };
+    if layout.offload_optimizer {
+        crate::memory_train::optimizer_offload_s(&setup.accelerator.id, trained / shard)
+    } else {
+        device.stream_s(trained / shard * 30.0, 4.0)
+    }
+}
+
+/// Model and hardware FLOPs of one step (hardware: recomputation counted).
+fn flops_per_step(setup: &TrainSetup, layout: &Layout) -> (f64, f64) {
+    let model = &setup.model;
+    let mut model_flops = flops::model_flops_per_step(model, setup.seq_len, setup.global_batch);
+    let mut hardware_flops =
+        flops::hardware_flops_per_step(model, setup.seq_len, setup.global_batch, layout.recompute);
+    if layout.recompute == Recompute::Full {
+        // A block of recomputed layers repeats only its share of the forward FLOPs.
+        let full_share = layout.full_recompute_share(model);
+        hardware_flops = model_flops + full_share * (hardware_flops - model_flops);
+    }
+    if let Workload::Lora { rank } = setup.workload {
+        // No weight-gradient GEMMs for the frozen base (a third of the matmul FLOPs, taken here
+        // from the whole model count); the adapters add 6 FLOPs per parameter and token.
+        let tokens = (setup.seq_len * setup.global_batch) as f64;
+        let saved = model_flops / 3.0;
+        let adapters =
+            6.0 * tokens * lora::adapter_params_per_layer(model, rank) * model.layers as f64;
+        model_flops += adapters - saved;
+        hardware_flops += adapters - saved;
+    }
+    (model_flops, hardware_flops)
+}
+
+/// Days, accelerator-hours, energy and cost to the setup's token budget, if it has one.
+fn budget(setup: &TrainSetup, tokens_per_s: f64) -> Option<Budget> {
+    setup.tokens_total.map(|tokens| {
+        let seconds = tokens / tokens_per_s;
+        let accelerator_hours = seconds / 3600.0 * setup.count as f64;
+        Budget {
+            tokens,
+            days: seconds / 86400.0,
+            accelerator_hours,
+            energy_kwh: setup
+                .accelerator
+                .tdp_w
+                .map(|w| w * accelerator_hours / 1000.0),
+            cost: setup.price_per_hour.map(|price| price * accelerator_hours),
+        }
     })
 }
