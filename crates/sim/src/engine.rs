@@ -11,20 +11,12 @@
 //! number; one left over from a run that was since preempted or killed is ignored (and dropped
 //! from the heap in bulk when the policy acts only at its own wake-ups).
 
-use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap};
 use std::time::Instant;
 
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
-use suanli_sched::{
-    Decision, JobId, NodeId, PoolId, SchedConfig, SchedError, Scheduler, State, Status,
-    TenantConfig, policy,
-};
+use suanli_sched::{PoolId, SchedConfig, SchedError, State, Status, TenantConfig};
 
-use crate::convert::{pools, unnamed_job_spec};
 use crate::failures::{CheckpointPolicy, FailureModel};
-use crate::metrics::{JobRecord, RunResult, UtilisationStep};
+use crate::metrics::{JobRecord, RunResult};
 use crate::workload::{ClusterSpec, TraceJob};
 
 /// Everything a run needs besides the cluster and the jobs.
@@ -69,6 +61,10 @@ pub enum SimError {
         at_s: u64,
     },
 }
+
+mod replay;
+
+use replay::Replay;
 
 /// Event kinds in the order they are handled at one instant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -136,248 +132,35 @@ pub fn simulate(
     mut progress: Option<Progress<'_>>,
 ) -> Result<RunResult, SimError> {
     let started = Instant::now();
-    let policy = policy::by_name(&config.policy)?;
-    let pool_configs = pools(cluster);
-    let mut scheduler =
-        Scheduler::new(&pool_configs, &config.tenants, policy, config.sched.clone())?;
-    scheduler.reserve(jobs.len());
-    let total_accelerators = scheduler.state().cluster.total_accelerators();
-    let mut rng = StdRng::seed_from_u64(config.seed);
-    let mut heap: BinaryHeap<Reverse<Queued>> = BinaryHeap::new();
-    let push = |heap: &mut BinaryHeap<Reverse<Queued>>, at_s: u64, event: Event| {
-        heap.push(Reverse(Queued::new(at_s, event)));
-    };
-
-    let mut order: Vec<u32> = (0..jobs.len() as u32).collect();
-    // Generated workloads (and most traces) come in arrival order already: one sequential check
-    // instead of a sort that reads the jobs in random order.
-    if !jobs.is_sorted_by_key(|job| job.arrival_s) {
-        order.sort_unstable_by_key(|&i| (jobs[i as usize].arrival_s, i));
-    }
-    // Arrivals are not queued in the heap: they are read from `order` (by time, then trace
-    // position) and merged with the heap's head, which keeps the heap as small as the jobs in
-    // flight instead of the whole trace.
-    let mut next_arrival = 0usize;
-    let arrival_at = |next: usize| -> Option<(u64, Event)> {
-        order
-            .get(next)
-            .map(|&index| (jobs[index as usize].arrival_s, Event::Arrival { index }))
-    };
-    let node_count = scheduler.state().cluster.nodes.len();
-    for node in 0..node_count {
-        let capacity = scheduler.state().cluster.nodes[node].capacity;
-        if let Some(mtbf_s) = config.failures.node_mtbf_s(capacity) {
-            push(
-                &mut heap,
-                exponential_s(&mut rng, mtbf_s),
-                Event::Failure { node: node as u32 },
-            );
-        }
-    }
-
-    // The scheduler's id of each trace job (`NOT_SUBMITTED` until it arrives, or if rejected).
-    let mut job_of_trace: Vec<u32> = vec![NOT_SUBMITTED; jobs.len()];
-    let mut submitted = 0usize;
-    let mut runs: Vec<u32> = Vec::with_capacity(jobs.len());
-    let mut last_pool: Vec<PoolId> = Vec::with_capacity(jobs.len());
-    let mut rejected: Vec<(String, String)> = Vec::new();
-    let mut arrivals_left = jobs.len();
-    let mut unfinished = 0usize;
-    let mut wakeups: BTreeSet<u64> = BTreeSet::new();
-    let mut timeline: Vec<UtilisationStep> = vec![UtilisationStep {
-        at_s: 0,
-        busy: 0,
-        up: total_accelerators,
-    }];
-    let (mut events, mut node_failures, mut jobs_killed) = (0u64, 0u64, 0u64);
-    let mut now_s = 0;
-    let mut idle_passes = 0u32;
-    let mut decisions = Vec::new();
-    // Completion events of runs that were since preempted or killed. Each still costs a heap
-    // operation and a (no-op) scheduling pass; a policy that acts only at its own wake-ups lets
-    // the engine drop them once they are half the heap.
-    let mut stale = 0usize;
-
-    // The earlier of the heap's head and the next arrival, in (time, kind) order; taken off
-    // its queue by `take`.
-    let head = |heap: &BinaryHeap<Reverse<Queued>>, next: usize| {
-        let queued = heap.peek().map(|&Reverse(q)| (q.at_s(), q.event()));
-        match (queued, arrival_at(next)) {
-            (Some(q), Some(a)) => Some((q.min(a), q <= a)),
-            (Some(q), None) => Some((q, true)),
-            (None, Some(a)) => Some((a, false)),
-            (None, None) => None,
-        }
-    };
-    while let Some(((at_s, _), _)) = head(&heap, next_arrival) {
-        if arrivals_left == 0 && unfinished == 0 {
+    let mut replay = Replay::new(cluster, jobs, config)?;
+    while let Some(((at_s, _), _)) = replay.head() {
+        if replay.arrivals_left == 0 && replay.unfinished == 0 {
             break;
         }
-        now_s = at_s;
-        while let Some(((t, event), from_heap)) = head(&heap, next_arrival) {
-            if t != now_s {
-                break;
-            }
-            if from_heap {
-                heap.pop();
-            } else {
-                next_arrival += 1;
-            }
-            events += 1;
-            match event {
-                Event::Arrival { index } => {
-                    arrivals_left -= 1;
-                    let trace_job = &jobs[index as usize];
-                    let spec = unnamed_job_spec(
-                        trace_job,
-                        cluster,
-                        &config.checkpoint,
-                        config.checkpoint_cost_s,
-                        &config.failures,
-                    );
-                    match scheduler.submit_borrowed(
-                        spec,
-                        trace_job.id(),
-                        &trace_job.spec.tenant,
-                        now_s,
-                    ) {
-                        Ok(id) => {
-                            debug_assert_eq!(id.0 as usize, submitted);
-                            submitted += 1;
-                            job_of_trace[index as usize] = id.0;
-                            runs.push(0);
-                            last_pool.push(PoolId(0));
-                            unfinished += 1;
-                        }
-                        Err(error) => {
-                            rejected.push((trace_job.id().to_string(), error.to_string()))
-                        }
-                    }
-                }
-                Event::Finish { job, run } => {
-                    let id = JobId(job);
-                    let running = matches!(scheduler.job(id)?.status, Status::Running(_));
-                    if running && runs[job as usize] == run {
-                        scheduler.on_finish(id, now_s)?;
-                        unfinished -= 1;
-                    }
-                }
-                Event::Failure { node } => {
-                    node_failures += 1;
-                    let killed = scheduler.on_node_failure(NodeId(node), now_s)?.len();
-                    jobs_killed += killed as u64;
-                    stale += killed;
-                    push(
-                        &mut heap,
-                        now_s + config.failures.repair_s.max(1),
-                        Event::Repair { node },
-                    );
-                }
-                Event::Repair { node } => {
-                    scheduler.on_node_repair(NodeId(node), now_s)?;
-                    let capacity = scheduler.state().cluster.nodes[node as usize].capacity;
-                    if let Some(mtbf_s) = config.failures.node_mtbf_s(capacity) {
-                        push(
-                            &mut heap,
-                            now_s + exponential_s(&mut rng, mtbf_s),
-                            Event::Failure { node },
-                        );
-                    }
-                }
-                Event::Wakeup => {
-                    wakeups.remove(&now_s);
-                }
-            }
-            if let Some(report) = progress.as_mut()
-                && events % 4096 == 0
-            {
-                report(
-                    (jobs.len() - arrivals_left - unfinished) as u64,
-                    jobs.len() as u64,
-                );
-            }
-        }
-        scheduler.schedule_into(now_s, &mut decisions);
-        for decision in decisions.drain(..) {
-            match decision {
-                Decision::Start {
-                    job,
-                    expected_finish_s,
-                    pool,
-                    ..
-                } => {
-                    runs[job.0 as usize] += 1;
-                    last_pool[job.0 as usize] = pool;
-                    push(
-                        &mut heap,
-                        expected_finish_s,
-                        Event::Finish {
-                            job: job.0,
-                            run: runs[job.0 as usize],
-                        },
-                    );
-                }
-                Decision::Preempt { .. } => stale += 1,
-            }
-        }
-        if stale > 4096 && stale * 2 > heap.len() && scheduler.passes_only_at_wakeups() {
-            let state = scheduler.state();
-            heap.retain(|Reverse(queued)| match queued.event() {
-                Event::Finish { job, run } => {
-                    runs[job as usize] == run && state.jobs[job as usize].run().is_some()
-                }
-                _ => true,
-            });
-            stale = 0;
-        }
-        if let Some(wake_s) = scheduler.next_wakeup_s(now_s)
-            && wakeups.insert(wake_s)
-        {
-            push(&mut heap, wake_s, Event::Wakeup);
-        }
-        let state = scheduler.state();
-        let up = state.cluster.up_accelerators();
-        let busy = up - state.cluster.free_accelerators();
-        let last = timeline.last().expect("timeline starts with one step");
-        if (last.busy, last.up) != (busy, up) {
-            timeline.push(UtilisationStep {
-                at_s: now_s,
-                busy,
-                up,
-            });
-        }
-        // An idle, healthy cluster with jobs waiting and nothing left to arrive: give the policy
-        // a few passes (a round-based one may be waiting for its round), then report it.
-        if arrivals_left == 0
-            && state.running_count() == 0
-            && state.pending_count() > 0
-            && up == total_accelerators
-        {
-            idle_passes += 1;
-            if idle_passes > 3 || wakeups.is_empty() {
-                return Err(SimError::Stalled {
-                    policy: config.policy.clone(),
-                    waiting: state.pending_count(),
-                    at_s: now_s,
-                });
-            }
-        } else {
-            idle_passes = 0;
-        }
+        replay.now_s = at_s;
+        replay.handle_events_now(&mut progress)?;
+        replay.pass();
+        replay.record_utilisation();
+        replay.check_not_stalled()?;
     }
     if let Some(report) = progress.as_mut() {
         report(jobs.len() as u64, jobs.len() as u64);
     }
     Ok(RunResult {
         policy: config.policy.clone(),
-        total_accelerators,
-        jobs: records(jobs, &job_of_trace, &last_pool, scheduler.state()),
-        rejected,
-        timeline,
-        end_s: now_s,
-        events,
-        node_failures,
-        jobs_killed,
+        total_accelerators: replay.total_accelerators,
+        jobs: records(
+            jobs,
+            &replay.job_of_trace,
+            &replay.last_pool,
+            replay.scheduler.state(),
+        ),
+        rejected: replay.rejected,
+        timeline: replay.timeline,
+        end_s: replay.now_s,
+        events: replay.events,
+        node_failures: replay.node_failures,
+        jobs_killed: replay.jobs_killed,
         wall_s: started.elapsed().as_secs_f64(),
     })
 }
@@ -413,10 +196,4 @@ fn records(
         }
     }
     records
-}
-
-/// An exponential draw with mean `mean_s`, at least one second.
-fn exponential_s(rng: &mut StdRng, mean_s: f64) -> u64 {
-    let uniform: f64 = rng.random();
-    (-mean_s * (1.0 - uniform).ln()).round().max(1.0) as u64
 }
