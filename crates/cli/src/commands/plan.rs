@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 use comfy_table::Table;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use suanli_catalog::{Catalog, Precision};
+use suanli_catalog::{Accelerator, Catalog, NodeShape, Precision};
 use suanli_perf::fit;
 use suanli_perf::lora::Workload;
 use suanli_perf::search::{self, Constraints};
@@ -147,78 +147,7 @@ pub fn run(command: PlanCommand) -> anyhow::Result<ExitCode> {
 }
 
 fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
-    let catalog = load_catalog(&args.catalog)?;
-    let model = catalog.resolve_model(&args.model)?;
-    let node = match &args.node {
-        Some(name) => Some(catalog.node(name)?.clone()),
-        None => None,
-    };
-    let accelerator = match (&args.accelerator, &node) {
-        (Some(name), Some(node)) => {
-            let accelerator = catalog.accelerator(name)?;
-            if accelerator.id != node.accelerator {
-                bail!(
-                    "--node {} holds {}, not {}; drop --accelerator or pick another node",
-                    node.id,
-                    node.accelerator,
-                    accelerator.id
-                );
-            }
-            accelerator.clone()
-        }
-        (Some(name), None) => catalog.accelerator(name)?.clone(),
-        (None, Some(node)) => catalog.accelerator(&node.accelerator)?.clone(),
-        (None, None) => bail!("give --accelerator or --node"),
-    };
-    if args.count == 0 {
-        bail!("--count must be at least 1");
-    }
-    if args.seq_len == 0 {
-        bail!("--seq-len must be at least 1");
-    }
-    let mut setup = TrainSetup::new(model, accelerator, args.count);
-    if let Some(node) = &node {
-        setup.per_node = node.accelerators_per_node.max(1);
-        setup.scaleout_gb_per_s = node.nic_gb_per_s_per_accelerator;
-    }
-    if let Some(per_node) = args.per_node {
-        if per_node == 0 {
-            bail!("--per-node must be at least 1");
-        }
-        setup.per_node = per_node;
-    }
-    if let Some(bandwidth) = args.scaleout_gb_per_s {
-        // 0 or NaN made every cross-node transfer take NaN seconds and ranked a NaN layout first.
-        if !(bandwidth.is_finite() && bandwidth > 0.0) {
-            bail!(
-                "--scaleout-gb-per-s must be a positive number of GB/s, e.g. 25 or 50; got {bandwidth}"
-            );
-        }
-        setup.scaleout_gb_per_s = bandwidth;
-    }
-    setup.seq_len = args.seq_len;
-    let batch_spec = match (args.global_batch, args.global_batch_seqs) {
-        (_, Some(seqs)) => Some(super::plan_batch::BatchSpec::Sequences(seqs)),
-        (spec, None) => spec,
-    };
-    let (global_batch, batch_note) = super::plan_batch::resolve(batch_spec, &setup)?;
-    setup.global_batch = global_batch;
-    let mut notes: Vec<String> = batch_note.into_iter().collect();
-    setup.precision = args.precision;
-    setup.tokens_total = args.tokens;
-    setup.price_per_hour = args.price_per_hour;
-    setup.attention = args.attention;
-    setup.tp_overlap = args.attention == AttentionImpl::Flash;
-    setup.workload = Workload::parse(Some(&args.workload), args.lora_rank)
-        .map_err(|e| anyhow::anyhow!("--workload/--lora-rank: {e}"))?;
-    if !(args.oversubscription.is_finite() && (1.0..=64.0).contains(&args.oversubscription)) {
-        bail!("--oversubscription must be between 1 and 64 (1 = non-blocking fat tree)");
-    }
-    setup.oversubscription = args.oversubscription;
-    super::plan_checks::check_batch(&setup)?;
-    for warning in super::plan_checks::setup_warnings(&setup) {
-        eprintln!("warning: {warning}");
-    }
+    let (mut setup, mut notes) = train_setup(&args)?;
     let validation = fit::validation_of(&setup.accelerator, fit::Fitted::builtin());
 
     let estimates = match &args.layout {
@@ -278,6 +207,93 @@ fn run_train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     }
     println!("{}", uncertainty_line(&validation));
     Ok(ExitCode::SUCCESS)
+}
+
+/// The training setup the flags describe, and notes on what was chosen for the user.
+fn train_setup(args: &TrainArgs) -> anyhow::Result<(TrainSetup, Vec<String>)> {
+    let catalog = load_catalog(&args.catalog)?;
+    let model = catalog.resolve_model(&args.model)?;
+    let (accelerator, node) = accelerator_and_node(&catalog, args)?;
+    if args.count == 0 {
+        bail!("--count must be at least 1");
+    }
+    if args.seq_len == 0 {
+        bail!("--seq-len must be at least 1");
+    }
+    let mut setup = TrainSetup::new(model, accelerator, args.count);
+    if let Some(node) = &node {
+        setup.per_node = node.accelerators_per_node.max(1);
+        setup.scaleout_gb_per_s = node.nic_gb_per_s_per_accelerator;
+    }
+    if let Some(per_node) = args.per_node {
+        if per_node == 0 {
+            bail!("--per-node must be at least 1");
+        }
+        setup.per_node = per_node;
+    }
+    if let Some(bandwidth) = args.scaleout_gb_per_s {
+        // 0 or NaN made every cross-node transfer take NaN seconds and ranked a NaN layout first.
+        if !(bandwidth.is_finite() && bandwidth > 0.0) {
+            bail!(
+                "--scaleout-gb-per-s must be a positive number of GB/s, e.g. 25 or 50; got {bandwidth}"
+            );
+        }
+        setup.scaleout_gb_per_s = bandwidth;
+    }
+    setup.seq_len = args.seq_len;
+    let batch_spec = match (args.global_batch, args.global_batch_seqs) {
+        (_, Some(seqs)) => Some(super::plan_batch::BatchSpec::Sequences(seqs)),
+        (spec, None) => spec,
+    };
+    let (global_batch, batch_note) = super::plan_batch::resolve(batch_spec, &setup)?;
+    setup.global_batch = global_batch;
+    let notes: Vec<String> = batch_note.into_iter().collect();
+    setup.precision = args.precision;
+    setup.tokens_total = args.tokens;
+    setup.price_per_hour = args.price_per_hour;
+    setup.attention = args.attention;
+    setup.tp_overlap = args.attention == AttentionImpl::Flash;
+    setup.workload = Workload::parse(Some(&args.workload), args.lora_rank)
+        .map_err(|e| anyhow::anyhow!("--workload/--lora-rank: {e}"))?;
+    if !(args.oversubscription.is_finite() && (1.0..=64.0).contains(&args.oversubscription)) {
+        bail!("--oversubscription must be between 1 and 64 (1 = non-blocking fat tree)");
+    }
+    setup.oversubscription = args.oversubscription;
+    super::plan_checks::check_batch(&setup)?;
+    for warning in super::plan_checks::setup_warnings(&setup) {
+        eprintln!("warning: {warning}");
+    }
+    Ok((setup, notes))
+}
+
+/// The accelerator of `--accelerator` or `--node` (which must agree when both are given), and the
+/// node.
+fn accelerator_and_node(
+    catalog: &Catalog,
+    args: &TrainArgs,
+) -> anyhow::Result<(Accelerator, Option<NodeShape>)> {
+    let node = match &args.node {
+        Some(name) => Some(catalog.node(name)?.clone()),
+        None => None,
+    };
+    let accelerator = match (&args.accelerator, &node) {
+        (Some(name), Some(node)) => {
+            let accelerator = catalog.accelerator(name)?;
+            if accelerator.id != node.accelerator {
+                bail!(
+                    "--node {} holds {}, not {}; drop --accelerator or pick another node",
+                    node.id,
+                    node.accelerator,
+                    accelerator.id
+                );
+            }
+            accelerator.clone()
+        }
+        (Some(name), None) => catalog.accelerator(name)?.clone(),
+        (None, Some(node)) => catalog.accelerator(&node.accelerator)?.clone(),
+        (None, None) => bail!("give --accelerator or --node"),
+    };
+    Ok((accelerator, node))
 }
 
 /// The plan's error band, or the warning that no published run backs it.
