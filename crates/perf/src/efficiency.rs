@@ -5,7 +5,7 @@
 //! They are set per accelerator family, never per validation row.
 
 use serde::Serialize;
-use suanli_catalog::Accelerator;
+use suanli_catalog::{Accelerator, Precision};
 
 /// Achievable fractions of datasheet peaks and fixed per-operation costs.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -71,9 +71,12 @@ impl Efficiency {
             // the bf16 training rate above (fitted on the six H100 fp8 rows of
             // shared/validation/inference-runs.csv; 0.45-0.55 all keep every H100 row within 24%).
             e.matmul_8bit = 0.50;
+        } else if let Some(measured) = max_achievable(accelerator) {
+            // A GEMM's share of peak as its maker measured it (see `MAX_ACHIEVABLE`).
+            (e.matmul, e.matmul_8bit) = measured;
         } else if id.starts_with("mi3") {
-            // MI300X/MI325X: hipBLASLt bf16 GEMMs reach ~45-55% of dense peak in training
-            // (no validation row yet: an estimate from AMD's published GEMM benchmarks).
+            // MI350X/MI355X: no measured figure; an estimate from hipBLASLt bf16 GEMMs on the
+            // previous generation (45-55% of dense peak; the MI300X measured 54%).
             e.matmul = 0.50;
         }
         if e.matmul_8bit == 0.0 {
@@ -84,5 +87,83 @@ impl Efficiency {
             e.matmul_8bit = 0.75 * e.matmul;
         }
         e
+    }
+}
+
+/// A GEMM rate its maker measured under sustained load.
+struct MaxAchievable {
+    accelerator_id: &'static str,
+    bf16_tflops: f64,
+    fp8_tflops: f64,
+}
+
+/// Max-Achievable FLOPs (MAF): hipBLASLt on a large GEMM of normally distributed data, the
+/// device warmed up, caches cold. ROCm blog "Measuring Max-Achievable FLOPs - Part 2" (Sander,
+/// Masters, Poursartip, Ho; 2025-02-28; rocm.blogs.amd.com/software-tools-optimization/
+/// measuring-max-achievable-flops-part2), Table 1: MI300X (750 W) 708 TFLOP/s bf16 at a median
+/// 1,207 MHz and 1,273 fp8 at 1,230 MHz; MI325X (1,000 W) 843 at 1,447 MHz and 1,519 at 1,464
+/// MHz (its footnote 4 gives 1,223.6 / 840.8 / 1,527.7 for three of them; the table is used).
+/// One die with the same datasheet peaks (2,100 MHz boost): the MI325X's power limit holds a
+/// higher clock under dense GEMMs. fp16 measured 654 and 794; the model's 16-bit share is bf16's.
+const MAX_ACHIEVABLE: &[MaxAchievable] = &[
+    MaxAchievable {
+        accelerator_id: "mi300x",
+        bf16_tflops: 708.0,
+        fp8_tflops: 1273.0,
+    },
+    MaxAchievable {
+        accelerator_id: "mi325x",
+        bf16_tflops: 843.0,
+        fp8_tflops: 1519.0,
+    },
+];
+
+/// The measured (16-bit, 8-bit) shares of dense peak, where `MAX_ACHIEVABLE` has the device.
+fn max_achievable(accelerator: &Accelerator) -> Option<(f64, f64)> {
+    let measured = MAX_ACHIEVABLE
+        .iter()
+        .find(|m| m.accelerator_id == accelerator.id)?;
+    let share =
+        |tflops: f64, precision| Some(tflops * 1e12 / accelerator.peak_flops_per_s(precision)?);
+    Some((
+        share(measured.bf16_tflops, Precision::Bf16)?,
+        share(measured.fp8_tflops, Precision::Fp8)?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use suanli_catalog::Catalog;
+
+    fn efficiency(id: &str) -> Efficiency {
+        Efficiency::for_accelerator(Catalog::builtin().accelerator(id).unwrap())
+    }
+
+    #[test]
+    fn mi325x_gemms_outrun_mi300x_by_their_measured_clocks() {
+        let (mi300x, mi325x) = (efficiency("mi300x"), efficiency("mi325x"));
+        // The same die, so the rates should differ by the median clocks AMD measured beside
+        // them (bf16 1,447 / 1,207 MHz, fp8 1,464 / 1,230 MHz), not only by the TFLOP/s.
+        let bf16 = mi325x.matmul / mi300x.matmul;
+        let fp8 = mi325x.matmul_8bit / mi300x.matmul_8bit;
+        assert!((bf16 / (1447.0 / 1207.0) - 1.0).abs() < 0.01, "{bf16}");
+        assert!((fp8 / (1464.0 / 1230.0) - 1.0).abs() < 0.01, "{fp8}");
+        // AMD's footnote 2: 708 TFLOP/s is 94% of 304 CUs x 2,048 bf16 FLOP per CU per clock at
+        // 1,207 MHz; the catalog's peak is the same count at 2,100 MHz.
+        let at_boost = 0.94 * 1207.0 / 2100.0;
+        assert!(
+            (mi300x.matmul / at_boost - 1.0).abs() < 0.01,
+            "{}",
+            mi300x.matmul
+        );
+    }
+
+    #[test]
+    fn cdna4_keeps_its_estimate() {
+        for id in ["mi350x", "mi355x"] {
+            let e = efficiency(id);
+            assert_eq!((e.matmul, e.matmul_8bit), (0.50, 0.375), "{id}");
+        }
     }
 }
