@@ -77,10 +77,10 @@ fn percentiles_match_the_discrete_event_simulation_at_four_loads() {
 
 /// The p99 TPOT and TTFT on three other replicas (model, accelerator, lengths, cap and engine unlike the
 /// H200 replica above), against the simulation up to 85% of each replica's highest rate.
-/// Measured with this check's figures (model / simulated, ms): Llama 3.1 8B bf16 on one H100,
-/// 1024 + 256, 17.8 / 18.5 at 60% and 36.2 / 32.7 at 85% (before the shot-noise spread and
-/// the upper slope of `queue`: 42.8 / 32.7); Llama 3.1 70B fp8 on one MI300X, 222 + 291, 67.1 /
-/// 65.6 at 85%; on one H200, 2048 + 128, 83.9 / 89.4 at 85%.
+/// Measured with this check's figures (p99 TPOT, model / simulated over 160,000 requests, ms):
+/// Llama 3.1 8B bf16 on one H100, 1024 + 256, 17.8 / 18.4 at 60% and 35.6 / 33.0 at 85%;
+/// Llama 3.1 70B fp8 on one MI300X (GEMMs at AMD's measured rate), 222 + 291, 72.3 / 68.8 at 80%
+/// and 77.2 / 76.4 at 85%; on one H200, 2048 + 128, 83.9 / 87.6 at 85%.
 #[test]
 fn p99_tpot_and_ttft_match_the_simulation_on_other_replicas() {
     let catalog = Catalog::builtin();
@@ -124,10 +124,25 @@ fn p99_tpot_and_ttft_match_the_simulation_on_other_replicas() {
         let cost = iteration_cost(&setup, engine, fits.min(cap)).unwrap();
         let (i, o) = (input as f64, output as f64);
         let limit = queue::max_rate(&cost, i, o, 2.0, 0.2).unwrap();
+        // The replica keeps up at every rate below its highest: on the MI300X replica the
+        // model once had no answer at 78-79% (its largest fixed point sat on a stair too steep
+        // to hold, and the smaller one that holds was not tried).
+        for percent in 1..100 {
+            let rate = limit.rate_per_s * f64::from(percent) / 100.0;
+            let answer = queue::latencies(&cost, i, o, rate);
+            assert!(
+                answer.is_some(),
+                "{input} + {output}: no answer at {percent}%"
+            );
+        }
         for share in [0.3, 0.6, 0.8, 0.85] {
             let rate = limit.rate_per_s * share;
             let model = queue::latencies(&cost, i, o, rate).unwrap();
-            let measured = sim::simulate(&cost, input, output, rate, 40_000, 7);
+            // 160,000 requests: at 80% the MI300X replica is bistable (a burst tips it into a
+            // congested state that holds itself), and over 40,000 requests its p99 TPOT spread
+            // from 45 to 73 ms with the seed, by whether the run visited that state; over
+            // 160,000 it reads 68.8 ms against the model's 72.3.
+            let measured = sim::simulate(&cost, input, output, rate, 160_000, 7);
             let check = |name: &str, model: f64, simulated: f64, tolerance: f64| {
                 assert!(
                     within(model, simulated, tolerance),

@@ -169,26 +169,6 @@ pub struct Latencies {
     pub prefill_share: f64,
 }
 
-/// The fixed point N = lambda O tau(N), tau = D(N) / (1 - rho_p): sequences decoding and mean
-/// iteration, or `None` when it does not exist below the cap. It decides only whether the
-/// replica keeps up (the capacity); the latencies come from the stationary distribution.
-///
-/// Where the map has two stable fixed points the search starts from the cap and walks down to
-/// the largest, and only when the map exceeds the cap there does it start from one.
-fn fixed_point(
-    cost: &IterationCost,
-    output: f64,
-    rate: f64,
-    prefill_share: f64,
-) -> Option<(f64, f64)> {
-    if prefill_share >= 1.0 {
-        return None;
-    }
-    let cap = cost.max_batch as f64;
-    iterate_fixed_point(cost, output, rate, prefill_share, cap)
-        .or_else(|| iterate_fixed_point(cost, output, rate, prefill_share, 1.0))
-}
-
 /// Iterates N <- lambda O D(N) / (1 - rho_p) from `start` (monotone, since D grows with N).
 fn iterate_fixed_point(
     cost: &IterationCost,
@@ -285,36 +265,47 @@ fn tpot_parts(
     parts
 }
 
-/// The mean-field steady state at `rate`: the sequences decoding at the largest fixed point, or
-/// `None` when the replica cannot keep up. It decides the capacity alone (`capacity_rate` bisects
+/// The mean-field steady state at `rate`: the sequences decoding at the largest fixed point that
+/// holds (else the smallest), or `None` when the replica cannot keep up. It decides the capacity alone (`capacity_rate` bisects
 /// on it); the latencies come from the stationary distribution.
 fn steady_state(cost: &IterationCost, input: f64, output: f64, rate: f64) -> Option<f64> {
     let prefill_share = rate * input * cost.prefill_token_s;
     if rate.is_nan() || rate <= 0.0 || prefill_share >= 1.0 {
         return None;
     }
-    let (fixed_n, _) = fixed_point(cost, output, rate, prefill_share)?;
-    // More sequences decoding lengthen the step, which keeps them longer: a fluctuation of N
-    // feeds back with gain g = lambda O D'(N) / (1 - rho_p) (the slope of the fixed-point map),
-    // with the slope taken over the range N fluctuates in (the step rises in stairs where the
-    // GEMMs' row tiles fill, `kernels::Device::gemm_s`). As g reaches 1 at the largest fixed
-    // point the replica saturates.
+    // The fixed point N = lambda O tau(N), tau = D(N) / (1 - rho_p), below the cap. It decides
+    // only whether the replica keeps up (the capacity); the latencies come from the stationary
+    // distribution. Where the map has two fixed points the search starts from the cap and walks
+    // down to the largest; where that one does not exist below the cap, or sits on a stair too
+    // steep to hold, the replica still keeps up at the smallest if that one holds.
+    let cap = cost.max_batch as f64;
+    let fixed_n = [cap, 1.0]
+        .into_iter()
+        .filter_map(|start| iterate_fixed_point(cost, output, rate, prefill_share, start))
+        .map(|(n, _)| n)
+        .find(|&n| n < cap && holds(cost, output, rate, prefill_share, n))?;
+    // The prefill queue (see `latencies_below`) must keep up too.
+    let room = (cost.token_budget as f64 - fixed_n).max(1.0);
+    let service = input * (cost.prefill_token_s + cost.decode(fixed_n) / room);
+    (rate * service < 1.0).then_some(fixed_n)
+}
+
+/// Whether the batch holds at fixed point `fixed_n`: more sequences decoding lengthen the step,
+/// which keeps them longer, so a fluctuation of N feeds back with gain g = lambda O D'(N) /
+/// (1 - rho_p) (the slope of the fixed-point map), the slope taken over the range N fluctuates
+/// in (the step rises in stairs where the GEMMs' row tiles fill, `kernels::Device::gemm_s`).
+/// As g reaches 1 the replica saturates.
+fn holds(cost: &IterationCost, output: f64, rate: f64, prefill_share: f64, fixed_n: f64) -> bool {
     let mut fixed_variance = fixed_n;
     for _ in 0..8 {
         let slope = decode_slope(cost, fixed_n, fixed_variance);
         let gain = rate * output * slope / (1.0 - prefill_share);
         if gain >= 1.0 {
-            return None;
+            return false;
         }
         fixed_variance = fixed_n / (1.0 - gain);
     }
-    if fixed_n >= cost.max_batch as f64 {
-        return None;
-    }
-    // The prefill queue (see `latencies_below`) must keep up too.
-    let room = (cost.token_budget as f64 - fixed_n).max(1.0);
-    let service = input * (cost.prefill_token_s + cost.decode(fixed_n) / room);
-    (rate * service < 1.0).then_some(fixed_n)
+    true
 }
 
 /// Latencies at `rate` given the replica's capacity (`None`: without the congestion of windows
