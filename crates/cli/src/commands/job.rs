@@ -149,82 +149,12 @@ pub struct SubmitArgs {
 pub fn run(command: JobCommand) -> Result<ExitCode> {
     let client = Client::from_env()?;
     match command {
-        JobCommand::Submit(args) => {
-            let mut env = BTreeMap::new();
-            for item in &args.env {
-                let Some((name, value)) = item.split_once('=') else {
-                    bail!("--env `{item}`: write NAME=VALUE");
-                };
-                env.insert(name.to_string(), value.to_string());
-            }
-            let goal = match &args.goal {
-                Some(text) => Some(super::job_goal::parse_goal(
-                    text,
-                    super::job_goal::now_s(),
-                    args.framework.clone(),
-                )?),
-                None => args.goal_model.map(|model| GoalRequest {
-                    model,
-                    tokens: args.goal_tokens.unwrap_or_default(),
-                    deadline_s: None,
-                    budget_usd: None,
-                    seq_len: None,
-                    framework: None,
-                }),
-            };
-            let gpus = args.gpus.or(goal.is_none().then_some(1));
-            let body = Submit {
-                name: args.name,
-                tenant: args.tenant,
-                run: RunSpec {
-                    command: args.command,
-                    env,
-                    accelerators: args.accelerators,
-                    priority: args.priority,
-                    checkpoint_dir: args.checkpoint_dir,
-                    max_restarts: args.max_restarts,
-                    // At least one second (`parse_duration_whole_s`).
-                    time_limit_s: args.time_limit.and_then(|s| u64::try_from(s).ok()),
-                    expected_s: args.expected_time.and_then(|s| u64::try_from(s).ok()),
-                },
-                gpus,
-                processes: Some(args.processes),
-                goal,
-            };
-            let job: JobRecord = client.post_as("/api/v1/jobs", &body)?;
-            println!("{}", job.id);
-        }
+        JobCommand::Submit(args) => submit(&client, args)?,
         JobCommand::List {
             tenant,
             state,
             json,
-        } => {
-            let mut query = Vec::new();
-            if let Some(tenant) = tenant {
-                query.push(("tenant", tenant));
-            }
-            if let Some(state) = state {
-                query.push(("state", state));
-            }
-            let jobs: Option<Vec<JobRecord>> = client.get_or_print("/api/v1/jobs", &query, json)?;
-            if let Some(jobs) = jobs {
-                let mut table = super::format::table(&[
-                    "id", "name", "tenant", "user", "gpus", "state", "reason",
-                ]);
-                for job in &jobs {
-                    table.add_row(vec![
-                        job.id.to_string(),
-                        printable(&job.spec.name),
-                        printable(&job.spec.tenant),
-                        printable(&job.spec.user),
-                        job.spec.gpus.to_string(),
-                        job.state.as_str().to_string(),
-                        printable(&job.reason),
-                    ]);
-                }
-                println!("{}", super::format::keep_words_whole(&mut table));
-            }
-        }
+        } => list(&client, tenant, state, json)?,
         JobCommand::Show { id, json } => {
             let path = format!("/api/v1/jobs/{id}");
             if let Some(job) = client.get_or_print::<JobRecord>(&path, &[], json)? {
@@ -235,42 +165,124 @@ pub fn run(command: JobCommand) -> Result<ExitCode> {
             id,
             attempt,
             follow,
-        } => {
-            let mut offset = 0;
-            let mut current = None;
-            let mut stdout = std::io::stdout();
-            loop {
-                let mut chunk = client.logs(id, attempt, offset)?;
-                if current.is_some_and(|run| run != chunk.attempt) {
-                    // The job was restarted: follow the new run from its start.
-                    eprintln!("--- run {} ---", chunk.attempt);
-                    chunk = client.logs(id, Some(chunk.attempt), 0)?;
-                }
-                current = Some(chunk.attempt);
-                stdout.write_all(chunk.text.as_bytes())?;
-                stdout.flush()?;
-                offset = chunk.next_offset;
-                let ended = matches!(
-                    chunk.job_state.as_str(),
-                    "succeeded" | "failed" | "cancelled"
-                );
-                if chunk.text.is_empty() {
-                    if follow && ended && chunk.job_state != "succeeded" {
-                        eprintln!("job {id} {}", chunk.job_state);
-                        return Ok(ExitCode::FAILURE);
-                    }
-                    if !follow || ended {
-                        break;
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(500));
-                }
-            }
-        }
+        } => return logs(&client, id, attempt, follow),
         JobCommand::Wait { id } => return wait(&client, id),
         JobCommand::Plan(args) => return super::job_goal::plan(&client, args),
         JobCommand::Cancel { id } => {
             let job: JobRecord = client.post_empty(&format!("/api/v1/jobs/{id}/cancel"))?;
             println!("job {id}: {}", printable(&job.reason));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `job submit`: the job's id on stdout.
+fn submit(client: &Client, args: SubmitArgs) -> Result<()> {
+    let mut env = BTreeMap::new();
+    for item in &args.env {
+        let Some((name, value)) = item.split_once('=') else {
+            bail!("--env `{item}`: write NAME=VALUE");
+        };
+        env.insert(name.to_string(), value.to_string());
+    }
+    let goal = match &args.goal {
+        Some(text) => Some(super::job_goal::parse_goal(
+            text,
+            super::job_goal::now_s(),
+            args.framework.clone(),
+        )?),
+        None => args.goal_model.map(|model| GoalRequest {
+            model,
+            tokens: args.goal_tokens.unwrap_or_default(),
+            deadline_s: None,
+            budget_usd: None,
+            seq_len: None,
+            framework: None,
+        }),
+    };
+    let gpus = args.gpus.or(goal.is_none().then_some(1));
+    let body = Submit {
+        name: args.name,
+        tenant: args.tenant,
+        run: RunSpec {
+            command: args.command,
+            env,
+            accelerators: args.accelerators,
+            priority: args.priority,
+            checkpoint_dir: args.checkpoint_dir,
+            max_restarts: args.max_restarts,
+            // At least one second (`parse_duration_whole_s`).
+            time_limit_s: args.time_limit.and_then(|s| u64::try_from(s).ok()),
+            expected_s: args.expected_time.and_then(|s| u64::try_from(s).ok()),
+        },
+        gpus,
+        processes: Some(args.processes),
+        goal,
+    };
+    let job: JobRecord = client.post_as("/api/v1/jobs", &body)?;
+    println!("{}", job.id);
+    Ok(())
+}
+
+/// `job list`: a table, or the server's JSON with `--json`.
+fn list(client: &Client, tenant: Option<String>, state: Option<String>, json: bool) -> Result<()> {
+    let mut query = Vec::new();
+    if let Some(tenant) = tenant {
+        query.push(("tenant", tenant));
+    }
+    if let Some(state) = state {
+        query.push(("state", state));
+    }
+    let jobs: Option<Vec<JobRecord>> = client.get_or_print("/api/v1/jobs", &query, json)?;
+    if let Some(jobs) = jobs {
+        let mut table =
+            super::format::table(&["id", "name", "tenant", "user", "gpus", "state", "reason"]);
+        for job in &jobs {
+            table.add_row(vec![
+                job.id.to_string(),
+                printable(&job.spec.name),
+                printable(&job.spec.tenant),
+                printable(&job.spec.user),
+                job.spec.gpus.to_string(),
+                job.state.as_str().to_string(),
+                printable(&job.reason),
+            ]);
+        }
+        println!("{}", super::format::keep_words_whole(&mut table));
+    }
+    Ok(())
+}
+
+/// `job logs`: the run's output from the start, following restarts with `--follow`; fails when
+/// a followed job ends other than succeeded.
+fn logs(client: &Client, id: i64, attempt: Option<u32>, follow: bool) -> Result<ExitCode> {
+    let mut offset = 0;
+    let mut current = None;
+    let mut stdout = std::io::stdout();
+    loop {
+        let mut chunk = client.logs(id, attempt, offset)?;
+        if current.is_some_and(|run| run != chunk.attempt) {
+            // The job was restarted: follow the new run from its start.
+            eprintln!("--- run {} ---", chunk.attempt);
+            chunk = client.logs(id, Some(chunk.attempt), 0)?;
+        }
+        current = Some(chunk.attempt);
+        stdout.write_all(chunk.text.as_bytes())?;
+        stdout.flush()?;
+        offset = chunk.next_offset;
+        let ended = matches!(
+            chunk.job_state.as_str(),
+            "succeeded" | "failed" | "cancelled"
+        );
+        if chunk.text.is_empty() {
+            if follow && ended && chunk.job_state != "succeeded" {
+                eprintln!("job {id} {}", chunk.job_state);
+                return Ok(ExitCode::FAILURE);
+            }
+            if !follow || ended {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
         }
     }
     Ok(ExitCode::SUCCESS)
