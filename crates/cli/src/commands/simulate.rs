@@ -93,13 +93,8 @@ pub fn run(args: SimulateArgs) -> Result<ExitCode> {
     } else {
         args.compare.clone()
     };
-    let failures = FailureModel::parse(&args.failures).map_err(anyhow::Error::msg)?;
-    let checkpoint = CheckpointPolicy::parse(&args.checkpoint).map_err(anyhow::Error::msg)?;
-    let duration = |flag: &str, text: &str| {
-        suanli_sim::failures::parse_duration_s(text).map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
-    };
-    let checkpoint_cost_s = duration("checkpoint-cost", &args.checkpoint_cost)?;
-    let restart_delay_s = duration("restart-delay", &args.restart_delay)?;
+    // The flags' errors before the workload is read.
+    let config = sim_config(&args, Vec::new())?;
     let (cluster, jobs, fit) = load_workload(&args)?;
     if jobs.is_empty() {
         let reason = fit
@@ -119,16 +114,8 @@ pub fn run(args: SimulateArgs) -> Result<ExitCode> {
         None => Vec::new(),
     };
     let config = SimConfig {
-        policy: String::new(),
-        failures,
-        checkpoint,
-        checkpoint_cost_s,
-        seed: args.seed,
-        sched: SchedConfig {
-            restart_delay_s,
-            ..SchedConfig::default()
-        },
         tenants: tenants.clone(),
+        ..config
     };
     let mut runs = Vec::new();
     for policy in &policies {
@@ -158,38 +145,10 @@ pub fn run(args: SimulateArgs) -> Result<ExitCode> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!(
-            "{} jobs on {} ({accelerators} accelerators)",
-            jobs.len() + fit.unrunnable.len(),
-            cluster.name
-        );
-        if !fit.unrunnable.is_empty() {
-            println!(
-                "{} jobs rejected: the cluster can never hold them (reasons on stderr)",
-                fit.unrunnable.len()
-            );
-        }
-        println!("{}", style(&mut summary_table(&summaries)));
-        let short = super::sim_busy::short_arrivals(&summaries);
-        let idle = match short {
-            Some(_) => None,
-            None => super::sim_busy::no_contention(&summaries, &cluster.name),
-        };
-        let notes = [super::sim_busy::describe(&runs), idle, short];
-        for line in notes.into_iter().flatten() {
-            println!("{line}");
-        }
-        print_tenants(&summaries, &tenants);
+        print_report(&report, &runs, jobs.len(), fit.unrunnable.len());
     }
     if let Some(dir) = &args.out {
-        let workload = match (&args.trace, &args.synthetic) {
-            (Some(path), _) => path.file_name().map_or(path.display().to_string(), |n| {
-                n.to_string_lossy().into_owned()
-            }),
-            (None, Some(spec)) => format!("synthetic {spec}"),
-            (None, None) => "workload".to_string(),
-        };
-        let subject = format!("{workload} on {}", cluster.name);
+        let subject = format!("{} on {}", workload_name(&args), cluster.name);
         write_outputs(dir, &report, &runs, &subject)?;
         eprintln!(
             "wrote summary.json, jobs-<policy>.csv, jct-cdf.svg and utilisation.svg to {}",
@@ -197,6 +156,61 @@ pub fn run(args: SimulateArgs) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The run's configuration from the flags (the policy is set per run).
+fn sim_config(args: &SimulateArgs, tenants: Vec<TenantConfig>) -> Result<SimConfig> {
+    let duration = |flag: &str, text: &str| {
+        suanli_sim::failures::parse_duration_s(text).map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
+    };
+    Ok(SimConfig {
+        policy: String::new(),
+        failures: FailureModel::parse(&args.failures).map_err(anyhow::Error::msg)?,
+        checkpoint: CheckpointPolicy::parse(&args.checkpoint).map_err(anyhow::Error::msg)?,
+        checkpoint_cost_s: duration("checkpoint-cost", &args.checkpoint_cost)?,
+        seed: args.seed,
+        sched: SchedConfig {
+            restart_delay_s: duration("restart-delay", &args.restart_delay)?,
+            ..SchedConfig::default()
+        },
+        tenants,
+    })
+}
+
+/// The runs for a person: what was replayed, the summary table, what the runs say about
+/// contention, and the tenants' shares.
+fn print_report(report: &JsonReport<'_>, runs: &[RunResult], runnable: usize, unrunnable: usize) {
+    println!(
+        "{} jobs on {} ({} accelerators)",
+        runnable + unrunnable,
+        report.cluster,
+        report.accelerators
+    );
+    if unrunnable > 0 {
+        println!("{unrunnable} jobs rejected: the cluster can never hold them (reasons on stderr)");
+    }
+    println!("{}", style(&mut summary_table(report.runs)));
+    let short = super::sim_busy::short_arrivals(report.runs);
+    let idle = match short {
+        Some(_) => None,
+        None => super::sim_busy::no_contention(report.runs, report.cluster),
+    };
+    let notes = [super::sim_busy::describe(runs), idle, short];
+    for line in notes.into_iter().flatten() {
+        println!("{line}");
+    }
+    print_tenants(report.runs, report.tenants);
+}
+
+/// The workload's name for plot titles: the trace's file name or the synthetic spec.
+fn workload_name(args: &SimulateArgs) -> String {
+    match (&args.trace, &args.synthetic) {
+        (Some(path), _) => path.file_name().map_or(path.display().to_string(), |n| {
+            n.to_string_lossy().into_owned()
+        }),
+        (None, Some(spec)) => format!("synthetic {spec}"),
+        (None, None) => "workload".to_string(),
+    }
 }
 
 /// Most tenants the text report lists one by one; `--json` always has them all.
