@@ -97,46 +97,16 @@ fn choices<T: Copy>(fixed: Option<T>, all: &[T]) -> Vec<T> {
 pub fn candidates(setup: &TrainSetup, constraints: &Constraints) -> Vec<Layout> {
     let model = &setup.model;
     let count = setup.count;
-    // Tensor parallelism stays inside a scale-up domain: a server, an NVL72 rack, a TPU slice.
-    let domain = crate::collective::Fabric::new(
-        &setup.accelerator,
-        setup.per_node,
-        setup.scaleout_gb_per_s,
-        &setup.efficiency,
-    )
-    .for_job(count, setup.oversubscription)
-    .domain;
-    let multi_node_domain = domain > setup.per_node;
-    let max_tp = (domain.max(setup.per_node) as u64)
-        .max(1)
-        .min(model.heads as u64);
-    let tps = choices(
-        constraints.tp,
-        &powers_of_two_up_to(max_tp).collect::<Vec<_>>(),
-    );
-    // Every divisor of the layer count, plus powers of two (uneven stages).
-    let mut stage_counts = divisors(model.layers as u64);
-    stage_counts.extend(powers_of_two_up_to(model.layers as u64));
-    stage_counts.sort_unstable();
-    stage_counts.dedup();
-    let pps = choices(constraints.pp, &stage_counts);
-    let cps = choices(
-        constraints.cp,
-        &powers_of_two_up_to((setup.seq_len / 2048).clamp(1, 32)).collect::<Vec<_>>(),
-    );
-    let eps: Vec<u32> = match &model.moe {
-        Some(moe) => choices(
-            constraints.ep,
-            &powers_of_two_up_to(moe.experts as u64).collect::<Vec<_>>(),
-        ),
-        None => vec![constraints.ep.unwrap_or(1)],
-    };
-    let zeros = choices(constraints.zero, &[1, 2, 3]);
-    let micro = choices(
-        constraints.micro_batch,
-        &powers_of_two_up_to(16).collect::<Vec<_>>(),
-    );
-    let recomputes = choices(constraints.recompute, &Recompute::ALL);
+    let Axes {
+        tps,
+        pps,
+        cps,
+        eps,
+        zeros,
+        micro,
+        recomputes,
+        multi_node_domain,
+    } = Axes::new(setup, constraints);
     let mut layouts = Vec::new();
     for &tp in &tps {
         for &pp in &pps {
@@ -200,6 +170,77 @@ pub fn candidates(setup: &TrainSetup, constraints: &Constraints) -> Vec<Layout> 
         }
     }
     layouts
+}
+
+/// The values each layout axis may take for a setup: the constraint where one is given, else
+/// the range worth searching.
+struct Axes {
+    tps: Vec<u32>,
+    pps: Vec<u32>,
+    cps: Vec<u32>,
+    eps: Vec<u32>,
+    zeros: Vec<u8>,
+    micro: Vec<u32>,
+    recomputes: Vec<Recompute>,
+    /// The scale-up domain spans nodes (NVL72, a TPU slice): pipeline stages may map inside it.
+    multi_node_domain: bool,
+}
+
+impl Axes {
+    fn new(setup: &TrainSetup, constraints: &Constraints) -> Axes {
+        let model = &setup.model;
+        let count = setup.count;
+        // Tensor parallelism stays inside a scale-up domain: a server, an NVL72 rack, a TPU slice.
+        let domain = crate::collective::Fabric::new(
+            &setup.accelerator,
+            setup.per_node,
+            setup.scaleout_gb_per_s,
+            &setup.efficiency,
+        )
+        .for_job(count, setup.oversubscription)
+        .domain;
+        let multi_node_domain = domain > setup.per_node;
+        let max_tp = (domain.max(setup.per_node) as u64)
+            .max(1)
+            .min(model.heads as u64);
+        let tps = choices(
+            constraints.tp,
+            &powers_of_two_up_to(max_tp).collect::<Vec<_>>(),
+        );
+        // Every divisor of the layer count, plus powers of two (uneven stages).
+        let mut stage_counts = divisors(model.layers as u64);
+        stage_counts.extend(powers_of_two_up_to(model.layers as u64));
+        stage_counts.sort_unstable();
+        stage_counts.dedup();
+        let pps = choices(constraints.pp, &stage_counts);
+        let cps = choices(
+            constraints.cp,
+            &powers_of_two_up_to((setup.seq_len / 2048).clamp(1, 32)).collect::<Vec<_>>(),
+        );
+        let eps: Vec<u32> = match &model.moe {
+            Some(moe) => choices(
+                constraints.ep,
+                &powers_of_two_up_to(moe.experts as u64).collect::<Vec<_>>(),
+            ),
+            None => vec![constraints.ep.unwrap_or(1)],
+        };
+        let zeros = choices(constraints.zero, &[1, 2, 3]);
+        let micro = choices(
+            constraints.micro_batch,
+            &powers_of_two_up_to(16).collect::<Vec<_>>(),
+        );
+        let recomputes = choices(constraints.recompute, &Recompute::ALL);
+        Axes {
+            tps,
+            pps,
+            cps,
+            eps,
+            zeros,
+            micro,
+            recomputes,
+            multi_node_domain,
+        }
+    }
 }
 
 /// The global batch nearest `setup.global_batch` that some layout under `constraints` divides,
