@@ -28,6 +28,32 @@ fn python_bool(value: bool) -> &'static str {
 
 /// The overrides as (dotted key, Python literal) pairs.
 pub(super) fn overrides(input: &ExportInput) -> Result<Vec<(String, String)>, ExportError> {
+    let m = input.model;
+    let l = input.layout;
+    let mut out = parallelism(input)?;
+    out.push(("data.seq_length", input.seq_len.to_string()));
+    out.push(("data.micro_batch_size", l.micro_batch.to_string()));
+    out.push(("data.global_batch_size", input.global_batch.to_string()));
+    out.push((
+        "optim.config.use_distributed_optimizer",
+        python_bool(l.zero >= 1).into(),
+    ));
+    memory(input, &mut out);
+    precision(input.precision, &mut out)?;
+    if recipe(&m.id).is_none() {
+        out.push(("model.config.num_layers", m.layers.to_string()));
+        out.push(("model.config.hidden_size", m.hidden.to_string()));
+        out.push(("model.config.ffn_hidden_size", m.ffn.to_string()));
+        out.push(("model.config.num_attention_heads", m.heads.to_string()));
+        out.push(("model.config.num_query_groups", m.kv_heads.to_string()));
+        out.push(("model.config.kv_channels", m.head_dim().to_string()));
+    }
+    Ok(out.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+}
+
+/// Nodes, devices and the parallel sizes, with the last stage's layers where the layer count
+/// does not divide evenly.
+fn parallelism(input: &ExportInput) -> Result<Vec<(&'static str, String)>, ExportError> {
     let l = input.layout;
     let m = input.model;
     let mut out: Vec<(&str, String)> = vec![
@@ -73,13 +99,12 @@ pub(super) fn overrides(input: &ExportInput) -> Result<Vec<(String, String)>, Ex
         "trainer.strategy.sequence_parallel",
         python_bool(l.sequence_parallel && l.tp > 1).into(),
     ));
-    out.push(("data.seq_length", input.seq_len.to_string()));
-    out.push(("data.micro_batch_size", l.micro_batch.to_string()));
-    out.push(("data.global_batch_size", input.global_batch.to_string()));
-    out.push((
-        "optim.config.use_distributed_optimizer",
-        python_bool(l.zero >= 1).into(),
-    ));
+    Ok(out)
+}
+
+/// Optimizer and activation offload, and activation recomputation.
+fn memory(input: &ExportInput, out: &mut Vec<(&'static str, String)>) {
+    let l = input.layout;
     if l.offload_optimizer {
         out.push(("optim.config.optimizer_cpu_offload", "True".into()));
     }
@@ -108,7 +133,14 @@ pub(super) fn overrides(input: &ExportInput) -> Result<Vec<(String, String)>, Ex
             out.push(("model.config.recompute_num_layers", layers.to_string()));
         }
     }
-    match input.precision {
+}
+
+/// Mixed precision (bf16, fp16, or fp8 with delayed scaling); NeMo has no other.
+fn precision(
+    precision: Precision,
+    out: &mut Vec<(&'static str, String)>,
+) -> Result<(), ExportError> {
+    match precision {
         Precision::Bf16 => out.push(("trainer.plugins.precision", "bf16-mixed".into())),
         Precision::Fp16 => out.push(("trainer.plugins.precision", "16-mixed".into())),
         Precision::Fp8 => {
@@ -123,15 +155,7 @@ pub(super) fn overrides(input: &ExportInput) -> Result<Vec<(String, String)>, Ex
             });
         }
     }
-    if recipe(&m.id).is_none() {
-        out.push(("model.config.num_layers", m.layers.to_string()));
-        out.push(("model.config.hidden_size", m.hidden.to_string()));
-        out.push(("model.config.ffn_hidden_size", m.ffn.to_string()));
-        out.push(("model.config.num_attention_heads", m.heads.to_string()));
-        out.push(("model.config.num_query_groups", m.kv_heads.to_string()));
-        out.push(("model.config.kv_channels", m.head_dim().to_string()));
-    }
-    Ok(out.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+    Ok(())
 }
 
 pub(super) fn export(input: &ExportInput) -> Result<Export, ExportError> {
