@@ -114,86 +114,79 @@ impl Cluster {
             histogram_stride,
         };
         for (pool_index, config) in pools.iter().enumerate() {
-            for (field, value) in [
-                ("nodes", config.nodes),
-                ("accelerators_per_node", config.accelerators_per_node),
-                ("nodes_per_leaf", config.nodes_per_leaf),
-                ("leaves_per_pod", config.leaves_per_pod),
-            ] {
-                if value == 0 {
-                    return Err(SchedError::InvalidCluster(format!(
-                        "pool `{}`: `{field}` is 0; it must be at least 1",
-                        config.name
-                    )));
-                }
-            }
-            let per_node = config.accelerators_per_node;
-            let first_node = cluster.nodes.len() as u32;
-            let first_leaf = cluster.leaves.len() as u32;
-            let first_pod = cluster.pods.len() as u32;
-            let nodes_per_pod = config.nodes_per_leaf * config.leaves_per_pod;
-            for local in 0..config.nodes {
-                let leaf = first_leaf + local / config.nodes_per_leaf;
-                let pod = first_pod + local / nodes_per_pod;
-                if local % config.nodes_per_leaf == 0 {
-                    cluster.leaves.push(Domain {
-                        first_node: first_node + local,
-                        node_count: 0,
-                        free: 0,
-                    });
-                }
-                if local % nodes_per_pod == 0 {
-                    cluster.pods.push(Domain {
-                        first_node: first_node + local,
-                        node_count: 0,
-                        free: 0,
-                    });
-                }
-                cluster.leaves[leaf as usize].node_count += 1;
-                cluster.leaves[leaf as usize].free += per_node;
-                let slot = (leaf * histogram_stride + per_node) as usize;
-                if cluster.leaf_free_histogram.len() <= slot {
-                    cluster
-                        .leaf_free_histogram
-                        .resize(((leaf + 1) * histogram_stride) as usize, 0);
-                }
-                cluster.leaf_free_histogram[slot] += 1;
-                cluster.pods[pod as usize].node_count += 1;
-                cluster.pods[pod as usize].free += per_node;
-                cluster.nodes.push(Node {
-                    pool: PoolId(pool_index as u32),
-                    leaf,
-                    pod,
-                    capacity: per_node,
-                    free: per_node,
-                    up: true,
-                });
-            }
-            let mut free_histogram = vec![0; per_node as usize + 1];
-            free_histogram[per_node as usize] = config.nodes;
-            cluster.pools.push(Pool {
-                name: config.name.clone(),
-                accelerator: config.accelerator.clone(),
-                accelerators_per_node: per_node,
-                first_node,
-                node_count: config.nodes,
-                first_leaf,
-                leaf_count: cluster.leaves.len() as u32 - first_leaf,
-                first_pod,
-                pod_count: cluster.pods.len() as u32 - first_pod,
-                free: per_node * config.nodes,
-                up_capacity: per_node * config.nodes,
-                by_free: {
-                    let mut index = FreeIndex::new(first_node, config.nodes, per_node);
-                    for node in first_node..first_node + config.nodes {
-                        index.insert(per_node, node);
-                    }
-                    index
-                },
-                free_histogram,
-            });
+            check_pool(config)?;
+            cluster.add_pool(PoolId(pool_index as u32), config);
         }
         Ok(cluster)
+    }
+
+    /// Appends pool `pool`'s nodes, leaves and pods (all up and free) and the pool itself.
+    fn add_pool(&mut self, pool: PoolId, config: &PoolConfig) {
+        let histogram_stride = self.histogram_stride;
+        let per_node = config.accelerators_per_node;
+        let first_node = self.nodes.len() as u32;
+        let first_leaf = self.leaves.len() as u32;
+        let first_pod = self.pods.len() as u32;
+        let nodes_per_pod = config.nodes_per_leaf * config.leaves_per_pod;
+        for local in 0..config.nodes {
+            let leaf = first_leaf + local / config.nodes_per_leaf;
+            let pod = first_pod + local / nodes_per_pod;
+            if local % config.nodes_per_leaf == 0 {
+                self.leaves.push(Domain {
+                    first_node: first_node + local,
+                    node_count: 0,
+                    free: 0,
+                });
+            }
+            if local % nodes_per_pod == 0 {
+                self.pods.push(Domain {
+                    first_node: first_node + local,
+                    node_count: 0,
+                    free: 0,
+                });
+            }
+            self.leaves[leaf as usize].node_count += 1;
+            self.leaves[leaf as usize].free += per_node;
+            let slot = (leaf * histogram_stride + per_node) as usize;
+            if self.leaf_free_histogram.len() <= slot {
+                self.leaf_free_histogram
+                    .resize(((leaf + 1) * histogram_stride) as usize, 0);
+            }
+            self.leaf_free_histogram[slot] += 1;
+            self.pods[pod as usize].node_count += 1;
+            self.pods[pod as usize].free += per_node;
+            self.nodes.push(Node {
+                pool,
+                leaf,
+                pod,
+                capacity: per_node,
+                free: per_node,
+                up: true,
+            });
+        }
+        let mut free_histogram = vec![0; per_node as usize + 1];
+        free_histogram[per_node as usize] = config.nodes;
+        self.pools.push(Pool {
+            name: config.name.clone(),
+            accelerator: config.accelerator.clone(),
+            accelerators_per_node: per_node,
+            first_node,
+            node_count: config.nodes,
+            first_leaf,
+            leaf_count: self.leaves.len() as u32 - first_leaf,
+            first_pod,
+            pod_count: self.pods.len() as u32 - first_pod,
+            free: per_node * config.nodes,
+            up_capacity: per_node * config.nodes,
+            by_free: {
+                let mut index = FreeIndex::new(first_node, config.nodes, per_node);
+                for node in first_node..first_node + config.nodes {
+                    index.insert(per_node, node);
+                }
+                index
+            },
+            free_histogram,
+        });
     }
 
     /// Total accelerators, up or down.
@@ -292,4 +285,22 @@ impl Cluster {
         self.pools[pool].up_capacity += capacity;
         self.index(node.0);
     }
+}
+
+/// A pool's sizes are all at least 1.
+fn check_pool(config: &PoolConfig) -> Result<(), SchedError> {
+    for (field, value) in [
+        ("nodes", config.nodes),
+        ("accelerators_per_node", config.accelerators_per_node),
+        ("nodes_per_leaf", config.nodes_per_leaf),
+        ("leaves_per_pod", config.leaves_per_pod),
+    ] {
+        if value == 0 {
+            return Err(SchedError::InvalidCluster(format!(
+                "pool `{}`: `{field}` is 0; it must be at least 1",
+                config.name
+            )));
+        }
+    }
+    Ok(())
 }
