@@ -217,6 +217,71 @@ impl Replay {
     }
 }
 
+impl Replay {
+    /// Runs the replay from `now` until the scheduler starts job `wanted` (admitted from the
+    /// held jobs as quotas free up), at most `MAX_EVENTS` steps; the start time.
+    fn run_until_start(
+        &mut self,
+        mut wanted: Option<u32>,
+        unknown: &BTreeMap<u32, i64>,
+        quotas: &BTreeMap<(String, String), u32>,
+        now: u64,
+    ) -> Result<u64, ForecastError> {
+        let mut t = now;
+        for _ in 0..MAX_EVENTS {
+            for decision in self.scheduler.schedule(t) {
+                if let Decision::Start { job, .. } = decision
+                    && Some(job.0) == wanted
+                {
+                    return Ok(t);
+                }
+            }
+            // The next run end or policy wake-up.
+            let state = self.scheduler.state();
+            let next_end = state
+                .running_jobs()
+                .into_iter()
+                .filter_map(|id| state.job(id).run().map(|r| (r.expected_finish_s, id)))
+                .min();
+            let wake = self.scheduler.next_wakeup_s(t);
+            let next = match (next_end, wake) {
+                (Some((end, _)), Some(w)) => end.min(w),
+                (Some((end, _)), None) => end,
+                (None, Some(w)) => w,
+                (None, None) => return Err(ForecastError::Never),
+            };
+            if let Some((end, id)) = next_end
+                && end == next
+                && let Some(&engine_id) = unknown.get(&id.0)
+            {
+                return Err(ForecastError::UnknownLength(engine_id));
+            }
+            t = next.max(t + 1);
+            let ended: Vec<JobId> = state
+                .running_jobs()
+                .into_iter()
+                .filter(|&id| {
+                    state
+                        .job(id)
+                        .run()
+                        .is_some_and(|r| r.expected_finish_s <= t)
+                })
+                .collect();
+            for id in ended {
+                let _ = self.scheduler.on_finish(id, t);
+                let engine_id = self.engine_id.get(&id.0).copied();
+                self.admitted.retain(|j| Some(j.id) != engine_id);
+            }
+            if wanted.is_none() {
+                wanted = self.admit_held(quotas, t)?;
+            } else {
+                self.admit_held(quotas, t)?;
+            }
+        }
+        Err(ForecastError::TooFar(MAX_EVENTS))
+    }
+}
+
 /// The engine id the forecast gives the job it predicts.
 pub(super) const CANDIDATE: i64 = -1;
 
@@ -242,6 +307,24 @@ impl Snapshot {
     /// When `candidate` (a job not yet submitted; its id is ignored) would start if submitted now,
     /// Unix seconds: the live queue run forward with the engine's policy.
     pub(super) fn start_of(&self, candidate: &ForecastJob) -> Result<u64, ForecastError> {
+        let (mut replay, unknown) = self.replay_now()?;
+        replay.held = self
+            .jobs
+            .iter()
+            .filter(|j| matches!(j.standing, Standing::Held))
+            .cloned()
+            .collect();
+        let mut candidate = candidate.clone();
+        candidate.id = CANDIDATE;
+        replay.held.push(candidate);
+        let wanted = replay.admit_held(&self.quotas, self.now_s)?;
+        replay.run_until_start(wanted, &unknown, &self.quotas, self.now_s)
+    }
+
+    /// The cluster as it stands: down nodes, the running jobs on their types, the queued ones
+    /// in submission order; and the scheduler ids of jobs whose length nobody knows, with their
+    /// engine ids.
+    fn replay_now(&self) -> Result<(Replay, BTreeMap<u32, i64>), ForecastError> {
         let policy =
             suanli_sched::policy::by_name(&self.policy).map_err(ForecastError::Scheduler)?;
         let scheduler = Scheduler::new(&self.pools, &[], policy, SchedConfig::default())
@@ -294,68 +377,7 @@ impl Snapshot {
                 unknown.insert(id, job.id);
             }
         }
-        replay.held = self
-            .jobs
-            .iter()
-            .filter(|j| matches!(j.standing, Standing::Held))
-            .cloned()
-            .collect();
-        let mut candidate = candidate.clone();
-        candidate.id = CANDIDATE;
-        replay.held.push(candidate);
-        let mut wanted = replay.admit_held(&self.quotas, now)?;
-        let mut t = now;
-        for _ in 0..MAX_EVENTS {
-            for decision in replay.scheduler.schedule(t) {
-                if let Decision::Start { job, .. } = decision
-                    && Some(job.0) == wanted
-                {
-                    return Ok(t);
-                }
-            }
-            // The next run end or policy wake-up.
-            let state = replay.scheduler.state();
-            let next_end = state
-                .running_jobs()
-                .into_iter()
-                .filter_map(|id| state.job(id).run().map(|r| (r.expected_finish_s, id)))
-                .min();
-            let wake = replay.scheduler.next_wakeup_s(t);
-            let next = match (next_end, wake) {
-                (Some((end, _)), Some(w)) => end.min(w),
-                (Some((end, _)), None) => end,
-                (None, Some(w)) => w,
-                (None, None) => return Err(ForecastError::Never),
-            };
-            if let Some((end, id)) = next_end
-                && end == next
-                && let Some(&engine_id) = unknown.get(&id.0)
-            {
-                return Err(ForecastError::UnknownLength(engine_id));
-            }
-            t = next.max(t + 1);
-            let ended: Vec<JobId> = state
-                .running_jobs()
-                .into_iter()
-                .filter(|&id| {
-                    state
-                        .job(id)
-                        .run()
-                        .is_some_and(|r| r.expected_finish_s <= t)
-                })
-                .collect();
-            for id in ended {
-                let _ = replay.scheduler.on_finish(id, t);
-                let engine_id = replay.engine_id.get(&id.0).copied();
-                replay.admitted.retain(|j| Some(j.id) != engine_id);
-            }
-            if wanted.is_none() {
-                wanted = replay.admit_held(&self.quotas, t)?;
-            } else {
-                replay.admit_held(&self.quotas, t)?;
-            }
-        }
-        Err(ForecastError::TooFar(MAX_EVENTS))
+        Ok((replay, unknown))
     }
 }
 
