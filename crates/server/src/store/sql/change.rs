@@ -4,6 +4,7 @@ use sqlx::{AnyConnection, Row};
 
 use super::super::{
     AuditEvent, Change, Changed, JobRecord, JobSpec, JobState, NewAuditEvent, StoreError,
+    TokenRecord,
 };
 use super::conflict_or;
 use super::rows::to_json;
@@ -34,21 +35,7 @@ pub(super) async fn apply(
             .await
             .map_err(|e| conflict_or(e, format!("user `{}`", user.name)))?;
         }
-        Change::InsertToken(token) => {
-            sqlx::query(
-                "INSERT INTO tokens (id, user_name, hash, created_at_s, expires_at_s, revoked_at_s) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(&token.id)
-            .bind(&token.user)
-            .bind(&token.hash)
-            .bind(token.created_at_s)
-            .bind(token.expires_at_s)
-            .bind(token.revoked_at_s)
-            .execute(&mut *connection)
-            .await
-            .map_err(|e| conflict_or(e, format!("token `{}`", token.id)))?;
-        }
+        Change::InsertToken(token) => insert_token(connection, token).await?,
         Change::RevokeToken { id, now_s } => {
             let result = sqlx::query(
                 "UPDATE tokens SET revoked_at_s = $1 WHERE id = $2 AND revoked_at_s IS NULL",
@@ -72,60 +59,97 @@ pub(super) async fn apply(
             .execute(&mut *connection)
             .await?;
         }
-        Change::DeleteTenant(name) => {
-            sqlx::query("DELETE FROM quotas WHERE tenant = $1")
-                .bind(name)
-                .execute(&mut *connection)
-                .await?;
-            let result = sqlx::query("DELETE FROM tenants WHERE name = $1")
-                .bind(name)
-                .execute(&mut *connection)
-                .await?;
-            if result.rows_affected() != 1 {
-                return Err(StoreError::NotFound(format!("tenant `{name}`")));
-            }
-        }
-        Change::DeleteUser { name, now_s } => {
-            sqlx::query(
-                "UPDATE tokens SET revoked_at_s = $1 WHERE user_name = $2 AND revoked_at_s IS NULL",
-            )
-            .bind(now_s)
-            .bind(name)
-            .execute(&mut *connection)
-            .await?;
-            let result = sqlx::query("DELETE FROM users WHERE name = $1")
-                .bind(name)
-                .execute(&mut *connection)
-                .await?;
-            if result.rows_affected() != 1 {
-                return Err(StoreError::NotFound(format!("user `{name}`")));
-            }
-        }
-        Change::UpdateJob(job) => {
-            let result = sqlx::query(
-                "UPDATE jobs SET state = $1, reason = $2, restarts = $3, attempts = $4, \
-                 exit_code = $5, started_at_s = $6, finished_at_s = $7, run = $8, spec = $9 \
-                 WHERE id = $10",
-            )
-            .bind(job.state.as_str())
-            .bind(&job.reason)
-            .bind(i64::from(job.restarts))
-            .bind(i64::from(job.attempts))
-            .bind(job.exit_code.map(i64::from))
-            .bind(job.started_at_s)
-            .bind(job.finished_at_s)
-            .bind(job.run.as_ref().map(to_json))
-            // The spec changes only in its goal's progress and choice (goal jobs).
-            .bind(to_json(&job.spec))
-            .bind(job.id)
-            .execute(&mut *connection)
-            .await?;
-            if result.rows_affected() != 1 {
-                return Err(StoreError::NotFound(format!("job {}", job.id)));
-            }
-        }
+        Change::DeleteTenant(name) => delete_tenant(connection, name).await?,
+        Change::DeleteUser { name, now_s } => delete_user(connection, name, now_s).await?,
+        Change::UpdateJob(job) => update_job(connection, job).await?,
     }
     Ok(Changed::Done)
+}
+
+/// Stores a token (its hash, never the secret).
+async fn insert_token(
+    connection: &mut AnyConnection,
+    token: &TokenRecord,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO tokens (id, user_name, hash, created_at_s, expires_at_s, revoked_at_s) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&token.id)
+    .bind(&token.user)
+    .bind(&token.hash)
+    .bind(token.created_at_s)
+    .bind(token.expires_at_s)
+    .bind(token.revoked_at_s)
+    .execute(&mut *connection)
+    .await
+    .map_err(|e| conflict_or(e, format!("token `{}`", token.id)))?;
+    Ok(())
+}
+
+/// Removes a tenant and its quotas.
+async fn delete_tenant(connection: &mut AnyConnection, name: &str) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM quotas WHERE tenant = $1")
+        .bind(name)
+        .execute(&mut *connection)
+        .await?;
+    let result = sqlx::query("DELETE FROM tenants WHERE name = $1")
+        .bind(name)
+        .execute(&mut *connection)
+        .await?;
+    if result.rows_affected() != 1 {
+        return Err(StoreError::NotFound(format!("tenant `{name}`")));
+    }
+    Ok(())
+}
+
+/// Revokes a user's tokens at `now_s` and removes the user.
+async fn delete_user(
+    connection: &mut AnyConnection,
+    name: &str,
+    now_s: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE tokens SET revoked_at_s = $1 WHERE user_name = $2 AND revoked_at_s IS NULL",
+    )
+    .bind(now_s)
+    .bind(name)
+    .execute(&mut *connection)
+    .await?;
+    let result = sqlx::query("DELETE FROM users WHERE name = $1")
+        .bind(name)
+        .execute(&mut *connection)
+        .await?;
+    if result.rows_affected() != 1 {
+        return Err(StoreError::NotFound(format!("user `{name}`")));
+    }
+    Ok(())
+}
+
+/// Writes a job's state, run and spec (the spec changes only in a goal job's progress and choice).
+async fn update_job(connection: &mut AnyConnection, job: &JobRecord) -> Result<(), StoreError> {
+    let result = sqlx::query(
+        "UPDATE jobs SET state = $1, reason = $2, restarts = $3, attempts = $4, \
+             exit_code = $5, started_at_s = $6, finished_at_s = $7, run = $8, spec = $9 \
+             WHERE id = $10",
+    )
+    .bind(job.state.as_str())
+    .bind(&job.reason)
+    .bind(i64::from(job.restarts))
+    .bind(i64::from(job.attempts))
+    .bind(job.exit_code.map(i64::from))
+    .bind(job.started_at_s)
+    .bind(job.finished_at_s)
+    .bind(job.run.as_ref().map(to_json))
+    // The spec changes only in its goal's progress and choice (goal jobs).
+    .bind(to_json(&job.spec))
+    .bind(job.id)
+    .execute(&mut *connection)
+    .await?;
+    if result.rows_affected() != 1 {
+        return Err(StoreError::NotFound(format!("job {}", job.id)));
+    }
+    Ok(())
 }
 
 /// Stores a new queued job inside the caller's transaction.
