@@ -97,20 +97,11 @@ fn choices<T: Copy>(fixed: Option<T>, all: &[T]) -> Vec<T> {
 pub fn candidates(setup: &TrainSetup, constraints: &Constraints) -> Vec<Layout> {
     let model = &setup.model;
     let count = setup.count;
-    let Axes {
-        tps,
-        pps,
-        cps,
-        eps,
-        zeros,
-        micro,
-        recomputes,
-        multi_node_domain,
-    } = Axes::new(setup, constraints);
+    let axes = Axes::new(setup, constraints);
     let mut layouts = Vec::new();
-    for &tp in &tps {
-        for &pp in &pps {
-            for &cp in &cps {
+    for &tp in &axes.tps {
+        for &pp in &axes.pps {
+            for &cp in &axes.cps {
                 let model_parallel = tp as u64 * pp as u64 * cp as u64;
                 if !count.is_multiple_of(model_parallel) {
                     continue;
@@ -124,14 +115,17 @@ pub fn candidates(setup: &TrainSetup, constraints: &Constraints) -> Vec<Layout> 
                     None if pp == 1 => vec![1],
                     None => divisors(model.layers.div_ceil(pp) as u64),
                 };
-                for &ep in &eps {
-                    for &zero in &zeros {
-                        for &micro_batch in &micro {
+                for &ep in &axes.eps {
+                    for &zero in &axes.zeros {
+                        for &micro_batch in &axes.micro {
                             for &vpp in &vpps {
-                                for (&recompute, &pp_inner) in recomputes
+                                for (&recompute, &pp_inner) in axes
+                                    .recomputes
                                     .iter()
                                     .flat_map(|r| {
-                                        maps_for(pp, multi_node_domain).iter().map(move |m| (r, m))
+                                        maps_for(pp, axes.multi_node_domain)
+                                            .iter()
+                                            .map(move |m| (r, m))
                                     })
                                     .filter(|(_, m)| constraints.pp_inner.is_none_or(|c| c == **m))
                                 {

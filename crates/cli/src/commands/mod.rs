@@ -14,6 +14,7 @@ pub mod plan;
 pub mod plan_batch;
 pub mod plan_checks;
 pub mod plan_export;
+pub mod plan_print;
 pub mod plan_serve;
 pub mod plan_serve_scenario;
 pub mod plan_serve_search;
