@@ -67,12 +67,9 @@ async fn member_submits_watches_logs_and_cancels() {
     // A wrong token is refused with a message, not a session.
     browser.type_into("#token", "suanli_not-a-token").await;
     browser.click("form button[type=submit]").await;
-    assert!(
-        browser
-            .text("main")
-            .await
-            .contains("That token was refused")
-    );
+    browser
+        .wait_for_text("main", "That token was refused", Duration::from_secs(20))
+        .await;
     sign_in(&browser, &server.url, &member).await;
     assert_eq!(
         browser

@@ -280,6 +280,18 @@ impl Browser {
         }
     }
 
+    /// Waits until the text of the first element matching `css` contains `needle` (a page
+    /// that a click navigates to may not have loaded when the click returns).
+    pub async fn wait_for_text(&self, css: &str, needle: &str, timeout: Duration) {
+        let script = format!(
+            "const e = document.querySelector({}); return !!e && e.innerText.includes({});",
+            json!(css),
+            json!(needle)
+        );
+        self.wait_for(&format!("`{needle}` in {css}"), &script, timeout)
+            .await;
+    }
+
     /// Saves a PNG of the viewport as `target/console-screenshots/NAME.png`.
     pub async fn screenshot(&self, name: &str) -> PathBuf {
         let data = self.send(reqwest::Method::GET, "/screenshot", None).await;
