@@ -45,11 +45,7 @@ impl MicroBatch {
         };
         // The last stage also runs the logit layer; with pp > 1 the stage imbalance shows in
         // the whole pipeline (Narayanan et al. 2021, section 3.2), spread here as an average.
-        let logits_s = if layout.pp == 1 {
-            logits_s(setup, layout, device, layers.tokens)
-        } else {
-            logits_s(setup, layout, device, layers.tokens) / layout.pp as f64
-        };
+        let logits_s = logits_s(setup, layout, device, layers.tokens) / layout.pp as f64;
         let (tp_comm_s, cp_comm_s, ep_comm_s) = parallel_comm_s(setup, layout, net, &layers);
         MicroBatch {
             forward_s,

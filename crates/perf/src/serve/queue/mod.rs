@@ -266,18 +266,18 @@ fn tpot_parts(
 }
 
 /// The mean-field steady state at `rate`: the sequences decoding at the largest fixed point that
-/// holds (else the smallest), or `None` when the replica cannot keep up. It decides the capacity alone (`capacity_rate` bisects
-/// on it); the latencies come from the stationary distribution.
+/// holds (else the smallest), or `None` when the replica cannot keep up. It decides the
+/// capacity alone (`capacity_rate` bisects on it); the latencies come from the stationary
+/// distribution.
 fn steady_state(cost: &IterationCost, input: f64, output: f64, rate: f64) -> Option<f64> {
     let prefill_share = rate * input * cost.prefill_token_s;
     if rate.is_nan() || rate <= 0.0 || prefill_share >= 1.0 {
         return None;
     }
-    // The fixed point N = lambda O tau(N), tau = D(N) / (1 - rho_p), below the cap. It decides
-    // only whether the replica keeps up (the capacity); the latencies come from the stationary
-    // distribution. Where the map has two fixed points the search starts from the cap and walks
-    // down to the largest; where that one does not exist below the cap, or sits on a stair too
-    // steep to hold, the replica still keeps up at the smallest if that one holds.
+    // The fixed point N = lambda O tau(N), tau = D(N) / (1 - rho_p), below the cap. Where the
+    // map has two fixed points the search starts from the cap and walks down to the largest;
+    // where that one does not exist below the cap, or sits on a stair too steep to hold, the
+    // replica still keeps up at the smallest if that one holds.
     let cap = cost.max_batch as f64;
     let fixed_n = [cap, 1.0]
         .into_iter()
