@@ -3,7 +3,10 @@
 //! accelerator, parallelism, precisions, batch and lengths, and reports the error in the same
 //! shape as training validation.
 
-use crate::serve::scenario::{Scenario, engine_of, sequences_that_fit, server_rate};
+use crate::serve::scenario::{
+    Engine, Scenario, VLLM_MULTI_STEP_ENGINE, VLLM_V1_SYNC_ENGINE, engine_of, sequences_that_fit,
+    server_rate,
+};
 use crate::serve::{self, DecodeAttention, ServeEstimate, ServeSetup};
 use crate::validate::{Report, RowError, RowResult, TrainingRun, need, row_model, summarise};
 use serde::Deserialize;
@@ -198,10 +201,25 @@ pub fn row_setup(catalog: &Catalog, row: &InferenceRun) -> Result<ServeSetup, Ro
     };
     setup.batch = row.batch;
     setup.decode_attention = decode_attention_of(&row.engine, &row.source);
-    if let Some(profile) = engine_of(&row.engine, row.engine_version.as_deref()).host {
+    if let Some(profile) = row_engine(row).host {
         setup.host_s_per_sequence = profile.host_s_per_sequence(catalog)?;
     }
     Ok(setup)
+}
+
+/// The engine of a row: its name and version ([`engine_of`]), except that MLPerf Inference
+/// harnesses drive vLLM their own way. AMD's (`harness_llm`; mlcommons/inference_results_v5.1,
+/// closed/AMD/code/llama2-70b-99/harness_llm/models/llama2-70b/offline_mi325x.yaml) sets
+/// `num_scheduler_steps: 7`, and vLLM runs multi-step scheduling on its V0 engine only (the V1
+/// oracle in vllm/engine/arg_utils.py falls back to V0 for `--num-scheduler-steps`), so a
+/// 0.8-0.13 version there is [`VLLM_MULTI_STEP_ENGINE`], not the synchronous V1 one.
+fn row_engine(row: &InferenceRun) -> Engine {
+    let engine = engine_of(&row.engine, row.engine_version.as_deref());
+    if engine == VLLM_V1_SYNC_ENGINE && row.source.starts_with("MLPerf Inference") {
+        VLLM_MULTI_STEP_ENGINE
+    } else {
+        engine
+    }
 }
 
 /// The KV-cache precision of a row that does not state it: the engine's default.
@@ -306,7 +324,7 @@ fn candidate_tps(setup: &ServeSetup, devices: u64) -> Vec<u32> {
 /// The row's metric predicted for one setup, under the row's scenario, and the layout text.
 fn predict_row(row: &InferenceRun, setup: &ServeSetup) -> Result<(String, f64), RowError> {
     let scenario: Scenario = row.scenario.as_deref().unwrap_or("").parse::<Scenario>()?;
-    let engine = engine_of(&row.engine, row.engine_version.as_deref());
+    let engine = row_engine(row);
     let continuous = !matches!(scenario, Scenario::Batch);
     let fits = sequences_that_fit(setup, &engine, continuous)?;
     let layout = |batch: String| {

@@ -1,10 +1,13 @@
-//! The host-scheduling overhead of vLLM before v0.6: version parsing, which engine a row gets,
-//! and the per-sequence host time derived from the vLLM blog's Llama 3 8B profile checked
-//! against the blog's independent Llama 3 70B figure.
+//! The host-scheduling overhead of vLLM: version parsing, which engine a row gets, the
+//! per-sequence host time of vLLM before v0.6 derived from the vLLM blog's Llama 3 8B profile
+//! checked against the blog's independent Llama 3 70B figure, and that of the synchronous V1
+//! engine (v0.8-v0.13) from a published A/B with and without asynchronous scheduling.
 
 use suanli_catalog::Catalog;
-use suanli_perf::serve::host::{HostProfile, VLLM_BEFORE_0_6, version_before};
-use suanli_perf::serve::scenario::{VLLM, VLLM_BEFORE_0_6_ENGINE, engine_of};
+use suanli_perf::serve::host::{
+    HostProfile, VLLM_BEFORE_0_6, VLLM_V1_SYNC_SCHEDULER, version_before,
+};
+use suanli_perf::serve::scenario::{VLLM, VLLM_BEFORE_0_6_ENGINE, VLLM_V1_SYNC_ENGINE, engine_of};
 use suanli_perf::serve::{ServeSetup, decode_step};
 
 #[test]
@@ -19,19 +22,56 @@ fn versions_compare_on_major_and_minor() {
 }
 
 #[test]
-fn only_vllm_before_0_6_schedules_serially() {
+fn vllm_schedules_serially_before_0_6_and_from_0_8_to_0_13() {
     assert_eq!(
         engine_of("vLLM", Some("0.4.3+rocm614")),
         VLLM_BEFORE_0_6_ENGINE
     );
-    assert_eq!(engine_of("vLLM", Some("0.10.2")), VLLM);
+    // V0 from 0.6: multi-step scheduling and asynchronous output processing.
+    assert_eq!(engine_of("vLLM", Some("0.7.3")), VLLM);
+    // V1, the default from 0.8, schedules synchronously until 0.14 made it asynchronous.
+    for version in ["0.8.0", "0.9.0.2.dev108", "0.10.2", "0.13.1"] {
+        assert_eq!(
+            engine_of("vLLM", Some(version)),
+            VLLM_V1_SYNC_ENGINE,
+            "{version}"
+        );
+    }
+    assert_eq!(engine_of("vLLM", Some("0.14.0")), VLLM);
     assert_eq!(engine_of("vLLM", None), VLLM);
-    assert!(engine_of("TensorRT-LLM", Some("0.5")).host.is_none());
+    assert_eq!(engine_of("vLLM", Some("main")), VLLM);
+    assert!(engine_of("TensorRT-LLM", Some("0.10")).host.is_none());
     assert!(
         engine_of("Intel Gaudi software", Some("1.18.0"))
             .host
             .is_none()
     );
+}
+
+/// The A/B's four batches each give the host time per step; the model charges it per sequence,
+/// so each batch's figure per sequence should lie near the fitted slope (10.6-13.3 us against
+/// 12.8 us), and the slope should be of the order of V0's Python loop (39 us for v0.5.3 from
+/// the blog's profile) but below it: V1 was rewritten to cut that loop's cost.
+#[test]
+fn v1_host_time_grows_with_the_batch_at_about_13_us_per_sequence() {
+    let catalog = Catalog::builtin();
+    let per_sequence_s = VLLM_V1_SYNC_SCHEDULER.host_s_per_sequence();
+    assert!(
+        (12.0e-6..13.5e-6).contains(&per_sequence_s),
+        "{per_sequence_s}"
+    );
+    for point in VLLM_V1_SYNC_SCHEDULER.points {
+        let batch = point.batch as f64;
+        let hidden_s = batch / point.sync_tokens_per_s - batch / point.async_tokens_per_s;
+        let ratio = hidden_s / batch / per_sequence_s;
+        assert!(
+            (0.8..1.2).contains(&ratio),
+            "batch {}: {ratio}",
+            point.batch
+        );
+    }
+    let v0_s = VLLM_BEFORE_0_6.host_s_per_sequence(&catalog).unwrap();
+    assert!(per_sequence_s < v0_s / 2.0, "{per_sequence_s} vs {v0_s}");
 }
 
 #[test]

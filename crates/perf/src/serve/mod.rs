@@ -88,7 +88,7 @@ pub struct ServeSetup {
     /// fitted by `suanli validate serve --fit` (`fitted::gemm_scale`); 1 = the training value.
     pub gemm_scale: f64,
     /// Host (CPU) seconds per running sequence per decode step with the GPU idle (engines that
-    /// schedule serially with the GPU, [`host::VLLM_BEFORE_0_6`]); 0 = overlapped.
+    /// schedule serially with the GPU, [`host::HostCost`]); 0 = overlapped.
     pub host_s_per_sequence: f64,
 }
 

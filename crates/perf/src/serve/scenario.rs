@@ -3,7 +3,7 @@
 //! highest Poisson rate within p99 limits (server, interactive), one request in flight
 //! (single-stream).
 
-use super::host::{HostProfile, VLLM_BEFORE_0_6, version_before};
+use super::host::{HostCost, VLLM_BEFORE_0_6, VLLM_V1_SYNC_SCHEDULER, version_before};
 use super::queue::{self, IterationCost, Latencies};
 use super::{ServeError, ServeSetup, decode_step, memory, prefill};
 use serde::Serialize;
@@ -62,9 +62,9 @@ pub struct Engine {
     pub cuda_graphs: bool,
     /// Whether prompts are chunked into decode iterations (else they run alone, first).
     pub chunked_prefill: bool,
-    /// Host scheduling that runs serially with the GPU, from a published profile; `None` where
-    /// the engine overlaps it with the GPU step.
-    pub host: Option<HostProfile>,
+    /// Host scheduling that runs serially with the GPU, from a published measurement; `None`
+    /// where the engine overlaps it with the GPU step.
+    pub host: Option<HostCost>,
 }
 
 /// TensorRT-LLM: `max_num_tokens` 8192 and `tokens_per_block` 64 (trtllm-build defaults,
@@ -80,7 +80,8 @@ pub const TENSORRT_LLM: Engine = Engine {
 };
 
 /// vLLM (V1 engine): `max_num_batched_tokens` 8192 for offline use, chunked prefill on, block
-/// size 16, CUDA graphs captured up to batch 512 (vLLM docs, "Optimization and Tuning").
+/// size 16, CUDA graphs captured up to batch 512 (vLLM docs, "Optimization and Tuning");
+/// asynchronous scheduling, the default from v0.14.0 (vLLM PR #27614), hides the host's work.
 pub const VLLM: Engine = Engine {
     name: "vLLM",
     token_budget: 8192,
@@ -119,19 +120,40 @@ pub const TGI: Engine = Engine {
 pub const VLLM_BEFORE_0_6_ENGINE: Engine = Engine {
     name: "vLLM < 0.6",
     chunked_prefill: false,
-    host: Some(VLLM_BEFORE_0_6),
+    host: Some(HostCost::Profiled(VLLM_BEFORE_0_6)),
     ..VLLM
 };
 
-/// The engine a name and version refer to: [`engine_named`], and for vLLM a version before 0.6
-/// [`VLLM_BEFORE_0_6_ENGINE`]. An empty or unreadable version is the current engine.
+/// vLLM v0.8 to v0.13: the V1 engine (the default from v0.8) schedules each step serially with
+/// the GPU unless `--async-scheduling` is given, which became the default in v0.14.0 (vLLM PR
+/// #27614; v0.14.0 release notes).
+pub const VLLM_V1_SYNC_ENGINE: Engine = Engine {
+    name: "vLLM 0.8-0.13",
+    host: Some(HostCost::AsyncAb(VLLM_V1_SYNC_SCHEDULER)),
+    ..VLLM
+};
+
+/// vLLM's V0 engine with multi-step scheduling (`--num-scheduler-steps`, v0.6 to v0.9): one
+/// scheduling pass for several decode steps, with the outputs processed asynchronously, so no
+/// host time is serial per step (vLLM blog, 2024-09-05). MLPerf harnesses run it this way.
+pub const VLLM_MULTI_STEP_ENGINE: Engine = Engine {
+    name: "vLLM multi-step",
+    ..VLLM
+};
+
+/// The engine a name and version refer to: [`engine_named`], and for vLLM by version:
+/// before 0.6 [`VLLM_BEFORE_0_6_ENGINE`], 0.8 to 0.13 [`VLLM_V1_SYNC_ENGINE`]. An empty or
+/// unreadable version is the current engine.
 pub fn engine_of(name: &str, version: Option<&str>) -> Engine {
     let engine = engine_named(name);
-    let before_0_6 = version.and_then(|v| version_before(v, 0, 6)) == Some(true);
-    if engine.name == VLLM.name && before_0_6 {
-        VLLM_BEFORE_0_6_ENGINE
-    } else {
-        engine
+    if engine.name != VLLM.name {
+        return engine;
+    }
+    let before = |major, minor| version.and_then(|v| version_before(v, major, minor));
+    match (before(0, 6), before(0, 8), before(0, 14)) {
+        (Some(true), _, _) => VLLM_BEFORE_0_6_ENGINE,
+        (_, Some(false), Some(true)) => VLLM_V1_SYNC_ENGINE,
+        _ => engine,
     }
 }
 
