@@ -186,3 +186,70 @@ fn a_disaggregated_deployment_is_listed_with_its_pools_and_kv_traffic_when_it_wi
     assert!(pools["decode_replicas"].as_u64() >= Some(1), "{json}");
     assert!(pools["kv_bytes_per_s"].as_f64() > Some(0.0), "{json}");
 }
+
+/// AMD's ROCm performance page (vLLM 0.10.2, the validation table's row
+/// amd-rocm70-vllm0102-llama31-70b-mi300x-tp8-128-2048): Llama 3.1 70B fp8 on 8 MI300X, TP8,
+/// 3,200 prompts of 128 + 2,048 tokens, 13,212.5 output tokens/s. Naming the engine and its
+/// version charges V1's synchronous scheduling; without it the plan is TensorRT-LLM's.
+#[test]
+fn the_engine_and_its_version_bring_the_plan_near_the_published_vllm_run() {
+    let command = "plan serve --model llama-3.1-70b --accelerator mi300x --tp 8 \
+         --input-len 128 --output-len 2048 --precision fp8 --kv-precision fp8 --batch 3200 \
+         --scenario offline --json";
+    let tokens_per_s = |extra: &str| {
+        let value = json(&run(&format!("{command} {extra}")));
+        value["estimate"]["output_tokens_per_s_total"]
+            .as_f64()
+            .unwrap()
+    };
+    let published = 13_212.5;
+    let vllm = tokens_per_s("--engine vllm --engine-version 0.10.2");
+    let default = tokens_per_s("");
+    assert!((vllm / published - 1.0).abs() < 0.25, "{vllm}");
+    assert!(default / published - 1.0 > 0.4, "{default}");
+    // vLLM from 0.14 schedules asynchronously: no host time, the default's throughput.
+    let current = tokens_per_s("--engine vllm");
+    assert!(
+        (current / default - 1.0).abs() < 1e-9,
+        "{current} vs {default}"
+    );
+    let text = success(&run(&format!(
+        "{} --engine vllm --engine-version 0.9.2",
+        command.replace(" --json", "")
+    )));
+    assert!(
+        text.contains("host scheduling 12.8 us per sequence"),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_engine_version_must_be_a_vllm_version() {
+    let base = "plan serve --model llama-3.1-8b --accelerator h100 --input-len 16 --output-len 16";
+    for (extra, expected) in [
+        ("--engine tgi --engine-version 0.10.2", "--engine vllm"),
+        ("--engine vllm --engine-version latest", "e.g. 0.10.2"),
+        ("--engine lmdeploy", "lmdeploy"),
+    ] {
+        let message = assert_one_line_error(&run(&format!("{base} {extra}")));
+        assert!(message.contains(expected), "{extra}: {message}");
+    }
+    let escape = suanli(&[
+        "plan",
+        "serve",
+        "--model",
+        "llama-3.1-8b",
+        "--accelerator",
+        "h100",
+        "--input-len",
+        "16",
+        "--output-len",
+        "16",
+        "--engine",
+        "vllm",
+        "--engine-version",
+        "0.\u{1b}[31m1",
+    ]);
+    let message = assert_one_line_error(&escape);
+    assert!(!message.contains('\u{1b}'), "{message}");
+}

@@ -15,7 +15,7 @@
 //! every prompt chunk lengthens the iterations of every decoding sequence.
 
 use crate::serve::queue::{self, IterationCost};
-use crate::serve::scenario::{TENSORRT_LLM, iteration_cost};
+use crate::serve::scenario::{Engine, iteration_cost};
 use crate::serve::{self, ServeSetup, kv_bytes_per_token};
 use serde::Serialize;
 
@@ -112,10 +112,11 @@ fn fewest(meets: impl Fn(u32) -> bool) -> Option<u32> {
 }
 
 /// Sizes both pools for `rate` requests per second, a prefill replica shaped like `prefill`
-/// and a decode replica like `decode` (same model, accelerator and lengths).
+/// and a decode replica like `decode` (same model, accelerator and lengths) running `engine`.
 pub fn size_pools(
     prefill: &ServeSetup,
     decode: &ServeSetup,
+    engine: &Engine,
     decode_max_batch: u64,
     rate: f64,
     ttft_p99_s: f64,
@@ -137,7 +138,7 @@ pub fn size_pools(
     let Some(mut prefill_replicas) = prefill_pool(transfer_s) else {
         return Ok(None);
     };
-    let mut cost: IterationCost = iteration_cost(decode, &TENSORRT_LLM, decode_max_batch)?;
+    let mut cost: IterationCost = iteration_cost(decode, engine, decode_max_batch)?;
     cost.prefill_token_s = 0.0;
     let (input_f, output_f) = (decode.input_len as f64, decode.output_len as f64);
     // Bursts that outrun the decode pool delay admission like prompts queueing in a colocated

@@ -3,13 +3,13 @@
 //! request rate, with TTFT under load from a queueing model rather than from batch 1.
 //!
 //! Each replica receives lambda = rate / replicas requests per second, Poisson, and runs
-//! continuous batching with chunked prefill (TensorRT-LLM's scheduler properties,
-//! `serve::scenario::TENSORRT_LLM`); the targets are met on the 99th percentile of TTFT and TPOT
+//! continuous batching with chunked prefill under the spec's engine (its scheduler properties
+//! and host time, `serve::scenario::ChosenEngine`; TensorRT-LLM by default); the targets are met on the 99th percentile of TTFT and TPOT
 //! from the queueing model of `serve::queue`, which the tests check against the discrete-event
 //! simulation of `serve::sim`.
 
 use crate::serve::queue::{self, Latencies};
-use crate::serve::scenario::{TENSORRT_LLM, iteration_cost};
+use crate::serve::scenario::{ChosenEngine, iteration_cost};
 use crate::serve::{self, ServeError, ServeSetup};
 use crate::serve_disagg::{Pools, size_pools};
 use serde::Serialize;
@@ -73,6 +73,8 @@ pub struct SearchSpec {
     pub max_devices_per_replica: u32,
     /// How many deployments to return.
     pub top: usize,
+    /// The serving engine every replica runs.
+    pub engine: ChosenEngine,
 }
 
 /// One deployment that meets both targets.
@@ -214,6 +216,7 @@ fn search_one(spec: &SearchSpec, candidate: &Candidate) -> Result<Vec<Deployment
     setup.weight_precision = spec.weight_precision;
     setup.kv_precision = spec.kv_precision;
     setup.continuous_batching = true;
+    spec.engine.apply(&mut setup);
     let max_tp = accelerator
         .scaleup
         .domain_size
@@ -339,7 +342,7 @@ fn fewest_replicas(
     max_batch: u64,
 ) -> Result<Option<Deployment>, ServeError> {
     let _ = prefill_s;
-    let cost = iteration_cost(setup, &TENSORRT_LLM, max_batch)?;
+    let cost = iteration_cost(setup, &spec.engine.engine, max_batch)?;
     let (input, output) = (spec.input_len as f64, spec.output_len as f64);
     let capacity = queue::capacity_rate(&cost, input, output);
     let meets = |replicas: u32| -> Result<Option<Latencies>, ServeError> {
@@ -427,6 +430,7 @@ fn disaggregated(
             let sized = size_pools(
                 &prefill,
                 &decode,
+                &spec.engine.engine,
                 cap,
                 spec.rate_per_s,
                 spec.ttft_slo_s,

@@ -286,6 +286,7 @@ fn chosen_at(rate: f64) -> (suanli_perf::serve_search::Deployment, IterationCost
         tpot_slo_s: 0.2,
         max_devices_per_replica: 8,
         top: 1,
+        engine: Default::default(),
     };
     let chosen = serve_search::search(&spec).unwrap().deployments[0].clone();
     let mut replica = setup;

@@ -28,6 +28,7 @@ fn spec(model: &str, accelerators: &[&str], rate: f64, ttft_ms: f64, tpot_ms: f6
         ttft_slo_s: ttft_ms / 1e3,
         tpot_slo_s: tpot_ms / 1e3,
         max_devices_per_replica: 16,
+        engine: Default::default(),
         top: 10,
     }
 }
@@ -193,4 +194,24 @@ fn rejection_reasons_are_typed_and_keep_their_text() {
         "no replica of up to 8 devices holds it: no room for the KV cache of one sequence"
     );
     assert_ne!(holds, RejectReason::NoReplicaCount);
+}
+
+/// An engine that schedules while the GPU waits (vLLM 0.10, V1 before asynchronous
+/// scheduling) never makes a deployment cheaper or faster than one whose host work overlaps,
+/// and what the search returns still meets both targets.
+#[test]
+fn serial_host_time_costs_the_search_latency() {
+    use suanli_perf::serve::scenario::{ChosenEngine, engine_of};
+    let catalog = Catalog::builtin();
+    let overlapped = spec("llama-3.1-70b", &["h100-sxm5-80gb"], 20.0, 500.0, 50.0);
+    let mut serial = overlapped.clone();
+    serial.engine = ChosenEngine::resolve(engine_of("vLLM", Some("0.10.2")), &catalog).unwrap();
+    assert!(serial.engine.host_s_per_sequence > 10e-6);
+    let best = |spec: &SearchSpec| serve_search::search(spec).unwrap().deployments[0].clone();
+    let (fast, slow) = (best(&overlapped), best(&serial));
+    assert!(slow.price_per_hour >= fast.price_per_hour);
+    if (slow.tp, slow.pp, slow.replicas) == (fast.tp, fast.pp, fast.replicas) {
+        assert!(slow.max_batch <= fast.max_batch, "{slow:?} vs {fast:?}");
+    }
+    assert!(slow.ttft_s <= serial.ttft_slo_s && slow.tpot_s <= serial.tpot_slo_s);
 }

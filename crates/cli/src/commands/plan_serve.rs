@@ -6,7 +6,8 @@ use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use suanli_catalog::Precision;
-use suanli_perf::serve::scenario::Scenario;
+use suanli_perf::serve::host::version_before;
+use suanli_perf::serve::scenario::{ChosenEngine, Scenario, engine_of};
 use suanli_perf::serve::{self, PassTime, ServeEstimate, ServeSetup};
 
 /// Examples shown by `suanli plan serve --help`.
@@ -23,12 +24,18 @@ pub const SERVE_EXAMPLES: &str = "Examples:
   suanli plan serve --model llama-3.1-70b --accelerator h200-sxm-141gb --tp 1 --count 8 \
       --input-len 512 --output-len 290 --precision fp8 --scenario server \
       --ttft-p99 2s --tpot-p99 200ms
+  suanli plan serve --model llama-3.1-70b --accelerator mi300x --tp 8 --input-len 128 \
+      --output-len 2048 --precision fp8 --batch 3200 --scenario offline \
+      --engine vllm --engine-version 0.10.2
 
 With --scenario server --ttft-p99 2s --tpot-p99 200ms it finds the highest Poisson request
 rate one deployment serves within both 99th-percentile limits (MLPerf Inference Server).
 With --rate the command searches deployments (accelerator type, tp, pp, replicas, batch cap)
 that meet both latency targets at that request rate and lists the cheapest. Default prices
-(USD per accelerator-hour) are indicative 2025 on-demand prices; --price overrides them.";
+(USD per accelerator-hour) are indicative 2025 on-demand prices; --price overrides them.
+--engine picks the serving engine's scheduler (token budget, KV block size) and, for vLLM with
+--engine-version, the host time it spends scheduling while the GPU waits (before 0.6, and
+0.8-0.13, whose V1 engine scheduled synchronously until 0.14).";
 
 /// Arguments of `suanli plan serve`.
 #[derive(Args)]
@@ -113,6 +120,51 @@ pub struct ServeArgs {
     /// How many deployments the search shows.
     #[arg(long, default_value_t = 5)]
     pub(super) top: usize,
+    /// Serving engine: its scheduler's token budget, KV block size and host time.
+    #[arg(long, value_enum, default_value_t = EngineName::TensorrtLlm)]
+    pub(super) engine: EngineName,
+    /// vLLM version (e.g. 0.10.2): before 0.6 and 0.8-0.13 schedule while the GPU waits
+    /// [default: the current release].
+    #[arg(long, requires = "engine")]
+    pub(super) engine_version: Option<String>,
+}
+
+/// The serving engines `--engine` names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum EngineName {
+    TensorrtLlm,
+    Vllm,
+    Sglang,
+    Tgi,
+}
+
+/// The engine the arguments name, with its host time resolved.
+pub(super) fn chosen_engine(
+    args: &ServeArgs,
+    catalog: &suanli_catalog::Catalog,
+) -> anyhow::Result<ChosenEngine> {
+    let name = match args.engine {
+        EngineName::TensorrtLlm => "TensorRT-LLM",
+        EngineName::Vllm => "vLLM",
+        EngineName::Sglang => "SGLang",
+        EngineName::Tgi => "TGI",
+    };
+    if let Some(version) = &args.engine_version {
+        if args.engine != EngineName::Vllm {
+            bail!(
+                "--engine-version selects among vLLM's schedulers; {name}'s properties here do \
+                 not depend on it: drop --engine-version or use --engine vllm"
+            );
+        }
+        if version.len() > 32 || version_before(version, 0, 0).is_none() {
+            bail!(
+                "`{}` is not a vLLM version; write major.minor[.patch], e.g. 0.10.2",
+                super::client::printable(version)
+            );
+        }
+    }
+    let engine = engine_of(name, args.engine_version.as_deref());
+    Ok(ChosenEngine::resolve(engine, catalog)?)
 }
 
 /// Parses `id=dollars`.
@@ -163,7 +215,9 @@ pub fn run(mut args: ServeArgs) -> anyhow::Result<ExitCode> {
     if args.pp == 0 || args.tp == Some(0) || args.batch == Some(0) {
         bail!("--tp, --pp and --batch must be at least 1");
     }
+    let engine = chosen_engine(&args, &catalog)?;
     let mut setup = ServeSetup::new(model, accelerator, args.input_len, args.output_len);
+    engine.apply(&mut setup);
     setup.pp = args.pp;
     setup.ep = args.ep;
     setup.weight_precision = args.precision;
@@ -200,10 +254,14 @@ pub fn run(mut args: ServeArgs) -> anyhow::Result<ExitCode> {
         estimate
     };
     if args.json {
-        let value = serde_json::json!({ "setup": setup, "estimate": estimate });
+        let value =
+            serde_json::json!({ "setup": setup, "engine": engine.engine, "estimate": estimate });
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
         print_estimate(&setup, &estimate);
+        if let Some(line) = engine_line(&engine) {
+            println!("{line}");
+        }
         println!(
             "{}",
             super::plan_serve_scenario::error_band(&setup.accelerator.id)
@@ -246,6 +304,17 @@ pub(super) fn kv_precision(args: &ServeArgs) -> Precision {
     })
 }
 
+/// What the engine charges for host scheduling, where it charges anything.
+pub(super) fn engine_line(engine: &ChosenEngine) -> Option<String> {
+    let host = engine.engine.host?;
+    Some(format!(
+        "engine {}: host scheduling {:.1} us per sequence per decode step, GPU idle ({})",
+        engine.engine.name,
+        engine.host_s_per_sequence * 1e6,
+        host.source()
+    ))
+}
+
 pub(super) fn ms(seconds: f64) -> String {
     format!("{:.1} ms", seconds * 1e3)
 }
@@ -257,7 +326,11 @@ fn pass_rows(table: &mut comfy_table::Table, name: &str, pass: &PassTime) {
         ("element-wise", pass.elementwise_s),
         ("tensor-parallel all-reduce", pass.tp_comm_s),
         ("pipeline sends", pass.pp_comm_s),
+        ("host scheduling (GPU idle)", pass.host_s),
     ] {
+        if kind.starts_with("host") && value == 0.0 {
+            continue;
+        }
         table.add_row(vec![
             name.to_string(),
             kind.to_string(),

@@ -1,12 +1,12 @@
 //! `suanli plan serve --scenario ...`: one deployment under an MLPerf Inference scenario, and
 //! the validated error band of the accelerator's family printed under every serving plan.
 
-use super::plan_serve::{ServeArgs, kv_precision, ms};
+use super::plan_serve::{ServeArgs, chosen_engine, engine_line, kv_precision, ms};
 use anyhow::bail;
 use std::process::ExitCode;
 use suanli_catalog::{Catalog, Model};
 use suanli_perf::serve::fitted::{family, family_fit};
-use suanli_perf::serve::scenario::{Scenario, TENSORRT_LLM, sequences_that_fit, server_rate};
+use suanli_perf::serve::scenario::{ChosenEngine, Scenario, sequences_that_fit, server_rate};
 use suanli_perf::serve::{self, ServeSetup};
 
 /// The family's fitted error band, or the unvalidated line.
@@ -47,7 +47,9 @@ pub fn run(
         );
     }
     let accelerator = catalog.accelerator(name)?.clone();
+    let engine = chosen_engine(args, catalog)?;
     let mut setup = ServeSetup::new(model, accelerator, args.input_len, args.output_len);
+    engine.apply(&mut setup);
     setup.tp = args.tp.unwrap_or(1);
     setup.pp = args.pp;
     setup.ep = args.ep;
@@ -61,7 +63,7 @@ pub fn run(
     }
     setup.replicas = u32::try_from(count / per_replica)?;
     serve::check(&setup)?;
-    let fits = sequences_that_fit(&setup, &TENSORRT_LLM, setup.continuous_batching)?;
+    let fits = sequences_that_fit(&setup, &engine.engine, setup.continuous_batching)?;
     let cap = args.batch.unwrap_or(fits).min(fits).max(1);
     let header = format!(
         "{} on {} x {} (tp={}, pp={}, {} replica(s)), weights {}, KV cache {}; {} input + {} output tokens",
@@ -77,11 +79,16 @@ pub fn run(
         setup.output_len
     );
     let printed = match scenario {
-        Scenario::Server | Scenario::Interactive => server(args, &setup, cap, count, &header)?,
-        _ => batch(args, &mut setup, scenario, cap, &header)?,
+        Scenario::Server | Scenario::Interactive => {
+            server(args, &setup, &engine, cap, count, &header)?
+        }
+        _ => batch(args, &mut setup, &engine, scenario, cap, &header)?,
     };
     if !printed {
         return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(line) = engine_line(&engine) {
+        println!("{line}");
     }
     println!("{}", error_band(&setup.accelerator.id));
     Ok(ExitCode::SUCCESS)
@@ -91,6 +98,7 @@ pub fn run(
 fn server(
     args: &ServeArgs,
     setup: &ServeSetup,
+    engine: &ChosenEngine,
     cap: u64,
     count: u64,
     header: &str,
@@ -98,7 +106,7 @@ fn server(
     let (Some(ttft), Some(tpot)) = (args.ttft_slo, args.tpot_slo) else {
         bail!("--scenario server and interactive need --ttft-p99 and --tpot-p99");
     };
-    let Some(load) = server_rate(setup, &TENSORRT_LLM, cap, ttft, tpot)? else {
+    let Some(load) = server_rate(setup, &engine.engine, cap, ttft, tpot)? else {
         bail!(
             "no request rate meets p99 TTFT {} and TPOT {} on this deployment; \
              use more tp, fp8 weights or looser limits",
@@ -109,7 +117,7 @@ fn server(
     let replicas = setup.replicas as f64;
     let tokens = load.rate_per_s * setup.output_len as f64 * replicas;
     if args.json {
-        let value = serde_json::json!({"setup": setup, "batch_cap": cap,
+        let value = serde_json::json!({"setup": setup, "engine": engine.engine, "batch_cap": cap,
             "per_replica": load, "requests_per_s": load.rate_per_s * replicas,
             "output_tokens_per_s": tokens});
         println!("{}", serde_json::to_string_pretty(&value)?);
@@ -142,6 +150,7 @@ fn server(
 fn batch(
     args: &ServeArgs,
     setup: &mut ServeSetup,
+    engine: &ChosenEngine,
     scenario: Scenario,
     cap: u64,
     header: &str,
@@ -152,7 +161,8 @@ fn batch(
     });
     let estimate = serve::estimate(setup)?;
     if args.json {
-        let value = serde_json::json!({"setup": setup, "estimate": estimate});
+        let value =
+            serde_json::json!({"setup": setup, "engine": engine.engine, "estimate": estimate});
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(false);
     }

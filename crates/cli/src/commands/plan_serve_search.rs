@@ -64,12 +64,16 @@ pub fn run(args: &ServeArgs, catalog: &Catalog, model: Model) -> anyhow::Result<
         tpot_slo_s,
         max_devices_per_replica: args.max_devices_per_replica.max(1),
         top: args.top,
+        engine: super::plan_serve::chosen_engine(args, catalog)?,
     };
     let result = serve_search::search(&spec)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&result)?);
     } else {
         print_result(&spec, &result);
+        if let Some(line) = super::plan_serve::engine_line(&spec.engine) {
+            println!("{line}");
+        }
     }
     if result.deployments.is_empty() {
         let reasons: Vec<String> = result

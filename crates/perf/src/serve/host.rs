@@ -170,6 +170,14 @@ pub enum HostCost {
 }
 
 impl HostCost {
+    /// The publication the figure comes from.
+    pub fn source(&self) -> &'static str {
+        match self {
+            HostCost::Profiled(profile) => profile.source,
+            HostCost::AsyncAb(ab) => ab.source,
+        }
+    }
+
     /// Host seconds per running sequence per decode step.
     pub fn host_s_per_sequence(&self, catalog: &Catalog) -> Result<f64, ServeError> {
         match self {

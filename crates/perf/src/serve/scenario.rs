@@ -7,6 +7,7 @@ use super::host::{HostCost, VLLM_BEFORE_0_6, VLLM_V1_SYNC_SCHEDULER, version_bef
 use super::queue::{self, IterationCost, Latencies};
 use super::{ServeError, ServeSetup, decode_step, memory, prefill};
 use serde::Serialize;
+use suanli_catalog::Catalog;
 
 /// How requests reach the engine (MLPerf Inference rules, section "Scenarios").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -154,6 +155,44 @@ pub fn engine_of(name: &str, version: Option<&str>) -> Engine {
         (Some(true), _, _) => VLLM_BEFORE_0_6_ENGINE,
         (_, Some(false), Some(true)) => VLLM_V1_SYNC_ENGINE,
         _ => engine,
+    }
+}
+
+/// An engine as a plan uses it: its scheduler properties and the host time per running
+/// sequence per decode step its published measurement gives (0 where the host's work overlaps
+/// the GPU).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct ChosenEngine {
+    pub engine: Engine,
+    pub host_s_per_sequence: f64,
+}
+
+impl ChosenEngine {
+    /// `engine` with its host time resolved (a profile's needs the catalog's model and device).
+    pub fn resolve(engine: Engine, catalog: &Catalog) -> Result<ChosenEngine, ServeError> {
+        let host_s_per_sequence = match engine.host {
+            Some(host) => host.host_s_per_sequence(catalog)?,
+            None => 0.0,
+        };
+        Ok(ChosenEngine {
+            engine,
+            host_s_per_sequence,
+        })
+    }
+
+    /// Charges the engine's host time to a setup.
+    pub fn apply(&self, setup: &mut ServeSetup) {
+        setup.host_s_per_sequence = self.host_s_per_sequence;
+    }
+}
+
+impl Default for ChosenEngine {
+    /// TensorRT-LLM, whose host work overlaps the GPU.
+    fn default() -> ChosenEngine {
+        ChosenEngine {
+            engine: TENSORRT_LLM,
+            host_s_per_sequence: 0.0,
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 use std::fmt::Write;
 
 use suanli_catalog::{Catalog, Model, Precision};
+use suanli_perf::serve::scenario::ChosenEngine;
 use suanli_perf::serve_search::{self, Candidate, SearchResult, SearchSpec};
 
 use super::form::FormError;
@@ -71,6 +72,7 @@ pub fn spec(
             tpot_slo_s,
             max_devices_per_replica: MAX_DEVICES_PER_REPLICA,
             top: accelerators.len(),
+            engine: ChosenEngine::default(),
         })
     };
     Some(build())
