@@ -1,16 +1,25 @@
 //! The serving model against the repository's copy of the published inference runs.
 
 use suanli_catalog::Catalog;
-use suanli_perf::validate_serve::{read_inference_runs, validate_serving};
+use suanli_perf::validate_serve::{InferenceRun, read_inference_runs, validate_serving};
 
-#[test]
-fn the_inference_table_is_evaluated_with_the_measured_error() {
+/// The repository's copy of the published inference runs, as text.
+fn table_text() -> String {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../data/validation/inference-runs.csv"
     );
-    let text = std::fs::read_to_string(path).expect("the repo's copy of inference-runs.csv");
-    let rows = read_inference_runs(&text).expect("the table parses");
+    std::fs::read_to_string(path).expect("the repo's copy of inference-runs.csv")
+}
+
+/// The repository's table, parsed.
+fn table_rows() -> Vec<InferenceRun> {
+    read_inference_runs(&table_text()).expect("the table parses")
+}
+
+#[test]
+fn the_inference_table_is_evaluated_with_the_measured_error() {
+    let rows = table_rows();
     let report = validate_serving(&Catalog::builtin(), &rows);
     for row in &report.rows {
         println!(
@@ -69,12 +78,7 @@ fn the_inference_table_is_evaluated_with_the_measured_error() {
 #[test]
 fn the_mlperf_harness_runs_vllm_without_serial_host_time() {
     use suanli_perf::validate_serve::row_setup;
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../data/validation/inference-runs.csv"
-    );
-    let text = std::fs::read_to_string(path).expect("the repo's copy of inference-runs.csv");
-    let rows = read_inference_runs(&text).expect("the table parses");
+    let rows = table_rows();
     let catalog = Catalog::builtin();
     let host_us = |id: &str| {
         let row = rows.iter().find(|r| r.id == id).expect(id);
@@ -110,11 +114,7 @@ fn the_engine_version_decides_how_decode_reads_grouped_kv_heads() {
 
 #[test]
 fn a_bad_cell_names_its_column() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../data/validation/inference-runs.csv"
-    );
-    let text = std::fs::read_to_string(path).unwrap();
+    let text = table_text();
     let broken = text.replacen(",768,128,128,", ",many,128,128,", 1);
     let error = read_inference_runs(&broken).unwrap_err().to_string();
     assert!(
@@ -125,12 +125,7 @@ fn a_bad_cell_names_its_column() {
 
 #[test]
 fn mlperf_rows_without_input_len_use_the_dataset_mean_and_say_so() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../data/validation/inference-runs.csv"
-    );
-    let text = std::fs::read_to_string(path).unwrap();
-    let rows = read_inference_runs(&text).unwrap();
+    let rows = table_rows();
     let row = rows
         .iter()
         .find(|r| r.id == "mlperf-inf41-llama2-70b-h200-x8-server")
@@ -158,12 +153,7 @@ fn mlperf_rows_without_input_len_use_the_dataset_mean_and_say_so() {
 
 #[test]
 fn nonsense_lengths_are_rejected_with_one_line() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../data/validation/inference-runs.csv"
-    );
-    let text = std::fs::read_to_string(path).unwrap();
-    let rows = read_inference_runs(&text).unwrap();
+    let rows = table_rows();
     let mut row = rows[0].clone();
     for bad in [f64::NAN, -3.0, 0.0, 1e12] {
         row.output_len = Some(bad);
