@@ -327,9 +327,14 @@ fn predict_row(row: &InferenceRun, setup: &ServeSetup) -> Result<(String, f64), 
     let engine = row_engine(row);
     let continuous = !matches!(scenario, Scenario::Batch);
     let fits = sequences_that_fit(setup, &engine, continuous)?;
+    // Rows whose engine schedules while the GPU waits say so, with the time charged.
+    let host = match setup.host_s_per_sequence {
+        0.0 => String::new(),
+        s => format!(", {} host {:.1} us/seq", engine.name, s * 1e6),
+    };
     let layout = |batch: String| {
         format!(
-            "{},tp={},pp={},batch={batch},{}/{}",
+            "{},tp={},pp={},batch={batch},{}/{}{host}",
             scenario_name(scenario),
             setup.tp,
             setup.pp,
