@@ -50,6 +50,15 @@ pub fn keep_words_whole(table: &mut Table) -> &mut Table {
     table
 }
 
+/// The "memory per device" table: one row per named byte count, in GB with one decimal.
+pub fn memory_table(rows: &[(&str, f64)]) -> Table {
+    let mut memory = table(&["memory per device", "GB"]);
+    for (name, bytes) in rows {
+        memory.add_row(vec![name.to_string(), format!("{:.1}", bytes / 1e9)]);
+    }
+    memory
+}
+
 /// Bytes as GB with one decimal.
 pub fn gb(bytes: f64) -> String {
     format!("{:.1} GB", bytes / 1e9)

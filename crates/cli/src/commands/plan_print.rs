@@ -138,8 +138,7 @@ pub(super) fn print_estimate(setup: &TrainSetup, e: &TrainEstimate) {
         String::new(),
     ]);
     let m = &e.memory;
-    let mut memory = format::table(&["memory per device", "GB"]);
-    for (name, value) in [
+    let memory = format::memory_table(&[
         ("weights", m.weights_bytes),
         ("gradients", m.gradients_bytes),
         ("optimizer states", m.optimizer_bytes),
@@ -147,9 +146,7 @@ pub(super) fn print_estimate(setup: &TrainSetup, e: &TrainEstimate) {
         ("buffers and runtime", m.buffers_bytes),
         ("total", m.total_bytes),
         ("capacity", m.capacity_bytes),
-    ] {
-        memory.add_row(vec![name.to_string(), format!("{:.1}", value / 1e9)]);
-    }
+    ]);
     println!("{time}\n{memory}");
     if let Some(line) = overflow_line(setup, e) {
         println!("{line}");

@@ -6,8 +6,8 @@ use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use suanli_catalog::Precision;
-use suanli_perf::serve::host::version_before;
-use suanli_perf::serve::scenario::{ChosenEngine, Scenario, engine_of};
+use suanli_perf::serve::host::major_minor;
+use suanli_perf::serve::scenario::{ChosenEngine, SGLANG, Scenario, TENSORRT_LLM, TGI, vllm_of};
 use suanli_perf::serve::{self, PassTime, ServeEstimate, ServeSetup};
 
 /// Examples shown by `suanli plan serve --help`.
@@ -143,27 +143,27 @@ pub(super) fn chosen_engine(
     args: &ServeArgs,
     catalog: &suanli_catalog::Catalog,
 ) -> anyhow::Result<ChosenEngine> {
-    let name = match args.engine {
-        EngineName::TensorrtLlm => "TensorRT-LLM",
-        EngineName::Vllm => "vLLM",
-        EngineName::Sglang => "SGLang",
-        EngineName::Tgi => "TGI",
+    let engine = match args.engine {
+        EngineName::TensorrtLlm => TENSORRT_LLM,
+        EngineName::Vllm => vllm_of(args.engine_version.as_deref()),
+        EngineName::Sglang => SGLANG,
+        EngineName::Tgi => TGI,
     };
     if let Some(version) = &args.engine_version {
         if args.engine != EngineName::Vllm {
             bail!(
-                "--engine-version selects among vLLM's schedulers; {name}'s properties here do \
-                 not depend on it: drop --engine-version or use --engine vllm"
+                "--engine-version selects among vLLM's schedulers; {}'s properties here do \
+                 not depend on it: drop --engine-version or use --engine vllm",
+                engine.name
             );
         }
-        if version.len() > 32 || version_before(version, 0, 0).is_none() {
+        if version.len() > 32 || major_minor(version).is_none() {
             bail!(
                 "`{}` is not a vLLM version; write major.minor[.patch], e.g. 0.10.2",
                 super::client::printable(version)
             );
         }
     }
-    let engine = engine_of(name, args.engine_version.as_deref());
     Ok(ChosenEngine::resolve(engine, catalog)?)
 }
 
@@ -326,11 +326,11 @@ fn pass_rows(table: &mut comfy_table::Table, name: &str, pass: &PassTime) {
         ("element-wise", pass.elementwise_s),
         ("tensor-parallel all-reduce", pass.tp_comm_s),
         ("pipeline sends", pass.pp_comm_s),
-        ("host scheduling (GPU idle)", pass.host_s),
-    ] {
-        if kind.starts_with("host") && value == 0.0 {
-            continue;
-        }
+    ]
+    .into_iter()
+    // Only engines that schedule while the GPU waits spend host time.
+    .chain((pass.host_s > 0.0).then_some(("host scheduling (GPU idle)", pass.host_s)))
+    {
         table.add_row(vec![
             name.to_string(),
             kind.to_string(),
@@ -394,16 +394,13 @@ fn print_estimate(setup: &ServeSetup, e: &ServeEstimate) {
     let mut time = format::table(&["phase", "work", "time", "share"]);
     pass_rows(&mut time, "prefill (1 request)", &e.prefill);
     pass_rows(&mut time, "decode step", &e.decode);
-    let mut memory = format::table(&["memory per device", "GB"]);
-    for (name, value) in [
+    let memory = format::memory_table(&[
         ("weights", m.weights_bytes),
         ("KV cache (batch at full length)", m.kv_cache_bytes),
         ("activations", m.activations_bytes),
         ("runtime reserve", m.reserve_bytes),
         ("total", m.total_bytes),
         ("capacity", m.capacity_bytes),
-    ] {
-        memory.add_row(vec![name.to_string(), format!("{:.1}", value / 1e9)]);
-    }
+    ]);
     println!("{time}\n{memory}");
 }

@@ -187,14 +187,20 @@ impl HostCost {
     }
 }
 
-/// Whether a version string (`0.4.3+rocm614`, `0.10.2`) is before `major.minor`; `None` when it
-/// does not start with two numbers.
-pub fn version_before(version: &str, major: u32, minor: u32) -> Option<bool> {
+/// The major and minor numbers a version string (`0.4.3+rocm614`, `v0.10.2`) starts with;
+/// `None` when it does not start with two numbers.
+pub fn major_minor(version: &str) -> Option<(u32, u32)> {
     let mut parts = version
         .trim()
         .trim_start_matches('v')
         .split(['.', '+', '-']);
-    let found_major = parts.next()?.parse::<u32>().ok()?;
-    let found_minor = parts.next()?.parse::<u32>().ok()?;
-    Some((found_major, found_minor) < (major, minor))
+    let major = parts.next()?.parse::<u32>().ok()?;
+    let minor = parts.next()?.parse::<u32>().ok()?;
+    Some((major, minor))
+}
+
+/// Whether a version string is before `major.minor`; `None` when it does not start with two
+/// numbers ([`major_minor`]).
+pub fn version_before(version: &str, major: u32, minor: u32) -> Option<bool> {
+    Some(major_minor(version)? < (major, minor))
 }

@@ -3,7 +3,7 @@
 //! highest Poisson rate within p99 limits (server, interactive), one request in flight
 //! (single-stream).
 
-use super::host::{HostCost, VLLM_BEFORE_0_6, VLLM_V1_SYNC_SCHEDULER, version_before};
+use super::host::{HostCost, VLLM_BEFORE_0_6, VLLM_V1_SYNC_SCHEDULER, major_minor};
 use super::queue::{self, IterationCost, Latencies};
 use super::{ServeError, ServeSetup, decode_step, memory, prefill};
 use serde::Serialize;
@@ -142,19 +142,25 @@ pub const VLLM_MULTI_STEP_ENGINE: Engine = Engine {
     ..VLLM
 };
 
-/// The engine a name and version refer to: [`engine_named`], and for vLLM by version:
-/// before 0.6 [`VLLM_BEFORE_0_6_ENGINE`], 0.8 to 0.13 [`VLLM_V1_SYNC_ENGINE`]. An empty or
-/// unreadable version is the current engine.
+/// The engine a name and version refer to: [`engine_named`], and for vLLM [`vllm_of`] its
+/// version.
 pub fn engine_of(name: &str, version: Option<&str>) -> Engine {
     let engine = engine_named(name);
-    if engine.name != VLLM.name {
-        return engine;
+    if engine.name == VLLM.name {
+        vllm_of(version)
+    } else {
+        engine
     }
-    let before = |major, minor| version.and_then(|v| version_before(v, major, minor));
-    match (before(0, 6), before(0, 8), before(0, 14)) {
-        (Some(true), _, _) => VLLM_BEFORE_0_6_ENGINE,
-        (_, Some(false), Some(true)) => VLLM_V1_SYNC_ENGINE,
-        _ => engine,
+}
+
+/// vLLM by version: before 0.6 [`VLLM_BEFORE_0_6_ENGINE`], 0.8 to 0.13
+/// [`VLLM_V1_SYNC_ENGINE`], otherwise (and for an empty or unreadable version) the current
+/// engine.
+pub fn vllm_of(version: Option<&str>) -> Engine {
+    match version.and_then(major_minor) {
+        Some(found) if found < (0, 6) => VLLM_BEFORE_0_6_ENGINE,
+        Some(found) if ((0, 8)..(0, 14)).contains(&found) => VLLM_V1_SYNC_ENGINE,
+        _ => VLLM,
     }
 }
 

@@ -97,10 +97,7 @@ async fn delete_tenant(connection: &mut AnyConnection, name: &str) -> Result<(),
         .bind(name)
         .execute(&mut *connection)
         .await?;
-    if result.rows_affected() != 1 {
-        return Err(StoreError::NotFound(format!("tenant `{name}`")));
-    }
-    Ok(())
+    one_row(result.rows_affected(), || format!("tenant `{name}`"))
 }
 
 /// Revokes a user's tokens at `now_s` and removes the user.
@@ -120,10 +117,7 @@ async fn delete_user(
         .bind(name)
         .execute(&mut *connection)
         .await?;
-    if result.rows_affected() != 1 {
-        return Err(StoreError::NotFound(format!("user `{name}`")));
-    }
-    Ok(())
+    one_row(result.rows_affected(), || format!("user `{name}`"))
 }
 
 /// Writes a job's state, run and spec (the spec changes only in a goal job's progress and choice).
@@ -146,10 +140,16 @@ async fn update_job(connection: &mut AnyConnection, job: &JobRecord) -> Result<(
     .bind(job.id)
     .execute(&mut *connection)
     .await?;
-    if result.rows_affected() != 1 {
-        return Err(StoreError::NotFound(format!("job {}", job.id)));
+    one_row(result.rows_affected(), || format!("job {}", job.id))
+}
+
+/// A write that had to touch exactly one row: `NotFound(what)` when it touched none.
+fn one_row(rows: u64, what: impl FnOnce() -> String) -> Result<(), StoreError> {
+    if rows == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound(what()))
     }
-    Ok(())
 }
 
 /// Stores a new queued job inside the caller's transaction.
