@@ -81,11 +81,18 @@ fn validate_serve_fits_and_cross_validates() {
         fitted.to_str().unwrap(),
     ]));
     let text = std::fs::read_to_string(&fitted).unwrap();
-    assert!(
-        text.starts_with(
-            "family,gemm_scale,rows,median_abs_error_pct,held_out_median_abs_error_pct"
-        )
-    );
+    assert!(text.starts_with(
+        "family,gemm_scale,rows,median_abs_error_pct,held_out_median_abs_error_pct,shrinkage"
+    ));
+    // One shrinkage for every family, from the grid cross-validation chooses it from.
+    let weights: Vec<&str> = text
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.rsplit(',').next())
+        .collect();
+    assert!(weights.windows(2).all(|w| w[0] == w[1]), "{text}");
+    let weight: f64 = weights[0].parse().unwrap();
+    assert!(suanli_perf::validate_serve_fit::SHRINKAGE_GRID.contains(&weight));
     assert!(text.contains("nvidia-hopper,"), "{text}");
     // The repository's table is what that command writes.
     let repo = common::repo_root().join("crates/perf/data/serving-fit.csv");
@@ -93,6 +100,8 @@ fn validate_serve_fits_and_cross_validates() {
     let _ = std::fs::remove_file(&fitted);
     let value = json(&suanli(&["validate", "serve", path, "--cv", "--json"]));
     assert!(value["sources"].as_array().unwrap().len() >= 5);
+    // Each fold chose its own shrinkage on the other sources.
+    assert!(value["sources"][0]["shrinkage"].as_f64().unwrap() >= 0.0);
     assert!(
         value["report"]["summary"]["median_abs_error_pct"]
             .as_f64()

@@ -83,7 +83,8 @@ pub struct RowResult {
     pub measured: Option<f64>,
     pub predicted: Option<f64>,
     pub error_pct: Option<f64>,
-    /// "given" when the row states tp, pp and dp, "searched" otherwise.
+    /// "given" when the row states tp, pp and dp; "implied" when its engine fixes them (Intel's
+    /// Gaudi tables: one replica over every card); "searched" otherwise.
     pub mode: &'static str,
     /// The layout evaluated.
     pub layout: Option<String>,

@@ -228,13 +228,27 @@ fn row_engine(row: &InferenceRun) -> Engine {
 /// default `fp8`, recorded as `kv_cache_quant_algo` in the checkpoint's `hf_quant_config.json`),
 /// and its `KvCacheConfig(dtype="auto")` takes the checkpoint's format (TensorRT-LLM docs,
 /// "Quantization": FP8 KV cache "inherited from the checkpoint with dtype=auto"). vLLM's
-/// `--kv-cache-dtype auto` keeps the model's 16-bit type, and so do the other engines here.
+/// `--kv-cache-dtype auto` keeps the model's 16-bit type, and so do the other engines here,
+/// except Intel's Gaudi tables ([`is_optimum_habana`]): their fp8 runs quantise with Intel
+/// Neural Compressor (`QUANT_CONFIG=maxabs_quant.json`), whose `PatchedKVCache` replaces the
+/// model's KV-cache allocation with an fp8 one (neural_compressor `fp8_quant` helper modules:
+/// "overwrite allocate function of original module to force allocation in fp8").
 fn default_kv_precision(engine: &str, weights: Precision) -> Precision {
     let tensorrt = engine.to_ascii_lowercase().contains("tensorrt");
     match weights {
         Precision::Fp8 | Precision::Fp4 if tensorrt => Precision::Fp8,
+        Precision::Fp8 if is_optimum_habana(engine) => Precision::Fp8,
         _ => Precision::Fp16,
     }
+}
+
+/// Whether a row comes from Intel's Gaudi model-performance tables ("Intel Gaudi software"):
+/// they are produced by optimum-habana's `run_generation.py`, launched by `gaudi_spawn.py
+/// --use_deepspeed --world_size N` on the table's N cards (Intel's page "Replicating Large
+/// Language Model Inference Performance on the Intel Gaudi AI Accelerators" gives each row's
+/// command), so every card belongs to one DeepSpeed tensor-parallel replica.
+fn is_optimum_habana(engine: &str) -> bool {
+    engine.contains("Intel Gaudi software")
 }
 
 /// The value of `metric` an estimate predicts.
@@ -270,10 +284,10 @@ pub fn evaluate_row_with(
         measured: row.measured,
         predicted: None,
         error_pct: None,
-        mode: if row.tp.is_some() {
-            "given"
-        } else {
-            "searched"
+        mode: match row.tp {
+            Some(_) => "given",
+            None if is_optimum_habana(&row.engine) => "implied",
+            None => "searched",
         },
         layout: None,
         reason: None,
@@ -281,6 +295,9 @@ pub fn evaluate_row_with(
     let outcome = row_setup(catalog, row).and_then(|setup| {
         let tps = match row.tp {
             Some(_) => vec![setup.tp],
+            None if is_optimum_habana(&row.engine) => {
+                vec![row.num_accelerators.unwrap_or(1).min(u32::MAX as u64) as u32]
+            }
             None => candidate_tps(&setup, row.num_accelerators.unwrap_or(1)),
         };
         let mut best: Option<(String, f64)> = None;

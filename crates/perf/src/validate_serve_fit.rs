@@ -3,7 +3,13 @@
 //!
 //! One constant per accelerator family: the scale on the training model's GEMM efficiency that
 //! serving GEMMs reach (`ServeSetup::gemm_scale`). It is chosen on a grid to minimise the mean
-//! |log(predicted / measured)| of the family's rows, so over- and under-prediction weigh alike.
+//! |log(predicted / measured)| of the family's rows, so over- and under-prediction weigh alike,
+//! plus a shrinkage penalty `lambda |log scale|` that pulls the scale toward 1 (the training
+//! model's efficiency, which families without rows use): a lasso-style prior (Tibshirani 1996)
+//! that only decides where the rows leave the scale loosely determined. The penalty's weight
+//! is itself chosen from the data, by leave-one-source-out cross-validation on the same loss
+//! (Hastie, Tibshirani and Friedman, The Elements of Statistical Learning, section 7.10), and
+//! `--cv` repeats that choice inside each fold, so its figures are held out from both.
 //! A family with fewer than two rows keeps the training value (scale 1).
 
 use crate::serve::fitted::{FamilyFit, family};
@@ -19,6 +25,9 @@ fn grid() -> impl Iterator<Item = f64> {
     (0..=100).map(|i| 0.5 + 0.02 * i as f64)
 }
 
+/// Shrinkage weights tried, in units of the loss (mean |log error|) per unit of |log scale|.
+pub const SHRINKAGE_GRID: [f64; 8] = [0.0, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.2];
+
 /// Fewest rows a family needs for its own constant.
 const MIN_ROWS: usize = 2;
 
@@ -26,85 +35,134 @@ fn log_error(result: &RowResult) -> Option<f64> {
     Some((result.predicted? / result.measured?).ln().abs())
 }
 
-/// Fits every family that has rows among `rows`; families are sorted by name.
-pub fn fit(catalog: &Catalog, rows: &[InferenceRun]) -> Vec<FamilyFit> {
-    let indexed: Vec<(usize, &InferenceRun)> = rows.iter().enumerate().collect();
-    fit_with(&indexed, &|_, row, scale| {
-        evaluate_row_with(catalog, row, Some(scale))
-    })
-}
-
-/// Row evaluations at each scale, computed once: the leave-one-source-out folds fit on
-/// overlapping rows at the same grid of scales, so each (row, scale) is evaluated once in all.
+/// Row evaluations at each scale, computed once: the fits of the shrinkage choice and of the
+/// leave-one-source-out folds run on overlapping rows at the same grid of scales, so each
+/// (row, scale) is evaluated once in all.
 struct Evaluations<'a> {
     catalog: &'a Catalog,
+    rows: &'a [InferenceRun],
     done: RefCell<HashMap<(usize, u64), RowResult>>,
 }
 
-impl Evaluations<'_> {
-    fn get(&self, index: usize, row: &InferenceRun, scale: f64) -> RowResult {
+impl<'a> Evaluations<'a> {
+    fn new(catalog: &'a Catalog, rows: &'a [InferenceRun]) -> Self {
+        Self {
+            catalog,
+            rows,
+            done: RefCell::new(HashMap::new()),
+        }
+    }
+
+    fn get(&self, index: usize, scale: f64) -> RowResult {
         let key = (index, scale.to_bits());
         if let Some(found) = self.done.borrow().get(&key) {
             return found.clone();
         }
-        let result = evaluate_row_with(self.catalog, row, Some(scale));
+        let result = evaluate_row_with(self.catalog, &self.rows[index], Some(scale));
         self.done.borrow_mut().insert(key, result.clone());
         result
     }
+
+    /// The constants fitted on the rows numbered `members` with shrinkage `lambda`.
+    fn fit(&self, members: &[usize], lambda: f64) -> Vec<FamilyFit> {
+        let mut by_family: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for &index in members {
+            by_family
+                .entry(family(&self.rows[index].accelerator))
+                .or_default()
+                .push(index);
+        }
+        let mut fits = Vec::new();
+        for (name, indices) in by_family {
+            let results = |scale: f64| -> Vec<RowResult> {
+                indices.iter().map(|&i| self.get(i, scale)).collect()
+            };
+            let loss = |scale: f64| -> f64 {
+                let errors: Vec<f64> = results(scale).iter().filter_map(log_error).collect();
+                if errors.is_empty() {
+                    return f64::INFINITY;
+                }
+                errors.iter().sum::<f64>() / errors.len() as f64 + lambda * scale.ln().abs()
+            };
+            let evaluable = results(1.0)
+                .iter()
+                .filter(|r| r.error_pct.is_some())
+                .count();
+            if evaluable < MIN_ROWS {
+                continue;
+            }
+            let best = grid()
+                .map(|scale| (scale, loss(scale)))
+                .min_by(|a, b| a.1.total_cmp(&b.1))
+                .map_or(1.0, |(scale, _)| scale);
+            let report = summarise(results(best));
+            fits.push(FamilyFit {
+                family: name.to_string(),
+                gemm_scale: best,
+                rows: report.summary.evaluated,
+                median_abs_error_pct: report.summary.median_abs_error_pct.unwrap_or(0.0),
+                held_out_median_abs_error_pct: None,
+                shrinkage: Some(lambda),
+            });
+        }
+        fits
+    }
+
+    /// Each row of `members` predicted with constants fitted on the other sources of
+    /// `members` with shrinkage `lambda`.
+    fn held_out(&self, members: &[usize], sources: &[String], lambda: f64) -> Vec<RowResult> {
+        let mut distinct: Vec<&String> = members.iter().map(|&i| &sources[i]).collect();
+        distinct.sort();
+        distinct.dedup();
+        let mut results = Vec::new();
+        for held_out in distinct {
+            let training: Vec<usize> = members
+                .iter()
+                .copied()
+                .filter(|&i| &sources[i] != held_out)
+                .collect();
+            let fits = self.fit(&training, lambda);
+            for &index in members.iter().filter(|&&i| &sources[i] == held_out) {
+                let scale = scale_for(&fits, &self.rows[index].accelerator);
+                results.push(self.get(index, scale));
+            }
+        }
+        results
+    }
+
+    /// The shrinkage whose leave-one-source-out predictions of `members` have the smallest
+    /// mean |log error|; the smaller weight on a tie.
+    fn choose_shrinkage(&self, members: &[usize], sources: &[String]) -> f64 {
+        let mut best = (SHRINKAGE_GRID[0], f64::INFINITY);
+        for lambda in SHRINKAGE_GRID {
+            let errors: Vec<f64> = self
+                .held_out(members, sources, lambda)
+                .iter()
+                .filter_map(log_error)
+                .collect();
+            let mean = errors.iter().sum::<f64>() / errors.len().max(1) as f64;
+            if mean < best.1 - 1e-12 {
+                best = (lambda, mean);
+            }
+        }
+        best.0
+    }
 }
 
-/// `fit` on rows numbered for `evaluate` (row number, row, scale).
-fn fit_with(
-    rows: &[(usize, &InferenceRun)],
-    evaluate: &dyn Fn(usize, &InferenceRun, f64) -> RowResult,
-) -> Vec<FamilyFit> {
-    let mut by_family: BTreeMap<String, Vec<(usize, &InferenceRun)>> = BTreeMap::new();
-    for &(index, row) in rows {
-        by_family
-            .entry(family(&row.accelerator).to_string())
-            .or_default()
-            .push((index, row));
-    }
-    let mut fits = Vec::new();
-    for (name, members) in by_family {
-        let score = |scale: f64| -> (f64, Vec<RowResult>) {
-            let results: Vec<RowResult> = members
-                .iter()
-                .map(|&(index, row)| evaluate(index, row, scale))
-                .collect();
-            let errors: Vec<f64> = results.iter().filter_map(log_error).collect();
-            let mean = errors.iter().sum::<f64>() / errors.len().max(1) as f64;
-            (
-                if errors.is_empty() {
-                    f64::INFINITY
-                } else {
-                    mean
-                },
-                results,
-            )
-        };
-        let evaluable = score(1.0)
-            .1
-            .iter()
-            .filter(|r| r.error_pct.is_some())
-            .count();
-        if evaluable < MIN_ROWS {
-            continue;
-        }
-        let best = grid()
-            .map(|scale| (scale, score(scale).0))
-            .min_by(|a, b| a.1.total_cmp(&b.1))
-            .map_or(1.0, |(scale, _)| scale);
-        let report = summarise(score(best).1);
-        fits.push(FamilyFit {
-            family: name,
-            gemm_scale: best,
-            rows: report.summary.evaluated,
-            median_abs_error_pct: report.summary.median_abs_error_pct.unwrap_or(0.0),
-            held_out_median_abs_error_pct: None,
-        });
-    }
-    fits
+fn scale_for(fits: &[FamilyFit], accelerator: &str) -> f64 {
+    fits.iter()
+        .find(|f| f.family == family(accelerator))
+        .map_or(1.0, |f| f.gemm_scale)
+}
+
+/// Fits every family that has rows among `rows`, with the shrinkage cross-validation picks;
+/// families are sorted by name.
+pub fn fit(catalog: &Catalog, rows: &[InferenceRun]) -> Vec<FamilyFit> {
+    let evaluations = Evaluations::new(catalog, rows);
+    let sources: Vec<String> = rows.iter().map(source_of).collect();
+    let all: Vec<usize> = (0..rows.len()).collect();
+    let lambda = evaluations.choose_shrinkage(&all, &sources);
+    evaluations.fit(&all, lambda)
 }
 
 /// Fits every family and adds each family's leave-one-source-out median |error|.
@@ -122,14 +180,16 @@ pub fn fit_with_held_out(catalog: &Catalog, rows: &[InferenceRun]) -> Vec<Family
 
 /// The fitted table in the format `crate::serve::fitted` loads.
 pub fn fits_csv(fits: &[FamilyFit]) -> String {
-    let mut text =
-        String::from("family,gemm_scale,rows,median_abs_error_pct,held_out_median_abs_error_pct\n");
+    let mut text = String::from(
+        "family,gemm_scale,rows,median_abs_error_pct,held_out_median_abs_error_pct,shrinkage\n",
+    );
     for f in fits {
         let held_out = f
             .held_out_median_abs_error_pct
             .map_or(String::new(), |x| format!("{x:.1}"));
+        let shrinkage = f.shrinkage.map_or(String::new(), |x| format!("{x}"));
         text.push_str(&format!(
-            "{},{:.2},{},{:.1},{held_out}\n",
+            "{},{:.2},{},{:.1},{held_out},{shrinkage}\n",
             f.family, f.gemm_scale, f.rows, f.median_abs_error_pct
         ));
     }
@@ -169,6 +229,8 @@ pub struct SourceFold {
     pub rows: usize,
     pub median_abs_error_pct: Option<f64>,
     pub max_abs_error_pct: Option<f64>,
+    /// The shrinkage chosen on the other sources.
+    pub shrinkage: f64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -202,7 +264,8 @@ pub fn family_errors(rows: &[InferenceRun], report: &Report) -> Vec<FamilyError>
         .collect()
 }
 
-/// Runs the leave-one-source-out cross-validation.
+/// Runs the leave-one-source-out cross-validation: each source's rows predicted with
+/// constants fitted on the other sources, the shrinkage also chosen on those sources only.
 pub fn cross_validate(catalog: &Catalog, rows: &[InferenceRun]) -> CrossValidation {
     let sources: Vec<String> = rows.iter().map(source_of).collect();
     let mut distinct = sources.clone();
@@ -210,31 +273,19 @@ pub fn cross_validate(catalog: &Catalog, rows: &[InferenceRun]) -> CrossValidati
     distinct.dedup();
     let mut results: Vec<Option<RowResult>> = vec![None; rows.len()];
     let mut folds = Vec::new();
-    let evaluations = Evaluations {
-        catalog,
-        done: RefCell::new(HashMap::new()),
-    };
-    let evaluate =
-        |index: usize, row: &InferenceRun, scale: f64| evaluations.get(index, row, scale);
+    let evaluations = Evaluations::new(catalog, rows);
     for held_out in &distinct {
-        let training: Vec<(usize, &InferenceRun)> = rows
-            .iter()
-            .enumerate()
-            .zip(&sources)
-            .filter(|(_, s)| *s != held_out)
-            .map(|(r, _)| r)
+        let training: Vec<usize> = (0..rows.len())
+            .filter(|&i| &sources[i] != held_out)
             .collect();
-        let fits = fit_with(&training, &evaluate);
+        let lambda = evaluations.choose_shrinkage(&training, &sources);
+        let fits = evaluations.fit(&training, lambda);
         let mut fold = Vec::new();
         for (index, row) in rows.iter().enumerate() {
             if &sources[index] != held_out {
                 continue;
             }
-            let scale = fits
-                .iter()
-                .find(|f| f.family == family(&row.accelerator))
-                .map_or(1.0, |f| f.gemm_scale);
-            let result = evaluate(index, row, scale);
+            let result = evaluations.get(index, scale_for(&fits, &row.accelerator));
             fold.push(result.clone());
             results[index] = Some(result);
         }
@@ -244,6 +295,7 @@ pub fn cross_validate(catalog: &Catalog, rows: &[InferenceRun]) -> CrossValidati
             rows: summary.evaluated,
             median_abs_error_pct: summary.median_abs_error_pct,
             max_abs_error_pct: summary.max_abs_error_pct,
+            shrinkage: lambda,
         });
     }
     let report = summarise(results.into_iter().flatten().collect());

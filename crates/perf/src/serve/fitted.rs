@@ -38,6 +38,9 @@ pub struct FamilyFit {
     /// Median |error| of those rows predicted with constants fitted without their source
     /// (leave-one-source-out), percent; `None` in tables written before the column existed.
     pub held_out_median_abs_error_pct: Option<f64>,
+    /// The weight of the fit's pull toward scale 1 (chosen by cross-validation); `None` in
+    /// tables written before the column existed.
+    pub shrinkage: Option<f64>,
 }
 
 /// Parses the fitted table; malformed lines are skipped (the file is generated).
@@ -51,12 +54,14 @@ pub fn parse(text: &str) -> Vec<FamilyFit> {
             let rows = cells.next()?.parse().ok()?;
             let median_abs_error_pct = cells.next()?.parse().ok()?;
             let held_out_median_abs_error_pct = cells.next().and_then(|c| c.parse().ok());
+            let shrinkage = cells.next().and_then(|c| c.parse().ok());
             (gemm_scale.is_finite() && gemm_scale > 0.0).then_some(FamilyFit {
                 family,
                 gemm_scale,
                 rows,
                 median_abs_error_pct,
                 held_out_median_abs_error_pct,
+                shrinkage,
             })
         })
         .collect()
