@@ -42,6 +42,12 @@ pub struct ScaleUp {
     /// runs inside one scale-up domain, larger jobs join slices over the scale-out network.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_slice: Option<u32>,
+    /// Whether the domain is a full mesh of point-to-point links, the bandwidth split evenly
+    /// over one link group per peer (MI300X-class Infinity Fabric boards: 7 links per GPU;
+    /// Gaudi: 21 RoCE ports, 3 per peer; Atlas 800T A2: 7 HCCS links): a group of k of the
+    /// domain's n devices drives only the k - 1 link groups to its peers. False for a switch.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub full_mesh: bool,
 }
 
 impl ScaleUp {

@@ -48,6 +48,8 @@ pub struct Fabric {
     pub domain: u32,
     /// Torus dimensions of the scale-up links, 0 for a switch or full mesh.
     pub torus_dims: u32,
+    /// Point-to-point links to every other device of the domain (`ScaleUp::full_mesh`).
+    pub full_mesh: bool,
     max_slice: Option<u32>,
     scaleup_gb_per_s_unidir: f64,
     scaleout_gb_per_s: f64,
@@ -73,6 +75,7 @@ impl Fabric {
         Fabric {
             domain,
             torus_dims: scaleup.torus_dims.unwrap_or(0),
+            full_mesh: scaleup.full_mesh,
             max_slice: scaleup.max_slice,
             scaleup_gb_per_s_unidir: scaleup.bandwidth_gb_per_s_unidir(),
             scaleout_gb_per_s,
@@ -115,6 +118,9 @@ impl Fabric {
         );
         if self.torus_dims > 0 && group.ranks_per_domain > 1 {
             group.onto_torus(self.domain, self.torus_dims);
+        }
+        if self.full_mesh {
+            group.onto_mesh(self.domain);
         }
         group
     }
@@ -186,6 +192,17 @@ impl Group {
             scaleout_latency_s: efficiency.scaleout_latency_s,
             scaleup_steps: ranks_per_domain.saturating_sub(1),
             torus_dims_used: 0,
+        }
+    }
+
+    /// Re-costs the in-domain part on a full mesh of `domain` devices: each device's scale-up
+    /// bandwidth is split evenly over its `domain - 1` peers, and a group's collectives run only
+    /// over the links between its own ranks (RCCL and HCCL build their rings and trees on
+    /// direct links), so `local` ranks drive `local - 1` of the `domain - 1` link groups.
+    pub fn onto_mesh(&mut self, domain: u32) {
+        let local = self.ranks_per_domain.min(self.size).max(1);
+        if domain > 1 && local < domain {
+            self.scaleup_bytes_per_s *= (local - 1).max(1) as f64 / (domain - 1) as f64;
         }
     }
 

@@ -200,6 +200,9 @@ pub fn row_setup(catalog: &Catalog, row: &InferenceRun) -> Result<ServeSetup, Ro
         None => default_kv_precision(&row.engine, setup.weight_precision),
     };
     setup.batch = row.batch;
+    if is_optimum_habana(&row.engine) {
+        setup.memory_fraction = crate::serve::STATIC_ALLOCATION_MEMORY_FRACTION;
+    }
     setup.decode_attention = decode_attention_of(&row.engine, &row.source);
     if let Some(profile) = row_engine(row).host {
         setup.host_s_per_sequence = profile.host_s_per_sequence(catalog)?;
@@ -246,7 +249,8 @@ fn default_kv_precision(engine: &str, weights: Precision) -> Precision {
 /// they are produced by optimum-habana's `run_generation.py`, launched by `gaudi_spawn.py
 /// --use_deepspeed --world_size N` on the table's N cards (Intel's page "Replicating Large
 /// Language Model Inference Performance on the Intel Gaudi AI Accelerators" gives each row's
-/// command), so every card belongs to one DeepSpeed tensor-parallel replica.
+/// command), so every card belongs to one DeepSpeed tensor-parallel replica, and the static
+/// batch's KV cache is allocated exactly, with no memory fraction held back.
 fn is_optimum_habana(engine: &str) -> bool {
     engine.contains("Intel Gaudi software")
 }

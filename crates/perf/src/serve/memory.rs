@@ -9,7 +9,14 @@ use suanli_catalog::{Mlp, Model, Precision};
 /// and TensorRT-LLM's `kv_cache_free_gpu_mem_fraction` default to 0.9 of the physical memory,
 /// and an "80 GB" device holds 80 GiB = 85.9e9 bytes (nvidia-smi: 81559 MiB), so 0.9 of it is
 /// about 0.95 of the catalog figure in 10^9 bytes.
-const USABLE_MEMORY_FRACTION: f64 = 0.95;
+pub const USABLE_MEMORY_FRACTION: f64 = 0.95;
+
+/// The same for an engine that allocates exactly what its static batch needs, with no fraction
+/// held back (optimum-habana's `run_generation.py`, which Intel's Gaudi tables ran): the whole
+/// memory the device's runtime reports free. A "128 GB" Gaudi 3 is 128 GiB of HBM2e, and hl-smi
+/// shows 130400 of its 131072 MiB free at idle: 1.068 x the catalog figure (an "80 GB" H100,
+/// 81559 MiB in nvidia-smi, is 1.069 x).
+pub const STATIC_ALLOCATION_MEMORY_FRACTION: f64 = 130400.0 * 1048576.0 / 128e9;
 
 /// CUDA/ROCm context, GEMM workspaces and custom all-reduce buffers of an inference engine
 /// (smaller than training's 2.5 GB: no optimizer or autograd state; vLLM's profiling run reports
@@ -114,7 +121,7 @@ fn activation_bytes(setup: &ServeSetup) -> f64 {
 /// weights do not fit.
 pub fn memory(setup: &ServeSetup, batch: u64) -> Result<ServeMemory, ServeError> {
     let capacity_bytes = setup.accelerator.memory_bytes();
-    let usable = capacity_bytes * USABLE_MEMORY_FRACTION;
+    let usable = capacity_bytes * setup.memory_fraction;
     let weights_bytes = weight_bytes_per_device(setup);
     let activations_bytes = activation_bytes(setup);
     let reserve_bytes = RUNTIME_RESERVE_BYTES;

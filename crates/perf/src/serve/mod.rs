@@ -34,7 +34,8 @@ pub mod sim;
 mod time;
 
 pub use memory::{
-    ServeMemory, kv_bytes_per_token, kv_bytes_per_token_per_device, memory, weight_bytes_per_device,
+    STATIC_ALLOCATION_MEMORY_FRACTION, ServeMemory, USABLE_MEMORY_FRACTION, kv_bytes_per_token,
+    kv_bytes_per_token_per_device, memory, weight_bytes_per_device,
 };
 pub use time::{
     PassTime, decode_step, expected_experts_touched, expert_imbalance, math_precision, prefill,
@@ -90,6 +91,10 @@ pub struct ServeSetup {
     /// Host (CPU) seconds per running sequence per decode step with the GPU idle (engines that
     /// schedule serially with the GPU, [`host::HostCost`]); 0 = overlapped.
     pub host_s_per_sequence: f64,
+    /// Fraction of the catalog's device memory the engine may use
+    /// ([`USABLE_MEMORY_FRACTION`], or [`STATIC_ALLOCATION_MEMORY_FRACTION`]
+    /// for an engine that holds none back).
+    pub memory_fraction: f64,
 }
 
 impl ServeSetup {
@@ -118,6 +123,7 @@ impl ServeSetup {
             decode_attention: DecodeAttention::Grouped,
             continuous_batching: false,
             host_s_per_sequence: 0.0,
+            memory_fraction: USABLE_MEMORY_FRACTION,
         }
     }
 
