@@ -377,3 +377,33 @@ fn load_adds_the_env_paths_then_the_flag_paths() {
     assert!(error.to_string().contains("nope.toml"), "{error}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn a_full_mesh_is_one_its_network_source_describes() {
+    let catalog = Catalog::builtin();
+    let meshes: Vec<_> = catalog
+        .accelerators
+        .iter()
+        .filter(|a| a.scaleup.full_mesh)
+        .collect();
+    for id in ["mi300x", "mi355x", "gaudi3", "ascend-910b"] {
+        assert!(meshes.iter().any(|a| a.id == id), "{id} is a full mesh");
+    }
+    for a in meshes {
+        let source = a.network_source.to_lowercase();
+        assert!(
+            ["fully connected", "all-to-all", "full mesh"]
+                .iter()
+                .any(|w| source.contains(w)),
+            "{}: {source}",
+            a.id
+        );
+        assert!(
+            a.scaleup.torus_dims.is_none() && a.scaleup.domain_size > 2,
+            "{}",
+            a.id
+        );
+    }
+    // NVSwitch is a switch, not a mesh.
+    assert!(!catalog.accelerator("h100").unwrap().scaleup.full_mesh);
+}

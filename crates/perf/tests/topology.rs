@@ -144,3 +144,29 @@ fn a_two_slice_job_crosses_the_dcn_between_its_slices() {
     let h100 = fabric("h100-sxm5-80gb", 64).with_slice_size(Some(8));
     assert_eq!(h100.domain, 8);
 }
+
+#[test]
+fn a_pair_on_a_full_mesh_gets_one_link_group_while_a_switch_gives_it_all() {
+    // MI300X platform: each OAM has 7 Infinity Fabric links of 128 GB/s (both ways) to its 7
+    // peers, 64 GB/s one way per peer. A TP2 pair uses the one link between them; TP8 all 7.
+    let mesh = fabric("mi300x", 8);
+    let scale =
+        Efficiency::for_accelerator(Catalog::builtin().accelerator("mi300x").unwrap()).scaleup;
+    let pair = mesh.group(2, 1).scaleup_bytes_per_s;
+    let eight = mesh.group(8, 1).scaleup_bytes_per_s;
+    assert!((pair - 64e9 * scale).abs() < 1e6, "{pair}");
+    assert!((eight - 448e9 * scale).abs() < 1e6, "{eight}");
+    let four = mesh.group(4, 1).scaleup_bytes_per_s;
+    assert!((four - 3.0 * 64e9 * scale).abs() < 1e6, "{four}");
+    // Gaudi 3: 21 of 24 200GbE ports form the all-to-all, 3 per peer (75 GB/s one way).
+    let gaudi = fabric("gaudi3", 8).group(2, 1).scaleup_bytes_per_s;
+    let gaudi_scale =
+        Efficiency::for_accelerator(Catalog::builtin().accelerator("gaudi3").unwrap()).scaleup;
+    assert!((gaudi - 75e9 * gaudi_scale).abs() < 1e6, "{gaudi}");
+    // An NVSwitch gives a pair of H100s the whole 450 GB/s one way, as it gives eight.
+    let switch = fabric("h100-sxm5-80gb", 8);
+    assert_eq!(
+        switch.group(2, 1).scaleup_bytes_per_s,
+        switch.group(8, 1).scaleup_bytes_per_s
+    );
+}
