@@ -199,10 +199,11 @@ impl Group {
     /// bandwidth is split evenly over its `domain - 1` peers, and a group's collectives run only
     /// over the links between its own ranks (RCCL and HCCL build their rings and trees on
     /// direct links), so `local` ranks drive `local - 1` of the `domain - 1` link groups.
+    /// A group with one rank per domain sends nothing over scale-up and is left as it is.
     pub fn onto_mesh(&mut self, domain: u32) {
-        let local = self.ranks_per_domain.min(self.size).max(1);
-        if domain > 1 && local < domain {
-            self.scaleup_bytes_per_s *= (local - 1).max(1) as f64 / (domain - 1) as f64;
+        let local = self.ranks_per_domain.min(self.size);
+        if (2..domain).contains(&local) {
+            self.scaleup_bytes_per_s *= (local - 1) as f64 / (domain - 1) as f64;
         }
     }
 

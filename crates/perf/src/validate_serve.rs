@@ -178,7 +178,7 @@ pub fn row_setup(catalog: &Catalog, row: &InferenceRun) -> Result<ServeSetup, Ro
         mean_tokens(need(row.output_len, "output_len")?, "output_len")?,
     );
     let devices = row.num_accelerators.unwrap_or(1);
-    setup.tp = row.tp.unwrap_or(1);
+    setup.tp = row.tp.or(implied_tp(row)).unwrap_or(1);
     setup.pp = row.pp.unwrap_or(1);
     let per_replica = setup.devices_per_replica().max(1);
     if !devices.is_multiple_of(per_replica) {
@@ -245,6 +245,13 @@ fn default_kv_precision(engine: &str, weights: Precision) -> Precision {
     }
 }
 
+/// The tensor-parallel size a row's engine fixes when the row does not state one: every card
+/// for Intel's Gaudi tables ([`is_optimum_habana`]).
+fn implied_tp(row: &InferenceRun) -> Option<u32> {
+    is_optimum_habana(&row.engine)
+        .then(|| u32::try_from(row.num_accelerators.unwrap_or(1)).unwrap_or(u32::MAX))
+}
+
 /// Whether a row comes from Intel's Gaudi model-performance tables ("Intel Gaudi software"):
 /// they are produced by optimum-habana's `run_generation.py`, launched by `gaudi_spawn.py
 /// --use_deepspeed --world_size N` on the table's N cards (Intel's page "Replicating Large
@@ -288,20 +295,17 @@ pub fn evaluate_row_with(
         measured: row.measured,
         predicted: None,
         error_pct: None,
-        mode: match row.tp {
-            Some(_) => "given",
-            None if is_optimum_habana(&row.engine) => "implied",
-            None => "searched",
+        mode: match (row.tp, implied_tp(row)) {
+            (Some(_), _) => "given",
+            (None, Some(_)) => "implied",
+            (None, None) => "searched",
         },
         layout: None,
         reason: None,
     };
     let outcome = row_setup(catalog, row).and_then(|setup| {
-        let tps = match row.tp {
+        let tps = match row.tp.or(implied_tp(row)) {
             Some(_) => vec![setup.tp],
-            None if is_optimum_habana(&row.engine) => {
-                vec![row.num_accelerators.unwrap_or(1).min(u32::MAX as u64) as u32]
-            }
             None => candidate_tps(&setup, row.num_accelerators.unwrap_or(1)),
         };
         let mut best: Option<(String, f64)> = None;

@@ -41,7 +41,17 @@ fn log_error(result: &RowResult) -> Option<f64> {
 struct Evaluations<'a> {
     catalog: &'a Catalog,
     rows: &'a [InferenceRun],
+    /// Each row's source ([`source_of`]).
+    sources: Vec<String>,
     done: RefCell<HashMap<(usize, u64), RowResult>>,
+}
+
+/// One leave-one-source-out fold: the held-out source's rows, predicted with constants fitted
+/// on the other rows with `shrinkage`.
+struct Fold {
+    source: String,
+    shrinkage: f64,
+    results: Vec<(usize, RowResult)>,
 }
 
 impl<'a> Evaluations<'a> {
@@ -49,8 +59,13 @@ impl<'a> Evaluations<'a> {
         Self {
             catalog,
             rows,
+            sources: rows.iter().map(source_of).collect(),
             done: RefCell::new(HashMap::new()),
         }
+    }
+
+    fn all(&self) -> Vec<usize> {
+        (0..self.rows.len()).collect()
     }
 
     fn get(&self, index: usize, scale: f64) -> RowResult {
@@ -108,37 +123,42 @@ impl<'a> Evaluations<'a> {
         fits
     }
 
-    /// Each row of `members` predicted with constants fitted on the other sources of
-    /// `members` with shrinkage `lambda`.
-    fn held_out(&self, members: &[usize], sources: &[String], lambda: f64) -> Vec<RowResult> {
-        let mut distinct: Vec<&String> = members.iter().map(|&i| &sources[i]).collect();
+    /// The leave-one-source-out folds of the rows numbered `members`: each source's rows
+    /// predicted with constants fitted on the other sources of `members`, with the shrinkage
+    /// `shrinkage` gives for those training rows.
+    fn folds(&self, members: &[usize], shrinkage: &dyn Fn(&[usize]) -> f64) -> Vec<Fold> {
+        let mut distinct: Vec<&String> = members.iter().map(|&i| &self.sources[i]).collect();
         distinct.sort();
         distinct.dedup();
-        let mut results = Vec::new();
-        for held_out in distinct {
-            let training: Vec<usize> = members
-                .iter()
-                .copied()
-                .filter(|&i| &sources[i] != held_out)
-                .collect();
-            let fits = self.fit(&training, lambda);
-            for &index in members.iter().filter(|&&i| &sources[i] == held_out) {
-                let scale = scale_for(&fits, &self.rows[index].accelerator);
-                results.push(self.get(index, scale));
-            }
-        }
-        results
+        distinct
+            .into_iter()
+            .map(|held_out| {
+                let (kept, training): (Vec<usize>, Vec<usize>) =
+                    members.iter().partition(|&&i| &self.sources[i] == held_out);
+                let lambda = shrinkage(&training);
+                let fits = self.fit(&training, lambda);
+                let results = kept
+                    .into_iter()
+                    .map(|i| (i, self.get(i, scale_for(&fits, &self.rows[i].accelerator))))
+                    .collect();
+                Fold {
+                    source: held_out.clone(),
+                    shrinkage: lambda,
+                    results,
+                }
+            })
+            .collect()
     }
 
     /// The shrinkage whose leave-one-source-out predictions of `members` have the smallest
     /// mean |log error|; the smaller weight on a tie.
-    fn choose_shrinkage(&self, members: &[usize], sources: &[String]) -> f64 {
+    fn choose_shrinkage(&self, members: &[usize]) -> f64 {
         let mut best = (SHRINKAGE_GRID[0], f64::INFINITY);
         for lambda in SHRINKAGE_GRID {
             let errors: Vec<f64> = self
-                .held_out(members, sources, lambda)
+                .folds(members, &|_| lambda)
                 .iter()
-                .filter_map(log_error)
+                .flat_map(|fold| fold.results.iter().filter_map(|(_, r)| log_error(r)))
                 .collect();
             let mean = errors.iter().sum::<f64>() / errors.len().max(1) as f64;
             if mean < best.1 - 1e-12 {
@@ -147,9 +167,43 @@ impl<'a> Evaluations<'a> {
         }
         best.0
     }
+
+    /// The constants fitted on every row, with the shrinkage cross-validation picks.
+    fn fitted(&self) -> Vec<FamilyFit> {
+        let all = self.all();
+        self.fit(&all, self.choose_shrinkage(&all))
+    }
+
+    /// Leave-one-source-out over every row, the shrinkage also chosen inside each fold.
+    fn cross_validate(&self) -> CrossValidation {
+        let mut results: Vec<Option<RowResult>> = vec![None; self.rows.len()];
+        let mut sources = Vec::new();
+        for fold in self.folds(&self.all(), &|training| self.choose_shrinkage(training)) {
+            let summary = summarise(fold.results.iter().map(|(_, r)| r.clone()).collect()).summary;
+            sources.push(SourceFold {
+                source: fold.source,
+                rows: summary.evaluated,
+                median_abs_error_pct: summary.median_abs_error_pct,
+                max_abs_error_pct: summary.max_abs_error_pct,
+                shrinkage: fold.shrinkage,
+            });
+            for (index, result) in fold.results {
+                results[index] = Some(result);
+            }
+        }
+        let report = summarise(results.into_iter().flatten().collect());
+        let families = family_errors(self.rows, &report);
+        CrossValidation {
+            report,
+            sources,
+            families,
+        }
+    }
 }
 
-fn scale_for(fits: &[FamilyFit], accelerator: &str) -> f64 {
+/// The fitted scale of `accelerator`'s family among `fits`; 1 (the training efficiency) for a
+/// family without one.
+pub fn scale_for(fits: &[FamilyFit], accelerator: &str) -> f64 {
     fits.iter()
         .find(|f| f.family == family(accelerator))
         .map_or(1.0, |f| f.gemm_scale)
@@ -158,17 +212,15 @@ fn scale_for(fits: &[FamilyFit], accelerator: &str) -> f64 {
 /// Fits every family that has rows among `rows`, with the shrinkage cross-validation picks;
 /// families are sorted by name.
 pub fn fit(catalog: &Catalog, rows: &[InferenceRun]) -> Vec<FamilyFit> {
-    let evaluations = Evaluations::new(catalog, rows);
-    let sources: Vec<String> = rows.iter().map(source_of).collect();
-    let all: Vec<usize> = (0..rows.len()).collect();
-    let lambda = evaluations.choose_shrinkage(&all, &sources);
-    evaluations.fit(&all, lambda)
+    Evaluations::new(catalog, rows).fitted()
 }
 
-/// Fits every family and adds each family's leave-one-source-out median |error|.
+/// Fits every family and adds each family's leave-one-source-out median |error| (one set of
+/// row evaluations for both).
 pub fn fit_with_held_out(catalog: &Catalog, rows: &[InferenceRun]) -> Vec<FamilyFit> {
-    let mut fits = fit(catalog, rows);
-    let held_out = cross_validate(catalog, rows).families;
+    let evaluations = Evaluations::new(catalog, rows);
+    let mut fits = evaluations.fitted();
+    let held_out = evaluations.cross_validate().families;
     for f in &mut fits {
         f.held_out_median_abs_error_pct = held_out
             .iter()
@@ -267,42 +319,5 @@ pub fn family_errors(rows: &[InferenceRun], report: &Report) -> Vec<FamilyError>
 /// Runs the leave-one-source-out cross-validation: each source's rows predicted with
 /// constants fitted on the other sources, the shrinkage also chosen on those sources only.
 pub fn cross_validate(catalog: &Catalog, rows: &[InferenceRun]) -> CrossValidation {
-    let sources: Vec<String> = rows.iter().map(source_of).collect();
-    let mut distinct = sources.clone();
-    distinct.sort();
-    distinct.dedup();
-    let mut results: Vec<Option<RowResult>> = vec![None; rows.len()];
-    let mut folds = Vec::new();
-    let evaluations = Evaluations::new(catalog, rows);
-    for held_out in &distinct {
-        let training: Vec<usize> = (0..rows.len())
-            .filter(|&i| &sources[i] != held_out)
-            .collect();
-        let lambda = evaluations.choose_shrinkage(&training, &sources);
-        let fits = evaluations.fit(&training, lambda);
-        let mut fold = Vec::new();
-        for (index, row) in rows.iter().enumerate() {
-            if &sources[index] != held_out {
-                continue;
-            }
-            let result = evaluations.get(index, scale_for(&fits, &row.accelerator));
-            fold.push(result.clone());
-            results[index] = Some(result);
-        }
-        let summary = summarise(fold).summary;
-        folds.push(SourceFold {
-            source: held_out.clone(),
-            rows: summary.evaluated,
-            median_abs_error_pct: summary.median_abs_error_pct,
-            max_abs_error_pct: summary.max_abs_error_pct,
-            shrinkage: lambda,
-        });
-    }
-    let report = summarise(results.into_iter().flatten().collect());
-    let families = family_errors(rows, &report);
-    CrossValidation {
-        report,
-        sources: folds,
-        families,
-    }
+    Evaluations::new(catalog, rows).cross_validate()
 }

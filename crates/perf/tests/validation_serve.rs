@@ -1,6 +1,7 @@
 //! The serving model against the repository's copy of the published inference runs.
 
 use suanli_catalog::Catalog;
+use suanli_perf::validate::RowResult;
 use suanli_perf::validate_serve::{InferenceRun, read_inference_runs, validate_serving};
 
 /// The repository's copy of the published inference runs, as text.
@@ -15,6 +16,16 @@ fn table_text() -> String {
 /// The repository's table, parsed.
 fn table_rows() -> Vec<InferenceRun> {
     read_inference_runs(&table_text()).expect("the table parses")
+}
+
+/// The row `id` of the repository's table, and its evaluation with the fitted constants.
+fn evaluated(id: &str) -> (InferenceRun, RowResult) {
+    let row = table_rows()
+        .into_iter()
+        .find(|r| r.id == id)
+        .unwrap_or_else(|| panic!("{id} is in the table"));
+    let result = suanli_perf::validate_serve::evaluate_row(&Catalog::builtin(), &row);
+    (row, result)
 }
 
 #[test]
@@ -126,11 +137,7 @@ fn a_bad_cell_names_its_column() {
 
 #[test]
 fn mlperf_rows_without_input_len_use_the_dataset_mean_and_say_so() {
-    let rows = table_rows();
-    let row = rows
-        .iter()
-        .find(|r| r.id == "mlperf-inf41-llama2-70b-h200-x8-server")
-        .unwrap();
+    let (row, result) = evaluated("mlperf-inf41-llama2-70b-h200-x8-server");
     assert_eq!(row.input_len, None);
     assert_eq!(row.output_len, Some(291.3));
     assert_eq!(row.scenario.as_deref(), Some("server"));
@@ -138,7 +145,6 @@ fn mlperf_rows_without_input_len_use_the_dataset_mean_and_say_so() {
         (row.ttft_slo_ms, row.tpot_slo_ms),
         (Some(2000.0), Some(200.0))
     );
-    let result = suanli_perf::validate_serve::evaluate_row(&Catalog::builtin(), row);
     let layout = result.layout.unwrap();
     assert!(
         layout.starts_with("server,") && layout.ends_with("input_len dataset mean"),
@@ -181,10 +187,7 @@ fn every_family_with_three_rows_is_within_fifteen_percent() {
             family.family, family.rows, family.median_abs_error_pct
         );
     }
-    for family in families
-        .iter()
-        .filter(|f| f.rows >= 3 || f.family == "intel-gaudi")
-    {
+    for family in families.iter().filter(|f| f.rows >= 3) {
         let median = family.median_abs_error_pct.unwrap();
         assert!(median <= 15.0, "{}: {median}", family.family);
     }
@@ -194,13 +197,8 @@ fn every_family_with_three_rows_is_within_fifteen_percent() {
 /// Compressor's fp8 KV cache: one replica, tp = cards, fp8 KV.
 #[test]
 fn intel_gaudi_table_rows_run_one_replica_with_an_fp8_cache() {
-    let rows = table_rows();
-    let row = rows
-        .iter()
-        .find(|r| r.id == "intel-gaudi3-sw118-llama31-70b-x8-fp8-128-2048")
-        .unwrap();
+    let (row, result) = evaluated("intel-gaudi3-sw118-llama31-70b-x8-fp8-128-2048");
     assert_eq!(row.tp, None);
-    let result = suanli_perf::validate_serve::evaluate_row(&Catalog::builtin(), row);
     assert_eq!(result.mode, "implied");
     let layout = result.layout.unwrap();
     assert!(
@@ -208,11 +206,7 @@ fn intel_gaudi_table_rows_run_one_replica_with_an_fp8_cache() {
         "{layout}"
     );
     // The MLPerf Gaudi 2 row (TGI-Gaudi) is not from these tables: its tp is still searched.
-    let mlperf = rows
-        .iter()
-        .find(|r| r.id == "mlperf-inf40-llama2-70b-gaudi2-x8-offline")
-        .unwrap();
-    let result = suanli_perf::validate_serve::evaluate_row(&Catalog::builtin(), mlperf);
+    let (_, result) = evaluated("mlperf-inf40-llama2-70b-gaudi2-x8-offline");
     assert_eq!(result.mode, "searched");
 }
 
@@ -227,12 +221,7 @@ fn the_gaudi_3_static_batch_fits_in_the_memory_hl_smi_reports() {
     let weights = 68.98e9;
     assert!(kv_bytes + weights > 0.95 * 2.0 * 128e9);
     assert!(kv_bytes + weights < 2.0 * 130400.0 * 1048576.0);
-    let rows = table_rows();
-    let row = rows
-        .iter()
-        .find(|r| r.id == "intel-gaudi3-sw118-llama2-70b-x2-fp8-128-2048")
-        .unwrap();
-    let result = suanli_perf::validate_serve::evaluate_row(&Catalog::builtin(), row);
+    let (_, result) = evaluated("intel-gaudi3-sw118-llama2-70b-x2-fp8-128-2048");
     let layout = result.layout.expect("the row is evaluated");
     assert!(
         layout.contains("tp=2,") && layout.contains("batch=512,"),

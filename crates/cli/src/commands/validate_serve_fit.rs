@@ -54,10 +54,7 @@ pub fn fit(
     let results = rows
         .iter()
         .map(|row| {
-            let scale = fits
-                .iter()
-                .find(|f| f.family == suanli_perf::serve::fitted::family(&row.accelerator))
-                .map_or(1.0, |f| f.gemm_scale);
+            let scale = fitting::scale_for(&fits, &row.accelerator);
             evaluate_row_with(catalog, row, Some(scale))
         })
         .collect::<Vec<_>>();
